@@ -1,0 +1,43 @@
+/* common/config.h - table-driven options: command-line flags and INI config files. */
+#ifndef RT_CONFIG_H
+#define RT_CONFIG_H
+
+#include "rt.h"
+
+typedef enum {
+    RT_CFG_STR,  /* char * (malloc'd copy) */
+    RT_CFG_INT,  /* int64_t, within [min, max] */
+    RT_CFG_BOOL, /* bool: true/false/on/off/yes/no/1/0 */
+    RT_CFG_ENUM  /* int64_t index into the NULL-terminated choices list */
+} rt_cfg_type_t;
+
+/* One option. The flag is "--" + key; the INI key is key with '-' written as '_'
+ * (both spellings are accepted in the file). */
+typedef struct {
+    const char *key;            /* e.g. "source", "batch-bytes" */
+    rt_cfg_type_t type;
+    size_t offset;              /* offsetof the field in the options struct */
+    const char *def;            /* default as text, or NULL for none */
+    int64_t min, max;           /* RT_CFG_INT bounds */
+    const char *const *choices; /* RT_CFG_ENUM words */
+    bool required;              /* must be set by a flag or the file */
+    const char *help;           /* one line for --help */
+} rt_cfg_param_t;
+
+/* Fills opts from defaults, then the file named by --config (if the table has a
+ * "config" RT_CFG_STR key and it was given), then the flags, which win. --help prints
+ * usage and every option to stdout. Errors go to stderr naming the flag, or the
+ * file, line and key, and the bad value.
+ * Returns 0 ok, 1 when --help was printed (exit 0), RT_EINVAL on any error
+ * (unknown flag or key, missing value, bad value, out of bounds, missing required). */
+int rt_config_load(const rt_cfg_param_t *table, size_t n, void *opts, int argc,
+                   char **argv, const char *program, const char *summary) RT_WUR;
+
+/* Re-reads only the file into opts (for SIGHUP); flags given at start are not
+ * re-applied by this call. Same errors as rt_config_load. */
+int rt_config_load_file(const rt_cfg_param_t *table, size_t n, void *opts, const char *path) RT_WUR;
+
+/* Frees the strings rt_config_load allocated in opts. */
+void rt_config_free(const rt_cfg_param_t *table, size_t n, void *opts);
+
+#endif

@@ -1,0 +1,214 @@
+/* common/wire.h - MessagePack codec for outbox records and the control messages (schemas/wire.md). */
+#ifndef RT_WIRE_H
+#define RT_WIRE_H
+
+#include "rt.h"
+
+#define RT_WIRE_VERSION 1
+/* Largest frame any rt socket accepts (ZMQ_MAXMSGSIZE) and any decoder takes. */
+#define RT_WIRE_MAX_FRAME (64u * 1024 * 1024)
+/* A capture flushes a record once its encoded changes pass this size. */
+#define RT_RECORD_TARGET_BYTES (64u * 1024)
+
+/* Record flags. A source transaction is one or more records with the same xid:
+ * the first has RT_REC_FIRST, the last RT_REC_LAST (a one-record transaction has both). */
+#define RT_REC_FIRST 0x01u
+#define RT_REC_LAST 0x02u
+
+/* A column value of a row image. */
+typedef enum {
+    RT_VAL_NULL = 0,      /* SQL NULL */
+    RT_VAL_UNCHANGED = 1, /* unchanged TOAST value: not sent, must not be written */
+    RT_VAL_TEXT = 2       /* text representation, len bytes at data, and data[len] == '\0' */
+} rt_val_kind_t;
+
+typedef struct {
+    uint8_t kind;     /* rt_val_kind_t */
+    uint32_t len;     /* bytes of data, without the terminating NUL */
+    const char *data; /* NUL-terminated text (RT_VAL_TEXT only), borrowed */
+} rt_value_t;
+
+/* A column of a relation descriptor. */
+typedef struct {
+    const char *name; /* NUL-terminated column name */
+    uint32_t typoid;  /* source type OID */
+    int32_t typmod;   /* source type modifier */
+    bool key;         /* part of the replica identity */
+} rt_column_t;
+
+/* A relation descriptor, carried by every record that holds rows of it. */
+typedef struct {
+    const char *schema; /* NUL-terminated schema name */
+    const char *table;  /* NUL-terminated table name */
+    char replident;     /* 'd' default, 'n' nothing, 'f' full, 'i' index */
+    uint32_t ncols;     /* number of columns */
+    rt_column_t *cols;  /* ncols columns */
+} rt_relation_t;
+
+/* One change of a record. */
+typedef struct {
+    char op;              /* 'I' insert, 'U' update, 'D' delete, 'T' truncate */
+    uint32_t rel;         /* I/U/D: index into the record's relations */
+    char old_kind;        /* U/D: 'K' key columns, 'O' full old row, 0 none */
+    uint32_t nold;        /* values in old (0 or the relation's ncols) */
+    rt_value_t *old;      /* the old row image, or NULL */
+    uint32_t nnew;        /* values in new (0 or the relation's ncols) */
+    rt_value_t *new_;     /* I/U: the new row image, or NULL */
+    uint8_t trunc_flags;  /* T: 1 = CASCADE, 2 = RESTART IDENTITY */
+    uint32_t ntrunc;      /* T: number of relations */
+    uint32_t *trunc_rels; /* T: indexes into the record's relations */
+} rt_change_t;
+
+/* A decoded outbox record. Owned by the decoder object it came from; strings and
+ * values point into the frame passed to rt_record_decode(), which must outlive it. */
+typedef struct {
+    uint64_t seq;          /* outbox sequence number, from 1, dense */
+    uint32_t xid;          /* source transaction id */
+    uint8_t flags;         /* RT_REC_FIRST | RT_REC_LAST */
+    rt_lsn_t commit_lsn;   /* LSN of the source commit record */
+    rt_lsn_t end_lsn;      /* end of the commit record (LAST records only, else 0) */
+    int64_t commit_ts;     /* source commit time, µs since 2000-01-01 */
+    const char *origin;    /* replication origin of the source commit, or NULL */
+    uint32_t nrels;        /* relation descriptors */
+    rt_relation_t *rels;   /* nrels descriptors */
+    uint32_t nchanges;     /* changes, in source order */
+    rt_change_t *changes;  /* nchanges changes */
+} rt_record_t;
+
+/* ---- Record encoder: builds one record incrementally, no allocation per row. */
+typedef struct rt_record_builder_t rt_record_builder_t;
+
+rt_record_builder_t *rt_record_builder_new(void);
+void rt_record_builder_destroy(rt_record_builder_t **self_p);
+
+/* Starts a record; forgets everything added before. origin may be NULL. */
+void rt_record_builder_start(rt_record_builder_t *self, uint64_t seq, uint32_t xid,
+                             rt_lsn_t commit_lsn, int64_t commit_ts, const char *origin);
+
+/* Adds a relation descriptor (copied) and returns its index in this record. */
+uint32_t rt_record_builder_relation(rt_record_builder_t *self, const rt_relation_t *rel);
+
+/* Adds a change. values point at ncols rt_value_t (copied into the encoding). */
+void rt_record_builder_insert(rt_record_builder_t *self, uint32_t rel, uint32_t ncols,
+                              const rt_value_t *newvals);
+void rt_record_builder_update(rt_record_builder_t *self, uint32_t rel, char old_kind,
+                              uint32_t nold, const rt_value_t *oldvals, uint32_t nnew,
+                              const rt_value_t *newvals);
+void rt_record_builder_delete(rt_record_builder_t *self, uint32_t rel, char old_kind,
+                              uint32_t nold, const rt_value_t *oldvals);
+void rt_record_builder_truncate(rt_record_builder_t *self, uint8_t flags, uint32_t nrels,
+                                const uint32_t *rels);
+
+/* Changes added since start. */
+uint32_t rt_record_builder_nchanges(const rt_record_builder_t *self);
+/* Encoded bytes of the changes so far (to decide when to cut a chunk). */
+size_t rt_record_builder_size(const rt_record_builder_t *self);
+
+/* Finishes the record with its flags and end_lsn. *data/*len are valid until the next
+ * start or destroy; the builder owns them. Returns 0 or RT_ENOMEM. */
+int rt_record_builder_finish(rt_record_builder_t *self, uint8_t flags, rt_lsn_t end_lsn,
+                             const void **data, size_t *len) RT_WUR;
+
+/* ---- Record decoder. */
+typedef struct rt_record_decoder_t rt_record_decoder_t;
+
+rt_record_decoder_t *rt_record_decoder_new(void);
+void rt_record_decoder_destroy(rt_record_decoder_t **self_p);
+
+/* Decodes a whole frame. On success *rec is valid until the next decode or destroy,
+ * and while frame is alive. RT_EPROTO for anything malformed: wrong type or version,
+ * a field of the wrong type or size, an index out of range, trailing bytes. */
+int rt_record_decode(rt_record_decoder_t *self, const void *frame, size_t len,
+                     const rt_record_t **rec) RT_WUR;
+
+/* Checks a frame's declared lengths and nesting before any msgpack unpacking
+ * (msgpack-c has no size limits). 0, or RT_EPROTO. */
+int rt_wire_prevalidate(const void *frame, size_t len) RT_WUR;
+
+/* ---- Control messages: every frame is a msgpack array [type, version, fields...]. */
+typedef enum {
+    RT_MSG_UNKNOWN = 0,
+    RT_MSG_REC,          /* an outbox record (rt_record_t) */
+    RT_MSG_HELLO,        /* sub -> pub: name, applied_seq */
+    RT_MSG_WELCOME,      /* pub -> sub: source, pub_endpoint, first_seq, head_seq */
+    RT_MSG_FETCH,        /* sub -> pub: from_seq, count */
+    RT_MSG_FETCHED,      /* pub -> sub: from_seq, last_seq (last sent, 0 if none), head_seq */
+    RT_MSG_ACK,          /* sub -> pub: applied_seq, state */
+    RT_MSG_HUGZ,         /* pub -> all over PUB: head_seq */
+    RT_MSG_ERROR,        /* pub -> peer: code, text */
+    RT_MSG_PING,         /* any -> pub */
+    RT_MSG_PONG,         /* pub -> peer: source, head_seq */
+    RT_MSG_STATUS,       /* rtctl -> pub */
+    RT_MSG_STATUS_REPLY, /* pub -> rtctl: rt_status_t */
+    RT_MSG_PAUSE,        /* rtctl -> pub: name */
+    RT_MSG_RESUME,       /* rtctl -> pub: name */
+    RT_MSG_OK            /* pub -> rtctl: text */
+} rt_msg_type_t;
+
+/* Subscriber states as reported in ACK and STATUS_REPLY. */
+typedef enum {
+    RT_SUB_STREAMING = 0,
+    RT_SUB_CATCHING_UP = 1,
+    RT_SUB_PAUSED = 2,
+    RT_SUB_ERROR = 3,
+    RT_SUB_OFFLINE = 4
+} rt_sub_state_t;
+
+const char *rt_sub_state_name(int state);
+
+/* A decoded control message. Strings are NUL-terminated copies owned by the
+ * message (freed by rt_msg_clear). Fields not used by a type are zero. */
+typedef struct {
+    int type;            /* rt_msg_type_t */
+    char *name;          /* HELLO, PAUSE, RESUME: subscriber name */
+    char *source;        /* WELCOME, PONG: source name */
+    char *endpoint;      /* WELCOME: PUB endpoint to connect to */
+    char *text;          /* ERROR, OK: message */
+    int64_t code;        /* ERROR: an RT_E* code */
+    int64_t state;       /* ACK: rt_sub_state_t */
+    uint64_t seq;        /* HELLO/ACK: applied; FETCH/FETCHED: from_seq */
+    uint64_t last_seq;   /* FETCHED: last sent */
+    uint64_t first_seq;  /* WELCOME: oldest record still in the outbox */
+    uint64_t head_seq;   /* WELCOME, FETCHED, HUGZ, PONG: newest durable record */
+    uint64_t count;      /* FETCH: records wanted */
+} rt_msg_t;
+
+/* Returns the type of a frame without decoding it fully (RT_MSG_UNKNOWN if not ours). */
+int rt_msg_peek_type(const void *frame, size_t len);
+
+/* Decodes a control message (not REC, not STATUS_REPLY). RT_EPROTO if malformed. */
+int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg) RT_WUR;
+void rt_msg_clear(rt_msg_t *msg);
+
+/* Encodes a control message into a malloc'd buffer the caller frees. */
+int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len) RT_WUR;
+
+/* Status of a publisher and its subscribers, for rtctl status. */
+typedef struct {
+    char name[128];     /* subscriber name */
+    uint64_t acked_seq; /* last seq it acknowledged */
+    int64_t state;      /* rt_sub_state_t */
+    int64_t seen_ms_ago;/* ms since its last message, -1 never */
+} rt_status_sub_t;
+
+typedef struct {
+    char source[128];        /* source name */
+    char slot[128];          /* replication slot */
+    uint64_t first_seq;      /* oldest record kept */
+    uint64_t head_seq;       /* newest durable record */
+    uint64_t records;        /* records in the outbox */
+    uint64_t outbox_bytes;   /* bytes used by the outbox */
+    rt_lsn_t received_lsn;   /* newest WAL position received from the source */
+    rt_lsn_t confirmed_lsn;  /* flush LSN confirmed to the source */
+    uint64_t captured_txns;  /* transactions captured since start */
+    uint64_t captured_rows;  /* row changes captured since start */
+    uint32_t nsubs;          /* subscribers */
+    rt_status_sub_t *subs;   /* nsubs entries, malloc'd */
+} rt_status_t;
+
+int rt_status_encode(const rt_status_t *st, void **frame, size_t *len) RT_WUR;
+/* Fills *st; st->subs is malloc'd, freed by rt_status_clear. */
+int rt_status_decode(const void *frame, size_t len, rt_status_t *st) RT_WUR;
+void rt_status_clear(rt_status_t *st);
+
+#endif

@@ -1,0 +1,53 @@
+/* subscriber/sqlgen.h - pure change -> SQL generation (knows nothing of libpq). */
+#ifndef RT_SQLGEN_H
+#define RT_SQLGEN_H
+
+#include "rt.h"
+#include "wire.h"
+
+/* Where a statement parameter takes its value from. */
+typedef struct {
+    uint8_t from_old; /* 1: the change's old row image; 0: its new row image */
+    uint32_t col;     /* column index in the relation */
+} rt_param_t;
+
+/* The SQL of one change shape, with its parameter map. */
+typedef struct {
+    char *sql;           /* malloc'd statement text with $1..$n */
+    uint32_t nparams;    /* parameters */
+    rt_param_t *params;  /* malloc'd, nparams entries */
+} rt_stmt_t;
+
+/* Writes "schema"."table" with identifiers quoted as PostgreSQL's quote_ident does
+ * (always quoted; embedded '"' doubled). Returns a malloc'd string or NULL. */
+char *rt_sqlgen_qualified(const char *schema, const char *table);
+
+/* Builds the statement for a change of rel:
+ *  'I': INSERT INTO t (all columns) VALUES (...)
+ *  'U': UPDATE t SET <new columns that are not RT_VAL_UNCHANGED> WHERE <identity>
+ *  'D': DELETE FROM t WHERE <identity>
+ * The identity is: the key columns of the old image when old_kind == 'K'; every
+ * column of the old image with IS NOT DISTINCT FROM (one row only, via ctid, for
+ * duplicate rows; types without equality compared as text) when old_kind == 'O';
+ * the key columns of the new image when old_kind == 0 (UPDATE only).
+ * newvals (for 'U') decides which columns are unchanged; it may be NULL otherwise.
+ * RT_EINVAL if the change cannot be expressed (no key columns, no columns to set
+ * and nothing else to do is NOT an error: the SET then re-assigns the first key). */
+int rt_sqlgen_change(const rt_relation_t *rel, char op, char old_kind,
+                     const rt_value_t *newvals, rt_stmt_t *out) RT_WUR;
+
+/* Builds "TRUNCATE ONLY? t1, t2 [RESTART IDENTITY] [CASCADE]" for n relations,
+ * flags as in pgoutput (1 CASCADE, 2 RESTART IDENTITY). *sql is malloc'd. */
+int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t flags,
+                       char **sql) RT_WUR;
+
+/* A short key for the shape of a change, for a prepared-statement cache: the
+ * relation's schema/table/columns, op, old_kind and the unchanged-column set.
+ * Writes a NUL-terminated key into buf; returns its length, or RT_EINVAL if size
+ * is too small. */
+int rt_sqlgen_shape_key(const rt_relation_t *rel, char op, char old_kind,
+                        const rt_value_t *newvals, char *buf, size_t size) RT_WUR;
+
+void rt_stmt_clear(rt_stmt_t *stmt);
+
+#endif
