@@ -24,6 +24,14 @@ enum {
     RT_ECONFLICT = -10 /* a change did not match the replica's rows */
 };
 
+/* Process exit codes of rt-publisher, rt-subscriber and rtctl. */
+enum {
+    RT_EXIT_OK = 0,      /* clean stop (SIGTERM/SIGINT) or command succeeded */
+    RT_EXIT_FAILURE = 1, /* could not go on: storage, protocol or database failure */
+    RT_EXIT_USAGE = 2,   /* bad flag, config file or value */
+    RT_EXIT_RESYNC = 3   /* subscriber: the records it needs were trimmed; resync the replica */
+};
+
 /* Returns a static description of an RT_E* code. */
 const char *rt_strerror(int err);
 
