@@ -18,7 +18,7 @@ typedef struct {
     rt_cfg_type_t type;
     size_t offset;              /* offsetof the field in the options struct */
     const char *def;            /* default as text, or NULL for none */
-    int64_t min, max;           /* RT_CFG_INT bounds */
+    int64_t min, max;           /* RT_CFG_INT bounds (both 0: no bounds) */
     const char *const *choices; /* RT_CFG_ENUM words */
     bool required;              /* must be set by a flag or the file */
     const char *help;           /* one line for --help */
