@@ -48,6 +48,11 @@ uint64_t rt_outbox_first_seq(rt_outbox_t *self);
 int rt_outbox_put(rt_outbox_t *self, const rt_outbox_rec_t *recs, size_t n,
                   const rt_outbox_pos_t *pos) RT_WUR;
 
+/* Deletes the records above head_seq (chunks of a source transaction that will not
+ * complete, e.g. after the source connection broke) and resets next_seq to
+ * head_seq + 1. Also run at open. */
+int rt_outbox_discard_open(rt_outbox_t *self) RT_WUR;
+
 /* Calls fn for each record from seq `from` up to head_seq, at most max_records and
  * about max_bytes (at least one record). data is valid only during the call: copy it.
  * fn returns 0 to go on, non-zero to stop (that value is returned). Returns 0,

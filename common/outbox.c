@@ -1,0 +1,960 @@
+/* common/outbox.c - the publisher's durable LMDB outbox (layout in schemas/outbox.md). */
+#include "outbox.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define S_DEFAULT_MAP_SIZE (1ull << 30) /* initial map when opts leave it 0 */
+#define S_MAX_DBS 4                     /* records, meta, subscribers (+1 spare) */
+#define S_MAX_GROWTHS 40                /* map doublings for one write before giving up */
+#define S_SUB_VALUE_LEN 13              /* acked_seq u64 BE, state i32 BE, enabled u8 */
+#define S_PAGE_HEADER 16                /* LMDB page header bytes */
+#define S_NODE_HEADER 8                 /* LMDB node header bytes */
+
+/* Reserved meta keys (binary values); free-form string keys must not use them. */
+#define S_META_FORMAT "format"
+#define S_META_HEAD "head_seq"
+#define S_META_COMMIT "last_commit_lsn"
+#define S_META_END "last_end_lsn"
+
+struct rt_outbox_t {
+    char *dir;           /* directory of the environment, for messages */
+    MDB_env *env;        /* the environment */
+    MDB_dbi records;     /* seq (u64 BE) -> REC frame */
+    MDB_dbi meta;        /* key -> value */
+    MDB_dbi subs;        /* subscriber name -> S_SUB_VALUE_LEN bytes */
+    MDB_dbi main;        /* the unnamed DB holding the named ones */
+    MDB_txn *rtxn;       /* read transaction handle, reset whenever no call runs */
+    uint64_t max_bytes;  /* size limit of the live pages (0: none) */
+    size_t psize;        /* LMDB page size */
+    rt_outbox_pos_t pos; /* stored position */
+    uint64_t next_seq;   /* seq of the next appended record */
+    uint64_t first_seq;  /* oldest stored seq, head_seq + 1 when empty */
+    bool writing;        /* inside s_write: MDB_MAP_FULL passes through s_fail */
+    bool reading;        /* inside a read callback: writes are refused */
+};
+
+/* A unit of work run inside one write transaction by s_write. Returns 0, a negative
+ * RT_E* code (already logged, or a plain condition such as RT_EFULL) or MDB_MAP_FULL. */
+typedef int (*s_write_fn)(rt_outbox_t *self, MDB_txn *txn, void *arg);
+
+/* Logs an LMDB failure with its context and maps it to an RT_E* code. Inside a write,
+ * MDB_MAP_FULL is returned unchanged (s_write grows the map) and not logged. */
+static int s_fail(rt_outbox_t *self, int rc, const char *fmt, ...) RT_PRINTF(3, 4);
+static int s_fail(rt_outbox_t *self, int rc, const char *fmt, ...)
+{
+    if (rc == MDB_MAP_FULL && self->writing)
+        return rc;
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    rt_error("outbox %s: %s: %s", self->dir, what, mdb_strerror(rc));
+    return rc == ENOMEM ? RT_ENOMEM : RT_EIO;
+}
+
+static MDB_val s_val(const void *data, size_t len)
+{
+    MDB_val v = {.mv_size = len, .mv_data = (void *)data};
+    return v;
+}
+
+static bool s_reserved_key(const char *key)
+{
+    return strcmp(key, S_META_FORMAT) == 0 || strcmp(key, S_META_HEAD) == 0 ||
+           strcmp(key, S_META_COMMIT) == 0 || strcmp(key, S_META_END) == 0;
+}
+
+/* Creates dir and its missing parents with mode 0700. */
+static int s_mkdirs(const char *dir)
+{
+    char path[4096];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof path) {
+        rt_error("outbox: directory path \"%s\" is empty or too long", dir);
+        return RT_EINVAL;
+    }
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            rt_error("outbox %s: cannot create directory %s: %s", dir, path, strerror(errno));
+            return RT_EIO;
+        }
+        path[i] = saved;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        rt_error("outbox %s: not a directory", dir);
+        return RT_EIO;
+    }
+    return 0;
+}
+
+/* Doubles the map. No transaction may be open in the process: the outbox is used from
+ * one thread, s_write has just ended its write and rtxn is reset. */
+static int s_grow(rt_outbox_t *self)
+{
+    MDB_envinfo info;
+    int rc = mdb_env_info(self->env, &info);
+    if (rc)
+        return s_fail(self, rc, "read environment info to grow the map");
+    uint64_t old_size = info.me_mapsize;
+    if (old_size > SIZE_MAX / 2) {
+        rt_error("outbox %s: map of %" PRIu64 " bytes is full and cannot grow", self->dir,
+                 old_size);
+        return RT_EIO;
+    }
+    rc = mdb_env_set_mapsize(self->env, (size_t)old_size * 2);
+    if (rc)
+        return s_fail(self, rc, "grow the map from %" PRIu64 " bytes", old_size);
+    rc = mdb_env_info(self->env, &info);
+    if (rc)
+        return s_fail(self, rc, "read environment info after growing the map");
+    rt_info("outbox %s: map full, grown from %" PRIu64 " to %" PRIu64 " bytes", self->dir, old_size,
+            (uint64_t)info.me_mapsize);
+    return 0;
+}
+
+/* Runs fn in one write transaction and commits it (fsync'd). On MDB_MAP_FULL, from fn
+ * or from the commit, the transaction is gone: doubles the map and runs fn again. */
+static int s_write(rt_outbox_t *self, const char *what, s_write_fn fn, void *arg)
+{
+    if (self->reading) {
+        rt_error("outbox %s: %s called from inside a read callback", self->dir, what);
+        return RT_EINVAL;
+    }
+    int rc = 0;
+    self->writing = true;
+    for (int growths = 0;; growths++) {
+        if (growths > S_MAX_GROWTHS) {
+            rt_error("outbox %s: %s: map still full after %d doublings", self->dir, what,
+                     S_MAX_GROWTHS);
+            rc = RT_EIO;
+            break;
+        }
+        MDB_txn *txn = NULL;
+        rc = mdb_txn_begin(self->env, NULL, 0, &txn);
+        if (rc) {
+            self->writing = false;
+            rc = s_fail(self, rc, "%s: begin write transaction", what);
+            break;
+        }
+        rc = fn(self, txn, arg);
+        if (rc == 0) {
+            rc = mdb_txn_commit(txn); /* frees txn, also on failure */
+            if (rc == 0)
+                break;
+            if (rc != MDB_MAP_FULL) {
+                rc = s_fail(self, rc, "%s: commit", what);
+                break;
+            }
+        } else {
+            mdb_txn_abort(txn);
+            if (rc != MDB_MAP_FULL)
+                break;
+        }
+        self->writing = false;
+        rc = s_grow(self);
+        self->writing = true;
+        if (rc)
+            break;
+    }
+    self->writing = false;
+    return rc;
+}
+
+/* Starts the read snapshot of one call on the long-lived handle. */
+static int s_read_begin(rt_outbox_t *self, MDB_txn **txn)
+{
+    int rc;
+    if (self->reading) {
+        rt_error("outbox %s: read from inside a read callback", self->dir);
+        return RT_EINVAL;
+    }
+    if (self->rtxn) {
+        rc = mdb_txn_renew(self->rtxn);
+        if (rc) {
+            mdb_txn_abort(self->rtxn);
+            self->rtxn = NULL;
+        }
+    } else {
+        rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &self->rtxn);
+        if (rc)
+            self->rtxn = NULL;
+    }
+    if (rc)
+        return s_fail(self, rc, "begin read transaction");
+    *txn = self->rtxn;
+    return 0;
+}
+
+/* Ends the snapshot; the handle keeps its reader slot for the next call. */
+static void s_read_end(rt_outbox_t *self)
+{
+    if (self->rtxn)
+        mdb_txn_reset(self->rtxn);
+}
+
+static int s_meta_get_u64(rt_outbox_t *self, MDB_txn *txn, const char *key, uint64_t *value,
+                          bool *found)
+{
+    MDB_val k = s_val(key, strlen(key)), v;
+    int rc = mdb_get(txn, self->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *value = 0;
+        if (found)
+            *found = false;
+        return 0;
+    }
+    if (rc)
+        return s_fail(self, rc, "read meta %s", key);
+    if (v.mv_size != 8) {
+        rt_error("outbox %s: meta %s has %zu bytes, expected 8", self->dir, key, v.mv_size);
+        return RT_EIO;
+    }
+    *value = rt_get_be64(v.mv_data);
+    if (found)
+        *found = true;
+    return 0;
+}
+
+static int s_meta_put_u64(rt_outbox_t *self, MDB_txn *txn, const char *key, uint64_t value)
+{
+    unsigned char buf[8];
+    rt_put_be64(buf, value);
+    MDB_val k = s_val(key, strlen(key)), v = s_val(buf, sizeof buf);
+    int rc = mdb_put(txn, self->meta, &k, &v, 0);
+    if (rc)
+        return s_fail(self, rc, "write meta %s = %" PRIu64, key, value);
+    return 0;
+}
+
+/* Pages in use (the B-trees of every DB and the two meta pages) times the page size.
+ * Pages on LMDB's free list are not counted: they are reused before the file grows. */
+static int s_used_bytes(rt_outbox_t *self, MDB_txn *txn, uint64_t *used)
+{
+    MDB_dbi dbis[] = {self->main, self->records, self->meta, self->subs};
+    uint64_t pages = 2;
+    for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
+        MDB_stat st;
+        int rc = mdb_stat(txn, dbis[i], &st);
+        if (rc)
+            return s_fail(self, rc, "stat a database");
+        pages += (uint64_t)st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    }
+    *used = pages * self->psize;
+    return 0;
+}
+
+/* Estimated bytes the records take once stored: a leaf node each, or overflow pages
+ * for values too large for a leaf. */
+static uint64_t s_estimate_bytes(rt_outbox_t *self, const rt_outbox_rec_t *recs, size_t n)
+{
+    size_t nodemax = (self->psize - S_PAGE_HEADER) / 2 - sizeof(uint16_t);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t node = S_NODE_HEADER + 8 + (uint64_t)recs[i].len;
+        if (node + sizeof(uint16_t) <= nodemax) {
+            bytes += node + sizeof(uint16_t);
+        } else {
+            uint64_t pages = (recs[i].len + S_PAGE_HEADER + self->psize - 1) / self->psize;
+            bytes += pages * self->psize + S_NODE_HEADER + 8 + sizeof(uint64_t) + sizeof(uint16_t);
+        }
+    }
+    return bytes;
+}
+
+/* Deletes the records above head (chunks of a source transaction that will not
+ * complete: the source resends it) and finds the oldest record left. */
+static int s_drop_above(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t *dropped,
+                        uint64_t *first_seq)
+{
+    MDB_cursor *cur = NULL;
+    *dropped = 0;
+    int rc = mdb_cursor_open(txn, self->records, &cur);
+    if (rc)
+        return s_fail(self, rc, "open a cursor on records");
+    MDB_val k, v;
+    for (;;) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            break;
+        }
+        if (rc) {
+            rc = s_fail(self, rc, "find the last record");
+            goto cleanup;
+        }
+        if (k.mv_size != 8) {
+            rt_error("outbox %s: record key of %zu bytes, expected 8", self->dir, k.mv_size);
+            rc = RT_EIO;
+            goto cleanup;
+        }
+        uint64_t seq = rt_get_be64(k.mv_data);
+        if (seq <= head)
+            break;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc) {
+            rc = s_fail(self, rc, "drop record seq %" PRIu64 " above head_seq %" PRIu64, seq, head);
+            goto cleanup;
+        }
+        (*dropped)++;
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == MDB_NOTFOUND) {
+        *first_seq = head + 1;
+        rc = 0;
+    } else if (rc) {
+        rc = s_fail(self, rc, "find the first record");
+    } else if (k.mv_size != 8) {
+        rt_error("outbox %s: record key of %zu bytes, expected 8", self->dir, k.mv_size);
+        rc = RT_EIO;
+    } else {
+        *first_seq = rt_get_be64(k.mv_data);
+    }
+cleanup:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* ---- Open */
+
+typedef struct {
+    rt_outbox_pos_t pos; /* position read from meta */
+    uint64_t first_seq;  /* oldest record after the drop */
+    uint64_t dropped;    /* records above head_seq deleted */
+} s_open_t;
+
+static int s_open_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
+{
+    s_open_t *o = arg;
+    memset(o, 0, sizeof *o);
+    int rc = mdb_dbi_open(txn, "records", MDB_CREATE, &self->records);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "subscribers", MDB_CREATE, &self->subs);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, NULL, 0, &self->main);
+    if (rc)
+        return s_fail(self, rc, "open the named databases");
+
+    uint64_t format;
+    bool found;
+    rc = s_meta_get_u64(self, txn, S_META_FORMAT, &format, &found);
+    if (rc)
+        return rc;
+    if (found && format != RT_OUTBOX_FORMAT) {
+        rt_error("outbox %s has format %" PRIu64 ", this build reads format %d only; refusing "
+                 "to open it",
+                 self->dir, format, RT_OUTBOX_FORMAT);
+        return RT_EINVAL;
+    }
+    if (!found) {
+        MDB_stat st;
+        rc = mdb_stat(txn, self->records, &st);
+        if (rc)
+            return s_fail(self, rc, "stat records");
+        if (st.ms_entries > 0) {
+            rt_error("outbox %s holds %zu records but no format version; refusing to open it",
+                     self->dir, st.ms_entries);
+            return RT_EINVAL;
+        }
+        rc = s_meta_put_u64(self, txn, S_META_FORMAT, RT_OUTBOX_FORMAT);
+        if (rc)
+            return rc;
+    }
+
+    if ((rc = s_meta_get_u64(self, txn, S_META_HEAD, &o->pos.head_seq, NULL)) ||
+        (rc = s_meta_get_u64(self, txn, S_META_COMMIT, &o->pos.last_commit_lsn, NULL)) ||
+        (rc = s_meta_get_u64(self, txn, S_META_END, &o->pos.last_end_lsn, NULL)))
+        return rc;
+
+    return s_drop_above(self, txn, o->pos.head_seq, &o->dropped, &o->first_seq);
+}
+
+rt_outbox_t *rt_outbox_open(const char *dir, const rt_outbox_opts_t *opts)
+{
+    rt_outbox_opts_t defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    if (!dir || s_mkdirs(dir) != 0)
+        return NULL;
+    rt_outbox_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->dir = strdup(dir))) {
+        rt_error("outbox %s: out of memory", dir);
+        free(self);
+        return NULL;
+    }
+    self->max_bytes = opts->max_bytes;
+    uint64_t map_size = opts->map_size ? opts->map_size : S_DEFAULT_MAP_SIZE;
+
+    int rc = mdb_env_create(&self->env);
+    if (rc) {
+        s_fail(self, rc, "create the environment");
+        self->env = NULL;
+        goto fail;
+    }
+    if ((rc = mdb_env_set_maxdbs(self->env, S_MAX_DBS)) != 0) {
+        s_fail(self, rc, "set the number of databases");
+        goto fail;
+    }
+    if ((rc = mdb_env_set_mapsize(self->env, (size_t)map_size)) != 0) {
+        s_fail(self, rc, "set the map size to %" PRIu64 " bytes", map_size);
+        goto fail;
+    }
+    /* Default durability: every commit is fsync'd (no NOSYNC/NOMETASYNC). */
+    if ((rc = mdb_env_open(self->env, dir, MDB_NOTLS, 0600)) != 0) {
+        s_fail(self, rc, "open the environment");
+        goto fail;
+    }
+    int dead = 0;
+    if ((rc = mdb_reader_check(self->env, &dead)) != 0) {
+        s_fail(self, rc, "clear stale readers");
+        goto fail;
+    }
+    if (dead > 0)
+        rt_info("outbox %s: cleared %d stale reader slots", dir, dead);
+    MDB_stat est;
+    if ((rc = mdb_env_stat(self->env, &est)) != 0) {
+        s_fail(self, rc, "read environment stat");
+        goto fail;
+    }
+    self->psize = est.ms_psize;
+
+    s_open_t o;
+    if (s_write(self, "open", s_open_txn, &o) != 0)
+        goto fail;
+    self->pos = o.pos;
+    self->first_seq = o.first_seq;
+    self->next_seq = o.pos.head_seq + 1;
+    rt_info("outbox %s: opened, head_seq %" PRIu64 ", first_seq %" PRIu64 ", dropped %" PRIu64
+            " records above head_seq",
+            dir, self->pos.head_seq, self->first_seq, o.dropped);
+    return self;
+
+fail:
+    rt_outbox_destroy(&self);
+    return NULL;
+}
+
+void rt_outbox_destroy(rt_outbox_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    rt_outbox_t *self = *self_p;
+    if (self->rtxn)
+        mdb_txn_abort(self->rtxn);
+    if (self->env)
+        mdb_env_close(self->env);
+    free(self->dir);
+    free(self);
+    *self_p = NULL;
+}
+
+rt_outbox_pos_t rt_outbox_position(rt_outbox_t *self)
+{
+    return self->pos;
+}
+
+uint64_t rt_outbox_next_seq(rt_outbox_t *self)
+{
+    return self->next_seq;
+}
+
+uint64_t rt_outbox_first_seq(rt_outbox_t *self)
+{
+    return self->first_seq;
+}
+
+/* ---- Put */
+
+typedef struct {
+    const rt_outbox_rec_t *recs;
+    size_t n;
+    const rt_outbox_pos_t *pos;
+} s_put_t;
+
+static int s_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
+{
+    const s_put_t *p = arg;
+    if (self->max_bytes > 0) {
+        uint64_t used;
+        int rc = s_used_bytes(self, txn, &used);
+        if (rc)
+            return rc;
+        if (used + s_estimate_bytes(self, p->recs, p->n) > self->max_bytes)
+            return RT_EFULL;
+    }
+    if (p->n > 0) {
+        MDB_cursor *cur = NULL;
+        int rc = mdb_cursor_open(txn, self->records, &cur);
+        if (rc)
+            return s_fail(self, rc, "open a cursor on records");
+        for (size_t i = 0; i < p->n; i++) {
+            uint64_t seq = self->next_seq + i;
+            unsigned char key[8];
+            rt_put_be64(key, seq);
+            MDB_val k = s_val(key, sizeof key), v = s_val(p->recs[i].data, p->recs[i].len);
+            rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
+            if (rc) {
+                mdb_cursor_close(cur);
+                return s_fail(self, rc, "append record seq %" PRIu64, seq);
+            }
+        }
+        mdb_cursor_close(cur);
+    }
+    int rc;
+    if ((rc = s_meta_put_u64(self, txn, S_META_HEAD, p->pos->head_seq)) ||
+        (rc = s_meta_put_u64(self, txn, S_META_COMMIT, p->pos->last_commit_lsn)) ||
+        (rc = s_meta_put_u64(self, txn, S_META_END, p->pos->last_end_lsn)))
+        return rc;
+    return 0;
+}
+
+int rt_outbox_put(rt_outbox_t *self, const rt_outbox_rec_t *recs, size_t n,
+                  const rt_outbox_pos_t *pos)
+{
+    if (!pos || (n > 0 && !recs)) {
+        rt_error("outbox %s: put without position or records", self->dir);
+        return RT_EINVAL;
+    }
+    uint64_t last = self->next_seq + n - 1;
+    if (pos->head_seq < self->pos.head_seq || pos->head_seq > last) {
+        rt_error("outbox %s: put of seqs %" PRIu64 "..%" PRIu64 " with head_seq %" PRIu64
+                 " (stored head_seq %" PRIu64 ")",
+                 self->dir, self->next_seq, last, pos->head_seq, self->pos.head_seq);
+        return RT_EINVAL;
+    }
+    s_put_t p = {.recs = recs, .n = n, .pos = pos};
+    int rc = s_write(self, "put", s_put_txn, &p);
+    if (rc)
+        return rc;
+    self->next_seq += n;
+    self->pos = *pos;
+    return 0;
+}
+
+typedef struct {
+    uint64_t dropped;   /* out: records deleted */
+    uint64_t first_seq; /* out: oldest record left */
+} s_discard_t;
+
+static int s_discard_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
+{
+    s_discard_t *d = arg;
+    return s_drop_above(self, txn, self->pos.head_seq, &d->dropped, &d->first_seq);
+}
+
+int rt_outbox_discard_open(rt_outbox_t *self)
+{
+    if (self->next_seq == self->pos.head_seq + 1)
+        return 0; /* nothing above head_seq */
+    s_discard_t d = {0};
+    int rc = s_write(self, "discard", s_discard_txn, &d);
+    if (rc)
+        return rc;
+    self->next_seq = self->pos.head_seq + 1;
+    self->first_seq = d.first_seq;
+    rt_info("outbox %s: discarded %" PRIu64 " records above head_seq %" PRIu64, self->dir,
+            d.dropped, self->pos.head_seq);
+    return 0;
+}
+
+/* ---- Read */
+
+int rt_outbox_read(rt_outbox_t *self, uint64_t from, size_t max_records, size_t max_bytes,
+                   rt_outbox_visit_fn fn, void *arg)
+{
+    if (!fn || self->reading) {
+        rt_error("outbox %s: read without a callback or from inside one", self->dir);
+        return RT_EINVAL;
+    }
+    if (from == 0)
+        from = 1; /* seqs start at 1 */
+    uint64_t head = self->pos.head_seq;
+    if (from > head)
+        return 0;
+    if (from < self->first_seq)
+        return RT_ETRIMMED;
+
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    int rc = s_read_begin(self, &txn);
+    if (rc)
+        return rc;
+    rc = mdb_cursor_open(txn, self->records, &cur);
+    if (rc) {
+        rc = s_fail(self, rc, "open a cursor on records to read seq %" PRIu64, from);
+        cur = NULL;
+        goto cleanup;
+    }
+    unsigned char key[8];
+    rt_put_be64(key, from);
+    MDB_val k = s_val(key, sizeof key), v;
+    MDB_cursor_op op = MDB_SET_KEY;
+    size_t count = 0, bytes = 0;
+    for (uint64_t seq = from; seq <= head; seq++) {
+        if (max_records > 0 && count >= max_records)
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, op);
+        op = MDB_NEXT;
+        if (rc == MDB_NOTFOUND) {
+            rt_error("outbox %s: record seq %" PRIu64 " missing (head_seq %" PRIu64 ")", self->dir,
+                     seq, head);
+            rc = RT_EIO;
+            goto cleanup;
+        }
+        if (rc) {
+            rc = s_fail(self, rc, "read record seq %" PRIu64, seq);
+            goto cleanup;
+        }
+        if (k.mv_size != 8 || rt_get_be64(k.mv_data) != seq) {
+            rt_error("outbox %s: record seq %" PRIu64 " missing (found another key)", self->dir,
+                     seq);
+            rc = RT_EIO;
+            goto cleanup;
+        }
+        if (max_bytes > 0 && count > 0 && bytes + v.mv_size > max_bytes)
+            break;
+        count++;
+        bytes += v.mv_size;
+        self->reading = true;
+        rc = fn(arg, seq, v.mv_data, v.mv_size);
+        self->reading = false;
+        if (rc)
+            goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (cur)
+        mdb_cursor_close(cur);
+    s_read_end(self);
+    return rc;
+}
+
+/* ---- Trim */
+
+typedef struct {
+    uint64_t upto;      /* last seq to delete */
+    size_t max_records; /* at most this many (0: no limit) */
+    size_t deleted;     /* out: records deleted */
+    uint64_t first_seq; /* out: oldest record left */
+} s_trim_t;
+
+static int s_trim_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
+{
+    s_trim_t *t = arg;
+    t->deleted = 0;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, self->records, &cur);
+    if (rc)
+        return s_fail(self, rc, "open a cursor on records to trim");
+    MDB_val k, v;
+    for (;;) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc == MDB_NOTFOUND) {
+            t->first_seq = self->pos.head_seq + 1;
+            rc = 0;
+            break;
+        }
+        if (rc) {
+            rc = s_fail(self, rc, "find the first record to trim");
+            break;
+        }
+        if (k.mv_size != 8) {
+            rt_error("outbox %s: record key of %zu bytes, expected 8", self->dir, k.mv_size);
+            rc = RT_EIO;
+            break;
+        }
+        uint64_t seq = rt_get_be64(k.mv_data);
+        if (seq > t->upto || (t->max_records > 0 && t->deleted >= t->max_records)) {
+            t->first_seq = seq;
+            break;
+        }
+        rc = mdb_cursor_del(cur, 0);
+        if (rc) {
+            rc = s_fail(self, rc, "trim record seq %" PRIu64, seq);
+            break;
+        }
+        t->deleted++;
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int rt_outbox_trim(rt_outbox_t *self, uint64_t upto, size_t max_records, size_t *deleted)
+{
+    if (deleted)
+        *deleted = 0;
+    if (upto > self->pos.head_seq)
+        upto = self->pos.head_seq;
+    if (upto < self->first_seq)
+        return 0;
+    s_trim_t t = {.upto = upto, .max_records = max_records};
+    int rc = s_write(self, "trim", s_trim_txn, &t);
+    if (rc)
+        return rc;
+    self->first_seq = t.first_seq;
+    if (deleted)
+        *deleted = t.deleted;
+    return 0;
+}
+
+/* ---- Subscribers */
+
+static int s_sub_name(rt_outbox_t *self, const char *name)
+{
+    size_t len = name ? strnlen(name, sizeof((rt_outbox_sub_t *)0)->name) : 0;
+    if (len == 0 || len >= sizeof((rt_outbox_sub_t *)0)->name) {
+        rt_error("outbox %s: subscriber name empty or longer than %zu bytes", self->dir,
+                 sizeof((rt_outbox_sub_t *)0)->name - 1);
+        return RT_EINVAL;
+    }
+    return 0;
+}
+
+/* Decodes a stored subscriber; RT_EIO (logged) if the layout is not S_SUB_VALUE_LEN. */
+static int s_sub_decode(rt_outbox_t *self, const MDB_val *k, const MDB_val *v, rt_outbox_sub_t *sub)
+{
+    if (k->mv_size == 0 || k->mv_size >= sizeof sub->name || v->mv_size != S_SUB_VALUE_LEN) {
+        rt_error("outbox %s: malformed subscriber entry (name %zu bytes, value %zu bytes)",
+                 self->dir, k->mv_size, v->mv_size);
+        return RT_EIO;
+    }
+    const unsigned char *p = v->mv_data;
+    memset(sub, 0, sizeof *sub);
+    memcpy(sub->name, k->mv_data, k->mv_size);
+    sub->acked_seq = rt_get_be64(p);
+    sub->state =
+        (int32_t)(((uint32_t)p[8] << 24) | ((uint32_t)p[9] << 16) | ((uint32_t)p[10] << 8) | p[11]);
+    sub->enabled = p[12] != 0;
+    return 0;
+}
+
+int rt_outbox_sub_get(rt_outbox_t *self, const char *name, rt_outbox_sub_t *sub)
+{
+    int rc = s_sub_name(self, name);
+    if (rc)
+        return rc;
+    MDB_txn *txn;
+    if ((rc = s_read_begin(self, &txn)) != 0)
+        return rc;
+    MDB_val k = s_val(name, strlen(name)), v;
+    rc = mdb_get(txn, self->subs, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        rc = RT_ENOTFOUND;
+    else if (rc)
+        rc = s_fail(self, rc, "read subscriber %s", name);
+    else
+        rc = s_sub_decode(self, &k, &v, sub);
+    s_read_end(self);
+    return rc;
+}
+
+static int s_sub_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
+{
+    const rt_outbox_sub_t *sub = arg;
+    unsigned char buf[S_SUB_VALUE_LEN];
+    uint32_t state = (uint32_t)sub->state;
+    rt_put_be64(buf, sub->acked_seq);
+    buf[8] = (unsigned char)(state >> 24);
+    buf[9] = (unsigned char)(state >> 16);
+    buf[10] = (unsigned char)(state >> 8);
+    buf[11] = (unsigned char)state;
+    buf[12] = sub->enabled ? 1 : 0;
+    MDB_val k = s_val(sub->name, strlen(sub->name)), v = s_val(buf, sizeof buf);
+    int rc = mdb_put(txn, self->subs, &k, &v, 0);
+    if (rc)
+        return s_fail(self, rc, "write subscriber %s", sub->name);
+    return 0;
+}
+
+int rt_outbox_sub_put(rt_outbox_t *self, const rt_outbox_sub_t *sub)
+{
+    int rc = s_sub_name(self, sub ? sub->name : NULL);
+    if (rc)
+        return rc;
+    return s_write(self, "subscriber put", s_sub_put_txn, (void *)sub);
+}
+
+static int s_sub_delete_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
+{
+    const char *name = arg;
+    MDB_val k = s_val(name, strlen(name));
+    int rc = mdb_del(txn, self->subs, &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        return RT_ENOTFOUND;
+    if (rc)
+        return s_fail(self, rc, "delete subscriber %s", name);
+    return 0;
+}
+
+int rt_outbox_sub_delete(rt_outbox_t *self, const char *name)
+{
+    int rc = s_sub_name(self, name);
+    if (rc)
+        return rc;
+    return s_write(self, "subscriber delete", s_sub_delete_txn, (void *)name);
+}
+
+int rt_outbox_sub_each(rt_outbox_t *self, rt_outbox_sub_fn fn, void *arg)
+{
+    if (!fn) {
+        rt_error("outbox %s: subscriber walk without a callback", self->dir);
+        return RT_EINVAL;
+    }
+    /* Copied out first, so that fn runs with no snapshot open and may write. */
+    rt_outbox_sub_t *subs = NULL;
+    size_t n = 0, cap = 0;
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    int rc = s_read_begin(self, &txn);
+    if (rc)
+        return rc;
+    rc = mdb_cursor_open(txn, self->subs, &cur);
+    if (rc) {
+        rc = s_fail(self, rc, "open a cursor on subscribers");
+        cur = NULL;
+        goto cleanup;
+    }
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            rt_outbox_sub_t *grown = realloc(subs, ncap * sizeof *subs);
+            if (!grown) {
+                rt_error("outbox %s: out of memory listing subscribers", self->dir);
+                rc = RT_ENOMEM;
+                goto cleanup;
+            }
+            subs = grown;
+            cap = ncap;
+        }
+        if ((rc = s_sub_decode(self, &k, &v, &subs[n])) != 0)
+            goto cleanup;
+        n++;
+    }
+    if (rc != MDB_NOTFOUND) {
+        rc = s_fail(self, rc, "list subscribers");
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (cur)
+        mdb_cursor_close(cur);
+    s_read_end(self);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = fn(arg, &subs[i]);
+    free(subs);
+    return rc;
+}
+
+/* ---- Stat and meta strings */
+
+int rt_outbox_stat(rt_outbox_t *self, rt_outbox_stat_t *st)
+{
+    memset(st, 0, sizeof *st);
+    MDB_txn *txn;
+    int rc = s_read_begin(self, &txn);
+    if (rc)
+        return rc;
+    MDB_stat rs;
+    MDB_envinfo info;
+    rc = mdb_stat(txn, self->records, &rs);
+    if (rc) {
+        rc = s_fail(self, rc, "stat records");
+        goto cleanup;
+    }
+    if ((rc = s_used_bytes(self, txn, &st->used_bytes)) != 0)
+        goto cleanup;
+    rc = mdb_env_info(self->env, &info);
+    if (rc) {
+        rc = s_fail(self, rc, "read environment info");
+        goto cleanup;
+    }
+    st->records = rs.ms_entries;
+    st->map_bytes = info.me_mapsize;
+    st->first_seq = self->first_seq;
+    st->head_seq = self->pos.head_seq;
+cleanup:
+    s_read_end(self);
+    return rc;
+}
+
+static int s_meta_key(rt_outbox_t *self, const char *key)
+{
+    if (!key || key[0] == '\0' || strlen(key) > 256 || s_reserved_key(key)) {
+        rt_error("outbox %s: meta key \"%s\" is empty, too long or reserved", self->dir,
+                 key ? key : "");
+        return RT_EINVAL;
+    }
+    return 0;
+}
+
+int rt_outbox_meta_get(rt_outbox_t *self, const char *key, char *buf, size_t size)
+{
+    int rc = s_meta_key(self, key);
+    if (rc)
+        return rc;
+    MDB_txn *txn;
+    if ((rc = s_read_begin(self, &txn)) != 0)
+        return rc;
+    MDB_val k = s_val(key, strlen(key)), v;
+    rc = mdb_get(txn, self->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        rc = RT_ENOTFOUND;
+    } else if (rc) {
+        rc = s_fail(self, rc, "read meta %s", key);
+    } else if (!buf || v.mv_size >= size) {
+        rt_error("outbox %s: meta %s has %zu bytes, more than the buffer of %zu", self->dir, key,
+                 v.mv_size, size);
+        rc = RT_EINVAL;
+    } else {
+        memcpy(buf, v.mv_data, v.mv_size);
+        buf[v.mv_size] = '\0';
+    }
+    s_read_end(self);
+    return rc;
+}
+
+typedef struct {
+    const char *key;
+    const char *value;
+} s_meta_set_t;
+
+static int s_meta_set_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
+{
+    const s_meta_set_t *m = arg;
+    MDB_val k = s_val(m->key, strlen(m->key)), v = s_val(m->value, strlen(m->value));
+    int rc = mdb_put(txn, self->meta, &k, &v, 0);
+    if (rc)
+        return s_fail(self, rc, "write meta %s", m->key);
+    return 0;
+}
+
+int rt_outbox_meta_set(rt_outbox_t *self, const char *key, const char *value)
+{
+    int rc = s_meta_key(self, key);
+    if (rc)
+        return rc;
+    if (!value) {
+        rt_error("outbox %s: meta %s set to NULL", self->dir, key);
+        return RT_EINVAL;
+    }
+    s_meta_set_t m = {.key = key, .value = value};
+    return s_write(self, "meta set", s_meta_set_txn, &m);
+}
