@@ -61,8 +61,8 @@ void rt_pgoutput_destroy(rt_pgoutput_t **self_p);
  * truncated, has trailing bytes, an unknown type or tag; RT_ENOMEM. */
 int rt_pgoutput_decode(rt_pgoutput_t *self, const char *buf, size_t len, rt_pgo_msg_t *msg) RT_WUR;
 
-/* Writes a one-line human-readable form of msg to out (used by golden tests and
- * debug logging), e.g. "I relid=16384 new=[t:1 n u]". */
+/* Writes a one-line human-readable form of msg to out, without a trailing newline (used by
+ * golden tests and debug logging), e.g. "I relid=16384 new=[t:1 n u]". */
 void rt_pgo_msg_print(const rt_pgo_msg_t *msg, FILE *out);
 
 #endif
