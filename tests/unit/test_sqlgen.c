@@ -1,0 +1,505 @@
+/* tests/unit/test_sqlgen.c - exact SQL text, parameter maps and shape keys of sqlgen. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sqlgen.h"
+
+#define NCOLS(a) ((uint32_t)(sizeof(a) / sizeof((a)[0])))
+
+/* Parameter map notation: "n0 o2" = $1 from new column 0, $2 from old column 2. */
+static void s_expect_params(const rt_stmt_t *st, const char *spec)
+{
+    char buf[256];
+    size_t n = 0;
+    for (uint32_t i = 0; i < st->nparams; i++) {
+        int w = snprintf(buf + n, sizeof buf - n, "%s%c%u", i ? " " : "",
+                         st->params[i].from_old ? 'o' : 'n', (unsigned)st->params[i].col);
+        assert_true(w > 0 && (size_t)w < sizeof buf - n);
+        n += (size_t)w;
+    }
+    buf[n] = '\0';
+    assert_string_equal(buf, spec);
+}
+
+static void s_expect(const rt_relation_t *rel, char op, char kind, const rt_value_t *newvals,
+                     const char *sql, const char *params)
+{
+    rt_stmt_t st;
+    assert_int_equal(rt_sqlgen_change(rel, op, kind, newvals, &st), RT_OK);
+    assert_non_null(st.sql);
+    assert_string_equal(st.sql, sql);
+    s_expect_params(&st, params);
+    rt_stmt_clear(&st);
+    assert_null(st.sql);
+    assert_null(st.params);
+    assert_int_equal(st.nparams, 0);
+}
+
+static const rt_value_t T = {RT_VAL_TEXT, 1, "x"};
+static const rt_value_t U = {RT_VAL_UNCHANGED, 0, NULL};
+static const rt_value_t N = {RT_VAL_NULL, 0, NULL};
+
+/* public.t (a int4 key, b text, c int8) */
+static rt_column_t s_cols[] = {
+    {"a", 23, -1, true},
+    {"b", 25, -1, false},
+    {"c", 20, -1, false},
+};
+static const rt_relation_t s_rel = {"public", "t", 'd', 3, s_cols};
+
+/* public.k2 (x int4 key, y text key, z text) */
+static rt_column_t s_cols2[] = {
+    {"x", 23, -1, true},
+    {"y", 25, -1, true},
+    {"z", 25, -1, false},
+};
+static const rt_relation_t s_rel2 = {"public", "k2", 'd', 3, s_cols2};
+
+/* public.f (id int4, doc json, note text), no key: REPLICA IDENTITY FULL */
+static rt_column_t s_colsf[] = {
+    {"id", 23, -1, false},
+    {"doc", 114, -1, false},
+    {"note", 25, -1, false},
+};
+static const rt_relation_t s_relf = {"public", "f", 'f', 3, s_colsf};
+
+static void test_qualified(void **state)
+{
+    (void)state;
+    char *q = rt_sqlgen_qualified("Mixed Case", "we;ird name");
+    assert_string_equal(q, "\"Mixed Case\".\"we;ird name\"");
+    free(q);
+    q = rt_sqlgen_qualified("", "pg_class");
+    assert_string_equal(q, "\"pg_catalog\".\"pg_class\"");
+    free(q);
+    q = rt_sqlgen_qualified("a\"b", "\"");
+    assert_string_equal(q, "\"a\"\"b\".\"\"\"\"");
+    free(q);
+    q = rt_sqlgen_qualified("\"\"x\"", "t");
+    assert_string_equal(q, "\"\"\"\"\"x\"\"\".\"t\"");
+    free(q);
+    assert_null(rt_sqlgen_qualified(NULL, "t"));
+    assert_null(rt_sqlgen_qualified("s", NULL));
+}
+
+static void test_insert(void **state)
+{
+    (void)state;
+    rt_value_t nv[] = {T, N, T};
+    s_expect(&s_rel, 'I', 0, nv,
+             "INSERT INTO \"public\".\"t\" (\"a\", \"b\", \"c\") VALUES ($1, $2, $3)",
+             "n0 n1 n2");
+    /* newvals are optional for inserts */
+    s_expect(&s_rel, 'I', 0, NULL,
+             "INSERT INTO \"public\".\"t\" (\"a\", \"b\", \"c\") VALUES ($1, $2, $3)",
+             "n0 n1 n2");
+    /* inserts need no key */
+    s_expect(&s_relf, 'I', 0, NULL,
+             "INSERT INTO \"public\".\"f\" (\"id\", \"doc\", \"note\") VALUES ($1, $2, $3)",
+             "n0 n1 n2");
+}
+
+static void test_update_key_change(void **state)
+{
+    (void)state;
+    rt_value_t nv[] = {T, T, N};
+    s_expect(&s_rel, 'U', 'K', nv,
+             "UPDATE \"public\".\"t\" SET \"a\" = $1, \"b\" = $2, \"c\" = $3 WHERE \"a\" = $4",
+             "n0 n1 n2 o0");
+    s_expect(&s_rel2, 'U', 'K', nv,
+             "UPDATE \"public\".\"k2\" SET \"x\" = $1, \"y\" = $2, \"z\" = $3"
+             " WHERE \"x\" = $4 AND \"y\" = $5",
+             "n0 n1 n2 o0 o1");
+}
+
+static void test_update_no_old(void **state)
+{
+    (void)state;
+    rt_value_t nv[] = {T, T, T};
+    s_expect(&s_rel, 'U', 0, nv,
+             "UPDATE \"public\".\"t\" SET \"a\" = $1, \"b\" = $2, \"c\" = $3 WHERE \"a\" = $4",
+             "n0 n1 n2 n0");
+    s_expect(&s_rel2, 'U', 0, nv,
+             "UPDATE \"public\".\"k2\" SET \"x\" = $1, \"y\" = $2, \"z\" = $3"
+             " WHERE \"x\" = $4 AND \"y\" = $5",
+             "n0 n1 n2 n0 n1");
+}
+
+static void test_update_unchanged(void **state)
+{
+    (void)state;
+    rt_value_t nv[] = {T, U, T};
+    s_expect(&s_rel, 'U', 0, nv,
+             "UPDATE \"public\".\"t\" SET \"a\" = $1, \"c\" = $2 WHERE \"a\" = $3",
+             "n0 n2 n0");
+    rt_value_t nv2[] = {T, T, U};
+    s_expect(&s_rel, 'U', 'K', nv2,
+             "UPDATE \"public\".\"t\" SET \"a\" = $1, \"b\" = $2 WHERE \"a\" = $3",
+             "n0 n1 o0");
+}
+
+static void test_update_nothing_to_set(void **state)
+{
+    (void)state;
+    /* Every column unchanged: the first identity column is re-assigned from the
+     * image the WHERE reads. */
+    rt_value_t all[] = {U, U, U};
+    s_expect(&s_rel, 'U', 0, all,
+             "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2", "n0 n0");
+    s_expect(&s_rel, 'U', 'K', all,
+             "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2", "o0 o0");
+    /* the first key column need not be the first column */
+    rt_column_t cols[] = {{"v", 25, -1, false}, {"id", 23, -1, true}};
+    rt_relation_t rel = {"s", "r", 'd', 2, cols};
+    rt_value_t two[] = {U, U};
+    s_expect(&rel, 'U', 0, two,
+             "UPDATE \"s\".\"r\" SET \"id\" = $1 WHERE \"id\" = $2", "n1 n1");
+    s_expect(&s_relf, 'U', 'O', all,
+             "UPDATE \"public\".\"f\" SET \"id\" = $1"
+             " WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM \"public\".\"f\""
+             " WHERE \"id\" IS NOT DISTINCT FROM $2"
+             " AND \"doc\"::text IS NOT DISTINCT FROM $3::text"
+             " AND \"note\" IS NOT DISTINCT FROM $4 LIMIT 1)",
+             "o0 o0 o1 o2");
+    /* All non-key columns unchanged: the key alone is set. */
+    rt_value_t keyonly[] = {T, U, U};
+    s_expect(&s_rel, 'U', 0, keyonly,
+             "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2", "n0 n0");
+}
+
+static void test_full(void **state)
+{
+    (void)state;
+    rt_value_t nv[] = {T, T, U};
+    s_expect(&s_relf, 'U', 'O', nv,
+             "UPDATE \"public\".\"f\" SET \"id\" = $1, \"doc\" = $2"
+             " WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM \"public\".\"f\""
+             " WHERE \"id\" IS NOT DISTINCT FROM $3"
+             " AND \"doc\"::text IS NOT DISTINCT FROM $4::text"
+             " AND \"note\" IS NOT DISTINCT FROM $5 LIMIT 1)",
+             "n0 n1 o0 o1 o2");
+    s_expect(&s_relf, 'D', 'O', NULL,
+             "DELETE FROM \"public\".\"f\""
+             " WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM \"public\".\"f\""
+             " WHERE \"id\" IS NOT DISTINCT FROM $1"
+             " AND \"doc\"::text IS NOT DISTINCT FROM $2::text"
+             " AND \"note\" IS NOT DISTINCT FROM $3 LIMIT 1)",
+             "o0 o1 o2");
+    /* FULL on a table with a key compares every column, not only the key. */
+    s_expect(&s_rel, 'D', 'O', NULL,
+             "DELETE FROM \"public\".\"t\""
+             " WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM \"public\".\"t\""
+             " WHERE \"a\" IS NOT DISTINCT FROM $1 AND \"b\" IS NOT DISTINCT FROM $2"
+             " AND \"c\" IS NOT DISTINCT FROM $3 LIMIT 1)",
+             "o0 o1 o2");
+}
+
+static void test_text_compared_types(void **state)
+{
+    (void)state;
+    static const uint32_t as_text[] = {114, 142, 600, 601, 602, 603, 604, 628, 718,
+                                       199, 143, 1017, 1018, 1019, 1020, 1027, 629, 719,
+                                       16384, 40000};
+    static const uint32_t as_is[] = {16, 20, 23, 25, 1043, 1700, 3802, 1184, 2950, 1007};
+    char want[256];
+    for (size_t i = 0; i < sizeof as_text / sizeof as_text[0]; i++) {
+        rt_column_t c = {"c", as_text[i], -1, false};
+        rt_relation_t rel = {"s", "t", 'f', 1, &c};
+        snprintf(want, sizeof want,
+                 "DELETE FROM \"s\".\"t\" WHERE (tableoid, ctid) = (SELECT tableoid, ctid"
+                 " FROM \"s\".\"t\" WHERE \"c\"::text IS NOT DISTINCT FROM $1::text LIMIT 1)");
+        s_expect(&rel, 'D', 'O', NULL, want, "o0");
+    }
+    for (size_t i = 0; i < sizeof as_is / sizeof as_is[0]; i++) {
+        rt_column_t c = {"c", as_is[i], -1, false};
+        rt_relation_t rel = {"s", "t", 'f', 1, &c};
+        snprintf(want, sizeof want,
+                 "DELETE FROM \"s\".\"t\" WHERE (tableoid, ctid) = (SELECT tableoid, ctid"
+                 " FROM \"s\".\"t\" WHERE \"c\" IS NOT DISTINCT FROM $1 LIMIT 1)");
+        s_expect(&rel, 'D', 'O', NULL, want, "o0");
+    }
+}
+
+static void test_delete_key(void **state)
+{
+    (void)state;
+    s_expect(&s_rel, 'D', 'K', NULL, "DELETE FROM \"public\".\"t\" WHERE \"a\" = $1", "o0");
+    s_expect(&s_rel2, 'D', 'K', NULL,
+             "DELETE FROM \"public\".\"k2\" WHERE \"x\" = $1 AND \"y\" = $2", "o0 o1");
+}
+
+static void test_quoting(void **state)
+{
+    (void)state;
+    rt_column_t cols[] = {{"Col \"q\"", 23, -1, true}, {"v;drop", 25, -1, false}};
+    rt_relation_t rel = {"Mixed Case", "we;ird name", 'd', 2, cols};
+    s_expect(&rel, 'I', 0, NULL,
+             "INSERT INTO \"Mixed Case\".\"we;ird name\" (\"Col \"\"q\"\"\", \"v;drop\")"
+             " VALUES ($1, $2)",
+             "n0 n1");
+    rt_value_t nv[] = {T, T};
+    s_expect(&rel, 'U', 'K', nv,
+             "UPDATE \"Mixed Case\".\"we;ird name\" SET \"Col \"\"q\"\"\" = $1,"
+             " \"v;drop\" = $2 WHERE \"Col \"\"q\"\"\" = $3",
+             "n0 n1 o0");
+    s_expect(&rel, 'D', 'K', NULL,
+             "DELETE FROM \"Mixed Case\".\"we;ird name\" WHERE \"Col \"\"q\"\"\" = $1", "o0");
+    rt_relation_t cat = {"", "pg_x", 'd', 2, cols};
+    s_expect(&cat, 'D', 'K', NULL,
+             "DELETE FROM \"pg_catalog\".\"pg_x\" WHERE \"Col \"\"q\"\"\" = $1", "o0");
+}
+
+static void test_no_key(void **state)
+{
+    (void)state;
+    rt_value_t nv[] = {T, T, T};
+    rt_stmt_t st = {(char *)"junk", 9, NULL};
+    assert_int_equal(rt_sqlgen_change(&s_relf, 'U', 'K', nv, &st), RT_EINVAL);
+    assert_null(st.sql);
+    assert_int_equal(st.nparams, 0);
+    assert_int_equal(rt_sqlgen_change(&s_relf, 'U', 0, nv, &st), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_change(&s_relf, 'D', 'K', NULL, &st), RT_EINVAL);
+    assert_null(st.sql);
+    /* FULL works without a key */
+    assert_int_equal(rt_sqlgen_change(&s_relf, 'U', 'O', nv, &st), RT_OK);
+    rt_stmt_clear(&st);
+    assert_int_equal(rt_sqlgen_change(&s_relf, 'D', 'O', NULL, &st), RT_OK);
+    rt_stmt_clear(&st);
+}
+
+static void test_invalid(void **state)
+{
+    (void)state;
+    rt_stmt_t st;
+    rt_value_t nv[] = {T, T, T};
+    assert_int_equal(rt_sqlgen_change(NULL, 'I', 0, nv, &st), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_change(&s_rel, 'I', 0, nv, NULL), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_change(&s_rel, 'T', 0, nv, &st), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_change(&s_rel, 'X', 'K', nv, &st), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_change(&s_rel, 'U', 'Z', nv, &st), RT_EINVAL);
+    /* a delete always carries an old image */
+    assert_int_equal(rt_sqlgen_change(&s_rel, 'D', 0, NULL, &st), RT_EINVAL);
+    rt_relation_t noname = {NULL, "t", 'd', 3, s_cols};
+    assert_int_equal(rt_sqlgen_change(&noname, 'I', 0, nv, &st), RT_EINVAL);
+    rt_relation_t nocols = {"s", "t", 'd', 3, NULL};
+    assert_int_equal(rt_sqlgen_change(&nocols, 'I', 0, nv, &st), RT_EINVAL);
+    rt_column_t badcol[] = {{NULL, 23, -1, true}};
+    rt_relation_t bad = {"s", "t", 'd', 1, badcol};
+    assert_int_equal(rt_sqlgen_change(&bad, 'I', 0, nv, &st), RT_EINVAL);
+    rt_stmt_clear(NULL);
+}
+
+static void test_zero_columns(void **state)
+{
+    (void)state;
+    rt_relation_t rel = {"s", "e", 'f', 0, NULL};
+    s_expect(&rel, 'I', 0, NULL, "INSERT INTO \"s\".\"e\" DEFAULT VALUES", "");
+    s_expect(&rel, 'D', 'O', NULL,
+             "DELETE FROM \"s\".\"e\" WHERE (tableoid, ctid) = (SELECT tableoid, ctid"
+             " FROM \"s\".\"e\" LIMIT 1)",
+             "");
+    rt_stmt_t st;
+    assert_int_equal(rt_sqlgen_change(&rel, 'U', 'O', NULL, &st), RT_EINVAL);
+}
+
+static void s_expect_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t flags,
+                              const char *want)
+{
+    char *sql = NULL;
+    assert_int_equal(rt_sqlgen_truncate(rels, n, flags, &sql), RT_OK);
+    assert_string_equal(sql, want);
+    free(sql);
+}
+
+static void test_truncate(void **state)
+{
+    (void)state;
+    rt_relation_t a = {"a", "b", 'd', 0, NULL};
+    rt_relation_t c = {"Mixed Case", "d\"", 'd', 0, NULL};
+    const rt_relation_t *one[] = {&a};
+    const rt_relation_t *two[] = {&a, &c};
+    s_expect_truncate(one, 1, 0, "TRUNCATE TABLE ONLY \"a\".\"b\"");
+    s_expect_truncate(two, 2, 0, "TRUNCATE TABLE ONLY \"a\".\"b\", ONLY \"Mixed Case\".\"d\"\"\"");
+    s_expect_truncate(two, 2, 1,
+                      "TRUNCATE TABLE ONLY \"a\".\"b\", ONLY \"Mixed Case\".\"d\"\"\" CASCADE");
+    s_expect_truncate(two, 2, 2,
+                      "TRUNCATE TABLE ONLY \"a\".\"b\", ONLY \"Mixed Case\".\"d\"\"\""
+                      " RESTART IDENTITY");
+    s_expect_truncate(two, 2, 3,
+                      "TRUNCATE TABLE ONLY \"a\".\"b\", ONLY \"Mixed Case\".\"d\"\"\""
+                      " RESTART IDENTITY CASCADE");
+    s_expect_truncate(one, 1, 3, "TRUNCATE TABLE ONLY \"a\".\"b\" RESTART IDENTITY CASCADE");
+
+    const rt_relation_t *three[] = {&a, &c, &a};
+    s_expect_truncate(three, 3, 1,
+                      "TRUNCATE TABLE ONLY \"a\".\"b\", ONLY \"Mixed Case\".\"d\"\"\","
+                      " ONLY \"a\".\"b\" CASCADE");
+
+    char *sql = (char *)"junk";
+    assert_int_equal(rt_sqlgen_truncate(one, 0, 0, &sql), RT_EINVAL);
+    assert_null(sql);
+    assert_int_equal(rt_sqlgen_truncate(NULL, 1, 0, &sql), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_truncate(one, 1, 0, NULL), RT_EINVAL);
+    const rt_relation_t *hole[] = {&a, NULL};
+    assert_int_equal(rt_sqlgen_truncate(hole, 2, 0, &sql), RT_EINVAL);
+    assert_null(sql);
+}
+
+/* Shape key of rel for op/kind/newvals, into a static-size buffer of the test. */
+static void s_key(const rt_relation_t *rel, char op, char kind, const rt_value_t *nv,
+                  char out[64])
+{
+    int n = rt_sqlgen_shape_key(rel, op, kind, nv, out, 64);
+    assert_true(n > 0);
+    assert_int_equal((size_t)n, strlen(out));
+    assert_true(n < 64);
+}
+
+static void test_shape_key(void **state)
+{
+    (void)state;
+    char k1[64], k2[64];
+    rt_value_t a[] = {T, T, U};
+    rt_value_t b[] = {N, T, U}; /* same unchanged set, different values */
+    rt_value_t c[] = {T, U, T};
+    rt_value_t d[] = {T, T, T};
+
+    /* equal shapes, equal keys, from equal but distinct descriptors */
+    rt_column_t cols_copy[] = {{"a", 23, 0, true}, {"b", 25, 7, false}, {"c", 20, -1, false}};
+    rt_relation_t rel_copy = {"public", "t", 'f', 3, cols_copy};
+    s_key(&s_rel, 'U', 'K', a, k1);
+    s_key(&rel_copy, 'U', 'K', b, k2);
+    assert_string_equal(k1, k2);
+    assert_true(strlen(k1) <= 63);
+    assert_int_equal(k1[0], 'U');
+    assert_int_equal(k1[1], 'K');
+
+    /* op */
+    s_key(&s_rel, 'I', 0, d, k1);
+    s_key(&s_rel, 'U', 0, d, k2);
+    assert_string_not_equal(k1, k2);
+    s_key(&s_rel, 'D', 'K', NULL, k1);
+    s_key(&s_rel, 'U', 'K', d, k2);
+    assert_string_not_equal(k1, k2);
+
+    /* old_kind */
+    s_key(&s_rel, 'U', 0, d, k1);
+    s_key(&s_rel, 'U', 'K', d, k2);
+    assert_string_not_equal(k1, k2);
+    s_key(&s_rel, 'U', 'O', d, k1);
+    assert_string_not_equal(k1, k2);
+    s_key(&s_rel, 'D', 'O', NULL, k1);
+    s_key(&s_rel, 'D', 'K', NULL, k2);
+    assert_string_not_equal(k1, k2);
+
+    /* unchanged set */
+    s_key(&s_rel, 'U', 'K', a, k1);
+    s_key(&s_rel, 'U', 'K', c, k2);
+    assert_string_not_equal(k1, k2);
+    s_key(&s_rel, 'U', 'K', d, k2);
+    assert_string_not_equal(k1, k2);
+    /* NULL newvals means nothing unchanged */
+    s_key(&s_rel, 'U', 'K', NULL, k1);
+    assert_string_equal(k1, k2);
+    /* the unchanged set does not matter for inserts and deletes */
+    s_key(&s_rel, 'D', 'K', a, k1);
+    s_key(&s_rel, 'D', 'K', d, k2);
+    assert_string_equal(k1, k2);
+
+    /* column names, types, key flags, table, schema */
+    s_key(&s_rel, 'U', 'K', a, k1);
+    cols_copy[1].name = "B";
+    s_key(&rel_copy, 'U', 'K', a, k2);
+    assert_string_not_equal(k1, k2);
+    cols_copy[1].name = "b";
+    cols_copy[2].typoid = 21;
+    s_key(&rel_copy, 'U', 'K', a, k2);
+    assert_string_not_equal(k1, k2);
+    cols_copy[2].typoid = 20;
+    cols_copy[1].key = true;
+    s_key(&rel_copy, 'U', 'K', a, k2);
+    assert_string_not_equal(k1, k2);
+    cols_copy[1].key = false;
+    rel_copy.table = "t2";
+    s_key(&rel_copy, 'U', 'K', a, k2);
+    assert_string_not_equal(k1, k2);
+    /* "ab"."c" and "a"."bc" must not run together */
+    rel_copy.schema = "publict";
+    rel_copy.table = "";
+    s_key(&rel_copy, 'U', 'K', a, k2);
+    assert_string_not_equal(k1, k2);
+    rel_copy.schema = "public";
+    rel_copy.table = "t";
+    s_key(&rel_copy, 'U', 'K', a, k2);
+    assert_string_equal(k1, k2);
+    /* fewer columns */
+    rel_copy.ncols = 2;
+    s_key(&rel_copy, 'U', 'K', a, k2);
+    assert_string_not_equal(k1, k2);
+
+    /* unchanged bits past the first byte count */
+    rt_column_t many[10];
+    rt_value_t mv[10];
+    for (int i = 0; i < 10; i++) {
+        many[i] = (rt_column_t){"c", 23, -1, i == 0};
+        mv[i] = T;
+    }
+    rt_relation_t mrel = {"s", "m", 'd', 10, many};
+    s_key(&mrel, 'U', 0, mv, k1);
+    mv[9] = U;
+    s_key(&mrel, 'U', 0, mv, k2);
+    assert_string_not_equal(k1, k2);
+    /* column 9 and column 1 share a bit position in different bytes */
+    mv[9] = T;
+    mv[1] = U;
+    s_key(&mrel, 'U', 0, mv, k1);
+    assert_string_not_equal(k1, k2);
+}
+
+static void test_shape_key_invalid(void **state)
+{
+    (void)state;
+    char buf[64];
+    int n = rt_sqlgen_shape_key(&s_rel, 'U', 'K', NULL, buf, sizeof buf);
+    assert_true(n > 0);
+    /* exactly fits */
+    char small[64];
+    assert_int_equal(rt_sqlgen_shape_key(&s_rel, 'U', 'K', NULL, small, (size_t)n + 1), n);
+    assert_string_equal(small, buf);
+    assert_int_equal(rt_sqlgen_shape_key(&s_rel, 'U', 'K', NULL, small, (size_t)n), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_shape_key(&s_rel, 'U', 'K', NULL, small, 0), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_shape_key(&s_rel, 'U', 'K', NULL, NULL, 64), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_shape_key(NULL, 'U', 'K', NULL, buf, sizeof buf), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_shape_key(&s_rel, 'T', 0, NULL, buf, sizeof buf), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_shape_key(&s_rel, 'U', 'x', NULL, buf, sizeof buf), RT_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_qualified),
+        cmocka_unit_test(test_insert),
+        cmocka_unit_test(test_update_key_change),
+        cmocka_unit_test(test_update_no_old),
+        cmocka_unit_test(test_update_unchanged),
+        cmocka_unit_test(test_update_nothing_to_set),
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_text_compared_types),
+        cmocka_unit_test(test_delete_key),
+        cmocka_unit_test(test_quoting),
+        cmocka_unit_test(test_no_key),
+        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_zero_columns),
+        cmocka_unit_test(test_truncate),
+        cmocka_unit_test(test_shape_key),
+        cmocka_unit_test(test_shape_key_invalid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
