@@ -1,0 +1,894 @@
+/* publisher/capture.c - the replication stream: pgoutput in, outbox records out, flush LSN back.
+ *
+ * CopyData from the walsender (all integers big-endian):
+ *   'w' | int64 dataStart | int64 walEnd | int64 sendTime | one pgoutput message
+ *   'k' | int64 walEnd | int64 sendTime | uint8 replyRequested
+ * and to it:
+ *   'r' | int64 write | int64 flush | int64 apply | int64 clientTime | uint8 replyRequested
+ *
+ * Records are built as the changes arrive and cut at RT_RECORD_TARGET_BYTES, so
+ * memory does not grow with transaction size. Everything read while the previous
+ * outbox commit ran goes into one LMDB write transaction (group commit); only then
+ * is the flush LSN confirmed, and only up to the end of the last complete
+ * transaction stored. */
+#include "capture.h"
+
+#include <czmq.h>
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pgoutput.h"
+#include "wire.h"
+
+#define FEEDBACK_INTERVAL_MS 5000
+#define RECONNECT_MIN_MS 500
+#define RECONNECT_MAX_MS 10000
+#define ORIGIN_PREFIX "rt_"
+
+/* A relation as last described by the source, with owned strings. */
+typedef struct {
+    uint32_t relid;    /* source OID, the key of rels */
+    rt_relation_t rel; /* descriptor, strings owned */
+    uint64_t epoch;    /* record in which index is valid */
+    uint32_t index;    /* index of the descriptor in that record */
+} s_rel_t;
+
+struct rt_capture_t {
+    rt_capture_opts_t opts;       /* copies of the option strings */
+    rt_outbox_t *outbox;          /* borrowed */
+    PGconn *conn;                 /* replication connection, NULL while down */
+    rt_pgoutput_t *decoder;       /* pgoutput decoder */
+    rt_record_builder_t *builder; /* the record being built */
+    zhashx_t *rels;               /* relid -> s_rel_t */
+    rt_value_t *vals_old;         /* scratch row images */
+    rt_value_t *vals_new;
+    size_t vals_cap;
+    uint32_t *trunc;              /* scratch truncate indexes */
+    size_t trunc_cap;
+
+    /* The source transaction being read. */
+    bool in_txn;            /* between B and C */
+    bool skip;              /* dropped: own origin or already stored */
+    bool filtered;          /* dropped because of its origin */
+    bool building;          /* builder holds a started record */
+    bool first_chunk;       /* the next record cut is the transaction's first */
+    bool expect_origin;     /* the message after B may be O */
+    uint32_t xid;
+    rt_lsn_t commit_lsn;    /* from B: the commit record's LSN */
+    int64_t commit_ts;
+    char origin[128];       /* origin name of the transaction, "" if none */
+    uint64_t epoch;         /* bumped at every record start */
+    uint64_t txn_rows;
+
+    /* Records cut but not yet stored: one buffer, offsets per record. */
+    char *batch;
+    size_t batch_len, batch_cap;
+    size_t *offs;             /* nrecs + 1 offsets */
+    size_t nrecs, offs_cap;
+    rt_outbox_rec_t *recs;    /* views for rt_outbox_put */
+    size_t recs_cap;
+    uint64_t next_seq;        /* seq of the next record cut */
+    rt_outbox_pos_t durable;  /* position stored in the outbox */
+    rt_outbox_pos_t pending;  /* position once the batch is stored */
+    bool pending_dirty;       /* pending differs from durable */
+
+    rt_capture_stats_t stats;
+    rt_lsn_t idle_lsn;        /* walEnd of the last keepalive while idle */
+    int64_t last_feedback_ms;
+    bool reply_requested;
+    int64_t reconnect_at_ms;  /* when down: next attempt */
+    int reconnect_delay_ms;
+    bool full_logged;
+};
+
+static void s_rel_free(void **item)
+{
+    s_rel_t *r = *item;
+    if (!r)
+        return;
+    free((char *)r->rel.schema);
+    free((char *)r->rel.table);
+    for (uint32_t i = 0; i < r->rel.ncols; i++)
+        free((char *)r->rel.cols[i].name);
+    free(r->rel.cols);
+    free(r);
+    *item = NULL;
+}
+
+static size_t s_relid_hash(const void *key)
+{
+    return (size_t)(uintptr_t)key * 2654435761u;
+}
+
+static int s_relid_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return x < y ? -1 : x > y;
+}
+
+static void *s_relid_dup(const void *key)
+{
+    return (void *)key;
+}
+
+static void s_relid_free(void **key)
+{
+    *key = NULL;
+}
+
+/* ---- SQL helpers on a normal (non-replication) connection. */
+
+static char *s_trimmed_error(PGconn *conn);
+
+static PGconn *s_connect(const char *dsn, bool replication)
+{
+    /* expand_dbname = 1: the dbname value is a whole connection string; the keywords
+     * after it override what it says. */
+    const char *keys[] = {"dbname", "application_name", "replication", NULL};
+    const char *vals[] = {dsn, "rt-publisher", "database", NULL};
+    if (!replication)
+        keys[2] = vals[2] = NULL;
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        rt_error("cannot connect to the source (%s): %s", dsn, s_trimmed_error(conn));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+static char *s_trimmed_error(PGconn *conn)
+{
+    char *msg = PQerrorMessage(conn);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    return msg;
+}
+
+/* Runs a query expecting tuples or command ok; returns the result or NULL (logged). */
+static PGresult *s_query(PGconn *conn, const char *what, const char *sql, int nparams,
+                         const char *const *params)
+{
+    PGresult *res = nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                            : PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        rt_error("source: %s failed: %s", what, s_trimmed_error(conn));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+/* Checks wal_level and creates the publication when missing. */
+static int s_prepare_source(rt_capture_t *self)
+{
+    int rc = RT_EDB;
+    PGconn *conn = s_connect(self->opts.dsn, false);
+    if (!conn)
+        return RT_EDB;
+    PGresult *res = s_query(conn, "reading wal_level", "SHOW wal_level", 0, NULL);
+    if (!res)
+        goto cleanup;
+    if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
+        rt_error("source: wal_level is '%s'; rt needs wal_level = logical (set it in "
+                 "postgresql.conf and restart the server)",
+                 PQgetvalue(res, 0, 0));
+        PQclear(res);
+        goto cleanup;
+    }
+    PQclear(res);
+
+    const char *params[] = {self->opts.publication};
+    res = s_query(conn, "looking up the publication",
+                  "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params);
+    if (!res)
+        goto cleanup;
+    bool exists = PQntuples(res) > 0;
+    PQclear(res);
+    if (!exists) {
+        char *ident = PQescapeIdentifier(conn, self->opts.publication,
+                                         strlen(self->opts.publication));
+        char sql[512];
+        snprintf(sql, sizeof sql, "CREATE PUBLICATION %s FOR ALL TABLES", ident);
+        PQfreemem(ident);
+        res = s_query(conn, "creating the publication", sql, 0, NULL);
+        if (!res)
+            goto cleanup;
+        PQclear(res);
+        rt_info("created publication %s FOR ALL TABLES", self->opts.publication);
+    }
+    rc = RT_OK;
+cleanup:
+    PQfinish(conn);
+    return rc;
+}
+
+/* Opens the replication connection, creates the slot if missing, starts streaming. */
+static int s_start_stream(rt_capture_t *self)
+{
+    PGconn *conn = s_connect(self->opts.dsn, true);
+    if (!conn)
+        return RT_EDB;
+
+    char sql[1024];
+    const char *params[] = {self->opts.slot};
+    PGresult *res = PQexec(conn, "IDENTIFY_SYSTEM");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rt_error("source: IDENTIFY_SYSTEM failed: %s", s_trimmed_error(conn));
+        PQclear(res);
+        goto fail;
+    }
+    PQclear(res);
+
+    /* The replication connection cannot run normal queries with parameters; use a
+     * normal connection to look the slot up. */
+    PGconn *q = s_connect(self->opts.dsn, false);
+    if (!q)
+        goto fail;
+    res = s_query(q, "looking up the replication slot",
+                  "SELECT plugin, database = current_database() FROM pg_replication_slots "
+                  "WHERE slot_name = $1",
+                  1, params);
+    if (!res) {
+        PQfinish(q);
+        goto fail;
+    }
+    bool exists = PQntuples(res) > 0;
+    if (exists && (strcmp(PQgetvalue(res, 0, 0), "pgoutput") != 0 ||
+                   strcmp(PQgetvalue(res, 0, 1), "t") != 0)) {
+        rt_error("source: replication slot \"%s\" exists but is not a pgoutput slot of this "
+                 "database",
+                 self->opts.slot);
+        PQclear(res);
+        PQfinish(q);
+        goto fail;
+    }
+    PQclear(res);
+    PQfinish(q);
+
+    if (!exists) {
+        snprintf(sql, sizeof sql,
+                 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput (SNAPSHOT 'nothing')",
+                 self->opts.slot);
+        res = PQexec(conn, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            rt_error("source: creating replication slot \"%s\" failed: %s", self->opts.slot,
+                     s_trimmed_error(conn));
+            PQclear(res);
+            goto fail;
+        }
+        rt_info("created replication slot %s at %s", self->opts.slot, PQgetvalue(res, 0, 1));
+        PQclear(res);
+    }
+
+    snprintf(sql, sizeof sql,
+             "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 (proto_version '1', "
+             "publication_names '\"%s\"', messages 'true')",
+             self->opts.slot, self->opts.publication);
+    res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+        rt_error("source: START_REPLICATION on slot \"%s\" failed: %s", self->opts.slot,
+                 s_trimmed_error(conn));
+        PQclear(res);
+        goto fail;
+    }
+    PQclear(res);
+    self->conn = conn;
+    self->stats.connected = true;
+    self->last_feedback_ms = 0;
+    return RT_OK;
+fail:
+    PQfinish(conn);
+    return RT_EDB;
+}
+
+/* ---- Feedback. */
+
+static void s_send_feedback(rt_capture_t *self, bool force)
+{
+    int64_t now = rt_mono_ms();
+    if (!self->conn)
+        return;
+    if (!force && !self->reply_requested && now - self->last_feedback_ms < FEEDBACK_INTERVAL_MS)
+        return;
+    unsigned char msg[34];
+    rt_lsn_t flush = self->stats.confirmed_lsn;
+    msg[0] = 'r';
+    rt_put_be64(msg + 1, self->stats.received_lsn > flush ? self->stats.received_lsn : flush);
+    rt_put_be64(msg + 9, flush);
+    rt_put_be64(msg + 17, flush);
+    rt_put_be64(msg + 25, (uint64_t)rt_pg_now_us());
+    msg[33] = 0;
+    if (PQputCopyData(self->conn, (const char *)msg, sizeof msg) <= 0 || PQflush(self->conn)) {
+        rt_warn("source: sending status to the walsender failed: %s",
+                s_trimmed_error(self->conn));
+        return;
+    }
+    self->last_feedback_ms = now;
+    self->reply_requested = false;
+}
+
+/* ---- Batch of records waiting for the outbox. */
+
+static int s_batch_add(rt_capture_t *self, const void *data, size_t len)
+{
+    if (self->batch_len + len > self->batch_cap) {
+        size_t cap = self->batch_cap ? self->batch_cap : 1 << 20;
+        while (cap < self->batch_len + len)
+            cap *= 2;
+        char *b = realloc(self->batch, cap);
+        if (!b)
+            return RT_ENOMEM;
+        self->batch = b;
+        self->batch_cap = cap;
+    }
+    if (self->nrecs + 2 > self->offs_cap) {
+        size_t cap = self->offs_cap ? self->offs_cap * 2 : 256;
+        size_t *o = realloc(self->offs, cap * sizeof *o);
+        if (!o)
+            return RT_ENOMEM;
+        self->offs = o;
+        self->offs_cap = cap;
+    }
+    self->offs[self->nrecs] = self->batch_len;
+    memcpy(self->batch + self->batch_len, data, len);
+    self->batch_len += len;
+    self->nrecs++;
+    self->offs[self->nrecs] = self->batch_len;
+    return RT_OK;
+}
+
+/* Stores the batch and the pending position in one durable LMDB transaction, then
+ * confirms. RT_EFULL leaves everything pending. */
+static int s_flush(rt_capture_t *self)
+{
+    if (self->nrecs == 0 && !self->pending_dirty)
+        return RT_OK;
+    if (self->nrecs > self->recs_cap) {
+        rt_outbox_rec_t *r = realloc(self->recs, self->nrecs * sizeof *r);
+        if (!r)
+            return RT_ENOMEM;
+        self->recs = r;
+        self->recs_cap = self->nrecs;
+    }
+    for (size_t i = 0; i < self->nrecs; i++) {
+        self->recs[i].data = self->batch + self->offs[i];
+        self->recs[i].len = self->offs[i + 1] - self->offs[i];
+    }
+    int rc = rt_outbox_put(self->outbox, self->recs, self->nrecs, &self->pending);
+    if (rc == RT_EFULL) {
+        if (!self->full_logged)
+            rt_warn("outbox is full (%zu records waiting): reading from the source is paused "
+                    "until subscribers acknowledge and the outbox is trimmed",
+                    self->nrecs);
+        self->full_logged = true;
+        self->stats.blocked = true;
+        return rc;
+    }
+    if (rc < 0)
+        return rc; /* logged by the outbox */
+    if (self->full_logged)
+        rt_info("outbox has room again: reading from the source resumes");
+    self->full_logged = false;
+    self->stats.blocked = false;
+    self->durable = self->pending;
+    self->pending_dirty = false;
+    self->nrecs = 0;
+    self->batch_len = 0;
+    if (self->durable.last_end_lsn > self->stats.confirmed_lsn) {
+        self->stats.confirmed_lsn = self->durable.last_end_lsn;
+        s_send_feedback(self, true);
+    }
+    return RT_OK;
+}
+
+/* ---- Records. */
+
+static void s_record_start(rt_capture_t *self)
+{
+    self->epoch++;
+    rt_record_builder_start(self->builder, self->next_seq, self->xid, self->commit_lsn,
+                            self->commit_ts, self->origin[0] ? self->origin : NULL);
+    self->building = true;
+}
+
+static int s_record_cut(rt_capture_t *self, bool last, rt_lsn_t end_lsn)
+{
+    const void *data;
+    size_t len;
+    uint8_t flags = (self->first_chunk ? RT_REC_FIRST : 0) | (last ? RT_REC_LAST : 0);
+    int rc = rt_record_builder_finish(self->builder, flags, end_lsn, &data, &len);
+    if (rc < 0)
+        return rc;
+    rc = s_batch_add(self, data, len);
+    if (rc < 0)
+        return rc;
+    self->next_seq++;
+    self->first_chunk = false;
+    self->building = false;
+    return RT_OK;
+}
+
+/* The index of relid's descriptor in the record being built, adding it if needed. */
+static int s_record_rel(rt_capture_t *self, uint32_t relid, uint32_t *index, s_rel_t **out)
+{
+    s_rel_t *r = zhashx_lookup(self->rels, (void *)(uintptr_t)relid);
+    if (!r) {
+        rt_error("source: change for relation %u before its Relation message", relid);
+        return RT_EPROTO;
+    }
+    if (r->epoch != self->epoch) {
+        r->index = rt_record_builder_relation(self->builder, &r->rel);
+        r->epoch = self->epoch;
+    }
+    *index = r->index;
+    if (out)
+        *out = r;
+    return RT_OK;
+}
+
+static int s_vals_reserve(rt_capture_t *self, size_t n)
+{
+    if (n <= self->vals_cap)
+        return RT_OK;
+    rt_value_t *a = realloc(self->vals_old, n * sizeof *a);
+    if (!a)
+        return RT_ENOMEM;
+    self->vals_old = a;
+    rt_value_t *b = realloc(self->vals_new, n * sizeof *b);
+    if (!b)
+        return RT_ENOMEM;
+    self->vals_new = b;
+    self->vals_cap = n;
+    return RT_OK;
+}
+
+static int s_convert(const s_rel_t *r, const rt_pgo_tuple_t *t, rt_value_t *out)
+{
+    if (t->ncols != r->rel.ncols) {
+        rt_error("source: row of %s.%s has %u columns, its Relation message %u",
+                 r->rel.schema, r->rel.table, t->ncols, r->rel.ncols);
+        return RT_EPROTO;
+    }
+    for (uint32_t i = 0; i < t->ncols; i++) {
+        const rt_pgo_col_t *c = &t->cols[i];
+        switch (c->kind) {
+        case 'n': out[i] = (rt_value_t){RT_VAL_NULL, 0, NULL}; break;
+        case 'u': out[i] = (rt_value_t){RT_VAL_UNCHANGED, 0, NULL}; break;
+        case 't': out[i] = (rt_value_t){RT_VAL_TEXT, c->len, c->data}; break;
+        default:
+            rt_error("source: unexpected binary column in %s.%s", r->rel.schema, r->rel.table);
+            return RT_EPROTO;
+        }
+    }
+    return RT_OK;
+}
+
+static int s_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m)
+{
+    s_rel_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return RT_ENOMEM;
+    r->relid = m->u.relation.relid;
+    r->epoch = 0;
+    r->rel.schema = strdup(m->u.relation.nspname[0] ? m->u.relation.nspname : "pg_catalog");
+    r->rel.table = strdup(m->u.relation.relname);
+    r->rel.replident = m->u.relation.replident;
+    r->rel.ncols = m->u.relation.natts;
+    r->rel.cols = calloc(r->rel.ncols ? r->rel.ncols : 1, sizeof *r->rel.cols);
+    bool ok = r->rel.schema && r->rel.table && r->rel.cols;
+    for (uint32_t i = 0; ok && i < r->rel.ncols; i++) {
+        const rt_pgo_attr_t *a = &m->u.relation.attrs[i];
+        r->rel.cols[i].name = strdup(a->name);
+        r->rel.cols[i].typoid = a->typoid;
+        r->rel.cols[i].typmod = a->typmod;
+        r->rel.cols[i].key = (a->flags & 1) != 0;
+        ok = r->rel.cols[i].name != NULL;
+    }
+    if (!ok) {
+        void *p = r;
+        s_rel_free(&p);
+        return RT_ENOMEM;
+    }
+    /* zhashx_update frees the previous descriptor through the destructor. */
+    zhashx_update(self->rels, (void *)(uintptr_t)r->relid, r);
+    /* A changed descriptor must be re-added to the record being built. */
+    return RT_OK;
+}
+
+static int s_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
+{
+    if (!self->in_txn) {
+        rt_error("source: change message outside a transaction");
+        return RT_EPROTO;
+    }
+    self->expect_origin = false;
+    if (self->skip)
+        return RT_OK;
+    if (!self->building)
+        s_record_start(self);
+    uint32_t idx;
+    s_rel_t *r;
+    int rc;
+    switch (m->type) {
+    case 'I':
+        if ((rc = s_record_rel(self, m->u.insert.relid, &idx, &r)) < 0 ||
+            (rc = s_vals_reserve(self, r->rel.ncols)) < 0 ||
+            (rc = s_convert(r, &m->u.insert.newtup, self->vals_new)) < 0)
+            return rc;
+        rt_record_builder_insert(self->builder, idx, r->rel.ncols, self->vals_new);
+        break;
+    case 'U': {
+        if ((rc = s_record_rel(self, m->u.update.relid, &idx, &r)) < 0 ||
+            (rc = s_vals_reserve(self, r->rel.ncols)) < 0 ||
+            (rc = s_convert(r, &m->u.update.newtup, self->vals_new)) < 0)
+            return rc;
+        uint32_t nold = 0;
+        if (m->u.update.old_kind) {
+            if ((rc = s_convert(r, &m->u.update.oldtup, self->vals_old)) < 0)
+                return rc;
+            nold = r->rel.ncols;
+        }
+        rt_record_builder_update(self->builder, idx, m->u.update.old_kind, nold,
+                                 nold ? self->vals_old : NULL, r->rel.ncols, self->vals_new);
+        break;
+    }
+    case 'D':
+        if ((rc = s_record_rel(self, m->u.del.relid, &idx, &r)) < 0 ||
+            (rc = s_vals_reserve(self, r->rel.ncols)) < 0 ||
+            (rc = s_convert(r, &m->u.del.oldtup, self->vals_old)) < 0)
+            return rc;
+        rt_record_builder_delete(self->builder, idx, m->u.del.old_kind, r->rel.ncols,
+                                 self->vals_old);
+        break;
+    case 'T': {
+        uint32_t n = m->u.truncate.nrels;
+        if (n > self->trunc_cap) {
+            uint32_t *t = realloc(self->trunc, n * sizeof *t);
+            if (!t)
+                return RT_ENOMEM;
+            self->trunc = t;
+            self->trunc_cap = n;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            if ((rc = s_record_rel(self, m->u.truncate.relids[i], &self->trunc[i], NULL)) < 0)
+                return rc;
+        rt_record_builder_truncate(self->builder, m->u.truncate.flags, n, self->trunc);
+        break;
+    }
+    }
+    self->txn_rows++;
+    if (rt_record_builder_size(self->builder) >= RT_RECORD_TARGET_BYTES)
+        return s_record_cut(self, false, 0);
+    return RT_OK;
+}
+
+static int s_on_begin(rt_capture_t *self, const rt_pgo_msg_t *m)
+{
+    if (self->in_txn) {
+        rt_error("source: Begin inside an open transaction (xid %u)", self->xid);
+        return RT_EPROTO;
+    }
+    self->in_txn = true;
+    self->xid = m->u.begin.xid;
+    self->commit_lsn = m->u.begin.final_lsn;
+    self->commit_ts = m->u.begin.commit_ts;
+    self->origin[0] = '\0';
+    self->building = false;
+    self->first_chunk = true;
+    self->filtered = false;
+    self->txn_rows = 0;
+    self->expect_origin = true;
+    /* After a source restart the stream may begin before what is already stored. */
+    self->skip = self->commit_lsn <= self->pending.last_commit_lsn;
+    return RT_OK;
+}
+
+static int s_on_origin(rt_capture_t *self, const rt_pgo_msg_t *m)
+{
+    if (!self->in_txn || !self->expect_origin) {
+        rt_error("source: Origin message out of place");
+        return RT_EPROTO;
+    }
+    self->expect_origin = false;
+    snprintf(self->origin, sizeof self->origin, "%s", m->u.origin.name);
+    if (strncmp(self->origin, ORIGIN_PREFIX, strlen(ORIGIN_PREFIX)) == 0 && !self->skip) {
+        /* Applied by an rt subscriber on this server: never send it back. */
+        self->skip = true;
+        self->filtered = true;
+    }
+    return RT_OK;
+}
+
+static int s_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m)
+{
+    if (!self->in_txn) {
+        rt_error("source: Commit outside a transaction");
+        return RT_EPROTO;
+    }
+    self->in_txn = false;
+    rt_lsn_t end = m->u.commit.end_lsn;
+    if (self->skip) {
+        if (self->filtered) {
+            self->stats.filtered_txns++;
+            self->pending.last_commit_lsn = m->u.commit.commit_lsn;
+            self->pending.last_end_lsn = end;
+            self->pending_dirty = true;
+        } else {
+            self->stats.skipped_txns++;
+        }
+        return RT_OK;
+    }
+    if (!self->building && self->first_chunk) {
+        /* A transaction with no published change: nothing to store. */
+        self->pending.last_commit_lsn = m->u.commit.commit_lsn;
+        self->pending.last_end_lsn = end;
+        self->pending_dirty = true;
+        return RT_OK;
+    }
+    if (!self->building)
+        s_record_start(self); /* the last record of a chunked transaction may be empty */
+    int rc = s_record_cut(self, true, end);
+    if (rc < 0)
+        return rc;
+    self->pending.head_seq = self->next_seq - 1;
+    self->pending.last_commit_lsn = m->u.commit.commit_lsn;
+    self->pending.last_end_lsn = end;
+    self->pending_dirty = true;
+    self->stats.txns++;
+    self->stats.rows += self->txn_rows;
+    return RT_OK;
+}
+
+static int s_handle_xlogdata(rt_capture_t *self, const char *buf, size_t len)
+{
+    rt_pgo_msg_t m;
+    int rc = rt_pgoutput_decode(self->decoder, buf, len, &m);
+    if (rc < 0) {
+        rt_error("source: malformed pgoutput message (type '%c', %zu bytes): %s",
+                 len ? buf[0] : '?', len, rt_strerror(rc));
+        return rc;
+    }
+    if (m.type != 'O' && m.type != 'R' && m.type != 'Y')
+        self->expect_origin = false;
+    switch (m.type) {
+    case 'B': return s_on_begin(self, &m);
+    case 'O': return s_on_origin(self, &m);
+    case 'C': return s_on_commit(self, &m);
+    case 'R': return s_on_relation(self, &m);
+    case 'Y': return RT_OK;
+    case 'M': return RT_OK; /* logical messages are not replicated */
+    case 'I':
+    case 'U':
+    case 'D':
+    case 'T': return s_on_change(self, &m);
+    default:
+        rt_error("source: unexpected pgoutput message '%c'", m.type);
+        return RT_EPROTO;
+    }
+}
+
+/* Handles one CopyData message from the walsender. */
+static int s_handle_copydata(rt_capture_t *self, const char *buf, int len)
+{
+    const unsigned char *u = (const unsigned char *)buf;
+    if (len >= 25 && buf[0] == 'w') {
+        rt_lsn_t wal_end = rt_get_be64(u + 9);
+        if (wal_end > self->stats.received_lsn)
+            self->stats.received_lsn = wal_end;
+        return s_handle_xlogdata(self, buf + 25, (size_t)len - 25);
+    }
+    if (len >= 18 && buf[0] == 'k') {
+        rt_lsn_t wal_end = rt_get_be64(u + 1);
+        if (wal_end > self->stats.received_lsn)
+            self->stats.received_lsn = wal_end;
+        if (!self->in_txn)
+            self->idle_lsn = wal_end;
+        if (u[17])
+            self->reply_requested = true;
+        return RT_OK;
+    }
+    rt_error("source: unexpected CopyData message '%c' of %d bytes", len ? buf[0] : '?', len);
+    return RT_EPROTO;
+}
+
+static void s_disconnect(rt_capture_t *self, const char *why)
+{
+    if (self->conn) {
+        rt_warn("source: replication stream lost (%s); reconnecting", why);
+        PQfinish(self->conn);
+        self->conn = NULL;
+    }
+    self->stats.connected = false;
+    self->in_txn = false;
+    self->building = false;
+    self->skip = false;
+    zhashx_purge(self->rels);
+    self->reconnect_at_ms = rt_mono_ms() + self->reconnect_delay_ms;
+}
+
+/* Drops what belongs to the transaction that was open when the stream broke. */
+static int s_abandon_open_txn(rt_capture_t *self)
+{
+    int rc = s_flush(self);
+    if (rc < 0)
+        return rc;
+    rc = rt_outbox_discard_open(self->outbox);
+    if (rc < 0)
+        return rc;
+    self->next_seq = rt_outbox_next_seq(self->outbox);
+    return RT_OK;
+}
+
+static int s_reconnect(rt_capture_t *self)
+{
+    if (rt_mono_ms() < self->reconnect_at_ms)
+        return RT_OK;
+    int rc = s_abandon_open_txn(self);
+    if (rc == RT_EFULL)
+        return RT_OK; /* retried on the next pump */
+    if (rc < 0)
+        return rc;
+    if (s_start_stream(self) == RT_OK) {
+        rt_info("source: replication stream resumed on slot %s", self->opts.slot);
+        self->reconnect_delay_ms = RECONNECT_MIN_MS;
+        return RT_OK;
+    }
+    self->reconnect_delay_ms *= 2;
+    if (self->reconnect_delay_ms > RECONNECT_MAX_MS)
+        self->reconnect_delay_ms = RECONNECT_MAX_MS;
+    self->reconnect_at_ms = rt_mono_ms() + self->reconnect_delay_ms;
+    rt_warn("source: reconnect failed; next attempt in %d ms", self->reconnect_delay_ms);
+    return RT_OK;
+}
+
+int rt_capture_pump(rt_capture_t *self)
+{
+    int rc;
+    if (!self->conn)
+        return s_reconnect(self);
+
+    if (self->stats.blocked) {
+        rc = s_flush(self);
+        if (rc == RT_EFULL) {
+            s_send_feedback(self, false);
+            return RT_OK;
+        }
+        if (rc < 0)
+            return rc;
+    }
+
+    /* Read everything available, up to the batch limit: that is one group commit. */
+    for (;;) {
+        if (!PQconsumeInput(self->conn)) {
+            s_disconnect(self, s_trimmed_error(self->conn));
+            return RT_OK;
+        }
+        bool got = false;
+        for (;;) {
+            char *buf = NULL;
+            int n = PQgetCopyData(self->conn, &buf, 1);
+            if (n == 0)
+                break;
+            if (n < 0) {
+                if (n == -1) {
+                    PGresult *res = PQgetResult(self->conn);
+                    rt_error("source: replication stream ended: %s",
+                             res ? PQresultErrorMessage(res) : "no result");
+                    PQclear(res);
+                }
+                s_disconnect(self, n == -1 ? "stream ended" : s_trimmed_error(self->conn));
+                return RT_OK;
+            }
+            got = true;
+            rc = s_handle_copydata(self, buf, n);
+            PQfreemem(buf);
+            if (rc == RT_EPROTO) {
+                s_disconnect(self, "protocol error");
+                return RT_OK;
+            }
+            if (rc < 0)
+                return rc;
+            if (self->batch_len >= self->opts.batch_bytes)
+                break;
+        }
+        if (!got || self->batch_len >= self->opts.batch_bytes)
+            break;
+    }
+
+    rc = s_flush(self);
+    if (rc < 0 && rc != RT_EFULL)
+        return rc;
+    /* Idle and everything durable: confirm the keepalive position so the source does
+     * not retain WAL for nothing. */
+    if (!self->in_txn && self->nrecs == 0 && !self->pending_dirty &&
+        self->idle_lsn > self->stats.confirmed_lsn && !self->stats.blocked) {
+        self->stats.confirmed_lsn = self->idle_lsn;
+        s_send_feedback(self, true);
+    }
+    s_send_feedback(self, false);
+    return RT_OK;
+}
+
+int rt_capture_fd(rt_capture_t *self)
+{
+    if (!self->conn || self->stats.blocked)
+        return -1;
+    return PQsocket(self->conn);
+}
+
+rt_capture_stats_t rt_capture_stats(const rt_capture_t *self)
+{
+    return self->stats;
+}
+
+rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox)
+{
+    rt_capture_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->opts = *opts;
+    self->opts.dsn = strdup(opts->dsn);
+    self->opts.name = strdup(opts->name);
+    self->opts.slot = strdup(opts->slot);
+    self->opts.publication = strdup(opts->publication);
+    if (!self->opts.batch_bytes)
+        self->opts.batch_bytes = 8u << 20;
+    self->outbox = outbox;
+    self->decoder = rt_pgoutput_new();
+    self->builder = rt_record_builder_new();
+    self->rels = zhashx_new();
+    if (!self->opts.dsn || !self->opts.name || !self->opts.slot || !self->opts.publication ||
+        !self->decoder || !self->builder || !self->rels)
+        goto fail;
+    zhashx_set_key_hasher(self->rels, s_relid_hash);
+    zhashx_set_key_comparator(self->rels, s_relid_cmp);
+    zhashx_set_key_duplicator(self->rels, s_relid_dup);
+    zhashx_set_key_destructor(self->rels, s_relid_free);
+    zhashx_set_destructor(self->rels, s_rel_free);
+
+    self->durable = rt_outbox_position(outbox);
+    self->pending = self->durable;
+    self->next_seq = rt_outbox_next_seq(outbox);
+    self->stats.confirmed_lsn = self->durable.last_end_lsn;
+    self->reconnect_delay_ms = RECONNECT_MIN_MS;
+
+    if (s_prepare_source(self) < 0 || s_start_stream(self) < 0)
+        goto fail;
+    return self;
+fail:
+    rt_capture_destroy(&self);
+    return NULL;
+}
+
+void rt_capture_destroy(rt_capture_t **self_p)
+{
+    rt_capture_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->conn) {
+        /* Store what is complete before leaving; the rest is sent again. */
+        if (s_flush(self) < 0)
+            rt_warn("could not store the last batch before stopping; the source sends it again");
+        PQfinish(self->conn);
+    }
+    rt_pgoutput_destroy(&self->decoder);
+    rt_record_builder_destroy(&self->builder);
+    zhashx_destroy(&self->rels);
+    free(self->vals_old);
+    free(self->vals_new);
+    free(self->trunc);
+    free(self->batch);
+    free(self->offs);
+    free(self->recs);
+    free((char *)self->opts.dsn);
+    free((char *)self->opts.name);
+    free((char *)self->opts.slot);
+    free((char *)self->opts.publication);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,48 @@
+/* publisher/capture.h - the replication stream: pgoutput in, outbox records out, flush LSN back. */
+#ifndef RT_CAPTURE_H
+#define RT_CAPTURE_H
+
+#include "outbox.h"
+#include "rt.h"
+
+typedef struct rt_capture_t rt_capture_t;
+
+typedef struct {
+    const char *dsn;         /* source connection string (without replication=) */
+    const char *name;        /* source name */
+    const char *slot;        /* replication slot, created if missing */
+    const char *publication; /* publication, created FOR ALL TABLES if missing */
+    uint64_t batch_bytes;    /* group commit: flush to the outbox past this many bytes */
+} rt_capture_opts_t;
+
+/* Counters and positions for status and metrics. */
+typedef struct {
+    rt_lsn_t received_lsn;   /* newest WAL position seen from the source */
+    rt_lsn_t confirmed_lsn;  /* flush LSN confirmed to the source */
+    uint64_t txns;           /* source transactions stored */
+    uint64_t rows;           /* row changes stored */
+    uint64_t filtered_txns;  /* transactions dropped: rt's own origins */
+    uint64_t skipped_txns;   /* transactions dropped: already stored (after a restart) */
+    bool connected;          /* the replication stream is up */
+    bool blocked;            /* the outbox is full: reading from the source paused */
+} rt_capture_stats_t;
+
+/* Connects to the source, checks wal_level, creates the publication and slot when
+ * missing and starts streaming. Returns NULL on failure, logged (unreachable source,
+ * wrong wal_level, missing privileges). outbox is borrowed. */
+rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox);
+void rt_capture_destroy(rt_capture_t **self_p);
+
+/* The socket to poll for input, or -1 while disconnected or blocked. */
+int rt_capture_fd(rt_capture_t *self);
+
+/* Reads what the source has sent, stores complete batches durably in the outbox
+ * (group commit) and confirms them. Also sends periodic status, retries a blocked
+ * outbox and reconnects after the source went away. Call when the socket is
+ * readable and at least every few hundred milliseconds. Returns 0, or RT_EIO when
+ * the outbox failed (fatal). */
+int rt_capture_pump(rt_capture_t *self) RT_WUR;
+
+rt_capture_stats_t rt_capture_stats(const rt_capture_t *self);
+
+#endif

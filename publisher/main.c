@@ -1,0 +1,197 @@
+/* publisher/main.c - rt-publisher: flags, wiring, the event loop and exit codes. */
+#include <czmq.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture.h"
+#include "config.h"
+#include "log.h"
+#include "outbox.h"
+#include "stream.h"
+
+typedef struct {
+    char *source;
+    char *outbox;
+    char *name;
+    char *listen;
+    char *pub;
+    char *publication;
+    char *slot;
+    char *config;
+    int64_t log_level;
+    int64_t batch_bytes;
+    int64_t max_outbox_mb;
+    int64_t retention_seconds;
+} s_opts_t;
+
+static const char *const s_levels[] = {"debug", "info", "warning", "error", NULL};
+
+#define OPT(k, t, f, d, lo, hi, ch, req, h) \
+    {k, t, offsetof(s_opts_t, f), d, lo, hi, ch, req, h}
+static const rt_cfg_param_t s_params[] = {
+    OPT("source", RT_CFG_STR, source, NULL, 0, 0, NULL, true,
+        "source PostgreSQL connection string (wal_level=logical, a REPLICATION role)"),
+    OPT("outbox", RT_CFG_STR, outbox, NULL, 0, 0, NULL, true, "directory of the LMDB outbox"),
+    OPT("name", RT_CFG_STR, name, NULL, 0, 0, NULL, false,
+        "source name (default: the source database name)"),
+    OPT("listen", RT_CFG_STR, listen, "tcp://127.0.0.1:7470", 0, 0, NULL, false,
+        "ROUTER endpoint: hello, fetch, ack, admin"),
+    OPT("pub", RT_CFG_STR, pub, "tcp://127.0.0.1:7471", 0, 0, NULL, false,
+        "PUB endpoint: live records"),
+    OPT("publication", RT_CFG_STR, publication, NULL, 0, 0, NULL, false,
+        "publication to stream (default rt_<name>, created FOR ALL TABLES if missing)"),
+    OPT("slot", RT_CFG_STR, slot, NULL, 0, 0, NULL, false,
+        "logical replication slot (default rt_<name>, created if missing)"),
+    OPT("config", RT_CFG_STR, config, NULL, 0, 0, NULL, false, "INI file with these keys"),
+    OPT("log-level", RT_CFG_ENUM, log_level, "info", 0, 0, s_levels, false, "lowest level logged"),
+    OPT("batch-bytes", RT_CFG_INT, batch_bytes, "8388608", 65536, 1LL << 30, NULL, false,
+        "group commit: most bytes stored in one outbox write"),
+    OPT("max-outbox-mb", RT_CFG_INT, max_outbox_mb, "0", 0, 1LL << 30, NULL, false,
+        "outbox size limit in MiB; past it reading from the source pauses (0: none)"),
+    OPT("retention-seconds", RT_CFG_INT, retention_seconds, "3600", 0, 1LL << 40, NULL, false,
+        "keep acknowledged records this long, for rtctl replay"),
+};
+#define NPARAMS (sizeof s_params / sizeof s_params[0])
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+/* Default name: the database named by the DSN. */
+static char *s_default_name(const char *dsn)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &err);
+    if (!opts) {
+        fprintf(stderr, "rt-publisher: --source: %s", err ? err : "cannot parse\n");
+        PQfreemem(err);
+        return NULL;
+    }
+    char *name = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "dbname") == 0 && o->val && o->val[0])
+            name = strdup(o->val);
+    PQconninfoFree(opts);
+    return name ? name : strdup(getenv("PGDATABASE") ? getenv("PGDATABASE") : "postgres");
+}
+
+/* A slot or publication name from the source name: lower case, [a-z0-9_]. */
+static char *s_object_name(const char *name)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "rt_%s", name);
+    if (n >= (int)sizeof buf)
+        n = sizeof buf - 1;
+    for (int i = 0; i < n; i++) {
+        char c = buf[i];
+        if (c >= 'A' && c <= 'Z')
+            buf[i] = (char)(c - 'A' + 'a');
+        else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            buf[i] = '_';
+    }
+    return strdup(buf);
+}
+
+int main(int argc, char **argv)
+{
+    s_opts_t o;
+    memset(&o, 0, sizeof o);
+    int rc = rt_config_load(s_params, NPARAMS, &o, argc, argv, "rt-publisher",
+                            "Captures a PostgreSQL source into an LMDB outbox and streams it "
+                            "to rt-subscribers.");
+    if (rc == 1)
+        return RT_EXIT_OK;
+    if (rc < 0)
+        return RT_EXIT_USAGE;
+    int exit_code = RT_EXIT_FAILURE;
+    rt_outbox_t *outbox = NULL;
+    rt_capture_t *capture = NULL;
+    rt_stream_t *stream = NULL;
+
+    rt_log_init("rt-publisher", (rt_log_level_t)o.log_level);
+    if (!o.name && !(o.name = s_default_name(o.source))) {
+        exit_code = RT_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (!o.slot)
+        o.slot = s_object_name(o.name);
+    if (!o.publication)
+        o.publication = s_object_name(o.name);
+
+    /* czmq's own handlers would make zsys_interrupted sticky; keep ours. */
+    zsys_handler_set(NULL);
+    zsys_set_linger(0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rt_outbox_opts_t oo = {.map_size = 0, .max_bytes = (uint64_t)o.max_outbox_mb << 20};
+    outbox = rt_outbox_open(o.outbox, &oo);
+    if (!outbox)
+        goto cleanup;
+    char stored[128];
+    if (rt_outbox_meta_get(outbox, "source", stored, sizeof stored) == 0) {
+        if (strcmp(stored, o.name) != 0) {
+            rt_error("outbox %s belongs to source \"%s\", not \"%s\"", o.outbox, stored, o.name);
+            exit_code = RT_EXIT_USAGE;
+            goto cleanup;
+        }
+    } else if (rt_outbox_meta_set(outbox, "source", o.name) < 0 ||
+               rt_outbox_meta_set(outbox, "slot", o.slot) < 0) {
+        goto cleanup;
+    }
+
+    rt_capture_opts_t co = {.dsn = o.source, .name = o.name, .slot = o.slot,
+                            .publication = o.publication, .batch_bytes = (uint64_t)o.batch_bytes};
+    capture = rt_capture_new(&co, outbox);
+    if (!capture)
+        goto cleanup;
+    rt_stream_opts_t so = {.source = o.name, .slot = o.slot, .listen = o.listen, .pub = o.pub,
+                           .retention_s = o.retention_seconds};
+    stream = rt_stream_new(&so, outbox, capture);
+    if (!stream)
+        goto cleanup;
+
+    rt_outbox_pos_t pos = rt_outbox_position(outbox);
+    char lsn[32];
+    rt_info("ready: source %s slot %s publication %s, listening on %s, publishing on %s, "
+            "outbox head seq %llu at %s",
+            o.name, o.slot, o.publication, o.listen, o.pub, (unsigned long long)pos.head_seq,
+            rt_lsn_format(pos.last_end_lsn, lsn, sizeof lsn));
+
+    while (!s_stop) {
+        zmq_pollitem_t items[2] = {{rt_stream_router(stream), 0, ZMQ_POLLIN, 0},
+                                   {NULL, rt_capture_fd(capture), ZMQ_POLLIN, 0}};
+        int nitems = items[1].fd >= 0 ? 2 : 1;
+        if (zmq_poll(items, nitems, 100) < 0 && zmq_errno() != EINTR) {
+            rt_error("poll failed: %s", zmq_strerror(zmq_errno()));
+            goto cleanup;
+        }
+        if (s_stop)
+            break;
+        if (rt_capture_pump(capture) < 0)
+            goto cleanup;
+        if (rt_stream_tick(stream) < 0)
+            goto cleanup;
+        if (items[0].revents & ZMQ_POLLIN && rt_stream_handle(stream) < 0)
+            goto cleanup;
+    }
+    rt_info("stopping on signal");
+    exit_code = RT_EXIT_OK;
+cleanup:
+    rt_stream_destroy(&stream);
+    rt_capture_destroy(&capture);
+    rt_outbox_destroy(&outbox);
+    rt_config_free(s_params, NPARAMS, &o);
+    return exit_code;
+}

@@ -1,0 +1,561 @@
+/* publisher/stream.c - the publisher's ZeroMQ side: PUB fan-out and the ROUTER conversation.
+ *
+ * PUB carries every durable record once, best effort, then HUGZ{head} when idle.
+ * ROUTER frames are [routing id][message] (peers are DEALERs); the conversation is
+ * in schemas/protocol.md: PING/PONG, HELLO/WELCOME, FETCH/FETCHED (credit-based:
+ * never more records than asked), ACK, STATUS. Subscribers and their
+ * acknowledgements live in the outbox's subscribers database. */
+#include "stream.h"
+
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "wire.h"
+
+#define MAX_MESSAGES_PER_CALL 256
+#define MAX_FETCH_RECORDS 256
+#define MAX_FETCH_BYTES (8u << 20)
+#define MAX_PUBLISH_BYTES (16u << 20)
+#define HUGZ_INTERVAL_MS 1000
+#define PERSIST_INTERVAL_MS 1000
+#define TRIM_INTERVAL_MS 1000
+#define TRIM_BATCH 10000
+#define SAMPLES_MAX 8192
+
+/* A subscriber as the publisher knows it. */
+typedef struct {
+    rt_outbox_sub_t stored; /* as in the outbox */
+    int64_t last_seen_ms;   /* monotonic time of its last message, 0 never */
+    bool dirty;             /* stored differs from the outbox */
+} s_sub_t;
+
+/* When a head seq became durable, for the retention window. */
+typedef struct {
+    uint64_t seq;
+    int64_t ms;
+} s_sample_t;
+
+struct rt_stream_t {
+    char *source, *slot, *pub_endpoint;
+    int64_t retention_ms;
+    rt_outbox_t *outbox;   /* borrowed */
+    rt_capture_t *capture; /* borrowed, may be NULL */
+    zsock_t *router;
+    zsock_t *pub;
+    zhashx_t *subs;        /* name -> s_sub_t */
+    uint64_t published;    /* last seq sent on PUB */
+    int64_t last_pub_ms;
+    int64_t last_persist_ms;
+    int64_t last_trim_ms;
+    s_sample_t *samples;   /* ring of (head, time) */
+    size_t nsamples, sample_start;
+    uint64_t bad_frames;
+};
+
+static void s_bad_frame(rt_stream_t *self, const char *peer, const char *why)
+{
+    self->bad_frames++;
+    if (self->bad_frames <= 10 || self->bad_frames % 1000 == 0)
+        rt_warn("dropped a frame from %s: %s (%llu dropped so far)", peer ? peer : "a peer", why,
+                (unsigned long long)self->bad_frames);
+}
+
+/* Sends [id][body] on the ROUTER without blocking; false if the peer is gone or full. */
+static bool s_send_to(rt_stream_t *self, const char *id, size_t idlen, const void *body,
+                      size_t len)
+{
+    void *sock = zsock_resolve(self->router);
+    if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return false;
+    return zmq_send(sock, body, len, ZMQ_DONTWAIT) >= 0;
+}
+
+static void s_send_msg(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *msg)
+{
+    void *frame;
+    size_t len;
+    if (rt_msg_encode(msg, &frame, &len) < 0)
+        return;
+    if (!s_send_to(self, id, idlen, frame, len))
+        rt_debug("reply to %.*s not sent: %s", (int)idlen, id, zmq_strerror(zmq_errno()));
+    free(frame);
+}
+
+static void s_send_error(rt_stream_t *self, const char *id, size_t idlen, int code,
+                         const char *text)
+{
+    rt_msg_t m = {.type = RT_MSG_ERROR, .code = code, .text = (char *)text};
+    s_send_msg(self, id, idlen, &m);
+}
+
+static s_sub_t *s_sub(rt_stream_t *self, const char *name, bool create)
+{
+    s_sub_t *s = zhashx_lookup(self->subs, name);
+    if (s || !create)
+        return s;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    snprintf(s->stored.name, sizeof s->stored.name, "%s", name);
+    s->stored.enabled = true;
+    s->stored.state = RT_SUB_OFFLINE;
+    s->dirty = true;
+    zhashx_insert(self->subs, name, s);
+    return zhashx_lookup(self->subs, name);
+}
+
+static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
+{
+    rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
+    uint64_t first = rt_outbox_first_seq(self->outbox);
+    if (m->seq + 1 < first && first <= pos.head_seq) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "records %llu..%llu were trimmed from the outbox (oldest kept: %llu); "
+                 "subscriber %s needs a resync",
+                 (unsigned long long)(m->seq + 1), (unsigned long long)(first - 1),
+                 (unsigned long long)first, m->name);
+        rt_warn("%s", text);
+        s_send_error(self, id, idlen, RT_ETRIMMED, text);
+        return;
+    }
+    if (m->seq > pos.head_seq) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "subscriber %s says it applied seq %llu but the outbox ends at %llu: it was "
+                 "fed by another outbox",
+                 m->name, (unsigned long long)m->seq, (unsigned long long)pos.head_seq);
+        rt_error("%s", text);
+        s_send_error(self, id, idlen, RT_EINVAL, text);
+        return;
+    }
+    s_sub_t *s = s_sub(self, m->name, true);
+    if (!s)
+        return;
+    bool known = s->last_seen_ms != 0;
+    s->stored.acked_seq = m->seq;
+    s->stored.state = m->seq < pos.head_seq ? RT_SUB_CATCHING_UP : RT_SUB_STREAMING;
+    s->last_seen_ms = rt_mono_ms();
+    s->dirty = true;
+    if (!known)
+        rt_info("subscriber %s connected at seq %llu (head %llu)", m->name,
+                (unsigned long long)m->seq, (unsigned long long)pos.head_seq);
+    rt_msg_t w = {.type = RT_MSG_WELCOME,
+                  .source = self->source,
+                  .endpoint = self->pub_endpoint,
+                  .first_seq = first,
+                  .head_seq = pos.head_seq};
+    s_send_msg(self, id, idlen, &w);
+}
+
+typedef struct {
+    rt_stream_t *self;
+    const char *id;
+    size_t idlen;
+    uint64_t last;
+} s_fetch_ctx_t;
+
+static int s_fetch_one(void *arg, uint64_t seq, const void *data, size_t len)
+{
+    s_fetch_ctx_t *c = arg;
+    if (!s_send_to(c->self, c->id, c->idlen, data, len))
+        return 1; /* the peer is gone or full: it asks again */
+    c->last = seq;
+    return 0;
+}
+
+static void s_on_fetch(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%.*s", (int)(idlen < 127 ? idlen : 127), id);
+    s_sub_t *s = s_sub(self, name, false);
+    if (s)
+        s->last_seen_ms = rt_mono_ms();
+    rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
+    s_fetch_ctx_t ctx = {self, id, idlen, 0};
+    if (m->seq == 0) {
+        s_send_error(self, id, idlen, RT_EPROTO, "FETCH from seq 0: seqs start at 1");
+        return;
+    }
+    if (!(s && !s->stored.enabled)) {
+        size_t count = m->count < MAX_FETCH_RECORDS ? m->count : MAX_FETCH_RECORDS;
+        int rc = count ? rt_outbox_read(self->outbox, m->seq, count, MAX_FETCH_BYTES,
+                                        s_fetch_one, &ctx)
+                       : 0;
+        if (rc == RT_ETRIMMED) {
+            char text[200];
+            snprintf(text, sizeof text,
+                     "records from %llu were trimmed from the outbox (oldest kept: %llu)",
+                     (unsigned long long)m->seq,
+                     (unsigned long long)rt_outbox_first_seq(self->outbox));
+            s_send_error(self, id, idlen, RT_ETRIMMED, text);
+            return;
+        }
+        if (rc < 0) {
+            s_send_error(self, id, idlen, RT_EIO, "the outbox could not be read");
+            return;
+        }
+    }
+    rt_msg_t f = {.type = RT_MSG_FETCHED, .seq = m->seq, .last_seq = ctx.last,
+                  .head_seq = pos.head_seq};
+    s_send_msg(self, id, idlen, &f);
+}
+
+static void s_on_ack(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%.*s", (int)(idlen < 127 ? idlen : 127), id);
+    rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
+    if (m->seq > pos.head_seq) {
+        s_bad_frame(self, name, "ACK beyond the outbox head");
+        return;
+    }
+    s_sub_t *s = s_sub(self, name, true);
+    if (!s)
+        return;
+    if (s->stored.acked_seq != m->seq || s->stored.state != m->state)
+        s->dirty = true;
+    s->stored.acked_seq = m->seq;
+    s->stored.state = (int32_t)m->state;
+    s->last_seen_ms = rt_mono_ms();
+}
+
+static void s_on_status(rt_stream_t *self, const char *id, size_t idlen)
+{
+    rt_status_t st;
+    memset(&st, 0, sizeof st);
+    snprintf(st.source, sizeof st.source, "%s", self->source);
+    snprintf(st.slot, sizeof st.slot, "%s", self->slot);
+    rt_outbox_stat_t os;
+    if (rt_outbox_stat(self->outbox, &os) == 0) {
+        st.first_seq = os.first_seq;
+        st.head_seq = os.head_seq;
+        st.records = os.records;
+        st.outbox_bytes = os.used_bytes;
+    }
+    if (self->capture) {
+        rt_capture_stats_t cs = rt_capture_stats(self->capture);
+        st.received_lsn = cs.received_lsn;
+        st.confirmed_lsn = cs.confirmed_lsn;
+        st.captured_txns = cs.txns;
+        st.captured_rows = cs.rows;
+    }
+    size_t n = zhashx_size(self->subs);
+    st.subs = calloc(n ? n : 1, sizeof *st.subs);
+    if (!st.subs)
+        return;
+    int64_t now = rt_mono_ms();
+    for (s_sub_t *s = zhashx_first(self->subs); s; s = zhashx_next(self->subs)) {
+        rt_status_sub_t *o = &st.subs[st.nsubs++];
+        snprintf(o->name, sizeof o->name, "%s", s->stored.name);
+        o->acked_seq = s->stored.acked_seq;
+        bool online = s->last_seen_ms && now - s->last_seen_ms < 5000;
+        o->state = online ? s->stored.state : RT_SUB_OFFLINE;
+        if (!s->stored.enabled)
+            o->state = RT_SUB_PAUSED;
+        o->seen_ms_ago = s->last_seen_ms ? now - s->last_seen_ms : -1;
+    }
+    void *frame;
+    size_t len;
+    if (rt_status_encode(&st, &frame, &len) == 0) {
+        s_send_to(self, id, idlen, frame, len);
+        free(frame);
+    }
+    rt_status_clear(&st);
+}
+
+static void s_dispatch(rt_stream_t *self, zframe_t *idf, zframe_t *body)
+{
+    const char *id = (const char *)zframe_data(idf);
+    size_t idlen = zframe_size(idf);
+    char peer[140];
+    snprintf(peer, sizeof peer, "peer %.*s", (int)(idlen < 120 ? idlen : 120), id);
+    rt_msg_t m;
+    int rc = rt_msg_decode(zframe_data(body), zframe_size(body), &m);
+    if (rc < 0) {
+        int type = rt_msg_peek_type(zframe_data(body), zframe_size(body));
+        s_bad_frame(self, peer, type == RT_MSG_UNKNOWN ? "not an rt message" : "malformed");
+        s_send_error(self, id, idlen, RT_EPROTO,
+                     type == RT_MSG_UNKNOWN ? "not an rt message (or an unsupported version)"
+                                            : "malformed message");
+        return;
+    }
+    switch (m.type) {
+    case RT_MSG_PING: {
+        rt_msg_t p = {.type = RT_MSG_PONG, .source = self->source,
+                      .head_seq = rt_outbox_position(self->outbox).head_seq};
+        s_send_msg(self, id, idlen, &p);
+        break;
+    }
+    case RT_MSG_HELLO:
+        if (idlen != strlen(m.name) || memcmp(id, m.name, idlen) != 0) {
+            s_bad_frame(self, peer, "HELLO name differs from the routing id");
+            s_send_error(self, id, idlen, RT_EINVAL,
+                         "HELLO name must equal the DEALER routing id");
+            break;
+        }
+        s_on_hello(self, id, idlen, &m);
+        break;
+    case RT_MSG_FETCH: s_on_fetch(self, id, idlen, &m); break;
+    case RT_MSG_ACK: s_on_ack(self, id, idlen, &m); break;
+    case RT_MSG_STATUS: s_on_status(self, id, idlen); break;
+    default:
+        s_bad_frame(self, peer, "unexpected message type");
+        s_send_error(self, id, idlen, RT_EPROTO, "unexpected message type for a publisher");
+        break;
+    }
+    rt_msg_clear(&m);
+}
+
+int rt_stream_handle(rt_stream_t *self)
+{
+    for (int i = 0; i < MAX_MESSAGES_PER_CALL; i++) {
+        if (!(zsock_events(self->router) & ZMQ_POLLIN))
+            break;
+        zmsg_t *msg = zmsg_recv(self->router);
+        if (!msg)
+            break;
+        if (zmsg_size(msg) != 2) {
+            s_bad_frame(self, NULL, "expected 2 frames [routing id][message]");
+        } else {
+            zframe_t *idf = zmsg_first(msg);
+            zframe_t *body = zmsg_next(msg);
+            s_dispatch(self, idf, body);
+        }
+        zmsg_destroy(&msg);
+    }
+    return RT_OK;
+}
+
+typedef struct {
+    rt_stream_t *self;
+    size_t bytes;
+} s_pub_ctx_t;
+
+static int s_publish_one(void *arg, uint64_t seq, const void *data, size_t len)
+{
+    s_pub_ctx_t *c = arg;
+    /* PUB never blocks; past the high-water mark it drops and subscribers FETCH. */
+    zmq_send(zsock_resolve(c->self->pub), data, len, ZMQ_DONTWAIT);
+    c->self->published = seq;
+    c->bytes += len;
+    return c->bytes >= MAX_PUBLISH_BYTES ? 1 : 0;
+}
+
+static int s_publish(rt_stream_t *self, int64_t now)
+{
+    rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
+    if (self->published < pos.head_seq) {
+        s_pub_ctx_t ctx = {self, 0};
+        uint64_t from = self->published + 1;
+        if (from < rt_outbox_first_seq(self->outbox))
+            from = rt_outbox_first_seq(self->outbox);
+        int rc = rt_outbox_read(self->outbox, from, SIZE_MAX, MAX_PUBLISH_BYTES, s_publish_one,
+                                &ctx);
+        if (rc < 0)
+            return rc;
+        if (self->published < pos.head_seq && ctx.bytes >= MAX_PUBLISH_BYTES) {
+            /* More than a burst behind: subscribers fetch the rest over ROUTER. */
+            self->published = pos.head_seq;
+        }
+        self->last_pub_ms = now;
+        if (self->nsamples == SAMPLES_MAX) {
+            self->sample_start = (self->sample_start + 1) % SAMPLES_MAX;
+            self->nsamples--;
+        }
+        if (self->nsamples == 0 ||
+            now - self->samples[(self->sample_start + self->nsamples - 1) % SAMPLES_MAX].ms >=
+                1000) {
+            self->samples[(self->sample_start + self->nsamples) % SAMPLES_MAX] =
+                (s_sample_t){pos.head_seq, now};
+            self->nsamples++;
+        }
+    } else if (now - self->last_pub_ms >= HUGZ_INTERVAL_MS) {
+        rt_msg_t h = {.type = RT_MSG_HUGZ, .head_seq = pos.head_seq};
+        void *frame;
+        size_t len;
+        if (rt_msg_encode(&h, &frame, &len) == 0) {
+            zmq_send(zsock_resolve(self->pub), frame, len, ZMQ_DONTWAIT);
+            free(frame);
+        }
+        self->last_pub_ms = now;
+    }
+    return RT_OK;
+}
+
+static int s_persist(rt_stream_t *self)
+{
+    for (s_sub_t *s = zhashx_first(self->subs); s; s = zhashx_next(self->subs)) {
+        if (!s->dirty)
+            continue;
+        int rc = rt_outbox_sub_put(self->outbox, &s->stored);
+        if (rc < 0)
+            return rc;
+        s->dirty = false;
+    }
+    return RT_OK;
+}
+
+/* Trims what every enabled subscriber acknowledged and the retention window passed. */
+static int s_trim(rt_stream_t *self, int64_t now)
+{
+    uint64_t upto = UINT64_MAX;
+    size_t enabled = 0;
+    for (s_sub_t *s = zhashx_first(self->subs); s; s = zhashx_next(self->subs)) {
+        if (!s->stored.enabled)
+            continue;
+        enabled++;
+        if (s->stored.acked_seq < upto)
+            upto = s->stored.acked_seq;
+    }
+    if (!enabled)
+        return RT_OK; /* nobody registered yet: keep everything */
+    uint64_t old_enough = 0;
+    while (self->nsamples > 0) {
+        s_sample_t *s = &self->samples[self->sample_start];
+        if (now - s->ms < self->retention_ms)
+            break;
+        old_enough = s->seq;
+        if (self->nsamples == 1)
+            break;
+        self->sample_start = (self->sample_start + 1) % SAMPLES_MAX;
+        self->nsamples--;
+    }
+    if (old_enough < upto)
+        upto = old_enough;
+    if (upto < rt_outbox_first_seq(self->outbox))
+        return RT_OK;
+    size_t deleted = 0;
+    int rc = rt_outbox_trim(self->outbox, upto, TRIM_BATCH, &deleted);
+    if (rc < 0)
+        return rc;
+    if (deleted)
+        rt_debug("trimmed %zu records up to seq %llu", deleted, (unsigned long long)upto);
+    return RT_OK;
+}
+
+int rt_stream_tick(rt_stream_t *self)
+{
+    int64_t now = rt_mono_ms();
+    int rc = s_publish(self, now);
+    if (rc < 0)
+        return rc;
+    if (now - self->last_persist_ms >= PERSIST_INTERVAL_MS) {
+        self->last_persist_ms = now;
+        if ((rc = s_persist(self)) < 0)
+            return rc;
+    }
+    if (now - self->last_trim_ms >= TRIM_INTERVAL_MS) {
+        self->last_trim_ms = now;
+        if ((rc = s_trim(self, now)) < 0)
+            return rc;
+    }
+    return RT_OK;
+}
+
+static int s_load_sub(void *arg, const rt_outbox_sub_t *sub)
+{
+    rt_stream_t *self = arg;
+    s_sub_t *s = s_sub(self, sub->name, true);
+    if (!s)
+        return RT_ENOMEM;
+    s->stored = *sub;
+    s->dirty = false;
+    return 0;
+}
+
+static void s_sub_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+void *rt_stream_router(rt_stream_t *self)
+{
+    return zsock_resolve(self->router);
+}
+
+uint64_t rt_stream_bad_frames(const rt_stream_t *self)
+{
+    return self->bad_frames;
+}
+
+static zsock_t *s_bind(int type, const char *endpoint, const char *what)
+{
+    zsock_t *sock = zsock_new(type);
+    if (!sock)
+        return NULL;
+    zsock_set_linger(sock, 0);
+    if (type == ZMQ_ROUTER) {
+        zsock_set_router_mandatory(sock, 1);
+        zsock_set_router_handover(sock, 1);
+        zsock_set_maxmsgsize(sock, RT_WIRE_MAX_FRAME);
+        zsock_set_sndhwm(sock, 100000);
+        zsock_set_rcvhwm(sock, 100000);
+    } else {
+        zsock_set_sndhwm(sock, 100000);
+    }
+    if (zsock_bind(sock, "%s", endpoint) < 0) {
+        rt_error("cannot bind the %s socket to %s: %s", what, endpoint, zmq_strerror(zmq_errno()));
+        zsock_destroy(&sock);
+        return NULL;
+    }
+    return sock;
+}
+
+rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
+                           rt_capture_t *capture)
+{
+    rt_stream_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->source = strdup(opts->source);
+    self->slot = strdup(opts->slot ? opts->slot : "");
+    self->pub_endpoint = strdup(opts->pub);
+    self->retention_ms = opts->retention_s * 1000;
+    self->outbox = outbox;
+    self->capture = capture;
+    self->subs = zhashx_new();
+    self->samples = calloc(SAMPLES_MAX, sizeof *self->samples);
+    if (!self->source || !self->slot || !self->pub_endpoint || !self->subs || !self->samples)
+        goto fail;
+    zhashx_set_destructor(self->subs, s_sub_free);
+    if (rt_outbox_sub_each(outbox, s_load_sub, self) < 0)
+        goto fail;
+    self->router = s_bind(ZMQ_ROUTER, opts->listen, "ROUTER (--listen)");
+    if (!self->router)
+        goto fail;
+    self->pub = s_bind(ZMQ_PUB, opts->pub, "PUB (--pub)");
+    if (!self->pub)
+        goto fail;
+    /* Records stored before this start are served by FETCH, not re-published. */
+    int64_t now = rt_mono_ms();
+    self->published = rt_outbox_position(outbox).head_seq;
+    self->samples[0] = (s_sample_t){self->published, now};
+    self->nsamples = 1;
+    self->last_persist_ms = self->last_trim_ms = now;
+    return self;
+fail:
+    rt_stream_destroy(&self);
+    return NULL;
+}
+
+void rt_stream_destroy(rt_stream_t **self_p)
+{
+    rt_stream_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->subs && self->outbox && s_persist(self) < 0)
+        rt_warn("could not store the subscribers' last acknowledgements");
+    zsock_destroy(&self->router);
+    zsock_destroy(&self->pub);
+    zhashx_destroy(&self->subs);
+    free(self->samples);
+    free(self->source);
+    free(self->slot);
+    free(self->pub_endpoint);
+    free(self);
+    *self_p = NULL;
+}

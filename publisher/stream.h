@@ -1,0 +1,39 @@
+/* publisher/stream.h - the publisher's ZeroMQ side: PUB fan-out and the ROUTER conversation. */
+#ifndef RT_STREAM_H
+#define RT_STREAM_H
+
+#include "capture.h"
+#include "outbox.h"
+#include "rt.h"
+
+typedef struct rt_stream_t rt_stream_t;
+
+typedef struct {
+    const char *source;       /* source name, sent in WELCOME and PONG */
+    const char *slot;         /* slot name, for STATUS */
+    const char *listen;       /* ROUTER endpoint to bind */
+    const char *pub;          /* PUB endpoint to bind */
+    int64_t retention_s;      /* keep acknowledged records at least this long */
+} rt_stream_opts_t;
+
+/* Binds both sockets. NULL on failure, logged (endpoint in use, malformed). The
+ * outbox and capture are borrowed (capture only for its statistics; may be NULL). */
+rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
+                           rt_capture_t *capture);
+void rt_stream_destroy(rt_stream_t **self_p);
+
+/* The ROUTER socket's handle, for zmq_poll. */
+void *rt_stream_router(rt_stream_t *self);
+
+/* Handles the messages waiting on the ROUTER (at most a bounded number per call). */
+int rt_stream_handle(rt_stream_t *self) RT_WUR;
+
+/* Publishes every durable record not yet published; sends HUGZ when idle; stores
+ * acknowledgements; trims what every enabled subscriber acknowledged. Call after each
+ * capture pump and at least every few hundred milliseconds. */
+int rt_stream_tick(rt_stream_t *self) RT_WUR;
+
+/* Counters of dropped input, for status and tests. */
+uint64_t rt_stream_bad_frames(const rt_stream_t *self);
+
+#endif
