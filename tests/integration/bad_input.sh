@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# tests/integration/bad_input.sh - bad flags, unreachable servers, a wrong wal_level,
+# hostile frames and a table missing on a replica: a clear error naming the thing, the
+# documented exit code, and no data lost or applied twice.
+set -euo pipefail
+source "$RT_SRC/tests/lib/cluster.sh"
+rt_setup
+PUB="$RT_BIN/rt-publisher"
+SUB="$RT_BIN/rt-subscriber"
+
+# expect_exit CODE PATTERN CMD... : CMD exits with CODE and its output matches PATTERN.
+expect_exit() {
+    local code="$1" pattern="$2" rc=0
+    shift 2
+    timeout 30 "$@" >"$RT_TMP/out" 2>&1 || rc=$?
+    if [[ "$rc" != "$code" ]] || ! grep -qE -- "$pattern" "$RT_TMP/out"; then
+        cat "$RT_TMP/out" >&2
+        rt_fail "expected exit $code and /$pattern/ from: $*  (got exit $rc)"
+    fi
+    echo "ok: exit $rc, $(grep -m1 -E -- "$pattern" "$RT_TMP/out")"
+}
+
+echo "== flags"
+expect_exit 2 "missing required option --source" "$PUB" --outbox "$RT_TMP/o"
+expect_exit 2 "missing required option --outbox" "$PUB" --source "dbname=x"
+expect_exit 2 'batch-bytes.*"12x"' "$PUB" --source x --outbox "$RT_TMP/o" --batch-bytes 12x
+expect_exit 2 'unknown' "$PUB" --source x --outbox "$RT_TMP/o" --no-such-flag 1
+expect_exit 0 "--source" "$PUB" --help
+expect_exit 2 "missing required option --target" "$SUB" --publisher tcp://127.0.0.1:1
+expect_exit 2 "missing required option --publisher" "$SUB" --target "dbname=x"
+expect_exit 0 "--target" "$SUB" --help
+printf 'source = x\nbogus_key = 1\n' >"$RT_TMP/bad.ini"
+expect_exit 2 "bad.ini:2.*bogus_key" "$PUB" --config "$RT_TMP/bad.ini" --outbox "$RT_TMP/o"
+expect_exit 2 'unknown command "frobnicate"' "$RT_BIN/rtctl" frobnicate
+expect_exit 0 "status" "$RT_BIN/rtctl" --help
+
+echo "== unreachable servers"
+DEAD="$(rt_free_port)"
+expect_exit 1 "cannot connect to the source" "$PUB" --outbox "$RT_TMP/o1" \
+    --source "host=127.0.0.1 port=$DEAD dbname=postgres user=postgres connect_timeout=5"
+expect_exit 1 "no answer from the publisher at tcp://127.0.0.1:$DEAD" "$RT_BIN/rtctl" \
+    --timeout 500 --publisher "tcp://127.0.0.1:$DEAD" status
+
+rt_pg_start plain "wal_level = replica"
+expect_exit 1 "wal_level" "$PUB" --outbox "$RT_TMP/o2" --source "$PLAIN_DSN"
+
+echo "== hostile frames to the publisher"
+rt_pg_start source
+rt_pg_start replica
+rt_psql source -c "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE missing_on_replica (id int PRIMARY KEY)"
+rt_psql replica -c "CREATE TABLE t (id int PRIMARY KEY, v text)"
+P_ROUTER="$(rt_free_port)"
+ROUTER="tcp://127.0.0.1:$P_ROUTER"
+rt_start_daemon pub "$RT_TMP/pub.log" "$PUB" --source "$SOURCE_DSN" --outbox "$RT_TMP/outbox" \
+    --name src --listen "$ROUTER" --pub "tcp://127.0.0.1:$(rt_free_port)"
+# garbage, a msgpack bomb, deep nesting, a reserved byte, a wrong field type, an unknown
+# type, an unknown version, trailing bytes, an empty frame, a HELLO under another name
+"$RT_BIN/rt_rawpeer" "$ROUTER" 00112233 dd10000000 "$(printf '91%.0s' {1..100})01" c1 \
+    94a5464554434801a17801 92a45748415401 92a450494e4702 92a450494e470100 - \
+    94a548454c4c4f01a17800 >"$RT_TMP/raw.out" || { cat "$RT_TMP/raw.out"; rt_fail "a hostile frame got no reply"; }
+cat "$RT_TMP/raw.out"
+[[ "$(grep -c '^ERROR' "$RT_TMP/raw.out")" == 10 ]] || rt_fail "expected 10 ERROR replies"
+# a message of three frames is dropped without an answer; the publisher keeps serving
+"$RT_BIN/rt_rawpeer" "$ROUTER" 2:92a450494e4701:92a450494e4701 >/dev/null || true
+"$RT_BIN/rtctl" ping "$ROUTER" || rt_fail "the publisher stopped serving after hostile frames"
+rt_daemon_alive pub || rt_fail "the publisher died"
+
+echo "== a table missing on the replica"
+rt_start_daemon sub "$RT_TMP/sub.log" "$SUB" --publisher "$ROUTER" --target "$REPLICA_DSN" --name replica
+rt_psql source -c "INSERT INTO t VALUES (1, 'before')"
+rt_psql source -c "INSERT INTO missing_on_replica VALUES (1)"
+rt_psql source -c "INSERT INTO t VALUES (2, 'after')"
+rt_wait_until 30 "an error naming the missing table" \
+    grep -q 'missing_on_replica' "$RT_TMP/sub.log"
+grep -m1 'missing_on_replica' "$RT_TMP/sub.log"
+sleep 1
+[[ "$(rt_psql replica -c 'SELECT count(*) FROM t')" == 1 ]] ||
+    rt_fail "the subscriber applied past a transaction it could not apply"
+rt_psql replica -c "CREATE TABLE missing_on_replica (id int PRIMARY KEY)"
+rt_wait_converged 60 source replica
+rt_stop_daemon sub || rt_fail "the subscriber did not stop cleanly"
+rt_stop_daemon pub || rt_fail "the publisher did not stop cleanly"
+echo "bad input: ok"
