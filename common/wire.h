@@ -104,8 +104,11 @@ uint32_t rt_record_builder_nchanges(const rt_record_builder_t *self);
 /* Encoded bytes of the changes so far (to decide when to cut a chunk). */
 size_t rt_record_builder_size(const rt_record_builder_t *self);
 
-/* Finishes the record with its flags and end_lsn. *data/*len are valid until the next
- * start or destroy; the builder owns them. Returns 0 or RT_ENOMEM. */
+/* Finishes the record with its flags and end_lsn. *data and *len are valid until the next
+ * start or destroy; the builder owns them. Returns 0 or RT_ENOMEM, or RT_EINVAL if a call
+ * since start was invalid (relation index out of range, row length not the relation's
+ * ncols, bad old_kind, NUL inside a text value, a name over 4096 bytes, a frame over
+ * RT_WIRE_MAX_FRAME); the builder then encodes nothing until the next start. */
 int rt_record_builder_finish(rt_record_builder_t *self, uint8_t flags, rt_lsn_t end_lsn,
                              const void **data, size_t *len) RT_WUR;
 
