@@ -9,12 +9,13 @@ rt_setup
 SCHEMA="
 CREATE TABLE counter (id int PRIMARY KEY, n bigint NOT NULL);
 CREATE TABLE log (id bigint PRIMARY KEY, n bigint NOT NULL, pad text);
+INSERT INTO counter VALUES (1, 0);
 "
 for c in source replica1 replica2; do
     rt_pg_start "$c"
     rt_psql "$c" -c "$SCHEMA"
 done
-rt_psql source -c "INSERT INTO counter VALUES (1, 0); CREATE SEQUENCE log_id;"
+rt_psql source -c "CREATE SEQUENCE log_id"
 # Every transaction adds 1 to the counter and logs the value it produced: a lost
 # transaction leaves a gap, a doubled one breaks counter = count(log) or the key.
 cat >"$RT_TMP/tx.sql" <<'SQL'

@@ -1,0 +1,90 @@
+/* subscriber/apply.h - applies outbox records to the replica exactly once (libpq). */
+#ifndef RT_APPLY_H
+#define RT_APPLY_H
+
+#include <signal.h>
+
+#include "rt.h"
+#include "wire.h"
+
+/* A replica connection with its replication origin rt_<source>, the prepared
+ * statement cache and the open replica transaction (if any).
+ *
+ * Positions: applied_seq is the seq of the last LAST record committed (the
+ * origin's progress); the open transaction may hold records after it, up to
+ * position. The next record to apply is always position + 1. */
+typedef struct rt_apply_t rt_apply_t;
+
+/* Group limits: a replica transaction takes more source transactions only
+ * while it holds fewer than these. */
+#define RT_APPLY_GROUP_TXNS 1000
+#define RT_APPLY_GROUP_BYTES (8u * 1024 * 1024)
+
+/* Creates an applier for the replica at dsn (a libpq connection string); does not
+ * connect. stop is polled while waiting on the replica: once it is non-zero, waits
+ * end and calls return RT_EAGAIN. Returns NULL if out of memory. */
+rt_apply_t *rt_apply_new(const char *dsn, volatile sig_atomic_t *stop);
+
+/* Rolls back any open transaction, closes the connection, frees self; clears *self_p. */
+void rt_apply_destroy(rt_apply_t **self_p);
+
+/* Connects (closing any previous connection), sets up the session
+ * (session_replication_role = replica, application_name, the origin rt_<source>
+ * created if missing and bound to this session) and reads the origin's progress
+ * into *applied_seq (0 if none). Errors are logged. Returns 0, RT_EDB (could not
+ * connect or set up; retry later), RT_EINVAL (unusable source name), RT_EAGAIN
+ * (stop requested) or RT_ENOMEM. */
+int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq) RT_WUR;
+
+/* Rolls back any open transaction and closes the connection. */
+void rt_apply_close(rt_apply_t *self);
+
+/* True while connected and set up. */
+bool rt_apply_connected(const rt_apply_t *self);
+
+/* Seq of the last committed record (the origin's progress). */
+uint64_t rt_apply_applied_seq(const rt_apply_t *self);
+
+/* Seq of the next record to apply: position + 1. */
+uint64_t rt_apply_next_seq(const rt_apply_t *self);
+
+/* True while a replica transaction is open. */
+bool rt_apply_in_txn(const rt_apply_t *self);
+
+/* True when a transaction is open and its last record ended a source transaction:
+ * it may be committed now (rt_apply_commit) or take the next source transaction. */
+bool rt_apply_commit_ready(const rt_apply_t *self);
+
+/* True when the open group reached RT_APPLY_GROUP_TXNS or RT_APPLY_GROUP_BYTES. */
+bool rt_apply_group_full(const rt_apply_t *self);
+
+/* Milliseconds since the open transaction began (0 if none). */
+int64_t rt_apply_txn_age_ms(const rt_apply_t *self);
+
+/* "db@host:port" of the replica, for log lines (valid while connected). */
+const char *rt_apply_target(const rt_apply_t *self);
+
+/* Applies rec (whose seq must be rt_apply_next_seq()) inside the open replica
+ * transaction, beginning one if none is open; the transaction stays open (commit
+ * with rt_apply_commit once rt_apply_commit_ready). bytes is the record's encoded
+ * size, for the group limit. rec and the frame it points into are only used during
+ * the call. On any failure the transaction is rolled back (position returns to
+ * applied_seq) and the cause logged with the seq. Returns 0, or:
+ *  RT_ECONFLICT  an UPDATE/DELETE did not match exactly one row, or a duplicate key;
+ *  RT_ENOTFOUND  a table or column is missing on the replica;
+ *  RT_EDB        any other PostgreSQL error (the connection is still usable);
+ *  RT_EPROTO     the record is inconsistent (flags, row images, parameters);
+ *  RT_EIO        the connection was lost (rt_apply_connected() is then false);
+ *  RT_EAGAIN     stop was requested (the connection was closed);
+ *  RT_ENOMEM. */
+int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes) RT_WUR;
+
+/* Commits the open transaction, recording the seq and commit time of its last
+ * source transaction as the origin's progress; then applied_seq = that seq.
+ * Returns 0 or an error as rt_apply_record (the transaction is then rolled back). */
+int rt_apply_commit(rt_apply_t *self) RT_WUR;
+
+/* Rolls back the open transaction, if any (position returns to applied_seq). */
+void rt_apply_rollback(rt_apply_t *self);
+
+#endif

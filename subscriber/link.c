@@ -1,0 +1,679 @@
+/* subscriber/link.c - the subscriber's side of the publisher conversation (DEALER + SUB).
+ *
+ * Life of a connection (schemas/protocol.md):
+ *   DOWN --connect DEALER, PING--> PINGING --PONG{source}--> SOURCE
+ *   SOURCE --replica set up for rt_<source>, HELLO{name, applied}--> HELLO
+ *   HELLO --WELCOME{source, pub, first, head}, connect SUB--> STREAMING
+ * In STREAMING a record is applied only when its seq is the next one; anything
+ * else is dropped and a gap (known head >= next) is filled with FETCH, one at a
+ * time. Silence for RT_LINK_SILENCE_MS drops both sockets and starts over with
+ * back-off. Apply failures hold applying (back-off) without dropping the link.
+ */
+#include "link.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "wire.h"
+
+/* Back-off of reconnections to the publisher and to the replica. */
+#define S_RECONNECT_MIN_MS 500
+#define S_RECONNECT_MAX_MS 10000
+/* Back-off of retries after a conflict or another apply error. */
+#define S_RETRY_MIN_MS 1000
+#define S_RETRY_MAX_MS 30000
+/* PING while waiting for PONG or for the replica. */
+#define S_PING_MS 1000
+/* An empty FETCHED (paused subscriber): wait this long before asking again. */
+#define S_EMPTY_FETCH_MS 1000
+/* A group of source transactions is committed once open this long. */
+#define S_GROUP_MAX_MS 250
+/* Idle poll step. */
+#define S_POLL_MS 100
+/* Malformed frames are logged at most this often. */
+#define S_BAD_LOG_MS 10000
+
+typedef enum { S_DOWN, S_PINGING, S_SOURCE, S_HELLO, S_STREAMING } s_state_t;
+
+struct rt_link_t {
+    char *publisher;             /* ROUTER endpoint */
+    char *pub_override;          /* PUB endpoint from the flags, or NULL */
+    char *name;                  /* subscriber name */
+    volatile sig_atomic_t *stop; /* set by the signal handler */
+    rt_apply_t *apply;           /* the replica side, borrowed during rt_link_run */
+    zsock_t *dealer;             /* to the publisher's ROUTER */
+    zsock_t *sub;                /* from the publisher's PUB */
+    rt_record_decoder_t *dec;    /* decodes REC frames */
+    int result;                  /* non-zero: rt_link_run returns it */
+
+    int state;               /* s_state_t */
+    char *source;            /* source name from PONG */
+    uint64_t known_head;     /* newest seq the publisher has, as far as we know */
+    int64_t reconnect_at_ms; /* S_DOWN: when to connect again */
+    int link_backoff_ms;     /* next reconnection delay */
+    int64_t last_rx_ms;      /* last frame from the publisher */
+    int64_t last_ping_ms;    /* last PING sent */
+
+    bool fetch_out;              /* a FETCH is outstanding */
+    uint64_t fetch_from;         /* its from_seq */
+    int64_t fetch_sent_ms;       /* when it was sent (or last answered with a record) */
+    int64_t fetch_not_before_ms; /* after an empty FETCHED */
+
+    bool ack_due;        /* a commit happened since the last ACK */
+    int64_t last_ack_ms; /* when the last ACK was sent */
+
+    bool replica_down;        /* apply must (re)connect before applying */
+    int64_t replica_retry_ms; /* when to try it */
+    int replica_backoff_ms;   /* next delay */
+    bool held;                /* applying paused after an apply error */
+    int64_t held_until_ms;    /* when to retry */
+    int retry_backoff_ms;     /* next delay */
+    uint64_t careful_until;   /* up to this seq (the last that failed) no grouping */
+
+    uint64_t bad_frames; /* frames dropped as malformed or unexpected */
+    uint64_t bad_logged; /* bad_frames at the last log line */
+    int64_t bad_log_ms;  /* when that line was written */
+    bool ready_logged;   /* the "ready:" line was written */
+};
+
+rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
+{
+    rt_link_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->publisher = strdup(opts->publisher);
+    self->pub_override = opts->pub && *opts->pub ? strdup(opts->pub) : NULL;
+    self->name = strdup(opts->name);
+    self->dec = rt_record_decoder_new();
+    self->stop = stop;
+    if (!self->publisher || !self->name || !self->dec ||
+        (opts->pub && *opts->pub && !self->pub_override)) {
+        rt_link_destroy(&self);
+        return NULL;
+    }
+    self->link_backoff_ms = S_RECONNECT_MIN_MS;
+    self->replica_backoff_ms = S_RECONNECT_MIN_MS;
+    self->retry_backoff_ms = S_RETRY_MIN_MS;
+    self->bad_log_ms = INT64_MIN / 2;
+    return self;
+}
+
+static void s_close_sockets(rt_link_t *self)
+{
+    zsock_destroy(&self->dealer);
+    zsock_destroy(&self->sub);
+}
+
+void rt_link_destroy(rt_link_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    rt_link_t *self = *self_p;
+    s_close_sockets(self);
+    rt_record_decoder_destroy(&self->dec);
+    free(self->publisher);
+    free(self->pub_override);
+    free(self->name);
+    free(self->source);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t rt_link_bad_frames(const rt_link_t *self)
+{
+    return self->bad_frames;
+}
+
+/* ---------------------------------------------------------------------------------
+ * Sending. */
+
+/* Encodes and sends a control message on the DEALER without blocking; a message
+ * that cannot be sent now is dropped (the protocol repeats what matters). */
+static void s_send(rt_link_t *self, const rt_msg_t *msg)
+{
+    void *frame = NULL;
+    size_t len = 0;
+    if (!self->dealer)
+        return;
+    int rc = rt_msg_encode(msg, &frame, &len);
+    if (rc != RT_OK) {
+        rt_error("cannot encode a message of type %d: %s", msg->type, rt_strerror(rc));
+        return;
+    }
+    if (zmq_send(zsock_resolve(self->dealer), frame, len, ZMQ_DONTWAIT) < 0)
+        rt_debug("message of type %d to the publisher dropped: %s", msg->type, zmq_strerror(errno));
+    free(frame);
+}
+
+static void s_send_ping(rt_link_t *self, int64_t now)
+{
+    rt_msg_t m = {.type = RT_MSG_PING};
+    s_send(self, &m);
+    self->last_ping_ms = now;
+}
+
+static int s_sub_state(const rt_link_t *self)
+{
+    if (self->held || self->replica_down)
+        return RT_SUB_ERROR;
+    if (self->known_head >= rt_apply_next_seq(self->apply) || rt_apply_in_txn(self->apply))
+        return RT_SUB_CATCHING_UP;
+    return RT_SUB_STREAMING;
+}
+
+static void s_send_ack(rt_link_t *self, int64_t now)
+{
+    rt_msg_t m = {
+        .type = RT_MSG_ACK, .seq = rt_apply_applied_seq(self->apply), .state = s_sub_state(self)};
+    s_send(self, &m);
+    self->last_ack_ms = now;
+    self->ack_due = false;
+}
+
+/* ---------------------------------------------------------------------------------
+ * Connection management. */
+
+/* Opens the DEALER to the publisher and sends PING. RT_EINVAL for an endpoint
+ * ZeroMQ rejects, RT_ENOMEM otherwise. */
+static int s_connect(rt_link_t *self, int64_t now)
+{
+    self->dealer = zsock_new(ZMQ_DEALER);
+    if (!self->dealer)
+        return RT_ENOMEM;
+    void *s = zsock_resolve(self->dealer);
+    int64_t maxmsg = RT_WIRE_MAX_FRAME;
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, self->name, strlen(self->name));
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zsock_set_sndtimeo(self->dealer, 0);
+    zsock_set_linger(self->dealer, 0);
+    if (zsock_connect(self->dealer, "%s", self->publisher) != 0) {
+        rt_error("cannot connect to the publisher at %s: %s", self->publisher, zmq_strerror(errno));
+        zsock_destroy(&self->dealer);
+        return RT_EINVAL;
+    }
+    self->state = S_PINGING;
+    self->known_head = 0;
+    self->fetch_out = false;
+    self->fetch_not_before_ms = 0;
+    self->last_rx_ms = now;
+    s_send_ping(self, now);
+    rt_debug("connecting to the publisher at %s", self->publisher);
+    return RT_OK;
+}
+
+/* Opens the SUB socket to endpoint, subscribed to everything. */
+static int s_connect_sub(rt_link_t *self, const char *endpoint)
+{
+    if (self->sub)
+        return RT_OK;
+    self->sub = zsock_new(ZMQ_SUB);
+    if (!self->sub)
+        return RT_ENOMEM;
+    int64_t maxmsg = RT_WIRE_MAX_FRAME;
+    zmq_setsockopt(zsock_resolve(self->sub), ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zsock_set_rcvhwm(self->sub, RT_LINK_SUB_RCVHWM);
+    zsock_set_linger(self->sub, 0);
+    zsock_set_subscribe(self->sub, "");
+    if (zsock_connect(self->sub, "%s", endpoint) != 0) {
+        rt_error("cannot connect to the publisher's PUB endpoint %s: %s", endpoint,
+                 zmq_strerror(errno));
+        zsock_destroy(&self->sub);
+        return RT_EINVAL;
+    }
+    rt_debug("subscribed to %s", endpoint);
+    return RT_OK;
+}
+
+/* Commits complete source transactions or rolls back a partial one. */
+static void s_commit(rt_link_t *self);
+
+/* Drops both sockets and schedules a reconnection with back-off. */
+static void s_link_lost(rt_link_t *self, const char *why, int64_t now)
+{
+    rt_warn("%s; reconnecting to %s in %.1f s", why, self->publisher,
+            self->link_backoff_ms / 1000.0);
+    if (rt_apply_commit_ready(self->apply))
+        s_commit(self);
+    else if (rt_apply_in_txn(self->apply))
+        rt_apply_rollback(self->apply);
+    s_close_sockets(self);
+    self->state = S_DOWN;
+    self->reconnect_at_ms = now + self->link_backoff_ms;
+    self->link_backoff_ms *= 2;
+    if (self->link_backoff_ms > S_RECONNECT_MAX_MS)
+        self->link_backoff_ms = S_RECONNECT_MAX_MS;
+    self->known_head = 0;
+    self->fetch_out = false;
+}
+
+/* Writes the PUB endpoint to connect to into buf: the WELCOME endpoint with a
+ * wildcard host ('*', 0.0.0.0) replaced by the host of the --publisher endpoint. */
+static void s_resolve_pub(const rt_link_t *self, const char *ep, char *buf, size_t size)
+{
+    const char *sep = strstr(ep, "://");
+    snprintf(buf, size, "%s", ep);
+    if (!sep)
+        return;
+    const char *host = sep + 3;
+    size_t wild = 0;
+    if (strncmp(host, "*:", 2) == 0)
+        wild = 1;
+    else if (strncmp(host, "0.0.0.0:", 8) == 0)
+        wild = 7;
+    if (!wild)
+        return;
+    const char *psep = strstr(self->publisher, "://");
+    if (!psep)
+        return;
+    const char *phost = psep + 3;
+    const char *pcolon = strrchr(phost, ':');
+    if (!pcolon || pcolon == phost)
+        return;
+    snprintf(buf, size, "%.*s%.*s%s", (int)(host - ep), ep, (int)(pcolon - phost), phost,
+             host + wild);
+}
+
+/* ---------------------------------------------------------------------------------
+ * The replica side. */
+
+static void s_apply_failed(rt_link_t *self, int rc, int64_t now)
+{
+    if (rc == RT_EAGAIN)
+        return; /* stopping */
+    if (rc == RT_ENOMEM) {
+        rt_error("out of memory while applying seq %" PRIu64, rt_apply_next_seq(self->apply));
+        self->result = RT_ENOMEM;
+        return;
+    }
+    if (!rt_apply_connected(self->apply)) {
+        self->replica_down = true;
+        self->replica_retry_ms = now + self->replica_backoff_ms;
+        rt_warn("reconnecting to the replica in %.1f s", self->replica_backoff_ms / 1000.0);
+        self->replica_backoff_ms *= 2;
+        if (self->replica_backoff_ms > S_RECONNECT_MAX_MS)
+            self->replica_backoff_ms = S_RECONNECT_MAX_MS;
+        return;
+    }
+    self->held = true;
+    self->held_until_ms = now + self->retry_backoff_ms;
+    rt_warn("subscriber %s stopped applying: retrying from seq %" PRIu64 " in %d s", self->name,
+            rt_apply_next_seq(self->apply), self->retry_backoff_ms / 1000);
+    self->retry_backoff_ms *= 2;
+    if (self->retry_backoff_ms > S_RETRY_MAX_MS)
+        self->retry_backoff_ms = S_RETRY_MAX_MS;
+    self->ack_due = true; /* report the error state */
+}
+
+static void s_commit(rt_link_t *self)
+{
+    uint64_t last = rt_apply_next_seq(self->apply) - 1;
+    int rc = rt_apply_commit(self->apply);
+    if (rc != RT_OK) {
+        self->careful_until = last;
+        s_apply_failed(self, rc, rt_mono_ms());
+        return;
+    }
+    self->ack_due = true;
+    self->retry_backoff_ms = S_RETRY_MIN_MS;
+}
+
+/* Connects the replica for the current source when due. Returns true when ready. */
+static bool s_replica_ready(rt_link_t *self, int64_t now)
+{
+    uint64_t applied = 0;
+    if (!self->replica_down && rt_apply_connected(self->apply))
+        return true;
+    if (now < self->replica_retry_ms)
+        return false;
+    int rc = rt_apply_connect(self->apply, self->source, &applied);
+    if (rc == RT_EAGAIN)
+        return false;
+    if (rc == RT_EINVAL || rc == RT_ENOMEM) {
+        self->result = rc == RT_EINVAL ? RT_EPROTO : rc; /* the source name came from the peer */
+        return false;
+    }
+    if (rc != RT_OK) {
+        self->replica_retry_ms = rt_mono_ms() + self->replica_backoff_ms;
+        rt_warn("replica not available; retrying in %.1f s", self->replica_backoff_ms / 1000.0);
+        self->replica_backoff_ms *= 2;
+        if (self->replica_backoff_ms > S_RECONNECT_MAX_MS)
+            self->replica_backoff_ms = S_RECONNECT_MAX_MS;
+        return false;
+    }
+    if (self->replica_down)
+        rt_info("connected to the replica %s again; applied seq %" PRIu64
+                ", continuing from seq %" PRIu64,
+                rt_apply_target(self->apply), applied, applied + 1);
+    self->replica_down = false;
+    self->replica_backoff_ms = S_RECONNECT_MIN_MS;
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------
+ * Receiving. */
+
+static void s_bad_frame(rt_link_t *self, const char *why, int64_t now)
+{
+    self->bad_frames++;
+    if (now - self->bad_log_ms < S_BAD_LOG_MS)
+        return;
+    rt_warn("dropped %" PRIu64 " frame(s) from the publisher (last: %s); %" PRIu64 " in total",
+            self->bad_frames - self->bad_logged, why, self->bad_frames);
+    self->bad_logged = self->bad_frames;
+    self->bad_log_ms = now;
+}
+
+static void s_note_head(rt_link_t *self, uint64_t head)
+{
+    if (head > self->known_head)
+        self->known_head = head;
+}
+
+static void s_on_record(rt_link_t *self, const void *data, size_t len, bool from_dealer,
+                        int64_t now)
+{
+    const rt_record_t *rec;
+    if (rt_record_decode(self->dec, data, len, &rec) != RT_OK) {
+        s_bad_frame(self, "a REC that does not decode", now);
+        return;
+    }
+    if (self->state != S_STREAMING)
+        return;
+    s_note_head(self, rec->seq);
+    if (from_dealer && self->fetch_out)
+        self->fetch_sent_ms = now; /* the FETCH is being answered */
+    if (self->replica_down || self->held || !rt_apply_connected(self->apply))
+        return;
+    if (rec->seq != rt_apply_next_seq(self->apply))
+        return; /* a duplicate, or past a gap that FETCH fills */
+    int rc = rt_apply_record(self->apply, rec, len);
+    if (rc != RT_OK) {
+        self->careful_until = rec->seq;
+        s_apply_failed(self, rc, now);
+        return;
+    }
+    /* After a failure, commit each source transaction until past the failing seq,
+     * so the replica's progress stops right before it. */
+    if (rt_apply_commit_ready(self->apply) &&
+        (rt_apply_group_full(self->apply) || rec->seq <= self->careful_until))
+        s_commit(self);
+}
+
+static void s_on_pong(rt_link_t *self, rt_msg_t *m)
+{
+    if (self->state != S_PINGING) {
+        s_note_head(self, m->head_seq);
+        return;
+    }
+    if (self->source && strcmp(self->source, m->source) != 0) {
+        rt_warn("the publisher at %s now serves source %s (was %s)", self->publisher, m->source,
+                self->source);
+        rt_apply_close(self->apply);
+    }
+    if (!self->source || strcmp(self->source, m->source) != 0) {
+        free(self->source);
+        self->source = m->source;
+        m->source = NULL;
+    }
+    s_note_head(self, m->head_seq);
+    self->state = S_SOURCE;
+}
+
+/* Sends HELLO once the replica is ready (state S_SOURCE). */
+static void s_hello(rt_link_t *self, int64_t now)
+{
+    uint64_t applied = rt_apply_applied_seq(self->apply);
+    rt_msg_t m = {.type = RT_MSG_HELLO, .name = self->name, .seq = applied};
+    if (self->pub_override && s_connect_sub(self, self->pub_override) != RT_OK) {
+        self->result = RT_EINVAL;
+        return;
+    }
+    s_send(self, &m);
+    self->state = S_HELLO;
+    if (!self->ready_logged) {
+        rt_info("ready: subscriber %s applying source %s into %s from seq %" PRIu64, self->name,
+                self->source, rt_apply_target(self->apply), applied + 1);
+        self->ready_logged = true;
+    }
+    (void)now;
+}
+
+static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
+{
+    char ep[512];
+    if (self->state != S_HELLO)
+        return;
+    if (strcmp(m->source, self->source) != 0) {
+        char why[256];
+        snprintf(why, sizeof why, "WELCOME names source %.100s, PONG named %.100s", m->source,
+                 self->source);
+        s_link_lost(self, why, now);
+        return;
+    }
+    uint64_t applied = rt_apply_applied_seq(self->apply);
+    if (applied + 1 < m->first_seq) {
+        rt_error("the publisher's outbox starts at seq %" PRIu64
+                 " but this replica needs seq %" PRIu64
+                 ": the records were trimmed; resync the replica",
+                 m->first_seq, applied + 1);
+        self->result = RT_ETRIMMED;
+        return;
+    }
+    if (m->head_seq < applied)
+        rt_warn("the replica has applied seq %" PRIu64 " but the publisher's head is %" PRIu64
+                ": is this the outbox the replica was fed from?",
+                applied, m->head_seq);
+    if (!self->pub_override) {
+        s_resolve_pub(self, m->endpoint, ep, sizeof ep);
+        if (s_connect_sub(self, ep) != RT_OK) {
+            s_link_lost(self, "the publisher's PUB endpoint cannot be used", now);
+            return;
+        }
+    }
+    s_note_head(self, m->head_seq);
+    self->state = S_STREAMING;
+    self->link_backoff_ms = S_RECONNECT_MIN_MS;
+    self->last_ack_ms = now;
+    rt_info("streaming source %s from %s: outbox seq %" PRIu64 "..%" PRIu64 ", applied %" PRIu64,
+            self->source, self->publisher, m->first_seq, m->head_seq, applied);
+}
+
+static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now)
+{
+    if (!from_dealer && m->type != RT_MSG_HUGZ) {
+        s_bad_frame(self, "a control message on the PUB socket", now);
+        return;
+    }
+    switch (m->type) {
+    case RT_MSG_PONG: s_on_pong(self, m); break;
+    case RT_MSG_WELCOME: s_on_welcome(self, m, now); break;
+    case RT_MSG_HUGZ:
+        if (self->state == S_STREAMING)
+            s_note_head(self, m->head_seq);
+        break;
+    case RT_MSG_FETCHED:
+        if (self->state != S_STREAMING)
+            break;
+        s_note_head(self, m->head_seq);
+        if (self->fetch_out && m->seq == self->fetch_from) {
+            self->fetch_out = false;
+            if (m->last_seq < m->seq)
+                self->fetch_not_before_ms = now + S_EMPTY_FETCH_MS;
+        }
+        break;
+    case RT_MSG_ERROR:
+        if (m->code == RT_ETRIMMED) {
+            rt_error("the publisher no longer has the records this replica needs (from seq %" PRIu64
+                     "): %s; resync the replica",
+                     rt_apply_applied_seq(self->apply) + 1, m->text);
+            self->result = RT_ETRIMMED;
+        } else {
+            rt_warn("the publisher reported an error: %s (%s)", m->text, rt_strerror((int)m->code));
+        }
+        break;
+    default: s_bad_frame(self, "an unexpected message type", now); break;
+    }
+}
+
+/* Receives and handles one message from sock. */
+static void s_recv(rt_link_t *self, zsock_t *sock, int64_t now)
+{
+    bool from_dealer = sock == self->dealer;
+    zmsg_t *msg = zmsg_recv(sock);
+    if (!msg)
+        return;
+    self->last_rx_ms = now;
+    if (zmsg_size(msg) != 1) {
+        s_bad_frame(self, "a message of several frames", now);
+        goto cleanup;
+    }
+    zframe_t *f = zmsg_first(msg);
+    const void *data = zframe_data(f);
+    size_t len = zframe_size(f);
+    int type = rt_msg_peek_type(data, len);
+    if (type == RT_MSG_REC) {
+        s_on_record(self, data, len, from_dealer, now);
+    } else if (type == RT_MSG_UNKNOWN || type == RT_MSG_STATUS_REPLY) {
+        s_bad_frame(self, "a frame that is not an rt message", now);
+    } else {
+        rt_msg_t m;
+        if (rt_msg_decode(data, len, &m) != RT_OK) {
+            s_bad_frame(self, "a control message that does not decode", now);
+            goto cleanup;
+        }
+        s_on_msg(self, &m, from_dealer, now);
+        rt_msg_clear(&m);
+    }
+cleanup:
+    /* The record applied above pointed into this frame: released only now. */
+    zmsg_destroy(&msg);
+}
+
+/* ---------------------------------------------------------------------------------
+ * Timers. */
+
+static void s_maybe_fetch(rt_link_t *self, int64_t now)
+{
+    if (self->replica_down || self->held || !rt_apply_connected(self->apply))
+        return;
+    uint64_t next = rt_apply_next_seq(self->apply);
+    if (self->known_head < next || now < self->fetch_not_before_ms)
+        return;
+    if (self->fetch_out && now - self->fetch_sent_ms < RT_LINK_FETCH_RETRY_MS)
+        return;
+    if (self->fetch_out)
+        rt_warn("FETCH from seq %" PRIu64 " unanswered for %d s; asking again", self->fetch_from,
+                RT_LINK_FETCH_RETRY_MS / 1000);
+    rt_msg_t m = {.type = RT_MSG_FETCH, .seq = next, .count = RT_LINK_FETCH_COUNT};
+    s_send(self, &m);
+    rt_debug("FETCH from seq %" PRIu64 " (head %" PRIu64 ")", next, self->known_head);
+    self->fetch_out = true;
+    self->fetch_from = next;
+    self->fetch_sent_ms = now;
+}
+
+static void s_timers(rt_link_t *self, int64_t now)
+{
+    switch (self->state) {
+    case S_DOWN:
+        if (now >= self->reconnect_at_ms) {
+            int rc = s_connect(self, now);
+            if (rc != RT_OK)
+                self->result = rc;
+        }
+        break;
+    case S_PINGING:
+        if (now - self->last_ping_ms >= S_PING_MS)
+            s_send_ping(self, now);
+        break;
+    case S_SOURCE:
+        if (now - self->last_ping_ms >= S_PING_MS)
+            s_send_ping(self, now);
+        if (s_replica_ready(self, now))
+            s_hello(self, now);
+        break;
+    case S_HELLO: break;
+    case S_STREAMING:
+        if (self->held && now >= self->held_until_ms) {
+            self->held = false;
+            rt_info("retrying from seq %" PRIu64, rt_apply_next_seq(self->apply));
+        }
+        if (self->replica_down)
+            (void)s_replica_ready(self, now);
+        s_maybe_fetch(self, now);
+        if ((self->ack_due && now - self->last_ack_ms >= RT_LINK_ACK_MIN_MS) ||
+            now - self->last_ack_ms >= RT_LINK_ACK_MAX_MS)
+            s_send_ack(self, now);
+        break;
+    }
+    if (rt_apply_commit_ready(self->apply) &&
+        (self->state != S_STREAMING || rt_apply_group_full(self->apply) ||
+         rt_apply_txn_age_ms(self->apply) >= S_GROUP_MAX_MS))
+        s_commit(self);
+}
+
+int rt_link_run(rt_link_t *self, rt_apply_t *apply)
+{
+    self->apply = apply;
+    self->state = S_DOWN;
+    self->reconnect_at_ms = rt_mono_ms();
+    self->result = RT_OK;
+
+    while (!*self->stop && self->result == RT_OK) {
+        int64_t now = rt_mono_ms();
+        s_timers(self, now);
+        if (*self->stop || self->result != RT_OK)
+            break;
+
+        zmq_pollitem_t items[2];
+        zsock_t *socks[2];
+        int n = 0;
+        if (self->dealer) {
+            socks[n] = self->dealer;
+            items[n++] =
+                (zmq_pollitem_t){.socket = zsock_resolve(self->dealer), .events = ZMQ_POLLIN};
+        }
+        if (self->sub) {
+            socks[n] = self->sub;
+            items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->sub), .events = ZMQ_POLLIN};
+        }
+        /* A group waiting to commit only waits for input that is already there. */
+        long timeout = rt_apply_commit_ready(apply) ? 0 : S_POLL_MS;
+        int rc = zmq_poll(items, n, timeout);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            rt_error("polling the publisher's sockets failed: %s", zmq_strerror(errno));
+            self->result = RT_EIO;
+            break;
+        }
+        now = rt_mono_ms();
+        if (rc > 0) {
+            for (int i = 0; i < n && !*self->stop && self->result == RT_OK; i++)
+                if (items[i].revents & ZMQ_POLLIN)
+                    s_recv(self, socks[i], now);
+            continue;
+        }
+        /* Nothing waiting: commit the group, and notice a silent publisher. */
+        if (rt_apply_commit_ready(apply))
+            s_commit(self);
+        if (self->state != S_DOWN && now - self->last_rx_ms > RT_LINK_SILENCE_MS) {
+            char why[128];
+            snprintf(why, sizeof why, "no message from the publisher for %d s",
+                     RT_LINK_SILENCE_MS / 1000);
+            s_link_lost(self, why, now);
+        }
+    }
+
+    /* Stopping: roll back what is not committed and send nothing more. */
+    if (rt_apply_in_txn(apply))
+        rt_apply_rollback(apply);
+    s_close_sockets(self);
+    self->state = S_DOWN;
+    self->apply = NULL;
+    return self->result;
+}

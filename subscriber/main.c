@@ -1,0 +1,131 @@
+/* subscriber/main.c - rt-subscriber: flags, wiring, signal handling and exit codes. */
+#include <czmq.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "config.h"
+#include "link.h"
+#include "log.h"
+
+typedef struct {
+    char *publisher;
+    char *target;
+    char *name;
+    char *pub;
+    char *config;
+    int64_t log_level;
+} s_opts_t;
+
+static const char *const s_levels[] = {"debug", "info", "warning", "error", NULL};
+
+#define OPT(k, t, f, d, ch, req, h)                                                                \
+    {                                                                                              \
+        k, t, offsetof(s_opts_t, f), d, 0, 0, ch, req, h                                           \
+    }
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+/* A routing id and a name in STATUS: 1..127 bytes, printable, not starting with NUL. */
+static bool s_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 127)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] <= 0x20 || name[i] == 0x7f)
+            return false;
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+        snprintf(host, sizeof host, "subscriber");
+    host[sizeof host - 1] = '\0';
+
+    const rt_cfg_param_t params[] = {
+        OPT("publisher", RT_CFG_STR, publisher, NULL, NULL, true,
+            "the publisher's ROUTER endpoint, e.g. tcp://127.0.0.1:7470"),
+        OPT("target", RT_CFG_STR, target, NULL, NULL, true,
+            "replica PostgreSQL connection string (superuser or the documented GRANTs)"),
+        OPT("name", RT_CFG_STR, name, host, NULL, false,
+            "subscriber name, unique per publisher (default: the host name)"),
+        OPT("pub", RT_CFG_STR, pub, NULL, NULL, false,
+            "the publisher's PUB endpoint (default: learnt from the publisher)"),
+        OPT("config", RT_CFG_STR, config, NULL, NULL, false, "INI file with these keys"),
+        OPT("log-level", RT_CFG_ENUM, log_level, "info", s_levels, false, "lowest level logged"),
+    };
+    const size_t nparams = sizeof params / sizeof params[0];
+    s_opts_t opts = {0};
+    rt_apply_t *apply = NULL;
+    rt_link_t *link = NULL;
+    int code = RT_EXIT_FAILURE;
+
+    int rc = rt_config_load(params, nparams, &opts, argc, argv, "rt-subscriber",
+                            "Applies a publisher's change stream to a replica PostgreSQL, "
+                            "exactly once.");
+    if (rc == 1) {
+        code = RT_EXIT_OK;
+        goto cleanup;
+    }
+    if (rc != RT_OK) {
+        code = RT_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (!s_name_ok(opts.name)) {
+        fprintf(stderr,
+                "rt-subscriber: --name: '%s' is not a usable subscriber name "
+                "(1 to 127 printable characters, no spaces)\n",
+                opts.name);
+        code = RT_EXIT_USAGE;
+        goto cleanup;
+    }
+    rt_log_init("rt-subscriber", (rt_log_level_t)opts.log_level);
+
+    /* Our own handlers: czmq must not install its own. */
+    zsys_handler_set(NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    apply = rt_apply_new(opts.target, &s_stop);
+    rt_link_opts_t lo = {.publisher = opts.publisher, .pub = opts.pub, .name = opts.name};
+    link = rt_link_new(&lo, &s_stop);
+    if (!apply || !link) {
+        rt_error("out of memory");
+        goto cleanup;
+    }
+    rc = rt_link_run(link, apply);
+    if (rc == RT_OK) {
+        rt_info("stopped");
+        code = RT_EXIT_OK;
+    } else if (rc == RT_ETRIMMED) {
+        code = RT_EXIT_RESYNC;
+    } else if (rc == RT_EINVAL) {
+        code = RT_EXIT_USAGE;
+    } else {
+        rt_error("stopping: %s", rt_strerror(rc));
+        code = RT_EXIT_FAILURE;
+    }
+cleanup:
+    rt_link_destroy(&link);
+    rt_apply_destroy(&apply);
+    rt_config_free(params, nparams, &opts);
+    return code;
+}
