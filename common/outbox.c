@@ -492,7 +492,7 @@ static int s_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
 {
     const s_put_t *p = arg;
     if (self->max_bytes > 0) {
-        uint64_t used;
+        uint64_t used = 0;
         int rc = s_used_bytes(self, txn, &used);
         if (rc)
             return rc;
@@ -591,7 +591,7 @@ int rt_outbox_read(rt_outbox_t *self, uint64_t from, size_t max_records, size_t 
     if (from < self->first_seq)
         return RT_ETRIMMED;
 
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     int rc = s_read_begin(self, &txn);
     if (rc)
@@ -750,7 +750,7 @@ int rt_outbox_sub_get(rt_outbox_t *self, const char *name, rt_outbox_sub_t *sub)
     int rc = s_sub_name(self, name);
     if (rc)
         return rc;
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     if ((rc = s_read_begin(self, &txn)) != 0)
         return rc;
     MDB_val k = s_val(name, strlen(name)), v;
@@ -820,7 +820,7 @@ int rt_outbox_sub_each(rt_outbox_t *self, rt_outbox_sub_fn fn, void *arg)
     /* Copied out first, so that fn runs with no snapshot open and may write. */
     rt_outbox_sub_t *subs = NULL;
     size_t n = 0, cap = 0;
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     int rc = s_read_begin(self, &txn);
     if (rc)
@@ -868,7 +868,7 @@ cleanup:
 int rt_outbox_stat(rt_outbox_t *self, rt_outbox_stat_t *st)
 {
     memset(st, 0, sizeof *st);
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     int rc = s_read_begin(self, &txn);
     if (rc)
         return rc;
@@ -910,7 +910,7 @@ int rt_outbox_meta_get(rt_outbox_t *self, const char *key, char *buf, size_t siz
     int rc = s_meta_key(self, key);
     if (rc)
         return rc;
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     if ((rc = s_read_begin(self, &txn)) != 0)
         return rc;
     MDB_val k = s_val(key, strlen(key)), v;

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# deploy/demo.sh - rt's main job on one machine: a source, two replicas, a publisher, two subscribers, a workload.
+#
+# Run through `./rtdev demo` (which installs and builds first), or directly with
+# RT_BIN (the build directory) and RT_SRC (the source tree) set.
+# Settings: RT_DEMO_SECONDS (workload length, default 20), RT_DEMO_RATE
+# (workload transactions per second, default 200; 0 = as fast as it goes),
+# RT_KEEP=1 (keep the temporary directory with every log and data directory).
+set -euo pipefail
+
+RT_SRC="${RT_SRC:-$(cd "$(dirname "$0")/.." && pwd)}"
+RT_BIN="${RT_BIN:-$RT_SRC/build}"
+DURATION="${RT_DEMO_SECONDS:-20}"
+RATE="${RT_DEMO_RATE:-200}"
+ACCOUNTS=1000
+
+# shellcheck source=tests/lib/cluster.sh
+source "$RT_SRC/tests/lib/cluster.sh"
+
+for prog in rt-publisher rt-subscriber; do
+    [[ -x "$RT_BIN/$prog" ]] || rt_fail "$RT_BIN/$prog is missing: build first (./rtdev build)"
+done
+RTCTL=""
+if [[ -x "$RT_BIN/rtctl" ]]; then
+    RTCTL="$RT_BIN/rtctl"
+fi
+
+rt_setup
+echo "==> working directory $RT_TMP (logs, data; RT_KEEP=1 keeps it)"
+
+echo "==> starting PostgreSQL clusters: source, replica1, replica2 (127.0.0.1)"
+rt_pg_start source
+rt_pg_start replica1
+rt_pg_start replica2
+echo "    source   $SOURCE_DSN"
+echo "    replica1 $REPLICA1_DSN"
+echo "    replica2 $REPLICA2_DSN"
+
+# The replicas get the same tables as the source: rt replicates rows, not DDL.
+SCHEMA_SQL="
+CREATE TABLE accounts (
+    id         int PRIMARY KEY,
+    owner      text NOT NULL,
+    balance    bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE events (
+    id         bigserial PRIMARY KEY,
+    account_id int NOT NULL,
+    kind       text NOT NULL,
+    amount     bigint NOT NULL,
+    note       text,
+    at         timestamptz NOT NULL DEFAULT now()
+);
+"
+for c in source replica1 replica2; do
+    rt_psql "$c" -c "$SCHEMA_SQL"
+done
+echo "==> created tables accounts and events on all three clusters"
+
+ROUTER_PORT="$(rt_free_port)"
+PUB_PORT="$(rt_free_port)"
+ROUTER="tcp://127.0.0.1:$ROUTER_PORT"
+mkdir -p "$RT_TMP/outbox"
+
+echo "==> starting rt-publisher (control $ROUTER, stream tcp://127.0.0.1:$PUB_PORT)"
+rt_start_daemon publisher "$RT_TMP/publisher.log" \
+    "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" --outbox "$RT_TMP/outbox" --name demo \
+    --listen "$ROUTER" --pub "tcp://127.0.0.1:$PUB_PORT"
+grep -m1 -E '(^|[[:space:]])ready:' "$RT_TMP/publisher.log" | sed 's/^/    /'
+
+for r in replica1 replica2; do
+    v="$(rt__var "$r")_DSN"
+    echo "==> starting rt-subscriber $r"
+    rt_start_daemon "$r" "$RT_TMP/$r.log" \
+        "$RT_BIN/rt-subscriber" --publisher "$ROUTER" --target "${!v}" --name "$r"
+    grep -m1 -E '(^|[[:space:]])ready:' "$RT_TMP/$r.log" | sed 's/^/    /'
+done
+
+rt_psql source -c "INSERT INTO accounts (id, owner, balance)
+                   SELECT i, 'owner ' || i, 1000 FROM generate_series(1, $ACCOUNTS) i"
+echo "==> seeded $ACCOUNTS accounts on the source (one transaction)"
+
+# The workload: transfers (two updates and an insert in one transaction),
+# accounts opened and closed, old events deleted.
+cat >"$RT_TMP/transfer.sql" <<EOF
+\\set from random(1, $ACCOUNTS)
+\\set amount random(1, 100)
+BEGIN;
+UPDATE accounts SET balance = balance - :amount, updated_at = now() WHERE id = :from;
+INSERT INTO events (account_id, kind, amount, note) VALUES (:from, 'transfer', :amount, md5(random()::text));
+END;
+EOF
+cat >"$RT_TMP/churn.sql" <<EOF
+\\set id random($((ACCOUNTS + 1)), $((ACCOUNTS * 2)))
+INSERT INTO accounts (id, owner) VALUES (:id, 'new ' || :id)
+    ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + 1, updated_at = now();
+DELETE FROM accounts WHERE id = :id + 1;
+EOF
+cat >"$RT_TMP/trim.sql" <<EOF
+\\set a random(1, $ACCOUNTS)
+DELETE FROM events WHERE id IN (SELECT id FROM events WHERE account_id = :a ORDER BY id LIMIT 2);
+EOF
+
+rate_args=()
+if ((RATE > 0)); then
+    rate_args=(-R "$RATE")
+fi
+echo "==> workload: pgbench, 2 clients, ${DURATION}s, rate ${RATE}/s (0 = unlimited)"
+rt_start_bg workload "$RT_TMP/pgbench.log" \
+    "$RT_PG_BIN/pgbench" -n -c 2 -j 2 -T "$DURATION" "${rate_args[@]}" \
+    -f "$RT_TMP/transfer.sql@6" -f "$RT_TMP/churn.sql@2" -f "$RT_TMP/trim.sql@1" \
+    -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres postgres
+
+# rows NAME: total rows of the demo tables on cluster NAME (empty if unreachable).
+rows() {
+    rt_psql "$1" -c "SELECT (SELECT count(*) FROM accounts) + (SELECT count(*) FROM events)" 2>/dev/null || true
+}
+
+# check_daemons: fails loudly if a daemon died.
+check_daemons() {
+    local d
+    for d in publisher replica1 replica2; do
+        rt_daemon_alive "$d" || rt_fail "$d died (log: $RT_TMP/$d.log)"
+    done
+}
+
+declare -A prev=()
+prev_ms="$(rt__now_ms)"
+start_ms="$prev_ms"
+for r in replica1 replica2; do
+    prev[$r]="$(rows "$r")"
+done
+
+# live_line: one line of progress, then the publisher's status if rtctl exists.
+live_line() {
+    local now_ms src r cur rate line elapsed
+    now_ms="$(rt__now_ms)"
+    elapsed=$((now_ms - prev_ms))
+    ((elapsed > 0)) || elapsed=1
+    src="$(rows source)"
+    line="$(printf '%4ds  source %6s rows' $(((now_ms - start_ms) / 1000)) "$src")"
+    for r in replica1 replica2; do
+        cur="$(rows "$r")"
+        if [[ -n "$cur" && -n "${prev[$r]}" ]]; then
+            rate="$(printf '%+d' $(((cur - prev[$r]) * 1000 / elapsed)))"
+        else
+            rate="?"
+        fi
+        line+="$(printf ' | %s %6s rows %6s rows/s' "$r" "$cur" "$rate")"
+        prev[$r]="$cur"
+    done
+    prev_ms="$now_ms"
+    echo "$line"
+    if [[ -n "$RTCTL" ]]; then
+        timeout 3 "$RTCTL" --publisher "$ROUTER" status 2>&1 | sed 's/^/        rtctl: /' || true
+    fi
+}
+
+while rt_daemon_alive workload; do
+    sleep 1
+    check_daemons
+    live_line
+done
+rc=0
+rt_stop_daemon workload || rc=$?
+grep -E '^(number of transactions actually processed|number of failed transactions|tps =)' \
+    "$RT_TMP/pgbench.log" | sed 's/^/    pgbench: /' || true
+((rc == 0)) || rt_fail "pgbench exited with status $rc (log: $RT_TMP/pgbench.log)"
+
+echo "==> workload done; waiting for the replicas to catch up (at most 120 s)"
+converged=0
+deadline=$(($(rt__now_ms) + 120000))
+while (($(rt__now_ms) < deadline)); do
+    if rt_wait_converged 1 source replica1 replica2 >/dev/null 2>&1; then
+        converged=1
+        break
+    fi
+    check_daemons
+    live_line
+done
+live_line
+if ((converged == 0)); then
+    rt_assert_same source replica1 replica2 || true
+    rt_fail "the replicas did not converge to the source within 120 s"
+fi
+out="$(rt_assert_same source replica1 replica2)" || rt_fail "the replicas differ from the source"
+ntables="${out##*: }"
+ntables="${ntables%% *}"
+echo "==> replicas match the source: $ntables tables, checksums equal"
+
+echo "==> stopping the subscribers and the publisher (SIGTERM)"
+stop_failed=0
+for d in replica1 replica2 publisher; do
+    rc=0
+    rt_stop_daemon "$d" || rc=$?
+    echo "    $d exited with status $rc"
+    ((rc == 0)) || stop_failed=1
+done
+for c in replica2 replica1 source; do
+    rt_pg_stop "$c"
+done
+((stop_failed == 0)) || rt_fail "a daemon did not stop cleanly (logs in $RT_TMP, keep them with RT_KEEP=1)"
+echo "==> demo finished"

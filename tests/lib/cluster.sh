@@ -1,0 +1,580 @@
+# tests/lib/cluster.sh - throwaway PostgreSQL clusters and rt daemons for tests and the demo.
+#
+# Source it from a bash script that runs with `set -euo pipefail`, then call
+# rt_setup once:
+#
+#     source "$RT_SRC/tests/lib/cluster.sh"
+#     rt_setup
+#     rt_pg_start source
+#     rt_psql source -c 'CREATE TABLE t (id int PRIMARY KEY)'
+#
+# Every function returns non-zero on failure after printing why to stderr (under
+# `set -e` that ends the script; inside `if` it can be tested). Every wait is
+# bounded. Everything started here is stopped by pid when the script exits, and
+# the temporary directory is removed unless RT_KEEP=1. The script must not
+# replace the EXIT trap, and must start clusters and daemons from its main shell
+# (not inside $(...)), or they are not recorded for it.
+#
+# Variables it sets: RT_TMP (the private temporary directory), RT_PG_BIN (the
+# PostgreSQL programs), and per cluster or daemon the exported <NAME>_PORT,
+# <NAME>_DSN, <NAME>_DATA and <LABEL>_PID (NAME upper-cased, other characters
+# than letters and digits written as '_').
+
+if [[ -n "${RT_CLUSTER_SH_LOADED:-}" ]]; then
+    return 0
+fi
+RT_CLUSTER_SH_LOADED=1
+
+RT_PG_BIN="$(pg_config --bindir 2>/dev/null || true)"
+if [[ -z "$RT_PG_BIN" || ! -x "$RT_PG_BIN/initdb" ]]; then
+    RT_PG_BIN=/usr/lib/postgresql/15/bin
+fi
+
+declare -g RT_TMP=""
+declare -gA RT__PG_DIR=()   # cluster name -> its directory (data/, socket, log)
+declare -gA RT__PG_PORT=()  # cluster name -> TCP port
+declare -gA RT__PG_PID=()   # cluster name -> postmaster pid, empty when stopped
+declare -gA RT__PROC_PID=() # daemon label -> pid
+declare -gA RT__PROC_LOG=() # daemon label -> log file
+declare -gA RT__PROC_SHOWN=() # daemon label -> 1 once its log tail was printed
+declare -ga RT__PG_ORDER=()   # cluster names in start order
+declare -ga RT__PROC_ORDER=() # daemon labels in start order
+
+# rt_fail MSG...
+# Prints MSG to stderr and exits the script with status 1 (the EXIT trap cleans up).
+rt_fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# rt__err MSG... (internal)
+# Prints MSG to stderr; returns 1, for `return` from a failing function.
+rt__err() {
+    echo "ERROR: $*" >&2
+    return 1
+}
+
+# rt__var NAME (internal)
+# Prints NAME as a shell variable prefix: upper case, other characters than
+# letters and digits replaced by '_'.
+rt__var() {
+    local v="${1^^}"
+    printf '%s' "${v//[^A-Z0-9]/_}"
+}
+
+# rt__now_ms (internal)
+# Prints the wall clock in milliseconds.
+rt__now_ms() {
+    local t="${EPOCHREALTIME//[!0-9]/}"
+    printf '%s' "$((10#${t} / 1000))"
+}
+
+# rt__alive PID (internal)
+# True when PID exists and is not a zombie.
+rt__alive() {
+    local pid="$1" stat
+    [[ -n "$pid" && -e "/proc/$pid" ]] || return 1
+    stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"
+    [[ -n "$stat" && "${stat:0:1}" != "Z" && "${stat:0:1}" != "X" ]]
+}
+
+# rt__pids_in_dir DIR (internal)
+# Prints the pids of live processes whose working directory is DIR or below it.
+# A PostgreSQL server and all its children run with the data directory as their
+# working directory, so this finds every process of a cluster, even orphans.
+rt__pids_in_dir() {
+    local dir="$1" p cwd pid
+    for p in /proc/[0-9]*; do
+        cwd="$(readlink "$p/cwd" 2>/dev/null)" || continue
+        if [[ "$cwd" == "$dir" || "$cwd" == "$dir"/* ]]; then
+            pid="${p#/proc/}"
+            rt__alive "$pid" && echo "$pid"
+        fi
+    done
+    return 0
+}
+
+# rt__as_pg CMD ARGS... (internal)
+# Runs a PostgreSQL server program: as the postgres user (runuser) when running
+# as root, since the server refuses root; directly otherwise. Runs from RT_TMP so
+# the postgres user never starts in a directory it cannot read.
+rt__as_pg() {
+    if ((EUID == 0)); then
+        (cd "$RT_TMP" && runuser -u postgres -- "$@")
+    else
+        (cd "$RT_TMP" && "$@")
+    fi
+}
+
+# rt_setup
+# Creates the private temporary directory RT_TMP (under /tmp, mode 755 so the
+# postgres user can traverse it; short, so unix socket paths stay short) and
+# installs the EXIT trap (and INT/TERM/HUP traps that exit through it) that stops
+# everything started by this library and removes RT_TMP unless RT_KEEP=1.
+rt_setup() {
+    if [[ -n "$RT_TMP" ]]; then
+        return 0
+    fi
+    RT_TMP="$(mktemp -d /tmp/rt.XXXXXXXX)" || rt__err "mktemp failed" || return 1
+    chmod 755 "$RT_TMP"
+    : >"$RT_TMP/ports"
+    export RT_TMP
+    trap 'rt__cleanup' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+}
+
+# rt__cleanup (internal, the EXIT trap)
+# Stops every daemon (SIGTERM, SIGKILL after 10 s) and every cluster (pg_ctl stop
+# -m fast, then SIGKILL by pid), newest first. On a failing exit prints the tail of
+# every log. Removes RT_TMP unless RT_KEEP=1. Keeps the script's exit status.
+rt__cleanup() {
+    local rc=$? i label name
+    trap - EXIT INT TERM HUP
+    set +e
+    if ((rc != 0)); then
+        for label in "${RT__PROC_ORDER[@]}"; do
+            [[ -z "${RT__PROC_SHOWN[$label]:-}" ]] || continue
+            rt__log_tail "$label ($(rt__var "$label")_PID)" "${RT__PROC_LOG[$label]}" 30
+        done
+        for name in "${RT__PG_ORDER[@]}"; do
+            rt__log_tail "PostgreSQL $name" "${RT__PG_DIR[$name]}/postgresql.log" 15
+        done
+    fi
+    for ((i = ${#RT__PROC_ORDER[@]} - 1; i >= 0; i--)); do
+        label="${RT__PROC_ORDER[$i]}"
+        if rt__alive "${RT__PROC_PID[$label]}"; then
+            rt_stop_daemon "$label" TERM >/dev/null 2>&1
+        fi
+    done
+    for ((i = ${#RT__PG_ORDER[@]} - 1; i >= 0; i--)); do
+        rt_pg_stop "${RT__PG_ORDER[$i]}" fast >/dev/null
+    done
+    if [[ -n "$RT_TMP" && -d "$RT_TMP" ]]; then
+        if [[ "${RT_KEEP:-0}" == 1 ]]; then
+            echo "RT_KEEP=1: kept $RT_TMP" >&2
+        else
+            rm -rf "$RT_TMP"
+        fi
+    fi
+    exit "$rc"
+}
+
+# rt__log_tail TITLE FILE LINES (internal)
+# Prints the last LINES lines of FILE to stderr under a title, if it exists.
+rt__log_tail() {
+    [[ -s "$2" ]] || return 0
+    {
+        echo "----- $1: last $3 lines of $2"
+        tail -n "$3" "$2"
+        echo "-----"
+    } >&2
+}
+
+# rt_free_port
+# Prints a TCP port on 127.0.0.1 that nothing uses (no socket in any state, as
+# `ss` shows it, and nothing accepts a connection on it), random in 20000-60000,
+# and never the same twice in one script (recorded in RT_TMP/ports, so it also
+# works from $(...) subshells). Needs rt_setup.
+rt_free_port() {
+    [[ -n "$RT_TMP" ]] || rt__err "rt_free_port: call rt_setup first" || return 1
+    local tries port
+    for ((tries = 0; tries < 200; tries++)); do
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
+        if grep -qx "$port" "$RT_TMP/ports"; then
+            continue
+        fi
+        if command -v ss >/dev/null 2>&1; then
+            if [[ -n "$(ss -Htan "( sport = :$port )" 2>/dev/null)" ]]; then
+                continue
+            fi
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            continue
+        fi
+        echo "$port" >>"$RT_TMP/ports"
+        echo "$port"
+        return 0
+    done
+    rt__err "rt_free_port: no free port found after 200 tries"
+}
+
+# rt_pg_start NAME [CONF_LINE...]
+# Creates and starts a cluster named NAME under RT_TMP: initdb (trust auth,
+# superuser postgres, UTF8, no locale), a postgresql.conf for logical
+# replication (listen on 127.0.0.1 only, a free port, socket in the cluster's
+# directory, wal_level=logical, 10 slots and senders, 16 workers, fsync on,
+# 128MB shared buffers) plus the CONF_LINEs given (later lines win), then
+# `pg_ctl -w -t 60 start` with the server log in <dir>/postgresql.log. Retries
+# with another port if the chosen one was taken meanwhile. Exports
+# <NAME>_PORT, <NAME>_DSN ("host=127.0.0.1 port=P dbname=postgres user=postgres")
+# and <NAME>_DATA.
+rt_pg_start() {
+    local name="$1"
+    shift
+    [[ -n "$RT_TMP" ]] || rt__err "rt_pg_start: call rt_setup first" || return 1
+    [[ -z "${RT__PG_DIR[$name]:-}" ]] || rt__err "rt_pg_start: cluster $name already exists" || return 1
+    local dir="$RT_TMP/pg-$name" v line port attempt
+    v="$(rt__var "$name")"
+    mkdir -p "$dir" || return 1
+    if ((EUID == 0)); then
+        chown postgres:postgres "$dir" || return 1
+    fi
+    if ! rt__as_pg "$RT_PG_BIN/initdb" -D "$dir/data" --auth=trust -U postgres \
+        --encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1; then
+        rt__log_tail "initdb $name" "$dir/initdb.log" 30
+        rt__err "rt_pg_start: initdb of $name failed"
+        return 1
+    fi
+    RT__PG_DIR[$name]="$dir"
+    RT__PG_PID[$name]=""
+    RT__PG_ORDER+=("$name")
+    cp "$dir/data/postgresql.conf" "$dir/postgresql.conf.initdb"
+    for ((attempt = 1; attempt <= 3; attempt++)); do
+        port="$(rt_free_port)" || return 1
+        {
+            cat "$dir/postgresql.conf.initdb"
+            echo "# rt test settings"
+            echo "listen_addresses = '127.0.0.1'"
+            echo "port = $port"
+            echo "unix_socket_directories = '$dir'"
+            echo "wal_level = logical"
+            echo "max_replication_slots = 10"
+            echo "max_wal_senders = 10"
+            echo "max_worker_processes = 16"
+            echo "fsync = on"
+            echo "shared_buffers = 128MB"
+            echo "logging_collector = off"
+            echo "log_line_prefix = '%m [%p] %q%u@%d '"
+            echo "timezone = 'UTC'"
+            for line in "$@"; do
+                echo "$line"
+            done
+        } >"$dir/data/postgresql.conf"
+        RT__PG_PORT[$name]="$port"
+        if rt__pg_launch "$name"; then
+            break
+        fi
+        if ((attempt < 3)) && grep -q "already in use" "$dir/postgresql.log" 2>/dev/null; then
+            echo "rt_pg_start: port $port of $name was taken, trying another" >&2
+            continue
+        fi
+        return 1
+    done
+    printf -v "${v}_PORT" '%s' "$port"
+    printf -v "${v}_DSN" '%s' "host=127.0.0.1 port=$port dbname=postgres user=postgres"
+    printf -v "${v}_DATA" '%s' "$dir/data"
+    export "${v}_PORT" "${v}_DSN" "${v}_DATA"
+}
+
+# rt__pg_launch NAME (internal)
+# Starts the existing cluster NAME with pg_ctl (waiting up to 60 s) and records
+# the postmaster pid from postmaster.pid.
+rt__pg_launch() {
+    local name="$1" dir="${RT__PG_DIR[$1]}" pid
+    if ! rt__as_pg "$RT_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgresql.log" \
+        -w -t 60 start >"$dir/pg_ctl.log" 2>&1; then
+        rt__log_tail "pg_ctl start $name" "$dir/pg_ctl.log" 10
+        rt__log_tail "PostgreSQL $name" "$dir/postgresql.log" 20
+        # pg_ctl may give up while a server is still coming up: stop it by pid.
+        pid="$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null || true)"
+        RT__PG_PID[$name]="$pid"
+        rt_pg_stop "$name" immediate >/dev/null 2>&1
+        rt__err "rt_pg_start: cluster $name did not start"
+        return 1
+    fi
+    pid="$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || rt__err "rt_pg_start: no pid in $dir/data/postmaster.pid" || return 1
+    RT__PG_PID[$name]="$pid"
+}
+
+# rt_pg_stop NAME [MODE]
+# Stops cluster NAME: `pg_ctl stop -m MODE` (smart, fast (default) or immediate,
+# waiting up to RT_PG_STOP_TIMEOUT seconds, default 30), then SIGKILL of the postmaster by its pid if it is still
+# there, then SIGKILL of any process left with the data directory as working
+# directory (children of a killed postmaster). Waits (bounded) until none is left.
+# A no-op for a cluster already stopped.
+rt_pg_stop() {
+    local name="$1" mode="${2:-fast}"
+    local dir="${RT__PG_DIR[$name]:-}" pid i left
+    [[ -n "$dir" ]] || rt__err "rt_pg_stop: no cluster $name" || return 1
+    pid="${RT__PG_PID[$name]:-}"
+    if [[ -z "$pid" ]]; then
+        pid="$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null || true)"
+    fi
+    if rt__alive "$pid"; then
+        rt__as_pg "$RT_PG_BIN/pg_ctl" -D "$dir/data" -m "$mode" -w -t "${RT_PG_STOP_TIMEOUT:-30}" stop \
+            >>"$dir/pg_ctl.log" 2>&1 || true
+        for ((i = 0; i < 25; i++)); do
+            rt__alive "$pid" || break
+            sleep 0.2
+        done
+        if rt__alive "$pid"; then
+            echo "rt_pg_stop: $name (pid $pid) still running, sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    for ((i = 0; i < 100; i++)); do
+        left="$(rt__pids_in_dir "$dir/data")"
+        [[ -n "$left" ]] || break
+        if ((i == 25)); then
+            # shellcheck disable=SC2086
+            kill -KILL $left 2>/dev/null || true
+        fi
+        sleep 0.2
+    done
+    RT__PG_PID[$name]=""
+    if [[ -n "$left" ]]; then
+        rt__err "rt_pg_stop: processes of $name still running: $left"
+        return 1
+    fi
+    return 0
+}
+
+# rt_pg_restart NAME [MODE]
+# Stops cluster NAME with MODE (default fast; `immediate` simulates a crash) and
+# starts it again on the same port with the same settings.
+rt_pg_restart() {
+    local name="$1" mode="${2:-fast}"
+    rt_pg_stop "$name" "$mode" || return 1
+    rt__pg_launch "$name"
+}
+
+# rt_pg_pid NAME
+# Prints the postmaster pid of cluster NAME (empty when it is stopped).
+rt_pg_pid() {
+    echo "${RT__PG_PID[$1]:-}"
+}
+
+# rt_psql NAME ARGS...
+# Runs psql against cluster NAME as postgres on database postgres, without
+# psqlrc, quietly, stopping at the first error, unaligned tuples-only output
+# (psql -X -q -v ON_ERROR_STOP=1 -At). Connecting waits at most 10 s.
+rt_psql() {
+    local name="$1"
+    shift
+    local port="${RT__PG_PORT[$name]:-}"
+    [[ -n "$port" ]] || rt__err "rt_psql: no cluster $name" || return 1
+    PGCONNECT_TIMEOUT=10 "$RT_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At \
+        -d "host=127.0.0.1 port=$port dbname=postgres user=postgres" "$@"
+}
+
+# rt_start_bg LABEL LOGFILE CMD ARGS...
+# Starts CMD in the background with stdout and stderr appended to LOGFILE and
+# registers it for the EXIT trap; exports <LABEL>_PID. Does not wait for anything.
+rt_start_bg() {
+    local label="$1" log="$2" v pid
+    shift 2
+    [[ -n "$RT_TMP" ]] || rt__err "rt_start_bg: call rt_setup first" || return 1
+    (($# > 0)) || rt__err "rt_start_bg: no command for $label" || return 1
+    v="$(rt__var "$label")"
+    "$@" >>"$log" 2>&1 &
+    pid=$!
+    [[ -n "${RT__PROC_PID[$label]:-}" ]] || RT__PROC_ORDER+=("$label")
+    RT__PROC_PID[$label]="$pid"
+    RT__PROC_LOG[$label]="$log"
+    RT__PROC_SHOWN[$label]=""
+    printf -v "${v}_PID" '%s' "$pid"
+    export "${v}_PID"
+}
+
+# rt_start_daemon LABEL LOGFILE CMD ARGS...
+# Starts an rt daemon like rt_start_bg, then waits until LOGFILE has its
+# " ready:" line (at most RT_READY_TIMEOUT seconds, default 30). If the process
+# dies or the time runs out, prints the log's tail and returns 1 (a process that
+# is still running is then stopped).
+rt_start_daemon() {
+    local label="$1" log="$2" timeout="${RT_READY_TIMEOUT:-30}" pid deadline
+    : >>"$log"
+    local start_size
+    start_size="$(wc -c <"$log")"
+    rt_start_bg "$@" || return 1
+    pid="${RT__PROC_PID[$label]}"
+    deadline=$(($(rt__now_ms) + timeout * 1000))
+    while :; do
+        if tail -c "+$((start_size + 1))" "$log" | grep -qE '(^|[[:space:]])ready:'; then
+            return 0
+        fi
+        if ! rt__alive "$pid"; then
+            local rc=0
+            wait "$pid" 2>/dev/null || rc=$?
+            rt__log_tail "$label" "$log" 30
+            RT__PROC_SHOWN[$label]=1
+            rt__err "rt_start_daemon: $label (pid $pid) exited with status $rc before it was ready"
+            return 1
+        fi
+        if (($(rt__now_ms) > deadline)); then
+            rt__log_tail "$label" "$log" 30
+            RT__PROC_SHOWN[$label]=1
+            rt__err "rt_start_daemon: $label (pid $pid) not ready after ${timeout}s"
+            rt_stop_daemon "$label" TERM >/dev/null 2>&1
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# rt_stop_daemon LABEL [SIGNAL]
+# Sends SIGNAL (default TERM) to the daemon LABEL, waits up to 10 s for it to
+# exit, then sends SIGKILL. Returns its exit status (128+N when killed by signal
+# N; 0 for a clean stop). Use `rc=0; rt_stop_daemon x || rc=$?` to inspect a
+# non-zero status under `set -e`.
+rt_stop_daemon() {
+    local label="$1" sig="${2:-TERM}" pid i rc=0
+    pid="${RT__PROC_PID[$label]:-}"
+    [[ -n "$pid" ]] || rt__err "rt_stop_daemon: no daemon $label" || return 1
+    if rt__alive "$pid"; then
+        kill -s "$sig" "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            rt__alive "$pid" || break
+            sleep 0.1
+        done
+        if rt__alive "$pid"; then
+            echo "rt_stop_daemon: $label (pid $pid) still running 10s after SIG$sig, sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            for ((i = 0; i < 50; i++)); do
+                rt__alive "$pid" || break
+                sleep 0.1
+            done
+        fi
+    fi
+    wait "$pid" 2>/dev/null || rc=$?
+    return "$rc"
+}
+
+# rt_kill9 LABEL
+# Kills the daemon LABEL with SIGKILL (a crash) and reaps it. Returns 0.
+rt_kill9() {
+    local label="$1" pid i
+    pid="${RT__PROC_PID[$label]:-}"
+    [[ -n "$pid" ]] || rt__err "rt_kill9: no daemon $label" || return 1
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        rt__alive "$pid" || break
+        sleep 0.1
+    done
+    wait "$pid" 2>/dev/null || true
+    return 0
+}
+
+# rt_daemon_alive LABEL
+# True while the daemon LABEL runs.
+rt_daemon_alive() {
+    rt__alive "${RT__PROC_PID[$1]:-}"
+}
+
+# rt_wait_until TIMEOUT_S DESCRIPTION CMD ARGS...
+# Runs CMD every 0.2 s until it succeeds; after TIMEOUT_S seconds prints
+# "timed out after TIMEOUT_S s waiting for DESCRIPTION" and returns 1.
+rt_wait_until() {
+    local timeout="$1" desc="$2" deadline
+    shift 2
+    deadline=$(($(rt__now_ms) + timeout * 1000))
+    while :; do
+        if "$@"; then
+            return 0
+        fi
+        if (($(rt__now_ms) >= deadline)); then
+            rt__err "timed out after ${timeout}s waiting for $desc"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# The query that makes one checksum query per user table, run with \gexec.
+# Each table's line is "schema.table md5", the identifiers quoted as needed;
+# the md5 is over the md5 of each row's text form, in the order of that text
+# (so tables without keys and duplicate rows are handled). Settings that change
+# the text form of values are fixed for the session.
+RT__CHECKSUM_SQL="
+SET TimeZone = 'UTC';
+SET DateStyle = 'ISO, YMD';
+SET IntervalStyle = 'postgres';
+SET extra_float_digits = 1;
+SET bytea_output = 'hex';
+SELECT format(
+    'SELECT %L || '' '' || coalesce(md5(string_agg(md5((r.*)::text), '''' ORDER BY (r.*)::text COLLATE \"C\")), md5('''')) FROM %I.%I AS r',
+    format('%I.%I', n.nspname, c.relname), n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'rt')
+  AND n.nspname NOT LIKE 'pg\\_toast%'
+  AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND n.nspname NOT LIKE 'rt\\_%'
+ORDER BY format('%I.%I', n.nspname, c.relname) COLLATE \"C\"
+\\gexec
+"
+
+# rt_table_checksums NAME
+# Prints one line per user table of cluster NAME's postgres database,
+# "schema.table <md5 of all rows>", sorted by table name. Schemas pg_catalog,
+# information_schema, pg_toast, temporary ones, rt and rt_* are left out.
+rt_table_checksums() {
+    rt_psql "$1" <<<"$RT__CHECKSUM_SQL"
+}
+
+# rt__compare_checksums QUIET NAME... (internal)
+# Compares the checksum lists of the named clusters with the first one's. Prints
+# a diff per differing cluster unless QUIET=1; prints "checksums equal: N
+# tables" when all are equal. Returns 1 if any differs or cannot be read.
+rt__compare_checksums() {
+    local quiet="$1" first="$2" name n ok=0
+    shift 2
+    local a="$RT_TMP/checksums.$first" b
+    if ! rt_table_checksums "$first" >"$a" 2>"$a.err"; then
+        [[ "$quiet" == 1 ]] || { cat "$a.err" >&2; rt__err "could not read checksums of $first"; }
+        return 1
+    fi
+    for name in "$@"; do
+        b="$RT_TMP/checksums.$name"
+        if ! rt_table_checksums "$name" >"$b" 2>"$b.err"; then
+            [[ "$quiet" == 1 ]] || { cat "$b.err" >&2; rt__err "could not read checksums of $name"; }
+            ok=1
+            continue
+        fi
+        if ! cmp -s "$a" "$b"; then
+            if [[ "$quiet" != 1 ]]; then
+                echo "checksums differ between $first and $name:" >&2
+                diff -u --label "$first" --label "$name" "$a" "$b" >&2
+            fi
+            ok=1
+        fi
+    done
+    if ((ok == 0)); then
+        n="$(wc -l <"$a")"
+        echo "checksums equal: $((n)) tables"
+    fi
+    return "$ok"
+}
+
+# rt_assert_same NAME1 NAME2...
+# Compares the table checksums of all named clusters. If they differ, prints a
+# diff to stderr and returns 1; if equal prints "checksums equal: N tables".
+rt_assert_same() {
+    (($# >= 2)) || rt__err "rt_assert_same: needs at least two clusters" || return 1
+    rt__compare_checksums 0 "$@"
+}
+
+# rt_wait_converged TIMEOUT_S NAME1 NAME2...
+# Polls (every 0.5 s, at most TIMEOUT_S seconds) until all named clusters have
+# equal table checksums, then prints "checksums equal: N tables". On timeout
+# prints the last diff and returns 1.
+rt_wait_converged() {
+    local timeout="$1" deadline
+    shift
+    (($# >= 2)) || rt__err "rt_wait_converged: needs at least two clusters" || return 1
+    deadline=$(($(rt__now_ms) + timeout * 1000))
+    while (($(rt__now_ms) < deadline)); do
+        if rt__compare_checksums 1 "$@"; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    if rt__compare_checksums 0 "$@"; then
+        return 0
+    fi
+    rt__err "not converged after ${timeout}s: $*"
+}
