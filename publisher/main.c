@@ -25,6 +25,7 @@ typedef struct {
     int64_t batch_bytes;
     int64_t max_outbox_mb;
     int64_t retention_seconds;
+    int64_t pub_hwm;
 } s_opts_t;
 
 static const char *const s_levels[] = {"debug", "info", "warning", "error", NULL};
@@ -53,6 +54,8 @@ static const rt_cfg_param_t s_params[] = {
         "outbox size limit in MiB; past it reading from the source pauses (0: none)"),
     OPT("retention-seconds", RT_CFG_INT, retention_seconds, "3600", 0, 1LL << 40, NULL, false,
         "keep acknowledged records this long, for rtctl replay"),
+    OPT("pub-hwm", RT_CFG_INT, pub_hwm, "100000", 1, 10000000, NULL, false,
+        "PUB high-water mark in messages; past it live records are dropped and fetched"),
 };
 #define NPARAMS (sizeof s_params / sizeof s_params[0])
 
@@ -157,7 +160,7 @@ int main(int argc, char **argv)
     if (!capture)
         goto cleanup;
     rt_stream_opts_t so = {.source = o.name, .slot = o.slot, .listen = o.listen, .pub = o.pub,
-                           .retention_s = o.retention_seconds};
+                           .retention_s = o.retention_seconds, .pub_hwm = o.pub_hwm};
     stream = rt_stream_new(&so, outbox, capture);
     if (!stream)
         goto cleanup;

@@ -482,7 +482,7 @@ uint64_t rt_stream_bad_frames(const rt_stream_t *self)
     return self->bad_frames;
 }
 
-static zsock_t *s_bind(int type, const char *endpoint, const char *what)
+static zsock_t *s_bind(int type, const char *endpoint, const char *what, int hwm)
 {
     zsock_t *sock = zsock_new(type);
     if (!sock)
@@ -495,7 +495,7 @@ static zsock_t *s_bind(int type, const char *endpoint, const char *what)
         zsock_set_sndhwm(sock, 100000);
         zsock_set_rcvhwm(sock, 100000);
     } else {
-        zsock_set_sndhwm(sock, 100000);
+        zsock_set_sndhwm(sock, hwm);
     }
     if (zsock_bind(sock, "%s", endpoint) < 0) {
         rt_error("cannot bind the %s socket to %s: %s", what, endpoint, zmq_strerror(zmq_errno()));
@@ -524,10 +524,11 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
     zhashx_set_destructor(self->subs, s_sub_free);
     if (rt_outbox_sub_each(outbox, s_load_sub, self) < 0)
         goto fail;
-    self->router = s_bind(ZMQ_ROUTER, opts->listen, "ROUTER (--listen)");
+    self->router = s_bind(ZMQ_ROUTER, opts->listen, "ROUTER (--listen)", 0);
     if (!self->router)
         goto fail;
-    self->pub = s_bind(ZMQ_PUB, opts->pub, "PUB (--pub)");
+    self->pub = s_bind(ZMQ_PUB, opts->pub, "PUB (--pub)",
+                       opts->pub_hwm > 0 ? (int)opts->pub_hwm : 100000);
     if (!self->pub)
         goto fail;
     /* Records stored before this start are served by FETCH, not re-published. */
