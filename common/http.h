@@ -1,0 +1,97 @@
+/* common/http.h - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
+#ifndef RT_HTTP_H
+#define RT_HTTP_H
+
+#include "buf.h"
+#include "rt.h"
+
+/* Request bodies larger than this get 413. */
+#define RT_HTTP_MAX_BODY (64u * 1024)
+/* A request the event loop has not answered within this time gets 503. */
+#define RT_HTTP_TIMEOUT_MS 2000
+
+/* How it works: libmicrohttpd runs in its own threads (one listening thread and one
+ * thread per connection, at most 64 connections). Those threads never touch daemon
+ * state: each complete request is put in a mailbox (a mutex-protected list) and an
+ * eventfd is signalled. The daemon polls that fd (rt_http_fd) in its event loop and,
+ * when it is readable, calls rt_http_serve(), which runs the handler on the daemon's
+ * thread for every waiting request and hands the responses back. A connection thread
+ * waits at most the timeout (RT_HTTP_TIMEOUT_MS) for its answer, then answers 503.
+ * Requests that change state (any method but GET, HEAD and OPTIONS) carrying an Origin
+ * or Sec-Fetch-Site header of another site are refused with 403 before they reach the
+ * mailbox, so a web page elsewhere cannot drive the API through a browser. There is no
+ * authentication: bind to loopback or a management network. */
+
+typedef struct rt_http_t rt_http_t;
+
+/* A request, valid during the handler call only. */
+typedef struct {
+    const char *method; /* "GET", "POST", ... as sent */
+    const char *path;   /* URL path without the query, percent-decoded, e.g. "/api/status" */
+    const char *query;  /* raw query string after '?', not decoded ("" if none);
+                           read it with rt_http_query_param */
+    const char *body;   /* the request body, NUL-terminated ("" if none) */
+    size_t body_len;    /* bytes in body, at most RT_HTTP_MAX_BODY */
+    int64_t queued_us;  /* time the request waited in the mailbox for rt_http_serve */
+} rt_http_request_t;
+
+/* The response a handler fills. Starts as 200, text/plain, empty body. */
+typedef struct {
+    int status;               /* HTTP status code */
+    const char *content_type; /* Content-Type; must stay valid until the handler returns */
+    char allow[64];           /* Allow header for 405, or "" for none */
+    rt_buf_t body;            /* the body: append to it (an allocation failure gives 500) */
+} rt_http_response_t;
+
+/* Called on the daemon's thread, from rt_http_serve, once per request. */
+typedef void (*rt_http_handler_fn)(void *arg, const rt_http_request_t *req,
+                                   rt_http_response_t *resp);
+
+/* Listens on addr_port, "ADDR:PORT": ADDR an IPv4 address, a bracketed IPv6 address
+ * ("[::1]:9187"), a host name, or "*" for every interface; PORT 0 picks a free port
+ * (see rt_http_port). Starts the server threads. fn and arg are called by rt_http_serve.
+ * Returns NULL on failure, logged (malformed address, address in use, no memory). */
+rt_http_t *rt_http_new(const char *addr_port, rt_http_handler_fn fn, void *arg);
+
+/* Stops accepting, answers 503 to every request still waiting for the event loop, stops
+ * the server threads and frees self; clears *self_p. Safe with NULL or *self_p NULL. */
+void rt_http_destroy(rt_http_t **self_p);
+
+/* The fd to poll for reading (an eventfd): readable while requests wait for
+ * rt_http_serve. Valid until rt_http_destroy. */
+int rt_http_fd(const rt_http_t *self);
+
+/* The TCP port listened on. */
+int rt_http_port(const rt_http_t *self);
+
+/* Sets how long a connection thread waits for the event loop before answering 503
+ * (default RT_HTTP_TIMEOUT_MS). */
+void rt_http_set_timeout_ms(rt_http_t *self, int timeout_ms);
+
+/* Takes every waiting request, calls the handler for each on the caller's thread and
+ * hands the responses back. Call when rt_http_fd is readable; harmless otherwise.
+ * Returns the number of requests handled. */
+int rt_http_serve(rt_http_t *self);
+
+/* Sets status, text/plain and a one-line body (fmt, then a newline); for errors. */
+void rt_http_text(rt_http_response_t *resp, int status, const char *fmt, ...) RT_PRINTF(3, 4);
+
+/* Finds key in a raw query string ("a=1&name=x%20y") and writes its percent-decoded
+ * value ('+' is a space) into out (size bytes with the NUL). A key given without '='
+ * has the value "". Returns 0, RT_ENOTFOUND if absent, RT_EINVAL if the value is
+ * malformed (bad %XX, a NUL byte) or does not fit. */
+int rt_http_query_param(const char *query, const char *key, char *out, size_t size) RT_WUR;
+
+/* A route for rt_http_route: method and exact path; GET routes also answer HEAD. */
+typedef struct {
+    const char *method;    /* "GET", "POST", ... */
+    const char *path;      /* exact path, e.g. "/api/status" */
+    rt_http_handler_fn fn; /* called with rt_http_route's arg */
+} rt_http_route_t;
+
+/* Dispatches req to the first route whose method and path match. A known path with
+ * another method gets 405 with an Allow header; an unknown path gets 404. */
+void rt_http_route(const rt_http_route_t *routes, size_t nroutes, void *arg,
+                   const rt_http_request_t *req, rt_http_response_t *resp);
+
+#endif

@@ -1,0 +1,85 @@
+/* common/status_json.c - publisher and subscriber status as JSON (rtctl, /api/status). */
+#include "status_json.h"
+
+#include <inttypes.h>
+#include <math.h>
+
+static const char *s_capture_state(int64_t state)
+{
+    switch (state) {
+    case RT_CAPTURE_STREAMING: return "streaming";
+    case RT_CAPTURE_DISCONNECTED: return "disconnected";
+    case RT_CAPTURE_BLOCKED: return "blocked (outbox full)";
+    case RT_CAPTURE_NONE: return "none";
+    default: return "unknown";
+    }
+}
+
+/* Milliseconds between two PostgreSQL-epoch times, or -1 if either is unknown. */
+static int64_t s_age_ms(int64_t now_us, int64_t then_us)
+{
+    return now_us && then_us ? (now_us - then_us) / 1000 : -1;
+}
+
+void rt_status_json(rt_buf_t *out, const rt_status_t *st)
+{
+    char r[32], c[32];
+    rt_buf_puts(out, "{\"source\":");
+    rt_buf_json_string(out, st->source);
+    rt_buf_puts(out, ",\"slot\":");
+    rt_buf_json_string(out, st->slot);
+    rt_buf_printf(out,
+                  ",\"capture_state\":\"%s\",\"first_seq\":%" PRIu64 ",\"head_seq\":%" PRIu64
+                  ",\"records\":%" PRIu64 ",\"outbox_bytes\":%" PRIu64
+                  ",\"oldest_record_age_ms\":%" PRId64 ",\"head_age_ms\":%" PRId64
+                  ",\"received_lsn\":\"%s\",\"confirmed_lsn\":\"%s\",\"captured_txns\":%" PRIu64
+                  ",\"captured_rows\":%" PRIu64 ",\"subscribers\":[",
+                  s_capture_state(st->capture_state), st->first_seq, st->head_seq, st->records,
+                  st->outbox_bytes, st->records ? s_age_ms(st->now_ts, st->oldest_ts) : -1,
+                  st->records ? s_age_ms(st->now_ts, st->head_ts) : -1,
+                  rt_lsn_format(st->received_lsn, r, sizeof r),
+                  rt_lsn_format(st->confirmed_lsn, c, sizeof c), st->captured_txns,
+                  st->captured_rows);
+    for (uint32_t i = 0; i < st->nsubs; i++) {
+        const rt_status_sub_t *s = &st->subs[i];
+        rt_buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+        rt_buf_json_string(out, s->name);
+        rt_buf_printf(out,
+                      ",\"state\":\"%s\",\"acked_seq\":%" PRIu64 ",\"applied_seq\":%" PRIu64
+                      ",\"lag_records\":%" PRIu64 ",\"lag_bytes\":%" PRIu64 ",\"lag_ms\":%" PRId64
+                      ",\"conflicts\":%" PRIu64 ",\"last_commit_ts_ms\":%" PRId64
+                      ",\"last_applied_at_ms\":%" PRId64 ",\"seen_ms_ago\":%" PRId64 ",\"error\":",
+                      rt_sub_state_name((int)s->state), s->acked_seq, s->acked_seq,
+                      st->head_seq > s->acked_seq ? st->head_seq - s->acked_seq : 0, s->lag_bytes,
+                      s->lag_ms, s->conflicts,
+                      s->commit_ts ? rt_pg_to_unix_us(s->commit_ts) / 1000 : 0,
+                      s->applied_at ? rt_pg_to_unix_us(s->applied_at) / 1000 : 0, s->seen_ms_ago);
+        rt_buf_json_string(out, s->error);
+        rt_buf_putc(out, '}');
+    }
+    rt_buf_puts(out, "]}");
+}
+
+void rt_status_json_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m)
+{
+    rt_buf_puts(out, "{\"role\":\"subscriber\",\"name\":");
+    rt_buf_json_string(out, m->name ? m->name : "");
+    rt_buf_puts(out, ",\"publisher\":");
+    rt_buf_json_string(out, m->publisher ? m->publisher : "");
+    rt_buf_puts(out, ",\"source\":");
+    if (m->source)
+        rt_buf_json_string(out, m->source);
+    else
+        rt_buf_puts(out, "null");
+    /* JSON has no NaN or infinity. */
+    double lag = isfinite(m->lag_seconds) && m->lag_seconds > 0 ? m->lag_seconds : 0;
+    rt_buf_printf(out,
+                  ",\"state\":\"%s\",\"connected\":%s,\"applied_seq\":%" PRIu64
+                  ",\"head_seq\":%" PRIu64 ",\"lag_records\":%" PRIu64 ",\"lag_seconds\":%.3f"
+                  ",\"applied_txns\":%" PRIu64 ",\"applied_rows\":%" PRIu64
+                  ",\"conflicts\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"bad_frames\":%" PRIu64
+                  "}",
+                  rt_sub_state_name(m->state), m->connected ? "true" : "false", m->applied_seq,
+                  m->head_seq, m->lag_records, lag, m->applied_txns, m->applied_rows, m->conflicts,
+                  m->reconnects, m->bad_frames);
+}

@@ -1,0 +1,27 @@
+/* common/status_json.h - publisher and subscriber status as JSON (rtctl, /api/status). */
+#ifndef RT_STATUS_JSON_H
+#define RT_STATUS_JSON_H
+
+#include "buf.h"
+#include "metrics.h"
+#include "wire.h"
+
+/* Appends a publisher's status as one JSON object, without a trailing newline, with the
+ * fields and order of `rtctl status --json`:
+ * {"source":..,"slot":..,"capture_state":"streaming","first_seq":N,"head_seq":N,
+ *  "records":N,"outbox_bytes":N,"oldest_record_age_ms":N,"head_age_ms":N,
+ *  "received_lsn":"X/Y","confirmed_lsn":"X/Y","captured_txns":N,"captured_rows":N,
+ *  "subscribers":[{"name":..,"state":"streaming","acked_seq":N,"applied_seq":N,
+ *  "lag_records":N,"lag_bytes":N,"lag_ms":N,"conflicts":N,"last_commit_ts_ms":N,
+ *  "last_applied_at_ms":N,"seen_ms_ago":N,"error":".."},...]}
+ * lag_records is head_seq - acked_seq (0 if ahead); ages are -1 when unknown; the two
+ * timestamps are Unix milliseconds (0: none). */
+void rt_status_json(rt_buf_t *out, const rt_status_t *st);
+
+/* Appends a subscriber's status as one JSON object, without a trailing newline:
+ * {"role":"subscriber","name":..,"publisher":..,"source":.. or null,"state":"streaming",
+ *  "connected":true,"applied_seq":N,"head_seq":N,"lag_records":N,"lag_seconds":F,
+ *  "applied_txns":N,"applied_rows":N,"conflicts":N,"reconnects":N,"bad_frames":N} */
+void rt_status_json_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m);
+
+#endif

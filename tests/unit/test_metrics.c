@@ -1,0 +1,287 @@
+/* tests/unit/test_metrics.c - exact Prometheus text of common/metrics, escaping; common/buf. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "metrics.h"
+
+static void test_buf_grows_and_formats(void **state)
+{
+    (void)state;
+    rt_buf_t b = {0};
+    assert_string_equal(rt_buf_str(&b), "");
+    for (int i = 0; i < 1000; i++)
+        rt_buf_printf(&b, "%04d,", i);
+    assert_int_equal(b.len, 5000);
+    assert_int_equal(strlen(b.data), 5000);
+    assert_memory_equal(b.data + 4995, "0999,", 5);
+    char big[700];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    rt_buf_reset(&b);
+    rt_buf_printf(&b, "<%s>", big); /* longer than the printf fast path */
+    assert_int_equal(b.len, 701);
+    assert_int_equal(b.data[700], '>');
+    assert_int_equal(rt_buf_error(&b), 0);
+    rt_buf_free(&b);
+    assert_null(b.data);
+}
+
+static void test_buf_json_string(void **state)
+{
+    (void)state;
+    rt_buf_t b = {0};
+    rt_buf_json_string(&b, "a\"b\\c\n\x01\x7f"
+                           "d\xc3\xa9");
+    assert_string_equal(rt_buf_str(&b), "\"a\\\"b\\\\c\\u000a\\u0001\\u007fd\xc3\xa9\"");
+    rt_buf_free(&b);
+}
+
+static void test_family_and_samples(void **state)
+{
+    (void)state;
+    rt_buf_t b = {0};
+    rt_metrics_counter(&b, "rt_x_total", "Things counted.", NULL, 42);
+    rt_metric_label_t labels[] = {{"subscriber", "r1"}, {"zone", "eu"}, {NULL, NULL}};
+    rt_metrics_gauge(&b, "rt_y", "A gauge.", labels, 7);
+    rt_metric_label_t none[] = {{NULL, NULL}};
+    rt_metrics_family(&b, "rt_z", "untyped", NULL);
+    rt_metrics_sample(&b, "rt_z", none, 1);
+    assert_string_equal(rt_buf_str(&b), "# HELP rt_x_total Things counted.\n"
+                                        "# TYPE rt_x_total counter\n"
+                                        "rt_x_total 42\n"
+                                        "# HELP rt_y A gauge.\n"
+                                        "# TYPE rt_y gauge\n"
+                                        "rt_y{subscriber=\"r1\",zone=\"eu\"} 7\n"
+                                        "# HELP rt_z \n"
+                                        "# TYPE rt_z untyped\n"
+                                        "rt_z 1\n");
+    rt_buf_free(&b);
+}
+
+static void test_escaping(void **state)
+{
+    (void)state;
+    rt_buf_t b = {0};
+    /* HELP escapes backslash and newline but not quotes; label values all three. */
+    rt_metrics_family(&b, "m", "gauge", "a \"q\" \\ back\nslash");
+    rt_metric_label_t labels[] = {{"l", "x\"y\\z\nw {}=,"}, {NULL, NULL}};
+    rt_metrics_sample(&b, "m", labels, 0);
+    rt_metric_label_t empty[] = {{"l", ""}, {NULL, NULL}};
+    rt_metrics_sample(&b, "m", empty, 0);
+    assert_string_equal(rt_buf_str(&b), "# HELP m a \"q\" \\\\ back\\nslash\n"
+                                        "# TYPE m gauge\n"
+                                        "m{l=\"x\\\"y\\\\z\\nw {}=,\"} 0\n"
+                                        "m{l=\"\"} 0\n");
+    rt_buf_free(&b);
+}
+
+static void test_values(void **state)
+{
+    (void)state;
+    const struct {
+        double v;
+        const char *text;
+    } cases[] = {
+        {0, "0"},
+        {-0.0, "0"},
+        {1, "1"},
+        {-3, "-3"},
+        {0.5, "0.5"},
+        {0.1, "0.1"},
+        {1.0 / 3, "0.3333333333333333"},
+        {123456789012345.0, "123456789012345"},
+        {9007199254740991.0, "9007199254740991"},
+        {18446744073709551615.0, "1.8446744073709552e+19"},
+        {NAN, "NaN"},
+        {INFINITY, "+Inf"},
+        {-INFINITY, "-Inf"},
+        {2.5e-7, "2.5e-07"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rt_buf_t b = {0};
+        rt_metrics_sample(&b, "v", NULL, cases[i].v);
+        char want[64];
+        snprintf(want, sizeof want, "v %s\n", cases[i].text);
+        if (strcmp(rt_buf_str(&b), want) != 0)
+            fail_msg("value %zu: got \"%s\", want \"%s\"", i, rt_buf_str(&b), want);
+        if (isfinite(cases[i].v))
+            assert_true(strtod(b.data + 2, NULL) == cases[i].v);
+        rt_buf_free(&b);
+    }
+}
+
+static void test_publisher_body(void **state)
+{
+    (void)state;
+    rt_metrics_pub_sub_t subs[] = {
+        {.name = "replica1", .acked_seq = 90, .lag_records = 10, .up = true},
+        {.name = "odd\"name", .acked_seq = 0, .lag_records = 100, .up = false},
+    };
+    rt_metrics_publisher_t m = {
+        .captured_txns = 5,
+        .captured_rows = 50,
+        .filtered_txns = 1,
+        .skipped_txns = 2,
+        .source_connected = true,
+        .outbox_full = false,
+        .outbox_records = 100,
+        .outbox_bytes = 65536,
+        .first_seq = 1,
+        .head_seq = 100,
+        .received_lsn = 0x16B374D848ULL,
+        .confirmed_lsn = 0x16B374D800ULL,
+        .bad_frames = 3,
+        .nsubs = 2,
+        .subs = subs,
+    };
+    rt_buf_t b = {0};
+    rt_metrics_publisher(&b, &m);
+    assert_int_equal(rt_buf_error(&b), 0);
+    const char *want =
+        "# HELP rt_publisher_captured_transactions_total Source transactions stored in the outbox "
+        "since start.\n"
+        "# TYPE rt_publisher_captured_transactions_total counter\n"
+        "rt_publisher_captured_transactions_total 5\n"
+        "# HELP rt_publisher_captured_rows_total Row changes stored in the outbox since start.\n"
+        "# TYPE rt_publisher_captured_rows_total counter\n"
+        "rt_publisher_captured_rows_total 50\n"
+        "# HELP rt_publisher_filtered_transactions_total Source transactions dropped because of "
+        "their replication origin.\n"
+        "# TYPE rt_publisher_filtered_transactions_total counter\n"
+        "rt_publisher_filtered_transactions_total 1\n"
+        "# HELP rt_publisher_skipped_transactions_total Source transactions dropped as already "
+        "stored, after a restart.\n"
+        "# TYPE rt_publisher_skipped_transactions_total counter\n"
+        "rt_publisher_skipped_transactions_total 2\n"
+        "# HELP rt_publisher_source_connected 1 while the replication stream from the source is "
+        "up.\n"
+        "# TYPE rt_publisher_source_connected gauge\n"
+        "rt_publisher_source_connected 1\n"
+        "# HELP rt_publisher_outbox_full 1 while the outbox is at its size limit and reading from "
+        "the source waits.\n"
+        "# TYPE rt_publisher_outbox_full gauge\n"
+        "rt_publisher_outbox_full 0\n"
+        "# HELP rt_publisher_outbox_records Records in the outbox.\n"
+        "# TYPE rt_publisher_outbox_records gauge\n"
+        "rt_publisher_outbox_records 100\n"
+        "# HELP rt_publisher_outbox_bytes Bytes used by the outbox.\n"
+        "# TYPE rt_publisher_outbox_bytes gauge\n"
+        "rt_publisher_outbox_bytes 65536\n"
+        "# HELP rt_publisher_first_seq Oldest record kept in the outbox.\n"
+        "# TYPE rt_publisher_first_seq gauge\n"
+        "rt_publisher_first_seq 1\n"
+        "# HELP rt_publisher_head_seq Newest durable record in the outbox.\n"
+        "# TYPE rt_publisher_head_seq gauge\n"
+        "rt_publisher_head_seq 100\n"
+        "# HELP rt_publisher_received_lsn Newest WAL position received from the source, as a "
+        "number.\n"
+        "# TYPE rt_publisher_received_lsn gauge\n"
+        "rt_publisher_received_lsn 97500059720\n"
+        "# HELP rt_publisher_confirmed_lsn Flush LSN confirmed to the source, as a number.\n"
+        "# TYPE rt_publisher_confirmed_lsn gauge\n"
+        "rt_publisher_confirmed_lsn 97500059648\n"
+        "# HELP rt_publisher_bad_frames_total Frames from peers dropped as malformed.\n"
+        "# TYPE rt_publisher_bad_frames_total counter\n"
+        "rt_publisher_bad_frames_total 3\n"
+        "# HELP rt_publisher_subscriber_acked_seq Last seq the subscriber acknowledged.\n"
+        "# TYPE rt_publisher_subscriber_acked_seq gauge\n"
+        "rt_publisher_subscriber_acked_seq{subscriber=\"replica1\"} 90\n"
+        "rt_publisher_subscriber_acked_seq{subscriber=\"odd\\\"name\"} 0\n"
+        "# HELP rt_publisher_subscriber_lag_records Records the subscriber has yet to apply.\n"
+        "# TYPE rt_publisher_subscriber_lag_records gauge\n"
+        "rt_publisher_subscriber_lag_records{subscriber=\"replica1\"} 10\n"
+        "rt_publisher_subscriber_lag_records{subscriber=\"odd\\\"name\"} 100\n"
+        "# HELP rt_publisher_subscriber_up 1 while the subscriber is heard from.\n"
+        "# TYPE rt_publisher_subscriber_up gauge\n"
+        "rt_publisher_subscriber_up{subscriber=\"replica1\"} 1\n"
+        "rt_publisher_subscriber_up{subscriber=\"odd\\\"name\"} 0\n";
+    assert_string_equal(rt_buf_str(&b), want);
+    rt_buf_free(&b);
+
+    /* No subscribers: the families are still declared, with no samples. */
+    m.nsubs = 0;
+    m.subs = NULL;
+    rt_metrics_publisher(&b, &m);
+    assert_non_null(strstr(rt_buf_str(&b), "# TYPE rt_publisher_subscriber_up gauge\n"));
+    assert_null(strstr(rt_buf_str(&b), "{subscriber="));
+    rt_buf_free(&b);
+}
+
+static void test_subscriber_body(void **state)
+{
+    (void)state;
+    rt_metrics_subscriber_t m = {
+        .name = "r1",
+        .connected = true,
+        .applied_seq = 12,
+        .head_seq = 20,
+        .applied_txns = 11,
+        .applied_rows = 110,
+        .lag_records = 8,
+        .lag_seconds = 1.25,
+        .conflicts = 0,
+        .reconnects = 2,
+        .bad_frames = 1,
+    };
+    rt_buf_t b = {0};
+    rt_metrics_subscriber(&b, &m);
+    const char *want =
+        "# HELP rt_subscriber_up 1 while the publisher answers.\n"
+        "# TYPE rt_subscriber_up gauge\n"
+        "rt_subscriber_up 1\n"
+        "# HELP rt_subscriber_applied_seq Last seq applied and committed on the replica.\n"
+        "# TYPE rt_subscriber_applied_seq gauge\n"
+        "rt_subscriber_applied_seq 12\n"
+        "# HELP rt_subscriber_head_seq Newest seq the publisher announced.\n"
+        "# TYPE rt_subscriber_head_seq gauge\n"
+        "rt_subscriber_head_seq 20\n"
+        "# HELP rt_subscriber_applied_transactions_total Source transactions applied to the "
+        "replica since start.\n"
+        "# TYPE rt_subscriber_applied_transactions_total counter\n"
+        "rt_subscriber_applied_transactions_total 11\n"
+        "# HELP rt_subscriber_applied_rows_total Row changes applied to the replica since start.\n"
+        "# TYPE rt_subscriber_applied_rows_total counter\n"
+        "rt_subscriber_applied_rows_total 110\n"
+        "# HELP rt_subscriber_lag_records Records announced but not yet applied.\n"
+        "# TYPE rt_subscriber_lag_records gauge\n"
+        "rt_subscriber_lag_records 8\n"
+        "# HELP rt_subscriber_lag_seconds Age of the last applied source commit; 0 when caught "
+        "up.\n"
+        "# TYPE rt_subscriber_lag_seconds gauge\n"
+        "rt_subscriber_lag_seconds 1.25\n"
+        "# HELP rt_subscriber_conflicts_total Changes that did not match the replica's rows.\n"
+        "# TYPE rt_subscriber_conflicts_total counter\n"
+        "rt_subscriber_conflicts_total 0\n"
+        "# HELP rt_subscriber_reconnects_total Reconnections to the publisher since start.\n"
+        "# TYPE rt_subscriber_reconnects_total counter\n"
+        "rt_subscriber_reconnects_total 2\n"
+        "# HELP rt_subscriber_bad_frames_total Frames from the publisher dropped as malformed.\n"
+        "# TYPE rt_subscriber_bad_frames_total counter\n"
+        "rt_subscriber_bad_frames_total 1\n";
+    assert_string_equal(rt_buf_str(&b), want);
+    rt_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_grows_and_formats),
+        cmocka_unit_test(test_buf_json_string),
+        cmocka_unit_test(test_family_and_samples),
+        cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_publisher_body),
+        cmocka_unit_test(test_subscriber_body),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
