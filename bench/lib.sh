@@ -1,0 +1,320 @@
+# bench/lib.sh - helpers of bench/run.sh: timing, polling, checksums, /proc readings, results.
+# shellcheck shell=bash disable=SC2034
+#
+# Sourced by bench/run.sh after tests/lib/cluster.sh and rt_setup. Every wait is
+# bounded. Results go into the associative array B_RES (key "<case>.<replicator>"),
+# problems into B_FAILS; run.sh prints both at the end.
+
+declare -gA B_RES=()
+declare -ga B_FAILS=()
+B_CLK_TCK="$(getconf CLK_TCK)"
+B_POLL_SLEEP="${RT_BENCH_POLL:-0.05}"
+
+# b_now_ms
+# Prints the wall clock in milliseconds.
+b_now_ms() {
+    local t="${EPOCHREALTIME//[!0-9]/}"
+    printf '%s' "$((10#${t} / 1000))"
+}
+
+# b_say MSG...
+# Prints a progress line with the seconds since the run started.
+b_say() {
+    printf '[%6.1fs] %s\n' "$(awk -v a="$(b_now_ms)" -v b="$B_T_START" 'BEGIN { print (a - b) / 1000 }')" "$*"
+}
+
+# b_fail MSG...
+# Records a failed check (printed as FAIL now and in the summary); does not stop the run.
+b_fail() {
+    echo "FAIL: $*"
+    B_FAILS+=("$*")
+}
+
+# b_set KEY VALUE
+b_set() {
+    B_RES[$1]="$2"
+}
+
+# b_div A B SCALE
+# Prints A / B with SCALE decimals (empty when B is 0 or either is empty).
+b_div() {
+    awk -v a="$1" -v b="$2" -v s="$3" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print ""; else printf "%.*f\n", s, a / b }'
+}
+
+# b_q CLUSTER SQL
+# Runs one query and prints its unaligned result.
+b_q() {
+    PGOPTIONS="-c statement_timeout=${B_STMT_TIMEOUT_MS:-300000} -c client_min_messages=warning" rt_psql "$1" -c "$2"
+}
+
+# b_pgbench CLUSTER TIMEOUT_S ARGS...
+# Runs pgbench against CLUSTER's postgres database as postgres, bounded by TIMEOUT_S.
+b_pgbench() {
+    local name="$1" to="$2" v
+    shift 2
+    v="$(rt__var "$name")_PORT"
+    timeout -k 5 "$to" "$RT_PG_BIN/pgbench" -h 127.0.0.1 -p "${!v}" -U postgres "$@" postgres
+}
+
+# b_pgbench_bg LABEL LOG CLUSTER TIMEOUT_S ARGS...
+# Starts pgbench in the background (registered with cluster.sh, so stopped at exit);
+# sets <LABEL>_PID. Wait for it with `wait`.
+b_pgbench_bg() {
+    local label="$1" log="$2" name="$3" to="$4" v
+    shift 4
+    v="$(rt__var "$name")_PORT"
+    rt_start_bg "$label" "$log" timeout -k 5 "$to" \
+        "$RT_PG_BIN/pgbench" -h 127.0.0.1 -p "${!v}" -U postgres "$@" postgres
+}
+
+# b_poll TIMEOUT_S CLUSTER SQL EXPECTED
+# Runs SQL on CLUSTER every B_POLL_SLEEP seconds until it prints EXPECTED; sets
+# B_POLL_MS to the wall clock (ms) of the successful query's end. Returns 1 on
+# timeout (B_POLL_LAST holds the last answer). A failing query counts as not yet.
+b_poll() {
+    local to="$1" name="$2" sql="$3" want="$4" deadline got
+    deadline=$(($(b_now_ms) + to * 1000))
+    B_POLL_LAST=""
+    while :; do
+        got="$(PGOPTIONS='-c statement_timeout=10000' rt_psql "$name" -c "$sql" 2>/dev/null || true)"
+        B_POLL_LAST="$got"
+        if [[ "$got" == "$want" ]]; then
+            B_POLL_MS="$(b_now_ms)"
+            return 0
+        fi
+        if (($(b_now_ms) >= deadline)); then
+            return 1
+        fi
+        sleep "$B_POLL_SLEEP"
+    done
+}
+
+# b_poll_all TIMEOUT_S SQL EXPECTED CLUSTER...
+# b_poll on each cluster in turn (a replica's state only moves forward, so the end
+# of the last poll is when all of them showed EXPECTED). Sets B_POLL_MS; returns 1
+# naming the first cluster that timed out.
+b_poll_all() {
+    local to="$1" sql="$2" want="$3" c deadline left
+    shift 3
+    deadline=$(($(b_now_ms) + to * 1000))
+    for c in "$@"; do
+        left=$(((deadline - $(b_now_ms)) / 1000))
+        ((left > 0)) || left=1
+        if ! b_poll "$left" "$c" "$sql" "$want"; then
+            echo "timed out after ${to}s waiting on $c for: $sql = $want (last answer: '$B_POLL_LAST')" >&2
+            return 1
+        fi
+    done
+}
+
+# b_fp CLUSTER TABLE [ROW_EXPR]
+# Prints a cheap fingerprint of TABLE: "rows:sum of hashtext(row text)". ROW_EXPR
+# (default t, the whole row) picks the columns, e.g. "row(t.id, t.written)".
+b_fp() {
+    local expr="${3:-t}"
+    b_q "$1" "SET TimeZone = 'UTC'; SELECT count(*) || ':' || coalesce(sum(hashtext(($expr)::text)::bigint), 0) FROM $2 AS t"
+}
+
+# b_check_same LABEL TABLE ROW_EXPR SOURCE REPLICA...
+# Compares b_fp of TABLE on SOURCE and each REPLICA; prints "ok" lines, or records
+# a FAIL. Returns 1 when any differs.
+b_check_same() {
+    local label="$1" table="$2" expr="$3" src="$4" a b r ok=0
+    shift 4
+    a="$(b_fp "$src" "$table" "$expr")"
+    for r in "$@"; do
+        b="$(b_fp "$r" "$table" "$expr")"
+        if [[ "$a" != "$b" ]]; then
+            b_fail "$label: $table differs between $src ($a) and $r ($b)"
+            ok=1
+        fi
+    done
+    if ((ok == 0)); then
+        echo "    check: $table equal on $src and $* (rows:hash $a)"
+    fi
+    return "$ok"
+}
+
+# b_cpu_ticks PID...
+# Prints the sum of utime+stime (clock ticks) of the live PIDs (a gone pid counts 0).
+b_cpu_ticks() {
+    local pid stat sum=0
+    local -a f
+    for pid in "$@"; do
+        stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
+        stat="${stat##*) }"
+        read -r -a f <<<"$stat"
+        # After "comm) " the fields start at field 3 (state): utime is 14, stime 15.
+        sum=$((sum + f[11] + f[12]))
+    done
+    echo "$sum"
+}
+
+# b_ticks_to_s TICKS
+b_ticks_to_s() {
+    b_div "$1" "$B_CLK_TCK" 2
+}
+
+# b_status_kb PID FIELD
+# Prints FIELD (VmHWM, VmRSS, RssAnon...) of /proc/PID/status in kB (empty if gone).
+b_status_kb() {
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || true
+}
+
+# The memory sampler, run as `bash -c "$B__SAMPLER" sampler OUT PID...`: every 0.1 s
+# reads RssAnon (private memory, without shared buffers or mapped files) of each PID
+# and rewrites OUT with one "pid peak_kB" line per PID.
+# shellcheck disable=SC2016
+B__SAMPLER='
+out="$1"
+shift
+declare -A peak=()
+while :; do
+    for p in "$@"; do
+        while read -r k v _; do
+            if [[ "$k" == RssAnon: ]]; then
+                ((v <= ${peak[$p]:-0})) || peak[$p]="$v"
+                break
+            fi
+        done 2>/dev/null <"/proc/$p/status" || true
+    done
+    for p in "$@"; do
+        echo "$p ${peak[$p]:-0}"
+    done >"$out.tmp" && mv -f "$out.tmp" "$out"
+    sleep 0.1
+done
+'
+
+# b_mem_sampler_start LABEL OUT PID...
+# Starts the RssAnon sampler of the PIDs in the background (stopped at exit, or by
+# b_mem_sampler_stop LABEL).
+b_mem_sampler_start() {
+    local label="$1" out="$2"
+    shift 2
+    rt_start_bg "$label" "$RT_TMP/$label.log" bash -c "$B__SAMPLER" sampler "$out" "$@"
+}
+
+# b_mem_sampler_stop LABEL
+b_mem_sampler_stop() {
+    rt_stop_daemon "$1" TERM >/dev/null 2>&1 || true
+}
+
+# b_mem_peak OUT PID
+# Prints the sampled RssAnon peak of PID in MiB (empty if not sampled).
+b_mem_peak() {
+    local kb
+    kb="$(awk -v p="$2" '$1 == p { print $2 }' "$1" 2>/dev/null || true)"
+    b_div "$kb" 1024 1
+}
+
+# b_walsender_pids SOURCE
+# Prints the pids of SOURCE's walsenders (pg_stat_replication), one a line.
+b_walsender_pids() {
+    b_q "$1" "SELECT pid FROM pg_stat_replication ORDER BY pid"
+}
+
+# ---------------------------------------------------------------------------
+# The two replicators behind one interface: start, pause, resume, stop.
+# KIND is rt or native. Replica clusters are named; daemon labels derive from them.
+
+# b_repl_start KIND SOURCE REPLICA...
+# rt: starts rt-publisher on SOURCE and one rt-subscriber per REPLICA (each waits for
+# its ready: line). native: CREATE PUBLICATION on SOURCE (FOR ALL TABLES) and one
+# CREATE SUBSCRIPTION per REPLICA (copy_data = false: the tables are empty). Then
+# waits until every replication connection streams and a warm-up row arrives everywhere.
+b_repl_start() {
+    local kind="$1" src="$2" r v nsub=$(($# - 2)) want
+    shift 2
+    v="$(rt__var "$src")_DSN"
+    if [[ "$kind" == rt ]]; then
+        local router pub
+        router="tcp://127.0.0.1:$(rt_free_port)"
+        pub="tcp://127.0.0.1:$(rt_free_port)"
+        declare -g "B_ROUTER_$(rt__var "$src")=$router"
+        rt_start_daemon "${src}_pub" "$RT_TMP/${src}_pub.log" "$RT_BIN/rt-publisher" \
+            --source "${!v}" --outbox "$RT_TMP/${src}_outbox" --name src \
+            --listen "$router" --pub "$pub"
+        for r in "$@"; do
+            b_sub_start "$src" "$r"
+        done
+        want=1
+    else
+        b_q "$src" "CREATE PUBLICATION bench_pub FOR ALL TABLES"
+        for r in "$@"; do
+            b_q "$r" "CREATE SUBSCRIPTION sub_$r CONNECTION '${!v}' PUBLICATION bench_pub WITH (copy_data = false)"
+        done
+        want="$nsub"
+    fi
+    rt_wait_until 60 "$want streaming replication connection(s) on $src" \
+        b__count_is "$src" "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" "$want"
+    b_q "$src" "INSERT INTO bench_warm VALUES (1)"
+    b_poll_all 60 "SELECT count(*) FROM bench_warm" 1 "$@" ||
+        rt_fail "$kind: the warm-up row did not reach every replica"
+}
+
+# b__count_is CLUSTER SQL WANT (internal)
+b__count_is() {
+    [[ "$(b_q "$1" "$2" 2>/dev/null)" == "$3" ]]
+}
+
+# b_sub_start SOURCE REPLICA
+# Starts (or restarts) the rt-subscriber of REPLICA, connected to SOURCE's publisher.
+b_sub_start() {
+    local src="$1" r="$2" rv router
+    rv="$(rt__var "$r")_DSN"
+    router="B_ROUTER_$(rt__var "$src")"
+    rt_start_daemon "${r}_sub" "$RT_TMP/${r}_sub.log" "$RT_BIN/rt-subscriber" \
+        --publisher "${!router}" --target "${!rv}" --name "$r"
+}
+
+# b_repl_pause KIND SOURCE REPLICA
+# rt: stops REPLICA's subscriber with SIGTERM (it must exit 0). native: ALTER
+# SUBSCRIPTION ... DISABLE, then waits until its walsender is gone.
+b_repl_pause() {
+    local kind="$1" src="$2" r="$3" rc=0
+    if [[ "$kind" == rt ]]; then
+        rt_stop_daemon "${r}_sub" TERM || rc=$?
+        ((rc == 0)) || b_fail "rt: ${r}_sub exited with status $rc on SIGTERM"
+    else
+        b_q "$r" "ALTER SUBSCRIPTION sub_$r DISABLE"
+        rt_wait_until 30 "the walsender of sub_$r to stop" \
+            b__count_is "$src" "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'sub_$r'" 0
+    fi
+}
+
+# b_repl_resume KIND SOURCE REPLICA
+b_repl_resume() {
+    local kind="$1" src="$2" r="$3"
+    if [[ "$kind" == rt ]]; then
+        b_sub_start "$src" "$r"
+    else
+        b_q "$r" "ALTER SUBSCRIPTION sub_$r ENABLE"
+    fi
+}
+
+# b_repl_stop KIND SOURCE REPLICA...
+# rt: stops the subscribers and the publisher with SIGTERM; each must exit 0 and
+# log no ERROR. native: nothing (the clusters are stopped next).
+b_repl_stop() {
+    local kind="$1" src="$2" r rc label n
+    shift 2
+    [[ "$kind" == rt ]] || return 0
+    for label in "${@/%/_sub}" "${src}_pub"; do
+        rc=0
+        rt_stop_daemon "$label" TERM || rc=$?
+        ((rc == 0)) || b_fail "rt: $label exited with status $rc on SIGTERM"
+        n="$(grep -c 'ERROR' "$RT_TMP/$label.log" || true)"
+        ((n == 0)) || b_fail "rt: $n ERROR line(s) in the log of $label"
+    done
+}
+
+# b_source_side_pids KIND SOURCE
+# Prints the source-side replication processes: the walsenders, and rt-publisher for rt.
+b_source_side_pids() {
+    local kind="$1" src="$2" v
+    b_walsender_pids "$src"
+    if [[ "$kind" == rt ]]; then
+        v="$(rt__var "${src}_pub")_PID"
+        echo "${!v}"
+    fi
+}
