@@ -40,6 +40,7 @@ struct rt_outbox_t {
     uint64_t first_seq;  /* oldest stored seq, head_seq + 1 when empty */
     bool writing;        /* inside s_write: MDB_MAP_FULL passes through s_fail */
     bool reading;        /* inside a read callback: writes are refused */
+    bool readonly;       /* opened by rt_outbox_open_readonly: writes are refused */
 };
 
 /* A unit of work run inside one write transaction by s_write. Returns 0, a negative
@@ -134,6 +135,10 @@ static int s_write(rt_outbox_t *self, const char *what, s_write_fn fn, void *arg
 {
     if (self->reading) {
         rt_error("outbox %s: %s called from inside a read callback", self->dir, what);
+        return RT_EINVAL;
+    }
+    if (self->readonly) {
+        rt_error("outbox %s: %s refused: opened read-only", self->dir, what);
         return RT_EINVAL;
     }
     int rc = 0;
@@ -446,6 +451,121 @@ rt_outbox_t *rt_outbox_open(const char *dir, const rt_outbox_opts_t *opts)
             dir, self->pos.head_seq, self->first_seq, o.dropped);
     return self;
 
+fail:
+    rt_outbox_destroy(&self);
+    return NULL;
+}
+
+/* Reads the named databases, the format and the position in one read transaction. */
+static int s_open_readonly_txn(rt_outbox_t *self)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return s_fail(self, rc, "begin read transaction");
+    const char *names[] = {"records", "meta", "subscribers"};
+    MDB_dbi *dbis[] = {&self->records, &self->meta, &self->subs};
+    for (size_t i = 0; i < 3; i++) {
+        rc = mdb_dbi_open(txn, names[i], 0, dbis[i]);
+        if (rc == MDB_NOTFOUND) {
+            rt_error("outbox %s: no \"%s\" database: not an rt outbox", self->dir, names[i]);
+            rc = RT_EINVAL;
+            goto cleanup;
+        }
+        if (rc) {
+            rc = s_fail(self, rc, "open the %s database", names[i]);
+            goto cleanup;
+        }
+    }
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &self->main)) != 0) {
+        rc = s_fail(self, rc, "open the main database");
+        goto cleanup;
+    }
+    uint64_t format = 0;
+    bool found = false;
+    if ((rc = s_meta_get_u64(self, txn, S_META_FORMAT, &format, &found)) != 0)
+        goto cleanup;
+    if (!found || format != RT_OUTBOX_FORMAT) {
+        rt_error("outbox %s has format %" PRIu64 "%s, this build reads format %d only", self->dir,
+                 format, found ? "" : " (none stored)", RT_OUTBOX_FORMAT);
+        rc = RT_EINVAL;
+        goto cleanup;
+    }
+    if ((rc = s_meta_get_u64(self, txn, S_META_HEAD, &self->pos.head_seq, NULL)) ||
+        (rc = s_meta_get_u64(self, txn, S_META_COMMIT, &self->pos.last_commit_lsn, NULL)) ||
+        (rc = s_meta_get_u64(self, txn, S_META_END, &self->pos.last_end_lsn, NULL)))
+        goto cleanup;
+    if ((rc = mdb_cursor_open(txn, self->records, &cur)) != 0) {
+        rc = s_fail(self, rc, "open a cursor on records");
+        cur = NULL;
+        goto cleanup;
+    }
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == MDB_NOTFOUND) {
+        self->first_seq = self->pos.head_seq + 1;
+        rc = 0;
+    } else if (rc) {
+        rc = s_fail(self, rc, "find the first record");
+    } else if (k.mv_size != 8) {
+        rt_error("outbox %s: record key of %zu bytes, expected 8", self->dir, k.mv_size);
+        rc = RT_EIO;
+    } else {
+        self->first_seq = rt_get_be64(k.mv_data);
+    }
+cleanup:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn); /* keeps the database handles */
+        if (rc)
+            rc = s_fail(self, rc, "end the read transaction");
+    } else {
+        mdb_txn_abort(txn);
+    }
+    return rc;
+}
+
+rt_outbox_t *rt_outbox_open_readonly(const char *dir)
+{
+    struct stat st;
+    if (!dir || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        rt_error("outbox %s: no such directory", dir ? dir : "(null)");
+        return NULL;
+    }
+    rt_outbox_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->dir = strdup(dir))) {
+        rt_error("outbox %s: out of memory", dir);
+        free(self);
+        return NULL;
+    }
+    self->readonly = true;
+    int rc = mdb_env_create(&self->env);
+    if (rc) {
+        s_fail(self, rc, "create the environment");
+        self->env = NULL;
+        goto fail;
+    }
+    if ((rc = mdb_env_set_maxdbs(self->env, S_MAX_DBS)) != 0) {
+        s_fail(self, rc, "set the number of databases");
+        goto fail;
+    }
+    /* Map size 0: LMDB uses the size recorded in the environment. */
+    if ((rc = mdb_env_open(self->env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
+        s_fail(self, rc, "open the environment read-only");
+        goto fail;
+    }
+    MDB_stat est;
+    if ((rc = mdb_env_stat(self->env, &est)) != 0) {
+        s_fail(self, rc, "read environment stat");
+        goto fail;
+    }
+    self->psize = est.ms_psize;
+    if (s_open_readonly_txn(self) != 0)
+        goto fail;
+    self->next_seq = self->pos.head_seq + 1;
+    return self;
 fail:
     rt_outbox_destroy(&self);
     return NULL;

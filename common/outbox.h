@@ -30,6 +30,12 @@ typedef struct {
  * Records above the stored head_seq (chunks of a transaction that never completed)
  * are deleted. Clears stale readers. Returns NULL on failure, logged. */
 rt_outbox_t *rt_outbox_open(const char *dir, const rt_outbox_opts_t *opts);
+/* Opens an existing outbox for inspection only: the environment is opened MDB_RDONLY,
+ * nothing is created, stamped, dropped or trimmed, and every write call (put, discard,
+ * trim, subscriber put/delete, meta set) fails with RT_EINVAL. Safe while a publisher
+ * runs on the same directory (LMDB readers never block it; keep calls short). Returns
+ * NULL on failure, logged (no such directory, not an rt outbox, another format). */
+rt_outbox_t *rt_outbox_open_readonly(const char *dir);
 /* Closes; clears *self_p. Safe on NULL. */
 void rt_outbox_destroy(rt_outbox_t **self_p);
 

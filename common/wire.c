@@ -889,6 +889,16 @@ static int s_decode_changes(rt_record_decoder_t *self, s_cursor_t *rc)
         if (cc.bad)
             return RT_EPROTO;
     }
+    /* Rows of zero columns and empty truncates point at the start of a pool: make sure
+     * it exists, so that they get a valid pointer rather than an offset from NULL. */
+    buf = self->values;
+    if (s_reserve(&buf, &self->values_cap, 1, sizeof *self->values) != RT_OK)
+        return RT_ENOMEM;
+    self->values = buf;
+    buf = self->truncs;
+    if (s_reserve(&buf, &self->truncs_cap, 1, sizeof *self->truncs) != RT_OK)
+        return RT_ENOMEM;
+    self->truncs = buf;
     /* The pools no longer move: point each change at its rows and indexes. */
     nvalues = ntruncs = 0;
     for (uint32_t i = 0; i < changes.n; i++) {
@@ -968,10 +978,10 @@ cleanup:
 /* ---------------------------------------------------------------------------------
  * Control messages, table-driven: each type has a tag and a field signature, one
  * character per field after the version, mapped to an rt_msg_t member:
- *   's' str -> char *      'u' uint -> uint64_t
+ *   's' str -> char *      'u' uint -> uint64_t      'b' bool -> bool
  *   'i' int -> int64_t     'e' uint <= RT_SUB_OFFLINE -> int64_t (a subscriber state) */
 
-#define S_MAX_FIELDS 4
+#define S_MAX_FIELDS 6
 
 typedef struct {
     int type;                   /* rt_msg_type_t */
@@ -984,11 +994,13 @@ typedef struct {
 
 static const s_msg_spec_t s_msg_specs[] = {
     {RT_MSG_HELLO, "HELLO", "su", {S_OFF(name), S_OFF(seq)}},
-    {RT_MSG_WELCOME, "WELCOME", "ssuu",
-     {S_OFF(source), S_OFF(endpoint), S_OFF(first_seq), S_OFF(head_seq)}},
+    {RT_MSG_WELCOME, "WELCOME", "ssuub",
+     {S_OFF(source), S_OFF(endpoint), S_OFF(first_seq), S_OFF(head_seq), S_OFF(paused)}},
     {RT_MSG_FETCH, "FETCH", "uu", {S_OFF(seq), S_OFF(count)}},
     {RT_MSG_FETCHED, "FETCHED", "uuu", {S_OFF(seq), S_OFF(last_seq), S_OFF(head_seq)}},
-    {RT_MSG_ACK, "ACK", "ue", {S_OFF(seq), S_OFF(state)}},
+    {RT_MSG_ACK, "ACK", "ueuiis",
+     {S_OFF(seq), S_OFF(state), S_OFF(conflicts), S_OFF(commit_ts), S_OFF(applied_at),
+      S_OFF(text)}},
     {RT_MSG_HUGZ, "HUGZ", "u", {S_OFF(head_seq)}},
     {RT_MSG_ERROR, "ERROR", "is", {S_OFF(code), S_OFF(text)}},
     {RT_MSG_PING, "PING", "", {0}},
@@ -997,6 +1009,9 @@ static const s_msg_spec_t s_msg_specs[] = {
     {RT_MSG_PAUSE, "PAUSE", "s", {S_OFF(name)}},
     {RT_MSG_RESUME, "RESUME", "s", {S_OFF(name)}},
     {RT_MSG_OK, "OK", "s", {S_OFF(text)}},
+    {RT_MSG_FORGET, "FORGET", "su", {S_OFF(name), S_OFF(flags)}},
+    {RT_MSG_REPLAY, "REPLAY", "suuiu",
+     {S_OFF(name), S_OFF(seq), S_OFF(last_seq), S_OFF(commit_ts), S_OFF(flags)}},
 };
 
 #define S_NSPECS (sizeof s_msg_specs / sizeof s_msg_specs[0])
@@ -1107,6 +1122,9 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
         case 'e':
             *(int64_t *)field = (int64_t)s_uint(&c, RT_SUB_OFFLINE);
             break;
+        case 'b':
+            *(bool *)field = s_bool(&c);
+            break;
         }
     }
     err = c.bad ? RT_EPROTO : RT_OK;
@@ -1168,6 +1186,12 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
             S_PACK(&sp, msgpack_pack_uint8(&sp.pk, (uint8_t)v));
             break;
         }
+        case 'b':
+            if (*(const bool *)field)
+                S_PACK(&sp, msgpack_pack_true(&sp.pk));
+            else
+                S_PACK(&sp, msgpack_pack_false(&sp.pk));
+            break;
         }
     }
     return s_release(&sb, sp.err, frame, len);
@@ -1176,7 +1200,8 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
 /* ---------------------------------------------------------------------------------
  * STATUS_REPLY. */
 
-#define S_STATUS_FIELDS 11u /* after the version */
+#define S_STATUS_FIELDS 15u /* after the version */
+#define S_STATUS_SUB_FIELDS 10u
 
 /* Packs a fixed-size NUL-terminated name; RT_EINVAL if it fills its buffer. */
 static void s_pack_fixed(s_packer_t *sp, const char *s, size_t size)
@@ -1211,7 +1236,8 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
 
     *frame = NULL;
     *len = 0;
-    if (st->nsubs && !st->subs)
+    if ((st->nsubs && !st->subs) || st->capture_state < RT_CAPTURE_STREAMING ||
+        st->capture_state > RT_CAPTURE_NONE)
         return RT_EINVAL;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&sp.pk, &sb, msgpack_sbuffer_write);
@@ -1223,6 +1249,10 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
                              st->captured_txns, st->captured_rows};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         S_PACK(&sp, msgpack_pack_uint64(&sp.pk, nums[i]));
+    S_PACK(&sp, msgpack_pack_uint8(&sp.pk, (uint8_t)st->capture_state));
+    S_PACK(&sp, msgpack_pack_int64(&sp.pk, st->oldest_ts));
+    S_PACK(&sp, msgpack_pack_int64(&sp.pk, st->head_ts));
+    S_PACK(&sp, msgpack_pack_int64(&sp.pk, st->now_ts));
     S_PACK(&sp, msgpack_pack_array(&sp.pk, st->nsubs));
     for (uint32_t i = 0; i < st->nsubs && sp.err == RT_OK; i++) {
         const rt_status_sub_t *sub = &st->subs[i];
@@ -1230,11 +1260,17 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
             sp.err = RT_EINVAL;
             break;
         }
-        S_PACK(&sp, msgpack_pack_array(&sp.pk, 4));
+        S_PACK(&sp, msgpack_pack_array(&sp.pk, S_STATUS_SUB_FIELDS));
         s_pack_fixed(&sp, sub->name, sizeof sub->name);
         S_PACK(&sp, msgpack_pack_uint64(&sp.pk, sub->acked_seq));
         S_PACK(&sp, msgpack_pack_uint8(&sp.pk, (uint8_t)sub->state));
         S_PACK(&sp, msgpack_pack_int64(&sp.pk, sub->seen_ms_ago));
+        S_PACK(&sp, msgpack_pack_uint64(&sp.pk, sub->conflicts));
+        S_PACK(&sp, msgpack_pack_int64(&sp.pk, sub->commit_ts));
+        S_PACK(&sp, msgpack_pack_int64(&sp.pk, sub->applied_at));
+        S_PACK(&sp, msgpack_pack_uint64(&sp.pk, sub->lag_bytes));
+        S_PACK(&sp, msgpack_pack_int64(&sp.pk, sub->lag_ms));
+        s_pack_fixed(&sp, sub->error, sizeof sub->error);
     }
     return s_release(&sb, sp.err, frame, len);
 }
@@ -1261,6 +1297,10 @@ int rt_status_decode(const void *frame, size_t len, rt_status_t *st)
     st->confirmed_lsn = s_uint(&c, UINT64_MAX);
     st->captured_txns = s_uint(&c, UINT64_MAX);
     st->captured_rows = s_uint(&c, UINT64_MAX);
+    st->capture_state = (int64_t)s_uint(&c, RT_CAPTURE_NONE);
+    st->oldest_ts = s_int(&c, INT64_MIN, INT64_MAX);
+    st->head_ts = s_int(&c, INT64_MIN, INT64_MAX);
+    st->now_ts = s_int(&c, INT64_MIN, INT64_MAX);
     s_sub(&c, &subs, UINT32_MAX);
     if (c.bad || c.i != c.n) {
         err = RT_EPROTO;
@@ -1276,11 +1316,17 @@ int rt_status_decode(const void *frame, size_t len, rt_status_t *st)
     for (uint32_t i = 0; i < subs.n && !subs.bad; i++) {
         rt_status_sub_t *sub = &st->subs[i];
         s_cursor_t sc;
-        s_sub(&subs, &sc, 4);
+        s_sub(&subs, &sc, S_STATUS_SUB_FIELDS);
         s_str_fixed(&sc, sub->name, sizeof sub->name);
         sub->acked_seq = s_uint(&sc, UINT64_MAX);
         sub->state = (int64_t)s_uint(&sc, RT_SUB_OFFLINE);
         sub->seen_ms_ago = s_int(&sc, INT64_MIN, INT64_MAX);
+        sub->conflicts = s_uint(&sc, UINT64_MAX);
+        sub->commit_ts = s_int(&sc, INT64_MIN, INT64_MAX);
+        sub->applied_at = s_int(&sc, INT64_MIN, INT64_MAX);
+        sub->lag_bytes = s_uint(&sc, UINT64_MAX);
+        sub->lag_ms = s_int(&sc, INT64_MIN, INT64_MAX);
+        s_str_fixed(&sc, sub->error, sizeof sub->error);
         if (sc.bad)
             subs.bad = true;
     }

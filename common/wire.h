@@ -145,8 +145,23 @@ typedef enum {
     RT_MSG_STATUS_REPLY, /* pub -> rtctl: rt_status_t */
     RT_MSG_PAUSE,        /* rtctl -> pub: name */
     RT_MSG_RESUME,       /* rtctl -> pub: name */
-    RT_MSG_OK            /* pub -> rtctl: text */
+    RT_MSG_OK,           /* pub -> rtctl: text */
+    RT_MSG_FORGET,       /* rtctl -> pub: name, flags (RT_FORGET_FORCE) */
+    RT_MSG_REPLAY        /* rtctl -> pub: name, seq (from), last_seq (to), commit_ts (since),
+                          * flags (RT_REPLAY_*); pub -> sub: the same, range resolved */
 } rt_msg_type_t;
+
+/* REPLAY flags. */
+#define RT_REPLAY_DRY_RUN 0x01u /* count what would be sent, send nothing */
+#define RT_REPLAY_RESET 0x02u   /* move the subscriber's progress back to from - 1 first */
+#define RT_REPLAY_SINCE 0x04u   /* from is the first record with commit_ts >= the given time */
+#define RT_REPLAY_FLAGS 0x07u   /* every valid bit */
+
+/* FORGET flags. */
+#define RT_FORGET_FORCE 0x01u /* even while the subscriber is connected */
+
+/* Longest error text a subscriber reports in ACK (longer texts are cut). */
+#define RT_ERROR_TEXT_MAX 255
 
 /* Subscriber states as reported in ACK and STATUS_REPLY. */
 typedef enum {
@@ -166,14 +181,20 @@ typedef struct {
     char *name;          /* HELLO, PAUSE, RESUME: subscriber name */
     char *source;        /* WELCOME, PONG: source name */
     char *endpoint;      /* WELCOME: PUB endpoint to connect to */
-    char *text;          /* ERROR, OK: message */
+    char *text;          /* ERROR, OK: message; ACK: last apply error ("" if none) */
     int64_t code;        /* ERROR: an RT_E* code */
     int64_t state;       /* ACK: rt_sub_state_t */
-    uint64_t seq;        /* HELLO/ACK: applied; FETCH/FETCHED: from_seq */
-    uint64_t last_seq;   /* FETCHED: last sent */
+    uint64_t seq;        /* HELLO/ACK: applied; FETCH/FETCHED/REPLAY: from_seq */
+    uint64_t last_seq;   /* FETCHED: last sent; REPLAY: last seq of the range (0: head) */
     uint64_t first_seq;  /* WELCOME: oldest record still in the outbox */
     uint64_t head_seq;   /* WELCOME, FETCHED, HUGZ, PONG: newest durable record */
     uint64_t count;      /* FETCH: records wanted */
+    bool paused;         /* WELCOME: the subscriber is paused (apply nothing until RESUME) */
+    uint64_t conflicts;  /* ACK: conflicts met since the subscriber started */
+    int64_t commit_ts;   /* ACK: source commit time of the last applied record (PostgreSQL
+                          * epoch µs, 0 if none); REPLAY: the --since time */
+    int64_t applied_at;  /* ACK: when that record was committed on the replica (same unit) */
+    uint64_t flags;      /* REPLAY: RT_REPLAY_*; FORGET: RT_FORGET_* */
 } rt_msg_t;
 
 /* Returns the type of a frame without decoding it fully (RT_MSG_UNKNOWN if not ours). */
@@ -192,7 +213,22 @@ typedef struct {
     uint64_t acked_seq; /* last seq it acknowledged */
     int64_t state;      /* rt_sub_state_t */
     int64_t seen_ms_ago;/* ms since its last message, -1 never */
+    uint64_t conflicts; /* conflicts it reported (since it started) */
+    int64_t commit_ts;  /* source commit time of its last applied record (PG epoch µs, 0 none) */
+    int64_t applied_at; /* when it applied that record on the replica (PG epoch µs, 0 none) */
+    uint64_t lag_bytes; /* outbox bytes of the records it has not acknowledged */
+    int64_t lag_ms;     /* source commit of its oldest unapplied record to now, or of its
+                         * last applied record to when it applied it; -1 unknown */
+    char error[RT_ERROR_TEXT_MAX + 1]; /* its last apply error, "" if none */
 } rt_status_sub_t;
+
+/* The publisher's capture, as reported in STATUS_REPLY. */
+typedef enum {
+    RT_CAPTURE_STREAMING = 0, /* connected to the source and reading */
+    RT_CAPTURE_DISCONNECTED = 1, /* not connected (reconnecting) */
+    RT_CAPTURE_BLOCKED = 2,   /* the outbox is full: reading paused */
+    RT_CAPTURE_NONE = 3       /* no capture (a publisher serving an outbox only) */
+} rt_capture_state_t;
 
 typedef struct {
     char source[128];        /* source name */
@@ -207,6 +243,10 @@ typedef struct {
     uint64_t captured_rows;  /* row changes captured since start */
     uint32_t nsubs;          /* subscribers */
     rt_status_sub_t *subs;   /* nsubs entries, malloc'd */
+    int64_t capture_state;   /* rt_capture_state_t */
+    int64_t oldest_ts;       /* source commit time of the oldest record kept (PG epoch µs, 0) */
+    int64_t head_ts;         /* source commit time of the head record (PG epoch µs, 0) */
+    int64_t now_ts;          /* the publisher's clock when it answered (PG epoch µs) */
 } rt_status_t;
 
 int rt_status_encode(const rt_status_t *st, void **frame, size_t *len) RT_WUR;

@@ -10,6 +10,17 @@
  *   [SELECT pg_current_xact_id()] SELECT pg_replication_origin_xact_setup(seq, ts) COMMIT Sync
  * so the data and the progress commit together. The connection is non-blocking
  * while sending so that a large segment never deadlocks against the results.
+ *
+ * Conflicts (an INSERT of an existing key, an UPDATE or DELETE matching no row):
+ * under the error policy the transaction is rolled back, the conflict recorded in
+ * rt.conflicts in a transaction of its own and RT_ECONFLICT returned. Under
+ * apply_remote each record is preceded by SAVEPOINT rt_record; a conflicting record
+ * is rolled back to it and applied again one change at a time:
+ *   INSERT   SAVEPOINT rt_change; INSERT; on 23505: ROLLBACK TO rt_change and
+ *            UPDATE the row with that key to the new row      (insert_exists)
+ *   UPDATE   0 rows: INSERT the new row if it is complete      (update_missing)
+ *   DELETE   0 rows: nothing                                    (delete_missing)
+ * each resolution recorded in rt.conflicts in the same transaction.
  */
 #include "apply.h"
 
@@ -26,12 +37,30 @@
 #include "log.h"
 #include "sqlgen.h"
 
+#include <stdarg.h>
+
 /* Longest origin name PostgreSQL accepts (MAX_RONAME_LEN). */
 #define S_MAX_ORIGIN 512
 /* Poll step while waiting on the replica socket, to notice a stop request. */
 #define S_WAIT_STEP_MS 100
 /* Connection attempts give up after this long. */
 #define S_CONNECT_TIMEOUT_MS 10000
+/* Source transactions per replica transaction under apply_remote: each record is a
+ * subtransaction there, and PostgreSQL caches only 64 subtransaction ids per backend. */
+#define S_REMOTE_GROUP_TXNS 50
+/* Resolved conflicts are logged one by one up to this many, then every S_LOG_EVERY-th. */
+#define S_LOG_FIRST 10
+#define S_LOG_EVERY 1000
+
+/* The table every conflict is recorded in (the rt schema is left out of checksums). */
+static const char *const s_conflicts_schema = "CREATE SCHEMA IF NOT EXISTS rt";
+static const char *const s_conflicts_ddl =
+    "CREATE TABLE IF NOT EXISTS rt.conflicts ("
+    "id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), source text, "
+    "seq bigint, relation text, op text, kind text, resolution text, detail text)";
+static const char *const s_conflicts_insert =
+    "INSERT INTO rt.conflicts (source, seq, relation, op, kind, resolution, detail) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /* A prepared statement of one change shape. */
 typedef struct {
@@ -54,7 +83,19 @@ typedef struct {
     uint8_t kind;       /* s_op_kind_t */
     uint32_t change;    /* S_OP_PREPARE / S_OP_EXEC: index of the change */
     s_cached_t *cached; /* S_OP_PREPARE: the cache entry */
+    char op;            /* S_OP_EXEC: the statement's operation when it is not the change's */
+    bool probe;         /* S_OP_EXEC: a row count or a duplicate key is an answer, not an error */
 } s_op_t;
+
+/* A conflict being resolved or the one that stopped applying. */
+typedef struct {
+    uint64_t seq;        /* record */
+    uint32_t change;     /* index of the change in it */
+    char relation[256];  /* "schema"."table" */
+    char op[12];         /* INSERT, UPDATE, DELETE */
+    char kind[24];       /* insert_exists, update_missing, update_exists, ... */
+    char detail[512];    /* what was found, one line */
+} s_conflict_t;
 
 struct rt_apply_t {
     char *dsn;                     /* replica connection string */
@@ -83,6 +124,21 @@ struct rt_apply_t {
     size_t params_cap;
     const rt_relation_t **trels; /* relations of one TRUNCATE */
     size_t trels_cap;
+
+    int policy;                /* rt_conflict_policy_t */
+    uint64_t remote_until;     /* records up to this seq: apply_remote whatever the policy */
+    uint64_t conflicts;        /* counted conflicts (committed or stopping) */
+    uint64_t group_conflicts;  /* conflicts resolved in the open transaction */
+    s_conflict_t conflict;     /* the last conflict detected */
+    bool conflict_set;         /* conflict describes the failure being handled */
+    uint64_t stop_seq;         /* the stopping conflict last recorded: seq, change, kind */
+    uint32_t stop_change;
+    char stop_kind[24];
+    int64_t probe_rows;        /* probe: rows of the last statement, -1 on 23505 */
+    char probe_detail[256];    /* probe: the 23505 detail */
+    char last_error[RT_ERROR_TEXT_MAX + 1]; /* the last failure, one line */
+    int64_t last_commit_ts;    /* source commit time of the last committed group */
+    int64_t last_applied_at;   /* when it committed */
 };
 
 static void s_cached_destroy(void **item)
@@ -152,6 +208,21 @@ static const char *s_line(const char *msg, char *buf, size_t size)
     return buf;
 }
 
+/* Logs an apply failure and keeps it as the last error (reported in ACK). */
+static void s_error(rt_apply_t *self, const char *fmt, ...) RT_PRINTF(2, 3);
+static void s_error(rt_apply_t *self, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    rt_error("%s", line);
+    size_t n = strnlen(line, sizeof self->last_error - 1);
+    memcpy(self->last_error, line, n);
+    self->last_error[n] = '\0';
+}
+
 /* Forgets the open transaction (after rollback, commit failure or disconnect). */
 static void s_reset_txn(rt_apply_t *self)
 {
@@ -163,6 +234,7 @@ static void s_reset_txn(rt_apply_t *self)
     self->group_changes = 0;
     self->group_seq = 0;
     self->group_ts = 0;
+    self->group_conflicts = 0;
 }
 
 /* Drops the connection without any further command (the server rolls back). */
@@ -212,7 +284,57 @@ bool rt_apply_commit_ready(const rt_apply_t *self)
 
 bool rt_apply_group_full(const rt_apply_t *self)
 {
-    return self->group_txns >= RT_APPLY_GROUP_TXNS || self->group_bytes >= RT_APPLY_GROUP_BYTES;
+    uint32_t txns = self->policy == RT_CONFLICT_APPLY_REMOTE || self->position < self->remote_until
+                        ? S_REMOTE_GROUP_TXNS
+                        : RT_APPLY_GROUP_TXNS;
+    return self->group_txns >= txns || self->group_bytes >= RT_APPLY_GROUP_BYTES;
+}
+
+int rt_conflict_policy_parse(const char *word, int *policy)
+{
+    if (strcmp(word, "error") == 0)
+        *policy = RT_CONFLICT_ERROR;
+    else if (strcmp(word, "apply_remote") == 0)
+        *policy = RT_CONFLICT_APPLY_REMOTE;
+    else
+        return RT_EINVAL;
+    return RT_OK;
+}
+
+const char *rt_conflict_policy_name(int policy)
+{
+    return policy == RT_CONFLICT_APPLY_REMOTE ? "apply_remote" : "error";
+}
+
+void rt_apply_set_policy(rt_apply_t *self, int policy)
+{
+    self->policy = policy == RT_CONFLICT_APPLY_REMOTE ? RT_CONFLICT_APPLY_REMOTE
+                                                      : RT_CONFLICT_ERROR;
+}
+
+void rt_apply_set_remote_until(rt_apply_t *self, uint64_t seq)
+{
+    self->remote_until = seq;
+}
+
+uint64_t rt_apply_conflicts(const rt_apply_t *self)
+{
+    return self->conflicts;
+}
+
+const char *rt_apply_last_error(const rt_apply_t *self)
+{
+    return self->last_error;
+}
+
+int64_t rt_apply_last_commit_ts(const rt_apply_t *self)
+{
+    return self->last_commit_ts;
+}
+
+int64_t rt_apply_last_applied_at(const rt_apply_t *self)
+{
+    return self->last_applied_at;
 }
 
 int64_t rt_apply_txn_age_ms(const rt_apply_t *self)
@@ -266,21 +388,21 @@ static int s_open(rt_apply_t *self)
     if (!conn)
         return RT_ENOMEM;
     if (PQstatus(conn) == CONNECTION_BAD) {
-        rt_error("cannot connect to the replica: %s",
+        s_error(self, "cannot connect to the replica: %s",
                  s_line(PQerrorMessage(conn), line, sizeof line));
         goto cleanup;
     }
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK) {
         if (st == PGRES_POLLING_FAILED) {
-            rt_error("cannot connect to the replica: %s",
+            s_error(self, "cannot connect to the replica: %s",
                      s_line(PQerrorMessage(conn), line, sizeof line));
             goto cleanup;
         }
         int rc = s_wait_fd(self, PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
                            deadline);
         if (rc == RT_EDB) {
-            rt_error("cannot connect to the replica: no answer within %d s",
+            s_error(self, "cannot connect to the replica: no answer within %d s",
                      S_CONNECT_TIMEOUT_MS / 1000);
             goto cleanup;
         }
@@ -311,7 +433,7 @@ static PGresult *s_setup_exec(rt_apply_t *self, const char *what, const char *sq
         return res;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     char line[512];
-    rt_error(
+    s_error(self, 
         "replica session setup failed (%s): SQLSTATE %s: %s", what, state ? state : "?",
         s_line(res ? PQresultErrorMessage(res) : PQerrorMessage(self->conn), line, sizeof line));
     PQclear(res);
@@ -337,7 +459,7 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
 
     rt_apply_close(self);
     if (!s_source_ok(source)) {
-        rt_error("source name from the publisher is not usable for a replication origin "
+        s_error(self, "source name from the publisher is not usable for a replication origin "
                  "(empty, too long or control characters)");
         return RT_EINVAL;
     }
@@ -361,6 +483,21 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
                              NULL, NULL)))
         goto cleanup;
     PQclear(res);
+    /* Without the "already exists, skipping" notices. */
+    if (!(res = s_setup_exec(self, "client_min_messages", "SET client_min_messages = warning", 0,
+                             NULL, NULL)))
+        goto cleanup;
+    PQclear(res);
+    if (!(res = s_setup_exec(self, "create schema rt", s_conflicts_schema, 0, NULL, NULL)))
+        goto cleanup;
+    PQclear(res);
+    if (!(res = s_setup_exec(self, "create rt.conflicts", s_conflicts_ddl, 0, NULL, NULL)))
+        goto cleanup;
+    PQclear(res);
+    if (!(res = s_setup_exec(self, "client_min_messages", "RESET client_min_messages", 0, NULL,
+                             NULL)))
+        goto cleanup;
+    PQclear(res);
     if (!(res = s_setup_exec(self, "create origin",
                              "SELECT pg_replication_origin_create($1) "
                              "WHERE pg_replication_origin_oid($1) IS NULL",
@@ -377,12 +514,12 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
         goto cleanup;
     uint64_t seq = 0;
     if (PQntuples(res) != 1 || PQnfields(res) != 1) {
-        rt_error("replica session setup failed: pg_replication_origin_progress returned %d rows",
+        s_error(self, "replica session setup failed: pg_replication_origin_progress returned %d rows",
                  PQntuples(res));
         goto cleanup;
     }
     if (!PQgetisnull(res, 0, 0) && rt_lsn_parse(PQgetvalue(res, 0, 0), &seq) != RT_OK) {
-        rt_error("replica session setup failed: origin %s has progress '%s', not an LSN",
+        s_error(self, "replica session setup failed: origin %s has progress '%s', not an LSN",
                  self->origin, PQgetvalue(res, 0, 0));
         goto cleanup;
     }
@@ -390,7 +527,7 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
     res = NULL;
     if (PQsetnonblocking(self->conn, 1) != 0 || PQenterPipelineMode(self->conn) != 1) {
         char line[512];
-        rt_error("cannot enter pipeline mode on the replica: %s",
+        s_error(self, "cannot enter pipeline mode on the replica: %s",
                  s_line(PQerrorMessage(self->conn), line, sizeof line));
         goto cleanup;
     }
@@ -459,6 +596,72 @@ static PGresult *s_next_result(rt_apply_t *self, int *err)
     return PQgetResult(self->conn);
 }
 
+/* Writes "(k1, k2)=(v1, v2)" for the key columns of rel in img (values cut at 40 bytes)
+ * into buf; "" when there is no key or no image. */
+static void s_key_text(const rt_relation_t *rel, const rt_value_t *img, uint32_t n, char *buf,
+                       size_t size)
+{
+    char names[256] = "", vals[256] = "";
+    size_t nl = 0, vl = 0;
+    buf[0] = '\0';
+    if (!img || n != rel->ncols)
+        return;
+    for (uint32_t i = 0; i < rel->ncols; i++) {
+        if (!rel->cols[i].key)
+            continue;
+        const rt_value_t *v = &img[i];
+        const char *text = v->kind == RT_VAL_TEXT ? v->data
+                           : v->kind == RT_VAL_NULL ? "NULL" : "(unchanged)";
+        int a = snprintf(names + nl, sizeof names - nl, "%s%s", nl ? ", " : "", rel->cols[i].name);
+        int b = snprintf(vals + vl, sizeof vals - vl, "%s%.40s", vl ? ", " : "", text);
+        if (a < 0 || b < 0 || (size_t)a >= sizeof names - nl || (size_t)b >= sizeof vals - vl)
+            break;
+        nl += (size_t)a;
+        vl += (size_t)b;
+    }
+    if (nl)
+        snprintf(buf, size, "(%s)=(%s)", names, vals);
+}
+
+static const char *s_op_name(char op)
+{
+    return op == 'I' ? "INSERT" : op == 'U' ? "UPDATE" : op == 'D' ? "DELETE" : "TRUNCATE";
+}
+
+/* Describes a conflict of change idx of rec (op: the statement that met it) in
+ * self->conflict. */
+static void s_note_conflict(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
+                            const char *kind, const char *fmt, ...) RT_PRINTF(6, 7);
+static void s_note_conflict(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
+                            const char *kind, const char *fmt, ...)
+{
+    s_conflict_t *c = &self->conflict;
+    const rt_change_t *ch = &rec->changes[idx];
+    memset(c, 0, sizeof *c);
+    c->seq = rec->seq;
+    c->change = idx;
+    char *table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
+    snprintf(c->relation, sizeof c->relation, "%s", table ? table : "?");
+    free(table);
+    snprintf(c->op, sizeof c->op, "%s", s_op_name(op));
+    snprintf(c->kind, sizeof c->kind, "%s", kind);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->detail, sizeof c->detail, fmt, ap);
+    va_end(ap);
+    self->conflict_set = true;
+}
+
+/* The identity a change is matched by, as text. */
+static void s_change_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, size_t size)
+{
+    const rt_relation_t *rel = &rec->rels[ch->rel];
+    if (ch->old_kind)
+        s_key_text(rel, ch->old, ch->nold, buf, size);
+    else
+        s_key_text(rel, ch->new_, ch->nnew, buf, size);
+}
+
 /* Logs a failed result for the change at op (if any) of record seq and classifies it. */
 static int s_failure(rt_apply_t *self, const rt_record_t *rec, const s_op_t *op,
                      const PGresult *res)
@@ -474,32 +677,34 @@ static int s_failure(rt_apply_t *self, const rt_record_t *rec, const s_op_t *op,
         state = "?";
     char line[512];
     msg = s_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
+    char chop = 0;
     if (rec && op && (op->kind == S_OP_EXEC || op->kind == S_OP_PREPARE)) {
         const rt_change_t *ch = &rec->changes[op->change];
-        opname = ch->op == 'I'   ? "INSERT"
-                 : ch->op == 'U' ? "UPDATE"
-                 : ch->op == 'D' ? "DELETE"
-                                 : "TRUNCATE";
+        chop = op->op ? op->op : ch->op;
+        opname = s_op_name(chop);
         if (ch->op != 'T')
             table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
     }
     if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0) {
         err = RT_ENOTFOUND;
         if (strcmp(state, "42P01") == 0)
-            rt_error("seq %" PRIu64 ": table %s is missing on the replica (%s): %s; "
+            s_error(self, "seq %" PRIu64 ": table %s is missing on the replica (%s): %s; "
                      "create it, then the subscriber retries",
                      seq, table ? table : "?", opname, msg);
         else
-            rt_error("seq %" PRIu64 ": a column of table %s is missing on the replica: %s; "
+            s_error(self, "seq %" PRIu64 ": a column of table %s is missing on the replica: %s; "
                      "add it, then the subscriber retries",
                      seq, table ? table : "?", msg);
-    } else if (strcmp(state, "23505") == 0) {
+    } else if (strcmp(state, "23505") == 0 && chop && chop != 'T') {
+        const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+        char dline[256];
+        s_line(detail ? detail : "", dline, sizeof dline);
         err = RT_ECONFLICT;
-        rt_error("conflict at seq %" PRIu64 ": %s into %s: the row already exists on the replica "
-                 "(SQLSTATE %s: %s)",
-                 seq, opname, table ? table : "?", state, msg);
+        s_note_conflict(self, rec, op->change, chop, chop == 'I' ? "insert_exists" : "update_exists",
+                        "%s into %s: the row already exists on the replica (SQLSTATE %s: %s%s%s)",
+                        opname, table ? table : "?", state, msg, dline[0] ? " " : "", dline);
     } else {
-        rt_error("replica error at seq %" PRIu64 " (%s%s%s): SQLSTATE %s: %s", seq, opname,
+        s_error(self, "replica error at seq %" PRIu64 " (%s%s%s): SQLSTATE %s: %s", seq, opname,
                  table ? " of " : "", table ? table : "", state, msg);
     }
     free(table);
@@ -521,7 +726,13 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
             goto broken;
         }
         ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_FATAL_ERROR) {
+        const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (st == PGRES_FATAL_ERROR && op->probe && sqlstate && strcmp(sqlstate, "23505") == 0) {
+            const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+            self->probe_rows = -1;
+            s_line(detail ? detail : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+                   self->probe_detail, sizeof self->probe_detail);
+        } else if (st == PGRES_FATAL_ERROR) {
             if (op->kind == S_OP_PREPARE)
                 op->cached->prepared = false;
             if (err == RT_OK)
@@ -531,26 +742,33 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
                 op->cached->prepared = false;
         } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
             if (err == RT_OK) {
-                rt_error("replica returned %s unexpectedly", PQresStatus(st));
+                s_error(self, "replica returned %s unexpectedly", PQresStatus(st));
                 err = RT_EDB;
             }
+        } else if (err == RT_OK && op->kind == S_OP_EXEC && op->probe) {
+            self->probe_rows = strtoll(PQcmdTuples(res), NULL, 10);
         } else if (err == RT_OK && op->kind == S_OP_EXEC) {
             const rt_change_t *ch = &rec->changes[op->change];
             const char *n = PQcmdTuples(res);
             if ((ch->op == 'U' || ch->op == 'D') && strcmp(n, "1") != 0) {
+                char key[300];
+                bool missing = strcmp(n, "0") == 0;
                 char *table =
                     rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
-                rt_error("conflict at seq %" PRIu64 " (change %" PRIu32 " of %" PRIu32
-                         "): %s of %s matched %s rows on the replica instead of 1 (%s)",
-                         rec->seq, op->change + 1, rec->nchanges,
-                         ch->op == 'U' ? "UPDATE" : "DELETE", table ? table : "?", n,
-                         strcmp(n, "0") == 0 ? "the row is missing" : "the identity is not unique");
+                s_change_key(rec, ch, key, sizeof key);
+                s_note_conflict(self, rec, op->change, ch->op,
+                                ch->op == 'U' ? (missing ? "update_missing" : "update_multiple")
+                                              : (missing ? "delete_missing" : "delete_multiple"),
+                                "%s of %s matched %s rows on the replica instead of 1 (%s)%s%s",
+                                s_op_name(ch->op), table ? table : "?", n,
+                                missing ? "the row is missing" : "the identity is not unique",
+                                key[0] ? ": key " : "", key);
                 free(table);
                 err = RT_ECONFLICT;
             }
         } else if (err == RT_OK && op->kind == S_OP_COMMIT) {
             if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-                rt_error("replica did not commit at seq %" PRIu64 " (%s)", self->group_seq,
+                s_error(self, "replica did not commit at seq %" PRIu64 " (%s)", self->group_seq,
                          PQcmdStatus(res));
                 err = RT_EDB;
             }
@@ -609,7 +827,7 @@ static int s_failed(rt_apply_t *self, int err)
     }
     if (err == RT_EIO || !self->conn || PQstatus(self->conn) != CONNECTION_OK) {
         char line[512];
-        rt_error("lost connection to the replica %s: %s", self->target,
+        s_error(self, "lost connection to the replica %s: %s", self->target,
                  self->conn ? s_line(PQerrorMessage(self->conn), line, sizeof line) : "closed");
         s_drop(self);
         return RT_EIO;
@@ -636,7 +854,7 @@ void rt_apply_rollback(rt_apply_t *self)
     if (err != RT_OK) {
         if (err != RT_EAGAIN) {
             char line[512];
-            rt_error("lost connection to the replica %s during rollback: %s", self->target,
+            s_error(self, "lost connection to the replica %s during rollback: %s", self->target,
                      s_line(PQerrorMessage(self->conn), line, sizeof line));
         }
         s_drop(self);
@@ -688,10 +906,9 @@ static int s_send_truncate(rt_apply_t *self, const rt_record_t *rec, uint32_t id
 
 /* Returns the cached statement for the change's shape, creating it (and queueing
  * its Parse) when new or when its last Parse did not succeed. */
-static int s_statement(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, s_cached_t **out)
+static int s_statement(rt_apply_t *self, const rt_relation_t *rel, const rt_change_t *ch,
+                       uint32_t idx, s_cached_t **out)
 {
-    const rt_change_t *ch = &rec->changes[idx];
-    const rt_relation_t *rel = &rec->rels[ch->rel];
     char key[128];
     int err;
 
@@ -724,9 +941,11 @@ static int s_statement(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, s
     return RT_OK;
 }
 
-static int s_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
+/* Queues change ch (change idx of rec, or a statement standing in for it) as a
+ * prepared statement; probe: its row count or duplicate key is read as an answer. */
+static int s_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch,
+                       uint32_t idx, bool probe)
 {
-    const rt_change_t *ch = &rec->changes[idx];
     s_cached_t *c;
     int err;
 
@@ -738,7 +957,7 @@ static int s_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
     if ((ch->op != 'D' && (!ch->new_ || ch->nnew != ncols)) ||
         (ch->old_kind && (!ch->old || ch->nold != ncols)))
         return RT_EPROTO;
-    if ((err = s_statement(self, rec, idx, &c)) != RT_OK)
+    if ((err = s_statement(self, &rec->rels[ch->rel], ch, idx, &c)) != RT_OK)
         return err;
     if (c->stmt.nparams > self->params_cap) {
         const char **p = realloc(self->params, c->stmt.nparams * sizeof *p);
@@ -758,7 +977,235 @@ static int s_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
     if (PQsendQueryPrepared(self->conn, c->name, (int)c->stmt.nparams, self->params, NULL, NULL,
                             0) != 1)
         return RT_EIO;
-    return s_push_op(self, S_OP_EXEC, idx, NULL);
+    if ((err = s_push_op(self, S_OP_EXEC, idx, NULL)) != RT_OK)
+        return err;
+    self->ops[self->nops - 1].op = ch->op;
+    self->ops[self->nops - 1].probe = probe;
+    return RT_OK;
+}
+
+static int s_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
+{
+    return s_send_stmt(self, rec, &rec->changes[idx], idx, false);
+}
+
+/* ---------------------------------------------------------------------------------
+ * Conflicts. */
+
+/* Queues the INSERT of self->conflict into rt.conflicts with resolution. */
+static int s_queue_conflict_row(rt_apply_t *self, const char *resolution)
+{
+    const s_conflict_t *c = &self->conflict;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%" PRIu64, c->seq);
+    const char *params[7] = {self->source, seq, c->relation, c->op, c->kind, resolution,
+                             c->detail};
+    return s_send_simple(self, S_OP_MISC, s_conflicts_insert, 7, params);
+}
+
+/* Logs a conflict that apply_remote resolved (the first few, then a sample). */
+static void s_log_resolved(rt_apply_t *self, const char *resolution)
+{
+    uint64_t n = self->conflicts + self->group_conflicts;
+    if (n <= S_LOG_FIRST || n % S_LOG_EVERY == 0)
+        rt_info("conflict at seq %" PRIu64 " (%s on %s) %s: %s (%" PRIu64 " conflicts so far)",
+                self->conflict.seq, self->conflict.kind, self->conflict.relation, resolution,
+                self->conflict.detail, n);
+}
+
+/* A conflict resolved inside the open transaction: recorded there, counted at commit. */
+static int s_resolved(rt_apply_t *self, const char *resolution)
+{
+    self->group_conflicts++;
+    s_log_resolved(self, resolution);
+    self->conflict_set = false;
+    return s_queue_conflict_row(self, resolution);
+}
+
+/* Sends what is queued with a Sync and reads the results. */
+static int s_run(rt_apply_t *self, const rt_record_t *rec)
+{
+    int err = s_flush(self);
+    if (err != RT_OK) {
+        self->nops = 0;
+        return err;
+    }
+    return s_sync(self, rec);
+}
+
+/* Runs stand-in statement ch for change idx as a probe: *rows gets its row count, or
+ * -1 for a duplicate key (the transaction is then aborted up to the last savepoint). */
+static int s_probe(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch, uint32_t idx,
+                   int64_t *rows)
+{
+    self->probe_rows = 0;
+    self->probe_detail[0] = '\0';
+    int err = s_send_stmt(self, rec, ch, idx, true);
+    if (err == RT_OK)
+        err = s_run(self, rec);
+    *rows = self->probe_rows;
+    return err;
+}
+
+static bool s_row_complete(const rt_change_t *ch)
+{
+    for (uint32_t i = 0; i < ch->nnew; i++)
+        if (ch->new_[i].kind == RT_VAL_UNCHANGED)
+            return false;
+    return ch->new_ != NULL;
+}
+
+/* Applies change idx of rec one statement at a time, resolving conflicts the
+ * apply_remote way. RT_ECONFLICT (self->conflict set) when one cannot be resolved. */
+static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
+{
+    const rt_change_t *ch = &rec->changes[idx];
+    char key[300];
+    int64_t rows;
+    int err;
+
+    self->nops = 0;
+    if (ch->op == 'T') {
+        if ((err = s_send_change(self, rec, idx)) != RT_OK)
+            return err;
+        return s_run(self, rec);
+    }
+    s_change_key(rec, ch, key, sizeof key);
+    if (ch->op == 'I' && !key[0]) {
+        if ((err = s_send_change(self, rec, idx)) != RT_OK || (err = s_run(self, rec)) != RT_OK)
+            return err; /* a duplicate key without an identity to resolve it by stops here */
+        return RT_OK;
+    }
+    if (ch->op == 'I') {
+        if ((err = s_send_simple(self, S_OP_MISC, "SAVEPOINT rt_change", 0, NULL)) != RT_OK ||
+            (err = s_probe(self, rec, ch, idx, &rows)) != RT_OK)
+            return err;
+        if (rows >= 0)
+            return RT_OK;
+        /* The key exists: make that row the new one (UPDATE by the new row's key). */
+        char found[256];
+        snprintf(found, sizeof found, "%s", self->probe_detail);
+        rt_change_t upd = {.op = 'U', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
+        if ((err = s_send_simple(self, S_OP_MISC, "ROLLBACK TO SAVEPOINT rt_change", 0, NULL)) !=
+                RT_OK ||
+            (err = s_probe(self, rec, &upd, idx, &rows)) != RT_OK)
+            return err;
+        if (rows == 1) {
+            s_note_conflict(self, rec, idx, 'I', "insert_exists",
+                            "INSERT of %s: the row already exists on the replica (%s); "
+                            "updated it to the remote row",
+                            key[0] ? key : "a row", found);
+            return s_resolved(self, "applied_remote");
+        }
+        s_note_conflict(self, rec, idx, 'I', "insert_exists",
+                        "INSERT into the replica failed: %s, and no row has the key %s to "
+                        "update",
+                        found, key[0] ? key : "(none)");
+        return RT_ECONFLICT;
+    }
+    if ((err = s_probe(self, rec, ch, idx, &rows)) != RT_OK)
+        return err;
+    if (rows == 1)
+        return RT_OK;
+    char *table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
+    const char *t = table ? table : "?";
+    if (ch->op == 'D' && rows == 0) {
+        s_note_conflict(self, rec, idx, 'D', "delete_missing",
+                        "DELETE of %s matched 0 rows on the replica (the row is missing): %s; "
+                        "nothing to delete",
+                        t, key[0] ? key : "no key");
+        free(table);
+        return s_resolved(self, "skipped");
+    }
+    if (ch->op == 'U' && rows == 0 && s_row_complete(ch)) {
+        rt_change_t ins = {.op = 'I', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
+        if ((err = s_probe(self, rec, &ins, idx, &rows)) != RT_OK) {
+            free(table);
+            return err;
+        }
+        if (rows >= 0) {
+            s_note_conflict(self, rec, idx, 'U', "update_missing",
+                            "UPDATE of %s matched 0 rows on the replica (the row is missing): "
+                            "%s; inserted the remote row",
+                            t, key[0] ? key : "no key");
+            free(table);
+            return s_resolved(self, "applied_remote");
+        }
+        s_note_conflict(self, rec, idx, 'U', "update_missing",
+                        "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
+                        "inserting the remote row failed too (%s)",
+                        t, key[0] ? key : "no key", self->probe_detail);
+    } else if (ch->op == 'U' && rows == 0) {
+        s_note_conflict(self, rec, idx, 'U', "update_missing",
+                        "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
+                        "the remote row is incomplete (unchanged TOASTed values were not sent), "
+                        "so it cannot be inserted",
+                        t, key[0] ? key : "no key");
+    } else {
+        s_note_conflict(self, rec, idx, ch->op, ch->op == 'U' ? "update_multiple" : "delete_multiple",
+                        "%s of %s matched %" PRId64 " rows on the replica instead of 1 (the "
+                        "identity is not unique): %s",
+                        s_op_name(ch->op), t, rows, key[0] ? key : "no key");
+    }
+    free(table);
+    return RT_ECONFLICT;
+}
+
+/* Applies rec change by change (after ROLLBACK TO SAVEPOINT rt_record). */
+static int s_resolve_record(rt_apply_t *self, const rt_record_t *rec)
+{
+    for (uint32_t i = 0; i < rec->nchanges; i++) {
+        int err = s_resolve_change(self, rec, i);
+        if (err != RT_OK)
+            return err;
+    }
+    if (self->nops == 0)
+        return RT_OK;
+    return s_run(self, rec); /* the last rt.conflicts row */
+}
+
+/* Records the conflict that stopped applying, in a transaction of its own (not in
+ * any open transaction: it was rolled back), once per seq, change and kind. */
+static void s_record_stop(rt_apply_t *self)
+{
+    const s_conflict_t *c = &self->conflict;
+    self->conflict_set = false;
+    s_error(self, "conflict at seq %" PRIu64 " (change %" PRIu32 "): %s; applying stopped "
+            "(conflict policy %s)",
+            c->seq, c->change + 1, c->detail,
+            rt_conflict_policy_name(self->policy));
+    if (c->seq == self->stop_seq && c->change == self->stop_change &&
+        strcmp(c->kind, self->stop_kind) == 0)
+        return;
+    self->stop_seq = c->seq;
+    self->stop_change = c->change;
+    snprintf(self->stop_kind, sizeof self->stop_kind, "%s", c->kind);
+    self->conflicts++;
+    if (!self->conn || self->in_txn)
+        return;
+    self->nops = 0;
+    /* The session's origin must not advance with this commit: no xact_setup values. */
+    int err = s_send_simple(self, S_OP_MISC, "BEGIN", 0, NULL);
+    if (err == RT_OK)
+        err = s_send_simple(self, S_OP_MISC, "SELECT pg_replication_origin_xact_reset()", 0, NULL);
+    if (err == RT_OK)
+        err = s_queue_conflict_row(self, "stopped");
+    if (err == RT_OK)
+        err = s_send_simple(self, S_OP_COMMIT, "COMMIT", 0, NULL);
+    if (err == RT_OK)
+        err = s_run(self, NULL);
+    if (err == RT_OK)
+        return;
+    rt_warn("could not record the conflict at seq %" PRIu64 " in rt.conflicts: %s", c->seq,
+            rt_strerror(err));
+    if (err == RT_EIO || err == RT_EAGAIN || PQstatus(self->conn) != CONNECTION_OK) {
+        s_drop(self);
+        return;
+    }
+    self->nops = 0;
+    if (s_send_simple(self, S_OP_ROLLBACK, "ROLLBACK", 0, NULL) != RT_OK ||
+        s_run(self, NULL) != RT_OK)
+        s_drop(self);
 }
 
 int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
@@ -768,13 +1215,16 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     assert(self->conn && rec->seq == self->position + 1);
     bool first = (rec->flags & RT_REC_FIRST) != 0;
     if (first == self->mid_txn) {
-        rt_error("seq %" PRIu64 ": record flags %u %s; the outbox stream is inconsistent", rec->seq,
+        s_error(self, "seq %" PRIu64 ": record flags %u %s; the outbox stream is inconsistent", rec->seq,
                  rec->flags,
                  first ? "start a transaction before the previous one ended"
                        : "continue a transaction that was never started");
         rt_apply_rollback(self);
         return self->conn ? RT_EPROTO : RT_EIO;
     }
+    bool remote = self->policy == RT_CONFLICT_APPLY_REMOTE || rec->seq <= self->remote_until;
+    uint64_t resolved_before = self->group_conflicts;
+    self->conflict_set = false;
     self->nops = 0;
     if (!self->in_txn) {
         if ((err = s_send_simple(self, S_OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
@@ -782,6 +1232,8 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         self->in_txn = true;
         self->txn_start_ms = rt_mono_ms();
     }
+    if (remote && (err = s_send_simple(self, S_OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
+        return s_failed(self, err);
     for (uint32_t i = 0; i < rec->nchanges; i++) {
         if ((sent = s_send_change(self, rec, i)) != RT_OK)
             break;
@@ -793,15 +1245,31 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     err = s_sync(self, rec);
     if (err == RT_OK && sent != RT_OK) {
         if (sent == RT_EPROTO)
-            rt_error("seq %" PRIu64 ": a change does not fit its relation (row image or "
+            s_error(self, "seq %" PRIu64 ": a change does not fit its relation (row image or "
                      "parameter missing, or an unchanged value where one is needed)",
                      rec->seq);
         else
-            rt_error("seq %" PRIu64 ": cannot apply record: %s", rec->seq, rt_strerror(sent));
+            s_error(self, "seq %" PRIu64 ": cannot apply record: %s", rec->seq, rt_strerror(sent));
         err = sent;
     }
-    if (err != RT_OK)
-        return s_failed(self, err);
+    if (err == RT_ECONFLICT && remote) {
+        /* Again from the savepoint, one change at a time, resolving as it goes. */
+        self->nops = 0;
+        self->conflict_set = false;
+        self->group_conflicts = resolved_before;
+        err = s_send_simple(self, S_OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0, NULL);
+        if (err == RT_OK)
+            err = s_run(self, NULL);
+        if (err == RT_OK)
+            err = s_resolve_record(self, rec);
+    }
+    if (err != RT_OK) {
+        bool conflict = err == RT_ECONFLICT && self->conflict_set;
+        err = s_failed(self, err);
+        if (conflict && err == RT_ECONFLICT)
+            s_record_stop(self);
+        return err;
+    }
     self->position = rec->seq;
     self->group_bytes += bytes;
     self->group_changes += rec->nchanges;
@@ -838,6 +1306,67 @@ int rt_apply_commit(rt_apply_t *self)
     if ((err = s_sync(self, NULL)) != RT_OK)
         return s_failed(self, err);
     self->applied_seq = self->group_seq;
+    self->last_commit_ts = self->group_ts;
+    self->last_applied_at = rt_pg_now_us();
+    self->conflicts += self->group_conflicts;
+    self->last_error[0] = '\0';
     s_reset_txn(self);
     return RT_OK;
+}
+
+int rt_apply_reset(rt_apply_t *self, uint64_t seq)
+{
+    PGresult *res = NULL;
+    char lsn[32];
+    int err = RT_EDB;
+
+    if (!self->conn)
+        return RT_EIO;
+    if (self->in_txn)
+        rt_apply_rollback(self);
+    if (!self->conn)
+        return RT_EIO;
+    if (PQexitPipelineMode(self->conn) != 1 || PQsetnonblocking(self->conn, 0) != 0) {
+        char line[512];
+        s_error(self, "cannot leave pipeline mode on the replica to reset origin %s: %s",
+                self->origin, s_line(PQerrorMessage(self->conn), line, sizeof line));
+        goto cleanup;
+    }
+    rt_lsn_format(seq, lsn, sizeof lsn);
+    if (!(res = s_setup_exec(self, "end the origin session",
+                             "SELECT pg_replication_origin_session_reset()", 0, NULL, NULL)))
+        goto cleanup;
+    PQclear(res);
+    if (!(res = s_setup_exec(self, "move the origin's progress",
+                             "SELECT pg_replication_origin_advance($1, $2::pg_lsn)", 2,
+                             self->origin, lsn)))
+        goto cleanup;
+    PQclear(res);
+    if (!(res = s_setup_exec(self, "bind origin", "SELECT pg_replication_origin_session_setup($1)",
+                             1, self->origin, NULL)))
+        goto cleanup;
+    PQclear(res);
+    /* No leftover xact_setup position may be committed with a later transaction. */
+    if (!(res = s_setup_exec(self, "clear the transaction origin",
+                             "SELECT pg_replication_origin_xact_reset()", 0, NULL, NULL)))
+        goto cleanup;
+    PQclear(res);
+    res = NULL;
+    if (PQsetnonblocking(self->conn, 1) != 0 || PQenterPipelineMode(self->conn) != 1) {
+        char line[512];
+        s_error(self, "cannot enter pipeline mode on the replica: %s",
+                s_line(PQerrorMessage(self->conn), line, sizeof line));
+        goto cleanup;
+    }
+    rt_info("origin %s of replica %s moved from seq %" PRIu64 " to seq %" PRIu64, self->origin,
+            self->target, self->applied_seq, seq);
+    self->applied_seq = seq;
+    self->stop_seq = 0;
+    s_reset_txn(self);
+    err = RT_OK;
+cleanup:
+    PQclear(res);
+    if (err != RT_OK)
+        s_drop(self);
+    return err;
 }

@@ -87,4 +87,45 @@ int rt_apply_commit(rt_apply_t *self) RT_WUR;
 /* Rolls back the open transaction, if any (position returns to applied_seq). */
 void rt_apply_rollback(rt_apply_t *self);
 
+/* ---- Conflicts (an INSERT of a key that exists, an UPDATE or DELETE of a missing row).
+ *
+ * Every conflict is counted and recorded in the replica table rt.conflicts (created
+ * at connect if missing): in the replica transaction that resolves it, or in a
+ * transaction of its own when it stops applying. */
+typedef enum {
+    RT_CONFLICT_ERROR = 0,       /* stop applying (rt_apply_record returns RT_ECONFLICT) */
+    RT_CONFLICT_APPLY_REMOTE = 1 /* make the replica row the source's: an existing key is
+                                  * updated, a missing row of an UPDATE inserted (when the
+                                  * new row is complete), a missing row of a DELETE ignored */
+} rt_conflict_policy_t;
+
+/* Parses "error" or "apply_remote"; RT_EINVAL otherwise. */
+int rt_conflict_policy_parse(const char *word, int *policy) RT_WUR;
+const char *rt_conflict_policy_name(int policy);
+
+/* Sets the policy (default RT_CONFLICT_ERROR). */
+void rt_apply_set_policy(rt_apply_t *self, int policy);
+
+/* Records up to seq are applied with RT_CONFLICT_APPLY_REMOTE whatever the policy
+ * (a replay with reset re-applies records the replica may already hold). 0: none. */
+void rt_apply_set_remote_until(rt_apply_t *self, uint64_t seq);
+
+/* Conflicts met since creation: those resolved in committed transactions and those
+ * that stopped applying (each stopping conflict once, however often it is retried). */
+uint64_t rt_apply_conflicts(const rt_apply_t *self);
+
+/* The last apply failure, one line ("" when the last commit succeeded after it). */
+const char *rt_apply_last_error(const rt_apply_t *self);
+
+/* Source commit time (PostgreSQL epoch µs) of the last committed source transaction,
+ * and when it was committed on the replica (same unit); 0 before the first commit. */
+int64_t rt_apply_last_commit_ts(const rt_apply_t *self);
+int64_t rt_apply_last_applied_at(const rt_apply_t *self);
+
+/* Moves the replication origin's progress to seq (back or forward), rolling back any
+ * open transaction first: ends the origin session, pg_replication_origin_advance,
+ * binds the origin again. Then applied_seq = seq and the next record is seq + 1.
+ * Returns 0, RT_EDB (logged; the connection is dropped), RT_EAGAIN or RT_EIO. */
+int rt_apply_reset(rt_apply_t *self, uint64_t seq) RT_WUR;
+
 #endif

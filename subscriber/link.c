@@ -8,6 +8,12 @@
  * else is dropped and a gap (known head >= next) is filled with FETCH, one at a
  * time. Silence for RT_LINK_SILENCE_MS drops both sockets and starts over with
  * back-off. Apply failures hold applying (back-off) without dropping the link.
+ *
+ * Admin notices from the publisher over the DEALER: PAUSE / RESUME (also the paused
+ * flag of WELCOME): while paused nothing is applied or fetched and ACK says
+ * "paused"; REPLAY: retry now and catch up to its last seq, and with RT_REPLAY_RESET
+ * first move the replica's progress back to from - 1 and re-apply the range with
+ * apply_remote.
  */
 #include "link.h"
 
@@ -78,6 +84,7 @@ struct rt_link_t {
     uint64_t bad_logged; /* bad_frames at the last log line */
     int64_t bad_log_ms;  /* when that line was written */
     bool ready_logged;   /* the "ready:" line was written */
+    bool paused;         /* the publisher paused this subscriber */
 };
 
 rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
@@ -158,17 +165,31 @@ static void s_send_ping(rt_link_t *self, int64_t now)
 
 static int s_sub_state(const rt_link_t *self)
 {
+    if (self->paused)
+        return RT_SUB_PAUSED;
     if (self->held || self->replica_down)
         return RT_SUB_ERROR;
-    if (self->known_head >= rt_apply_next_seq(self->apply) || rt_apply_in_txn(self->apply))
+    uint64_t next = rt_apply_next_seq(self->apply);
+    bool behind = self->known_head >= next;
+    if (behind && rt_apply_last_error(self->apply)[0])
+        return RT_SUB_ERROR; /* retrying what failed, not yet past it */
+    /* Catching up: reading the outbox (FETCH) rather than following live records. */
+    if (behind && (self->fetch_out || self->known_head - next >= RT_LINK_FETCH_COUNT))
         return RT_SUB_CATCHING_UP;
     return RT_SUB_STREAMING;
 }
 
 static void s_send_ack(rt_link_t *self, int64_t now)
 {
-    rt_msg_t m = {
-        .type = RT_MSG_ACK, .seq = rt_apply_applied_seq(self->apply), .state = s_sub_state(self)};
+    char error[RT_ERROR_TEXT_MAX + 1];
+    snprintf(error, sizeof error, "%s", rt_apply_last_error(self->apply));
+    rt_msg_t m = {.type = RT_MSG_ACK,
+                  .seq = rt_apply_applied_seq(self->apply),
+                  .state = s_sub_state(self),
+                  .conflicts = rt_apply_conflicts(self->apply),
+                  .commit_ts = rt_apply_last_commit_ts(self->apply),
+                  .applied_at = rt_apply_last_applied_at(self->apply),
+                  .text = error};
     s_send(self, &m);
     self->last_ack_ms = now;
     self->ack_due = false;
@@ -386,7 +407,7 @@ static void s_on_record(rt_link_t *self, const void *data, size_t len, bool from
     s_note_head(self, rec->seq);
     if (from_dealer && self->fetch_out)
         self->fetch_sent_ms = now; /* the FETCH is being answered */
-    if (self->replica_down || self->held || !rt_apply_connected(self->apply))
+    if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
     if (rec->seq != rt_apply_next_seq(self->apply))
         return; /* a duplicate, or past a gap that FETCH fills */
@@ -478,8 +499,76 @@ static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
     self->state = S_STREAMING;
     self->link_backoff_ms = S_RECONNECT_MIN_MS;
     self->last_ack_ms = now;
+    if (m->paused != self->paused)
+        rt_info("the publisher has this subscriber %s", m->paused ? "paused" : "resumed");
+    self->paused = m->paused;
     rt_info("streaming source %s from %s: outbox seq %" PRIu64 "..%" PRIu64 ", applied %" PRIu64,
             self->source, self->publisher, m->first_seq, m->head_seq, applied);
+}
+
+/* PAUSE / RESUME from the publisher. */
+static void s_set_paused(rt_link_t *self, bool paused, int64_t now)
+{
+    if (self->state != S_STREAMING || paused == self->paused)
+        return;
+    self->paused = paused;
+    if (paused) {
+        /* Keep what is complete, drop a source transaction only partly applied. */
+        if (rt_apply_commit_ready(self->apply))
+            s_commit(self);
+        else if (rt_apply_in_txn(self->apply))
+            rt_apply_rollback(self->apply);
+        self->fetch_out = false;
+        rt_info("paused by the publisher at applied seq %" PRIu64 "; applying nothing until "
+                "resumed",
+                rt_apply_applied_seq(self->apply));
+    } else {
+        self->fetch_not_before_ms = 0;
+        rt_info("resumed by the publisher; continuing from seq %" PRIu64,
+                rt_apply_next_seq(self->apply));
+    }
+    s_send_ack(self, now);
+}
+
+/* REPLAY from the publisher: its range is resolved (from_seq .. last_seq). */
+static void s_on_replay(rt_link_t *self, const rt_msg_t *m, int64_t now)
+{
+    if (self->state != S_STREAMING)
+        return;
+    if (m->seq == 0 || m->last_seq < m->seq) {
+        s_bad_frame(self, "a REPLAY with an empty range", now);
+        return;
+    }
+    if (m->flags & RT_REPLAY_RESET) {
+        if (self->replica_down || !rt_apply_connected(self->apply)) {
+            rt_error("replay with reset from seq %" PRIu64 " refused: the replica is not "
+                     "connected; run the replay again once it is",
+                     m->seq);
+            return;
+        }
+        int rc = rt_apply_reset(self->apply, m->seq - 1);
+        if (rc != RT_OK) {
+            s_apply_failed(self, rc, now);
+            return;
+        }
+        rt_apply_set_remote_until(self->apply, m->last_seq);
+        self->careful_until = 0;
+        self->fetch_out = false;
+        rt_info("replay with reset: re-applying seqs %" PRIu64 "..%" PRIu64
+                " with conflict policy apply_remote",
+                m->seq, m->last_seq);
+    } else {
+        rt_info("replay of seqs %" PRIu64 "..%" PRIu64 " asked: applied seq %" PRIu64
+                ", retrying now",
+                m->seq, m->last_seq, rt_apply_applied_seq(self->apply));
+    }
+    self->held = false;
+    self->retry_backoff_ms = S_RETRY_MIN_MS;
+    self->replica_retry_ms = now; /* a replica that was down: try it again now */
+    self->replica_backoff_ms = S_RECONNECT_MIN_MS;
+    self->fetch_not_before_ms = 0;
+    s_note_head(self, m->last_seq);
+    s_send_ack(self, now);
 }
 
 static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now)
@@ -514,6 +603,21 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
         } else {
             rt_warn("the publisher reported an error: %s (%s)", m->text, rt_strerror((int)m->code));
         }
+        break;
+    case RT_MSG_PAUSE:
+    case RT_MSG_RESUME:
+        if (strcmp(m->name, self->name) != 0) {
+            s_bad_frame(self, "a PAUSE or RESUME naming another subscriber", now);
+            break;
+        }
+        s_set_paused(self, m->type == RT_MSG_PAUSE, now);
+        break;
+    case RT_MSG_REPLAY:
+        if (strcmp(m->name, self->name) != 0) {
+            s_bad_frame(self, "a REPLAY naming another subscriber", now);
+            break;
+        }
+        s_on_replay(self, m, now);
         break;
     default: s_bad_frame(self, "an unexpected message type", now); break;
     }
@@ -558,7 +662,7 @@ cleanup:
 
 static void s_maybe_fetch(rt_link_t *self, int64_t now)
 {
-    if (self->replica_down || self->held || !rt_apply_connected(self->apply))
+    if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
     uint64_t next = rt_apply_next_seq(self->apply);
     if (self->known_head < next || now < self->fetch_not_before_ms)

@@ -19,9 +19,12 @@ typedef struct {
     char *pub;
     char *config;
     int64_t log_level;
+    int64_t conflict_policy;
 } s_opts_t;
 
 static const char *const s_levels[] = {"debug", "info", "warning", "error", NULL};
+/* In rt_conflict_policy_t order. */
+static const char *const s_policies[] = {"error", "apply_remote", NULL};
 
 #define OPT(k, t, f, d, ch, req, h)                                                                \
     {                                                                                              \
@@ -66,6 +69,10 @@ int main(int argc, char **argv)
             "the publisher's PUB endpoint (default: learnt from the publisher)"),
         OPT("config", RT_CFG_STR, config, NULL, NULL, false, "INI file with these keys"),
         OPT("log-level", RT_CFG_ENUM, log_level, "info", s_levels, false, "lowest level logged"),
+        OPT("conflict-policy", RT_CFG_ENUM, conflict_policy, "error", s_policies, false,
+            "on an INSERT of an existing key or an UPDATE/DELETE of a missing row: error "
+            "(stop applying, retry with back-off) or apply_remote (make the replica row the "
+            "source's); either way recorded in rt.conflicts"),
     };
     const size_t nparams = sizeof params / sizeof params[0];
     s_opts_t opts = {0};
@@ -111,6 +118,8 @@ int main(int argc, char **argv)
         rt_error("out of memory");
         goto cleanup;
     }
+    rt_apply_set_policy(apply, (int)opts.conflict_policy);
+    rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
     rc = rt_link_run(link, apply);
     if (rc == RT_OK) {
         rt_info("stopped");

@@ -753,7 +753,8 @@ static void test_fuzz_flips(void **state)
     void *msgf;
     size_t msglen;
     assert_int_equal(rt_msg_encode(&hello, &msgf, &msglen), 0);
-    rt_status_sub_t subs[2] = {{"a", 1, 0, 5}, {"b", 2, 2, -1}};
+    rt_status_sub_t subs[2] = {{.name = "a", .acked_seq = 1, .state = 0, .seen_ms_ago = 5},
+                               {.name = "b", .acked_seq = 2, .state = 2, .seen_ms_ago = -1}};
     rt_status_t st = {.source = "s", .slot = "rt_s", .nsubs = 2, .subs = subs};
     void *stf;
     size_t stlen;
@@ -843,10 +844,17 @@ static void test_msg_roundtrip(void **state)
         {.type = RT_MSG_HELLO, .name = "replica-1", .seq = 123456789012ull},
         {.type = RT_MSG_WELCOME, .source = "main", .endpoint = "tcp://*:7471", .first_seq = 1,
          .head_seq = UINT64_MAX},
+        {.type = RT_MSG_WELCOME, .source = "main", .endpoint = "tcp://*:7471", .first_seq = 0,
+         .head_seq = 0, .paused = true},
         {.type = RT_MSG_FETCH, .seq = 17, .count = 256},
         {.type = RT_MSG_FETCHED, .seq = 17, .last_seq = 0, .head_seq = 400},
-        {.type = RT_MSG_ACK, .seq = 99, .state = RT_SUB_CATCHING_UP},
-        {.type = RT_MSG_ACK, .seq = 0, .state = RT_SUB_OFFLINE},
+        {.type = RT_MSG_ACK, .seq = 99, .state = RT_SUB_CATCHING_UP, .text = ""},
+        {.type = RT_MSG_ACK, .seq = 0, .state = RT_SUB_OFFLINE, .text = ""},
+        {.type = RT_MSG_ACK, .seq = 7, .state = RT_SUB_ERROR, .conflicts = UINT64_MAX,
+         .commit_ts = INT64_MIN, .applied_at = INT64_MAX, .text = "conflict at seq 8"},
+        {.type = RT_MSG_FORGET, .name = "replica-1", .flags = RT_FORGET_FORCE},
+        {.type = RT_MSG_REPLAY, .name = "replica-1", .seq = 10, .last_seq = 0,
+         .commit_ts = -1000, .flags = RT_REPLAY_RESET | RT_REPLAY_SINCE},
         {.type = RT_MSG_HUGZ, .head_seq = 5},
         {.type = RT_MSG_ERROR, .code = RT_ETRIMMED, .text = "records up to 9 were trimmed"},
         {.type = RT_MSG_ERROR, .code = INT64_MIN, .text = ""},
@@ -878,6 +886,11 @@ static void test_msg_roundtrip(void **state)
         assert_int_equal(m.first_seq, w->first_seq);
         assert_int_equal(m.head_seq, w->head_seq);
         assert_int_equal(m.count, w->count);
+        assert_int_equal(m.paused, w->paused);
+        assert_int_equal(m.conflicts, w->conflicts);
+        assert_int_equal(m.commit_ts, w->commit_ts);
+        assert_int_equal(m.applied_at, w->applied_at);
+        assert_int_equal(m.flags, w->flags);
         rt_msg_clear(&m);
         assert_null(m.name);
         rt_msg_clear(&m);
@@ -933,7 +946,8 @@ static void test_msg_encode_invalid(void **state)
 }
 
 /* Packs [tag, version, then the fields described by spec]:
- * s=str u=uint i=negative int n=nil b=bin S=str with a NUL L=str of 4097 bytes f=float. */
+ * s=str u=uint i=negative int n=nil b=bin S=str with a NUL L=str of 4097 bytes f=float
+ * t=true F=false. */
 static void s_pack_msg(msgpack_sbuffer *sb, const char *tag, int version, const char *spec)
 {
     msgpack_packer pk;
@@ -955,6 +969,8 @@ static void s_pack_msg(msgpack_sbuffer *sb, const char *tag, int version, const 
         case 'L': msgpack_pack_str_with_body(&pk, longs, sizeof longs); break;
         case 'f': msgpack_pack_float(&pk, 1.0f); break;
         case '5': msgpack_pack_uint8(&pk, 5); break;
+        case 't': msgpack_pack_true(&pk); break;
+        case 'F': msgpack_pack_false(&pk); break;
         }
     }
 }
@@ -972,11 +988,17 @@ static void test_msg_malformed(void **state)
         {"HELLO", -1, "su", RT_EPROTO}, {"HELLO", 1, "s", RT_EPROTO}, {"HELLO", 1, "suu", RT_EPROTO},
         {"HELLO", 1, "us", RT_EPROTO}, {"HELLO", 1, "bu", RT_EPROTO}, {"HELLO", 1, "Su", RT_EPROTO},
         {"HELLO", 1, "Lu", RT_EPROTO}, {"HELLO", 1, "si", RT_EPROTO}, {"HELLO", 1, "sf", RT_EPROTO},
-        {"HELLO", 1, "nu", RT_EPROTO}, {"ACK", 1, "uu", 0},       {"ACK", 1, "u5", RT_EPROTO},
-        {"ACK", 1, "ui", RT_EPROTO}, {"ERROR", 1, "is", 0},       {"ERROR", 1, "us", 0},
+        {"HELLO", 1, "nu", RT_EPROTO}, {"ACK", 1, "uuuiis", 0},   {"ACK", 1, "u5uiis", RT_EPROTO},
+        {"ACK", 1, "uiuiis", RT_EPROTO}, {"ACK", 1, "uu", RT_EPROTO},
+        {"ACK", 1, "uuiiis", RT_EPROTO}, {"ACK", 1, "uuuiiu", RT_EPROTO},
+        {"ACK", 1, "uuuiiL", RT_EPROTO}, {"ACK", 1, "uuunis", RT_EPROTO},
+        {"WELCOME", 1, "ssuut", 0},  {"WELCOME", 1, "ssuuF", 0}, {"WELCOME", 1, "ssuuu", RT_EPROTO},
+        {"WELCOME", 1, "ssuun", RT_EPROTO}, {"FORGET", 1, "su", 0}, {"FORGET", 1, "s", RT_EPROTO},
+        {"FORGET", 1, "si", RT_EPROTO}, {"REPLAY", 1, "suuiu", 0}, {"REPLAY", 1, "suuuu", 0},
+        {"REPLAY", 1, "suuii", RT_EPROTO}, {"REPLAY", 1, "suuu", RT_EPROTO}, {"ERROR", 1, "is", 0},       {"ERROR", 1, "us", 0},
         {"ERROR", 1, "fs", RT_EPROTO}, {"ERROR", 1, "in", RT_EPROTO}, {"PING", 1, "", 0},
         {"PING", 1, "u", RT_EPROTO}, {"PING", 2, "", RT_EPROTO}, {"FETCH", 1, "uu", 0},
-        {"FETCH", 1, "ui", RT_EPROTO}, {"WELCOME", 1, "ssuu", 0}, {"WELCOME", 1, "ss", RT_EPROTO},
+        {"FETCH", 1, "ui", RT_EPROTO}, {"WELCOME", 1, "ssuu", RT_EPROTO}, {"WELCOME", 1, "ss", RT_EPROTO},
         {"NOPE", 1, "", RT_EPROTO}, {"ping", 1, "", RT_EPROTO},  {"STATUS_REPLY", 1, "", RT_EPROTO},
         {"REC", 1, "", RT_EPROTO},
     };
@@ -1043,15 +1065,25 @@ static void test_sub_state_name(void **state)
 static void test_status_roundtrip(void **state)
 {
     (void)state;
-    rt_status_sub_t subs[3] = {{"replica-1", 100, RT_SUB_STREAMING, 12},
-                               {"replica-2", 0, RT_SUB_OFFLINE, -1},
-                               {"", UINT64_MAX, RT_SUB_PAUSED, INT64_MAX}};
+    rt_status_sub_t subs[3] = {
+        {.name = "replica-1", .acked_seq = 100, .state = RT_SUB_STREAMING, .seen_ms_ago = 12,
+         .conflicts = 3, .commit_ts = 800000000000, .applied_at = 800000001000,
+         .lag_bytes = 4096, .lag_ms = 1, .error = ""},
+        {.name = "replica-2", .acked_seq = 0, .state = RT_SUB_OFFLINE, .seen_ms_ago = -1,
+         .commit_ts = INT64_MIN, .applied_at = -5, .lag_ms = -1,
+         .error = "conflict at seq 7: UPDATE of \"public\".\"t\" matched 0 rows"},
+        {.name = "", .acked_seq = UINT64_MAX, .state = RT_SUB_PAUSED, .seen_ms_ago = INT64_MAX,
+         .conflicts = UINT64_MAX, .lag_bytes = UINT64_MAX, .lag_ms = INT64_MAX}};
+    memset(subs[2].error, 'e', RT_ERROR_TEXT_MAX);
+    subs[2].error[RT_ERROR_TEXT_MAX] = '\0';
     memset(subs[2].name, 'n', 127);
     subs[2].name[127] = '\0';
     rt_status_t st = {.source = "main", .slot = "rt_main", .first_seq = 5, .head_seq = 900,
                       .records = 896, .outbox_bytes = 1u << 30, .received_lsn = 0x1600000000ull,
                       .confirmed_lsn = 0x15FFFFFFFFull, .captured_txns = 10,
-                      .captured_rows = 1000000, .nsubs = 3, .subs = subs};
+                      .captured_rows = 1000000, .nsubs = 3, .subs = subs,
+                      .capture_state = RT_CAPTURE_BLOCKED, .oldest_ts = -7,
+                      .head_ts = INT64_MAX, .now_ts = 812345678901234};
     void *frame;
     size_t len;
     rt_status_t got;
@@ -1071,12 +1103,22 @@ static void test_status_roundtrip(void **state)
         assert_int_equal(got.confirmed_lsn, 0x15FFFFFFFFull);
         assert_int_equal(got.captured_txns, 10);
         assert_int_equal(got.captured_rows, 1000000);
+        assert_int_equal(got.capture_state, RT_CAPTURE_BLOCKED);
+        assert_int_equal(got.oldest_ts, -7);
+        assert_int_equal(got.head_ts, INT64_MAX);
+        assert_int_equal(got.now_ts, 812345678901234);
         assert_int_equal(got.nsubs, nsubs);
         for (uint32_t i = 0; i < nsubs; i++) {
             assert_string_equal(got.subs[i].name, subs[i].name);
             assert_int_equal(got.subs[i].acked_seq, subs[i].acked_seq);
             assert_int_equal(got.subs[i].state, subs[i].state);
             assert_int_equal(got.subs[i].seen_ms_ago, subs[i].seen_ms_ago);
+            assert_int_equal(got.subs[i].conflicts, subs[i].conflicts);
+            assert_int_equal(got.subs[i].commit_ts, subs[i].commit_ts);
+            assert_int_equal(got.subs[i].applied_at, subs[i].applied_at);
+            assert_int_equal(got.subs[i].lag_bytes, subs[i].lag_bytes);
+            assert_int_equal(got.subs[i].lag_ms, subs[i].lag_ms);
+            assert_string_equal(got.subs[i].error, subs[i].error);
         }
         if (nsubs == 0)
             assert_null(got.subs);
@@ -1095,6 +1137,16 @@ static void test_status_roundtrip(void **state)
     subs[1].state = 9;
     assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
     subs[1].state = RT_SUB_ERROR;
+    memset(subs[0].error, 'e', sizeof subs[0].error);
+    assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
+    subs[0].error[0] = '\0';
+    st.capture_state = 4;
+    assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
+    st.capture_state = -1;
+    assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
+    st.capture_state = RT_CAPTURE_NONE;
+    assert_int_equal(rt_status_encode(&st, &frame, &len), 0);
+    free(frame);
     memset(st.slot, 's', sizeof st.slot);
     assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
 }
@@ -1103,22 +1155,30 @@ static void test_status_roundtrip(void **state)
 static void test_status_malformed(void **state)
 {
     (void)state;
-    for (int f = 0; f < 6; f++) {
+    /* f: 0 valid, 1 version 2, 2 source of 128 bytes, 3 name of 128 bytes, 4 state 5,
+     * 5 seen nil, 6 capture state 4, 7 error text of 256 bytes, 8 a sub of 4 fields (old
+     * layout), 9 lag_bytes negative, 10 top-level array one field short */
+    for (int f = 0; f < 11; f++) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
-        char name[128];
+        char name[256];
         memset(name, 'q', sizeof name);
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, 13);
+        msgpack_pack_array(&pk, f == 10 ? 16 : 17);
         s_pack_str(&pk, "STATUS_REPLY");
         msgpack_pack_uint8(&pk, f == 1 ? 2 : 1);
         msgpack_pack_str_with_body(&pk, name, f == 2 ? 128 : 127);
         s_pack_str(&pk, "slot");
         for (int i = 0; i < 8; i++)
             msgpack_pack_uint8(&pk, (uint8_t)i);
+        msgpack_pack_uint8(&pk, f == 6 ? 4 : 1);
+        msgpack_pack_int64(&pk, -1);
+        msgpack_pack_int64(&pk, 5);
+        if (f != 10)
+            msgpack_pack_int64(&pk, 6);
         msgpack_pack_array(&pk, 1);
-        msgpack_pack_array(&pk, 4);
+        msgpack_pack_array(&pk, f == 8 ? 4 : 10);
         msgpack_pack_str_with_body(&pk, name, f == 3 ? 128 : 127);
         msgpack_pack_uint8(&pk, 1);
         msgpack_pack_uint8(&pk, f == 4 ? 5 : 1);
@@ -1126,7 +1186,20 @@ static void test_status_malformed(void **state)
             msgpack_pack_nil(&pk);
         else
             msgpack_pack_int8(&pk, -1);
+        if (f != 8) {
+            msgpack_pack_uint8(&pk, 2);
+            msgpack_pack_int64(&pk, 700);
+            msgpack_pack_int64(&pk, 701);
+            if (f == 9)
+                msgpack_pack_int8(&pk, -1);
+            else
+                msgpack_pack_uint8(&pk, 9);
+            msgpack_pack_int64(&pk, -1);
+            msgpack_pack_str_with_body(&pk, name, f == 7 ? 256 : 255);
+        }
         void *frame = s_copy(sb.data, sb.size);
+        if (s_decode_status(frame, sb.size) != (f == 0 ? 0 : RT_EPROTO))
+            fprintf(stderr, "status case %d\n", f);
         assert_int_equal(s_decode_status(frame, sb.size), f == 0 ? 0 : RT_EPROTO);
         free(frame);
         msgpack_sbuffer_destroy(&sb);

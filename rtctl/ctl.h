@@ -1,0 +1,63 @@
+/* rtctl/ctl.h - what rtctl's command families share: global options, the request helper,
+ * and one entry point per command. */
+#ifndef RT_CTL_H
+#define RT_CTL_H
+
+#include <stdio.h>
+
+#include "rt.h"
+#include "wire.h"
+
+#define RT_CTL_DEFAULT_ENDPOINT "tcp://127.0.0.1:7470"
+#define RT_CTL_DEFAULT_TIMEOUT_MS 5000
+
+/* Options given before the command word. */
+typedef struct {
+    const char *endpoint; /* the publisher's ROUTER */
+    int timeout_ms;       /* how long to wait for an answer */
+} rt_ctl_t;
+
+/* A command: argv[0] is the command word; returns an RT_EXIT_* code. Every command
+ * prints what went wrong to stderr, naming the argument or the peer. */
+typedef int (*rt_ctl_cmd_fn)(const rt_ctl_t *g, int argc, char **argv);
+
+/* Sends msg to the publisher and returns its reply (malloc'd, the caller frees) in
+ * *reply / *len. An ERROR reply is printed ("rtctl: the publisher answered: ...") and
+ * freed. Returns RT_EXIT_OK, or RT_EXIT_FAILURE after printing why. */
+int rt_ctl_call(const rt_ctl_t *g, const rt_msg_t *msg, void **reply, size_t *len);
+
+/* Sends msg and expects OK{text}, printed to stdout. RT_EXIT_OK or RT_EXIT_FAILURE. */
+int rt_ctl_call_ok(const rt_ctl_t *g, const rt_msg_t *msg);
+
+/* Asks for STATUS and decodes it into *st (rt_status_clear it). RT_EXIT_* code. */
+int rt_ctl_status_fetch(const rt_ctl_t *g, rt_status_t *st);
+
+/* Prints "Usage: rtctl ... <usage of word>" and its help to out (from the command table). */
+void rt_ctl_command_usage(FILE *out, const char *word);
+
+/* Parses an unsigned decimal argument of option opt of command cmd; prints the error
+ * and returns false when it is not one. */
+bool rt_ctl_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *v);
+
+/* Formats helpers for the text views (buf returned). */
+const char *rt_ctl_bytes(uint64_t bytes, char *buf, size_t size);  /* "1.2 MiB" */
+const char *rt_ctl_ms(int64_t ms, char *buf, size_t size);         /* "1.2 s", "-" if < 0 */
+const char *rt_ctl_pg_time(int64_t pg_us, char *buf, size_t size); /* "2024-01-02 03:04:05.678 UTC" */
+
+/* The lag of a subscriber in records (0 when it is at or past head). */
+uint64_t rt_ctl_lag_records(const rt_status_t *st, const rt_status_sub_t *sub);
+
+/* The publisher's capture state as a word. */
+const char *rt_ctl_capture_state(int64_t state);
+
+/* Commands (rtctl/status.c, admin.c, replay.c, top.c, outbox.c). */
+int rt_ctl_cmd_status(const rt_ctl_t *g, int argc, char **argv);
+int rt_ctl_cmd_ping(const rt_ctl_t *g, int argc, char **argv);
+int rt_ctl_cmd_pause(const rt_ctl_t *g, int argc, char **argv);
+int rt_ctl_cmd_resume(const rt_ctl_t *g, int argc, char **argv);
+int rt_ctl_cmd_forget(const rt_ctl_t *g, int argc, char **argv);
+int rt_ctl_cmd_replay(const rt_ctl_t *g, int argc, char **argv);
+int rt_ctl_cmd_top(const rt_ctl_t *g, int argc, char **argv);
+int rt_ctl_cmd_outbox(const rt_ctl_t *g, int argc, char **argv);
+
+#endif

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# tests/integration/ctl_conflicts.sh - the subscriber's conflict policies against real
+# replicas: one replica under `error`, one under `apply_remote`, each with a row the
+# source does not have (INSERT of an existing key), a row missing (UPDATE of it) and
+# another missing (DELETE of it). apply_remote converges at once and records three
+# resolved conflicts in rt.conflicts; error stops at the first, says which change and
+# why, records it once however often it retries, keeps the other subscriber going, and
+# converges once the replica is repaired and `rtctl replay` retries it. Then an UPDATE
+# of a missing row whose new row is incomplete (unchanged TOAST) stops apply_remote too.
+# Counters and last errors are checked in `rtctl status --json`.
+set -euo pipefail
+source "$RT_SRC/tests/lib/cluster.sh"
+rt_setup
+command -v jq >/dev/null || rt_fail "jq is needed (Debian package jq)"
+
+for c in source rerr rrem; do
+    rt_pg_start "$c"
+    rt_psql "$c" <<'SQL'
+CREATE TABLE t (id int PRIMARY KEY, v text);
+CREATE TABLE docs (id int PRIMARY KEY, body text, n int);
+ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
+SQL
+done
+
+P_ROUTER="$(rt_free_port)"
+P_PUB="$(rt_free_port)"
+ROUTER="tcp://127.0.0.1:$P_ROUTER"
+CTL=("$RT_BIN/rtctl" --publisher "$ROUTER")
+rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
+    --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "tcp://127.0.0.1:$P_PUB"
+rt_start_daemon rerr "$RT_TMP/rerr.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
+    --target "$RERR_DSN" --name rerr
+rt_start_daemon rrem "$RT_TMP/rrem.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
+    --target "$RREM_DSN" --name rrem --conflict-policy apply_remote
+grep -q 'conflict policy apply_remote' "$RT_TMP/rrem.log" || rt_fail "rrem does not say its policy"
+
+# A bad policy is a usage error naming the flag.
+rc=0
+"$RT_BIN/rt-subscriber" --publisher "$ROUTER" --target "$RERR_DSN" --conflict-policy maybe \
+    2>"$RT_TMP/badpolicy.err" || rc=$?
+[[ "$rc" == 2 ]] || rt_fail "--conflict-policy maybe: exit $rc, expected 2"
+grep -q 'conflict-policy' "$RT_TMP/badpolicy.err" || rt_fail "bad policy error does not name the flag"
+
+sub_json() { "${CTL[@]}" status --json | jq -r --arg n "$1" ".subscribers[] | select(.name == \$n) | $2"; }
+sub_is() { [[ "$(sub_json "$1" "$2")" == "$3" ]]; }
+conflicts_rows() { rt_psql "$1" -c "SELECT string_agg(kind || ':' || resolution, ',' ORDER BY id) FROM rt.conflicts"; }
+
+echo "== baseline"
+rt_psql source -c "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 10) g"
+rt_wait_converged 60 source rerr rrem
+[[ "$(conflicts_rows rrem)" == "" ]] || rt_fail "rt.conflicts not empty at start"
+
+echo "== replicas diverge: an extra row 100, rows 2 and 3 missing"
+for r in rerr rrem; do
+    rt_psql "$r" -c "INSERT INTO t VALUES (100, 'replica only')" \
+        -c "DELETE FROM t WHERE id IN (2, 3)"
+done
+rt_psql source -c "INSERT INTO t VALUES (100, 'from source')"
+rt_psql source -c "UPDATE t SET v = 'updated' WHERE id = 2"
+rt_psql source -c "DELETE FROM t WHERE id = 3"
+rt_psql source -c "INSERT INTO t VALUES (11, 'after the conflicts')"
+
+echo "== apply_remote converges and records every conflict"
+rt_wait_converged 60 source rrem
+[[ "$(conflicts_rows rrem)" == "insert_exists:applied_remote,update_missing:applied_remote,delete_missing:skipped" ]] ||
+    rt_fail "rrem rt.conflicts: $(conflicts_rows rrem)"
+row="$(rt_psql rrem -c "SELECT source, relation, op, seq > 0, detail LIKE '%(id)=(100)%' FROM rt.conflicts WHERE kind = 'insert_exists'")"
+[[ "$row" == 'src|"public"."t"|INSERT|t|t' ]] || rt_fail "insert_exists row: $row"
+rt_wait_until 10 "rrem reporting 3 conflicts" sub_is rrem .conflicts 3
+rt_wait_until 10 "rrem streaming" sub_is rrem .state streaming
+
+echo "== error stops at the first conflict, retries, and the others go on"
+rt_wait_until 30 "rerr in error" sub_is rerr .state error
+grep -q 'conflict at seq [0-9]* (change 1): INSERT into "public"."t": the row already exists on the replica' \
+    "$RT_TMP/rerr.log" || rt_fail "the stop does not say which change conflicted and why"
+sub_json rerr .error | grep -q 'conflict at seq' || rt_fail "status has no last error for rerr"
+rt_wait_until 10 "rerr reporting 1 conflict" sub_is rerr .conflicts 1
+[[ "$(conflicts_rows rerr)" == "insert_exists:stopped" ]] || rt_fail "rerr rt.conflicts: $(conflicts_rows rerr)"
+[[ "$(rt_psql rerr -c "SELECT v FROM t WHERE id = 100")" == "replica only" ]] ||
+    rt_fail "rerr applied past the conflict"
+rt_wait_until 20 "a second retry" bash -c "[[ \$(grep -c 'applying stopped' '$RT_TMP/rerr.log') -ge 2 ]]"
+[[ "$(conflicts_rows rerr)" == "insert_exists:stopped" ]] || rt_fail "a retry was recorded again: $(conflicts_rows rerr)"
+rt_psql source -c "INSERT INTO t VALUES (12, 'while rerr is stopped')"
+rt_wait_converged 30 source rrem
+"${CTL[@]}" status
+
+echo "== repairing the replica lets error converge"
+rt_psql rerr -c "DELETE FROM t WHERE id = 100" -c "INSERT INTO t VALUES (2, 'v2'), (3, 'v3')"
+"${CTL[@]}" replay rerr | tee "$RT_TMP/replay.out"
+grep -q '^replay to rerr of seqs' "$RT_TMP/replay.out" || rt_fail "replay printed no summary"
+rt_wait_converged 30 source rerr rrem
+rt_wait_until 10 "rerr streaming again" sub_is rerr .state streaming
+rt_wait_until 10 "rerr's last error cleared" sub_is rerr .error ""
+[[ "$(sub_json rerr .conflicts)" == 1 ]] || rt_fail "rerr conflicts: $(sub_json rerr .conflicts)"
+
+echo "== apply_remote cannot insert an incomplete row: it stops"
+rt_psql source -c "INSERT INTO docs SELECT 1, string_agg(md5(g::text), '') FROM generate_series(1, 2000) g"
+rt_wait_converged 30 source rerr rrem
+rt_psql rrem -c "DELETE FROM docs WHERE id = 1"
+rt_psql source -c "UPDATE docs SET n = 1 WHERE id = 1"
+rt_wait_until 30 "rrem in error" sub_is rrem .state error
+grep -q 'the remote row is incomplete' "$RT_TMP/rrem.log" || rt_fail "the incomplete row is not explained"
+[[ "$(conflicts_rows rrem)" == "insert_exists:applied_remote,update_missing:applied_remote,delete_missing:skipped,update_missing:stopped" ]] ||
+    rt_fail "rrem rt.conflicts: $(conflicts_rows rrem)"
+rt_wait_until 10 "rrem reporting 4 conflicts" sub_is rrem .conflicts 4
+rt_wait_converged 30 source rerr
+rt_psql rrem -c "INSERT INTO docs VALUES (1, (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 2000) g), NULL)"
+"${CTL[@]}" replay rrem >/dev/null
+rt_wait_converged 30 source rerr rrem
+
+for d in rerr rrem pub; do
+    rc=0
+    rt_stop_daemon "$d" || rc=$?
+    [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
+done
+if grep -E 'AddressSanitizer|runtime error' "$RT_TMP"/*.log; then
+    rt_fail "sanitizer errors in the daemon logs"
+fi
+echo "ctl conflicts: ok"
