@@ -11,6 +11,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "stream.h"
+#include "web.h"
 
 typedef struct {
     char *source;
@@ -21,6 +22,7 @@ typedef struct {
     char *publication;
     char *slot;
     char *config;
+    char *http;
     int64_t log_level;
     int64_t batch_bytes;
     int64_t max_outbox_mb;
@@ -46,6 +48,8 @@ static const rt_cfg_param_t s_params[] = {
         "publication to stream (default rt_<name>, created FOR ALL TABLES if missing)"),
     OPT("slot", RT_CFG_STR, slot, NULL, 0, 0, NULL, false,
         "logical replication slot (default rt_<name>, created if missing)"),
+    OPT("http", RT_CFG_STR, http, NULL, 0, 0, NULL, false,
+        "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
     OPT("config", RT_CFG_STR, config, NULL, 0, 0, NULL, false, "INI file with these keys"),
     OPT("log-level", RT_CFG_ENUM, log_level, "info", 0, 0, s_levels, false, "lowest level logged"),
     OPT("batch-bytes", RT_CFG_INT, batch_bytes, "8388608", 65536, 1LL << 30, NULL, false,
@@ -117,6 +121,7 @@ int main(int argc, char **argv)
     rt_outbox_t *outbox = NULL;
     rt_capture_t *capture = NULL;
     rt_stream_t *stream = NULL;
+    rt_http_t *http = NULL;
 
     rt_log_init("rt-publisher", (rt_log_level_t)o.log_level);
     if (!o.name && !(o.name = s_default_name(o.source))) {
@@ -164,6 +169,8 @@ int main(int argc, char **argv)
     stream = rt_stream_new(&so, outbox, capture);
     if (!stream)
         goto cleanup;
+    if (o.http && !(http = rt_publisher_web_new(o.http, stream, capture)))
+        goto cleanup;
 
     rt_outbox_pos_t pos = rt_outbox_position(outbox);
     char lsn[32];
@@ -173,9 +180,10 @@ int main(int argc, char **argv)
             rt_lsn_format(pos.last_end_lsn, lsn, sizeof lsn));
 
     while (!s_stop) {
-        zmq_pollitem_t items[2] = {{rt_stream_router(stream), 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[3] = {{rt_stream_router(stream), 0, ZMQ_POLLIN, 0},
+                                   {NULL, http ? rt_http_fd(http) : -1, ZMQ_POLLIN, 0},
                                    {NULL, rt_capture_fd(capture), ZMQ_POLLIN, 0}};
-        int nitems = items[1].fd >= 0 ? 2 : 1;
+        int nitems = items[2].fd >= 0 ? 3 : 2;
         if (zmq_poll(items, nitems, 100) < 0 && zmq_errno() != EINTR) {
             rt_error("poll failed: %s", zmq_strerror(zmq_errno()));
             goto cleanup;
@@ -188,10 +196,13 @@ int main(int argc, char **argv)
             goto cleanup;
         if (items[0].revents & ZMQ_POLLIN && rt_stream_handle(stream) < 0)
             goto cleanup;
+        if (items[1].revents & ZMQ_POLLIN)
+            (void)rt_http_serve(http);
     }
     rt_info("stopping on signal");
     exit_code = RT_EXIT_OK;
 cleanup:
+    rt_http_destroy(&http);
     rt_stream_destroy(&stream);
     rt_capture_destroy(&capture);
     rt_outbox_destroy(&outbox);

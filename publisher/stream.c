@@ -68,6 +68,9 @@ struct rt_stream_t {
     s_sample_t *samples;   /* ring of (head, time) */
     size_t nsamples, sample_start;
     uint64_t bad_frames;
+    bool local;            /* answering an in-process call: replies go to local_reply */
+    void *local_reply;     /* the reply of the in-process call, malloc'd */
+    size_t local_len;
     rt_record_decoder_t *dec; /* decodes records for replay and status */
 };
 
@@ -83,6 +86,16 @@ static void s_bad_frame(rt_stream_t *self, const char *peer, const char *why)
 static bool s_send_to(rt_stream_t *self, const char *id, size_t idlen, const void *body,
                       size_t len)
 {
+    if (self->local && idlen == 0) {
+        /* rt_stream_call: the one reply is kept for the caller. */
+        free(self->local_reply);
+        self->local_reply = malloc(len ? len : 1);
+        if (!self->local_reply)
+            return false;
+        memcpy(self->local_reply, body, len);
+        self->local_len = len;
+        return true;
+    }
     void *sock = zsock_resolve(self->router);
     if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return false;
@@ -735,16 +748,15 @@ static void s_on_status(rt_stream_t *self, const char *id, size_t idlen)
     rt_status_clear(&st);
 }
 
-static void s_dispatch(rt_stream_t *self, zframe_t *idf, zframe_t *body)
+static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const void *body,
+                       size_t len)
 {
-    const char *id = (const char *)zframe_data(idf);
-    size_t idlen = zframe_size(idf);
     char peer[140];
     snprintf(peer, sizeof peer, "peer %.*s", (int)(idlen < 120 ? idlen : 120), id);
     rt_msg_t m;
-    int rc = rt_msg_decode(zframe_data(body), zframe_size(body), &m);
+    int rc = rt_msg_decode(body, len, &m);
     if (rc < 0) {
-        int type = rt_msg_peek_type(zframe_data(body), zframe_size(body));
+        int type = rt_msg_peek_type(body, len);
         s_bad_frame(self, peer, type == RT_MSG_UNKNOWN ? "not an rt message" : "malformed");
         s_send_error(self, id, idlen, RT_EPROTO,
                      type == RT_MSG_UNKNOWN ? "not an rt message (or an unsupported version)"
@@ -782,6 +794,29 @@ static void s_dispatch(rt_stream_t *self, zframe_t *idf, zframe_t *body)
     rt_msg_clear(&m);
 }
 
+int rt_stream_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *len)
+{
+    if (req->type != RT_MSG_PING && req->type != RT_MSG_STATUS && req->type != RT_MSG_PAUSE &&
+        req->type != RT_MSG_RESUME)
+        return RT_EINVAL;
+    void *frame;
+    size_t flen;
+    int rc = rt_msg_encode(req, &frame, &flen);
+    if (rc < 0)
+        return rc;
+    self->local = true;
+    self->local_reply = NULL;
+    s_dispatch(self, "", 0, frame, flen);
+    self->local = false;
+    free(frame);
+    if (!self->local_reply)
+        return RT_ENOMEM;
+    *reply = self->local_reply;
+    *len = self->local_len;
+    self->local_reply = NULL;
+    return RT_OK;
+}
+
 int rt_stream_handle(rt_stream_t *self)
 {
     for (int i = 0; i < MAX_MESSAGES_PER_CALL; i++) {
@@ -795,7 +830,11 @@ int rt_stream_handle(rt_stream_t *self)
         } else {
             zframe_t *idf = zmsg_first(msg);
             zframe_t *body = zmsg_next(msg);
-            s_dispatch(self, idf, body);
+            if (zframe_size(idf) == 0)
+                s_bad_frame(self, NULL, "empty routing id");
+            else
+                s_dispatch(self, (const char *)zframe_data(idf), zframe_size(idf),
+                           zframe_data(body), zframe_size(body));
         }
         zmsg_destroy(&msg);
     }

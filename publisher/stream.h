@@ -5,6 +5,7 @@
 #include "capture.h"
 #include "outbox.h"
 #include "rt.h"
+#include "wire.h"
 
 typedef struct rt_stream_t rt_stream_t;
 
@@ -33,6 +34,11 @@ int rt_stream_handle(rt_stream_t *self) RT_WUR;
  * acknowledgements; trims what every enabled subscriber acknowledged. Call after each
  * capture pump and at least every few hundred milliseconds. */
 int rt_stream_tick(rt_stream_t *self) RT_WUR;
+
+/* Answers an admin request (PING, STATUS, PAUSE, RESUME) from inside the process, as
+ * the ROUTER would answer rtctl: the reply frame is malloc'd in *reply (the caller
+ * frees it). RT_EINVAL for other types. */
+int rt_stream_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *len) RT_WUR;
 
 /* Counters of dropped input, for status and tests. */
 uint64_t rt_stream_bad_frames(const rt_stream_t *self);

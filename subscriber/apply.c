@@ -115,6 +115,8 @@ struct rt_apply_t {
     uint32_t group_txns;    /* source transactions in the open transaction */
     size_t group_bytes;     /* record bytes in the open transaction */
     uint64_t group_changes; /* changes in the open transaction */
+    uint64_t applied_txns;  /* source transactions committed since start */
+    uint64_t applied_rows;  /* changes committed since start */
     uint64_t group_seq;     /* seq of the last LAST record in the open transaction */
     int64_t group_ts;       /* its commit time (PostgreSQL epoch µs) */
 
@@ -1309,6 +1311,8 @@ int rt_apply_commit(rt_apply_t *self)
     self->last_commit_ts = self->group_ts;
     self->last_applied_at = rt_pg_now_us();
     self->conflicts += self->group_conflicts;
+    self->applied_txns += self->group_txns;
+    self->applied_rows += self->group_changes;
     self->last_error[0] = '\0';
     s_reset_txn(self);
     return RT_OK;
@@ -1369,4 +1373,14 @@ cleanup:
     if (err != RT_OK)
         s_drop(self);
     return err;
+}
+
+uint64_t rt_apply_applied_txns(const rt_apply_t *self)
+{
+    return self->applied_txns;
+}
+
+uint64_t rt_apply_applied_rows(const rt_apply_t *self)
+{
+    return self->applied_rows;
 }

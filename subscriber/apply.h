@@ -128,4 +128,8 @@ int64_t rt_apply_last_applied_at(const rt_apply_t *self);
  * Returns 0, RT_EDB (logged; the connection is dropped), RT_EAGAIN or RT_EIO. */
 int rt_apply_reset(rt_apply_t *self, uint64_t seq) RT_WUR;
 
+/* Source transactions and changes committed on the replica since start. */
+uint64_t rt_apply_applied_txns(const rt_apply_t *self);
+uint64_t rt_apply_applied_rows(const rt_apply_t *self);
+
 #endif

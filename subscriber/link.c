@@ -85,6 +85,8 @@ struct rt_link_t {
     int64_t bad_log_ms;  /* when that line was written */
     bool ready_logged;   /* the "ready:" line was written */
     bool paused;         /* the publisher paused this subscriber */
+    uint64_t reconnects; /* reconnections to the publisher since start */
+    rt_http_t *http;     /* optional HTTP server served from the loop */
 };
 
 rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
@@ -255,6 +257,7 @@ static void s_commit(rt_link_t *self);
 /* Drops both sockets and schedules a reconnection with back-off. */
 static void s_link_lost(rt_link_t *self, const char *why, int64_t now)
 {
+    self->reconnects++;
     rt_warn("%s; reconnecting to %s in %.1f s", why, self->publisher,
             self->link_backoff_ms / 1000.0);
     if (rt_apply_commit_ready(self->apply))
@@ -733,8 +736,8 @@ int rt_link_run(rt_link_t *self, rt_apply_t *apply)
         if (*self->stop || self->result != RT_OK)
             break;
 
-        zmq_pollitem_t items[2];
-        zsock_t *socks[2];
+        zmq_pollitem_t items[3];
+        zsock_t *socks[3];
         int n = 0;
         if (self->dealer) {
             socks[n] = self->dealer;
@@ -745,9 +748,19 @@ int rt_link_run(rt_link_t *self, rt_apply_t *apply)
             socks[n] = self->sub;
             items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->sub), .events = ZMQ_POLLIN};
         }
+        int nsock = n;
+        if (self->http) {
+            socks[n] = NULL;
+            items[n++] = (zmq_pollitem_t){.fd = rt_http_fd(self->http), .events = ZMQ_POLLIN};
+        }
         /* A group waiting to commit only waits for input that is already there. */
         long timeout = rt_apply_commit_ready(apply) ? 0 : S_POLL_MS;
         int rc = zmq_poll(items, n, timeout);
+        if (rc > 0 && self->http && (items[nsock].revents & ZMQ_POLLIN)) {
+            (void)rt_http_serve(self->http);
+            rc--;
+            n = nsock;
+        }
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -780,4 +793,29 @@ int rt_link_run(rt_link_t *self, rt_apply_t *apply)
     self->state = S_DOWN;
     self->apply = NULL;
     return self->result;
+}
+
+void rt_link_set_http(rt_link_t *self, rt_http_t *http)
+{
+    self->http = http;
+}
+
+void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_subscriber_t *m)
+{
+    memset(m, 0, sizeof *m);
+    m->name = self->name;
+    m->publisher = self->publisher;
+    m->source = self->source;
+    m->state = self->state == S_STREAMING ? s_sub_state(self) : RT_SUB_OFFLINE;
+    m->connected = self->state == S_STREAMING;
+    m->applied_seq = rt_apply_applied_seq(apply);
+    m->head_seq = self->known_head;
+    m->applied_txns = rt_apply_applied_txns(apply);
+    m->applied_rows = rt_apply_applied_rows(apply);
+    m->lag_records = self->known_head > m->applied_seq ? self->known_head - m->applied_seq : 0;
+    int64_t ts = rt_apply_last_commit_ts(apply);
+    m->lag_seconds = m->lag_records && ts ? (rt_pg_now_us() - ts) / 1e6 : 0;
+    m->conflicts = rt_apply_conflicts(apply);
+    m->reconnects = self->reconnects;
+    m->bad_frames = self->bad_frames;
 }

@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include "apply.h"
+#include "http.h"
+#include "metrics.h"
 #include "rt.h"
 
 /* Protocol timings (schemas/protocol.md). */
@@ -41,5 +43,11 @@ int rt_link_run(rt_link_t *self, rt_apply_t *apply) RT_WUR;
 
 /* Frames received that did not decode (dropped), since creation. */
 uint64_t rt_link_bad_frames(const rt_link_t *self);
+
+/* Serves this HTTP server's requests from the link's loop (borrowed; NULL: none). */
+void rt_link_set_http(rt_link_t *self, rt_http_t *http);
+
+/* Fills m with the link's and apply's figures (strings borrowed from self). */
+void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_subscriber_t *m);
 
 #endif

@@ -10,6 +10,7 @@
 #include "apply.h"
 #include "config.h"
 #include "link.h"
+#include "web.h"
 #include "log.h"
 
 typedef struct {
@@ -18,6 +19,7 @@ typedef struct {
     char *name;
     char *pub;
     char *config;
+    char *http;
     int64_t log_level;
     int64_t conflict_policy;
 } s_opts_t;
@@ -67,6 +69,8 @@ int main(int argc, char **argv)
             "subscriber name, unique per publisher (default: the host name)"),
         OPT("pub", RT_CFG_STR, pub, NULL, NULL, false,
             "the publisher's PUB endpoint (default: learnt from the publisher)"),
+        OPT("http", RT_CFG_STR, http, NULL, NULL, false,
+            "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
         OPT("config", RT_CFG_STR, config, NULL, NULL, false, "INI file with these keys"),
         OPT("log-level", RT_CFG_ENUM, log_level, "info", s_levels, false, "lowest level logged"),
         OPT("conflict-policy", RT_CFG_ENUM, conflict_policy, "error", s_policies, false,
@@ -78,6 +82,7 @@ int main(int argc, char **argv)
     s_opts_t opts = {0};
     rt_apply_t *apply = NULL;
     rt_link_t *link = NULL;
+    rt_http_t *http = NULL;
     int code = RT_EXIT_FAILURE;
 
     int rc = rt_config_load(params, nparams, &opts, argc, argv, "rt-subscriber",
@@ -118,6 +123,8 @@ int main(int argc, char **argv)
         rt_error("out of memory");
         goto cleanup;
     }
+    if (opts.http && !(http = rt_subscriber_web_new(opts.http, link, apply)))
+        goto cleanup;
     rt_apply_set_policy(apply, (int)opts.conflict_policy);
     rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
     rc = rt_link_run(link, apply);
@@ -133,6 +140,7 @@ int main(int argc, char **argv)
         code = RT_EXIT_FAILURE;
     }
 cleanup:
+    rt_http_destroy(&http);
     rt_link_destroy(&link);
     rt_apply_destroy(&apply);
     rt_config_free(params, nparams, &opts);

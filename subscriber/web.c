@@ -1,0 +1,76 @@
+/* subscriber/web.c - the subscriber's HTTP side: /metrics, /api/status and the dashboard.
+ * Handlers run on the link's loop (rt_http_serve), so they read its state directly. */
+#include "web.h"
+
+#include <inttypes.h>
+
+#include "dashboard.h"
+#include "metrics.h"
+#include "status_json.h"
+
+typedef struct {
+    rt_link_t *link;
+    rt_apply_t *apply;
+} s_web_t;
+
+static s_web_t s_web; /* one HTTP server per subscriber process */
+
+static void s_page(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
+{
+    (void)arg;
+    (void)req;
+    size_t n;
+    const char *page = rt_dashboard_html(&n);
+    resp->content_type = "text/html; charset=utf-8";
+    rt_buf_append(&resp->body, page, n);
+}
+
+static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
+{
+    (void)arg;
+    (void)req;
+    rt_metrics_subscriber_t m;
+    rt_link_metrics(s_web.link, s_web.apply, &m);
+    resp->content_type = RT_METRICS_CONTENT_TYPE;
+    rt_metrics_subscriber(&resp->body, &m);
+}
+
+static void s_status(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
+{
+    (void)arg;
+    (void)req;
+    rt_metrics_subscriber_t m;
+    rt_link_metrics(s_web.link, s_web.apply, &m);
+    resp->content_type = "application/json";
+    rt_status_json_subscriber(&resp->body, &m);
+}
+
+/* Connection test: the time the request waited for the event loop. */
+static void s_ping(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
+{
+    (void)arg;
+    resp->content_type = "application/json";
+    rt_buf_printf(&resp->body, "{\"ok\":true,\"queued_us\":%" PRId64 "}", req->queued_us);
+}
+
+static const rt_http_route_t s_routes[] = {
+    {"GET", "/", s_page},
+    {"GET", "/metrics", s_metrics},
+    {"GET", "/api/status", s_status},
+    {"POST", "/api/ping", s_ping},
+};
+
+static void s_handle(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
+{
+    rt_http_route(s_routes, sizeof s_routes / sizeof s_routes[0], arg, req, resp);
+}
+
+rt_http_t *rt_subscriber_web_new(const char *addr_port, rt_link_t *link, rt_apply_t *apply)
+{
+    s_web.link = link;
+    s_web.apply = apply;
+    rt_http_t *http = rt_http_new(addr_port, s_handle, &s_web);
+    if (http)
+        rt_link_set_http(link, http);
+    return http;
+}

@@ -1,0 +1,13 @@
+/* subscriber/web.h - the subscriber's HTTP side: /metrics, /api/status and the dashboard. */
+#ifndef RT_SUBSCRIBER_WEB_H
+#define RT_SUBSCRIBER_WEB_H
+
+#include "apply.h"
+#include "http.h"
+#include "link.h"
+
+/* Starts serving on "ADDR:PORT" from the link's loop; link and apply are borrowed.
+ * NULL on failure, logged. */
+rt_http_t *rt_subscriber_web_new(const char *addr_port, rt_link_t *link, rt_apply_t *apply);
+
+#endif
