@@ -64,11 +64,32 @@ static const rt_cfg_param_t s_params[] = {
 #define NPARAMS (sizeof s_params / sizeof s_params[0])
 
 static volatile sig_atomic_t s_stop = 0;
+static volatile sig_atomic_t s_reload = 0;
 
 static void s_on_signal(int sig)
 {
-    (void)sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
+}
+
+/* SIGHUP: re-reads the config file and applies what can change while running. */
+static void s_reload_config(s_opts_t *o, rt_stream_t *stream)
+{
+    if (!o->config) {
+        rt_warn("SIGHUP: no --config file to reload");
+        return;
+    }
+    if (rt_config_load_file(s_params, NPARAMS, o, o->config) < 0) {
+        rt_warn("SIGHUP: %s not reloaded (errors above); running settings kept", o->config);
+        return;
+    }
+    rt_log_init("rt-publisher", (rt_log_level_t)o->log_level);
+    rt_stream_set_retention(stream, o->retention_seconds);
+    rt_info("reloaded %s: log-level %s, retention-seconds %lld (other keys apply at the next "
+            "start)",
+            o->config, s_levels[o->log_level], (long long)o->retention_seconds);
 }
 
 /* Default name: the database named by the DSN. */
@@ -141,6 +162,7 @@ int main(int argc, char **argv)
     sa.sa_handler = s_on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     rt_outbox_opts_t oo = {.map_size = 0, .max_bytes = (uint64_t)o.max_outbox_mb << 20};
@@ -159,8 +181,16 @@ int main(int argc, char **argv)
         goto cleanup;
     }
 
+    /* One batch must fit in an outbox emptied by trimming, or a full outbox never drains
+     * (the size check counts each record at its LMDB page size: up to twice its bytes). */
+    uint64_t batch_bytes = (uint64_t)o.batch_bytes;
+    if (oo.max_bytes > 0 && batch_bytes > oo.max_bytes / 4) {
+        batch_bytes = oo.max_bytes / 4;
+        rt_info("batch-bytes lowered to %llu, a quarter of max-outbox-mb",
+                (unsigned long long)batch_bytes);
+    }
     rt_capture_opts_t co = {.dsn = o.source, .name = o.name, .slot = o.slot,
-                            .publication = o.publication, .batch_bytes = (uint64_t)o.batch_bytes};
+                            .publication = o.publication, .batch_bytes = batch_bytes};
     capture = rt_capture_new(&co, outbox);
     if (!capture)
         goto cleanup;
@@ -190,6 +220,10 @@ int main(int argc, char **argv)
         }
         if (s_stop)
             break;
+        if (s_reload) {
+            s_reload = 0;
+            s_reload_config(&o, stream);
+        }
         if (rt_capture_pump(capture) < 0)
             goto cleanup;
         if (rt_stream_tick(stream) < 0)

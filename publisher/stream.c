@@ -924,8 +924,8 @@ static int s_trim(rt_stream_t *self, int64_t now)
     }
     if (!enabled)
         return RT_OK; /* nobody registered yet: keep everything */
-    uint64_t old_enough = 0;
-    while (self->nsamples > 0) {
+    uint64_t old_enough = self->retention_ms <= 0 ? UINT64_MAX : 0;
+    while (self->retention_ms > 0 && self->nsamples > 0) {
         s_sample_t *s = &self->samples[self->sample_start];
         if (now - s->ms < self->retention_ms)
             break;
@@ -987,6 +987,11 @@ static void s_sub_free(void **item)
 void *rt_stream_router(rt_stream_t *self)
 {
     return zsock_resolve(self->router);
+}
+
+void rt_stream_set_retention(rt_stream_t *self, int64_t seconds)
+{
+    self->retention_ms = seconds * 1000;
 }
 
 uint64_t rt_stream_bad_frames(const rt_stream_t *self)

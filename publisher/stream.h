@@ -40,6 +40,9 @@ int rt_stream_tick(rt_stream_t *self) RT_WUR;
  * frees it). RT_EINVAL for other types. */
 int rt_stream_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *len) RT_WUR;
 
+/* Changes the retention window (SIGHUP reload). */
+void rt_stream_set_retention(rt_stream_t *self, int64_t seconds);
+
 /* Counters of dropped input, for status and tests. */
 uint64_t rt_stream_bad_frames(const rt_stream_t *self);
 
