@@ -1,7 +1,9 @@
 /* common/http.c - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
 #include "http.h"
 
+
 #include <errno.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -13,6 +15,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "dashboard.h"
 
 #include "log.h"
 
@@ -638,4 +642,21 @@ void rt_http_route(const rt_http_route_t *routes, size_t nroutes, void *arg,
     rt_http_text(resp, 405, "method %s not allowed on %s (allowed: %s)", req->method, req->path,
                  allow);
     memcpy(resp->allow, allow, sizeof resp->allow);
+}
+
+void rt_http_dashboard_page(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
+{
+    (void)arg;
+    (void)req;
+    size_t n;
+    const char *page = rt_dashboard_html(&n);
+    resp->content_type = "text/html; charset=utf-8";
+    rt_buf_append(&resp->body, page, n);
+}
+
+void rt_http_ping(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
+{
+    (void)arg;
+    resp->content_type = "application/json";
+    rt_buf_printf(&resp->body, "{\"ok\":true,\"queued_us\":%" PRId64 "}", req->queued_us);
 }

@@ -94,4 +94,10 @@ typedef struct {
 void rt_http_route(const rt_http_route_t *routes, size_t nroutes, void *arg,
                    const rt_http_request_t *req, rt_http_response_t *resp);
 
+/* Ready-made handlers shared by the daemons: the dashboard page (GET /), and the
+ * connection test (POST /api/ping: {"ok":true,"queued_us":N}, the time the request
+ * waited for the event loop). arg is unused. */
+void rt_http_dashboard_page(void *arg, const rt_http_request_t *req, rt_http_response_t *resp);
+void rt_http_ping(void *arg, const rt_http_request_t *req, rt_http_response_t *resp);
+
 #endif

@@ -4,17 +4,6 @@
 #include <inttypes.h>
 #include <math.h>
 
-static const char *s_capture_state(int64_t state)
-{
-    switch (state) {
-    case RT_CAPTURE_STREAMING: return "streaming";
-    case RT_CAPTURE_DISCONNECTED: return "disconnected";
-    case RT_CAPTURE_BLOCKED: return "blocked (outbox full)";
-    case RT_CAPTURE_NONE: return "none";
-    default: return "unknown";
-    }
-}
-
 /* Milliseconds between two PostgreSQL-epoch times, or -1 if either is unknown. */
 static int64_t s_age_ms(int64_t now_us, int64_t then_us)
 {
@@ -34,7 +23,7 @@ void rt_status_json(rt_buf_t *out, const rt_status_t *st)
                   ",\"oldest_record_age_ms\":%" PRId64 ",\"head_age_ms\":%" PRId64
                   ",\"received_lsn\":\"%s\",\"confirmed_lsn\":\"%s\",\"captured_txns\":%" PRIu64
                   ",\"captured_rows\":%" PRIu64 ",\"subscribers\":[",
-                  s_capture_state(st->capture_state), st->first_seq, st->head_seq, st->records,
+                  rt_capture_state_name(st->capture_state), st->first_seq, st->head_seq, st->records,
                   st->outbox_bytes, st->records ? s_age_ms(st->now_ts, st->oldest_ts) : -1,
                   st->records ? s_age_ms(st->now_ts, st->head_ts) : -1,
                   rt_lsn_format(st->received_lsn, r, sizeof r),

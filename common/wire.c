@@ -1027,6 +1027,17 @@ static const s_msg_spec_t *s_spec_of_type(int type)
 static const char *s_sub_state_names[] = {"streaming", "catching-up", "paused", "error",
                                           "offline"};
 
+const char *rt_capture_state_name(int64_t state)
+{
+    switch (state) {
+    case RT_CAPTURE_STREAMING: return "streaming";
+    case RT_CAPTURE_DISCONNECTED: return "disconnected";
+    case RT_CAPTURE_BLOCKED: return "blocked (outbox full)";
+    case RT_CAPTURE_NONE: return "none";
+    default: return "unknown";
+    }
+}
+
 const char *rt_sub_state_name(int state)
 {
     if (state < RT_SUB_STREAMING || state > RT_SUB_OFFLINE)

@@ -173,6 +173,8 @@ typedef enum {
 } rt_sub_state_t;
 
 const char *rt_sub_state_name(int state);
+/* The name of an rt_capture_state_t ("streaming", "disconnected", ...). */
+const char *rt_capture_state_name(int64_t state);
 
 /* A decoded control message. Strings are NUL-terminated copies owned by the
  * message (freed by rt_msg_clear). Fields not used by a type are zero. */

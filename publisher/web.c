@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dashboard.h"
 #include "metrics.h"
 #include "status_json.h"
 #include "wire.h"
@@ -33,16 +32,6 @@ static int s_status(rt_status_t *st)
     rc = rt_status_decode(r, n, st);
     free(r);
     return rc;
-}
-
-static void s_page(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
-{
-    (void)arg;
-    (void)req;
-    size_t n;
-    const char *page = rt_dashboard_html(&n);
-    resp->content_type = "text/html; charset=utf-8";
-    rt_buf_append(&resp->body, page, n);
 }
 
 static void s_api_status(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
@@ -149,21 +138,13 @@ static void s_resume(void *arg, const rt_http_request_t *req, rt_http_response_t
     s_admin(req, resp, RT_MSG_RESUME);
 }
 
-/* Connection test: the time the request waited for the event loop. */
-static void s_ping(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
-{
-    (void)arg;
-    resp->content_type = "application/json";
-    rt_buf_printf(&resp->body, "{\"ok\":true,\"queued_us\":%" PRId64 "}", req->queued_us);
-}
-
 static const rt_http_route_t s_routes[] = {
-    {"GET", "/", s_page},
+    {"GET", "/", rt_http_dashboard_page},
     {"GET", "/metrics", s_metrics},
     {"GET", "/api/status", s_api_status},
     {"POST", "/api/pause", s_pause},
     {"POST", "/api/resume", s_resume},
-    {"POST", "/api/ping", s_ping},
+    {"POST", "/api/ping", rt_http_ping},
 };
 
 static void s_handle(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)

@@ -48,7 +48,6 @@ const char *rt_ctl_pg_time(int64_t pg_us, char *buf, size_t size); /* "2024-01-0
 uint64_t rt_ctl_lag_records(const rt_status_t *st, const rt_status_sub_t *sub);
 
 /* The publisher's capture state as a word. */
-const char *rt_ctl_capture_state(int64_t state);
 
 /* Commands (rtctl/status.c, admin.c, replay.c, top.c, outbox.c). */
 int rt_ctl_cmd_status(const rt_ctl_t *g, int argc, char **argv);

@@ -8,6 +8,7 @@
 
 #include "client.h"
 #include "ctl.h"
+#include "status_json.h"
 
 int rt_ctl_call(const rt_ctl_t *g, const rt_msg_t *msg, void **reply, size_t *len)
 {
@@ -146,17 +147,6 @@ uint64_t rt_ctl_lag_records(const rt_status_t *st, const rt_status_sub_t *sub)
     return st->head_seq > sub->acked_seq ? st->head_seq - sub->acked_seq : 0;
 }
 
-const char *rt_ctl_capture_state(int64_t state)
-{
-    switch (state) {
-    case RT_CAPTURE_STREAMING: return "streaming";
-    case RT_CAPTURE_DISCONNECTED: return "disconnected";
-    case RT_CAPTURE_BLOCKED: return "blocked (outbox full)";
-    case RT_CAPTURE_NONE: return "none";
-    default: return "unknown";
-    }
-}
-
 int rt_ctl_cmd_ping(const rt_ctl_t *g0, int argc, char **argv)
 {
     rt_ctl_t g = *g0;
@@ -190,21 +180,6 @@ int rt_ctl_cmd_ping(const rt_ctl_t *g0, int argc, char **argv)
     return RT_EXIT_OK;
 }
 
-static void s_json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
 /* Milliseconds between two PostgreSQL-epoch times, or -1 if either is unknown. */
 static int64_t s_age_ms(int64_t now_us, int64_t then_us)
 {
@@ -213,44 +188,19 @@ static int64_t s_age_ms(int64_t now_us, int64_t then_us)
 
 static void s_print_json(const rt_status_t *st)
 {
-    char r[32], c[32];
-    printf("{\"source\":");
-    s_json_string(st->source);
-    printf(",\"slot\":");
-    s_json_string(st->slot);
-    printf(",\"capture_state\":\"%s\",\"first_seq\":%" PRIu64 ",\"head_seq\":%" PRIu64
-           ",\"records\":%" PRIu64 ",\"outbox_bytes\":%" PRIu64
-           ",\"oldest_record_age_ms\":%" PRId64 ",\"head_age_ms\":%" PRId64
-           ",\"received_lsn\":\"%s\",\"confirmed_lsn\":\"%s\",\"captured_txns\":%" PRIu64
-           ",\"captured_rows\":%" PRIu64 ",\"subscribers\":[",
-           rt_ctl_capture_state(st->capture_state), st->first_seq, st->head_seq, st->records,
-           st->outbox_bytes, st->records ? s_age_ms(st->now_ts, st->oldest_ts) : -1,
-           st->records ? s_age_ms(st->now_ts, st->head_ts) : -1,
-           rt_lsn_format(st->received_lsn, r, sizeof r),
-           rt_lsn_format(st->confirmed_lsn, c, sizeof c), st->captured_txns, st->captured_rows);
-    for (uint32_t i = 0; i < st->nsubs; i++) {
-        const rt_status_sub_t *s = &st->subs[i];
-        printf("%s{\"name\":", i ? "," : "");
-        s_json_string(s->name);
-        printf(",\"state\":\"%s\",\"acked_seq\":%" PRIu64 ",\"applied_seq\":%" PRIu64
-               ",\"lag_records\":%" PRIu64 ",\"lag_bytes\":%" PRIu64 ",\"lag_ms\":%" PRId64
-               ",\"conflicts\":%" PRIu64 ",\"last_commit_ts_ms\":%" PRId64
-               ",\"last_applied_at_ms\":%" PRId64 ",\"seen_ms_ago\":%" PRId64 ",\"error\":",
-               rt_sub_state_name((int)s->state), s->acked_seq, s->acked_seq,
-               rt_ctl_lag_records(st, s), s->lag_bytes, s->lag_ms, s->conflicts,
-               s->commit_ts ? rt_pg_to_unix_us(s->commit_ts) / 1000 : 0,
-               s->applied_at ? rt_pg_to_unix_us(s->applied_at) / 1000 : 0, s->seen_ms_ago);
-        s_json_string(s->error);
-        printf("}");
-    }
-    printf("]}\n");
+    rt_buf_t out;
+    rt_buf_init(&out);
+    rt_status_json(&out, st);
+    if (rt_buf_error(&out) == 0)
+        printf("%s\n", rt_buf_str(&out));
+    rt_buf_free(&out);
 }
 
 static void s_print_text(const rt_status_t *st)
 {
     char r[32], c[32], b[32], a1[32], a2[32];
     printf("publisher %s (slot %s): capture %s\n", st->source, st->slot,
-           rt_ctl_capture_state(st->capture_state));
+           rt_capture_state_name(st->capture_state));
     if (st->records)
         printf("  outbox: seqs %" PRIu64 "..%" PRIu64 ", %" PRIu64
                " records, %s; oldest record %s old, head committed %s ago\n",

@@ -262,7 +262,7 @@ static void s_draw(s_top_t *t, bool ansi)
         snprintf(line, sizeof line, "rt top - publisher %.20s (slot %.20s)", st->source, st->slot);
         printf("%-56.56s %19s UTC%s", line, when, eol);
         printf("capture %-12.12s %9.1f txn/s %10.1f rows/s   head seq %" PRIu64 "%s",
-               rt_ctl_capture_state(st->capture_state),
+               rt_capture_state_name(st->capture_state),
                s_rate(t, t->have_prev ? t->prev.captured_txns : 0, st->captured_txns),
                s_rate(t, t->have_prev ? t->prev.captured_rows : 0, st->captured_rows),
                st->head_seq, eol);

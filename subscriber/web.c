@@ -4,7 +4,6 @@
 
 #include <inttypes.h>
 
-#include "dashboard.h"
 #include "metrics.h"
 #include "status_json.h"
 
@@ -14,16 +13,6 @@ typedef struct {
 } s_web_t;
 
 static s_web_t s_web; /* one HTTP server per subscriber process */
-
-static void s_page(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
-{
-    (void)arg;
-    (void)req;
-    size_t n;
-    const char *page = rt_dashboard_html(&n);
-    resp->content_type = "text/html; charset=utf-8";
-    rt_buf_append(&resp->body, page, n);
-}
 
 static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
 {
@@ -45,19 +34,11 @@ static void s_status(void *arg, const rt_http_request_t *req, rt_http_response_t
     rt_status_json_subscriber(&resp->body, &m);
 }
 
-/* Connection test: the time the request waited for the event loop. */
-static void s_ping(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
-{
-    (void)arg;
-    resp->content_type = "application/json";
-    rt_buf_printf(&resp->body, "{\"ok\":true,\"queued_us\":%" PRId64 "}", req->queued_us);
-}
-
 static const rt_http_route_t s_routes[] = {
-    {"GET", "/", s_page},
+    {"GET", "/", rt_http_dashboard_page},
     {"GET", "/metrics", s_metrics},
     {"GET", "/api/status", s_status},
-    {"POST", "/api/ping", s_ping},
+    {"POST", "/api/ping", rt_http_ping},
 };
 
 static void s_handle(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
