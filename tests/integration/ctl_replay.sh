@@ -77,20 +77,21 @@ H="$(head_seq)"
 P="$(sub_json .applied_seq)"
 echo "replica down at applied seq $P, head $H"
 rt_wait_until 30 "r1 in error" sub_is .state error
-sleep 6 # the subscriber's reconnection back-off is now several seconds long
+# Paused, r1 cannot catch up by itself when its replica is back: what it applies from
+# here on comes from the replay alone.
+"${CTL[@]}" pause r1 >/dev/null
 rt_pg_restart r1
 "${CTL[@]}" replay r1 --from $((P + 1)) --dry-run | tee "$RT_TMP/dry.out"
 N=$((H - P))
 grep -q "^replay to r1 of seqs $((P + 1))\.\.$H: would send $N records, $N transactions, $N rows" \
     "$RT_TMP/dry.out" || rt_fail "dry run does not count $N records, transactions and rows"
+sleep 1
 [[ "$(progress)" == "$P" ]] || rt_fail "the dry run applied something"
-t0="$(rt__now_ms)"
 "${CTL[@]}" replay r1 --from $((P + 1)) | grep -q "sending $N records" || rt_fail "replay output"
+t0="$(rt__now_ms)"
+"${CTL[@]}" resume r1 >/dev/null
 rt_wait_converged 30 source r1
-ms=$(($(rt__now_ms) - t0))
-echo "caught up $ms ms after the replay"
-((ms < 4000)) || rt_fail "the replay did not retry the replica at once ($ms ms)"
-grep -q "replay of seqs $((P + 1))\.\.$H asked" "$RT_TMP/r1.log" || rt_fail "r1 did not get the replay"
+echo "caught up $(($(rt__now_ms) - t0)) ms after the replay was resumed"
 
 echo "== 2. a replay of applied records changes nothing"
 rt_wait_until 10 "r1 acked $H" sub_is .applied_seq "$H"
@@ -172,12 +173,16 @@ start_pub --retention-seconds 0
 write 3
 trimmed() { (($(status_json | jq .first_seq) > 1)); }
 rt_wait_until 20 "the outbox trimmed" trimmed
+# With its only subscriber paused nothing more is trimmed: these stay available.
+"${CTL[@]}" pause r1 >/dev/null
+write 3
 F="$(status_json | jq .first_seq)"
 H="$(head_seq)"
 rc=0
 "${CTL[@]}" replay r1 --from 1 2>"$RT_TMP/err" || rc=$?
 [[ "$rc" == 1 ]] && grep -q "records 1\.\.$((F - 1)) were trimmed from the outbox; seqs $F\.\.$H are still available" "$RT_TMP/err" ||
     rt_fail "replay of a trimmed range: exit $rc $(cat "$RT_TMP/err")"
+"${CTL[@]}" resume r1 >/dev/null
 rt_wait_converged 30 source r1
 
 for d in r1 pub; do
