@@ -5,9 +5,13 @@
  *   SOURCE --replica set up for rt_<source>, HELLO{name, applied}--> HELLO
  *   HELLO --WELCOME{source, pub, first, head}, connect SUB--> STREAMING
  * In STREAMING a record is applied only when its seq is the next one; anything
- * else is dropped and a gap (known head >= next) is filled with FETCH, one at a
- * time. Silence for RT_LINK_SILENCE_MS drops both sockets and starts over with
- * back-off. Apply failures hold applying (back-off) without dropping the link.
+ * else is dropped and a gap (known head >= next) is filled with FETCH: up to
+ * S_FETCH_CREDIT FETCHes of consecutive ranges are outstanding at once, so that the
+ * publisher reads and sends the next range while this one is applied. While FETCHes
+ * are outstanding (catching up) a group is not committed merely because no input is
+ * waiting; the group limits and S_GROUP_MAX_MS end it. Silence for
+ * RT_LINK_SILENCE_MS drops both sockets and starts over with back-off. Apply
+ * failures hold applying (back-off) without dropping the link.
  *
  * Admin notices from the publisher over the DEALER: PAUSE / RESUME (also the paused
  * flag of WELCOME): while paused nothing is applied or fetched and ACK says
@@ -40,6 +44,14 @@
 #define S_GROUP_MAX_MS 250
 /* Idle poll step. */
 #define S_POLL_MS 100
+/* FETCHes outstanding at once, and the bytes one FETCH may ask for (the publisher
+ * ends a reply at ~8 MiB; a shorter reply than asked makes the later ranges wasted). */
+#define S_FETCH_CREDIT 3
+#define S_FETCH_BYTES (7u * 1024 * 1024)
+/* Records the DEALER socket queues (above the credit's records). */
+#define S_DEALER_RCVHWM 10000
+/* Messages received from one socket before polling again. */
+#define S_RECV_BATCH 256
 /* Malformed frames are logged at most this often. */
 #define S_BAD_LOG_MS 10000
 
@@ -64,10 +76,15 @@ struct rt_link_t {
     int64_t last_rx_ms;      /* last frame from the publisher */
     int64_t last_ping_ms;    /* last PING sent */
 
-    bool fetch_out;              /* a FETCH is outstanding */
-    uint64_t fetch_from;         /* its from_seq */
-    int64_t fetch_sent_ms;       /* when it was sent (or last answered with a record) */
+    struct {
+        uint64_t from;  /* from_seq */
+        uint32_t count; /* records asked */
+    } fetches[S_FETCH_CREDIT];   /* outstanding FETCHes, oldest first */
+    int nfetch;                  /* how many */
+    int64_t fetch_sent_ms;       /* when the oldest was sent (or last answered with a record) */
     int64_t fetch_not_before_ms; /* after an empty FETCHED */
+    size_t rec_max;              /* largest record received over the DEALER in this reply */
+    size_t rec_max_prev;         /* and in the previous one */
 
     bool ack_due;        /* a commit happened since the last ACK */
     int64_t last_ack_ms; /* when the last ACK was sent */
@@ -176,7 +193,7 @@ static int s_sub_state(const rt_link_t *self)
     if (behind && rt_apply_last_error(self->apply)[0])
         return RT_SUB_ERROR; /* retrying what failed, not yet past it */
     /* Catching up: reading the outbox (FETCH) rather than following live records. */
-    if (behind && (self->fetch_out || self->known_head - next >= RT_LINK_FETCH_COUNT))
+    if (behind && (self->nfetch > 0 || self->known_head - next >= RT_LINK_FETCH_COUNT))
         return RT_SUB_CATCHING_UP;
     return RT_SUB_STREAMING;
 }
@@ -212,6 +229,7 @@ static int s_connect(rt_link_t *self, int64_t now)
     zmq_setsockopt(s, ZMQ_ROUTING_ID, self->name, strlen(self->name));
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zsock_set_sndtimeo(self->dealer, 0);
+    zsock_set_rcvhwm(self->dealer, S_DEALER_RCVHWM);
     zsock_set_linger(self->dealer, 0);
     if (zsock_connect(self->dealer, "%s", self->publisher) != 0) {
         rt_error("cannot connect to the publisher at %s: %s", self->publisher, zmq_strerror(errno));
@@ -220,7 +238,7 @@ static int s_connect(rt_link_t *self, int64_t now)
     }
     self->state = S_PINGING;
     self->known_head = 0;
-    self->fetch_out = false;
+    self->nfetch = 0;
     self->fetch_not_before_ms = 0;
     self->last_rx_ms = now;
     s_send_ping(self, now);
@@ -271,7 +289,7 @@ static void s_link_lost(rt_link_t *self, const char *why, int64_t now)
     if (self->link_backoff_ms > S_RECONNECT_MAX_MS)
         self->link_backoff_ms = S_RECONNECT_MAX_MS;
     self->known_head = 0;
-    self->fetch_out = false;
+    self->nfetch = 0;
 }
 
 /* Writes the PUB endpoint to connect to into buf: the WELCOME endpoint with a
@@ -408,8 +426,11 @@ static void s_on_record(rt_link_t *self, const void *data, size_t len, bool from
     if (self->state != S_STREAMING)
         return;
     s_note_head(self, rec->seq);
-    if (from_dealer && self->fetch_out)
+    if (from_dealer && self->nfetch > 0) {
         self->fetch_sent_ms = now; /* the FETCH is being answered */
+        if (len > self->rec_max)
+            self->rec_max = len;
+    }
     if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
     if (rec->seq != rt_apply_next_seq(self->apply))
@@ -521,7 +542,7 @@ static void s_set_paused(rt_link_t *self, bool paused, int64_t now)
             s_commit(self);
         else if (rt_apply_in_txn(self->apply))
             rt_apply_rollback(self->apply);
-        self->fetch_out = false;
+        self->nfetch = 0;
         rt_info("paused by the publisher at applied seq %" PRIu64 "; applying nothing until "
                 "resumed",
                 rt_apply_applied_seq(self->apply));
@@ -556,7 +577,7 @@ static void s_on_replay(rt_link_t *self, const rt_msg_t *m, int64_t now)
         }
         rt_apply_set_remote_until(self->apply, m->last_seq);
         self->careful_until = 0;
-        self->fetch_out = false;
+        self->nfetch = 0;
         rt_info("replay with reset: re-applying seqs %" PRIu64 "..%" PRIu64
                 " with conflict policy apply_remote",
                 m->seq, m->last_seq);
@@ -591,10 +612,21 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
         if (self->state != S_STREAMING)
             break;
         s_note_head(self, m->head_seq);
-        if (self->fetch_out && m->seq == self->fetch_from) {
-            self->fetch_out = false;
-            if (m->last_seq < m->seq)
+        if (self->nfetch > 0 && m->seq == self->fetches[0].from) {
+            uint64_t end = m->seq + self->fetches[0].count; /* first seq not asked */
+            self->nfetch--;
+            memmove(&self->fetches[0], &self->fetches[1],
+                    (size_t)self->nfetch * sizeof self->fetches[0]);
+            self->fetch_sent_ms = now;
+            self->rec_max_prev = self->rec_max;
+            self->rec_max = 0;
+            if (m->last_seq < m->seq) {
+                self->nfetch = 0;
                 self->fetch_not_before_ms = now + S_EMPTY_FETCH_MS;
+            } else if (m->last_seq + 1 < end && m->last_seq < m->head_seq) {
+                /* A short reply: the later ranges start past a gap. Ask again from it. */
+                self->nfetch = 0;
+            }
         }
         break;
     case RT_MSG_ERROR:
@@ -626,21 +658,32 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
     }
 }
 
-/* Receives and handles one message from sock. */
-static void s_recv(rt_link_t *self, zsock_t *sock, int64_t now)
+/* Receives and handles one message from sock if one is waiting (never blocks).
+ * Returns false when none was. */
+static bool s_recv(rt_link_t *self, zsock_t *sock, int64_t now)
 {
     bool from_dealer = sock == self->dealer;
-    zmsg_t *msg = zmsg_recv(sock);
-    if (!msg)
-        return;
+    void *handle = zsock_resolve(sock);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return false;
+    }
     self->last_rx_ms = now;
-    if (zmsg_size(msg) != 1) {
+    if (zmq_msg_more(&msg)) {
+        /* The parts of a message arrive together: drop them all. */
+        bool more = true;
+        while (more) {
+            zmq_msg_close(&msg);
+            zmq_msg_init(&msg);
+            more = zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&msg);
+        }
         s_bad_frame(self, "a message of several frames", now);
         goto cleanup;
     }
-    zframe_t *f = zmsg_first(msg);
-    const void *data = zframe_data(f);
-    size_t len = zframe_size(f);
+    const void *data = zmq_msg_data(&msg);
+    size_t len = zmq_msg_size(&msg);
     int type = rt_msg_peek_type(data, len);
     if (type == RT_MSG_REC) {
         s_on_record(self, data, len, from_dealer, now);
@@ -656,31 +699,56 @@ static void s_recv(rt_link_t *self, zsock_t *sock, int64_t now)
         rt_msg_clear(&m);
     }
 cleanup:
-    /* The record applied above pointed into this frame: released only now. */
-    zmsg_destroy(&msg);
+    /* The record applied above pointed into this message: released only now. */
+    zmq_msg_close(&msg);
+    return true;
 }
 
 /* ---------------------------------------------------------------------------------
  * Timers. */
+
+/* Records to ask for in one FETCH: as many as fit the reply's byte limit at the size
+ * of the largest recent record. */
+static uint32_t s_fetch_count(const rt_link_t *self)
+{
+    size_t largest = self->rec_max > self->rec_max_prev ? self->rec_max : self->rec_max_prev;
+    if (largest == 0 || largest * RT_LINK_FETCH_COUNT <= S_FETCH_BYTES)
+        return RT_LINK_FETCH_COUNT;
+    size_t n = S_FETCH_BYTES / largest;
+    return n < 1 ? 1 : (uint32_t)n;
+}
 
 static void s_maybe_fetch(rt_link_t *self, int64_t now)
 {
     if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
     uint64_t next = rt_apply_next_seq(self->apply);
-    if (self->known_head < next || now < self->fetch_not_before_ms)
+    if (self->nfetch > 0 && now - self->fetch_sent_ms >= RT_LINK_FETCH_RETRY_MS) {
+        rt_warn("FETCH from seq %" PRIu64 " unanswered for %d s; asking again",
+                self->fetches[0].from, RT_LINK_FETCH_RETRY_MS / 1000);
+        self->nfetch = 0;
+    }
+    uint64_t from = next;
+    if (self->nfetch > 0) {
+        from = self->fetches[self->nfetch - 1].from + self->fetches[self->nfetch - 1].count;
+        if (from < next)
+            from = next;
+    } else if (now < self->fetch_not_before_ms) {
         return;
-    if (self->fetch_out && now - self->fetch_sent_ms < RT_LINK_FETCH_RETRY_MS)
-        return;
-    if (self->fetch_out)
-        rt_warn("FETCH from seq %" PRIu64 " unanswered for %d s; asking again", self->fetch_from,
-                RT_LINK_FETCH_RETRY_MS / 1000);
-    rt_msg_t m = {.type = RT_MSG_FETCH, .seq = next, .count = RT_LINK_FETCH_COUNT};
-    s_send(self, &m);
-    rt_debug("FETCH from seq %" PRIu64 " (head %" PRIu64 ")", next, self->known_head);
-    self->fetch_out = true;
-    self->fetch_from = next;
-    self->fetch_sent_ms = now;
+    }
+    while (self->nfetch < S_FETCH_CREDIT && self->known_head >= from) {
+        uint32_t count = s_fetch_count(self);
+        rt_msg_t m = {.type = RT_MSG_FETCH, .seq = from, .count = count};
+        s_send(self, &m);
+        rt_debug("FETCH %" PRIu32 " from seq %" PRIu64 " (head %" PRIu64 ")", count, from,
+                 self->known_head);
+        if (self->nfetch == 0)
+            self->fetch_sent_ms = now;
+        self->fetches[self->nfetch].from = from;
+        self->fetches[self->nfetch].count = count;
+        self->nfetch++;
+        from += count;
+    }
 }
 
 static void s_timers(rt_link_t *self, int64_t now)
@@ -723,6 +791,14 @@ static void s_timers(rt_link_t *self, int64_t now)
         s_commit(self);
 }
 
+/* True while a group that could commit should rather wait for the records of the
+ * outstanding FETCHes (catching up), within S_GROUP_MAX_MS. */
+static bool s_hold_group(const rt_link_t *self, const rt_apply_t *apply)
+{
+    return self->nfetch > 0 && self->state == S_STREAMING && !self->paused &&
+           rt_apply_txn_age_ms(apply) < S_GROUP_MAX_MS;
+}
+
 int rt_link_run(rt_link_t *self, rt_apply_t *apply)
 {
     self->apply = apply;
@@ -753,8 +829,14 @@ int rt_link_run(rt_link_t *self, rt_apply_t *apply)
             socks[n] = NULL;
             items[n++] = (zmq_pollitem_t){.fd = rt_http_fd(self->http), .events = ZMQ_POLLIN};
         }
-        /* A group waiting to commit only waits for input that is already there. */
-        long timeout = rt_apply_commit_ready(apply) ? 0 : S_POLL_MS;
+        /* A group waiting to commit only waits for input that is already there, unless
+         * FETCHes are outstanding: then it waits for them up to its age limit. */
+        long timeout = S_POLL_MS;
+        bool hold = s_hold_group(self, apply);
+        if (rt_apply_commit_ready(apply))
+            timeout = hold ? S_GROUP_MAX_MS - rt_apply_txn_age_ms(apply) : 0;
+        if (timeout > S_POLL_MS)
+            timeout = S_POLL_MS;
         int rc = zmq_poll(items, n, timeout);
         if (rc > 0 && self->http && (items[nsock].revents & ZMQ_POLLIN)) {
             (void)rt_http_serve(self->http);
@@ -770,13 +852,21 @@ int rt_link_run(rt_link_t *self, rt_apply_t *apply)
         }
         now = rt_mono_ms();
         if (rc > 0) {
-            for (int i = 0; i < n && !*self->stop && self->result == RT_OK; i++)
-                if (items[i].revents & ZMQ_POLLIN)
-                    s_recv(self, socks[i], now);
+            /* What is waiting on each socket, up to a batch, without polling again; a
+             * lost link (sockets closed) ends it. */
+            uint64_t epoch = self->reconnects;
+            for (int i = 0; i < n; i++) {
+                if (!(items[i].revents & ZMQ_POLLIN))
+                    continue;
+                for (int k = 0; k < S_RECV_BATCH; k++)
+                    if (*self->stop || self->result != RT_OK || self->reconnects != epoch ||
+                        !s_recv(self, socks[i], now))
+                        break;
+            }
             continue;
         }
         /* Nothing waiting: commit the group, and notice a silent publisher. */
-        if (rt_apply_commit_ready(apply))
+        if (rt_apply_commit_ready(apply) && !s_hold_group(self, apply))
             s_commit(self);
         if (self->state != S_DOWN && now - self->last_rx_ms > RT_LINK_SILENCE_MS) {
             char why[128];

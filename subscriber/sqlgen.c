@@ -394,6 +394,104 @@ int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t fla
     return RT_OK;
 }
 
+/* ---- COPY: statement and text-format rows. */
+
+int rt_sqlgen_copy(const rt_relation_t *rel, char **sql)
+{
+    if (!sql)
+        return RT_EINVAL;
+    *sql = NULL;
+    if (!s_rel_valid(rel) || rel->ncols == 0)
+        return RT_EINVAL;
+    s_buf_t b = {0};
+    s_buf_str(&b, "COPY ");
+    s_buf_qualified(&b, rel->schema, rel->table);
+    s_buf_str(&b, " (");
+    for (uint32_t i = 0; i < rel->ncols; i++) {
+        if (i > 0)
+            s_buf_str(&b, ", ");
+        s_buf_ident(&b, rel->cols[i].name);
+    }
+    s_buf_str(&b, ") FROM STDIN");
+    if (b.failed) {
+        free(b.data);
+        return RT_ENOMEM;
+    }
+    *sql = b.data;
+    return RT_OK;
+}
+
+#define S_ONES 0x0101010101010101ull
+#define S_HIGHS 0x8080808080808080ull
+
+/* Non-zero when one of the 8 bytes of x is b. */
+static uint64_t s_has_byte(uint64_t x, unsigned char b)
+{
+    uint64_t y = x ^ (S_ONES * b);
+    return (y - S_ONES) & ~y & S_HIGHS;
+}
+
+/* Non-zero when one of the 8 bytes of x is one COPY text format escapes. */
+static uint64_t s_copy_special8(uint64_t x)
+{
+    return s_has_byte(x, '\\') | s_has_byte(x, '\t') | s_has_byte(x, '\n') | s_has_byte(x, '\r');
+}
+
+size_t rt_sqlgen_copy_row_bound(const rt_value_t *vals, uint32_t n)
+{
+    size_t total = (size_t)n + 1;
+    for (uint32_t i = 0; i < n; i++)
+        total += vals[i].kind == RT_VAL_TEXT ? 2 * (size_t)vals[i].len : 2;
+    return total;
+}
+
+int rt_sqlgen_copy_row(const rt_value_t *vals, uint32_t n, char *out, size_t size, size_t *len)
+{
+    size_t w = 0;
+    *len = 0;
+    if (!out || (n > 0 && !vals) || size < rt_sqlgen_copy_row_bound(vals, n))
+        return RT_EINVAL;
+    for (uint32_t i = 0; i < n; i++) {
+        const rt_value_t *v = &vals[i];
+        if (v->kind == RT_VAL_NULL) {
+            if (i > 0)
+                out[w++] = '\t';
+            out[w++] = '\\';
+            out[w++] = 'N';
+            continue;
+        }
+        if (v->kind != RT_VAL_TEXT || !v->data)
+            return RT_EPROTO;
+        if (i > 0)
+            out[w++] = '\t';
+        const unsigned char *p = (const unsigned char *)v->data;
+        uint32_t j = 0;
+        while (j < v->len) {
+            /* Eight bytes at a time while none of them needs escaping. */
+            uint64_t x;
+            if (v->len - j >= 8 && (memcpy(&x, p + j, 8), !s_copy_special8(x))) {
+                memcpy(out + w, p + j, 8);
+                w += 8;
+                j += 8;
+                continue;
+            }
+            uint32_t end = v->len - j >= 8 ? j + 8 : v->len;
+            for (; j < end; j++) {
+                unsigned char c = p[j];
+                if (c > '\\' || (c != '\\' && c != '\t' && c != '\n' && c != '\r')) {
+                    out[w++] = (char)c;
+                    continue;
+                }
+                out[w++] = '\\';
+                out[w++] = c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : 'r';
+            }
+        }
+    }
+    out[w++] = '\n';
+    *len = w;
+    return RT_OK;
+}
+
 /* ---- Shape keys: a 128-bit hash of everything the statement text depends on. */
 
 /* Two 64-bit FNV-1a hashes with different offset bases, fed the same bytes. */

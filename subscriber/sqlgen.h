@@ -48,6 +48,23 @@ int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t fla
 int rt_sqlgen_shape_key(const rt_relation_t *rel, char op, char old_kind,
                         const rt_value_t *newvals, char *buf, size_t size) RT_WUR;
 
+/* Builds "COPY t ("c1", ...) FROM STDIN" (text format) for the INSERTs of rel: every
+ * column, in the relation's order. RT_EINVAL for a relation without columns. *sql is
+ * malloc'd. */
+int rt_sqlgen_copy(const rt_relation_t *rel, char **sql) RT_WUR;
+
+/* Bytes rt_sqlgen_copy_row writes at most for the n values (each byte may double,
+ * a NULL is two bytes, plus the separators and the line end). */
+size_t rt_sqlgen_copy_row_bound(const rt_value_t *vals, uint32_t n);
+
+/* Writes the n values as one line of COPY text format into out: tab-separated,
+ * newline-terminated, NULL as \N, and backslash, tab, newline and carriage return
+ * escaped as \\, \t, \n and \r. *len gets the bytes written. RT_EPROTO if a value
+ * is RT_VAL_UNCHANGED (or has no data), RT_EINVAL if size is below
+ * rt_sqlgen_copy_row_bound(vals, n). */
+int rt_sqlgen_copy_row(const rt_value_t *vals, uint32_t n, char *out, size_t size,
+                       size_t *len) RT_WUR;
+
 void rt_stmt_clear(rt_stmt_t *stmt);
 
 #endif

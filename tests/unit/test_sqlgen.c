@@ -481,6 +481,141 @@ static void test_shape_key_invalid(void **state)
     assert_int_equal(rt_sqlgen_shape_key(&s_rel, 'U', 'x', NULL, buf, sizeof buf), RT_EINVAL);
 }
 
+static void test_copy_sql(void **state)
+{
+    (void)state;
+    char *sql = NULL;
+    assert_int_equal(rt_sqlgen_copy(&s_rel, &sql), RT_OK);
+    assert_string_equal(sql, "COPY \"public\".\"t\" (\"a\", \"b\", \"c\") FROM STDIN");
+    free(sql);
+    rt_column_t q[] = {{"we\"ird", 25, -1, false}};
+    rt_relation_t rq = {"", "x\"y", 'd', 1, q};
+    assert_int_equal(rt_sqlgen_copy(&rq, &sql), RT_OK);
+    assert_string_equal(sql, "COPY \"pg_catalog\".\"x\"\"y\" (\"we\"\"ird\") FROM STDIN");
+    free(sql);
+    rt_relation_t none = {"public", "e", 'd', 0, NULL};
+    assert_int_equal(rt_sqlgen_copy(&none, &sql), RT_EINVAL);
+    assert_null(sql);
+    assert_int_equal(rt_sqlgen_copy(NULL, &sql), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_copy(&s_rel, NULL), RT_EINVAL);
+}
+
+static rt_value_t s_text(const char *s)
+{
+    return (rt_value_t){RT_VAL_TEXT, (uint32_t)strlen(s), s};
+}
+
+/* Encodes vals with a buffer of exactly the bound and checks the line. */
+static void s_expect_row(const rt_value_t *vals, uint32_t n, const char *line)
+{
+    size_t bound = rt_sqlgen_copy_row_bound(vals, n);
+    char *buf = malloc(bound);
+    size_t len = 99;
+    assert_non_null(buf);
+    assert_int_equal(rt_sqlgen_copy_row(vals, n, buf, bound, &len), RT_OK);
+    assert_int_equal(len, strlen(line));
+    assert_memory_equal(buf, line, len);
+    free(buf);
+}
+
+static void test_copy_row(void **state)
+{
+    (void)state;
+    rt_value_t plain[] = {s_text("1"), s_text("abc"), N};
+    s_expect_row(plain, 3, "1\tabc\t\\N\n");
+    /* the four escaped bytes, and nothing else */
+    rt_value_t esc[] = {s_text("a\tb"), s_text("l1\nl2\r"), s_text("back\\slash")};
+    s_expect_row(esc, 3, "a\\tb\tl1\\nl2\\r\tback\\\\slash\n");
+    /* a text that looks like the NULL marker is escaped; an empty string is empty */
+    rt_value_t look[] = {s_text("\\N"), s_text(""), N, s_text("\\.")};
+    s_expect_row(look, 4, "\\\\N\t\t\\N\t\\\\.\n");
+    /* bytea hex, arrays with quotes, unicode pass through with backslashes doubled */
+    rt_value_t mixed[] = {s_text("\\x00ff"), s_text("{\"a\\\"b\",NULL}"),
+                          s_text("\xc3\xa9\xe2\x82\xac")};
+    s_expect_row(mixed, 3, "\\\\x00ff\t{\"a\\\\\"b\",NULL}\t\xc3\xa9\xe2\x82\xac\n");
+    /* only special bytes: every one doubles, which the bound allows */
+    rt_value_t worst[] = {s_text("\\\t\n\r"), N};
+    s_expect_row(worst, 2, "\\\\\\t\\n\\r\t\\N\n");
+    /* no values: an empty line */
+    s_expect_row(NULL, 0, "\n");
+}
+
+/* Escapes text the slow way, one byte at a time, for comparison. */
+static size_t s_ref_escape(const char *in, size_t n, char *out)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
+            out[w++] = '\\';
+            out[w++] = c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : 'r';
+        } else {
+            out[w++] = c;
+        }
+    }
+    return w;
+}
+
+static void test_copy_row_long(void **state)
+{
+    (void)state;
+    /* Every special byte at every position of values longer than one 8-byte step,
+     * next to bytes that differ from it by one bit or by one (no false matches). */
+    const char specials[] = {'\\', '\t', '\n', '\r'};
+    const char near[] = {']', '[', '\x0b', '\x08', '\x0c', '\x0e', '|', 'L', '\xdc', '\x89'};
+    char text[40], want[100], got[100];
+    for (size_t k = 0; k < sizeof specials; k++) {
+        for (size_t len = 1; len <= 33; len += 4) {
+            for (size_t pos = 0; pos < len; pos++) {
+                for (size_t i = 0; i < len; i++)
+                    text[i] = near[(i + pos) % sizeof near];
+                text[pos] = specials[k];
+                if (pos + 9 < len)
+                    text[pos + 9] = specials[(k + 1) % sizeof specials];
+                text[len] = '\0';
+                rt_value_t v[] = {{RT_VAL_TEXT, (uint32_t)len, text}};
+                size_t w = s_ref_escape(text, len, want);
+                want[w++] = '\n';
+                size_t n = 0;
+                assert_int_equal(rt_sqlgen_copy_row(v, 1, got, sizeof got, &n), RT_OK);
+                assert_int_equal(n, w);
+                assert_memory_equal(got, want, w);
+            }
+        }
+    }
+    /* no special byte at all, long */
+    memset(text, 'z', 39);
+    text[39] = '\0';
+    rt_value_t v[] = {{RT_VAL_TEXT, 39, text}};
+    size_t n = 0;
+    assert_int_equal(rt_sqlgen_copy_row(v, 1, got, sizeof got, &n), RT_OK);
+    assert_int_equal(n, 40);
+    assert_memory_equal(got, text, 39);
+}
+
+static void test_copy_row_invalid(void **state)
+{
+    (void)state;
+    char buf[64];
+    size_t len = 7;
+    rt_value_t unchanged[] = {s_text("1"), U};
+    assert_int_equal(rt_sqlgen_copy_row(unchanged, 2, buf, sizeof buf, &len), RT_EPROTO);
+    assert_int_equal(len, 0);
+    rt_value_t nodata[] = {{RT_VAL_TEXT, 3, NULL}};
+    assert_int_equal(rt_sqlgen_copy_row(nodata, 1, buf, sizeof buf, &len), RT_EPROTO);
+    /* below the bound by one byte, then exactly the bound */
+    rt_value_t v[] = {s_text("ab"), s_text("c")};
+    size_t bound = rt_sqlgen_copy_row_bound(v, 2);
+    assert_int_equal(bound, 9);
+    assert_int_equal(rt_sqlgen_copy_row(v, 2, buf, bound - 1, &len), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_copy_row(v, 2, buf, bound, &len), RT_OK);
+    assert_int_equal(len, 5);
+    assert_memory_equal(buf, "ab\tc\n", 5);
+    assert_int_equal(rt_sqlgen_copy_row(v, 2, buf, 0, &len), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_copy_row(v, 2, NULL, 64, &len), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_copy_row(NULL, 2, buf, 64, &len), RT_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +635,10 @@ int main(void)
         cmocka_unit_test(test_truncate),
         cmocka_unit_test(test_shape_key),
         cmocka_unit_test(test_shape_key_invalid),
+        cmocka_unit_test(test_copy_sql),
+        cmocka_unit_test(test_copy_row),
+        cmocka_unit_test(test_copy_row_long),
+        cmocka_unit_test(test_copy_row_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
