@@ -578,3 +578,144 @@ rt_wait_converged() {
     fi
     rt__err "not converged after ${timeout}s: $*"
 }
+
+# ---------------------------------------------------------------------------------
+# Fault tests: memory peaks, publisher status, unix-socket DSNs, network namespaces.
+
+declare -gA RT_HWM_KB=() # daemon label -> highest VmHWM seen by rt_hwm_sample, in kB
+
+# rt_vmhwm_kb LABEL
+# Prints the peak resident set size (VmHWM, kB) of the running daemon LABEL; returns 1
+# if it is not running.
+rt_vmhwm_kb() {
+    local pid="${RT__PROC_PID[$1]:-}" v
+    rt__alive "$pid" || return 1
+    v="$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" || return 1
+    [[ -n "$v" ]] || return 1
+    echo "$v"
+}
+
+# rt_hwm_sample LABEL...
+# Records in RT_HWM_KB[LABEL] the highest VmHWM seen so far of each running daemon
+# LABEL (across restarts of the same label), and in RT_ANON_KB[LABEL] the highest
+# RssAnon sampled (the part of it that is not mapped files). Call it from the main shell, often enough
+# to sample each process before it stops (VmHWM already holds the peak of a process).
+rt_hwm_sample() {
+    local label v
+    for label in "$@"; do
+        v="$(rt_vmhwm_kb "$label")" || continue
+        if ((v > ${RT_HWM_KB[$label]:-0})); then
+            RT_HWM_KB[$label]="$v"
+        fi
+        v="$(rt_rss_anon_kb "$label")" || continue
+        if ((v > ${RT_ANON_KB[$label]:-0})); then
+            RT_ANON_KB[$label]="$v"
+        fi
+    done
+    return 0
+}
+
+# rt_rss_anon_kb LABEL
+# Prints the anonymous resident memory (RssAnon, kB: heap and stacks, not mapped files
+# such as an LMDB map) of the running daemon LABEL; returns 1 if it is not running.
+rt_rss_anon_kb() {
+    local pid="${RT__PROC_PID[$1]:-}" v
+    rt__alive "$pid" || return 1
+    v="$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" || return 1
+    [[ -n "$v" ]] || return 1
+    echo "$v"
+}
+
+declare -gA RT_ANON_KB=() # daemon label -> highest RssAnon seen by rt_hwm_sample, in kB
+
+# rt_pg_socket_dsn NAME
+# Prints a DSN of cluster NAME through its unix socket (reachable from another network
+# namespace, unlike 127.0.0.1).
+rt_pg_socket_dsn() {
+    local dir="${RT__PG_DIR[$1]:-}"
+    [[ -n "$dir" ]] || rt__err "rt_pg_socket_dsn: no cluster $1" || return 1
+    echo "host=$dir port=${RT__PG_PORT[$1]} dbname=postgres user=postgres"
+}
+
+# rt_status_json ENDPOINT
+# Prints `rtctl status --json` of the publisher whose ROUTER is ENDPOINT (3 s timeout).
+rt_status_json() {
+    "$RT_BIN/rtctl" --publisher "$1" --timeout 3000 status --json
+}
+
+# rt_json_num JSON KEY
+# Prints the first number written as "KEY":N in JSON; returns 1 if there is none.
+rt_json_num() {
+    local re="\"$2\":([0-9]+)"
+    [[ "$1" =~ $re ]] || return 1
+    echo "${BASH_REMATCH[1]}"
+}
+
+# rt_json_sub_acked JSON NAME
+# Prints the acked_seq of subscriber NAME in an rtctl status JSON; returns 1 if absent.
+rt_json_sub_acked() {
+    local re="\\{\"name\":\"$2\",[^}]*\"acked_seq\":([0-9]+)"
+    [[ "$1" =~ $re ]] || return 1
+    echo "${BASH_REMATCH[1]}"
+}
+
+# rt_netns_new LABEL
+# Creates a network namespace held by a background process registered as daemon LABEL
+# (so the EXIT trap ends it; the namespace and its veth pair vanish with the last
+# process in it), with lo up and a veth pair to the host: host side <LABEL>_VETH with
+# address <LABEL>_HOST_IP, namespace side with <LABEL>_NS_IP (a random 10.x.y.z/30).
+# Exports those and <LABEL>_NSENTER, a command prefix that runs a program inside the
+# namespace with the same pid (usable with rt_start_daemon). Returns 1, printing why,
+# where namespaces or veth are not permitted.
+rt_netns_new() {
+    local label="$1" v pid i a b c veth peer
+    v="$(rt__var "$label")"
+    command -v unshare >/dev/null && command -v nsenter >/dev/null && command -v ip >/dev/null ||
+        rt__err "rt_netns_new: unshare, nsenter or ip missing" || return 1
+    rt_start_bg "$label" "$RT_TMP/$label.log" unshare --net -- sleep 1000000 || return 1
+    pid="${RT__PROC_PID[$label]}"
+    for ((i = 0; i < 50; i++)); do
+        [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ]] && break
+        rt__alive "$pid" || break
+        sleep 0.1
+    done
+    if ! rt__alive "$pid" || [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" == "$(readlink /proc/self/ns/net)" ]]; then
+        rt_stop_daemon "$label" KILL >/dev/null 2>&1
+        rt__log_tail "$label" "$RT_TMP/$label.log" 5
+        rt__err "rt_netns_new: cannot create a network namespace"
+        return 1
+    fi
+    veth="rth$pid"
+    peer="rtn$pid"
+    a=$((RANDOM % 200 + 20)) b=$((RANDOM % 256)) c=$(((RANDOM % 64) * 4))
+    if ! {
+        ip link add "$veth" type veth peer name "$peer" &&
+            ip link set "$peer" netns "$pid" &&
+            ip addr add "10.$a.$b.$((c + 1))/30" dev "$veth" &&
+            ip link set "$veth" up &&
+            nsenter --net="/proc/$pid/ns/net" -- ip link set lo up &&
+            nsenter --net="/proc/$pid/ns/net" -- ip addr add "10.$a.$b.$((c + 2))/30" dev "$peer" &&
+            nsenter --net="/proc/$pid/ns/net" -- ip link set "$peer" up
+    } >"$RT_TMP/$label.setup" 2>&1; then
+        cat "$RT_TMP/$label.setup" >&2
+        ip link del "$veth" >/dev/null 2>&1
+        rt_stop_daemon "$label" KILL >/dev/null 2>&1
+        rt__err "rt_netns_new: cannot set up a veth pair"
+        return 1
+    fi
+    printf -v "${v}_VETH" '%s' "$veth"
+    printf -v "${v}_HOST_IP" '%s' "10.$a.$b.$((c + 1))"
+    printf -v "${v}_NS_IP" '%s' "10.$a.$b.$((c + 2))"
+    printf -v "${v}_NSENTER" '%s' "nsenter --net=/proc/$pid/ns/net --"
+    export "${v}_VETH" "${v}_HOST_IP" "${v}_NS_IP" "${v}_NSENTER"
+}
+
+# rt_netns_link LABEL up|down
+# Sets the host side of namespace LABEL's veth pair up or down: down is a black hole
+# for every connection through it (they stay open, packets are lost), up restores it.
+rt_netns_link() {
+    local v
+    v="$(rt__var "$1")_VETH"
+    [[ -n "${!v:-}" ]] || rt__err "rt_netns_link: no namespace $1" || return 1
+    ip link set "${!v}" "$2"
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# tests/fault/big_txn.sh - one source transaction of many rows with a text column: the
+# publisher and the subscriber stream it through in chunks, their peak RSS (VmHWM,
+# sampled every 0.5 s) stays bounded, and the replica equals the source.
+#
+# RT_FAULT_ROWS rows (default 2000000; soak: 10000000); RT_FAULT_RSS_MB bound on each
+# daemon's peak RSS (default 256, doubled for a sanitizer build); RT_FAULT_BIG_S bound on
+# the time to apply it (default 900).
+set -euo pipefail
+source "$RT_SRC/tests/fault/fault_lib.bash"
+
+ROWS="${RT_FAULT_ROWS:-2000000}"
+RSS_MB="${RT_FAULT_RSS_MB:-256}"
+! fault_asan || RSS_MB=$((RSS_MB * 2))
+BIG_S="${RT_FAULT_BIG_S:-900}"
+echo "big_txn: one transaction of $ROWS rows, RSS bound $RSS_MB MiB"
+
+fault_clusters source replica1 -- "max_wal_size = 4GB"
+for c in source replica1; do
+    rt_psql "$c" -c "CREATE TABLE big (id bigint PRIMARY KEY, grp int NOT NULL, t text NOT NULL)"
+done
+fault_start_pub
+fault_start_sub replica1
+
+# The counter update is in the same transaction: applied twice or partly, it shows.
+fault_log "source: inserting $ROWS rows in one transaction"
+rt_start_bg load "$RT_TMP/load.log" "$RT_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+    -d "$SOURCE_DSN" -c "BEGIN;
+UPDATE counter SET n = n + 1 WHERE id = 1;
+INSERT INTO log SELECT nextval('log_id'), n, 'big' FROM counter WHERE id = 1;
+INSERT INTO big SELECT g, g % 1000, md5(g::text) || repeat('t', g % 64) FROM generate_series(1, $ROWS) g;
+COMMIT;"
+t0="$(rt__now_ms)"
+deadline=$((t0 + BIG_S * 1000))
+committed=""
+while :; do
+    rt_hwm_sample pub replica1
+    if [[ -z "$committed" ]] && ! rt_daemon_alive load; then
+        rc=0
+        wait "$LOAD_PID" || rc=$?
+        ((rc == 0)) || { cat "$RT_TMP/load.log"; rt_fail "the big transaction failed ($rc)"; }
+        committed=$((($(rt__now_ms) - t0) / 1000))
+        fault_log "source: committed after ${committed}s"
+    fi
+    if [[ -n "$committed" ]] && [[ "$(fault__counter replica1)" == 1 ]]; then
+        break
+    fi
+    (($(rt__now_ms) < deadline)) || rt_fail "the big transaction was not applied within ${BIG_S}s"
+    fault_alive_or_fail pub replica1
+    sleep 0.5
+done
+rt_hwm_sample pub replica1
+secs=$((($(rt__now_ms) - t0) / 1000))
+fault_log "replica1: applied after ${secs}s"
+n="$(rt_psql replica1 -c 'SELECT count(*) FROM big')"
+((n == ROWS)) || rt_fail "replica1 has $n rows of $ROWS"
+fault_check 300 1 source replica1
+for d in pub replica1; do
+    fault_log "peak RSS (VmHWM) $d: $(fault_mib "${RT_HWM_KB[$d]:-0}") MiB (anonymous memory, sampled: $(fault_mib "${RT_ANON_KB[$d]:-0}") MiB)"
+done
+for d in pub replica1; do
+    kb="${RT_HWM_KB[$d]:-0}"
+    ((kb > 0 && kb < RSS_MB * 1024)) || rt_fail "$d peak RSS $(fault_mib "$kb") MiB is not under $RSS_MB MiB"
+done
+fault_stop_all replica1 pub
+echo "big_txn: ok ($ROWS rows in ${secs}s, peak RSS pub $(fault_mib "${RT_HWM_KB[pub]}") MiB, replica1 $(fault_mib "${RT_HWM_KB[replica1]}") MiB)"
