@@ -104,6 +104,9 @@ struct rt_link_t {
     bool paused;         /* the publisher paused this subscriber */
     uint64_t reconnects; /* reconnections to the publisher since start */
     rt_http_t *http;     /* optional HTTP server served from the loop */
+    volatile sig_atomic_t *reload; /* set by SIGHUP: call reload_fn from the loop */
+    void (*reload_fn)(void *arg);
+    void *reload_arg;
 };
 
 rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
@@ -807,6 +810,10 @@ int rt_link_run(rt_link_t *self, rt_apply_t *apply)
     self->result = RT_OK;
 
     while (!*self->stop && self->result == RT_OK) {
+        if (self->reload && *self->reload) {
+            *self->reload = 0;
+            self->reload_fn(self->reload_arg);
+        }
         int64_t now = rt_mono_ms();
         s_timers(self, now);
         if (*self->stop || self->result != RT_OK)
@@ -908,4 +915,12 @@ void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_
     m->conflicts = rt_apply_conflicts(apply);
     m->reconnects = self->reconnects;
     m->bad_frames = self->bad_frames;
+}
+
+void rt_link_set_reload(rt_link_t *self, volatile sig_atomic_t *flag, void (*fn)(void *arg),
+                        void *arg)
+{
+    self->reload = flag;
+    self->reload_fn = fn;
+    self->reload_arg = arg;
 }

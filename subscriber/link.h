@@ -50,4 +50,8 @@ void rt_link_set_http(rt_link_t *self, rt_http_t *http);
 /* Fills m with the link's and apply's figures (strings borrowed from self). */
 void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_subscriber_t *m);
 
+/* When *flag is set (by a SIGHUP handler), the loop clears it and calls fn(arg). */
+void rt_link_set_reload(rt_link_t *self, volatile sig_atomic_t *flag, void (*fn)(void *arg),
+                        void *arg);
+
 #endif

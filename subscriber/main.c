@@ -34,11 +34,41 @@ static const char *const s_policies[] = {"error", "apply_remote", NULL};
     }
 
 static volatile sig_atomic_t s_stop = 0;
+static volatile sig_atomic_t s_reload = 0;
 
 static void s_on_signal(int sig)
 {
-    (void)sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
+}
+
+/* What SIGHUP needs: the option table, the running options and the apply side. */
+typedef struct {
+    const rt_cfg_param_t *params;
+    size_t nparams;
+    s_opts_t *opts;
+    rt_apply_t *apply;
+} s_reload_t;
+
+/* SIGHUP: re-reads the config file and applies what can change while running. */
+static void s_reload_config(void *arg)
+{
+    s_reload_t *r = arg;
+    if (!r->opts->config) {
+        rt_warn("SIGHUP: no --config file to reload");
+        return;
+    }
+    if (rt_config_load_file(r->params, r->nparams, r->opts, r->opts->config) < 0) {
+        rt_warn("SIGHUP: %s not reloaded (errors above); running settings kept", r->opts->config);
+        return;
+    }
+    rt_log_init("rt-subscriber", (rt_log_level_t)r->opts->log_level);
+    rt_apply_set_policy(r->apply, (int)r->opts->conflict_policy);
+    rt_info("reloaded %s: log-level %s, conflict-policy %s (other keys apply at the next start)",
+            r->opts->config, s_levels[r->opts->log_level],
+            rt_conflict_policy_name((int)r->opts->conflict_policy));
 }
 
 /* A routing id and a name in STATUS: 1..127 bytes, printable, not starting with NUL. */
@@ -114,6 +144,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     apply = rt_apply_new(opts.target, &s_stop);
@@ -125,6 +156,8 @@ int main(int argc, char **argv)
     }
     if (opts.http && !(http = rt_subscriber_web_new(opts.http, link, apply)))
         goto cleanup;
+    s_reload_t reload = {params, nparams, &opts, apply};
+    rt_link_set_reload(link, &s_reload, s_reload_config, &reload);
     rt_apply_set_policy(apply, (int)opts.conflict_policy);
     rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
     rc = rt_link_run(link, apply);

@@ -39,6 +39,15 @@ rt_psql source -c "INSERT INTO t VALUES (1000, 'after reload')"
 trimmed() { "$RT_BIN/rtctl" --publisher "$ROUTER" status --json | grep -q '"records":0,'; }
 rt_wait_until 30 "the outbox trimmed after the reload" trimmed
 
+sed -i 's/^conflict-policy = error/conflict-policy = apply_remote/' "$RT_TMP/sub.ini"
+kill -HUP "$SUB_PID"
+rt_wait_until 10 "the subscriber reloading its file" \
+    grep -q 'reloaded .*sub.ini: log-level info, conflict-policy apply_remote' "$RT_TMP/sub.log"
+# apply_remote now: a row the replica already has is overwritten, not a stop
+rt_psql replica -c "INSERT INTO t VALUES (2000, 'replica only')"
+rt_psql source -c "INSERT INTO t VALUES (2000, 'from the source')"
+rt_wait_converged 30 source replica
+
 echo "bogus = 1" >>"$RT_TMP/pub.ini"
 kill -HUP "$PUB_PID"
 rt_wait_until 10 "the broken file refused" grep -q 'pub.ini not reloaded' "$RT_TMP/pub.log"
