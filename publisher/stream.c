@@ -873,17 +873,6 @@ static int s_publish(rt_stream_t *self, int64_t now)
             self->published = pos.head_seq;
         }
         self->last_pub_ms = now;
-        if (self->nsamples == SAMPLES_MAX) {
-            self->sample_start = (self->sample_start + 1) % SAMPLES_MAX;
-            self->nsamples--;
-        }
-        if (self->nsamples == 0 ||
-            now - self->samples[(self->sample_start + self->nsamples - 1) % SAMPLES_MAX].ms >=
-                1000) {
-            self->samples[(self->sample_start + self->nsamples) % SAMPLES_MAX] =
-                (s_sample_t){pos.head_seq, now};
-            self->nsamples++;
-        }
     } else if (now - self->last_pub_ms >= HUGZ_INTERVAL_MS) {
         rt_msg_t h = {.type = RT_MSG_HUGZ, .head_seq = pos.head_seq};
         void *frame;
@@ -948,9 +937,30 @@ static int s_trim(rt_stream_t *self, int64_t now)
     return RT_OK;
 }
 
+/* Notes when the head moved, at most once a second, for the retention window. A head
+ * is noted even when nothing is published (a full outbox publishes nothing), so trimming
+ * always reaches it. */
+static void s_sample(rt_stream_t *self, int64_t now)
+{
+    uint64_t head = rt_outbox_position(self->outbox).head_seq;
+    if (self->nsamples > 0) {
+        const s_sample_t *last =
+            &self->samples[(self->sample_start + self->nsamples - 1) % SAMPLES_MAX];
+        if (last->seq >= head || now - last->ms < 1000)
+            return;
+    }
+    if (self->nsamples == SAMPLES_MAX) {
+        self->sample_start = (self->sample_start + 1) % SAMPLES_MAX;
+        self->nsamples--;
+    }
+    self->samples[(self->sample_start + self->nsamples) % SAMPLES_MAX] = (s_sample_t){head, now};
+    self->nsamples++;
+}
+
 int rt_stream_tick(rt_stream_t *self)
 {
     int64_t now = rt_mono_ms();
+    s_sample(self, now);
     int rc = s_publish(self, now);
     if (rc < 0)
         return rc;
