@@ -495,6 +495,17 @@ static bool s_source_ok(const char *source)
     return true;
 }
 
+/* Switches the replica connection to non-blocking pipeline mode (logged on failure). */
+static int s_enter_pipeline(rt_apply_t *self)
+{
+    if (PQsetnonblocking(self->conn, 1) == 0 && PQenterPipelineMode(self->conn) == 1)
+        return RT_OK;
+    char line[512];
+    s_error(self, "cannot enter pipeline mode on the replica: %s",
+            s_line(PQerrorMessage(self->conn), line, sizeof line));
+    return RT_EDB;
+}
+
 int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq)
 {
     PGresult *res = NULL;
@@ -568,12 +579,8 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
     }
     PQclear(res);
     res = NULL;
-    if (PQsetnonblocking(self->conn, 1) != 0 || PQenterPipelineMode(self->conn) != 1) {
-        char line[512];
-        s_error(self, "cannot enter pipeline mode on the replica: %s",
-                 s_line(PQerrorMessage(self->conn), line, sizeof line));
+    if (s_enter_pipeline(self) != RT_OK)
         goto cleanup;
-    }
     self->applied_seq = seq;
     s_reset_txn(self);
     *applied_seq = seq;
@@ -1742,12 +1749,8 @@ int rt_apply_reset(rt_apply_t *self, uint64_t seq)
         goto cleanup;
     PQclear(res);
     res = NULL;
-    if (PQsetnonblocking(self->conn, 1) != 0 || PQenterPipelineMode(self->conn) != 1) {
-        char line[512];
-        s_error(self, "cannot enter pipeline mode on the replica: %s",
-                s_line(PQerrorMessage(self->conn), line, sizeof line));
+    if (s_enter_pipeline(self) != RT_OK)
         goto cleanup;
-    }
     rt_info("origin %s of replica %s moved from seq %" PRIu64 " to seq %" PRIu64, self->origin,
             self->target, self->applied_seq, seq);
     self->applied_seq = seq;
