@@ -175,14 +175,27 @@ rt__log_tail() {
 
 # rt_free_port
 # Prints a TCP port on 127.0.0.1 that nothing uses (no socket in any state, as
-# `ss` shows it, and nothing accepts a connection on it), random in 20000-60000,
-# and never the same twice in one script (recorded in RT_TMP/ports, so it also
-# works from $(...) subshells). Needs rt_setup.
+# `ss` shows it, and nothing accepts a connection on it), never the same twice in
+# one script (recorded in RT_TMP/ports, so it also works from $(...) subshells).
+# The port is outside the kernel's ephemeral range (ip_local_port_range): any
+# outgoing connection, a daemon's own libpq connection included, may take a port
+# in that range as its local port at any moment, and a listener bound to it
+# later then fails with "Address already in use". Needs rt_setup.
 rt_free_port() {
     [[ -n "$RT_TMP" ]] || rt__err "rt_free_port: call rt_setup first" || return 1
-    local tries port
+    local tries port eph_lo=32768 eph_hi=60999 lo hi
+    if [[ -r /proc/sys/net/ipv4/ip_local_port_range ]]; then
+        read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range
+    fi
+    if ((eph_lo - 1 - 20000 >= 2000)); then
+        lo=20000 hi=$((eph_lo - 1))
+    elif ((65000 - eph_hi - 1 >= 2000)); then
+        lo=$((eph_hi + 1)) hi=65000
+    else
+        lo=20000 hi=60000
+    fi
     for ((tries = 0; tries < 200; tries++)); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
+        port=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
         if grep -qx "$port" "$RT_TMP/ports"; then
             continue
         fi
