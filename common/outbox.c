@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #define S_DEFAULT_MAP_SIZE (1ull << 30) /* initial map when opts leave it 0 */
@@ -17,6 +18,7 @@
 #define S_MAX_GROWTHS 40                /* map doublings for one write before giving up */
 #define S_SUB_VALUE_LEN 13              /* acked_seq u64 BE, state i32 BE, enabled u8 */
 #define S_PAGE_HEADER 16                /* LMDB page header bytes */
+#define S_UNMAP_EVERY (64ull << 20)     /* record bytes read between unmapping the pages */
 #define S_NODE_HEADER 8                 /* LMDB node header bytes */
 
 /* Reserved meta keys (binary values); free-form string keys must not use them. */
@@ -41,6 +43,9 @@ struct rt_outbox_t {
     bool writing;        /* inside s_write: MDB_MAP_FULL passes through s_fail */
     bool reading;        /* inside a read callback: writes are refused */
     bool readonly;       /* opened by rt_outbox_open_readonly: writes are refused */
+    uint64_t read_bytes; /* record bytes read since the map's pages were last unmapped */
+    uintptr_t read_lo;   /* lowest and highest map address of those records */
+    uintptr_t read_hi;
 };
 
 /* A unit of work run inside one write transaction by s_write. Returns 0, a negative
@@ -119,6 +124,9 @@ static int s_grow(rt_outbox_t *self)
         return RT_EIO;
     }
     rc = mdb_env_set_mapsize(self->env, (size_t)old_size * 2);
+    /* The map may have moved: the span of reads noted in the old one is forgotten
+     * before anything could madvise memory that is no longer the map. */
+    self->read_bytes = 0;
     if (rc)
         return s_fail(self, rc, "grow the map from %" PRIu64 " bytes", old_size);
     rc = mdb_env_info(self->env, &info);
@@ -696,6 +704,36 @@ int rt_outbox_discard_open(rt_outbox_t *self)
 
 /* ---- Read */
 
+/* Every page a reader touches stays mapped into the process, so a reader streaming
+ * a large outbox would see its resident size grow with it (page cache counted as the
+ * process's, clean and shared but alarming to RSS monitors and limits). Every
+ * S_UNMAP_EVERY bytes read, the page table entries of the span of the map those
+ * records were read from are dropped (LMDB does not expose the map's address, but
+ * every value it returns points into the map): the pages stay in the page cache and
+ * the next access maps them again, so this is safe even for a pointer still held. */
+static void s_note_read(rt_outbox_t *self, const MDB_val *v)
+{
+    uintptr_t lo = (uintptr_t)v->mv_data, hi = lo + v->mv_size;
+    if (self->read_bytes == 0 || lo < self->read_lo)
+        self->read_lo = lo;
+    if (self->read_bytes == 0 || hi > self->read_hi)
+        self->read_hi = hi;
+    self->read_bytes += v->mv_size;
+}
+
+static void s_unmap_pages(rt_outbox_t *self)
+{
+    if (self->read_bytes < S_UNMAP_EVERY)
+        return;
+    uintptr_t page = (uintptr_t)self->psize;
+    uintptr_t lo = self->read_lo & ~(page - 1);
+    uintptr_t hi = (self->read_hi + page - 1) & ~(page - 1);
+    self->read_bytes = 0;
+    if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0)
+        rt_debug("outbox %s: madvise(MADV_DONTNEED) on %zu bytes of the map: %s", self->dir,
+                 (size_t)(hi - lo), strerror(errno));
+}
+
 int rt_outbox_read(rt_outbox_t *self, uint64_t from, size_t max_records, size_t max_bytes,
                    rt_outbox_visit_fn fn, void *arg)
 {
@@ -752,6 +790,7 @@ int rt_outbox_read(rt_outbox_t *self, uint64_t from, size_t max_records, size_t 
             break;
         count++;
         bytes += v.mv_size;
+        s_note_read(self, &v);
         self->reading = true;
         rc = fn(arg, seq, v.mv_data, v.mv_size);
         self->reading = false;
@@ -763,6 +802,7 @@ cleanup:
     if (cur)
         mdb_cursor_close(cur);
     s_read_end(self);
+    s_unmap_pages(self);
     return rc;
 }
 

@@ -9,6 +9,11 @@
 #define RT_WIRE_MAX_FRAME (64u * 1024 * 1024)
 /* A capture flushes a record once its encoded changes pass this size. */
 #define RT_RECORD_TARGET_BYTES (64u * 1024)
+/* Messages a live (PUB/SUB) queue holds by default on each side: with records of at
+ * most ~RT_RECORD_TARGET_BYTES each queue stays under ~64 MiB whatever the
+ * transaction sizes; past it the publisher drops live records and subscribers fetch
+ * them (schemas/protocol.md). */
+#define RT_LIVE_HWM 1024
 
 /* Record flags. A source transaction is one or more records with the same xid:
  * the first has RT_REC_FIRST, the last RT_REC_LAST (a one-record transaction has both). */

@@ -58,7 +58,7 @@ static const rt_cfg_param_t s_params[] = {
         "outbox size limit in MiB; past it reading from the source pauses (0: none)"),
     OPT("retention-seconds", RT_CFG_INT, retention_seconds, "3600", 0, 1LL << 40, NULL, false,
         "keep acknowledged records this long, for rtctl replay"),
-    OPT("pub-hwm", RT_CFG_INT, pub_hwm, "100000", 1, 10000000, NULL, false,
+    OPT("pub-hwm", RT_CFG_INT, pub_hwm, "1024", 1, 10000000, NULL, false,
         "PUB high-water mark in messages; past it live records are dropped and fetched"),
 };
 #define NPARAMS (sizeof s_params / sizeof s_params[0])

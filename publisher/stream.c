@@ -1057,7 +1057,7 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
     if (!self->router)
         goto fail;
     self->pub = s_bind(ZMQ_PUB, opts->pub, "PUB (--pub)",
-                       opts->pub_hwm > 0 ? (int)opts->pub_hwm : 100000);
+                       opts->pub_hwm > 0 ? (int)opts->pub_hwm : RT_LIVE_HWM);
     if (!self->pub)
         goto fail;
     /* Records stored before this start are served by FETCH, not re-published. */

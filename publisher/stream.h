@@ -15,7 +15,7 @@ typedef struct {
     const char *listen;       /* ROUTER endpoint to bind */
     const char *pub;          /* PUB endpoint to bind */
     int64_t retention_s;      /* keep acknowledged records at least this long */
-    int64_t pub_hwm;          /* PUB send high-water mark in messages (0: 100000) */
+    int64_t pub_hwm;          /* PUB send high-water mark in messages (0: RT_LIVE_HWM) */
 } rt_stream_opts_t;
 
 /* Binds both sockets. NULL on failure, logged (endpoint in use, malformed). The

@@ -15,7 +15,7 @@
 #define RT_LINK_SILENCE_MS 5000     /* nothing from the publisher: reconnect */
 #define RT_LINK_ACK_MIN_MS 100      /* ACKs at most this often */
 #define RT_LINK_ACK_MAX_MS 1000     /* and at least this often */
-#define RT_LINK_SUB_RCVHWM 10000    /* messages the SUB socket queues */
+#define RT_LINK_SUB_RCVHWM RT_LIVE_HWM /* messages the SUB socket queues */
 
 typedef struct rt_link_t rt_link_t;
 
