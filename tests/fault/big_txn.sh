@@ -4,16 +4,21 @@
 # sampled every 0.5 s) stays bounded, and the replica equals the source.
 #
 # RT_FAULT_ROWS rows (default 2000000; soak: 10000000); RT_FAULT_RSS_MB bound on each
-# daemon's peak RSS (default 256, doubled for a sanitizer build); RT_FAULT_BIG_S bound on
-# the time to apply it (default 900).
+# daemon's peak RSS (default 256); RT_FAULT_BIG_S bound on the time to apply it (default
+# 900). In a sanitizer build the peaks are reported, not bounded: AddressSanitizer keeps
+# up to 256 MiB of freed memory in quarantine and adds shadow memory, so they measure
+# the sanitizer more than rt.
 set -euo pipefail
 source "$RT_SRC/tests/fault/fault_lib.bash"
 
 ROWS="${RT_FAULT_ROWS:-2000000}"
 RSS_MB="${RT_FAULT_RSS_MB:-256}"
-! fault_asan || RSS_MB=$((RSS_MB * 2))
 BIG_S="${RT_FAULT_BIG_S:-900}"
-echo "big_txn: one transaction of $ROWS rows, RSS bound $RSS_MB MiB"
+if fault_asan; then
+    echo "big_txn: one transaction of $ROWS rows, sanitizer build: peak RSS reported, not bounded"
+else
+    echo "big_txn: one transaction of $ROWS rows, RSS bound $RSS_MB MiB"
+fi
 
 fault_clusters source replica1 -- "max_wal_size = 4GB"
 for c in source replica1; do
@@ -60,7 +65,8 @@ for d in pub replica1; do
 done
 for d in pub replica1; do
     kb="${RT_HWM_KB[$d]:-0}"
-    ((kb > 0 && kb < RSS_MB * 1024)) || rt_fail "$d peak RSS $(fault_mib "$kb") MiB is not under $RSS_MB MiB"
+    ((kb > 0)) || rt_fail "no RSS sample of $d"
+    fault_asan || ((kb < RSS_MB * 1024)) || rt_fail "$d peak RSS $(fault_mib "$kb") MiB is not under $RSS_MB MiB"
 done
 fault_stop_all replica1 pub
 echo "big_txn: ok ($ROWS rows in ${secs}s, peak RSS pub $(fault_mib "${RT_HWM_KB[pub]}") MiB, replica1 $(fault_mib "${RT_HWM_KB[replica1]}") MiB)"
