@@ -343,12 +343,51 @@ cleanup:
     return rc;
 }
 
+/* Finds the oldest and the newest stored seq (head + 1 and head when empty). */
+static int s_bounds(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t *first_seq,
+                    uint64_t *last_seq)
+{
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, self->records, &cur);
+    if (rc)
+        return s_fail(self, rc, "open a cursor on records");
+    MDB_val k, v;
+    uint64_t *outs[2] = {first_seq, last_seq};
+    MDB_cursor_op ops[2] = {MDB_FIRST, MDB_LAST};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        rc = mdb_cursor_get(cur, &k, &v, ops[i]);
+        if (rc == MDB_NOTFOUND) {
+            *first_seq = head + 1;
+            *last_seq = head;
+            rc = 0;
+            break;
+        }
+        if (rc) {
+            rc = s_fail(self, rc, "find the %s record", i ? "last" : "first");
+        } else if (k.mv_size != 8) {
+            rt_error("outbox %s: record key of %zu bytes, expected 8", self->dir, k.mv_size);
+            rc = RT_EIO;
+        } else {
+            *outs[i] = rt_get_be64(k.mv_data);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && *last_seq < head && *first_seq <= head) {
+        rt_error("outbox %s: records end at seq %" PRIu64 " but head_seq is %" PRIu64, self->dir,
+                 *last_seq, head);
+        rc = RT_EIO;
+    }
+    if (rc == 0 && *last_seq < head)
+        *last_seq = head; /* everything trimmed */
+    return rc;
+}
+
 /* ---- Open */
 
 typedef struct {
     rt_outbox_pos_t pos; /* position read from meta */
-    uint64_t first_seq;  /* oldest record after the drop */
-    uint64_t dropped;    /* records above head_seq deleted */
+    uint64_t first_seq;  /* oldest record */
+    uint64_t last_seq;   /* newest record (above head_seq: a transaction still open) */
 } s_open_t;
 
 static int s_open_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
@@ -396,7 +435,7 @@ static int s_open_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
         (rc = s_meta_get_u64(self, txn, S_META_END, &o->pos.last_end_lsn, NULL)))
         return rc;
 
-    return s_drop_above(self, txn, o->pos.head_seq, &o->dropped, &o->first_seq);
+    return s_bounds(self, txn, o->pos.head_seq, &o->first_seq, &o->last_seq);
 }
 
 rt_outbox_t *rt_outbox_open(const char *dir, const rt_outbox_opts_t *opts)
@@ -453,10 +492,14 @@ rt_outbox_t *rt_outbox_open(const char *dir, const rt_outbox_opts_t *opts)
         goto fail;
     self->pos = o.pos;
     self->first_seq = o.first_seq;
-    self->next_seq = o.pos.head_seq + 1;
-    rt_info("outbox %s: opened, head_seq %" PRIu64 ", first_seq %" PRIu64 ", dropped %" PRIu64
-            " records above head_seq",
-            dir, self->pos.head_seq, self->first_seq, o.dropped);
+    self->next_seq = o.last_seq + 1;
+    if (o.last_seq > o.pos.head_seq)
+        rt_info("outbox %s: opened, head_seq %" PRIu64 ", first_seq %" PRIu64 ", records %" PRIu64
+                "..%" PRIu64 " begin a transaction still open",
+                dir, self->pos.head_seq, self->first_seq, o.pos.head_seq + 1, o.last_seq);
+    else
+        rt_info("outbox %s: opened, head_seq %" PRIu64 ", first_seq %" PRIu64, dir,
+                self->pos.head_seq, self->first_seq);
     return self;
 
 fail:
@@ -743,7 +786,7 @@ int rt_outbox_read(rt_outbox_t *self, uint64_t from, size_t max_records, size_t 
     }
     if (from == 0)
         from = 1; /* seqs start at 1 */
-    uint64_t head = self->pos.head_seq;
+    uint64_t head = self->next_seq - 1; /* the last stored record */
     if (from > head)
         return 0;
     if (from < self->first_seq)
@@ -771,8 +814,8 @@ int rt_outbox_read(rt_outbox_t *self, uint64_t from, size_t max_records, size_t 
         rc = mdb_cursor_get(cur, &k, &v, op);
         op = MDB_NEXT;
         if (rc == MDB_NOTFOUND) {
-            rt_error("outbox %s: record seq %" PRIu64 " missing (head_seq %" PRIu64 ")", self->dir,
-                     seq, head);
+            rt_error("outbox %s: record seq %" PRIu64 " missing (last stored %" PRIu64 ")",
+                     self->dir, seq, head);
             rc = RT_EIO;
             goto cleanup;
         }

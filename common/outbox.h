@@ -27,8 +27,9 @@ typedef struct {
 } rt_outbox_rec_t;
 
 /* Opens (creating the directory and environment if missing) the outbox in dir.
- * Records above the stored head_seq (chunks of a transaction that never completed)
- * are deleted. Clears stale readers. Returns NULL on failure, logged. */
+ * Records above the stored head_seq (the stored chunks of a source transaction whose
+ * last chunk was not stored yet) are kept: the capture resumes that transaction
+ * after them. Clears stale readers. Returns NULL on failure, logged. */
 rt_outbox_t *rt_outbox_open(const char *dir, const rt_outbox_opts_t *opts);
 /* Opens an existing outbox for inspection only: the environment is opened MDB_RDONLY,
  * nothing is created, stamped, dropped or trimmed, and every write call (put, discard,
@@ -54,12 +55,14 @@ uint64_t rt_outbox_first_seq(rt_outbox_t *self);
 int rt_outbox_put(rt_outbox_t *self, const rt_outbox_rec_t *recs, size_t n,
                   const rt_outbox_pos_t *pos) RT_WUR;
 
-/* Deletes the records above head_seq (chunks of a source transaction that will not
- * complete, e.g. after the source connection broke) and resets next_seq to
- * head_seq + 1. Also run at open. */
+/* Deletes the records above head_seq (chunks of a source transaction that will never
+ * complete: the source sent another one in its place) and resets next_seq to
+ * head_seq + 1. */
 int rt_outbox_discard_open(rt_outbox_t *self) RT_WUR;
 
-/* Calls fn for each record from seq `from` up to head_seq, at most max_records and
+/* Calls fn for each record from seq `from` up to the last stored one (next_seq - 1,
+ * which may be above head_seq: chunks of a source transaction still being stored; an
+ * outbox opened read-only reads up to head_seq), at most max_records and
  * about max_bytes (at least one record). data is valid only during the call: copy it.
  * fn returns 0 to go on, non-zero to stop (that value is returned). Returns 0,
  * RT_ETRIMMED if from < first_seq, RT_EIO. No read transaction outlives the call. */

@@ -10,7 +10,16 @@
  * memory does not grow with transaction size. Everything read while the previous
  * outbox commit ran goes into one LMDB write transaction (group commit); only then
  * is the flush LSN confirmed, and only up to the end of the last complete
- * transaction stored. */
+ * transaction stored.
+ *
+ * The chunks of a large transaction are stored (and served to subscribers) as they
+ * are cut, before its last chunk. If the stream breaks or the publisher stops before
+ * the last chunk is stored, the stored chunks stay: the source sends the transaction
+ * again (its commit is not confirmed), the changes already stored are skipped, and
+ * the next chunk continues at the next seq. Chunks are therefore never rewritten;
+ * only if the source sends another transaction in its place (its slot was recreated)
+ * are they discarded, and subscribers, which never commit a partial transaction, see
+ * the change of commit LSN and start that transaction over. */
 #include "capture.h"
 
 #include <czmq.h>
@@ -81,6 +90,17 @@ struct rt_capture_t {
     int64_t reconnect_at_ms;  /* when down: next attempt */
     int reconnect_delay_ms;
     bool full_logged;
+
+    /* Stored chunks (seqs from..to) of a transaction whose last chunk is not stored:
+     * when the source sends it again, its first `changes` changes are skipped. */
+    struct {
+        bool active;
+        uint32_t xid;
+        rt_lsn_t commit_lsn;
+        uint64_t changes;
+        uint64_t from, to;
+    } resume;
+    uint64_t skip_changes; /* changes of the transaction being read already stored */
 };
 
 static void s_rel_free(void **item)
@@ -386,6 +406,89 @@ static int s_flush(rt_capture_t *self)
     return RT_OK;
 }
 
+/* ---- Resuming a transaction whose first chunks are stored. */
+
+typedef struct {
+    rt_capture_t *self;
+    rt_record_decoder_t *dec;
+    bool bad;
+} s_resume_ctx_t;
+
+static int s_resume_one(void *arg, uint64_t seq, const void *data, size_t len)
+{
+    s_resume_ctx_t *c = arg;
+    rt_capture_t *self = c->self;
+    const rt_record_t *r;
+    if (rt_record_decode(c->dec, data, len, &r) != RT_OK) {
+        rt_warn("outbox: stored record seq %" PRIu64 " does not decode", seq);
+        c->bad = true;
+        return 1;
+    }
+    bool first = seq == self->resume.from;
+    if (first) {
+        self->resume.xid = r->xid;
+        self->resume.commit_lsn = r->commit_lsn;
+    }
+    if (((r->flags & RT_REC_FIRST) != 0) != first || (r->flags & RT_REC_LAST) ||
+        r->xid != self->resume.xid || r->commit_lsn != self->resume.commit_lsn) {
+        rt_warn("outbox: stored record seq %" PRIu64 " does not continue the open transaction "
+                "begun at seq %" PRIu64,
+                seq, self->resume.from);
+        c->bad = true;
+        return 1;
+    }
+    self->resume.changes += r->nchanges;
+    self->resume.to = seq;
+    return 0;
+}
+
+/* Learns the transaction whose first chunks are stored above head_seq, if any. */
+static int s_resume_load(rt_capture_t *self)
+{
+    memset(&self->resume, 0, sizeof self->resume);
+    self->next_seq = rt_outbox_next_seq(self->outbox);
+    uint64_t head = rt_outbox_position(self->outbox).head_seq;
+    if (self->next_seq == head + 1)
+        return RT_OK;
+    s_resume_ctx_t c = {self, rt_record_decoder_new(), false};
+    if (!c.dec)
+        return RT_ENOMEM;
+    self->resume.from = head + 1;
+    int rc = rt_outbox_read(self->outbox, head + 1, 0, 0, s_resume_one, &c);
+    rt_record_decoder_destroy(&c.dec);
+    if (rc < 0)
+        return rc;
+    if (c.bad || self->resume.to != self->next_seq - 1) {
+        memset(&self->resume, 0, sizeof self->resume);
+        if ((rc = rt_outbox_discard_open(self->outbox)) < 0)
+            return rc;
+        self->next_seq = rt_outbox_next_seq(self->outbox);
+        return RT_OK;
+    }
+    self->resume.active = true;
+    return RT_OK;
+}
+
+/* The source sent another transaction where the stored chunks' one was expected (its
+ * slot was recreated, or it was reset): those chunks can never complete. */
+static int s_resume_lost(rt_capture_t *self)
+{
+    char lsn[32];
+    rt_warn("source: the transaction of stored records %" PRIu64 "..%" PRIu64
+            " (xid %u, commit %s) was not sent again; discarding them (subscribers start "
+            "over from the transaction sent instead)",
+            self->resume.from, self->resume.to, self->resume.xid,
+            rt_lsn_format(self->resume.commit_lsn, lsn, sizeof lsn));
+    self->resume.active = false;
+    int rc = s_flush(self);
+    if (rc < 0)
+        return rc == RT_EFULL ? RT_EIO : rc;
+    if ((rc = rt_outbox_discard_open(self->outbox)) < 0)
+        return rc;
+    self->next_seq = rt_outbox_next_seq(self->outbox);
+    return RT_OK;
+}
+
 /* ---- Records. */
 
 static void s_record_start(rt_capture_t *self)
@@ -509,6 +612,16 @@ static int s_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
     self->expect_origin = false;
     if (self->skip)
         return RT_OK;
+    if (self->skip_changes > 0) {
+        self->skip_changes--;
+        self->txn_rows++;
+        return RT_OK;
+    }
+    if (self->resume.active) {
+        int rc = s_resume_lost(self);
+        if (rc < 0)
+            return rc;
+    }
     if (!self->building)
         s_record_start(self);
     uint32_t idx;
@@ -585,6 +698,20 @@ static int s_on_begin(rt_capture_t *self, const rt_pgo_msg_t *m)
     self->expect_origin = true;
     /* After a source restart the stream may begin before what is already stored. */
     self->skip = self->commit_lsn <= self->pending.last_commit_lsn;
+    self->skip_changes = 0;
+    if (!self->skip && self->resume.active && self->commit_lsn == self->resume.commit_lsn &&
+        self->xid == self->resume.xid) {
+        char lsn[32];
+        rt_info("source: resuming transaction xid %u (commit %s) after its %" PRIu64
+                " changes stored in records %" PRIu64 "..%" PRIu64,
+                self->xid, rt_lsn_format(self->commit_lsn, lsn, sizeof lsn),
+                self->resume.changes, self->resume.from, self->resume.to);
+        self->skip_changes = self->resume.changes;
+        self->first_chunk = false;
+        self->resume.active = false;
+    } else if (!self->skip && self->resume.active && self->commit_lsn > self->resume.commit_lsn) {
+        return s_resume_lost(self);
+    }
     return RT_OK;
 }
 
@@ -612,6 +739,13 @@ static int s_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m)
     }
     self->in_txn = false;
     rt_lsn_t end = m->u.commit.end_lsn;
+    if (self->skip_changes > 0) {
+        rt_error("source: transaction xid %u ended %" PRIu64 " changes before the changes "
+                 "already stored for it in records %" PRIu64 "..%" PRIu64
+                 "; the outbox does not match the source",
+                 self->xid, self->skip_changes, self->resume.from, self->resume.to);
+        return RT_EIO;
+    }
     if (self->skip) {
         if (self->filtered) {
             self->stats.filtered_txns++;
@@ -711,17 +845,14 @@ static void s_disconnect(rt_capture_t *self, const char *why)
     self->reconnect_at_ms = rt_mono_ms() + self->reconnect_delay_ms;
 }
 
-/* Drops what belongs to the transaction that was open when the stream broke. */
+/* Stores the chunks cut before the stream broke; the source sends their transaction
+ * again and it resumes after them. */
 static int s_abandon_open_txn(rt_capture_t *self)
 {
     int rc = s_flush(self);
     if (rc < 0)
         return rc;
-    rc = rt_outbox_discard_open(self->outbox);
-    if (rc < 0)
-        return rc;
-    self->next_seq = rt_outbox_next_seq(self->outbox);
-    return RT_OK;
+    return s_resume_load(self);
 }
 
 static int s_reconnect(rt_capture_t *self)
@@ -853,9 +984,10 @@ rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox)
 
     self->durable = rt_outbox_position(outbox);
     self->pending = self->durable;
-    self->next_seq = rt_outbox_next_seq(outbox);
     self->stats.confirmed_lsn = self->durable.last_end_lsn;
     self->reconnect_delay_ms = RECONNECT_MIN_MS;
+    if (s_resume_load(self) < 0)
+        goto fail;
 
     if (s_prepare_source(self) < 0 || s_start_stream(self) < 0)
         goto fail;

@@ -136,6 +136,15 @@ static s_sub_t *s_sub(rt_stream_t *self, const char *name, bool create)
     return zhashx_lookup(self->subs, name);
 }
 
+/* The newest stored record: the head_seq announced to subscribers (WELCOME, FETCHED,
+ * HUGZ) and the last one published or served. It is above the outbox's head_seq while
+ * the chunks of a large transaction are being stored: subscribers apply them as they
+ * come and commit at its last chunk. */
+static uint64_t s_stored(rt_stream_t *self)
+{
+    return rt_outbox_next_seq(self->outbox) - 1;
+}
+
 static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
 {
     rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
@@ -183,7 +192,7 @@ static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt
                   .source = self->source,
                   .endpoint = self->pub_endpoint,
                   .first_seq = first,
-                  .head_seq = pos.head_seq,
+                  .head_seq = s_stored(self),
                   .paused = !s->stored.enabled};
     s_send_msg(self, id, idlen, &w);
 }
@@ -211,7 +220,6 @@ static void s_on_fetch(rt_stream_t *self, const char *id, size_t idlen, const rt
     s_sub_t *s = s_sub(self, name, false);
     if (s)
         s->last_seen_ms = rt_mono_ms();
-    rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
     s_fetch_ctx_t ctx = {self, id, idlen, 0};
     if (m->seq == 0) {
         s_send_error(self, id, idlen, RT_EPROTO, "FETCH from seq 0: seqs start at 1");
@@ -237,7 +245,7 @@ static void s_on_fetch(rt_stream_t *self, const char *id, size_t idlen, const rt
         }
     }
     rt_msg_t f = {.type = RT_MSG_FETCHED, .seq = m->seq, .last_seq = ctx.last,
-                  .head_seq = pos.head_seq};
+                  .head_seq = s_stored(self)};
     s_send_msg(self, id, idlen, &f);
 }
 
@@ -858,8 +866,10 @@ static int s_publish_one(void *arg, uint64_t seq, const void *data, size_t len)
 
 static int s_publish(rt_stream_t *self, int64_t now)
 {
-    rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
-    if (self->published < pos.head_seq) {
+    uint64_t stored = s_stored(self);
+    if (self->published > stored)
+        self->published = stored; /* chunks of a transaction that will not complete, dropped */
+    if (self->published < stored) {
         s_pub_ctx_t ctx = {self, 0};
         uint64_t from = self->published + 1;
         if (from < rt_outbox_first_seq(self->outbox))
@@ -868,13 +878,13 @@ static int s_publish(rt_stream_t *self, int64_t now)
                                 &ctx);
         if (rc < 0)
             return rc;
-        if (self->published < pos.head_seq && ctx.bytes >= MAX_PUBLISH_BYTES) {
+        if (self->published < stored && ctx.bytes >= MAX_PUBLISH_BYTES) {
             /* More than a burst behind: subscribers fetch the rest over ROUTER. */
-            self->published = pos.head_seq;
+            self->published = stored;
         }
         self->last_pub_ms = now;
     } else if (now - self->last_pub_ms >= HUGZ_INTERVAL_MS) {
-        rt_msg_t h = {.type = RT_MSG_HUGZ, .head_seq = pos.head_seq};
+        rt_msg_t h = {.type = RT_MSG_HUGZ, .head_seq = stored};
         void *frame;
         size_t len;
         if (rt_msg_encode(&h, &frame, &len) == 0) {
@@ -1062,7 +1072,7 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
         goto fail;
     /* Records stored before this start are served by FETCH, not re-published. */
     int64_t now = rt_mono_ms();
-    self->published = rt_outbox_position(outbox).head_seq;
+    self->published = s_stored(self);
     self->samples[0] = (s_sample_t){self->published, now};
     self->nsamples = 1;
     self->last_persist_ms = self->last_trim_ms = now;

@@ -131,6 +131,7 @@ struct rt_apply_t {
     uint64_t position;      /* last record applied in the open transaction */
     bool in_txn;            /* a replica transaction is open */
     bool mid_txn;           /* the last record applied did not end its source transaction */
+    rt_lsn_t txn_commit_lsn; /* commit LSN of that source transaction (its FIRST record's) */
     int64_t txn_start_ms;   /* when the open transaction began */
     uint32_t group_txns;    /* source transactions in the open transaction */
     size_t group_bytes;     /* record bytes in the open transaction */
@@ -1574,6 +1575,21 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         rt_apply_rollback(self);
         return self->conn ? RT_EPROTO : RT_EIO;
     }
+    if (!first && rec->commit_lsn != self->txn_commit_lsn) {
+        /* The publisher discarded the stored chunks of a transaction the source never
+         * sent again, and stored another in their place: start over from the last
+         * commit, which refetches the records now stored. */
+        char a[32], b[32];
+        s_error(self, "seq %" PRIu64 ": record of the source transaction committed at %s "
+                 "continues one committed at %s: the publisher replaced an incomplete "
+                 "transaction; applying again from seq %" PRIu64,
+                 rec->seq, rt_lsn_format(rec->commit_lsn, a, sizeof a),
+                 rt_lsn_format(self->txn_commit_lsn, b, sizeof b), self->applied_seq + 1);
+        rt_apply_rollback(self);
+        return self->conn ? RT_EPROTO : RT_EIO;
+    }
+    if (first)
+        self->txn_commit_lsn = rec->commit_lsn;
     bool remote = self->policy == RT_CONFLICT_APPLY_REMOTE || rec->seq <= self->remote_until;
     bool use_copy = !remote && rec->seq > self->nocopy_until;
     uint64_t resolved_before = self->group_conflicts;

@@ -56,16 +56,19 @@ static rt_value_t T(const char *s)
 static const rt_value_t N = {.kind = RT_VAL_NULL};
 static const rt_value_t U = {.kind = RT_VAL_UNCHANGED};
 
-/* Starts the next record of the current (or a new) source transaction. */
+/* Starts the next record of the current (or a new) source transaction; every record
+ * of a transaction carries its commit LSN and time (those of its first seq). */
 static void s_start(void)
 {
+    static uint64_t txn_seq;
+    s_seq++;
     if (!s_in_txn) {
         s_xid++;
         s_in_txn = true;
+        txn_seq = s_seq;
     }
-    s_seq++;
-    rt_record_builder_start(s_b, s_seq, s_xid, 0x1000000 + s_seq,
-                            700000000000000LL + (int64_t)s_seq, NULL);
+    rt_record_builder_start(s_b, s_seq, s_xid, 0x1000000 + txn_seq,
+                            700000000000000LL + (int64_t)txn_seq, NULL);
 }
 
 /* Finishes the record with flags and stores a copy. */

@@ -292,25 +292,34 @@ static void test_read_limits(void **state)
     rt_outbox_destroy(&ob);
 }
 
-static void test_never_above_head(void **state)
+static void test_open_chunks_readable(void **state)
 {
     rt_outbox_t *ob = s_open(state, 0, 0);
-    /* One complete transaction (1..3) and two chunks of an open one (4, 5). */
+    /* One complete transaction (1..3) and two chunks of an open one (4, 5): stored, so
+     * they are served before the transaction's last chunk is. */
     s_append(ob, 3, 0, 3, 3);
     s_append(ob, 2, 0, 3, 3);
     assert_int_equal(rt_outbox_next_seq(ob), 6);
 
     s_check_t c = s_read_all(ob, 1, 3, 0);
-    assert_int_equal(c.count, 3);
-    assert_int_equal(c.last, 3);
+    assert_int_equal(c.count, 5);
+    assert_int_equal(c.last, 5);
     c = s_read_all(ob, 4, 3, 0);
+    assert_int_equal(c.count, 2);
+    c = s_read_all(ob, 6, 3, 0);
     assert_int_equal(c.count, 0);
-    c = s_read_all(ob, 5, 3, 0);
-    assert_int_equal(c.count, 0);
+
+    /* Trimming never passes head_seq. */
+    size_t deleted = 99;
+    assert_int_equal(rt_outbox_trim(ob, 5, 0, &deleted), 0);
+    assert_int_equal(deleted, 3);
+    assert_int_equal(rt_outbox_first_seq(ob), 4);
+    c = s_read_all(ob, 4, 3, 0);
+    assert_int_equal(c.count, 2);
 
     rt_outbox_stat_t st;
     assert_int_equal(rt_outbox_stat(ob, &st), 0);
-    assert_int_equal(st.records, 5);
+    assert_int_equal(st.records, 2);
     assert_int_equal(st.head_seq, 3);
 
     /* The last chunk closes it. */
@@ -350,44 +359,55 @@ static void test_reopen_keeps(void **state)
     rt_outbox_destroy(&ob);
 }
 
-static void test_reopen_drops_above_head(void **state)
+static void test_reopen_keeps_open_chunks(void **state)
 {
     rt_outbox_t *ob = s_open(state, 0, 0);
     s_append(ob, 10, 0, 5, 10);
-    s_append(ob, 4, 0, 5, 10); /* 11..14: chunks of a transaction that never completed */
+    s_append(ob, 4, 0, 5, 10); /* 11..14: chunks of a transaction not complete yet */
     rt_outbox_destroy(&ob);
 
+    /* Kept and readable: the capture resumes the transaction after them. */
     ob = s_open(state, 0, 0);
     assert_int_equal(rt_outbox_position(ob).head_seq, 10);
-    assert_int_equal(rt_outbox_next_seq(ob), 11);
+    assert_int_equal(rt_outbox_next_seq(ob), 15);
     rt_outbox_stat_t st;
     assert_int_equal(rt_outbox_stat(ob, &st), 0);
-    assert_int_equal(st.records, 10);
+    assert_int_equal(st.records, 14);
+    s_check_t c = s_read_all(ob, 1, 5, 0);
+    assert_int_equal(c.count, 14);
 
-    /* The source resends the transaction; seqs 11.. are reused with the new contents. */
-    s_append(ob, 6, 0, 6, 16);
-    s_check_t c = {.salt = 5, .alt_from = 11, .alt_salt = 6};
-    assert_int_equal(rt_outbox_read(ob, 1, 0, 0, s_visit, &c), 0);
-    assert_int_equal(c.bad, 0);
-    assert_int_equal(c.count, 16);
-    rt_outbox_destroy(&ob);
-
-    ob = s_open(state, 0, 0);
-    assert_int_equal(rt_outbox_next_seq(ob), 17);
-    c = (s_check_t){.salt = 5, .alt_from = 11, .alt_salt = 6};
-    assert_int_equal(rt_outbox_read(ob, 1, 0, 0, s_visit, &c), 0);
-    assert_int_equal(c.bad, 0);
-    assert_int_equal(c.count, 16);
-    rt_outbox_destroy(&ob);
-
-    /* Only chunks, no complete transaction: all dropped. */
-    ob = s_open(state, 0, 0);
-    s_append(ob, 3, 0, 7, 16);
+    /* Its remaining chunks follow at 15.. */
+    s_append(ob, 2, 0, 5, 16);
     rt_outbox_destroy(&ob);
     ob = s_open(state, 0, 0);
     assert_int_equal(rt_outbox_next_seq(ob), 17);
+    c = s_read_all(ob, 1, 5, 0);
+    assert_int_equal(c.count, 16);
+    rt_outbox_destroy(&ob);
+
+    /* Only chunks, everything before trimmed: still kept after a reopen. */
+    ob = s_open(state, 0, 0);
+    size_t deleted;
+    assert_int_equal(rt_outbox_trim(ob, 16, 0, &deleted), 0);
+    assert_int_equal(deleted, 16);
+    s_append(ob, 3, 0, 5, 16);
+    rt_outbox_destroy(&ob);
+    ob = s_open(state, 0, 0);
+    assert_int_equal(rt_outbox_next_seq(ob), 20);
+    assert_int_equal(rt_outbox_first_seq(ob), 17);
     assert_int_equal(rt_outbox_stat(ob, &st), 0);
-    assert_int_equal(st.records, 16);
+    assert_int_equal(st.records, 3);
+    c = s_read_all(ob, 17, 5, 0);
+    assert_int_equal(c.count, 3);
+
+    /* Discarded when the source sends another transaction instead: seqs reused. */
+    assert_int_equal(rt_outbox_discard_open(ob), 0);
+    assert_int_equal(rt_outbox_next_seq(ob), 17);
+    s_append(ob, 2, 0, 6, 18);
+    c = (s_check_t){.salt = 6};
+    assert_int_equal(rt_outbox_read(ob, 17, 0, 0, s_visit, &c), 0);
+    assert_int_equal(c.bad, 0);
+    assert_int_equal(c.count, 2);
     rt_outbox_destroy(&ob);
 }
 
@@ -444,7 +464,7 @@ static void test_put_zero_records(void **state)
     /* Chunks first, then a put of zero records that closes them. */
     s_append(ob, 3, 0, 8, 0);
     s_check_t c = s_read_all(ob, 1, 8, 0);
-    assert_int_equal(c.count, 0);
+    assert_int_equal(c.count, 3);
     pos = s_pos(3);
     assert_int_equal(rt_outbox_put(ob, NULL, 0, &pos), 0);
     assert_int_equal(rt_outbox_next_seq(ob), 4);
@@ -480,7 +500,7 @@ static void test_trim(void **state)
     assert_int_equal(rt_outbox_read(ob, 10, 0, 0, s_visit, &c), RT_ETRIMMED);
     assert_int_equal(c.count, 0);
     c = s_read_all(ob, 11, 9, 0);
-    assert_int_equal(c.count, 80);
+    assert_int_equal(c.count, 90); /* 11..100: the chunks above head too */
 
     /* At most max_records per call. */
     assert_int_equal(rt_outbox_trim(ob, 50, 5, &deleted), 0);
@@ -501,9 +521,9 @@ static void test_trim(void **state)
     assert_int_equal(st.first_seq, 91);
     assert_int_equal(rt_outbox_read(ob, 90, 0, 0, s_visit, &c), RT_ETRIMMED);
     c = s_read_all(ob, 91, 9, 0);
-    assert_int_equal(c.count, 0);
+    assert_int_equal(c.count, 10);
 
-    /* Close the open transaction; it is all readable. */
+    /* Close the open transaction. */
     s_append(ob, 2, 0, 9, 102);
     c = s_read_all(ob, 91, 9, 0);
     assert_int_equal(c.count, 12);
@@ -852,9 +872,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_read, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_read_limits, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_never_above_head, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_open_chunks_readable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_drops_above_head, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_open_chunks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_discard_open, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_put_zero_records, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_trim, s_setup, s_teardown),

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# tests/fault/big_txn_restart.sh - kill -9 of the publisher while it stores the chunks of
+# one large source transaction, which the subscriber is already applying (chunks are
+# served as they are stored). The restarted publisher keeps the stored chunks, skips
+# the changes they hold when the source sends the transaction again, and stores the
+# rest after them; the subscriber, whose replica transaction stays open across the
+# restart, commits it once: counter and checksums equal, the transaction applied once.
+#
+# RT_FAULT_ROWS rows (default 1000000); RT_FAULT_ROUNDS kills (default 2).
+set -euo pipefail
+source "$RT_SRC/tests/fault/fault_lib.bash"
+
+ROWS="${RT_FAULT_ROWS:-1000000}"
+KILLS="${RT_FAULT_ROUNDS:-2}"
+echo "big_txn_restart: one transaction of $ROWS rows, $KILLS kill(s) of the publisher while it is stored"
+
+fault_clusters source replica1 -- "max_wal_size = 4GB"
+for c in source replica1; do
+    rt_psql "$c" -c "CREATE TABLE big (id bigint PRIMARY KEY, grp int NOT NULL, t text NOT NULL)"
+done
+fault_start_pub
+fault_start_sub replica1
+
+fault_log "source: inserting $ROWS rows in one transaction"
+"$RT_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$SOURCE_DSN" -c "BEGIN;
+UPDATE counter SET n = n + 1 WHERE id = 1;
+INSERT INTO log SELECT nextval('log_id'), n, 'big' FROM counter WHERE id = 1;
+INSERT INTO big SELECT g, g % 1000, md5(g::text) || repeat('t', g % 64) FROM generate_series(1, $ROWS) g;
+COMMIT;" || rt_fail "the big transaction failed"
+fault_log "source: committed"
+
+# Records stored above head_seq: chunks of the transaction, stored before its last one.
+open_chunks() {
+    local js first head records
+    js="$(rt_status_json "$ROUTER" 2>/dev/null)" || return 1
+    first="$(rt_json_num "$js" first_seq)" && head="$(rt_json_num "$js" head_seq)" &&
+        records="$(rt_json_num "$js" records)" || return 1
+    ((records > head - first + 1))
+}
+
+kills=0
+for ((k = 1; k <= KILLS; k++)); do
+    if ! rt_wait_until 120 "stored chunks of the open transaction" open_chunks; then
+        fault_log "no stored chunk of an open transaction seen before kill $k (the transaction is complete)"
+        break
+    fi
+    fault_log "kill -9 of the publisher with chunks of the open transaction stored ($k/$KILLS)"
+    rt_kill9 pub
+    kills=$((kills + 1))
+    fault_start_pub
+    rt_wait_until 120 "the restarted publisher to resume the transaction" \
+        eval '(($(grep -c "resuming transaction" "$RT_TMP/pub.log" || true) >= kills))' ||
+        rt_fail "the restarted publisher did not resume the transaction"
+    fault_log "$(grep 'resuming transaction' "$RT_TMP/pub.log" | tail -n 1 | sed 's/.*INFO: //')"
+    sleep 1 # let it store more chunks before the next kill
+done
+((kills > 0)) || rt_fail "the publisher was never killed while chunks of the transaction were stored"
+
+rt_wait_until 600 "replica1 to apply the transaction" fault__reached replica1 1 ||
+    rt_fail "replica1 did not apply the transaction within 600 s"
+n="$(rt_psql replica1 -c 'SELECT count(*) FROM big')"
+((n == ROWS)) || rt_fail "replica1 has $n rows of $ROWS"
+fault_check 300 1 source replica1
+resumed="$(grep -c 'resuming transaction' "$RT_TMP/pub.log" || true)"
+grep -q 'discarding them' "$RT_TMP/pub.log" && rt_fail "the publisher discarded stored chunks"
+grep -q 'replaced an incomplete' "$RT_TMP/replica1.log" && rt_fail "replica1 saw replaced chunks"
+fault_stop_all replica1 pub
+echo "big_txn_restart: ok ($ROWS rows, $kills kill(s), resumed $resumed time(s))"
