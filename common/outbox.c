@@ -290,59 +290,6 @@ static uint64_t s_estimate_bytes(rt_outbox_t *self, const rt_outbox_rec_t *recs,
     return bytes;
 }
 
-/* Deletes the records above head (chunks of a source transaction that will not
- * complete: the source resends it) and finds the oldest record left. */
-static int s_drop_above(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t *dropped,
-                        uint64_t *first_seq)
-{
-    MDB_cursor *cur = NULL;
-    *dropped = 0;
-    int rc = mdb_cursor_open(txn, self->records, &cur);
-    if (rc)
-        return s_fail(self, rc, "open a cursor on records");
-    MDB_val k, v;
-    for (;;) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-        if (rc == MDB_NOTFOUND) {
-            rc = 0;
-            break;
-        }
-        if (rc) {
-            rc = s_fail(self, rc, "find the last record");
-            goto cleanup;
-        }
-        if (k.mv_size != 8) {
-            rt_error("outbox %s: record key of %zu bytes, expected 8", self->dir, k.mv_size);
-            rc = RT_EIO;
-            goto cleanup;
-        }
-        uint64_t seq = rt_get_be64(k.mv_data);
-        if (seq <= head)
-            break;
-        rc = mdb_cursor_del(cur, 0);
-        if (rc) {
-            rc = s_fail(self, rc, "drop record seq %" PRIu64 " above head_seq %" PRIu64, seq, head);
-            goto cleanup;
-        }
-        (*dropped)++;
-    }
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (rc == MDB_NOTFOUND) {
-        *first_seq = head + 1;
-        rc = 0;
-    } else if (rc) {
-        rc = s_fail(self, rc, "find the first record");
-    } else if (k.mv_size != 8) {
-        rt_error("outbox %s: record key of %zu bytes, expected 8", self->dir, k.mv_size);
-        rc = RT_EIO;
-    } else {
-        *first_seq = rt_get_be64(k.mv_data);
-    }
-cleanup:
-    mdb_cursor_close(cur);
-    return rc;
-}
-
 /* Finds the oldest and the newest stored seq (head + 1 and head when empty). */
 static int s_bounds(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t *first_seq,
                     uint64_t *last_seq)
@@ -380,6 +327,48 @@ static int s_bounds(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t *fi
     if (rc == 0 && *last_seq < head)
         *last_seq = head; /* everything trimmed */
     return rc;
+}
+
+/* Deletes the records above head (chunks of a source transaction that will never
+ * complete: the source sent another in its place) and finds the oldest record left. */
+static int s_drop_above(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t *dropped,
+                        uint64_t *first_seq)
+{
+    MDB_cursor *cur = NULL;
+    *dropped = 0;
+    int rc = mdb_cursor_open(txn, self->records, &cur);
+    if (rc)
+        return s_fail(self, rc, "open a cursor on records");
+    MDB_val k, v;
+    for (;;) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            break;
+        }
+        if (rc) {
+            rc = s_fail(self, rc, "find the last record");
+            goto cleanup;
+        }
+        if (k.mv_size != 8) {
+            rt_error("outbox %s: record key of %zu bytes, expected 8", self->dir, k.mv_size);
+            rc = RT_EIO;
+            goto cleanup;
+        }
+        uint64_t seq = rt_get_be64(k.mv_data);
+        if (seq <= head)
+            break;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc) {
+            rc = s_fail(self, rc, "drop record seq %" PRIu64 " above head_seq %" PRIu64, seq, head);
+            goto cleanup;
+        }
+        (*dropped)++;
+    }
+cleanup:
+    mdb_cursor_close(cur);
+    uint64_t last;
+    return rc ? rc : s_bounds(self, txn, head, first_seq, &last);
 }
 
 /* ---- Open */

@@ -20,21 +20,10 @@ else
     echo "big_txn: one transaction of $ROWS rows, RSS bound $RSS_MB MiB"
 fi
 
-fault_clusters source replica1 -- "max_wal_size = 4GB"
-for c in source replica1; do
-    rt_psql "$c" -c "CREATE TABLE big (id bigint PRIMARY KEY, grp int NOT NULL, t text NOT NULL)"
-done
-fault_start_pub
-fault_start_sub replica1
-
-# The counter update is in the same transaction: applied twice or partly, it shows.
+fault_big_start
 fault_log "source: inserting $ROWS rows in one transaction"
 rt_start_bg load "$RT_TMP/load.log" "$RT_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
-    -d "$SOURCE_DSN" -c "BEGIN;
-UPDATE counter SET n = n + 1 WHERE id = 1;
-INSERT INTO log SELECT nextval('log_id'), n, 'big' FROM counter WHERE id = 1;
-INSERT INTO big SELECT g, g % 1000, md5(g::text) || repeat('t', g % 64) FROM generate_series(1, $ROWS) g;
-COMMIT;"
+    -d "$SOURCE_DSN" -c "$(fault_big_sql "$ROWS")"
 t0="$(rt__now_ms)"
 deadline=$((t0 + BIG_S * 1000))
 committed=""

@@ -14,19 +14,10 @@ ROWS="${RT_FAULT_ROWS:-1000000}"
 KILLS="${RT_FAULT_ROUNDS:-2}"
 echo "big_txn_restart: one transaction of $ROWS rows, $KILLS kill(s) of the publisher while it is stored"
 
-fault_clusters source replica1 -- "max_wal_size = 4GB"
-for c in source replica1; do
-    rt_psql "$c" -c "CREATE TABLE big (id bigint PRIMARY KEY, grp int NOT NULL, t text NOT NULL)"
-done
-fault_start_pub
-fault_start_sub replica1
-
+fault_big_start
 fault_log "source: inserting $ROWS rows in one transaction"
-"$RT_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$SOURCE_DSN" -c "BEGIN;
-UPDATE counter SET n = n + 1 WHERE id = 1;
-INSERT INTO log SELECT nextval('log_id'), n, 'big' FROM counter WHERE id = 1;
-INSERT INTO big SELECT g, g % 1000, md5(g::text) || repeat('t', g % 64) FROM generate_series(1, $ROWS) g;
-COMMIT;" || rt_fail "the big transaction failed"
+"$RT_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$SOURCE_DSN" -c "$(fault_big_sql "$ROWS")" ||
+    rt_fail "the big transaction failed"
 fault_log "source: committed"
 
 # Records stored above head_seq: chunks of the transaction, stored before its last one.

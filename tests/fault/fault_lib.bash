@@ -276,3 +276,27 @@ fault_stop_all() {
 fault_mib() {
     awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'
 }
+
+# fault_big_start
+# Clusters source and replica1 (max_wal_size 4GB) with the counter schema and a table
+# big (id bigint PRIMARY KEY, grp int, t text), the publisher and replica1's subscriber.
+fault_big_start() {
+    local c
+    fault_clusters source replica1 -- "max_wal_size = 4GB"
+    for c in source replica1; do
+        rt_psql "$c" -c "CREATE TABLE big (id bigint PRIMARY KEY, grp int NOT NULL, t text NOT NULL)"
+    done
+    fault_start_pub
+    fault_start_sub replica1
+}
+
+# fault_big_sql ROWS
+# Prints one source transaction: +1 on the counter, a log row, and ROWS rows into big.
+# The counter update is in the same transaction: applied twice or partly, it shows.
+fault_big_sql() {
+    echo "BEGIN;
+UPDATE counter SET n = n + 1 WHERE id = 1;
+INSERT INTO log SELECT nextval('log_id'), n, 'big' FROM counter WHERE id = 1;
+INSERT INTO big SELECT g, g % 1000, md5(g::text) || repeat('t', g % 64) FROM generate_series(1, $1) g;
+COMMIT;"
+}
