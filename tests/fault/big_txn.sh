@@ -3,15 +3,15 @@
 # publisher and the subscriber stream it through in chunks, their peak RSS (VmHWM,
 # sampled every 0.5 s) stays bounded, and the replica equals the source.
 #
-# RT_FAULT_ROWS rows (default 2000000; soak: 10000000); RT_FAULT_RSS_MB bound on each
-# daemon's peak RSS (default 256); RT_FAULT_BIG_S bound on the time to apply it (default
-# 900). In a sanitizer build the peaks are reported, not bounded: AddressSanitizer keeps
-# up to 256 MiB of freed memory in quarantine and adds shadow memory, so they measure
-# the sanitizer more than rt.
+# RT_FAULT_ROWS rows (default 2000000, 500000 in a sanitizer build; soak: 10000000);
+# RT_FAULT_RSS_MB bound on each daemon's peak RSS (default 256); RT_FAULT_BIG_S bound on
+# the time to apply it (default 900). In a sanitizer build the peaks are reported, not
+# bounded: AddressSanitizer keeps up to 256 MiB of freed memory in quarantine and adds
+# shadow memory, so they measure the sanitizer more than rt.
 set -euo pipefail
 source "$RT_SRC/tests/fault/fault_lib.bash"
 
-ROWS="${RT_FAULT_ROWS:-2000000}"
+ROWS="${RT_FAULT_ROWS:-$(fault_scale 2000000 500000)}"
 RSS_MB="${RT_FAULT_RSS_MB:-256}"
 BIG_S="${RT_FAULT_BIG_S:-900}"
 if fault_asan; then

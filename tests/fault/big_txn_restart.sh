@@ -20,18 +20,10 @@ fault_log "source: inserting $ROWS rows in one transaction"
     rt_fail "the big transaction failed"
 fault_log "source: committed"
 
-# Records stored above head_seq: chunks of the transaction, stored before its last one.
-open_chunks() {
-    local js first head records
-    js="$(rt_status_json "$ROUTER" 2>/dev/null)" || return 1
-    first="$(rt_json_num "$js" first_seq)" && head="$(rt_json_num "$js" head_seq)" &&
-        records="$(rt_json_num "$js" records)" || return 1
-    ((records > head - first + 1))
-}
 
 kills=0
 for ((k = 1; k <= KILLS; k++)); do
-    if ! rt_wait_until 120 "stored chunks of the open transaction" open_chunks; then
+    if ! rt_wait_until 120 "stored chunks of the open transaction" fault_open_chunks; then
         fault_log "no stored chunk of an open transaction seen before kill $k (the transaction is complete)"
         break
     fi

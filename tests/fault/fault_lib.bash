@@ -42,6 +42,13 @@ fault_asan() {
     grep -qs '^RT_SANITIZE:BOOL=ON' "$RT_BIN/CMakeCache.txt"
 }
 
+# fault_scale NORMAL SANITIZED
+# Prints a scenario's default scale: NORMAL, or SANITIZED in a sanitizer build, where
+# the same paths run again at a smaller scale to keep the suite's time bounded.
+fault_scale() {
+    if fault_asan; then echo "$2"; else echo "$1"; fi
+}
+
 # fault_clusters NAME... [-- CONF_LINE...]
 # Starts each cluster with the CONF_LINEs and creates the counter schema in it; the
 # first one is the source and also gets the log_id sequence.
@@ -299,4 +306,15 @@ UPDATE counter SET n = n + 1 WHERE id = 1;
 INSERT INTO log SELECT nextval('log_id'), n, 'big' FROM counter WHERE id = 1;
 INSERT INTO big SELECT g, g % 1000, md5(g::text) || repeat('t', g % 64) FROM generate_series(1, $1) g;
 COMMIT;"
+}
+
+# fault_open_chunks
+# True when the outbox holds records above head_seq: stored chunks of a transaction
+# whose last chunk is not stored yet (rtctl status: records > head_seq - first_seq + 1).
+fault_open_chunks() {
+    local js first head records
+    js="$(rt_status_json "$ROUTER" 2>/dev/null)" || return 1
+    first="$(rt_json_num "$js" first_seq)" && head="$(rt_json_num "$js" head_seq)" &&
+        records="$(rt_json_num "$js" records)" || return 1
+    ((records > head - first + 1))
 }

@@ -3,12 +3,12 @@
 # random moments of a running workload, round after round: the replicas converge with no
 # transaction lost or doubled.
 #
-# RT_FAULT_ROUNDS (default 8; soak: 100) rounds; RT_FAULT_SEED replays a run (the seed
-# is printed); RT_FAULT_RATE transactions/s (default 300).
+# RT_FAULT_ROUNDS (default 8, 4 in a sanitizer build; soak: 100) rounds; RT_FAULT_SEED
+# replays a run (the seed is printed); RT_FAULT_RATE transactions/s (default 300).
 set -euo pipefail
 source "$RT_SRC/tests/fault/fault_lib.bash"
 
-ROUNDS="${RT_FAULT_ROUNDS:-8}"
+ROUNDS="${RT_FAULT_ROUNDS:-$(fault_scale 8 4)}"
 SEED="${RT_FAULT_SEED:-$(($(date +%s%N) / 1000 % 1000000))}"
 RATE="${RT_FAULT_RATE:-300}"
 echo "kill9_rounds: $ROUNDS rounds, seed $SEED (replay with RT_FAULT_SEED=$SEED)"
