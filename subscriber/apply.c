@@ -1227,21 +1227,29 @@ static int s_copy_put(rt_apply_t *self)
 
 /* Sends the rest of the rows, ends the COPY and checks its result; pipeline mode
  * again. Returns 0 or an error as rt_apply_record. */
-static int s_copy_end(rt_apply_t *self)
+/* Ends the open COPY with PQputCopyEnd(errormsg) (NULL: success, else it fails the
+ * COPY), flushing as needed, and reads its result. */
+static int s_copy_close(rt_apply_t *self, const char *errormsg)
 {
-    int err = s_copy_put(self);
-    if (err != RT_OK || !self->copying)
-        return err;
-    int rc = PQputCopyEnd(self->conn, NULL);
+    int err = RT_OK;
+    int rc = PQputCopyEnd(self->conn, errormsg);
     if (rc == 0 && (err = s_flush(self)) == RT_OK)
-        rc = PQputCopyEnd(self->conn, NULL);
+        rc = PQputCopyEnd(self->conn, errormsg);
     if (err != RT_OK)
         return err;
     if (rc < 0 && PQstatus(self->conn) != CONNECTION_OK)
         return RT_EIO;
     if (rc > 0 && (err = s_flush(self)) != RT_OK)
         return err;
-    return s_copy_results(self, false);
+    return s_copy_results(self, errormsg != NULL);
+}
+
+static int s_copy_end(rt_apply_t *self)
+{
+    int err = s_copy_put(self);
+    if (err != RT_OK || !self->copying)
+        return err;
+    return s_copy_close(self, NULL);
 }
 
 /* Abandons the open COPY (the transaction is rolled back next). 0 when the session is
@@ -1249,17 +1257,7 @@ static int s_copy_end(rt_apply_t *self)
 static int s_copy_abort(rt_apply_t *self)
 {
     self->copy_len = 0;
-    int rc = PQputCopyEnd(self->conn, "rolled back by rt-subscriber");
-    int err = RT_OK;
-    if (rc == 0 && (err = s_flush(self)) == RT_OK)
-        rc = PQputCopyEnd(self->conn, "rolled back by rt-subscriber");
-    if (err != RT_OK)
-        return err;
-    if (rc < 0 && PQstatus(self->conn) != CONNECTION_OK)
-        return RT_EIO;
-    if (rc > 0 && (err = s_flush(self)) != RT_OK)
-        return err;
-    return s_copy_results(self, true);
+    return s_copy_close(self, "rolled back by rt-subscriber");
 }
 
 /* Opens a COPY into relation idx of rec (key: its INSERT shape key); nothing may be

@@ -318,3 +318,15 @@ fault_open_chunks() {
         records="$(rt_json_num "$js" records)" || return 1
     ((records > head - first + 1))
 }
+
+# fault_start_tpcb RATE
+# Clusters source, replica1 and replica2 with the counter and tpcb-like schemas, the
+# publisher, both subscribers, and the workload at RATE transactions/s (4 clients).
+fault_start_tpcb() {
+    fault_clusters source replica1 replica2
+    fault_tpcb source replica1 replica2
+    fault_start_pub
+    fault_start_sub replica1
+    fault_start_sub replica2
+    fault_load_start "$1" 4
+}

@@ -13,12 +13,7 @@ SEED="${RT_FAULT_SEED:-$(($(date +%s%N) / 1000 % 1000000))}"
 RATE="${RT_FAULT_RATE:-300}"
 echo "kill9_rounds: $ROUNDS rounds, seed $SEED (replay with RT_FAULT_SEED=$SEED)"
 
-fault_clusters source replica1 replica2
-fault_tpcb source replica1 replica2
-fault_start_pub
-fault_start_sub replica1
-fault_start_sub replica2
-fault_load_start "$RATE" 4
+fault_start_tpcb "$RATE"
 RANDOM=$SEED
 
 subs=(replica1 replica2)

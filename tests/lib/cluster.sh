@@ -601,9 +601,16 @@ declare -gA RT_HWM_KB=() # daemon label -> highest VmHWM seen by rt_hwm_sample, 
 # Prints the peak resident set size (VmHWM, kB) of the running daemon LABEL; returns 1
 # if it is not running.
 rt_vmhwm_kb() {
+    rt__status_kb "$1" VmHWM
+}
+
+# rt__status_kb LABEL FIELD
+# Prints FIELD (kB) of /proc/<pid>/status of the running daemon LABEL; returns 1 if it
+# is not running or has no such field.
+rt__status_kb() {
     local pid="${RT__PROC_PID[$1]:-}" v
     rt__alive "$pid" || return 1
-    v="$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" || return 1
+    v="$(awk -v f="$2:" '$1 == f {print $2}' "/proc/$pid/status" 2>/dev/null)" || return 1
     [[ -n "$v" ]] || return 1
     echo "$v"
 }
@@ -632,11 +639,7 @@ rt_hwm_sample() {
 # Prints the anonymous resident memory (RssAnon, kB: heap and stacks, not mapped files
 # such as an LMDB map) of the running daemon LABEL; returns 1 if it is not running.
 rt_rss_anon_kb() {
-    local pid="${RT__PROC_PID[$1]:-}" v
-    rt__alive "$pid" || return 1
-    v="$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" || return 1
-    [[ -n "$v" ]] || return 1
-    echo "$v"
+    rt__status_kb "$1" RssAnon
 }
 
 declare -gA RT_ANON_KB=() # daemon label -> highest RssAnon seen by rt_hwm_sample, in kB
