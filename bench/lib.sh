@@ -241,7 +241,7 @@ b_repl_start() {
     else
         b_q "$src" "CREATE PUBLICATION bench_pub FOR ALL TABLES"
         for r in "$@"; do
-            b_q "$r" "CREATE SUBSCRIPTION sub_$r CONNECTION '${!v}' PUBLICATION bench_pub WITH (copy_data = false)"
+            b_q "$r" "CREATE SUBSCRIPTION sub_$r CONNECTION '${!v}' PUBLICATION bench_pub WITH (copy_data = false, streaming = ${RT_BENCH_NATIVE_STREAMING:-off})"
         done
         want="$nsub"
     fi
@@ -317,4 +317,45 @@ b_source_side_pids() {
         v="$(rt__var "${src}_pub")_PID"
         echo "${!v}"
     fi
+}
+
+# ---------------------------------------------------------------------------
+# Case selection and profiles.
+
+# b_want CASE
+# True when CASE is in RT_BENCH_CASES (space-separated; default: every case).
+b_want() {
+    [[ -z "${RT_BENCH_CASES:-}" || " $RT_BENCH_CASES " == *" $1 "* ]]
+}
+
+# b_perf_start KEY KIND
+# With RT_BENCH_PERF=1, starts a system-wide `perf record -g` for the case KEY of
+# replicator KIND (every process on the machine, so the walsenders, rt's daemons
+# and the replicas' backends are all in it). Stopped by b_perf_stop.
+b_perf_start() {
+    [[ "${RT_BENCH_PERF:-0}" == 1 ]] || return 0
+    command -v perf >/dev/null || { echo "    perf not found: no profile" >&2; return 0; }
+    rt_start_bg "perf_$1_$2" "$RT_TMP/perf_$1_$2.log" \
+        perf record -a -g -F 499 -o "$RT_TMP/perf_$1_$2.data"
+    sleep 0.5
+}
+
+# b_perf_stop KEY KIND
+# Stops the recording and prints where the machine's CPU went during the case: the
+# share of each process name, then the top symbols of the busiest ones
+# (`perf report` on RT_TMP/perf_KEY_KIND.data; RT_KEEP=1 keeps the file).
+b_perf_stop() {
+    [[ "${RT_BENCH_PERF:-0}" == 1 && -n "${RT__PROC_PID[perf_$1_$2]:-}" ]] || return 0
+    rt_stop_daemon "perf_$1_$2" INT >/dev/null 2>&1 || true
+    local data="$RT_TMP/perf_$1_$2.data"
+    echo "    profile of $2 $1 (perf record -a -g, $data): CPU share by process (title now)"
+    local line pct pid
+    while read -r pct line; do
+        pid="${line%%:*}"
+        printf '      %8s  %-8s %s\n' "$pct" "$pid" "$(ps -o args= -p "$pid" 2>/dev/null | cut -c1-80 || true)"
+    done < <(perf report -i "$data" --no-children --sort pid --stdio -g none 2>/dev/null |
+        awk '/^ *[0-9.]+%/ && n < 10 { print $1, $2; n++ }' || true)
+    echo "    top symbols (process, object, symbol)"
+    perf report -i "$data" --no-children --sort pid,dso,sym --stdio -g none 2>/dev/null |
+        awk '/^ *[0-9.]+%/ && n < 30 { print "      " $0; n++ }' || true
 }

@@ -10,8 +10,13 @@
 # Settings (environment): RT_BENCH_TIMEOUT (bound of the whole run after the
 # build, seconds, default 600), RT_BENCH_BUILD (build directory, default
 # <repo>/build-bench), RT_BENCH_NO_BUILD=1 (use the binaries as they are),
-# RT_BENCH_ONLY=rt|native (one replicator), RT_BENCH_POLL (replica poll interval,
-# seconds, default 0.05), RT_KEEP=1 (keep the temporary directory with every log).
+# RT_BENCH_ONLY=rt|native (one replicator), RT_BENCH_CASES (the cases to run, out of
+# "bulk small backlog tpcb latency fo_bulk fo_small"; default all),
+# RT_BENCH_NATIVE_STREAMING=on (native subscriptions with streaming = on; default
+# off, PostgreSQL's default), RT_BENCH_PERF=1
+# (a system-wide perf profile of each case, summarised after it), RT_BENCH_POLL
+# (replica poll interval, seconds, default 0.05), RT_KEEP=1 (keep the temporary
+# directory with every log and profile).
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -81,7 +86,8 @@ echo "    machine: $(nproc) CPU(s), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 
     "$("$RT_PG_BIN/postgres" --version); rt build: ${RT_BENCH_CFLAGS:-as found} in $RT_BIN"
 echo "    load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine make the figures noisy)"
 echo "    sources: fsync = on, synchronous_commit = on (defaults); replicas: synchronous_commit = off" \
-    "(postgresql.conf, both replicators); native: copy_data = false, streaming = off (defaults otherwise)"
+    "(postgresql.conf, both replicators); native: copy_data = false," \
+    "streaming = ${RT_BENCH_NATIVE_STREAMING:-off} (defaults otherwise); rt's publisher: streaming (protocol 2)"
 
 # setup_clusters KIND SOURCE REPLICA...
 # Fresh clusters with the benchmark's tables (empty), pgbench's tables on single-replica sets.
@@ -306,18 +312,28 @@ run_single() {
     local -a mp
     read -r -a mp <<<"$(mem_pids "$kind" "$src" "$r")"
     b_mem_sampler_start "memsampler_$kind" "$RT_TMP/mem_$kind.txt" "${mp[@]}"
-    b_say "$kind: bulk, one transaction of $BULK_ROWS rows"
-    case_bulk "$kind" bulk "$src" "$r"
+    if b_want bulk; then
+        b_say "$kind: bulk, one transaction of $BULK_ROWS rows"
+        b_case bulk "$kind" case_bulk "$kind" bulk "$src" "$r"
+    fi
     b_mem_sampler_stop "memsampler_$kind"
-    memory_after_bulk "$kind" "$src" "$r"
-    b_say "$kind: small, $SMALL_TX single-row transactions from 4 clients"
-    case_small "$kind" small "$src" "$r"
-    b_say "$kind: backlog, $SMALL_TX transactions written while paused, then resumed"
-    case_backlog "$kind" "$src" "$r"
-    b_say "$kind: tpcb-like, 4 clients, $TPCB_SECONDS s"
-    case_tpcb "$kind" "$src" "$r"
-    b_say "$kind: latency, $LAT_RATE tx/s for $LAT_SECONDS s"
-    case_latency "$kind" "$src" "$r"
+    if b_want bulk; then memory_after_bulk "$kind" "$src" "$r"; fi
+    if b_want small; then
+        b_say "$kind: small, $SMALL_TX single-row transactions from 4 clients"
+        b_case small "$kind" case_small "$kind" small "$src" "$r"
+    fi
+    if b_want backlog; then
+        b_say "$kind: backlog, $SMALL_TX transactions written while paused, then resumed"
+        b_case backlog "$kind" case_backlog "$kind" "$src" "$r"
+    fi
+    if b_want tpcb; then
+        b_say "$kind: tpcb-like, 4 clients, $TPCB_SECONDS s"
+        b_case tpcb "$kind" case_tpcb "$kind" "$src" "$r"
+    fi
+    if b_want latency; then
+        b_say "$kind: latency, $LAT_RATE tx/s for $LAT_SECONDS s"
+        b_case latency "$kind" case_latency "$kind" "$src" "$r"
+    fi
     b_repl_stop "$kind" "$src" "$r"
     stop_clusters "$r" "$src"
 }
@@ -329,10 +345,14 @@ run_fanout() {
     b_say "$kind: fresh clusters $src, ${reps[*]}"
     setup_clusters "$kind" "$src" "${reps[@]}"
     b_repl_start "$kind" "$src" "${reps[@]}"
-    b_say "$kind: fan-out bulk, $BULK_ROWS rows to 3 replicas"
-    case_bulk "$kind" fo_bulk "$src" "${reps[@]}"
-    b_say "$kind: fan-out small, $SMALL_TX transactions to 3 replicas"
-    case_small "$kind" fo_small "$src" "${reps[@]}"
+    if b_want fo_bulk; then
+        b_say "$kind: fan-out bulk, $BULK_ROWS rows to 3 replicas"
+        b_case fo_bulk "$kind" case_bulk "$kind" fo_bulk "$src" "${reps[@]}"
+    fi
+    if b_want fo_small; then
+        b_say "$kind: fan-out small, $SMALL_TX transactions to 3 replicas"
+        b_case fo_small "$kind" case_small "$kind" fo_small "$src" "${reps[@]}"
+    fi
     b_repl_stop "$kind" "$src" "${reps[@]}"
     stop_clusters "${reps[@]}" "$src"
 }
@@ -341,11 +361,24 @@ KINDS=(rt native)
 if [[ -n "${RT_BENCH_ONLY:-}" ]]; then
     KINDS=("$RT_BENCH_ONLY")
 fi
+# b_case KEY KIND FUNCTION ARGS...: one case, profiled with RT_BENCH_PERF=1.
+b_case() {
+    local key="$1" kind="$2"
+    shift 2
+    b_perf_start "$key" "$kind"
+    "$@"
+    b_perf_stop "$key" "$kind"
+}
+
 for kind in "${KINDS[@]}"; do
-    run_single "$kind"
+    if b_want bulk || b_want small || b_want backlog || b_want tpcb || b_want latency; then
+        run_single "$kind"
+    fi
 done
 for kind in "${KINDS[@]}"; do
-    run_fanout "$kind"
+    if b_want fo_bulk || b_want fo_small; then
+        run_fanout "$kind"
+    fi
 done
 
 # The table: case, metric, rt, native, rt/native, which way is better.
