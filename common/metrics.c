@@ -126,6 +126,12 @@ void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
     rt_metrics_counter(out, "rt_publisher_skipped_transactions_total",
                        "Source transactions dropped as already stored, after a restart.", NULL,
                        (double)m->skipped_txns);
+    rt_metrics_counter(out, "rt_publisher_streamed_transactions_total",
+                       "Source transactions received in blocks before their commit, since start.",
+                       NULL, (double)m->streamed_txns);
+    rt_metrics_gauge(out, "rt_publisher_streaming_transactions",
+                     "Source transactions open and being received in blocks now.", NULL,
+                     (double)m->streaming_txns);
     rt_metrics_gauge(out, "rt_publisher_source_connected",
                      "1 while the replication stream from the source is up.", NULL,
                      m->source_connected ? 1 : 0);

@@ -49,6 +49,8 @@ typedef struct {
     uint64_t captured_rows;           /* row changes stored since start */
     uint64_t filtered_txns;           /* transactions dropped because of their origin */
     uint64_t skipped_txns;            /* transactions dropped as already stored (after a restart) */
+    uint64_t streamed_txns;           /* transactions that arrived in blocks before their commit */
+    uint64_t streaming_txns;          /* such transactions now open, being spooled */
     bool source_connected;            /* the replication stream is up */
     bool outbox_full;                 /* reading from the source is paused: outbox at its limit */
     uint64_t outbox_records;          /* records in the outbox */

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 const char *rt_strerror(int err)
@@ -59,4 +60,19 @@ int64_t rt_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int rt_reserve(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n <= *cap)
+        return RT_OK;
+    size_t newcap = *cap ? *cap : 16;
+    while (newcap < n)
+        newcap *= 2;
+    void *grown = realloc(*arr, newcap * elem);
+    if (!grown)
+        return RT_ENOMEM;
+    *arr = grown;
+    *cap = newcap;
+    return RT_OK;
 }

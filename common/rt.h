@@ -53,6 +53,10 @@ int64_t rt_pg_to_unix_us(int64_t pg_us);
 /* Monotonic clock in milliseconds. */
 int64_t rt_mono_ms(void);
 
+/* Grows *arr (realloc, contents kept) to hold at least n elements of elem bytes,
+ * doubling from 16; RT_OK, or RT_ENOMEM leaving *arr and *cap as they were. */
+int rt_reserve(void **arr, size_t *cap, size_t n, size_t elem) RT_WUR;
+
 /* Big-endian helpers. */
 static inline void rt_put_be64(unsigned char *p, uint64_t v)
 {

@@ -13,6 +13,7 @@ typedef struct {
     const char *slot;        /* replication slot, created if missing */
     const char *publication; /* publication, created FOR ALL TABLES if missing */
     uint64_t batch_bytes;    /* group commit: flush to the outbox past this many bytes */
+    const char *spool_dir;   /* where transactions streamed before their commit are spooled */
 } rt_capture_opts_t;
 
 /* Counters and positions for status and metrics. */
@@ -23,6 +24,8 @@ typedef struct {
     uint64_t rows;           /* row changes stored */
     uint64_t filtered_txns;  /* transactions dropped: rt's own origins */
     uint64_t skipped_txns;   /* transactions dropped: already stored (after a restart) */
+    uint64_t streamed_txns;  /* transactions that arrived in blocks before their commit */
+    uint64_t streaming_txns; /* such transactions now open (being spooled) */
     bool connected;          /* the replication stream is up */
     bool blocked;            /* the outbox is full: reading from the source paused */
 } rt_capture_stats_t;
@@ -35,6 +38,10 @@ void rt_capture_destroy(rt_capture_t **self_p);
 
 /* The socket to poll for input, or -1 while disconnected or blocked. */
 int rt_capture_fd(rt_capture_t *self);
+
+/* True while a committed streamed transaction is being stored: pump again without
+ * waiting for input. */
+bool rt_capture_busy(const rt_capture_t *self);
 
 /* Reads what the source has sent, stores complete batches durably in the outbox
  * (group commit) and confirms them. Also sends periodic status, retries a blocked

@@ -190,7 +190,8 @@ int main(int argc, char **argv)
                 (unsigned long long)batch_bytes);
     }
     rt_capture_opts_t co = {.dsn = o.source, .name = o.name, .slot = o.slot,
-                            .publication = o.publication, .batch_bytes = batch_bytes};
+                            .publication = o.publication, .batch_bytes = batch_bytes,
+                            .spool_dir = o.outbox};
     capture = rt_capture_new(&co, outbox);
     if (!capture)
         goto cleanup;
@@ -214,7 +215,8 @@ int main(int argc, char **argv)
                                    {NULL, http ? rt_http_fd(http) : -1, ZMQ_POLLIN, 0},
                                    {NULL, rt_capture_fd(capture), ZMQ_POLLIN, 0}};
         int nitems = items[2].fd >= 0 ? 3 : 2;
-        if (zmq_poll(items, nitems, 100) < 0 && zmq_errno() != EINTR) {
+        if (zmq_poll(items, nitems, rt_capture_busy(capture) ? 0 : 100) < 0 &&
+            zmq_errno() != EINTR) {
             rt_error("poll failed: %s", zmq_strerror(zmq_errno()));
             goto cleanup;
         }

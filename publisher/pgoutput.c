@@ -1,4 +1,4 @@
-/* publisher/pgoutput.c - pure decoder of pgoutput protocol version 1 messages (no I/O). */
+/* publisher/pgoutput.c - pure decoder of pgoutput protocol version 1 and 2 messages (no I/O). */
 /*
  * Every message starts with one type byte. Integers are big-endian, strings are
  * NUL-terminated, LSNs and timestamps are int64 (timestamps in microseconds since
@@ -18,8 +18,17 @@
  *
  *   TupleData = int16 ncols | ncols x ( 'n' | 'u' | 't' int32 len bytes | 'b' int32 len bytes )
  *
- * Streaming (S, E, c, A) and two-phase (b, P, K, r) messages need protocol 2 or 3 and are
- * rejected as malformed.
+ * Protocol 2 with streaming on adds the blocks of in-progress transactions:
+ *
+ *   S  int32 xid | int8 first_segment (0 or 1)      a block begins
+ *   E  (no body)                                     the block ends
+ *   c  int32 xid | int8 flags(=0) | int64 commit_lsn | int64 end_lsn | int64 commit_ts
+ *   A  int32 xid | int32 subxid                      abort (subxid == xid: all of it)
+ *
+ * Inside a block (between S and E), R, Y, I, U, D, T and M carry int32 xid (the
+ * subtransaction's own) right after the type byte; O may follow S. c and A come
+ * outside blocks. Two-phase (b, P, K, r) messages need protocol 3 and are rejected
+ * as malformed.
  */
 #include "pgoutput.h"
 
@@ -39,6 +48,7 @@ struct rt_pgoutput_t {
     size_t attrcap;        /* capacity of attrs */
     uint32_t *relids;      /* scratch relation ids of a Truncate message */
     size_t relidcap;       /* capacity of relids */
+    bool in_stream;        /* between S and E: changes carry an xid */
 };
 
 /* A read cursor over one message; once err is set every read returns 0 and stays failed. */
@@ -122,29 +132,13 @@ static const char *s_bytes(s_cursor_t *c, size_t n)
     return b;
 }
 
-/* Grows *arr to hold at least n elements of size elem; keeps its contents. */
-static int s_reserve(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    if (n <= *cap)
-        return RT_OK;
-    size_t newcap = *cap ? *cap : 16;
-    while (newcap < n)
-        newcap *= 2;
-    void *grown = realloc(*arr, newcap * elem);
-    if (!grown)
-        return RT_ENOMEM;
-    *arr = grown;
-    *cap = newcap;
-    return RT_OK;
-}
-
 static int s_read_tuple(s_cursor_t *c, rt_pgo_col_t **cols, size_t *cap, rt_pgo_tuple_t *tup)
 {
     int16_t ncols = (int16_t)s_u16(c);
     /* Each column takes at least its kind byte. */
     if (c->err || ncols < 0 || (size_t)ncols > s_left(c))
         return RT_EPROTO;
-    int rc = s_reserve((void **)cols, cap, (size_t)ncols, sizeof(rt_pgo_col_t));
+    int rc = rt_reserve((void **)cols, cap, (size_t)ncols, sizeof(rt_pgo_col_t));
     if (rc)
         return rc;
     for (int i = 0; i < ncols; i++) {
@@ -212,7 +206,7 @@ static int s_decode_relation(rt_pgoutput_t *self, s_cursor_t *c, rt_pgo_msg_t *m
     /* Each attribute takes at least 10 bytes: flags, an empty name, typoid, typmod. */
     if (c->err || natts < 0 || (size_t)natts > s_left(c) / 10)
         return RT_EPROTO;
-    int rc = s_reserve((void **)&self->attrs, &self->attrcap, (size_t)natts, sizeof(rt_pgo_attr_t));
+    int rc = rt_reserve((void **)&self->attrs, &self->attrcap, (size_t)natts, sizeof(rt_pgo_attr_t));
     if (rc)
         return rc;
     for (int i = 0; i < natts; i++) {
@@ -277,7 +271,7 @@ static int s_decode_truncate(rt_pgoutput_t *self, s_cursor_t *c, rt_pgo_msg_t *m
     uint8_t flags = s_u8(c);
     if (c->err || nrels < 0 || (size_t)nrels > s_left(c) / 4 || (flags & ~3u))
         return RT_EPROTO;
-    int rc = s_reserve((void **)&self->relids, &self->relidcap, (size_t)nrels, sizeof(uint32_t));
+    int rc = rt_reserve((void **)&self->relids, &self->relidcap, (size_t)nrels, sizeof(uint32_t));
     if (rc)
         return rc;
     for (int32_t i = 0; i < nrels; i++)
@@ -298,6 +292,31 @@ static int s_decode_message(s_cursor_t *c, rt_pgo_msg_t *msg)
         return RT_EPROTO;
     msg->u.message.len = (uint32_t)len;
     msg->u.message.content = s_bytes(c, (size_t)len);
+    return RT_OK;
+}
+
+static int s_decode_stream_start(s_cursor_t *c, rt_pgo_msg_t *msg)
+{
+    msg->u.stream_start.xid = s_u32(c);
+    uint8_t first = s_u8(c);
+    msg->u.stream_start.first = first == 1;
+    return first <= 1 ? RT_OK : RT_EPROTO;
+}
+
+static int s_decode_stream_commit(s_cursor_t *c, rt_pgo_msg_t *msg)
+{
+    msg->u.stream_commit.xid = s_u32(c);
+    msg->u.stream_commit.flags = s_u8(c);
+    msg->u.stream_commit.commit_lsn = s_u64(c);
+    msg->u.stream_commit.end_lsn = s_u64(c);
+    msg->u.stream_commit.commit_ts = (int64_t)s_u64(c);
+    return msg->u.stream_commit.flags == 0 ? RT_OK : RT_EPROTO;
+}
+
+static int s_decode_stream_abort(s_cursor_t *c, rt_pgo_msg_t *msg)
+{
+    msg->u.stream_abort.xid = s_u32(c);
+    msg->u.stream_abort.subxid = s_u32(c);
     return RT_OK;
 }
 
@@ -331,10 +350,18 @@ int rt_pgoutput_decode(rt_pgoutput_t *self, const char *buf, size_t len, rt_pgo_
 
     s_cursor_t c = {(const unsigned char *)buf, (const unsigned char *)buf + len, false};
     char type = (char)s_u8(&c);
+    if (self->in_stream && strchr("RYIUDTM", type) && type != '\0')
+        msg->xid = s_u32(&c);
+    if (self->in_stream ? strchr("BCScA", type) != NULL && type != '\0' : type == 'E')
+        return RT_EPROTO;
     int rc;
     switch (type) {
     case 'B': rc = s_decode_begin(&c, msg); break;
     case 'C': rc = s_decode_commit(&c, msg); break;
+    case 'S': rc = s_decode_stream_start(&c, msg); break;
+    case 'E': rc = RT_OK; break;
+    case 'c': rc = s_decode_stream_commit(&c, msg); break;
+    case 'A': rc = s_decode_stream_abort(&c, msg); break;
     case 'O': rc = s_decode_origin(&c, msg); break;
     case 'R': rc = s_decode_relation(self, &c, msg); break;
     case 'Y': rc = s_decode_type(&c, msg); break;
@@ -343,7 +370,7 @@ int rt_pgoutput_decode(rt_pgoutput_t *self, const char *buf, size_t len, rt_pgo_
     case 'D': rc = s_decode_delete(self, &c, msg); break;
     case 'T': rc = s_decode_truncate(self, &c, msg); break;
     case 'M': rc = s_decode_message(&c, msg); break;
-    default: rc = RT_EPROTO; break; /* includes S, E, c, A (v2) and b, P, K, r (v3) */
+    default: rc = RT_EPROTO; break; /* includes b, P, K, r (v3) */
     }
     if (rc == RT_OK && (c.err || c.p != c.end))
         rc = RT_EPROTO;
@@ -352,7 +379,14 @@ int rt_pgoutput_decode(rt_pgoutput_t *self, const char *buf, size_t len, rt_pgo_
         return rc;
     }
     msg->type = type;
+    if (type == 'S' || type == 'E')
+        self->in_stream = type == 'S';
     return RT_OK;
+}
+
+bool rt_pgoutput_in_stream(const rt_pgoutput_t *self)
+{
+    return self->in_stream;
 }
 
 /* Writes len bytes, escaping non-printable bytes and backslash (and '"' when quoted) as
@@ -481,6 +515,24 @@ void rt_pgo_msg_print(const rt_pgo_msg_t *msg, FILE *out)
         fprintf(out, " len=%" PRIu32 " content=", msg->u.message.len);
         s_print_bytes(out, msg->u.message.content, msg->u.message.len, false, true);
         break;
+    case 'S':
+        fprintf(out, "S xid=%" PRIu32 " first=%d", msg->u.stream_start.xid,
+                msg->u.stream_start.first);
+        break;
+    case 'E': fputc('E', out); break;
+    case 'c':
+        fprintf(out, "c xid=%" PRIu32 " flags=%u", msg->u.stream_commit.xid,
+                msg->u.stream_commit.flags);
+        s_print_lsn(out, "commit_lsn", msg->u.stream_commit.commit_lsn);
+        s_print_lsn(out, "end_lsn", msg->u.stream_commit.end_lsn);
+        fprintf(out, " commit_ts=%" PRId64, msg->u.stream_commit.commit_ts);
+        break;
+    case 'A':
+        fprintf(out, "A xid=%" PRIu32 " subxid=%" PRIu32, msg->u.stream_abort.xid,
+                msg->u.stream_abort.subxid);
+        break;
     default: fprintf(out, "? type=0x%02x", (unsigned char)msg->type); break;
     }
+    if (msg->xid)
+        fprintf(out, " in_xid=%" PRIu32, msg->xid);
 }

@@ -77,6 +77,8 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
                                 .captured_rows = cs.rows,
                                 .filtered_txns = cs.filtered_txns,
                                 .skipped_txns = cs.skipped_txns,
+                                .streamed_txns = cs.streamed_txns,
+                                .streaming_txns = cs.streaming_txns,
                                 .source_connected = cs.connected,
                                 .outbox_full = cs.blocked,
                                 .outbox_records = st.records,

@@ -598,14 +598,8 @@ cleanup:
 
 static int s_push_op(rt_apply_t *self, s_op_kind_t kind, uint32_t change, s_cached_t *cached)
 {
-    if (self->nops == self->ops_cap) {
-        size_t cap = self->ops_cap ? self->ops_cap * 2 : 64;
-        s_op_t *ops = realloc(self->ops, cap * sizeof *ops);
-        if (!ops)
-            return RT_ENOMEM;
-        self->ops = ops;
-        self->ops_cap = cap;
-    }
+    if (rt_reserve((void **)&self->ops, &self->ops_cap, self->nops + 1, sizeof *self->ops) < 0)
+        return RT_ENOMEM;
     self->ops[self->nops++] = (s_op_t){.kind = (uint8_t)kind, .change = change, .cached = cached};
     return RT_OK;
 }

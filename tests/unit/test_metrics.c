@@ -132,6 +132,8 @@ static void test_publisher_body(void **state)
         .captured_rows = 50,
         .filtered_txns = 1,
         .skipped_txns = 2,
+        .streamed_txns = 4,
+        .streaming_txns = 1,
         .source_connected = true,
         .outbox_full = false,
         .outbox_records = 100,
@@ -163,6 +165,14 @@ static void test_publisher_body(void **state)
         "stored, after a restart.\n"
         "# TYPE rt_publisher_skipped_transactions_total counter\n"
         "rt_publisher_skipped_transactions_total 2\n"
+        "# HELP rt_publisher_streamed_transactions_total Source transactions received in blocks "
+        "before their commit, since start.\n"
+        "# TYPE rt_publisher_streamed_transactions_total counter\n"
+        "rt_publisher_streamed_transactions_total 4\n"
+        "# HELP rt_publisher_streaming_transactions Source transactions open and being received "
+        "in blocks now.\n"
+        "# TYPE rt_publisher_streaming_transactions gauge\n"
+        "rt_publisher_streaming_transactions 1\n"
         "# HELP rt_publisher_source_connected 1 while the replication stream from the source is "
         "up.\n"
         "# TYPE rt_publisher_source_connected gauge\n"

@@ -124,6 +124,9 @@ static void s_decode_fixture(rt_pgoutput_t *dec, size_t i, rt_pgo_msg_t *msg)
 
 /* Decodes a copy of bytes in an exactly sized allocation, so that reads past the end are
  * caught by the sanitizers. */
+static rt_pgo_msg_t s_last; /* the last message s_decode_copy decoded (its pointers into
+                               * the copy are gone) */
+
 static int s_decode_copy(rt_pgoutput_t *dec, const char *bytes, size_t len)
 {
     char *copy = malloc(len ? len : 1);
@@ -141,6 +144,7 @@ static int s_decode_copy(rt_pgoutput_t *dec, const char *bytes, size_t len)
     } else {
         assert_int_equal(msg.type, 0);
     }
+    s_last = msg;
     free(copy);
     return rc;
 }
@@ -677,12 +681,31 @@ static void test_hostile(void **state)
     assert_int_equal(S_DECODE(dec, "C\1\0\0\0\0\0\0\0\1\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\3"),
                      RT_EPROTO);
 
-    /* Streaming (protocol 2) and two-phase (protocol 3) messages. */
-    assert_int_equal(S_DECODE(dec, "S\0\0\0\x10\1"), RT_EPROTO);
+    /* Stream blocks (protocol 2): c and A only outside a block, E only inside one, no
+     * nesting; inside a block changes carry an xid. */
     assert_int_equal(S_DECODE(dec, "E"), RT_EPROTO);
-    assert_int_equal(S_DECODE(dec, "c\0\0\0\x10\0\0\0\0\0\0\0\0\1\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\3"),
-                     RT_EPROTO);
+    assert_int_equal(S_DECODE(dec, "S\0\0\0\x10\2"), RT_EPROTO);
+    assert_int_equal(S_DECODE(dec, "S\0\0\0\x10"), RT_EPROTO);
+    assert_int_equal(S_DECODE(dec, "S\0\0\0\x10\1"), RT_OK);
+    assert_true(rt_pgoutput_in_stream(dec));
+    assert_int_equal(S_DECODE(dec, "S\0\0\0\x10\0"), RT_EPROTO);
+    assert_int_equal(S_DECODE(dec, "B\0\0\0\0\0\0\0\1\0\0\0\0\0\0\0\2\0\0\0\x10"), RT_EPROTO);
     assert_int_equal(S_DECODE(dec, "A\0\0\0\x10\0\0\0\x10"), RT_EPROTO);
+    assert_int_equal(S_DECODE(dec, "I\0\0\x40\0N\0\0"), RT_EPROTO);
+    assert_int_equal(S_DECODE(dec, "I\0\0\0\x11\0\0\x40\0N\0\0"), RT_OK);
+    assert_int_equal(S_DECODE(dec, "T\0\0\0\x11\0\0\0\1\3\0\0\x40\0"), RT_OK);
+    assert_true(rt_pgoutput_in_stream(dec));
+    assert_int_equal(S_DECODE(dec, "E!"), RT_EPROTO);
+    assert_int_equal(S_DECODE(dec, "E"), RT_OK);
+    assert_false(rt_pgoutput_in_stream(dec));
+    assert_int_equal(S_DECODE(dec, "c\0\0\0\x10\0\0\0\0\0\0\0\0\1\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\3"),
+                     RT_OK);
+    assert_int_equal(S_DECODE(dec, "c\0\0\0\x10\1\0\0\0\0\0\0\0\1\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\3"),
+                     RT_EPROTO);
+    assert_int_equal(S_DECODE(dec, "c\0\0\0\x10\0\0\0\0\0\0\0\0\1"), RT_EPROTO);
+    assert_int_equal(S_DECODE(dec, "A\0\0\0\x10\0\0\0\x11"), RT_OK);
+    assert_int_equal(S_DECODE(dec, "A\0\0\0\x10\0\0\0"), RT_EPROTO);
+    /* Two-phase (protocol 3) messages. */
     assert_int_equal(
         S_DECODE(dec, "b\0\0\0\0\0\0\0\1\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\3\0\0\0\x10g\0"), RT_EPROTO);
     assert_int_equal(
@@ -691,8 +714,8 @@ static void test_hostile(void **state)
         S_DECODE(dec, "K\0\0\0\0\0\0\0\0\1\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\3\0\0\0\x10g"), RT_EPROTO);
     assert_int_equal(
         S_DECODE(dec, "r\0\0\0\0\0\0\0\0\1\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\3\0\0\0\x10g"), RT_EPROTO);
-    /* A protocol 2 change inside a stream carries an xid prefix: with protocol 1 framing
-     * the extra 4 bytes leave 'N' out of place. */
+    /* A change with an xid prefix outside a stream block: the extra 4 bytes leave 'N'
+     * out of place. */
     assert_int_equal(S_DECODE(dec, "I\0\0\0\x10\0\0\x40\0N\0\0"), RT_EPROTO);
     rt_pgoutput_destroy(&dec);
 }
@@ -752,6 +775,43 @@ static void test_handmade_fields(void **state)
 
 /* Once the scratch arrays have grown for the fixture set, decoding it again allocates
  * nothing and reuses the same arrays. */
+static void test_stream_fields(void **state)
+{
+    (void)state;
+    rt_pgoutput_t *dec = rt_pgoutput_new();
+    assert_int_equal(S_DECODE(dec, "S\0\0\2\xda\1"), RT_OK);
+    assert_int_equal(s_last.type, 'S');
+    assert_int_equal(s_last.u.stream_start.xid, 730);
+    assert_true(s_last.u.stream_start.first);
+    assert_int_equal(S_DECODE(dec, "I\0\0\2\xdb\0\0\x40\1N\0\1t\0\0\0\2hi"), RT_OK);
+    assert_int_equal(s_last.type, 'I');
+    assert_int_equal(s_last.xid, 731);
+    assert_int_equal(s_last.u.insert.relid, 0x4001);
+    assert_int_equal(s_last.u.insert.newtup.cols[0].len, 2);
+    assert_int_equal(S_DECODE(dec, "E"), RT_OK);
+    assert_int_equal(S_DECODE(dec, "A\0\0\2\xda\0\0\2\xdb"), RT_OK);
+    assert_int_equal(s_last.u.stream_abort.xid, 730);
+    assert_int_equal(s_last.u.stream_abort.subxid, 731);
+    assert_int_equal(S_DECODE(dec, "c\0\0\2\xda\0\0\0\0\0\0\0\0\x10\0\0\0\0\0\0\0\x20"
+                                   "\0\0\0\0\0\0\0\x30"),
+                     RT_OK);
+    assert_int_equal(s_last.type, 'c');
+    assert_int_equal(s_last.xid, 0);
+    assert_int_equal(s_last.u.stream_commit.xid, 730);
+    assert_int_equal(s_last.u.stream_commit.commit_lsn, 0x10);
+    assert_int_equal(s_last.u.stream_commit.end_lsn, 0x20);
+    assert_int_equal(s_last.u.stream_commit.commit_ts, 0x30);
+
+    char *out = NULL;
+    size_t outlen = 0;
+    FILE *mem = open_memstream(&out, &outlen);
+    rt_pgo_msg_print(&s_last, mem);
+    fclose(mem);
+    assert_string_equal(out, "c xid=730 flags=0 commit_lsn=0/10 end_lsn=0/20 commit_ts=48");
+    free(out);
+    rt_pgoutput_destroy(&dec);
+}
+
 static void test_no_growth(void **state)
 {
     (void)state;
@@ -807,7 +867,8 @@ int main(void)
         cmocka_unit_test(test_changes),         cmocka_unit_test(test_truncate_origin_messages),
         cmocka_unit_test(test_prefixes),        cmocka_unit_test(test_trailing_byte),
         cmocka_unit_test(test_corruption),      cmocka_unit_test(test_hostile),
-        cmocka_unit_test(test_handmade_fields), cmocka_unit_test(test_no_growth),
+        cmocka_unit_test(test_handmade_fields), cmocka_unit_test(test_stream_fields),
+        cmocka_unit_test(test_no_growth),
     };
     return cmocka_run_group_tests(tests, s_load_fixtures, s_free_fixtures);
 }

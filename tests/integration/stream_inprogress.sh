@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# tests/integration/stream_inprogress.sh - transactions streamed before their commit.
+#
+# The source runs with logical_decoding_work_mem = 64kB, so every transaction of more
+# than a few hundred rows reaches rt-publisher in protocol 2 stream blocks while it is
+# still running. Checks, comparing every table's checksum between source and replica:
+#  - a committed streamed transaction (inserts, updates and deletes of its own rows,
+#    a TRUNCATE in the middle) arrives whole;
+#  - a streamed transaction that rolls back leaves nothing on the replica;
+#  - subtransactions rolled back after they were streamed (ROLLBACK TO SAVEPOINT,
+#    nested savepoints, a PL/pgSQL exception block) are left out, released ones kept;
+#  - two streamed transactions interleaved with each other and with small ones are
+#    applied in commit order (the later-started one commits first);
+#  - the publisher killed (-9) while a transaction is open and already partly
+#    streamed: restarted, it receives that transaction from its beginning again and
+#    stores it once;
+#  - a streamed transaction with an rt_ origin (applied by an rt subscriber on the
+#    source) is not sent back;
+#  - the publisher logged each streamed commit, so the blocks really were used.
+set -euo pipefail
+RT_SRC="${RT_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}"
+RT_BIN="${RT_BIN:-$RT_SRC/build}"
+source "$RT_SRC/tests/lib/cluster.sh"
+rt_setup
+
+rt_pg_start source "logical_decoding_work_mem = 64kB"
+rt_pg_start replica
+for c in source replica; do
+    rt_psql "$c" <<'SQL'
+CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, v text);
+CREATE TABLE other (id int PRIMARY KEY, v text);
+CREATE TABLE small (id serial PRIMARY KEY, v text);
+SQL
+done
+
+P_ROUTER="$(rt_free_port)"
+ROUTER="tcp://127.0.0.1:$P_ROUTER"
+PUB_ARGS=(--source "$SOURCE_DSN" --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER"
+    --pub "tcp://127.0.0.1:$(rt_free_port)")
+rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" "${PUB_ARGS[@]}"
+rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
+    --target "$REPLICA_DSN" --name replica
+
+streamed() { grep -c 'streamed before its commit, committed' "$RT_TMP/pub.log" || true; }
+small() { rt_psql source -c "INSERT INTO small (v) VALUES ('$1')"; }
+
+# Sessions that stay open across steps: psql reading from a FIFO, one statement a step.
+declare -A S_FD=()
+STEP=0
+s_open() { # s_open NAME FD
+    local fifo="$RT_TMP/$1.fifo"
+    mkfifo "$fifo"
+    eval "exec $2<>\"\$fifo\""
+    S_FD[$1]="$2"
+    export PGAPPNAME="$1"
+    rt_start_bg "psql_$1" "$RT_TMP/psql_$1.log" rt_psql source -f "$fifo"
+    unset PGAPPNAME
+}
+s_at() { # s_at NAME TAG STATE: the session ran the statement tagged TAG and is in STATE
+    [[ "$(rt_psql source -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$1'
+          AND state = '$3' AND query LIKE '%/* $2 */%'")" == 1 ]]
+}
+s_run() { # s_run NAME SQL (one statement without its ';'): runs it and waits for it
+    local tag="step$((++STEP))" state="idle in transaction"
+    [[ "$2" =~ ^(COMMIT|ROLLBACK)$ ]] && state="idle"
+    echo "$2 /* $tag */;" >&"${S_FD[$1]}"
+    rt_wait_until 60 "session $1 to run: $2" s_at "$1" "$tag" "$state" ||
+        { cat "$RT_TMP/psql_$1.log" >&2; rt_fail "session $1 failed"; }
+}
+s_open sx 7
+s_open sy 8
+
+echo "== a committed streamed transaction with updates, deletes and a TRUNCATE"
+rt_psql source <<'SQL'
+BEGIN;
+INSERT INTO other SELECT g, 'before ' || g FROM generate_series(1, 3000) g;
+TRUNCATE other;
+INSERT INTO big SELECT g, 1, md5(g::text) FROM generate_series(1, 20000) g;
+UPDATE big SET v = 'updated ' || id WHERE id % 7 = 0;
+DELETE FROM big WHERE id % 11 = 0;
+INSERT INTO other SELECT g, 'after ' || g FROM generate_series(1, 3000) g;
+COMMIT;
+SQL
+small one
+rt_wait_converged 60 source replica
+n="$(streamed)"
+((n >= 1)) || rt_fail "the publisher logged no streamed transaction"
+echo "streamed commits so far: $n"
+
+echo "== a streamed transaction that rolls back"
+s_run sx "BEGIN"
+s_run sx "INSERT INTO big SELECT g, 2, 'rolled back' FROM generate_series(100001, 130000) g"
+s_run sx "DELETE FROM big WHERE id < 5000"
+s_run sx "ROLLBACK"
+small two
+rt_wait_converged 60 source replica
+[[ "$(rt_psql replica -c "SELECT count(*) FROM big WHERE grp = 2")" == 0 ]] ||
+    rt_fail "the replica has rows of the rolled back transaction"
+
+echo "== subtransactions rolled back after they were streamed"
+rt_psql source <<'SQL'
+BEGIN;
+INSERT INTO big SELECT g, 3, 'top' FROM generate_series(200001, 210000) g;
+SAVEPOINT a;
+INSERT INTO big SELECT g, 4, 'in a, rolled back' FROM generate_series(210001, 220000) g;
+SAVEPOINT b;
+INSERT INTO big SELECT g, 5, 'in b, released, then rolled back with a' FROM generate_series(220001, 230000) g;
+RELEASE SAVEPOINT b;
+ROLLBACK TO SAVEPOINT a;
+INSERT INTO big SELECT g, 6, 'after a' FROM generate_series(230001, 240000) g;
+SAVEPOINT c;
+UPDATE big SET v = 'updated in c, rolled back' WHERE grp = 3;
+ROLLBACK TO SAVEPOINT c;
+SAVEPOINT d;
+DELETE FROM big WHERE grp = 6 AND id % 2 = 0;
+RELEASE SAVEPOINT d;
+DO $$
+BEGIN
+    INSERT INTO big SELECT g, 7, 'in an exception block' FROM generate_series(240001, 250000) g;
+    RAISE EXCEPTION 'undo the block';
+EXCEPTION WHEN raise_exception THEN
+    INSERT INTO big VALUES (250001, 8, 'in the handler');
+END $$;
+COMMIT;
+SQL
+small three
+rt_wait_converged 60 source replica
+[[ "$(rt_psql replica -c "SELECT string_agg(grp || ':' || n, ' ' ORDER BY grp)
+      FROM (SELECT grp, count(*) n FROM big WHERE grp >= 3 GROUP BY grp) s")" == "3:10000 6:5000 8:1" ]] ||
+    rt_fail "the replica kept rows of rolled back subtransactions"
+
+echo "== two streamed transactions interleaved; the later one commits first"
+s_run sx "BEGIN"
+s_run sx "INSERT INTO big SELECT g, 9, 'x' FROM generate_series(300001, 320000) g"
+s_run sy "BEGIN"
+s_run sy "INSERT INTO big SELECT g, 10, 'y' FROM generate_series(400001, 420000) g"
+small four
+s_run sx "UPDATE big SET v = 'x updated' WHERE grp = 9 AND id % 3 = 0"
+s_run sy "UPDATE other SET v = 'y was here' WHERE id <= 2000"
+s_run sy "COMMIT"
+small five
+s_run sx "UPDATE other SET v = v || ', then x' WHERE id <= 1000"
+s_run sx "INSERT INTO big SELECT g, 9, 'x more' FROM generate_series(320001, 325000) g"
+s_run sx "COMMIT"
+rt_wait_converged 60 source replica
+
+echo "== the publisher killed while a transaction is open and partly streamed"
+s_run sx "BEGIN"
+s_run sx "INSERT INTO big SELECT g, 11, 'before the kill' FROM generate_series(500001, 520000) g"
+before="$(streamed)"
+rt_kill9 pub
+s_run sx "INSERT INTO big SELECT g, 11, 'after the kill' FROM generate_series(520001, 530000) g"
+rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" "${PUB_ARGS[@]}"
+s_run sx "DELETE FROM big WHERE grp = 11 AND id % 5 = 0"
+s_run sx "COMMIT"
+small six
+rt_wait_converged 60 source replica
+(($(streamed) > before)) || rt_fail "the transaction open across the kill was not streamed"
+
+echo "== a streamed transaction with an rt_ origin is not sent back"
+rt_psql source -c "SELECT pg_replication_origin_create('rt_elsewhere')" >/dev/null
+rt_psql source <<'SQL'
+SELECT pg_replication_origin_session_setup('rt_elsewhere') \g /dev/null
+BEGIN;
+INSERT INTO big SELECT g, 12, 'from elsewhere' FROM generate_series(600001, 620000) g;
+COMMIT;
+SQL
+small seven
+has_seven() { [[ "$(rt_psql replica -c "SELECT count(*) FROM small WHERE v = 'seven'")" == 1 ]]; }
+rt_wait_until 30 "the row after the filtered transaction" has_seven
+[[ "$(rt_psql replica -c "SELECT count(*) FROM big WHERE grp = 12")" == 0 ]] ||
+    rt_fail "a transaction with an rt_ origin was sent back"
+rt_psql replica -c "INSERT INTO big SELECT g, 12, 'from elsewhere' FROM generate_series(600001, 620000) g"
+rt_wait_converged 60 source replica
+
+echo "streamed commits: $(streamed)"
+(($(streamed) >= 6)) || rt_fail "fewer streamed commits than streamed transactions"
+echo '\q' >&7
+echo '\q' >&8
+for d in sub pub; do
+    rc=0
+    rt_stop_daemon "$d" || rc=$?
+    [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
+done
+[[ -z "$(ls "$RT_TMP/outbox" | grep stream- || true)" ]] || rt_fail "spool files left in the outbox"
+if grep -E 'AddressSanitizer|runtime error' "$RT_TMP"/*.log; then
+    rt_fail "sanitizer reports in the daemon logs"
+fi
+echo "stream in progress: ok"
