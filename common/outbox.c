@@ -18,7 +18,7 @@
 #define S_MAX_GROWTHS 40                /* map doublings for one write before giving up */
 #define S_SUB_VALUE_LEN 13              /* acked_seq u64 BE, state i32 BE, enabled u8 */
 #define S_PAGE_HEADER 16                /* LMDB page header bytes */
-#define S_UNMAP_EVERY (64ull << 20)     /* record bytes read between unmapping the pages */
+#define S_UNMAP_EVERY (16ull << 20)     /* record bytes read between unmapping the pages */
 #define S_NODE_HEADER 8                 /* LMDB node header bytes */
 
 /* Reserved meta keys (binary values); free-form string keys must not use them. */

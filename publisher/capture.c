@@ -50,6 +50,9 @@
 #define RECONNECT_MIN_MS 500
 #define RECONNECT_MAX_MS 10000
 #define ORIGIN_PREFIX "rt_"
+#define REPLAY_BATCH_BYTES (1u << 20) /* spool read back per outbox commit: chunks reach
+                                       * subscribers as they are stored, and the batch
+                                       * buffer stays small */
 
 /* A relation as last described by the source, with owned strings. */
 typedef struct {
@@ -1013,7 +1016,9 @@ static int s_replay(rt_capture_t *self)
 {
     s_stream_t *st = self->replay.st;
     int rc;
-    while (!self->skip && self->batch_len < self->opts.batch_bytes) {
+    uint64_t budget = self->opts.batch_bytes < REPLAY_BATCH_BYTES ? self->opts.batch_bytes
+                                                                  : REPLAY_BATCH_BYTES;
+    while (!self->skip && self->batch_len < budget) {
         uint32_t hdr[2];
         size_t n = fread(hdr, 1, sizeof hdr, st->spool);
         if (n == 0 && feof(st->spool))
