@@ -7,7 +7,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static rt_pgoutput_t *s_dec;  /* one decoder, reused as the publisher does */
+static rt_pgoutput_t *s_dec;  /* outside stream blocks, reused as the publisher does */
+static rt_pgoutput_t *s_sdec; /* inside a stream block (protocol 2) */
 static FILE *s_devnull;       /* the printer writes here */
 
 /* Aborts unless [p, p + n) lies inside [lo, hi). */
@@ -88,34 +89,70 @@ static void s_check(const rt_pgo_msg_t *m, const char *lo, const char *hi)
         s_check_str(m->u.message.prefix, lo, hi);
         s_check_span(m->u.message.content, m->u.message.len, lo, hi);
         break;
+    case 'S':
+    case 'E':
+    case 'A': break;
+    case 'c':
+        if (m->u.stream_commit.flags)
+            abort();
+        break;
     default: abort();
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Decodes one input with dec and checks the result. */
+static void s_one(rt_pgoutput_t *dec, const char *buf, size_t size)
 {
     rt_pgo_msg_t msg;
+    bool in_stream = rt_pgoutput_in_stream(dec);
+    int rc = rt_pgoutput_decode(dec, buf, size, &msg);
+    if (rc == RT_OK) {
+        s_check(&msg, buf, buf + size);
+        /* Only changes inside a block carry an xid. */
+        if (msg.xid && (!in_stream || !strchr("RYIUDTM", msg.type)))
+            abort();
+        rt_pgo_msg_print(&msg, s_devnull);
+        fputc('\n', s_devnull);
+    } else if (rc != RT_EPROTO && rc != RT_ENOMEM) {
+        abort();
+    } else if (rt_pgoutput_in_stream(dec) != in_stream) {
+        abort(); /* a message that does not decode leaves the state alone */
+    }
+}
 
+/* Puts dec inside or outside a stream block again, whatever the input did. */
+static void s_reset(rt_pgoutput_t *dec, bool in_stream)
+{
+    rt_pgo_msg_t msg;
+    if (rt_pgoutput_in_stream(dec) == in_stream)
+        return;
+    if (in_stream ? rt_pgoutput_decode(dec, "S\0\0\0\1\1", 6, &msg)
+                  : rt_pgoutput_decode(dec, "E", 1, &msg))
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     if (!s_dec) {
         s_dec = rt_pgoutput_new();
+        s_sdec = rt_pgoutput_new();
         s_devnull = fopen("/dev/null", "w");
-        if (!s_dec || !s_devnull)
+        if (!s_dec || !s_sdec || !s_devnull)
             abort();
     }
+    s_reset(s_sdec, true);
     /* A private copy, so that a read past the message end is caught by ASan. */
     char *buf = malloc(size ? size : 1);
     if (!buf)
         abort();
     if (size)
         memcpy(buf, data, size);
-    int rc = rt_pgoutput_decode(s_dec, buf, size, &msg);
-    if (rc == RT_OK) {
-        s_check(&msg, buf, buf + size);
-        rt_pgo_msg_print(&msg, s_devnull);
-        fputc('\n', s_devnull);
-    } else if (rc != RT_EPROTO && rc != RT_ENOMEM) {
-        abort();
-    }
+    /* The same bytes outside and inside a stream block; each decoder is put back in
+     * its state afterwards, so that every input is decoded the same way again. */
+    s_one(s_dec, buf, size);
+    s_reset(s_dec, false);
+    s_one(s_sdec, buf, size);
+    s_reset(s_sdec, true);
     free(buf);
     return 0;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/e2e_pipeline.sh - a source and two replicas: every change type,
-# identifier and common type, pgbench tpcb-like for 20 s and a 1,000,000-row transaction
+# identifier and common type, pgbench tpcb-like for 10 s and a 1,000,000-row transaction
 # reach both replicas exactly once (per-table checksums and pgbench balances compared).
 set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
@@ -40,9 +40,9 @@ rt_wait_converged 120 source replica1 replica2
     rt_fail "TOASTed values were not kept on replica1"
 [[ "$(rt_psql replica2 -c "SELECT count(*) FROM nopk")" == 4 ]] || rt_fail "nopk rows on replica2"
 
-echo "== pgbench tpcb-like, 20 s"
+echo "== pgbench tpcb-like, 10 s"
 pgbench_on source -q -i -I g -s 1 >/dev/null 2>&1
-pgbench_on source -n -b tpcb-like -T 20 -c 2 -j 2 | grep -E '^(tps|number of transactions actually)'
+pgbench_on source -n -b tpcb-like -T 10 -c 2 -j 2 | grep -E '^(tps|number of transactions actually)'
 t0="$(rt__now_ms)"
 rt_wait_converged 180 source replica1 replica2
 echo "catch-up after pgbench: $(( $(rt__now_ms) - t0 )) ms"

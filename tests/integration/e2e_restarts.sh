@@ -43,7 +43,7 @@ start_sub replica1
 start_sub replica2
 
 "$RT_PG_BIN/pgbench" -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres -n -f "$RT_TMP/tx.sql" \
-    -c 4 -j 2 -T 40 -R 400 postgres >"$RT_TMP/pgbench.out" 2>&1 &
+    -c 4 -j 2 -T 34 -R 400 postgres >"$RT_TMP/pgbench.out" 2>&1 &
 PGBENCH=$!
 
 step() { sleep "$1"; echo "-- $(date +%T) $2"; }
