@@ -4,14 +4,14 @@
 # at once: --retention-seconds 0) never drops a record it has not acknowledged, while
 # another subscriber keeps up and acknowledges everything.
 #
-# RT_FAULT_TXNS transactions in the backlog (default 100000, 30000 in a sanitizer
+# RT_FAULT_TXNS transactions in the backlog (default 60000, 30000 in a sanitizer
 # build; soak: 1000000);
 # RT_FAULT_RSS_MB bound on the peak RSS of the publisher and the subscriber (default 256,
 # doubled for a sanitizer build); RT_FAULT_CATCHUP_S bound on the catch-up (default 900).
 set -euo pipefail
 source "$RT_SRC/tests/fault/fault_lib.bash"
 
-TXNS="${RT_FAULT_TXNS:-$(fault_scale 100000 30000)}"
+TXNS="${RT_FAULT_TXNS:-$(fault_scale 60000 30000)}"
 RSS_MB="${RT_FAULT_RSS_MB:-256}"
 ! fault_asan || RSS_MB=$((RSS_MB * 2))
 CATCHUP_S="${RT_FAULT_CATCHUP_S:-900}"
