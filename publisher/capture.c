@@ -904,7 +904,6 @@ static int s_on_stream_start(rt_capture_t *self, const rt_pgo_msg_t *m)
             return RT_EIO;
         }
         self->streams[self->nstreams++] = st;
-        self->stats.streaming_txns = self->nstreams;
         rt_debug("source: transaction xid %u arrives in blocks before its commit", xid);
     }
     self->cur = st;
@@ -952,7 +951,6 @@ static int s_on_stream_abort(rt_capture_t *self, const rt_pgo_msg_t *m)
         rt_debug("source: streamed transaction xid %u aborted (%" PRIu64 " changes spooled)",
                  st->xid, st->changes);
         s_stream_drop(self, st);
-        self->stats.streaming_txns = self->nstreams;
         return RT_OK;
     }
     if (rt_reserve((void **)&st->aborted, &st->aborted_cap, st->naborted + 1,
@@ -1069,7 +1067,6 @@ static int s_replay(rt_capture_t *self)
              st->xid, st->changes, st->bytes);
     rc = s_on_commit(self, &c);
     s_stream_drop(self, st);
-    self->stats.streaming_txns = self->nstreams;
     return rc;
 }
 
@@ -1146,7 +1143,6 @@ static void s_disconnect(rt_capture_t *self, const char *why)
     self->building = false;
     self->skip = false;
     s_streams_drop_all(self);
-    self->stats.streaming_txns = 0;
     zhashx_purge(self->rels);
     self->reconnect_at_ms = rt_mono_ms() + self->reconnect_delay_ms;
 }
@@ -1276,7 +1272,9 @@ int rt_capture_fd(rt_capture_t *self)
 
 rt_capture_stats_t rt_capture_stats(const rt_capture_t *self)
 {
-    return self->stats;
+    rt_capture_stats_t st = self->stats;
+    st.streaming_txns = self->nstreams;
+    return st;
 }
 
 rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox)
