@@ -195,6 +195,22 @@ static void s_store(const rt_cfg_param_t *p, void *opts, s_value_t *val)
     }
 }
 
+/* True when val is the value opts holds for p. */
+static bool s_same(const rt_cfg_param_t *p, void *opts, const s_value_t *val)
+{
+    void *field = s_field(p, opts);
+    switch (p->type) {
+    case RT_CFG_STR: {
+        const char *cur = *(char **)field;
+        return cur && val->s ? strcmp(cur, val->s) == 0 : cur == val->s;
+    }
+    case RT_CFG_INT:
+    case RT_CFG_ENUM: return *(int64_t *)field == val->i;
+    case RT_CFG_BOOL: return *(bool *)field == val->b;
+    }
+    return false;
+}
+
 /* Converts and stores in one step; reports errors as "<what>: <why>". */
 static int s_set(const rt_cfg_param_t *p, void *opts, const char *text, const char *program,
                  const char *what)
@@ -595,9 +611,31 @@ int rt_config_load_file(const rt_cfg_param_t *table, size_t n, void *opts, const
     int rc = s_parse_file(table, n, path, NULL, &entries, &count, NULL);
     if (rc != 0)
         return rc;
-    s_apply_entries(table, opts, entries, count);
+    for (size_t i = 0; i < count; i++) {
+        const rt_cfg_param_t *p = &table[entries[i].param];
+        if (p->reloadable)
+            s_store(p, opts, &entries[i].val);
+        else if (!s_same(p, opts, &entries[i].val))
+            rt_warn("%s: %s changed; the new value applies at the next start", path, p->key);
+    }
     s_entries_free(table, entries, count);
     return 0;
+}
+
+const char *rt_config_value(const rt_cfg_param_t *p, const void *opts, char *buf, size_t size)
+{
+    const void *field = (const char *)opts + p->offset;
+    switch (p->type) {
+    case RT_CFG_STR: {
+        const char *v = *(char *const *)field;
+        snprintf(buf, size, "%s", v ? v : "");
+        break;
+    }
+    case RT_CFG_INT: snprintf(buf, size, "%" PRId64, *(const int64_t *)field); break;
+    case RT_CFG_ENUM: snprintf(buf, size, "%s", p->choices[*(const int64_t *)field]); break;
+    case RT_CFG_BOOL: snprintf(buf, size, "%s", *(const bool *)field ? "true" : "false"); break;
+    }
+    return buf;
 }
 
 void rt_config_free(const rt_cfg_param_t *table, size_t n, void *opts)

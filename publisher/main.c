@@ -1,13 +1,13 @@
 /* publisher/main.c - rt-publisher: flags, wiring, the event loop and exit codes. */
 #include <czmq.h>
 #include <libpq-fe.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "capture.h"
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "outbox.h"
 #include "stream.h"
@@ -30,67 +30,36 @@ typedef struct {
     int64_t pub_hwm;
 } s_opts_t;
 
-static const char *const s_levels[] = {"debug", "info", "warning", "error", NULL};
-
-#define OPT(k, t, f, d, lo, hi, ch, req, h) \
-    {k, t, offsetof(s_opts_t, f), d, lo, hi, ch, req, h}
+#define OPT(k, t, f, d, lo, hi, ch, req, rel, h) RT_CFG_OPT(s_opts_t, k, t, f, d, lo, hi, ch, req, rel, h)
 static const rt_cfg_param_t s_params[] = {
-    OPT("source", RT_CFG_STR, source, NULL, 0, 0, NULL, true,
+    OPT("source", RT_CFG_STR, source, NULL, 0, 0, NULL, true, false,
         "source PostgreSQL connection string (wal_level=logical, a REPLICATION role)"),
-    OPT("outbox", RT_CFG_STR, outbox, NULL, 0, 0, NULL, true, "directory of the LMDB outbox"),
-    OPT("name", RT_CFG_STR, name, NULL, 0, 0, NULL, false,
+    OPT("outbox", RT_CFG_STR, outbox, NULL, 0, 0, NULL, true, false, "directory of the LMDB outbox"),
+    OPT("name", RT_CFG_STR, name, NULL, 0, 0, NULL, false, false,
         "source name (default: the source database name)"),
-    OPT("listen", RT_CFG_STR, listen, "tcp://127.0.0.1:7470", 0, 0, NULL, false,
+    OPT("listen", RT_CFG_STR, listen, "tcp://127.0.0.1:7470", 0, 0, NULL, false, false,
         "ROUTER endpoint: hello, fetch, ack, admin"),
-    OPT("pub", RT_CFG_STR, pub, "tcp://127.0.0.1:7471", 0, 0, NULL, false,
+    OPT("pub", RT_CFG_STR, pub, "tcp://127.0.0.1:7471", 0, 0, NULL, false, false,
         "PUB endpoint: live records"),
-    OPT("publication", RT_CFG_STR, publication, NULL, 0, 0, NULL, false,
+    OPT("publication", RT_CFG_STR, publication, NULL, 0, 0, NULL, false, false,
         "publication to stream (default rt_<name>, created FOR ALL TABLES if missing)"),
-    OPT("slot", RT_CFG_STR, slot, NULL, 0, 0, NULL, false,
+    OPT("slot", RT_CFG_STR, slot, NULL, 0, 0, NULL, false, false,
         "logical replication slot (default rt_<name>, created if missing)"),
-    OPT("http", RT_CFG_STR, http, NULL, 0, 0, NULL, false,
+    OPT("http", RT_CFG_STR, http, NULL, 0, 0, NULL, false, false,
         "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
-    OPT("config", RT_CFG_STR, config, NULL, 0, 0, NULL, false, "INI file with these keys"),
-    OPT("log-level", RT_CFG_ENUM, log_level, "info", 0, 0, s_levels, false, "lowest level logged"),
-    OPT("batch-bytes", RT_CFG_INT, batch_bytes, "8388608", 65536, 1LL << 30, NULL, false,
+    OPT("config", RT_CFG_STR, config, NULL, 0, 0, NULL, false, false, "INI file with these keys"),
+    OPT("log-level", RT_CFG_ENUM, log_level, "info", 0, 0, rt_daemon_log_levels, false, true,
+        "lowest level logged"),
+    OPT("batch-bytes", RT_CFG_INT, batch_bytes, "8388608", 65536, 1LL << 30, NULL, false, false,
         "group commit: most bytes stored in one outbox write"),
-    OPT("max-outbox-mb", RT_CFG_INT, max_outbox_mb, "0", 0, 1LL << 30, NULL, false,
+    OPT("max-outbox-mb", RT_CFG_INT, max_outbox_mb, "0", 0, 1LL << 30, NULL, false, false,
         "outbox size limit in MiB; past it reading from the source pauses (0: none)"),
-    OPT("retention-seconds", RT_CFG_INT, retention_seconds, "3600", 0, 1LL << 40, NULL, false,
+    OPT("retention-seconds", RT_CFG_INT, retention_seconds, "3600", 0, 1LL << 40, NULL, false, true,
         "keep acknowledged records this long, for rtctl replay"),
-    OPT("pub-hwm", RT_CFG_INT, pub_hwm, "1024", 1, 10000000, NULL, false,
+    OPT("pub-hwm", RT_CFG_INT, pub_hwm, "1024", 1, 10000000, NULL, false, false,
         "PUB high-water mark in messages; past it live records are dropped and fetched"),
 };
 #define NPARAMS (sizeof s_params / sizeof s_params[0])
-
-static volatile sig_atomic_t s_stop = 0;
-static volatile sig_atomic_t s_reload = 0;
-
-static void s_on_signal(int sig)
-{
-    if (sig == SIGHUP)
-        s_reload = 1;
-    else
-        s_stop = 1;
-}
-
-/* SIGHUP: re-reads the config file and applies what can change while running. */
-static void s_reload_config(s_opts_t *o, rt_stream_t *stream)
-{
-    if (!o->config) {
-        rt_warn("SIGHUP: no --config file to reload");
-        return;
-    }
-    if (rt_config_load_file(s_params, NPARAMS, o, o->config) < 0) {
-        rt_warn("SIGHUP: %s not reloaded (errors above); running settings kept", o->config);
-        return;
-    }
-    rt_log_init("rt-publisher", (rt_log_level_t)o->log_level);
-    rt_stream_set_retention(stream, o->retention_seconds);
-    rt_info("reloaded %s: log-level %s, retention-seconds %lld (other keys apply at the next "
-            "start)",
-            o->config, s_levels[o->log_level], (long long)o->retention_seconds);
-}
 
 /* Default name: the database named by the DSN. */
 static char *s_default_name(const char *dsn)
@@ -144,7 +113,7 @@ int main(int argc, char **argv)
     rt_stream_t *stream = NULL;
     rt_http_t *http = NULL;
 
-    rt_log_init("rt-publisher", (rt_log_level_t)o.log_level);
+    rt_daemon_init("rt-publisher", o.log_level);
     if (!o.name && !(o.name = s_default_name(o.source))) {
         exit_code = RT_EXIT_USAGE;
         goto cleanup;
@@ -153,17 +122,6 @@ int main(int argc, char **argv)
         o.slot = s_object_name(o.name);
     if (!o.publication)
         o.publication = s_object_name(o.name);
-
-    /* czmq's own handlers would make zsys_interrupted sticky; keep ours. */
-    zsys_handler_set(NULL);
-    zsys_set_linger(0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     rt_outbox_opts_t oo = {.map_size = 0, .max_bytes = (uint64_t)o.max_outbox_mb << 20};
     outbox = rt_outbox_open(o.outbox, &oo);
@@ -205,12 +163,12 @@ int main(int argc, char **argv)
 
     rt_outbox_pos_t pos = rt_outbox_position(outbox);
     char lsn[32];
-    rt_info("ready: source %s slot %s publication %s, listening on %s, publishing on %s, "
+    rt_daemon_ready("source %s slot %s publication %s, listening on %s, publishing on %s, "
             "outbox head seq %llu at %s",
             o.name, o.slot, o.publication, o.listen, o.pub, (unsigned long long)pos.head_seq,
             rt_lsn_format(pos.last_end_lsn, lsn, sizeof lsn));
 
-    while (!s_stop) {
+    while (!rt_daemon_stopping()) {
         zmq_pollitem_t items[3] = {{rt_stream_router(stream), 0, ZMQ_POLLIN, 0},
                                    {NULL, http ? rt_http_fd(http) : -1, ZMQ_POLLIN, 0},
                                    {NULL, rt_capture_fd(capture), ZMQ_POLLIN, 0}};
@@ -220,12 +178,10 @@ int main(int argc, char **argv)
             rt_error("poll failed: %s", zmq_strerror(zmq_errno()));
             goto cleanup;
         }
-        if (s_stop)
+        if (rt_daemon_stopping())
             break;
-        if (s_reload) {
-            s_reload = 0;
-            s_reload_config(&o, stream);
-        }
+        if (rt_daemon_reload(s_params, NPARAMS, &o, o.config, &o.log_level))
+            rt_stream_set_retention(stream, o.retention_seconds);
         if (rt_capture_pump(capture) < 0)
             goto cleanup;
         if (rt_stream_tick(stream) < 0)

@@ -28,10 +28,7 @@ static const char *const s_levels[] = {"debug", "info", "warning", "error", NULL
 /* In rt_conflict_policy_t order. */
 static const char *const s_policies[] = {"error", "apply_remote", NULL};
 
-#define OPT(k, t, f, d, ch, req, h)                                                                \
-    {                                                                                              \
-        k, t, offsetof(s_opts_t, f), d, 0, 0, ch, req, h                                           \
-    }
+#define OPT(k, t, f, d, ch, req, rel, h) RT_CFG_OPT(s_opts_t, k, t, f, d, 0, 0, ch, req, rel, h)
 
 static volatile sig_atomic_t s_stop = 0;
 static volatile sig_atomic_t s_reload = 0;
@@ -91,19 +88,19 @@ int main(int argc, char **argv)
     host[sizeof host - 1] = '\0';
 
     const rt_cfg_param_t params[] = {
-        OPT("publisher", RT_CFG_STR, publisher, NULL, NULL, true,
+        OPT("publisher", RT_CFG_STR, publisher, NULL, NULL, true, false,
             "the publisher's ROUTER endpoint, e.g. tcp://127.0.0.1:7470"),
-        OPT("target", RT_CFG_STR, target, NULL, NULL, true,
+        OPT("target", RT_CFG_STR, target, NULL, NULL, true, false,
             "replica PostgreSQL connection string (superuser or the documented GRANTs)"),
-        OPT("name", RT_CFG_STR, name, host, NULL, false,
+        OPT("name", RT_CFG_STR, name, host, NULL, false, false,
             "subscriber name, unique per publisher (default: the host name)"),
-        OPT("pub", RT_CFG_STR, pub, NULL, NULL, false,
+        OPT("pub", RT_CFG_STR, pub, NULL, NULL, false, false,
             "the publisher's PUB endpoint (default: learnt from the publisher)"),
-        OPT("http", RT_CFG_STR, http, NULL, NULL, false,
+        OPT("http", RT_CFG_STR, http, NULL, NULL, false, false,
             "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
-        OPT("config", RT_CFG_STR, config, NULL, NULL, false, "INI file with these keys"),
-        OPT("log-level", RT_CFG_ENUM, log_level, "info", s_levels, false, "lowest level logged"),
-        OPT("conflict-policy", RT_CFG_ENUM, conflict_policy, "error", s_policies, false,
+        OPT("config", RT_CFG_STR, config, NULL, NULL, false, false, "INI file with these keys"),
+        OPT("log-level", RT_CFG_ENUM, log_level, "info", s_levels, false, true, "lowest level logged"),
+        OPT("conflict-policy", RT_CFG_ENUM, conflict_policy, "error", s_policies, false, true,
             "on an INSERT of an existing key or an UPDATE/DELETE of a missing row: error "
             "(stop applying, retry with back-off) or apply_remote (make the replica row the "
             "source's); either way recorded in rt.conflicts"),

@@ -26,14 +26,14 @@ static const char *const s_modes[] = {"streaming", "catching-up", "paused", NULL
 #define S_OFF(m) offsetof(s_opts_t, m)
 
 static const rt_cfg_param_t s_table[] = {
-    {"source", RT_CFG_STR, S_OFF(source), "main", 0, 0, NULL, true, "source name"},
-    {"endpoint", RT_CFG_STR, S_OFF(endpoint), NULL, 0, 0, NULL, false, "endpoint"},
-    {"batch-bytes", RT_CFG_INT, S_OFF(batch_bytes), "65536", 1, 1 << 30, NULL, false, "batch"},
-    {"lag-ms", RT_CFG_INT, S_OFF(lag_ms), "0", -1000, 1000, NULL, false, "lag"},
-    {"port", RT_CFG_INT, S_OFF(port), NULL, 0, 0, NULL, false, "port"},
-    {"verbose", RT_CFG_BOOL, S_OFF(verbose), "false", 0, 0, NULL, false, "verbose"},
-    {"sync", RT_CFG_BOOL, S_OFF(sync), NULL, 0, 0, NULL, false, "sync"},
-    {"mode", RT_CFG_ENUM, S_OFF(mode), "streaming", 0, 0, s_modes, false, "mode"},
+    {"source", RT_CFG_STR, S_OFF(source), "main", 0, 0, NULL, true, "source name", true},
+    {"endpoint", RT_CFG_STR, S_OFF(endpoint), NULL, 0, 0, NULL, false, "endpoint", true},
+    {"batch-bytes", RT_CFG_INT, S_OFF(batch_bytes), "65536", 1, 1 << 30, NULL, false, "batch", true},
+    {"lag-ms", RT_CFG_INT, S_OFF(lag_ms), "0", -1000, 1000, NULL, false, "lag", true},
+    {"port", RT_CFG_INT, S_OFF(port), NULL, 0, 0, NULL, false, "port", true},
+    {"verbose", RT_CFG_BOOL, S_OFF(verbose), "false", 0, 0, NULL, false, "verbose", true},
+    {"sync", RT_CFG_BOOL, S_OFF(sync), NULL, 0, 0, NULL, false, "sync", true},
+    {"mode", RT_CFG_ENUM, S_OFF(mode), "streaming", 0, 0, s_modes, false, "mode", true},
 };
 
 #define S_NPARAMS (sizeof s_table / sizeof s_table[0])

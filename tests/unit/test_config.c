@@ -32,21 +32,21 @@ static const char *const s_conflict_words[] = {"error", "apply_remote", "skip", 
 
 static const rt_cfg_param_t s_table[] = {
     {"source", RT_CFG_STR, offsetof(s_opts_t, source), NULL, 0, 0, NULL, true,
-     "source database connection string"},
+     "source database connection string", false},
     {"outbox", RT_CFG_STR, offsetof(s_opts_t, outbox), "/var/lib/rt", 0, 0, NULL, false,
-     "outbox directory"},
-    {"name", RT_CFG_STR, offsetof(s_opts_t, name), NULL, 0, 0, NULL, false, "source name"},
+     "outbox directory", false},
+    {"name", RT_CFG_STR, offsetof(s_opts_t, name), NULL, 0, 0, NULL, false, "source name", true},
     {"config", RT_CFG_STR, offsetof(s_opts_t, config), NULL, 0, 0, NULL, false,
-     "configuration file"},
+     "configuration file", false},
     {"batch-bytes", RT_CFG_INT, offsetof(s_opts_t, batch_bytes), "65536", 1, 1 << 30, NULL, false,
-     "bytes per batch"},
-    {"port", RT_CFG_INT, offsetof(s_opts_t, port), "7470", 1, 65535, NULL, false, "listen port"},
+     "bytes per batch", false},
+    {"port", RT_CFG_INT, offsetof(s_opts_t, port), "7470", 1, 65535, NULL, false, "listen port", true},
     {"offset", RT_CFG_INT, offsetof(s_opts_t, offset), NULL, 0, 0, NULL, false,
-     "unbounded integer"},
-    {"verbose", RT_CFG_BOOL, offsetof(s_opts_t, verbose), "false", 0, 0, NULL, false, "log more"},
-    {"sync", RT_CFG_BOOL, offsetof(s_opts_t, sync), "on", 0, 0, NULL, false, "fsync"},
+     "unbounded integer", false},
+    {"verbose", RT_CFG_BOOL, offsetof(s_opts_t, verbose), "false", 0, 0, NULL, false, "log more", true},
+    {"sync", RT_CFG_BOOL, offsetof(s_opts_t, sync), "on", 0, 0, NULL, false, "fsync", false},
     {"conflict", RT_CFG_ENUM, offsetof(s_opts_t, conflict), "error", 0, 0, s_conflict_words, false,
-     "conflict policy"},
+     "conflict policy", false},
 };
 
 #define S_N (sizeof s_table / sizeof s_table[0])
@@ -491,9 +491,17 @@ static void test_load_file_reload(void **state)
     free(err);
     assert_string_equal(o.name, "before");
 
-    /* a good file replaces only the keys it names; flags are not re-applied */
-    char *good = strdup(s_write_file("reload3.ini", "name = after\nport = 30\nverbose = off\n"));
-    assert_int_equal(rt_config_load_file(s_table, S_N, &o, good), 0);
+    /* a good file replaces only the reloadable keys it names; flags are not re-applied;
+     * a changed key that is not reloadable is kept and named in a warning */
+    char *good = strdup(
+        s_write_file("reload3.ini", "name = after\nport = 30\nverbose = off\nsource = src2\n"));
+    s_capture_begin(&c, 2);
+    rc = rt_config_load_file(s_table, S_N, &o, good);
+    err = s_capture_end(&c);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(err, "source changed; the new value applies at the next start"));
+    assert_null(strstr(err, "name changed"));
+    free(err);
     assert_string_equal(o.name, "after");
     assert_int_equal(o.port, 30);
     assert_false(o.verbose);
@@ -511,7 +519,7 @@ static void test_bad_default(void **state)
 {
     (void)state;
     static const rt_cfg_param_t table[] = {
-        {"level", RT_CFG_INT, 0, "ten", 0, 0, NULL, false, "a broken default"},
+        {"level", RT_CFG_INT, 0, "ten", 0, 0, NULL, false, "a broken default", false},
     };
     int64_t level = 0;
     char *av[] = {S_PROG};
