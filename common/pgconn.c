@@ -1,0 +1,214 @@
+/* common/pgconn.c - the one way rt connects to PostgreSQL, runs set-up queries, quotes
+ * names and prints connection strings (never with their password). */
+#include "pgconn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+
+#define S_DEFAULT_TIMEOUT_MS 10000
+#define S_WAIT_STEP_MS 100 /* the stop flag is checked this often while connecting */
+
+const char *rt_pg_error_line(const char *msg, char *buf, size_t size)
+{
+    size_t n = 0;
+    bool space = false;
+    if (size == 0)
+        return buf;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < size; p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < size)
+            buf[n++] = ' ';
+        space = false;
+        buf[n++] = *p;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Appends value to b as a conninfo value: bare when it is a plain word, else quoted. */
+static void s_put_value(rt_buf_t *b, const char *v)
+{
+    bool plain = *v != '\0';
+    for (const char *p = v; *p && plain; p++)
+        if (*p == ' ' || *p == '\'' || *p == '\\' || *p == '\t' || *p == '\n')
+            plain = false;
+    if (plain) {
+        rt_buf_puts(b, v);
+        return;
+    }
+    rt_buf_putc(b, '\'');
+    for (const char *p = v; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            rt_buf_putc(b, '\\');
+        rt_buf_putc(b, *p);
+    }
+    rt_buf_putc(b, '\'');
+}
+
+char *rt_pg_dsn_safe(const char *dsn)
+{
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn ? dsn : "", &perr);
+    PQfreemem(perr);
+    if (!opts)
+        return strdup("(unparsable connection string)");
+    rt_buf_t b;
+    rt_buf_init(&b);
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || strcmp(o->keyword, "password") == 0)
+            continue;
+        if (b.len)
+            rt_buf_putc(&b, ' ');
+        rt_buf_puts(&b, o->keyword);
+        rt_buf_putc(&b, '=');
+        s_put_value(&b, o->val);
+    }
+    PQconninfoFree(opts);
+    char *safe = rt_buf_error(&b) == 0 ? strdup(rt_buf_str(&b)) : NULL;
+    rt_buf_free(&b);
+    return safe;
+}
+
+/* Logs "cannot connect to WHAT (DSN): why" and copies it into err. */
+static void s_connect_failed(const rt_pg_opts_t *o, const char *why, char *err, size_t err_size)
+{
+    char *safe = rt_pg_dsn_safe(o->dsn);
+    char line[RT_PG_ERR_MAX + 256];
+    snprintf(line, sizeof line, "cannot connect to %s (%s): %s", o->what ? o->what : "PostgreSQL",
+             safe ? safe : "?", why);
+    free(safe);
+    rt_error("%s", line);
+    if (err && err_size)
+        snprintf(err, err_size, "%s", line);
+}
+
+/* Waits until fd is ready for events, in steps, checking the stop flag. 0 when ready,
+ * RT_EAGAIN on stop, RT_EIO on a poll error, RT_EDB past deadline_ms. */
+static int s_wait_fd(const rt_pg_opts_t *o, int fd, short events, int64_t deadline_ms)
+{
+    for (;;) {
+        if (o->stop && *o->stop)
+            return RT_EAGAIN;
+        int64_t left = deadline_ms - rt_mono_ms();
+        if (left <= 0)
+            return RT_EDB;
+        struct pollfd p = {.fd = fd, .events = events};
+        int rc = poll(&p, 1, left < S_WAIT_STEP_MS ? (int)left : S_WAIT_STEP_MS);
+        if (rc > 0)
+            return 0;
+        if (rc < 0 && errno != EINTR)
+            return RT_EIO;
+    }
+}
+
+int rt_pg_connect(const rt_pg_opts_t *o, PGconn **out, char *err, size_t err_size)
+{
+    /* expand_dbname = 1: the dbname value is a whole connection string; the keywords
+     * after it override what it says. */
+    const char *keys[4] = {"dbname", NULL, NULL, NULL};
+    const char *vals[4] = {o->dsn, NULL, NULL, NULL};
+    int k = 1;
+    if (o->application_name) {
+        keys[k] = "application_name";
+        vals[k++] = o->application_name;
+    }
+    if (o->replication) {
+        keys[k] = "replication";
+        vals[k++] = "database";
+    }
+    int timeout = o->timeout_ms > 0 ? o->timeout_ms : S_DEFAULT_TIMEOUT_MS;
+    int64_t deadline = rt_mono_ms() + timeout;
+    char line[RT_PG_ERR_MAX];
+    int rc = RT_EDB;
+
+    *out = NULL;
+    PGconn *conn = PQconnectStartParams(keys, vals, 1);
+    if (!conn)
+        return RT_ENOMEM;
+    PostgresPollingStatusType st =
+        PQstatus(conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK) {
+        if (st == PGRES_POLLING_FAILED) {
+            s_connect_failed(o, rt_pg_error_line(PQerrorMessage(conn), line, sizeof line), err,
+                             err_size);
+            goto cleanup;
+        }
+        int w = s_wait_fd(o, PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                          deadline);
+        if (w == RT_EDB) {
+            snprintf(line, sizeof line, "no answer within %d ms", timeout);
+            s_connect_failed(o, line, err, err_size);
+            goto cleanup;
+        }
+        if (w != 0) {
+            if (w == RT_EIO)
+                s_connect_failed(o, strerror(errno), err, err_size);
+            rc = w;
+            goto cleanup;
+        }
+        st = PQconnectPoll(conn);
+    }
+    *out = conn;
+    conn = NULL;
+    rc = RT_OK;
+cleanup:
+    if (conn)
+        PQfinish(conn);
+    return rc;
+}
+
+PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const char *sql,
+                     int nparams, const char *const *params, char *err, size_t err_size)
+{
+    PGresult *res = nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                            : PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return res;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char msg[RT_PG_ERR_MAX];
+    rt_pg_error_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg, sizeof msg);
+    if (!msg[0])
+        rt_pg_error_line(PQerrorMessage(conn), msg, sizeof msg);
+    char line[RT_PG_ERR_MAX + 256];
+    snprintf(line, sizeof line, "%s: %s failed: SQLSTATE %s: %s", context, what,
+             state ? state : "?", msg);
+    rt_error("%s", line);
+    if (err && err_size)
+        snprintf(err, err_size, "%s", line);
+    PQclear(res);
+    return NULL;
+}
+
+/* Copies libpq's escaped string into memory the caller frees with free(). */
+static char *s_escaped(PGconn *conn, char *escaped, const char *kind, const char *text)
+{
+    if (!escaped) {
+        char line[RT_PG_ERR_MAX];
+        rt_error("cannot quote %s '%s': %s", kind, text,
+                 rt_pg_error_line(PQerrorMessage(conn), line, sizeof line));
+        return NULL;
+    }
+    char *copy = strdup(escaped);
+    PQfreemem(escaped);
+    return copy;
+}
+
+char *rt_pg_ident(PGconn *conn, const char *name)
+{
+    return s_escaped(conn, PQescapeIdentifier(conn, name, strlen(name)), "identifier", name);
+}
+
+char *rt_pg_literal(PGconn *conn, const char *text)
+{
+    return s_escaped(conn, PQescapeLiteral(conn, text, strlen(text)), "literal", text);
+}

@@ -1,0 +1,58 @@
+/* common/pgconn.h - the one way rt connects to PostgreSQL, runs set-up queries, quotes
+ * names and prints connection strings (never with their password). */
+#ifndef RT_PGCONN_H
+#define RT_PGCONN_H
+
+#include <libpq-fe.h>
+#include <signal.h>
+
+#include "rt.h"
+
+/* Longest error line kept from libpq (longer ones are cut). */
+#define RT_PG_ERR_MAX 512
+
+typedef struct {
+    const char *dsn;              /* connection string or URI, as the user gave it */
+    const char *what;             /* names the server in messages: "the source", "the replica" */
+    const char *application_name; /* overrides the DSN's (NULL: keep it) */
+    bool replication;             /* replication=database: a walsender connection */
+    int timeout_ms;               /* give up connecting after this long (0: 10 s) */
+    volatile sig_atomic_t *stop;  /* checked while waiting: set, the connect gives up
+                                     with RT_EAGAIN (NULL: never) */
+} rt_pg_opts_t;
+
+/* Connects without blocking the caller past timeout_ms or a stop request: starts with
+ * PQconnectStartParams and polls the socket. On success *conn is the open connection
+ * (the caller PQfinish'es it). On failure *conn is NULL and the error is logged once,
+ * "cannot connect to WHAT (DSN without password): libpq's message", and copied into err
+ * (err_size bytes, may be NULL) for a caller that reports it elsewhere.
+ * Returns RT_OK; RT_EDB when the server refused or did not answer in time; RT_EAGAIN
+ * when *stop was set (nothing logged); RT_ENOMEM. */
+int rt_pg_connect(const rt_pg_opts_t *opts, PGconn **conn, char *err, size_t err_size) RT_WUR;
+
+/* Runs sql (simple protocol when nparams is 0, else with text parameters) and returns
+ * its result when it is tuples or command ok. Otherwise clears it, logs once
+ * "CONTEXT: WHAT failed: SQLSTATE X: message" (context e.g. "source", "replica"; what
+ * e.g. "creating the publication"), copies that line into err (may be NULL) and
+ * returns NULL. The caller PQclear's a non-NULL result. */
+PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const char *sql,
+                     int nparams, const char *const *params, char *err, size_t err_size);
+
+/* libpq's last error on one line: line breaks and runs of blanks become one space,
+ * trailing blanks dropped; written into buf (size bytes), which is returned. */
+const char *rt_pg_error_line(const char *msg, char *buf, size_t size);
+
+/* The connection string with its password (keyword or URI) left out, as
+ * "key=value ..." (values quoted when needed), malloc'd: the caller frees it.
+ * A string libpq cannot parse gives "(unparsable connection string)", never the input.
+ * NULL only when out of memory. */
+char *rt_pg_dsn_safe(const char *dsn);
+
+/* name quoted as an SQL identifier ("a""b") or text as a literal ('it''s'), with
+ * libpq's escaping for conn's encoding (PQescapeIdentifier, PQescapeLiteral; a
+ * replication connection works too). malloc'd: the caller frees it. NULL on failure
+ * (invalid for the encoding, or out of memory), logged. */
+char *rt_pg_ident(PGconn *conn, const char *name);
+char *rt_pg_literal(PGconn *conn, const char *text);
+
+#endif
