@@ -3,12 +3,24 @@
  *
  * Usage: rt_rawpeer ENDPOINT HEXFRAME...   ("-" sends an empty frame; "2:AA:BB" sends
  * one message of two frames AA and BB). Prints one line per reply: its type and, for
- * ERROR, its text; "no reply" after 2 s. Exits 0 when every frame got a reply. */
+ * ERROR, its text; "no reply" after 2 s. Exits 0 when every frame got a reply.
+ *
+ * Usage: rt_rawpeer --subscribe BYTES SECONDS ENDPOINT   speaks ZMTP 3.0 itself as a
+ * SUB to a PUB endpoint, sends one subscription frame of BYTES bytes, and reconnects
+ * and sends it again whenever the publisher drops it, for SECONDS; prints how many
+ * sessions it had and how many the publisher dropped. (libzmq's own SUB keeps topics
+ * in a recursive trie that overflows its stack on such a frame, hence raw ZMTP.) */
+#include <arpa/inet.h>
 #include <czmq.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sock.h"
 #include "wire.h"
 
 static size_t s_unhex(const char *hex, unsigned char *out, size_t cap)
@@ -23,20 +35,97 @@ static size_t s_unhex(const char *hex, unsigned char *out, size_t cap)
     return n;
 }
 
+/* Writes all of buf to fd; false on error. */
+static bool s_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* One ZMTP 3.0 session as a SUB with the NULL mechanism (RFC 23): greeting, READY,
+ * then one subscription frame (0x01 + topic) of bytes + 1 bytes. Returns once the
+ * publisher closed the connection or deadline_ms passed; true when it was closed. */
+static bool s_zmtp_subscribe(const char *host, int port, const char *topic, size_t bytes,
+                             int64_t deadline_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (fd < 0 || inet_pton(AF_INET, host, &a.sin_addr) != 1 ||
+        connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        zclock_sleep(100);
+        return false;
+    }
+    unsigned char greeting[64] = {0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0, 'N', 'U', 'L', 'L'};
+    static const char ready[] = "\x05READY\x0bSocket-Type\x00\x00\x00\x03SUB";
+    unsigned char cmd[2] = {0x04, (unsigned char)(sizeof ready - 1)};
+    unsigned char hdr[10] = {0x02};
+    rt_put_be64(hdr + 1, bytes + 1);
+    hdr[9] = 1;
+    bool ok = s_write_all(fd, greeting, sizeof greeting) && s_write_all(fd, cmd, sizeof cmd) &&
+              s_write_all(fd, ready, sizeof ready - 1) && s_write_all(fd, hdr, sizeof hdr) &&
+              s_write_all(fd, topic, bytes);
+    bool closed = !ok;
+    while (!closed && zclock_mono() < deadline_ms) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) > 0) {
+            char buf[4096];
+            closed = read(fd, buf, sizeof buf) <= 0;
+        }
+    }
+    close(fd);
+    return closed;
+}
+
+/* --subscribe BYTES SECONDS ENDPOINT (tcp://IPv4:PORT) */
+static int s_subscribe(char **argv)
+{
+    size_t bytes = strtoul(argv[0], NULL, 10);
+    int seconds = atoi(argv[1]);
+    char host[64];
+    int port;
+    if (sscanf(argv[2], "tcp://%63[0-9.]:%d", host, &port) != 2) {
+        fprintf(stderr, "rt_rawpeer: --subscribe wants tcp://IPv4:PORT, not %s\n", argv[2]);
+        return 2;
+    }
+    char *topic = malloc(bytes ? bytes : 1);
+    if (!topic)
+        return 2;
+    memset(topic, 'x', bytes);
+    int64_t end = zclock_mono() + (int64_t)seconds * 1000;
+    long sessions = 0, dropped = 0;
+    while (zclock_mono() < end) {
+        sessions++;
+        if (s_zmtp_subscribe(host, port, topic, bytes, end))
+            dropped++;
+    }
+    free(topic);
+    printf("sessions %ld, dropped by the publisher %ld\n", sessions, dropped);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    zsys_handler_set(NULL);
+    if (argc == 5 && strcmp(argv[1], "--subscribe") == 0)
+        return s_subscribe(argv + 2);
     if (argc < 3) {
         fprintf(stderr, "usage: rt_rawpeer ENDPOINT HEXFRAME...\n");
         return 2;
     }
-    zsys_handler_set(NULL);
-    zsock_t *d = zsock_new(ZMQ_DEALER);
-    zsock_set_identity(d, "rawpeer");
-    zsock_set_linger(d, 0);
-    if (zsock_connect(d, "%s", argv[1]) < 0) {
-        fprintf(stderr, "cannot connect to %s\n", argv[1]);
+    rt_sock_opts_t o = {.type = ZMQ_DEALER, .endpoint = argv[1], .what = "DEALER",
+                        .routing_id = "rawpeer"};
+    zsock_t *d = rt_sock_new(&o);
+    if (!d)
         return 2;
-    }
     void *sock = zsock_resolve(d);
     static unsigned char buf[1 << 20];
     int missing = 0;
