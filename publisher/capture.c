@@ -42,6 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "capture_int.h"
 #include "log.h"
 #include "pgoutput.h"
 #include "wire.h"
@@ -181,172 +182,17 @@ static void s_relid_free(void **key)
     *key = NULL;
 }
 
-/* ---- SQL helpers on a normal (non-replication) connection. */
+/* ---- The replication connection (set up by source.c). */
 
-static char *s_trimmed_error(PGconn *conn);
-
-static PGconn *s_connect(const char *dsn, bool replication)
-{
-    /* expand_dbname = 1: the dbname value is a whole connection string; the keywords
-     * after it override what it says. */
-    const char *keys[] = {"dbname", "application_name", "replication", NULL};
-    const char *vals[] = {dsn, "rt-publisher", "database", NULL};
-    if (!replication)
-        keys[2] = vals[2] = NULL;
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        rt_error("cannot connect to the source (%s): %s", dsn, s_trimmed_error(conn));
-        PQfinish(conn);
-        return NULL;
-    }
-    return conn;
-}
-
-static char *s_trimmed_error(PGconn *conn)
-{
-    char *msg = PQerrorMessage(conn);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-        msg[--n] = '\0';
-    return msg;
-}
-
-/* Runs a query expecting tuples or command ok; returns the result or NULL (logged). */
-static PGresult *s_query(PGconn *conn, const char *what, const char *sql, int nparams,
-                         const char *const *params)
-{
-    PGresult *res = nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
-                            : PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        rt_error("source: %s failed: %s", what, s_trimmed_error(conn));
-        PQclear(res);
-        return NULL;
-    }
-    return res;
-}
-
-/* Checks wal_level and creates the publication when missing. */
-static int s_prepare_source(rt_capture_t *self)
-{
-    int rc = RT_EDB;
-    PGconn *conn = s_connect(self->opts.dsn, false);
-    if (!conn)
-        return RT_EDB;
-    PGresult *res = s_query(conn, "reading wal_level", "SHOW wal_level", 0, NULL);
-    if (!res)
-        goto cleanup;
-    if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
-        rt_error("source: wal_level is '%s'; rt needs wal_level = logical (set it in "
-                 "postgresql.conf and restart the server)",
-                 PQgetvalue(res, 0, 0));
-        PQclear(res);
-        goto cleanup;
-    }
-    PQclear(res);
-
-    const char *params[] = {self->opts.publication};
-    res = s_query(conn, "looking up the publication",
-                  "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params);
-    if (!res)
-        goto cleanup;
-    bool exists = PQntuples(res) > 0;
-    PQclear(res);
-    if (!exists) {
-        char *ident = PQescapeIdentifier(conn, self->opts.publication,
-                                         strlen(self->opts.publication));
-        char sql[512];
-        snprintf(sql, sizeof sql, "CREATE PUBLICATION %s FOR ALL TABLES", ident);
-        PQfreemem(ident);
-        res = s_query(conn, "creating the publication", sql, 0, NULL);
-        if (!res)
-            goto cleanup;
-        PQclear(res);
-        rt_info("created publication %s FOR ALL TABLES", self->opts.publication);
-    }
-    rc = RT_OK;
-cleanup:
-    PQfinish(conn);
-    return rc;
-}
-
-/* Opens the replication connection, creates the slot if missing, starts streaming. */
 static int s_start_stream(rt_capture_t *self)
 {
-    PGconn *conn = s_connect(self->opts.dsn, true);
-    if (!conn)
+    PGconn *conn;
+    if (rt_source_start(&self->opts, &conn) < 0)
         return RT_EDB;
-
-    char sql[1024];
-    const char *params[] = {self->opts.slot};
-    PGresult *res = PQexec(conn, "IDENTIFY_SYSTEM");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rt_error("source: IDENTIFY_SYSTEM failed: %s", s_trimmed_error(conn));
-        PQclear(res);
-        goto fail;
-    }
-    PQclear(res);
-
-    /* The replication connection cannot run normal queries with parameters; use a
-     * normal connection to look the slot up. */
-    PGconn *q = s_connect(self->opts.dsn, false);
-    if (!q)
-        goto fail;
-    res = s_query(q, "looking up the replication slot",
-                  "SELECT plugin, database = current_database() FROM pg_replication_slots "
-                  "WHERE slot_name = $1",
-                  1, params);
-    if (!res) {
-        PQfinish(q);
-        goto fail;
-    }
-    bool exists = PQntuples(res) > 0;
-    if (exists && (strcmp(PQgetvalue(res, 0, 0), "pgoutput") != 0 ||
-                   strcmp(PQgetvalue(res, 0, 1), "t") != 0)) {
-        rt_error("source: replication slot \"%s\" exists but is not a pgoutput slot of this "
-                 "database",
-                 self->opts.slot);
-        PQclear(res);
-        PQfinish(q);
-        goto fail;
-    }
-    PQclear(res);
-    PQfinish(q);
-
-    if (!exists) {
-        snprintf(sql, sizeof sql,
-                 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput (SNAPSHOT 'nothing')",
-                 self->opts.slot);
-        res = PQexec(conn, sql);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            rt_error("source: creating replication slot \"%s\" failed: %s", self->opts.slot,
-                     s_trimmed_error(conn));
-            PQclear(res);
-            goto fail;
-        }
-        rt_info("created replication slot %s at %s", self->opts.slot, PQgetvalue(res, 0, 1));
-        PQclear(res);
-    }
-
-    snprintf(sql, sizeof sql,
-             "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 (proto_version '2', "
-             "streaming 'on', publication_names '\"%s\"', messages 'true')",
-             self->opts.slot, self->opts.publication);
-    res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
-        rt_error("source: START_REPLICATION on slot \"%s\" failed: %s", self->opts.slot,
-                 s_trimmed_error(conn));
-        PQclear(res);
-        goto fail;
-    }
-    PQclear(res);
     self->conn = conn;
     self->stats.connected = true;
     self->last_feedback_ms = 0;
     return RT_OK;
-fail:
-    PQfinish(conn);
-    return RT_EDB;
 }
 
 /* ---- Feedback. */
@@ -368,7 +214,7 @@ static void s_send_feedback(rt_capture_t *self, bool force)
     msg[33] = 0;
     if (PQputCopyData(self->conn, (const char *)msg, sizeof msg) <= 0 || PQflush(self->conn)) {
         rt_warn("source: sending status to the walsender failed: %s",
-                s_trimmed_error(self->conn));
+                rt_source_error(self->conn));
         return;
     }
     self->last_feedback_ms = now;
@@ -1209,7 +1055,7 @@ int rt_capture_pump(rt_capture_t *self)
     /* Read everything available, up to the batch limit: that is one group commit. */
     for (;;) {
         if (!PQconsumeInput(self->conn)) {
-            s_disconnect(self, s_trimmed_error(self->conn));
+            s_disconnect(self, rt_source_error(self->conn));
             return RT_OK;
         }
         bool got = false;
@@ -1225,7 +1071,7 @@ int rt_capture_pump(rt_capture_t *self)
                              res ? PQresultErrorMessage(res) : "no result");
                     PQclear(res);
                 }
-                s_disconnect(self, n == -1 ? "stream ended" : s_trimmed_error(self->conn));
+                s_disconnect(self, n == -1 ? "stream ended" : rt_source_error(self->conn));
                 return RT_OK;
             }
             got = true;
@@ -1310,7 +1156,7 @@ rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox)
     if (s_resume_load(self) < 0)
         goto fail;
 
-    if (s_prepare_source(self) < 0 || s_start_stream(self) < 0)
+    if (rt_source_prepare(&self->opts) < 0 || s_start_stream(self) < 0)
         goto fail;
     return self;
 fail:
