@@ -68,9 +68,6 @@ struct rt_stream_t {
     s_sample_t *samples;   /* ring of (head, time) */
     size_t nsamples, sample_start;
     uint64_t bad_frames;
-    bool local;            /* answering an in-process call: replies go to local_reply */
-    void *local_reply;     /* the reply of the in-process call, malloc'd */
-    size_t local_len;
     rt_record_decoder_t *dec; /* decodes records for replay and status */
 };
 
@@ -86,20 +83,19 @@ static void s_bad_frame(rt_stream_t *self, const char *peer, const char *why)
 static bool s_send_to(rt_stream_t *self, const char *id, size_t idlen, const void *body,
                       size_t len)
 {
-    if (self->local && idlen == 0) {
-        /* rt_stream_call: the one reply is kept for the caller. */
-        free(self->local_reply);
-        self->local_reply = malloc(len ? len : 1);
-        if (!self->local_reply)
-            return false;
-        memcpy(self->local_reply, body, len);
-        self->local_len = len;
-        return true;
-    }
     void *sock = zsock_resolve(self->router);
     if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return false;
     return zmq_send(sock, body, len, ZMQ_DONTWAIT) >= 0;
+}
+
+/* Sends a reply frame to [id]; a reply that cannot be sent is dropped: the peer asks
+ * again. */
+static void s_send_reply(rt_stream_t *self, const char *id, size_t idlen, const void *frame,
+                         size_t len)
+{
+    if (!s_send_to(self, id, idlen, frame, len))
+        rt_debug("reply to %.*s not sent: %s", (int)idlen, id, zmq_strerror(zmq_errno()));
 }
 
 static void s_send_msg(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *msg)
@@ -108,8 +104,7 @@ static void s_send_msg(rt_stream_t *self, const char *id, size_t idlen, const rt
     size_t len;
     if (rt_msg_encode(msg, &frame, &len) < 0)
         return;
-    if (!s_send_to(self, id, idlen, frame, len))
-        rt_debug("reply to %.*s not sent: %s", (int)idlen, id, zmq_strerror(zmq_errno()));
+    s_send_reply(self, id, idlen, frame, len);
     free(frame);
 }
 
@@ -283,13 +278,33 @@ static void s_on_ack(rt_stream_t *self, const char *id, size_t idlen, const rt_m
 }
 
 /* ---------------------------------------------------------------------------------
- * Admin verbs. */
+ * Admin verbs: each handler writes its one reply into an s_reply_t, which the caller
+ * sends over the ROUTER or hands to the in-process caller. */
 
-/* Sends an OK{text} reply. */
-static void s_send_ok(rt_stream_t *self, const char *id, size_t idlen, const char *text)
+/* The reply to an admin verb: one encoded frame (OK, ERROR, PONG or STATUS_REPLY). */
+typedef struct {
+    void *frame; /* malloc'd; NULL while none, or when it could not be built */
+    size_t len;
+} s_reply_t;
+
+static void s_reply_msg(s_reply_t *reply, const rt_msg_t *msg)
+{
+    free(reply->frame);
+    if (rt_msg_encode(msg, &reply->frame, &reply->len) < 0)
+        reply->frame = NULL;
+}
+
+/* An OK{text} reply. */
+static void s_reply_ok(s_reply_t *reply, const char *text)
 {
     rt_msg_t m = {.type = RT_MSG_OK, .text = (char *)text};
-    s_send_msg(self, id, idlen, &m);
+    s_reply_msg(reply, &m);
+}
+
+static void s_reply_error(s_reply_t *reply, int code, const char *text)
+{
+    rt_msg_t m = {.type = RT_MSG_ERROR, .code = code, .text = (char *)text};
+    s_reply_msg(reply, &m);
 }
 
 static int s_cmp_name(const void *a, const void *b)
@@ -304,7 +319,7 @@ static int s_cmp_str(const void *a, const void *b)
 
 /* Looks up the subscriber an admin verb names; answers ERROR{RT_ENOTFOUND} naming the
  * known ones when there is none. */
-static s_sub_t *s_admin_sub(rt_stream_t *self, const char *id, size_t idlen, const char *name)
+static s_sub_t *s_admin_sub(rt_stream_t *self, s_reply_t *reply, const char *name)
 {
     s_sub_t *s = s_sub(self, name, false);
     if (s)
@@ -328,7 +343,7 @@ static s_sub_t *s_admin_sub(rt_stream_t *self, const char *id, size_t idlen, con
     char text[1400];
     snprintf(text, sizeof text, "no subscriber named \"%s\" (known: %s)", name,
              n ? known : "none");
-    s_send_error(self, id, idlen, RT_ENOTFOUND, text);
+    s_reply_error(reply, RT_ENOTFOUND, text);
     return NULL;
 }
 
@@ -349,24 +364,24 @@ static bool s_notify(rt_stream_t *self, const char *name, const rt_msg_t *msg)
     return sent;
 }
 
-static void s_on_pause(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
+static void s_on_pause(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 {
     bool pause = m->type == RT_MSG_PAUSE;
-    s_sub_t *s = s_admin_sub(self, id, idlen, m->name);
+    s_sub_t *s = s_admin_sub(self, reply, m->name);
     if (!s)
         return;
     char text[300];
     if (s->stored.enabled == !pause) {
         snprintf(text, sizeof text, "subscriber %s was already %s", m->name,
                  pause ? "paused" : "running (not paused)");
-        s_send_ok(self, id, idlen, text);
+        s_reply_ok(reply, text);
         return;
     }
     s->stored.enabled = !pause;
     s->dirty = true;
     if (rt_outbox_sub_put(self->outbox, &s->stored) < 0) {
         s->stored.enabled = pause;
-        s_send_error(self, id, idlen, RT_EIO, "the outbox could not store the change");
+        s_reply_error(reply, RT_EIO, "the outbox could not store the change");
         return;
     }
     s->dirty = false;
@@ -384,16 +399,16 @@ static void s_on_pause(rt_stream_t *self, const char *id, size_t idlen, const rt
                  m->name, (unsigned long long)(s->stored.acked_seq + 1),
                  (unsigned long long)rt_outbox_position(self->outbox).head_seq,
                  told ? "" : " when it connects");
-    s_send_ok(self, id, idlen, text);
+    s_reply_ok(reply, text);
 }
 
-static void s_on_forget(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
+static void s_on_forget(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 {
     if (m->flags & ~(uint64_t)RT_FORGET_FORCE) {
-        s_send_error(self, id, idlen, RT_EINVAL, "FORGET with unknown flags");
+        s_reply_error(reply, RT_EINVAL, "FORGET with unknown flags");
         return;
     }
-    s_sub_t *s = s_admin_sub(self, id, idlen, m->name);
+    s_sub_t *s = s_admin_sub(self, reply, m->name);
     if (!s)
         return;
     int64_t now = rt_mono_ms();
@@ -403,12 +418,12 @@ static void s_on_forget(rt_stream_t *self, const char *id, size_t idlen, const r
                  "subscriber %s is connected and active (last heard %lld ms ago): stop it or "
                  "pause it first, or use --force",
                  m->name, (long long)(now - s->last_seen_ms));
-        s_send_error(self, id, idlen, RT_EINVAL, text);
+        s_reply_error(reply, RT_EINVAL, text);
         return;
     }
     int rc = rt_outbox_sub_delete(self->outbox, m->name);
     if (rc < 0 && rc != RT_ENOTFOUND) {
-        s_send_error(self, id, idlen, RT_EIO, "the outbox could not delete the subscriber");
+        s_reply_error(reply, RT_EIO, "the outbox could not delete the subscriber");
         return;
     }
     uint64_t acked = s->stored.acked_seq;
@@ -419,7 +434,7 @@ static void s_on_forget(rt_stream_t *self, const char *id, size_t idlen, const r
              "forgot %s (acked seq %llu): it no longer holds back trimming; if it connects "
              "again it is registered anew",
              m->name, (unsigned long long)acked);
-    s_send_ok(self, id, idlen, text);
+    s_reply_ok(reply, text);
 }
 
 /* What a walk over a range of records found. */
@@ -528,15 +543,15 @@ static void s_ts_text(int64_t pg_us, char *buf, size_t size)
     snprintf(buf, size, "%s.%03d UTC", day, (int)((rt_pg_to_unix_us(pg_us) / 1000) % 1000));
 }
 
-static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
+static void s_on_replay(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 {
     char text[600];
     bool dry = m->flags & RT_REPLAY_DRY_RUN, reset = m->flags & RT_REPLAY_RESET;
     if (m->flags & ~(uint64_t)RT_REPLAY_FLAGS) {
-        s_send_error(self, id, idlen, RT_EINVAL, "REPLAY with unknown flags");
+        s_reply_error(reply, RT_EINVAL, "REPLAY with unknown flags");
         return;
     }
-    s_sub_t *s = s_admin_sub(self, id, idlen, m->name);
+    s_sub_t *s = s_admin_sub(self, reply, m->name);
     if (!s)
         return;
     uint64_t first = rt_outbox_first_seq(self->outbox);
@@ -544,7 +559,7 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
     if (first > head) {
         snprintf(text, sizeof text, "the outbox is empty (head seq %llu): nothing to replay",
                  (unsigned long long)head);
-        s_send_error(self, id, idlen, RT_ENOTFOUND, text);
+        s_reply_error(reply, RT_ENOTFOUND, text);
         return;
     }
     uint64_t from = m->seq ? m->seq : first, to = m->last_seq ? m->last_seq : head;
@@ -556,11 +571,11 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
             snprintf(text, sizeof text,
                      "no record in the outbox (seqs %llu..%llu) was committed at or after %s",
                      (unsigned long long)first, (unsigned long long)head, when);
-            s_send_error(self, id, idlen, RT_ENOTFOUND, text);
+            s_reply_error(reply, RT_ENOTFOUND, text);
             return;
         }
         if (rc < 0) {
-            s_send_error(self, id, idlen, rc, "the outbox could not be read");
+            s_reply_error(reply, rc, "the outbox could not be read");
             return;
         }
     }
@@ -570,7 +585,7 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
                  "available",
                  (unsigned long long)from, (unsigned long long)(first - 1),
                  (unsigned long long)first, (unsigned long long)head);
-        s_send_error(self, id, idlen, RT_ETRIMMED, text);
+        s_reply_error(reply, RT_ETRIMMED, text);
         return;
     }
     if (to > head || from > to) {
@@ -578,7 +593,7 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
                  "range %llu..%llu is not in the outbox: seqs %llu..%llu are available",
                  (unsigned long long)from, (unsigned long long)to, (unsigned long long)first,
                  (unsigned long long)head);
-        s_send_error(self, id, idlen, RT_EINVAL, text);
+        s_reply_error(reply, RT_EINVAL, text);
         return;
     }
     /* A replay starts with a transaction's first record. */
@@ -588,7 +603,7 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
         int64_t ts;
         int rc = s_record_at(self, from, &flags, &ts);
         if (rc < 0) {
-            s_send_error(self, id, idlen, RT_EIO, "the outbox could not be read");
+            s_reply_error(reply, RT_EIO, "the outbox could not be read");
             return;
         }
         if (flags & RT_REC_FIRST)
@@ -598,7 +613,7 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
                      "seq %llu is inside a transaction whose first records were trimmed "
                      "(oldest kept: %llu)",
                      (unsigned long long)asked, (unsigned long long)first);
-            s_send_error(self, id, idlen, RT_ETRIMMED, text);
+            s_reply_error(reply, RT_ETRIMMED, text);
             return;
         }
         from--;
@@ -610,7 +625,7 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
                  (unsigned long long)from, (unsigned long long)(s->stored.acked_seq + 1),
                  (unsigned long long)(from - 1), m->name,
                  (unsigned long long)s->stored.acked_seq);
-        s_send_error(self, id, idlen, RT_EINVAL, text);
+        s_reply_error(reply, RT_EINVAL, text);
         return;
     }
     /* What goes: everything with reset; without, only what it has not applied. */
@@ -620,8 +635,8 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
     if (rc == RT_OK)
         rc = s_scan(self, send_from, to, 0, true, &go);
     if (rc < 0) {
-        s_send_error(self, id, idlen, rc == RT_ETRIMMED ? RT_ETRIMMED : RT_EIO,
-                     "the outbox could not be read for the replay");
+        s_reply_error(reply, rc == RT_ETRIMMED ? RT_ETRIMMED : RT_EIO,
+                      "the outbox could not be read for the replay");
         return;
     }
     char moved[64] = "";
@@ -646,7 +661,7 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
         snprintf(text + n, sizeof text - (size_t)n, "%llu first and the range re-applied with "
                  "apply_remote", (unsigned long long)(from - 1));
     if (dry) {
-        s_send_ok(self, id, idlen, text);
+        s_reply_ok(reply, text);
         return;
     }
     rt_msg_t note = {.type = RT_MSG_REPLAY, .name = m->name, .seq = from, .last_seq = to,
@@ -657,7 +672,7 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
             snprintf(text, sizeof text,
                      "subscriber %s is not connected: a replay with --reset needs it running",
                      m->name);
-            s_send_error(self, id, idlen, RT_EAGAIN, text);
+            s_reply_error(reply, RT_EAGAIN, text);
             return;
         }
         size_t used = strlen(text);
@@ -675,11 +690,12 @@ static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const r
                  "resumed", m->name);
     }
     rt_info("%s", text);
-    s_send_ok(self, id, idlen, text);
+    s_reply_ok(reply, text);
 }
 
-static void s_on_status(rt_stream_t *self, const char *id, size_t idlen)
+static void s_on_status(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 {
+    (void)m;
     rt_status_t st;
     memset(&st, 0, sizeof st);
     snprintf(st.source, sizeof st.source, "%s", self->source);
@@ -750,10 +766,50 @@ static void s_on_status(rt_stream_t *self, const char *id, size_t idlen)
     void *frame;
     size_t len;
     if (rt_status_encode(&st, &frame, &len) == 0) {
-        s_send_to(self, id, idlen, frame, len);
-        free(frame);
+        reply->frame = frame;
+        reply->len = len;
     }
     rt_status_clear(&st);
+}
+
+static void s_on_ping(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
+{
+    (void)m;
+    rt_msg_t p = {.type = RT_MSG_PONG, .source = self->source,
+                  .head_seq = rt_outbox_position(self->outbox).head_seq};
+    s_reply_msg(reply, &p);
+}
+
+/* The admin verbs: rtctl's requests over the ROUTER and the HTTP side's in-process
+ * calls both go through this table. */
+typedef void (*s_verb_fn)(rt_stream_t *self, const rt_msg_t *req, s_reply_t *reply);
+
+static const struct {
+    int type;     /* the request's message type */
+    s_verb_fn fn; /* answers it */
+} s_verbs[] = {
+    {RT_MSG_PING, s_on_ping},
+    {RT_MSG_STATUS, s_on_status},
+    {RT_MSG_PAUSE, s_on_pause},
+    {RT_MSG_RESUME, s_on_pause},
+    {RT_MSG_FORGET, s_on_forget},
+    {RT_MSG_REPLAY, s_on_replay},
+};
+
+int rt_stream_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *len)
+{
+    for (size_t i = 0; i < sizeof s_verbs / sizeof s_verbs[0]; i++) {
+        if (s_verbs[i].type != req->type)
+            continue;
+        s_reply_t r = {NULL, 0};
+        s_verbs[i].fn(self, req, &r);
+        if (!r.frame)
+            return RT_ENOMEM;
+        *reply = r.frame;
+        *len = r.len;
+        return RT_OK;
+    }
+    return RT_EINVAL;
 }
 
 static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const void *body,
@@ -772,12 +828,6 @@ static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const vo
         return;
     }
     switch (m.type) {
-    case RT_MSG_PING: {
-        rt_msg_t p = {.type = RT_MSG_PONG, .source = self->source,
-                      .head_seq = rt_outbox_position(self->outbox).head_seq};
-        s_send_msg(self, id, idlen, &p);
-        break;
-    }
     case RT_MSG_HELLO:
         if (idlen != strlen(m.name) || memcmp(id, m.name, idlen) != 0) {
             s_bad_frame(self, peer, "HELLO name differs from the routing id");
@@ -789,40 +839,21 @@ static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const vo
         break;
     case RT_MSG_FETCH: s_on_fetch(self, id, idlen, &m); break;
     case RT_MSG_ACK: s_on_ack(self, id, idlen, &m); break;
-    case RT_MSG_STATUS: s_on_status(self, id, idlen); break;
-    case RT_MSG_PAUSE:
-    case RT_MSG_RESUME: s_on_pause(self, id, idlen, &m); break;
-    case RT_MSG_FORGET: s_on_forget(self, id, idlen, &m); break;
-    case RT_MSG_REPLAY: s_on_replay(self, id, idlen, &m); break;
-    default:
-        s_bad_frame(self, peer, "unexpected message type");
-        s_send_error(self, id, idlen, RT_EPROTO, "unexpected message type for a publisher");
+    default: {
+        void *reply;
+        size_t rlen;
+        rc = rt_stream_call(self, &m, &reply, &rlen);
+        if (rc == RT_OK) {
+            s_send_reply(self, id, idlen, reply, rlen);
+            free(reply);
+        } else if (rc == RT_EINVAL) {
+            s_bad_frame(self, peer, "unexpected message type");
+            s_send_error(self, id, idlen, RT_EPROTO, "unexpected message type for a publisher");
+        }
         break;
     }
+    }
     rt_msg_clear(&m);
-}
-
-int rt_stream_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *len)
-{
-    if (req->type != RT_MSG_PING && req->type != RT_MSG_STATUS && req->type != RT_MSG_PAUSE &&
-        req->type != RT_MSG_RESUME)
-        return RT_EINVAL;
-    void *frame;
-    size_t flen;
-    int rc = rt_msg_encode(req, &frame, &flen);
-    if (rc < 0)
-        return rc;
-    self->local = true;
-    self->local_reply = NULL;
-    s_dispatch(self, "", 0, frame, flen);
-    self->local = false;
-    free(frame);
-    if (!self->local_reply)
-        return RT_ENOMEM;
-    *reply = self->local_reply;
-    *len = self->local_len;
-    self->local_reply = NULL;
-    return RT_OK;
 }
 
 int rt_stream_handle(rt_stream_t *self)
