@@ -21,27 +21,17 @@
  * are they discarded, and subscribers, which never commit a partial transaction, see
  * the change of commit LSN and start that transaction over.
  *
- * The stream is pgoutput protocol 2 with streaming on: a transaction larger than the
- * source's logical_decoding_work_mem arrives in blocks while it is still running
- * (S ... E), interleaved with other transactions, and ends with a stream commit (c) or
- * abort (A). Without it the walsender spills such a transaction to disk and decodes
- * and sends all of it only after its commit, which is most of the time a large
- * transaction takes to replicate. Each streamed transaction's messages are spooled,
- * as they arrive, to an unlinked file beside the outbox (no fsync: after a restart
- * the source streams a transaction that was not committed from its beginning again);
- * an aborted subtransaction is remembered and its changes are left out. At the
- * stream commit the spool is read back through the same path as a transaction sent
- * after its commit, a batch per pump, so it is stored in commit order, chunk by chunk,
- * and nothing is read from the source until it is done. */
+ * The stream is pgoutput protocol 2 with streaming on: transactions streamed before their
+ * commit are spooled by spool.c and, at their commit, come back through the same
+ * handlers as a transaction sent after its commit (rt_capture_on_*). */
 #include "capture.h"
 
 #include <czmq.h>
-#include <errno.h>
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "capture_int.h"
 #include "log.h"
 #include "pgoutput.h"
 #include "wire.h"
@@ -49,10 +39,6 @@
 #define FEEDBACK_INTERVAL_MS 5000
 #define RECONNECT_MIN_MS 500
 #define RECONNECT_MAX_MS 10000
-#define ORIGIN_PREFIX "rt_"
-#define REPLAY_BATCH_BYTES (1u << 20) /* spool read back per outbox commit: chunks reach
-                                       * subscribers as they are stored, and the batch
-                                       * buffer stays small */
 
 /* A relation as last described by the source, with owned strings. */
 typedef struct {
@@ -61,90 +47,6 @@ typedef struct {
     uint64_t epoch;    /* record in which index is valid */
     uint32_t index;    /* index of the descriptor in that record */
 } s_rel_t;
-
-/* A transaction streamed before its commit: its messages spooled in arrival order,
- * each as "uint32 len | uint32 subxid | the protocol 1 form of the message". */
-typedef struct {
-    uint32_t xid;
-    FILE *spool;          /* unlinked file in spool_dir */
-    uint64_t changes;     /* I, U, D, T spooled */
-    uint64_t bytes;       /* bytes spooled */
-    uint32_t *aborted;    /* subtransactions aborted: their changes are left out */
-    size_t naborted, aborted_cap;
-    char origin[128];     /* from the O after its first S, "" if none */
-    bool filtered;        /* applied by an rt subscriber here: nothing is spooled */
-} s_stream_t;
-
-struct rt_capture_t {
-    rt_capture_opts_t opts;       /* copies of the option strings */
-    rt_outbox_t *outbox;          /* borrowed */
-    PGconn *conn;                 /* replication connection, NULL while down */
-    rt_pgoutput_t *decoder;       /* pgoutput decoder */
-    rt_record_builder_t *builder; /* the record being built */
-    zhashx_t *rels;               /* relid -> s_rel_t */
-    rt_value_t *vals_old;         /* scratch row images */
-    rt_value_t *vals_new;
-    size_t vals_cap;
-    uint32_t *trunc;              /* scratch truncate indexes */
-    size_t trunc_cap;
-
-    /* The source transaction being read. */
-    bool in_txn;            /* between B and C */
-    bool skip;              /* dropped: own origin or already stored */
-    bool filtered;          /* dropped because of its origin */
-    bool building;          /* builder holds a started record */
-    bool first_chunk;       /* the next record cut is the transaction's first */
-    bool expect_origin;     /* the message after B may be O */
-    uint32_t xid;
-    rt_lsn_t commit_lsn;    /* from B: the commit record's LSN */
-    int64_t commit_ts;
-    char origin[128];       /* origin name of the transaction, "" if none */
-    uint64_t epoch;         /* bumped at every record start */
-    uint64_t txn_rows;
-
-    /* Records cut but not yet stored: one buffer, offsets per record. */
-    char *batch;
-    size_t batch_len, batch_cap;
-    size_t *offs;             /* nrecs + 1 offsets */
-    size_t nrecs, offs_cap;
-    rt_outbox_rec_t *recs;    /* views for rt_outbox_put */
-    size_t recs_cap;
-    uint64_t next_seq;        /* seq of the next record cut */
-    rt_outbox_pos_t durable;  /* position stored in the outbox */
-    rt_outbox_pos_t pending;  /* position once the batch is stored */
-    bool pending_dirty;       /* pending differs from durable */
-
-    rt_capture_stats_t stats;
-    rt_lsn_t idle_lsn;        /* walEnd of the last keepalive while idle */
-    int64_t last_feedback_ms;
-    bool reply_requested;
-    int64_t reconnect_at_ms;  /* when down: next attempt */
-    int reconnect_delay_ms;
-    bool full_logged;
-
-    /* Stored chunks (seqs from..to) of a transaction whose last chunk is not stored:
-     * when the source sends it again, its first `changes` changes are skipped. */
-    struct {
-        bool active;
-        uint32_t xid;
-        rt_lsn_t commit_lsn;
-        uint64_t changes;
-        uint64_t from, to;
-    } resume;
-    uint64_t skip_changes; /* changes of the transaction being read already stored */
-
-    /* Transactions streamed before their commit (few at a time). */
-    s_stream_t **streams;
-    size_t nstreams, streams_cap;
-    s_stream_t *cur;          /* the stream of the current block, NULL outside one */
-    struct {
-        s_stream_t *st;       /* being read back, NULL if none */
-        rt_lsn_t commit_lsn, end_lsn;
-        int64_t commit_ts;
-        char *buf;            /* one spooled message */
-        size_t cap;
-    } replay;
-};
 
 static void s_rel_free(void **item)
 {
@@ -181,172 +83,17 @@ static void s_relid_free(void **key)
     *key = NULL;
 }
 
-/* ---- SQL helpers on a normal (non-replication) connection. */
+/* ---- The replication connection (set up by source.c). */
 
-static char *s_trimmed_error(PGconn *conn);
-
-static PGconn *s_connect(const char *dsn, bool replication)
-{
-    /* expand_dbname = 1: the dbname value is a whole connection string; the keywords
-     * after it override what it says. */
-    const char *keys[] = {"dbname", "application_name", "replication", NULL};
-    const char *vals[] = {dsn, "rt-publisher", "database", NULL};
-    if (!replication)
-        keys[2] = vals[2] = NULL;
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        rt_error("cannot connect to the source (%s): %s", dsn, s_trimmed_error(conn));
-        PQfinish(conn);
-        return NULL;
-    }
-    return conn;
-}
-
-static char *s_trimmed_error(PGconn *conn)
-{
-    char *msg = PQerrorMessage(conn);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-        msg[--n] = '\0';
-    return msg;
-}
-
-/* Runs a query expecting tuples or command ok; returns the result or NULL (logged). */
-static PGresult *s_query(PGconn *conn, const char *what, const char *sql, int nparams,
-                         const char *const *params)
-{
-    PGresult *res = nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
-                            : PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        rt_error("source: %s failed: %s", what, s_trimmed_error(conn));
-        PQclear(res);
-        return NULL;
-    }
-    return res;
-}
-
-/* Checks wal_level and creates the publication when missing. */
-static int s_prepare_source(rt_capture_t *self)
-{
-    int rc = RT_EDB;
-    PGconn *conn = s_connect(self->opts.dsn, false);
-    if (!conn)
-        return RT_EDB;
-    PGresult *res = s_query(conn, "reading wal_level", "SHOW wal_level", 0, NULL);
-    if (!res)
-        goto cleanup;
-    if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
-        rt_error("source: wal_level is '%s'; rt needs wal_level = logical (set it in "
-                 "postgresql.conf and restart the server)",
-                 PQgetvalue(res, 0, 0));
-        PQclear(res);
-        goto cleanup;
-    }
-    PQclear(res);
-
-    const char *params[] = {self->opts.publication};
-    res = s_query(conn, "looking up the publication",
-                  "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params);
-    if (!res)
-        goto cleanup;
-    bool exists = PQntuples(res) > 0;
-    PQclear(res);
-    if (!exists) {
-        char *ident = PQescapeIdentifier(conn, self->opts.publication,
-                                         strlen(self->opts.publication));
-        char sql[512];
-        snprintf(sql, sizeof sql, "CREATE PUBLICATION %s FOR ALL TABLES", ident);
-        PQfreemem(ident);
-        res = s_query(conn, "creating the publication", sql, 0, NULL);
-        if (!res)
-            goto cleanup;
-        PQclear(res);
-        rt_info("created publication %s FOR ALL TABLES", self->opts.publication);
-    }
-    rc = RT_OK;
-cleanup:
-    PQfinish(conn);
-    return rc;
-}
-
-/* Opens the replication connection, creates the slot if missing, starts streaming. */
 static int s_start_stream(rt_capture_t *self)
 {
-    PGconn *conn = s_connect(self->opts.dsn, true);
-    if (!conn)
+    PGconn *conn;
+    if (rt_source_start(&self->opts, &conn) < 0)
         return RT_EDB;
-
-    char sql[1024];
-    const char *params[] = {self->opts.slot};
-    PGresult *res = PQexec(conn, "IDENTIFY_SYSTEM");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rt_error("source: IDENTIFY_SYSTEM failed: %s", s_trimmed_error(conn));
-        PQclear(res);
-        goto fail;
-    }
-    PQclear(res);
-
-    /* The replication connection cannot run normal queries with parameters; use a
-     * normal connection to look the slot up. */
-    PGconn *q = s_connect(self->opts.dsn, false);
-    if (!q)
-        goto fail;
-    res = s_query(q, "looking up the replication slot",
-                  "SELECT plugin, database = current_database() FROM pg_replication_slots "
-                  "WHERE slot_name = $1",
-                  1, params);
-    if (!res) {
-        PQfinish(q);
-        goto fail;
-    }
-    bool exists = PQntuples(res) > 0;
-    if (exists && (strcmp(PQgetvalue(res, 0, 0), "pgoutput") != 0 ||
-                   strcmp(PQgetvalue(res, 0, 1), "t") != 0)) {
-        rt_error("source: replication slot \"%s\" exists but is not a pgoutput slot of this "
-                 "database",
-                 self->opts.slot);
-        PQclear(res);
-        PQfinish(q);
-        goto fail;
-    }
-    PQclear(res);
-    PQfinish(q);
-
-    if (!exists) {
-        snprintf(sql, sizeof sql,
-                 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput (SNAPSHOT 'nothing')",
-                 self->opts.slot);
-        res = PQexec(conn, sql);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            rt_error("source: creating replication slot \"%s\" failed: %s", self->opts.slot,
-                     s_trimmed_error(conn));
-            PQclear(res);
-            goto fail;
-        }
-        rt_info("created replication slot %s at %s", self->opts.slot, PQgetvalue(res, 0, 1));
-        PQclear(res);
-    }
-
-    snprintf(sql, sizeof sql,
-             "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 (proto_version '2', "
-             "streaming 'on', publication_names '\"%s\"', messages 'true')",
-             self->opts.slot, self->opts.publication);
-    res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
-        rt_error("source: START_REPLICATION on slot \"%s\" failed: %s", self->opts.slot,
-                 s_trimmed_error(conn));
-        PQclear(res);
-        goto fail;
-    }
-    PQclear(res);
     self->conn = conn;
     self->stats.connected = true;
     self->last_feedback_ms = 0;
     return RT_OK;
-fail:
-    PQfinish(conn);
-    return RT_EDB;
 }
 
 /* ---- Feedback. */
@@ -368,7 +115,7 @@ static void s_send_feedback(rt_capture_t *self, bool force)
     msg[33] = 0;
     if (PQputCopyData(self->conn, (const char *)msg, sizeof msg) <= 0 || PQflush(self->conn)) {
         rt_warn("source: sending status to the walsender failed: %s",
-                s_trimmed_error(self->conn));
+                rt_source_error(self->conn));
         return;
     }
     self->last_feedback_ms = now;
@@ -608,7 +355,7 @@ static int s_convert(const s_rel_t *r, const rt_pgo_tuple_t *t, rt_value_t *out)
     return RT_OK;
 }
 
-static int s_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m)
+int rt_capture_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m)
 {
     s_rel_t *r = calloc(1, sizeof *r);
     if (!r)
@@ -640,7 +387,7 @@ static int s_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m)
     return RT_OK;
 }
 
-static int s_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
+int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
 {
     if (!self->in_txn) {
         rt_error("source: change message outside a transaction");
@@ -717,7 +464,7 @@ static int s_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
     return RT_OK;
 }
 
-static int s_on_begin(rt_capture_t *self, const rt_pgo_msg_t *m)
+int rt_capture_on_begin(rt_capture_t *self, const rt_pgo_msg_t *m)
 {
     if (self->in_txn) {
         rt_error("source: Begin inside an open transaction (xid %u)", self->xid);
@@ -752,7 +499,7 @@ static int s_on_begin(rt_capture_t *self, const rt_pgo_msg_t *m)
     return RT_OK;
 }
 
-static int s_on_origin(rt_capture_t *self, const rt_pgo_msg_t *m)
+int rt_capture_on_origin(rt_capture_t *self, const rt_pgo_msg_t *m)
 {
     if (!self->in_txn || !self->expect_origin) {
         rt_error("source: Origin message out of place");
@@ -760,7 +507,7 @@ static int s_on_origin(rt_capture_t *self, const rt_pgo_msg_t *m)
     }
     self->expect_origin = false;
     snprintf(self->origin, sizeof self->origin, "%s", m->u.origin.name);
-    if (strncmp(self->origin, ORIGIN_PREFIX, strlen(ORIGIN_PREFIX)) == 0 && !self->skip) {
+    if (strncmp(self->origin, RT_ORIGIN_PREFIX, strlen(RT_ORIGIN_PREFIX)) == 0 && !self->skip) {
         /* Applied by an rt subscriber on this server: never send it back. */
         self->skip = true;
         self->filtered = true;
@@ -768,7 +515,7 @@ static int s_on_origin(rt_capture_t *self, const rt_pgo_msg_t *m)
     return RT_OK;
 }
 
-static int s_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m)
+int rt_capture_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m)
 {
     if (!self->in_txn) {
         rt_error("source: Commit outside a transaction");
@@ -815,261 +562,6 @@ static int s_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m)
     return RT_OK;
 }
 
-/* ---- Transactions streamed before their commit. */
-
-static s_stream_t *s_stream_find(rt_capture_t *self, uint32_t xid)
-{
-    for (size_t i = 0; i < self->nstreams; i++)
-        if (self->streams[i]->xid == xid)
-            return self->streams[i];
-    return NULL;
-}
-
-static void s_stream_drop(rt_capture_t *self, s_stream_t *st)
-{
-    for (size_t i = 0; i < self->nstreams; i++) {
-        if (self->streams[i] == st) {
-            self->streams[i] = self->streams[--self->nstreams];
-            break;
-        }
-    }
-    if (self->cur == st)
-        self->cur = NULL;
-    if (self->replay.st == st)
-        self->replay.st = NULL;
-    if (st->spool)
-        fclose(st->spool);
-    free(st->aborted);
-    free(st);
-}
-
-static void s_streams_drop_all(rt_capture_t *self)
-{
-    while (self->nstreams > 0)
-        s_stream_drop(self, self->streams[0]);
-}
-
-/* A new spool: a file created in spool_dir and unlinked at once, so nothing is left
- * behind whatever way the publisher stops. */
-static FILE *s_spool_open(rt_capture_t *self)
-{
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/stream-XXXXXX", self->opts.spool_dir);
-    if (n < 0 || (size_t)n >= sizeof path) {
-        rt_error("spool directory path too long: %s", self->opts.spool_dir);
-        return NULL;
-    }
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        rt_error("cannot create a spool file in %s: %s", self->opts.spool_dir, strerror(errno));
-        return NULL;
-    }
-    unlink(path);
-    FILE *f = fdopen(fd, "w+b");
-    if (!f) {
-        rt_error("cannot open spool file: %s", strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    setvbuf(f, NULL, _IOFBF, 1 << 20);
-    return f;
-}
-
-static int s_on_stream_start(rt_capture_t *self, const rt_pgo_msg_t *m)
-{
-    if (self->in_txn) {
-        rt_error("source: Stream Start inside an open transaction (xid %u)", self->xid);
-        return RT_EPROTO;
-    }
-    uint32_t xid = m->u.stream_start.xid;
-    s_stream_t *st = s_stream_find(self, xid);
-    if (st && m->u.stream_start.first) {
-        rt_warn("source: transaction xid %u streamed from its first block again; "
-                "dropping what was spooled", xid);
-        s_stream_drop(self, st);
-        st = NULL;
-    }
-    if (!st) {
-        if (!m->u.stream_start.first) {
-            rt_error("source: stream block of transaction xid %u without its first block", xid);
-            return RT_EPROTO;
-        }
-        if (rt_reserve((void **)&self->streams, &self->streams_cap, self->nstreams + 1,
-                       sizeof *self->streams) < 0 ||
-            !(st = calloc(1, sizeof *st)))
-            return RT_ENOMEM;
-        st->xid = xid;
-        if (!(st->spool = s_spool_open(self))) {
-            free(st);
-            return RT_EIO;
-        }
-        self->streams[self->nstreams++] = st;
-        rt_debug("source: transaction xid %u arrives in blocks before its commit", xid);
-    }
-    self->cur = st;
-    return RT_OK;
-}
-
-/* A message inside a block: O (after the first S) names the origin; R, Y, I, U, D, T
- * are spooled in their protocol 1 form (the type byte, then what follows the xid). */
-static int s_on_stream_msg(rt_capture_t *self, const rt_pgo_msg_t *m, const char *buf,
-                           size_t len)
-{
-    s_stream_t *st = self->cur;
-    if (!st) {
-        rt_error("source: message '%c' in a stream block without its Stream Start", m->type);
-        return RT_EPROTO;
-    }
-    if (m->type == 'M')
-        return RT_OK; /* logical messages are not replicated */
-    if (m->type == 'O') {
-        snprintf(st->origin, sizeof st->origin, "%s", m->u.origin.name);
-        st->filtered = strncmp(st->origin, ORIGIN_PREFIX, strlen(ORIGIN_PREFIX)) == 0;
-        return RT_OK;
-    }
-    if (st->filtered)
-        return RT_OK;
-    uint32_t hdr[2] = {(uint32_t)(len - 4), m->xid};
-    if (fwrite(hdr, sizeof hdr, 1, st->spool) != 1 || fwrite(buf, 1, 1, st->spool) != 1 ||
-        fwrite(buf + 5, 1, len - 5, st->spool) != len - 5) {
-        rt_error("cannot write the spool of transaction xid %u (%" PRIu64 " bytes so far): %s",
-                 st->xid, st->bytes, strerror(errno));
-        return RT_EIO;
-    }
-    st->bytes += sizeof hdr + len - 4;
-    if (m->type != 'R' && m->type != 'Y')
-        st->changes++;
-    return RT_OK;
-}
-
-static int s_on_stream_abort(rt_capture_t *self, const rt_pgo_msg_t *m)
-{
-    s_stream_t *st = s_stream_find(self, m->u.stream_abort.xid);
-    if (!st)
-        return RT_OK; /* nothing of it was streamed on this connection */
-    if (m->u.stream_abort.subxid == st->xid) {
-        rt_debug("source: streamed transaction xid %u aborted (%" PRIu64 " changes spooled)",
-                 st->xid, st->changes);
-        s_stream_drop(self, st);
-        return RT_OK;
-    }
-    if (rt_reserve((void **)&st->aborted, &st->aborted_cap, st->naborted + 1,
-                   sizeof *st->aborted) < 0)
-        return RT_ENOMEM;
-    st->aborted[st->naborted++] = m->u.stream_abort.subxid;
-    return RT_OK;
-}
-
-static bool s_stream_aborted(const s_stream_t *st, uint32_t subxid)
-{
-    for (size_t i = 0; i < st->naborted; i++)
-        if (st->aborted[i] == subxid)
-            return true;
-    return false;
-}
-
-static int s_on_begin(rt_capture_t *self, const rt_pgo_msg_t *m);
-static int s_on_origin(rt_capture_t *self, const rt_pgo_msg_t *m);
-static int s_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m);
-
-/* The stream commit: the transaction is read back from its spool by s_replay. */
-static int s_on_stream_commit(rt_capture_t *self, const rt_pgo_msg_t *m)
-{
-    uint32_t xid = m->u.stream_commit.xid;
-    s_stream_t *st = s_stream_find(self, xid);
-    if (!st) {
-        rt_error("source: Stream Commit of transaction xid %u, which was not streamed", xid);
-        return RT_EPROTO;
-    }
-    if (fflush(st->spool) != 0 || fseek(st->spool, 0, SEEK_SET) != 0) {
-        rt_error("cannot read back the spool of transaction xid %u: %s", xid, strerror(errno));
-        return RT_EIO;
-    }
-    rt_debug("source: streamed transaction xid %u committed; storing its %" PRIu64 " changes",
-             xid, st->changes);
-    self->replay.st = st;
-    self->replay.commit_lsn = m->u.stream_commit.commit_lsn;
-    self->replay.end_lsn = m->u.stream_commit.end_lsn;
-    self->replay.commit_ts = m->u.stream_commit.commit_ts;
-    self->stats.streamed_txns++;
-    rt_pgo_msg_t b = {.type = 'B'};
-    b.u.begin.xid = xid;
-    b.u.begin.final_lsn = self->replay.commit_lsn;
-    b.u.begin.commit_ts = self->replay.commit_ts;
-    int rc = s_on_begin(self, &b);
-    if (rc < 0)
-        return rc;
-    if (st->origin[0]) {
-        rt_pgo_msg_t o = {.type = 'O'};
-        o.u.origin.name = st->origin;
-        if ((rc = s_on_origin(self, &o)) < 0)
-            return rc;
-    }
-    return RT_OK;
-}
-
-/* Reads the spool of the committed streamed transaction back, up to one batch, then
- * ends the transaction with its commit. */
-static int s_replay(rt_capture_t *self)
-{
-    s_stream_t *st = self->replay.st;
-    int rc;
-    uint64_t budget = self->opts.batch_bytes < REPLAY_BATCH_BYTES ? self->opts.batch_bytes
-                                                                  : REPLAY_BATCH_BYTES;
-    while (!self->skip && self->batch_len < budget) {
-        uint32_t hdr[2];
-        size_t n = fread(hdr, 1, sizeof hdr, st->spool);
-        if (n == 0 && feof(st->spool))
-            break;
-        if (n != sizeof hdr || hdr[0] == 0 || hdr[0] > (1u << 30)) {
-            rt_error("the spool of transaction xid %u is damaged", st->xid);
-            return RT_EIO;
-        }
-        if (hdr[0] > self->replay.cap) {
-            size_t cap = self->replay.cap ? self->replay.cap : 4096;
-            while (cap < hdr[0])
-                cap *= 2;
-            char *b = realloc(self->replay.buf, cap);
-            if (!b)
-                return RT_ENOMEM;
-            self->replay.buf = b;
-            self->replay.cap = cap;
-        }
-        if (fread(self->replay.buf, 1, hdr[0], st->spool) != hdr[0]) {
-            rt_error("the spool of transaction xid %u is truncated", st->xid);
-            return RT_EIO;
-        }
-        char type = self->replay.buf[0];
-        if (type != 'R' && type != 'Y' && s_stream_aborted(st, hdr[1]))
-            continue;
-        rt_pgo_msg_t m;
-        if ((rc = rt_pgoutput_decode(self->decoder, self->replay.buf, hdr[0], &m)) < 0) {
-            rt_error("spooled message of transaction xid %u does not decode", st->xid);
-            return RT_EIO;
-        }
-        if (m.type == 'R')
-            rc = s_on_relation(self, &m);
-        else if (m.type == 'Y')
-            rc = RT_OK;
-        else
-            rc = s_on_change(self, &m);
-        if (rc < 0)
-            return rc == RT_EPROTO ? RT_EIO : rc;
-    }
-    if (!self->skip && !feof(st->spool))
-        return RT_OK;
-    rt_pgo_msg_t c = {.type = 'C'};
-    c.u.commit.commit_lsn = self->replay.commit_lsn;
-    c.u.commit.end_lsn = self->replay.end_lsn;
-    c.u.commit.commit_ts = self->replay.commit_ts;
-    rt_info("source: transaction xid %u, streamed before its commit, committed: %" PRIu64
-            " changes, %" PRIu64 " bytes spooled",
-             st->xid, st->changes, st->bytes);
-    rc = s_on_commit(self, &c);
-    s_stream_drop(self, st);
-    return rc;
-}
-
 static int s_handle_xlogdata(rt_capture_t *self, const char *buf, size_t len)
 {
     rt_pgo_msg_t m;
@@ -1080,27 +572,27 @@ static int s_handle_xlogdata(rt_capture_t *self, const char *buf, size_t len)
         return rc;
     }
     switch (m.type) {
-    case 'S': return s_on_stream_start(self, &m);
-    case 'E': self->cur = NULL; return RT_OK;
-    case 'c': return s_on_stream_commit(self, &m);
-    case 'A': return s_on_stream_abort(self, &m);
+    case 'S': return rt_spool_on_start(self, &m);
+    case 'E': rt_spool_on_stop(self); return RT_OK;
+    case 'c': return rt_spool_on_commit(self, &m);
+    case 'A': return rt_spool_on_abort(self, &m);
     default:
         if (rt_pgoutput_in_stream(self->decoder))
-            return s_on_stream_msg(self, &m, buf, len);
+            return rt_spool_on_message(self, &m, buf, len);
     }
     if (m.type != 'O' && m.type != 'R' && m.type != 'Y')
         self->expect_origin = false;
     switch (m.type) {
-    case 'B': return s_on_begin(self, &m);
-    case 'O': return s_on_origin(self, &m);
-    case 'C': return s_on_commit(self, &m);
-    case 'R': return s_on_relation(self, &m);
+    case 'B': return rt_capture_on_begin(self, &m);
+    case 'O': return rt_capture_on_origin(self, &m);
+    case 'C': return rt_capture_on_commit(self, &m);
+    case 'R': return rt_capture_on_relation(self, &m);
     case 'Y': return RT_OK;
     case 'M': return RT_OK; /* logical messages are not replicated */
     case 'I':
     case 'U':
     case 'D':
-    case 'T': return s_on_change(self, &m);
+    case 'T': return rt_capture_on_change(self, &m);
     default:
         rt_error("source: unexpected pgoutput message '%c'", m.type);
         return RT_EPROTO;
@@ -1142,7 +634,7 @@ static void s_disconnect(rt_capture_t *self, const char *why)
     self->in_txn = false;
     self->building = false;
     self->skip = false;
-    s_streams_drop_all(self);
+    rt_spool_drop_all(self);
     zhashx_purge(self->rels);
     self->reconnect_at_ms = rt_mono_ms() + self->reconnect_delay_ms;
 }
@@ -1197,7 +689,7 @@ int rt_capture_pump(rt_capture_t *self)
 
     if (self->replay.st) {
         /* A streamed transaction committed: store it before reading on. */
-        if ((rc = s_replay(self)) < 0)
+        if ((rc = rt_spool_replay(self)) < 0)
             return rc;
         rc = s_flush(self);
         if (rc < 0 && rc != RT_EFULL)
@@ -1209,7 +701,7 @@ int rt_capture_pump(rt_capture_t *self)
     /* Read everything available, up to the batch limit: that is one group commit. */
     for (;;) {
         if (!PQconsumeInput(self->conn)) {
-            s_disconnect(self, s_trimmed_error(self->conn));
+            s_disconnect(self, rt_source_error(self->conn));
             return RT_OK;
         }
         bool got = false;
@@ -1225,7 +717,7 @@ int rt_capture_pump(rt_capture_t *self)
                              res ? PQresultErrorMessage(res) : "no result");
                     PQclear(res);
                 }
-                s_disconnect(self, n == -1 ? "stream ended" : s_trimmed_error(self->conn));
+                s_disconnect(self, n == -1 ? "stream ended" : rt_source_error(self->conn));
                 return RT_OK;
             }
             got = true;
@@ -1310,7 +802,7 @@ rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox)
     if (s_resume_load(self) < 0)
         goto fail;
 
-    if (s_prepare_source(self) < 0 || s_start_stream(self) < 0)
+    if (rt_source_prepare(&self->opts) < 0 || s_start_stream(self) < 0)
         goto fail;
     return self;
 fail:
@@ -1329,7 +821,7 @@ void rt_capture_destroy(rt_capture_t **self_p)
             rt_warn("could not store the last batch before stopping; the source sends it again");
         PQfinish(self->conn);
     }
-    s_streams_drop_all(self);
+    rt_spool_drop_all(self);
     free(self->streams);
     free(self->replay.buf);
     rt_pgoutput_destroy(&self->decoder);

@@ -2,21 +2,21 @@
  *
  * PUB carries every durable record once, best effort, then HUGZ{head} when idle.
  * ROUTER frames are [routing id][message] (peers are DEALERs); the conversation is
- * in schemas/protocol.md: PING/PONG, HELLO/WELCOME, FETCH/FETCHED (credit-based:
- * never more records than asked), ACK, STATUS, and the admin verbs of rtctl:
- * PAUSE, RESUME, FORGET, REPLAY (answered OK{text} or ERROR{code, text}).
+ * in schemas/protocol.md: HELLO/WELCOME, FETCH/FETCHED (credit-based: never more
+ * records than asked) and ACK are answered here; PING, STATUS and the admin verbs of
+ * rtctl (PAUSE, RESUME, FORGET, REPLAY) by admin.c, whose reply is sent back here.
  * Subscribers and their acknowledgements live in the outbox's subscribers database;
- * PAUSE, RESUME and a REPLAY are also sent on to the subscriber named (its routing
- * id), and a subscriber whose ACK state disagrees with its paused flag is told
- * again, so a lost notice is repaired within an ACK interval. */
+ * a subscriber whose ACK state disagrees with its paused flag is told again, so a lost
+ * PAUSE or RESUME notice is repaired within an ACK interval. */
 #include "stream.h"
 
 #include <czmq.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "admin.h"
 #include "log.h"
+#include "stream_int.h"
 #include "wire.h"
 
 #define MAX_MESSAGES_PER_CALL 256
@@ -28,50 +28,11 @@
 #define TRIM_INTERVAL_MS 1000
 #define TRIM_BATCH 10000
 #define SAMPLES_MAX 8192
-/* A subscriber heard from within this long is connected. */
-#define ONLINE_MS 5000
-/* Status walks at most this many records per subscriber to sum its lag in bytes,
- * and extrapolates beyond. */
-#define LAG_SCAN_RECORDS 100000
-
-/* A subscriber as the publisher knows it. */
-typedef struct {
-    rt_outbox_sub_t stored; /* as in the outbox */
-    int64_t last_seen_ms;   /* monotonic time of its last message, 0 never */
-    bool dirty;             /* stored differs from the outbox */
-    uint64_t conflicts;     /* from its last ACK */
-    int64_t commit_ts;      /* from its last ACK: commit time of its last applied record */
-    int64_t applied_at;     /* from its last ACK: when it applied it */
-    char error[RT_ERROR_TEXT_MAX + 1]; /* from its last ACK */
-    uint64_t reset_from;    /* a replay with reset from this seq is under way: ACKs at or
-                             * past it are old ones until one below it arrives */
-} s_sub_t;
 
 /* When a head seq became durable, for the retention window. */
-typedef struct {
+struct rt_stream_sample_t {
     uint64_t seq;
     int64_t ms;
-} s_sample_t;
-
-struct rt_stream_t {
-    char *source, *slot, *pub_endpoint;
-    int64_t retention_ms;
-    rt_outbox_t *outbox;   /* borrowed */
-    rt_capture_t *capture; /* borrowed, may be NULL */
-    zsock_t *router;
-    zsock_t *pub;
-    zhashx_t *subs;        /* name -> s_sub_t */
-    uint64_t published;    /* last seq sent on PUB */
-    int64_t last_pub_ms;
-    int64_t last_persist_ms;
-    int64_t last_trim_ms;
-    s_sample_t *samples;   /* ring of (head, time) */
-    size_t nsamples, sample_start;
-    uint64_t bad_frames;
-    bool local;            /* answering an in-process call: replies go to local_reply */
-    void *local_reply;     /* the reply of the in-process call, malloc'd */
-    size_t local_len;
-    rt_record_decoder_t *dec; /* decodes records for replay and status */
 };
 
 static void s_bad_frame(rt_stream_t *self, const char *peer, const char *why)
@@ -86,20 +47,19 @@ static void s_bad_frame(rt_stream_t *self, const char *peer, const char *why)
 static bool s_send_to(rt_stream_t *self, const char *id, size_t idlen, const void *body,
                       size_t len)
 {
-    if (self->local && idlen == 0) {
-        /* rt_stream_call: the one reply is kept for the caller. */
-        free(self->local_reply);
-        self->local_reply = malloc(len ? len : 1);
-        if (!self->local_reply)
-            return false;
-        memcpy(self->local_reply, body, len);
-        self->local_len = len;
-        return true;
-    }
     void *sock = zsock_resolve(self->router);
     if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return false;
     return zmq_send(sock, body, len, ZMQ_DONTWAIT) >= 0;
+}
+
+/* Sends a reply frame to [id]; a reply that cannot be sent is dropped: the peer asks
+ * again. */
+static void s_send_reply(rt_stream_t *self, const char *id, size_t idlen, const void *frame,
+                         size_t len)
+{
+    if (!s_send_to(self, id, idlen, frame, len))
+        rt_debug("reply to %.*s not sent: %s", (int)idlen, id, zmq_strerror(zmq_errno()));
 }
 
 static void s_send_msg(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *msg)
@@ -108,8 +68,7 @@ static void s_send_msg(rt_stream_t *self, const char *id, size_t idlen, const rt
     size_t len;
     if (rt_msg_encode(msg, &frame, &len) < 0)
         return;
-    if (!s_send_to(self, id, idlen, frame, len))
-        rt_debug("reply to %.*s not sent: %s", (int)idlen, id, zmq_strerror(zmq_errno()));
+    s_send_reply(self, id, idlen, frame, len);
     free(frame);
 }
 
@@ -120,9 +79,9 @@ static void s_send_error(rt_stream_t *self, const char *id, size_t idlen, int co
     s_send_msg(self, id, idlen, &m);
 }
 
-static s_sub_t *s_sub(rt_stream_t *self, const char *name, bool create)
+rt_stream_sub_t *rt_stream_sub(rt_stream_t *self, const char *name, bool create)
 {
-    s_sub_t *s = zhashx_lookup(self->subs, name);
+    rt_stream_sub_t *s = zhashx_lookup(self->subs, name);
     if (s || !create)
         return s;
     s = calloc(1, sizeof *s);
@@ -134,6 +93,18 @@ static s_sub_t *s_sub(rt_stream_t *self, const char *name, bool create)
     s->dirty = true;
     zhashx_insert(self->subs, name, s);
     return zhashx_lookup(self->subs, name);
+}
+
+/* Sends a notice to the subscriber itself (its routing id is its name). */
+bool rt_stream_notify(rt_stream_t *self, const char *name, const rt_msg_t *msg)
+{
+    void *frame;
+    size_t len;
+    if (rt_msg_encode(msg, &frame, &len) < 0)
+        return false;
+    bool sent = s_send_to(self, name, strlen(name), frame, len);
+    free(frame);
+    return sent;
 }
 
 /* The newest stored record: the head_seq announced to subscribers (WELCOME, FETCHED,
@@ -170,7 +141,7 @@ static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt
         s_send_error(self, id, idlen, RT_EINVAL, text);
         return;
     }
-    s_sub_t *s = s_sub(self, m->name, true);
+    rt_stream_sub_t *s = rt_stream_sub(self, m->name, true);
     if (!s)
         return;
     bool known = s->last_seen_ms != 0;
@@ -217,7 +188,7 @@ static void s_on_fetch(rt_stream_t *self, const char *id, size_t idlen, const rt
 {
     char name[128];
     snprintf(name, sizeof name, "%.*s", (int)(idlen < 127 ? idlen : 127), id);
-    s_sub_t *s = s_sub(self, name, false);
+    rt_stream_sub_t *s = rt_stream_sub(self, name, false);
     if (s)
         s->last_seen_ms = rt_mono_ms();
     s_fetch_ctx_t ctx = {self, id, idlen, 0};
@@ -259,7 +230,7 @@ static void s_on_ack(rt_stream_t *self, const char *id, size_t idlen, const rt_m
         return;
     }
     /* Only HELLO registers: a forgotten subscriber stays forgotten until it says HELLO. */
-    s_sub_t *s = s_sub(self, name, false);
+    rt_stream_sub_t *s = rt_stream_sub(self, name, false);
     if (!s)
         return;
     s->last_seen_ms = rt_mono_ms();
@@ -282,480 +253,6 @@ static void s_on_ack(rt_stream_t *self, const char *id, size_t idlen, const rt_m
     }
 }
 
-/* ---------------------------------------------------------------------------------
- * Admin verbs. */
-
-/* Sends an OK{text} reply. */
-static void s_send_ok(rt_stream_t *self, const char *id, size_t idlen, const char *text)
-{
-    rt_msg_t m = {.type = RT_MSG_OK, .text = (char *)text};
-    s_send_msg(self, id, idlen, &m);
-}
-
-static int s_cmp_name(const void *a, const void *b)
-{
-    return strcmp(((const rt_status_sub_t *)a)->name, ((const rt_status_sub_t *)b)->name);
-}
-
-static int s_cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Looks up the subscriber an admin verb names; answers ERROR{RT_ENOTFOUND} naming the
- * known ones when there is none. */
-static s_sub_t *s_admin_sub(rt_stream_t *self, const char *id, size_t idlen, const char *name)
-{
-    s_sub_t *s = s_sub(self, name, false);
-    if (s)
-        return s;
-    char known[1024] = "";
-    size_t n = 0, count = 0, total = zhashx_size(self->subs);
-    const char **names = calloc(total ? total : 1, sizeof *names);
-    for (s_sub_t *k = zhashx_first(self->subs); k && names; k = zhashx_next(self->subs))
-        names[count++] = k->stored.name;
-    if (names)
-        qsort(names, count, sizeof *names, s_cmp_str);
-    for (size_t i = 0; i < count && n < sizeof known - 1; i++) {
-        int w = snprintf(known + n, sizeof known - n, "%s%s", n ? ", " : "", names[i]);
-        if (w < 0)
-            break;
-        n += (size_t)w;
-    }
-    free(names);
-    if (n >= sizeof known)
-        n = sizeof known - 1;
-    char text[1400];
-    snprintf(text, sizeof text, "no subscriber named \"%s\" (known: %s)", name,
-             n ? known : "none");
-    s_send_error(self, id, idlen, RT_ENOTFOUND, text);
-    return NULL;
-}
-
-static bool s_online(const s_sub_t *s, int64_t now)
-{
-    return s->last_seen_ms && now - s->last_seen_ms < ONLINE_MS;
-}
-
-/* Sends a notice to the subscriber itself (its routing id is its name). */
-static bool s_notify(rt_stream_t *self, const char *name, const rt_msg_t *msg)
-{
-    void *frame;
-    size_t len;
-    if (rt_msg_encode(msg, &frame, &len) < 0)
-        return false;
-    bool sent = s_send_to(self, name, strlen(name), frame, len);
-    free(frame);
-    return sent;
-}
-
-static void s_on_pause(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
-{
-    bool pause = m->type == RT_MSG_PAUSE;
-    s_sub_t *s = s_admin_sub(self, id, idlen, m->name);
-    if (!s)
-        return;
-    char text[300];
-    if (s->stored.enabled == !pause) {
-        snprintf(text, sizeof text, "subscriber %s was already %s", m->name,
-                 pause ? "paused" : "running (not paused)");
-        s_send_ok(self, id, idlen, text);
-        return;
-    }
-    s->stored.enabled = !pause;
-    s->dirty = true;
-    if (rt_outbox_sub_put(self->outbox, &s->stored) < 0) {
-        s->stored.enabled = pause;
-        s_send_error(self, id, idlen, RT_EIO, "the outbox could not store the change");
-        return;
-    }
-    s->dirty = false;
-    rt_msg_t n = {.type = m->type, .name = m->name};
-    bool told = s_notify(self, m->name, &n);
-    rt_info("subscriber %s %s by rtctl at acked seq %llu", m->name, pause ? "paused" : "resumed",
-            (unsigned long long)s->stored.acked_seq);
-    if (pause)
-        snprintf(text, sizeof text,
-                 "paused %s at acked seq %llu%s; it no longer holds back trimming", m->name,
-                 (unsigned long long)s->stored.acked_seq,
-                 told ? "" : " (not connected: it is told when it connects)");
-    else
-        snprintf(text, sizeof text, "resumed %s: it catches up from seq %llu (head %llu)%s",
-                 m->name, (unsigned long long)(s->stored.acked_seq + 1),
-                 (unsigned long long)rt_outbox_position(self->outbox).head_seq,
-                 told ? "" : " when it connects");
-    s_send_ok(self, id, idlen, text);
-}
-
-static void s_on_forget(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
-{
-    if (m->flags & ~(uint64_t)RT_FORGET_FORCE) {
-        s_send_error(self, id, idlen, RT_EINVAL, "FORGET with unknown flags");
-        return;
-    }
-    s_sub_t *s = s_admin_sub(self, id, idlen, m->name);
-    if (!s)
-        return;
-    int64_t now = rt_mono_ms();
-    char text[300];
-    if (s_online(s, now) && s->stored.enabled && !(m->flags & RT_FORGET_FORCE)) {
-        snprintf(text, sizeof text,
-                 "subscriber %s is connected and active (last heard %lld ms ago): stop it or "
-                 "pause it first, or use --force",
-                 m->name, (long long)(now - s->last_seen_ms));
-        s_send_error(self, id, idlen, RT_EINVAL, text);
-        return;
-    }
-    int rc = rt_outbox_sub_delete(self->outbox, m->name);
-    if (rc < 0 && rc != RT_ENOTFOUND) {
-        s_send_error(self, id, idlen, RT_EIO, "the outbox could not delete the subscriber");
-        return;
-    }
-    uint64_t acked = s->stored.acked_seq;
-    zhashx_delete(self->subs, m->name);
-    rt_info("subscriber %s forgotten by rtctl (it had acked seq %llu)", m->name,
-            (unsigned long long)acked);
-    snprintf(text, sizeof text,
-             "forgot %s (acked seq %llu): it no longer holds back trimming; if it connects "
-             "again it is registered anew",
-             m->name, (unsigned long long)acked);
-    s_send_ok(self, id, idlen, text);
-}
-
-/* What a walk over a range of records found. */
-typedef struct {
-    rt_stream_t *self;
-    uint64_t to;        /* last seq to count */
-    bool decode;        /* count transactions and rows (decodes each record) */
-    uint64_t records, bytes, txns, rows;
-    uint64_t last;      /* last seq seen */
-    uint8_t flags;      /* flags of the first record seen */
-    int64_t first_ts;   /* commit time of the first record seen */
-    bool bad;           /* a record did not decode */
-} s_scan_t;
-
-static int s_scan_one(void *arg, uint64_t seq, const void *data, size_t len)
-{
-    s_scan_t *sc = arg;
-    if (seq > sc->to)
-        return 1;
-    if (sc->decode || sc->records == 0) {
-        const rt_record_t *rec;
-        if (rt_record_decode(sc->self->dec, data, len, &rec) != RT_OK) {
-            sc->bad = true;
-            return 1;
-        }
-        if (sc->records == 0) {
-            sc->flags = rec->flags;
-            sc->first_ts = rec->commit_ts;
-        }
-        if (sc->decode) {
-            if (rec->flags & RT_REC_LAST)
-                sc->txns++;
-            for (uint32_t i = 0; i < rec->nchanges; i++)
-                if (rec->changes[i].op != 'T')
-                    sc->rows++;
-        }
-    }
-    sc->records++;
-    sc->bytes += len;
-    sc->last = seq;
-    return 0;
-}
-
-/* Walks seqs from..to (at most max records, 0: all). 0, RT_ETRIMMED, RT_EIO, RT_EPROTO. */
-static int s_scan(rt_stream_t *self, uint64_t from, uint64_t to, size_t max, bool decode,
-                  s_scan_t *sc)
-{
-    memset(sc, 0, sizeof *sc);
-    sc->self = self;
-    sc->to = to;
-    sc->decode = decode;
-    if (from > to)
-        return RT_OK;
-    int rc = rt_outbox_read(self->outbox, from, max, 0, s_scan_one, sc);
-    if (rc < 0)
-        return rc;
-    return sc->bad ? RT_EPROTO : RT_OK;
-}
-
-/* Flags and commit time of record seq. */
-static int s_record_at(rt_stream_t *self, uint64_t seq, uint8_t *flags, int64_t *ts)
-{
-    s_scan_t sc;
-    int rc = s_scan(self, seq, seq, 1, false, &sc);
-    if (rc == RT_OK && sc.records != 1)
-        rc = RT_ENOTFOUND;
-    if (rc == RT_OK) {
-        *flags = sc.flags;
-        *ts = sc.first_ts;
-    }
-    return rc;
-}
-
-/* The first record (from first to head) whose commit time is >= ts, by bisection:
- * records are in commit order. RT_ENOTFOUND if none. */
-static int s_find_since(rt_stream_t *self, int64_t ts, uint64_t *seq)
-{
-    uint64_t lo = rt_outbox_first_seq(self->outbox);
-    uint64_t hi = rt_outbox_position(self->outbox).head_seq + 1; /* answer in [lo, hi] */
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        uint8_t flags;
-        int64_t t;
-        int rc = s_record_at(self, mid, &flags, &t);
-        if (rc < 0)
-            return rc;
-        if (t >= ts)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    if (lo > rt_outbox_position(self->outbox).head_seq)
-        return RT_ENOTFOUND;
-    *seq = lo;
-    return RT_OK;
-}
-
-/* Formats PostgreSQL-epoch µs as "YYYY-MM-DD HH:MM:SS.mmm UTC". */
-static void s_ts_text(int64_t pg_us, char *buf, size_t size)
-{
-    time_t t = (time_t)(rt_pg_to_unix_us(pg_us) / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char day[40];
-    strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(buf, size, "%s.%03d UTC", day, (int)((rt_pg_to_unix_us(pg_us) / 1000) % 1000));
-}
-
-static void s_on_replay(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
-{
-    char text[600];
-    bool dry = m->flags & RT_REPLAY_DRY_RUN, reset = m->flags & RT_REPLAY_RESET;
-    if (m->flags & ~(uint64_t)RT_REPLAY_FLAGS) {
-        s_send_error(self, id, idlen, RT_EINVAL, "REPLAY with unknown flags");
-        return;
-    }
-    s_sub_t *s = s_admin_sub(self, id, idlen, m->name);
-    if (!s)
-        return;
-    uint64_t first = rt_outbox_first_seq(self->outbox);
-    uint64_t head = rt_outbox_position(self->outbox).head_seq;
-    if (first > head) {
-        snprintf(text, sizeof text, "the outbox is empty (head seq %llu): nothing to replay",
-                 (unsigned long long)head);
-        s_send_error(self, id, idlen, RT_ENOTFOUND, text);
-        return;
-    }
-    uint64_t from = m->seq ? m->seq : first, to = m->last_seq ? m->last_seq : head;
-    if (m->flags & RT_REPLAY_SINCE) {
-        char when[64];
-        s_ts_text(m->commit_ts, when, sizeof when);
-        int rc = s_find_since(self, m->commit_ts, &from);
-        if (rc == RT_ENOTFOUND) {
-            snprintf(text, sizeof text,
-                     "no record in the outbox (seqs %llu..%llu) was committed at or after %s",
-                     (unsigned long long)first, (unsigned long long)head, when);
-            s_send_error(self, id, idlen, RT_ENOTFOUND, text);
-            return;
-        }
-        if (rc < 0) {
-            s_send_error(self, id, idlen, rc, "the outbox could not be read");
-            return;
-        }
-    }
-    if (from < first) {
-        snprintf(text, sizeof text,
-                 "records %llu..%llu were trimmed from the outbox; seqs %llu..%llu are still "
-                 "available",
-                 (unsigned long long)from, (unsigned long long)(first - 1),
-                 (unsigned long long)first, (unsigned long long)head);
-        s_send_error(self, id, idlen, RT_ETRIMMED, text);
-        return;
-    }
-    if (to > head || from > to) {
-        snprintf(text, sizeof text,
-                 "range %llu..%llu is not in the outbox: seqs %llu..%llu are available",
-                 (unsigned long long)from, (unsigned long long)to, (unsigned long long)first,
-                 (unsigned long long)head);
-        s_send_error(self, id, idlen, RT_EINVAL, text);
-        return;
-    }
-    /* A replay starts with a transaction's first record. */
-    uint64_t asked = from;
-    for (;;) {
-        uint8_t flags;
-        int64_t ts;
-        int rc = s_record_at(self, from, &flags, &ts);
-        if (rc < 0) {
-            s_send_error(self, id, idlen, RT_EIO, "the outbox could not be read");
-            return;
-        }
-        if (flags & RT_REC_FIRST)
-            break;
-        if (from == first) {
-            snprintf(text, sizeof text,
-                     "seq %llu is inside a transaction whose first records were trimmed "
-                     "(oldest kept: %llu)",
-                     (unsigned long long)asked, (unsigned long long)first);
-            s_send_error(self, id, idlen, RT_ETRIMMED, text);
-            return;
-        }
-        from--;
-    }
-    if (reset && from - 1 > s->stored.acked_seq) {
-        snprintf(text, sizeof text,
-                 "--reset from seq %llu would skip seqs %llu..%llu that %s has not acknowledged "
-                 "(acked seq %llu)",
-                 (unsigned long long)from, (unsigned long long)(s->stored.acked_seq + 1),
-                 (unsigned long long)(from - 1), m->name,
-                 (unsigned long long)s->stored.acked_seq);
-        s_send_error(self, id, idlen, RT_EINVAL, text);
-        return;
-    }
-    /* What goes: everything with reset; without, only what it has not applied. */
-    uint64_t send_from = reset || from > s->stored.acked_seq ? from : s->stored.acked_seq + 1;
-    s_scan_t all, go;
-    int rc = s_scan(self, from, to, 0, true, &all);
-    if (rc == RT_OK)
-        rc = s_scan(self, send_from, to, 0, true, &go);
-    if (rc < 0) {
-        s_send_error(self, id, idlen, rc == RT_ETRIMMED ? RT_ETRIMMED : RT_EIO,
-                     "the outbox could not be read for the replay");
-        return;
-    }
-    char moved[64] = "";
-    if (from != asked)
-        snprintf(moved, sizeof moved, " (moved back from %llu to its transaction's start)",
-                 (unsigned long long)asked);
-    char skipped[200] = "";
-    if (all.records > go.records)
-        snprintf(skipped, sizeof skipped, "; %llu records already applied by %s (acked seq %llu) "
-                 "are skipped",
-                 (unsigned long long)(all.records - go.records), m->name,
-                 (unsigned long long)s->stored.acked_seq);
-    const char *what = dry ? "would send" : "sending";
-    int n = snprintf(text, sizeof text,
-                     "replay to %s of seqs %llu..%llu%s: %s %llu records, %llu transactions, "
-                     "%llu rows (%.1f KiB)%s%s",
-                     m->name, (unsigned long long)from, (unsigned long long)to, moved, what,
-                     (unsigned long long)go.records, (unsigned long long)go.txns,
-                     (unsigned long long)go.rows, go.bytes / 1024.0, skipped,
-                     reset ? "; its progress is moved back to seq " : "");
-    if (reset && n > 0 && (size_t)n < sizeof text)
-        snprintf(text + n, sizeof text - (size_t)n, "%llu first and the range re-applied with "
-                 "apply_remote", (unsigned long long)(from - 1));
-    if (dry) {
-        s_send_ok(self, id, idlen, text);
-        return;
-    }
-    rt_msg_t note = {.type = RT_MSG_REPLAY, .name = m->name, .seq = from, .last_seq = to,
-                     .flags = m->flags & RT_REPLAY_RESET};
-    bool online = s_online(s, rt_mono_ms());
-    if (!online || !s_notify(self, m->name, &note)) {
-        if (reset) {
-            snprintf(text, sizeof text,
-                     "subscriber %s is not connected: a replay with --reset needs it running",
-                     m->name);
-            s_send_error(self, id, idlen, RT_EAGAIN, text);
-            return;
-        }
-        size_t used = strlen(text);
-        snprintf(text + used, sizeof text - used, "; %s is not connected: it catches up when it "
-                 "connects", m->name);
-    }
-    if (reset) {
-        s->stored.acked_seq = from - 1;
-        s->reset_from = from;
-        s->dirty = true;
-    }
-    if (!s->stored.enabled) {
-        size_t used = strlen(text);
-        snprintf(text + used, sizeof text - used, "; %s is paused: the records go once it is "
-                 "resumed", m->name);
-    }
-    rt_info("%s", text);
-    s_send_ok(self, id, idlen, text);
-}
-
-static void s_on_status(rt_stream_t *self, const char *id, size_t idlen)
-{
-    rt_status_t st;
-    memset(&st, 0, sizeof st);
-    snprintf(st.source, sizeof st.source, "%s", self->source);
-    snprintf(st.slot, sizeof st.slot, "%s", self->slot);
-    rt_outbox_stat_t os;
-    if (rt_outbox_stat(self->outbox, &os) == 0) {
-        st.first_seq = os.first_seq;
-        st.head_seq = os.head_seq;
-        st.records = os.records;
-        st.outbox_bytes = os.used_bytes;
-    }
-    st.capture_state = RT_CAPTURE_NONE;
-    if (self->capture) {
-        rt_capture_stats_t cs = rt_capture_stats(self->capture);
-        st.received_lsn = cs.received_lsn;
-        st.confirmed_lsn = cs.confirmed_lsn;
-        st.captured_txns = cs.txns;
-        st.captured_rows = cs.rows;
-        st.capture_state = cs.blocked ? RT_CAPTURE_BLOCKED
-                           : cs.connected ? RT_CAPTURE_STREAMING
-                                          : RT_CAPTURE_DISCONNECTED;
-    }
-    st.now_ts = rt_pg_now_us();
-    uint8_t flags;
-    if (st.first_seq <= st.head_seq) {
-        if (s_record_at(self, st.first_seq, &flags, &st.oldest_ts) < 0)
-            st.oldest_ts = 0;
-        if (s_record_at(self, st.head_seq, &flags, &st.head_ts) < 0)
-            st.head_ts = 0;
-    }
-    size_t n = zhashx_size(self->subs);
-    st.subs = calloc(n ? n : 1, sizeof *st.subs);
-    if (!st.subs)
-        return;
-    int64_t now = rt_mono_ms();
-    for (s_sub_t *s = zhashx_first(self->subs); s; s = zhashx_next(self->subs)) {
-        rt_status_sub_t *o = &st.subs[st.nsubs++];
-        snprintf(o->name, sizeof o->name, "%s", s->stored.name);
-        o->acked_seq = s->stored.acked_seq;
-        bool online = s->last_seen_ms && now - s->last_seen_ms < 5000;
-        o->state = online ? s->stored.state : RT_SUB_OFFLINE;
-        if (!s->stored.enabled)
-            o->state = RT_SUB_PAUSED;
-        o->seen_ms_ago = s->last_seen_ms ? now - s->last_seen_ms : -1;
-        o->conflicts = s->conflicts;
-        o->commit_ts = s->commit_ts;
-        o->applied_at = s->applied_at;
-        snprintf(o->error, sizeof o->error, "%s", s->error);
-        o->lag_ms = -1;
-        if (s->stored.acked_seq >= st.head_seq) {
-            if (s->commit_ts && s->applied_at)
-                o->lag_ms = (s->applied_at - s->commit_ts) / 1000;
-            continue;
-        }
-        /* Behind: bytes still to apply, and the age of the oldest record it lacks. */
-        uint64_t from = s->stored.acked_seq + 1;
-        if (from < st.first_seq)
-            continue; /* what it needs was trimmed */
-        s_scan_t sc;
-        if (s_scan(self, from, st.head_seq, LAG_SCAN_RECORDS, false, &sc) < 0 || !sc.records)
-            continue;
-        uint64_t behind = st.head_seq - s->stored.acked_seq;
-        o->lag_bytes = sc.records >= behind ? sc.bytes
-                                            : (uint64_t)((double)sc.bytes / sc.records * behind);
-        o->lag_ms = (st.now_ts - sc.first_ts) / 1000;
-    }
-    qsort(st.subs, st.nsubs, sizeof *st.subs, s_cmp_name);
-    void *frame;
-    size_t len;
-    if (rt_status_encode(&st, &frame, &len) == 0) {
-        s_send_to(self, id, idlen, frame, len);
-        free(frame);
-    }
-    rt_status_clear(&st);
-}
-
 static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const void *body,
                        size_t len)
 {
@@ -772,12 +269,6 @@ static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const vo
         return;
     }
     switch (m.type) {
-    case RT_MSG_PING: {
-        rt_msg_t p = {.type = RT_MSG_PONG, .source = self->source,
-                      .head_seq = rt_outbox_position(self->outbox).head_seq};
-        s_send_msg(self, id, idlen, &p);
-        break;
-    }
     case RT_MSG_HELLO:
         if (idlen != strlen(m.name) || memcmp(id, m.name, idlen) != 0) {
             s_bad_frame(self, peer, "HELLO name differs from the routing id");
@@ -789,40 +280,21 @@ static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const vo
         break;
     case RT_MSG_FETCH: s_on_fetch(self, id, idlen, &m); break;
     case RT_MSG_ACK: s_on_ack(self, id, idlen, &m); break;
-    case RT_MSG_STATUS: s_on_status(self, id, idlen); break;
-    case RT_MSG_PAUSE:
-    case RT_MSG_RESUME: s_on_pause(self, id, idlen, &m); break;
-    case RT_MSG_FORGET: s_on_forget(self, id, idlen, &m); break;
-    case RT_MSG_REPLAY: s_on_replay(self, id, idlen, &m); break;
-    default:
-        s_bad_frame(self, peer, "unexpected message type");
-        s_send_error(self, id, idlen, RT_EPROTO, "unexpected message type for a publisher");
+    default: {
+        void *reply;
+        size_t rlen;
+        rc = rt_admin_call(self, &m, &reply, &rlen);
+        if (rc == RT_OK) {
+            s_send_reply(self, id, idlen, reply, rlen);
+            free(reply);
+        } else if (rc == RT_EINVAL) {
+            s_bad_frame(self, peer, "unexpected message type");
+            s_send_error(self, id, idlen, RT_EPROTO, "unexpected message type for a publisher");
+        }
         break;
     }
+    }
     rt_msg_clear(&m);
-}
-
-int rt_stream_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *len)
-{
-    if (req->type != RT_MSG_PING && req->type != RT_MSG_STATUS && req->type != RT_MSG_PAUSE &&
-        req->type != RT_MSG_RESUME)
-        return RT_EINVAL;
-    void *frame;
-    size_t flen;
-    int rc = rt_msg_encode(req, &frame, &flen);
-    if (rc < 0)
-        return rc;
-    self->local = true;
-    self->local_reply = NULL;
-    s_dispatch(self, "", 0, frame, flen);
-    self->local = false;
-    free(frame);
-    if (!self->local_reply)
-        return RT_ENOMEM;
-    *reply = self->local_reply;
-    *len = self->local_len;
-    self->local_reply = NULL;
-    return RT_OK;
 }
 
 int rt_stream_handle(rt_stream_t *self)
@@ -898,7 +370,7 @@ static int s_publish(rt_stream_t *self, int64_t now)
 
 static int s_persist(rt_stream_t *self)
 {
-    for (s_sub_t *s = zhashx_first(self->subs); s; s = zhashx_next(self->subs)) {
+    for (rt_stream_sub_t *s = zhashx_first(self->subs); s; s = zhashx_next(self->subs)) {
         if (!s->dirty)
             continue;
         int rc = rt_outbox_sub_put(self->outbox, &s->stored);
@@ -914,7 +386,7 @@ static int s_trim(rt_stream_t *self, int64_t now)
 {
     uint64_t upto = UINT64_MAX;
     size_t enabled = 0;
-    for (s_sub_t *s = zhashx_first(self->subs); s; s = zhashx_next(self->subs)) {
+    for (rt_stream_sub_t *s = zhashx_first(self->subs); s; s = zhashx_next(self->subs)) {
         if (!s->stored.enabled)
             continue;
         enabled++;
@@ -925,7 +397,7 @@ static int s_trim(rt_stream_t *self, int64_t now)
         return RT_OK; /* nobody registered yet: keep everything */
     uint64_t old_enough = self->retention_ms <= 0 ? UINT64_MAX : 0;
     while (self->retention_ms > 0 && self->nsamples > 0) {
-        s_sample_t *s = &self->samples[self->sample_start];
+        rt_stream_sample_t *s = &self->samples[self->sample_start];
         if (now - s->ms < self->retention_ms)
             break;
         old_enough = s->seq;
@@ -954,7 +426,7 @@ static void s_sample(rt_stream_t *self, int64_t now)
 {
     uint64_t head = rt_outbox_position(self->outbox).head_seq;
     if (self->nsamples > 0) {
-        const s_sample_t *last =
+        const rt_stream_sample_t *last =
             &self->samples[(self->sample_start + self->nsamples - 1) % SAMPLES_MAX];
         if (last->seq >= head || now - last->ms < 1000)
             return;
@@ -963,7 +435,8 @@ static void s_sample(rt_stream_t *self, int64_t now)
         self->sample_start = (self->sample_start + 1) % SAMPLES_MAX;
         self->nsamples--;
     }
-    self->samples[(self->sample_start + self->nsamples) % SAMPLES_MAX] = (s_sample_t){head, now};
+    self->samples[(self->sample_start + self->nsamples) % SAMPLES_MAX] =
+        (rt_stream_sample_t){head, now};
     self->nsamples++;
 }
 
@@ -990,7 +463,7 @@ int rt_stream_tick(rt_stream_t *self)
 static int s_load_sub(void *arg, const rt_outbox_sub_t *sub)
 {
     rt_stream_t *self = arg;
-    s_sub_t *s = s_sub(self, sub->name, true);
+    rt_stream_sub_t *s = rt_stream_sub(self, sub->name, true);
     if (!s)
         return RT_ENOMEM;
     s->stored = *sub;
@@ -1073,7 +546,7 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
     /* Records stored before this start are served by FETCH, not re-published. */
     int64_t now = rt_mono_ms();
     self->published = s_stored(self);
-    self->samples[0] = (s_sample_t){self->published, now};
+    self->samples[0] = (rt_stream_sample_t){self->published, now};
     self->nsamples = 1;
     self->last_persist_ms = self->last_trim_ms = now;
     return self;

@@ -35,11 +35,6 @@ int rt_stream_handle(rt_stream_t *self) RT_WUR;
  * capture pump and at least every few hundred milliseconds. */
 int rt_stream_tick(rt_stream_t *self) RT_WUR;
 
-/* Answers an admin request (PING, STATUS, PAUSE, RESUME) from inside the process, as
- * the ROUTER would answer rtctl: the reply frame is malloc'd in *reply (the caller
- * frees it). RT_EINVAL for other types. */
-int rt_stream_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *len) RT_WUR;
-
 /* Changes the retention window (SIGHUP reload). */
 void rt_stream_set_retention(rt_stream_t *self, int64_t seconds);
 

@@ -1,7 +1,7 @@
 /* publisher/web.c - the publisher's HTTP side: /metrics, /api/status, pause/resume, dashboard.
  *
  * Handlers run on the event loop's thread (rt_http_serve), so they read the stream
- * and capture directly; admin verbs go through rt_stream_call, the same code that
+ * and capture directly; admin verbs go through rt_admin_call, the same code that
  * answers rtctl. */
 #include "web.h"
 
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "metrics.h"
 #include "status_json.h"
 #include "wire.h"
@@ -26,7 +27,7 @@ static int s_status(rt_status_t *st)
     rt_msg_t q = {.type = RT_MSG_STATUS};
     void *r;
     size_t n;
-    int rc = rt_stream_call(s_web.stream, &q, &r, &n);
+    int rc = rt_admin_call(s_web.stream, &q, &r, &n);
     if (rc < 0)
         return rc;
     rc = rt_status_decode(r, n, st);
@@ -106,7 +107,7 @@ static void s_admin(const rt_http_request_t *req, rt_http_response_t *resp, int 
     rt_msg_t q = {.type = type, .name = name};
     void *r;
     size_t n;
-    if (rt_stream_call(s_web.stream, &q, &r, &n) < 0) {
+    if (rt_admin_call(s_web.stream, &q, &r, &n) < 0) {
         rt_http_text(resp, 500, "no answer");
         return;
     }

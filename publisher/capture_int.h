@@ -1,0 +1,143 @@
+/* publisher/capture_int.h - what the pieces of the capture share (not for other modules).
+ *
+ * source.c sets the source up and opens the replication stream; capture.c reads it,
+ * builds records and stores them; spool.c keeps the transactions streamed before their
+ * commit and, at the commit, hands their messages back to capture.c. */
+#ifndef RT_CAPTURE_INT_H
+#define RT_CAPTURE_INT_H
+
+#include <czmq.h>
+#include <libpq-fe.h>
+
+#include "capture.h"
+#include "outbox.h"
+#include "pgoutput.h"
+#include "wire.h"
+
+/* Transactions whose origin starts with this were applied here by an rt subscriber:
+ * they are never sent back. */
+#define RT_ORIGIN_PREFIX "rt_"
+
+/* A transaction streamed before its commit and its spool (spool.c). */
+typedef struct rt_spool_txn_t rt_spool_txn_t;
+
+struct rt_capture_t {
+    rt_capture_opts_t opts;       /* copies of the option strings */
+    rt_outbox_t *outbox;          /* borrowed */
+    PGconn *conn;                 /* replication connection, NULL while down */
+    rt_pgoutput_t *decoder;       /* pgoutput decoder */
+    rt_record_builder_t *builder; /* the record being built */
+    zhashx_t *rels;               /* relid -> s_rel_t */
+    rt_value_t *vals_old;         /* scratch row images */
+    rt_value_t *vals_new;
+    size_t vals_cap;
+    uint32_t *trunc;              /* scratch truncate indexes */
+    size_t trunc_cap;
+
+    /* The source transaction being read. */
+    bool in_txn;            /* between B and C */
+    bool skip;              /* dropped: own origin or already stored */
+    bool filtered;          /* dropped because of its origin */
+    bool building;          /* builder holds a started record */
+    bool first_chunk;       /* the next record cut is the transaction's first */
+    bool expect_origin;     /* the message after B may be O */
+    uint32_t xid;
+    rt_lsn_t commit_lsn;    /* from B: the commit record's LSN */
+    int64_t commit_ts;
+    char origin[128];       /* origin name of the transaction, "" if none */
+    uint64_t epoch;         /* bumped at every record start */
+    uint64_t txn_rows;
+
+    /* Records cut but not yet stored: one buffer, offsets per record. */
+    char *batch;
+    size_t batch_len, batch_cap;
+    size_t *offs;             /* nrecs + 1 offsets */
+    size_t nrecs, offs_cap;
+    rt_outbox_rec_t *recs;    /* views for rt_outbox_put */
+    size_t recs_cap;
+    uint64_t next_seq;        /* seq of the next record cut */
+    rt_outbox_pos_t durable;  /* position stored in the outbox */
+    rt_outbox_pos_t pending;  /* position once the batch is stored */
+    bool pending_dirty;       /* pending differs from durable */
+
+    rt_capture_stats_t stats;
+    rt_lsn_t idle_lsn;        /* walEnd of the last keepalive while idle */
+    int64_t last_feedback_ms;
+    bool reply_requested;
+    int64_t reconnect_at_ms;  /* when down: next attempt */
+    int reconnect_delay_ms;
+    bool full_logged;
+
+    /* Stored chunks (seqs from..to) of a transaction whose last chunk is not stored:
+     * when the source sends it again, its first `changes` changes are skipped. */
+    struct {
+        bool active;
+        uint32_t xid;
+        rt_lsn_t commit_lsn;
+        uint64_t changes;
+        uint64_t from, to;
+    } resume;
+    uint64_t skip_changes; /* changes of the transaction being read already stored */
+
+    /* Transactions streamed before their commit (few at a time), spool.c's. */
+    rt_spool_txn_t **streams;
+    size_t nstreams, streams_cap;
+    rt_spool_txn_t *cur;      /* the stream of the current block, NULL outside one */
+    struct {
+        rt_spool_txn_t *st;   /* being read back, NULL if none */
+        rt_lsn_t commit_lsn, end_lsn;
+        int64_t commit_ts;
+        char *buf;            /* one spooled message */
+        size_t cap;
+    } replay;
+};
+
+/* ---- source.c: set-up SQL on the source. */
+
+/* Checks that the source's wal_level is logical and creates the publication FOR ALL
+ * TABLES when missing, on a connection of its own. 0, or RT_EDB (logged). */
+int rt_source_prepare(const rt_capture_opts_t *opts) RT_WUR;
+
+/* Opens the replication connection, creates the slot when missing and starts
+ * streaming (pgoutput protocol 2, streaming on). 0 with the connection in *conn (the
+ * caller PQfinishes it), or RT_EDB (logged). */
+int rt_source_start(const rt_capture_opts_t *opts, PGconn **conn) RT_WUR;
+
+/* The last error of conn without its trailing newline. Borrowed from libpq: valid until
+ * the next call on conn. */
+char *rt_source_error(PGconn *conn);
+
+/* ---- capture.c: the transaction being read, one pgoutput message at a time (protocol
+ * 1 form: Begin, Origin, Relation, Insert/Update/Delete/Truncate, Commit). spool.c
+ * replays a committed streamed transaction through them. Each returns 0 or a negative
+ * RT_E* code, logged: RT_EPROTO (out of place), RT_EIO (the stored records do not match
+ * the source), RT_ENOMEM, or an error of the outbox. */
+int rt_capture_on_begin(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
+int rt_capture_on_origin(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
+int rt_capture_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
+int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
+int rt_capture_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
+
+/* ---- spool.c: transactions streamed before their commit. Each returns 0 or a negative
+ * RT_E* code, logged: RT_EPROTO (out of place), RT_EIO (spool file), RT_ENOMEM. */
+
+/* Stream Start (S): opens the transaction's spool at its first block. */
+int rt_spool_on_start(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
+/* Stream Stop (E): the block ends. */
+void rt_spool_on_stop(rt_capture_t *self);
+/* A message inside a block; buf and len are its bytes as received. */
+int rt_spool_on_message(rt_capture_t *self, const rt_pgo_msg_t *m, const char *buf,
+                        size_t len) RT_WUR;
+/* Stream Abort (A) of the transaction or of one of its subtransactions. */
+int rt_spool_on_abort(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
+/* Stream Commit (c): the transaction becomes self->replay.st, read back by
+ * rt_spool_replay. */
+int rt_spool_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
+/* Reads the committed transaction's spool back, up to one batch, through the
+ * rt_capture_on_* handlers, and ends it with its commit. RT_EIO also when a spooled
+ * message is out of place. */
+int rt_spool_replay(rt_capture_t *self) RT_WUR;
+/* Drops every open streamed transaction and its spool (the stream broke or stops). */
+void rt_spool_drop_all(rt_capture_t *self);
+
+#endif

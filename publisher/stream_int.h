@@ -1,0 +1,56 @@
+/* publisher/stream_int.h - what stream.c and admin.c share (not for other modules).
+ *
+ * stream.c owns the sockets and the subscribers; admin.c answers the admin verbs from
+ * the same state. */
+#ifndef RT_STREAM_INT_H
+#define RT_STREAM_INT_H
+
+#include <czmq.h>
+
+#include "stream.h"
+
+/* A subscriber as the publisher knows it. */
+typedef struct {
+    rt_outbox_sub_t stored; /* as in the outbox */
+    int64_t last_seen_ms;   /* monotonic time of its last message, 0 never */
+    bool dirty;             /* stored differs from the outbox */
+    uint64_t conflicts;     /* from its last ACK */
+    int64_t commit_ts;      /* from its last ACK: commit time of its last applied record */
+    int64_t applied_at;     /* from its last ACK: when it applied it */
+    char error[RT_ERROR_TEXT_MAX + 1]; /* from its last ACK */
+    uint64_t reset_from;    /* a replay with reset from this seq is under way: ACKs at or
+                             * past it are old ones until one below it arrives */
+} rt_stream_sub_t;
+
+/* When a head seq became durable, for the retention window (stream.c). */
+typedef struct rt_stream_sample_t rt_stream_sample_t;
+
+struct rt_stream_t {
+    char *source, *slot, *pub_endpoint;
+    int64_t retention_ms;
+    rt_outbox_t *outbox;   /* borrowed */
+    rt_capture_t *capture; /* borrowed, may be NULL */
+    zsock_t *router;
+    zsock_t *pub;
+    zhashx_t *subs;        /* name -> rt_stream_sub_t */
+    uint64_t published;    /* last seq sent on PUB */
+    int64_t last_pub_ms;
+    int64_t last_persist_ms;
+    int64_t last_trim_ms;
+    rt_stream_sample_t *samples; /* ring of (head, time) */
+    size_t nsamples, sample_start;
+    uint64_t bad_frames;
+    rt_record_decoder_t *dec; /* decodes records for replay and status */
+};
+
+/* The subscriber named name, NULL if unknown; with create, registers an unknown one
+ * (enabled, offline), NULL then only when out of memory. Owned by the stream: valid
+ * until it is deleted from self->subs. */
+rt_stream_sub_t *rt_stream_sub(rt_stream_t *self, const char *name, bool create);
+
+/* Sends msg over the ROUTER to the subscriber itself (its routing id is its name),
+ * without blocking. False when it is not connected, its queue is full, or msg does not
+ * encode. */
+bool rt_stream_notify(rt_stream_t *self, const char *name, const rt_msg_t *msg);
+
+#endif
