@@ -334,22 +334,6 @@ bool rt_apply_group_full(const rt_apply_t *self)
     return self->group_txns >= txns || self->group_bytes >= RT_APPLY_GROUP_BYTES;
 }
 
-int rt_conflict_policy_parse(const char *word, int *policy)
-{
-    if (strcmp(word, "error") == 0)
-        *policy = RT_CONFLICT_ERROR;
-    else if (strcmp(word, "apply_remote") == 0)
-        *policy = RT_CONFLICT_APPLY_REMOTE;
-    else
-        return RT_EINVAL;
-    return RT_OK;
-}
-
-const char *rt_conflict_policy_name(int policy)
-{
-    return policy == RT_CONFLICT_APPLY_REMOTE ? "apply_remote" : "error";
-}
-
 void rt_apply_set_policy(rt_apply_t *self, int policy)
 {
     self->policy = policy == RT_CONFLICT_APPLY_REMOTE ? RT_CONFLICT_APPLY_REMOTE

@@ -9,6 +9,7 @@
 
 #include "apply.h"
 #include "config.h"
+#include "conflict.h"
 #include "link.h"
 #include "web.h"
 #include "log.h"
@@ -25,8 +26,6 @@ typedef struct {
 } s_opts_t;
 
 static const char *const s_levels[] = {"debug", "info", "warning", "error", NULL};
-/* In rt_conflict_policy_t order. */
-static const char *const s_policies[] = {"error", "apply_remote", NULL};
 
 #define OPT(k, t, f, d, ch, req, h)                                                                \
     {                                                                                              \
@@ -103,7 +102,8 @@ int main(int argc, char **argv)
             "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
         OPT("config", RT_CFG_STR, config, NULL, NULL, false, "INI file with these keys"),
         OPT("log-level", RT_CFG_ENUM, log_level, "info", s_levels, false, "lowest level logged"),
-        OPT("conflict-policy", RT_CFG_ENUM, conflict_policy, "error", s_policies, false,
+        OPT("conflict-policy", RT_CFG_ENUM, conflict_policy, "error", rt_conflict_policy_words,
+            false,
             "on an INSERT of an existing key or an UPDATE/DELETE of a missing row: error "
             "(stop applying, retry with back-off) or apply_remote (make the replica row the "
             "source's); either way recorded in rt.conflicts"),
