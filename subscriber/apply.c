@@ -30,7 +30,7 @@
  *   DELETE   0 rows: nothing                                    (delete_missing)
  * each resolution recorded in rt.conflicts in the same transaction.
  */
-#include "apply.h"
+#include "apply_int.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -47,10 +47,6 @@
 
 #include <stdarg.h>
 
-/* Longest origin name PostgreSQL accepts (MAX_RONAME_LEN). */
-#define S_MAX_ORIGIN 512
-/* Poll step while waiting on the replica socket, to notice a stop request. */
-#define S_WAIT_STEP_MS 100
 /* Connection attempts give up after this long. */
 #define S_CONNECT_TIMEOUT_MS 10000
 /* Source transactions per replica transaction under apply_remote: each record is a
@@ -60,8 +56,6 @@
 #define S_COPY_MIN_ROWS 8
 /* COPY rows are handed to libpq in chunks of about this size. */
 #define S_COPY_CHUNK (256u * 1024)
-/* Shape keys (rt_sqlgen_shape_key: 34 characters). */
-#define S_KEY_MAX 64
 /* Resolved conflicts are logged one by one up to this many, then every S_LOG_EVERY-th. */
 #define S_LOG_FIRST 10
 #define S_LOG_EVERY 1000
@@ -83,99 +77,19 @@ typedef struct {
     bool prepared;  /* the server has it (or a Parse for it is in flight) */
 } s_cached_t;
 
-/* What a queued pipeline command was, to interpret its result. */
-typedef enum {
-    S_OP_BEGIN,
-    S_OP_PREPARE,
-    S_OP_EXEC,
-    S_OP_MISC,
-    S_OP_COMMIT,
-    S_OP_ROLLBACK
-} s_op_kind_t;
-
-typedef struct {
-    uint8_t kind;       /* s_op_kind_t */
-    uint32_t change;    /* S_OP_PREPARE / S_OP_EXEC: index of the change */
-    s_cached_t *cached; /* S_OP_PREPARE: the cache entry */
-    char op;            /* S_OP_EXEC: the statement's operation when it is not the change's */
-    bool probe;         /* S_OP_EXEC: a row count or a duplicate key is an answer, not an error */
-} s_op_t;
+/* A queued pipeline command. */
+struct rt__op_t {
+    uint8_t kind;       /* rt__op_kind_t */
+    uint32_t change;    /* RT__OP_PREPARE / RT__OP_EXEC: index of the change */
+    s_cached_t *cached; /* RT__OP_PREPARE: the cache entry */
+    char op;            /* RT__OP_EXEC: the statement's operation when it is not the change's */
+    bool probe;         /* RT__OP_EXEC: a row count or a duplicate key is an answer, not an error */
+};
 
 /* The INSERT shape key of a relation of the record being applied. */
-typedef struct {
-    uint64_t seq;        /* record it was computed for (0: none) */
-    char key[S_KEY_MAX]; /* rt_sqlgen_shape_key(rel, 'I', 0) */
-} s_relkey_t;
-
-/* A conflict being resolved or the one that stopped applying. */
-typedef struct {
-    uint64_t seq;        /* record */
-    uint32_t change;     /* index of the change in it */
-    char relation[256];  /* "schema"."table" */
-    char op[12];         /* INSERT, UPDATE, DELETE */
-    char kind[24];       /* insert_exists, update_missing, update_exists, ... */
-    char detail[512];    /* what was found, one line */
-} s_conflict_t;
-
-struct rt_apply_t {
-    char *dsn;                     /* replica connection string */
-    volatile sig_atomic_t *stop;   /* stop request flag */
-    PGconn *conn;                  /* NULL when not connected */
-    char *source;                  /* source name of the session's origin */
-    char origin[S_MAX_ORIGIN + 1]; /* "rt_<source>" */
-    char target[256];              /* "db@host:port" */
-    zhashx_t *cache;               /* shape key -> s_cached_t */
-    uint32_t next_stmt;            /* number of the next statement name */
-
-    uint64_t applied_seq;   /* last committed LAST seq */
-    uint64_t position;      /* last record applied in the open transaction */
-    bool in_txn;            /* a replica transaction is open */
-    bool mid_txn;           /* the last record applied did not end its source transaction */
-    rt_lsn_t txn_commit_lsn; /* commit LSN of that source transaction (its FIRST record's) */
-    int64_t txn_start_ms;   /* when the open transaction began */
-    uint32_t group_txns;    /* source transactions in the open transaction */
-    size_t group_bytes;     /* record bytes in the open transaction */
-    uint64_t group_changes; /* changes in the open transaction */
-    uint64_t applied_txns;  /* source transactions committed since start */
-    uint64_t applied_rows;  /* changes committed since start */
-    uint64_t group_seq;     /* seq of the last LAST record in the open transaction */
-    int64_t group_ts;       /* its commit time (PostgreSQL epoch µs) */
-
-    s_op_t *ops; /* commands of the current segment */
-    size_t nops, ops_cap;
-    const char **params; /* parameter pointers of one statement */
-    size_t params_cap;
-    const rt_relation_t **trels; /* relations of one TRUNCATE */
-    size_t trels_cap;
-    s_relkey_t *relkeys; /* per relation index of the current record */
-    size_t relkeys_cap;
-
-    bool copying;                /* a COPY FROM STDIN is open (out of pipeline mode) */
-    char copy_key[S_KEY_MAX];    /* INSERT shape key of the relation it writes */
-    char copy_table[256];        /* "schema"."table", for messages */
-    uint64_t copy_first;         /* seq of its first row */
-    uint64_t copy_last;          /* seq of its last row */
-    uint64_t copy_rows;          /* rows written to it */
-    char *copy_buf;              /* encoded rows not yet handed to libpq */
-    size_t copy_len, copy_cap;
-    char run_key[S_KEY_MAX];     /* the INSERTs just before were into this relation */
-    uint32_t run_rows;           /* how many (applied with INSERT) */
-    uint64_t nocopy_until;       /* records up to this seq are applied without COPY */
-
-    int policy;                /* rt_conflict_policy_t */
-    uint64_t remote_until;     /* records up to this seq: apply_remote whatever the policy */
-    uint64_t conflicts;        /* counted conflicts (committed or stopping) */
-    uint64_t group_conflicts;  /* conflicts resolved in the open transaction */
-    s_conflict_t conflict;     /* the last conflict detected */
-    bool conflict_set;         /* conflict describes the failure being handled */
-    uint64_t stop_seq;         /* the stopping conflict last recorded: seq, change, kind */
-    uint32_t stop_change;
-    char stop_kind[24];
-    int64_t probe_rows;        /* probe: rows of the last statement, -1 on 23505 */
-    char probe_detail[256];    /* probe: the 23505 detail */
-    char last_error[RT_ERROR_TEXT_MAX + 1]; /* the last failure, one line */
-    int64_t last_commit_ts;    /* source commit time of the last committed group */
-    int64_t last_applied_at;   /* when it committed */
+struct rt__relkey_t {
+    uint64_t seq;               /* record it was computed for (0: none) */
+    char key[RT_APPLY_KEY_MAX]; /* rt_sqlgen_shape_key(rel, 'I', 0) */
 };
 
 static void s_cached_destroy(void **item)
@@ -386,7 +300,7 @@ static int s_wait_fd(rt_apply_t *self, int fd, short events, int64_t deadline_ms
     for (;;) {
         if (s_stopping(self))
             return RT_EAGAIN;
-        int step = S_WAIT_STEP_MS;
+        int step = RT_APPLY_WAIT_STEP_MS;
         if (deadline_ms) {
             int64_t left = deadline_ms - rt_mono_ms();
             if (left <= 0)
@@ -472,7 +386,7 @@ static PGresult *s_setup_exec(rt_apply_t *self, const char *what, const char *sq
 static bool s_source_ok(const char *source)
 {
     size_t n = strlen(source);
-    if (n == 0 || n + 3 > S_MAX_ORIGIN)
+    if (n == 0 || n + 3 > RT_APPLY_MAX_ORIGIN)
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)source[i] < 0x20 || source[i] == 0x7f)
@@ -580,11 +494,11 @@ cleanup:
 /* ---------------------------------------------------------------------------------
  * Pipeline plumbing. */
 
-static int s_push_op(rt_apply_t *self, s_op_kind_t kind, uint32_t change, s_cached_t *cached)
+static int s_push_op(rt_apply_t *self, rt__op_kind_t kind, uint32_t change, s_cached_t *cached)
 {
     if (rt_reserve((void **)&self->ops, &self->ops_cap, self->nops + 1, sizeof *self->ops) < 0)
         return RT_ENOMEM;
-    self->ops[self->nops++] = (s_op_t){.kind = (uint8_t)kind, .change = change, .cached = cached};
+    self->ops[self->nops++] = (rt__op_t){.kind = (uint8_t)kind, .change = change, .cached = cached};
     return RT_OK;
 }
 
@@ -601,7 +515,7 @@ static int s_flush(rt_apply_t *self)
         if (s_stopping(self))
             return RT_EAGAIN;
         struct pollfd p = {.fd = PQsocket(self->conn), .events = POLLIN | POLLOUT};
-        if (poll(&p, 1, S_WAIT_STEP_MS) < 0 && errno != EINTR)
+        if (poll(&p, 1, RT_APPLY_WAIT_STEP_MS) < 0 && errno != EINTR)
             return RT_EIO;
         if ((p.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(self->conn))
             return RT_EIO;
@@ -664,7 +578,7 @@ static void s_note_conflict(rt_apply_t *self, const rt_record_t *rec, uint32_t i
 static void s_note_conflict(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
                             const char *kind, const char *fmt, ...)
 {
-    s_conflict_t *c = &self->conflict;
+    rt__conflict_t *c = &self->conflict;
     const rt_change_t *ch = &rec->changes[idx];
     memset(c, 0, sizeof *c);
     c->seq = rec->seq;
@@ -692,7 +606,7 @@ static void s_change_key(const rt_record_t *rec, const rt_change_t *ch, char *bu
 }
 
 /* Logs a failed result for the change at op (if any) of record seq and classifies it. */
-static int s_failure(rt_apply_t *self, const rt_record_t *rec, const s_op_t *op,
+static int s_failure(rt_apply_t *self, const rt_record_t *rec, const rt__op_t *op,
                      const PGresult *res)
 {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -707,7 +621,7 @@ static int s_failure(rt_apply_t *self, const rt_record_t *rec, const s_op_t *op,
     char line[512];
     msg = s_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
     char chop = 0;
-    if (rec && op && (op->kind == S_OP_EXEC || op->kind == S_OP_PREPARE)) {
+    if (rec && op && (op->kind == RT__OP_EXEC || op->kind == RT__OP_PREPARE)) {
         const rt_change_t *ch = &rec->changes[op->change];
         chop = op->op ? op->op : ch->op;
         opname = s_op_name(chop);
@@ -747,7 +661,7 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
     int err = RT_OK, io = RT_OK;
 
     for (size_t i = 0; i < self->nops; i++) {
-        const s_op_t *op = &self->ops[i];
+        const rt__op_t *op = &self->ops[i];
         PGresult *res = s_next_result(self, &io);
         if (!res) {
             if (io == RT_OK)
@@ -762,21 +676,21 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
             s_line(detail ? detail : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
                    self->probe_detail, sizeof self->probe_detail);
         } else if (st == PGRES_FATAL_ERROR) {
-            if (op->kind == S_OP_PREPARE)
+            if (op->kind == RT__OP_PREPARE)
                 op->cached->prepared = false;
             if (err == RT_OK)
                 err = s_failure(self, rec, op, res);
         } else if (st == PGRES_PIPELINE_ABORTED) {
-            if (op->kind == S_OP_PREPARE)
+            if (op->kind == RT__OP_PREPARE)
                 op->cached->prepared = false;
         } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
             if (err == RT_OK) {
                 s_error(self, "replica returned %s unexpectedly", PQresStatus(st));
                 err = RT_EDB;
             }
-        } else if (err == RT_OK && op->kind == S_OP_EXEC && op->probe) {
+        } else if (err == RT_OK && op->kind == RT__OP_EXEC && op->probe) {
             self->probe_rows = strtoll(PQcmdTuples(res), NULL, 10);
-        } else if (err == RT_OK && op->kind == S_OP_EXEC) {
+        } else if (err == RT_OK && op->kind == RT__OP_EXEC) {
             const rt_change_t *ch = &rec->changes[op->change];
             const char *n = PQcmdTuples(res);
             if ((ch->op == 'U' || ch->op == 'D') && strcmp(n, "1") != 0) {
@@ -795,7 +709,7 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
                 free(table);
                 err = RT_ECONFLICT;
             }
-        } else if (err == RT_OK && op->kind == S_OP_COMMIT) {
+        } else if (err == RT_OK && op->kind == RT__OP_COMMIT) {
             if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
                 s_error(self, "replica did not commit at seq %" PRIu64 " (%s)", self->group_seq,
                          PQcmdStatus(res));
@@ -880,7 +794,7 @@ void rt_apply_rollback(rt_apply_t *self)
     }
     int err = RT_ENOMEM;
     if (PQsendQueryParams(self->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
-        s_push_op(self, S_OP_ROLLBACK, 0, NULL) == RT_OK)
+        s_push_op(self, RT__OP_ROLLBACK, 0, NULL) == RT_OK)
         err = s_sync(self, NULL);
     else if (PQstatus(self->conn) != CONNECTION_OK)
         err = RT_EIO;
@@ -899,7 +813,7 @@ void rt_apply_rollback(rt_apply_t *self)
 /* ---------------------------------------------------------------------------------
  * Sending changes. */
 
-static int s_send_simple(rt_apply_t *self, s_op_kind_t kind, const char *sql, int n,
+static int s_send_simple(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
                          const char *const *params)
 {
     if (PQsendQueryParams(self->conn, sql, n, NULL, params, NULL, NULL, 0) != 1)
@@ -932,7 +846,7 @@ static int s_send_truncate(rt_apply_t *self, const rt_record_t *rec, uint32_t id
     if (PQsendQueryParams(self->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1)
         err = RT_EIO;
     else
-        err = s_push_op(self, S_OP_EXEC, idx, NULL);
+        err = s_push_op(self, RT__OP_EXEC, idx, NULL);
     free(sql);
     return err;
 }
@@ -966,7 +880,7 @@ static int s_statement(rt_apply_t *self, const rt_relation_t *rel, const rt_chan
     if (!c->prepared) {
         if (PQsendPrepare(self->conn, c->name, c->stmt.sql, 0, NULL) != 1)
             return RT_EIO;
-        if ((err = s_push_op(self, S_OP_PREPARE, idx, c)) != RT_OK)
+        if ((err = s_push_op(self, RT__OP_PREPARE, idx, c)) != RT_OK)
             return err;
         c->prepared = true;
     }
@@ -1010,7 +924,7 @@ static int s_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_change
     if (PQsendQueryPrepared(self->conn, c->name, (int)c->stmt.nparams, self->params, NULL, NULL,
                             0) != 1)
         return RT_EIO;
-    if ((err = s_push_op(self, S_OP_EXEC, idx, NULL)) != RT_OK)
+    if ((err = s_push_op(self, RT__OP_EXEC, idx, NULL)) != RT_OK)
         return err;
     self->ops[self->nops - 1].op = ch->op;
     self->ops[self->nops - 1].probe = probe;
@@ -1033,14 +947,14 @@ static const char *s_rel_key(rt_apply_t *self, const rt_record_t *rec, uint32_t 
         return NULL;
     if (rec->nrels > self->relkeys_cap) {
         size_t cap = rec->nrels < 16 ? 16 : rec->nrels;
-        s_relkey_t *k = realloc(self->relkeys, cap * sizeof *k);
+        rt__relkey_t *k = realloc(self->relkeys, cap * sizeof *k);
         if (!k)
             return NULL;
         memset(k, 0, cap * sizeof *k);
         self->relkeys = k;
         self->relkeys_cap = cap;
     }
-    s_relkey_t *k = &self->relkeys[idx];
+    rt__relkey_t *k = &self->relkeys[idx];
     if (k->seq != rec->seq) {
         if (rt_sqlgen_shape_key(&rec->rels[idx], 'I', 0, NULL, k->key, sizeof k->key) < 0)
             return NULL;
@@ -1324,12 +1238,12 @@ static int s_copy_row(rt_apply_t *self, const rt_record_t *rec, const rt_change_
 /* Queues the INSERT of self->conflict into rt.conflicts with resolution. */
 static int s_queue_conflict_row(rt_apply_t *self, const char *resolution)
 {
-    const s_conflict_t *c = &self->conflict;
+    const rt__conflict_t *c = &self->conflict;
     char seq[24];
     snprintf(seq, sizeof seq, "%" PRIu64, c->seq);
     const char *params[7] = {self->source, seq, c->relation, c->op, c->kind, resolution,
                              c->detail};
-    return s_send_simple(self, S_OP_MISC, s_conflicts_insert, 7, params);
+    return s_send_simple(self, RT__OP_MISC, s_conflicts_insert, 7, params);
 }
 
 /* Logs a conflict that apply_remote resolved (the first few, then a sample). */
@@ -1406,7 +1320,7 @@ static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t i
         return RT_OK;
     }
     if (ch->op == 'I') {
-        if ((err = s_send_simple(self, S_OP_MISC, "SAVEPOINT rt_change", 0, NULL)) != RT_OK ||
+        if ((err = s_send_simple(self, RT__OP_MISC, "SAVEPOINT rt_change", 0, NULL)) != RT_OK ||
             (err = s_probe(self, rec, ch, idx, &rows)) != RT_OK)
             return err;
         if (rows >= 0)
@@ -1415,7 +1329,7 @@ static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t i
         char found[256];
         snprintf(found, sizeof found, "%s", self->probe_detail);
         rt_change_t upd = {.op = 'U', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
-        if ((err = s_send_simple(self, S_OP_MISC, "ROLLBACK TO SAVEPOINT rt_change", 0, NULL)) !=
+        if ((err = s_send_simple(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_change", 0, NULL)) !=
                 RT_OK ||
             (err = s_probe(self, rec, &upd, idx, &rows)) != RT_OK)
             return err;
@@ -1497,7 +1411,7 @@ static int s_resolve_record(rt_apply_t *self, const rt_record_t *rec)
  * any open transaction: it was rolled back), once per seq, change and kind. */
 static void s_record_stop(rt_apply_t *self)
 {
-    const s_conflict_t *c = &self->conflict;
+    const rt__conflict_t *c = &self->conflict;
     self->conflict_set = false;
     s_error(self, "conflict at seq %" PRIu64 " (change %" PRIu32 "): %s; applying stopped "
             "(conflict policy %s)",
@@ -1514,13 +1428,13 @@ static void s_record_stop(rt_apply_t *self)
         return;
     self->nops = 0;
     /* The session's origin must not advance with this commit: no xact_setup values. */
-    int err = s_send_simple(self, S_OP_MISC, "BEGIN", 0, NULL);
+    int err = s_send_simple(self, RT__OP_MISC, "BEGIN", 0, NULL);
     if (err == RT_OK)
-        err = s_send_simple(self, S_OP_MISC, "SELECT pg_replication_origin_xact_reset()", 0, NULL);
+        err = s_send_simple(self, RT__OP_MISC, "SELECT pg_replication_origin_xact_reset()", 0, NULL);
     if (err == RT_OK)
         err = s_queue_conflict_row(self, "stopped");
     if (err == RT_OK)
-        err = s_send_simple(self, S_OP_COMMIT, "COMMIT", 0, NULL);
+        err = s_send_simple(self, RT__OP_COMMIT, "COMMIT", 0, NULL);
     if (err == RT_OK)
         err = s_run(self, NULL);
     if (err == RT_OK)
@@ -1532,7 +1446,7 @@ static void s_record_stop(rt_apply_t *self)
         return;
     }
     self->nops = 0;
-    if (s_send_simple(self, S_OP_ROLLBACK, "ROLLBACK", 0, NULL) != RT_OK ||
+    if (s_send_simple(self, RT__OP_ROLLBACK, "ROLLBACK", 0, NULL) != RT_OK ||
         s_run(self, NULL) != RT_OK)
         s_drop(self);
 }
@@ -1574,12 +1488,12 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     if (self->copying && !use_copy && (err = s_copy_end(self)) != RT_OK)
         goto failed;
     if (!self->in_txn) {
-        if ((err = s_send_simple(self, S_OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
+        if ((err = s_send_simple(self, RT__OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
             return s_failed(self, err);
         self->in_txn = true;
         self->txn_start_ms = rt_mono_ms();
     }
-    if (remote && (err = s_send_simple(self, S_OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
+    if (remote && (err = s_send_simple(self, RT__OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
         return s_failed(self, err);
     uint32_t copy_rel = UINT32_MAX; /* relation index of this record the open COPY writes */
     for (uint32_t i = 0; i < rec->nchanges; i++) {
@@ -1641,7 +1555,7 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         self->nops = 0;
         self->conflict_set = false;
         self->group_conflicts = resolved_before;
-        err = s_send_simple(self, S_OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0, NULL);
+        err = s_send_simple(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0, NULL);
         if (err == RT_OK)
             err = s_run(self, NULL);
         if (err == RT_OK)
@@ -1682,13 +1596,13 @@ int rt_apply_commit(rt_apply_t *self)
     /* A transaction without an xid writes no commit record and would not advance
      * the origin: give an all-empty group one. */
     if (self->group_changes == 0 &&
-        (err = s_send_simple(self, S_OP_MISC, "SELECT pg_current_xact_id()", 0, NULL)) != RT_OK)
+        (err = s_send_simple(self, RT__OP_MISC, "SELECT pg_current_xact_id()", 0, NULL)) != RT_OK)
         return s_failed(self, err);
-    if ((err = s_send_simple(self, S_OP_MISC,
+    if ((err = s_send_simple(self, RT__OP_MISC,
                              "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
                              "to_timestamp($2::float8 / 1e6))",
                              2, params)) != RT_OK ||
-        (err = s_send_simple(self, S_OP_COMMIT, "COMMIT", 0, NULL)) != RT_OK)
+        (err = s_send_simple(self, RT__OP_COMMIT, "COMMIT", 0, NULL)) != RT_OK)
         return s_failed(self, err);
     if ((err = s_sync(self, NULL)) != RT_OK)
         return s_failed(self, err);

@@ -1,0 +1,108 @@
+/* subscriber/apply_int.h - what the parts of the applier share: its state, and the
+ * functions one part offers the others (apply.c, apply_pipeline.c, apply_copy.c,
+ * conflict.c). Other modules use apply.h. Names shared only among these begin with rt__.
+ */
+#ifndef RT_APPLY_INT_H
+#define RT_APPLY_INT_H
+
+#include <czmq.h>
+#include <libpq-fe.h>
+
+#include "apply.h"
+
+/* Longest origin name PostgreSQL accepts (MAX_RONAME_LEN). */
+#define RT_APPLY_MAX_ORIGIN 512
+/* Poll step while waiting on the replica socket, to notice a stop request. */
+#define RT_APPLY_WAIT_STEP_MS 100
+/* Shape keys (rt_sqlgen_shape_key: 34 characters). */
+#define RT_APPLY_KEY_MAX 64
+
+/* What a queued pipeline command was, to interpret its result. */
+typedef enum {
+    RT__OP_BEGIN,
+    RT__OP_PREPARE,
+    RT__OP_EXEC,
+    RT__OP_MISC,
+    RT__OP_COMMIT,
+    RT__OP_ROLLBACK
+} rt__op_kind_t;
+
+/* A queued pipeline command. */
+typedef struct rt__op_t rt__op_t;
+/* The INSERT shape key of a relation of the record being applied. */
+typedef struct rt__relkey_t rt__relkey_t;
+
+/* A conflict being resolved or the one that stopped applying. */
+typedef struct {
+    uint64_t seq;       /* record */
+    uint32_t change;    /* index of the change in it */
+    char relation[256]; /* "schema"."table" */
+    char op[12];        /* INSERT, UPDATE, DELETE */
+    char kind[24];      /* insert_exists, update_missing, update_exists, ... */
+    char detail[512];   /* what was found, one line */
+} rt__conflict_t;
+
+/* The applier (apply.h): the replica session and its progress, the open transaction,
+ * the pipeline queue and statement cache, the open COPY and the conflict being handled. */
+struct rt_apply_t {
+    char *dsn;                            /* replica connection string */
+    volatile sig_atomic_t *stop;          /* stop request flag */
+    PGconn *conn;                         /* NULL when not connected */
+    char *source;                         /* source name of the session's origin */
+    char origin[RT_APPLY_MAX_ORIGIN + 1]; /* "rt_<source>" */
+    char target[256];                     /* "db@host:port" */
+    zhashx_t *cache;                      /* shape key -> s_cached_t */
+    uint32_t next_stmt;                   /* number of the next statement name */
+
+    uint64_t applied_seq;    /* last committed LAST seq */
+    uint64_t position;       /* last record applied in the open transaction */
+    bool in_txn;             /* a replica transaction is open */
+    bool mid_txn;            /* the last record applied did not end its source transaction */
+    rt_lsn_t txn_commit_lsn; /* commit LSN of that source transaction (its FIRST record's) */
+    int64_t txn_start_ms;    /* when the open transaction began */
+    uint32_t group_txns;     /* source transactions in the open transaction */
+    size_t group_bytes;      /* record bytes in the open transaction */
+    uint64_t group_changes;  /* changes in the open transaction */
+    uint64_t applied_txns;   /* source transactions committed since start */
+    uint64_t applied_rows;   /* changes committed since start */
+    uint64_t group_seq;      /* seq of the last LAST record in the open transaction */
+    int64_t group_ts;        /* its commit time (PostgreSQL epoch µs) */
+
+    rt__op_t *ops; /* commands of the current segment */
+    size_t nops, ops_cap;
+    const char **params; /* parameter pointers of one statement */
+    size_t params_cap;
+    const rt_relation_t **trels; /* relations of one TRUNCATE */
+    size_t trels_cap;
+    rt__relkey_t *relkeys; /* per relation index of the current record */
+    size_t relkeys_cap;
+
+    bool copying;                    /* a COPY FROM STDIN is open (out of pipeline mode) */
+    char copy_key[RT_APPLY_KEY_MAX]; /* INSERT shape key of the relation it writes */
+    char copy_table[256];            /* "schema"."table", for messages */
+    uint64_t copy_first;             /* seq of its first row */
+    uint64_t copy_last;              /* seq of its last row */
+    uint64_t copy_rows;              /* rows written to it */
+    char *copy_buf;                  /* encoded rows not yet handed to libpq */
+    size_t copy_len, copy_cap;
+    char run_key[RT_APPLY_KEY_MAX]; /* the INSERTs just before were into this relation */
+    uint32_t run_rows;              /* how many (applied with INSERT) */
+    uint64_t nocopy_until;          /* records up to this seq are applied without COPY */
+
+    int policy;               /* rt_conflict_policy_t */
+    uint64_t remote_until;    /* records up to this seq: apply_remote whatever the policy */
+    uint64_t conflicts;       /* counted conflicts (committed or stopping) */
+    uint64_t group_conflicts; /* conflicts resolved in the open transaction */
+    rt__conflict_t conflict;  /* the last conflict detected */
+    bool conflict_set;        /* conflict describes the failure being handled */
+    uint64_t stop_seq;        /* the stopping conflict last recorded: seq, change, kind */
+    uint32_t stop_change;
+    char stop_kind[24];
+    int64_t probe_rows;                     /* probe: rows of the last statement, -1 on 23505 */
+    char probe_detail[256];                 /* probe: the 23505 detail */
+    char last_error[RT_ERROR_TEXT_MAX + 1]; /* the last failure, one line */
+    int64_t last_commit_ts;                 /* source commit time of the last committed group */
+    int64_t last_applied_at;                /* when it committed */
+};
+
+#endif
