@@ -70,37 +70,11 @@ static const char *const s_conflicts_insert =
     "INSERT INTO rt.conflicts (source, seq, relation, op, kind, resolution, detail) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/* A prepared statement of one change shape. */
-typedef struct {
-    char name[24];  /* "rt_<n>" */
-    rt_stmt_t stmt; /* SQL text and parameter map */
-    bool prepared;  /* the server has it (or a Parse for it is in flight) */
-} s_cached_t;
-
-/* A queued pipeline command. */
-struct rt__op_t {
-    uint8_t kind;       /* rt__op_kind_t */
-    uint32_t change;    /* RT__OP_PREPARE / RT__OP_EXEC: index of the change */
-    s_cached_t *cached; /* RT__OP_PREPARE: the cache entry */
-    char op;            /* RT__OP_EXEC: the statement's operation when it is not the change's */
-    bool probe;         /* RT__OP_EXEC: a row count or a duplicate key is an answer, not an error */
-};
-
 /* The INSERT shape key of a relation of the record being applied. */
 struct rt__relkey_t {
     uint64_t seq;               /* record it was computed for (0: none) */
     char key[RT_APPLY_KEY_MAX]; /* rt_sqlgen_shape_key(rel, 'I', 0) */
 };
-
-static void s_cached_destroy(void **item)
-{
-    s_cached_t *c = *item;
-    if (c) {
-        rt_stmt_clear(&c->stmt);
-        free(c);
-        *item = NULL;
-    }
-}
 
 rt_apply_t *rt_apply_new(const char *dsn, volatile sig_atomic_t *stop)
 {
@@ -109,12 +83,11 @@ rt_apply_t *rt_apply_new(const char *dsn, volatile sig_atomic_t *stop)
         return NULL;
     self->dsn = strdup(dsn);
     self->stop = stop;
-    self->cache = zhashx_new();
+    self->cache = rt__pipeline_cache_new();
     if (!self->dsn || !self->cache) {
         rt_apply_destroy(&self);
         return NULL;
     }
-    zhashx_set_destructor(self->cache, s_cached_destroy);
     return self;
 }
 
@@ -136,14 +109,12 @@ void rt_apply_destroy(rt_apply_t **self_p)
     *self_p = NULL;
 }
 
-static bool s_stopping(const rt_apply_t *self)
+bool rt__apply_stopping(const rt_apply_t *self)
 {
     return self->stop && *self->stop;
 }
 
-/* Copies a libpq message into buf on one line: line breaks and tabs become single
- * spaces, trailing space is dropped. Returns buf. */
-static const char *s_line(const char *msg, char *buf, size_t size)
+const char *rt__apply_line(const char *msg, char *buf, size_t size)
 {
     size_t n = 0;
     bool space = false;
@@ -161,10 +132,8 @@ static const char *s_line(const char *msg, char *buf, size_t size)
     return buf;
 }
 
-/* Logs an apply failure and keeps it as the last error (reported in ACK). */
-static void s_error(rt_apply_t *self, const char *fmt, ...) RT_PRINTF(2, 3);
 static int s_copy_abort(rt_apply_t *self);
-static void s_error(rt_apply_t *self, const char *fmt, ...)
+void rt__apply_error(rt_apply_t *self, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -195,8 +164,7 @@ static void s_reset_txn(rt_apply_t *self)
     self->run_key[0] = '\0';
 }
 
-/* Drops the connection without any further command (the server rolls back). */
-static void s_drop(rt_apply_t *self)
+void rt__apply_drop(rt_apply_t *self)
 {
     if (self->conn) {
         PQfinish(self->conn);
@@ -212,7 +180,7 @@ void rt_apply_close(rt_apply_t *self)
         return;
     if (self->in_txn && PQstatus(self->conn) == CONNECTION_OK)
         rt_apply_rollback(self);
-    s_drop(self);
+    rt__apply_drop(self);
 }
 
 bool rt_apply_connected(const rt_apply_t *self)
@@ -292,13 +260,10 @@ const char *rt_apply_target(const rt_apply_t *self)
 /* ---------------------------------------------------------------------------------
  * Connection and session setup (not in pipeline mode). */
 
-/* Waits until fd is ready for events, in steps, checking the stop flag. Returns 0
- * when ready, RT_EAGAIN on stop, RT_EIO on a poll error, RT_EDB past deadline_ms
- * (a monotonic time, or 0 for none). */
-static int s_wait_fd(rt_apply_t *self, int fd, short events, int64_t deadline_ms)
+int rt__apply_wait_fd(rt_apply_t *self, int fd, short events, int64_t deadline_ms)
 {
     for (;;) {
-        if (s_stopping(self))
+        if (rt__apply_stopping(self))
             return RT_EAGAIN;
         int step = RT_APPLY_WAIT_STEP_MS;
         if (deadline_ms) {
@@ -330,22 +295,22 @@ static int s_open(rt_apply_t *self)
     if (!conn)
         return RT_ENOMEM;
     if (PQstatus(conn) == CONNECTION_BAD) {
-        s_error(self, "cannot connect to the replica: %s",
-                 s_line(PQerrorMessage(conn), line, sizeof line));
+        rt__apply_error(self, "cannot connect to the replica: %s",
+                        rt__apply_line(PQerrorMessage(conn), line, sizeof line));
         goto cleanup;
     }
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK) {
         if (st == PGRES_POLLING_FAILED) {
-            s_error(self, "cannot connect to the replica: %s",
-                     s_line(PQerrorMessage(conn), line, sizeof line));
+            rt__apply_error(self, "cannot connect to the replica: %s",
+                            rt__apply_line(PQerrorMessage(conn), line, sizeof line));
             goto cleanup;
         }
-        int rc = s_wait_fd(self, PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-                           deadline);
+        int rc = rt__apply_wait_fd(self, PQsocket(conn),
+                                   st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
         if (rc == RT_EDB) {
-            s_error(self, "cannot connect to the replica: no answer within %d s",
-                     S_CONNECT_TIMEOUT_MS / 1000);
+            rt__apply_error(self, "cannot connect to the replica: no answer within %d s",
+                            S_CONNECT_TIMEOUT_MS / 1000);
             goto cleanup;
         }
         if (rc != 0) {
@@ -375,9 +340,10 @@ static PGresult *s_setup_exec(rt_apply_t *self, const char *what, const char *sq
         return res;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     char line[512];
-    s_error(self, 
-        "replica session setup failed (%s): SQLSTATE %s: %s", what, state ? state : "?",
-        s_line(res ? PQresultErrorMessage(res) : PQerrorMessage(self->conn), line, sizeof line));
+    rt__apply_error(self, "replica session setup failed (%s): SQLSTATE %s: %s", what,
+                    state ? state : "?",
+                    rt__apply_line(res ? PQresultErrorMessage(res) : PQerrorMessage(self->conn),
+                                   line, sizeof line));
     PQclear(res);
     return NULL;
 }
@@ -400,8 +366,8 @@ static int s_enter_pipeline(rt_apply_t *self)
     if (PQsetnonblocking(self->conn, 1) == 0 && PQenterPipelineMode(self->conn) == 1)
         return RT_OK;
     char line[512];
-    s_error(self, "cannot enter pipeline mode on the replica: %s",
-            s_line(PQerrorMessage(self->conn), line, sizeof line));
+    rt__apply_error(self, "cannot enter pipeline mode on the replica: %s",
+                    rt__apply_line(PQerrorMessage(self->conn), line, sizeof line));
     return RT_EDB;
 }
 
@@ -412,8 +378,9 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
 
     rt_apply_close(self);
     if (!s_source_ok(source)) {
-        s_error(self, "source name from the publisher is not usable for a replication origin "
-                 "(empty, too long or control characters)");
+        rt__apply_error(self,
+                        "source name from the publisher is not usable for a replication origin "
+                        "(empty, too long or control characters)");
         return RT_EINVAL;
     }
     char *copy = strdup(source);
@@ -467,13 +434,15 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
         goto cleanup;
     uint64_t seq = 0;
     if (PQntuples(res) != 1 || PQnfields(res) != 1) {
-        s_error(self, "replica session setup failed: pg_replication_origin_progress returned %d rows",
-                 PQntuples(res));
+        rt__apply_error(
+            self, "replica session setup failed: pg_replication_origin_progress returned %d rows",
+            PQntuples(res));
         goto cleanup;
     }
     if (!PQgetisnull(res, 0, 0) && rt_lsn_parse(PQgetvalue(res, 0, 0), &seq) != RT_OK) {
-        s_error(self, "replica session setup failed: origin %s has progress '%s', not an LSN",
-                 self->origin, PQgetvalue(res, 0, 0));
+        rt__apply_error(self,
+                        "replica session setup failed: origin %s has progress '%s', not an LSN",
+                        self->origin, PQgetvalue(res, 0, 0));
         goto cleanup;
     }
     PQclear(res);
@@ -487,56 +456,8 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
 cleanup:
     PQclear(res);
     if (err != RT_OK)
-        s_drop(self);
+        rt__apply_drop(self);
     return err;
-}
-
-/* ---------------------------------------------------------------------------------
- * Pipeline plumbing. */
-
-static int s_push_op(rt_apply_t *self, rt__op_kind_t kind, uint32_t change, s_cached_t *cached)
-{
-    if (rt_reserve((void **)&self->ops, &self->ops_cap, self->nops + 1, sizeof *self->ops) < 0)
-        return RT_ENOMEM;
-    self->ops[self->nops++] = (rt__op_t){.kind = (uint8_t)kind, .change = change, .cached = cached};
-    return RT_OK;
-}
-
-/* Sends what libpq buffered, reading input meanwhile so the server never blocks
- * on a full socket while we do. 0, RT_EIO or RT_EAGAIN. */
-static int s_flush(rt_apply_t *self)
-{
-    for (;;) {
-        int rc = PQflush(self->conn);
-        if (rc == 0)
-            return RT_OK;
-        if (rc < 0)
-            return RT_EIO;
-        if (s_stopping(self))
-            return RT_EAGAIN;
-        struct pollfd p = {.fd = PQsocket(self->conn), .events = POLLIN | POLLOUT};
-        if (poll(&p, 1, RT_APPLY_WAIT_STEP_MS) < 0 && errno != EINTR)
-            return RT_EIO;
-        if ((p.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(self->conn))
-            return RT_EIO;
-    }
-}
-
-/* Returns the next result, waiting for it while watching the stop flag. Sets *err
- * to RT_EAGAIN on stop or RT_EIO if the connection failed; NULL results are
- * otherwise the end of one command's results. */
-static PGresult *s_next_result(rt_apply_t *self, int *err)
-{
-    while (PQisBusy(self->conn)) {
-        int rc = s_wait_fd(self, PQsocket(self->conn), POLLIN, 0);
-        if (rc != 0) {
-            *err = rc;
-            return NULL;
-        }
-        if (!PQconsumeInput(self->conn))
-            break; /* PQgetResult reports the failure */
-    }
-    return PQgetResult(self->conn);
 }
 
 /* Writes "(k1, k2)=(v1, v2)" for the key columns of rel in img (values cut at 40 bytes)
@@ -566,17 +487,13 @@ static void s_key_text(const rt_relation_t *rel, const rt_value_t *img, uint32_t
         snprintf(buf, size, "(%s)=(%s)", names, vals);
 }
 
-static const char *s_op_name(char op)
+const char *rt__conflict_op_name(char op)
 {
     return op == 'I' ? "INSERT" : op == 'U' ? "UPDATE" : op == 'D' ? "DELETE" : "TRUNCATE";
 }
 
-/* Describes a conflict of change idx of rec (op: the statement that met it) in
- * self->conflict. */
-static void s_note_conflict(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
-                            const char *kind, const char *fmt, ...) RT_PRINTF(6, 7);
-static void s_note_conflict(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
-                            const char *kind, const char *fmt, ...)
+void rt__conflict_note(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
+                       const char *kind, const char *fmt, ...)
 {
     rt__conflict_t *c = &self->conflict;
     const rt_change_t *ch = &rec->changes[idx];
@@ -586,7 +503,7 @@ static void s_note_conflict(rt_apply_t *self, const rt_record_t *rec, uint32_t i
     char *table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
     snprintf(c->relation, sizeof c->relation, "%s", table ? table : "?");
     free(table);
-    snprintf(c->op, sizeof c->op, "%s", s_op_name(op));
+    snprintf(c->op, sizeof c->op, "%s", rt__conflict_op_name(op));
     snprintf(c->kind, sizeof c->kind, "%s", kind);
     va_list ap;
     va_start(ap, fmt);
@@ -595,8 +512,7 @@ static void s_note_conflict(rt_apply_t *self, const rt_record_t *rec, uint32_t i
     self->conflict_set = true;
 }
 
-/* The identity a change is matched by, as text. */
-static void s_change_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, size_t size)
+void rt__conflict_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, size_t size)
 {
     const rt_relation_t *rel = &rec->rels[ch->rel];
     if (ch->old_kind)
@@ -605,174 +521,19 @@ static void s_change_key(const rt_record_t *rec, const rt_change_t *ch, char *bu
         s_key_text(rel, ch->new_, ch->nnew, buf, size);
 }
 
-/* Logs a failed result for the change at op (if any) of record seq and classifies it. */
-static int s_failure(rt_apply_t *self, const rt_record_t *rec, const rt__op_t *op,
-                     const PGresult *res)
-{
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    char *table = NULL;
-    const char *opname = "statement";
-    uint64_t seq = rec ? rec->seq : self->group_seq;
-    int err = RT_EDB;
-
-    if (!state)
-        state = "?";
-    char line[512];
-    msg = s_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
-    char chop = 0;
-    if (rec && op && (op->kind == RT__OP_EXEC || op->kind == RT__OP_PREPARE)) {
-        const rt_change_t *ch = &rec->changes[op->change];
-        chop = op->op ? op->op : ch->op;
-        opname = s_op_name(chop);
-        if (ch->op != 'T')
-            table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
-    }
-    if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0) {
-        err = RT_ENOTFOUND;
-        if (strcmp(state, "42P01") == 0)
-            s_error(self, "seq %" PRIu64 ": table %s is missing on the replica (%s): %s; "
-                     "create it, then the subscriber retries",
-                     seq, table ? table : "?", opname, msg);
-        else
-            s_error(self, "seq %" PRIu64 ": a column of table %s is missing on the replica: %s; "
-                     "add it, then the subscriber retries",
-                     seq, table ? table : "?", msg);
-    } else if (strcmp(state, "23505") == 0 && chop && chop != 'T') {
-        const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-        char dline[256];
-        s_line(detail ? detail : "", dline, sizeof dline);
-        err = RT_ECONFLICT;
-        s_note_conflict(self, rec, op->change, chop, chop == 'I' ? "insert_exists" : "update_exists",
-                        "%s into %s: the row already exists on the replica (SQLSTATE %s: %s%s%s)",
-                        opname, table ? table : "?", state, msg, dline[0] ? " " : "", dline);
-    } else {
-        s_error(self, "replica error at seq %" PRIu64 " (%s%s%s): SQLSTATE %s: %s", seq, opname,
-                 table ? " of " : "", table ? table : "", state, msg);
-    }
-    free(table);
-    return err;
-}
-
-/* Reads the results of the queued commands and the Sync. Returns 0 or the first
- * failure (logged); on RT_EIO/RT_EAGAIN the connection is unusable. */
-static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
-{
-    int err = RT_OK, io = RT_OK;
-
-    for (size_t i = 0; i < self->nops; i++) {
-        const rt__op_t *op = &self->ops[i];
-        PGresult *res = s_next_result(self, &io);
-        if (!res) {
-            if (io == RT_OK)
-                io = RT_EIO;
-            goto broken;
-        }
-        ExecStatusType st = PQresultStatus(res);
-        const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (st == PGRES_FATAL_ERROR && op->probe && sqlstate && strcmp(sqlstate, "23505") == 0) {
-            const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-            self->probe_rows = -1;
-            s_line(detail ? detail : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-                   self->probe_detail, sizeof self->probe_detail);
-        } else if (st == PGRES_FATAL_ERROR) {
-            if (op->kind == RT__OP_PREPARE)
-                op->cached->prepared = false;
-            if (err == RT_OK)
-                err = s_failure(self, rec, op, res);
-        } else if (st == PGRES_PIPELINE_ABORTED) {
-            if (op->kind == RT__OP_PREPARE)
-                op->cached->prepared = false;
-        } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            if (err == RT_OK) {
-                s_error(self, "replica returned %s unexpectedly", PQresStatus(st));
-                err = RT_EDB;
-            }
-        } else if (err == RT_OK && op->kind == RT__OP_EXEC && op->probe) {
-            self->probe_rows = strtoll(PQcmdTuples(res), NULL, 10);
-        } else if (err == RT_OK && op->kind == RT__OP_EXEC) {
-            const rt_change_t *ch = &rec->changes[op->change];
-            const char *n = PQcmdTuples(res);
-            if ((ch->op == 'U' || ch->op == 'D') && strcmp(n, "1") != 0) {
-                char key[300];
-                bool missing = strcmp(n, "0") == 0;
-                char *table =
-                    rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
-                s_change_key(rec, ch, key, sizeof key);
-                s_note_conflict(self, rec, op->change, ch->op,
-                                ch->op == 'U' ? (missing ? "update_missing" : "update_multiple")
-                                              : (missing ? "delete_missing" : "delete_multiple"),
-                                "%s of %s matched %s rows on the replica instead of 1 (%s)%s%s",
-                                s_op_name(ch->op), table ? table : "?", n,
-                                missing ? "the row is missing" : "the identity is not unique",
-                                key[0] ? ": key " : "", key);
-                free(table);
-                err = RT_ECONFLICT;
-            }
-        } else if (err == RT_OK && op->kind == RT__OP_COMMIT) {
-            if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-                s_error(self, "replica did not commit at seq %" PRIu64 " (%s)", self->group_seq,
-                         PQcmdStatus(res));
-                err = RT_EDB;
-            }
-        }
-        PQclear(res);
-        /* The NULL that ends this command's results (more results are drained). */
-        for (int extra = 0;; extra++) {
-            res = s_next_result(self, &io);
-            if (!res)
-                break;
-            PQclear(res);
-            if (extra > 16) {
-                io = RT_EIO;
-                goto broken;
-            }
-        }
-        if (io != RT_OK)
-            goto broken;
-    }
-    PGresult *res = s_next_result(self, &io);
-    if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
-        PQclear(res);
-        if (io == RT_OK)
-            io = RT_EIO;
-        goto broken;
-    }
-    PQclear(res);
-    self->nops = 0;
-    return err;
-broken:
-    self->nops = 0;
-    return io;
-}
-
-/* Ends the segment with a Sync, sends it and reads all results. */
-static int s_sync(rt_apply_t *self, const rt_record_t *rec)
-{
-    if (PQpipelineSync(self->conn) != 1) {
-        self->nops = 0;
-        return RT_EIO;
-    }
-    int err = s_flush(self);
-    if (err != RT_OK) {
-        self->nops = 0;
-        return err;
-    }
-    return s_read_results(self, rec);
-}
-
 /* Handles a failed segment: drops a broken connection, else rolls back. */
 static int s_failed(rt_apply_t *self, int err)
 {
     if (err == RT_EAGAIN) {
-        s_drop(self);
+        rt__apply_drop(self);
         return err;
     }
     if (err == RT_EIO || !self->conn || PQstatus(self->conn) != CONNECTION_OK) {
         char line[512];
-        s_error(self, "lost connection to the replica %s: %s", self->target,
-                 self->conn ? s_line(PQerrorMessage(self->conn), line, sizeof line) : "closed");
-        s_drop(self);
+        rt__apply_error(self, "lost connection to the replica %s: %s", self->target,
+                        self->conn ? rt__apply_line(PQerrorMessage(self->conn), line, sizeof line)
+                                   : "closed");
+        rt__apply_drop(self);
         return RT_EIO;
     }
     rt_apply_rollback(self);
@@ -789,151 +550,23 @@ void rt_apply_rollback(rt_apply_t *self)
     }
     self->nops = 0;
     if (self->copying && s_copy_abort(self) != RT_OK) {
-        s_drop(self);
+        rt__apply_drop(self);
         return;
     }
-    int err = RT_ENOMEM;
-    if (PQsendQueryParams(self->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
-        s_push_op(self, RT__OP_ROLLBACK, 0, NULL) == RT_OK)
-        err = s_sync(self, NULL);
-    else if (PQstatus(self->conn) != CONNECTION_OK)
-        err = RT_EIO;
+    int err = rt__pipeline_send(self, RT__OP_ROLLBACK, "ROLLBACK", 0, NULL);
+    if (err == RT_OK)
+        err = rt__pipeline_sync(self, NULL);
     if (err != RT_OK) {
         if (err != RT_EAGAIN) {
             char line[512];
-            s_error(self, "lost connection to the replica %s during rollback: %s", self->target,
-                     s_line(PQerrorMessage(self->conn), line, sizeof line));
+            rt__apply_error(self, "lost connection to the replica %s during rollback: %s",
+                            self->target,
+                            rt__apply_line(PQerrorMessage(self->conn), line, sizeof line));
         }
-        s_drop(self);
+        rt__apply_drop(self);
         return;
     }
     s_reset_txn(self);
-}
-
-/* ---------------------------------------------------------------------------------
- * Sending changes. */
-
-static int s_send_simple(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
-                         const char *const *params)
-{
-    if (PQsendQueryParams(self->conn, sql, n, NULL, params, NULL, NULL, 0) != 1)
-        return RT_EIO;
-    return s_push_op(self, kind, 0, NULL);
-}
-
-static int s_send_truncate(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
-{
-    const rt_change_t *ch = &rec->changes[idx];
-    char *sql = NULL;
-    int err;
-
-    if (ch->ntrunc == 0)
-        return RT_OK; /* nothing to do */
-    if (ch->ntrunc > self->trels_cap) {
-        const rt_relation_t **r = realloc(self->trels, ch->ntrunc * sizeof *r);
-        if (!r)
-            return RT_ENOMEM;
-        self->trels = r;
-        self->trels_cap = ch->ntrunc;
-    }
-    for (uint32_t i = 0; i < ch->ntrunc; i++) {
-        if (ch->trunc_rels[i] >= rec->nrels)
-            return RT_EPROTO;
-        self->trels[i] = &rec->rels[ch->trunc_rels[i]];
-    }
-    if ((err = rt_sqlgen_truncate(self->trels, ch->ntrunc, ch->trunc_flags, &sql)) != RT_OK)
-        return err;
-    if (PQsendQueryParams(self->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1)
-        err = RT_EIO;
-    else
-        err = s_push_op(self, RT__OP_EXEC, idx, NULL);
-    free(sql);
-    return err;
-}
-
-/* Returns the cached statement for the change's shape, creating it (and queueing
- * its Parse) when new or when its last Parse did not succeed. */
-static int s_statement(rt_apply_t *self, const rt_relation_t *rel, const rt_change_t *ch,
-                       uint32_t idx, s_cached_t **out)
-{
-    char key[128];
-    int err;
-
-    if (rt_sqlgen_shape_key(rel, ch->op, ch->old_kind, ch->new_, key, sizeof key) < 0)
-        return RT_EPROTO;
-    s_cached_t *c = zhashx_lookup(self->cache, key);
-    if (!c) {
-        c = calloc(1, sizeof *c);
-        if (!c)
-            return RT_ENOMEM;
-        if ((err = rt_sqlgen_change(rel, ch->op, ch->old_kind, ch->new_, &c->stmt)) != RT_OK) {
-            free(c);
-            return err == RT_ENOMEM ? err : RT_EPROTO;
-        }
-        snprintf(c->name, sizeof c->name, "rt_%" PRIu32, self->next_stmt++);
-        if (zhashx_insert(self->cache, key, c) != 0) {
-            rt_stmt_clear(&c->stmt);
-            free(c);
-            return RT_ENOMEM;
-        }
-    }
-    if (!c->prepared) {
-        if (PQsendPrepare(self->conn, c->name, c->stmt.sql, 0, NULL) != 1)
-            return RT_EIO;
-        if ((err = s_push_op(self, RT__OP_PREPARE, idx, c)) != RT_OK)
-            return err;
-        c->prepared = true;
-    }
-    *out = c;
-    return RT_OK;
-}
-
-/* Queues change ch (change idx of rec, or a statement standing in for it) as a
- * prepared statement; probe: its row count or duplicate key is read as an answer. */
-static int s_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch,
-                       uint32_t idx, bool probe)
-{
-    s_cached_t *c;
-    int err;
-
-    if (ch->op == 'T')
-        return s_send_truncate(self, rec, idx);
-    if (ch->rel >= rec->nrels)
-        return RT_EPROTO;
-    uint32_t ncols = rec->rels[ch->rel].ncols;
-    if ((ch->op != 'D' && (!ch->new_ || ch->nnew != ncols)) ||
-        (ch->old_kind && (!ch->old || ch->nold != ncols)))
-        return RT_EPROTO;
-    if ((err = s_statement(self, &rec->rels[ch->rel], ch, idx, &c)) != RT_OK)
-        return err;
-    if (c->stmt.nparams > self->params_cap) {
-        const char **p = realloc(self->params, c->stmt.nparams * sizeof *p);
-        if (!p)
-            return RT_ENOMEM;
-        self->params = p;
-        self->params_cap = c->stmt.nparams;
-    }
-    for (uint32_t i = 0; i < c->stmt.nparams; i++) {
-        const rt_param_t *pm = &c->stmt.params[i];
-        const rt_value_t *img = pm->from_old ? ch->old : ch->new_;
-        uint32_t n = pm->from_old ? ch->nold : ch->nnew;
-        if (!img || pm->col >= n || img[pm->col].kind == RT_VAL_UNCHANGED)
-            return RT_EPROTO;
-        self->params[i] = img[pm->col].kind == RT_VAL_NULL ? NULL : img[pm->col].data;
-    }
-    if (PQsendQueryPrepared(self->conn, c->name, (int)c->stmt.nparams, self->params, NULL, NULL,
-                            0) != 1)
-        return RT_EIO;
-    if ((err = s_push_op(self, RT__OP_EXEC, idx, NULL)) != RT_OK)
-        return err;
-    self->ops[self->nops - 1].op = ch->op;
-    self->ops[self->nops - 1].probe = probe;
-    return RT_OK;
-}
-
-static int s_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
-{
-    return s_send_stmt(self, rec, &rec->changes[idx], idx, false);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -1016,32 +649,36 @@ static int s_copy_failure(rt_apply_t *self, const PGresult *res)
 
     if (!state)
         state = "?";
-    msg = s_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
-    s_line(detail ? detail : "", dline, sizeof dline);
+    msg = rt__apply_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
+    rt__apply_line(detail ? detail : "", dline, sizeof dline);
     s_copy_range(self, range, sizeof range);
     self->nocopy_until = self->copy_last;
     if (strcmp(state, "42P01") == 0) {
         err = RT_ENOTFOUND;
-        s_error(self, "%s: table %s is missing on the replica (INSERT): %s; create it, then the "
-                "subscriber retries",
-                range, self->copy_table, msg);
+        rt__apply_error(self,
+                        "%s: table %s is missing on the replica (INSERT): %s; create it, then the "
+                        "subscriber retries",
+                        range, self->copy_table, msg);
     } else if (strcmp(state, "42703") == 0) {
         err = RT_ENOTFOUND;
-        s_error(self, "%s: a column of table %s is missing on the replica: %s; add it, then the "
-                "subscriber retries",
-                range, self->copy_table, msg);
+        rt__apply_error(self,
+                        "%s: a column of table %s is missing on the replica: %s; add it, then the "
+                        "subscriber retries",
+                        range, self->copy_table, msg);
     } else if (strcmp(state, "23505") == 0) {
         err = RT_ECONFLICT;
-        s_error(self, "conflict at %s: the COPY of %" PRIu64 " INSERTs into %s met a row that "
-                "already exists on the replica (SQLSTATE %s: %s%s%s); applying stopped "
-                "(conflict policy %s); the retry applies these records one INSERT at a time "
-                "to name the change",
-                range, self->copy_rows, self->copy_table, state, msg, dline[0] ? " " : "", dline,
-                rt_conflict_policy_name(self->policy));
+        rt__apply_error(
+            self,
+            "conflict at %s: the COPY of %" PRIu64 " INSERTs into %s met a row that "
+            "already exists on the replica (SQLSTATE %s: %s%s%s); applying stopped "
+            "(conflict policy %s); the retry applies these records one INSERT at a time "
+            "to name the change",
+            range, self->copy_rows, self->copy_table, state, msg, dline[0] ? " " : "", dline,
+            rt_conflict_policy_name(self->policy));
     } else {
-        s_error(self,
-                "replica error at %s (COPY of %" PRIu64 " INSERTs into %s): SQLSTATE %s: %s%s%s",
-                range, self->copy_rows, self->copy_table, state, msg, dline[0] ? " " : "", dline);
+        rt__apply_error(
+            self, "replica error at %s (COPY of %" PRIu64 " INSERTs into %s): SQLSTATE %s: %s%s%s",
+            range, self->copy_rows, self->copy_table, state, msg, dline[0] ? " " : "", dline);
     }
     return err;
 }
@@ -1056,7 +693,7 @@ static int s_copy_results(rt_apply_t *self, bool quiet)
     self->copying = false;
     self->copy_len = 0;
     for (int n = 0; n < 16; n++) {
-        PGresult *res = s_next_result(self, &io);
+        PGresult *res = rt__pipeline_next_result(self, &io);
         if (!res) {
             done = io == RT_OK && PQstatus(self->conn) == CONNECTION_OK;
             break;
@@ -1066,8 +703,8 @@ static int s_copy_results(rt_apply_t *self, bool quiet)
             char want[24];
             snprintf(want, sizeof want, "%" PRIu64, self->copy_rows);
             if (err == RT_OK && !quiet && strcmp(PQcmdTuples(res), want) != 0) {
-                s_error(self, "the replica's COPY into %s wrote %s rows instead of %s",
-                        self->copy_table, PQcmdTuples(res), want);
+                rt__apply_error(self, "the replica's COPY into %s wrote %s rows instead of %s",
+                                self->copy_table, PQcmdTuples(res), want);
                 err = RT_EDB;
             }
         } else if (st == PGRES_FATAL_ERROR) {
@@ -1096,7 +733,7 @@ static int s_copy_put(rt_apply_t *self)
         rc = PQputCopyData(self->conn, self->copy_buf, (int)self->copy_len);
         if (rc != 0)
             break;
-        int err = s_flush(self); /* nonblocking and full: send, then try again */
+        int err = rt__pipeline_flush(self); /* nonblocking and full: send, then try again */
         if (err != RT_OK)
             return err;
     }
@@ -1114,7 +751,7 @@ static int s_copy_put(rt_apply_t *self)
         self->copy_buf = NULL;
         self->copy_cap = 0;
     }
-    return s_flush(self);
+    return rt__pipeline_flush(self);
 }
 
 /* Sends the rest of the rows, ends the COPY and checks its result; pipeline mode
@@ -1125,13 +762,13 @@ static int s_copy_close(rt_apply_t *self, const char *errormsg)
 {
     int err = RT_OK;
     int rc = PQputCopyEnd(self->conn, errormsg);
-    if (rc == 0 && (err = s_flush(self)) == RT_OK)
+    if (rc == 0 && (err = rt__pipeline_flush(self)) == RT_OK)
         rc = PQputCopyEnd(self->conn, errormsg);
     if (err != RT_OK)
         return err;
     if (rc < 0 && PQstatus(self->conn) != CONNECTION_OK)
         return RT_EIO;
-    if (rc > 0 && (err = s_flush(self)) != RT_OK)
+    if (rc > 0 && (err = rt__pipeline_flush(self)) != RT_OK)
         return err;
     return s_copy_results(self, errormsg != NULL);
 }
@@ -1178,10 +815,10 @@ static int s_copy_start(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, 
     self->copying = true;
     if (sent != 1)
         return RT_EIO;
-    if ((err = s_flush(self)) != RT_OK)
+    if ((err = rt__pipeline_flush(self)) != RT_OK)
         return err;
     int io = RT_OK;
-    PGresult *res = s_next_result(self, &io);
+    PGresult *res = rt__pipeline_next_result(self, &io);
     if (res && PQresultStatus(res) == PGRES_COPY_IN) {
         PQclear(res);
         return RT_OK;
@@ -1243,7 +880,7 @@ static int s_queue_conflict_row(rt_apply_t *self, const char *resolution)
     snprintf(seq, sizeof seq, "%" PRIu64, c->seq);
     const char *params[7] = {self->source, seq, c->relation, c->op, c->kind, resolution,
                              c->detail};
-    return s_send_simple(self, RT__OP_MISC, s_conflicts_insert, 7, params);
+    return rt__pipeline_send(self, RT__OP_MISC, s_conflicts_insert, 7, params);
 }
 
 /* Logs a conflict that apply_remote resolved (the first few, then a sample). */
@@ -1265,17 +902,6 @@ static int s_resolved(rt_apply_t *self, const char *resolution)
     return s_queue_conflict_row(self, resolution);
 }
 
-/* Sends what is queued with a Sync and reads the results. */
-static int s_run(rt_apply_t *self, const rt_record_t *rec)
-{
-    int err = s_flush(self);
-    if (err != RT_OK) {
-        self->nops = 0;
-        return err;
-    }
-    return s_sync(self, rec);
-}
-
 /* Runs stand-in statement ch for change idx as a probe: *rows gets its row count, or
  * -1 for a duplicate key (the transaction is then aborted up to the last savepoint). */
 static int s_probe(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch, uint32_t idx,
@@ -1283,9 +909,9 @@ static int s_probe(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *
 {
     self->probe_rows = 0;
     self->probe_detail[0] = '\0';
-    int err = s_send_stmt(self, rec, ch, idx, true);
+    int err = rt__pipeline_send_stmt(self, rec, ch, idx, true);
     if (err == RT_OK)
-        err = s_run(self, rec);
+        err = rt__pipeline_run(self, rec);
     *rows = self->probe_rows;
     return err;
 }
@@ -1309,18 +935,19 @@ static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t i
 
     self->nops = 0;
     if (ch->op == 'T') {
-        if ((err = s_send_change(self, rec, idx)) != RT_OK)
+        if ((err = rt__pipeline_send_change(self, rec, idx)) != RT_OK)
             return err;
-        return s_run(self, rec);
+        return rt__pipeline_run(self, rec);
     }
-    s_change_key(rec, ch, key, sizeof key);
+    rt__conflict_key(rec, ch, key, sizeof key);
     if (ch->op == 'I' && !key[0]) {
-        if ((err = s_send_change(self, rec, idx)) != RT_OK || (err = s_run(self, rec)) != RT_OK)
+        if ((err = rt__pipeline_send_change(self, rec, idx)) != RT_OK ||
+            (err = rt__pipeline_run(self, rec)) != RT_OK)
             return err; /* a duplicate key without an identity to resolve it by stops here */
         return RT_OK;
     }
     if (ch->op == 'I') {
-        if ((err = s_send_simple(self, RT__OP_MISC, "SAVEPOINT rt_change", 0, NULL)) != RT_OK ||
+        if ((err = rt__pipeline_send(self, RT__OP_MISC, "SAVEPOINT rt_change", 0, NULL)) != RT_OK ||
             (err = s_probe(self, rec, ch, idx, &rows)) != RT_OK)
             return err;
         if (rows >= 0)
@@ -1329,21 +956,21 @@ static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t i
         char found[256];
         snprintf(found, sizeof found, "%s", self->probe_detail);
         rt_change_t upd = {.op = 'U', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
-        if ((err = s_send_simple(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_change", 0, NULL)) !=
-                RT_OK ||
+        if ((err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_change", 0,
+                                     NULL)) != RT_OK ||
             (err = s_probe(self, rec, &upd, idx, &rows)) != RT_OK)
             return err;
         if (rows == 1) {
-            s_note_conflict(self, rec, idx, 'I', "insert_exists",
-                            "INSERT of %s: the row already exists on the replica (%s); "
-                            "updated it to the remote row",
-                            key[0] ? key : "a row", found);
+            rt__conflict_note(self, rec, idx, 'I', "insert_exists",
+                              "INSERT of %s: the row already exists on the replica (%s); "
+                              "updated it to the remote row",
+                              key[0] ? key : "a row", found);
             return s_resolved(self, "applied_remote");
         }
-        s_note_conflict(self, rec, idx, 'I', "insert_exists",
-                        "INSERT into the replica failed: %s, and no row has the key %s to "
-                        "update",
-                        found, key[0] ? key : "(none)");
+        rt__conflict_note(self, rec, idx, 'I', "insert_exists",
+                          "INSERT into the replica failed: %s, and no row has the key %s to "
+                          "update",
+                          found, key[0] ? key : "(none)");
         return RT_ECONFLICT;
     }
     if ((err = s_probe(self, rec, ch, idx, &rows)) != RT_OK)
@@ -1353,10 +980,10 @@ static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t i
     char *table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
     const char *t = table ? table : "?";
     if (ch->op == 'D' && rows == 0) {
-        s_note_conflict(self, rec, idx, 'D', "delete_missing",
-                        "DELETE of %s matched 0 rows on the replica (the row is missing): %s; "
-                        "nothing to delete",
-                        t, key[0] ? key : "no key");
+        rt__conflict_note(self, rec, idx, 'D', "delete_missing",
+                          "DELETE of %s matched 0 rows on the replica (the row is missing): %s; "
+                          "nothing to delete",
+                          t, key[0] ? key : "no key");
         free(table);
         return s_resolved(self, "skipped");
     }
@@ -1367,28 +994,29 @@ static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t i
             return err;
         }
         if (rows >= 0) {
-            s_note_conflict(self, rec, idx, 'U', "update_missing",
-                            "UPDATE of %s matched 0 rows on the replica (the row is missing): "
-                            "%s; inserted the remote row",
-                            t, key[0] ? key : "no key");
+            rt__conflict_note(self, rec, idx, 'U', "update_missing",
+                              "UPDATE of %s matched 0 rows on the replica (the row is missing): "
+                              "%s; inserted the remote row",
+                              t, key[0] ? key : "no key");
             free(table);
             return s_resolved(self, "applied_remote");
         }
-        s_note_conflict(self, rec, idx, 'U', "update_missing",
-                        "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
-                        "inserting the remote row failed too (%s)",
-                        t, key[0] ? key : "no key", self->probe_detail);
+        rt__conflict_note(self, rec, idx, 'U', "update_missing",
+                          "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
+                          "inserting the remote row failed too (%s)",
+                          t, key[0] ? key : "no key", self->probe_detail);
     } else if (ch->op == 'U' && rows == 0) {
-        s_note_conflict(self, rec, idx, 'U', "update_missing",
-                        "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
-                        "the remote row is incomplete (unchanged TOASTed values were not sent), "
-                        "so it cannot be inserted",
-                        t, key[0] ? key : "no key");
+        rt__conflict_note(self, rec, idx, 'U', "update_missing",
+                          "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
+                          "the remote row is incomplete (unchanged TOASTed values were not sent), "
+                          "so it cannot be inserted",
+                          t, key[0] ? key : "no key");
     } else {
-        s_note_conflict(self, rec, idx, ch->op, ch->op == 'U' ? "update_multiple" : "delete_multiple",
-                        "%s of %s matched %" PRId64 " rows on the replica instead of 1 (the "
-                        "identity is not unique): %s",
-                        s_op_name(ch->op), t, rows, key[0] ? key : "no key");
+        rt__conflict_note(self, rec, idx, ch->op,
+                          ch->op == 'U' ? "update_multiple" : "delete_multiple",
+                          "%s of %s matched %" PRId64 " rows on the replica instead of 1 (the "
+                          "identity is not unique): %s",
+                          rt__conflict_op_name(ch->op), t, rows, key[0] ? key : "no key");
     }
     free(table);
     return RT_ECONFLICT;
@@ -1404,7 +1032,7 @@ static int s_resolve_record(rt_apply_t *self, const rt_record_t *rec)
     }
     if (self->nops == 0)
         return RT_OK;
-    return s_run(self, rec); /* the last rt.conflicts row */
+    return rt__pipeline_run(self, rec); /* the last rt.conflicts row */
 }
 
 /* Records the conflict that stopped applying, in a transaction of its own (not in
@@ -1413,10 +1041,10 @@ static void s_record_stop(rt_apply_t *self)
 {
     const rt__conflict_t *c = &self->conflict;
     self->conflict_set = false;
-    s_error(self, "conflict at seq %" PRIu64 " (change %" PRIu32 "): %s; applying stopped "
-            "(conflict policy %s)",
-            c->seq, c->change + 1, c->detail,
-            rt_conflict_policy_name(self->policy));
+    rt__apply_error(self,
+                    "conflict at seq %" PRIu64 " (change %" PRIu32 "): %s; applying stopped "
+                    "(conflict policy %s)",
+                    c->seq, c->change + 1, c->detail, rt_conflict_policy_name(self->policy));
     if (c->seq == self->stop_seq && c->change == self->stop_change &&
         strcmp(c->kind, self->stop_kind) == 0)
         return;
@@ -1428,27 +1056,28 @@ static void s_record_stop(rt_apply_t *self)
         return;
     self->nops = 0;
     /* The session's origin must not advance with this commit: no xact_setup values. */
-    int err = s_send_simple(self, RT__OP_MISC, "BEGIN", 0, NULL);
+    int err = rt__pipeline_send(self, RT__OP_MISC, "BEGIN", 0, NULL);
     if (err == RT_OK)
-        err = s_send_simple(self, RT__OP_MISC, "SELECT pg_replication_origin_xact_reset()", 0, NULL);
+        err = rt__pipeline_send(self, RT__OP_MISC, "SELECT pg_replication_origin_xact_reset()", 0,
+                                NULL);
     if (err == RT_OK)
         err = s_queue_conflict_row(self, "stopped");
     if (err == RT_OK)
-        err = s_send_simple(self, RT__OP_COMMIT, "COMMIT", 0, NULL);
+        err = rt__pipeline_send(self, RT__OP_COMMIT, "COMMIT", 0, NULL);
     if (err == RT_OK)
-        err = s_run(self, NULL);
+        err = rt__pipeline_run(self, NULL);
     if (err == RT_OK)
         return;
     rt_warn("could not record the conflict at seq %" PRIu64 " in rt.conflicts: %s", c->seq,
             rt_strerror(err));
     if (err == RT_EIO || err == RT_EAGAIN || PQstatus(self->conn) != CONNECTION_OK) {
-        s_drop(self);
+        rt__apply_drop(self);
         return;
     }
     self->nops = 0;
-    if (s_send_simple(self, RT__OP_ROLLBACK, "ROLLBACK", 0, NULL) != RT_OK ||
-        s_run(self, NULL) != RT_OK)
-        s_drop(self);
+    if (rt__pipeline_send(self, RT__OP_ROLLBACK, "ROLLBACK", 0, NULL) != RT_OK ||
+        rt__pipeline_run(self, NULL) != RT_OK)
+        rt__apply_drop(self);
 }
 
 int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
@@ -1458,10 +1087,11 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     assert(self->conn && rec->seq == self->position + 1);
     bool first = (rec->flags & RT_REC_FIRST) != 0;
     if (first == self->mid_txn) {
-        s_error(self, "seq %" PRIu64 ": record flags %u %s; the outbox stream is inconsistent", rec->seq,
-                 rec->flags,
-                 first ? "start a transaction before the previous one ended"
-                       : "continue a transaction that was never started");
+        rt__apply_error(self,
+                        "seq %" PRIu64 ": record flags %u %s; the outbox stream is inconsistent",
+                        rec->seq, rec->flags,
+                        first ? "start a transaction before the previous one ended"
+                              : "continue a transaction that was never started");
         rt_apply_rollback(self);
         return self->conn ? RT_EPROTO : RT_EIO;
     }
@@ -1470,11 +1100,12 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
          * sent again, and stored another in their place: start over from the last
          * commit, which refetches the records now stored. */
         char a[32], b[32];
-        s_error(self, "seq %" PRIu64 ": record of the source transaction committed at %s "
-                 "continues one committed at %s: the publisher replaced an incomplete "
-                 "transaction; applying again from seq %" PRIu64,
-                 rec->seq, rt_lsn_format(rec->commit_lsn, a, sizeof a),
-                 rt_lsn_format(self->txn_commit_lsn, b, sizeof b), self->applied_seq + 1);
+        rt__apply_error(self,
+                        "seq %" PRIu64 ": record of the source transaction committed at %s "
+                        "continues one committed at %s: the publisher replaced an incomplete "
+                        "transaction; applying again from seq %" PRIu64,
+                        rec->seq, rt_lsn_format(rec->commit_lsn, a, sizeof a),
+                        rt_lsn_format(self->txn_commit_lsn, b, sizeof b), self->applied_seq + 1);
         rt_apply_rollback(self);
         return self->conn ? RT_EPROTO : RT_EIO;
     }
@@ -1488,12 +1119,13 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     if (self->copying && !use_copy && (err = s_copy_end(self)) != RT_OK)
         goto failed;
     if (!self->in_txn) {
-        if ((err = s_send_simple(self, RT__OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
+        if ((err = rt__pipeline_send(self, RT__OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
             return s_failed(self, err);
         self->in_txn = true;
         self->txn_start_ms = rt_mono_ms();
     }
-    if (remote && (err = s_send_simple(self, RT__OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
+    if (remote &&
+        (err = rt__pipeline_send(self, RT__OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
         return s_failed(self, err);
     uint32_t copy_rel = UINT32_MAX; /* relation index of this record the open COPY writes */
     for (uint32_t i = 0; i < rec->nchanges; i++) {
@@ -1512,7 +1144,8 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
                 goto failed;
             if (self->copying || s_copy_wanted(self, rec, i, key)) {
                 /* Everything queued before runs first, then this row goes to the COPY. */
-                if (!self->copying && self->nops > 0 && (err = s_sync(self, rec)) != RT_OK)
+                if (!self->copying && self->nops > 0 &&
+                    (err = rt__pipeline_sync(self, rec)) != RT_OK)
                     goto failed;
                 if (!self->copying && (err = s_copy_start(self, rec, ch->rel, key)) != RT_OK)
                     goto failed;
@@ -1531,23 +1164,25 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         }
         if (self->copying && (err = s_copy_end(self)) != RT_OK)
             goto failed;
-        if ((sent = s_send_change(self, rec, i)) != RT_OK)
+        if ((sent = rt__pipeline_send_change(self, rec, i)) != RT_OK)
             break;
-        if ((sent = s_flush(self)) != RT_OK)
+        if ((sent = rt__pipeline_flush(self)) != RT_OK)
             break;
         s_run_note(self, ch->op == 'I' ? key : NULL);
     }
     if (sent == RT_EIO || sent == RT_EAGAIN)
         return s_failed(self, sent);
     if (!self->copying && self->nops > 0)
-        err = s_sync(self, rec);
+        err = rt__pipeline_sync(self, rec);
     if (err == RT_OK && sent != RT_OK) {
         if (sent == RT_EPROTO)
-            s_error(self, "seq %" PRIu64 ": a change does not fit its relation (row image or "
-                     "parameter missing, or an unchanged value where one is needed)",
-                     rec->seq);
+            rt__apply_error(self,
+                            "seq %" PRIu64 ": a change does not fit its relation (row image or "
+                            "parameter missing, or an unchanged value where one is needed)",
+                            rec->seq);
         else
-            s_error(self, "seq %" PRIu64 ": cannot apply record: %s", rec->seq, rt_strerror(sent));
+            rt__apply_error(self, "seq %" PRIu64 ": cannot apply record: %s", rec->seq,
+                            rt_strerror(sent));
         err = sent;
     }
     if (err == RT_ECONFLICT && remote) {
@@ -1555,9 +1190,9 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         self->nops = 0;
         self->conflict_set = false;
         self->group_conflicts = resolved_before;
-        err = s_send_simple(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0, NULL);
+        err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0, NULL);
         if (err == RT_OK)
-            err = s_run(self, NULL);
+            err = rt__pipeline_run(self, NULL);
         if (err == RT_OK)
             err = s_resolve_record(self, rec);
     }
@@ -1596,15 +1231,16 @@ int rt_apply_commit(rt_apply_t *self)
     /* A transaction without an xid writes no commit record and would not advance
      * the origin: give an all-empty group one. */
     if (self->group_changes == 0 &&
-        (err = s_send_simple(self, RT__OP_MISC, "SELECT pg_current_xact_id()", 0, NULL)) != RT_OK)
+        (err = rt__pipeline_send(self, RT__OP_MISC, "SELECT pg_current_xact_id()", 0, NULL)) !=
+            RT_OK)
         return s_failed(self, err);
-    if ((err = s_send_simple(self, RT__OP_MISC,
-                             "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
-                             "to_timestamp($2::float8 / 1e6))",
-                             2, params)) != RT_OK ||
-        (err = s_send_simple(self, RT__OP_COMMIT, "COMMIT", 0, NULL)) != RT_OK)
+    if ((err = rt__pipeline_send(self, RT__OP_MISC,
+                                 "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
+                                 "to_timestamp($2::float8 / 1e6))",
+                                 2, params)) != RT_OK ||
+        (err = rt__pipeline_send(self, RT__OP_COMMIT, "COMMIT", 0, NULL)) != RT_OK)
         return s_failed(self, err);
-    if ((err = s_sync(self, NULL)) != RT_OK)
+    if ((err = rt__pipeline_sync(self, NULL)) != RT_OK)
         return s_failed(self, err);
     self->applied_seq = self->group_seq;
     self->last_commit_ts = self->group_ts;
@@ -1631,8 +1267,9 @@ int rt_apply_reset(rt_apply_t *self, uint64_t seq)
         return RT_EIO;
     if (PQexitPipelineMode(self->conn) != 1 || PQsetnonblocking(self->conn, 0) != 0) {
         char line[512];
-        s_error(self, "cannot leave pipeline mode on the replica to reset origin %s: %s",
-                self->origin, s_line(PQerrorMessage(self->conn), line, sizeof line));
+        rt__apply_error(self, "cannot leave pipeline mode on the replica to reset origin %s: %s",
+                        self->origin,
+                        rt__apply_line(PQerrorMessage(self->conn), line, sizeof line));
         goto cleanup;
     }
     rt_lsn_format(seq, lsn, sizeof lsn);
@@ -1666,7 +1303,7 @@ int rt_apply_reset(rt_apply_t *self, uint64_t seq)
 cleanup:
     PQclear(res);
     if (err != RT_OK)
-        s_drop(self);
+        rt__apply_drop(self);
     return err;
 }
 

@@ -105,4 +105,70 @@ struct rt_apply_t {
     int64_t last_applied_at;                /* when it committed */
 };
 
+/* ---- apply.c: the session. */
+
+/* True once stop is requested. */
+bool rt__apply_stopping(const rt_apply_t *self);
+
+/* Copies a libpq message into buf on one line: line breaks and tabs become single
+ * spaces, trailing space is dropped. Returns buf. */
+const char *rt__apply_line(const char *msg, char *buf, size_t size);
+
+/* Logs an apply failure and keeps it as the last error (reported in ACK). */
+void rt__apply_error(rt_apply_t *self, const char *fmt, ...) RT_PRINTF(2, 3);
+
+/* Waits until fd is ready for events, in steps, checking the stop flag. Returns 0
+ * when ready, RT_EAGAIN on stop, RT_EIO on a poll error, RT_EDB past deadline_ms
+ * (a monotonic time, or 0 for none). */
+int rt__apply_wait_fd(rt_apply_t *self, int fd, short events, int64_t deadline_ms) RT_WUR;
+
+/* Drops the connection without any further command (the server rolls back). */
+void rt__apply_drop(rt_apply_t *self);
+
+/* Conflict descriptions (apply.c for now). */
+const char *rt__conflict_op_name(char op);
+void rt__conflict_note(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
+                       const char *kind, const char *fmt, ...) RT_PRINTF(6, 7);
+void rt__conflict_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, size_t size);
+
+/* ---- apply_pipeline.c: the pipeline queue and the prepared-statement cache. Commands
+ * are queued on self->conn (in pipeline mode) and noted in self->ops; sending fails
+ * with RT_EIO, RT_ENOMEM or, for a change that does not fit its relation, RT_EPROTO. */
+
+/* A new statement cache: shape key -> prepared statement, freeing its entries. NULL if
+ * out of memory. */
+zhashx_t *rt__pipeline_cache_new(void);
+
+/* Queues sql with n text parameters; kind says how to read its result. */
+int rt__pipeline_send(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
+                      const char *const *params) RT_WUR;
+
+/* Queues change idx of rec as a prepared statement (a TRUNCATE as plain SQL). */
+int rt__pipeline_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx) RT_WUR;
+
+/* Queues change ch (change idx of rec, or a statement standing in for it) as a
+ * prepared statement; probe: its row count or duplicate key is read as an answer
+ * (self->probe_rows, self->probe_detail). */
+int rt__pipeline_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch,
+                           uint32_t idx, bool probe) RT_WUR;
+
+/* Sends what libpq buffered, reading input meanwhile so the server never blocks
+ * on a full socket while we do. 0, RT_EIO or RT_EAGAIN. */
+int rt__pipeline_flush(rt_apply_t *self) RT_WUR;
+
+/* Returns the next result, waiting for it while watching the stop flag. Sets *err
+ * to RT_EAGAIN on stop or RT_EIO if the connection failed; NULL results are
+ * otherwise the end of one command's results. */
+PGresult *rt__pipeline_next_result(rt_apply_t *self, int *err);
+
+/* Ends the segment with a Sync, sends it and reads all results, rec being the record
+ * the changes are of (NULL: none). Returns 0 or the first failure (logged, or noted in
+ * self->conflict for RT_ECONFLICT); on RT_EIO/RT_EAGAIN the connection is unusable.
+ * The queue is empty after. */
+int rt__pipeline_sync(rt_apply_t *self, const rt_record_t *rec) RT_WUR;
+
+/* Sends what is queued with a Sync and reads the results (rt__pipeline_sync after a
+ * flush). */
+int rt__pipeline_run(rt_apply_t *self, const rt_record_t *rec) RT_WUR;
+
 #endif
