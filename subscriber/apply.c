@@ -6,15 +6,9 @@
  * Each record is one pipeline segment on an explicitly open transaction:
  *   [BEGIN] (Parse rt_<n>)? Bind/Execute per change ... Sync
  * and its results are checked (UPDATE/DELETE must touch exactly one row) before
- * the next record is sent. A run of at least S_COPY_MIN_ROWS consecutive INSERTs into
- * one relation (within a record, or across the records and source transactions of
- * the open replica transaction) is written with COPY ... FROM STDIN instead: the
- * pipeline segment is synced first, the connection leaves pipeline mode, and the
- * COPY stays open across records until another change, the commit or a rollback
- * ends it (then pipeline mode again). A COPY that fails names its seq range; the
- * records up to its last seq are then applied with INSERTs only, so that a retry
- * names the exact change. Under apply_remote COPY is never used. A group of source
- * transactions ends with
+ * the next record is sent (apply_pipeline.c). A run of INSERTs into one relation is
+ * written with COPY ... FROM STDIN instead (apply_copy.c), except under apply_remote
+ * and for the records a failed COPY covered. A group of source transactions ends with
  *   [SELECT pg_current_xact_id()] SELECT pg_replication_origin_xact_setup(seq, ts) COMMIT Sync
  * so the data and the progress commit together. The connection is non-blocking
  * while sending so that a large segment never deadlocks against the results.
@@ -52,10 +46,6 @@
 /* Source transactions per replica transaction under apply_remote: each record is a
  * subtransaction there, and PostgreSQL caches only 64 subtransaction ids per backend. */
 #define S_REMOTE_GROUP_TXNS 50
-/* A run of INSERTs into one relation is written with COPY from this many rows on. */
-#define S_COPY_MIN_ROWS 8
-/* COPY rows are handed to libpq in chunks of about this size. */
-#define S_COPY_CHUNK (256u * 1024)
 /* Resolved conflicts are logged one by one up to this many, then every S_LOG_EVERY-th. */
 #define S_LOG_FIRST 10
 #define S_LOG_EVERY 1000
@@ -69,12 +59,6 @@ static const char *const s_conflicts_ddl =
 static const char *const s_conflicts_insert =
     "INSERT INTO rt.conflicts (source, seq, relation, op, kind, resolution, detail) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
-/* The INSERT shape key of a relation of the record being applied. */
-struct rt__relkey_t {
-    uint64_t seq;               /* record it was computed for (0: none) */
-    char key[RT_APPLY_KEY_MAX]; /* rt_sqlgen_shape_key(rel, 'I', 0) */
-};
 
 rt_apply_t *rt_apply_new(const char *dsn, volatile sig_atomic_t *stop)
 {
@@ -132,7 +116,6 @@ const char *rt__apply_line(const char *msg, char *buf, size_t size)
     return buf;
 }
 
-static int s_copy_abort(rt_apply_t *self);
 void rt__apply_error(rt_apply_t *self, const char *fmt, ...)
 {
     char line[1024];
@@ -549,7 +532,7 @@ void rt_apply_rollback(rt_apply_t *self)
         return;
     }
     self->nops = 0;
-    if (self->copying && s_copy_abort(self) != RT_OK) {
+    if (self->copying && rt__copy_abort(self) != RT_OK) {
         rt__apply_drop(self);
         return;
     }
@@ -567,306 +550,6 @@ void rt_apply_rollback(rt_apply_t *self)
         return;
     }
     s_reset_txn(self);
-}
-
-/* ---------------------------------------------------------------------------------
- * COPY of runs of INSERTs. */
-
-/* The INSERT shape key of relation idx of rec, computed once per record; NULL if the
- * descriptor is unusable. */
-static const char *s_rel_key(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
-{
-    if (idx >= rec->nrels)
-        return NULL;
-    if (rec->nrels > self->relkeys_cap) {
-        size_t cap = rec->nrels < 16 ? 16 : rec->nrels;
-        rt__relkey_t *k = realloc(self->relkeys, cap * sizeof *k);
-        if (!k)
-            return NULL;
-        memset(k, 0, cap * sizeof *k);
-        self->relkeys = k;
-        self->relkeys_cap = cap;
-    }
-    rt__relkey_t *k = &self->relkeys[idx];
-    if (k->seq != rec->seq) {
-        if (rt_sqlgen_shape_key(&rec->rels[idx], 'I', 0, NULL, k->key, sizeof k->key) < 0)
-            return NULL;
-        k->seq = rec->seq;
-    }
-    return k->key;
-}
-
-/* Whether INSERT i of rec (relation key) starts a COPY: the run of INSERTs into its
- * relation it belongs to - those applied just before it and those that follow it in
- * this record - has at least S_COPY_MIN_ROWS rows. */
-static bool s_copy_wanted(const rt_apply_t *self, const rt_record_t *rec, uint32_t i,
-                          const char *key)
-{
-    uint32_t run = strcmp(self->run_key, key) == 0 ? self->run_rows : 0;
-    uint32_t rel = rec->changes[i].rel;
-    for (uint32_t j = i; j < rec->nchanges && run < S_COPY_MIN_ROWS; j++) {
-        if (rec->changes[j].op != 'I' || rec->changes[j].rel != rel)
-            break;
-        run++;
-    }
-    return run >= S_COPY_MIN_ROWS;
-}
-
-/* Notes an INSERT applied with a prepared statement (key NULL: another change). */
-static void s_run_note(rt_apply_t *self, const char *key)
-{
-    if (!key) {
-        self->run_rows = 0;
-        return;
-    }
-    if (self->run_rows > 0 && strcmp(self->run_key, key) == 0) {
-        self->run_rows++;
-        return;
-    }
-    snprintf(self->run_key, sizeof self->run_key, "%s", key);
-    self->run_rows = 1;
-}
-
-/* Writes "seq a" or "seqs a..b" of the open COPY into buf. */
-static const char *s_copy_range(const rt_apply_t *self, char *buf, size_t size)
-{
-    if (self->copy_first == self->copy_last)
-        snprintf(buf, size, "seq %" PRIu64, self->copy_first);
-    else
-        snprintf(buf, size, "seqs %" PRIu64 "..%" PRIu64, self->copy_first, self->copy_last);
-    return buf;
-}
-
-/* Logs a failed COPY result and classifies it; the records up to its last seq are
- * then applied without COPY, so a retry names the exact change. */
-static int s_copy_failure(rt_apply_t *self, const PGresult *res)
-{
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-    char line[512], dline[256], range[64];
-    int err = RT_EDB;
-
-    if (!state)
-        state = "?";
-    msg = rt__apply_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
-    rt__apply_line(detail ? detail : "", dline, sizeof dline);
-    s_copy_range(self, range, sizeof range);
-    self->nocopy_until = self->copy_last;
-    if (strcmp(state, "42P01") == 0) {
-        err = RT_ENOTFOUND;
-        rt__apply_error(self,
-                        "%s: table %s is missing on the replica (INSERT): %s; create it, then the "
-                        "subscriber retries",
-                        range, self->copy_table, msg);
-    } else if (strcmp(state, "42703") == 0) {
-        err = RT_ENOTFOUND;
-        rt__apply_error(self,
-                        "%s: a column of table %s is missing on the replica: %s; add it, then the "
-                        "subscriber retries",
-                        range, self->copy_table, msg);
-    } else if (strcmp(state, "23505") == 0) {
-        err = RT_ECONFLICT;
-        rt__apply_error(
-            self,
-            "conflict at %s: the COPY of %" PRIu64 " INSERTs into %s met a row that "
-            "already exists on the replica (SQLSTATE %s: %s%s%s); applying stopped "
-            "(conflict policy %s); the retry applies these records one INSERT at a time "
-            "to name the change",
-            range, self->copy_rows, self->copy_table, state, msg, dline[0] ? " " : "", dline,
-            rt_conflict_policy_name(self->policy));
-    } else {
-        rt__apply_error(
-            self, "replica error at %s (COPY of %" PRIu64 " INSERTs into %s): SQLSTATE %s: %s%s%s",
-            range, self->copy_rows, self->copy_table, state, msg, dline[0] ? " " : "", dline);
-    }
-    return err;
-}
-
-/* Leaves COPY: reads the results up to the end (the first failure classified unless
- * quiet) and enters pipeline mode again. Returns 0, the failure, RT_EIO or RT_EAGAIN. */
-static int s_copy_results(rt_apply_t *self, bool quiet)
-{
-    int err = RT_OK, io = RT_OK;
-    bool done = false;
-
-    self->copying = false;
-    self->copy_len = 0;
-    for (int n = 0; n < 16; n++) {
-        PGresult *res = rt__pipeline_next_result(self, &io);
-        if (!res) {
-            done = io == RT_OK && PQstatus(self->conn) == CONNECTION_OK;
-            break;
-        }
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_COMMAND_OK) {
-            char want[24];
-            snprintf(want, sizeof want, "%" PRIu64, self->copy_rows);
-            if (err == RT_OK && !quiet && strcmp(PQcmdTuples(res), want) != 0) {
-                rt__apply_error(self, "the replica's COPY into %s wrote %s rows instead of %s",
-                                self->copy_table, PQcmdTuples(res), want);
-                err = RT_EDB;
-            }
-        } else if (st == PGRES_FATAL_ERROR) {
-            if (err == RT_OK)
-                err = quiet ? RT_EDB : s_copy_failure(self, res);
-        } else {
-            /* Still in COPY (or something else entirely): the session is unusable. */
-            PQclear(res);
-            break;
-        }
-        PQclear(res);
-    }
-    if (!done)
-        return io != RT_OK ? io : RT_EIO;
-    if (PQenterPipelineMode(self->conn) != 1)
-        return RT_EIO;
-    return quiet ? RT_OK : err;
-}
-
-/* Hands the encoded rows to libpq and sends them. Returns 0, RT_EIO, RT_EAGAIN, or the
- * failure the server reported meanwhile (the COPY is then over). */
-static int s_copy_put(rt_apply_t *self)
-{
-    int rc = 0;
-    for (int tries = 0; self->copy_len > 0 && tries < 3; tries++) {
-        rc = PQputCopyData(self->conn, self->copy_buf, (int)self->copy_len);
-        if (rc != 0)
-            break;
-        int err = rt__pipeline_flush(self); /* nonblocking and full: send, then try again */
-        if (err != RT_OK)
-            return err;
-    }
-    if (rc < 0 && PQstatus(self->conn) == CONNECTION_OK) {
-        /* The server ended the COPY with an error: collect it. */
-        int err = s_copy_results(self, false);
-        return err != RT_OK ? err : RT_EDB;
-    }
-    if (rc <= 0 && self->copy_len > 0)
-        return rc == 0 ? RT_ENOMEM : RT_EIO;
-    self->copy_len = 0;
-    if (self->copy_cap > 4 * S_COPY_CHUNK) {
-        /* A huge row made it grow: give the memory back. */
-        free(self->copy_buf);
-        self->copy_buf = NULL;
-        self->copy_cap = 0;
-    }
-    return rt__pipeline_flush(self);
-}
-
-/* Sends the rest of the rows, ends the COPY and checks its result; pipeline mode
- * again. Returns 0 or an error as rt_apply_record. */
-/* Ends the open COPY with PQputCopyEnd(errormsg) (NULL: success, else it fails the
- * COPY), flushing as needed, and reads its result. */
-static int s_copy_close(rt_apply_t *self, const char *errormsg)
-{
-    int err = RT_OK;
-    int rc = PQputCopyEnd(self->conn, errormsg);
-    if (rc == 0 && (err = rt__pipeline_flush(self)) == RT_OK)
-        rc = PQputCopyEnd(self->conn, errormsg);
-    if (err != RT_OK)
-        return err;
-    if (rc < 0 && PQstatus(self->conn) != CONNECTION_OK)
-        return RT_EIO;
-    if (rc > 0 && (err = rt__pipeline_flush(self)) != RT_OK)
-        return err;
-    return s_copy_results(self, errormsg != NULL);
-}
-
-static int s_copy_end(rt_apply_t *self)
-{
-    int err = s_copy_put(self);
-    if (err != RT_OK || !self->copying)
-        return err;
-    return s_copy_close(self, NULL);
-}
-
-/* Abandons the open COPY (the transaction is rolled back next). 0 when the session is
- * usable again, else RT_EIO or RT_EAGAIN. */
-static int s_copy_abort(rt_apply_t *self)
-{
-    self->copy_len = 0;
-    return s_copy_close(self, "rolled back by rt-subscriber");
-}
-
-/* Opens a COPY into relation idx of rec (key: its INSERT shape key); nothing may be
- * queued in the pipeline. Returns 0 or an error as rt_apply_record. */
-static int s_copy_start(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, const char *key)
-{
-    const rt_relation_t *rel = &rec->rels[idx];
-    char *sql = NULL;
-    int err = rt_sqlgen_copy(rel, &sql);
-    if (err != RT_OK)
-        return err == RT_ENOMEM ? err : RT_EPROTO;
-    char *table = rt_sqlgen_qualified(rel->schema, rel->table);
-    snprintf(self->copy_table, sizeof self->copy_table, "%s", table ? table : "?");
-    free(table);
-    snprintf(self->copy_key, sizeof self->copy_key, "%s", key);
-    self->copy_first = self->copy_last = rec->seq;
-    self->copy_rows = 0;
-    self->copy_len = 0;
-    self->run_rows = 0;
-    if (PQexitPipelineMode(self->conn) != 1) {
-        free(sql);
-        return RT_EIO;
-    }
-    int sent = PQsendQuery(self->conn, sql);
-    free(sql);
-    self->copying = true;
-    if (sent != 1)
-        return RT_EIO;
-    if ((err = rt__pipeline_flush(self)) != RT_OK)
-        return err;
-    int io = RT_OK;
-    PGresult *res = rt__pipeline_next_result(self, &io);
-    if (res && PQresultStatus(res) == PGRES_COPY_IN) {
-        PQclear(res);
-        return RT_OK;
-    }
-    if (!res)
-        return io != RT_OK ? io : RT_EIO;
-    /* The COPY did not start (a missing table or column): its error, then the end. */
-    err = PQresultStatus(res) == PGRES_FATAL_ERROR ? s_copy_failure(self, res) : RT_EDB;
-    PQclear(res);
-    int rest = s_copy_results(self, true);
-    return rest != RT_OK ? rest : err;
-}
-
-/* Appends INSERT ch of rec to the open COPY. */
-static int s_copy_row(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch)
-{
-    uint32_t ncols = rec->rels[ch->rel].ncols;
-    if (!ch->new_ || ch->nnew != ncols)
-        return RT_EPROTO;
-    size_t need = rt_sqlgen_copy_row_bound(ch->new_, ch->nnew);
-    if (self->copy_cap - self->copy_len < need && self->copy_len > 0) {
-        int err = s_copy_put(self);
-        if (err != RT_OK)
-            return err;
-        if (!self->copying)
-            return RT_EDB;
-    }
-    if (self->copy_cap - self->copy_len < need) {
-        size_t cap = self->copy_cap ? self->copy_cap : S_COPY_CHUNK + 4096;
-        while (cap - self->copy_len < need)
-            cap *= 2;
-        char *buf = realloc(self->copy_buf, cap);
-        if (!buf)
-            return RT_ENOMEM;
-        self->copy_buf = buf;
-        self->copy_cap = cap;
-    }
-    size_t len = 0;
-    int err = rt_sqlgen_copy_row(ch->new_, ch->nnew, self->copy_buf + self->copy_len,
-                                 self->copy_cap - self->copy_len, &len);
-    if (err != RT_OK)
-        return RT_EPROTO;
-    self->copy_len += len;
-    self->copy_rows++;
-    self->copy_last = rec->seq;
-    if (self->copy_len >= S_COPY_CHUNK)
-        return s_copy_put(self);
-    return RT_OK;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -1116,7 +799,7 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     uint64_t resolved_before = self->group_conflicts;
     self->conflict_set = false;
     self->nops = 0;
-    if (self->copying && !use_copy && (err = s_copy_end(self)) != RT_OK)
+    if (self->copying && !use_copy && (err = rt__copy_end(self)) != RT_OK)
         goto failed;
     if (!self->in_txn) {
         if ((err = rt__pipeline_send(self, RT__OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
@@ -1135,26 +818,26 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         bool to_copy = use_copy && self->copying && ch->op == 'I' && ch->rel == copy_rel;
         if (!to_copy && use_copy && ch->op == 'I' && ch->rel < rec->nrels &&
             rec->rels[ch->rel].ncols > 0) {
-            if (!(key = s_rel_key(self, rec, ch->rel))) {
+            if (!(key = rt__copy_rel_key(self, rec, ch->rel))) {
                 sent = RT_EPROTO;
                 break;
             }
             if (self->copying && strcmp(self->copy_key, key) != 0 &&
-                (err = s_copy_end(self)) != RT_OK)
+                (err = rt__copy_end(self)) != RT_OK)
                 goto failed;
-            if (self->copying || s_copy_wanted(self, rec, i, key)) {
+            if (self->copying || rt__copy_wanted(self, rec, i, key)) {
                 /* Everything queued before runs first, then this row goes to the COPY. */
                 if (!self->copying && self->nops > 0 &&
                     (err = rt__pipeline_sync(self, rec)) != RT_OK)
                     goto failed;
-                if (!self->copying && (err = s_copy_start(self, rec, ch->rel, key)) != RT_OK)
+                if (!self->copying && (err = rt__copy_start(self, rec, ch->rel, key)) != RT_OK)
                     goto failed;
                 copy_rel = ch->rel;
                 to_copy = true;
             }
         }
         if (to_copy) {
-            if ((sent = s_copy_row(self, rec, ch)) == RT_OK)
+            if ((sent = rt__copy_row(self, rec, ch)) == RT_OK)
                 continue;
             if (sent != RT_EPROTO && sent != RT_ENOMEM) {
                 err = sent; /* the server failed the COPY: already told */
@@ -1162,13 +845,13 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
             }
             break;
         }
-        if (self->copying && (err = s_copy_end(self)) != RT_OK)
+        if (self->copying && (err = rt__copy_end(self)) != RT_OK)
             goto failed;
         if ((sent = rt__pipeline_send_change(self, rec, i)) != RT_OK)
             break;
         if ((sent = rt__pipeline_flush(self)) != RT_OK)
             break;
-        s_run_note(self, ch->op == 'I' ? key : NULL);
+        rt__copy_run_note(self, ch->op == 'I' ? key : NULL);
     }
     if (sent == RT_EIO || sent == RT_EAGAIN)
         return s_failed(self, sent);
@@ -1223,7 +906,7 @@ int rt_apply_commit(rt_apply_t *self)
 
     assert(rt_apply_commit_ready(self));
     self->nops = 0;
-    if (self->copying && (err = s_copy_end(self)) != RT_OK)
+    if (self->copying && (err = rt__copy_end(self)) != RT_OK)
         return s_failed(self, err);
     rt_lsn_format(self->group_seq, lsn, sizeof lsn);
     snprintf(ts, sizeof ts, "%" PRId64, rt_pg_to_unix_us(self->group_ts));

@@ -171,4 +171,35 @@ int rt__pipeline_sync(rt_apply_t *self, const rt_record_t *rec) RT_WUR;
  * flush). */
 int rt__pipeline_run(rt_apply_t *self, const rt_record_t *rec) RT_WUR;
 
+/* ---- apply_copy.c: the COPY path for runs of INSERTs (self->copying while one is open,
+ * out of pipeline mode). */
+
+/* The INSERT shape key of relation idx of rec, computed once per record; NULL if the
+ * descriptor is unusable. Valid until the next record. */
+const char *rt__copy_rel_key(rt_apply_t *self, const rt_record_t *rec, uint32_t idx);
+
+/* Whether INSERT i of rec (relation key) starts a COPY: the run of INSERTs into its
+ * relation it belongs to - those applied just before it and those that follow it in
+ * this record - has at least S_COPY_MIN_ROWS rows. */
+bool rt__copy_wanted(const rt_apply_t *self, const rt_record_t *rec, uint32_t i, const char *key);
+
+/* Notes an INSERT applied with a prepared statement (key NULL: another change). */
+void rt__copy_run_note(rt_apply_t *self, const char *key);
+
+/* Opens a COPY into relation idx of rec (key: its INSERT shape key); nothing may be
+ * queued in the pipeline. Returns 0 or an error as rt_apply_record. */
+int rt__copy_start(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, const char *key) RT_WUR;
+
+/* Appends INSERT ch of rec to the open COPY. Returns 0; RT_EPROTO or RT_ENOMEM, the
+ * COPY still open; or RT_EIO, RT_EAGAIN or the failure the server reported (logged). */
+int rt__copy_row(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch) RT_WUR;
+
+/* Sends the rest of the rows, ends the COPY and checks its result; pipeline mode
+ * again. Returns 0 or an error as rt_apply_record. */
+int rt__copy_end(rt_apply_t *self) RT_WUR;
+
+/* Abandons the open COPY (the transaction is rolled back next). 0 when the session is
+ * usable again, else RT_EIO or RT_EAGAIN. */
+int rt__copy_abort(rt_apply_t *self) RT_WUR;
+
 #endif
