@@ -125,12 +125,6 @@ int rt__apply_wait_fd(rt_apply_t *self, int fd, short events, int64_t deadline_m
 /* Drops the connection without any further command (the server rolls back). */
 void rt__apply_drop(rt_apply_t *self);
 
-/* Conflict descriptions (apply.c for now). */
-const char *rt__conflict_op_name(char op);
-void rt__conflict_note(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
-                       const char *kind, const char *fmt, ...) RT_PRINTF(6, 7);
-void rt__conflict_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, size_t size);
-
 /* ---- apply_pipeline.c: the pipeline queue and the prepared-statement cache. Commands
  * are queued on self->conn (in pipeline mode) and noted in self->ops; sending fails
  * with RT_EIO, RT_ENOMEM or, for a change that does not fit its relation, RT_EPROTO. */
@@ -201,5 +195,34 @@ int rt__copy_end(rt_apply_t *self) RT_WUR;
 /* Abandons the open COPY (the transaction is rolled back next). 0 when the session is
  * usable again, else RT_EIO or RT_EAGAIN. */
 int rt__copy_abort(rt_apply_t *self) RT_WUR;
+
+/* ---- conflict.c: conflicts described, recorded in rt.conflicts and resolved. */
+
+/* The statements that create the schema rt and the table rt.conflicts if missing
+ * (run when the session is set up). */
+extern const char *const rt__conflicts_schema;
+extern const char *const rt__conflicts_ddl;
+
+/* "INSERT", "UPDATE", "DELETE" or "TRUNCATE" for a change's op letter. */
+const char *rt__conflict_op_name(char op);
+
+/* Describes a conflict of change idx of rec (op: the statement that met it) in
+ * self->conflict, and sets self->conflict_set. */
+void rt__conflict_note(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
+                       const char *kind, const char *fmt, ...) RT_PRINTF(6, 7);
+
+/* Writes the identity change ch of rec is matched by, "(k1, k2)=(v1, v2)" (values cut at
+ * 40 bytes), into buf; "" when there is no key or no image. */
+void rt__conflict_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, size_t size);
+
+/* Applies rec change by change, resolving conflicts the apply_remote way (after ROLLBACK
+ * TO SAVEPOINT rt_record). Returns 0, an error as rt_apply_record, or RT_ECONFLICT with
+ * self->conflict set when one cannot be resolved. */
+int rt__conflict_resolve_record(rt_apply_t *self, const rt_record_t *rec) RT_WUR;
+
+/* Records the conflict that stopped applying, in a transaction of its own (not in
+ * any open transaction: it was rolled back), once per seq, change and kind. Counts it
+ * and logs it as the last error; may drop the connection if that transaction fails. */
+void rt__conflict_record_stop(rt_apply_t *self);
 
 #endif
