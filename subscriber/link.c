@@ -103,10 +103,6 @@ struct rt_link_t {
     bool ready_logged;   /* the "ready:" line was written */
     bool paused;         /* the publisher paused this subscriber */
     uint64_t reconnects; /* reconnections to the publisher since start */
-    rt_http_t *http;     /* optional HTTP server served from the loop */
-    volatile sig_atomic_t *reload; /* set by SIGHUP: call reload_fn from the loop */
-    void (*reload_fn)(void *arg);
-    void *reload_arg;
 };
 
 rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
@@ -879,43 +875,6 @@ int rt_link_end(rt_link_t *self)
     return self->result;
 }
 
-int rt_link_run(rt_link_t *self, rt_apply_t *apply)
-{
-    int rc = RT_OK;
-    rt_link_start(self, apply);
-    while (!*self->stop) {
-        if (self->reload && *self->reload) {
-            *self->reload = 0;
-            self->reload_fn(self->reload_arg);
-        }
-        if ((rc = rt_link_tick(self)) != RT_OK || *self->stop)
-            break;
-        zmq_pollitem_t items[RT_LINK_POLL_MAX + 1];
-        int n = rt_link_poll_items(self, items);
-        int nlink = n;
-        if (self->http)
-            items[n++] = (zmq_pollitem_t){.fd = rt_http_fd(self->http), .events = ZMQ_POLLIN};
-        if (zmq_poll(items, n, rt_link_timeout(self)) < 0) {
-            if (errno == EINTR)
-                continue;
-            rt_error("polling the publisher's sockets failed: %s", zmq_strerror(errno));
-            rc = RT_EIO;
-            break;
-        }
-        if (self->http && (items[nlink].revents & ZMQ_POLLIN))
-            (void)rt_http_serve(self->http);
-        if ((rc = rt_link_handle(self, items, nlink)) != RT_OK)
-            break;
-    }
-    int status = rt_link_end(self);
-    return status != RT_OK ? status : rc;
-}
-
-void rt_link_set_http(rt_link_t *self, rt_http_t *http)
-{
-    self->http = http;
-}
-
 void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_subscriber_t *m)
 {
     memset(m, 0, sizeof *m);
@@ -934,12 +893,4 @@ void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_
     m->conflicts = rt_apply_conflicts(apply);
     m->reconnects = self->reconnects;
     m->bad_frames = self->bad_frames;
-}
-
-void rt_link_set_reload(rt_link_t *self, volatile sig_atomic_t *flag, void (*fn)(void *arg),
-                        void *arg)
-{
-    self->reload = flag;
-    self->reload_fn = fn;
-    self->reload_arg = arg;
 }

@@ -6,7 +6,6 @@
 #include <zmq.h>
 
 #include "apply.h"
-#include "http.h"
 #include "metrics.h"
 #include "rt.h"
 
@@ -85,21 +84,10 @@ int rt_link_handle(rt_link_t *self, const zmq_pollitem_t *items, int n) RT_WUR;
  * releases apply. Returns the status (RT_OK when the run was stopped from outside). */
 int rt_link_end(rt_link_t *self);
 
-/* Runs the link with rt_link_start .. rt_link_end until stop is set (RT_OK), or until
- * it ends with another status (returned), or polling fails (RT_EIO). */
-int rt_link_run(rt_link_t *self, rt_apply_t *apply) RT_WUR;
-
 /* Frames received that did not decode (dropped), since creation. */
 uint64_t rt_link_bad_frames(const rt_link_t *self);
 
-/* Serves this HTTP server's requests from the link's loop (borrowed; NULL: none). */
-void rt_link_set_http(rt_link_t *self, rt_http_t *http);
-
 /* Fills m with the link's and apply's figures (strings borrowed from self). */
 void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_subscriber_t *m);
-
-/* When *flag is set (by a SIGHUP handler), the loop clears it and calls fn(arg). */
-void rt_link_set_reload(rt_link_t *self, volatile sig_atomic_t *flag, void (*fn)(void *arg),
-                        void *arg);
 
 #endif

@@ -1,5 +1,7 @@
-/* subscriber/main.c - rt-subscriber: flags, wiring, signal handling and exit codes. */
+/* subscriber/main.c - rt-subscriber: flags, wiring, signal handling, the event loop and
+ * exit codes. */
 #include <czmq.h>
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -32,6 +34,7 @@ static const char *const s_levels[] = {"debug", "info", "warning", "error", NULL
         k, t, offsetof(s_opts_t, f), d, 0, 0, ch, req, h                                           \
     }
 
+/* ---- Signals: SIGTERM and SIGINT set s_stop, SIGHUP sets s_reload. */
 static volatile sig_atomic_t s_stop = 0;
 static volatile sig_atomic_t s_reload = 0;
 
@@ -43,6 +46,20 @@ static void s_on_signal(int sig)
         s_stop = 1;
 }
 
+static void s_signals_init(void)
+{
+    /* Our own handlers: czmq must not install its own. */
+    zsys_handler_set(NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 /* What SIGHUP needs: the option table, the running options and the apply side. */
 typedef struct {
     const rt_cfg_param_t *params;
@@ -52,9 +69,8 @@ typedef struct {
 } s_reload_t;
 
 /* SIGHUP: re-reads the config file and applies what can change while running. */
-static void s_reload_config(void *arg)
+static void s_reload_config(const s_reload_t *r)
 {
-    s_reload_t *r = arg;
     if (!r->opts->config) {
         rt_warn("SIGHUP: no --config file to reload");
         return;
@@ -68,6 +84,41 @@ static void s_reload_config(void *arg)
     rt_info("reloaded %s: log-level %s, conflict-policy %s (other keys apply at the next start)",
             r->opts->config, s_levels[r->opts->log_level],
             rt_conflict_policy_name((int)r->opts->conflict_policy));
+}
+
+/* The event loop: the link's sockets, the HTTP server (NULL: none) and the signal
+ * flags. Returns once s_stop is set (RT_OK) or the link ends with another status
+ * (returned), or RT_EIO when polling fails (logged). */
+static int s_run(rt_link_t *link, rt_apply_t *apply, rt_http_t *http, const s_reload_t *reload)
+{
+    int rc = RT_OK;
+    rt_link_start(link, apply);
+    while (!s_stop) {
+        if (s_reload) {
+            s_reload = 0;
+            s_reload_config(reload);
+        }
+        if ((rc = rt_link_tick(link)) != RT_OK || s_stop)
+            break;
+        zmq_pollitem_t items[RT_LINK_POLL_MAX + 1];
+        int n = rt_link_poll_items(link, items);
+        int nlink = n;
+        if (http)
+            items[n++] = (zmq_pollitem_t){.fd = rt_http_fd(http), .events = ZMQ_POLLIN};
+        if (zmq_poll(items, n, rt_link_timeout(link)) < 0) {
+            if (errno == EINTR)
+                continue;
+            rt_error("polling the publisher's sockets failed: %s", zmq_strerror(errno));
+            rc = RT_EIO;
+            break;
+        }
+        if (http && (items[nlink].revents & ZMQ_POLLIN))
+            (void)rt_http_serve(http);
+        if ((rc = rt_link_handle(link, items, nlink)) != RT_OK)
+            break;
+    }
+    int status = rt_link_end(link);
+    return status != RT_OK ? status : rc;
 }
 
 /* A routing id and a name in STATUS: 1..127 bytes, printable, not starting with NUL. */
@@ -136,16 +187,7 @@ int main(int argc, char **argv)
     }
     rt_log_init("rt-subscriber", (rt_log_level_t)opts.log_level);
 
-    /* Our own handlers: czmq must not install its own. */
-    zsys_handler_set(NULL);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    s_signals_init();
 
     apply = rt_apply_new(opts.target, &s_stop);
     rt_link_opts_t lo = {.publisher = opts.publisher, .pub = opts.pub, .name = opts.name};
@@ -157,10 +199,9 @@ int main(int argc, char **argv)
     if (opts.http && !(http = rt_subscriber_web_new(opts.http, link, apply)))
         goto cleanup;
     s_reload_t reload = {params, nparams, &opts, apply};
-    rt_link_set_reload(link, &s_reload, s_reload_config, &reload);
     rt_apply_set_policy(apply, (int)opts.conflict_policy);
     rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
-    rc = rt_link_run(link, apply);
+    rc = s_run(link, apply, http, &reload);
     if (rc == RT_OK) {
         rt_info("stopped");
         code = RT_EXIT_OK;
