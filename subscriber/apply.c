@@ -1,4 +1,5 @@
-/* subscriber/apply.c - applies outbox records to the replica exactly once (libpq).
+/* subscriber/apply.c - applies outbox records to the replica exactly once (libpq):
+ * the session, records, commit, rollback and reset.
  *
  * Session: session_replication_role = replica, replication origin rt_<source> bound
  * to the session; its remote_lsn is the seq of the last LAST record applied.
@@ -6,31 +7,18 @@
  * Each record is one pipeline segment on an explicitly open transaction:
  *   [BEGIN] (Parse rt_<n>)? Bind/Execute per change ... Sync
  * and its results are checked (UPDATE/DELETE must touch exactly one row) before
- * the next record is sent. A run of at least S_COPY_MIN_ROWS consecutive INSERTs into
- * one relation (within a record, or across the records and source transactions of
- * the open replica transaction) is written with COPY ... FROM STDIN instead: the
- * pipeline segment is synced first, the connection leaves pipeline mode, and the
- * COPY stays open across records until another change, the commit or a rollback
- * ends it (then pipeline mode again). A COPY that fails names its seq range; the
- * records up to its last seq are then applied with INSERTs only, so that a retry
- * names the exact change. Under apply_remote COPY is never used. A group of source
- * transactions ends with
+ * the next record is sent (apply_pipeline.c). A run of INSERTs into one relation is
+ * written with COPY ... FROM STDIN instead (apply_copy.c), except under apply_remote
+ * and for the records a failed COPY covered. A group of source transactions ends with
  *   [SELECT pg_current_xact_id()] SELECT pg_replication_origin_xact_setup(seq, ts) COMMIT Sync
- * so the data and the progress commit together. The connection is non-blocking
- * while sending so that a large segment never deadlocks against the results.
+ * so the data and the progress commit together.
  *
- * Conflicts (an INSERT of an existing key, an UPDATE or DELETE matching no row):
- * under the error policy the transaction is rolled back, the conflict recorded in
- * rt.conflicts in a transaction of its own and RT_ECONFLICT returned. Under
- * apply_remote each record is preceded by SAVEPOINT rt_record; a conflicting record
- * is rolled back to it and applied again one change at a time:
- *   INSERT   SAVEPOINT rt_change; INSERT; on 23505: ROLLBACK TO rt_change and
- *            UPDATE the row with that key to the new row      (insert_exists)
- *   UPDATE   0 rows: INSERT the new row if it is complete      (update_missing)
- *   DELETE   0 rows: nothing                                    (delete_missing)
- * each resolution recorded in rt.conflicts in the same transaction.
+ * Conflicts (an INSERT of an existing key, an UPDATE or DELETE matching no row) stop
+ * applying under the error policy and are resolved under apply_remote, each record
+ * then preceded by SAVEPOINT rt_record; either way they are recorded in rt.conflicts
+ * (conflict.c).
  */
-#include "apply.h"
+#include "apply_int.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -38,155 +26,18 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-#include "sqlgen.h"
 
-#include <stdarg.h>
-
-/* Longest origin name PostgreSQL accepts (MAX_RONAME_LEN). */
-#define S_MAX_ORIGIN 512
-/* Poll step while waiting on the replica socket, to notice a stop request. */
-#define S_WAIT_STEP_MS 100
 /* Connection attempts give up after this long. */
 #define S_CONNECT_TIMEOUT_MS 10000
 /* Source transactions per replica transaction under apply_remote: each record is a
  * subtransaction there, and PostgreSQL caches only 64 subtransaction ids per backend. */
 #define S_REMOTE_GROUP_TXNS 50
-/* A run of INSERTs into one relation is written with COPY from this many rows on. */
-#define S_COPY_MIN_ROWS 8
-/* COPY rows are handed to libpq in chunks of about this size. */
-#define S_COPY_CHUNK (256u * 1024)
-/* Shape keys (rt_sqlgen_shape_key: 34 characters). */
-#define S_KEY_MAX 64
-/* Resolved conflicts are logged one by one up to this many, then every S_LOG_EVERY-th. */
-#define S_LOG_FIRST 10
-#define S_LOG_EVERY 1000
-
-/* The table every conflict is recorded in (the rt schema is left out of checksums). */
-static const char *const s_conflicts_schema = "CREATE SCHEMA IF NOT EXISTS rt";
-static const char *const s_conflicts_ddl =
-    "CREATE TABLE IF NOT EXISTS rt.conflicts ("
-    "id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), source text, "
-    "seq bigint, relation text, op text, kind text, resolution text, detail text)";
-static const char *const s_conflicts_insert =
-    "INSERT INTO rt.conflicts (source, seq, relation, op, kind, resolution, detail) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
-/* A prepared statement of one change shape. */
-typedef struct {
-    char name[24];  /* "rt_<n>" */
-    rt_stmt_t stmt; /* SQL text and parameter map */
-    bool prepared;  /* the server has it (or a Parse for it is in flight) */
-} s_cached_t;
-
-/* What a queued pipeline command was, to interpret its result. */
-typedef enum {
-    S_OP_BEGIN,
-    S_OP_PREPARE,
-    S_OP_EXEC,
-    S_OP_MISC,
-    S_OP_COMMIT,
-    S_OP_ROLLBACK
-} s_op_kind_t;
-
-typedef struct {
-    uint8_t kind;       /* s_op_kind_t */
-    uint32_t change;    /* S_OP_PREPARE / S_OP_EXEC: index of the change */
-    s_cached_t *cached; /* S_OP_PREPARE: the cache entry */
-    char op;            /* S_OP_EXEC: the statement's operation when it is not the change's */
-    bool probe;         /* S_OP_EXEC: a row count or a duplicate key is an answer, not an error */
-} s_op_t;
-
-/* The INSERT shape key of a relation of the record being applied. */
-typedef struct {
-    uint64_t seq;        /* record it was computed for (0: none) */
-    char key[S_KEY_MAX]; /* rt_sqlgen_shape_key(rel, 'I', 0) */
-} s_relkey_t;
-
-/* A conflict being resolved or the one that stopped applying. */
-typedef struct {
-    uint64_t seq;        /* record */
-    uint32_t change;     /* index of the change in it */
-    char relation[256];  /* "schema"."table" */
-    char op[12];         /* INSERT, UPDATE, DELETE */
-    char kind[24];       /* insert_exists, update_missing, update_exists, ... */
-    char detail[512];    /* what was found, one line */
-} s_conflict_t;
-
-struct rt_apply_t {
-    char *dsn;                     /* replica connection string */
-    volatile sig_atomic_t *stop;   /* stop request flag */
-    PGconn *conn;                  /* NULL when not connected */
-    char *source;                  /* source name of the session's origin */
-    char origin[S_MAX_ORIGIN + 1]; /* "rt_<source>" */
-    char target[256];              /* "db@host:port" */
-    zhashx_t *cache;               /* shape key -> s_cached_t */
-    uint32_t next_stmt;            /* number of the next statement name */
-
-    uint64_t applied_seq;   /* last committed LAST seq */
-    uint64_t position;      /* last record applied in the open transaction */
-    bool in_txn;            /* a replica transaction is open */
-    bool mid_txn;           /* the last record applied did not end its source transaction */
-    rt_lsn_t txn_commit_lsn; /* commit LSN of that source transaction (its FIRST record's) */
-    int64_t txn_start_ms;   /* when the open transaction began */
-    uint32_t group_txns;    /* source transactions in the open transaction */
-    size_t group_bytes;     /* record bytes in the open transaction */
-    uint64_t group_changes; /* changes in the open transaction */
-    uint64_t applied_txns;  /* source transactions committed since start */
-    uint64_t applied_rows;  /* changes committed since start */
-    uint64_t group_seq;     /* seq of the last LAST record in the open transaction */
-    int64_t group_ts;       /* its commit time (PostgreSQL epoch µs) */
-
-    s_op_t *ops; /* commands of the current segment */
-    size_t nops, ops_cap;
-    const char **params; /* parameter pointers of one statement */
-    size_t params_cap;
-    const rt_relation_t **trels; /* relations of one TRUNCATE */
-    size_t trels_cap;
-    s_relkey_t *relkeys; /* per relation index of the current record */
-    size_t relkeys_cap;
-
-    bool copying;                /* a COPY FROM STDIN is open (out of pipeline mode) */
-    char copy_key[S_KEY_MAX];    /* INSERT shape key of the relation it writes */
-    char copy_table[256];        /* "schema"."table", for messages */
-    uint64_t copy_first;         /* seq of its first row */
-    uint64_t copy_last;          /* seq of its last row */
-    uint64_t copy_rows;          /* rows written to it */
-    char *copy_buf;              /* encoded rows not yet handed to libpq */
-    size_t copy_len, copy_cap;
-    char run_key[S_KEY_MAX];     /* the INSERTs just before were into this relation */
-    uint32_t run_rows;           /* how many (applied with INSERT) */
-    uint64_t nocopy_until;       /* records up to this seq are applied without COPY */
-
-    int policy;                /* rt_conflict_policy_t */
-    uint64_t remote_until;     /* records up to this seq: apply_remote whatever the policy */
-    uint64_t conflicts;        /* counted conflicts (committed or stopping) */
-    uint64_t group_conflicts;  /* conflicts resolved in the open transaction */
-    s_conflict_t conflict;     /* the last conflict detected */
-    bool conflict_set;         /* conflict describes the failure being handled */
-    uint64_t stop_seq;         /* the stopping conflict last recorded: seq, change, kind */
-    uint32_t stop_change;
-    char stop_kind[24];
-    int64_t probe_rows;        /* probe: rows of the last statement, -1 on 23505 */
-    char probe_detail[256];    /* probe: the 23505 detail */
-    char last_error[RT_ERROR_TEXT_MAX + 1]; /* the last failure, one line */
-    int64_t last_commit_ts;    /* source commit time of the last committed group */
-    int64_t last_applied_at;   /* when it committed */
-};
-
-static void s_cached_destroy(void **item)
-{
-    s_cached_t *c = *item;
-    if (c) {
-        rt_stmt_clear(&c->stmt);
-        free(c);
-        *item = NULL;
-    }
-}
 
 rt_apply_t *rt_apply_new(const char *dsn, volatile sig_atomic_t *stop)
 {
@@ -195,12 +46,11 @@ rt_apply_t *rt_apply_new(const char *dsn, volatile sig_atomic_t *stop)
         return NULL;
     self->dsn = strdup(dsn);
     self->stop = stop;
-    self->cache = zhashx_new();
+    self->cache = rt__pipeline_cache_new();
     if (!self->dsn || !self->cache) {
         rt_apply_destroy(&self);
         return NULL;
     }
-    zhashx_set_destructor(self->cache, s_cached_destroy);
     return self;
 }
 
@@ -222,14 +72,12 @@ void rt_apply_destroy(rt_apply_t **self_p)
     *self_p = NULL;
 }
 
-static bool s_stopping(const rt_apply_t *self)
+bool rt__apply_stopping(const rt_apply_t *self)
 {
     return self->stop && *self->stop;
 }
 
-/* Copies a libpq message into buf on one line: line breaks and tabs become single
- * spaces, trailing space is dropped. Returns buf. */
-static const char *s_line(const char *msg, char *buf, size_t size)
+const char *rt__apply_line(const char *msg, char *buf, size_t size)
 {
     size_t n = 0;
     bool space = false;
@@ -247,10 +95,7 @@ static const char *s_line(const char *msg, char *buf, size_t size)
     return buf;
 }
 
-/* Logs an apply failure and keeps it as the last error (reported in ACK). */
-static void s_error(rt_apply_t *self, const char *fmt, ...) RT_PRINTF(2, 3);
-static int s_copy_abort(rt_apply_t *self);
-static void s_error(rt_apply_t *self, const char *fmt, ...)
+void rt__apply_error(rt_apply_t *self, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -281,8 +126,7 @@ static void s_reset_txn(rt_apply_t *self)
     self->run_key[0] = '\0';
 }
 
-/* Drops the connection without any further command (the server rolls back). */
-static void s_drop(rt_apply_t *self)
+void rt__apply_drop(rt_apply_t *self)
 {
     if (self->conn) {
         PQfinish(self->conn);
@@ -298,7 +142,7 @@ void rt_apply_close(rt_apply_t *self)
         return;
     if (self->in_txn && PQstatus(self->conn) == CONNECTION_OK)
         rt_apply_rollback(self);
-    s_drop(self);
+    rt__apply_drop(self);
 }
 
 bool rt_apply_connected(const rt_apply_t *self)
@@ -334,38 +178,6 @@ bool rt_apply_group_full(const rt_apply_t *self)
     return self->group_txns >= txns || self->group_bytes >= RT_APPLY_GROUP_BYTES;
 }
 
-int rt_conflict_policy_parse(const char *word, int *policy)
-{
-    if (strcmp(word, "error") == 0)
-        *policy = RT_CONFLICT_ERROR;
-    else if (strcmp(word, "apply_remote") == 0)
-        *policy = RT_CONFLICT_APPLY_REMOTE;
-    else
-        return RT_EINVAL;
-    return RT_OK;
-}
-
-const char *rt_conflict_policy_name(int policy)
-{
-    return policy == RT_CONFLICT_APPLY_REMOTE ? "apply_remote" : "error";
-}
-
-void rt_apply_set_policy(rt_apply_t *self, int policy)
-{
-    self->policy = policy == RT_CONFLICT_APPLY_REMOTE ? RT_CONFLICT_APPLY_REMOTE
-                                                      : RT_CONFLICT_ERROR;
-}
-
-void rt_apply_set_remote_until(rt_apply_t *self, uint64_t seq)
-{
-    self->remote_until = seq;
-}
-
-uint64_t rt_apply_conflicts(const rt_apply_t *self)
-{
-    return self->conflicts;
-}
-
 const char *rt_apply_last_error(const rt_apply_t *self)
 {
     return self->last_error;
@@ -394,15 +206,12 @@ const char *rt_apply_target(const rt_apply_t *self)
 /* ---------------------------------------------------------------------------------
  * Connection and session setup (not in pipeline mode). */
 
-/* Waits until fd is ready for events, in steps, checking the stop flag. Returns 0
- * when ready, RT_EAGAIN on stop, RT_EIO on a poll error, RT_EDB past deadline_ms
- * (a monotonic time, or 0 for none). */
-static int s_wait_fd(rt_apply_t *self, int fd, short events, int64_t deadline_ms)
+int rt__apply_wait_fd(rt_apply_t *self, int fd, short events, int64_t deadline_ms)
 {
     for (;;) {
-        if (s_stopping(self))
+        if (rt__apply_stopping(self))
             return RT_EAGAIN;
-        int step = S_WAIT_STEP_MS;
+        int step = RT_APPLY_WAIT_STEP_MS;
         if (deadline_ms) {
             int64_t left = deadline_ms - rt_mono_ms();
             if (left <= 0)
@@ -432,22 +241,22 @@ static int s_open(rt_apply_t *self)
     if (!conn)
         return RT_ENOMEM;
     if (PQstatus(conn) == CONNECTION_BAD) {
-        s_error(self, "cannot connect to the replica: %s",
-                 s_line(PQerrorMessage(conn), line, sizeof line));
+        rt__apply_error(self, "cannot connect to the replica: %s",
+                        rt__apply_line(PQerrorMessage(conn), line, sizeof line));
         goto cleanup;
     }
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK) {
         if (st == PGRES_POLLING_FAILED) {
-            s_error(self, "cannot connect to the replica: %s",
-                     s_line(PQerrorMessage(conn), line, sizeof line));
+            rt__apply_error(self, "cannot connect to the replica: %s",
+                            rt__apply_line(PQerrorMessage(conn), line, sizeof line));
             goto cleanup;
         }
-        int rc = s_wait_fd(self, PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-                           deadline);
+        int rc = rt__apply_wait_fd(self, PQsocket(conn),
+                                   st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
         if (rc == RT_EDB) {
-            s_error(self, "cannot connect to the replica: no answer within %d s",
-                     S_CONNECT_TIMEOUT_MS / 1000);
+            rt__apply_error(self, "cannot connect to the replica: no answer within %d s",
+                            S_CONNECT_TIMEOUT_MS / 1000);
             goto cleanup;
         }
         if (rc != 0) {
@@ -477,9 +286,10 @@ static PGresult *s_setup_exec(rt_apply_t *self, const char *what, const char *sq
         return res;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     char line[512];
-    s_error(self, 
-        "replica session setup failed (%s): SQLSTATE %s: %s", what, state ? state : "?",
-        s_line(res ? PQresultErrorMessage(res) : PQerrorMessage(self->conn), line, sizeof line));
+    rt__apply_error(self, "replica session setup failed (%s): SQLSTATE %s: %s", what,
+                    state ? state : "?",
+                    rt__apply_line(res ? PQresultErrorMessage(res) : PQerrorMessage(self->conn),
+                                   line, sizeof line));
     PQclear(res);
     return NULL;
 }
@@ -488,7 +298,7 @@ static PGresult *s_setup_exec(rt_apply_t *self, const char *what, const char *sq
 static bool s_source_ok(const char *source)
 {
     size_t n = strlen(source);
-    if (n == 0 || n + 3 > S_MAX_ORIGIN)
+    if (n == 0 || n + 3 > RT_APPLY_MAX_ORIGIN)
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)source[i] < 0x20 || source[i] == 0x7f)
@@ -502,8 +312,8 @@ static int s_enter_pipeline(rt_apply_t *self)
     if (PQsetnonblocking(self->conn, 1) == 0 && PQenterPipelineMode(self->conn) == 1)
         return RT_OK;
     char line[512];
-    s_error(self, "cannot enter pipeline mode on the replica: %s",
-            s_line(PQerrorMessage(self->conn), line, sizeof line));
+    rt__apply_error(self, "cannot enter pipeline mode on the replica: %s",
+                    rt__apply_line(PQerrorMessage(self->conn), line, sizeof line));
     return RT_EDB;
 }
 
@@ -514,8 +324,9 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
 
     rt_apply_close(self);
     if (!s_source_ok(source)) {
-        s_error(self, "source name from the publisher is not usable for a replication origin "
-                 "(empty, too long or control characters)");
+        rt__apply_error(self,
+                        "source name from the publisher is not usable for a replication origin "
+                        "(empty, too long or control characters)");
         return RT_EINVAL;
     }
     char *copy = strdup(source);
@@ -543,10 +354,10 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
                              NULL, NULL)))
         goto cleanup;
     PQclear(res);
-    if (!(res = s_setup_exec(self, "create schema rt", s_conflicts_schema, 0, NULL, NULL)))
+    if (!(res = s_setup_exec(self, "create schema rt", rt__conflicts_schema, 0, NULL, NULL)))
         goto cleanup;
     PQclear(res);
-    if (!(res = s_setup_exec(self, "create rt.conflicts", s_conflicts_ddl, 0, NULL, NULL)))
+    if (!(res = s_setup_exec(self, "create rt.conflicts", rt__conflicts_ddl, 0, NULL, NULL)))
         goto cleanup;
     PQclear(res);
     if (!(res = s_setup_exec(self, "client_min_messages", "RESET client_min_messages", 0, NULL,
@@ -569,13 +380,15 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
         goto cleanup;
     uint64_t seq = 0;
     if (PQntuples(res) != 1 || PQnfields(res) != 1) {
-        s_error(self, "replica session setup failed: pg_replication_origin_progress returned %d rows",
-                 PQntuples(res));
+        rt__apply_error(
+            self, "replica session setup failed: pg_replication_origin_progress returned %d rows",
+            PQntuples(res));
         goto cleanup;
     }
     if (!PQgetisnull(res, 0, 0) && rt_lsn_parse(PQgetvalue(res, 0, 0), &seq) != RT_OK) {
-        s_error(self, "replica session setup failed: origin %s has progress '%s', not an LSN",
-                 self->origin, PQgetvalue(res, 0, 0));
+        rt__apply_error(self,
+                        "replica session setup failed: origin %s has progress '%s', not an LSN",
+                        self->origin, PQgetvalue(res, 0, 0));
         goto cleanup;
     }
     PQclear(res);
@@ -589,292 +402,23 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
 cleanup:
     PQclear(res);
     if (err != RT_OK)
-        s_drop(self);
+        rt__apply_drop(self);
     return err;
-}
-
-/* ---------------------------------------------------------------------------------
- * Pipeline plumbing. */
-
-static int s_push_op(rt_apply_t *self, s_op_kind_t kind, uint32_t change, s_cached_t *cached)
-{
-    if (rt_reserve((void **)&self->ops, &self->ops_cap, self->nops + 1, sizeof *self->ops) < 0)
-        return RT_ENOMEM;
-    self->ops[self->nops++] = (s_op_t){.kind = (uint8_t)kind, .change = change, .cached = cached};
-    return RT_OK;
-}
-
-/* Sends what libpq buffered, reading input meanwhile so the server never blocks
- * on a full socket while we do. 0, RT_EIO or RT_EAGAIN. */
-static int s_flush(rt_apply_t *self)
-{
-    for (;;) {
-        int rc = PQflush(self->conn);
-        if (rc == 0)
-            return RT_OK;
-        if (rc < 0)
-            return RT_EIO;
-        if (s_stopping(self))
-            return RT_EAGAIN;
-        struct pollfd p = {.fd = PQsocket(self->conn), .events = POLLIN | POLLOUT};
-        if (poll(&p, 1, S_WAIT_STEP_MS) < 0 && errno != EINTR)
-            return RT_EIO;
-        if ((p.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(self->conn))
-            return RT_EIO;
-    }
-}
-
-/* Returns the next result, waiting for it while watching the stop flag. Sets *err
- * to RT_EAGAIN on stop or RT_EIO if the connection failed; NULL results are
- * otherwise the end of one command's results. */
-static PGresult *s_next_result(rt_apply_t *self, int *err)
-{
-    while (PQisBusy(self->conn)) {
-        int rc = s_wait_fd(self, PQsocket(self->conn), POLLIN, 0);
-        if (rc != 0) {
-            *err = rc;
-            return NULL;
-        }
-        if (!PQconsumeInput(self->conn))
-            break; /* PQgetResult reports the failure */
-    }
-    return PQgetResult(self->conn);
-}
-
-/* Writes "(k1, k2)=(v1, v2)" for the key columns of rel in img (values cut at 40 bytes)
- * into buf; "" when there is no key or no image. */
-static void s_key_text(const rt_relation_t *rel, const rt_value_t *img, uint32_t n, char *buf,
-                       size_t size)
-{
-    char names[256] = "", vals[256] = "";
-    size_t nl = 0, vl = 0;
-    buf[0] = '\0';
-    if (!img || n != rel->ncols)
-        return;
-    for (uint32_t i = 0; i < rel->ncols; i++) {
-        if (!rel->cols[i].key)
-            continue;
-        const rt_value_t *v = &img[i];
-        const char *text = v->kind == RT_VAL_TEXT ? v->data
-                           : v->kind == RT_VAL_NULL ? "NULL" : "(unchanged)";
-        int a = snprintf(names + nl, sizeof names - nl, "%s%s", nl ? ", " : "", rel->cols[i].name);
-        int b = snprintf(vals + vl, sizeof vals - vl, "%s%.40s", vl ? ", " : "", text);
-        if (a < 0 || b < 0 || (size_t)a >= sizeof names - nl || (size_t)b >= sizeof vals - vl)
-            break;
-        nl += (size_t)a;
-        vl += (size_t)b;
-    }
-    if (nl)
-        snprintf(buf, size, "(%s)=(%s)", names, vals);
-}
-
-static const char *s_op_name(char op)
-{
-    return op == 'I' ? "INSERT" : op == 'U' ? "UPDATE" : op == 'D' ? "DELETE" : "TRUNCATE";
-}
-
-/* Describes a conflict of change idx of rec (op: the statement that met it) in
- * self->conflict. */
-static void s_note_conflict(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
-                            const char *kind, const char *fmt, ...) RT_PRINTF(6, 7);
-static void s_note_conflict(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
-                            const char *kind, const char *fmt, ...)
-{
-    s_conflict_t *c = &self->conflict;
-    const rt_change_t *ch = &rec->changes[idx];
-    memset(c, 0, sizeof *c);
-    c->seq = rec->seq;
-    c->change = idx;
-    char *table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
-    snprintf(c->relation, sizeof c->relation, "%s", table ? table : "?");
-    free(table);
-    snprintf(c->op, sizeof c->op, "%s", s_op_name(op));
-    snprintf(c->kind, sizeof c->kind, "%s", kind);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->detail, sizeof c->detail, fmt, ap);
-    va_end(ap);
-    self->conflict_set = true;
-}
-
-/* The identity a change is matched by, as text. */
-static void s_change_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, size_t size)
-{
-    const rt_relation_t *rel = &rec->rels[ch->rel];
-    if (ch->old_kind)
-        s_key_text(rel, ch->old, ch->nold, buf, size);
-    else
-        s_key_text(rel, ch->new_, ch->nnew, buf, size);
-}
-
-/* Logs a failed result for the change at op (if any) of record seq and classifies it. */
-static int s_failure(rt_apply_t *self, const rt_record_t *rec, const s_op_t *op,
-                     const PGresult *res)
-{
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    char *table = NULL;
-    const char *opname = "statement";
-    uint64_t seq = rec ? rec->seq : self->group_seq;
-    int err = RT_EDB;
-
-    if (!state)
-        state = "?";
-    char line[512];
-    msg = s_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
-    char chop = 0;
-    if (rec && op && (op->kind == S_OP_EXEC || op->kind == S_OP_PREPARE)) {
-        const rt_change_t *ch = &rec->changes[op->change];
-        chop = op->op ? op->op : ch->op;
-        opname = s_op_name(chop);
-        if (ch->op != 'T')
-            table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
-    }
-    if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0) {
-        err = RT_ENOTFOUND;
-        if (strcmp(state, "42P01") == 0)
-            s_error(self, "seq %" PRIu64 ": table %s is missing on the replica (%s): %s; "
-                     "create it, then the subscriber retries",
-                     seq, table ? table : "?", opname, msg);
-        else
-            s_error(self, "seq %" PRIu64 ": a column of table %s is missing on the replica: %s; "
-                     "add it, then the subscriber retries",
-                     seq, table ? table : "?", msg);
-    } else if (strcmp(state, "23505") == 0 && chop && chop != 'T') {
-        const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-        char dline[256];
-        s_line(detail ? detail : "", dline, sizeof dline);
-        err = RT_ECONFLICT;
-        s_note_conflict(self, rec, op->change, chop, chop == 'I' ? "insert_exists" : "update_exists",
-                        "%s into %s: the row already exists on the replica (SQLSTATE %s: %s%s%s)",
-                        opname, table ? table : "?", state, msg, dline[0] ? " " : "", dline);
-    } else {
-        s_error(self, "replica error at seq %" PRIu64 " (%s%s%s): SQLSTATE %s: %s", seq, opname,
-                 table ? " of " : "", table ? table : "", state, msg);
-    }
-    free(table);
-    return err;
-}
-
-/* Reads the results of the queued commands and the Sync. Returns 0 or the first
- * failure (logged); on RT_EIO/RT_EAGAIN the connection is unusable. */
-static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
-{
-    int err = RT_OK, io = RT_OK;
-
-    for (size_t i = 0; i < self->nops; i++) {
-        const s_op_t *op = &self->ops[i];
-        PGresult *res = s_next_result(self, &io);
-        if (!res) {
-            if (io == RT_OK)
-                io = RT_EIO;
-            goto broken;
-        }
-        ExecStatusType st = PQresultStatus(res);
-        const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (st == PGRES_FATAL_ERROR && op->probe && sqlstate && strcmp(sqlstate, "23505") == 0) {
-            const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-            self->probe_rows = -1;
-            s_line(detail ? detail : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-                   self->probe_detail, sizeof self->probe_detail);
-        } else if (st == PGRES_FATAL_ERROR) {
-            if (op->kind == S_OP_PREPARE)
-                op->cached->prepared = false;
-            if (err == RT_OK)
-                err = s_failure(self, rec, op, res);
-        } else if (st == PGRES_PIPELINE_ABORTED) {
-            if (op->kind == S_OP_PREPARE)
-                op->cached->prepared = false;
-        } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            if (err == RT_OK) {
-                s_error(self, "replica returned %s unexpectedly", PQresStatus(st));
-                err = RT_EDB;
-            }
-        } else if (err == RT_OK && op->kind == S_OP_EXEC && op->probe) {
-            self->probe_rows = strtoll(PQcmdTuples(res), NULL, 10);
-        } else if (err == RT_OK && op->kind == S_OP_EXEC) {
-            const rt_change_t *ch = &rec->changes[op->change];
-            const char *n = PQcmdTuples(res);
-            if ((ch->op == 'U' || ch->op == 'D') && strcmp(n, "1") != 0) {
-                char key[300];
-                bool missing = strcmp(n, "0") == 0;
-                char *table =
-                    rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
-                s_change_key(rec, ch, key, sizeof key);
-                s_note_conflict(self, rec, op->change, ch->op,
-                                ch->op == 'U' ? (missing ? "update_missing" : "update_multiple")
-                                              : (missing ? "delete_missing" : "delete_multiple"),
-                                "%s of %s matched %s rows on the replica instead of 1 (%s)%s%s",
-                                s_op_name(ch->op), table ? table : "?", n,
-                                missing ? "the row is missing" : "the identity is not unique",
-                                key[0] ? ": key " : "", key);
-                free(table);
-                err = RT_ECONFLICT;
-            }
-        } else if (err == RT_OK && op->kind == S_OP_COMMIT) {
-            if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-                s_error(self, "replica did not commit at seq %" PRIu64 " (%s)", self->group_seq,
-                         PQcmdStatus(res));
-                err = RT_EDB;
-            }
-        }
-        PQclear(res);
-        /* The NULL that ends this command's results (more results are drained). */
-        for (int extra = 0;; extra++) {
-            res = s_next_result(self, &io);
-            if (!res)
-                break;
-            PQclear(res);
-            if (extra > 16) {
-                io = RT_EIO;
-                goto broken;
-            }
-        }
-        if (io != RT_OK)
-            goto broken;
-    }
-    PGresult *res = s_next_result(self, &io);
-    if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
-        PQclear(res);
-        if (io == RT_OK)
-            io = RT_EIO;
-        goto broken;
-    }
-    PQclear(res);
-    self->nops = 0;
-    return err;
-broken:
-    self->nops = 0;
-    return io;
-}
-
-/* Ends the segment with a Sync, sends it and reads all results. */
-static int s_sync(rt_apply_t *self, const rt_record_t *rec)
-{
-    if (PQpipelineSync(self->conn) != 1) {
-        self->nops = 0;
-        return RT_EIO;
-    }
-    int err = s_flush(self);
-    if (err != RT_OK) {
-        self->nops = 0;
-        return err;
-    }
-    return s_read_results(self, rec);
 }
 
 /* Handles a failed segment: drops a broken connection, else rolls back. */
 static int s_failed(rt_apply_t *self, int err)
 {
     if (err == RT_EAGAIN) {
-        s_drop(self);
+        rt__apply_drop(self);
         return err;
     }
     if (err == RT_EIO || !self->conn || PQstatus(self->conn) != CONNECTION_OK) {
         char line[512];
-        s_error(self, "lost connection to the replica %s: %s", self->target,
-                 self->conn ? s_line(PQerrorMessage(self->conn), line, sizeof line) : "closed");
-        s_drop(self);
+        rt__apply_error(self, "lost connection to the replica %s: %s", self->target,
+                        self->conn ? rt__apply_line(PQerrorMessage(self->conn), line, sizeof line)
+                                   : "closed");
+        rt__apply_drop(self);
         return RT_EIO;
     }
     rt_apply_rollback(self);
@@ -890,667 +434,24 @@ void rt_apply_rollback(rt_apply_t *self)
         return;
     }
     self->nops = 0;
-    if (self->copying && s_copy_abort(self) != RT_OK) {
-        s_drop(self);
+    if (self->copying && rt__copy_abort(self) != RT_OK) {
+        rt__apply_drop(self);
         return;
     }
-    int err = RT_ENOMEM;
-    if (PQsendQueryParams(self->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
-        s_push_op(self, S_OP_ROLLBACK, 0, NULL) == RT_OK)
-        err = s_sync(self, NULL);
-    else if (PQstatus(self->conn) != CONNECTION_OK)
-        err = RT_EIO;
+    int err = rt__pipeline_send(self, RT__OP_ROLLBACK, "ROLLBACK", 0, NULL);
+    if (err == RT_OK)
+        err = rt__pipeline_sync(self, NULL);
     if (err != RT_OK) {
         if (err != RT_EAGAIN) {
             char line[512];
-            s_error(self, "lost connection to the replica %s during rollback: %s", self->target,
-                     s_line(PQerrorMessage(self->conn), line, sizeof line));
+            rt__apply_error(self, "lost connection to the replica %s during rollback: %s",
+                            self->target,
+                            rt__apply_line(PQerrorMessage(self->conn), line, sizeof line));
         }
-        s_drop(self);
+        rt__apply_drop(self);
         return;
     }
     s_reset_txn(self);
-}
-
-/* ---------------------------------------------------------------------------------
- * Sending changes. */
-
-static int s_send_simple(rt_apply_t *self, s_op_kind_t kind, const char *sql, int n,
-                         const char *const *params)
-{
-    if (PQsendQueryParams(self->conn, sql, n, NULL, params, NULL, NULL, 0) != 1)
-        return RT_EIO;
-    return s_push_op(self, kind, 0, NULL);
-}
-
-static int s_send_truncate(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
-{
-    const rt_change_t *ch = &rec->changes[idx];
-    char *sql = NULL;
-    int err;
-
-    if (ch->ntrunc == 0)
-        return RT_OK; /* nothing to do */
-    if (ch->ntrunc > self->trels_cap) {
-        const rt_relation_t **r = realloc(self->trels, ch->ntrunc * sizeof *r);
-        if (!r)
-            return RT_ENOMEM;
-        self->trels = r;
-        self->trels_cap = ch->ntrunc;
-    }
-    for (uint32_t i = 0; i < ch->ntrunc; i++) {
-        if (ch->trunc_rels[i] >= rec->nrels)
-            return RT_EPROTO;
-        self->trels[i] = &rec->rels[ch->trunc_rels[i]];
-    }
-    if ((err = rt_sqlgen_truncate(self->trels, ch->ntrunc, ch->trunc_flags, &sql)) != RT_OK)
-        return err;
-    if (PQsendQueryParams(self->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1)
-        err = RT_EIO;
-    else
-        err = s_push_op(self, S_OP_EXEC, idx, NULL);
-    free(sql);
-    return err;
-}
-
-/* Returns the cached statement for the change's shape, creating it (and queueing
- * its Parse) when new or when its last Parse did not succeed. */
-static int s_statement(rt_apply_t *self, const rt_relation_t *rel, const rt_change_t *ch,
-                       uint32_t idx, s_cached_t **out)
-{
-    char key[128];
-    int err;
-
-    if (rt_sqlgen_shape_key(rel, ch->op, ch->old_kind, ch->new_, key, sizeof key) < 0)
-        return RT_EPROTO;
-    s_cached_t *c = zhashx_lookup(self->cache, key);
-    if (!c) {
-        c = calloc(1, sizeof *c);
-        if (!c)
-            return RT_ENOMEM;
-        if ((err = rt_sqlgen_change(rel, ch->op, ch->old_kind, ch->new_, &c->stmt)) != RT_OK) {
-            free(c);
-            return err == RT_ENOMEM ? err : RT_EPROTO;
-        }
-        snprintf(c->name, sizeof c->name, "rt_%" PRIu32, self->next_stmt++);
-        if (zhashx_insert(self->cache, key, c) != 0) {
-            rt_stmt_clear(&c->stmt);
-            free(c);
-            return RT_ENOMEM;
-        }
-    }
-    if (!c->prepared) {
-        if (PQsendPrepare(self->conn, c->name, c->stmt.sql, 0, NULL) != 1)
-            return RT_EIO;
-        if ((err = s_push_op(self, S_OP_PREPARE, idx, c)) != RT_OK)
-            return err;
-        c->prepared = true;
-    }
-    *out = c;
-    return RT_OK;
-}
-
-/* Queues change ch (change idx of rec, or a statement standing in for it) as a
- * prepared statement; probe: its row count or duplicate key is read as an answer. */
-static int s_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch,
-                       uint32_t idx, bool probe)
-{
-    s_cached_t *c;
-    int err;
-
-    if (ch->op == 'T')
-        return s_send_truncate(self, rec, idx);
-    if (ch->rel >= rec->nrels)
-        return RT_EPROTO;
-    uint32_t ncols = rec->rels[ch->rel].ncols;
-    if ((ch->op != 'D' && (!ch->new_ || ch->nnew != ncols)) ||
-        (ch->old_kind && (!ch->old || ch->nold != ncols)))
-        return RT_EPROTO;
-    if ((err = s_statement(self, &rec->rels[ch->rel], ch, idx, &c)) != RT_OK)
-        return err;
-    if (c->stmt.nparams > self->params_cap) {
-        const char **p = realloc(self->params, c->stmt.nparams * sizeof *p);
-        if (!p)
-            return RT_ENOMEM;
-        self->params = p;
-        self->params_cap = c->stmt.nparams;
-    }
-    for (uint32_t i = 0; i < c->stmt.nparams; i++) {
-        const rt_param_t *pm = &c->stmt.params[i];
-        const rt_value_t *img = pm->from_old ? ch->old : ch->new_;
-        uint32_t n = pm->from_old ? ch->nold : ch->nnew;
-        if (!img || pm->col >= n || img[pm->col].kind == RT_VAL_UNCHANGED)
-            return RT_EPROTO;
-        self->params[i] = img[pm->col].kind == RT_VAL_NULL ? NULL : img[pm->col].data;
-    }
-    if (PQsendQueryPrepared(self->conn, c->name, (int)c->stmt.nparams, self->params, NULL, NULL,
-                            0) != 1)
-        return RT_EIO;
-    if ((err = s_push_op(self, S_OP_EXEC, idx, NULL)) != RT_OK)
-        return err;
-    self->ops[self->nops - 1].op = ch->op;
-    self->ops[self->nops - 1].probe = probe;
-    return RT_OK;
-}
-
-static int s_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
-{
-    return s_send_stmt(self, rec, &rec->changes[idx], idx, false);
-}
-
-/* ---------------------------------------------------------------------------------
- * COPY of runs of INSERTs. */
-
-/* The INSERT shape key of relation idx of rec, computed once per record; NULL if the
- * descriptor is unusable. */
-static const char *s_rel_key(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
-{
-    if (idx >= rec->nrels)
-        return NULL;
-    if (rec->nrels > self->relkeys_cap) {
-        size_t cap = rec->nrels < 16 ? 16 : rec->nrels;
-        s_relkey_t *k = realloc(self->relkeys, cap * sizeof *k);
-        if (!k)
-            return NULL;
-        memset(k, 0, cap * sizeof *k);
-        self->relkeys = k;
-        self->relkeys_cap = cap;
-    }
-    s_relkey_t *k = &self->relkeys[idx];
-    if (k->seq != rec->seq) {
-        if (rt_sqlgen_shape_key(&rec->rels[idx], 'I', 0, NULL, k->key, sizeof k->key) < 0)
-            return NULL;
-        k->seq = rec->seq;
-    }
-    return k->key;
-}
-
-/* Whether INSERT i of rec (relation key) starts a COPY: the run of INSERTs into its
- * relation it belongs to - those applied just before it and those that follow it in
- * this record - has at least S_COPY_MIN_ROWS rows. */
-static bool s_copy_wanted(const rt_apply_t *self, const rt_record_t *rec, uint32_t i,
-                          const char *key)
-{
-    uint32_t run = strcmp(self->run_key, key) == 0 ? self->run_rows : 0;
-    uint32_t rel = rec->changes[i].rel;
-    for (uint32_t j = i; j < rec->nchanges && run < S_COPY_MIN_ROWS; j++) {
-        if (rec->changes[j].op != 'I' || rec->changes[j].rel != rel)
-            break;
-        run++;
-    }
-    return run >= S_COPY_MIN_ROWS;
-}
-
-/* Notes an INSERT applied with a prepared statement (key NULL: another change). */
-static void s_run_note(rt_apply_t *self, const char *key)
-{
-    if (!key) {
-        self->run_rows = 0;
-        return;
-    }
-    if (self->run_rows > 0 && strcmp(self->run_key, key) == 0) {
-        self->run_rows++;
-        return;
-    }
-    snprintf(self->run_key, sizeof self->run_key, "%s", key);
-    self->run_rows = 1;
-}
-
-/* Writes "seq a" or "seqs a..b" of the open COPY into buf. */
-static const char *s_copy_range(const rt_apply_t *self, char *buf, size_t size)
-{
-    if (self->copy_first == self->copy_last)
-        snprintf(buf, size, "seq %" PRIu64, self->copy_first);
-    else
-        snprintf(buf, size, "seqs %" PRIu64 "..%" PRIu64, self->copy_first, self->copy_last);
-    return buf;
-}
-
-/* Logs a failed COPY result and classifies it; the records up to its last seq are
- * then applied without COPY, so a retry names the exact change. */
-static int s_copy_failure(rt_apply_t *self, const PGresult *res)
-{
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-    char line[512], dline[256], range[64];
-    int err = RT_EDB;
-
-    if (!state)
-        state = "?";
-    msg = s_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
-    s_line(detail ? detail : "", dline, sizeof dline);
-    s_copy_range(self, range, sizeof range);
-    self->nocopy_until = self->copy_last;
-    if (strcmp(state, "42P01") == 0) {
-        err = RT_ENOTFOUND;
-        s_error(self, "%s: table %s is missing on the replica (INSERT): %s; create it, then the "
-                "subscriber retries",
-                range, self->copy_table, msg);
-    } else if (strcmp(state, "42703") == 0) {
-        err = RT_ENOTFOUND;
-        s_error(self, "%s: a column of table %s is missing on the replica: %s; add it, then the "
-                "subscriber retries",
-                range, self->copy_table, msg);
-    } else if (strcmp(state, "23505") == 0) {
-        err = RT_ECONFLICT;
-        s_error(self, "conflict at %s: the COPY of %" PRIu64 " INSERTs into %s met a row that "
-                "already exists on the replica (SQLSTATE %s: %s%s%s); applying stopped "
-                "(conflict policy %s); the retry applies these records one INSERT at a time "
-                "to name the change",
-                range, self->copy_rows, self->copy_table, state, msg, dline[0] ? " " : "", dline,
-                rt_conflict_policy_name(self->policy));
-    } else {
-        s_error(self,
-                "replica error at %s (COPY of %" PRIu64 " INSERTs into %s): SQLSTATE %s: %s%s%s",
-                range, self->copy_rows, self->copy_table, state, msg, dline[0] ? " " : "", dline);
-    }
-    return err;
-}
-
-/* Leaves COPY: reads the results up to the end (the first failure classified unless
- * quiet) and enters pipeline mode again. Returns 0, the failure, RT_EIO or RT_EAGAIN. */
-static int s_copy_results(rt_apply_t *self, bool quiet)
-{
-    int err = RT_OK, io = RT_OK;
-    bool done = false;
-
-    self->copying = false;
-    self->copy_len = 0;
-    for (int n = 0; n < 16; n++) {
-        PGresult *res = s_next_result(self, &io);
-        if (!res) {
-            done = io == RT_OK && PQstatus(self->conn) == CONNECTION_OK;
-            break;
-        }
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_COMMAND_OK) {
-            char want[24];
-            snprintf(want, sizeof want, "%" PRIu64, self->copy_rows);
-            if (err == RT_OK && !quiet && strcmp(PQcmdTuples(res), want) != 0) {
-                s_error(self, "the replica's COPY into %s wrote %s rows instead of %s",
-                        self->copy_table, PQcmdTuples(res), want);
-                err = RT_EDB;
-            }
-        } else if (st == PGRES_FATAL_ERROR) {
-            if (err == RT_OK)
-                err = quiet ? RT_EDB : s_copy_failure(self, res);
-        } else {
-            /* Still in COPY (or something else entirely): the session is unusable. */
-            PQclear(res);
-            break;
-        }
-        PQclear(res);
-    }
-    if (!done)
-        return io != RT_OK ? io : RT_EIO;
-    if (PQenterPipelineMode(self->conn) != 1)
-        return RT_EIO;
-    return quiet ? RT_OK : err;
-}
-
-/* Hands the encoded rows to libpq and sends them. Returns 0, RT_EIO, RT_EAGAIN, or the
- * failure the server reported meanwhile (the COPY is then over). */
-static int s_copy_put(rt_apply_t *self)
-{
-    int rc = 0;
-    for (int tries = 0; self->copy_len > 0 && tries < 3; tries++) {
-        rc = PQputCopyData(self->conn, self->copy_buf, (int)self->copy_len);
-        if (rc != 0)
-            break;
-        int err = s_flush(self); /* nonblocking and full: send, then try again */
-        if (err != RT_OK)
-            return err;
-    }
-    if (rc < 0 && PQstatus(self->conn) == CONNECTION_OK) {
-        /* The server ended the COPY with an error: collect it. */
-        int err = s_copy_results(self, false);
-        return err != RT_OK ? err : RT_EDB;
-    }
-    if (rc <= 0 && self->copy_len > 0)
-        return rc == 0 ? RT_ENOMEM : RT_EIO;
-    self->copy_len = 0;
-    if (self->copy_cap > 4 * S_COPY_CHUNK) {
-        /* A huge row made it grow: give the memory back. */
-        free(self->copy_buf);
-        self->copy_buf = NULL;
-        self->copy_cap = 0;
-    }
-    return s_flush(self);
-}
-
-/* Sends the rest of the rows, ends the COPY and checks its result; pipeline mode
- * again. Returns 0 or an error as rt_apply_record. */
-/* Ends the open COPY with PQputCopyEnd(errormsg) (NULL: success, else it fails the
- * COPY), flushing as needed, and reads its result. */
-static int s_copy_close(rt_apply_t *self, const char *errormsg)
-{
-    int err = RT_OK;
-    int rc = PQputCopyEnd(self->conn, errormsg);
-    if (rc == 0 && (err = s_flush(self)) == RT_OK)
-        rc = PQputCopyEnd(self->conn, errormsg);
-    if (err != RT_OK)
-        return err;
-    if (rc < 0 && PQstatus(self->conn) != CONNECTION_OK)
-        return RT_EIO;
-    if (rc > 0 && (err = s_flush(self)) != RT_OK)
-        return err;
-    return s_copy_results(self, errormsg != NULL);
-}
-
-static int s_copy_end(rt_apply_t *self)
-{
-    int err = s_copy_put(self);
-    if (err != RT_OK || !self->copying)
-        return err;
-    return s_copy_close(self, NULL);
-}
-
-/* Abandons the open COPY (the transaction is rolled back next). 0 when the session is
- * usable again, else RT_EIO or RT_EAGAIN. */
-static int s_copy_abort(rt_apply_t *self)
-{
-    self->copy_len = 0;
-    return s_copy_close(self, "rolled back by rt-subscriber");
-}
-
-/* Opens a COPY into relation idx of rec (key: its INSERT shape key); nothing may be
- * queued in the pipeline. Returns 0 or an error as rt_apply_record. */
-static int s_copy_start(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, const char *key)
-{
-    const rt_relation_t *rel = &rec->rels[idx];
-    char *sql = NULL;
-    int err = rt_sqlgen_copy(rel, &sql);
-    if (err != RT_OK)
-        return err == RT_ENOMEM ? err : RT_EPROTO;
-    char *table = rt_sqlgen_qualified(rel->schema, rel->table);
-    snprintf(self->copy_table, sizeof self->copy_table, "%s", table ? table : "?");
-    free(table);
-    snprintf(self->copy_key, sizeof self->copy_key, "%s", key);
-    self->copy_first = self->copy_last = rec->seq;
-    self->copy_rows = 0;
-    self->copy_len = 0;
-    self->run_rows = 0;
-    if (PQexitPipelineMode(self->conn) != 1) {
-        free(sql);
-        return RT_EIO;
-    }
-    int sent = PQsendQuery(self->conn, sql);
-    free(sql);
-    self->copying = true;
-    if (sent != 1)
-        return RT_EIO;
-    if ((err = s_flush(self)) != RT_OK)
-        return err;
-    int io = RT_OK;
-    PGresult *res = s_next_result(self, &io);
-    if (res && PQresultStatus(res) == PGRES_COPY_IN) {
-        PQclear(res);
-        return RT_OK;
-    }
-    if (!res)
-        return io != RT_OK ? io : RT_EIO;
-    /* The COPY did not start (a missing table or column): its error, then the end. */
-    err = PQresultStatus(res) == PGRES_FATAL_ERROR ? s_copy_failure(self, res) : RT_EDB;
-    PQclear(res);
-    int rest = s_copy_results(self, true);
-    return rest != RT_OK ? rest : err;
-}
-
-/* Appends INSERT ch of rec to the open COPY. */
-static int s_copy_row(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch)
-{
-    uint32_t ncols = rec->rels[ch->rel].ncols;
-    if (!ch->new_ || ch->nnew != ncols)
-        return RT_EPROTO;
-    size_t need = rt_sqlgen_copy_row_bound(ch->new_, ch->nnew);
-    if (self->copy_cap - self->copy_len < need && self->copy_len > 0) {
-        int err = s_copy_put(self);
-        if (err != RT_OK)
-            return err;
-        if (!self->copying)
-            return RT_EDB;
-    }
-    if (self->copy_cap - self->copy_len < need) {
-        size_t cap = self->copy_cap ? self->copy_cap : S_COPY_CHUNK + 4096;
-        while (cap - self->copy_len < need)
-            cap *= 2;
-        char *buf = realloc(self->copy_buf, cap);
-        if (!buf)
-            return RT_ENOMEM;
-        self->copy_buf = buf;
-        self->copy_cap = cap;
-    }
-    size_t len = 0;
-    int err = rt_sqlgen_copy_row(ch->new_, ch->nnew, self->copy_buf + self->copy_len,
-                                 self->copy_cap - self->copy_len, &len);
-    if (err != RT_OK)
-        return RT_EPROTO;
-    self->copy_len += len;
-    self->copy_rows++;
-    self->copy_last = rec->seq;
-    if (self->copy_len >= S_COPY_CHUNK)
-        return s_copy_put(self);
-    return RT_OK;
-}
-
-/* ---------------------------------------------------------------------------------
- * Conflicts. */
-
-/* Queues the INSERT of self->conflict into rt.conflicts with resolution. */
-static int s_queue_conflict_row(rt_apply_t *self, const char *resolution)
-{
-    const s_conflict_t *c = &self->conflict;
-    char seq[24];
-    snprintf(seq, sizeof seq, "%" PRIu64, c->seq);
-    const char *params[7] = {self->source, seq, c->relation, c->op, c->kind, resolution,
-                             c->detail};
-    return s_send_simple(self, S_OP_MISC, s_conflicts_insert, 7, params);
-}
-
-/* Logs a conflict that apply_remote resolved (the first few, then a sample). */
-static void s_log_resolved(rt_apply_t *self, const char *resolution)
-{
-    uint64_t n = self->conflicts + self->group_conflicts;
-    if (n <= S_LOG_FIRST || n % S_LOG_EVERY == 0)
-        rt_info("conflict at seq %" PRIu64 " (%s on %s) %s: %s (%" PRIu64 " conflicts so far)",
-                self->conflict.seq, self->conflict.kind, self->conflict.relation, resolution,
-                self->conflict.detail, n);
-}
-
-/* A conflict resolved inside the open transaction: recorded there, counted at commit. */
-static int s_resolved(rt_apply_t *self, const char *resolution)
-{
-    self->group_conflicts++;
-    s_log_resolved(self, resolution);
-    self->conflict_set = false;
-    return s_queue_conflict_row(self, resolution);
-}
-
-/* Sends what is queued with a Sync and reads the results. */
-static int s_run(rt_apply_t *self, const rt_record_t *rec)
-{
-    int err = s_flush(self);
-    if (err != RT_OK) {
-        self->nops = 0;
-        return err;
-    }
-    return s_sync(self, rec);
-}
-
-/* Runs stand-in statement ch for change idx as a probe: *rows gets its row count, or
- * -1 for a duplicate key (the transaction is then aborted up to the last savepoint). */
-static int s_probe(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch, uint32_t idx,
-                   int64_t *rows)
-{
-    self->probe_rows = 0;
-    self->probe_detail[0] = '\0';
-    int err = s_send_stmt(self, rec, ch, idx, true);
-    if (err == RT_OK)
-        err = s_run(self, rec);
-    *rows = self->probe_rows;
-    return err;
-}
-
-static bool s_row_complete(const rt_change_t *ch)
-{
-    for (uint32_t i = 0; i < ch->nnew; i++)
-        if (ch->new_[i].kind == RT_VAL_UNCHANGED)
-            return false;
-    return ch->new_ != NULL;
-}
-
-/* Applies change idx of rec one statement at a time, resolving conflicts the
- * apply_remote way. RT_ECONFLICT (self->conflict set) when one cannot be resolved. */
-static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
-{
-    const rt_change_t *ch = &rec->changes[idx];
-    char key[300];
-    int64_t rows;
-    int err;
-
-    self->nops = 0;
-    if (ch->op == 'T') {
-        if ((err = s_send_change(self, rec, idx)) != RT_OK)
-            return err;
-        return s_run(self, rec);
-    }
-    s_change_key(rec, ch, key, sizeof key);
-    if (ch->op == 'I' && !key[0]) {
-        if ((err = s_send_change(self, rec, idx)) != RT_OK || (err = s_run(self, rec)) != RT_OK)
-            return err; /* a duplicate key without an identity to resolve it by stops here */
-        return RT_OK;
-    }
-    if (ch->op == 'I') {
-        if ((err = s_send_simple(self, S_OP_MISC, "SAVEPOINT rt_change", 0, NULL)) != RT_OK ||
-            (err = s_probe(self, rec, ch, idx, &rows)) != RT_OK)
-            return err;
-        if (rows >= 0)
-            return RT_OK;
-        /* The key exists: make that row the new one (UPDATE by the new row's key). */
-        char found[256];
-        snprintf(found, sizeof found, "%s", self->probe_detail);
-        rt_change_t upd = {.op = 'U', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
-        if ((err = s_send_simple(self, S_OP_MISC, "ROLLBACK TO SAVEPOINT rt_change", 0, NULL)) !=
-                RT_OK ||
-            (err = s_probe(self, rec, &upd, idx, &rows)) != RT_OK)
-            return err;
-        if (rows == 1) {
-            s_note_conflict(self, rec, idx, 'I', "insert_exists",
-                            "INSERT of %s: the row already exists on the replica (%s); "
-                            "updated it to the remote row",
-                            key[0] ? key : "a row", found);
-            return s_resolved(self, "applied_remote");
-        }
-        s_note_conflict(self, rec, idx, 'I', "insert_exists",
-                        "INSERT into the replica failed: %s, and no row has the key %s to "
-                        "update",
-                        found, key[0] ? key : "(none)");
-        return RT_ECONFLICT;
-    }
-    if ((err = s_probe(self, rec, ch, idx, &rows)) != RT_OK)
-        return err;
-    if (rows == 1)
-        return RT_OK;
-    char *table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
-    const char *t = table ? table : "?";
-    if (ch->op == 'D' && rows == 0) {
-        s_note_conflict(self, rec, idx, 'D', "delete_missing",
-                        "DELETE of %s matched 0 rows on the replica (the row is missing): %s; "
-                        "nothing to delete",
-                        t, key[0] ? key : "no key");
-        free(table);
-        return s_resolved(self, "skipped");
-    }
-    if (ch->op == 'U' && rows == 0 && s_row_complete(ch)) {
-        rt_change_t ins = {.op = 'I', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
-        if ((err = s_probe(self, rec, &ins, idx, &rows)) != RT_OK) {
-            free(table);
-            return err;
-        }
-        if (rows >= 0) {
-            s_note_conflict(self, rec, idx, 'U', "update_missing",
-                            "UPDATE of %s matched 0 rows on the replica (the row is missing): "
-                            "%s; inserted the remote row",
-                            t, key[0] ? key : "no key");
-            free(table);
-            return s_resolved(self, "applied_remote");
-        }
-        s_note_conflict(self, rec, idx, 'U', "update_missing",
-                        "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
-                        "inserting the remote row failed too (%s)",
-                        t, key[0] ? key : "no key", self->probe_detail);
-    } else if (ch->op == 'U' && rows == 0) {
-        s_note_conflict(self, rec, idx, 'U', "update_missing",
-                        "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
-                        "the remote row is incomplete (unchanged TOASTed values were not sent), "
-                        "so it cannot be inserted",
-                        t, key[0] ? key : "no key");
-    } else {
-        s_note_conflict(self, rec, idx, ch->op, ch->op == 'U' ? "update_multiple" : "delete_multiple",
-                        "%s of %s matched %" PRId64 " rows on the replica instead of 1 (the "
-                        "identity is not unique): %s",
-                        s_op_name(ch->op), t, rows, key[0] ? key : "no key");
-    }
-    free(table);
-    return RT_ECONFLICT;
-}
-
-/* Applies rec change by change (after ROLLBACK TO SAVEPOINT rt_record). */
-static int s_resolve_record(rt_apply_t *self, const rt_record_t *rec)
-{
-    for (uint32_t i = 0; i < rec->nchanges; i++) {
-        int err = s_resolve_change(self, rec, i);
-        if (err != RT_OK)
-            return err;
-    }
-    if (self->nops == 0)
-        return RT_OK;
-    return s_run(self, rec); /* the last rt.conflicts row */
-}
-
-/* Records the conflict that stopped applying, in a transaction of its own (not in
- * any open transaction: it was rolled back), once per seq, change and kind. */
-static void s_record_stop(rt_apply_t *self)
-{
-    const s_conflict_t *c = &self->conflict;
-    self->conflict_set = false;
-    s_error(self, "conflict at seq %" PRIu64 " (change %" PRIu32 "): %s; applying stopped "
-            "(conflict policy %s)",
-            c->seq, c->change + 1, c->detail,
-            rt_conflict_policy_name(self->policy));
-    if (c->seq == self->stop_seq && c->change == self->stop_change &&
-        strcmp(c->kind, self->stop_kind) == 0)
-        return;
-    self->stop_seq = c->seq;
-    self->stop_change = c->change;
-    snprintf(self->stop_kind, sizeof self->stop_kind, "%s", c->kind);
-    self->conflicts++;
-    if (!self->conn || self->in_txn)
-        return;
-    self->nops = 0;
-    /* The session's origin must not advance with this commit: no xact_setup values. */
-    int err = s_send_simple(self, S_OP_MISC, "BEGIN", 0, NULL);
-    if (err == RT_OK)
-        err = s_send_simple(self, S_OP_MISC, "SELECT pg_replication_origin_xact_reset()", 0, NULL);
-    if (err == RT_OK)
-        err = s_queue_conflict_row(self, "stopped");
-    if (err == RT_OK)
-        err = s_send_simple(self, S_OP_COMMIT, "COMMIT", 0, NULL);
-    if (err == RT_OK)
-        err = s_run(self, NULL);
-    if (err == RT_OK)
-        return;
-    rt_warn("could not record the conflict at seq %" PRIu64 " in rt.conflicts: %s", c->seq,
-            rt_strerror(err));
-    if (err == RT_EIO || err == RT_EAGAIN || PQstatus(self->conn) != CONNECTION_OK) {
-        s_drop(self);
-        return;
-    }
-    self->nops = 0;
-    if (s_send_simple(self, S_OP_ROLLBACK, "ROLLBACK", 0, NULL) != RT_OK ||
-        s_run(self, NULL) != RT_OK)
-        s_drop(self);
 }
 
 int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
@@ -1560,10 +461,11 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     assert(self->conn && rec->seq == self->position + 1);
     bool first = (rec->flags & RT_REC_FIRST) != 0;
     if (first == self->mid_txn) {
-        s_error(self, "seq %" PRIu64 ": record flags %u %s; the outbox stream is inconsistent", rec->seq,
-                 rec->flags,
-                 first ? "start a transaction before the previous one ended"
-                       : "continue a transaction that was never started");
+        rt__apply_error(self,
+                        "seq %" PRIu64 ": record flags %u %s; the outbox stream is inconsistent",
+                        rec->seq, rec->flags,
+                        first ? "start a transaction before the previous one ended"
+                              : "continue a transaction that was never started");
         rt_apply_rollback(self);
         return self->conn ? RT_EPROTO : RT_EIO;
     }
@@ -1572,11 +474,12 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
          * sent again, and stored another in their place: start over from the last
          * commit, which refetches the records now stored. */
         char a[32], b[32];
-        s_error(self, "seq %" PRIu64 ": record of the source transaction committed at %s "
-                 "continues one committed at %s: the publisher replaced an incomplete "
-                 "transaction; applying again from seq %" PRIu64,
-                 rec->seq, rt_lsn_format(rec->commit_lsn, a, sizeof a),
-                 rt_lsn_format(self->txn_commit_lsn, b, sizeof b), self->applied_seq + 1);
+        rt__apply_error(self,
+                        "seq %" PRIu64 ": record of the source transaction committed at %s "
+                        "continues one committed at %s: the publisher replaced an incomplete "
+                        "transaction; applying again from seq %" PRIu64,
+                        rec->seq, rt_lsn_format(rec->commit_lsn, a, sizeof a),
+                        rt_lsn_format(self->txn_commit_lsn, b, sizeof b), self->applied_seq + 1);
         rt_apply_rollback(self);
         return self->conn ? RT_EPROTO : RT_EIO;
     }
@@ -1587,15 +490,16 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     uint64_t resolved_before = self->group_conflicts;
     self->conflict_set = false;
     self->nops = 0;
-    if (self->copying && !use_copy && (err = s_copy_end(self)) != RT_OK)
+    if (self->copying && !use_copy && (err = rt__copy_end(self)) != RT_OK)
         goto failed;
     if (!self->in_txn) {
-        if ((err = s_send_simple(self, S_OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
+        if ((err = rt__pipeline_send(self, RT__OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
             return s_failed(self, err);
         self->in_txn = true;
         self->txn_start_ms = rt_mono_ms();
     }
-    if (remote && (err = s_send_simple(self, S_OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
+    if (remote &&
+        (err = rt__pipeline_send(self, RT__OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
         return s_failed(self, err);
     uint32_t copy_rel = UINT32_MAX; /* relation index of this record the open COPY writes */
     for (uint32_t i = 0; i < rec->nchanges; i++) {
@@ -1605,25 +509,26 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         bool to_copy = use_copy && self->copying && ch->op == 'I' && ch->rel == copy_rel;
         if (!to_copy && use_copy && ch->op == 'I' && ch->rel < rec->nrels &&
             rec->rels[ch->rel].ncols > 0) {
-            if (!(key = s_rel_key(self, rec, ch->rel))) {
+            if (!(key = rt__copy_rel_key(self, rec, ch->rel))) {
                 sent = RT_EPROTO;
                 break;
             }
             if (self->copying && strcmp(self->copy_key, key) != 0 &&
-                (err = s_copy_end(self)) != RT_OK)
+                (err = rt__copy_end(self)) != RT_OK)
                 goto failed;
-            if (self->copying || s_copy_wanted(self, rec, i, key)) {
+            if (self->copying || rt__copy_wanted(self, rec, i, key)) {
                 /* Everything queued before runs first, then this row goes to the COPY. */
-                if (!self->copying && self->nops > 0 && (err = s_sync(self, rec)) != RT_OK)
+                if (!self->copying && self->nops > 0 &&
+                    (err = rt__pipeline_sync(self, rec)) != RT_OK)
                     goto failed;
-                if (!self->copying && (err = s_copy_start(self, rec, ch->rel, key)) != RT_OK)
+                if (!self->copying && (err = rt__copy_start(self, rec, ch->rel, key)) != RT_OK)
                     goto failed;
                 copy_rel = ch->rel;
                 to_copy = true;
             }
         }
         if (to_copy) {
-            if ((sent = s_copy_row(self, rec, ch)) == RT_OK)
+            if ((sent = rt__copy_row(self, rec, ch)) == RT_OK)
                 continue;
             if (sent != RT_EPROTO && sent != RT_ENOMEM) {
                 err = sent; /* the server failed the COPY: already told */
@@ -1631,25 +536,27 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
             }
             break;
         }
-        if (self->copying && (err = s_copy_end(self)) != RT_OK)
+        if (self->copying && (err = rt__copy_end(self)) != RT_OK)
             goto failed;
-        if ((sent = s_send_change(self, rec, i)) != RT_OK)
+        if ((sent = rt__pipeline_send_change(self, rec, i)) != RT_OK)
             break;
-        if ((sent = s_flush(self)) != RT_OK)
+        if ((sent = rt__pipeline_flush(self)) != RT_OK)
             break;
-        s_run_note(self, ch->op == 'I' ? key : NULL);
+        rt__copy_run_note(self, ch->op == 'I' ? key : NULL);
     }
     if (sent == RT_EIO || sent == RT_EAGAIN)
         return s_failed(self, sent);
     if (!self->copying && self->nops > 0)
-        err = s_sync(self, rec);
+        err = rt__pipeline_sync(self, rec);
     if (err == RT_OK && sent != RT_OK) {
         if (sent == RT_EPROTO)
-            s_error(self, "seq %" PRIu64 ": a change does not fit its relation (row image or "
-                     "parameter missing, or an unchanged value where one is needed)",
-                     rec->seq);
+            rt__apply_error(self,
+                            "seq %" PRIu64 ": a change does not fit its relation (row image or "
+                            "parameter missing, or an unchanged value where one is needed)",
+                            rec->seq);
         else
-            s_error(self, "seq %" PRIu64 ": cannot apply record: %s", rec->seq, rt_strerror(sent));
+            rt__apply_error(self, "seq %" PRIu64 ": cannot apply record: %s", rec->seq,
+                            rt_strerror(sent));
         err = sent;
     }
     if (err == RT_ECONFLICT && remote) {
@@ -1657,18 +564,18 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         self->nops = 0;
         self->conflict_set = false;
         self->group_conflicts = resolved_before;
-        err = s_send_simple(self, S_OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0, NULL);
+        err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0, NULL);
         if (err == RT_OK)
-            err = s_run(self, NULL);
+            err = rt__pipeline_run(self, NULL);
         if (err == RT_OK)
-            err = s_resolve_record(self, rec);
+            err = rt__conflict_resolve_record(self, rec);
     }
 failed:
     if (err != RT_OK) {
         bool conflict = err == RT_ECONFLICT && self->conflict_set;
         err = s_failed(self, err);
         if (conflict && err == RT_ECONFLICT)
-            s_record_stop(self);
+            rt__conflict_record_stop(self);
         return err;
     }
     self->position = rec->seq;
@@ -1690,7 +597,7 @@ int rt_apply_commit(rt_apply_t *self)
 
     assert(rt_apply_commit_ready(self));
     self->nops = 0;
-    if (self->copying && (err = s_copy_end(self)) != RT_OK)
+    if (self->copying && (err = rt__copy_end(self)) != RT_OK)
         return s_failed(self, err);
     rt_lsn_format(self->group_seq, lsn, sizeof lsn);
     snprintf(ts, sizeof ts, "%" PRId64, rt_pg_to_unix_us(self->group_ts));
@@ -1698,15 +605,16 @@ int rt_apply_commit(rt_apply_t *self)
     /* A transaction without an xid writes no commit record and would not advance
      * the origin: give an all-empty group one. */
     if (self->group_changes == 0 &&
-        (err = s_send_simple(self, S_OP_MISC, "SELECT pg_current_xact_id()", 0, NULL)) != RT_OK)
+        (err = rt__pipeline_send(self, RT__OP_MISC, "SELECT pg_current_xact_id()", 0, NULL)) !=
+            RT_OK)
         return s_failed(self, err);
-    if ((err = s_send_simple(self, S_OP_MISC,
-                             "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
-                             "to_timestamp($2::float8 / 1e6))",
-                             2, params)) != RT_OK ||
-        (err = s_send_simple(self, S_OP_COMMIT, "COMMIT", 0, NULL)) != RT_OK)
+    if ((err = rt__pipeline_send(self, RT__OP_MISC,
+                                 "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
+                                 "to_timestamp($2::float8 / 1e6))",
+                                 2, params)) != RT_OK ||
+        (err = rt__pipeline_send(self, RT__OP_COMMIT, "COMMIT", 0, NULL)) != RT_OK)
         return s_failed(self, err);
-    if ((err = s_sync(self, NULL)) != RT_OK)
+    if ((err = rt__pipeline_sync(self, NULL)) != RT_OK)
         return s_failed(self, err);
     self->applied_seq = self->group_seq;
     self->last_commit_ts = self->group_ts;
@@ -1733,8 +641,9 @@ int rt_apply_reset(rt_apply_t *self, uint64_t seq)
         return RT_EIO;
     if (PQexitPipelineMode(self->conn) != 1 || PQsetnonblocking(self->conn, 0) != 0) {
         char line[512];
-        s_error(self, "cannot leave pipeline mode on the replica to reset origin %s: %s",
-                self->origin, s_line(PQerrorMessage(self->conn), line, sizeof line));
+        rt__apply_error(self, "cannot leave pipeline mode on the replica to reset origin %s: %s",
+                        self->origin,
+                        rt__apply_line(PQerrorMessage(self->conn), line, sizeof line));
         goto cleanup;
     }
     rt_lsn_format(seq, lsn, sizeof lsn);
@@ -1768,7 +677,7 @@ int rt_apply_reset(rt_apply_t *self, uint64_t seq)
 cleanup:
     PQclear(res);
     if (err != RT_OK)
-        s_drop(self);
+        rt__apply_drop(self);
     return err;
 }
 

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include "conflict.h"
 #include "rt.h"
 #include "wire.h"
 
@@ -91,17 +92,7 @@ void rt_apply_rollback(rt_apply_t *self);
  *
  * Every conflict is counted and recorded in the replica table rt.conflicts (created
  * at connect if missing): in the replica transaction that resolves it, or in a
- * transaction of its own when it stops applying. */
-typedef enum {
-    RT_CONFLICT_ERROR = 0,       /* stop applying (rt_apply_record returns RT_ECONFLICT) */
-    RT_CONFLICT_APPLY_REMOTE = 1 /* make the replica row the source's: an existing key is
-                                  * updated, a missing row of an UPDATE inserted (when the
-                                  * new row is complete), a missing row of a DELETE ignored */
-} rt_conflict_policy_t;
-
-/* Parses "error" or "apply_remote"; RT_EINVAL otherwise. */
-int rt_conflict_policy_parse(const char *word, int *policy) RT_WUR;
-const char *rt_conflict_policy_name(int policy);
+ * transaction of its own when it stops applying. The policies are in conflict.h. */
 
 /* Sets the policy (default RT_CONFLICT_ERROR). */
 void rt_apply_set_policy(rt_apply_t *self, int policy);

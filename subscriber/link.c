@@ -62,11 +62,11 @@ struct rt_link_t {
     char *pub_override;          /* PUB endpoint from the flags, or NULL */
     char *name;                  /* subscriber name */
     volatile sig_atomic_t *stop; /* set by the signal handler */
-    rt_apply_t *apply;           /* the replica side, borrowed during rt_link_run */
+    rt_apply_t *apply;           /* the replica side, borrowed from rt_link_start to rt_link_end */
     zsock_t *dealer;             /* to the publisher's ROUTER */
     zsock_t *sub;                /* from the publisher's PUB */
     rt_record_decoder_t *dec;    /* decodes REC frames */
-    int result;                  /* non-zero: rt_link_run returns it */
+    int result;                  /* non-zero: the run ends with this status */
 
     int state;               /* s_state_t */
     char *source;            /* source name from PONG */
@@ -103,10 +103,6 @@ struct rt_link_t {
     bool ready_logged;   /* the "ready:" line was written */
     bool paused;         /* the publisher paused this subscriber */
     uint64_t reconnects; /* reconnections to the publisher since start */
-    rt_http_t *http;     /* optional HTTP server served from the loop */
-    volatile sig_atomic_t *reload; /* set by SIGHUP: call reload_fn from the loop */
-    void (*reload_fn)(void *arg);
-    void *reload_arg;
 };
 
 rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
@@ -661,12 +657,11 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
     }
 }
 
-/* Receives and handles one message from sock if one is waiting (never blocks).
+/* Receives and handles one message from socket handle if one is waiting (never blocks).
  * Returns false when none was. */
-static bool s_recv(rt_link_t *self, zsock_t *sock, int64_t now)
+static bool s_recv(rt_link_t *self, void *handle, int64_t now)
 {
-    bool from_dealer = sock == self->dealer;
-    void *handle = zsock_resolve(sock);
+    bool from_dealer = self->dealer && handle == zsock_resolve(self->dealer);
     zmq_msg_t msg;
     zmq_msg_init(&msg);
     if (zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) < 0) {
@@ -802,99 +797,82 @@ static bool s_hold_group(const rt_link_t *self, const rt_apply_t *apply)
            rt_apply_txn_age_ms(apply) < S_GROUP_MAX_MS;
 }
 
-int rt_link_run(rt_link_t *self, rt_apply_t *apply)
+void rt_link_start(rt_link_t *self, rt_apply_t *apply)
 {
     self->apply = apply;
     self->state = S_DOWN;
     self->reconnect_at_ms = rt_mono_ms();
     self->result = RT_OK;
+}
 
-    while (!*self->stop && self->result == RT_OK) {
-        if (self->reload && *self->reload) {
-            *self->reload = 0;
-            self->reload_fn(self->reload_arg);
-        }
-        int64_t now = rt_mono_ms();
-        s_timers(self, now);
-        if (*self->stop || self->result != RT_OK)
-            break;
+int rt_link_tick(rt_link_t *self)
+{
+    s_timers(self, rt_mono_ms());
+    return self->result;
+}
 
-        zmq_pollitem_t items[3];
-        zsock_t *socks[3];
-        int n = 0;
-        if (self->dealer) {
-            socks[n] = self->dealer;
-            items[n++] =
-                (zmq_pollitem_t){.socket = zsock_resolve(self->dealer), .events = ZMQ_POLLIN};
-        }
-        if (self->sub) {
-            socks[n] = self->sub;
-            items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->sub), .events = ZMQ_POLLIN};
-        }
-        int nsock = n;
-        if (self->http) {
-            socks[n] = NULL;
-            items[n++] = (zmq_pollitem_t){.fd = rt_http_fd(self->http), .events = ZMQ_POLLIN};
-        }
-        /* A group waiting to commit only waits for input that is already there, unless
-         * FETCHes are outstanding: then it waits for them up to its age limit. */
-        long timeout = S_POLL_MS;
-        bool hold = s_hold_group(self, apply);
-        if (rt_apply_commit_ready(apply))
-            timeout = hold ? S_GROUP_MAX_MS - rt_apply_txn_age_ms(apply) : 0;
-        if (timeout > S_POLL_MS)
-            timeout = S_POLL_MS;
-        int rc = zmq_poll(items, n, timeout);
-        if (rc > 0 && self->http && (items[nsock].revents & ZMQ_POLLIN)) {
-            (void)rt_http_serve(self->http);
-            rc--;
-            n = nsock;
-        }
-        if (rc < 0) {
-            if (errno == EINTR)
-                continue;
-            rt_error("polling the publisher's sockets failed: %s", zmq_strerror(errno));
-            self->result = RT_EIO;
-            break;
-        }
-        now = rt_mono_ms();
-        if (rc > 0) {
-            /* What is waiting on each socket, up to a batch, without polling again; a
-             * lost link (sockets closed) ends it. */
-            uint64_t epoch = self->reconnects;
-            for (int i = 0; i < n; i++) {
-                if (!(items[i].revents & ZMQ_POLLIN))
-                    continue;
-                for (int k = 0; k < S_RECV_BATCH; k++)
-                    if (*self->stop || self->result != RT_OK || self->reconnects != epoch ||
-                        !s_recv(self, socks[i], now))
-                        break;
-            }
+int rt_link_poll_items(const rt_link_t *self, zmq_pollitem_t *items)
+{
+    int n = 0;
+    if (self->dealer)
+        items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->dealer), .events = ZMQ_POLLIN};
+    if (self->sub)
+        items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->sub), .events = ZMQ_POLLIN};
+    return n;
+}
+
+long rt_link_timeout(const rt_link_t *self)
+{
+    /* A group waiting to commit only waits for input that is already there, unless
+     * FETCHes are outstanding: then it waits for them up to its age limit. */
+    long timeout = S_POLL_MS;
+    bool hold = s_hold_group(self, self->apply);
+    if (rt_apply_commit_ready(self->apply))
+        timeout = hold ? S_GROUP_MAX_MS - rt_apply_txn_age_ms(self->apply) : 0;
+    if (timeout > S_POLL_MS)
+        timeout = S_POLL_MS;
+    return timeout;
+}
+
+int rt_link_handle(rt_link_t *self, const zmq_pollitem_t *items, int n)
+{
+    int64_t now = rt_mono_ms();
+    bool input = false;
+    /* What is waiting on each socket, up to a batch, without polling again; a lost
+     * link (sockets closed) ends it. */
+    uint64_t epoch = self->reconnects;
+    for (int i = 0; i < n; i++) {
+        if (!(items[i].revents & ZMQ_POLLIN))
             continue;
-        }
-        /* Nothing waiting: commit the group, and notice a silent publisher. */
-        if (rt_apply_commit_ready(apply) && !s_hold_group(self, apply))
-            s_commit(self);
-        if (self->state != S_DOWN && now - self->last_rx_ms > RT_LINK_SILENCE_MS) {
-            char why[128];
-            snprintf(why, sizeof why, "no message from the publisher for %d s",
-                     RT_LINK_SILENCE_MS / 1000);
-            s_link_lost(self, why, now);
-        }
+        input = true;
+        for (int k = 0; k < S_RECV_BATCH; k++)
+            if (*self->stop || self->result != RT_OK || self->reconnects != epoch ||
+                !s_recv(self, items[i].socket, now))
+                break;
     }
+    if (input)
+        return self->result;
+    /* Nothing waiting: commit the group, and notice a silent publisher. */
+    if (rt_apply_commit_ready(self->apply) && !s_hold_group(self, self->apply))
+        s_commit(self);
+    if (self->state != S_DOWN && now - self->last_rx_ms > RT_LINK_SILENCE_MS) {
+        char why[128];
+        snprintf(why, sizeof why, "no message from the publisher for %d s",
+                 RT_LINK_SILENCE_MS / 1000);
+        s_link_lost(self, why, now);
+    }
+    return self->result;
+}
 
+int rt_link_end(rt_link_t *self)
+{
     /* Stopping: roll back what is not committed and send nothing more. */
-    if (rt_apply_in_txn(apply))
-        rt_apply_rollback(apply);
+    if (rt_apply_in_txn(self->apply))
+        rt_apply_rollback(self->apply);
     s_close_sockets(self);
     self->state = S_DOWN;
     self->apply = NULL;
     return self->result;
-}
-
-void rt_link_set_http(rt_link_t *self, rt_http_t *http)
-{
-    self->http = http;
 }
 
 void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_subscriber_t *m)
@@ -915,12 +893,4 @@ void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_
     m->conflicts = rt_apply_conflicts(apply);
     m->reconnects = self->reconnects;
     m->bad_frames = self->bad_frames;
-}
-
-void rt_link_set_reload(rt_link_t *self, volatile sig_atomic_t *flag, void (*fn)(void *arg),
-                        void *arg)
-{
-    self->reload = flag;
-    self->reload_fn = fn;
-    self->reload_arg = arg;
 }

@@ -1,6 +1,6 @@
-/* subscriber/main.c - rt-subscriber: flags, wiring, signal handling and exit codes. */
+/* subscriber/main.c - rt-subscriber: flags, wiring, the event loop and exit codes. */
 #include <czmq.h>
-#include <signal.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,8 @@
 
 #include "apply.h"
 #include "config.h"
+#include "conflict.h"
+#include "daemon.h"
 #include "link.h"
 #include "web.h"
 #include "log.h"
@@ -24,48 +26,47 @@ typedef struct {
     int64_t conflict_policy;
 } s_opts_t;
 
-static const char *const s_levels[] = {"debug", "info", "warning", "error", NULL};
-/* In rt_conflict_policy_t order. */
-static const char *const s_policies[] = {"error", "apply_remote", NULL};
-
 #define OPT(k, t, f, d, ch, req, rel, h) RT_CFG_OPT(s_opts_t, k, t, f, d, 0, 0, ch, req, rel, h)
 
-static volatile sig_atomic_t s_stop = 0;
-static volatile sig_atomic_t s_reload = 0;
-
-static void s_on_signal(int sig)
-{
-    if (sig == SIGHUP)
-        s_reload = 1;
-    else
-        s_stop = 1;
-}
-
-/* What SIGHUP needs: the option table, the running options and the apply side. */
+/* What SIGHUP needs: the option table and the running options. */
 typedef struct {
     const rt_cfg_param_t *params;
     size_t nparams;
     s_opts_t *opts;
-    rt_apply_t *apply;
 } s_reload_t;
 
-/* SIGHUP: re-reads the config file and applies what can change while running. */
-static void s_reload_config(void *arg)
+/* The event loop: the link's sockets, the HTTP server (NULL: none) and the signals.
+ * Returns once a stop was asked for (RT_OK) or the link ends with another status
+ * (returned), or RT_EIO when polling fails (logged). */
+static int s_run(rt_link_t *link, rt_apply_t *apply, rt_http_t *http, const s_reload_t *reload)
 {
-    s_reload_t *r = arg;
-    if (!r->opts->config) {
-        rt_warn("SIGHUP: no --config file to reload");
-        return;
+    int rc = RT_OK;
+    s_opts_t *o = reload->opts;
+    rt_link_start(link, apply);
+    while (!rt_daemon_stopping()) {
+        if (rt_daemon_reload(reload->params, reload->nparams, o, o->config, &o->log_level))
+            rt_apply_set_policy(apply, (int)o->conflict_policy);
+        if ((rc = rt_link_tick(link)) != RT_OK || rt_daemon_stopping())
+            break;
+        zmq_pollitem_t items[RT_LINK_POLL_MAX + 1];
+        int n = rt_link_poll_items(link, items);
+        int nlink = n;
+        if (http)
+            items[n++] = (zmq_pollitem_t){.fd = rt_http_fd(http), .events = ZMQ_POLLIN};
+        if (zmq_poll(items, n, rt_link_timeout(link)) < 0) {
+            if (errno == EINTR)
+                continue;
+            rt_error("polling the publisher's sockets failed: %s", zmq_strerror(errno));
+            rc = RT_EIO;
+            break;
+        }
+        if (http && (items[nlink].revents & ZMQ_POLLIN))
+            (void)rt_http_serve(http);
+        if ((rc = rt_link_handle(link, items, nlink)) != RT_OK)
+            break;
     }
-    if (rt_config_load_file(r->params, r->nparams, r->opts, r->opts->config) < 0) {
-        rt_warn("SIGHUP: %s not reloaded (errors above); running settings kept", r->opts->config);
-        return;
-    }
-    rt_log_init("rt-subscriber", (rt_log_level_t)r->opts->log_level);
-    rt_apply_set_policy(r->apply, (int)r->opts->conflict_policy);
-    rt_info("reloaded %s: log-level %s, conflict-policy %s (other keys apply at the next start)",
-            r->opts->config, s_levels[r->opts->log_level],
-            rt_conflict_policy_name((int)r->opts->conflict_policy));
+    int status = rt_link_end(link);
+    return status != RT_OK ? status : rc;
 }
 
 /* A routing id and a name in STATUS: 1..127 bytes, printable, not starting with NUL. */
@@ -99,8 +100,10 @@ int main(int argc, char **argv)
         OPT("http", RT_CFG_STR, http, NULL, NULL, false, false,
             "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
         OPT("config", RT_CFG_STR, config, NULL, NULL, false, false, "INI file with these keys"),
-        OPT("log-level", RT_CFG_ENUM, log_level, "info", s_levels, false, true, "lowest level logged"),
-        OPT("conflict-policy", RT_CFG_ENUM, conflict_policy, "error", s_policies, false, true,
+        OPT("log-level", RT_CFG_ENUM, log_level, "info", rt_daemon_log_levels, false, true,
+            "lowest level logged"),
+        OPT("conflict-policy", RT_CFG_ENUM, conflict_policy, "error", rt_conflict_policy_words,
+            false, true,
             "on an INSERT of an existing key or an UPDATE/DELETE of a missing row: error "
             "(stop applying, retry with back-off) or apply_remote (make the replica row the "
             "source's); either way recorded in rt.conflicts"),
@@ -131,44 +134,26 @@ int main(int argc, char **argv)
         code = RT_EXIT_USAGE;
         goto cleanup;
     }
-    rt_log_init("rt-subscriber", (rt_log_level_t)opts.log_level);
+    rt_daemon_init("rt-subscriber", opts.log_level);
 
-    /* Our own handlers: czmq must not install its own. */
-    zsys_handler_set(NULL);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    apply = rt_apply_new(opts.target, &s_stop);
+    apply = rt_apply_new(opts.target, rt_daemon_stop_flag());
     rt_link_opts_t lo = {.publisher = opts.publisher, .pub = opts.pub, .name = opts.name};
-    link = rt_link_new(&lo, &s_stop);
+    link = rt_link_new(&lo, rt_daemon_stop_flag());
     if (!apply || !link) {
         rt_error("out of memory");
         goto cleanup;
     }
     if (opts.http && !(http = rt_subscriber_web_new(opts.http, link, apply)))
         goto cleanup;
-    s_reload_t reload = {params, nparams, &opts, apply};
-    rt_link_set_reload(link, &s_reload, s_reload_config, &reload);
+    s_reload_t reload = {params, nparams, &opts};
     rt_apply_set_policy(apply, (int)opts.conflict_policy);
     rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
-    rc = rt_link_run(link, apply);
-    if (rc == RT_OK) {
+    rc = s_run(link, apply, http, &reload);
+    if (rc == RT_OK)
         rt_info("stopped");
-        code = RT_EXIT_OK;
-    } else if (rc == RT_ETRIMMED) {
-        code = RT_EXIT_RESYNC;
-    } else if (rc == RT_EINVAL) {
-        code = RT_EXIT_USAGE;
-    } else {
+    else if (rc != RT_ETRIMMED && rc != RT_EINVAL)
         rt_error("stopping: %s", rt_strerror(rc));
-        code = RT_EXIT_FAILURE;
-    }
+    code = rt_daemon_exit_code(rc);
 cleanup:
     rt_http_destroy(&http);
     rt_link_destroy(&link);

@@ -1,5 +1,6 @@
 /* subscriber/web.c - the subscriber's HTTP side: /metrics, /api/status and the dashboard.
- * Handlers run on the link's loop (rt_http_serve), so they read its state directly. */
+ * Handlers run on the subscriber's event loop (rt_http_serve in main.c), so they read
+ * the link's and apply's state directly. */
 #include "web.h"
 
 #include <inttypes.h>
@@ -50,8 +51,5 @@ rt_http_t *rt_subscriber_web_new(const char *addr_port, rt_link_t *link, rt_appl
 {
     s_web.link = link;
     s_web.apply = apply;
-    rt_http_t *http = rt_http_new(addr_port, s_handle, &s_web);
-    if (http)
-        rt_link_set_http(link, http);
-    return http;
+    return rt_http_new(addr_port, s_handle, &s_web);
 }

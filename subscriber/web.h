@@ -6,8 +6,8 @@
 #include "http.h"
 #include "link.h"
 
-/* Starts serving on "ADDR:PORT" from the link's loop; link and apply are borrowed.
- * NULL on failure, logged. */
+/* Starts serving on "ADDR:PORT"; link and apply are borrowed. The caller's event loop
+ * polls rt_http_fd and calls rt_http_serve. NULL on failure, logged. */
 rt_http_t *rt_subscriber_web_new(const char *addr_port, rt_link_t *link, rt_apply_t *apply);
 
 #endif

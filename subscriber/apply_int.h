@@ -1,0 +1,228 @@
+/* subscriber/apply_int.h - what the parts of the applier share: its state, and the
+ * functions one part offers the others (apply.c, apply_pipeline.c, apply_copy.c,
+ * conflict.c). Other modules use apply.h. Names shared only among these begin with rt__.
+ */
+#ifndef RT_APPLY_INT_H
+#define RT_APPLY_INT_H
+
+#include <czmq.h>
+#include <libpq-fe.h>
+
+#include "apply.h"
+
+/* Longest origin name PostgreSQL accepts (MAX_RONAME_LEN). */
+#define RT_APPLY_MAX_ORIGIN 512
+/* Poll step while waiting on the replica socket, to notice a stop request. */
+#define RT_APPLY_WAIT_STEP_MS 100
+/* Shape keys (rt_sqlgen_shape_key: 34 characters). */
+#define RT_APPLY_KEY_MAX 64
+
+/* What a queued pipeline command was, to interpret its result. */
+typedef enum {
+    RT__OP_BEGIN,
+    RT__OP_PREPARE,
+    RT__OP_EXEC,
+    RT__OP_MISC,
+    RT__OP_COMMIT,
+    RT__OP_ROLLBACK
+} rt__op_kind_t;
+
+/* A queued pipeline command. */
+typedef struct rt__op_t rt__op_t;
+/* The INSERT shape key of a relation of the record being applied. */
+typedef struct rt__relkey_t rt__relkey_t;
+
+/* A conflict being resolved or the one that stopped applying. */
+typedef struct {
+    uint64_t seq;       /* record */
+    uint32_t change;    /* index of the change in it */
+    char relation[256]; /* "schema"."table" */
+    char op[12];        /* INSERT, UPDATE, DELETE */
+    char kind[24];      /* insert_exists, update_missing, update_exists, ... */
+    char detail[512];   /* what was found, one line */
+} rt__conflict_t;
+
+/* The applier (apply.h): the replica session and its progress, the open transaction,
+ * the pipeline queue and statement cache, the open COPY and the conflict being handled. */
+struct rt_apply_t {
+    char *dsn;                            /* replica connection string */
+    volatile sig_atomic_t *stop;          /* stop request flag */
+    PGconn *conn;                         /* NULL when not connected */
+    char *source;                         /* source name of the session's origin */
+    char origin[RT_APPLY_MAX_ORIGIN + 1]; /* "rt_<source>" */
+    char target[256];                     /* "db@host:port" */
+    zhashx_t *cache;                      /* shape key -> s_cached_t */
+    uint32_t next_stmt;                   /* number of the next statement name */
+
+    uint64_t applied_seq;    /* last committed LAST seq */
+    uint64_t position;       /* last record applied in the open transaction */
+    bool in_txn;             /* a replica transaction is open */
+    bool mid_txn;            /* the last record applied did not end its source transaction */
+    rt_lsn_t txn_commit_lsn; /* commit LSN of that source transaction (its FIRST record's) */
+    int64_t txn_start_ms;    /* when the open transaction began */
+    uint32_t group_txns;     /* source transactions in the open transaction */
+    size_t group_bytes;      /* record bytes in the open transaction */
+    uint64_t group_changes;  /* changes in the open transaction */
+    uint64_t applied_txns;   /* source transactions committed since start */
+    uint64_t applied_rows;   /* changes committed since start */
+    uint64_t group_seq;      /* seq of the last LAST record in the open transaction */
+    int64_t group_ts;        /* its commit time (PostgreSQL epoch µs) */
+
+    rt__op_t *ops; /* commands of the current segment */
+    size_t nops, ops_cap;
+    const char **params; /* parameter pointers of one statement */
+    size_t params_cap;
+    const rt_relation_t **trels; /* relations of one TRUNCATE */
+    size_t trels_cap;
+    rt__relkey_t *relkeys; /* per relation index of the current record */
+    size_t relkeys_cap;
+
+    bool copying;                    /* a COPY FROM STDIN is open (out of pipeline mode) */
+    char copy_key[RT_APPLY_KEY_MAX]; /* INSERT shape key of the relation it writes */
+    char copy_table[256];            /* "schema"."table", for messages */
+    uint64_t copy_first;             /* seq of its first row */
+    uint64_t copy_last;              /* seq of its last row */
+    uint64_t copy_rows;              /* rows written to it */
+    char *copy_buf;                  /* encoded rows not yet handed to libpq */
+    size_t copy_len, copy_cap;
+    char run_key[RT_APPLY_KEY_MAX]; /* the INSERTs just before were into this relation */
+    uint32_t run_rows;              /* how many (applied with INSERT) */
+    uint64_t nocopy_until;          /* records up to this seq are applied without COPY */
+
+    int policy;               /* rt_conflict_policy_t */
+    uint64_t remote_until;    /* records up to this seq: apply_remote whatever the policy */
+    uint64_t conflicts;       /* counted conflicts (committed or stopping) */
+    uint64_t group_conflicts; /* conflicts resolved in the open transaction */
+    rt__conflict_t conflict;  /* the last conflict detected */
+    bool conflict_set;        /* conflict describes the failure being handled */
+    uint64_t stop_seq;        /* the stopping conflict last recorded: seq, change, kind */
+    uint32_t stop_change;
+    char stop_kind[24];
+    int64_t probe_rows;                     /* probe: rows of the last statement, -1 on 23505 */
+    char probe_detail[256];                 /* probe: the 23505 detail */
+    char last_error[RT_ERROR_TEXT_MAX + 1]; /* the last failure, one line */
+    int64_t last_commit_ts;                 /* source commit time of the last committed group */
+    int64_t last_applied_at;                /* when it committed */
+};
+
+/* ---- apply.c: the session. */
+
+/* True once stop is requested. */
+bool rt__apply_stopping(const rt_apply_t *self);
+
+/* Copies a libpq message into buf on one line: line breaks and tabs become single
+ * spaces, trailing space is dropped. Returns buf. */
+const char *rt__apply_line(const char *msg, char *buf, size_t size);
+
+/* Logs an apply failure and keeps it as the last error (reported in ACK). */
+void rt__apply_error(rt_apply_t *self, const char *fmt, ...) RT_PRINTF(2, 3);
+
+/* Waits until fd is ready for events, in steps, checking the stop flag. Returns 0
+ * when ready, RT_EAGAIN on stop, RT_EIO on a poll error, RT_EDB past deadline_ms
+ * (a monotonic time, or 0 for none). */
+int rt__apply_wait_fd(rt_apply_t *self, int fd, short events, int64_t deadline_ms) RT_WUR;
+
+/* Drops the connection without any further command (the server rolls back). */
+void rt__apply_drop(rt_apply_t *self);
+
+/* ---- apply_pipeline.c: the pipeline queue and the prepared-statement cache. Commands
+ * are queued on self->conn (in pipeline mode) and noted in self->ops; sending fails
+ * with RT_EIO, RT_ENOMEM or, for a change that does not fit its relation, RT_EPROTO. */
+
+/* A new statement cache: shape key -> prepared statement, freeing its entries. NULL if
+ * out of memory. */
+zhashx_t *rt__pipeline_cache_new(void);
+
+/* Queues sql with n text parameters; kind says how to read its result. */
+int rt__pipeline_send(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
+                      const char *const *params) RT_WUR;
+
+/* Queues change idx of rec as a prepared statement (a TRUNCATE as plain SQL). */
+int rt__pipeline_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx) RT_WUR;
+
+/* Queues change ch (change idx of rec, or a statement standing in for it) as a
+ * prepared statement; probe: its row count or duplicate key is read as an answer
+ * (self->probe_rows, self->probe_detail). */
+int rt__pipeline_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch,
+                           uint32_t idx, bool probe) RT_WUR;
+
+/* Sends what libpq buffered, reading input meanwhile so the server never blocks
+ * on a full socket while we do. 0, RT_EIO or RT_EAGAIN. */
+int rt__pipeline_flush(rt_apply_t *self) RT_WUR;
+
+/* Returns the next result, waiting for it while watching the stop flag. Sets *err
+ * to RT_EAGAIN on stop or RT_EIO if the connection failed; NULL results are
+ * otherwise the end of one command's results. */
+PGresult *rt__pipeline_next_result(rt_apply_t *self, int *err);
+
+/* Ends the segment with a Sync, sends it and reads all results, rec being the record
+ * the changes are of (NULL: none). Returns 0 or the first failure (logged, or noted in
+ * self->conflict for RT_ECONFLICT); on RT_EIO/RT_EAGAIN the connection is unusable.
+ * The queue is empty after. */
+int rt__pipeline_sync(rt_apply_t *self, const rt_record_t *rec) RT_WUR;
+
+/* Sends what is queued with a Sync and reads the results (rt__pipeline_sync after a
+ * flush). */
+int rt__pipeline_run(rt_apply_t *self, const rt_record_t *rec) RT_WUR;
+
+/* ---- apply_copy.c: the COPY path for runs of INSERTs (self->copying while one is open,
+ * out of pipeline mode). */
+
+/* The INSERT shape key of relation idx of rec, computed once per record; NULL if the
+ * descriptor is unusable. Valid until the next record. */
+const char *rt__copy_rel_key(rt_apply_t *self, const rt_record_t *rec, uint32_t idx);
+
+/* Whether INSERT i of rec (relation key) starts a COPY: the run of INSERTs into its
+ * relation it belongs to - those applied just before it and those that follow it in
+ * this record - has at least S_COPY_MIN_ROWS rows. */
+bool rt__copy_wanted(const rt_apply_t *self, const rt_record_t *rec, uint32_t i, const char *key);
+
+/* Notes an INSERT applied with a prepared statement (key NULL: another change). */
+void rt__copy_run_note(rt_apply_t *self, const char *key);
+
+/* Opens a COPY into relation idx of rec (key: its INSERT shape key); nothing may be
+ * queued in the pipeline. Returns 0 or an error as rt_apply_record. */
+int rt__copy_start(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, const char *key) RT_WUR;
+
+/* Appends INSERT ch of rec to the open COPY. Returns 0; RT_EPROTO or RT_ENOMEM, the
+ * COPY still open; or RT_EIO, RT_EAGAIN or the failure the server reported (logged). */
+int rt__copy_row(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch) RT_WUR;
+
+/* Sends the rest of the rows, ends the COPY and checks its result; pipeline mode
+ * again. Returns 0 or an error as rt_apply_record. */
+int rt__copy_end(rt_apply_t *self) RT_WUR;
+
+/* Abandons the open COPY (the transaction is rolled back next). 0 when the session is
+ * usable again, else RT_EIO or RT_EAGAIN. */
+int rt__copy_abort(rt_apply_t *self) RT_WUR;
+
+/* ---- conflict.c: conflicts described, recorded in rt.conflicts and resolved. */
+
+/* The statements that create the schema rt and the table rt.conflicts if missing
+ * (run when the session is set up). */
+extern const char *const rt__conflicts_schema;
+extern const char *const rt__conflicts_ddl;
+
+/* "INSERT", "UPDATE", "DELETE" or "TRUNCATE" for a change's op letter. */
+const char *rt__conflict_op_name(char op);
+
+/* Describes a conflict of change idx of rec (op: the statement that met it) in
+ * self->conflict, and sets self->conflict_set. */
+void rt__conflict_note(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char op,
+                       const char *kind, const char *fmt, ...) RT_PRINTF(6, 7);
+
+/* Writes the identity change ch of rec is matched by, "(k1, k2)=(v1, v2)" (values cut at
+ * 40 bytes), into buf; "" when there is no key or no image. */
+void rt__conflict_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, size_t size);
+
+/* Applies rec change by change, resolving conflicts the apply_remote way (after ROLLBACK
+ * TO SAVEPOINT rt_record). Returns 0, an error as rt_apply_record, or RT_ECONFLICT with
+ * self->conflict set when one cannot be resolved. */
+int rt__conflict_resolve_record(rt_apply_t *self, const rt_record_t *rec) RT_WUR;
+
+/* Records the conflict that stopped applying, in a transaction of its own (not in
+ * any open transaction: it was rolled back), once per seq, change and kind. Counts it
+ * and logs it as the last error; may drop the connection if that transaction fails. */
+void rt__conflict_record_stop(rt_apply_t *self);
+
+#endif
