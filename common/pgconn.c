@@ -91,18 +91,21 @@ static void s_connect_failed(const rt_pg_opts_t *o, const char *why, char *err, 
         snprintf(err, err_size, "%s", line);
 }
 
-/* Waits until fd is ready for events, in steps, checking the stop flag. 0 when ready,
- * RT_EAGAIN on stop, RT_EIO on a poll error, RT_EDB past deadline_ms. */
-static int s_wait_fd(const rt_pg_opts_t *o, int fd, short events, int64_t deadline_ms)
+int rt_pg_wait_fd(int fd, short events, int64_t deadline_ms, volatile sig_atomic_t *stop)
 {
     for (;;) {
-        if (o->stop && *o->stop)
+        if (stop && *stop)
             return RT_EAGAIN;
-        int64_t left = deadline_ms - rt_mono_ms();
-        if (left <= 0)
-            return RT_EDB;
+        int step = S_WAIT_STEP_MS;
+        if (deadline_ms) {
+            int64_t left = deadline_ms - rt_mono_ms();
+            if (left <= 0)
+                return RT_EDB;
+            if (left < step)
+                step = (int)left;
+        }
         struct pollfd p = {.fd = fd, .events = events};
-        int rc = poll(&p, 1, left < S_WAIT_STEP_MS ? (int)left : S_WAIT_STEP_MS);
+        int rc = poll(&p, 1, step);
         if (rc > 0)
             return 0;
         if (rc < 0 && errno != EINTR)
@@ -142,8 +145,8 @@ int rt_pg_connect(const rt_pg_opts_t *o, PGconn **out, char *err, size_t err_siz
                              err_size);
             goto cleanup;
         }
-        int w = s_wait_fd(o, PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-                          deadline);
+        int w = rt_pg_wait_fd(PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                              deadline, o->stop);
         if (w == RT_EDB) {
             snprintf(line, sizeof line, "no answer within %d ms", timeout);
             s_connect_failed(o, line, err, err_size);

@@ -30,6 +30,12 @@ typedef struct {
  * when *stop was set (nothing logged); RT_ENOMEM. */
 int rt_pg_connect(const rt_pg_opts_t *opts, PGconn **conn, char *err, size_t err_size) RT_WUR;
 
+/* Waits until fd (a connection's PQsocket) is ready for events (POLLIN, POLLOUT), in
+ * steps of 100 ms checking *stop (may be NULL). Returns 0 when ready, RT_EAGAIN once
+ * *stop is set, RT_EDB past deadline_ms (a rt_mono_ms time, or 0 for none), RT_EIO
+ * when poll fails. */
+int rt_pg_wait_fd(int fd, short events, int64_t deadline_ms, volatile sig_atomic_t *stop) RT_WUR;
+
 /* Runs sql (simple protocol when nparams is 0, else with text parameters) and returns
  * its result when it is tuples or command ok. Otherwise clears it, logs once
  * "CONTEXT: WHAT failed: SQLSTATE X: message" (context e.g. "source", "replica"; what

@@ -33,6 +33,7 @@
 
 #include "capture_int.h"
 #include "log.h"
+#include "pgconn.h"
 #include "pgoutput.h"
 #include "wire.h"
 
@@ -114,8 +115,9 @@ static void s_send_feedback(rt_capture_t *self, bool force)
     rt_put_be64(msg + 25, (uint64_t)rt_pg_now_us());
     msg[33] = 0;
     if (PQputCopyData(self->conn, (const char *)msg, sizeof msg) <= 0 || PQflush(self->conn)) {
+        char line[RT_PG_ERR_MAX];
         rt_warn("source: sending status to the walsender failed: %s",
-                rt_source_error(self->conn));
+                rt_pg_error_line(PQerrorMessage(self->conn), line, sizeof line));
         return;
     }
     self->last_feedback_ms = now;
@@ -700,8 +702,9 @@ int rt_capture_pump(rt_capture_t *self)
 
     /* Read everything available, up to the batch limit: that is one group commit. */
     for (;;) {
+        char line[RT_PG_ERR_MAX];
         if (!PQconsumeInput(self->conn)) {
-            s_disconnect(self, rt_source_error(self->conn));
+            s_disconnect(self, rt_pg_error_line(PQerrorMessage(self->conn), line, sizeof line));
             return RT_OK;
         }
         bool got = false;
@@ -714,10 +717,13 @@ int rt_capture_pump(rt_capture_t *self)
                 if (n == -1) {
                     PGresult *res = PQgetResult(self->conn);
                     rt_error("source: replication stream ended: %s",
-                             res ? PQresultErrorMessage(res) : "no result");
+                             res ? rt_pg_error_line(PQresultErrorMessage(res), line, sizeof line)
+                                 : "no result");
                     PQclear(res);
                 }
-                s_disconnect(self, n == -1 ? "stream ended" : rt_source_error(self->conn));
+                s_disconnect(self, n == -1 ? "stream ended"
+                                           : rt_pg_error_line(PQerrorMessage(self->conn), line,
+                                                              sizeof line));
                 return RT_OK;
             }
             got = true;

@@ -103,10 +103,6 @@ int rt_source_prepare(const rt_capture_opts_t *opts) RT_WUR;
  * caller PQfinishes it), or RT_EDB (logged). */
 int rt_source_start(const rt_capture_opts_t *opts, PGconn **conn) RT_WUR;
 
-/* The last error of conn without its trailing newline. Borrowed from libpq: valid until
- * the next call on conn. */
-char *rt_source_error(PGconn *conn);
-
 /* ---- capture.c: the transaction being read, one pgoutput message at a time (protocol
  * 1 form: Begin, Origin, Relation, Insert/Update/Delete/Truncate, Commit). spool.c
  * replays a committed streamed transaction through them. Each returns 0 or a negative

@@ -1,56 +1,32 @@
 /* publisher/source.c - set-up on the source: checks, publication, slot, START_REPLICATION.
  *
- * Everything rt asks of the source before the replication stream flows, and the libpq
- * helpers it goes through: a connection (normal or replication), a query whose failure
- * is logged, and the server's error message without its trailing newline. */
+ * Everything rt asks of the source before the replication stream flows, through
+ * common/pgconn: connections (normal or replication) and queries whose failure is
+ * logged once, names quoted by libpq. */
 #include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "capture_int.h"
+#include "daemon.h"
 #include "log.h"
+#include "pgconn.h"
 
-/* ---- libpq helpers: every connection and query of the set-up goes through them. */
-
-char *rt_source_error(PGconn *conn)
-{
-    char *msg = PQerrorMessage(conn);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-        msg[--n] = '\0';
-    return msg;
-}
-
+/* A connection to the source, normal or replication=database; NULL when it failed
+ * (logged by rt_pg_connect, without the password) or a stop was asked for. */
 static PGconn *s_connect(const char *dsn, bool replication)
 {
-    /* expand_dbname = 1: the dbname value is a whole connection string; the keywords
-     * after it override what it says. */
-    const char *keys[] = {"dbname", "application_name", "replication", NULL};
-    const char *vals[] = {dsn, "rt-publisher", "database", NULL};
-    if (!replication)
-        keys[2] = vals[2] = NULL;
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        rt_error("cannot connect to the source (%s): %s", dsn, rt_source_error(conn));
-        PQfinish(conn);
-        return NULL;
-    }
-    return conn;
+    rt_pg_opts_t o = {.dsn = dsn, .what = "the source", .application_name = "rt-publisher",
+                      .replication = replication, .stop = rt_daemon_stop_flag()};
+    PGconn *conn = NULL;
+    return rt_pg_connect(&o, &conn, NULL, 0) == RT_OK ? conn : NULL;
 }
 
-/* Runs a query expecting tuples or command ok; returns the result or NULL (logged). */
 static PGresult *s_query(PGconn *conn, const char *what, const char *sql, int nparams,
                          const char *const *params)
 {
-    PGresult *res = nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
-                            : PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        rt_error("source: %s failed: %s", what, rt_source_error(conn));
-        PQclear(res);
-        return NULL;
-    }
-    return res;
+    return rt_pg_exec(conn, "source", what, sql, nparams, params, NULL, 0);
 }
 
 /* ---- Set-up. */
@@ -82,10 +58,12 @@ int rt_source_prepare(const rt_capture_opts_t *opts)
     bool exists = PQntuples(res) > 0;
     PQclear(res);
     if (!exists) {
-        char *ident = PQescapeIdentifier(conn, opts->publication, strlen(opts->publication));
+        char *ident = rt_pg_ident(conn, opts->publication);
+        if (!ident)
+            goto cleanup;
         char sql[512];
         snprintf(sql, sizeof sql, "CREATE PUBLICATION %s FOR ALL TABLES", ident);
-        PQfreemem(ident);
+        free(ident);
         res = s_query(conn, "creating the publication", sql, 0, NULL);
         if (!res)
             goto cleanup;
@@ -106,14 +84,17 @@ int rt_source_start(const rt_capture_opts_t *opts, PGconn **out)
         return RT_EDB;
 
     char sql[1024];
+    char line[RT_PG_ERR_MAX];
+    char *slot = NULL, *pub = NULL, *pub_lit = NULL;
     const char *params[] = {opts->slot};
-    PGresult *res = PQexec(conn, "IDENTIFY_SYSTEM");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rt_error("source: IDENTIFY_SYSTEM failed: %s", rt_source_error(conn));
-        PQclear(res);
+    PGresult *res = s_query(conn, "IDENTIFY_SYSTEM", "IDENTIFY_SYSTEM", 0, NULL);
+    if (!res)
         goto fail;
-    }
     PQclear(res);
+    /* The slot as a quoted identifier; the publication as a literal holding one. */
+    if (!(slot = rt_pg_ident(conn, opts->slot)) || !(pub = rt_pg_ident(conn, opts->publication)) ||
+        !(pub_lit = rt_pg_literal(conn, pub)))
+        goto fail;
 
     /* The replication connection cannot run normal queries with parameters; use a
      * normal connection to look the slot up. */
@@ -142,35 +123,35 @@ int rt_source_start(const rt_capture_opts_t *opts, PGconn **out)
     PQfinish(q);
 
     if (!exists) {
-        snprintf(sql, sizeof sql,
-                 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput (SNAPSHOT 'nothing')",
-                 opts->slot);
-        res = PQexec(conn, sql);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            rt_error("source: creating replication slot \"%s\" failed: %s", opts->slot,
-                     rt_source_error(conn));
-            PQclear(res);
+        snprintf(sql, sizeof sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing')",
+                 slot);
+        if (!(res = s_query(conn, "creating the replication slot", sql, 0, NULL)))
             goto fail;
-        }
         rt_info("created replication slot %s at %s", opts->slot, PQgetvalue(res, 0, 1));
         PQclear(res);
     }
 
     snprintf(sql, sizeof sql,
-             "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 (proto_version '2', "
-             "streaming 'on', publication_names '\"%s\"', messages 'true')",
-             opts->slot, opts->publication);
+             "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '2', "
+             "streaming 'on', publication_names %s, messages 'true')",
+             slot, pub_lit);
     res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         rt_error("source: START_REPLICATION on slot \"%s\" failed: %s", opts->slot,
-                 rt_source_error(conn));
+                 rt_pg_error_line(PQerrorMessage(conn), line, sizeof line));
         PQclear(res);
         goto fail;
     }
     PQclear(res);
+    free(slot);
+    free(pub);
+    free(pub_lit);
     *out = conn;
     return RT_OK;
 fail:
+    free(slot);
+    free(pub);
+    free(pub_lit);
     PQfinish(conn);
     return RT_EDB;
 }

@@ -25,13 +25,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "pgconn.h"
 
 /* Connection attempts give up after this long. */
 #define S_CONNECT_TIMEOUT_MS 10000
@@ -75,24 +75,6 @@ void rt_apply_destroy(rt_apply_t **self_p)
 bool rt__apply_stopping(const rt_apply_t *self)
 {
     return self->stop && *self->stop;
-}
-
-const char *rt__apply_line(const char *msg, char *buf, size_t size)
-{
-    size_t n = 0;
-    bool space = false;
-    for (const char *p = msg ? msg : ""; *p && n + 1 < size; p++) {
-        if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
-            space = n > 0;
-            continue;
-        }
-        if (space && n + 2 < size)
-            buf[n++] = ' ';
-        space = false;
-        buf[n++] = *p;
-    }
-    buf[n] = '\0';
-    return buf;
 }
 
 void rt__apply_error(rt_apply_t *self, const char *fmt, ...)
@@ -206,92 +188,23 @@ const char *rt_apply_target(const rt_apply_t *self)
 /* ---------------------------------------------------------------------------------
  * Connection and session setup (not in pipeline mode). */
 
-int rt__apply_wait_fd(rt_apply_t *self, int fd, short events, int64_t deadline_ms)
-{
-    for (;;) {
-        if (rt__apply_stopping(self))
-            return RT_EAGAIN;
-        int step = RT_APPLY_WAIT_STEP_MS;
-        if (deadline_ms) {
-            int64_t left = deadline_ms - rt_mono_ms();
-            if (left <= 0)
-                return RT_EDB;
-            if (left < step)
-                step = (int)left;
-        }
-        struct pollfd p = {.fd = fd, .events = events};
-        int rc = poll(&p, 1, step);
-        if (rc > 0)
-            return 0;
-        if (rc < 0 && errno != EINTR)
-            return RT_EIO;
-    }
-}
-
-/* Opens the connection with PQconnectStartParams, polling so a stop request is seen. */
+/* Opens the connection, polling so that a stop request is seen; a failure is logged
+ * and kept as the last error. */
 static int s_open(rt_apply_t *self)
 {
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {"10", "rt-subscriber", self->dsn, NULL};
-    PGconn *conn = PQconnectStartParams(keys, vals, 1);
-    char line[512];
-    int64_t deadline = rt_mono_ms() + S_CONNECT_TIMEOUT_MS;
-    int err = RT_EDB;
-
-    if (!conn)
-        return RT_ENOMEM;
-    if (PQstatus(conn) == CONNECTION_BAD) {
-        rt__apply_error(self, "cannot connect to the replica: %s",
-                        rt__apply_line(PQerrorMessage(conn), line, sizeof line));
-        goto cleanup;
-    }
-    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-    while (st != PGRES_POLLING_OK) {
-        if (st == PGRES_POLLING_FAILED) {
-            rt__apply_error(self, "cannot connect to the replica: %s",
-                            rt__apply_line(PQerrorMessage(conn), line, sizeof line));
-            goto cleanup;
-        }
-        int rc = rt__apply_wait_fd(self, PQsocket(conn),
-                                   st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
-        if (rc == RT_EDB) {
-            rt__apply_error(self, "cannot connect to the replica: no answer within %d s",
-                            S_CONNECT_TIMEOUT_MS / 1000);
-            goto cleanup;
-        }
-        if (rc != 0) {
-            err = rc;
-            goto cleanup;
-        }
-        st = PQconnectPoll(conn);
-    }
-    self->conn = conn;
-    conn = NULL;
-    err = RT_OK;
-cleanup:
-    if (conn)
-        PQfinish(conn);
-    return err;
+    rt_pg_opts_t o = {.dsn = self->dsn, .what = "the replica", .application_name = "rt-subscriber",
+                      .timeout_ms = S_CONNECT_TIMEOUT_MS, .stop = self->stop};
+    return rt_pg_connect(&o, &self->conn, self->last_error, sizeof self->last_error);
 }
 
 /* Runs one setup command with up to two text parameters; returns its result
- * (tuples or command ok) or NULL after logging what failed. */
+ * (tuples or command ok) or NULL after logging what failed (kept as the last error). */
 static PGresult *s_setup_exec(rt_apply_t *self, const char *what, const char *sql, int nparams,
                               const char *p1, const char *p2)
 {
     const char *params[2] = {p1, p2};
-    PGresult *res = PQexecParams(self->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return res;
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    char line[512];
-    rt__apply_error(self, "replica session setup failed (%s): SQLSTATE %s: %s", what,
-                    state ? state : "?",
-                    rt__apply_line(res ? PQresultErrorMessage(res) : PQerrorMessage(self->conn),
-                                   line, sizeof line));
-    PQclear(res);
-    return NULL;
+    return rt_pg_exec(self->conn, "replica session setup", what, sql, nparams, params,
+                      self->last_error, sizeof self->last_error);
 }
 
 /* Checks that a source name from the publisher can be part of an origin name. */
@@ -313,7 +226,7 @@ static int s_enter_pipeline(rt_apply_t *self)
         return RT_OK;
     char line[512];
     rt__apply_error(self, "cannot enter pipeline mode on the replica: %s",
-                    rt__apply_line(PQerrorMessage(self->conn), line, sizeof line));
+                    rt_pg_error_line(PQerrorMessage(self->conn), line, sizeof line));
     return RT_EDB;
 }
 
@@ -416,7 +329,7 @@ static int s_failed(rt_apply_t *self, int err)
     if (err == RT_EIO || !self->conn || PQstatus(self->conn) != CONNECTION_OK) {
         char line[512];
         rt__apply_error(self, "lost connection to the replica %s: %s", self->target,
-                        self->conn ? rt__apply_line(PQerrorMessage(self->conn), line, sizeof line)
+                        self->conn ? rt_pg_error_line(PQerrorMessage(self->conn), line, sizeof line)
                                    : "closed");
         rt__apply_drop(self);
         return RT_EIO;
@@ -446,7 +359,7 @@ void rt_apply_rollback(rt_apply_t *self)
             char line[512];
             rt__apply_error(self, "lost connection to the replica %s during rollback: %s",
                             self->target,
-                            rt__apply_line(PQerrorMessage(self->conn), line, sizeof line));
+                            rt_pg_error_line(PQerrorMessage(self->conn), line, sizeof line));
         }
         rt__apply_drop(self);
         return;
@@ -643,7 +556,7 @@ int rt_apply_reset(rt_apply_t *self, uint64_t seq)
         char line[512];
         rt__apply_error(self, "cannot leave pipeline mode on the replica to reset origin %s: %s",
                         self->origin,
-                        rt__apply_line(PQerrorMessage(self->conn), line, sizeof line));
+                        rt_pg_error_line(PQerrorMessage(self->conn), line, sizeof line));
         goto cleanup;
     }
     rt_lsn_format(seq, lsn, sizeof lsn);

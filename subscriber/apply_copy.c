@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgconn.h"
 #include "sqlgen.h"
 
 /* A run of INSERTs into one relation is written with COPY from this many rows on. */
@@ -99,8 +100,8 @@ static int s_copy_failure(rt_apply_t *self, const PGresult *res)
 
     if (!state)
         state = "?";
-    msg = rt__apply_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
-    rt__apply_line(detail ? detail : "", dline, sizeof dline);
+    msg = rt_pg_error_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
+    rt_pg_error_line(detail ? detail : "", dline, sizeof dline);
     s_copy_range(self, range, sizeof range);
     self->nocopy_until = self->copy_last;
     if (strcmp(state, "42P01") == 0) {

@@ -110,17 +110,8 @@ struct rt_apply_t {
 /* True once stop is requested. */
 bool rt__apply_stopping(const rt_apply_t *self);
 
-/* Copies a libpq message into buf on one line: line breaks and tabs become single
- * spaces, trailing space is dropped. Returns buf. */
-const char *rt__apply_line(const char *msg, char *buf, size_t size);
-
 /* Logs an apply failure and keeps it as the last error (reported in ACK). */
 void rt__apply_error(rt_apply_t *self, const char *fmt, ...) RT_PRINTF(2, 3);
-
-/* Waits until fd is ready for events, in steps, checking the stop flag. Returns 0
- * when ready, RT_EAGAIN on stop, RT_EIO on a poll error, RT_EDB past deadline_ms
- * (a monotonic time, or 0 for none). */
-int rt__apply_wait_fd(rt_apply_t *self, int fd, short events, int64_t deadline_ms) RT_WUR;
 
 /* Drops the connection without any further command (the server rolls back). */
 void rt__apply_drop(rt_apply_t *self);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pgconn.h"
 #include "sqlgen.h"
 
 /* A prepared statement of one change shape. */
@@ -85,7 +86,7 @@ int rt__pipeline_flush(rt_apply_t *self)
 PGresult *rt__pipeline_next_result(rt_apply_t *self, int *err)
 {
     while (PQisBusy(self->conn)) {
-        int rc = rt__apply_wait_fd(self, PQsocket(self->conn), POLLIN, 0);
+        int rc = rt_pg_wait_fd(PQsocket(self->conn), POLLIN, 0, self->stop);
         if (rc != 0) {
             *err = rc;
             return NULL;
@@ -110,7 +111,7 @@ static int s_failure(rt_apply_t *self, const rt_record_t *rec, const rt__op_t *o
     if (!state)
         state = "?";
     char line[512];
-    msg = rt__apply_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
+    msg = rt_pg_error_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
     char chop = 0;
     if (rec && op && (op->kind == RT__OP_EXEC || op->kind == RT__OP_PREPARE)) {
         const rt_change_t *ch = &rec->changes[op->change];
@@ -134,7 +135,7 @@ static int s_failure(rt_apply_t *self, const rt_record_t *rec, const rt__op_t *o
     } else if (strcmp(state, "23505") == 0 && chop && chop != 'T') {
         const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
         char dline[256];
-        rt__apply_line(detail ? detail : "", dline, sizeof dline);
+        rt_pg_error_line(detail ? detail : "", dline, sizeof dline);
         err = RT_ECONFLICT;
         rt__conflict_note(self, rec, op->change, chop,
                           chop == 'I' ? "insert_exists" : "update_exists",
@@ -167,7 +168,7 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
         if (st == PGRES_FATAL_ERROR && op->probe && sqlstate && strcmp(sqlstate, "23505") == 0) {
             const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
             self->probe_rows = -1;
-            rt__apply_line(detail ? detail : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+            rt_pg_error_line(detail ? detail : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
                            self->probe_detail, sizeof self->probe_detail);
         } else if (st == PGRES_FATAL_ERROR) {
             if (op->kind == RT__OP_PREPARE)
