@@ -16,10 +16,12 @@
 
 #include "admin.h"
 #include "log.h"
+#include "sock.h"
 #include "stream_int.h"
 #include "wire.h"
 
 #define MAX_MESSAGES_PER_CALL 256
+#define ROUTER_HWM 100000 /* messages queued per peer on the ROUTER, each way */
 #define MAX_FETCH_RECORDS 256
 #define MAX_FETCH_BYTES (8u << 20)
 #define MAX_PUBLISH_BYTES (16u << 20)
@@ -492,29 +494,6 @@ uint64_t rt_stream_bad_frames(const rt_stream_t *self)
     return self->bad_frames;
 }
 
-static zsock_t *s_bind(int type, const char *endpoint, const char *what, int hwm)
-{
-    zsock_t *sock = zsock_new(type);
-    if (!sock)
-        return NULL;
-    zsock_set_linger(sock, 0);
-    if (type == ZMQ_ROUTER) {
-        zsock_set_router_mandatory(sock, 1);
-        zsock_set_router_handover(sock, 1);
-        zsock_set_maxmsgsize(sock, RT_WIRE_MAX_FRAME);
-        zsock_set_sndhwm(sock, 100000);
-        zsock_set_rcvhwm(sock, 100000);
-    } else {
-        zsock_set_sndhwm(sock, hwm);
-    }
-    if (zsock_bind(sock, "%s", endpoint) < 0) {
-        rt_error("cannot bind the %s socket to %s: %s", what, endpoint, zmq_strerror(zmq_errno()));
-        zsock_destroy(&sock);
-        return NULL;
-    }
-    return sock;
-}
-
 rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
                            rt_capture_t *capture)
 {
@@ -536,12 +515,13 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
     zhashx_set_destructor(self->subs, s_sub_free);
     if (rt_outbox_sub_each(outbox, s_load_sub, self) < 0)
         goto fail;
-    self->router = s_bind(ZMQ_ROUTER, opts->listen, "ROUTER (--listen)", 0);
-    if (!self->router)
+    rt_sock_opts_t ro = {.type = ZMQ_ROUTER, .endpoint = opts->listen, .bind = true,
+                         .what = "ROUTER (--listen)", .sndhwm = ROUTER_HWM, .rcvhwm = ROUTER_HWM};
+    if (!(self->router = rt_sock_new(&ro)))
         goto fail;
-    self->pub = s_bind(ZMQ_PUB, opts->pub, "PUB (--pub)",
-                       opts->pub_hwm > 0 ? (int)opts->pub_hwm : RT_LIVE_HWM);
-    if (!self->pub)
+    rt_sock_opts_t po = {.type = ZMQ_PUB, .endpoint = opts->pub, .bind = true, .what = "PUB (--pub)",
+                         .sndhwm = opts->pub_hwm > 0 ? (int)opts->pub_hwm : RT_LIVE_HWM};
+    if (!(self->pub = rt_sock_new(&po)))
         goto fail;
     /* Records stored before this start are served by FETCH, not re-published. */
     int64_t now = rt_mono_ms();

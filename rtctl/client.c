@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sock.h"
+
 struct rt_client_t {
     zsock_t *dealer;
 };
@@ -15,20 +17,12 @@ rt_client_t *rt_client_new(const char *endpoint)
     rt_client_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->dealer = zsock_new(ZMQ_DEALER);
-    if (!self->dealer) {
-        free(self);
-        return NULL;
-    }
     char id[64];
     snprintf(id, sizeof id, "rtctl-%ld", (long)getpid());
-    zsock_set_identity(self->dealer, id);
-    zsock_set_linger(self->dealer, 0);
-    zsock_set_maxmsgsize(self->dealer, RT_WIRE_MAX_FRAME);
-    if (zsock_connect(self->dealer, "%s", endpoint) < 0) {
-        fprintf(stderr, "rtctl: cannot connect to %s: %s\n", endpoint,
-                zmq_strerror(zmq_errno()));
-        rt_client_destroy(&self);
+    rt_sock_opts_t o = {.type = ZMQ_DEALER, .endpoint = endpoint, .what = "DEALER (--publisher)",
+                        .routing_id = id};
+    if (!(self->dealer = rt_sock_new(&o))) {
+        free(self);
         return NULL;
     }
     return self;

@@ -27,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "log.h"
+#include "sock.h"
 #include "wire.h"
 
 /* Back-off of reconnections to the publisher and to the replica. */
@@ -216,25 +218,15 @@ static void s_send_ack(rt_link_t *self, int64_t now)
 /* ---------------------------------------------------------------------------------
  * Connection management. */
 
-/* Opens the DEALER to the publisher and sends PING. RT_EINVAL for an endpoint
- * ZeroMQ rejects, RT_ENOMEM otherwise. */
+/* Opens the DEALER to the publisher and sends PING. RT_EINVAL when the socket could
+ * not be made (logged: an endpoint ZeroMQ rejects). */
 static int s_connect(rt_link_t *self, int64_t now)
 {
-    self->dealer = zsock_new(ZMQ_DEALER);
-    if (!self->dealer)
-        return RT_ENOMEM;
-    void *s = zsock_resolve(self->dealer);
-    int64_t maxmsg = RT_WIRE_MAX_FRAME;
-    zmq_setsockopt(s, ZMQ_ROUTING_ID, self->name, strlen(self->name));
-    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    zsock_set_sndtimeo(self->dealer, 0);
-    zsock_set_rcvhwm(self->dealer, S_DEALER_RCVHWM);
-    zsock_set_linger(self->dealer, 0);
-    if (zsock_connect(self->dealer, "%s", self->publisher) != 0) {
-        rt_error("cannot connect to the publisher at %s: %s", self->publisher, zmq_strerror(errno));
-        zsock_destroy(&self->dealer);
+    rt_sock_opts_t o = {.type = ZMQ_DEALER, .endpoint = self->publisher,
+                        .what = "DEALER (--publisher)", .rcvhwm = S_DEALER_RCVHWM,
+                        .routing_id = self->name};
+    if (!(self->dealer = rt_sock_new(&o)))
         return RT_EINVAL;
-    }
     self->state = S_PINGING;
     self->known_head = 0;
     self->nfetch = 0;
@@ -250,20 +242,10 @@ static int s_connect_sub(rt_link_t *self, const char *endpoint)
 {
     if (self->sub)
         return RT_OK;
-    self->sub = zsock_new(ZMQ_SUB);
-    if (!self->sub)
-        return RT_ENOMEM;
-    int64_t maxmsg = RT_WIRE_MAX_FRAME;
-    zmq_setsockopt(zsock_resolve(self->sub), ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    zsock_set_rcvhwm(self->sub, RT_LINK_SUB_RCVHWM);
-    zsock_set_linger(self->sub, 0);
-    zsock_set_subscribe(self->sub, "");
-    if (zsock_connect(self->sub, "%s", endpoint) != 0) {
-        rt_error("cannot connect to the publisher's PUB endpoint %s: %s", endpoint,
-                 zmq_strerror(errno));
-        zsock_destroy(&self->sub);
+    rt_sock_opts_t o = {.type = ZMQ_SUB, .endpoint = endpoint, .what = "SUB (the publisher's PUB)",
+                        .rcvhwm = RT_LINK_SUB_RCVHWM};
+    if (!(self->sub = rt_sock_new(&o)))
         return RT_EINVAL;
-    }
     rt_debug("subscribed to %s", endpoint);
     return RT_OK;
 }
@@ -479,7 +461,7 @@ static void s_hello(rt_link_t *self, int64_t now)
     s_send(self, &m);
     self->state = S_HELLO;
     if (!self->ready_logged) {
-        rt_info("ready: subscriber %s applying source %s into %s from seq %" PRIu64, self->name,
+        rt_daemon_ready("subscriber %s applying source %s into %s from seq %" PRIu64, self->name,
                 self->source, rt_apply_target(self->apply), applied + 1);
         self->ready_logged = true;
     }

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sock.h"
 #include "wire.h"
 
 typedef struct {
@@ -308,16 +309,12 @@ int main(int argc, char **argv)
     s_b = rt_record_builder_new();
     s_build(small, big);
 
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    zsock_t *pub = zsock_new(ZMQ_PUB);
-    zsock_set_router_mandatory(router, 1);
-    zsock_set_router_handover(router, 1);
-    zsock_set_sndtimeo(router, 0);
-    zsock_set_maxmsgsize(router, (int)RT_WIRE_MAX_FRAME);
-    if (zsock_bind(router, "%s", listen) < 0 || zsock_bind(pub, "%s", pubep) < 0) {
-        fprintf(stderr, "fake_publisher: cannot bind %s / %s\n", listen, pubep);
+    rt_sock_opts_t ro = {.type = ZMQ_ROUTER, .endpoint = listen, .bind = true, .what = "ROUTER"};
+    rt_sock_opts_t po = {.type = ZMQ_PUB, .endpoint = pubep, .bind = true, .what = "PUB"};
+    zsock_t *router = rt_sock_new(&ro);
+    zsock_t *pub = router ? rt_sock_new(&po) : NULL;
+    if (!pub)
         return 1;
-    }
     zpoller_t *poller = zpoller_new(router, NULL);
     uint64_t head = 0, last_ack = UINT64_MAX;
     int64_t next_commit = zclock_mono(), last_pub = zclock_mono();
