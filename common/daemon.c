@@ -30,9 +30,14 @@ void rt_daemon_init(const char *program, int64_t log_level)
     /* czmq's own handlers would make zsys_interrupted sticky; keep ours. */
     zsys_handler_set(NULL);
     zsys_set_linger(0);
+    rt_signals_install(s_on_signal);
+}
+
+void rt_signals_install(void (*handler)(int sig))
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
+    sa.sa_handler = handler;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);

@@ -16,6 +16,11 @@ extern const char *const rt_daemon_log_levels[];
  * and sets ZeroMQ linger to 0. Call once, before creating sockets. */
 void rt_daemon_init(const char *program, int64_t log_level);
 
+/* Installs handler for SIGTERM, SIGINT and SIGHUP (restarting interrupted calls is
+ * left off, so waits return EINTR) and ignores SIGPIPE. rt_daemon_init uses it; so
+ * does a foreground tool that must restore the terminal on its way out. */
+void rt_signals_install(void (*handler)(int sig));
+
 /* The flag SIGTERM and SIGINT set, for loops and waits that must notice a stop. */
 volatile sig_atomic_t *rt_daemon_stop_flag(void);
 

@@ -30,6 +30,7 @@
 
 #include "client.h"
 #include "ctl.h"
+#include "daemon.h"
 
 #define S_COLS 80
 #define S_ROWS 24
@@ -421,13 +422,7 @@ int rt_ctl_cmd_top(const rt_ctl_t *g, int argc, char **argv)
         goto cleanup;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    rt_signals_install(s_on_signal);
     bool keys = s_tty_setup();
     int64_t next = rt_mono_ms();
     bool run = true;
