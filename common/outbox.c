@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -46,6 +49,7 @@ struct rt_outbox_t {
     uint64_t read_bytes; /* record bytes read since the map's pages were last unmapped */
     uintptr_t read_lo;   /* lowest and highest map address of those records */
     uintptr_t read_hi;
+    int lock_fd;         /* rt_outbox_open: DIR/writer.lock, held with flock; -1 if none */
 };
 
 /* A unit of work run inside one write transaction by s_write. Returns 0, a negative
@@ -427,6 +431,42 @@ static int s_open_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
     return s_bounds(self, txn, o->pos.head_seq, &o->first_seq, &o->last_seq);
 }
 
+/* Takes DIR/writer.lock for this process (flock, released when the process ends, even
+ * by kill -9) and writes its pid in it. RT_OK, or RT_EINVAL when another process holds
+ * it (logged, naming that process), RT_EIO on another failure (logged). */
+static int s_lock(rt_outbox_t *self)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/writer.lock", self->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rt_error("outbox %s: cannot open %s: %s", self->dir, path, strerror(errno));
+        return RT_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (err == EWOULDBLOCK) {
+            rt_error("outbox %s is in use by another process (pid %s): one publisher per "
+                     "outbox",
+                     self->dir, pid[0] ? pid : "?");
+            return RT_EINVAL;
+        }
+        rt_error("outbox %s: cannot lock %s: %s", self->dir, path, strerror(err));
+        return RT_EIO;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        rt_warn("outbox %s: cannot write the pid into %s: %s", self->dir, path, strerror(errno));
+    self->lock_fd = fd;
+    return RT_OK;
+}
+
 rt_outbox_t *rt_outbox_open(const char *dir, const rt_outbox_opts_t *opts)
 {
     rt_outbox_opts_t defaults = {0};
@@ -441,7 +481,10 @@ rt_outbox_t *rt_outbox_open(const char *dir, const rt_outbox_opts_t *opts)
         return NULL;
     }
     self->max_bytes = opts->max_bytes;
+    self->lock_fd = -1;
     uint64_t map_size = opts->map_size ? opts->map_size : S_DEFAULT_MAP_SIZE;
+    if (s_lock(self) != RT_OK)
+        goto fail;
 
     int rc = mdb_env_create(&self->env);
     if (rc) {
@@ -581,6 +624,7 @@ rt_outbox_t *rt_outbox_open_readonly(const char *dir)
         return NULL;
     }
     self->readonly = true;
+    self->lock_fd = -1;
     int rc = mdb_env_create(&self->env);
     if (rc) {
         s_fail(self, rc, "create the environment");
@@ -620,6 +664,8 @@ void rt_outbox_destroy(rt_outbox_t **self_p)
         mdb_txn_abort(self->rtxn);
     if (self->env)
         mdb_env_close(self->env);
+    if (self->lock_fd >= 0)
+        close(self->lock_fd);
     free(self->dir);
     free(self);
     *self_p = NULL;

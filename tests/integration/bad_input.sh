@@ -65,6 +65,17 @@ cat "$RT_TMP/raw.out"
 "$RT_BIN/rtctl" ping "$ROUTER" || rt_fail "the publisher stopped serving after hostile frames"
 rt_daemon_alive pub || rt_fail "the publisher died"
 
+echo "== a second publisher on the same outbox"
+rt_psql source -c "INSERT INTO t VALUES (100, 'before the second publisher')"
+expect_exit 1 "outbox $RT_TMP/outbox is in use by another process \(pid $PUB_PID\)" \
+    "$PUB" --source "$SOURCE_DSN" --outbox "$RT_TMP/outbox" --name src --slot rt_other \
+    --listen "tcp://127.0.0.1:$(rt_free_port)" --pub "tcp://127.0.0.1:$(rt_free_port)"
+[[ "$(rt_psql source -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'rt_other'")" == 0 ]] ||
+    rt_fail "the refused publisher left a slot behind"
+rt_daemon_alive pub || rt_fail "the first publisher died"
+"$RT_BIN/rtctl" ping "$ROUTER" >/dev/null || rt_fail "the first publisher stopped serving"
+rt_psql source -c "DELETE FROM t WHERE id = 100"
+
 echo "== a table missing on the replica"
 rt_start_daemon sub "$RT_TMP/sub.log" "$SUB" --publisher "$ROUTER" --target "$REPLICA_DSN" --name replica
 rt_psql source -c "INSERT INTO t VALUES (1, 'before')"
