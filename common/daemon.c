@@ -65,12 +65,17 @@ void rt_daemon_ready(const char *fmt, ...)
     rt_info("ready: %s", line);
 }
 
-bool rt_daemon_reload(const rt_cfg_param_t *table, size_t n, void *opts, const char *config_path,
-                      const int64_t *log_level_field)
+bool rt_daemon_sighup(void)
 {
     if (!s_reload)
         return false;
     s_reload = 0;
+    return true;
+}
+
+bool rt_daemon_reload(const rt_cfg_param_t *table, size_t n, void *opts, const char *config_path,
+                      const int64_t *log_level_field)
+{
     if (!config_path) {
         rt_warn("SIGHUP: no --config file to reload");
         return false;

@@ -30,12 +30,15 @@ bool rt_daemon_stopping(void);
 /* Logs "ready: " and the formatted text: the one line that says the daemon serves. */
 void rt_daemon_ready(const char *fmt, ...) RT_PRINTF(1, 2);
 
-/* When a SIGHUP arrived since the last call: re-reads config_path into opts with
- * rt_config_load_file (only reloadable keys change; a file with errors changes nothing),
- * re-applies log_level_field's value to the log and returns true so the caller applies
- * the reloadable settings it uses. Returns false when no SIGHUP arrived, or when it did
- * but there is no file (warned) or the file has errors (logged, running settings kept).
- * log_level_field: the options' int64_t log level, or NULL. */
+/* True once for each SIGHUP that arrived since the last call. */
+bool rt_daemon_sighup(void);
+
+/* For a SIGHUP: re-reads config_path into opts with rt_config_load_file (only reloadable
+ * keys change; a file with errors changes nothing), re-applies log_level_field's value
+ * to the log, logs the reloadable keys' values and returns true so that the caller
+ * applies the settings it uses. False when there is no file (warned) or the file has
+ * errors (logged, running settings kept). log_level_field: the options' int64_t log
+ * level, or NULL. */
 bool rt_daemon_reload(const rt_cfg_param_t *table, size_t n, void *opts, const char *config_path,
                       const int64_t *log_level_field);
 

@@ -1,9 +1,10 @@
-/* common/rt.c - error strings, LSN text form and clocks. */
+/* common/rt.c - error strings, LSN text form, clocks and names. */
 #include "rt.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 const char *rt_strerror(int err)
@@ -75,4 +76,18 @@ int rt_reserve(void **arr, size_t *cap, size_t n, size_t elem)
     *arr = grown;
     *cap = newcap;
     return RT_OK;
+}
+
+bool rt_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 63 || name[0] == '.' || name[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
 }

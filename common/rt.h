@@ -57,6 +57,10 @@ int64_t rt_mono_ms(void);
  * doubling from 16; RT_OK, or RT_ENOMEM leaving *arr and *cap as they were. */
 int rt_reserve(void **arr, size_t *cap, size_t n, size_t elem) RT_WUR;
 
+/* A name that can be a subscriber's, a certificate's and a file's: 1 to 63 characters
+ * of [A-Za-z0-9_.-], not starting with '.' or '-'. */
+bool rt_name_ok(const char *name);
+
 /* Big-endian helpers. */
 static inline void rt_put_be64(unsigned char *p, uint64_t v)
 {

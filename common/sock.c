@@ -6,6 +6,23 @@
 #include "log.h"
 #include "wire.h"
 
+#define S_HEARTBEAT_IVL_MS 1000
+#define S_HEARTBEAT_TIMEOUT_MS 6000
+
+bool rt_sock_endpoint_local(const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+        return true;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return false;
+    const char *host = ep + 6;
+    const char *semi = strchr(host, ';'); /* tcp://source;destination: the destination */
+    if (semi)
+        host = semi + 1;
+    return strncmp(host, "127.", 4) == 0 || strncmp(host, "[::1]:", 6) == 0 ||
+           strncmp(host, "localhost:", 10) == 0;
+}
+
 zsock_t *rt_sock_new(const rt_sock_opts_t *o)
 {
     zsock_t *sock = zsock_new(o->type);
@@ -28,7 +45,18 @@ zsock_t *rt_sock_new(const rt_sock_opts_t *o)
         zmq_setsockopt(s, ZMQ_ROUTING_ID, o->routing_id, strlen(o->routing_id));
     if (o->type == ZMQ_ROUTER) {
         zsock_set_router_mandatory(sock, 1);
-        zsock_set_router_handover(sock, 1);
+        zsock_set_router_handover(sock, o->cert ? 0 : 1);
+        zsock_set_heartbeat_ivl(sock, S_HEARTBEAT_IVL_MS);
+        zsock_set_heartbeat_timeout(sock, S_HEARTBEAT_TIMEOUT_MS);
+    }
+    if (o->cert) {
+        zcert_apply(o->cert, sock);
+        if (o->bind) {
+            zsock_set_curve_server(sock, 1);
+            zsock_set_zap_domain(sock, "rt");
+        } else {
+            zsock_set_curve_serverkey(sock, o->server_key);
+        }
     }
     if (o->type == ZMQ_SUB)
         zsock_set_subscribe(sock, "");

@@ -1024,6 +1024,12 @@ static const s_msg_spec_t *s_spec_of_type(int type)
     return NULL;
 }
 
+const char *rt_msg_type_name(int type)
+{
+    const s_msg_spec_t *spec = s_spec_of_type(type);
+    return spec ? spec->tag : "UNKNOWN";
+}
+
 static const char *s_sub_state_names[] = {"streaming", "catching-up", "paused", "error",
                                           "offline"};
 

@@ -207,6 +207,9 @@ typedef struct {
 /* Returns the type of a frame without decoding it fully (RT_MSG_UNKNOWN if not ours). */
 int rt_msg_peek_type(const void *frame, size_t len);
 
+/* The type tag of a message type ("HELLO", "PAUSE", ...), "UNKNOWN" for another value. */
+const char *rt_msg_type_name(int type);
+
 /* Decodes a control message (not REC, not STATUS_REPLY). RT_EPROTO if malformed. */
 int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg) RT_WUR;
 void rt_msg_clear(rt_msg_t *msg);

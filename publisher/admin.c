@@ -516,22 +516,35 @@ typedef void (*s_verb_fn)(rt_stream_t *self, const rt_msg_t *req, s_reply_t *rep
 static const struct {
     int type;     /* the request's message type */
     s_verb_fn fn; /* answers it */
+    bool changes; /* changes what the publisher keeps or sends: needs an admin caller */
 } s_verbs[] = {
-    {RT_MSG_PING, s_on_ping},
-    {RT_MSG_STATUS, s_on_status},
-    {RT_MSG_PAUSE, s_on_pause},
-    {RT_MSG_RESUME, s_on_pause},
-    {RT_MSG_FORGET, s_on_forget},
-    {RT_MSG_REPLAY, s_on_replay},
+    {RT_MSG_PING, s_on_ping, false},     {RT_MSG_STATUS, s_on_status, false},
+    {RT_MSG_PAUSE, s_on_pause, true},    {RT_MSG_RESUME, s_on_pause, true},
+    {RT_MSG_FORGET, s_on_forget, true},  {RT_MSG_REPLAY, s_on_replay, true},
 };
 
-int rt_admin_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *len)
+int rt_admin_call_as(rt_stream_t *self, const rt_msg_t *req, const rt_admin_caller_t *who,
+                     void **reply, size_t *len)
 {
     for (size_t i = 0; i < sizeof s_verbs / sizeof s_verbs[0]; i++) {
         if (s_verbs[i].type != req->type)
             continue;
         s_reply_t r = {NULL, 0};
-        s_verbs[i].fn(self, req, &r);
+        const char *verb = rt_msg_type_name(req->type);
+        if (s_verbs[i].changes && !who->admin) {
+            char text[256];
+            snprintf(text, sizeof text,
+                     "%s needs an admin key (the publisher's --admin directory); %s is not one",
+                     verb, who->name);
+            rt_warn("admin: %s %s refused: %s is not an admin key", verb,
+                    req->name ? req->name : "", who->name);
+            rt_msg_t e = {.type = RT_MSG_ERROR, .code = RT_EINVAL, .text = text};
+            s_reply_msg(&r, &e);
+        } else {
+            if (s_verbs[i].changes)
+                rt_info("admin: %s %s by %s", verb, req->name ? req->name : "", who->name);
+            s_verbs[i].fn(self, req, &r);
+        }
         if (!r.frame)
             return RT_ENOMEM;
         *reply = r.frame;
@@ -539,5 +552,11 @@ int rt_admin_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *
         return RT_OK;
     }
     return RT_EINVAL;
+}
+
+int rt_admin_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *len)
+{
+    static const rt_admin_caller_t local = {.name = "the HTTP API", .admin = true};
+    return rt_admin_call_as(self, req, &local, reply, len);
 }
 

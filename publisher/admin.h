@@ -14,4 +14,16 @@
  * req is not an admin verb, RT_ENOMEM when no reply could be built. */
 int rt_admin_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *len) RT_WUR;
 
+/* Who asks, as the ROUTER authenticated it. */
+typedef struct {
+    const char *name; /* its certificate's name, or its routing id without CURVE */
+    bool admin;       /* may use the verbs that change state (PAUSE, RESUME, FORGET, REPLAY) */
+} rt_admin_caller_t;
+
+/* rt_admin_call for a caller: a verb that changes state from a caller that is not
+ * admin is answered with ERROR (RT_EINVAL) and logged; every such verb that is carried
+ * out is logged with the caller's name. rt_admin_call is this with a trusted caller. */
+int rt_admin_call_as(rt_stream_t *self, const rt_msg_t *req, const rt_admin_caller_t *who,
+                     void **reply, size_t *len) RT_WUR;
+
 #endif

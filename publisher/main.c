@@ -7,9 +7,11 @@
 
 #include "capture.h"
 #include "config.h"
+#include "curve.h"
 #include "daemon.h"
 #include "log.h"
 #include "outbox.h"
+#include "sock.h"
 #include "stream.h"
 #include "web.h"
 
@@ -23,6 +25,10 @@ typedef struct {
     char *slot;
     char *config;
     char *http;
+    char *cert;
+    char *allow;
+    char *admin;
+    bool insecure;
     int64_t log_level;
     int64_t batch_bytes;
     int64_t max_outbox_mb;
@@ -47,6 +53,16 @@ static const rt_cfg_param_t s_params[] = {
         "logical replication slot (default rt_<name>, created if missing)"),
     OPT("http", RT_CFG_STR, http, NULL, 0, 0, NULL, false, false,
         "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
+    OPT("cert", RT_CFG_STR, cert, NULL, 0, 0, NULL, false, false,
+        "CURVE: the publisher's secret certificate (NAME.cert_secret from rtctl keygen)"),
+    OPT("allow", RT_CFG_STR, allow, NULL, 0, 0, NULL, false, false,
+        "CURVE: directory of the certificates that may connect (re-read on SIGHUP)"),
+    OPT("admin", RT_CFG_STR, admin, NULL, 0, 0, NULL, false, false,
+        "CURVE: directory of the certificates, also in --allow, that may pause, resume, "
+        "forget and replay"),
+    OPT("insecure", RT_CFG_BOOL, insecure, "false", 0, 0, NULL, false, false,
+        "serve a non-loopback endpoint without CURVE: anyone who reaches it reads and "
+        "controls everything"),
     OPT("config", RT_CFG_STR, config, NULL, 0, 0, NULL, false, false, "INI file with these keys"),
     OPT("log-level", RT_CFG_ENUM, log_level, "info", 0, 0, rt_daemon_log_levels, false, true,
         "lowest level logged"),
@@ -60,6 +76,39 @@ static const rt_cfg_param_t s_params[] = {
         "PUB high-water mark in messages; past it live records are dropped and fetched"),
 };
 #define NPARAMS (sizeof s_params / sizeof s_params[0])
+
+/* CURVE flags go together; without CURVE every endpoint must stay on this host unless
+ * --insecure says otherwise. RT_OK or RT_EINVAL (printed). */
+static int s_security(const s_opts_t *o)
+{
+    if ((o->allow || o->admin) && !o->cert) {
+        fprintf(stderr, "rt-publisher: --allow and --admin need --cert (CURVE)\n");
+        return RT_EINVAL;
+    }
+    if (o->cert && !o->allow) {
+        fprintf(stderr, "rt-publisher: --cert needs --allow DIR: the certificates that may "
+                        "connect\n");
+        return RT_EINVAL;
+    }
+    if (o->cert)
+        return RT_OK;
+    const char *eps[] = {o->listen, o->pub};
+    for (size_t i = 0; i < 2; i++) {
+        if (rt_sock_endpoint_local(eps[i]))
+            continue;
+        if (!o->insecure) {
+            fprintf(stderr,
+                    "rt-publisher: %s is reachable from other hosts: give --cert and --allow "
+                    "(CURVE), or --insecure to serve it in plaintext to anyone\n",
+                    eps[i]);
+            return RT_EINVAL;
+        }
+        rt_warn("INSECURE: %s serves every record and every admin verb in plaintext to "
+                "anyone who reaches it (--insecure)",
+                eps[i]);
+    }
+    return RT_OK;
+}
 
 /* Default name: the database named by the DSN. */
 static char *s_default_name(const char *dsn)
@@ -112,6 +161,8 @@ int main(int argc, char **argv)
     rt_capture_t *capture = NULL;
     rt_stream_t *stream = NULL;
     rt_http_t *http = NULL;
+    zcert_t *cert = NULL;
+    rt_auth_t *auth = NULL;
 
     rt_daemon_init("rt-publisher", o.log_level);
     if (!o.name && !(o.name = s_default_name(o.source))) {
@@ -122,6 +173,13 @@ int main(int argc, char **argv)
         o.slot = s_object_name(o.name);
     if (!o.publication)
         o.publication = s_object_name(o.name);
+
+    if (s_security(&o) != RT_OK) {
+        exit_code = RT_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (o.cert && (!(cert = rt_curve_load_secret(o.cert)) || !(auth = rt_auth_new(o.allow, o.admin))))
+        goto cleanup;
 
     rt_outbox_opts_t oo = {.map_size = 0, .max_bytes = (uint64_t)o.max_outbox_mb << 20};
     outbox = rt_outbox_open(o.outbox, &oo);
@@ -154,7 +212,8 @@ int main(int argc, char **argv)
     if (!capture)
         goto cleanup;
     rt_stream_opts_t so = {.source = o.name, .slot = o.slot, .listen = o.listen, .pub = o.pub,
-                           .retention_s = o.retention_seconds, .pub_hwm = o.pub_hwm};
+                           .retention_s = o.retention_seconds, .pub_hwm = o.pub_hwm,
+                           .cert = cert, .auth = auth};
     stream = rt_stream_new(&so, outbox, capture);
     if (!stream)
         goto cleanup;
@@ -163,10 +222,15 @@ int main(int argc, char **argv)
 
     rt_outbox_pos_t pos = rt_outbox_position(outbox);
     char lsn[32];
-    rt_daemon_ready("source %s slot %s publication %s, listening on %s, publishing on %s, "
-            "outbox head seq %llu at %s",
-            o.name, o.slot, o.publication, o.listen, o.pub, (unsigned long long)pos.head_seq,
-            rt_lsn_format(pos.last_end_lsn, lsn, sizeof lsn));
+    char security[96] = "plaintext";
+    if (auth)
+        snprintf(security, sizeof security, "CURVE (%zu certificates allowed, %zu admin)",
+                 rt_auth_allowed(auth), rt_auth_admins(auth));
+    rt_daemon_ready("source %s slot %s publication %s, listening on %s, publishing on %s, %s, "
+                    "outbox head seq %llu at %s",
+                    o.name, o.slot, o.publication, o.listen, o.pub, security,
+                    (unsigned long long)pos.head_seq,
+                    rt_lsn_format(pos.last_end_lsn, lsn, sizeof lsn));
 
     while (!rt_daemon_stopping()) {
         zmq_pollitem_t items[3] = {{rt_stream_router(stream), 0, ZMQ_POLLIN, 0},
@@ -180,8 +244,14 @@ int main(int argc, char **argv)
         }
         if (rt_daemon_stopping())
             break;
-        if (rt_daemon_reload(s_params, NPARAMS, &o, o.config, &o.log_level))
-            rt_stream_set_retention(stream, o.retention_seconds);
+        if (rt_daemon_sighup()) {
+            if ((o.config || !auth) &&
+                rt_daemon_reload(s_params, NPARAMS, &o, o.config, &o.log_level))
+                rt_stream_set_retention(stream, o.retention_seconds);
+            if (auth && rt_auth_reload(auth) == RT_OK)
+                rt_info("reloaded the certificates: %zu allowed, %zu admin",
+                        rt_auth_allowed(auth), rt_auth_admins(auth));
+        }
         if (rt_capture_pump(capture) < 0)
             goto cleanup;
         if (rt_stream_tick(stream) < 0)
@@ -196,6 +266,8 @@ int main(int argc, char **argv)
 cleanup:
     rt_http_destroy(&http);
     rt_stream_destroy(&stream);
+    rt_auth_destroy(&auth);
+    zcert_destroy(&cert);
     rt_capture_destroy(&capture);
     rt_outbox_destroy(&outbox);
     rt_config_free(s_params, NPARAMS, &o);

@@ -255,11 +255,40 @@ static void s_on_ack(rt_stream_t *self, const char *id, size_t idlen, const rt_m
     }
 }
 
-static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const void *body,
-                       size_t len)
+/* Who sent a message: with CURVE, the name bound to the key that zauth accepted (NULL
+ * when the key is no longer allowed); without, the routing id, which proves nothing. */
+static const char *s_caller(rt_stream_t *self, const char *id, size_t idlen, const char *key,
+                            char *buf, size_t size)
 {
-    char peer[140];
-    snprintf(peer, sizeof peer, "peer %.*s", (int)(idlen < 120 ? idlen : 120), id);
+    if (self->auth)
+        return rt_auth_name(self->auth, key);
+    snprintf(buf, size, "%.*s", (int)(idlen < size - 1 ? idlen : size - 1), id);
+    return buf;
+}
+
+/* With CURVE, HELLO, FETCH and ACK for the subscriber named by the routing id come only
+ * from the key bound to that name; true when the message may be handled. */
+static bool s_is_self(rt_stream_t *self, const char *id, size_t idlen, const char *caller,
+                      const rt_msg_t *m, const char *peer)
+{
+    if (!self->auth || (caller && strlen(caller) == idlen && memcmp(caller, id, idlen) == 0))
+        return true;
+    char text[256];
+    snprintf(text, sizeof text, "%s for subscriber %.*s refused: it comes from the key of %s",
+             rt_msg_type_name(m->type), (int)(idlen < 64 ? idlen : 64), id,
+             caller ? caller : "no allowed certificate");
+    s_bad_frame(self, peer, text);
+    s_send_error(self, id, idlen, RT_EINVAL, text);
+    return false;
+}
+
+static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const char *key,
+                       const void *body, size_t len)
+{
+    char peer[140], idname[128];
+    const char *caller = s_caller(self, id, idlen, key, idname, sizeof idname);
+    snprintf(peer, sizeof peer, "peer %.*s (%s)", (int)(idlen < 64 ? idlen : 64), id,
+             caller ? caller : "unknown key");
     rt_msg_t m;
     int rc = rt_msg_decode(body, len, &m);
     if (rc < 0) {
@@ -278,14 +307,31 @@ static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const vo
                          "HELLO name must equal the DEALER routing id");
             break;
         }
-        s_on_hello(self, id, idlen, &m);
+        if (!rt_name_ok(m.name)) {
+            s_bad_frame(self, peer, "HELLO name is not usable");
+            s_send_error(self, id, idlen, RT_EINVAL,
+                         "subscriber names are 1 to 63 of A-Z a-z 0-9 _ . -, not starting "
+                         "with . or -");
+            break;
+        }
+        if (s_is_self(self, id, idlen, caller, &m, peer))
+            s_on_hello(self, id, idlen, &m);
         break;
-    case RT_MSG_FETCH: s_on_fetch(self, id, idlen, &m); break;
-    case RT_MSG_ACK: s_on_ack(self, id, idlen, &m); break;
+    case RT_MSG_FETCH:
+        if (s_is_self(self, id, idlen, caller, &m, peer))
+            s_on_fetch(self, id, idlen, &m);
+        break;
+    case RT_MSG_ACK:
+        if (s_is_self(self, id, idlen, caller, &m, peer))
+            s_on_ack(self, id, idlen, &m);
+        break;
     default: {
         void *reply;
         size_t rlen;
-        rc = rt_admin_call(self, &m, &reply, &rlen);
+        rt_admin_caller_t who = {
+            .name = caller ? caller : "an unknown key",
+            .admin = !self->auth || (caller && rt_auth_is_admin(self->auth, key))};
+        rc = rt_admin_call_as(self, &m, &who, &reply, &rlen);
         if (rc == RT_OK) {
             s_send_reply(self, id, idlen, reply, rlen);
             free(reply);
@@ -312,10 +358,12 @@ int rt_stream_handle(rt_stream_t *self)
         } else {
             zframe_t *idf = zmsg_first(msg);
             zframe_t *body = zmsg_next(msg);
+            /* With CURVE: the client's public key, as zauth accepted it. */
+            const char *key = self->auth ? zframe_meta(body, "User-Id") : NULL;
             if (zframe_size(idf) == 0)
                 s_bad_frame(self, NULL, "empty routing id");
             else
-                s_dispatch(self, (const char *)zframe_data(idf), zframe_size(idf),
+                s_dispatch(self, (const char *)zframe_data(idf), zframe_size(idf), key,
                            zframe_data(body), zframe_size(body));
         }
         zmsg_destroy(&msg);
@@ -515,12 +563,15 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
     zhashx_set_destructor(self->subs, s_sub_free);
     if (rt_outbox_sub_each(outbox, s_load_sub, self) < 0)
         goto fail;
+    self->auth = opts->auth;
     rt_sock_opts_t ro = {.type = ZMQ_ROUTER, .endpoint = opts->listen, .bind = true,
-                         .what = "ROUTER (--listen)", .sndhwm = ROUTER_HWM, .rcvhwm = ROUTER_HWM};
+                         .what = "ROUTER (--listen)", .sndhwm = ROUTER_HWM, .rcvhwm = ROUTER_HWM,
+                         .cert = opts->cert};
     if (!(self->router = rt_sock_new(&ro)))
         goto fail;
     rt_sock_opts_t po = {.type = ZMQ_PUB, .endpoint = opts->pub, .bind = true, .what = "PUB (--pub)",
-                         .sndhwm = opts->pub_hwm > 0 ? (int)opts->pub_hwm : RT_LIVE_HWM};
+                         .sndhwm = opts->pub_hwm > 0 ? (int)opts->pub_hwm : RT_LIVE_HWM,
+                         .cert = opts->cert};
     if (!(self->pub = rt_sock_new(&po)))
         goto fail;
     /* Records stored before this start are served by FETCH, not re-published. */

@@ -3,6 +3,7 @@
 #define RT_STREAM_H
 
 #include "capture.h"
+#include "curve.h"
 #include "outbox.h"
 #include "rt.h"
 #include "wire.h"
@@ -16,6 +17,8 @@ typedef struct {
     const char *pub;          /* PUB endpoint to bind */
     int64_t retention_s;      /* keep acknowledged records at least this long */
     int64_t pub_hwm;          /* PUB send high-water mark in messages (0: RT_LIVE_HWM) */
+    zcert_t *cert;            /* CURVE: the publisher's key pair (borrowed), or NULL */
+    rt_auth_t *auth;          /* with cert: who may connect and as whom (borrowed) */
 } rt_stream_opts_t;
 
 /* Binds both sockets. NULL on failure, logged (endpoint in use, malformed). The

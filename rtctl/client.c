@@ -12,7 +12,7 @@ struct rt_client_t {
     zsock_t *dealer;
 };
 
-rt_client_t *rt_client_new(const char *endpoint)
+rt_client_t *rt_client_new(const char *endpoint, zcert_t *cert, const char *server_key)
 {
     rt_client_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -20,7 +20,7 @@ rt_client_t *rt_client_new(const char *endpoint)
     char id[64];
     snprintf(id, sizeof id, "rtctl-%ld", (long)getpid());
     rt_sock_opts_t o = {.type = ZMQ_DEALER, .endpoint = endpoint, .what = "DEALER (--publisher)",
-                        .routing_id = id};
+                        .routing_id = id, .cert = cert, .server_key = server_key};
     if (!(self->dealer = rt_sock_new(&o))) {
         free(self);
         return NULL;

@@ -12,7 +12,7 @@
 
 int rt_ctl_call(const rt_ctl_t *g, const rt_msg_t *msg, void **reply, size_t *len)
 {
-    rt_client_t *c = rt_client_new(g->endpoint);
+    rt_client_t *c = rt_client_new(g->endpoint, g->cert, g->publisher_key);
     if (!c)
         return RT_EXIT_FAILURE;
     int rc = rt_client_call(c, msg, g->timeout_ms, reply, len);

@@ -3,6 +3,7 @@
 #ifndef RT_CTL_H
 #define RT_CTL_H
 
+#include <czmq.h>
 #include <stdio.h>
 
 #include "rt.h"
@@ -13,8 +14,10 @@
 
 /* Options given before the command word. */
 typedef struct {
-    const char *endpoint; /* the publisher's ROUTER */
-    int timeout_ms;       /* how long to wait for an answer */
+    const char *endpoint;      /* the publisher's ROUTER */
+    int timeout_ms;            /* how long to wait for an answer */
+    zcert_t *cert;             /* CURVE: rtctl's key pair (--cert), or NULL */
+    const char *publisher_key; /* with cert: the publisher's public key, Z85 */
 } rt_ctl_t;
 
 /* A command: argv[0] is the command word; returns an RT_EXIT_* code. Every command
@@ -58,5 +61,6 @@ int rt_ctl_cmd_forget(const rt_ctl_t *g, int argc, char **argv);
 int rt_ctl_cmd_replay(const rt_ctl_t *g, int argc, char **argv);
 int rt_ctl_cmd_top(const rt_ctl_t *g, int argc, char **argv);
 int rt_ctl_cmd_outbox(const rt_ctl_t *g, int argc, char **argv);
+int rt_ctl_cmd_keygen(const rt_ctl_t *g, int argc, char **argv);
 
 #endif

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "curve.h"
 #include "log.h"
+#include "sock.h"
 
 typedef struct {
     const char *word;  /* the command */
@@ -43,18 +45,28 @@ static const s_cmd_t s_cmds[] = {
      "offline: records, size, seq and LSN ranges, subscribers, and one record decoded\n"
      "(default: the newest). Opens the outbox read-only: safe while a publisher runs"},
     {"ping", rt_ctl_cmd_ping, "ping [ENDPOINT]", "connection test with round-trip time"},
+    {"keygen", rt_ctl_cmd_keygen, "keygen NAME [--dir DIR]",
+     "offline: write a CURVE key pair for NAME (a publisher, a subscriber or an operator):\n"
+     "DIR/NAME.cert, the public certificate (metadata name=NAME) to copy to its peers, and\n"
+     "DIR/NAME.cert_secret (mode 0600) to keep where NAME runs. DIR defaults to ."},
 };
 
 #define S_NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "Usage: rtctl [--publisher ENDPOINT] [--timeout MS] COMMAND [ARGS]\n"
+    fprintf(out, "Usage: rtctl [--publisher ENDPOINT] [--timeout MS]\n"
+                 "             [--cert SECRET_FILE --publisher-key CERT_FILE] [--insecure]\n"
+                 "             COMMAND [ARGS]\n"
                  "       rtctl COMMAND --help\n\n"
                  "Options:\n"
-                 "  --publisher ENDPOINT  the publisher's ROUTER (default " RT_CTL_DEFAULT_ENDPOINT
-                 ")\n"
-                 "  --timeout MS          how long to wait for an answer (default 5000)\n\n"
+                 "  --publisher ENDPOINT      the publisher's ROUTER (default "
+                 RT_CTL_DEFAULT_ENDPOINT ")\n"
+                 "  --timeout MS              how long to wait for an answer (default 5000)\n"
+                 "  --cert SECRET_FILE        CURVE: rtctl's secret certificate\n"
+                 "  --publisher-key CERT_FILE CURVE: the publisher's public certificate\n"
+                 "  --insecure                talk to a publisher on another host without "
+                 "CURVE\n\n"
                  "Commands:\n");
     for (size_t i = 0; i < S_NCMDS; i++) {
         fprintf(out, "  %s\n      ", s_cmds[i].usage);
@@ -77,16 +89,60 @@ void rt_ctl_command_usage(FILE *out, const char *word)
     for (size_t i = 0; i < S_NCMDS; i++) {
         if (strcmp(s_cmds[i].word, word) != 0)
             continue;
-        fprintf(out, "Usage: rtctl [--publisher ENDPOINT] [--timeout MS] %s\n\n%s\n\n"
+        fprintf(out, "Usage: rtctl [OPTIONS] %s\n\n%s\n\n"
                      "Exit codes: 0 ok, 1 failure, 2 usage error.\n",
                 s_cmds[i].usage, s_cmds[i].help);
         return;
     }
 }
 
+/* Takes the value of option name at argv[*i] ("--name VALUE" or "--name=VALUE") into
+ * *value; false when argv[*i] is not that option. */
+static bool s_opt(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    size_t n = strlen(name);
+    if (strcmp(argv[*i], name) == 0 && *i + 1 < argc) {
+        *value = argv[++*i];
+        return true;
+    }
+    if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') {
+        *value = argv[*i] + n + 1;
+        return true;
+    }
+    return false;
+}
+
+/* Loads the CURVE keys, or checks that a plaintext endpoint stays on this host.
+ * RT_EXIT_OK or RT_EXIT_USAGE (printed). */
+static int s_security(rt_ctl_t *g, const char *cert, const char *publisher_key, bool insecure,
+                      char key[RT_CURVE_KEY_LEN])
+{
+    if (!cert != !publisher_key) {
+        fprintf(stderr, "rtctl: --cert and --publisher-key go together (CURVE)\n");
+        return RT_EXIT_USAGE;
+    }
+    if (cert) {
+        if (!(g->cert = rt_curve_load_secret(cert)) ||
+            rt_curve_load_public(publisher_key, key) != RT_OK)
+            return RT_EXIT_USAGE;
+        g->publisher_key = key;
+        return RT_EXIT_OK;
+    }
+    if (!insecure && !rt_sock_endpoint_local(g->endpoint)) {
+        fprintf(stderr, "rtctl: %s is on another host: give --cert and --publisher-key (CURVE), "
+                        "or --insecure\n",
+                g->endpoint);
+        return RT_EXIT_USAGE;
+    }
+    return RT_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
-    rt_ctl_t g = {RT_CTL_DEFAULT_ENDPOINT, RT_CTL_DEFAULT_TIMEOUT_MS};
+    rt_ctl_t g = {RT_CTL_DEFAULT_ENDPOINT, RT_CTL_DEFAULT_TIMEOUT_MS, NULL, NULL};
+    const char *cert = NULL, *publisher_key = NULL, *timeout = NULL;
+    bool insecure = false;
+    char key[RT_CURVE_KEY_LEN] = "";
     zsys_handler_set(NULL);
     rt_log_init("rtctl", RT_LOG_WARN);
     int i = 1;
@@ -95,20 +151,22 @@ int main(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             s_usage(stdout);
             return RT_EXIT_OK;
-        } else if (strcmp(a, "--publisher") == 0 && i + 1 < argc) {
-            g.endpoint = argv[++i];
-        } else if (strncmp(a, "--publisher=", 12) == 0) {
-            g.endpoint = a + 12;
-        } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+        } else if (s_opt(argc, argv, &i, "--publisher", &g.endpoint) ||
+                   s_opt(argc, argv, &i, "--cert", &cert) ||
+                   s_opt(argc, argv, &i, "--publisher-key", &publisher_key)) {
+            continue;
+        } else if (s_opt(argc, argv, &i, "--timeout", &timeout)) {
             char *end;
-            long v = strtol(argv[++i], &end, 10);
+            long v = strtol(timeout, &end, 10);
             if (*end || v <= 0 || v > 3600000) {
                 fprintf(stderr, "rtctl: --timeout: value \"%s\" is not a number of ms "
                                 "(1..3600000)\n",
-                        argv[i]);
+                        timeout);
                 return RT_EXIT_USAGE;
             }
             g.timeout_ms = (int)v;
+        } else if (strcmp(a, "--insecure") == 0) {
+            insecure = true;
         } else {
             fprintf(stderr, "rtctl: unknown or incomplete option \"%s\" (see rtctl --help)\n", a);
             return RT_EXIT_USAGE;
@@ -127,7 +185,11 @@ int main(int argc, char **argv)
                 return RT_EXIT_OK;
             }
         }
-        return s_cmds[c].fn(&g, argc - i, argv + i);
+        int code = s_security(&g, cert, publisher_key, insecure, key);
+        if (code == RT_EXIT_OK)
+            code = s_cmds[c].fn(&g, argc - i, argv + i);
+        zcert_destroy(&g.cert);
+        return code;
     }
     fprintf(stderr, "rtctl: unknown command \"%s\" (see rtctl --help)\n", argv[i]);
     return RT_EXIT_USAGE;

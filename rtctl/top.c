@@ -100,7 +100,7 @@ static bool s_tty_setup(void)
 static int s_request(const rt_ctl_t *g, const rt_msg_t *msg, void **reply, size_t *len,
                      char *err, size_t errsize)
 {
-    rt_client_t *c = rt_client_new(g->endpoint);
+    rt_client_t *c = rt_client_new(g->endpoint, g->cert, g->publisher_key);
     if (!c) {
         snprintf(err, errsize, "cannot connect to %s", g->endpoint);
         return -1;

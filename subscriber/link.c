@@ -63,6 +63,8 @@ struct rt_link_t {
     char *publisher;             /* ROUTER endpoint */
     char *pub_override;          /* PUB endpoint from the flags, or NULL */
     char *name;                  /* subscriber name */
+    zcert_t *cert;               /* CURVE key pair (borrowed), or NULL */
+    char *publisher_key;         /* with cert: the publisher's public key */
     volatile sig_atomic_t *stop; /* set by the signal handler */
     rt_apply_t *apply;           /* the replica side, borrowed from rt_link_start to rt_link_end */
     zsock_t *dealer;             /* to the publisher's ROUTER */
@@ -113,6 +115,8 @@ rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
     if (!self)
         return NULL;
     self->publisher = strdup(opts->publisher);
+    self->cert = opts->cert;
+    self->publisher_key = opts->publisher_key ? strdup(opts->publisher_key) : NULL;
     self->pub_override = opts->pub && *opts->pub ? strdup(opts->pub) : NULL;
     self->name = strdup(opts->name);
     self->dec = rt_record_decoder_new();
@@ -143,6 +147,7 @@ void rt_link_destroy(rt_link_t **self_p)
     s_close_sockets(self);
     rt_record_decoder_destroy(&self->dec);
     free(self->publisher);
+    free(self->publisher_key);
     free(self->pub_override);
     free(self->name);
     free(self->source);
@@ -224,7 +229,8 @@ static int s_connect(rt_link_t *self, int64_t now)
 {
     rt_sock_opts_t o = {.type = ZMQ_DEALER, .endpoint = self->publisher,
                         .what = "DEALER (--publisher)", .rcvhwm = S_DEALER_RCVHWM,
-                        .routing_id = self->name};
+                        .routing_id = self->name, .cert = self->cert,
+                        .server_key = self->publisher_key};
     if (!(self->dealer = rt_sock_new(&o)))
         return RT_EINVAL;
     self->state = S_PINGING;
@@ -243,7 +249,8 @@ static int s_connect_sub(rt_link_t *self, const char *endpoint)
     if (self->sub)
         return RT_OK;
     rt_sock_opts_t o = {.type = ZMQ_SUB, .endpoint = endpoint, .what = "SUB (the publisher's PUB)",
-                        .rcvhwm = RT_LINK_SUB_RCVHWM};
+                        .rcvhwm = RT_LINK_SUB_RCVHWM, .cert = self->cert,
+                        .server_key = self->publisher_key};
     if (!(self->sub = rt_sock_new(&o)))
         return RT_EINVAL;
     rt_debug("subscribed to %s", endpoint);

@@ -2,6 +2,7 @@
 #ifndef RT_LINK_H
 #define RT_LINK_H
 
+#include <czmq.h>
 #include <signal.h>
 #include <zmq.h>
 
@@ -21,6 +22,9 @@ typedef struct rt_link_t rt_link_t;
 
 typedef struct {
     const char *publisher; /* ROUTER endpoint of the publisher, e.g. tcp://host:7470 */
+    zcert_t *cert;         /* CURVE: the subscriber's key pair (borrowed for the link's
+                              life), or NULL for plaintext */
+    const char *publisher_key; /* CURVE: the publisher's public key, Z85 (pinned) */
     const char *pub;       /* PUB endpoint override, or NULL to learn it from WELCOME */
     const char *name;      /* subscriber name: DEALER routing id, HELLO name */
 } rt_link_opts_t;

@@ -10,8 +10,10 @@
 #include "apply.h"
 #include "config.h"
 #include "conflict.h"
+#include "curve.h"
 #include "daemon.h"
 #include "link.h"
+#include "sock.h"
 #include "web.h"
 #include "log.h"
 
@@ -22,6 +24,9 @@ typedef struct {
     char *pub;
     char *config;
     char *http;
+    char *cert;
+    char *publisher_key;
+    bool insecure;
     int64_t log_level;
     int64_t conflict_policy;
 } s_opts_t;
@@ -44,7 +49,8 @@ static int s_run(rt_link_t *link, rt_apply_t *apply, rt_http_t *http, const s_re
     s_opts_t *o = reload->opts;
     rt_link_start(link, apply);
     while (!rt_daemon_stopping()) {
-        if (rt_daemon_reload(reload->params, reload->nparams, o, o->config, &o->log_level))
+        if (rt_daemon_sighup() &&
+            rt_daemon_reload(reload->params, reload->nparams, o, o->config, &o->log_level))
             rt_apply_set_policy(apply, (int)o->conflict_policy);
         if ((rc = rt_link_tick(link)) != RT_OK || rt_daemon_stopping())
             break;
@@ -69,16 +75,52 @@ static int s_run(rt_link_t *link, rt_apply_t *apply, rt_http_t *http, const s_re
     return status != RT_OK ? status : rc;
 }
 
-/* A routing id and a name in STATUS: 1..127 bytes, printable, not starting with NUL. */
-static bool s_name_ok(const char *name)
+/* CURVE flags go together; without CURVE the publisher must be on this host unless
+ * --insecure says otherwise. RT_OK or RT_EINVAL (printed). */
+static int s_security(const s_opts_t *o)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > 127)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)name[i] <= 0x20 || name[i] == 0x7f)
-            return false;
-    return true;
+    if (!o->cert != !o->publisher_key) {
+        fprintf(stderr, "rt-subscriber: --cert and --publisher-key go together (CURVE)\n");
+        return RT_EINVAL;
+    }
+    if (o->cert)
+        return RT_OK;
+    const char *eps[] = {o->publisher, o->pub};
+    for (size_t i = 0; i < 2; i++) {
+        if (!eps[i] || rt_sock_endpoint_local(eps[i]))
+            continue;
+        if (!o->insecure) {
+            fprintf(stderr,
+                    "rt-subscriber: %s is on another host: give --cert and --publisher-key "
+                    "(CURVE), or --insecure to take records in plaintext from whoever answers "
+                    "there\n",
+                    eps[i]);
+            return RT_EINVAL;
+        }
+        rt_warn("INSECURE: records from %s travel in plaintext and the publisher is not "
+                "authenticated (--insecure)",
+                eps[i]);
+    }
+    return RT_OK;
+}
+
+/* With CURVE: the key pair and the publisher's pinned public key; the certificate's
+ * name must be the subscriber's, since the publisher binds one to the other. */
+static int s_load_keys(const s_opts_t *o, zcert_t **cert, char key[RT_CURVE_KEY_LEN])
+{
+    if (!o->cert)
+        return RT_OK;
+    if (!(*cert = rt_curve_load_secret(o->cert)) ||
+        rt_curve_load_public(o->publisher_key, key) != RT_OK)
+        return RT_EINVAL;
+    const char *name = zcert_meta(*cert, "name");
+    if (name && strcmp(name, o->name) != 0) {
+        rt_error("%s is the certificate of \"%s\", but this subscriber is --name \"%s\": the "
+                 "publisher accepts a subscriber only with its own certificate",
+                 o->cert, name, o->name);
+        return RT_EINVAL;
+    }
+    return RT_OK;
 }
 
 int main(int argc, char **argv)
@@ -99,6 +141,13 @@ int main(int argc, char **argv)
             "the publisher's PUB endpoint (default: learnt from the publisher)"),
         OPT("http", RT_CFG_STR, http, NULL, NULL, false, false,
             "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
+        OPT("cert", RT_CFG_STR, cert, NULL, NULL, false, false,
+            "CURVE: this subscriber's secret certificate (NAME.cert_secret from rtctl keygen)"),
+        OPT("publisher-key", RT_CFG_STR, publisher_key, NULL, NULL, false, false,
+            "CURVE: the publisher's public certificate (NAME.cert): no other publisher is "
+            "trusted"),
+        OPT("insecure", RT_CFG_BOOL, insecure, "false", NULL, false, false,
+            "take records from a publisher on another host without CURVE"),
         OPT("config", RT_CFG_STR, config, NULL, NULL, false, false, "INI file with these keys"),
         OPT("log-level", RT_CFG_ENUM, log_level, "info", rt_daemon_log_levels, false, true,
             "lowest level logged"),
@@ -114,6 +163,8 @@ int main(int argc, char **argv)
     rt_link_t *link = NULL;
     rt_http_t *http = NULL;
     int code = RT_EXIT_FAILURE;
+    zcert_t *cert = NULL;
+    char publisher_key[RT_CURVE_KEY_LEN] = "";
 
     int rc = rt_config_load(params, nparams, &opts, argc, argv, "rt-subscriber",
                             "Applies a publisher's change stream to a replica PostgreSQL, "
@@ -126,18 +177,27 @@ int main(int argc, char **argv)
         code = RT_EXIT_USAGE;
         goto cleanup;
     }
-    if (!s_name_ok(opts.name)) {
+    if (!rt_name_ok(opts.name)) {
         fprintf(stderr,
                 "rt-subscriber: --name: '%s' is not a usable subscriber name "
-                "(1 to 127 printable characters, no spaces)\n",
+                "(1 to 63 of A-Z a-z 0-9 _ . -, not starting with . or -)\n",
                 opts.name);
         code = RT_EXIT_USAGE;
         goto cleanup;
     }
     rt_daemon_init("rt-subscriber", opts.log_level);
+    if (s_security(&opts) != RT_OK) {
+        code = RT_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (s_load_keys(&opts, &cert, publisher_key) != RT_OK) {
+        code = RT_EXIT_USAGE;
+        goto cleanup;
+    }
 
     apply = rt_apply_new(opts.target, rt_daemon_stop_flag());
-    rt_link_opts_t lo = {.publisher = opts.publisher, .pub = opts.pub, .name = opts.name};
+    rt_link_opts_t lo = {.publisher = opts.publisher, .pub = opts.pub, .name = opts.name,
+                         .cert = cert, .publisher_key = cert ? publisher_key : NULL};
     link = rt_link_new(&lo, rt_daemon_stop_flag());
     if (!apply || !link) {
         rt_error("out of memory");
@@ -158,6 +218,7 @@ cleanup:
     rt_http_destroy(&http);
     rt_link_destroy(&link);
     rt_apply_destroy(&apply);
+    zcert_destroy(&cert);
     rt_config_free(params, nparams, &opts);
     return code;
 }

@@ -6,6 +6,7 @@
 #
 #   fault_clusters source replica1 ...   clusters with the counter schema
 #   fault_tpcb source replica1 ...       optional pgbench tpcb-like tables (same data)
+#   fault_curve NAME...                  key pairs: later daemons speak CURVE
 #   fault_start_pub [FLAG...]            rt-publisher "pub" (ROUTER $ROUTER, PUB $PUBEP)
 #   fault_start_sub NAME [FLAG...]       rt-subscriber NAME into cluster NAME
 #   fault_load_start [RATE] [CLIENTS]    the workload in the background (label "load")
@@ -95,11 +96,40 @@ fault_endpoints() {
 }
 fault_endpoints
 
+# fault_curve NAME...
+# Makes CURVE key pairs for the publisher ("pub"), for each subscriber NAME and for
+# rtctl ("ops", an admin), allowed by the publisher (RT_TMP/keys): every later
+# fault_start_pub, fault_start_sub and fault_ctl speaks CURVE.
+fault_curve() {
+    local k="$RT_TMP/keys" n
+    mkdir -p "$k/allow" "$k/admin"
+    for n in pub ops "$@"; do
+        "$RT_BIN/rtctl" keygen "$n" --dir "$k" >/dev/null || rt_fail "rtctl keygen $n failed"
+        [[ "$n" == pub ]] || cp "$k/$n.cert" "$k/allow/"
+    done
+    cp "$k/ops.cert" "$k/admin/"
+    FAULT_KEYS="$k"
+}
+
+# fault_ctl ARGS...
+# rtctl against the publisher (with the "ops" key after fault_curve).
+fault_ctl() {
+    if [[ -n "${FAULT_KEYS:-}" ]]; then
+        "$RT_BIN/rtctl" --publisher "$ROUTER" --cert "$FAULT_KEYS/ops.cert_secret" \
+            --publisher-key "$FAULT_KEYS/pub.cert" "$@"
+    else
+        "$RT_BIN/rtctl" --publisher "$ROUTER" "$@"
+    fi
+}
+
 # fault_start_pub [FLAG...]
 # Starts rt-publisher "pub" on the first cluster (source "src", outbox RT_TMP/outbox).
 fault_start_pub() {
+    local curve=()
+    [[ -z "${FAULT_KEYS:-}" ]] ||
+        curve=(--cert "$FAULT_KEYS/pub.cert_secret" --allow "$FAULT_KEYS/allow" --admin "$FAULT_KEYS/admin")
     rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
-        --outbox "$RT_TMP/outbox" --name src --listen "$PUB_LISTEN" --pub "$PUBEP" --log-level "${RT_FAULT_LOG_LEVEL:-info}" "$@"
+        --outbox "$RT_TMP/outbox" --name src --listen "$PUB_LISTEN" --pub "$PUBEP" --log-level "${RT_FAULT_LOG_LEVEL:-info}" "${curve[@]}" "$@"
 }
 
 # fault_start_sub NAME [FLAG...]
@@ -108,12 +138,14 @@ fault_start_pub() {
 # SUB_ROUTER (the --publisher endpoint, default $ROUTER), SUB_TARGET (the replica DSN)
 # and SUB_PREFIX (a command prefix, e.g. a namespace's nsenter, keeping the pid).
 fault_start_sub() {
-    local name="$1" dsn
+    local name="$1" dsn curve=()
     shift
     dsn="$(rt__var "$name")_DSN"
+    [[ -z "${FAULT_KEYS:-}" ]] ||
+        curve=(--cert "$FAULT_KEYS/$name.cert_secret" --publisher-key "$FAULT_KEYS/pub.cert")
     # shellcheck disable=SC2086
     rt_start_daemon "$name" "$RT_TMP/$name.log" ${SUB_PREFIX:-} "$RT_BIN/rt-subscriber" \
-        --publisher "${SUB_ROUTER:-$ROUTER}" --target "${SUB_TARGET:-${!dsn}}" --name "$name" --log-level "${RT_FAULT_LOG_LEVEL:-info}" "$@"
+        --publisher "${SUB_ROUTER:-$ROUTER}" --target "${SUB_TARGET:-${!dsn}}" --name "$name" --log-level "${RT_FAULT_LOG_LEVEL:-info}" "${curve[@]}" "$@"
 }
 
 # fault_wait_caught_up TIMEOUT_S REPLICA...
@@ -145,7 +177,7 @@ fault_report_daemons() {
     done
     if rt_daemon_alive pub; then
         echo "publisher status:" >&2
-        "$RT_BIN/rtctl" --publisher "$ROUTER" --timeout 3000 status >&2 || true
+        fault_ctl --timeout 3000 status >&2 || true
     fi
 }
 fault__counter() {

@@ -14,6 +14,8 @@
 set -euo pipefail
 FAULT_HOST='*'
 source "$RT_SRC/tests/fault/fault_lib.bash"
+# The publisher serves every interface, so across the (namespace) network: CURVE.
+fault_curve replica1 replica2
 
 ROUNDS="${RT_FAULT_ROUNDS:-1}"
 CUT_LONG="${RT_FAULT_CUT_LONG:-8}"

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curve.h"
 #include "sock.h"
 #include "wire.h"
 
@@ -279,12 +280,14 @@ static void s_publish(zsock_t *pub, const void *data, size_t len)
 int main(int argc, char **argv)
 {
     const char *listen = NULL, *pubep = NULL, *advertise = NULL, *source = "demo";
+    zcert_t *cert = NULL;
     uint64_t first_seq = 1;
     int interval_ms = 5, small = 300, big = 100000;
     static struct option opts[] = {
         {"listen", 1, 0, 'l'}, {"pub", 1, 0, 'p'},       {"advertise", 1, 0, 'a'},
         {"source", 1, 0, 's'}, {"first-seq", 1, 0, 'f'}, {"interval-ms", 1, 0, 'i'},
-        {"small", 1, 0, 'm'},  {"big", 1, 0, 'b'},       {0, 0, 0, 0}};
+        {"small", 1, 0, 'm'},  {"big", 1, 0, 'b'},       {"cert", 1, 0, 'c'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -296,21 +299,29 @@ int main(int argc, char **argv)
         case 'i': interval_ms = atoi(optarg); break;
         case 'm': small = atoi(optarg); break;
         case 'b': big = atoi(optarg); break;
+        case 'c':
+            if (!(cert = rt_curve_load_secret(optarg)))
+                return 2;
+            break;
         default: return 2;
         }
     }
     if (!listen || !pubep) {
         fprintf(stderr,
                 "usage: fake_publisher --listen EP --pub EP [--advertise EP] [--source NAME] "
-                "[--first-seq N] [--interval-ms MS] [--small N] [--big ROWS]\n");
+                "[--first-seq N] [--interval-ms MS] [--small N] [--big ROWS] [--cert SECRET]\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     s_b = rt_record_builder_new();
     s_build(small, big);
 
-    rt_sock_opts_t ro = {.type = ZMQ_ROUTER, .endpoint = listen, .bind = true, .what = "ROUTER"};
-    rt_sock_opts_t po = {.type = ZMQ_PUB, .endpoint = pubep, .bind = true, .what = "PUB"};
+    /* With --cert: a CURVE server with its own key and no ZAP handler, so it would take
+     * any client: what a stranger posing as the publisher looks like. */
+    rt_sock_opts_t ro = {.type = ZMQ_ROUTER, .endpoint = listen, .bind = true, .what = "ROUTER",
+                         .cert = cert};
+    rt_sock_opts_t po = {.type = ZMQ_PUB, .endpoint = pubep, .bind = true, .what = "PUB",
+                         .cert = cert};
     zsock_t *router = rt_sock_new(&ro);
     zsock_t *pub = router ? rt_sock_new(&po) : NULL;
     if (!pub)

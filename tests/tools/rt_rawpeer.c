@@ -1,8 +1,9 @@
 /* tests/tools/rt_rawpeer.c - a raw ZeroMQ DEALER that sends arbitrary frames to a
  * publisher's ROUTER and prints what comes back (for hostile-input tests).
  *
- * Usage: rt_rawpeer ENDPOINT HEXFRAME...   ("-" sends an empty frame; "2:AA:BB" sends
- * one message of two frames AA and BB). Prints one line per reply: its type and, for
+ * Usage: rt_rawpeer [--id ID] [--cert SECRET --server-key CERT] ENDPOINT HEXFRAME...
+ * ("-" sends an empty frame; "2:AA:BB" sends one message of two frames AA and BB; --id
+ * sets the routing id, default "rawpeer"; --cert and --server-key speak CURVE). Prints one line per reply: its type and, for
  * ERROR, its text; "no reply" after 2 s. Exits 0 when every frame got a reply.
  *
  * Usage: rt_rawpeer --subscribe BYTES SECONDS ENDPOINT   speaks ZMTP 3.0 itself as a
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curve.h"
 #include "sock.h"
 #include "wire.h"
 
@@ -123,8 +125,31 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: rt_rawpeer ENDPOINT HEXFRAME...\n");
         return 2;
     }
-    rt_sock_opts_t o = {.type = ZMQ_DEALER, .endpoint = argv[1], .what = "DEALER",
-                        .routing_id = "rawpeer"};
+    rt_sock_opts_t o = {.type = ZMQ_DEALER, .what = "DEALER", .routing_id = "rawpeer"};
+    char key[RT_CURVE_KEY_LEN];
+    zcert_t *cert = NULL;
+    int a = 1;
+    for (; a + 1 < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
+        if (strcmp(argv[a], "--id") == 0) {
+            o.routing_id = argv[a + 1];
+        } else if (strcmp(argv[a], "--cert") == 0) {
+            if (!(cert = rt_curve_load_secret(argv[a + 1])))
+                return 2;
+            o.cert = cert;
+        } else if (strcmp(argv[a], "--server-key") == 0) {
+            if (rt_curve_load_public(argv[a + 1], key) != RT_OK)
+                return 2;
+            o.server_key = key;
+        } else {
+            fprintf(stderr, "rt_rawpeer: unknown option %s\n", argv[a]);
+            return 2;
+        }
+    }
+    if (a >= argc)
+        return 2;
+    o.endpoint = argv[a];
+    argv += a - 1;
+    argc -= a - 1;
     zsock_t *d = rt_sock_new(&o);
     if (!d)
         return 2;
@@ -166,5 +191,6 @@ int main(int argc, char **argv)
         zmq_msg_close(&m);
     }
     zsock_destroy(&d);
+    zcert_destroy(&cert);
     return missing ? 1 : 0;
 }

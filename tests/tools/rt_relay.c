@@ -9,7 +9,9 @@
  *   SIGUSR2  every open connection is reset (RST on both sides), then forwarding resumes;
  *   SIGHUP   forwarding resumes (what piled up in the kernel buffers flows on);
  *   SIGTERM, SIGINT  exit 0.
- * Logs "ready: ..." once listening and one line per mode change, to stderr. */
+ * Logs "ready: ..." once listening and one line per mode change, to stderr.
+ * With RT_RELAY_DUMP=FILE in the environment, every byte relayed (both directions) is
+ * also appended to FILE, for tests that look for plaintext on the wire. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -146,12 +148,18 @@ static void s_accept(s_pair_t *p, s_conn_t **conns)
     }
 }
 
+static FILE *s_dump; /* RT_RELAY_DUMP, or NULL */
+
 /* Moves bytes from fd into d; false when the connection must be dropped. */
 static bool s_read(int fd, s_dir_t *d)
 {
     if (d->eof || d->len == S_BUF)
         return true;
     ssize_t n = read(fd, d->buf + d->len, S_BUF - d->len);
+    if (n > 0 && s_dump) {
+        fwrite(d->buf + d->len, 1, (size_t)n, s_dump);
+        fflush(s_dump);
+    }
     if (n > 0)
         d->len += (size_t)n;
     else if (n == 0)
@@ -197,6 +205,10 @@ int main(int argc, char **argv)
 {
     s_pair_t pairs[S_MAX_PAIRS];
     int npairs = s_parse_pairs(argc, argv, pairs);
+    if (getenv("RT_RELAY_DUMP") && !(s_dump = fopen(getenv("RT_RELAY_DUMP"), "ab"))) {
+        fprintf(stderr, "rt_relay: cannot open %s\n", getenv("RT_RELAY_DUMP"));
+        return 2;
+    }
     if (npairs <= 0) {
         fprintf(stderr, "usage: rt_relay LISTEN_PORT:TARGET_PORT... (at most %d)\n",
                 S_MAX_PAIRS);
