@@ -1,4 +1,4 @@
-/* tests/unit/test_http.c - common/http over real sockets: routes, limits, timeouts, shutdown. */
+/* tests/unit/test_http.c - web/http over real sockets: routes, limits, timeouts, shutdown. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* common/http.c - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
+/* web/http.c - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
 #include "http.h"
 
 

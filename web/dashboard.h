@@ -1,4 +1,4 @@
-/* common/dashboard.h - the dashboard page served at "/" by both daemons, self-contained. */
+/* web/dashboard.h - the dashboard page served at "/" by both daemons, self-contained. */
 #ifndef RT_DASHBOARD_H
 #define RT_DASHBOARD_H
 
