@@ -13,10 +13,7 @@
  * /api/pause?name=N and /api/resume?name=N from the buttons of the subscribers table
  * (publisher only; the answer's "text" or "error" JSON field, or its plain text, is
  * shown) and /api/ping from "Test connection" (its "queued_us" JSON field is shown
- * beside the measured round trip). Loaded as /?autotest=pause:NAME, resume:NAME or
- * ping, it clicks that button once NAME is listed and writes
- * "autotest SPEC: ok|failed ..." into the element #autotest, for tests.
- * Serve it as "text/html; charset=utf-8". */
+ * beside the measured round trip). Serve it as "text/html; charset=utf-8". */
 extern const char rt_dashboard_html[];     /* the page's bytes, then a NUL; static */
 extern const size_t rt_dashboard_html_len; /* bytes in the page, without the NUL */
 

@@ -333,6 +333,7 @@ static void test_dashboard_page(void **state)
     assert_memory_equal(r.body, rt_dashboard_html, rt_dashboard_html_len);
     assert_true(strncmp(r.body, "<!doctype html>\n", 16) == 0);
     assert_non_null(strstr(r.body, "</html>\n"));
+    assert_null(strstr(r.body, "autotest")); /* tests drive the page from outside */
     s_resp_free(&r);
 }
 
