@@ -1,38 +1,10 @@
-/* common/metrics.h - Prometheus text exposition 0.0.4 and the daemons' /metrics bodies. */
+/* common/metrics.h - the daemons' /metrics bodies. */
 #ifndef RT_METRICS_H
 #define RT_METRICS_H
 
 #include "buf.h"
+#include "prometheus.h"
 #include "rt.h"
-
-/* Content-Type of a /metrics response. */
-#define RT_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-
-/* A label pair. Label lists are arrays ended by an entry whose name is NULL
- * ({NULL, NULL}); a NULL list means no labels. */
-typedef struct {
-    const char *name;  /* [a-zA-Z_][a-zA-Z0-9_]*, not starting with "__" */
-    const char *value; /* any UTF-8 text; escaped on output */
-} rt_metric_label_t;
-
-/* ---- The builder. Metric names must match [a-zA-Z_:][a-zA-Z0-9_:]* (checked by assert:
- * names are the program's, never input). Output errors are sticky in the buffer. */
-
-/* Appends "# HELP name help" (help escaped: \\ and \n) and "# TYPE name type", type being
- * "counter", "gauge" or "untyped". Write it once per metric name, before its samples. */
-void rt_metrics_family(rt_buf_t *out, const char *name, const char *type, const char *help);
-
-/* Appends one sample line: name{label="value",...} value. Label values are escaped
- * (\\, \" and \n). Integral values below 2^53 print as integers, NaN as NaN,
- * infinities as +Inf/-Inf, other values with the fewest digits that read back exactly. */
-void rt_metrics_sample(rt_buf_t *out, const char *name, const rt_metric_label_t *labels,
-                       double value);
-
-/* A family of one sample: rt_metrics_family then rt_metrics_sample. */
-void rt_metrics_counter(rt_buf_t *out, const char *name, const char *help,
-                        const rt_metric_label_t *labels, double value);
-void rt_metrics_gauge(rt_buf_t *out, const char *name, const char *help,
-                      const rt_metric_label_t *labels, double value);
 
 /* ---- The publisher's /metrics. */
 

@@ -20,7 +20,7 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
     (void)req;
     rt_metrics_subscriber_t m;
     rt_link_metrics(s_web.link, s_web.apply, &m);
-    resp->content_type = RT_METRICS_CONTENT_TYPE;
+    resp->content_type = RT_PROMETHEUS_CONTENT_TYPE;
     rt_metrics_subscriber(&resp->body, &m);
 }
 

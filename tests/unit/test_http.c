@@ -21,7 +21,7 @@
 
 #include "dashboard.h"
 #include "http.h"
-#include "metrics.h"
+#include "prometheus.h"
 
 /* What the test handler saw and how it behaves. */
 typedef struct {
@@ -70,8 +70,8 @@ static void s_h_metrics(void *arg, const rt_http_request_t *req, rt_http_respons
 {
     (void)arg;
     (void)req;
-    resp->content_type = RT_METRICS_CONTENT_TYPE;
-    rt_metrics_counter(&resp->body, "rt_test_requests_total", "Requests.", NULL, 1);
+    resp->content_type = RT_PROMETHEUS_CONTENT_TYPE;
+    rt_prometheus_counter(&resp->body, "rt_test_requests_total", "Requests.", NULL, 1);
 }
 
 static void s_h_echo(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
@@ -300,7 +300,7 @@ static void test_metrics_ok(void **state)
     char v[256];
     s_finish(f->h, true, s_request(f->port, "GET", "/metrics", NULL, NULL, 0), &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(s_header(&r, "Content-Type", v, sizeof v), RT_METRICS_CONTENT_TYPE);
+    assert_string_equal(s_header(&r, "Content-Type", v, sizeof v), RT_PROMETHEUS_CONTENT_TYPE);
     assert_string_equal(s_header(&r, "Cache-Control", v, sizeof v), "no-store");
     assert_string_equal(r.body, "# HELP rt_test_requests_total Requests.\n"
                                 "# TYPE rt_test_requests_total counter\n"
