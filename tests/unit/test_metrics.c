@@ -1,4 +1,5 @@
-/* tests/unit/test_metrics.c - exact /metrics bodies of the daemons (common/metrics). */
+/* tests/unit/test_metrics.c - exact /metrics bodies of the daemons (publisher/metrics,
+ * common/metrics). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,8 @@
 
 #include <string.h>
 
-#include "metrics.h"
+#include "common/metrics.h"
+#include "publisher/metrics.h"
 
 static void test_publisher_body(void **state)
 {
