@@ -5,7 +5,6 @@
 #include <inttypes.h>
 
 #include "metrics.h"
-#include "status_json.h"
 
 typedef struct {
     rt_link_t *link;
@@ -31,7 +30,7 @@ static void s_status(void *arg, const rt_http_request_t *req, rt_http_response_t
     rt_metrics_subscriber_t m;
     rt_link_metrics(s_web.link, s_web.apply, &m);
     resp->content_type = "application/json";
-    rt_status_json_subscriber(&resp->body, &m);
+    rt_metrics_subscriber_json(&resp->body, &m);
 }
 
 static const rt_http_route_t s_routes[] = {

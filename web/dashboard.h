@@ -8,7 +8,7 @@
  * two definitions from it at build time (dashboard_html.c in the build directory).
  *
  * The page polls GET /api/status every second (a publisher's status as rt_status_json
- * writes it, or a subscriber's as rt_status_json_subscriber writes it), keeps five
+ * writes it, or a subscriber's as rt_metrics_subscriber_json writes it), keeps five
  * minutes of throughput history in the browser and draws it on a canvas. It posts
  * /api/pause?name=N and /api/resume?name=N from the buttons of the subscribers table
  * (publisher only; the answer's "text" or "error" JSON field, or its plain text, is

@@ -1,5 +1,5 @@
-/* tests/unit/test_metrics.c - exact /metrics bodies of the daemons (publisher/metrics,
- * common/metrics). */
+/* tests/unit/test_metrics.c - exact /metrics bodies of the daemons and the subscriber's
+ * /api/status JSON (publisher/metrics, subscriber/metrics). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,10 +7,12 @@
 
 #include <cmocka.h>
 
+#include <math.h>
 #include <string.h>
 
-#include "common/metrics.h"
 #include "publisher/metrics.h"
+#include "subscriber/metrics.h"
+#include "wire.h"
 
 static void test_publisher_body(void **state)
 {
@@ -174,11 +176,53 @@ static void test_subscriber_body(void **state)
     rt_buf_free(&b);
 }
 
+static void test_subscriber_json(void **state)
+{
+    (void)state;
+    rt_metrics_subscriber_t m = {
+        .name = "r1",
+        .publisher = "tcp://127.0.0.1:7470",
+        .source = NULL,
+        .state = RT_SUB_CATCHING_UP,
+        .connected = false,
+        .applied_seq = 3,
+        .head_seq = 9,
+        .lag_records = 6,
+        .lag_seconds = 1.5,
+        .applied_txns = 2,
+        .applied_rows = 20,
+        .conflicts = 1,
+        .reconnects = 4,
+        .bad_frames = 5,
+    };
+    rt_buf_t b = {0};
+    rt_metrics_subscriber_json(&b, &m);
+    assert_string_equal(rt_buf_str(&b),
+                        "{\"role\":\"subscriber\",\"name\":\"r1\",\"publisher\":"
+                        "\"tcp://127.0.0.1:7470\",\"source\":null,\"state\":\"catching-up\","
+                        "\"connected\":false,\"applied_seq\":3,\"head_seq\":9,\"lag_records\":6,"
+                        "\"lag_seconds\":1.500,\"applied_txns\":2,\"applied_rows\":20,"
+                        "\"conflicts\":1,\"reconnects\":4,\"bad_frames\":5}");
+    rt_buf_free(&b);
+
+    /* JSON has no NaN: a bogus lag prints as 0. */
+    m.source = "src";
+    m.lag_seconds = NAN;
+    m.connected = true;
+    m.state = RT_SUB_STREAMING;
+    rt_metrics_subscriber_json(&b, &m);
+    assert_non_null(strstr(rt_buf_str(&b), "\"source\":\"src\",\"state\":\"streaming\","
+                                           "\"connected\":true"));
+    assert_non_null(strstr(rt_buf_str(&b), "\"lag_seconds\":0.000,"));
+    rt_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publisher_body),
         cmocka_unit_test(test_subscriber_body),
+        cmocka_unit_test(test_subscriber_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

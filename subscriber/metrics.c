@@ -1,5 +1,10 @@
-/* common/metrics.c - the subscriber's /metrics body. */
+/* subscriber/metrics.c - the subscriber's /metrics body (Prometheus text) and /api/status JSON. */
 #include "metrics.h"
+
+#include <inttypes.h>
+#include <math.h>
+
+#include "wire.h"
 
 void rt_metrics_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m)
 {
@@ -30,4 +35,28 @@ void rt_metrics_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m)
     rt_prometheus_counter(out, "rt_subscriber_bad_frames_total",
                           "Frames from the publisher dropped as malformed.", NULL,
                           (double)m->bad_frames);
+}
+
+void rt_metrics_subscriber_json(rt_buf_t *out, const rt_metrics_subscriber_t *m)
+{
+    rt_buf_puts(out, "{\"role\":\"subscriber\",\"name\":");
+    rt_buf_json_string(out, m->name ? m->name : "");
+    rt_buf_puts(out, ",\"publisher\":");
+    rt_buf_json_string(out, m->publisher ? m->publisher : "");
+    rt_buf_puts(out, ",\"source\":");
+    if (m->source)
+        rt_buf_json_string(out, m->source);
+    else
+        rt_buf_puts(out, "null");
+    /* JSON has no NaN or infinity. */
+    double lag = isfinite(m->lag_seconds) && m->lag_seconds > 0 ? m->lag_seconds : 0;
+    rt_buf_printf(out,
+                  ",\"state\":\"%s\",\"connected\":%s,\"applied_seq\":%" PRIu64
+                  ",\"head_seq\":%" PRIu64 ",\"lag_records\":%" PRIu64 ",\"lag_seconds\":%.3f"
+                  ",\"applied_txns\":%" PRIu64 ",\"applied_rows\":%" PRIu64
+                  ",\"conflicts\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"bad_frames\":%" PRIu64
+                  "}",
+                  rt_sub_state_name(m->state), m->connected ? "true" : "false", m->applied_seq,
+                  m->head_seq, m->lag_records, lag, m->applied_txns, m->applied_rows, m->conflicts,
+                  m->reconnects, m->bad_frames);
 }
