@@ -1,4 +1,4 @@
-/* tests/unit/test_prometheus.c - exact Prometheus text of common/prometheus, escaping, values. */
+/* tests/unit/test_prometheus.c - exact Prometheus text of web/prometheus, escaping, values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* common/prometheus.c - Prometheus text exposition format 0.0.4: metric families and samples. */
+/* web/prometheus.c - Prometheus text exposition format 0.0.4: metric families and samples. */
 #include "prometheus.h"
 
 #include <assert.h>

@@ -1,4 +1,4 @@
-/* common/prometheus.h - Prometheus text exposition format 0.0.4: metric families and samples. */
+/* web/prometheus.h - Prometheus text exposition format 0.0.4: metric families and samples. */
 #ifndef RT_PROMETHEUS_H
 #define RT_PROMETHEUS_H
 
