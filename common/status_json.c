@@ -1,8 +1,7 @@
-/* common/status_json.c - publisher and subscriber status as JSON (rtctl, /api/status). */
+/* common/status_json.c - a publisher's status as JSON (rtctl status --json, /api/status). */
 #include "status_json.h"
 
 #include <inttypes.h>
-#include <math.h>
 
 /* Milliseconds between two PostgreSQL-epoch times, or -1 if either is unknown. */
 static int64_t s_age_ms(int64_t now_us, int64_t then_us)
@@ -47,28 +46,4 @@ void rt_status_json(rt_buf_t *out, const rt_status_t *st)
         rt_buf_putc(out, '}');
     }
     rt_buf_puts(out, "]}");
-}
-
-void rt_status_json_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m)
-{
-    rt_buf_puts(out, "{\"role\":\"subscriber\",\"name\":");
-    rt_buf_json_string(out, m->name ? m->name : "");
-    rt_buf_puts(out, ",\"publisher\":");
-    rt_buf_json_string(out, m->publisher ? m->publisher : "");
-    rt_buf_puts(out, ",\"source\":");
-    if (m->source)
-        rt_buf_json_string(out, m->source);
-    else
-        rt_buf_puts(out, "null");
-    /* JSON has no NaN or infinity. */
-    double lag = isfinite(m->lag_seconds) && m->lag_seconds > 0 ? m->lag_seconds : 0;
-    rt_buf_printf(out,
-                  ",\"state\":\"%s\",\"connected\":%s,\"applied_seq\":%" PRIu64
-                  ",\"head_seq\":%" PRIu64 ",\"lag_records\":%" PRIu64 ",\"lag_seconds\":%.3f"
-                  ",\"applied_txns\":%" PRIu64 ",\"applied_rows\":%" PRIu64
-                  ",\"conflicts\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"bad_frames\":%" PRIu64
-                  "}",
-                  rt_sub_state_name(m->state), m->connected ? "true" : "false", m->applied_seq,
-                  m->head_seq, m->lag_records, lag, m->applied_txns, m->applied_rows, m->conflicts,
-                  m->reconnects, m->bad_frames);
 }

@@ -1,9 +1,8 @@
-/* common/status_json.h - publisher and subscriber status as JSON (rtctl, /api/status). */
+/* common/status_json.h - a publisher's status as JSON (rtctl status --json, /api/status). */
 #ifndef RT_STATUS_JSON_H
 #define RT_STATUS_JSON_H
 
 #include "buf.h"
-#include "metrics.h"
 #include "wire.h"
 
 /* Appends a publisher's status as one JSON object, without a trailing newline, with the
@@ -17,11 +16,5 @@
  * lag_records is head_seq - acked_seq (0 if ahead); ages are -1 when unknown; the two
  * timestamps are Unix milliseconds (0: none). */
 void rt_status_json(rt_buf_t *out, const rt_status_t *st);
-
-/* Appends a subscriber's status as one JSON object, without a trailing newline:
- * {"role":"subscriber","name":..,"publisher":..,"source":.. or null,"state":"streaming",
- *  "connected":true,"applied_seq":N,"head_seq":N,"lag_records":N,"lag_seconds":F,
- *  "applied_txns":N,"applied_rows":N,"conflicts":N,"reconnects":N,"bad_frames":N} */
-void rt_status_json_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m);
 
 #endif

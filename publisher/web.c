@@ -91,7 +91,7 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
                                 .bad_frames = rt_stream_bad_frames(s_web.stream),
                                 .nsubs = st.nsubs,
                                 .subs = subs};
-    resp->content_type = RT_METRICS_CONTENT_TYPE;
+    resp->content_type = RT_PROMETHEUS_CONTENT_TYPE;
     rt_metrics_publisher(&resp->body, &m);
     free(subs);
     rt_status_clear(&st);

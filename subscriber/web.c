@@ -6,7 +6,6 @@
 #include <inttypes.h>
 
 #include "metrics.h"
-#include "status_json.h"
 
 typedef struct {
     rt_link_t *link;
@@ -21,7 +20,7 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
     (void)req;
     rt_metrics_subscriber_t m;
     rt_link_metrics(s_web.link, s_web.apply, &m);
-    resp->content_type = RT_METRICS_CONTENT_TYPE;
+    resp->content_type = RT_PROMETHEUS_CONTENT_TYPE;
     rt_metrics_subscriber(&resp->body, &m);
 }
 
@@ -32,7 +31,7 @@ static void s_status(void *arg, const rt_http_request_t *req, rt_http_response_t
     rt_metrics_subscriber_t m;
     rt_link_metrics(s_web.link, s_web.apply, &m);
     resp->content_type = "application/json";
-    rt_status_json_subscriber(&resp->body, &m);
+    rt_metrics_subscriber_json(&resp->body, &m);
 }
 
 static const rt_http_route_t s_routes[] = {

@@ -39,6 +39,7 @@ declare -gA RT__PROC_LOG=() # daemon label -> log file
 declare -gA RT__PROC_SHOWN=() # daemon label -> 1 once its log tail was printed
 declare -ga RT__PG_ORDER=()   # cluster names in start order
 declare -ga RT__PROC_ORDER=() # daemon labels in start order
+declare -ga RT__AT_EXIT=()    # functions the EXIT trap runs first, in registration order
 
 # rt_fail MSG...
 # Prints MSG to stderr and exits the script with status 1 (the EXIT trap cleans up).
@@ -126,10 +127,24 @@ rt_setup() {
     trap 'exit 129' HUP
 }
 
+# rt_at_exit FUNCTION
+# Registers FUNCTION (a name; called without arguments, its output discarded) for the
+# EXIT trap, which runs the registered functions, newest first, before it stops the
+# daemons and clusters: for what a daemon started and does not stop by itself (the
+# browser of a WebDriver session). Each must be bounded. Registering twice is a no-op.
+rt_at_exit() {
+    local f
+    for f in "${RT__AT_EXIT[@]}"; do
+        [[ "$f" != "$1" ]] || return 0
+    done
+    RT__AT_EXIT+=("$1")
+}
+
 # rt__cleanup (internal, the EXIT trap)
-# Stops every daemon (SIGTERM, SIGKILL after 10 s) and every cluster (pg_ctl stop
-# -m fast, then SIGKILL by pid), newest first. On a failing exit prints the tail of
-# every log. Removes RT_TMP unless RT_KEEP=1. Keeps the script's exit status.
+# Runs the functions registered with rt_at_exit, then stops every daemon (SIGTERM,
+# SIGKILL after 10 s) and every cluster (pg_ctl stop -m fast, then SIGKILL by pid),
+# newest first. On a failing exit first prints the tail of every log. Removes RT_TMP
+# unless RT_KEEP=1. Keeps the script's exit status.
 rt__cleanup() {
     local rc=$? i label name
     trap - EXIT INT TERM HUP
@@ -143,6 +158,9 @@ rt__cleanup() {
             rt__log_tail "PostgreSQL $name" "${RT__PG_DIR[$name]}/postgresql.log" 15
         done
     fi
+    for ((i = ${#RT__AT_EXIT[@]} - 1; i >= 0; i--)); do
+        "${RT__AT_EXIT[$i]}" >/dev/null 2>&1
+    done
     for ((i = ${#RT__PROC_ORDER[@]} - 1; i >= 0; i--)); do
         label="${RT__PROC_ORDER[$i]}"
         if rt__alive "${RT__PROC_PID[$label]}"; then

@@ -1,4 +1,4 @@
-/* tests/unit/test_http.c - common/http over real sockets: routes, limits, timeouts, shutdown. */
+/* tests/unit/test_http.c - web/http over real sockets: routes, limits, timeouts, shutdown. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,8 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dashboard.h"
 #include "http.h"
-#include "metrics.h"
+#include "prometheus.h"
 
 /* What the test handler saw and how it behaves. */
 typedef struct {
@@ -69,8 +70,8 @@ static void s_h_metrics(void *arg, const rt_http_request_t *req, rt_http_respons
 {
     (void)arg;
     (void)req;
-    resp->content_type = RT_METRICS_CONTENT_TYPE;
-    rt_metrics_counter(&resp->body, "rt_test_requests_total", "Requests.", NULL, 1);
+    resp->content_type = RT_PROMETHEUS_CONTENT_TYPE;
+    rt_prometheus_counter(&resp->body, "rt_test_requests_total", "Requests.", NULL, 1);
 }
 
 static void s_h_echo(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
@@ -102,7 +103,7 @@ static void s_h_page(void *arg, const rt_http_request_t *req, rt_http_response_t
 static const rt_http_route_t s_routes[] = {
     {"GET", "/", s_h_page},          {"GET", "/metrics", s_h_metrics},
     {"POST", "/api/echo", s_h_echo}, {"PUT", "/api/echo", s_h_echo},
-    {"GET", "/api/slow", s_h_slow},
+    {"GET", "/api/slow", s_h_slow},  {"GET", "/dashboard", rt_http_dashboard_page},
 };
 
 static void s_handler(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
@@ -299,7 +300,7 @@ static void test_metrics_ok(void **state)
     char v[256];
     s_finish(f->h, true, s_request(f->port, "GET", "/metrics", NULL, NULL, 0), &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(s_header(&r, "Content-Type", v, sizeof v), RT_METRICS_CONTENT_TYPE);
+    assert_string_equal(s_header(&r, "Content-Type", v, sizeof v), RT_PROMETHEUS_CONTENT_TYPE);
     assert_string_equal(s_header(&r, "Cache-Control", v, sizeof v), "no-store");
     assert_string_equal(r.body, "# HELP rt_test_requests_total Requests.\n"
                                 "# TYPE rt_test_requests_total counter\n"
@@ -315,6 +316,25 @@ static void test_metrics_ok(void **state)
     s_resp_free(&r);
     /* Nothing left: serving again handles nothing. */
     assert_int_equal(rt_http_serve(f->h), 0);
+}
+
+/* The page built from web/dashboard.html, served whole by the ready-made handler. */
+static void test_dashboard_page(void **state)
+{
+    s_fix_t *f = *state;
+    s_resp_t r;
+    char v[256];
+    assert_true(rt_dashboard_html_len > 1000);
+    assert_int_equal(strlen(rt_dashboard_html), rt_dashboard_html_len);
+    s_finish(f->h, true, s_request(f->port, "GET", "/dashboard", NULL, NULL, 0), &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(s_header(&r, "Content-Type", v, sizeof v), "text/html; charset=utf-8");
+    assert_int_equal(r.body_len, rt_dashboard_html_len);
+    assert_memory_equal(r.body, rt_dashboard_html, rt_dashboard_html_len);
+    assert_true(strncmp(r.body, "<!doctype html>\n", 16) == 0);
+    assert_non_null(strstr(r.body, "</html>\n"));
+    assert_null(strstr(r.body, "autotest")); /* tests drive the page from outside */
+    s_resp_free(&r);
 }
 
 static void test_not_found_and_method(void **state)
@@ -590,6 +610,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metrics_ok, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dashboard_page, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_not_found_and_method, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_query_and_body, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large, s_setup, s_teardown),

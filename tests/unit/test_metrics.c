@@ -1,4 +1,5 @@
-/* tests/unit/test_metrics.c - exact Prometheus text of common/metrics, escaping; common/buf. */
+/* tests/unit/test_metrics.c - exact /metrics bodies of the daemons and the subscriber's
+ * /api/status JSON (publisher/metrics, subscriber/metrics). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,118 +8,11 @@
 #include <cmocka.h>
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "metrics.h"
-
-static void test_buf_grows_and_formats(void **state)
-{
-    (void)state;
-    rt_buf_t b = {0};
-    assert_string_equal(rt_buf_str(&b), "");
-    for (int i = 0; i < 1000; i++)
-        rt_buf_printf(&b, "%04d,", i);
-    assert_int_equal(b.len, 5000);
-    assert_int_equal(strlen(b.data), 5000);
-    assert_memory_equal(b.data + 4995, "0999,", 5);
-    char big[700];
-    memset(big, 'x', sizeof big - 1);
-    big[sizeof big - 1] = '\0';
-    rt_buf_reset(&b);
-    rt_buf_printf(&b, "<%s>", big); /* longer than the printf fast path */
-    assert_int_equal(b.len, 701);
-    assert_int_equal(b.data[700], '>');
-    assert_int_equal(rt_buf_error(&b), 0);
-    rt_buf_free(&b);
-    assert_null(b.data);
-}
-
-static void test_buf_json_string(void **state)
-{
-    (void)state;
-    rt_buf_t b = {0};
-    rt_buf_json_string(&b, "a\"b\\c\n\x01\x7f"
-                           "d\xc3\xa9");
-    assert_string_equal(rt_buf_str(&b), "\"a\\\"b\\\\c\\u000a\\u0001\\u007fd\xc3\xa9\"");
-    rt_buf_free(&b);
-}
-
-static void test_family_and_samples(void **state)
-{
-    (void)state;
-    rt_buf_t b = {0};
-    rt_metrics_counter(&b, "rt_x_total", "Things counted.", NULL, 42);
-    rt_metric_label_t labels[] = {{"subscriber", "r1"}, {"zone", "eu"}, {NULL, NULL}};
-    rt_metrics_gauge(&b, "rt_y", "A gauge.", labels, 7);
-    rt_metric_label_t none[] = {{NULL, NULL}};
-    rt_metrics_family(&b, "rt_z", "untyped", NULL);
-    rt_metrics_sample(&b, "rt_z", none, 1);
-    assert_string_equal(rt_buf_str(&b), "# HELP rt_x_total Things counted.\n"
-                                        "# TYPE rt_x_total counter\n"
-                                        "rt_x_total 42\n"
-                                        "# HELP rt_y A gauge.\n"
-                                        "# TYPE rt_y gauge\n"
-                                        "rt_y{subscriber=\"r1\",zone=\"eu\"} 7\n"
-                                        "# HELP rt_z \n"
-                                        "# TYPE rt_z untyped\n"
-                                        "rt_z 1\n");
-    rt_buf_free(&b);
-}
-
-static void test_escaping(void **state)
-{
-    (void)state;
-    rt_buf_t b = {0};
-    /* HELP escapes backslash and newline but not quotes; label values all three. */
-    rt_metrics_family(&b, "m", "gauge", "a \"q\" \\ back\nslash");
-    rt_metric_label_t labels[] = {{"l", "x\"y\\z\nw {}=,"}, {NULL, NULL}};
-    rt_metrics_sample(&b, "m", labels, 0);
-    rt_metric_label_t empty[] = {{"l", ""}, {NULL, NULL}};
-    rt_metrics_sample(&b, "m", empty, 0);
-    assert_string_equal(rt_buf_str(&b), "# HELP m a \"q\" \\\\ back\\nslash\n"
-                                        "# TYPE m gauge\n"
-                                        "m{l=\"x\\\"y\\\\z\\nw {}=,\"} 0\n"
-                                        "m{l=\"\"} 0\n");
-    rt_buf_free(&b);
-}
-
-static void test_values(void **state)
-{
-    (void)state;
-    const struct {
-        double v;
-        const char *text;
-    } cases[] = {
-        {0, "0"},
-        {-0.0, "0"},
-        {1, "1"},
-        {-3, "-3"},
-        {0.5, "0.5"},
-        {0.1, "0.1"},
-        {1.0 / 3, "0.3333333333333333"},
-        {123456789012345.0, "123456789012345"},
-        {9007199254740991.0, "9007199254740991"},
-        {18446744073709551615.0, "1.8446744073709552e+19"},
-        {NAN, "NaN"},
-        {INFINITY, "+Inf"},
-        {-INFINITY, "-Inf"},
-        {2.5e-7, "2.5e-07"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        rt_buf_t b = {0};
-        rt_metrics_sample(&b, "v", NULL, cases[i].v);
-        char want[64];
-        snprintf(want, sizeof want, "v %s\n", cases[i].text);
-        if (strcmp(rt_buf_str(&b), want) != 0)
-            fail_msg("value %zu: got \"%s\", want \"%s\"", i, rt_buf_str(&b), want);
-        if (isfinite(cases[i].v))
-            assert_true(strtod(b.data + 2, NULL) == cases[i].v);
-        rt_buf_free(&b);
-    }
-}
+#include "publisher/metrics.h"
+#include "subscriber/metrics.h"
+#include "wire.h"
 
 static void test_publisher_body(void **state)
 {
@@ -282,16 +176,53 @@ static void test_subscriber_body(void **state)
     rt_buf_free(&b);
 }
 
+static void test_subscriber_json(void **state)
+{
+    (void)state;
+    rt_metrics_subscriber_t m = {
+        .name = "r1",
+        .publisher = "tcp://127.0.0.1:7470",
+        .source = NULL,
+        .state = RT_SUB_CATCHING_UP,
+        .connected = false,
+        .applied_seq = 3,
+        .head_seq = 9,
+        .lag_records = 6,
+        .lag_seconds = 1.5,
+        .applied_txns = 2,
+        .applied_rows = 20,
+        .conflicts = 1,
+        .reconnects = 4,
+        .bad_frames = 5,
+    };
+    rt_buf_t b = {0};
+    rt_metrics_subscriber_json(&b, &m);
+    assert_string_equal(rt_buf_str(&b),
+                        "{\"role\":\"subscriber\",\"name\":\"r1\",\"publisher\":"
+                        "\"tcp://127.0.0.1:7470\",\"source\":null,\"state\":\"catching-up\","
+                        "\"connected\":false,\"applied_seq\":3,\"head_seq\":9,\"lag_records\":6,"
+                        "\"lag_seconds\":1.500,\"applied_txns\":2,\"applied_rows\":20,"
+                        "\"conflicts\":1,\"reconnects\":4,\"bad_frames\":5}");
+    rt_buf_free(&b);
+
+    /* JSON has no NaN: a bogus lag prints as 0. */
+    m.source = "src";
+    m.lag_seconds = NAN;
+    m.connected = true;
+    m.state = RT_SUB_STREAMING;
+    rt_metrics_subscriber_json(&b, &m);
+    assert_non_null(strstr(rt_buf_str(&b), "\"source\":\"src\",\"state\":\"streaming\","
+                                           "\"connected\":true"));
+    assert_non_null(strstr(rt_buf_str(&b), "\"lag_seconds\":0.000,"));
+    rt_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_grows_and_formats),
-        cmocka_unit_test(test_buf_json_string),
-        cmocka_unit_test(test_family_and_samples),
-        cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_values),
         cmocka_unit_test(test_publisher_body),
         cmocka_unit_test(test_subscriber_body),
+        cmocka_unit_test(test_subscriber_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* common/http.h - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
+/* web/http.h - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
 #ifndef RT_HTTP_H
 #define RT_HTTP_H
 

@@ -1,4 +1,4 @@
-/* common/http.c - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
+/* web/http.c - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
 #include "http.h"
 
 
@@ -648,10 +648,8 @@ void rt_http_dashboard_page(void *arg, const rt_http_request_t *req, rt_http_res
 {
     (void)arg;
     (void)req;
-    size_t n;
-    const char *page = rt_dashboard_html(&n);
     resp->content_type = "text/html; charset=utf-8";
-    rt_buf_append(&resp->body, page, n);
+    rt_buf_append(&resp->body, rt_dashboard_html, rt_dashboard_html_len);
 }
 
 void rt_http_ping(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)

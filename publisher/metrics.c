@@ -1,0 +1,68 @@
+/* publisher/metrics.c - the publisher's /metrics body (Prometheus text). */
+#include "metrics.h"
+
+void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
+{
+    rt_prometheus_counter(out, "rt_publisher_captured_transactions_total",
+                          "Source transactions stored in the outbox since start.", NULL,
+                          (double)m->captured_txns);
+    rt_prometheus_counter(out, "rt_publisher_captured_rows_total",
+                          "Row changes stored in the outbox since start.", NULL,
+                          (double)m->captured_rows);
+    rt_prometheus_counter(out, "rt_publisher_filtered_transactions_total",
+                          "Source transactions dropped because of their replication origin.", NULL,
+                          (double)m->filtered_txns);
+    rt_prometheus_counter(out, "rt_publisher_skipped_transactions_total",
+                          "Source transactions dropped as already stored, after a restart.", NULL,
+                          (double)m->skipped_txns);
+    rt_prometheus_counter(
+        out, "rt_publisher_streamed_transactions_total",
+        "Source transactions received in blocks before their commit, since start.", NULL,
+        (double)m->streamed_txns);
+    rt_prometheus_gauge(out, "rt_publisher_streaming_transactions",
+                        "Source transactions open and being received in blocks now.", NULL,
+                        (double)m->streaming_txns);
+    rt_prometheus_gauge(out, "rt_publisher_source_connected",
+                        "1 while the replication stream from the source is up.", NULL,
+                        m->source_connected ? 1 : 0);
+    rt_prometheus_gauge(
+        out, "rt_publisher_outbox_full",
+        "1 while the outbox is at its size limit and reading from the source waits.", NULL,
+        m->outbox_full ? 1 : 0);
+    rt_prometheus_gauge(out, "rt_publisher_outbox_records", "Records in the outbox.", NULL,
+                        (double)m->outbox_records);
+    rt_prometheus_gauge(out, "rt_publisher_outbox_bytes", "Bytes used by the outbox.", NULL,
+                        (double)m->outbox_bytes);
+    rt_prometheus_gauge(out, "rt_publisher_first_seq", "Oldest record kept in the outbox.", NULL,
+                        (double)m->first_seq);
+    rt_prometheus_gauge(out, "rt_publisher_head_seq", "Newest durable record in the outbox.", NULL,
+                        (double)m->head_seq);
+    rt_prometheus_gauge(out, "rt_publisher_received_lsn",
+                        "Newest WAL position received from the source, as a number.", NULL,
+                        (double)m->received_lsn);
+    rt_prometheus_gauge(out, "rt_publisher_confirmed_lsn",
+                        "Flush LSN confirmed to the source, as a number.", NULL,
+                        (double)m->confirmed_lsn);
+    rt_prometheus_counter(out, "rt_publisher_bad_frames_total",
+                          "Frames from peers dropped as malformed.", NULL, (double)m->bad_frames);
+
+    static const struct {
+        const char *name;
+        const char *help;
+    } fam[] = {
+        {"rt_publisher_subscriber_acked_seq", "Last seq the subscriber acknowledged."},
+        {"rt_publisher_subscriber_lag_records", "Records the subscriber has yet to apply."},
+        {"rt_publisher_subscriber_up", "1 while the subscriber is heard from."},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        rt_prometheus_family(out, fam[f].name, "gauge", fam[f].help);
+        for (size_t i = 0; i < m->nsubs; i++) {
+            const rt_metrics_pub_sub_t *s = &m->subs[i];
+            rt_prometheus_label_t labels[] = {{"subscriber", s->name}, {NULL, NULL}};
+            double v = f == 0   ? (double)s->acked_seq
+                       : f == 1 ? (double)s->lag_records
+                                : (s->up ? 1 : 0);
+            rt_prometheus_sample(out, fam[f].name, labels, v);
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/* publisher/metrics.h - the publisher's /metrics body (Prometheus text). */
+#ifndef RT_PUBLISHER_METRICS_H
+#define RT_PUBLISHER_METRICS_H
+
+#include "buf.h"
+#include "prometheus.h"
+#include "rt.h"
+
+/* The body is served as RT_PROMETHEUS_CONTENT_TYPE (prometheus.h). */
+
+/* One subscriber known to the publisher. */
+typedef struct {
+    const char *name;     /* subscriber name (label subscriber=) */
+    uint64_t acked_seq;   /* last seq it acknowledged */
+    uint64_t lag_records; /* head_seq - acked_seq (0 if ahead) */
+    bool up;              /* heard from recently (its state is not offline) */
+} rt_metrics_pub_sub_t;
+
+/* The figures of a publisher's /metrics. */
+typedef struct {
+    uint64_t captured_txns;           /* source transactions stored since start */
+    uint64_t captured_rows;           /* row changes stored since start */
+    uint64_t filtered_txns;           /* transactions dropped because of their origin */
+    uint64_t skipped_txns;            /* transactions dropped as already stored (after a restart) */
+    uint64_t streamed_txns;           /* transactions that arrived in blocks before their commit */
+    uint64_t streaming_txns;          /* such transactions now open, being spooled */
+    bool source_connected;            /* the replication stream is up */
+    bool outbox_full;                 /* reading from the source is paused: outbox at its limit */
+    uint64_t outbox_records;          /* records in the outbox */
+    uint64_t outbox_bytes;            /* bytes used by the outbox */
+    uint64_t first_seq;               /* oldest record kept (0: empty) */
+    uint64_t head_seq;                /* newest durable record */
+    rt_lsn_t received_lsn;            /* newest WAL position received from the source */
+    rt_lsn_t confirmed_lsn;           /* flush LSN confirmed to the source */
+    uint64_t bad_frames;              /* frames dropped as malformed */
+    size_t nsubs;                     /* entries in subs */
+    const rt_metrics_pub_sub_t *subs; /* borrowed for the call */
+} rt_metrics_publisher_t;
+
+/* Appends the whole /metrics body of a publisher: rt_publisher_captured_transactions_total,
+ * _captured_rows_total, _filtered_transactions_total, _skipped_transactions_total,
+ * _streamed_transactions_total, _streaming_transactions, _source_connected, _outbox_full,
+ * _outbox_records, _outbox_bytes, _first_seq, _head_seq, _received_lsn, _confirmed_lsn
+ * (LSNs as numbers), _bad_frames_total, and per subscriber
+ * rt_publisher_subscriber_acked_seq, _lag_records and _up {subscriber="name"}. Output
+ * errors are sticky in out (rt_buf_error). */
+void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m);
+
+#endif
