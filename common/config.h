@@ -16,7 +16,7 @@ typedef enum {
 /* One option. The flag is "--" + key; the INI key is key with '-' written as '_'
  * (both spellings are accepted in the file). */
 typedef struct {
-    const char *key;            /* e.g. "source", "batch-bytes" */
+    const char *key; /* e.g. "source", "batch-bytes" */
     rt_cfg_type_t type;
     size_t offset;              /* offsetof the field in the options struct */
     const char *def;            /* default as text, or NULL for none */
@@ -29,10 +29,10 @@ typedef struct {
 
 /* One row of an options table whose struct is S: RT_CFG_OPT(S, "key", RT_CFG_INT, field,
  * "default", min, max, choices, required, reloadable, "help"). */
-#define RT_CFG_OPT(S, k, t, f, d, lo, hi, ch, req, rel, h)                                     \
-    {                                                                                          \
-        .key = (k), .type = (t), .offset = offsetof(S, f), .def = (d), .min = (lo), .max = (hi), \
-        .choices = (ch), .required = (req), .help = (h), .reloadable = (rel)                   \
+#define RT_CFG_OPT(S, k, t, f, d, lo, hi, ch, req, rel, h)                                         \
+    {                                                                                              \
+        .key = (k), .type = (t), .offset = offsetof(S, f), .def = (d), .min = (lo), .max = (hi),   \
+        .choices = (ch), .required = (req), .help = (h), .reloadable = (rel)                       \
     }
 
 /* Fills opts from defaults, then the file named by --config (if the table has a
@@ -41,8 +41,8 @@ typedef struct {
  * file, line and key, and the bad value.
  * Returns 0 ok, 1 when --help was printed (exit 0), RT_EINVAL on any error
  * (unknown flag or key, missing value, bad value, out of bounds, missing required). */
-int rt_config_load(const rt_cfg_param_t *table, size_t n, void *opts, int argc,
-                   char **argv, const char *program, const char *summary) RT_WUR;
+int rt_config_load(const rt_cfg_param_t *table, size_t n, void *opts, int argc, char **argv,
+                   const char *program, const char *summary) RT_WUR;
 
 /* Re-reads only the file into opts (for SIGHUP); flags given at start are not
  * re-applied by this call. Only keys marked reloadable take the file's value; another

@@ -55,8 +55,10 @@ int rt_curve_load_public(const char *path, char key[RT_CURVE_KEY_LEN])
 int rt_curve_keygen(const char *dir, const char *name)
 {
     if (!rt_name_ok(name)) {
-        fprintf(stderr, "rtctl keygen: '%s' is not a usable name (1 to 63 of A-Z a-z 0-9 _ . -, "
-                        "not starting with . or -)\n", name);
+        fprintf(stderr,
+                "rtctl keygen: '%s' is not a usable name (1 to 63 of A-Z a-z 0-9 _ . -, "
+                "not starting with . or -)\n",
+                name);
         return RT_EINVAL;
     }
     char pub[4096], sec[4200];

@@ -92,8 +92,9 @@ bool rt_daemon_reload(const rt_cfg_param_t *table, size_t n, void *opts, const c
         if (!table[i].reloadable)
             continue;
         char value[256];
-        len += (size_t)snprintf(line + len, sizeof line - len, "%s%s %s", len ? ", " : "",
-                                table[i].key, rt_config_value(&table[i], opts, value, sizeof value));
+        len +=
+            (size_t)snprintf(line + len, sizeof line - len, "%s%s %s", len ? ", " : "",
+                             table[i].key, rt_config_value(&table[i], opts, value, sizeof value));
     }
     rt_info("reloaded %s: %s (other keys apply at the next start)", config_path, line);
     return true;

@@ -4,17 +4,17 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define S_DEFAULT_MAP_SIZE (1ull << 30) /* initial map when opts leave it 0 */
 #define S_MAX_DBS 4                     /* records, meta, subscribers (+1 spare) */
@@ -49,7 +49,7 @@ struct rt_outbox_t {
     uint64_t read_bytes; /* record bytes read since the map's pages were last unmapped */
     uintptr_t read_lo;   /* lowest and highest map address of those records */
     uintptr_t read_hi;
-    int lock_fd;         /* rt_outbox_open: DIR/writer.lock, held with flock; -1 if none */
+    int lock_fd; /* rt_outbox_open: DIR/writer.lock, held with flock; -1 if none */
 };
 
 /* A unit of work run inside one write transaction by s_write. Returns 0, a negative
@@ -820,7 +820,7 @@ int rt_outbox_read(rt_outbox_t *self, uint64_t from, size_t max_records, size_t 
         return RT_EINVAL;
     }
     if (from == 0)
-        from = 1; /* seqs start at 1 */
+        from = 1;                       /* seqs start at 1 */
     uint64_t head = self->next_seq - 1; /* the last stored record */
     if (from > head)
         return 0;

@@ -15,9 +15,9 @@ typedef struct {
 
 /* Where the source stream stands after the last durable write (meta, same txn as records). */
 typedef struct {
-    uint64_t head_seq;       /* last seq that ends a complete source transaction, 0 if none */
-    rt_lsn_t last_commit_lsn;/* commit LSN of that transaction */
-    rt_lsn_t last_end_lsn;   /* end LSN of that transaction (what was confirmed) */
+    uint64_t head_seq;        /* last seq that ends a complete source transaction, 0 if none */
+    rt_lsn_t last_commit_lsn; /* commit LSN of that transaction */
+    rt_lsn_t last_end_lsn;    /* end LSN of that transaction (what was confirmed) */
 } rt_outbox_pos_t;
 
 /* One record to append. */

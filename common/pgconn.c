@@ -172,8 +172,8 @@ cleanup:
 PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const char *sql,
                      int nparams, const char *const *params, char *err, size_t err_size)
 {
-    PGresult *res = nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
-                            : PQexec(conn, sql);
+    PGresult *res =
+        nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return res;

@@ -31,7 +31,7 @@ zsock_t *rt_sock_new(const rt_sock_opts_t *o)
         return NULL;
     }
     void *s = zsock_resolve(sock);
-    int64_t max_in = o->max_in > 0 ? o->max_in
+    int64_t max_in = o->max_in > 0        ? o->max_in
                      : o->type == ZMQ_PUB ? RT_SOCK_PUB_MAX_IN
                                           : (int64_t)RT_WIRE_MAX_FRAME;
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max_in, sizeof max_in);

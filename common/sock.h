@@ -37,8 +37,8 @@ bool rt_sock_endpoint_local(const char *endpoint);
  * within seconds) and, without CURVE only, ROUTER_HANDOVER (with CURVE a connection
  * cannot take over another's routing id); a SUB subscribes to everything. With cert, a
  * bound socket is a CURVE server in ZAP domain "rt" (start rt_auth_new first) and a
- * connected one a CURVE client of server_key. Returns NULL on failure, logged with what and the endpoint (malformed
- * endpoint, address in use). The caller zsock_destroy's it. */
+ * connected one a CURVE client of server_key. Returns NULL on failure, logged with what and the
+ * endpoint (malformed endpoint, address in use). The caller zsock_destroy's it. */
 zsock_t *rt_sock_new(const rt_sock_opts_t *opts);
 
 #endif

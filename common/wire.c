@@ -74,27 +74,64 @@ int rt_wire_prevalidate(const void *frame, size_t len)
             n = b & 0x1f;
         } else {
             switch (b) {
-            case 0xc4: case 0xd9: kind = 1; lenbytes = 1; break;
-            case 0xc5: case 0xda: kind = 1; lenbytes = 2; break;
-            case 0xc6: case 0xdb: kind = 1; lenbytes = 4; break;
-            case 0xc7: kind = 2; lenbytes = 1; break;
-            case 0xc8: kind = 2; lenbytes = 2; break;
-            case 0xc9: kind = 2; lenbytes = 4; break;
+            case 0xc4:
+            case 0xd9:
+                kind = 1;
+                lenbytes = 1;
+                break;
+            case 0xc5:
+            case 0xda:
+                kind = 1;
+                lenbytes = 2;
+                break;
+            case 0xc6:
+            case 0xdb:
+                kind = 1;
+                lenbytes = 4;
+                break;
+            case 0xc7:
+                kind = 2;
+                lenbytes = 1;
+                break;
+            case 0xc8:
+                kind = 2;
+                lenbytes = 2;
+                break;
+            case 0xc9:
+                kind = 2;
+                lenbytes = 4;
+                break;
             case 0xca: fixed = 4; break;
             case 0xcb: fixed = 8; break;
-            case 0xcc: case 0xd0: fixed = 1; break;
-            case 0xcd: case 0xd1: fixed = 2; break;
-            case 0xce: case 0xd2: fixed = 4; break;
-            case 0xcf: case 0xd3: fixed = 8; break;
+            case 0xcc:
+            case 0xd0: fixed = 1; break;
+            case 0xcd:
+            case 0xd1: fixed = 2; break;
+            case 0xce:
+            case 0xd2: fixed = 4; break;
+            case 0xcf:
+            case 0xd3: fixed = 8; break;
             case 0xd4: fixed = 2; break;
             case 0xd5: fixed = 3; break;
             case 0xd6: fixed = 5; break;
             case 0xd7: fixed = 9; break;
             case 0xd8: fixed = 17; break;
-            case 0xdc: kind = 3; lenbytes = 2; break;
-            case 0xdd: kind = 3; lenbytes = 4; break;
-            case 0xde: kind = 4; lenbytes = 2; break;
-            case 0xdf: kind = 4; lenbytes = 4; break;
+            case 0xdc:
+                kind = 3;
+                lenbytes = 2;
+                break;
+            case 0xdd:
+                kind = 3;
+                lenbytes = 4;
+                break;
+            case 0xde:
+                kind = 4;
+                lenbytes = 2;
+                break;
+            case 0xdf:
+                kind = 4;
+                lenbytes = 4;
+                break;
             default: return RT_EPROTO; /* 0xc1, never used */
             }
         }
@@ -164,8 +201,7 @@ static void s_open(s_cursor_t *c, const msgpack_object *o, uint32_t want)
 {
     c->items = NULL;
     c->n = c->i = 0;
-    c->bad = o->type != MSGPACK_OBJECT_ARRAY
-             || (want != UINT32_MAX && o->via.array.size != want);
+    c->bad = o->type != MSGPACK_OBJECT_ARRAY || (want != UINT32_MAX && o->via.array.size != want);
     if (!c->bad) {
         c->items = o->via.array.ptr;
         c->n = o->via.array.size;
@@ -237,8 +273,8 @@ static bool s_bool(s_cursor_t *c)
 /* Checks that o is a str of at most S_MAX_STR bytes without NUL. */
 static bool s_is_str(const msgpack_object *o)
 {
-    return o->type == MSGPACK_OBJECT_STR && o->via.str.size <= S_MAX_STR
-           && (o->via.str.size == 0 || !memchr(o->via.str.ptr, '\0', o->via.str.size));
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size <= S_MAX_STR &&
+           (o->via.str.size == 0 || !memchr(o->via.str.ptr, '\0', o->via.str.size));
 }
 
 /* Reads a str field; *ptr and *len point into the frame (not NUL-terminated). */
@@ -310,10 +346,10 @@ typedef struct {
     int err;           /* first failure, or 0 */
 } s_packer_t;
 
-#define S_PACK(sp, call)                                                                 \
-    do {                                                                                 \
-        if ((sp)->err == RT_OK && (call) != 0)                                           \
-            (sp)->err = RT_ENOMEM;                                                       \
+#define S_PACK(sp, call)                                                                           \
+    do {                                                                                           \
+        if ((sp)->err == RT_OK && (call) != 0)                                                     \
+            (sp)->err = RT_ENOMEM;                                                                 \
     } while (0)
 
 /* Packs a C string of at most S_MAX_STR bytes (NULL packs as ""). */
@@ -352,9 +388,9 @@ struct rt_record_builder_t {
     uint32_t xid;
     rt_lsn_t commit_lsn;
     int64_t commit_ts;
-    bool has_origin;         /* origin is set */
-    char *origin;            /* copy of the origin name */
-    size_t origin_cap;       /* capacity of origin */
+    bool has_origin;   /* origin is set */
+    char *origin;      /* copy of the origin name */
+    size_t origin_cap; /* capacity of origin */
 };
 
 rt_record_builder_t *rt_record_builder_new(void)
@@ -427,8 +463,8 @@ uint32_t rt_record_builder_relation(rt_record_builder_t *self, const rt_relation
 
     if (self->cpk.err != RT_OK)
         return index;
-    if (!rel || (rel->ncols && !rel->cols)
-        || !strchr("dnfi", rel->replident) || rel->replident == '\0') {
+    if (!rel || (rel->ncols && !rel->cols) || !strchr("dnfi", rel->replident) ||
+        rel->replident == '\0') {
         s_fail(self, RT_EINVAL);
         return index;
     }
@@ -478,15 +514,11 @@ static void s_pack_row(rt_record_builder_t *self, uint32_t ncols, const rt_value
     for (uint32_t i = 0; i < ncols && sp->err == RT_OK; i++) {
         const rt_value_t *v = &vals[i];
         switch (v->kind) {
-        case RT_VAL_NULL:
-            S_PACK(sp, msgpack_pack_nil(&sp->pk));
-            break;
-        case RT_VAL_UNCHANGED:
-            S_PACK(sp, msgpack_pack_false(&sp->pk));
-            break;
+        case RT_VAL_NULL: S_PACK(sp, msgpack_pack_nil(&sp->pk)); break;
+        case RT_VAL_UNCHANGED: S_PACK(sp, msgpack_pack_false(&sp->pk)); break;
         case RT_VAL_TEXT:
-            if ((v->len && !v->data) || v->len >= RT_WIRE_MAX_FRAME
-                || (v->len && memchr(v->data, '\0', v->len))) {
+            if ((v->len && !v->data) || v->len >= RT_WIRE_MAX_FRAME ||
+                (v->len && memchr(v->data, '\0', v->len))) {
                 s_fail(self, RT_EINVAL);
                 return;
             }
@@ -495,9 +527,7 @@ static void s_pack_row(rt_record_builder_t *self, uint32_t ncols, const rt_value
                 S_PACK(sp, msgpack_pack_bin_body(&sp->pk, v->data, v->len));
             S_PACK(sp, msgpack_pack_bin_body(&sp->pk, "", 1));
             break;
-        default:
-            s_fail(self, RT_EINVAL);
-            return;
+        default: s_fail(self, RT_EINVAL); return;
         }
     }
 }
@@ -515,9 +545,8 @@ void rt_record_builder_insert(rt_record_builder_t *self, uint32_t rel, uint32_t 
     self->nchanges++;
 }
 
-void rt_record_builder_update(rt_record_builder_t *self, uint32_t rel, char old_kind,
-                              uint32_t nold, const rt_value_t *oldvals, uint32_t nnew,
-                              const rt_value_t *newvals)
+void rt_record_builder_update(rt_record_builder_t *self, uint32_t rel, char old_kind, uint32_t nold,
+                              const rt_value_t *oldvals, uint32_t nnew, const rt_value_t *newvals)
 {
     s_packer_t *sp = &self->cpk;
     if (sp->err != RT_OK || !s_check_row(self, rel, nnew, newvals))
@@ -540,8 +569,8 @@ void rt_record_builder_update(rt_record_builder_t *self, uint32_t rel, char old_
     self->nchanges++;
 }
 
-void rt_record_builder_delete(rt_record_builder_t *self, uint32_t rel, char old_kind,
-                              uint32_t nold, const rt_value_t *oldvals)
+void rt_record_builder_delete(rt_record_builder_t *self, uint32_t rel, char old_kind, uint32_t nold,
+                              const rt_value_t *oldvals)
 {
     s_packer_t *sp = &self->cpk;
     if (sp->err != RT_OK)
@@ -638,18 +667,18 @@ int rt_record_builder_finish(rt_record_builder_t *self, uint8_t flags, rt_lsn_t 
  * Record decoder. */
 
 struct rt_record_decoder_t {
-    rt_record_t rec;         /* the last decoded record */
-    rt_relation_t *rels;     /* rec.rels storage */
+    rt_record_t rec;     /* the last decoded record */
+    rt_relation_t *rels; /* rec.rels storage */
     size_t rels_cap;
-    rt_column_t *cols;       /* columns of every relation, relation after relation */
+    rt_column_t *cols; /* columns of every relation, relation after relation */
     size_t cols_cap;
-    rt_change_t *changes;    /* rec.changes storage */
+    rt_change_t *changes; /* rec.changes storage */
     size_t changes_cap;
-    rt_value_t *values;      /* row values of every change, in change order */
+    rt_value_t *values; /* row values of every change, in change order */
     size_t values_cap;
-    uint32_t *truncs;        /* truncated relation indexes of every change */
+    uint32_t *truncs; /* truncated relation indexes of every change */
     size_t truncs_cap;
-    char *names;             /* NUL-terminated copies of names and origin */
+    char *names; /* NUL-terminated copies of names and origin */
     size_t names_cap;
     size_t names_used;
 };
@@ -695,8 +724,8 @@ static size_t s_names_need(const msgpack_object *origin, const msgpack_object *r
                 continue;
             for (uint32_t k = 0; k < f->via.array.size; k++) {
                 const msgpack_object *col = &f->via.array.ptr[k];
-                if (col->type == MSGPACK_OBJECT_ARRAY && col->via.array.size > 0
-                    && col->via.array.ptr[0].type == MSGPACK_OBJECT_STR)
+                if (col->type == MSGPACK_OBJECT_ARRAY && col->via.array.size > 0 &&
+                    col->via.array.ptr[0].type == MSGPACK_OBJECT_STR)
                     need += (size_t)col->via.array.ptr[0].via.str.size + 1;
             }
         }
@@ -781,8 +810,7 @@ static int s_decode_rels(rt_record_decoder_t *self, s_cursor_t *rc)
 }
 
 /* Reads a row of ncols values into the values pool at *used. */
-static int s_decode_row(rt_record_decoder_t *self, s_cursor_t *cc, uint32_t ncols,
-                        size_t *used)
+static int s_decode_row(rt_record_decoder_t *self, s_cursor_t *cc, uint32_t ncols, size_t *used)
 {
     s_cursor_t row;
     void *buf = self->values;
@@ -802,9 +830,9 @@ static int s_decode_row(rt_record_decoder_t *self, s_cursor_t *cc, uint32_t ncol
             v->kind = RT_VAL_NULL;
         } else if (o->type == MSGPACK_OBJECT_BOOLEAN && !o->via.boolean) {
             v->kind = RT_VAL_UNCHANGED;
-        } else if (o->type == MSGPACK_OBJECT_BIN && o->via.bin.size >= 1
-                   && o->via.bin.ptr[o->via.bin.size - 1] == '\0'
-                   && !memchr(o->via.bin.ptr, '\0', o->via.bin.size - 1)) {
+        } else if (o->type == MSGPACK_OBJECT_BIN && o->via.bin.size >= 1 &&
+                   o->via.bin.ptr[o->via.bin.size - 1] == '\0' &&
+                   !memchr(o->via.bin.ptr, '\0', o->via.bin.size - 1)) {
             v->kind = RT_VAL_TEXT;
             v->len = o->via.bin.size - 1;
             v->data = o->via.bin.ptr;
@@ -984,21 +1012,25 @@ cleanup:
 #define S_MAX_FIELDS 6
 
 typedef struct {
-    int type;                   /* rt_msg_type_t */
-    const char *tag;            /* the frame's type tag */
-    const char *sig;            /* field signature */
-    size_t off[S_MAX_FIELDS];   /* offsetof the rt_msg_t member of each field */
+    int type;                 /* rt_msg_type_t */
+    const char *tag;          /* the frame's type tag */
+    const char *sig;          /* field signature */
+    size_t off[S_MAX_FIELDS]; /* offsetof the rt_msg_t member of each field */
 } s_msg_spec_t;
 
 #define S_OFF(m) offsetof(rt_msg_t, m)
 
 static const s_msg_spec_t s_msg_specs[] = {
     {RT_MSG_HELLO, "HELLO", "su", {S_OFF(name), S_OFF(seq)}},
-    {RT_MSG_WELCOME, "WELCOME", "ssuub",
+    {RT_MSG_WELCOME,
+     "WELCOME",
+     "ssuub",
      {S_OFF(source), S_OFF(endpoint), S_OFF(first_seq), S_OFF(head_seq), S_OFF(paused)}},
     {RT_MSG_FETCH, "FETCH", "uu", {S_OFF(seq), S_OFF(count)}},
     {RT_MSG_FETCHED, "FETCHED", "uuu", {S_OFF(seq), S_OFF(last_seq), S_OFF(head_seq)}},
-    {RT_MSG_ACK, "ACK", "ueuiis",
+    {RT_MSG_ACK,
+     "ACK",
+     "ueuiis",
      {S_OFF(seq), S_OFF(state), S_OFF(conflicts), S_OFF(commit_ts), S_OFF(applied_at),
       S_OFF(text)}},
     {RT_MSG_HUGZ, "HUGZ", "u", {S_OFF(head_seq)}},
@@ -1010,7 +1042,9 @@ static const s_msg_spec_t s_msg_specs[] = {
     {RT_MSG_RESUME, "RESUME", "s", {S_OFF(name)}},
     {RT_MSG_OK, "OK", "s", {S_OFF(text)}},
     {RT_MSG_FORGET, "FORGET", "su", {S_OFF(name), S_OFF(flags)}},
-    {RT_MSG_REPLAY, "REPLAY", "suuiu",
+    {RT_MSG_REPLAY,
+     "REPLAY",
+     "suuiu",
      {S_OFF(name), S_OFF(seq), S_OFF(last_seq), S_OFF(commit_ts), S_OFF(flags)}},
 };
 
@@ -1030,8 +1064,7 @@ const char *rt_msg_type_name(int type)
     return spec ? spec->tag : "UNKNOWN";
 }
 
-static const char *s_sub_state_names[] = {"streaming", "catching-up", "paused", "error",
-                                          "offline"};
+static const char *s_sub_state_names[] = {"streaming", "catching-up", "paused", "error", "offline"};
 
 const char *rt_capture_state_name(int64_t state)
 {
@@ -1130,18 +1163,10 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
                 goto cleanup;
             }
             break;
-        case 'u':
-            *(uint64_t *)field = s_uint(&c, UINT64_MAX);
-            break;
-        case 'i':
-            *(int64_t *)field = s_int(&c, INT64_MIN, INT64_MAX);
-            break;
-        case 'e':
-            *(int64_t *)field = (int64_t)s_uint(&c, RT_SUB_OFFLINE);
-            break;
-        case 'b':
-            *(bool *)field = s_bool(&c);
-            break;
+        case 'u': *(uint64_t *)field = s_uint(&c, UINT64_MAX); break;
+        case 'i': *(int64_t *)field = s_int(&c, INT64_MIN, INT64_MAX); break;
+        case 'e': *(int64_t *)field = (int64_t)s_uint(&c, RT_SUB_OFFLINE); break;
+        case 'b': *(bool *)field = s_bool(&c); break;
         }
     }
     err = c.bad ? RT_EPROTO : RT_OK;
@@ -1184,15 +1209,9 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
     for (size_t i = 0; spec->sig[i]; i++) {
         const char *field = (const char *)msg + spec->off[i];
         switch (spec->sig[i]) {
-        case 's':
-            s_pack_cstr(&sp, *(char *const *)field);
-            break;
-        case 'u':
-            S_PACK(&sp, msgpack_pack_uint64(&sp.pk, *(const uint64_t *)field));
-            break;
-        case 'i':
-            S_PACK(&sp, msgpack_pack_int64(&sp.pk, *(const int64_t *)field));
-            break;
+        case 's': s_pack_cstr(&sp, *(char *const *)field); break;
+        case 'u': S_PACK(&sp, msgpack_pack_uint64(&sp.pk, *(const uint64_t *)field)); break;
+        case 'i': S_PACK(&sp, msgpack_pack_int64(&sp.pk, *(const int64_t *)field)); break;
         case 'e': {
             int64_t v = *(const int64_t *)field;
             if (v < RT_SUB_STREAMING || v > RT_SUB_OFFLINE) {
@@ -1261,8 +1280,8 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
     s_pack_header(&sp, "STATUS_REPLY", S_STATUS_FIELDS);
     s_pack_fixed(&sp, st->source, sizeof st->source);
     s_pack_fixed(&sp, st->slot, sizeof st->slot);
-    const uint64_t nums[] = {st->first_seq,    st->head_seq,      st->records,
-                             st->outbox_bytes, st->received_lsn,  st->confirmed_lsn,
+    const uint64_t nums[] = {st->first_seq,     st->head_seq,     st->records,
+                             st->outbox_bytes,  st->received_lsn, st->confirmed_lsn,
                              st->captured_txns, st->captured_rows};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         S_PACK(&sp, msgpack_pack_uint64(&sp.pk, nums[i]));

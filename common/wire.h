@@ -1,4 +1,5 @@
-/* common/wire.h - MessagePack codec for outbox records and the control messages (schemas/wire.md). */
+/* common/wire.h - MessagePack codec for outbox records and the control messages (schemas/wire.md).
+ */
 #ifndef RT_WIRE_H
 #define RT_WIRE_H
 
@@ -67,17 +68,17 @@ typedef struct {
 /* A decoded outbox record. Owned by the decoder object it came from; strings and
  * values point into the frame passed to rt_record_decode(), which must outlive it. */
 typedef struct {
-    uint64_t seq;          /* outbox sequence number, from 1, dense */
-    uint32_t xid;          /* source transaction id */
-    uint8_t flags;         /* RT_REC_FIRST | RT_REC_LAST */
-    rt_lsn_t commit_lsn;   /* LSN of the source commit record */
-    rt_lsn_t end_lsn;      /* end of the commit record (LAST records only, else 0) */
-    int64_t commit_ts;     /* source commit time, µs since 2000-01-01 */
-    const char *origin;    /* replication origin of the source commit, or NULL */
-    uint32_t nrels;        /* relation descriptors */
-    rt_relation_t *rels;   /* nrels descriptors */
-    uint32_t nchanges;     /* changes, in source order */
-    rt_change_t *changes;  /* nchanges changes */
+    uint64_t seq;         /* outbox sequence number, from 1, dense */
+    uint32_t xid;         /* source transaction id */
+    uint8_t flags;        /* RT_REC_FIRST | RT_REC_LAST */
+    rt_lsn_t commit_lsn;  /* LSN of the source commit record */
+    rt_lsn_t end_lsn;     /* end of the commit record (LAST records only, else 0) */
+    int64_t commit_ts;    /* source commit time, µs since 2000-01-01 */
+    const char *origin;   /* replication origin of the source commit, or NULL */
+    uint32_t nrels;       /* relation descriptors */
+    rt_relation_t *rels;  /* nrels descriptors */
+    uint32_t nchanges;    /* changes, in source order */
+    rt_change_t *changes; /* nchanges changes */
 } rt_record_t;
 
 /* ---- Record encoder: builds one record incrementally, no allocation per row. */
@@ -96,11 +97,10 @@ uint32_t rt_record_builder_relation(rt_record_builder_t *self, const rt_relation
 /* Adds a change. values point at ncols rt_value_t (copied into the encoding). */
 void rt_record_builder_insert(rt_record_builder_t *self, uint32_t rel, uint32_t ncols,
                               const rt_value_t *newvals);
-void rt_record_builder_update(rt_record_builder_t *self, uint32_t rel, char old_kind,
-                              uint32_t nold, const rt_value_t *oldvals, uint32_t nnew,
-                              const rt_value_t *newvals);
-void rt_record_builder_delete(rt_record_builder_t *self, uint32_t rel, char old_kind,
-                              uint32_t nold, const rt_value_t *oldvals);
+void rt_record_builder_update(rt_record_builder_t *self, uint32_t rel, char old_kind, uint32_t nold,
+                              const rt_value_t *oldvals, uint32_t nnew, const rt_value_t *newvals);
+void rt_record_builder_delete(rt_record_builder_t *self, uint32_t rel, char old_kind, uint32_t nold,
+                              const rt_value_t *oldvals);
 void rt_record_builder_truncate(rt_record_builder_t *self, uint8_t flags, uint32_t nrels,
                                 const uint32_t *rels);
 
@@ -184,24 +184,24 @@ const char *rt_capture_state_name(int64_t state);
 /* A decoded control message. Strings are NUL-terminated copies owned by the
  * message (freed by rt_msg_clear). Fields not used by a type are zero. */
 typedef struct {
-    int type;            /* rt_msg_type_t */
-    char *name;          /* HELLO, PAUSE, RESUME: subscriber name */
-    char *source;        /* WELCOME, PONG: source name */
-    char *endpoint;      /* WELCOME: PUB endpoint to connect to */
-    char *text;          /* ERROR, OK: message; ACK: last apply error ("" if none) */
-    int64_t code;        /* ERROR: an RT_E* code */
-    int64_t state;       /* ACK: rt_sub_state_t */
-    uint64_t seq;        /* HELLO/ACK: applied; FETCH/FETCHED/REPLAY: from_seq */
-    uint64_t last_seq;   /* FETCHED: last sent; REPLAY: last seq of the range (0: head) */
-    uint64_t first_seq;  /* WELCOME: oldest record still in the outbox */
-    uint64_t head_seq;   /* WELCOME, FETCHED, HUGZ, PONG: newest durable record */
-    uint64_t count;      /* FETCH: records wanted */
-    bool paused;         /* WELCOME: the subscriber is paused (apply nothing until RESUME) */
-    uint64_t conflicts;  /* ACK: conflicts met since the subscriber started */
-    int64_t commit_ts;   /* ACK: source commit time of the last applied record (PostgreSQL
-                          * epoch µs, 0 if none); REPLAY: the --since time */
-    int64_t applied_at;  /* ACK: when that record was committed on the replica (same unit) */
-    uint64_t flags;      /* REPLAY: RT_REPLAY_*; FORGET: RT_FORGET_* */
+    int type;           /* rt_msg_type_t */
+    char *name;         /* HELLO, PAUSE, RESUME: subscriber name */
+    char *source;       /* WELCOME, PONG: source name */
+    char *endpoint;     /* WELCOME: PUB endpoint to connect to */
+    char *text;         /* ERROR, OK: message; ACK: last apply error ("" if none) */
+    int64_t code;       /* ERROR: an RT_E* code */
+    int64_t state;      /* ACK: rt_sub_state_t */
+    uint64_t seq;       /* HELLO/ACK: applied; FETCH/FETCHED/REPLAY: from_seq */
+    uint64_t last_seq;  /* FETCHED: last sent; REPLAY: last seq of the range (0: head) */
+    uint64_t first_seq; /* WELCOME: oldest record still in the outbox */
+    uint64_t head_seq;  /* WELCOME, FETCHED, HUGZ, PONG: newest durable record */
+    uint64_t count;     /* FETCH: records wanted */
+    bool paused;        /* WELCOME: the subscriber is paused (apply nothing until RESUME) */
+    uint64_t conflicts; /* ACK: conflicts met since the subscriber started */
+    int64_t commit_ts;  /* ACK: source commit time of the last applied record (PostgreSQL
+                         * epoch µs, 0 if none); REPLAY: the --since time */
+    int64_t applied_at; /* ACK: when that record was committed on the replica (same unit) */
+    uint64_t flags;     /* REPLAY: RT_REPLAY_*; FORGET: RT_FORGET_* */
 } rt_msg_t;
 
 /* Returns the type of a frame without decoding it fully (RT_MSG_UNKNOWN if not ours). */
@@ -219,44 +219,44 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len) RT_WUR;
 
 /* Status of a publisher and its subscribers, for rtctl status. */
 typedef struct {
-    char name[128];     /* subscriber name */
-    uint64_t acked_seq; /* last seq it acknowledged */
-    int64_t state;      /* rt_sub_state_t */
-    int64_t seen_ms_ago;/* ms since its last message, -1 never */
-    uint64_t conflicts; /* conflicts it reported (since it started) */
-    int64_t commit_ts;  /* source commit time of its last applied record (PG epoch µs, 0 none) */
-    int64_t applied_at; /* when it applied that record on the replica (PG epoch µs, 0 none) */
-    uint64_t lag_bytes; /* outbox bytes of the records it has not acknowledged */
-    int64_t lag_ms;     /* source commit of its oldest unapplied record to now, or of its
-                         * last applied record to when it applied it; -1 unknown */
+    char name[128];      /* subscriber name */
+    uint64_t acked_seq;  /* last seq it acknowledged */
+    int64_t state;       /* rt_sub_state_t */
+    int64_t seen_ms_ago; /* ms since its last message, -1 never */
+    uint64_t conflicts;  /* conflicts it reported (since it started) */
+    int64_t commit_ts;   /* source commit time of its last applied record (PG epoch µs, 0 none) */
+    int64_t applied_at;  /* when it applied that record on the replica (PG epoch µs, 0 none) */
+    uint64_t lag_bytes;  /* outbox bytes of the records it has not acknowledged */
+    int64_t lag_ms;      /* source commit of its oldest unapplied record to now, or of its
+                          * last applied record to when it applied it; -1 unknown */
     char error[RT_ERROR_TEXT_MAX + 1]; /* its last apply error, "" if none */
 } rt_status_sub_t;
 
 /* The publisher's capture, as reported in STATUS_REPLY. */
 typedef enum {
-    RT_CAPTURE_STREAMING = 0, /* connected to the source and reading */
+    RT_CAPTURE_STREAMING = 0,    /* connected to the source and reading */
     RT_CAPTURE_DISCONNECTED = 1, /* not connected (reconnecting) */
-    RT_CAPTURE_BLOCKED = 2,   /* the outbox is full: reading paused */
-    RT_CAPTURE_NONE = 3       /* no capture (a publisher serving an outbox only) */
+    RT_CAPTURE_BLOCKED = 2,      /* the outbox is full: reading paused */
+    RT_CAPTURE_NONE = 3          /* no capture (a publisher serving an outbox only) */
 } rt_capture_state_t;
 
 typedef struct {
-    char source[128];        /* source name */
-    char slot[128];          /* replication slot */
-    uint64_t first_seq;      /* oldest record kept */
-    uint64_t head_seq;       /* newest durable record */
-    uint64_t records;        /* records in the outbox */
-    uint64_t outbox_bytes;   /* bytes used by the outbox */
-    rt_lsn_t received_lsn;   /* newest WAL position received from the source */
-    rt_lsn_t confirmed_lsn;  /* flush LSN confirmed to the source */
-    uint64_t captured_txns;  /* transactions captured since start */
-    uint64_t captured_rows;  /* row changes captured since start */
-    uint32_t nsubs;          /* subscribers */
-    rt_status_sub_t *subs;   /* nsubs entries, malloc'd */
-    int64_t capture_state;   /* rt_capture_state_t */
-    int64_t oldest_ts;       /* source commit time of the oldest record kept (PG epoch µs, 0) */
-    int64_t head_ts;         /* source commit time of the head record (PG epoch µs, 0) */
-    int64_t now_ts;          /* the publisher's clock when it answered (PG epoch µs) */
+    char source[128];       /* source name */
+    char slot[128];         /* replication slot */
+    uint64_t first_seq;     /* oldest record kept */
+    uint64_t head_seq;      /* newest durable record */
+    uint64_t records;       /* records in the outbox */
+    uint64_t outbox_bytes;  /* bytes used by the outbox */
+    rt_lsn_t received_lsn;  /* newest WAL position received from the source */
+    rt_lsn_t confirmed_lsn; /* flush LSN confirmed to the source */
+    uint64_t captured_txns; /* transactions captured since start */
+    uint64_t captured_rows; /* row changes captured since start */
+    uint32_t nsubs;         /* subscribers */
+    rt_status_sub_t *subs;  /* nsubs entries, malloc'd */
+    int64_t capture_state;  /* rt_capture_state_t */
+    int64_t oldest_ts;      /* source commit time of the oldest record kept (PG epoch µs, 0) */
+    int64_t head_ts;        /* source commit time of the head record (PG epoch µs, 0) */
+    int64_t now_ts;         /* the publisher's clock when it answered (PG epoch µs) */
 } rt_status_t;
 
 int rt_status_encode(const rt_status_t *st, void **frame, size_t *len) RT_WUR;

@@ -82,8 +82,7 @@ static rt_stream_sub_t *s_admin_sub(rt_stream_t *self, s_reply_t *reply, const c
     if (n >= sizeof known)
         n = sizeof known - 1;
     char text[1400];
-    snprintf(text, sizeof text, "no subscriber named \"%s\" (known: %s)", name,
-             n ? known : "none");
+    snprintf(text, sizeof text, "no subscriber named \"%s\" (known: %s)", name, n ? known : "none");
     s_reply_error(reply, RT_ENOTFOUND, text);
     return NULL;
 }
@@ -169,13 +168,13 @@ static void s_on_forget(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 /* What a walk over a range of records found. */
 typedef struct {
     rt_stream_t *self;
-    uint64_t to;        /* last seq to count */
-    bool decode;        /* count transactions and rows (decodes each record) */
+    uint64_t to; /* last seq to count */
+    bool decode; /* count transactions and rows (decodes each record) */
     uint64_t records, bytes, txns, rows;
-    uint64_t last;      /* last seq seen */
-    uint8_t flags;      /* flags of the first record seen */
-    int64_t first_ts;   /* commit time of the first record seen */
-    bool bad;           /* a record did not decode */
+    uint64_t last;    /* last seq seen */
+    uint8_t flags;    /* flags of the first record seen */
+    int64_t first_ts; /* commit time of the first record seen */
+    bool bad;         /* a record did not decode */
 } s_scan_t;
 
 static int s_scan_one(void *arg, uint64_t seq, const void *data, size_t len)
@@ -352,8 +351,7 @@ static void s_on_replay(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
                  "--reset from seq %llu would skip seqs %llu..%llu that %s has not acknowledged "
                  "(acked seq %llu)",
                  (unsigned long long)from, (unsigned long long)(s->stored.acked_seq + 1),
-                 (unsigned long long)(from - 1), m->name,
-                 (unsigned long long)s->stored.acked_seq);
+                 (unsigned long long)(from - 1), m->name, (unsigned long long)s->stored.acked_seq);
         s_reply_error(reply, RT_EINVAL, text);
         return;
     }
@@ -374,7 +372,8 @@ static void s_on_replay(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
                  (unsigned long long)asked);
     char skipped[200] = "";
     if (all.records > go.records)
-        snprintf(skipped, sizeof skipped, "; %llu records already applied by %s (acked seq %llu) "
+        snprintf(skipped, sizeof skipped,
+                 "; %llu records already applied by %s (acked seq %llu) "
                  "are skipped",
                  (unsigned long long)(all.records - go.records), m->name,
                  (unsigned long long)s->stored.acked_seq);
@@ -387,13 +386,18 @@ static void s_on_replay(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
                      (unsigned long long)go.rows, go.bytes / 1024.0, skipped,
                      reset ? "; its progress is moved back to seq " : "");
     if (reset && n > 0 && (size_t)n < sizeof text)
-        snprintf(text + n, sizeof text - (size_t)n, "%llu first and the range re-applied with "
-                 "apply_remote", (unsigned long long)(from - 1));
+        snprintf(text + n, sizeof text - (size_t)n,
+                 "%llu first and the range re-applied with "
+                 "apply_remote",
+                 (unsigned long long)(from - 1));
     if (dry) {
         s_reply_ok(reply, text);
         return;
     }
-    rt_msg_t note = {.type = RT_MSG_REPLAY, .name = m->name, .seq = from, .last_seq = to,
+    rt_msg_t note = {.type = RT_MSG_REPLAY,
+                     .name = m->name,
+                     .seq = from,
+                     .last_seq = to,
                      .flags = m->flags & RT_REPLAY_RESET};
     bool online = s_online(s, rt_mono_ms());
     if (!online || !rt_stream_notify(self, m->name, &note)) {
@@ -405,8 +409,10 @@ static void s_on_replay(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
             return;
         }
         size_t used = strlen(text);
-        snprintf(text + used, sizeof text - used, "; %s is not connected: it catches up when it "
-                 "connects", m->name);
+        snprintf(text + used, sizeof text - used,
+                 "; %s is not connected: it catches up when it "
+                 "connects",
+                 m->name);
     }
     if (reset) {
         s->stored.acked_seq = from - 1;
@@ -415,8 +421,10 @@ static void s_on_replay(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
     }
     if (!s->stored.enabled) {
         size_t used = strlen(text);
-        snprintf(text + used, sizeof text - used, "; %s is paused: the records go once it is "
-                 "resumed", m->name);
+        snprintf(text + used, sizeof text - used,
+                 "; %s is paused: the records go once it is "
+                 "resumed",
+                 m->name);
     }
     rt_info("%s", text);
     s_reply_ok(reply, text);
@@ -443,7 +451,7 @@ static void s_on_status(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
         st.confirmed_lsn = cs.confirmed_lsn;
         st.captured_txns = cs.txns;
         st.captured_rows = cs.rows;
-        st.capture_state = cs.blocked ? RT_CAPTURE_BLOCKED
+        st.capture_state = cs.blocked     ? RT_CAPTURE_BLOCKED
                            : cs.connected ? RT_CAPTURE_STREAMING
                                           : RT_CAPTURE_DISCONNECTED;
     }
@@ -487,8 +495,8 @@ static void s_on_status(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
         if (s_scan(self, from, st.head_seq, LAG_SCAN_RECORDS, false, &sc) < 0 || !sc.records)
             continue;
         uint64_t behind = st.head_seq - s->stored.acked_seq;
-        o->lag_bytes = sc.records >= behind ? sc.bytes
-                                            : (uint64_t)((double)sc.bytes / sc.records * behind);
+        o->lag_bytes =
+            sc.records >= behind ? sc.bytes : (uint64_t)((double)sc.bytes / sc.records * behind);
         o->lag_ms = (st.now_ts - sc.first_ts) / 1000;
     }
     qsort(st.subs, st.nsubs, sizeof *st.subs, s_cmp_name);
@@ -504,7 +512,8 @@ static void s_on_status(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 static void s_on_ping(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 {
     (void)m;
-    rt_msg_t p = {.type = RT_MSG_PONG, .source = self->source,
+    rt_msg_t p = {.type = RT_MSG_PONG,
+                  .source = self->source,
                   .head_seq = rt_outbox_position(self->outbox).head_seq};
     s_reply_msg(reply, &p);
 }
@@ -518,9 +527,9 @@ static const struct {
     s_verb_fn fn; /* answers it */
     bool changes; /* changes what the publisher keeps or sends: needs an admin caller */
 } s_verbs[] = {
-    {RT_MSG_PING, s_on_ping, false},     {RT_MSG_STATUS, s_on_status, false},
-    {RT_MSG_PAUSE, s_on_pause, true},    {RT_MSG_RESUME, s_on_pause, true},
-    {RT_MSG_FORGET, s_on_forget, true},  {RT_MSG_REPLAY, s_on_replay, true},
+    {RT_MSG_PING, s_on_ping, false},    {RT_MSG_STATUS, s_on_status, false},
+    {RT_MSG_PAUSE, s_on_pause, true},   {RT_MSG_RESUME, s_on_pause, true},
+    {RT_MSG_FORGET, s_on_forget, true}, {RT_MSG_REPLAY, s_on_replay, true},
 };
 
 int rt_admin_call_as(rt_stream_t *self, const rt_msg_t *req, const rt_admin_caller_t *who,
@@ -559,4 +568,3 @@ int rt_admin_call(rt_stream_t *self, const rt_msg_t *req, void **reply, size_t *
     static const rt_admin_caller_t local = {.name = "the HTTP API", .admin = true};
     return rt_admin_call_as(self, req, &local, reply, len);
 }
-

@@ -339,8 +339,8 @@ static int s_vals_reserve(rt_capture_t *self, size_t n)
 static int s_convert(const s_rel_t *r, const rt_pgo_tuple_t *t, rt_value_t *out)
 {
     if (t->ncols != r->rel.ncols) {
-        rt_error("source: row of %s.%s has %u columns, its Relation message %u",
-                 r->rel.schema, r->rel.table, t->ncols, r->rel.ncols);
+        rt_error("source: row of %s.%s has %u columns, its Relation message %u", r->rel.schema,
+                 r->rel.table, t->ncols, r->rel.ncols);
         return RT_EPROTO;
     }
     for (uint32_t i = 0; i < t->ncols; i++) {
@@ -490,8 +490,8 @@ int rt_capture_on_begin(rt_capture_t *self, const rt_pgo_msg_t *m)
         char lsn[32];
         rt_info("source: resuming transaction xid %u (commit %s) after its %" PRIu64
                 " changes stored in records %" PRIu64 "..%" PRIu64,
-                self->xid, rt_lsn_format(self->commit_lsn, lsn, sizeof lsn),
-                self->resume.changes, self->resume.from, self->resume.to);
+                self->xid, rt_lsn_format(self->commit_lsn, lsn, sizeof lsn), self->resume.changes,
+                self->resume.from, self->resume.to);
         self->skip_changes = self->resume.changes;
         self->first_chunk = false;
         self->resume.active = false;
@@ -595,9 +595,7 @@ static int s_handle_xlogdata(rt_capture_t *self, const char *buf, size_t len)
     case 'U':
     case 'D':
     case 'T': return rt_capture_on_change(self, &m);
-    default:
-        rt_error("source: unexpected pgoutput message '%c'", m.type);
-        return RT_EPROTO;
+    default: rt_error("source: unexpected pgoutput message '%c'", m.type); return RT_EPROTO;
     }
 }
 

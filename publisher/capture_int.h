@@ -31,40 +31,40 @@ struct rt_capture_t {
     rt_value_t *vals_old;         /* scratch row images */
     rt_value_t *vals_new;
     size_t vals_cap;
-    uint32_t *trunc;              /* scratch truncate indexes */
+    uint32_t *trunc; /* scratch truncate indexes */
     size_t trunc_cap;
 
     /* The source transaction being read. */
-    bool in_txn;            /* between B and C */
-    bool skip;              /* dropped: own origin or already stored */
-    bool filtered;          /* dropped because of its origin */
-    bool building;          /* builder holds a started record */
-    bool first_chunk;       /* the next record cut is the transaction's first */
-    bool expect_origin;     /* the message after B may be O */
+    bool in_txn;        /* between B and C */
+    bool skip;          /* dropped: own origin or already stored */
+    bool filtered;      /* dropped because of its origin */
+    bool building;      /* builder holds a started record */
+    bool first_chunk;   /* the next record cut is the transaction's first */
+    bool expect_origin; /* the message after B may be O */
     uint32_t xid;
-    rt_lsn_t commit_lsn;    /* from B: the commit record's LSN */
+    rt_lsn_t commit_lsn; /* from B: the commit record's LSN */
     int64_t commit_ts;
-    char origin[128];       /* origin name of the transaction, "" if none */
-    uint64_t epoch;         /* bumped at every record start */
+    char origin[128]; /* origin name of the transaction, "" if none */
+    uint64_t epoch;   /* bumped at every record start */
     uint64_t txn_rows;
 
     /* Records cut but not yet stored: one buffer, offsets per record. */
     char *batch;
     size_t batch_len, batch_cap;
-    size_t *offs;             /* nrecs + 1 offsets */
+    size_t *offs; /* nrecs + 1 offsets */
     size_t nrecs, offs_cap;
-    rt_outbox_rec_t *recs;    /* views for rt_outbox_put */
+    rt_outbox_rec_t *recs; /* views for rt_outbox_put */
     size_t recs_cap;
-    uint64_t next_seq;        /* seq of the next record cut */
-    rt_outbox_pos_t durable;  /* position stored in the outbox */
-    rt_outbox_pos_t pending;  /* position once the batch is stored */
-    bool pending_dirty;       /* pending differs from durable */
+    uint64_t next_seq;       /* seq of the next record cut */
+    rt_outbox_pos_t durable; /* position stored in the outbox */
+    rt_outbox_pos_t pending; /* position once the batch is stored */
+    bool pending_dirty;      /* pending differs from durable */
 
     rt_capture_stats_t stats;
-    rt_lsn_t idle_lsn;        /* walEnd of the last keepalive while idle */
+    rt_lsn_t idle_lsn; /* walEnd of the last keepalive while idle */
     int64_t last_feedback_ms;
     bool reply_requested;
-    int64_t reconnect_at_ms;  /* when down: next attempt */
+    int64_t reconnect_at_ms; /* when down: next attempt */
     int reconnect_delay_ms;
     bool full_logged;
 
@@ -82,12 +82,12 @@ struct rt_capture_t {
     /* Transactions streamed before their commit (few at a time), spool.c's. */
     rt_spool_txn_t **streams;
     size_t nstreams, streams_cap;
-    rt_spool_txn_t *cur;      /* the stream of the current block, NULL outside one */
+    rt_spool_txn_t *cur; /* the stream of the current block, NULL outside one */
     struct {
-        rt_spool_txn_t *st;   /* being read back, NULL if none */
+        rt_spool_txn_t *st; /* being read back, NULL if none */
         rt_lsn_t commit_lsn, end_lsn;
         int64_t commit_ts;
-        char *buf;            /* one spooled message */
+        char *buf; /* one spooled message */
         size_t cap;
     } replay;
 };

@@ -36,11 +36,13 @@ typedef struct {
     int64_t pub_hwm;
 } s_opts_t;
 
-#define OPT(k, t, f, d, lo, hi, ch, req, rel, h) RT_CFG_OPT(s_opts_t, k, t, f, d, lo, hi, ch, req, rel, h)
+#define OPT(k, t, f, d, lo, hi, ch, req, rel, h)                                                   \
+    RT_CFG_OPT(s_opts_t, k, t, f, d, lo, hi, ch, req, rel, h)
 static const rt_cfg_param_t s_params[] = {
     OPT("source", RT_CFG_STR, source, NULL, 0, 0, NULL, true, false,
         "source PostgreSQL connection string (wal_level=logical, a REPLICATION role)"),
-    OPT("outbox", RT_CFG_STR, outbox, NULL, 0, 0, NULL, true, false, "directory of the LMDB outbox"),
+    OPT("outbox", RT_CFG_STR, outbox, NULL, 0, 0, NULL, true, false,
+        "directory of the LMDB outbox"),
     OPT("name", RT_CFG_STR, name, NULL, 0, 0, NULL, false, false,
         "source name (default: the source database name)"),
     OPT("listen", RT_CFG_STR, listen, "tcp://127.0.0.1:7470", 0, 0, NULL, false, false,
@@ -178,7 +180,8 @@ int main(int argc, char **argv)
         exit_code = RT_EXIT_USAGE;
         goto cleanup;
     }
-    if (o.cert && (!(cert = rt_curve_load_secret(o.cert)) || !(auth = rt_auth_new(o.allow, o.admin))))
+    if (o.cert &&
+        (!(cert = rt_curve_load_secret(o.cert)) || !(auth = rt_auth_new(o.allow, o.admin))))
         goto cleanup;
 
     rt_outbox_opts_t oo = {.map_size = 0, .max_bytes = (uint64_t)o.max_outbox_mb << 20};
@@ -205,15 +208,23 @@ int main(int argc, char **argv)
         rt_info("batch-bytes lowered to %llu, a quarter of max-outbox-mb",
                 (unsigned long long)batch_bytes);
     }
-    rt_capture_opts_t co = {.dsn = o.source, .name = o.name, .slot = o.slot,
-                            .publication = o.publication, .batch_bytes = batch_bytes,
+    rt_capture_opts_t co = {.dsn = o.source,
+                            .name = o.name,
+                            .slot = o.slot,
+                            .publication = o.publication,
+                            .batch_bytes = batch_bytes,
                             .spool_dir = o.outbox};
     capture = rt_capture_new(&co, outbox);
     if (!capture)
         goto cleanup;
-    rt_stream_opts_t so = {.source = o.name, .slot = o.slot, .listen = o.listen, .pub = o.pub,
-                           .retention_s = o.retention_seconds, .pub_hwm = o.pub_hwm,
-                           .cert = cert, .auth = auth};
+    rt_stream_opts_t so = {.source = o.name,
+                           .slot = o.slot,
+                           .listen = o.listen,
+                           .pub = o.pub,
+                           .retention_s = o.retention_seconds,
+                           .pub_hwm = o.pub_hwm,
+                           .cert = cert,
+                           .auth = auth};
     stream = rt_stream_new(&so, outbox, capture);
     if (!stream)
         goto cleanup;
@@ -249,8 +260,8 @@ int main(int argc, char **argv)
                 rt_daemon_reload(s_params, NPARAMS, &o, o.config, &o.log_level))
                 rt_stream_set_retention(stream, o.retention_seconds);
             if (auth && rt_auth_reload(auth) == RT_OK)
-                rt_info("reloaded the certificates: %zu allowed, %zu admin",
-                        rt_auth_allowed(auth), rt_auth_admins(auth));
+                rt_info("reloaded the certificates: %zu allowed, %zu admin", rt_auth_allowed(auth),
+                        rt_auth_admins(auth));
         }
         if (rt_capture_pump(capture) < 0)
             goto cleanup;

@@ -206,7 +206,8 @@ static int s_decode_relation(rt_pgoutput_t *self, s_cursor_t *c, rt_pgo_msg_t *m
     /* Each attribute takes at least 10 bytes: flags, an empty name, typoid, typmod. */
     if (c->err || natts < 0 || (size_t)natts > s_left(c) / 10)
         return RT_EPROTO;
-    int rc = rt_reserve((void **)&self->attrs, &self->attrcap, (size_t)natts, sizeof(rt_pgo_attr_t));
+    int rc =
+        rt_reserve((void **)&self->attrs, &self->attrcap, (size_t)natts, sizeof(rt_pgo_attr_t));
     if (rc)
         return rc;
     for (int i = 0; i < natts; i++) {

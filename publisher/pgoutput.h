@@ -31,26 +31,76 @@ typedef struct {
     char type;    /* 'B','C','O','R','Y','I','U','D','T','M'; v2: 'S','E','c','A' */
     uint32_t xid; /* v2, inside a stream block: the (sub)transaction of R,Y,I,U,D,T,M; else 0 */
     union {
-        struct { rt_lsn_t final_lsn; int64_t commit_ts; uint32_t xid; } begin;
-        struct { uint8_t flags; rt_lsn_t commit_lsn; rt_lsn_t end_lsn; int64_t commit_ts; } commit;
-        struct { rt_lsn_t lsn; const char *name; } origin;
+        struct {
+            rt_lsn_t final_lsn;
+            int64_t commit_ts;
+            uint32_t xid;
+        } begin;
+        struct {
+            uint8_t flags;
+            rt_lsn_t commit_lsn;
+            rt_lsn_t end_lsn;
+            int64_t commit_ts;
+        } commit;
+        struct {
+            rt_lsn_t lsn;
+            const char *name;
+        } origin;
         struct {
             uint32_t relid;
             const char *nspname; /* "" means pg_catalog */
             const char *relname;
-            char replident;      /* 'd','n','f','i' */
+            char replident; /* 'd','n','f','i' */
             uint16_t natts;
             rt_pgo_attr_t *attrs; /* owned by the decoder */
         } relation;
-        struct { uint32_t typoid; const char *nspname; const char *typname; } type;
-        struct { uint32_t relid; rt_pgo_tuple_t newtup; } insert;
-        struct { uint32_t relid; char old_kind; rt_pgo_tuple_t oldtup; rt_pgo_tuple_t newtup; } update; /* old_kind 'K','O' or 0 */
-        struct { uint32_t relid; char old_kind; rt_pgo_tuple_t oldtup; } del; /* old_kind 'K' or 'O' */
-        struct { uint8_t flags; uint32_t nrels; uint32_t *relids; } truncate; /* relids owned by the decoder */
-        struct { uint8_t flags; rt_lsn_t lsn; const char *prefix; uint32_t len; const char *content; } message;
-        struct { uint32_t xid; bool first; } stream_start;
-        struct { uint32_t xid; uint8_t flags; rt_lsn_t commit_lsn; rt_lsn_t end_lsn; int64_t commit_ts; } stream_commit;
-        struct { uint32_t xid; uint32_t subxid; } stream_abort; /* subxid == xid: the whole transaction */
+        struct {
+            uint32_t typoid;
+            const char *nspname;
+            const char *typname;
+        } type;
+        struct {
+            uint32_t relid;
+            rt_pgo_tuple_t newtup;
+        } insert;
+        struct {
+            uint32_t relid;
+            char old_kind;
+            rt_pgo_tuple_t oldtup;
+            rt_pgo_tuple_t newtup;
+        } update; /* old_kind 'K','O' or 0 */
+        struct {
+            uint32_t relid;
+            char old_kind;
+            rt_pgo_tuple_t oldtup;
+        } del; /* old_kind 'K' or 'O' */
+        struct {
+            uint8_t flags;
+            uint32_t nrels;
+            uint32_t *relids;
+        } truncate; /* relids owned by the decoder */
+        struct {
+            uint8_t flags;
+            rt_lsn_t lsn;
+            const char *prefix;
+            uint32_t len;
+            const char *content;
+        } message;
+        struct {
+            uint32_t xid;
+            bool first;
+        } stream_start;
+        struct {
+            uint32_t xid;
+            uint8_t flags;
+            rt_lsn_t commit_lsn;
+            rt_lsn_t end_lsn;
+            int64_t commit_ts;
+        } stream_commit;
+        struct {
+            uint32_t xid;
+            uint32_t subxid;
+        } stream_abort; /* subxid == xid: the whole transaction */
     } u;
 } rt_pgo_msg_t;
 

@@ -17,8 +17,11 @@
  * (logged by rt_pg_connect, without the password) or a stop was asked for. */
 static PGconn *s_connect(const char *dsn, bool replication)
 {
-    rt_pg_opts_t o = {.dsn = dsn, .what = "the source", .application_name = "rt-publisher",
-                      .replication = replication, .stop = rt_daemon_stop_flag()};
+    rt_pg_opts_t o = {.dsn = dsn,
+                      .what = "the source",
+                      .application_name = "rt-publisher",
+                      .replication = replication,
+                      .stop = rt_daemon_stop_flag()};
     PGconn *conn = NULL;
     return rt_pg_connect(&o, &conn, NULL, 0) == RT_OK ? conn : NULL;
 }
@@ -123,8 +126,8 @@ int rt_source_start(const rt_capture_opts_t *opts, PGconn **out)
     PQfinish(q);
 
     if (!exists) {
-        snprintf(sql, sizeof sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing')",
-                 slot);
+        snprintf(sql, sizeof sql,
+                 "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing')", slot);
         if (!(res = s_query(conn, "creating the replication slot", sql, 0, NULL)))
             goto fail;
         rt_info("created replication slot %s at %s", opts->slot, PQgetvalue(res, 0, 1));

@@ -22,21 +22,22 @@
 #include "capture_int.h"
 #include "log.h"
 
-#define REPLAY_BATCH_BYTES (1u << 20) /* spool read back per outbox commit: chunks reach
-                                       * subscribers as they are stored, and the batch
-                                       * buffer stays small */
+#define REPLAY_BATCH_BYTES                                                                         \
+    (1u << 20) /* spool read back per outbox commit: chunks reach                                  \
+                * subscribers as they are stored, and the batch                                    \
+                * buffer stays small */
 
 /* A transaction streamed before its commit: its messages spooled in arrival order,
  * each as "uint32 len | uint32 subxid | the protocol 1 form of the message". */
 struct rt_spool_txn_t {
     uint32_t xid;
-    FILE *spool;          /* unlinked file in spool_dir */
-    uint64_t changes;     /* I, U, D, T spooled */
-    uint64_t bytes;       /* bytes spooled */
-    uint32_t *aborted;    /* subtransactions aborted: their changes are left out */
+    FILE *spool;       /* unlinked file in spool_dir */
+    uint64_t changes;  /* I, U, D, T spooled */
+    uint64_t bytes;    /* bytes spooled */
+    uint32_t *aborted; /* subtransactions aborted: their changes are left out */
     size_t naborted, aborted_cap;
-    char origin[128];     /* from the O after its first S, "" if none */
-    bool filtered;        /* applied by an rt subscriber here: nothing is spooled */
+    char origin[128]; /* from the O after its first S, "" if none */
+    bool filtered;    /* applied by an rt subscriber here: nothing is spooled */
 };
 
 static rt_spool_txn_t *s_stream_find(rt_capture_t *self, uint32_t xid)
@@ -107,7 +108,8 @@ int rt_spool_on_start(rt_capture_t *self, const rt_pgo_msg_t *m)
     rt_spool_txn_t *st = s_stream_find(self, xid);
     if (st && m->u.stream_start.first) {
         rt_warn("source: transaction xid %u streamed from its first block again; "
-                "dropping what was spooled", xid);
+                "dropping what was spooled",
+                xid);
         s_stream_drop(self, st);
         st = NULL;
     }
@@ -139,8 +141,7 @@ void rt_spool_on_stop(rt_capture_t *self)
 
 /* A message inside a block: O (after the first S) names the origin; R, Y, I, U, D, T
  * are spooled in their protocol 1 form (the type byte, then what follows the xid). */
-int rt_spool_on_message(rt_capture_t *self, const rt_pgo_msg_t *m, const char *buf,
-                        size_t len)
+int rt_spool_on_message(rt_capture_t *self, const rt_pgo_msg_t *m, const char *buf, size_t len)
 {
     rt_spool_txn_t *st = self->cur;
     if (!st) {
@@ -180,8 +181,8 @@ int rt_spool_on_abort(rt_capture_t *self, const rt_pgo_msg_t *m)
         s_stream_drop(self, st);
         return RT_OK;
     }
-    if (rt_reserve((void **)&st->aborted, &st->aborted_cap, st->naborted + 1,
-                   sizeof *st->aborted) < 0)
+    if (rt_reserve((void **)&st->aborted, &st->aborted_cap, st->naborted + 1, sizeof *st->aborted) <
+        0)
         return RT_ENOMEM;
     st->aborted[st->naborted++] = m->u.stream_abort.subxid;
     return RT_OK;
@@ -208,8 +209,8 @@ int rt_spool_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m)
         rt_error("cannot read back the spool of transaction xid %u: %s", xid, strerror(errno));
         return RT_EIO;
     }
-    rt_debug("source: streamed transaction xid %u committed; storing its %" PRIu64 " changes",
-             xid, st->changes);
+    rt_debug("source: streamed transaction xid %u committed; storing its %" PRIu64 " changes", xid,
+             st->changes);
     self->replay.st = st;
     self->replay.commit_lsn = m->u.stream_commit.commit_lsn;
     self->replay.end_lsn = m->u.stream_commit.end_lsn;
@@ -237,8 +238,8 @@ int rt_spool_replay(rt_capture_t *self)
 {
     rt_spool_txn_t *st = self->replay.st;
     int rc;
-    uint64_t budget = self->opts.batch_bytes < REPLAY_BATCH_BYTES ? self->opts.batch_bytes
-                                                                  : REPLAY_BATCH_BYTES;
+    uint64_t budget =
+        self->opts.batch_bytes < REPLAY_BATCH_BYTES ? self->opts.batch_bytes : REPLAY_BATCH_BYTES;
     while (!self->skip && self->batch_len < budget) {
         uint32_t hdr[2];
         size_t n = fread(hdr, 1, sizeof hdr, st->spool);
@@ -287,7 +288,7 @@ int rt_spool_replay(rt_capture_t *self)
     c.u.commit.commit_ts = self->replay.commit_ts;
     rt_info("source: transaction xid %u, streamed before its commit, committed: %" PRIu64
             " changes, %" PRIu64 " bytes spooled",
-             st->xid, st->changes, st->bytes);
+            st->xid, st->changes, st->bytes);
     rc = rt_capture_on_commit(self, &c);
     s_stream_drop(self, st);
     return rc;

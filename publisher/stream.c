@@ -46,8 +46,7 @@ static void s_bad_frame(rt_stream_t *self, const char *peer, const char *why)
 }
 
 /* Sends [id][body] on the ROUTER without blocking; false if the peer is gone or full. */
-static bool s_send_to(rt_stream_t *self, const char *id, size_t idlen, const void *body,
-                      size_t len)
+static bool s_send_to(rt_stream_t *self, const char *id, size_t idlen, const void *body, size_t len)
 {
     void *sock = zsock_resolve(self->router);
     if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
@@ -200,9 +199,9 @@ static void s_on_fetch(rt_stream_t *self, const char *id, size_t idlen, const rt
     }
     if (!(s && !s->stored.enabled)) {
         size_t count = m->count < MAX_FETCH_RECORDS ? m->count : MAX_FETCH_RECORDS;
-        int rc = count ? rt_outbox_read(self->outbox, m->seq, count, MAX_FETCH_BYTES,
-                                        s_fetch_one, &ctx)
-                       : 0;
+        int rc =
+            count ? rt_outbox_read(self->outbox, m->seq, count, MAX_FETCH_BYTES, s_fetch_one, &ctx)
+                  : 0;
         if (rc == RT_ETRIMMED) {
             char text[200];
             snprintf(text, sizeof text,
@@ -217,8 +216,8 @@ static void s_on_fetch(rt_stream_t *self, const char *id, size_t idlen, const rt
             return;
         }
     }
-    rt_msg_t f = {.type = RT_MSG_FETCHED, .seq = m->seq, .last_seq = ctx.last,
-                  .head_seq = s_stored(self)};
+    rt_msg_t f = {
+        .type = RT_MSG_FETCHED, .seq = m->seq, .last_seq = ctx.last, .head_seq = s_stored(self)};
     s_send_msg(self, id, idlen, &f);
 }
 
@@ -303,8 +302,7 @@ static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const ch
     case RT_MSG_HELLO:
         if (idlen != strlen(m.name) || memcmp(id, m.name, idlen) != 0) {
             s_bad_frame(self, peer, "HELLO name differs from the routing id");
-            s_send_error(self, id, idlen, RT_EINVAL,
-                         "HELLO name must equal the DEALER routing id");
+            s_send_error(self, id, idlen, RT_EINVAL, "HELLO name must equal the DEALER routing id");
             break;
         }
         if (!rt_name_ok(m.name)) {
@@ -328,9 +326,9 @@ static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const ch
     default: {
         void *reply;
         size_t rlen;
-        rt_admin_caller_t who = {
-            .name = caller ? caller : "an unknown key",
-            .admin = !self->auth || (caller && rt_auth_is_admin(self->auth, key))};
+        rt_admin_caller_t who = {.name = caller ? caller : "an unknown key",
+                                 .admin =
+                                     !self->auth || (caller && rt_auth_is_admin(self->auth, key))};
         rc = rt_admin_call_as(self, &m, &who, &reply, &rlen);
         if (rc == RT_OK) {
             s_send_reply(self, id, idlen, reply, rlen);
@@ -396,8 +394,8 @@ static int s_publish(rt_stream_t *self, int64_t now)
         uint64_t from = self->published + 1;
         if (from < rt_outbox_first_seq(self->outbox))
             from = rt_outbox_first_seq(self->outbox);
-        int rc = rt_outbox_read(self->outbox, from, SIZE_MAX, MAX_PUBLISH_BYTES, s_publish_one,
-                                &ctx);
+        int rc =
+            rt_outbox_read(self->outbox, from, SIZE_MAX, MAX_PUBLISH_BYTES, s_publish_one, &ctx);
         if (rc < 0)
             return rc;
         if (self->published < stored && ctx.bytes >= MAX_PUBLISH_BYTES) {
@@ -542,8 +540,7 @@ uint64_t rt_stream_bad_frames(const rt_stream_t *self)
     return self->bad_frames;
 }
 
-rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
-                           rt_capture_t *capture)
+rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox, rt_capture_t *capture)
 {
     rt_stream_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -564,12 +561,19 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
     if (rt_outbox_sub_each(outbox, s_load_sub, self) < 0)
         goto fail;
     self->auth = opts->auth;
-    rt_sock_opts_t ro = {.type = ZMQ_ROUTER, .endpoint = opts->listen, .bind = true,
-                         .what = "ROUTER (--listen)", .sndhwm = ROUTER_HWM, .rcvhwm = ROUTER_HWM,
+    rt_sock_opts_t ro = {.type = ZMQ_ROUTER,
+                         .endpoint = opts->listen,
+                         .bind = true,
+                         .what = "ROUTER (--listen)",
+                         .sndhwm = ROUTER_HWM,
+                         .rcvhwm = ROUTER_HWM,
                          .cert = opts->cert};
     if (!(self->router = rt_sock_new(&ro)))
         goto fail;
-    rt_sock_opts_t po = {.type = ZMQ_PUB, .endpoint = opts->pub, .bind = true, .what = "PUB (--pub)",
+    rt_sock_opts_t po = {.type = ZMQ_PUB,
+                         .endpoint = opts->pub,
+                         .bind = true,
+                         .what = "PUB (--pub)",
                          .sndhwm = opts->pub_hwm > 0 ? (int)opts->pub_hwm : RT_LIVE_HWM,
                          .cert = opts->cert};
     if (!(self->pub = rt_sock_new(&po)))

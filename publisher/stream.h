@@ -11,14 +11,14 @@
 typedef struct rt_stream_t rt_stream_t;
 
 typedef struct {
-    const char *source;       /* source name, sent in WELCOME and PONG */
-    const char *slot;         /* slot name, for STATUS */
-    const char *listen;       /* ROUTER endpoint to bind */
-    const char *pub;          /* PUB endpoint to bind */
-    int64_t retention_s;      /* keep acknowledged records at least this long */
-    int64_t pub_hwm;          /* PUB send high-water mark in messages (0: RT_LIVE_HWM) */
-    zcert_t *cert;            /* CURVE: the publisher's key pair (borrowed), or NULL */
-    rt_auth_t *auth;          /* with cert: who may connect and as whom (borrowed) */
+    const char *source;  /* source name, sent in WELCOME and PONG */
+    const char *slot;    /* slot name, for STATUS */
+    const char *listen;  /* ROUTER endpoint to bind */
+    const char *pub;     /* PUB endpoint to bind */
+    int64_t retention_s; /* keep acknowledged records at least this long */
+    int64_t pub_hwm;     /* PUB send high-water mark in messages (0: RT_LIVE_HWM) */
+    zcert_t *cert;       /* CURVE: the publisher's key pair (borrowed), or NULL */
+    rt_auth_t *auth;     /* with cert: who may connect and as whom (borrowed) */
 } rt_stream_opts_t;
 
 /* Binds both sockets. NULL on failure, logged (endpoint in use, malformed). The

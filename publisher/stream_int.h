@@ -18,8 +18,8 @@ typedef struct {
     int64_t commit_ts;      /* from its last ACK: commit time of its last applied record */
     int64_t applied_at;     /* from its last ACK: when it applied it */
     char error[RT_ERROR_TEXT_MAX + 1]; /* from its last ACK */
-    uint64_t reset_from;    /* a replay with reset from this seq is under way: ACKs at or
-                             * past it are old ones until one below it arrives */
+    uint64_t reset_from;               /* a replay with reset from this seq is under way: ACKs at or
+                                        * past it are old ones until one below it arrives */
 } rt_stream_sub_t;
 
 /* When a head seq became durable, for the retention window (stream.c). */
@@ -32,9 +32,9 @@ struct rt_stream_t {
     rt_capture_t *capture; /* borrowed, may be NULL */
     zsock_t *router;
     zsock_t *pub;
-    rt_auth_t *auth;       /* borrowed; NULL without CURVE: then anyone is anyone */
-    zhashx_t *subs;        /* name -> rt_stream_sub_t */
-    uint64_t published;    /* last seq sent on PUB */
+    rt_auth_t *auth;    /* borrowed; NULL without CURVE: then anyone is anyone */
+    zhashx_t *subs;     /* name -> rt_stream_sub_t */
+    uint64_t published; /* last seq sent on PUB */
     int64_t last_pub_ms;
     int64_t last_persist_ms;
     int64_t last_trim_ms;

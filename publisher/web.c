@@ -142,12 +142,9 @@ static void s_resume(void *arg, const rt_http_request_t *req, rt_http_response_t
 }
 
 static const rt_http_route_t s_routes[] = {
-    {"GET", "/", rt_http_dashboard_page},
-    {"GET", "/metrics", s_metrics},
-    {"GET", "/api/status", s_api_status},
-    {"POST", "/api/pause", s_pause},
-    {"POST", "/api/resume", s_resume},
-    {"POST", "/api/ping", rt_http_ping},
+    {"GET", "/", rt_http_dashboard_page}, {"GET", "/metrics", s_metrics},
+    {"GET", "/api/status", s_api_status}, {"POST", "/api/pause", s_pause},
+    {"POST", "/api/resume", s_resume},    {"POST", "/api/ping", rt_http_ping},
 };
 
 static void s_handle(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
@@ -155,8 +152,7 @@ static void s_handle(void *arg, const rt_http_request_t *req, rt_http_response_t
     rt_http_route(s_routes, sizeof s_routes / sizeof s_routes[0], arg, req, resp);
 }
 
-rt_http_t *rt_publisher_web_new(const char *addr_port, rt_stream_t *stream,
-                                rt_capture_t *capture)
+rt_http_t *rt_publisher_web_new(const char *addr_port, rt_stream_t *stream, rt_capture_t *capture)
 {
     s_web.stream = stream;
     s_web.capture = capture;

@@ -48,8 +48,9 @@ int rt_ctl_cmd_forget(const rt_ctl_t *g, int argc, char **argv)
         if (strcmp(argv[i], "--force") == 0) {
             force = true;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "rtctl forget: unknown option \"%s\" (usage: rtctl forget NAME "
-                            "[--force])\n",
+            fprintf(stderr,
+                    "rtctl forget: unknown option \"%s\" (usage: rtctl forget NAME "
+                    "[--force])\n",
                     argv[i]);
             return RT_EXIT_USAGE;
         } else if (name) {
@@ -67,7 +68,7 @@ int rt_ctl_cmd_forget(const rt_ctl_t *g, int argc, char **argv)
     }
     if (!s_name_ok("forget", name))
         return RT_EXIT_USAGE;
-    rt_msg_t m = {.type = RT_MSG_FORGET, .name = (char *)name,
-                  .flags = force ? RT_FORGET_FORCE : 0};
+    rt_msg_t m = {
+        .type = RT_MSG_FORGET, .name = (char *)name, .flags = force ? RT_FORGET_FORCE : 0};
     return rt_ctl_call_ok(g, &m);
 }

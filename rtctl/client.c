@@ -19,8 +19,12 @@ rt_client_t *rt_client_new(const char *endpoint, zcert_t *cert, const char *serv
         return NULL;
     char id[64];
     snprintf(id, sizeof id, "rtctl-%ld", (long)getpid());
-    rt_sock_opts_t o = {.type = ZMQ_DEALER, .endpoint = endpoint, .what = "DEALER (--publisher)",
-                        .routing_id = id, .cert = cert, .server_key = server_key};
+    rt_sock_opts_t o = {.type = ZMQ_DEALER,
+                        .endpoint = endpoint,
+                        .what = "DEALER (--publisher)",
+                        .routing_id = id,
+                        .cert = cert,
+                        .server_key = server_key};
     if (!(self->dealer = rt_sock_new(&o))) {
         free(self);
         return NULL;

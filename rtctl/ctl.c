@@ -51,8 +51,7 @@ int rt_ctl_call_ok(const rt_ctl_t *g, const rt_msg_t *msg)
         return rc;
     rt_msg_t ok;
     if (rt_msg_decode(reply, len, &ok) < 0 || ok.type != RT_MSG_OK) {
-        fprintf(stderr, "rtctl: %s answered with something that is not OK or ERROR\n",
-                g->endpoint);
+        fprintf(stderr, "rtctl: %s answered with something that is not OK or ERROR\n", g->endpoint);
         if (ok.type)
             rt_msg_clear(&ok);
         free(reply);

@@ -43,9 +43,10 @@ void rt_ctl_command_usage(FILE *out, const char *word);
 bool rt_ctl_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *v);
 
 /* Formats helpers for the text views (buf returned). */
-const char *rt_ctl_bytes(uint64_t bytes, char *buf, size_t size);  /* "1.2 MiB" */
-const char *rt_ctl_ms(int64_t ms, char *buf, size_t size);         /* "1.2 s", "-" if < 0 */
-const char *rt_ctl_pg_time(int64_t pg_us, char *buf, size_t size); /* "2024-01-02 03:04:05.678 UTC" */
+const char *rt_ctl_bytes(uint64_t bytes, char *buf, size_t size); /* "1.2 MiB" */
+const char *rt_ctl_ms(int64_t ms, char *buf, size_t size);        /* "1.2 s", "-" if < 0 */
+const char *rt_ctl_pg_time(int64_t pg_us, char *buf,
+                           size_t size); /* "2024-01-02 03:04:05.678 UTC" */
 
 /* The lag of a subscriber in records (0 when it is at or past head). */
 uint64_t rt_ctl_lag_records(const rt_status_t *st, const rt_status_sub_t *sub);

@@ -55,19 +55,20 @@ static const s_cmd_t s_cmds[] = {
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "Usage: rtctl [--publisher ENDPOINT] [--timeout MS]\n"
-                 "             [--cert SECRET_FILE --publisher-key CERT_FILE] [--insecure]\n"
-                 "             COMMAND [ARGS]\n"
-                 "       rtctl COMMAND --help\n\n"
-                 "Options:\n"
-                 "  --publisher ENDPOINT      the publisher's ROUTER (default "
-                 RT_CTL_DEFAULT_ENDPOINT ")\n"
-                 "  --timeout MS              how long to wait for an answer (default 5000)\n"
-                 "  --cert SECRET_FILE        CURVE: rtctl's secret certificate\n"
-                 "  --publisher-key CERT_FILE CURVE: the publisher's public certificate\n"
-                 "  --insecure                talk to a publisher on another host without "
-                 "CURVE\n\n"
-                 "Commands:\n");
+    fprintf(out,
+            "Usage: rtctl [--publisher ENDPOINT] [--timeout MS]\n"
+            "             [--cert SECRET_FILE --publisher-key CERT_FILE] [--insecure]\n"
+            "             COMMAND [ARGS]\n"
+            "       rtctl COMMAND --help\n\n"
+            "Options:\n"
+            "  --publisher ENDPOINT      the publisher's ROUTER (default " RT_CTL_DEFAULT_ENDPOINT
+            ")\n"
+            "  --timeout MS              how long to wait for an answer (default 5000)\n"
+            "  --cert SECRET_FILE        CURVE: rtctl's secret certificate\n"
+            "  --publisher-key CERT_FILE CURVE: the publisher's public certificate\n"
+            "  --insecure                talk to a publisher on another host without "
+            "CURVE\n\n"
+            "Commands:\n");
     for (size_t i = 0; i < S_NCMDS; i++) {
         fprintf(out, "  %s\n      ", s_cmds[i].usage);
         for (const char *p = s_cmds[i].help; *p; p++) {
@@ -89,8 +90,9 @@ void rt_ctl_command_usage(FILE *out, const char *word)
     for (size_t i = 0; i < S_NCMDS; i++) {
         if (strcmp(s_cmds[i].word, word) != 0)
             continue;
-        fprintf(out, "Usage: rtctl [OPTIONS] %s\n\n%s\n\n"
-                     "Exit codes: 0 ok, 1 failure, 2 usage error.\n",
+        fprintf(out,
+                "Usage: rtctl [OPTIONS] %s\n\n%s\n\n"
+                "Exit codes: 0 ok, 1 failure, 2 usage error.\n",
                 s_cmds[i].usage, s_cmds[i].help);
         return;
     }
@@ -129,8 +131,9 @@ static int s_security(rt_ctl_t *g, const char *cert, const char *publisher_key, 
         return RT_EXIT_OK;
     }
     if (!insecure && !rt_sock_endpoint_local(g->endpoint)) {
-        fprintf(stderr, "rtctl: %s is on another host: give --cert and --publisher-key (CURVE), "
-                        "or --insecure\n",
+        fprintf(stderr,
+                "rtctl: %s is on another host: give --cert and --publisher-key (CURVE), "
+                "or --insecure\n",
                 g->endpoint);
         return RT_EXIT_USAGE;
     }
@@ -159,8 +162,9 @@ int main(int argc, char **argv)
             char *end;
             long v = strtol(timeout, &end, 10);
             if (*end || v <= 0 || v > 3600000) {
-                fprintf(stderr, "rtctl: --timeout: value \"%s\" is not a number of ms "
-                                "(1..3600000)\n",
+                fprintf(stderr,
+                        "rtctl: --timeout: value \"%s\" is not a number of ms "
+                        "(1..3600000)\n",
                         timeout);
                 return RT_EXIT_USAGE;
             }

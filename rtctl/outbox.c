@@ -79,8 +79,7 @@ static void s_print_value(const rt_value_t *v)
 }
 
 /* Prints "col=value, ..." for the columns of img (only key columns if keys_only). */
-static void s_print_row(const rt_relation_t *rel, const rt_value_t *img, uint32_t n,
-                        bool keys_only)
+static void s_print_row(const rt_relation_t *rel, const rt_value_t *img, uint32_t n, bool keys_only)
 {
     bool first = true;
     for (uint32_t i = 0; i < n && i < rel->ncols; i++) {
@@ -127,7 +126,10 @@ static void s_print_record(const rt_record_t *r, size_t len)
             continue;
         }
         const rt_relation_t *rel = &r->rels[ch->rel];
-        printf("    %s %s.%s", ch->op == 'I' ? "INSERT" : ch->op == 'U' ? "UPDATE" : "DELETE",
+        printf("    %s %s.%s",
+               ch->op == 'I'   ? "INSERT"
+               : ch->op == 'U' ? "UPDATE"
+                               : "DELETE",
                rel->schema, rel->table);
         if (ch->old_kind) {
             printf(" %s(", ch->old_kind == 'K' ? "key" : "old row");
@@ -206,9 +208,9 @@ static int s_inspect(const char *dir, bool has_seq, uint64_t seq)
     } else {
         printf("  records: %" PRIu64 ", seqs %" PRIu64 "..%" PRIu64 " (head seq %" PRIu64
                "), %s of record bytes\n",
-               st.records, st.first_seq, st.head_seq, st.head_seq, rt_ctl_bytes(sum.bytes, b1, sizeof b1));
-        printf("  LSNs: commit %s (seq %" PRIu64 ") .. %s (seq %" PRIu64
-               "); confirmed end %s\n",
+               st.records, st.first_seq, st.head_seq, st.head_seq,
+               rt_ctl_bytes(sum.bytes, b1, sizeof b1));
+        printf("  LSNs: commit %s (seq %" PRIu64 ") .. %s (seq %" PRIu64 "); confirmed end %s\n",
                rt_lsn_format(s_commit_lsn(ob, dec, st.first_seq), l1, sizeof l1), st.first_seq,
                rt_lsn_format(pos.last_commit_lsn, l2, sizeof l2), st.head_seq,
                rt_lsn_format(pos.last_end_lsn, l3, sizeof l3));

@@ -72,8 +72,9 @@ int rt_ctl_cmd_replay(const rt_ctl_t *g, int argc, char **argv)
             const char *v = argv[++i];
             if (strcmp(a, "--since") == 0) {
                 if (!s_parse_time(v, &since)) {
-                    fprintf(stderr, "rtctl replay: --since: \"%s\" is not a time "
-                                    "('YYYY-MM-DD HH:MM:SS[.fff]' in UTC, or @UNIX_SECONDS)\n",
+                    fprintf(stderr,
+                            "rtctl replay: --since: \"%s\" is not a time "
+                            "('YYYY-MM-DD HH:MM:SS[.fff]' in UTC, or @UNIX_SECONDS)\n",
                             v);
                     return RT_EXIT_USAGE;
                 }
@@ -115,11 +116,15 @@ int rt_ctl_cmd_replay(const rt_ctl_t *g, int argc, char **argv)
         return RT_EXIT_USAGE;
     }
     if (has_from && to && to < from) {
-        fprintf(stderr, "rtctl replay: --to %llu is before --from %llu\n",
-                (unsigned long long)to, (unsigned long long)from);
+        fprintf(stderr, "rtctl replay: --to %llu is before --from %llu\n", (unsigned long long)to,
+                (unsigned long long)from);
         return RT_EXIT_USAGE;
     }
-    rt_msg_t m = {.type = RT_MSG_REPLAY, .name = (char *)name, .seq = from, .last_seq = to,
-                  .commit_ts = since, .flags = flags};
+    rt_msg_t m = {.type = RT_MSG_REPLAY,
+                  .name = (char *)name,
+                  .seq = from,
+                  .last_seq = to,
+                  .commit_ts = since,
+                  .flags = flags};
     return rt_ctl_call_ok(g, &m);
 }

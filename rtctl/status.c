@@ -29,8 +29,7 @@ int rt_ctl_cmd_ping(const rt_ctl_t *g0, int argc, char **argv)
     int64_t rtt = zclock_usecs() - t0;
     rt_msg_t pong;
     if (rt_msg_decode(reply, len, &pong) < 0 || pong.type != RT_MSG_PONG) {
-        fprintf(stderr, "rtctl: %s answered PING with something that is not a PONG\n",
-                g.endpoint);
+        fprintf(stderr, "rtctl: %s answered PING with something that is not a PONG\n", g.endpoint);
         if (pong.type)
             rt_msg_clear(&pong);
         free(reply);
@@ -80,8 +79,8 @@ static void s_print_text(const rt_status_t *st)
            st->captured_txns, st->captured_rows);
     printf("subscribers: %u\n", st->nsubs);
     if (st->nsubs)
-        printf("  %-16s %-11s %10s %9s %10s %8s %9s %9s\n", "NAME", "STATE", "APPLIED",
-               "LAG RECS", "LAG BYTES", "LAG", "CONFLICTS", "SEEN");
+        printf("  %-16s %-11s %10s %9s %10s %8s %9s %9s\n", "NAME", "STATE", "APPLIED", "LAG RECS",
+               "LAG BYTES", "LAG", "CONFLICTS", "SEEN");
     for (uint32_t i = 0; i < st->nsubs; i++) {
         const rt_status_sub_t *s = &st->subs[i];
         char seen[32], lag[32];

@@ -35,7 +35,7 @@
 #define S_COLS 80
 #define S_ROWS 24
 #define S_SPARK_SECONDS 60
-#define S_SAMPLES 1024  /* rate samples kept (60 s at the shortest interval) */
+#define S_SAMPLES 1024 /* rate samples kept (60 s at the shortest interval) */
 #define S_MAX_SUBS_SHOWN 12
 #define S_MIN_INTERVAL_MS 100
 
@@ -48,15 +48,15 @@ typedef struct {
 typedef struct {
     const rt_ctl_t *g;
     int interval_ms;
-    rt_status_t prev, cur;   /* the two last replies */
+    rt_status_t prev, cur; /* the two last replies */
     bool have_prev, have_cur;
     int64_t prev_ms, cur_ms; /* when they arrived */
     char fetch_error[200];   /* why the last STATUS failed, "" if it did not */
     s_sample_t samples[S_SAMPLES];
     size_t nsamples, start;
-    char pending;            /* 'p' or 'r' waiting for a subscriber number, else 0 */
+    char pending; /* 'p' or 'r' waiting for a subscriber number, else 0 */
     char message[S_COLS + 1];
-    bool utf8;               /* the terminal takes UTF-8 (block characters) */
+    bool utf8; /* the terminal takes UTF-8 (block characters) */
 } s_top_t;
 
 static volatile sig_atomic_t s_stop = 0;
@@ -97,8 +97,8 @@ static bool s_tty_setup(void)
 }
 
 /* One request without printing anything (the screen is ours): 0, or fills err. */
-static int s_request(const rt_ctl_t *g, const rt_msg_t *msg, void **reply, size_t *len,
-                     char *err, size_t errsize)
+static int s_request(const rt_ctl_t *g, const rt_msg_t *msg, void **reply, size_t *len, char *err,
+                     size_t errsize)
 {
     rt_client_t *c = rt_client_new(g->endpoint, g->cert, g->publisher_key);
     if (!c) {
@@ -166,8 +166,7 @@ static void s_refresh(s_top_t *t)
     t->cur = st;
     t->cur_ms = rt_mono_ms();
     t->have_cur = true;
-    if (t->have_prev && t->cur_ms > t->prev_ms &&
-        t->cur.captured_txns >= t->prev.captured_txns)
+    if (t->have_prev && t->cur_ms > t->prev_ms && t->cur.captured_txns >= t->prev.captured_txns)
         s_add_sample(t, t->cur_ms,
                      (double)(t->cur.captured_txns - t->prev.captured_txns) * 1000.0 /
                          (double)(t->cur_ms - t->prev_ms));
@@ -255,8 +254,7 @@ static void s_draw(s_top_t *t, bool ansi)
     if (!t->have_cur) {
         snprintf(line, sizeof line, "rt top - %s", t->g->endpoint);
         printf("%-56.56s %23s%s", line, when, eol);
-        printf("%.80s%s", t->fetch_error[0] ? t->fetch_error : "waiting for the publisher",
-               eol);
+        printf("%.80s%s", t->fetch_error[0] ? t->fetch_error : "waiting for the publisher", eol);
         rows = 2;
     } else {
         const rt_status_t *st = &t->cur;
@@ -265,16 +263,16 @@ static void s_draw(s_top_t *t, bool ansi)
         printf("capture %-12.12s %9.1f txn/s %10.1f rows/s   head seq %" PRIu64 "%s",
                rt_capture_state_name(st->capture_state),
                s_rate(t, t->have_prev ? t->prev.captured_txns : 0, st->captured_txns),
-               s_rate(t, t->have_prev ? t->prev.captured_rows : 0, st->captured_rows),
-               st->head_seq, eol);
+               s_rate(t, t->have_prev ? t->prev.captured_rows : 0, st->captured_rows), st->head_seq,
+               eol);
         if (st->records)
-            snprintf(line, sizeof line, "outbox  %" PRIu64 " records, %s, seqs %" PRIu64
-                     "..%" PRIu64 ", oldest %s",
-                     st->records, rt_ctl_bytes(st->outbox_bytes, b, sizeof b), st->first_seq,
-                     st->head_seq,
-                     rt_ctl_ms(st->now_ts && st->oldest_ts ? (st->now_ts - st->oldest_ts) / 1000
-                                                           : -1,
-                               a, sizeof a));
+            snprintf(
+                line, sizeof line,
+                "outbox  %" PRIu64 " records, %s, seqs %" PRIu64 "..%" PRIu64 ", oldest %s",
+                st->records, rt_ctl_bytes(st->outbox_bytes, b, sizeof b), st->first_seq,
+                st->head_seq,
+                rt_ctl_ms(st->now_ts && st->oldest_ts ? (st->now_ts - st->oldest_ts) / 1000 : -1, a,
+                          sizeof a));
         else
             snprintf(line, sizeof line, "outbox  empty (head seq %" PRIu64 "), %s", st->head_seq,
                      rt_ctl_bytes(st->outbox_bytes, b, sizeof b));
@@ -354,7 +352,8 @@ static bool s_key(s_top_t *t, char c)
         return false;
     if (c == 'p' || c == 'r') {
         t->pending = c;
-        snprintf(t->message, sizeof t->message, "%s which subscriber? press its number (Esc "
+        snprintf(t->message, sizeof t->message,
+                 "%s which subscriber? press its number (Esc "
                  "cancels)",
                  c == 'p' ? "pause" : "resume");
         return true;
@@ -389,8 +388,9 @@ int rt_ctl_cmd_top(const rt_ctl_t *g, int argc, char **argv)
                 return RT_EXIT_USAGE;
             }
         } else {
-            fprintf(stderr, "rtctl top: unknown or incomplete option \"%s\" (usage: rtctl top "
-                            "[--once] [--interval MS])\n",
+            fprintf(stderr,
+                    "rtctl top: unknown or incomplete option \"%s\" (usage: rtctl top "
+                    "[--once] [--interval MS])\n",
                     argv[i]);
             return RT_EXIT_USAGE;
         }

@@ -192,8 +192,11 @@ const char *rt_apply_target(const rt_apply_t *self)
  * and kept as the last error. */
 static int s_open(rt_apply_t *self)
 {
-    rt_pg_opts_t o = {.dsn = self->dsn, .what = "the replica", .application_name = "rt-subscriber",
-                      .timeout_ms = S_CONNECT_TIMEOUT_MS, .stop = self->stop};
+    rt_pg_opts_t o = {.dsn = self->dsn,
+                      .what = "the replica",
+                      .application_name = "rt-subscriber",
+                      .timeout_ms = S_CONNECT_TIMEOUT_MS,
+                      .stop = self->stop};
     return rt_pg_connect(&o, &self->conn, self->last_error, sizeof self->last_error);
 }
 

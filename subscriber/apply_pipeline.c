@@ -169,7 +169,7 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
             const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
             self->probe_rows = -1;
             rt_pg_error_line(detail ? detail : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-                           self->probe_detail, sizeof self->probe_detail);
+                             self->probe_detail, sizeof self->probe_detail);
         } else if (st == PGRES_FATAL_ERROR) {
             if (op->kind == RT__OP_PREPARE)
                 op->cached->prepared = false;

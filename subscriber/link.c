@@ -81,8 +81,8 @@ struct rt_link_t {
     int64_t last_ping_ms;    /* last PING sent */
 
     struct {
-        uint64_t from;  /* from_seq */
-        uint32_t count; /* records asked */
+        uint64_t from;           /* from_seq */
+        uint32_t count;          /* records asked */
     } fetches[S_FETCH_CREDIT];   /* outstanding FETCHes, oldest first */
     int nfetch;                  /* how many */
     int64_t fetch_sent_ms;       /* when the oldest was sent (or last answered with a record) */
@@ -227,9 +227,12 @@ static void s_send_ack(rt_link_t *self, int64_t now)
  * not be made (logged: an endpoint ZeroMQ rejects). */
 static int s_connect(rt_link_t *self, int64_t now)
 {
-    rt_sock_opts_t o = {.type = ZMQ_DEALER, .endpoint = self->publisher,
-                        .what = "DEALER (--publisher)", .rcvhwm = S_DEALER_RCVHWM,
-                        .routing_id = self->name, .cert = self->cert,
+    rt_sock_opts_t o = {.type = ZMQ_DEALER,
+                        .endpoint = self->publisher,
+                        .what = "DEALER (--publisher)",
+                        .rcvhwm = S_DEALER_RCVHWM,
+                        .routing_id = self->name,
+                        .cert = self->cert,
                         .server_key = self->publisher_key};
     if (!(self->dealer = rt_sock_new(&o)))
         return RT_EINVAL;
@@ -248,8 +251,11 @@ static int s_connect_sub(rt_link_t *self, const char *endpoint)
 {
     if (self->sub)
         return RT_OK;
-    rt_sock_opts_t o = {.type = ZMQ_SUB, .endpoint = endpoint, .what = "SUB (the publisher's PUB)",
-                        .rcvhwm = RT_LINK_SUB_RCVHWM, .cert = self->cert,
+    rt_sock_opts_t o = {.type = ZMQ_SUB,
+                        .endpoint = endpoint,
+                        .what = "SUB (the publisher's PUB)",
+                        .rcvhwm = RT_LINK_SUB_RCVHWM,
+                        .cert = self->cert,
                         .server_key = self->publisher_key};
     if (!(self->sub = rt_sock_new(&o)))
         return RT_EINVAL;
@@ -469,7 +475,7 @@ static void s_hello(rt_link_t *self, int64_t now)
     self->state = S_HELLO;
     if (!self->ready_logged) {
         rt_daemon_ready("subscriber %s applying source %s into %s from seq %" PRIu64, self->name,
-                self->source, rt_apply_target(self->apply), applied + 1);
+                        self->source, rt_apply_target(self->apply), applied + 1);
         self->ready_logged = true;
     }
     (void)now;

@@ -11,22 +11,22 @@
 #include "rt.h"
 
 /* Protocol timings (schemas/protocol.md). */
-#define RT_LINK_FETCH_COUNT 256     /* records asked per FETCH */
-#define RT_LINK_FETCH_RETRY_MS 5000 /* an unanswered FETCH is sent again */
-#define RT_LINK_SILENCE_MS 5000     /* nothing from the publisher: reconnect */
-#define RT_LINK_ACK_MIN_MS 100      /* ACKs at most this often */
-#define RT_LINK_ACK_MAX_MS 1000     /* and at least this often */
+#define RT_LINK_FETCH_COUNT 256        /* records asked per FETCH */
+#define RT_LINK_FETCH_RETRY_MS 5000    /* an unanswered FETCH is sent again */
+#define RT_LINK_SILENCE_MS 5000        /* nothing from the publisher: reconnect */
+#define RT_LINK_ACK_MIN_MS 100         /* ACKs at most this often */
+#define RT_LINK_ACK_MAX_MS 1000        /* and at least this often */
 #define RT_LINK_SUB_RCVHWM RT_LIVE_HWM /* messages the SUB socket queues */
 
 typedef struct rt_link_t rt_link_t;
 
 typedef struct {
-    const char *publisher; /* ROUTER endpoint of the publisher, e.g. tcp://host:7470 */
-    zcert_t *cert;         /* CURVE: the subscriber's key pair (borrowed for the link's
-                              life), or NULL for plaintext */
+    const char *publisher;     /* ROUTER endpoint of the publisher, e.g. tcp://host:7470 */
+    zcert_t *cert;             /* CURVE: the subscriber's key pair (borrowed for the link's
+                                  life), or NULL for plaintext */
     const char *publisher_key; /* CURVE: the publisher's public key, Z85 (pinned) */
-    const char *pub;       /* PUB endpoint override, or NULL to learn it from WELCOME */
-    const char *name;      /* subscriber name: DEALER routing id, HELLO name */
+    const char *pub;           /* PUB endpoint override, or NULL to learn it from WELCOME */
+    const char *name;          /* subscriber name: DEALER routing id, HELLO name */
 } rt_link_opts_t;
 
 /* Creates a link (copies the options; no socket yet). stop is the flag the signal

@@ -13,9 +13,9 @@
 #include "curve.h"
 #include "daemon.h"
 #include "link.h"
+#include "log.h"
 #include "sock.h"
 #include "web.h"
-#include "log.h"
 
 typedef struct {
     char *publisher;
@@ -196,8 +196,11 @@ int main(int argc, char **argv)
     }
 
     apply = rt_apply_new(opts.target, rt_daemon_stop_flag());
-    rt_link_opts_t lo = {.publisher = opts.publisher, .pub = opts.pub, .name = opts.name,
-                         .cert = cert, .publisher_key = cert ? publisher_key : NULL};
+    rt_link_opts_t lo = {.publisher = opts.publisher,
+                         .pub = opts.pub,
+                         .name = opts.name,
+                         .cert = cert,
+                         .publisher_key = cert ? publisher_key : NULL};
     link = rt_link_new(&lo, rt_daemon_stop_flag());
     if (!apply || !link) {
         rt_error("out of memory");

@@ -23,10 +23,10 @@ typedef struct {
 
 /* A statement under construction: its text and parameter map. */
 typedef struct {
-    s_buf_t text;       /* SQL text */
-    rt_param_t *params; /* capacity max_params */
-    uint32_t nparams;   /* parameters written */
-    uint32_t max_params;/* capacity of params */
+    s_buf_t text;        /* SQL text */
+    rt_param_t *params;  /* capacity max_params */
+    uint32_t nparams;    /* parameters written */
+    uint32_t max_params; /* capacity of params */
 } s_gen_t;
 
 static void s_buf_reserve(s_buf_t *b, size_t more)
@@ -137,10 +137,8 @@ static bool s_compare_as_text(uint32_t typoid)
     case 628:  /* line */
     case 629:  /* line[] */
     case 718:  /* circle */
-    case 719:  /* circle[] */
-        return true;
-    default:
-        return typoid >= S_FIRST_USER_OID;
+    case 719: /* circle[] */ return true;
+    default: return typoid >= S_FIRST_USER_OID;
     }
 }
 
@@ -228,8 +226,7 @@ static void s_insert(s_gen_t *g, const rt_relation_t *rel)
  * moves the row). When every value is unchanged TOAST, the SET re-assigns the first
  * identity column from the same image the WHERE reads it from: a no-op update that
  * still reports whether the row was found. */
-static void s_update(s_gen_t *g, const rt_relation_t *rel, char old_kind,
-                     const rt_value_t *newvals)
+static void s_update(s_gen_t *g, const rt_relation_t *rel, char old_kind, const rt_value_t *newvals)
 {
     s_buf_str(&g->text, "UPDATE ");
     s_buf_qualified(&g->text, rel->schema, rel->table);
@@ -289,8 +286,7 @@ static int s_check_change(const rt_relation_t *rel, char op, char old_kind)
     if (!s_rel_valid(rel))
         return RT_EINVAL;
     switch (op) {
-    case 'I':
-        return RT_OK;
+    case 'I': return RT_OK;
     case 'U':
         if (old_kind != 0 && old_kind != 'K' && old_kind != 'O')
             return RT_EINVAL;
@@ -299,8 +295,7 @@ static int s_check_change(const rt_relation_t *rel, char op, char old_kind)
         if (old_kind != 'K' && old_kind != 'O')
             return RT_EINVAL;
         break;
-    default:
-        return RT_EINVAL;
+    default: return RT_EINVAL;
     }
     if (old_kind == 'O')
         return op == 'U' && rel->ncols == 0 ? RT_EINVAL : RT_OK;
@@ -320,8 +315,8 @@ char *rt_sqlgen_qualified(const char *schema, const char *table)
     return b.data;
 }
 
-int rt_sqlgen_change(const rt_relation_t *rel, char op, char old_kind,
-                     const rt_value_t *newvals, rt_stmt_t *out)
+int rt_sqlgen_change(const rt_relation_t *rel, char op, char old_kind, const rt_value_t *newvals,
+                     rt_stmt_t *out)
 {
     if (!out)
         return RT_EINVAL;
@@ -362,8 +357,7 @@ cleanup:
     return rc;
 }
 
-int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t flags,
-                       char **sql)
+int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t flags, char **sql)
 {
     if (!sql)
         return RT_EINVAL;
@@ -529,8 +523,8 @@ static void s_hash_u32(s_hash_t *h, uint32_t v)
  * op, old_kind and, for updates, the unchanged-column set: 34 characters, short
  * enough for a prepared statement name. Two different shapes share a key only by
  * a hash collision, about n^2 / 2^129 for n shapes in one cache. */
-int rt_sqlgen_shape_key(const rt_relation_t *rel, char op, char old_kind,
-                        const rt_value_t *newvals, char *buf, size_t size)
+int rt_sqlgen_shape_key(const rt_relation_t *rel, char op, char old_kind, const rt_value_t *newvals,
+                        char *buf, size_t size)
 {
     if (!buf || !s_rel_valid(rel) || (op != 'I' && op != 'U' && op != 'D') ||
         (old_kind != 0 && old_kind != 'K' && old_kind != 'O'))

@@ -13,9 +13,9 @@ typedef struct {
 
 /* The SQL of one change shape, with its parameter map. */
 typedef struct {
-    char *sql;           /* malloc'd statement text with $1..$n */
-    uint32_t nparams;    /* parameters */
-    rt_param_t *params;  /* malloc'd, nparams entries */
+    char *sql;          /* malloc'd statement text with $1..$n */
+    uint32_t nparams;   /* parameters */
+    rt_param_t *params; /* malloc'd, nparams entries */
 } rt_stmt_t;
 
 /* Writes "schema"."table" with identifiers quoted as PostgreSQL's quote_ident does
@@ -33,8 +33,8 @@ char *rt_sqlgen_qualified(const char *schema, const char *table);
  * newvals (for 'U') decides which columns are unchanged; it may be NULL otherwise.
  * RT_EINVAL if the change cannot be expressed (no key columns, no columns to set
  * and nothing else to do is NOT an error: the SET then re-assigns the first key). */
-int rt_sqlgen_change(const rt_relation_t *rel, char op, char old_kind,
-                     const rt_value_t *newvals, rt_stmt_t *out) RT_WUR;
+int rt_sqlgen_change(const rt_relation_t *rel, char op, char old_kind, const rt_value_t *newvals,
+                     rt_stmt_t *out) RT_WUR;
 
 /* Builds "TRUNCATE ONLY? t1, t2 [RESTART IDENTITY] [CASCADE]" for n relations,
  * flags as in pgoutput (1 CASCADE, 2 RESTART IDENTITY). *sql is malloc'd. */
@@ -45,8 +45,8 @@ int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t fla
  * relation's schema/table/columns, op, old_kind and the unchanged-column set.
  * Writes a NUL-terminated key into buf; returns its length, or RT_EINVAL if size
  * is too small. */
-int rt_sqlgen_shape_key(const rt_relation_t *rel, char op, char old_kind,
-                        const rt_value_t *newvals, char *buf, size_t size) RT_WUR;
+int rt_sqlgen_shape_key(const rt_relation_t *rel, char op, char old_kind, const rt_value_t *newvals,
+                        char *buf, size_t size) RT_WUR;
 
 /* Builds "COPY t ("c1", ...) FROM STDIN" (text format) for the INSERTs of rel: every
  * column, in the relation's order. RT_EINVAL for a relation without columns. *sql is

@@ -1,7 +1,6 @@
 /* web/http.c - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
 #include "http.h"
 
-
 #include <errno.h>
 #include <inttypes.h>
 #include <microhttpd.h>

@@ -1,4 +1,5 @@
-/* tests/fuzz/fuzz_config.c - libFuzzer target for the INI config file parser (rt_config_load_file). */
+/* tests/fuzz/fuzz_config.c - libFuzzer target for the INI config file parser (rt_config_load_file).
+ */
 #include "config.h"
 
 #include <stddef.h>
@@ -18,7 +19,7 @@ typedef struct {
     int64_t port;        /* unbounded */
     bool verbose;
     bool sync;
-    int64_t mode;        /* index into s_modes */
+    int64_t mode; /* index into s_modes */
 } s_opts_t;
 
 static const char *const s_modes[] = {"streaming", "catching-up", "paused", NULL};
@@ -28,7 +29,8 @@ static const char *const s_modes[] = {"streaming", "catching-up", "paused", NULL
 static const rt_cfg_param_t s_table[] = {
     {"source", RT_CFG_STR, S_OFF(source), "main", 0, 0, NULL, true, "source name", true},
     {"endpoint", RT_CFG_STR, S_OFF(endpoint), NULL, 0, 0, NULL, false, "endpoint", true},
-    {"batch-bytes", RT_CFG_INT, S_OFF(batch_bytes), "65536", 1, 1 << 30, NULL, false, "batch", true},
+    {"batch-bytes", RT_CFG_INT, S_OFF(batch_bytes), "65536", 1, 1 << 30, NULL, false, "batch",
+     true},
     {"lag-ms", RT_CFG_INT, S_OFF(lag_ms), "0", -1000, 1000, NULL, false, "lag", true},
     {"port", RT_CFG_INT, S_OFF(port), NULL, 0, 0, NULL, false, "port", true},
     {"verbose", RT_CFG_BOOL, S_OFF(verbose), "false", 0, 0, NULL, false, "verbose", true},
@@ -119,9 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* A file that does not load changes nothing. */
         if (rc != RT_EINVAL && rc != RT_ENOMEM)
             abort();
-        if (!o.source || strcmp(o.source, "preset") != 0 || o.endpoint
-            || o.batch_bytes != S_PRESET_INT || o.lag_ms != S_PRESET_INT
-            || o.port != S_PRESET_INT || !o.verbose || o.sync || o.mode != S_PRESET_MODE)
+        if (!o.source || strcmp(o.source, "preset") != 0 || o.endpoint ||
+            o.batch_bytes != S_PRESET_INT || o.lag_ms != S_PRESET_INT || o.port != S_PRESET_INT ||
+            !o.verbose || o.sync || o.mode != S_PRESET_MODE)
             abort();
     }
     rt_config_free(s_table, S_NPARAMS, &o);

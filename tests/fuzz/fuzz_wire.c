@@ -1,4 +1,5 @@
-/* tests/fuzz/fuzz_wire.c - libFuzzer target for the MessagePack frame decoders (records, control, status). */
+/* tests/fuzz/fuzz_wire.c - libFuzzer target for the MessagePack frame decoders (records, control,
+ * status). */
 /*
  * Every input goes through rt_wire_prevalidate, rt_record_decode, rt_msg_decode,
  * rt_status_decode and rt_msg_peek_type. Whatever decodes is checked for the documented
@@ -19,12 +20,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Longest name or text the codec accepts (S_MAX_STR in wire.c). */
 #define S_MAX_STR 4096u
 
-#define S_CHECK(cond)                                                                    \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                     \
-        }                                                                                \
+#define S_CHECK(cond)                                                                              \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static rt_record_decoder_t *s_dec;     /* decodes the input */
@@ -73,8 +74,8 @@ static void s_check_record(const rt_record_t *rec, const char *lo, const char *h
         const rt_relation_t *rel = &rec->rels[i];
         s_check_name(rel->schema);
         s_check_name(rel->table);
-        S_CHECK(rel->replident == 'd' || rel->replident == 'n' || rel->replident == 'f'
-                || rel->replident == 'i');
+        S_CHECK(rel->replident == 'd' || rel->replident == 'n' || rel->replident == 'f' ||
+                rel->replident == 'i');
         S_CHECK(rel->ncols == 0 || rel->cols != NULL);
         for (uint32_t j = 0; j < rel->ncols; j++)
             s_check_name(rel->cols[j].name);
@@ -132,28 +133,28 @@ static bool s_row_eq(const rt_value_t *a, const rt_value_t *b, uint32_t n)
 
 static bool s_record_eq(const rt_record_t *a, const rt_record_t *b)
 {
-    if (a->seq != b->seq || a->xid != b->xid || a->flags != b->flags
-        || a->commit_lsn != b->commit_lsn || a->end_lsn != b->end_lsn
-        || a->commit_ts != b->commit_ts || !s_str_eq(a->origin, b->origin)
-        || a->nrels != b->nrels || a->nchanges != b->nchanges)
+    if (a->seq != b->seq || a->xid != b->xid || a->flags != b->flags ||
+        a->commit_lsn != b->commit_lsn || a->end_lsn != b->end_lsn ||
+        a->commit_ts != b->commit_ts || !s_str_eq(a->origin, b->origin) || a->nrels != b->nrels ||
+        a->nchanges != b->nchanges)
         return false;
     for (uint32_t i = 0; i < a->nrels; i++) {
         const rt_relation_t *x = &a->rels[i], *y = &b->rels[i];
-        if (strcmp(x->schema, y->schema) || strcmp(x->table, y->table)
-            || x->replident != y->replident || x->ncols != y->ncols)
+        if (strcmp(x->schema, y->schema) || strcmp(x->table, y->table) ||
+            x->replident != y->replident || x->ncols != y->ncols)
             return false;
         for (uint32_t j = 0; j < x->ncols; j++) {
             const rt_column_t *c = &x->cols[j], *d = &y->cols[j];
-            if (strcmp(c->name, d->name) || c->typoid != d->typoid || c->typmod != d->typmod
-                || c->key != d->key)
+            if (strcmp(c->name, d->name) || c->typoid != d->typoid || c->typmod != d->typmod ||
+                c->key != d->key)
                 return false;
         }
     }
     for (uint32_t i = 0; i < a->nchanges; i++) {
         const rt_change_t *x = &a->changes[i], *y = &b->changes[i];
-        if (x->op != y->op || x->rel != y->rel || x->old_kind != y->old_kind
-            || x->nold != y->nold || x->nnew != y->nnew || x->trunc_flags != y->trunc_flags
-            || x->ntrunc != y->ntrunc)
+        if (x->op != y->op || x->rel != y->rel || x->old_kind != y->old_kind ||
+            x->nold != y->nold || x->nnew != y->nnew || x->trunc_flags != y->trunc_flags ||
+            x->ntrunc != y->ntrunc)
             return false;
         if (!s_row_eq(x->old, y->old, x->nold) || !s_row_eq(x->new_, y->new_, x->nnew))
             return false;
@@ -175,8 +176,8 @@ static int s_encode_record(const rt_record_t *rec, const void **frame, size_t *l
         switch (ch->op) {
         case 'I': rt_record_builder_insert(s_builder, ch->rel, ch->nnew, ch->new_); break;
         case 'U':
-            rt_record_builder_update(s_builder, ch->rel, ch->old_kind, ch->nold, ch->old,
-                                     ch->nnew, ch->new_);
+            rt_record_builder_update(s_builder, ch->rel, ch->old_kind, ch->nold, ch->old, ch->nnew,
+                                     ch->new_);
             break;
         case 'D':
             rt_record_builder_delete(s_builder, ch->rel, ch->old_kind, ch->nold, ch->old);
@@ -224,13 +225,12 @@ static void s_roundtrip_record(const rt_record_t *rec)
 
 static bool s_msg_eq(const rt_msg_t *a, const rt_msg_t *b)
 {
-    return a->type == b->type && s_str_eq(a->name, b->name) && s_str_eq(a->source, b->source)
-           && s_str_eq(a->endpoint, b->endpoint) && s_str_eq(a->text, b->text)
-           && a->code == b->code && a->state == b->state && a->seq == b->seq
-           && a->last_seq == b->last_seq && a->first_seq == b->first_seq
-           && a->head_seq == b->head_seq && a->count == b->count && a->paused == b->paused
-           && a->conflicts == b->conflicts && a->commit_ts == b->commit_ts
-           && a->applied_at == b->applied_at && a->flags == b->flags;
+    return a->type == b->type && s_str_eq(a->name, b->name) && s_str_eq(a->source, b->source) &&
+           s_str_eq(a->endpoint, b->endpoint) && s_str_eq(a->text, b->text) && a->code == b->code &&
+           a->state == b->state && a->seq == b->seq && a->last_seq == b->last_seq &&
+           a->first_seq == b->first_seq && a->head_seq == b->head_seq && a->count == b->count &&
+           a->paused == b->paused && a->conflicts == b->conflicts && a->commit_ts == b->commit_ts &&
+           a->applied_at == b->applied_at && a->flags == b->flags;
 }
 
 static void s_check_msg(const rt_msg_t *m)
@@ -287,21 +287,20 @@ static void s_check_status(const rt_status_t *st)
 
 static bool s_status_eq(const rt_status_t *a, const rt_status_t *b)
 {
-    if (strcmp(a->source, b->source) || strcmp(a->slot, b->slot) || a->first_seq != b->first_seq
-        || a->head_seq != b->head_seq || a->records != b->records
-        || a->outbox_bytes != b->outbox_bytes || a->received_lsn != b->received_lsn
-        || a->confirmed_lsn != b->confirmed_lsn || a->captured_txns != b->captured_txns
-        || a->captured_rows != b->captured_rows || a->nsubs != b->nsubs
-        || a->capture_state != b->capture_state || a->oldest_ts != b->oldest_ts
-        || a->head_ts != b->head_ts || a->now_ts != b->now_ts)
+    if (strcmp(a->source, b->source) || strcmp(a->slot, b->slot) || a->first_seq != b->first_seq ||
+        a->head_seq != b->head_seq || a->records != b->records ||
+        a->outbox_bytes != b->outbox_bytes || a->received_lsn != b->received_lsn ||
+        a->confirmed_lsn != b->confirmed_lsn || a->captured_txns != b->captured_txns ||
+        a->captured_rows != b->captured_rows || a->nsubs != b->nsubs ||
+        a->capture_state != b->capture_state || a->oldest_ts != b->oldest_ts ||
+        a->head_ts != b->head_ts || a->now_ts != b->now_ts)
         return false;
     for (uint32_t i = 0; i < a->nsubs; i++) {
         const rt_status_sub_t *x = &a->subs[i], *y = &b->subs[i];
-        if (strcmp(x->name, y->name) || x->acked_seq != y->acked_seq || x->state != y->state
-            || x->seen_ms_ago != y->seen_ms_ago || x->conflicts != y->conflicts
-            || x->commit_ts != y->commit_ts || x->applied_at != y->applied_at
-            || x->lag_bytes != y->lag_bytes || x->lag_ms != y->lag_ms
-            || strcmp(x->error, y->error))
+        if (strcmp(x->name, y->name) || x->acked_seq != y->acked_seq || x->state != y->state ||
+            x->seen_ms_ago != y->seen_ms_ago || x->conflicts != y->conflicts ||
+            x->commit_ts != y->commit_ts || x->applied_at != y->applied_at ||
+            x->lag_bytes != y->lag_bytes || x->lag_ms != y->lag_ms || strcmp(x->error, y->error))
             return false;
     }
     return true;
@@ -412,16 +411,26 @@ static void s_emit(const char *name, const void *data, size_t len)
     s_nseeds++;
 }
 
-#define S_TEXT(s) {RT_VAL_TEXT, sizeof(s) - 1, s}
-#define S_NULL {RT_VAL_NULL, 0, NULL}
-#define S_UNCH {RT_VAL_UNCHANGED, 0, NULL}
+#define S_TEXT(s)                                                                                  \
+    {                                                                                              \
+        RT_VAL_TEXT, sizeof(s) - 1, s                                                              \
+    }
+#define S_NULL                                                                                     \
+    {                                                                                              \
+        RT_VAL_NULL, 0, NULL                                                                       \
+    }
+#define S_UNCH                                                                                     \
+    {                                                                                              \
+        RT_VAL_UNCHANGED, 0, NULL                                                                  \
+    }
 
-static rt_column_t s_kv_cols[] = {
-    {"id", 23, -1, true}, {"v", 25, -1, false}, {"n", 23, -1, false}};
+static rt_column_t s_kv_cols[] = {{"id", 23, -1, true}, {"v", 25, -1, false}, {"n", 23, -1, false}};
 static const rt_relation_t s_kv = {"public", "kv", 'd', 3, s_kv_cols};
-static rt_column_t s_wide_cols[] = {
-    {"k1", 23, -1, true}, {"k2", 25, -1, true}, {"c_num", 1700, 655366, false},
-    {"c_bytea", 17, -1, false}, {"c_json", 3802, -1, false}};
+static rt_column_t s_wide_cols[] = {{"k1", 23, -1, true},
+                                    {"k2", 25, -1, true},
+                                    {"c_num", 1700, 655366, false},
+                                    {"c_bytea", 17, -1, false},
+                                    {"c_json", 3802, -1, false}};
 static const rt_relation_t s_wide = {"app", "wide table", 'f', 5, s_wide_cols};
 static const rt_relation_t s_empty_rel = {"", "nocols", 'n', 0, NULL};
 static rt_column_t s_idx_cols[] = {{"uuid", 2950, -1, true}};
@@ -458,8 +467,10 @@ static void s_gen_records(void)
     char big[300];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    const rt_value_t wide1[] = {S_TEXT("-32768"), S_TEXT("a \"quoted\" key"),
-                                S_TEXT("3.14159"), S_TEXT("\\x00ff10"),
+    const rt_value_t wide1[] = {S_TEXT("-32768"),
+                                S_TEXT("a \"quoted\" key"),
+                                S_TEXT("3.14159"),
+                                S_TEXT("\\x00ff10"),
                                 {RT_VAL_TEXT, sizeof big - 1, big}};
     const rt_value_t wide2[] = {S_TEXT("7"), S_TEXT("k"), S_NULL, S_UNCH,
                                 S_TEXT("{\"a\": [1, 2, null]}")};
@@ -565,20 +576,35 @@ static void s_gen_msgs(void)
 
     m = (rt_msg_t){.type = RT_MSG_HELLO, .name = name, .seq = 41};
     s_emit_msg("msg-hello.mp", &m);
-    m = (rt_msg_t){.type = RT_MSG_WELCOME, .source = source, .endpoint = endpoint,
-                   .first_seq = 1, .head_seq = 100000};
+    m = (rt_msg_t){.type = RT_MSG_WELCOME,
+                   .source = source,
+                   .endpoint = endpoint,
+                   .first_seq = 1,
+                   .head_seq = 100000};
     s_emit_msg("msg-welcome.mp", &m);
-    m = (rt_msg_t){.type = RT_MSG_WELCOME, .source = source, .endpoint = endpoint,
-                   .first_seq = 50, .head_seq = 100000, .paused = true};
+    m = (rt_msg_t){.type = RT_MSG_WELCOME,
+                   .source = source,
+                   .endpoint = endpoint,
+                   .first_seq = 50,
+                   .head_seq = 100000,
+                   .paused = true};
     s_emit_msg("msg-welcome-paused.mp", &m);
     m = (rt_msg_t){.type = RT_MSG_FETCH, .seq = 42, .count = 256};
     s_emit_msg("msg-fetch.mp", &m);
     m = (rt_msg_t){.type = RT_MSG_FETCHED, .seq = 42, .last_seq = 297, .head_seq = 300};
     s_emit_msg("msg-fetched.mp", &m);
-    m = (rt_msg_t){.type = RT_MSG_ACK, .seq = 297, .state = RT_SUB_CATCHING_UP, .text = "",
-                   .conflicts = 0, .commit_ts = 848932428600000, .applied_at = 848932428600250};
+    m = (rt_msg_t){.type = RT_MSG_ACK,
+                   .seq = 297,
+                   .state = RT_SUB_CATCHING_UP,
+                   .text = "",
+                   .conflicts = 0,
+                   .commit_ts = 848932428600000,
+                   .applied_at = 848932428600250};
     s_emit_msg("msg-ack.mp", &m);
-    m = (rt_msg_t){.type = RT_MSG_ACK, .seq = 150, .state = RT_SUB_ERROR, .conflicts = 3,
+    m = (rt_msg_t){.type = RT_MSG_ACK,
+                   .seq = 150,
+                   .state = RT_SUB_ERROR,
+                   .conflicts = 3,
                    .text = "duplicate key value violates unique constraint \"kv_pkey\""};
     s_emit_msg("msg-ack-error.mp", &m);
     m = (rt_msg_t){.type = RT_MSG_HUGZ, .head_seq = UINT64_MAX};
@@ -599,10 +625,12 @@ static void s_gen_msgs(void)
     s_emit_msg("msg-ok.mp", &m);
     m = (rt_msg_t){.type = RT_MSG_FORGET, .name = name, .flags = RT_FORGET_FORCE};
     s_emit_msg("msg-forget.mp", &m);
-    m = (rt_msg_t){.type = RT_MSG_REPLAY, .name = name, .seq = 100, .last_seq = 0,
-                   .flags = RT_REPLAY_RESET};
+    m = (rt_msg_t){
+        .type = RT_MSG_REPLAY, .name = name, .seq = 100, .last_seq = 0, .flags = RT_REPLAY_RESET};
     s_emit_msg("msg-replay.mp", &m);
-    m = (rt_msg_t){.type = RT_MSG_REPLAY, .name = name, .commit_ts = 848932428600000,
+    m = (rt_msg_t){.type = RT_MSG_REPLAY,
+                   .name = name,
+                   .commit_ts = 848932428600000,
                    .flags = RT_REPLAY_SINCE | RT_REPLAY_DRY_RUN};
     s_emit_msg("msg-replay-since.mp", &m);
 }
@@ -610,20 +638,40 @@ static void s_gen_msgs(void)
 static void s_gen_status(void)
 {
     rt_status_sub_t subs[3] = {
-        {.name = "sub-1", .acked_seq = 297, .state = RT_SUB_STREAMING, .seen_ms_ago = 12,
-         .conflicts = 2, .commit_ts = 848932428600000, .applied_at = 848932428600250,
-         .lag_bytes = 0, .lag_ms = 250},
+        {.name = "sub-1",
+         .acked_seq = 297,
+         .state = RT_SUB_STREAMING,
+         .seen_ms_ago = 12,
+         .conflicts = 2,
+         .commit_ts = 848932428600000,
+         .applied_at = 848932428600250,
+         .lag_bytes = 0,
+         .lag_ms = 250},
         {.name = "sub-2", .state = RT_SUB_OFFLINE, .seen_ms_ago = -1, .lag_ms = -1},
-        {.name = "sub-3", .acked_seq = 150, .state = RT_SUB_ERROR, .seen_ms_ago = 5000,
-         .lag_bytes = 1 << 20, .lag_ms = 61000,
+        {.name = "sub-3",
+         .acked_seq = 150,
+         .state = RT_SUB_ERROR,
+         .seen_ms_ago = 5000,
+         .lag_bytes = 1 << 20,
+         .lag_ms = 61000,
          .error = "duplicate key value violates unique constraint \"kv_pkey\""},
     };
-    rt_status_t st = {.source = "src", .slot = "rt_slot", .first_seq = 1, .head_seq = 300,
-                      .records = 300, .outbox_bytes = 1 << 20, .received_lsn = 0x16B374D848,
-                      .confirmed_lsn = 0x16B374D800, .captured_txns = 120,
-                      .captured_rows = 4500, .nsubs = 3, .subs = subs,
-                      .capture_state = RT_CAPTURE_BLOCKED, .oldest_ts = 848932428500000,
-                      .head_ts = 848932428600000, .now_ts = 848932428700000};
+    rt_status_t st = {.source = "src",
+                      .slot = "rt_slot",
+                      .first_seq = 1,
+                      .head_seq = 300,
+                      .records = 300,
+                      .outbox_bytes = 1 << 20,
+                      .received_lsn = 0x16B374D848,
+                      .confirmed_lsn = 0x16B374D800,
+                      .captured_txns = 120,
+                      .captured_rows = 4500,
+                      .nsubs = 3,
+                      .subs = subs,
+                      .capture_state = RT_CAPTURE_BLOCKED,
+                      .oldest_ts = 848932428500000,
+                      .head_ts = 848932428600000,
+                      .now_ts = 848932428700000};
     void *frame;
     size_t len;
 

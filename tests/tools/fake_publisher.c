@@ -283,11 +283,11 @@ int main(int argc, char **argv)
     zcert_t *cert = NULL;
     uint64_t first_seq = 1;
     int interval_ms = 5, small = 300, big = 100000;
-    static struct option opts[] = {
-        {"listen", 1, 0, 'l'}, {"pub", 1, 0, 'p'},       {"advertise", 1, 0, 'a'},
-        {"source", 1, 0, 's'}, {"first-seq", 1, 0, 'f'}, {"interval-ms", 1, 0, 'i'},
-        {"small", 1, 0, 'm'},  {"big", 1, 0, 'b'},       {"cert", 1, 0, 'c'},
-        {0, 0, 0, 0}};
+    static struct option opts[] = {{"listen", 1, 0, 'l'},    {"pub", 1, 0, 'p'},
+                                   {"advertise", 1, 0, 'a'}, {"source", 1, 0, 's'},
+                                   {"first-seq", 1, 0, 'f'}, {"interval-ms", 1, 0, 'i'},
+                                   {"small", 1, 0, 'm'},     {"big", 1, 0, 'b'},
+                                   {"cert", 1, 0, 'c'},      {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -318,10 +318,10 @@ int main(int argc, char **argv)
 
     /* With --cert: a CURVE server with its own key and no ZAP handler, so it would take
      * any client: what a stranger posing as the publisher looks like. */
-    rt_sock_opts_t ro = {.type = ZMQ_ROUTER, .endpoint = listen, .bind = true, .what = "ROUTER",
-                         .cert = cert};
-    rt_sock_opts_t po = {.type = ZMQ_PUB, .endpoint = pubep, .bind = true, .what = "PUB",
-                         .cert = cert};
+    rt_sock_opts_t ro = {
+        .type = ZMQ_ROUTER, .endpoint = listen, .bind = true, .what = "ROUTER", .cert = cert};
+    rt_sock_opts_t po = {
+        .type = ZMQ_PUB, .endpoint = pubep, .bind = true, .what = "PUB", .cert = cert};
     zsock_t *router = rt_sock_new(&ro);
     zsock_t *pub = router ? rt_sock_new(&po) : NULL;
     if (!pub)

@@ -3,8 +3,9 @@
  *
  * Usage: rt_rawpeer [--id ID] [--cert SECRET --server-key CERT] ENDPOINT HEXFRAME...
  * ("-" sends an empty frame; "2:AA:BB" sends one message of two frames AA and BB; --id
- * sets the routing id, default "rawpeer"; --cert and --server-key speak CURVE). Prints one line per reply: its type and, for
- * ERROR, its text; "no reply" after 2 s. Exits 0 when every frame got a reply.
+ * sets the routing id, default "rawpeer"; --cert and --server-key speak CURVE). Prints one line per
+ * reply: its type and, for ERROR, its text; "no reply" after 2 s. Exits 0 when every frame got a
+ * reply.
  *
  * Usage: rt_rawpeer --subscribe BYTES SECONDS ENDPOINT   speaks ZMTP 3.0 itself as a
  * SUB to a PUB endpoint, sends one subscription frame of BYTES bytes, and reconnects
@@ -16,11 +17,11 @@
 #include <czmq.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "curve.h"
 #include "sock.h"

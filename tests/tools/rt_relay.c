@@ -44,9 +44,9 @@ typedef struct {
 } s_dir_t;
 
 typedef struct {
-    int down;       /* accepted socket (towards the client) */
-    int up;         /* connected socket (towards the target) */
-    bool up_ready;  /* the non-blocking connect finished */
+    int down;        /* accepted socket (towards the client) */
+    int up;          /* connected socket (towards the target) */
+    bool up_ready;   /* the non-blocking connect finished */
     s_dir_t to_up;   /* client -> target */
     s_dir_t to_down; /* target -> client */
 } s_conn_t;
@@ -83,8 +83,7 @@ static int s_listen(int port)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 64) < 0 ||
-        s_nonblock(fd) < 0) {
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 64) < 0 || s_nonblock(fd) < 0) {
         close(fd);
         return -1;
     }
@@ -210,8 +209,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (npairs <= 0) {
-        fprintf(stderr, "usage: rt_relay LISTEN_PORT:TARGET_PORT... (at most %d)\n",
-                S_MAX_PAIRS);
+        fprintf(stderr, "usage: rt_relay LISTEN_PORT:TARGET_PORT... (at most %d)\n", S_MAX_PAIRS);
         return 2;
     }
     struct sigaction sa;
@@ -230,8 +228,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < npairs; i++) {
         pairs[i].fd = s_listen(pairs[i].listen_port);
         if (pairs[i].fd < 0) {
-            fprintf(stderr, "rt_relay: cannot listen on 127.0.0.1:%d: %s\n",
-                    pairs[i].listen_port, strerror(errno));
+            fprintf(stderr, "rt_relay: cannot listen on 127.0.0.1:%d: %s\n", pairs[i].listen_port,
+                    strerror(errno));
             goto cleanup;
         }
     }
@@ -334,8 +332,7 @@ int main(int argc, char **argv)
                 ok = s_write(c->up, &c->to_up) && s_write(c->down, &c->to_down);
             /* A socket hung up or in error: what could be passed on was, drop the pair. */
             bool gone = (pfd[k].revents & (POLLHUP | POLLERR)) != 0;
-            if (!ok || gone ||
-                (c->to_up.eof && c->to_down.eof && !c->to_up.len && !c->to_down.len))
+            if (!ok || gone || (c->to_up.eof && c->to_down.eof && !c->to_up.len && !c->to_down.len))
                 s_conn_free(conns, i, !ok);
         }
     }

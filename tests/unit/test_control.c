@@ -117,8 +117,8 @@ static void test_readonly_outbox(void **state)
     size_t deleted;
     assert_int_equal(rt_outbox_trim(w, 4, 100, &deleted), 0);
     assert_int_equal(deleted, 4);
-    rt_outbox_sub_t s = {.name = "replica-1", .acked_seq = 7, .state = RT_SUB_PAUSED,
-                         .enabled = false};
+    rt_outbox_sub_t s = {
+        .name = "replica-1", .acked_seq = 7, .state = RT_SUB_PAUSED, .enabled = false};
     assert_int_equal(rt_outbox_sub_put(w, &s), 0);
     assert_int_equal(rt_outbox_meta_set(w, "source", "main"), 0);
     rt_outbox_destroy(&w);

@@ -72,7 +72,8 @@ static void test_connect_refused(void **state)
     char err[RT_PG_ERR_MAX + 256];
     assert_int_equal(rt_pg_connect(&o, &conn, err, sizeof err), RT_EDB);
     assert_null(conn);
-    assert_non_null(strstr(err, "cannot connect to the source (user=u dbname=x host=127.0.0.1 port="));
+    assert_non_null(
+        strstr(err, "cannot connect to the source (user=u dbname=x host=127.0.0.1 port="));
     assert_null(strstr(err, "TopSecret42"));
 
     /* A stop request ends the wait without an error. */

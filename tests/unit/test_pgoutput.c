@@ -125,7 +125,7 @@ static void s_decode_fixture(rt_pgoutput_t *dec, size_t i, rt_pgo_msg_t *msg)
 /* Decodes a copy of bytes in an exactly sized allocation, so that reads past the end are
  * caught by the sanitizers. */
 static rt_pgo_msg_t s_last; /* the last message s_decode_copy decoded (its pointers into
-                               * the copy are gone) */
+                             * the copy are gone) */
 
 static int s_decode_copy(rt_pgoutput_t *dec, const char *bytes, size_t len)
 {

@@ -16,8 +16,8 @@
 /* Binds type on a free loopback port; the endpoint is written to ep. */
 static zsock_t *s_bound(int type, char *ep, size_t size)
 {
-    rt_sock_opts_t o = {.type = type, .endpoint = "tcp://127.0.0.1:*", .bind = true,
-                        .what = "test"};
+    rt_sock_opts_t o = {
+        .type = type, .endpoint = "tcp://127.0.0.1:*", .bind = true, .what = "test"};
     zsock_t *s = rt_sock_new(&o);
     assert_non_null(s);
     snprintf(ep, size, "%s", zsock_endpoint(s));
@@ -31,8 +31,11 @@ static void test_router_dealer(void **state)
     zsock_t *router = s_bound(ZMQ_ROUTER, ep, sizeof ep);
     assert_int_equal(zsock_maxmsgsize(router), (int)RT_WIRE_MAX_FRAME);
     assert_int_equal(zsock_linger(router), 0);
-    rt_sock_opts_t o = {.type = ZMQ_DEALER, .endpoint = ep, .what = "DEALER",
-                        .routing_id = "replica-7", .rcvhwm = 77};
+    rt_sock_opts_t o = {.type = ZMQ_DEALER,
+                        .endpoint = ep,
+                        .what = "DEALER",
+                        .routing_id = "replica-7",
+                        .rcvhwm = 77};
     zsock_t *dealer = rt_sock_new(&o);
     assert_non_null(dealer);
     assert_int_equal(zsock_rcvhwm(dealer), 77);

@@ -94,12 +94,10 @@ static void test_insert(void **state)
     (void)state;
     rt_value_t nv[] = {T, N, T};
     s_expect(&s_rel, 'I', 0, nv,
-             "INSERT INTO \"public\".\"t\" (\"a\", \"b\", \"c\") VALUES ($1, $2, $3)",
-             "n0 n1 n2");
+             "INSERT INTO \"public\".\"t\" (\"a\", \"b\", \"c\") VALUES ($1, $2, $3)", "n0 n1 n2");
     /* newvals are optional for inserts */
     s_expect(&s_rel, 'I', 0, NULL,
-             "INSERT INTO \"public\".\"t\" (\"a\", \"b\", \"c\") VALUES ($1, $2, $3)",
-             "n0 n1 n2");
+             "INSERT INTO \"public\".\"t\" (\"a\", \"b\", \"c\") VALUES ($1, $2, $3)", "n0 n1 n2");
     /* inserts need no key */
     s_expect(&s_relf, 'I', 0, NULL,
              "INSERT INTO \"public\".\"f\" (\"id\", \"doc\", \"note\") VALUES ($1, $2, $3)",
@@ -137,12 +135,10 @@ static void test_update_unchanged(void **state)
     (void)state;
     rt_value_t nv[] = {T, U, T};
     s_expect(&s_rel, 'U', 0, nv,
-             "UPDATE \"public\".\"t\" SET \"a\" = $1, \"c\" = $2 WHERE \"a\" = $3",
-             "n0 n2 n0");
+             "UPDATE \"public\".\"t\" SET \"a\" = $1, \"c\" = $2 WHERE \"a\" = $3", "n0 n2 n0");
     rt_value_t nv2[] = {T, T, U};
     s_expect(&s_rel, 'U', 'K', nv2,
-             "UPDATE \"public\".\"t\" SET \"a\" = $1, \"b\" = $2 WHERE \"a\" = $3",
-             "n0 n1 o0");
+             "UPDATE \"public\".\"t\" SET \"a\" = $1, \"b\" = $2 WHERE \"a\" = $3", "n0 n1 o0");
 }
 
 static void test_update_nothing_to_set(void **state)
@@ -151,16 +147,15 @@ static void test_update_nothing_to_set(void **state)
     /* Every column unchanged: the first identity column is re-assigned from the
      * image the WHERE reads. */
     rt_value_t all[] = {U, U, U};
-    s_expect(&s_rel, 'U', 0, all,
-             "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2", "n0 n0");
-    s_expect(&s_rel, 'U', 'K', all,
-             "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2", "o0 o0");
+    s_expect(&s_rel, 'U', 0, all, "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2",
+             "n0 n0");
+    s_expect(&s_rel, 'U', 'K', all, "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2",
+             "o0 o0");
     /* the first key column need not be the first column */
     rt_column_t cols[] = {{"v", 25, -1, false}, {"id", 23, -1, true}};
     rt_relation_t rel = {"s", "r", 'd', 2, cols};
     rt_value_t two[] = {U, U};
-    s_expect(&rel, 'U', 0, two,
-             "UPDATE \"s\".\"r\" SET \"id\" = $1 WHERE \"id\" = $2", "n1 n1");
+    s_expect(&rel, 'U', 0, two, "UPDATE \"s\".\"r\" SET \"id\" = $1 WHERE \"id\" = $2", "n1 n1");
     s_expect(&s_relf, 'U', 'O', all,
              "UPDATE \"public\".\"f\" SET \"id\" = $1"
              " WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM \"public\".\"f\""
@@ -170,8 +165,8 @@ static void test_update_nothing_to_set(void **state)
              "o0 o0 o1 o2");
     /* All non-key columns unchanged: the key alone is set. */
     rt_value_t keyonly[] = {T, U, U};
-    s_expect(&s_rel, 'U', 0, keyonly,
-             "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2", "n0 n0");
+    s_expect(&s_rel, 'U', 0, keyonly, "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2",
+             "n0 n0");
 }
 
 static void test_full(void **state)
@@ -204,9 +199,8 @@ static void test_full(void **state)
 static void test_text_compared_types(void **state)
 {
     (void)state;
-    static const uint32_t as_text[] = {114, 142, 600, 601, 602, 603, 604, 628, 718,
-                                       199, 143, 1017, 1018, 1019, 1020, 1027, 629, 719,
-                                       16384, 40000};
+    static const uint32_t as_text[] = {114, 142,  600,  601,  602,  603,  604, 628, 718,   199,
+                                       143, 1017, 1018, 1019, 1020, 1027, 629, 719, 16384, 40000};
     static const uint32_t as_is[] = {16, 20, 23, 25, 1043, 1700, 3802, 1184, 2950, 1007};
     char want[256];
     for (size_t i = 0; i < sizeof as_text / sizeof as_text[0]; i++) {
@@ -353,8 +347,7 @@ static void test_truncate(void **state)
 }
 
 /* Shape key of rel for op/kind/newvals, into a static-size buffer of the test. */
-static void s_key(const rt_relation_t *rel, char op, char kind, const rt_value_t *nv,
-                  char out[64])
+static void s_key(const rt_relation_t *rel, char op, char kind, const rt_value_t *nv, char out[64])
 {
     int n = rt_sqlgen_shape_key(rel, op, kind, nv, out, 64);
     assert_true(n > 0);

@@ -107,9 +107,8 @@ static void *s_full_record(rt_record_builder_t *b, const char *origin, size_t *l
     rt_record_builder_insert(b, e, 0, NULL);
     assert_int_equal(rt_record_builder_nchanges(b), 9);
     assert_true(rt_record_builder_size(b) > 0);
-    assert_int_equal(rt_record_builder_finish(b, RT_REC_FIRST | RT_REC_LAST, 0x16B374D900ull,
-                                              &data, len),
-                     0);
+    assert_int_equal(
+        rt_record_builder_finish(b, RT_REC_FIRST | RT_REC_LAST, 0x16B374D900ull, &data, len), 0);
     return s_copy(data, *len);
 }
 
@@ -354,11 +353,11 @@ static void test_record_golden(void **state)
 {
     (void)state;
     static const unsigned char want[] = {
-        0x9b, 0xa3, 'R', 'E', 'C', 0x01, 0x07, 0xcd, 0x02, 0xe4, 0x03, 0xce, 0x01, 0x6e,
-        0x36, 0x00, 0xce, 0x01, 0x6e, 0x36, 0x30, 0xce, 0x3b, 0x9a, 0xca, 0x00, 0xc0, 0x91,
-        0x94, 0xa6, 'p', 'u', 'b', 'l', 'i', 'c', 0xa1, 't', 0x64, 0x92, 0x94, 0xa2, 'i',
-        'd', 0x17, 0xff, 0xc3, 0x94, 0xa1, 'v', 0x19, 0xff, 0xc2, 0x91, 0x93, 0x49, 0x00,
-        0x92, 0xc4, 0x02, '1', 0x00, 0xc0};
+        0x9b, 0xa3, 'R',  'E',  'C',  0x01, 0x07, 0xcd, 0x02, 0xe4, 0x03, 0xce, 0x01,
+        0x6e, 0x36, 0x00, 0xce, 0x01, 0x6e, 0x36, 0x30, 0xce, 0x3b, 0x9a, 0xca, 0x00,
+        0xc0, 0x91, 0x94, 0xa6, 'p',  'u',  'b',  'l',  'i',  'c',  0xa1, 't',  0x64,
+        0x92, 0x94, 0xa2, 'i',  'd',  0x17, 0xff, 0xc3, 0x94, 0xa1, 'v',  0x19, 0xff,
+        0xc2, 0x91, 0x93, 0x49, 0x00, 0x92, 0xc4, 0x02, '1',  0x00, 0xc0};
     rt_column_t cols[] = {{"id", 23, -1, true}, {"v", 25, -1, false}};
     rt_relation_t rel = {"public", "t", 'd', 2, cols};
     rt_value_t row[2] = {s_text("1"), s_null};
@@ -400,7 +399,9 @@ static void test_builder_invalid(void **state)
 
     for (int k = 0; k < 11; k++) {
         rt_record_builder_start(b, 1, 1, 1, 1, k == 10 ? longname : NULL);
-        uint32_t rel = rt_record_builder_relation(b, k == 8 ? &bad_rel : k == 9 ? &long_rel : &s_rel_a);
+        uint32_t rel = rt_record_builder_relation(b, k == 8   ? &bad_rel
+                                                     : k == 9 ? &long_rel
+                                                              : &s_rel_a);
         switch (k) {
         case 0: rt_record_builder_insert(b, rel + 1, 3, row3); break;
         case 1: rt_record_builder_insert(b, rel, 2, row3); break;
@@ -461,13 +462,48 @@ static void test_builder_reuse(void **state)
 /* ---- malformed records, built field by field */
 
 enum {
-    F_NONE, F_TAG, F_VERSION, F_NFIELDS, F_SEQ_STR, F_SEQ_NEG, F_XID_BIG, F_FLAGS, F_TS_FLOAT,
-    F_ORIGIN_INT, F_ORIGIN_NUL, F_ORIGIN_LONG, F_RELS_MAP, F_REL_SHORT, F_REPLIDENT,
-    F_TYPOID_BIG, F_TYPMOD_BIG, F_KEY_INT, F_COLNAME_BIN, F_REL_INDEX, F_ROW_SHORT,
-    F_ROW_LONG, F_BIN_NO_NUL, F_BIN_NUL_INSIDE, F_BIN_EMPTY, F_VALUE_TRUE, F_VALUE_INT,
-    F_VALUE_STR, F_UPD_KIND_X, F_UPD_K_NIL, F_UPD_0_ROW, F_DEL_KIND_0, F_TRUNC_REL,
-    F_TRUNC_FLAGS, F_OP_UNKNOWN, F_OP_STR, F_CHANGE_SHORT, F_EXTRA_FIELD, F_INSERT_EXTRA,
-    F_REL_INDEX_NEG, F_CHANGES_MAP, F_COUNT
+    F_NONE,
+    F_TAG,
+    F_VERSION,
+    F_NFIELDS,
+    F_SEQ_STR,
+    F_SEQ_NEG,
+    F_XID_BIG,
+    F_FLAGS,
+    F_TS_FLOAT,
+    F_ORIGIN_INT,
+    F_ORIGIN_NUL,
+    F_ORIGIN_LONG,
+    F_RELS_MAP,
+    F_REL_SHORT,
+    F_REPLIDENT,
+    F_TYPOID_BIG,
+    F_TYPMOD_BIG,
+    F_KEY_INT,
+    F_COLNAME_BIN,
+    F_REL_INDEX,
+    F_ROW_SHORT,
+    F_ROW_LONG,
+    F_BIN_NO_NUL,
+    F_BIN_NUL_INSIDE,
+    F_BIN_EMPTY,
+    F_VALUE_TRUE,
+    F_VALUE_INT,
+    F_VALUE_STR,
+    F_UPD_KIND_X,
+    F_UPD_K_NIL,
+    F_UPD_0_ROW,
+    F_DEL_KIND_0,
+    F_TRUNC_REL,
+    F_TRUNC_FLAGS,
+    F_OP_UNKNOWN,
+    F_OP_STR,
+    F_CHANGE_SHORT,
+    F_EXTRA_FIELD,
+    F_INSERT_EXTRA,
+    F_REL_INDEX_NEG,
+    F_CHANGES_MAP,
+    F_COUNT
 };
 
 static void s_pack_bin(msgpack_packer *pk, const char *p, size_t n)
@@ -696,9 +732,9 @@ static void test_bombs(void **state)
     const struct {
         const unsigned char *p;
         size_t n;
-    } bombs[] = {{b1, sizeof b1}, {b2, sizeof b2}, {b3, sizeof b3}, {b4, sizeof b4},
-                 {b5, sizeof b5}, {b6, sizeof b6}, {b7, sizeof b7}, {b8, sizeof b8},
-                 {b9, sizeof b9}};
+    } bombs[] = {{b1, sizeof b1}, {b2, sizeof b2}, {b3, sizeof b3},
+                 {b4, sizeof b4}, {b5, sizeof b5}, {b6, sizeof b6},
+                 {b7, sizeof b7}, {b8, sizeof b8}, {b9, sizeof b9}};
     for (size_t i = 0; i < sizeof bombs / sizeof bombs[0]; i++) {
         void *p = s_copy(bombs[i].p, bombs[i].n);
         assert_int_equal(rt_wire_prevalidate(p, bombs[i].n), RT_EPROTO);
@@ -731,10 +767,11 @@ static void test_bombs(void **state)
 
     /* every type that is well-formed passes prevalidation */
     static const unsigned char ok[] = {
-        0xdc, 0x00, 0x11, 0x7f, 0xe0, 0xc0, 0xc2, 0xc3, 0xca, 0, 0, 0, 0, 0xcb, 0, 0, 0, 0,
-        0, 0, 0, 0, 0xcf, 1, 2, 3, 4, 5, 6, 7, 8, 0xd3, 1, 2, 3, 4, 5, 6, 7, 8, 0xd4, 1, 1,
-        0xd8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc7, 2, 1, 0, 0, 0xd9, 1,
-        'a', 0xc5, 0, 1, 0, 0x81, 0xa1, 'k', 0x90, 0xde, 0, 0, 0x80};
+        0xdc, 0x00, 0x11, 0x7f, 0xe0, 0xc0, 0xc2, 0xc3, 0xca, 0, 0, 0, 0,    0xcb, 0,   0,    0, 0,
+        0,    0,    0,    0,    0xcf, 1,    2,    3,    4,    5, 6, 7, 8,    0xd3, 1,   2,    3, 4,
+        5,    6,    7,    8,    0xd4, 1,    1,    0xd8, 1,    0, 0, 0, 0,    0,    0,   0,    0, 0,
+        0,    0,    0,    0,    0,    0,    0,    0xc7, 2,    1, 0, 0, 0xd9, 1,    'a', 0xc5, 0, 1,
+        0,    0x81, 0xa1, 'k',  0x90, 0xde, 0,    0,    0x80};
     assert_int_equal(rt_wire_prevalidate(ok, sizeof ok), 0);
     for (size_t n = 0; n < sizeof ok; n++)
         assert_int_equal(rt_wire_prevalidate(ok, n), RT_EPROTO);
@@ -748,8 +785,11 @@ static void test_fuzz_flips(void **state)
     uint64_t x = 0x9E3779B97F4A7C15ull; /* xorshift64 state, fixed seed */
     size_t reclen;
     void *rec = s_full_record(b, "o", &reclen);
-    rt_msg_t hello = {.type = RT_MSG_WELCOME, .source = "src", .endpoint = "tcp://h:1",
-                      .first_seq = 3, .head_seq = 900};
+    rt_msg_t hello = {.type = RT_MSG_WELCOME,
+                      .source = "src",
+                      .endpoint = "tcp://h:1",
+                      .first_seq = 3,
+                      .head_seq = 900};
     void *msgf;
     size_t msglen;
     assert_int_equal(rt_msg_encode(&hello, &msgf, &msglen), 0);
@@ -771,7 +811,8 @@ static void test_fuzz_flips(void **state)
         for (int k = 0; k < nflips; k++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             size_t at = (size_t)(x % len);
-            p[at] = (x >> 32) & 1 ? (unsigned char)(x >> 40) : (unsigned char)(p[at] ^ (1u << ((x >> 40) % 8)));
+            p[at] = (x >> 32) & 1 ? (unsigned char)(x >> 40)
+                                  : (unsigned char)(p[at] ^ (1u << ((x >> 40) % 8)));
         }
         if (which == 0) {
             const rt_record_t *r;
@@ -842,19 +883,35 @@ static void test_msg_roundtrip(void **state)
     (void)state;
     const rt_msg_t msgs[] = {
         {.type = RT_MSG_HELLO, .name = "replica-1", .seq = 123456789012ull},
-        {.type = RT_MSG_WELCOME, .source = "main", .endpoint = "tcp://*:7471", .first_seq = 1,
+        {.type = RT_MSG_WELCOME,
+         .source = "main",
+         .endpoint = "tcp://*:7471",
+         .first_seq = 1,
          .head_seq = UINT64_MAX},
-        {.type = RT_MSG_WELCOME, .source = "main", .endpoint = "tcp://*:7471", .first_seq = 0,
-         .head_seq = 0, .paused = true},
+        {.type = RT_MSG_WELCOME,
+         .source = "main",
+         .endpoint = "tcp://*:7471",
+         .first_seq = 0,
+         .head_seq = 0,
+         .paused = true},
         {.type = RT_MSG_FETCH, .seq = 17, .count = 256},
         {.type = RT_MSG_FETCHED, .seq = 17, .last_seq = 0, .head_seq = 400},
         {.type = RT_MSG_ACK, .seq = 99, .state = RT_SUB_CATCHING_UP, .text = ""},
         {.type = RT_MSG_ACK, .seq = 0, .state = RT_SUB_OFFLINE, .text = ""},
-        {.type = RT_MSG_ACK, .seq = 7, .state = RT_SUB_ERROR, .conflicts = UINT64_MAX,
-         .commit_ts = INT64_MIN, .applied_at = INT64_MAX, .text = "conflict at seq 8"},
+        {.type = RT_MSG_ACK,
+         .seq = 7,
+         .state = RT_SUB_ERROR,
+         .conflicts = UINT64_MAX,
+         .commit_ts = INT64_MIN,
+         .applied_at = INT64_MAX,
+         .text = "conflict at seq 8"},
         {.type = RT_MSG_FORGET, .name = "replica-1", .flags = RT_FORGET_FORCE},
-        {.type = RT_MSG_REPLAY, .name = "replica-1", .seq = 10, .last_seq = 0,
-         .commit_ts = -1000, .flags = RT_REPLAY_RESET | RT_REPLAY_SINCE},
+        {.type = RT_MSG_REPLAY,
+         .name = "replica-1",
+         .seq = 10,
+         .last_seq = 0,
+         .commit_ts = -1000,
+         .flags = RT_REPLAY_RESET | RT_REPLAY_SINCE},
         {.type = RT_MSG_HUGZ, .head_seq = 5},
         {.type = RT_MSG_ERROR, .code = RT_ETRIMMED, .text = "records up to 9 were trimmed"},
         {.type = RT_MSG_ERROR, .code = INT64_MIN, .text = ""},
@@ -984,22 +1041,52 @@ static void test_msg_malformed(void **state)
         const char *spec;
         int rc;
     } cases[] = {
-        {"HELLO", 1, "su", 0},      {"HELLO", 2, "su", RT_EPROTO}, {"HELLO", 0, "su", RT_EPROTO},
-        {"HELLO", -1, "su", RT_EPROTO}, {"HELLO", 1, "s", RT_EPROTO}, {"HELLO", 1, "suu", RT_EPROTO},
-        {"HELLO", 1, "us", RT_EPROTO}, {"HELLO", 1, "bu", RT_EPROTO}, {"HELLO", 1, "Su", RT_EPROTO},
-        {"HELLO", 1, "Lu", RT_EPROTO}, {"HELLO", 1, "si", RT_EPROTO}, {"HELLO", 1, "sf", RT_EPROTO},
-        {"HELLO", 1, "nu", RT_EPROTO}, {"ACK", 1, "uuuiis", 0},   {"ACK", 1, "u5uiis", RT_EPROTO},
-        {"ACK", 1, "uiuiis", RT_EPROTO}, {"ACK", 1, "uu", RT_EPROTO},
-        {"ACK", 1, "uuiiis", RT_EPROTO}, {"ACK", 1, "uuuiiu", RT_EPROTO},
-        {"ACK", 1, "uuuiiL", RT_EPROTO}, {"ACK", 1, "uuunis", RT_EPROTO},
-        {"WELCOME", 1, "ssuut", 0},  {"WELCOME", 1, "ssuuF", 0}, {"WELCOME", 1, "ssuuu", RT_EPROTO},
-        {"WELCOME", 1, "ssuun", RT_EPROTO}, {"FORGET", 1, "su", 0}, {"FORGET", 1, "s", RT_EPROTO},
-        {"FORGET", 1, "si", RT_EPROTO}, {"REPLAY", 1, "suuiu", 0}, {"REPLAY", 1, "suuuu", 0},
-        {"REPLAY", 1, "suuii", RT_EPROTO}, {"REPLAY", 1, "suuu", RT_EPROTO}, {"ERROR", 1, "is", 0},       {"ERROR", 1, "us", 0},
-        {"ERROR", 1, "fs", RT_EPROTO}, {"ERROR", 1, "in", RT_EPROTO}, {"PING", 1, "", 0},
-        {"PING", 1, "u", RT_EPROTO}, {"PING", 2, "", RT_EPROTO}, {"FETCH", 1, "uu", 0},
-        {"FETCH", 1, "ui", RT_EPROTO}, {"WELCOME", 1, "ssuu", RT_EPROTO}, {"WELCOME", 1, "ss", RT_EPROTO},
-        {"NOPE", 1, "", RT_EPROTO}, {"ping", 1, "", RT_EPROTO},  {"STATUS_REPLY", 1, "", RT_EPROTO},
+        {"HELLO", 1, "su", 0},
+        {"HELLO", 2, "su", RT_EPROTO},
+        {"HELLO", 0, "su", RT_EPROTO},
+        {"HELLO", -1, "su", RT_EPROTO},
+        {"HELLO", 1, "s", RT_EPROTO},
+        {"HELLO", 1, "suu", RT_EPROTO},
+        {"HELLO", 1, "us", RT_EPROTO},
+        {"HELLO", 1, "bu", RT_EPROTO},
+        {"HELLO", 1, "Su", RT_EPROTO},
+        {"HELLO", 1, "Lu", RT_EPROTO},
+        {"HELLO", 1, "si", RT_EPROTO},
+        {"HELLO", 1, "sf", RT_EPROTO},
+        {"HELLO", 1, "nu", RT_EPROTO},
+        {"ACK", 1, "uuuiis", 0},
+        {"ACK", 1, "u5uiis", RT_EPROTO},
+        {"ACK", 1, "uiuiis", RT_EPROTO},
+        {"ACK", 1, "uu", RT_EPROTO},
+        {"ACK", 1, "uuiiis", RT_EPROTO},
+        {"ACK", 1, "uuuiiu", RT_EPROTO},
+        {"ACK", 1, "uuuiiL", RT_EPROTO},
+        {"ACK", 1, "uuunis", RT_EPROTO},
+        {"WELCOME", 1, "ssuut", 0},
+        {"WELCOME", 1, "ssuuF", 0},
+        {"WELCOME", 1, "ssuuu", RT_EPROTO},
+        {"WELCOME", 1, "ssuun", RT_EPROTO},
+        {"FORGET", 1, "su", 0},
+        {"FORGET", 1, "s", RT_EPROTO},
+        {"FORGET", 1, "si", RT_EPROTO},
+        {"REPLAY", 1, "suuiu", 0},
+        {"REPLAY", 1, "suuuu", 0},
+        {"REPLAY", 1, "suuii", RT_EPROTO},
+        {"REPLAY", 1, "suuu", RT_EPROTO},
+        {"ERROR", 1, "is", 0},
+        {"ERROR", 1, "us", 0},
+        {"ERROR", 1, "fs", RT_EPROTO},
+        {"ERROR", 1, "in", RT_EPROTO},
+        {"PING", 1, "", 0},
+        {"PING", 1, "u", RT_EPROTO},
+        {"PING", 2, "", RT_EPROTO},
+        {"FETCH", 1, "uu", 0},
+        {"FETCH", 1, "ui", RT_EPROTO},
+        {"WELCOME", 1, "ssuu", RT_EPROTO},
+        {"WELCOME", 1, "ss", RT_EPROTO},
+        {"NOPE", 1, "", RT_EPROTO},
+        {"ping", 1, "", RT_EPROTO},
+        {"STATUS_REPLY", 1, "", RT_EPROTO},
         {"REC", 1, "", RT_EPROTO},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1033,8 +1120,8 @@ static void test_peek_type(void **state)
     static const unsigned char a16[] = {0xdc, 0x00, 0x02, 0xa4, 'P', 'I', 'N', 'G', 0x01};
     static const unsigned char str8[] = {0x92, 0xd9, 0x04, 'P', 'I', 'N', 'G', 0x01};
     static const unsigned char empty[] = {0x90};
-    static const unsigned char status[] = {0x91, 0xac, 'S', 'T', 'A', 'T', 'U', 'S',
-                                           '_', 'R', 'E', 'P', 'L', 'Y'};
+    static const unsigned char status[] = {0x91, 0xac, 'S', 'T', 'A', 'T', 'U',
+                                           'S',  '_',  'R', 'E', 'P', 'L', 'Y'};
     assert_int_equal(rt_msg_peek_type(hugz, sizeof hugz), RT_MSG_HUGZ);
     assert_int_equal(rt_msg_peek_type(short_tag, sizeof short_tag), RT_MSG_UNKNOWN);
     assert_int_equal(rt_msg_peek_type(a16, sizeof a16), RT_MSG_PING);
@@ -1066,24 +1153,51 @@ static void test_status_roundtrip(void **state)
 {
     (void)state;
     rt_status_sub_t subs[3] = {
-        {.name = "replica-1", .acked_seq = 100, .state = RT_SUB_STREAMING, .seen_ms_ago = 12,
-         .conflicts = 3, .commit_ts = 800000000000, .applied_at = 800000001000,
-         .lag_bytes = 4096, .lag_ms = 1, .error = ""},
-        {.name = "replica-2", .acked_seq = 0, .state = RT_SUB_OFFLINE, .seen_ms_ago = -1,
-         .commit_ts = INT64_MIN, .applied_at = -5, .lag_ms = -1,
+        {.name = "replica-1",
+         .acked_seq = 100,
+         .state = RT_SUB_STREAMING,
+         .seen_ms_ago = 12,
+         .conflicts = 3,
+         .commit_ts = 800000000000,
+         .applied_at = 800000001000,
+         .lag_bytes = 4096,
+         .lag_ms = 1,
+         .error = ""},
+        {.name = "replica-2",
+         .acked_seq = 0,
+         .state = RT_SUB_OFFLINE,
+         .seen_ms_ago = -1,
+         .commit_ts = INT64_MIN,
+         .applied_at = -5,
+         .lag_ms = -1,
          .error = "conflict at seq 7: UPDATE of \"public\".\"t\" matched 0 rows"},
-        {.name = "", .acked_seq = UINT64_MAX, .state = RT_SUB_PAUSED, .seen_ms_ago = INT64_MAX,
-         .conflicts = UINT64_MAX, .lag_bytes = UINT64_MAX, .lag_ms = INT64_MAX}};
+        {.name = "",
+         .acked_seq = UINT64_MAX,
+         .state = RT_SUB_PAUSED,
+         .seen_ms_ago = INT64_MAX,
+         .conflicts = UINT64_MAX,
+         .lag_bytes = UINT64_MAX,
+         .lag_ms = INT64_MAX}};
     memset(subs[2].error, 'e', RT_ERROR_TEXT_MAX);
     subs[2].error[RT_ERROR_TEXT_MAX] = '\0';
     memset(subs[2].name, 'n', 127);
     subs[2].name[127] = '\0';
-    rt_status_t st = {.source = "main", .slot = "rt_main", .first_seq = 5, .head_seq = 900,
-                      .records = 896, .outbox_bytes = 1u << 30, .received_lsn = 0x1600000000ull,
-                      .confirmed_lsn = 0x15FFFFFFFFull, .captured_txns = 10,
-                      .captured_rows = 1000000, .nsubs = 3, .subs = subs,
-                      .capture_state = RT_CAPTURE_BLOCKED, .oldest_ts = -7,
-                      .head_ts = INT64_MAX, .now_ts = 812345678901234};
+    rt_status_t st = {.source = "main",
+                      .slot = "rt_main",
+                      .first_seq = 5,
+                      .head_seq = 900,
+                      .records = 896,
+                      .outbox_bytes = 1u << 30,
+                      .received_lsn = 0x1600000000ull,
+                      .confirmed_lsn = 0x15FFFFFFFFull,
+                      .captured_txns = 10,
+                      .captured_rows = 1000000,
+                      .nsubs = 3,
+                      .subs = subs,
+                      .capture_state = RT_CAPTURE_BLOCKED,
+                      .oldest_ts = -7,
+                      .head_ts = INT64_MAX,
+                      .now_ts = 812345678901234};
     void *frame;
     size_t len;
     rt_status_t got;
