@@ -7,7 +7,7 @@
 set -euo pipefail
 
 RT_PACKAGES=(
-    build-essential cmake pkg-config
+    build-essential cmake pkg-config clang-format
     libpq-dev postgresql postgresql-contrib
     libzmq3-dev libczmq-dev libmsgpack-dev liblmdb-dev libcmocka-dev
     libmicrohttpd-dev clang libclang-rt-14-dev tmux curl jq chromium chromium-driver
