@@ -370,11 +370,31 @@ void rt_apply_rollback(rt_apply_t *self)
     s_reset_txn(self);
 }
 
+/* Schemas rt never writes, whatever a record says: PostgreSQL's own (pg_catalog, sent
+ * as "" by pgoutput, pg_toast, pg_temp_N and every other pg_ name, information_schema)
+ * and rt's own (rt.conflicts). */
+static bool s_schema_protected(const char *schema)
+{
+    return schema[0] == '\0' || strncmp(schema, "pg_", 3) == 0 ||
+           strcmp(schema, "information_schema") == 0 || strcmp(schema, "rt") == 0;
+}
+
 int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
 {
     int err = RT_OK, sent = RT_OK;
 
     assert(self->conn && rec->seq == self->position + 1);
+    for (uint32_t i = 0; i < rec->nrels; i++) {
+        if (!s_schema_protected(rec->rels[i].schema))
+            continue;
+        rt__apply_error(self,
+                        "seq %" PRIu64 ": the record changes %s.%s; rt never writes system "
+                        "catalogs or its own schema rt: refused",
+                        rec->seq, rec->rels[i].schema[0] ? rec->rels[i].schema : "pg_catalog",
+                        rec->rels[i].table);
+        rt_apply_rollback(self);
+        return self->conn ? RT_EPROTO : RT_EIO;
+    }
     bool first = (rec->flags & RT_REC_FIRST) != 0;
     if (first == self->mid_txn) {
         rt__apply_error(self,

@@ -76,6 +76,25 @@ rt_daemon_alive pub || rt_fail "the first publisher died"
 "$RT_BIN/rtctl" ping "$ROUTER" >/dev/null || rt_fail "the first publisher stopped serving"
 rt_psql source -c "DELETE FROM t WHERE id = 100"
 
+echo "== a publisher that writes system catalogs and rt's own schema"
+rt_pg_start victim
+rt_psql victim -c "CREATE TABLE items (id int PRIMARY KEY)"
+before="$(rt_psql victim -c "SELECT md5(coalesce(rolpassword, '')) FROM pg_authid WHERE rolname = 'postgres'")"
+F_ROUTER="tcp://127.0.0.1:$(rt_free_port)"
+rt_start_bg evil "$RT_TMP/evil.log" "$RT_BIN/fake_publisher" --listen "$F_ROUTER" \
+    --pub "tcp://127.0.0.1:$(rt_free_port)" --source evil --evil
+rt_start_daemon victim_sub "$RT_TMP/victim.log" "$SUB" --publisher "$F_ROUTER" \
+    --target "$VICTIM_DSN" --name victim
+rt_wait_until 30 "the catalog write refused" \
+    grep -q 'the record changes pg_catalog.pg_authid; rt never writes system catalogs' "$RT_TMP/victim.log"
+grep -m1 'rt never writes' "$RT_TMP/victim.log"
+after="$(rt_psql victim -c "SELECT md5(coalesce(rolpassword, '')) FROM pg_authid WHERE rolname = 'postgres'")"
+[[ "$before" == "$after" ]] || rt_fail "the subscriber changed pg_authid"
+[[ "$(rt_psql victim -c "SELECT count(*) FROM rt.conflicts")" == 0 ]] ||
+    rt_fail "the subscriber wrote into rt.conflicts for a publisher"
+rt_stop_daemon victim_sub || rt_fail "the subscriber did not stop cleanly"
+rt_stop_daemon evil || true
+
 echo "== a table missing on the replica"
 rt_start_daemon sub "$RT_TMP/sub.log" "$SUB" --publisher "$ROUTER" --target "$REPLICA_DSN" --name replica
 rt_psql source -c "INSERT INTO t VALUES (1, 'before')"

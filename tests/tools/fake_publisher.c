@@ -105,6 +105,26 @@ static void s_items_insert(uint32_t rel, int id, const char *val, const char *no
     rt_record_builder_insert(s_b, rel, 3, v);
 }
 
+/* --evil: what a hostile publisher would send: a superuser's password changed in
+ * pg_catalog.pg_authid, then a row in rt's own schema; a subscriber applies neither. */
+static void s_build_evil(void)
+{
+    static rt_column_t authid_cols[] = {{"rolname", 19, -1, true}, {"rolpassword", 25, -1, false}};
+    static rt_relation_t authid = {"pg_catalog", "pg_authid", 'd', 2, authid_cols};
+    static rt_column_t conflict_cols[] = {{"id", 20, -1, true}, {"kind", 25, -1, false}};
+    static rt_relation_t conflicts = {"rt", "conflicts", 'd', 2, conflict_cols};
+    s_start();
+    uint32_t r = rt_record_builder_relation(s_b, &authid);
+    rt_value_t v[2] = {T("postgres"), T("md5evil")};
+    rt_record_builder_update(s_b, r, 0, 0, NULL, 2, v);
+    s_finish(FL);
+    s_start();
+    r = rt_record_builder_relation(s_b, &conflicts);
+    rt_value_t c[2] = {T("1"), T("forged")};
+    rt_record_builder_insert(s_b, r, 2, c);
+    s_finish(FL);
+}
+
 static void s_build(int small_txns, int big_rows)
 {
     char a[64], b2[64];
@@ -281,13 +301,20 @@ int main(int argc, char **argv)
 {
     const char *listen = NULL, *pubep = NULL, *advertise = NULL, *source = "demo";
     zcert_t *cert = NULL;
+    bool evil = false;
     uint64_t first_seq = 1;
     int interval_ms = 5, small = 300, big = 100000;
-    static struct option opts[] = {{"listen", 1, 0, 'l'},    {"pub", 1, 0, 'p'},
-                                   {"advertise", 1, 0, 'a'}, {"source", 1, 0, 's'},
-                                   {"first-seq", 1, 0, 'f'}, {"interval-ms", 1, 0, 'i'},
-                                   {"small", 1, 0, 'm'},     {"big", 1, 0, 'b'},
-                                   {"cert", 1, 0, 'c'},      {0, 0, 0, 0}};
+    static struct option opts[] = {{"listen", 1, 0, 'l'},
+                                   {"pub", 1, 0, 'p'},
+                                   {"advertise", 1, 0, 'a'},
+                                   {"source", 1, 0, 's'},
+                                   {"first-seq", 1, 0, 'f'},
+                                   {"interval-ms", 1, 0, 'i'},
+                                   {"small", 1, 0, 'm'},
+                                   {"big", 1, 0, 'b'},
+                                   {"cert", 1, 0, 'c'},
+                                   {"evil", 0, 0, 'e'},
+                                   {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -299,6 +326,7 @@ int main(int argc, char **argv)
         case 'i': interval_ms = atoi(optarg); break;
         case 'm': small = atoi(optarg); break;
         case 'b': big = atoi(optarg); break;
+        case 'e': evil = true; break;
         case 'c':
             if (!(cert = rt_curve_load_secret(optarg)))
                 return 2;
@@ -309,12 +337,16 @@ int main(int argc, char **argv)
     if (!listen || !pubep) {
         fprintf(stderr,
                 "usage: fake_publisher --listen EP --pub EP [--advertise EP] [--source NAME] "
-                "[--first-seq N] [--interval-ms MS] [--small N] [--big ROWS] [--cert SECRET]\n");
+                "[--first-seq N] [--interval-ms MS] [--small N] [--big ROWS] [--cert SECRET] "
+                "[--evil]\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     s_b = rt_record_builder_new();
-    s_build(small, big);
+    if (evil)
+        s_build_evil();
+    else
+        s_build(small, big);
 
     /* With --cert: a CURVE server with its own key and no ZAP handler, so it would take
      * any client: what a stranger posing as the publisher looks like. */
