@@ -25,6 +25,7 @@ typedef struct {
     char *slot;
     char *config;
     char *http;
+    char *http_token;
     char *cert;
     char *allow;
     char *admin;
@@ -55,6 +56,9 @@ static const rt_cfg_param_t s_params[] = {
         "logical replication slot (default rt_<name>, created if missing)"),
     OPT("http", RT_CFG_STR, http, NULL, 0, 0, NULL, false, false,
         "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
+    OPT("http-token", RT_CFG_STR, http_token, NULL, 0, 0, NULL, false, false,
+        "file holding the token that POST /api/pause and /api/resume need (Authorization: "
+        "Bearer); without it they are off"),
     OPT("cert", RT_CFG_STR, cert, NULL, 0, 0, NULL, false, false,
         "CURVE: the publisher's secret certificate (NAME.cert_secret from rtctl keygen)"),
     OPT("allow", RT_CFG_STR, allow, NULL, 0, 0, NULL, false, false,
@@ -230,6 +234,10 @@ int main(int argc, char **argv)
         goto cleanup;
     if (o.http && !(http = rt_publisher_web_new(o.http, stream, capture)))
         goto cleanup;
+    if (http && o.http_token && rt_http_set_token_file(http, o.http_token) != RT_OK) {
+        exit_code = RT_EXIT_USAGE;
+        goto cleanup;
+    }
 
     rt_outbox_pos_t pos = rt_outbox_position(outbox);
     char lsn[32];

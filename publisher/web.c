@@ -142,9 +142,9 @@ static void s_resume(void *arg, const rt_http_request_t *req, rt_http_response_t
 }
 
 static const rt_http_route_t s_routes[] = {
-    {"GET", "/", rt_http_dashboard_page}, {"GET", "/metrics", s_metrics},
-    {"GET", "/api/status", s_api_status}, {"POST", "/api/pause", s_pause},
-    {"POST", "/api/resume", s_resume},    {"POST", "/api/ping", rt_http_ping},
+    {"GET", "/", rt_http_dashboard_page, false}, {"GET", "/metrics", s_metrics, false},
+    {"GET", "/api/status", s_api_status, false}, {"POST", "/api/pause", s_pause, true},
+    {"POST", "/api/resume", s_resume, true},     {"POST", "/api/ping", rt_http_ping, false},
 };
 
 static void s_handle(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)

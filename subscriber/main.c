@@ -24,6 +24,7 @@ typedef struct {
     char *pub;
     char *config;
     char *http;
+    char *http_token;
     char *cert;
     char *publisher_key;
     bool insecure;
@@ -141,6 +142,9 @@ int main(int argc, char **argv)
             "the publisher's PUB endpoint (default: learnt from the publisher)"),
         OPT("http", RT_CFG_STR, http, NULL, NULL, false, false,
             "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
+        OPT("http-token", RT_CFG_STR, http_token, NULL, NULL, false, false,
+            "file holding the token that HTTP requests changing state need (Authorization: "
+            "Bearer)"),
         OPT("cert", RT_CFG_STR, cert, NULL, NULL, false, false,
             "CURVE: this subscriber's secret certificate (NAME.cert_secret from rtctl keygen)"),
         OPT("publisher-key", RT_CFG_STR, publisher_key, NULL, NULL, false, false,
@@ -208,6 +212,10 @@ int main(int argc, char **argv)
     }
     if (opts.http && !(http = rt_subscriber_web_new(opts.http, link, apply)))
         goto cleanup;
+    if (http && opts.http_token && rt_http_set_token_file(http, opts.http_token) != RT_OK) {
+        code = RT_EXIT_USAGE;
+        goto cleanup;
+    }
     s_reload_t reload = {params, nparams, &opts};
     rt_apply_set_policy(apply, (int)opts.conflict_policy);
     rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));

@@ -1,6 +1,7 @@
 /* web/http.c - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <microhttpd.h>
@@ -10,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +26,9 @@
  * below it an oversized body is read and dropped so the 413 reaches the client. */
 #define S_DISCARD_LIMIT (1024u * 1024)
 #define S_MAX_CONNECTIONS 64
-#define S_CONNECTION_TIMEOUT_S 30
+#define S_MAX_PER_CLIENT 16
+#define S_CONNECTION_TIMEOUT_S 10
+#define S_TOKEN_MIN 16
 
 enum { S_QUEUED, S_TAKEN, S_DONE, S_ABANDONED };
 
@@ -37,6 +42,7 @@ typedef struct s_job_t {
     char *query;
     rt_buf_t body;        /* request body */
     int64_t queued_at_us; /* monotonic time it entered the mailbox */
+    bool authorized;      /* it carried the server's token */
     rt_http_response_t resp;
     char content_type[128]; /* copied from resp.content_type after the handler */
 } s_job_t;
@@ -62,6 +68,8 @@ struct rt_http_t {
     s_job_t **tailp;       /* where the next job is linked */
     bool stopping;         /* rt_http_destroy started: answer 503 */
     int timeout_ms;        /* how long a connection thread waits */
+    char *token;           /* routes that change state need it; NULL: refused */
+    char host[256];        /* the host name listened on, "" for an address or "*" */
 };
 
 static int64_t s_mono_us(void)
@@ -152,6 +160,51 @@ static bool s_cross_site(struct MHD_Connection *conn, const char *method)
     return !rest || !host || strcmp(rest, host) != 0;
 }
 
+/* True when the request carries "Authorization: Bearer TOKEN" with the server's token
+ * (compared in constant time). */
+static bool s_authorized(rt_http_t *self, struct MHD_Connection *conn)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+        return false;
+    const char *given = auth + 7;
+    bool ok = false;
+    pthread_mutex_lock(&self->lock);
+    if (self->token && strlen(given) == strlen(self->token)) {
+        unsigned char diff = 0;
+        for (size_t i = 0; self->token[i]; i++)
+            diff |= (unsigned char)(given[i] ^ self->token[i]);
+        ok = diff == 0;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return ok;
+}
+
+/* True when the Host header names this server as an IP address, "localhost" or the
+ * host name it listens on: a page served by another name that resolves here (DNS
+ * rebinding) is refused. */
+static bool s_host_ok(const rt_http_t *self, struct MHD_Connection *conn)
+{
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    if (!host || !*host)
+        return false;
+    char name[256];
+    size_t n;
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        return end && (end[1] == '\0' || end[1] == ':'); /* an IPv6 literal */
+    }
+    n = strcspn(host, ":");
+    if (n >= sizeof name)
+        return false;
+    memcpy(name, host, n);
+    name[n] = '\0';
+    if (strcasecmp(name, "localhost") == 0 || (self->host[0] && strcasecmp(name, self->host) == 0))
+        return true;
+    struct in_addr a;
+    return inet_pton(AF_INET, name, &a) == 1;
+}
+
 /* Hands the request to the event loop and waits for its answer; queues the response. */
 static enum MHD_Result s_dispatch(rt_http_t *self, struct MHD_Connection *conn, s_ctx_t *ctx,
                                   const char *url, const char *method)
@@ -171,6 +224,7 @@ static enum MHD_Result s_dispatch(rt_http_t *self, struct MHD_Connection *conn, 
     if (hash)
         *hash = '\0';
     job->body = ctx->body;
+    job->authorized = s_authorized(self, conn);
     rt_buf_init(&ctx->body);
 
     pthread_mutex_lock(&self->lock);
@@ -268,6 +322,8 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         return s_send_text(conn, 413, "request body too large\n");
     if (rt_buf_error(&ctx->body) < 0)
         return s_send_text(conn, 500, "out of memory\n");
+    if (!s_host_ok(self, conn))
+        return s_send_text(conn, 421, "this server does not answer for that Host\n");
     if (s_cross_site(conn, method))
         return s_send_text(conn, 403, "cross-site request refused\n");
     return s_dispatch(self, conn, ctx, url, method);
@@ -419,14 +475,20 @@ rt_http_t *rt_http_new(const char *addr_port, rt_http_handler_fn fn, void *arg)
     lfd = s_listen(addr_port, &self->port);
     if (lfd < 0)
         goto fail;
+    char port[8];
+    bool any = false;
+    struct in_addr a4;
+    if (s_split(addr_port, self->host, sizeof self->host, port, sizeof port, &any) != RT_OK ||
+        any || inet_pton(AF_INET, self->host, &a4) == 1)
+        self->host[0] = '\0'; /* an address: the Host header must be an address too */
     self->mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_logger, NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd, MHD_OPTION_URI_LOG_CALLBACK, s_uri_logger, self,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)S_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)S_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+        (unsigned)S_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)S_MAX_PER_CLIENT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)S_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
     if (!self->mhd) {
         rt_error("http: cannot start the HTTP server on %s", addr_port);
         close(lfd);
@@ -461,6 +523,7 @@ void rt_http_destroy(rt_http_t **self_p)
     close(self->efd);
     pthread_cond_destroy(&self->cond);
     pthread_mutex_destroy(&self->lock);
+    free(self->token);
     free(self);
     *self_p = NULL;
 }
@@ -473,6 +536,45 @@ int rt_http_fd(const rt_http_t *self)
 int rt_http_port(const rt_http_t *self)
 {
     return self->port;
+}
+
+void rt_http_set_token(rt_http_t *self, const char *token)
+{
+    char *copy = token ? strdup(token) : NULL;
+    pthread_mutex_lock(&self->lock);
+    free(self->token);
+    self->token = copy;
+    pthread_mutex_unlock(&self->lock);
+}
+
+int rt_http_set_token_file(rt_http_t *self, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        rt_error("http: cannot read the token file %s: %s", path, strerror(errno));
+        return RT_EINVAL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 0077))
+        rt_warn("http: the token file %s can be read by others (mode %03o); chmod 600 it", path,
+                (unsigned)(st.st_mode & 0777));
+    char line[512] = "";
+    bool got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(p);
+    while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+        p[--n] = '\0';
+    if (!got || n < S_TOKEN_MIN) {
+        rt_error("http: the token in %s is shorter than %d characters (e.g. head -c 32 "
+                 "/dev/urandom | base64 > %s)",
+                 path, S_TOKEN_MIN, path);
+        return RT_EINVAL;
+    }
+    rt_http_set_token(self, p);
+    return RT_OK;
 }
 
 void rt_http_set_timeout_ms(rt_http_t *self, int timeout_ms)
@@ -507,6 +609,8 @@ int rt_http_serve(rt_http_t *self)
             .body = rt_buf_str(&job->body),
             .body_len = job->body.len,
             .queued_us = now - job->queued_at_us,
+            .authorized = job->authorized,
+            .token_set = self->token != NULL,
         };
         rt_http_response_t *resp = &job->resp;
         resp->status = 200;
@@ -613,7 +717,17 @@ void rt_http_route(const rt_http_route_t *routes, size_t nroutes, void *arg,
         if (strcmp(r->path, req->path) != 0)
             continue;
         if (strcmp(r->method, req->method) == 0 || (head && strcmp(r->method, "GET") == 0)) {
-            r->fn(arg, req, resp);
+            if (r->needs_token && !req->token_set)
+                rt_http_text(resp, 403,
+                             "%s %s is off: start the daemon with --http-token FILE to allow it",
+                             req->method, req->path);
+            else if (r->needs_token && !req->authorized)
+                rt_http_text(resp, 401,
+                             "%s %s needs the token of --http-token "
+                             "(Authorization: Bearer TOKEN)",
+                             req->method, req->path);
+            else
+                r->fn(arg, req, resp);
             return;
         }
     }

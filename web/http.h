@@ -19,8 +19,11 @@
  * waits at most the timeout (RT_HTTP_TIMEOUT_MS) for its answer, then answers 503.
  * Requests that change state (any method but GET, HEAD and OPTIONS) carrying an Origin
  * or Sec-Fetch-Site header of another site are refused with 403 before they reach the
- * mailbox, so a web page elsewhere cannot drive the API through a browser. There is no
- * authentication: bind to loopback or a management network. */
+ * mailbox, so a web page elsewhere cannot drive the API through a browser. A request
+ * whose Host header is not an IP address, "localhost" or the host name listened on is
+ * refused with 421 (DNS rebinding). Routes that change state need the server's token
+ * (rt_http_set_token) as "Authorization: Bearer TOKEN"; without a token set they are
+ * refused. At most 16 connections per client address, idle ones closed after 10 s. */
 
 typedef struct rt_http_t rt_http_t;
 
@@ -33,6 +36,8 @@ typedef struct {
     const char *body;   /* the request body, NUL-terminated ("" if none) */
     size_t body_len;    /* bytes in body, at most RT_HTTP_MAX_BODY */
     int64_t queued_us;  /* time the request waited in the mailbox for rt_http_serve */
+    bool authorized;    /* it carried "Authorization: Bearer TOKEN" with the server's token */
+    bool token_set;     /* the server has a token (rt_http_set_token) */
 } rt_http_request_t;
 
 /* The response a handler fills. Starts as 200, text/plain, empty body. */
@@ -64,6 +69,15 @@ int rt_http_fd(const rt_http_t *self);
 /* The TCP port listened on. */
 int rt_http_port(const rt_http_t *self);
 
+/* Sets the token that routes marked needs_token require (copied; NULL: none, so those
+ * routes are refused). */
+void rt_http_set_token(rt_http_t *self, const char *token);
+
+/* rt_http_set_token with the token read from path: its first line, without surrounding
+ * blanks, at least 16 characters. RT_OK, or RT_EINVAL (logged: unreadable, too short).
+ * A file others can read is used with a warning. */
+int rt_http_set_token_file(rt_http_t *self, const char *path) RT_WUR;
+
 /* Sets how long a connection thread waits for the event loop before answering 503
  * (default RT_HTTP_TIMEOUT_MS). */
 void rt_http_set_timeout_ms(rt_http_t *self, int timeout_ms);
@@ -87,10 +101,12 @@ typedef struct {
     const char *method;    /* "GET", "POST", ... */
     const char *path;      /* exact path, e.g. "/api/status" */
     rt_http_handler_fn fn; /* called with rt_http_route's arg */
+    bool needs_token;      /* changes state: only with the server's token */
 } rt_http_route_t;
 
 /* Dispatches req to the first route whose method and path match. A known path with
- * another method gets 405 with an Allow header; an unknown path gets 404. */
+ * another method gets 405 with an Allow header; an unknown path gets 404; a route that
+ * needs the token gets 401 without it (403 when the server has none). */
 void rt_http_route(const rt_http_route_t *routes, size_t nroutes, void *arg,
                    const rt_http_request_t *req, rt_http_response_t *resp);
 

@@ -24,9 +24,12 @@ H_SUB="$(rt_free_port)"
 ROUTER="tcp://127.0.0.1:$P_ROUTER"
 PUB_URL="http://127.0.0.1:$H_PUB"
 SUB_URL="http://127.0.0.1:$H_SUB"
+TOKEN="t0k3n-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+echo "$TOKEN" >"$RT_TMP/http.token"
+chmod 600 "$RT_TMP/http.token"
 rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
     --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "tcp://127.0.0.1:$P_PUB" \
-    --http "127.0.0.1:$H_PUB"
+    --http "127.0.0.1:$H_PUB" --http-token "$RT_TMP/http.token"
 rt_start_daemon replica1 "$RT_TMP/replica1.log" "$RT_BIN/rt-subscriber" \
     --publisher "$ROUTER" --target "$REPLICA1_DSN" --name replica1 --http "127.0.0.1:$H_SUB"
 
@@ -114,12 +117,22 @@ r="$(fetch "$SUB_URL/api/status" "$RT_TMP/sub-status.json")"
 [[ "$(fetch "$PUB_URL/api/pause?name=replica1" "$RT_TMP/x")" == 405* ]] ||
     rt_fail "GET /api/pause is not 405"
 [[ "$(fetch "$PUB_URL/api/pause?name=replica1" "$RT_TMP/x" -X POST \
-    -H 'Origin: http://evil.example')" == 403* ]] || rt_fail "a cross-site POST was not refused"
+    -H 'Origin: http://evil.example' -H "Authorization: Bearer $TOKEN")" == 403* ]] ||
+    rt_fail "a cross-site POST was not refused"
+[[ "$(fetch "$PUB_URL/api/pause?name=replica1" "$RT_TMP/x" -X POST)" == 401* ]] ||
+    rt_fail "a POST /api/pause without the token was not refused"
+[[ "$(fetch "$PUB_URL/api/pause?name=replica1" "$RT_TMP/x" -X POST \
+    -H "Authorization: Bearer wrong-$TOKEN")" == 401* ]] ||
+    rt_fail "a POST /api/pause with a wrong token was not refused"
+[[ "$(fetch "$PUB_URL/metrics" "$RT_TMP/x" -H 'Host: rebind.evil.example')" == 421* ]] ||
+    rt_fail "a request for another Host (DNS rebinding) was not refused"
+[[ "$(fetch "$SUB_URL/api/status" "$RT_TMP/x" -H "Host: localhost:$H_SUB")" == 200* ]] ||
+    rt_fail "Host: localhost was refused"
 r="$(fetch "$PUB_URL/api/ping" "$RT_TMP/ping.json" -X POST)"
 { [[ "$r" == 200* ]] && grep -q '"queued_us":' "$RT_TMP/ping.json"; } ||
     rt_fail "/api/ping: $r $(cat "$RT_TMP/ping.json")"
 "$RT_BIN/rtctl" --publisher "$ROUTER" status --json | grep -q '"name":"replica1","state":"streaming"' ||
-    rt_fail "the refused cross-site pause took effect"
+    rt_fail "a refused pause took effect"
 
 echo "== the dashboard in headless Chromium, driven through WebDriver"
 rt_webdriver_start
@@ -141,6 +154,10 @@ rt_wait_until 15 "the subscriber's page to show its status" \
 echo "== the page's pause button"
 rt_webdriver_open "$PUB_URL/"
 rt_wait_until 15 "replica1's pause button" rt_webdriver_exists "$ROW button[data-action=pause]"
+# Without the token the page reports the refusal and nothing changes.
+rt_webdriver_click "$ROW button[data-action=pause]"
+rt_wait_until 15 "the page to report the refusal" rt_webdriver_has_text '#msg' 'needs the token'
+rt_webdriver_type '#token' "$TOKEN"
 rt_webdriver_click "$ROW button[data-action=pause]"
 rt_wait_until 15 "the page to show replica1 paused" rt_webdriver_has_text "$ROW .badge" paused
 rt_wait_until 15 "the page to report the pause" rt_webdriver_has_text '#msg' 'pause replica1: '

@@ -139,6 +139,16 @@ rt_webdriver_exists() {
     rt_webdriver_find "$1" >/dev/null 2>&1
 }
 
+# rt_webdriver_type CSS TEXT
+# Types TEXT into the first element matching the CSS selector (an input), as a user
+# would.
+rt_webdriver_type() {
+    local el
+    el="$(rt_webdriver_find "$1")" || return 1
+    rt__webdriver_call POST "/session/$RT__WD_SESSION/element/$el/value" \
+        "$(jq -n --arg t "$2" '{text: $t}')" >/dev/null
+}
+
 # rt_webdriver_click CSS
 # Clicks the first element matching the CSS selector, as a user would (it must be
 # visible and enabled).

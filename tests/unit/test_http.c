@@ -101,9 +101,10 @@ static void s_h_page(void *arg, const rt_http_request_t *req, rt_http_response_t
 }
 
 static const rt_http_route_t s_routes[] = {
-    {"GET", "/", s_h_page},          {"GET", "/metrics", s_h_metrics},
-    {"POST", "/api/echo", s_h_echo}, {"PUT", "/api/echo", s_h_echo},
-    {"GET", "/api/slow", s_h_slow},  {"GET", "/dashboard", rt_http_dashboard_page},
+    {"GET", "/", s_h_page, false},           {"GET", "/metrics", s_h_metrics, false},
+    {"POST", "/api/echo", s_h_echo, false},  {"PUT", "/api/echo", s_h_echo, false},
+    {"GET", "/api/slow", s_h_slow, false},   {"GET", "/dashboard", rt_http_dashboard_page, false},
+    {"POST", "/api/change", s_h_echo, true},
 };
 
 static void s_handler(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
@@ -146,9 +147,11 @@ static int s_request(int port, const char *method, const char *target, const cha
 {
     int fd = s_connect(port);
     char head[1024];
-    int n = snprintf(head, sizeof head,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s", method,
-                     target, port, headers ? headers : "");
+    char host[64] = "";
+    if (!headers || !strstr(headers, "Host:"))
+        snprintf(host, sizeof host, "Host: 127.0.0.1:%d\r\n", port);
+    int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\n%sConnection: close\r\n%s", method,
+                     target, host, headers ? headers : "");
     if (body)
         n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n", body_len);
     n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
@@ -454,6 +457,61 @@ static void test_cross_site_refused(void **state)
     s_resp_free(&r);
 }
 
+/* A route that changes state: refused (403) while the server has no token, 401 without
+ * the token or with another, served with it. */
+static void test_token(void **state)
+{
+    s_fix_t *f = *state;
+    s_resp_t r;
+    int calls = f->st.calls;
+    s_finish(f->h, true, s_request(f->port, "POST", "/api/change", NULL, "", 0), &r);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "--http-token"));
+    s_resp_free(&r);
+    rt_http_set_token(f->h, "0123456789abcdef-token");
+    s_finish(f->h, true, s_request(f->port, "POST", "/api/change", NULL, "", 0), &r);
+    assert_int_equal(r.status, 401);
+    s_resp_free(&r);
+    s_finish(f->h, true,
+             s_request(f->port, "POST", "/api/change",
+                       "Authorization: Bearer 0123456789abcdef-tokeX\r\n", "", 0),
+             &r);
+    assert_int_equal(r.status, 401);
+    s_resp_free(&r);
+    s_finish(f->h, true,
+             s_request(f->port, "POST", "/api/change",
+                       "Authorization: Bearer 0123456789abcdef-token\r\n", "", 0),
+             &r);
+    assert_int_equal(r.status, 200);
+    s_resp_free(&r);
+    /* Routes that change nothing need no token. */
+    s_finish(f->h, true, s_request(f->port, "POST", "/api/echo", NULL, "", 0), &r);
+    assert_int_equal(r.status, 200);
+    s_resp_free(&r);
+    assert_int_equal(f->st.calls, calls + 5);
+}
+
+/* A Host that is neither an address nor localhost (DNS rebinding) gets 421 before the
+ * handler; addresses and localhost are served. */
+static void test_host_checked(void **state)
+{
+    s_fix_t *f = *state;
+    s_resp_t r;
+    int calls = f->st.calls;
+    s_finish(f->h, true,
+             s_request(f->port, "GET", "/metrics", "Host: rebind.evil.example:80\r\n", NULL, 0),
+             &r);
+    assert_int_equal(r.status, 421);
+    s_resp_free(&r);
+    assert_int_equal(f->st.calls, calls);
+    const char *ok[] = {"Host: localhost\r\n", "Host: [::1]:9187\r\n", "Host: 10.1.2.3:9187\r\n"};
+    for (size_t i = 0; i < 3; i++) {
+        s_finish(f->h, true, s_request(f->port, "GET", "/metrics", ok[i], NULL, 0), &r);
+        assert_int_equal(r.status, 200);
+        s_resp_free(&r);
+    }
+}
+
 static void test_many_clients_one_serve(void **state)
 {
     s_fix_t *f = *state;
@@ -615,6 +673,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_and_body, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_cross_site_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_token, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_host_checked, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_many_clients_one_serve, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_timeout_503, s_setup, s_teardown),
         cmocka_unit_test(test_destroy_in_flight),
