@@ -21,7 +21,11 @@
 #include "wire.h"
 
 #define MAX_MESSAGES_PER_CALL 256
-#define ROUTER_HWM 100000 /* messages queued per peer on the ROUTER, each way */
+/* Messages queued per peer on the ROUTER, each way. A subscriber has at most 3 FETCHes
+ * of 256 records out (771 messages with their FETCHED); records are at most ~64 KiB, so
+ * a peer that asks and does not read holds at most ~64 MiB here, and once its queue is
+ * full its FETCHes are not served (the first send fails, nothing more is read). */
+#define ROUTER_HWM 1024
 #define MAX_FETCH_RECORDS 256
 #define MAX_FETCH_BYTES (8u << 20)
 #define MAX_PUBLISH_BYTES (16u << 20)

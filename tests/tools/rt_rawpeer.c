@@ -3,9 +3,11 @@
  *
  * Usage: rt_rawpeer [--id ID] [--cert SECRET --server-key CERT] ENDPOINT HEXFRAME...
  * ("-" sends an empty frame; "2:AA:BB" sends one message of two frames AA and BB; --id
- * sets the routing id, default "rawpeer"; --cert and --server-key speak CURVE). Prints one line per
- * reply: its type and, for ERROR, its text; "no reply" after 2 s. Exits 0 when every frame got a
- * reply.
+ * sets the routing id, default "rawpeer"; --cert and --server-key speak CURVE;
+ * --flood N,SECONDS sends the one HEXFRAME N times without reading any reply, then
+ * stays connected, still not reading, for SECONDS: a peer that asks and never reads). Prints one
+ * line per reply: its type and, for ERROR, its text; "no reply" after 2 s. Exits 0 when every frame
+ * got a reply.
  *
  * Usage: rt_rawpeer --subscribe BYTES SECONDS ENDPOINT   speaks ZMTP 3.0 itself as a
  * SUB to a PUB endpoint, sends one subscription frame of BYTES bytes, and reconnects
@@ -129,6 +131,7 @@ int main(int argc, char **argv)
     rt_sock_opts_t o = {.type = ZMQ_DEALER, .what = "DEALER", .routing_id = "rawpeer"};
     char key[RT_CURVE_KEY_LEN];
     zcert_t *cert = NULL;
+    int flood = 0, flood_s = 0;
     int a = 1;
     for (; a + 1 < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
         if (strcmp(argv[a], "--id") == 0) {
@@ -137,6 +140,9 @@ int main(int argc, char **argv)
             if (!(cert = rt_curve_load_secret(argv[a + 1])))
                 return 2;
             o.cert = cert;
+        } else if (strcmp(argv[a], "--flood") == 0) {
+            if (sscanf(argv[a + 1], "%d,%d", &flood, &flood_s) != 2 || flood <= 0)
+                return 2;
         } else if (strcmp(argv[a], "--server-key") == 0) {
             if (rt_curve_load_public(argv[a + 1], key) != RT_OK)
                 return 2;
@@ -154,6 +160,19 @@ int main(int argc, char **argv)
     zsock_t *d = rt_sock_new(&o);
     if (!d)
         return 2;
+    if (flood) {
+        static unsigned char fb[4096];
+        size_t n = argc > 2 ? s_unhex(argv[2], fb, sizeof fb) : 0;
+        int sent = 0;
+        for (int i = 0; i < flood; i++)
+            sent += zmq_send(zsock_resolve(d), fb, n, 0) >= 0;
+        printf("sent %d of %d, not reading for %d s\n", sent, flood, flood_s);
+        fflush(stdout);
+        zclock_sleep(flood_s * 1000);
+        zsock_destroy(&d);
+        zcert_destroy(&cert);
+        return 0;
+    }
     void *sock = zsock_resolve(d);
     static unsigned char buf[1 << 20];
     int missing = 0;
