@@ -10,6 +10,23 @@
 #include "client.h"
 #include "ctl.h"
 
+void rt_ctl_printable(char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
+void rt_ctl_status_printable(rt_status_t *st)
+{
+    rt_ctl_printable(st->source);
+    rt_ctl_printable(st->slot);
+    for (uint32_t i = 0; i < st->nsubs; i++) {
+        rt_ctl_printable(st->subs[i].name);
+        rt_ctl_printable(st->subs[i].error);
+    }
+}
+
 int rt_ctl_call(const rt_ctl_t *g, const rt_msg_t *msg, void **reply, size_t *len)
 {
     rt_client_t *c = rt_client_new(g->endpoint, g->cert, g->publisher_key);
@@ -29,6 +46,7 @@ int rt_ctl_call(const rt_ctl_t *g, const rt_msg_t *msg, void **reply, size_t *le
     if (rt_msg_peek_type(*reply, *len) == RT_MSG_ERROR) {
         rt_msg_t e;
         if (rt_msg_decode(*reply, *len, &e) == 0) {
+            rt_ctl_printable(e.text);
             fprintf(stderr, "rtctl: the publisher answered: %s\n", e.text);
             rt_msg_clear(&e);
         } else {
@@ -78,6 +96,7 @@ int rt_ctl_status_fetch(const rt_ctl_t *g, rt_status_t *st)
         fprintf(stderr, "rtctl: malformed STATUS_REPLY from %s\n", g->endpoint);
         return RT_EXIT_FAILURE;
     }
+    rt_ctl_status_printable(st);
     return RT_EXIT_OK;
 }
 

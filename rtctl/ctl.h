@@ -32,7 +32,15 @@ int rt_ctl_call(const rt_ctl_t *g, const rt_msg_t *msg, void **reply, size_t *le
 /* Sends msg and expects OK{text}, printed to stdout. RT_EXIT_OK or RT_EXIT_FAILURE. */
 int rt_ctl_call_ok(const rt_ctl_t *g, const rt_msg_t *msg);
 
-/* Asks for STATUS and decodes it into *st (rt_status_clear it). RT_EXIT_* code. */
+/* Replaces every control byte of s (may be NULL) with '?', in place: names and texts
+ * come from peers, and an escape sequence must not reach the operator's terminal. */
+void rt_ctl_printable(char *s);
+
+/* rt_ctl_printable on every text of a decoded status. */
+void rt_ctl_status_printable(rt_status_t *st);
+
+/* Asks for STATUS and decodes it into *st (texts made printable) (rt_status_clear it). RT_EXIT_*
+ * code. */
 int rt_ctl_status_fetch(const rt_ctl_t *g, rt_status_t *st);
 
 /* Prints "Usage: rtctl ... <usage of word>" and its help to out (from the command table). */

@@ -118,6 +118,7 @@ static int s_request(const rt_ctl_t *g, const rt_msg_t *msg, void **reply, size_
     if (rt_msg_peek_type(*reply, *len) == RT_MSG_ERROR) {
         rt_msg_t e;
         if (rt_msg_decode(*reply, *len, &e) == 0) {
+            rt_ctl_printable(e.text);
             snprintf(err, errsize, "%s", e.text);
             rt_msg_clear(&e);
         } else {
@@ -155,6 +156,7 @@ static void s_refresh(s_top_t *t)
                  t->g->endpoint);
         return;
     }
+    rt_ctl_status_printable(&st);
     t->fetch_error[0] = '\0';
     if (t->have_prev)
         rt_status_clear(&t->prev);

@@ -65,6 +65,24 @@ cat "$RT_TMP/raw.out"
 "$RT_BIN/rtctl" ping "$ROUTER" || rt_fail "the publisher stopped serving after hostile frames"
 rt_daemon_alive pub || rt_fail "the publisher died"
 
+echo "== names and texts from peers never reach a terminal raw"
+# A HELLO with a name that is not one, then a subscriber whose ACK carries an escape
+# sequence as its error text: the name is refused, rtctl prints the text defused.
+"$RT_BIN/rt_rawpeer" --id "$(printf 'bad\nname')" "$ROUTER" \
+    "$(printf '94a548454c4c4f01a8')$(printf 'bad\nname' | od -An -tx1 | tr -d ' \n')00" \
+    >"$RT_TMP/badname.out" || true
+grep -q 'ERROR.*subscriber names are 1 to 63' "$RT_TMP/badname.out" ||
+    { cat "$RT_TMP/badname.out"; rt_fail "a HELLO with a newline in its name was not refused"; }
+"$RT_BIN/rt_rawpeer" --id esc "$ROUTER" 94a548454c4c4f01a365736300 \
+    98a341434b010000000000a41b5b324a >/dev/null || true
+"$RT_BIN/rtctl" --publisher "$ROUTER" status >"$RT_TMP/status-esc.txt"
+grep -q 'last error: ?\[2J' "$RT_TMP/status-esc.txt" ||
+    { cat -v "$RT_TMP/status-esc.txt"; rt_fail "the ACK's error text is not shown defused"; }
+if grep -q $'\x1b' "$RT_TMP/status-esc.txt"; then
+    rt_fail "rtctl status printed an escape sequence from a peer"
+fi
+"$RT_BIN/rtctl" --publisher "$ROUTER" forget esc --force >/dev/null
+
 echo "== a second publisher on the same outbox"
 rt_psql source -c "INSERT INTO t VALUES (100, 'before the second publisher')"
 expect_exit 1 "outbox $RT_TMP/outbox is in use by another process \(pid $PUB_PID\)" \
