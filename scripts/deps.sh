@@ -10,7 +10,7 @@ RT_PACKAGES=(
     build-essential cmake pkg-config clang-format
     libpq-dev postgresql postgresql-contrib
     libzmq3-dev libczmq-dev libmsgpack-dev liblmdb-dev libcmocka-dev
-    libmicrohttpd-dev clang libclang-rt-14-dev tmux curl jq chromium chromium-driver
+    libmicrohttpd-dev clang libclang-rt-14-dev tmux curl jq openssl chromium chromium-driver
 )
 
 missing=()

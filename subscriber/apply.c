@@ -270,9 +270,6 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
                              NULL, NULL)))
         goto cleanup;
     PQclear(res);
-    if (!(res = s_setup_exec(self, "create schema rt", rt__conflicts_schema, 0, NULL, NULL)))
-        goto cleanup;
-    PQclear(res);
     if (!(res = s_setup_exec(self, "create rt.conflicts", rt__conflicts_ddl, 0, NULL, NULL)))
         goto cleanup;
     PQclear(res);

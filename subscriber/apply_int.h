@@ -191,7 +191,6 @@ int rt__copy_abort(rt_apply_t *self) RT_WUR;
 
 /* The statements that create the schema rt and the table rt.conflicts if missing
  * (run when the session is set up). */
-extern const char *const rt__conflicts_schema;
 extern const char *const rt__conflicts_ddl;
 
 /* "INSERT", "UPDATE", "DELETE" or "TRUNCATE" for a change's op letter. */

@@ -28,12 +28,19 @@
 #define S_LOG_FIRST 10
 #define S_LOG_EVERY 1000
 
-/* The table every conflict is recorded in (the rt schema is left out of checksums). */
-const char *const rt__conflicts_schema = "CREATE SCHEMA IF NOT EXISTS rt";
+/* The table every conflict is recorded in (the rt schema is left out of checksums),
+ * created with its schema when missing. Only then: CREATE ... IF NOT EXISTS checks the
+ * CREATE privilege even when the object exists, and a replica role that is not a
+ * superuser may have been given a schema rt created for it instead. */
 const char *const rt__conflicts_ddl =
-    "CREATE TABLE IF NOT EXISTS rt.conflicts ("
+    "DO $rt$BEGIN "
+    "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "
+    "CREATE SCHEMA rt; END IF; "
+    "IF to_regclass('rt.conflicts') IS NULL THEN "
+    "CREATE TABLE rt.conflicts ("
     "id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), source text, "
-    "seq bigint, relation text, op text, kind text, resolution text, detail text)";
+    "seq bigint, relation text, op text, kind text, resolution text, detail text); "
+    "END IF; END$rt$";
 static const char *const s_conflicts_insert =
     "INSERT INTO rt.conflicts (source, seq, relation, op, kind, resolution, detail) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7)";
