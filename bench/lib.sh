@@ -227,13 +227,17 @@ b_repl_start() {
     shift 2
     v="$(rt__var "$src")_DSN"
     if [[ "$kind" == rt ]]; then
-        local router pub
+        local router pub curve=()
         router="tcp://127.0.0.1:$(rt_free_port)"
         pub="tcp://127.0.0.1:$(rt_free_port)"
         declare -g "B_ROUTER_$(rt__var "$src")=$router"
+        if [[ "${RT_BENCH_CURVE:-0}" == 1 ]]; then
+            b__curve_keys "$src" "$@"
+            curve=(--cert "$RT_TMP/keys/$src.cert_secret" --allow "$RT_TMP/keys/allow")
+        fi
         rt_start_daemon "${src}_pub" "$RT_TMP/${src}_pub.log" "$RT_BIN/rt-publisher" \
             --source "${!v}" --outbox "$RT_TMP/${src}_outbox" --name src \
-            --listen "$router" --pub "$pub"
+            --listen "$router" --pub "$pub" "${curve[@]}"
         for r in "$@"; do
             b_sub_start "$src" "$r"
         done
@@ -252,6 +256,19 @@ b_repl_start() {
         rt_fail "$kind: the warm-up row did not reach every replica"
 }
 
+# b__curve_keys SOURCE REPLICA... (internal)
+# RT_BENCH_CURVE=1: a key pair for SOURCE's publisher and for each REPLICA's subscriber
+# (allowed by the publisher), made once in RT_TMP/keys.
+b__curve_keys() {
+    local n
+    mkdir -p "$RT_TMP/keys/allow"
+    for n in "$@"; do
+        [[ -f "$RT_TMP/keys/$n.cert" ]] ||
+            "$RT_BIN/rtctl" keygen "$n" --dir "$RT_TMP/keys" >/dev/null || rt_fail "rtctl keygen $n"
+        [[ "$n" == "$1" ]] || cp "$RT_TMP/keys/$n.cert" "$RT_TMP/keys/allow/"
+    done
+}
+
 # b__count_is CLUSTER SQL WANT (internal)
 b__count_is() {
     [[ "$(b_q "$1" "$2" 2>/dev/null)" == "$3" ]]
@@ -263,8 +280,11 @@ b_sub_start() {
     local src="$1" r="$2" rv router
     rv="$(rt__var "$r")_DSN"
     router="B_ROUTER_$(rt__var "$src")"
+    local curve=()
+    [[ "${RT_BENCH_CURVE:-0}" != 1 ]] ||
+        curve=(--cert "$RT_TMP/keys/$r.cert_secret" --publisher-key "$RT_TMP/keys/$src.cert")
     rt_start_daemon "${r}_sub" "$RT_TMP/${r}_sub.log" "$RT_BIN/rt-subscriber" \
-        --publisher "${!router}" --target "${!rv}" --name "$r"
+        --publisher "${!router}" --target "${!rv}" --name "$r" "${curve[@]}"
 }
 
 # b_repl_pause KIND SOURCE REPLICA

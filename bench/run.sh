@@ -87,7 +87,8 @@ echo "    machine: $(nproc) CPU(s), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 
 echo "    load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine make the figures noisy)"
 echo "    sources: fsync = on, synchronous_commit = on (defaults); replicas: synchronous_commit = off" \
     "(postgresql.conf, both replicators); native: copy_data = false," \
-    "streaming = ${RT_BENCH_NATIVE_STREAMING:-off} (defaults otherwise); rt's publisher: streaming (protocol 2)"
+    "streaming = ${RT_BENCH_NATIVE_STREAMING:-off} (defaults otherwise); rt's publisher: streaming (protocol 2);" \
+    "rt's sockets: $([[ "${RT_BENCH_CURVE:-0}" == 1 ]] && echo CURVE || echo plaintext)"
 
 # setup_clusters KIND SOURCE REPLICA...
 # Fresh clusters with the benchmark's tables (empty), pgbench's tables on single-replica sets.
