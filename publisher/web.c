@@ -147,14 +147,9 @@ static const rt_http_route_t s_routes[] = {
     {"POST", "/api/resume", s_resume, true},     {"POST", "/api/ping", rt_http_ping, false},
 };
 
-static void s_handle(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
-{
-    rt_http_route(s_routes, sizeof s_routes / sizeof s_routes[0], arg, req, resp);
-}
-
 rt_http_t *rt_publisher_web_new(const char *addr_port, rt_stream_t *stream, rt_capture_t *capture)
 {
     s_web.stream = stream;
     s_web.capture = capture;
-    return rt_http_new(addr_port, s_handle, &s_web);
+    return rt_http_new_routes(addr_port, s_routes, sizeof s_routes / sizeof s_routes[0], &s_web);
 }

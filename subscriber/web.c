@@ -41,14 +41,9 @@ static const rt_http_route_t s_routes[] = {
     {"POST", "/api/ping", rt_http_ping, false},
 };
 
-static void s_handle(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
-{
-    rt_http_route(s_routes, sizeof s_routes / sizeof s_routes[0], arg, req, resp);
-}
-
 rt_http_t *rt_subscriber_web_new(const char *addr_port, rt_link_t *link, rt_apply_t *apply)
 {
     s_web.link = link;
     s_web.apply = apply;
-    return rt_http_new(addr_port, s_handle, &s_web);
+    return rt_http_new_routes(addr_port, s_routes, sizeof s_routes / sizeof s_routes[0], &s_web);
 }

@@ -58,18 +58,21 @@ typedef struct {
 
 struct rt_http_t {
     struct MHD_Daemon *mhd;
-    int efd;               /* eventfd: requests wait in the mailbox */
-    int port;              /* TCP port listened on */
-    rt_http_handler_fn fn; /* the handler, called by rt_http_serve */
-    void *arg;             /* its argument */
-    pthread_mutex_t lock;  /* guards the fields below and every job's state */
-    pthread_cond_t cond;   /* signalled when jobs are done or on stop */
-    s_job_t *head;         /* queued jobs, oldest first */
-    s_job_t **tailp;       /* where the next job is linked */
-    bool stopping;         /* rt_http_destroy started: answer 503 */
-    int timeout_ms;        /* how long a connection thread waits */
-    char *token;           /* routes that change state need it; NULL: refused */
-    char host[256];        /* the host name listened on, "" for an address or "*" */
+    int efd;                       /* eventfd: requests wait in the mailbox */
+    int port;                      /* TCP port listened on */
+    rt_http_handler_fn fn;         /* the handler, called by rt_http_serve */
+    void *arg;                     /* its argument */
+    pthread_mutex_t lock;          /* guards the fields below and every job's state */
+    pthread_cond_t cond;           /* signalled when jobs are done or on stop */
+    s_job_t *head;                 /* queued jobs, oldest first */
+    s_job_t **tailp;               /* where the next job is linked */
+    bool stopping;                 /* rt_http_destroy started: answer 503 */
+    int timeout_ms;                /* how long a connection thread waits */
+    char *token;                   /* routes that change state need it; NULL: refused */
+    const rt_http_route_t *routes; /* rt_http_new_routes: the table and its arg */
+    size_t nroutes;
+    void *route_arg;
+    char host[256]; /* the host name listened on, "" for an address or "*" */
 };
 
 static int64_t s_mono_us(void)
@@ -502,6 +505,26 @@ fail:
     pthread_mutex_destroy(&self->lock);
     free(self);
     return NULL;
+}
+
+static void s_routed(void *arg, const rt_http_request_t *req, rt_http_response_t *resp)
+{
+    const rt_http_t *self = arg;
+    rt_http_route(self->routes, self->nroutes, self->route_arg, req, resp);
+}
+
+rt_http_t *rt_http_new_routes(const char *addr_port, const rt_http_route_t *routes, size_t nroutes,
+                              void *arg)
+{
+    rt_http_t *self = rt_http_new(addr_port, s_routed, NULL);
+    if (!self)
+        return NULL;
+    /* Requests are handled by rt_http_serve, on the caller's thread: none before this. */
+    self->routes = routes;
+    self->nroutes = nroutes;
+    self->route_arg = arg;
+    self->arg = self;
+    return self;
 }
 
 void rt_http_destroy(rt_http_t **self_p)

@@ -110,6 +110,11 @@ typedef struct {
 void rt_http_route(const rt_http_route_t *routes, size_t nroutes, void *arg,
                    const rt_http_request_t *req, rt_http_response_t *resp);
 
+/* rt_http_new whose handler is rt_http_route over routes (borrowed: a static table)
+ * with arg. Same failures as rt_http_new. */
+rt_http_t *rt_http_new_routes(const char *addr_port, const rt_http_route_t *routes, size_t nroutes,
+                              void *arg);
+
 /* Ready-made handlers shared by the daemons: the dashboard page (GET /), and the
  * connection test (POST /api/ping: {"ok":true,"queued_us":N}, the time the request
  * waited for the event loop). arg is unused. */
