@@ -1066,6 +1066,12 @@ const char *rt_msg_type_name(int type)
 
 static const char *s_sub_state_names[] = {"streaming", "catching-up", "paused", "error", "offline"};
 
+const char *rt_security_name(int64_t security)
+{
+    static const char *const names[] = {"loopback", "curve", "insecure"};
+    return security >= 0 && security <= RT_SECURITY_INSECURE ? names[security] : "?";
+}
+
 const char *rt_capture_state_name(int64_t state)
 {
     switch (state) {
@@ -1236,7 +1242,7 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
 /* ---------------------------------------------------------------------------------
  * STATUS_REPLY. */
 
-#define S_STATUS_FIELDS 15u /* after the version */
+#define S_STATUS_FIELDS 16u /* after the version */
 #define S_STATUS_SUB_FIELDS 10u
 
 /* Packs a fixed-size NUL-terminated name; RT_EINVAL if it fills its buffer. */
@@ -1273,7 +1279,8 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
     *frame = NULL;
     *len = 0;
     if ((st->nsubs && !st->subs) || st->capture_state < RT_CAPTURE_STREAMING ||
-        st->capture_state > RT_CAPTURE_NONE)
+        st->capture_state > RT_CAPTURE_NONE || st->security < RT_SECURITY_LOOPBACK ||
+        st->security > RT_SECURITY_INSECURE)
         return RT_EINVAL;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&sp.pk, &sb, msgpack_sbuffer_write);
@@ -1289,6 +1296,7 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
     S_PACK(&sp, msgpack_pack_int64(&sp.pk, st->oldest_ts));
     S_PACK(&sp, msgpack_pack_int64(&sp.pk, st->head_ts));
     S_PACK(&sp, msgpack_pack_int64(&sp.pk, st->now_ts));
+    S_PACK(&sp, msgpack_pack_uint8(&sp.pk, (uint8_t)st->security));
     S_PACK(&sp, msgpack_pack_array(&sp.pk, st->nsubs));
     for (uint32_t i = 0; i < st->nsubs && sp.err == RT_OK; i++) {
         const rt_status_sub_t *sub = &st->subs[i];
@@ -1337,6 +1345,7 @@ int rt_status_decode(const void *frame, size_t len, rt_status_t *st)
     st->oldest_ts = s_int(&c, INT64_MIN, INT64_MAX);
     st->head_ts = s_int(&c, INT64_MIN, INT64_MAX);
     st->now_ts = s_int(&c, INT64_MIN, INT64_MAX);
+    st->security = (int64_t)s_uint(&c, RT_SECURITY_INSECURE);
     s_sub(&c, &subs, UINT32_MAX);
     if (c.bad || c.i != c.n) {
         err = RT_EPROTO;

@@ -181,6 +181,16 @@ const char *rt_sub_state_name(int state);
 /* The name of an rt_capture_state_t ("streaming", "disconnected", ...). */
 const char *rt_capture_state_name(int64_t state);
 
+/* How a publisher's sockets are protected, as reported in STATUS_REPLY. */
+typedef enum {
+    RT_SECURITY_LOOPBACK = 0, /* plaintext, every endpoint on this host */
+    RT_SECURITY_CURVE = 1,    /* CURVE on every socket */
+    RT_SECURITY_INSECURE = 2  /* plaintext on an endpoint other hosts reach (--insecure) */
+} rt_security_t;
+
+/* "loopback", "curve" or "insecure" ("?" for another value). */
+const char *rt_security_name(int64_t security);
+
 /* A decoded control message. Strings are NUL-terminated copies owned by the
  * message (freed by rt_msg_clear). Fields not used by a type are zero. */
 typedef struct {
@@ -257,6 +267,7 @@ typedef struct {
     int64_t oldest_ts;      /* source commit time of the oldest record kept (PG epoch µs, 0) */
     int64_t head_ts;        /* source commit time of the head record (PG epoch µs, 0) */
     int64_t now_ts;         /* the publisher's clock when it answered (PG epoch µs) */
+    int64_t security;       /* rt_security_t: how its sockets are protected */
 } rt_status_t;
 
 int rt_status_encode(const rt_status_t *st, void **frame, size_t *len) RT_WUR;

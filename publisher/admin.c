@@ -456,6 +456,7 @@ static void s_on_status(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
                                           : RT_CAPTURE_DISCONNECTED;
     }
     st.now_ts = rt_pg_now_us();
+    st.security = self->security;
     uint8_t flags;
     if (st.first_seq <= st.head_seq) {
         if (s_record_at(self, st.first_seq, &flags, &st.oldest_ts) < 0)

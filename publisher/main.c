@@ -84,9 +84,10 @@ static const rt_cfg_param_t s_params[] = {
 #define NPARAMS (sizeof s_params / sizeof s_params[0])
 
 /* CURVE flags go together; without CURVE every endpoint must stay on this host unless
- * --insecure says otherwise. RT_OK or RT_EINVAL (printed). */
-static int s_security(const s_opts_t *o)
+ * --insecure says otherwise. Sets *mode (rt_security_t). RT_OK or RT_EINVAL (printed). */
+static int s_security(const s_opts_t *o, int *mode)
 {
+    *mode = o->cert ? RT_SECURITY_CURVE : RT_SECURITY_LOOPBACK;
     if ((o->allow || o->admin) && !o->cert) {
         fprintf(stderr, "rt-publisher: --allow and --admin need --cert (CURVE)\n");
         return RT_EINVAL;
@@ -112,6 +113,7 @@ static int s_security(const s_opts_t *o)
         rt_warn("INSECURE: %s serves every record and every admin verb in plaintext to "
                 "anyone who reaches it (--insecure)",
                 eps[i]);
+        *mode = RT_SECURITY_INSECURE;
     }
     return RT_OK;
 }
@@ -180,7 +182,8 @@ int main(int argc, char **argv)
     if (!o.publication)
         o.publication = s_object_name(o.name);
 
-    if (s_security(&o) != RT_OK) {
+    int security;
+    if (s_security(&o, &security) != RT_OK) {
         exit_code = RT_EXIT_USAGE;
         goto cleanup;
     }
@@ -228,7 +231,8 @@ int main(int argc, char **argv)
                            .retention_s = o.retention_seconds,
                            .pub_hwm = o.pub_hwm,
                            .cert = cert,
-                           .auth = auth};
+                           .auth = auth,
+                           .security = security};
     stream = rt_stream_new(&so, outbox, capture);
     if (!stream)
         goto cleanup;
@@ -241,13 +245,15 @@ int main(int argc, char **argv)
 
     rt_outbox_pos_t pos = rt_outbox_position(outbox);
     char lsn[32];
-    char security[96] = "plaintext";
+    char sockets[96] = "plaintext";
     if (auth)
-        snprintf(security, sizeof security, "CURVE (%zu certificates allowed, %zu admin)",
+        snprintf(sockets, sizeof sockets, "CURVE (%zu certificates allowed, %zu admin)",
                  rt_auth_allowed(auth), rt_auth_admins(auth));
+    else if (security == RT_SECURITY_INSECURE)
+        snprintf(sockets, sizeof sockets, "INSECURE plaintext on the network");
     rt_daemon_ready("source %s slot %s publication %s, listening on %s, publishing on %s, %s, "
                     "outbox head seq %llu at %s",
-                    o.name, o.slot, o.publication, o.listen, o.pub, security,
+                    o.name, o.slot, o.publication, o.listen, o.pub, sockets,
                     (unsigned long long)pos.head_seq,
                     rt_lsn_format(pos.last_end_lsn, lsn, sizeof lsn));
 

@@ -565,6 +565,7 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox, rt
     if (rt_outbox_sub_each(outbox, s_load_sub, self) < 0)
         goto fail;
     self->auth = opts->auth;
+    self->security = opts->security;
     rt_sock_opts_t ro = {.type = ZMQ_ROUTER,
                          .endpoint = opts->listen,
                          .bind = true,

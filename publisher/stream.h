@@ -19,6 +19,7 @@ typedef struct {
     int64_t pub_hwm;     /* PUB send high-water mark in messages (0: RT_LIVE_HWM) */
     zcert_t *cert;       /* CURVE: the publisher's key pair (borrowed), or NULL */
     rt_auth_t *auth;     /* with cert: who may connect and as whom (borrowed) */
+    int security;        /* rt_security_t, for STATUS */
 } rt_stream_opts_t;
 
 /* Binds both sockets. NULL on failure, logged (endpoint in use, malformed). The

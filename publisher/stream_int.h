@@ -33,6 +33,7 @@ struct rt_stream_t {
     zsock_t *router;
     zsock_t *pub;
     rt_auth_t *auth;    /* borrowed; NULL without CURVE: then anyone is anyone */
+    int security;       /* rt_security_t, for STATUS */
     zhashx_t *subs;     /* name -> rt_stream_sub_t */
     uint64_t published; /* last seq sent on PUB */
     int64_t last_pub_ms;

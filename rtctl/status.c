@@ -61,8 +61,11 @@ static void s_print_json(const rt_status_t *st)
 static void s_print_text(const rt_status_t *st)
 {
     char r[32], c[32], b[32], a1[32], a2[32];
-    printf("publisher %s (slot %s): capture %s\n", st->source, st->slot,
-           rt_capture_state_name(st->capture_state));
+    printf("publisher %s (slot %s): capture %s, sockets %s\n", st->source, st->slot,
+           rt_capture_state_name(st->capture_state), rt_security_name(st->security));
+    if (st->security == RT_SECURITY_INSECURE)
+        printf("  WARNING: the publisher serves other hosts in plaintext (--insecure): anyone who "
+               "reaches it reads every record and can pause, forget and replay\n");
     if (st->records)
         printf("  outbox: seqs %" PRIu64 "..%" PRIu64 ", %" PRIu64
                " records, %s; oldest record %s old, head committed %s ago\n",

@@ -103,7 +103,8 @@ expect_fail "no answer" ctl "" status
 expect_fail "no answer" ctl stranger status
 expect_fail "no reply" "$RT_BIN/rt_rawpeer" --cert "$K/stranger.cert_secret" \
     --server-key "$K/pub.cert" "$ROUTER" 92a450494e4701
-ctl viewer status >/dev/null || rt_fail "an allowed key could not read status"
+ctl viewer status >"$RT_TMP/viewer-status.txt" || rt_fail "an allowed key could not read status"
+grep -q 'sockets curve' "$RT_TMP/viewer-status.txt" || rt_fail "status does not say CURVE"
 expect_fail "needs an admin key" ctl viewer pause replica1
 grep -q 'admin: PAUSE replica1 refused: viewer is not an admin key' "$RT_TMP/pub.log" ||
     rt_fail "the refused PAUSE is not logged with the key's name"
@@ -169,9 +170,17 @@ rt_wait_converged 60 source replica1
 rt_wait_converged 60 source replica2
 for d in replica1 replica2 pub; do rt_stop_daemon "$d" || rt_fail "$d did not stop cleanly"; done
 
-echo "== the same wire check finds the marker in plaintext"
+echo "== the same wire check finds the marker in plaintext (--insecure, said in status)"
 rt_start_daemon pub "$RT_TMP/pub-plain.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
-    --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "tcp://127.0.0.1:$P_PUB"
+    --outbox "$RT_TMP/outbox" --name src --listen "tcp://0.0.0.0:$P_ROUTER" \
+    --pub "tcp://0.0.0.0:$P_PUB" --insecure
+grep -q 'INSECURE: tcp://0.0.0.0' "$RT_TMP/pub-plain.log" || rt_fail "no INSECURE warning at start"
+"$CTL" --publisher "$ROUTER" status >"$RT_TMP/insecure-status.txt"
+grep -q 'sockets insecure' "$RT_TMP/insecure-status.txt" &&
+    grep -q 'WARNING: the publisher serves other hosts in plaintext' "$RT_TMP/insecure-status.txt" ||
+    { cat "$RT_TMP/insecure-status.txt"; rt_fail "status does not warn about --insecure"; }
+"$CTL" --publisher "$ROUTER" status --json | grep -q '"security":"insecure"' ||
+    rt_fail "status --json does not say insecure"
 rt_start_daemon replica1 "$RT_TMP/replica1-plain.log" "$RT_BIN/rt-subscriber" \
     --publisher "tcp://127.0.0.1:$R_ROUTER" --pub "tcp://127.0.0.1:$R_PUB" \
     --target "$REPLICA1_DSN" --name replica1

@@ -46,6 +46,7 @@ static void test_publisher(void **state)
         .nsubs = 3,
         .subs = subs,
         .capture_state = RT_CAPTURE_BLOCKED,
+        .security = RT_SECURITY_INSECURE,
         .oldest_ts = now - 60000000,
         .head_ts = now - 1500,
         .now_ts = now,
@@ -57,7 +58,8 @@ static void test_publisher(void **state)
     assert_string_equal(
         rt_buf_str(&b),
         "{\"source\":\"src\",\"slot\":\"rt_src\",\"capture_state\":\"blocked (outbox full)\","
-        "\"first_seq\":1,\"head_seq\":100,\"records\":100,\"outbox_bytes\":4096,"
+        "\"security\":\"insecure\",\"first_seq\":1,\"head_seq\":100,\"records\":100,\"outbox_"
+        "bytes\":4096,"
         "\"oldest_record_age_ms\":60000,\"head_age_ms\":1,"
         "\"received_lsn\":\"16/B374D848\",\"confirmed_lsn\":\"0/0\","
         "\"captured_txns\":7,\"captured_rows\":70,\"subscribers\":["

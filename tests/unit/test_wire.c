@@ -1197,7 +1197,8 @@ static void test_status_roundtrip(void **state)
                       .capture_state = RT_CAPTURE_BLOCKED,
                       .oldest_ts = -7,
                       .head_ts = INT64_MAX,
-                      .now_ts = 812345678901234};
+                      .now_ts = 812345678901234,
+                      .security = RT_SECURITY_CURVE};
     void *frame;
     size_t len;
     rt_status_t got;
@@ -1221,6 +1222,7 @@ static void test_status_roundtrip(void **state)
         assert_int_equal(got.oldest_ts, -7);
         assert_int_equal(got.head_ts, INT64_MAX);
         assert_int_equal(got.now_ts, 812345678901234);
+        assert_int_equal(got.security, RT_SECURITY_CURVE);
         assert_int_equal(got.nsubs, nsubs);
         for (uint32_t i = 0; i < nsubs; i++) {
             assert_string_equal(got.subs[i].name, subs[i].name);
@@ -1259,6 +1261,9 @@ static void test_status_roundtrip(void **state)
     st.capture_state = -1;
     assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
     st.capture_state = RT_CAPTURE_NONE;
+    st.security = 3;
+    assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
+    st.security = RT_SECURITY_INSECURE;
     assert_int_equal(rt_status_encode(&st, &frame, &len), 0);
     free(frame);
     memset(st.slot, 's', sizeof st.slot);
@@ -1271,15 +1276,15 @@ static void test_status_malformed(void **state)
     (void)state;
     /* f: 0 valid, 1 version 2, 2 source of 128 bytes, 3 name of 128 bytes, 4 state 5,
      * 5 seen nil, 6 capture state 4, 7 error text of 256 bytes, 8 a sub of 4 fields (old
-     * layout), 9 lag_bytes negative, 10 top-level array one field short */
-    for (int f = 0; f < 11; f++) {
+     * layout), 9 lag_bytes negative, 10 top-level array one field short, 11 security 3 */
+    for (int f = 0; f < 12; f++) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
         char name[256];
         memset(name, 'q', sizeof name);
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, f == 10 ? 16 : 17);
+        msgpack_pack_array(&pk, f == 10 ? 17 : 18);
         s_pack_str(&pk, "STATUS_REPLY");
         msgpack_pack_uint8(&pk, f == 1 ? 2 : 1);
         msgpack_pack_str_with_body(&pk, name, f == 2 ? 128 : 127);
@@ -1291,6 +1296,7 @@ static void test_status_malformed(void **state)
         msgpack_pack_int64(&pk, 5);
         if (f != 10)
             msgpack_pack_int64(&pk, 6);
+        msgpack_pack_uint8(&pk, f == 11 ? 3 : 2);
         msgpack_pack_array(&pk, 1);
         msgpack_pack_array(&pk, f == 8 ? 4 : 10);
         msgpack_pack_str_with_body(&pk, name, f == 3 ? 128 : 127);
