@@ -29,6 +29,7 @@
 #define S_MAX_PER_CLIENT 16
 #define S_CONNECTION_TIMEOUT_S 10
 #define S_TOKEN_MIN 16
+#define S_WARN_EVERY_MS 10000
 
 enum { S_QUEUED, S_TAKEN, S_DONE, S_ABANDONED };
 
@@ -94,6 +95,39 @@ static void s_job_free(s_job_t *job)
     free(job);
 }
 
+/* Warnings from connection threads, at most one per S_WARN_EVERY_MS: a client that
+ * provokes one per request must not flood the log. The first after a quiet spell says
+ * how many were left out. */
+static void s_warn(const char *fmt, ...) RT_PRINTF(1, 2);
+static void s_warn(const char *fmt, ...)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t last_us;
+    static unsigned long dropped;
+    pthread_mutex_lock(&lock);
+    int64_t now = s_mono_us();
+    bool show = last_us == 0 || now - last_us >= (int64_t)S_WARN_EVERY_MS * 1000;
+    unsigned long left_out = dropped;
+    if (show) {
+        last_us = now;
+        dropped = 0;
+    } else {
+        dropped++;
+    }
+    pthread_mutex_unlock(&lock);
+    if (!show)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (left_out)
+        rt_warn("http: %s (and %lu warnings left out before it)", line, left_out);
+    else
+        rt_warn("http: %s", line);
+}
+
 static void s_logger(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -102,7 +136,7 @@ static void s_logger(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
-    rt_warn("http: %s", line);
+    s_warn("%s", line);
 }
 
 /* Queues a response built from (data, len) with the usual headers. With owned, data is
@@ -245,7 +279,7 @@ static enum MHD_Result s_dispatch(rt_http_t *self, struct MHD_Connection *conn, 
 
     uint64_t one = 1;
     if (write(self->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-        rt_warn("http: cannot signal the event loop: %s", strerror(errno));
+        s_warn("cannot signal the event loop: %s", strerror(errno));
 
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -287,7 +321,7 @@ static enum MHD_Result s_dispatch(rt_http_t *self, struct MHD_Connection *conn, 
     if (queued)
         s_job_free(job);
     if (!stopping)
-        rt_warn("http: %s %s not answered by the event loop within %d ms", method, url, timeout_ms);
+        s_warn("%s %s not answered by the event loop within %d ms", method, url, timeout_ms);
     return s_send_text(conn, 503, stopping ? "shutting down\n" : "the daemon is busy\n");
 }
 
