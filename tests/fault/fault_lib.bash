@@ -40,7 +40,7 @@ fault_log() {
 # fault_asan
 # True when RT_BIN is a sanitizer build (memory bounds are then relaxed).
 fault_asan() {
-    grep -qs '^RT_SANITIZE:BOOL=ON' "$RT_BIN/CMakeCache.txt"
+    rt_sanitized
 }
 
 # fault_scale NORMAL SANITIZED

@@ -615,6 +615,13 @@ rt_wait_converged() {
 
 declare -gA RT_HWM_KB=() # daemon label -> highest VmHWM seen by rt_hwm_sample, in kB
 
+# rt_sanitized
+# True when RT_BIN is a sanitizer build (ASan's quarantine of freed memory and its
+# shadow make resident-memory figures measure the sanitizer more than rt).
+rt_sanitized() {
+    grep -qs '^RT_SANITIZE:BOOL=ON' "$RT_BIN/CMakeCache.txt"
+}
+
 # rt_vmhwm_kb LABEL
 # Prints the peak resident set size (VmHWM, kB) of the running daemon LABEL; returns 1
 # if it is not running.
