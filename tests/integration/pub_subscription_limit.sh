@@ -6,16 +6,7 @@ set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
 rt_setup
 
-for c in source replica; do
-    rt_pg_start "$c"
-    rt_psql "$c" -c "CREATE TABLE t (id int PRIMARY KEY, v text)"
-done
-ROUTER="tcp://127.0.0.1:$(rt_free_port)"
-PUB_EP="tcp://127.0.0.1:$(rt_free_port)"
-rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
-    --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "$PUB_EP"
-rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
-    --target "$REPLICA_DSN" --name replica
+rt_pair_start
 rt_psql source -c "INSERT INTO t SELECT g, 'before' FROM generate_series(1, 1000) g"
 rt_wait_converged 60 source replica
 

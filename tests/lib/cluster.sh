@@ -615,6 +615,25 @@ rt_wait_converged() {
 
 declare -gA RT_HWM_KB=() # daemon label -> highest VmHWM seen by rt_hwm_sample, in kB
 
+# rt_pair_start
+# The smallest pipeline: clusters "source" and "replica", each with the table
+# t (id int PRIMARY KEY, v text), a publisher "pub" (source name src, outbox
+# RT_TMP/outbox) and a subscriber "sub" named replica. Sets ROUTER and PUB_EP, the
+# publisher's endpoints on free loopback ports.
+rt_pair_start() {
+    local c
+    for c in source replica; do
+        rt_pg_start "$c" || return 1
+        rt_psql "$c" -c "CREATE TABLE t (id int PRIMARY KEY, v text)" || return 1
+    done
+    ROUTER="tcp://127.0.0.1:$(rt_free_port)"
+    PUB_EP="tcp://127.0.0.1:$(rt_free_port)"
+    rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
+        --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "$PUB_EP" || return 1
+    rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
+        --target "$REPLICA_DSN" --name replica
+}
+
 # rt_sanitized
 # True when RT_BIN is a sanitizer build (ASan's quarantine of freed memory and its
 # shadow make resident-memory figures measure the sanitizer more than rt).
