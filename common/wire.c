@@ -1007,7 +1007,9 @@ cleanup:
  * Control messages, table-driven: each type has a tag and a field signature, one
  * character per field after the version, mapped to an rt_msg_t member:
  *   's' str -> char *      'u' uint -> uint64_t      'b' bool -> bool
- *   'i' int -> int64_t     'e' uint <= RT_SUB_OFFLINE -> int64_t (a subscriber state) */
+ *   'i' int -> int64_t     'e' uint <= RT_SUB_LAST_STATE -> int64_t (a subscriber state)
+ *   'x' bin -> data, datalen (the member named is data)
+ *   'T' the tables of a SYNC_READY -> tables, ntables (the member named is tables) */
 
 #define S_MAX_FIELDS 6
 
@@ -1046,6 +1048,19 @@ static const s_msg_spec_t s_msg_specs[] = {
      "REPLAY",
      "suuiu",
      {S_OFF(name), S_OFF(seq), S_OFF(last_seq), S_OFF(commit_ts), S_OFF(flags)}},
+    {RT_MSG_SYNC, "SYNC", "suu", {S_OFF(name), S_OFF(seq), S_OFF(count)}},
+    {RT_MSG_SYNC_READY,
+     "SYNC_READY",
+     "uuuTs",
+     {S_OFF(sync_id), S_OFF(seq), S_OFF(lsn), S_OFF(tables), S_OFF(text)}},
+    {RT_MSG_SYNC_KEEP, "SYNC_KEEP", "su", {S_OFF(name), S_OFF(sync_id)}},
+    {RT_MSG_SYNC_END, "SYNC_END", "su", {S_OFF(name), S_OFF(sync_id)}},
+    {RT_MSG_COPY,
+     "COPY",
+     "suuuu",
+     {S_OFF(name), S_OFF(sync_id), S_OFF(table), S_OFF(count), S_OFF(flags)}},
+    {RT_MSG_COPY_DATA, "COPY_DATA", "uux", {S_OFF(sync_id), S_OFF(table), S_OFF(data)}},
+    {RT_MSG_COPY_DONE, "COPY_DONE", "uuu", {S_OFF(sync_id), S_OFF(table), S_OFF(count)}},
 };
 
 #define S_NSPECS (sizeof s_msg_specs / sizeof s_msg_specs[0])
@@ -1064,7 +1079,8 @@ const char *rt_msg_type_name(int type)
     return spec ? spec->tag : "UNKNOWN";
 }
 
-static const char *s_sub_state_names[] = {"streaming", "catching-up", "paused", "error", "offline"};
+static const char *s_sub_state_names[] = {"streaming", "catching-up", "paused",
+                                          "error",     "offline",     "copying"};
 
 const char *rt_security_name(int64_t security)
 {
@@ -1085,9 +1101,118 @@ const char *rt_capture_state_name(int64_t state)
 
 const char *rt_sub_state_name(int state)
 {
-    if (state < RT_SUB_STREAMING || state > RT_SUB_OFFLINE)
+    if (state < RT_SUB_STREAMING || state > RT_SUB_LAST_STATE)
         return "unknown";
     return s_sub_state_names[state];
+}
+
+void rt_sync_tables_free(rt_sync_table_t *tables, size_t ntables)
+{
+    for (size_t i = 0; tables && i < ntables; i++) {
+        for (uint32_t j = 0; tables[i].cols && j < tables[i].ncols; j++) {
+            free(tables[i].cols[j].name);
+            free(tables[i].cols[j].type);
+        }
+        free(tables[i].cols);
+        free(tables[i].schema);
+        free(tables[i].table);
+    }
+    free(tables);
+}
+
+/* Reads a str field as a malloc'd NUL-terminated copy: NULL and c->bad on a bad field,
+ * NULL and *enomem when out of memory. */
+static char *s_str_dup(s_cursor_t *c, bool *enomem)
+{
+    const char *p;
+    uint32_t n;
+    s_str(c, &p, &n);
+    if (c->bad)
+        return NULL;
+    char *d = s_dup(p, n);
+    if (!d)
+        *enomem = true;
+    return d;
+}
+
+/* tables: [[schema, table, relkind, bytes, [[name, type, typoid], ...]], ...]. RT_OK
+ * (c->bad on a malformed list) or RT_ENOMEM; msg owns whatever was read. */
+static int s_decode_tables(s_cursor_t *c, rt_msg_t *msg)
+{
+    s_cursor_t tc;
+    bool enomem = false;
+    s_sub(c, &tc, UINT32_MAX);
+    if (c->bad || tc.n > RT_SYNC_MAX_TABLES) {
+        c->bad = true;
+        return RT_OK;
+    }
+    if (tc.n && !(msg->tables = calloc(tc.n, sizeof *msg->tables)))
+        return RT_ENOMEM;
+    msg->ntables = tc.n;
+    for (uint32_t i = 0; i < tc.n && !c->bad && !enomem; i++) {
+        rt_sync_table_t *t = &msg->tables[i];
+        s_cursor_t one, cols;
+        s_sub(&tc, &one, 5);
+        t->schema = s_str_dup(&one, &enomem);
+        t->table = s_str_dup(&one, &enomem);
+        const char *kind;
+        uint32_t klen;
+        s_str(&one, &kind, &klen);
+        if (!one.bad && (klen != 1 || (kind[0] != 'r' && kind[0] != 'p')))
+            one.bad = true;
+        t->relkind = one.bad ? 0 : kind[0];
+        t->bytes = s_uint(&one, UINT64_MAX);
+        s_sub(&one, &cols, UINT32_MAX);
+        if (!one.bad && (cols.n == 0 || cols.n > RT_SYNC_MAX_COLUMNS))
+            one.bad = true;
+        if (!one.bad && !enomem && !(t->cols = calloc(cols.n, sizeof *t->cols)))
+            enomem = true;
+        if (!one.bad && !enomem)
+            t->ncols = cols.n;
+        for (uint32_t j = 0; j < t->ncols && !one.bad && !enomem; j++) {
+            s_cursor_t col;
+            s_sub(&cols, &col, 3);
+            t->cols[j].name = s_str_dup(&col, &enomem);
+            t->cols[j].type = s_str_dup(&col, &enomem);
+            t->cols[j].typoid = (uint32_t)s_uint(&col, UINT32_MAX);
+            if (col.bad || col.i != col.n || (!enomem && !t->cols[j].name[0]))
+                one.bad = true;
+        }
+        if (one.bad || one.i != one.n || (!enomem && (!t->schema[0] || !t->table[0])))
+            c->bad = true;
+    }
+    return enomem ? RT_ENOMEM : RT_OK;
+}
+
+static void s_pack_tables(s_packer_t *sp, const rt_msg_t *msg)
+{
+    if (msg->ntables > RT_SYNC_MAX_TABLES) {
+        if (sp->err == RT_OK)
+            sp->err = RT_EINVAL;
+        return;
+    }
+    S_PACK(sp, msgpack_pack_array(&sp->pk, msg->ntables));
+    for (size_t i = 0; i < msg->ntables; i++) {
+        const rt_sync_table_t *t = &msg->tables[i];
+        if ((t->relkind != 'r' && t->relkind != 'p') || t->ncols == 0 ||
+            t->ncols > RT_SYNC_MAX_COLUMNS) {
+            if (sp->err == RT_OK)
+                sp->err = RT_EINVAL;
+            return;
+        }
+        S_PACK(sp, msgpack_pack_array(&sp->pk, 5));
+        s_pack_cstr(sp, t->schema);
+        s_pack_cstr(sp, t->table);
+        S_PACK(sp, msgpack_pack_str_with_body(&sp->pk, &t->relkind, 1));
+        S_PACK(sp, msgpack_pack_uint64(&sp->pk, t->bytes));
+        S_PACK(sp, msgpack_pack_array(&sp->pk, t->ncols));
+        for (uint32_t j = 0; j < t->ncols; j++) {
+            S_PACK(sp, msgpack_pack_array(&sp->pk, 3));
+            s_pack_cstr(sp, t->cols[j].name);
+            s_pack_cstr(sp, t->cols[j].type);
+            S_PACK(sp, msgpack_pack_uint32(&sp->pk, t->cols[j].typoid));
+        }
+    }
 }
 
 int rt_msg_peek_type(const void *frame, size_t len)
@@ -1136,6 +1261,8 @@ void rt_msg_clear(rt_msg_t *msg)
     free(msg->source);
     free(msg->endpoint);
     free(msg->text);
+    free(msg->data);
+    rt_sync_tables_free(msg->tables, msg->ntables);
     memset(msg, 0, sizeof *msg);
 }
 
@@ -1171,8 +1298,27 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
             break;
         case 'u': *(uint64_t *)field = s_uint(&c, UINT64_MAX); break;
         case 'i': *(int64_t *)field = s_int(&c, INT64_MIN, INT64_MAX); break;
-        case 'e': *(int64_t *)field = (int64_t)s_uint(&c, RT_SUB_OFFLINE); break;
+        case 'e': *(int64_t *)field = (int64_t)s_uint(&c, RT_SUB_LAST_STATE); break;
         case 'b': *(bool *)field = s_bool(&c); break;
+        case 'x': {
+            const msgpack_object *o = s_next(&c);
+            if (c.bad || o->type != MSGPACK_OBJECT_BIN) {
+                c.bad = true;
+                break;
+            }
+            if (!(msg->data = malloc(o->via.bin.size ? o->via.bin.size : 1))) {
+                err = RT_ENOMEM;
+                goto cleanup;
+            }
+            if (o->via.bin.size)
+                memcpy(msg->data, o->via.bin.ptr, o->via.bin.size);
+            msg->datalen = o->via.bin.size;
+            break;
+        }
+        case 'T':
+            if ((err = s_decode_tables(&c, msg)) == RT_ENOMEM)
+                goto cleanup;
+            break;
         }
     }
     err = c.bad ? RT_EPROTO : RT_OK;
@@ -1220,7 +1366,7 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
         case 'i': S_PACK(&sp, msgpack_pack_int64(&sp.pk, *(const int64_t *)field)); break;
         case 'e': {
             int64_t v = *(const int64_t *)field;
-            if (v < RT_SUB_STREAMING || v > RT_SUB_OFFLINE) {
+            if (v < RT_SUB_STREAMING || v > RT_SUB_LAST_STATE) {
                 if (sp.err == RT_OK)
                     sp.err = RT_EINVAL;
                 break;
@@ -1234,6 +1380,10 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
             else
                 S_PACK(&sp, msgpack_pack_false(&sp.pk));
             break;
+        case 'x':
+            S_PACK(&sp, msgpack_pack_bin_with_body(&sp.pk, msg->data, msg->datalen));
+            break;
+        case 'T': s_pack_tables(&sp, msg); break;
         }
     }
     return s_release(&sb, sp.err, frame, len);
@@ -1300,7 +1450,7 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
     S_PACK(&sp, msgpack_pack_array(&sp.pk, st->nsubs));
     for (uint32_t i = 0; i < st->nsubs && sp.err == RT_OK; i++) {
         const rt_status_sub_t *sub = &st->subs[i];
-        if (sub->state < RT_SUB_STREAMING || sub->state > RT_SUB_OFFLINE) {
+        if (sub->state < RT_SUB_STREAMING || sub->state > RT_SUB_LAST_STATE) {
             sp.err = RT_EINVAL;
             break;
         }
@@ -1364,7 +1514,7 @@ int rt_status_decode(const void *frame, size_t len, rt_status_t *st)
         s_sub(&subs, &sc, S_STATUS_SUB_FIELDS);
         s_str_fixed(&sc, sub->name, sizeof sub->name);
         sub->acked_seq = s_uint(&sc, UINT64_MAX);
-        sub->state = (int64_t)s_uint(&sc, RT_SUB_OFFLINE);
+        sub->state = (int64_t)s_uint(&sc, RT_SUB_LAST_STATE);
         sub->seen_ms_ago = s_int(&sc, INT64_MIN, INT64_MAX);
         sub->conflicts = s_uint(&sc, UINT64_MAX);
         sub->commit_ts = s_int(&sc, INT64_MIN, INT64_MAX);

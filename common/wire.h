@@ -152,9 +152,42 @@ typedef enum {
     RT_MSG_RESUME,       /* rtctl -> pub: name */
     RT_MSG_OK,           /* pub -> rtctl: text */
     RT_MSG_FORGET,       /* rtctl -> pub: name, flags (RT_FORGET_FORCE) */
-    RT_MSG_REPLAY        /* rtctl -> pub: name, seq (from), last_seq (to), commit_ts (since),
+    RT_MSG_REPLAY,       /* rtctl -> pub: name, seq (from), last_seq (to), commit_ts (since),
                           * flags (RT_REPLAY_*); pub -> sub: the same, range resolved */
+    RT_MSG_SYNC,         /* sub -> pub: name, seq (start seq it holds, 0 none), count (jobs) */
+    RT_MSG_SYNC_READY,   /* pub -> sub: sync_id, seq (start seq), lsn (consistent point),
+                          * tables, text (snapshot name) */
+    RT_MSG_SYNC_KEEP,    /* sub -> pub: name, sync_id: the copy goes on */
+    RT_MSG_SYNC_END,     /* sub -> pub: name, sync_id: the copy ended, drop the snapshot */
+    RT_MSG_COPY,         /* sub -> pub: name, sync_id, table, count (credit), flags (RT_COPY_*) */
+    RT_MSG_COPY_DATA,    /* pub -> sub: sync_id, table, data (COPY bytes, whole rows) */
+    RT_MSG_COPY_DONE     /* pub -> sub: sync_id, table, count (rows sent) */
 } rt_msg_type_t;
+
+/* COPY flags. */
+#define RT_COPY_BINARY 0x01u /* COPY ... (FORMAT binary) */
+#define RT_COPY_FLAGS 0x01u  /* every valid bit */
+
+/* A column of a table offered for an initial copy (SYNC_READY). */
+typedef struct {
+    char *name;      /* column name */
+    char *type;      /* format_type() on the source, e.g. "character varying(20)" */
+    uint32_t typoid; /* type OID on the source (< 16384: a built-in type) */
+} rt_sync_column_t;
+
+/* A published table as of the snapshot, with the columns the copy sends, in order. */
+typedef struct {
+    char *schema, *table;
+    char relkind;           /* 'r' table, 'p' partitioned table */
+    uint64_t bytes;         /* its size on disk (partitions included), for scheduling */
+    uint32_t ncols;         /* columns sent */
+    rt_sync_column_t *cols; /* ncols columns */
+} rt_sync_table_t;
+
+/* Most tables one SYNC_READY offers. */
+#define RT_SYNC_MAX_TABLES 100000u
+/* Most columns of a table (PostgreSQL's MaxHeapAttributeNumber). */
+#define RT_SYNC_MAX_COLUMNS 1600u
 
 /* REPLAY flags. */
 #define RT_REPLAY_DRY_RUN 0x01u /* count what would be sent, send nothing */
@@ -174,8 +207,10 @@ typedef enum {
     RT_SUB_CATCHING_UP = 1,
     RT_SUB_PAUSED = 2,
     RT_SUB_ERROR = 3,
-    RT_SUB_OFFLINE = 4
+    RT_SUB_OFFLINE = 4,
+    RT_SUB_COPYING = 5 /* taking its initial copy */
 } rt_sub_state_t;
+#define RT_SUB_LAST_STATE RT_SUB_COPYING
 
 const char *rt_sub_state_name(int state);
 /* The name of an rt_capture_state_t ("streaming", "disconnected", ...). */
@@ -211,8 +246,18 @@ typedef struct {
     int64_t commit_ts;  /* ACK: source commit time of the last applied record (PostgreSQL
                          * epoch µs, 0 if none); REPLAY: the --since time */
     int64_t applied_at; /* ACK: when that record was committed on the replica (same unit) */
-    uint64_t flags;     /* REPLAY: RT_REPLAY_*; FORGET: RT_FORGET_* */
+    uint64_t flags;     /* REPLAY: RT_REPLAY_*; FORGET: RT_FORGET_*; COPY: RT_COPY_* */
+    uint64_t sync_id;   /* SYNC_*, COPY*: the publisher's id of the copy session */
+    uint64_t table;     /* COPY*: index of the table in SYNC_READY's tables */
+    rt_lsn_t lsn;       /* SYNC_READY: the snapshot's consistent point */
+    void *data;         /* COPY_DATA: datalen bytes (malloc'd) */
+    size_t datalen;
+    rt_sync_table_t *tables; /* SYNC_READY: ntables tables (malloc'd) */
+    size_t ntables;
 } rt_msg_t;
+
+/* Frees ntables tables of a SYNC_READY and their strings (NULL-safe). */
+void rt_sync_tables_free(rt_sync_table_t *tables, size_t ntables);
 
 /* Returns the type of a frame without decoding it fully (RT_MSG_UNKNOWN if not ours). */
 int rt_msg_peek_type(const void *frame, size_t len);

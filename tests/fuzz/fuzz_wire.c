@@ -240,7 +240,7 @@ static void s_check_msg(const rt_msg_t *m)
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (strs[i])
             s_check_name(strs[i]);
-    S_CHECK(m->state >= RT_SUB_STREAMING && m->state <= RT_SUB_OFFLINE);
+    S_CHECK(m->state >= RT_SUB_STREAMING && m->state <= RT_SUB_LAST_STATE);
 }
 
 static void s_roundtrip_msg(const rt_msg_t *m)
@@ -279,7 +279,7 @@ static void s_check_status(const rt_status_t *st)
     for (uint32_t i = 0; i < st->nsubs; i++) {
         const rt_status_sub_t *sub = &st->subs[i];
         S_CHECK(strnlen(sub->name, sizeof sub->name) < sizeof sub->name);
-        S_CHECK(sub->state >= RT_SUB_STREAMING && sub->state <= RT_SUB_OFFLINE);
+        S_CHECK(sub->state >= RT_SUB_STREAMING && sub->state <= RT_SUB_LAST_STATE);
         S_CHECK(strnlen(sub->error, sizeof sub->error) < sizeof sub->error);
     }
     S_CHECK(st->capture_state >= RT_CAPTURE_STREAMING && st->capture_state <= RT_CAPTURE_NONE);

@@ -992,7 +992,7 @@ static void test_msg_encode_invalid(void **state)
     assert_int_equal(strlen(m1.text), 4096);
     rt_msg_clear(&m1);
     free(frame);
-    rt_msg_t m2 = {.type = RT_MSG_ACK, .state = 5};
+    rt_msg_t m2 = {.type = RT_MSG_ACK, .state = RT_SUB_LAST_STATE + 1};
     assert_int_equal(rt_msg_encode(&m2, &frame, &len), RT_EINVAL);
     rt_msg_t m3 = {.type = RT_MSG_REC};
     assert_int_equal(rt_msg_encode(&m3, &frame, &len), RT_EINVAL);
@@ -1025,7 +1025,7 @@ static void s_pack_msg(msgpack_sbuffer *sb, const char *tag, int version, const 
         case 'S': msgpack_pack_str_with_body(&pk, "x\0y", 3); break;
         case 'L': msgpack_pack_str_with_body(&pk, longs, sizeof longs); break;
         case 'f': msgpack_pack_float(&pk, 1.0f); break;
-        case '5': msgpack_pack_uint8(&pk, 5); break;
+        case '5': msgpack_pack_uint8(&pk, RT_SUB_LAST_STATE + 1); break;
         case 't': msgpack_pack_true(&pk); break;
         case 'F': msgpack_pack_false(&pk); break;
         }
@@ -1143,7 +1143,8 @@ static void test_sub_state_name(void **state)
     assert_string_equal(rt_sub_state_name(RT_SUB_PAUSED), "paused");
     assert_string_equal(rt_sub_state_name(RT_SUB_ERROR), "error");
     assert_string_equal(rt_sub_state_name(RT_SUB_OFFLINE), "offline");
-    assert_string_equal(rt_sub_state_name(5), "unknown");
+    assert_string_equal(rt_sub_state_name(RT_SUB_COPYING), "copying");
+    assert_string_equal(rt_sub_state_name(RT_SUB_LAST_STATE + 1), "unknown");
     assert_string_equal(rt_sub_state_name(-1), "unknown");
 }
 
@@ -1274,7 +1275,7 @@ static void test_status_roundtrip(void **state)
 static void test_status_malformed(void **state)
 {
     (void)state;
-    /* f: 0 valid, 1 version 2, 2 source of 128 bytes, 3 name of 128 bytes, 4 state 5,
+    /* f: 0 valid, 1 version 2, 2 source of 128 bytes, 3 name of 128 bytes, 4 state 6,
      * 5 seen nil, 6 capture state 4, 7 error text of 256 bytes, 8 a sub of 4 fields (old
      * layout), 9 lag_bytes negative, 10 top-level array one field short, 11 security 3 */
     for (int f = 0; f < 12; f++) {
@@ -1301,7 +1302,7 @@ static void test_status_malformed(void **state)
         msgpack_pack_array(&pk, f == 8 ? 4 : 10);
         msgpack_pack_str_with_body(&pk, name, f == 3 ? 128 : 127);
         msgpack_pack_uint8(&pk, 1);
-        msgpack_pack_uint8(&pk, f == 4 ? 5 : 1);
+        msgpack_pack_uint8(&pk, f == 4 ? RT_SUB_LAST_STATE + 1 : 1);
         if (f == 5)
             msgpack_pack_nil(&pk);
         else
