@@ -1380,9 +1380,7 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
             else
                 S_PACK(&sp, msgpack_pack_false(&sp.pk));
             break;
-        case 'x':
-            S_PACK(&sp, msgpack_pack_bin_with_body(&sp.pk, msg->data, msg->datalen));
-            break;
+        case 'x': S_PACK(&sp, msgpack_pack_bin_with_body(&sp.pk, msg->data, msg->datalen)); break;
         case 'T': s_pack_tables(&sp, msg); break;
         }
     }
