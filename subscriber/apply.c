@@ -67,6 +67,9 @@ void rt_apply_destroy(rt_apply_t **self_p)
     free(self->params);
     free(self->trels);
     free(self->relkeys);
+    rt__skip_free(self);
+    free(self->fchanges);
+    free(self->ftrunc);
     free(self->copy_buf);
     free(self);
     *self_p = NULL;
@@ -306,6 +309,12 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
     }
     PQclear(res);
     res = NULL;
+    if ((err = rt__skip_load(self)) != RT_OK) {
+        if (err != RT_ENOMEM)
+            err = RT_EDB;
+        goto cleanup;
+    }
+    err = RT_EDB;
     if (s_enter_pipeline(self) != RT_OK)
         goto cleanup;
     self->applied_seq = seq;
@@ -381,6 +390,8 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     int err = RT_OK, sent = RT_OK;
 
     assert(self->conn && rec->seq == self->position + 1);
+    if (!(rec = rt__skip_filter(self, rec)))
+        return RT_ENOMEM;
     for (uint32_t i = 0; i < rec->nrels; i++) {
         if (!s_schema_protected(rec->rels[i].schema))
             continue;
@@ -599,6 +610,12 @@ int rt_apply_reset(rt_apply_t *self, uint64_t seq)
         goto cleanup;
     PQclear(res);
     res = NULL;
+    if ((err = rt__skip_load(self)) != RT_OK) {
+        if (err != RT_ENOMEM)
+            err = RT_EDB;
+        goto cleanup;
+    }
+    err = RT_EDB;
     if (s_enter_pipeline(self) != RT_OK)
         goto cleanup;
     rt_info("origin %s of replica %s moved from seq %" PRIu64 " to seq %" PRIu64, self->origin,

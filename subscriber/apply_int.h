@@ -44,6 +44,13 @@ typedef struct {
 
 /* The applier (apply.h): the replica session and its progress, the open transaction,
  * the pipeline queue and statement cache, the open COPY and the conflict being handled. */
+/* A table copied by an initial copy (rt.sync_tables, state ready): changes to it that
+ * committed before lsn are in the copy already. */
+typedef struct {
+    char *schema, *table;
+    rt_lsn_t lsn;
+} rt__skip_t;
+
 struct rt_apply_t {
     char *dsn;                            /* replica connection string */
     volatile sig_atomic_t *stop;          /* stop request flag */
@@ -103,6 +110,15 @@ struct rt_apply_t {
     char last_error[RT_ERROR_TEXT_MAX + 1]; /* the last failure, one line */
     int64_t last_commit_ts;                 /* source commit time of the last committed group */
     int64_t last_applied_at;                /* when it committed */
+
+    rt__skip_t *skips;     /* tables an initial copy holds up to a consistent point */
+    size_t nskips;         /* 0 once every record applied is past them all */
+    rt_lsn_t skip_max;     /* the latest of their points */
+    rt_record_t filtered;  /* the record without the changes the copy holds */
+    rt_change_t *fchanges; /* filtered's changes */
+    size_t fchanges_cap;
+    uint32_t *ftrunc; /* relation indexes of its TRUNCATEs */
+    size_t ftrunc_cap;
 };
 
 /* ---- apply.c: the session. */
@@ -115,6 +131,22 @@ void rt__apply_error(rt_apply_t *self, const char *fmt, ...) RT_PRINTF(2, 3);
 
 /* Drops the connection without any further command (the server rolls back). */
 void rt__apply_drop(rt_apply_t *self);
+
+/* ---- apply_skip.c: changes an initial copy holds already. */
+
+/* Reads the replica's rt.sync_tables for self->source (none if it does not exist).
+ * RT_OK, RT_EDB (logged, kept as the last error) or RT_ENOMEM. */
+int rt__skip_load(rt_apply_t *self) RT_WUR;
+
+/* Forgets the tables read. */
+void rt__skip_free(rt_apply_t *self);
+
+/* rec, or a copy of it in self->filtered without the changes whose table was copied
+ * under a snapshot that holds them (the record's commit LSN is before the table's
+ * consistent point); valid until the next call. Once a record is past every table's
+ * point, the tables are forgotten (nothing more is ever skipped). NULL if out of
+ * memory. */
+const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec);
 
 /* ---- apply_pipeline.c: the pipeline queue and the prepared-statement cache. Commands
  * are queued on self->conn (in pipeline mode) and noted in self->ops; sending fails

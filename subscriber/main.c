@@ -12,6 +12,7 @@
 #include "conflict.h"
 #include "curve.h"
 #include "daemon.h"
+#include "initcopy.h"
 #include "link.h"
 #include "log.h"
 #include "sock.h"
@@ -30,9 +31,18 @@ typedef struct {
     bool insecure;
     int64_t log_level;
     int64_t conflict_policy;
+    int64_t init;
+    int64_t copy_jobs;
+    bool truncate;
 } s_opts_t;
 
+/* --init: what a replica with no progress for the source starts from. */
+enum { S_INIT_NONE, S_INIT_COPY };
+static const char *const s_init_words[] = {"none", "copy", NULL};
+
 #define OPT(k, t, f, d, ch, req, rel, h) RT_CFG_OPT(s_opts_t, k, t, f, d, 0, 0, ch, req, rel, h)
+#define OPTN(k, f, d, lo, hi, h)                                                                   \
+    RT_CFG_OPT(s_opts_t, k, RT_CFG_INT, f, d, lo, hi, NULL, false, false, h)
 
 /* What SIGHUP needs: the option table and the running options. */
 typedef struct {
@@ -160,6 +170,16 @@ int main(int argc, char **argv)
             "on an INSERT of an existing key or an UPDATE/DELETE of a missing row: error "
             "(stop applying, retry with back-off) or apply_remote (make the replica row the "
             "source's); either way recorded in rt.conflicts"),
+        OPT("init", RT_CFG_ENUM, init, "none", s_init_words, false, false,
+            "on the first start for a source (no progress on the replica yet): none (the "
+            "replica already holds the source's rows) or copy (copy every published table "
+            "through the publisher under one snapshot, then stream what committed after it)"),
+        OPTN("copy-jobs", copy_jobs, "4", 1, RT_INITCOPY_MAX_JOBS,
+             "with --init copy: tables copied at once (each job has a replica connection, "
+             "and the publisher a source connection for it)"),
+        OPT("truncate", RT_CFG_BOOL, truncate, "false", NULL, false, false,
+            "with --init copy: empty replica tables that hold rows before copying them "
+            "(without it such a table is refused, naming it)"),
     };
     const size_t nparams = sizeof params / sizeof params[0];
     s_opts_t opts = {0};
@@ -215,6 +235,26 @@ int main(int argc, char **argv)
     if (http && opts.http_token && rt_http_set_token_file(http, opts.http_token) != RT_OK) {
         code = RT_EXIT_USAGE;
         goto cleanup;
+    }
+    if (opts.init == S_INIT_COPY) {
+        rt_initcopy_opts_t io = {.publisher = opts.publisher,
+                                 .name = opts.name,
+                                 .target = opts.target,
+                                 .cert = cert,
+                                 .publisher_key = cert ? publisher_key : NULL,
+                                 .jobs = (int)opts.copy_jobs,
+                                 .truncate = opts.truncate,
+                                 .stop = rt_daemon_stop_flag()};
+        rc = rt_initcopy_run(&io);
+        if (rc == RT_EAGAIN) {
+            rt_info("stopped during the initial copy; it goes on at the next start");
+            code = RT_EXIT_OK;
+            goto cleanup;
+        }
+        if (rc != RT_OK) {
+            code = rt_daemon_exit_code(rc);
+            goto cleanup;
+        }
     }
     s_reload_t reload = {params, nparams, &opts};
     rt_apply_set_policy(apply, (int)opts.conflict_policy);

@@ -1148,6 +1148,136 @@ static void test_sub_state_name(void **state)
     assert_string_equal(rt_sub_state_name(-1), "unknown");
 }
 
+/* ---- Initial copy messages */
+
+static void test_sync_roundtrip(void **state)
+{
+    (void)state;
+    rt_sync_column_t cols1[] = {{"id", "integer", 23}, {"v", "text", 25}};
+    rt_sync_column_t cols2[] = {{"k", "mood", 16500}};
+    rt_sync_table_t tables[] = {{"public", "t1", 'r', 8192, 2, cols1},
+                                {"sales", "by month", 'p', 0, 1, cols2}};
+    rt_msg_t m = {.type = RT_MSG_SYNC_READY,
+                  .sync_id = 7,
+                  .seq = 41,
+                  .lsn = 0x16B374D48ULL,
+                  .tables = tables,
+                  .ntables = 2,
+                  .text = "00000003-00000002-1"};
+    void *frame;
+    size_t len;
+    assert_int_equal(rt_msg_encode(&m, &frame, &len), 0);
+    assert_int_equal(rt_msg_peek_type(frame, len), RT_MSG_SYNC_READY);
+    rt_msg_t d;
+    assert_int_equal(rt_msg_decode(frame, len, &d), 0);
+    assert_int_equal(d.sync_id, 7);
+    assert_int_equal(d.seq, 41);
+    assert_int_equal(d.lsn, 0x16B374D48ULL);
+    assert_string_equal(d.text, "00000003-00000002-1");
+    assert_int_equal(d.ntables, 2);
+    assert_string_equal(d.tables[1].schema, "sales");
+    assert_string_equal(d.tables[1].table, "by month");
+    assert_int_equal(d.tables[1].relkind, 'p');
+    assert_int_equal(d.tables[0].bytes, 8192);
+    assert_int_equal(d.tables[0].ncols, 2);
+    assert_string_equal(d.tables[0].cols[1].name, "v");
+    assert_string_equal(d.tables[0].cols[1].type, "text");
+    assert_int_equal(d.tables[1].cols[0].typoid, 16500);
+    rt_msg_clear(&d);
+    /* Every truncation of the frame is refused. */
+    for (size_t cut = 0; cut < len; cut++) {
+        rt_msg_t x;
+        void *part = s_copy(frame, cut);
+        assert_int_not_equal(rt_msg_decode(part, cut, &x), 0);
+        assert_null(x.tables);
+        free(part);
+    }
+    free(frame);
+
+    /* A table without columns, or of another kind, is neither encoded nor decoded. */
+    rt_sync_table_t bad[] = {{"public", "t1", 'v', 0, 2, cols1}};
+    m.tables = bad;
+    m.ntables = 1;
+    assert_int_equal(rt_msg_encode(&m, &frame, &len), RT_EINVAL);
+    bad[0].relkind = 'r';
+    bad[0].ncols = 0;
+    assert_int_equal(rt_msg_encode(&m, &frame, &len), RT_EINVAL);
+
+    unsigned char bytes[300];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (unsigned char)i;
+    rt_msg_t c = {
+        .type = RT_MSG_COPY_DATA, .sync_id = 7, .table = 1, .data = bytes, .datalen = sizeof bytes};
+    assert_int_equal(rt_msg_encode(&c, &frame, &len), 0);
+    assert_int_equal(rt_msg_decode(frame, len, &d), 0);
+    assert_int_equal(d.type, RT_MSG_COPY_DATA);
+    assert_int_equal(d.table, 1);
+    assert_int_equal(d.datalen, sizeof bytes);
+    assert_memory_equal(d.data, bytes, sizeof bytes);
+    rt_msg_clear(&d);
+    free(frame);
+
+    rt_msg_t q = {.type = RT_MSG_COPY,
+                  .name = "r1",
+                  .sync_id = 7,
+                  .table = 3,
+                  .count = 8,
+                  .flags = RT_COPY_BINARY};
+    assert_int_equal(rt_msg_encode(&q, &frame, &len), 0);
+    assert_int_equal(rt_msg_decode(frame, len, &d), 0);
+    assert_string_equal(d.name, "r1");
+    assert_int_equal(d.count, 8);
+    assert_int_equal(d.flags, RT_COPY_BINARY);
+    rt_msg_clear(&d);
+    free(frame);
+}
+
+/* SYNC_READY tables of the wrong shape are refused. */
+static void test_sync_malformed(void **state)
+{
+    (void)state;
+    for (int f = 0; f < 6; f++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 7);
+        s_pack_str(&pk, "SYNC_READY");
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_uint8(&pk, 2);
+        msgpack_pack_uint8(&pk, 3);
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_array(&pk, f == 1 ? 4 : 5);
+        s_pack_str(&pk, f == 2 ? "" : "public");
+        s_pack_str(&pk, "t");
+        s_pack_str(&pk, f == 3 ? "rv" : "r");
+        msgpack_pack_uint8(&pk, 0);
+        if (f != 1) {
+            msgpack_pack_array(&pk, f == 4 ? 0 : 1);
+            if (f != 4) {
+                msgpack_pack_array(&pk, f == 5 ? 2 : 3);
+                s_pack_str(&pk, "id");
+                s_pack_str(&pk, "integer");
+                if (f != 5)
+                    msgpack_pack_uint8(&pk, 23);
+            }
+        }
+        s_pack_str(&pk, "snap");
+        void *frame = s_copy(sb.data, sb.size);
+        rt_msg_t m;
+        int rc = rt_msg_decode(frame, sb.size, &m);
+        if (rc != (f == 0 ? 0 : RT_EPROTO))
+            fprintf(stderr, "sync case %d gave %d\n", f, rc);
+        assert_int_equal(rc, f == 0 ? 0 : RT_EPROTO);
+        if (rc != 0)
+            assert_null(m.tables);
+        rt_msg_clear(&m);
+        free(frame);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 /* ---- STATUS_REPLY */
 
 static void test_status_roundtrip(void **state)
@@ -1345,6 +1475,8 @@ int main(void)
         cmocka_unit_test(test_msg_malformed),
         cmocka_unit_test(test_peek_type),
         cmocka_unit_test(test_sub_state_name),
+        cmocka_unit_test(test_sync_roundtrip),
+        cmocka_unit_test(test_sync_malformed),
         cmocka_unit_test(test_status_roundtrip),
         cmocka_unit_test(test_status_malformed),
     };

@@ -1,0 +1,974 @@
+/* subscriber/initcopy.c - the initial copy (schemas/protocol.md, "Initial copy").
+ *
+ * The coordinator (rt_initcopy_run) talks to the publisher over a DEALER "NAME/sync":
+ * PING for the source name, SYNC for a snapshot and its tables, SYNC_KEEP every second,
+ * SYNC_END. It checks the replica's tables, empties the ones to copy and hands them,
+ * largest first, to job actors. Each job has its own DEALER "NAME/copy<k>" and replica
+ * connection, and copies one table per replica transaction: COPY FROM STDIN fed with the
+ * publisher's COPY_DATA frames, credit granted one frame at a time, then the table's
+ * state set to ready with the snapshot's consistent point, committed together. */
+#include "initcopy.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "pgconn.h"
+#include "sock.h"
+#include "wire.h"
+
+/* Frames of credit a job grants when it starts a table (each ~256 KiB at most). */
+#define S_CREDIT 8
+/* A job that hears nothing of its table for this long gives up (the session is lost). */
+#define S_JOB_SILENCE_MS 60000
+/* The coordinator waits this long for a PONG. */
+#define S_PING_MS 5000
+/* ... and this long for the snapshot (the source may be waiting for old transactions). */
+#define S_READY_MS (30 * 60 * 1000)
+#define S_KEEP_MS 1000
+#define S_PROGRESS_MS 5000
+#define S_BACKOFF_MIN_MS 1000
+#define S_BACKOFF_MAX_MS 30000
+
+const char *const rt_initcopy_ddl =
+    "DO $rt$BEGIN "
+    "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "
+    "CREATE SCHEMA rt; END IF; "
+    "IF to_regclass('rt.sync_init') IS NULL THEN "
+    "CREATE TABLE rt.sync_init (source text PRIMARY KEY, start_seq bigint NOT NULL, "
+    "started_at timestamptz NOT NULL DEFAULT now()); END IF; "
+    "IF to_regclass('rt.sync_tables') IS NULL THEN "
+    "CREATE TABLE rt.sync_tables (source text, nspname text, relname text, "
+    "state \"char\" NOT NULL, lsn pg_lsn, rows bigint, "
+    "PRIMARY KEY (source, nspname, relname)); END IF; END$rt$";
+
+/* A table of the snapshot, as this replica will load it. */
+typedef struct {
+    const rt_sync_table_t *src; /* from SYNC_READY */
+    char *qname;                /* "schema"."table", quoted for the replica */
+    char *copy_sql;             /* COPY qname (cols) FROM STDIN [(FORMAT binary)] */
+    bool binary;                /* both sides have the same built-in types */
+    bool ready;                 /* copied by an earlier attempt under its own snapshot */
+    bool copying;               /* an earlier attempt began it: its rows are rt's own */
+    bool done;                  /* copied by this attempt */
+} s_table_t;
+
+/* What the jobs read (never written while they run). */
+typedef struct {
+    const rt_initcopy_opts_t *opts;
+    uint64_t sync_id;
+    rt_lsn_t lsn;
+    char lsn_text[32];
+    char source[128];
+    s_table_t *tables;
+    size_t ntables;
+} s_plan_t;
+
+/* ---------------------------------------------------------------------------------
+ * Messages */
+
+static zsock_t *s_dealer(const rt_initcopy_opts_t *o, const char *suffix)
+{
+    char id[128];
+    snprintf(id, sizeof id, "%s/%s", o->name, suffix);
+    rt_sock_opts_t so = {.type = ZMQ_DEALER,
+                         .endpoint = o->publisher,
+                         .what = "DEALER (--publisher)",
+                         .sndhwm = 1000,
+                         .rcvhwm = 1000,
+                         .routing_id = id,
+                         .cert = o->cert,
+                         .server_key = o->publisher_key};
+    return rt_sock_new(&so);
+}
+
+static int s_send(zsock_t *sock, const rt_msg_t *m)
+{
+    void *frame;
+    size_t len;
+    int err = rt_msg_encode(m, &frame, &len);
+    if (err != RT_OK)
+        return err;
+    zframe_t *f = zframe_new(frame, len);
+    free(frame);
+    if (!f)
+        return RT_ENOMEM;
+    return zframe_send(&f, sock, ZFRAME_DONTWAIT) == 0 ? RT_OK : RT_EIO;
+}
+
+/* Waits up to timeout_ms for a message on sock (and, if pipe is not NULL, for a command
+ * on it: then RT_EAGAIN). RT_OK with *m decoded, RT_EAGAIN on time out or stop, RT_EPROTO
+ * for a frame that is not a control message (logged). */
+static int s_recv(zsock_t *sock, zsock_t *pipe, int timeout_ms, volatile sig_atomic_t *stop,
+                  rt_msg_t *m)
+{
+    memset(m, 0, sizeof *m);
+    zmq_pollitem_t items[2] = {{zsock_resolve(sock), 0, ZMQ_POLLIN, 0},
+                               {pipe ? zsock_resolve(pipe) : NULL, 0, ZMQ_POLLIN, 0}};
+    int64_t end = rt_mono_ms() + timeout_ms;
+    for (;;) {
+        if (stop && *stop)
+            return RT_EAGAIN;
+        int64_t left = end - rt_mono_ms();
+        if (left < 0)
+            return RT_EAGAIN;
+        int rc = zmq_poll(items, pipe ? 2 : 1, left < 200 ? left : 200);
+        if (rc < 0 && zmq_errno() != EINTR)
+            return RT_EIO;
+        if (pipe && (items[1].revents & ZMQ_POLLIN))
+            return RT_EAGAIN;
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
+            break;
+    }
+    zframe_t *f = zframe_recv(sock);
+    if (!f)
+        return RT_EIO;
+    int err = rt_msg_decode(zframe_data(f), zframe_size(f), m);
+    zframe_destroy(&f);
+    if (err != RT_OK)
+        rt_warn("initial copy: the publisher sent a frame that is not a control message");
+    return err;
+}
+
+/* An ERROR from the publisher as a return code: RT_EINVAL for what the operator must
+ * fix, RT_EDB (retried) for the rest. */
+static int s_publisher_error(const rt_msg_t *m, const char *what)
+{
+    rt_error("initial copy: the publisher refused %s: %s", what, m->text ? m->text : "");
+    return m->code == RT_EINVAL ? RT_EINVAL : RT_EDB;
+}
+
+/* ---------------------------------------------------------------------------------
+ * The replica */
+
+static int s_replica_connect(const rt_initcopy_opts_t *o, const char *app, PGconn **conn)
+{
+    rt_pg_opts_t po = {.dsn = o->target,
+                       .what = "the replica",
+                       .application_name = app,
+                       .timeout_ms = 10000,
+                       .stop = o->stop};
+    int err = rt_pg_connect(&po, conn, NULL, 0);
+    if (err != RT_OK)
+        return err;
+    static const char *const setup[] = {"SET session_replication_role = replica",
+                                        "SET client_min_messages = warning"};
+    for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {
+        PGresult *res = rt_pg_exec(*conn, "replica", "setting up the copy session", setup[i], 0,
+                                   NULL, NULL, 0);
+        if (!res) {
+            PQfinish(*conn);
+            *conn = NULL;
+            return RT_EDB;
+        }
+        PQclear(res);
+    }
+    return RT_OK;
+}
+
+/* Runs a statement that returns nothing the caller needs. */
+static int s_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+                  const char *const *params, char *err, size_t err_size)
+{
+    PGresult *res = rt_pg_exec(conn, "replica", what, sql, nparams, params, err, err_size);
+    if (!res)
+        return PQstatus(conn) == CONNECTION_OK ? RT_EDB : RT_EIO;
+    PQclear(res);
+    return RT_OK;
+}
+
+/* ---------------------------------------------------------------------------------
+ * A job actor: copies the tables the coordinator hands it, one replica transaction each.
+ *
+ * Pipe, coordinator -> job: "TABLE" <index>; $TERM.
+ * Pipe, job -> coordinator: signal 0 once set up (or "FAIL" before it); "DONE" <index>
+ * <rows> <bytes>; "BYTES" <bytes> (progress); "FAIL" <index> <code> <text>. */
+
+typedef struct {
+    const s_plan_t *plan;
+    int k;
+} s_job_args_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *dealer;
+    PGconn *conn;
+    const s_plan_t *plan;
+    char id[32];
+    uint64_t unreported; /* bytes loaded since the last BYTES */
+    int64_t last_report_ms;
+} s_job_t;
+
+static void s_job_fail(s_job_t *j, size_t index, int code, const char *text)
+{
+    zstr_sendm(j->pipe, "FAIL");
+    zstr_sendfm(j->pipe, "%zu", index);
+    zstr_sendfm(j->pipe, "%d", code);
+    zstr_send(j->pipe, text);
+}
+
+static int s_grant(s_job_t *j, size_t index, uint64_t count, uint64_t flags)
+{
+    rt_msg_t m = {.type = RT_MSG_COPY,
+                  .name = (char *)j->plan->opts->name,
+                  .sync_id = j->plan->sync_id,
+                  .table = index,
+                  .count = count,
+                  .flags = flags};
+    return s_send(j->dealer, &m);
+}
+
+/* Feeds the open COPY from the publisher's frames until COPY_DONE. RT_OK with *rows
+ * the publisher's count; else an error with text set. */
+static int s_job_feed(s_job_t *j, size_t index, uint64_t *rows, char *text, size_t size)
+{
+    const s_table_t *t = &j->plan->tables[index];
+    uint64_t flags = t->binary ? RT_COPY_BINARY : 0;
+    if (s_grant(j, index, S_CREDIT, flags) != RT_OK) {
+        snprintf(text, size, "cannot ask the publisher for %s", t->qname);
+        return RT_EIO;
+    }
+    int64_t last_rx = rt_mono_ms();
+    for (;;) {
+        rt_msg_t m;
+        int err = s_recv(j->dealer, j->pipe, 250, j->plan->opts->stop, &m);
+        if (err == RT_EAGAIN) {
+            if (zsock_events(j->pipe) & ZMQ_POLLIN || (j->plan->opts->stop && *j->plan->opts->stop)) {
+                snprintf(text, size, "stopped");
+                return RT_EAGAIN;
+            }
+            if (rt_mono_ms() - last_rx > S_JOB_SILENCE_MS) {
+                snprintf(text, size, "the publisher sent nothing of %s for %d s", t->qname,
+                         S_JOB_SILENCE_MS / 1000);
+                return RT_EIO;
+            }
+            continue;
+        }
+        if (err != RT_OK) {
+            snprintf(text, size, "a malformed frame while copying %s", t->qname);
+            return err;
+        }
+        last_rx = rt_mono_ms();
+        if (m.type == RT_MSG_ERROR) {
+            snprintf(text, size, "the publisher: %s", m.text ? m.text : "");
+            err = m.code == RT_ENOTFOUND ? RT_ENOTFOUND : RT_EDB;
+            rt_msg_clear(&m);
+            return err;
+        }
+        if ((m.type != RT_MSG_COPY_DATA && m.type != RT_MSG_COPY_DONE) ||
+            m.sync_id != j->plan->sync_id || m.table != index) {
+            rt_msg_clear(&m);
+            continue; /* a late frame of something else */
+        }
+        if (m.type == RT_MSG_COPY_DONE) {
+            *rows = m.count;
+            rt_msg_clear(&m);
+            return RT_OK;
+        }
+        int put = m.datalen ? PQputCopyData(j->conn, m.data, (int)m.datalen) : 1;
+        j->unreported += m.datalen;
+        rt_msg_clear(&m);
+        if (put != 1) {
+            char line[RT_PG_ERR_MAX];
+            snprintf(text, size, "loading %s: %s", t->qname,
+                     rt_pg_error_line(PQerrorMessage(j->conn), line, sizeof line));
+            return PQstatus(j->conn) == CONNECTION_OK ? RT_EDB : RT_EIO;
+        }
+        if (s_grant(j, index, 1, flags) != RT_OK) {
+            snprintf(text, size, "cannot ask the publisher for more of %s", t->qname);
+            return RT_EIO;
+        }
+        int64_t now = rt_mono_ms();
+        if (now - j->last_report_ms >= 1000) {
+            zstr_sendm(j->pipe, "BYTES");
+            zstr_sendf(j->pipe, "%" PRIu64, j->unreported);
+            j->unreported = 0;
+            j->last_report_ms = now;
+        }
+    }
+}
+
+/* Copies one table in one replica transaction. */
+static void s_job_table(s_job_t *j, size_t index)
+{
+    const s_table_t *t = &j->plan->tables[index];
+    char text[RT_PG_ERR_MAX + 200] = "";
+    uint64_t rows = 0;
+    int err = s_exec(j->conn, "beginning a table copy", "BEGIN", 0, NULL, text, sizeof text);
+    if (err == RT_OK) {
+        PGresult *res = PQexec(j->conn, t->copy_sql);
+        if (PQresultStatus(res) != PGRES_COPY_IN) {
+            char line[RT_PG_ERR_MAX];
+            snprintf(text, sizeof text, "COPY into %s: %s", t->qname,
+                     rt_pg_error_line(PQerrorMessage(j->conn), line, sizeof line));
+            err = PQstatus(j->conn) == CONNECTION_OK ? RT_EDB : RT_EIO;
+        }
+        PQclear(res);
+    }
+    if (err == RT_OK) {
+        err = s_job_feed(j, index, &rows, text, sizeof text);
+        int end = PQputCopyEnd(j->conn, err == RT_OK ? NULL : "the initial copy stopped");
+        PGresult *res = PQgetResult(j->conn);
+        if (err == RT_OK && (end != 1 || PQresultStatus(res) != PGRES_COMMAND_OK)) {
+            char line[RT_PG_ERR_MAX];
+            snprintf(text, sizeof text, "COPY into %s: %s", t->qname,
+                     rt_pg_error_line(PQerrorMessage(j->conn), line, sizeof line));
+            err = PQstatus(j->conn) == CONNECTION_OK ? RT_EDB : RT_EIO;
+        } else if (err == RT_OK && strtoull(PQcmdTuples(res), NULL, 10) != rows) {
+            snprintf(text, sizeof text, "%s: the publisher sent %" PRIu64 " rows, COPY loaded %s",
+                     t->qname, rows, PQcmdTuples(res));
+            err = RT_EPROTO;
+        }
+        PQclear(res);
+        while ((res = PQgetResult(j->conn)))
+            PQclear(res);
+    }
+    if (err == RT_OK) {
+        char nrows[24];
+        snprintf(nrows, sizeof nrows, "%" PRIu64, rows);
+        const char *p[] = {j->plan->source, t->src->schema, t->src->table, j->plan->lsn_text,
+                           nrows};
+        err = s_exec(j->conn, "marking a table copied",
+                     "UPDATE rt.sync_tables SET state = 'r', lsn = $4::pg_lsn, rows = $5 "
+                     "WHERE source = $1 AND nspname = $2 AND relname = $3",
+                     5, p, text, sizeof text);
+    }
+    if (err == RT_OK)
+        err = s_exec(j->conn, "committing a table copy", "COMMIT", 0, NULL, text, sizeof text);
+    if (err != RT_OK) {
+        if (PQstatus(j->conn) == CONNECTION_OK)
+            PQclear(PQexec(j->conn, "ROLLBACK"));
+        s_job_fail(j, index, err, text);
+        return;
+    }
+    zstr_sendm(j->pipe, "DONE");
+    zstr_sendfm(j->pipe, "%zu", index);
+    zstr_sendfm(j->pipe, "%" PRIu64, rows);
+    zstr_sendf(j->pipe, "%" PRIu64, j->unreported);
+    j->unreported = 0;
+}
+
+static void s_job_actor(zsock_t *pipe, void *arg)
+{
+    s_job_args_t *a = arg;
+    s_job_t j = {.pipe = pipe, .plan = a->plan, .last_report_ms = rt_mono_ms()};
+    snprintf(j.id, sizeof j.id, "copy%d", a->k);
+    free(a);
+    int err = s_replica_connect(j.plan->opts, "rt-subscriber copy", &j.conn);
+    if (err == RT_OK && !(j.dealer = s_dealer(j.plan->opts, j.id)))
+        err = RT_EINVAL;
+    if (err != RT_OK) {
+        s_job_fail(&j, SIZE_MAX, err, "cannot set up a copy job (logged above)");
+        goto cleanup;
+    }
+    zsock_signal(pipe, 0);
+    for (;;) {
+        char *cmd = NULL, *arg1 = NULL;
+        if (zstr_recvx(pipe, &cmd, &arg1, NULL) < 0)
+            break;
+        bool term = strcmp(cmd, "$TERM") == 0;
+        if (!term && strcmp(cmd, "TABLE") == 0 && arg1)
+            s_job_table(&j, (size_t)strtoull(arg1, NULL, 10));
+        zstr_free(&cmd);
+        zstr_free(&arg1);
+        if (term)
+            break;
+    }
+cleanup:
+    zsock_destroy(&j.dealer);
+    if (j.conn)
+        PQfinish(j.conn);
+    /* Wait for $TERM when set-up failed, as zactor expects. */
+    while (err != RT_OK) {
+        char *cmd = zstr_recv(pipe);
+        bool term = !cmd || strcmp(cmd, "$TERM") == 0;
+        zstr_free(&cmd);
+        if (term)
+            break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------
+ * The coordinator */
+
+typedef struct {
+    const rt_initcopy_opts_t *o;
+    zsock_t *dealer;
+    PGconn *conn;
+    rt_msg_t ready; /* SYNC_READY */
+    s_plan_t plan;
+    uint64_t start_seq; /* recorded by an earlier attempt, 0 none */
+} s_coord_t;
+
+static void s_coord_clear(s_coord_t *c)
+{
+    for (size_t i = 0; i < c->plan.ntables; i++) {
+        free(c->plan.tables[i].qname);
+        free(c->plan.tables[i].copy_sql);
+    }
+    free(c->plan.tables);
+    c->plan.tables = NULL;
+    c->plan.ntables = 0;
+    rt_msg_clear(&c->ready);
+    zsock_destroy(&c->dealer);
+    if (c->conn)
+        PQfinish(c->conn);
+    c->conn = NULL;
+}
+
+/* PING: the publisher answers with the source's name. */
+static int s_learn_source(s_coord_t *c)
+{
+    rt_msg_t ping = {.type = RT_MSG_PING};
+    int err = s_send(c->dealer, &ping);
+    rt_msg_t m;
+    int64_t end = rt_mono_ms() + S_PING_MS;
+    while (err == RT_OK) {
+        int left = (int)(end - rt_mono_ms());
+        if ((err = s_recv(c->dealer, NULL, left > 0 ? left : 0, c->o->stop, &m)) != RT_OK)
+            break;
+        if (m.type == RT_MSG_PONG) {
+            snprintf(c->plan.source, sizeof c->plan.source, "%s", m.source);
+            rt_msg_clear(&m);
+            return RT_OK;
+        }
+        if (m.type == RT_MSG_ERROR)
+            err = s_publisher_error(&m, "PING");
+        rt_msg_clear(&m);
+    }
+    if (err == RT_EAGAIN && !(c->o->stop && *c->o->stop)) {
+        rt_warn("initial copy: the publisher at %s does not answer", c->o->publisher);
+        err = RT_EIO;
+    }
+    return err;
+}
+
+/* Reads the replica's progress: RT_OK and *needed false when the origin exists. */
+static int s_replica_state(s_coord_t *c, bool *needed)
+{
+    char origin[140];
+    snprintf(origin, sizeof origin, "rt_%s", c->plan.source);
+    const char *p[] = {origin};
+    PGresult *res = rt_pg_exec(c->conn, "replica", "reading the replication origin",
+                               "SELECT pg_replication_origin_oid($1) IS NOT NULL", 1, p, NULL, 0);
+    if (!res)
+        return RT_EDB;
+    *needed = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "f") == 0;
+    PQclear(res);
+    if (!*needed)
+        return RT_OK;
+    int err = s_exec(c->conn, "creating rt.sync_init and rt.sync_tables", rt_initcopy_ddl, 0,
+                     NULL, NULL, 0);
+    if (err != RT_OK)
+        return err;
+    const char *ps[] = {c->plan.source};
+    res = rt_pg_exec(c->conn, "replica", "reading rt.sync_init",
+                     "SELECT start_seq FROM rt.sync_init WHERE source = $1", 1, ps, NULL, 0);
+    if (!res)
+        return RT_EDB;
+    c->start_seq = PQntuples(res) == 1 ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    return RT_OK;
+}
+
+/* SYNC, then SYNC_READY (the publisher first waits for the source's snapshot). */
+static int s_request_snapshot(s_coord_t *c)
+{
+    rt_msg_t sync = {.type = RT_MSG_SYNC,
+                     .name = (char *)c->o->name,
+                     .seq = c->start_seq,
+                     .count = (uint64_t)c->o->jobs};
+    int err = s_send(c->dealer, &sync);
+    int64_t start = rt_mono_ms(), said = start;
+    while (err == RT_OK) {
+        rt_msg_t m;
+        err = s_recv(c->dealer, NULL, 1000, c->o->stop, &m);
+        if (err == RT_EAGAIN && !(c->o->stop && *c->o->stop)) {
+            int64_t now = rt_mono_ms();
+            if (now - start > S_READY_MS) {
+                rt_warn("initial copy: no snapshot from the publisher after %d s",
+                        S_READY_MS / 1000);
+                return RT_EIO;
+            }
+            if (now - said >= 10000) {
+                rt_info("initial copy: waiting for the source's snapshot for %" PRId64
+                        " s (it waits for the transactions open on the source to end)",
+                        (now - start) / 1000);
+                said = now;
+            }
+            err = RT_OK;
+            continue;
+        }
+        if (err != RT_OK)
+            break;
+        if (m.type == RT_MSG_SYNC_READY) {
+            c->ready = m;
+            return RT_OK;
+        }
+        if (m.type == RT_MSG_ERROR)
+            err = s_publisher_error(&m, "the initial copy");
+        rt_msg_clear(&m);
+    }
+    return err;
+}
+
+/* Compares a table of the snapshot with the replica's: RT_OK, or RT_EINVAL with the
+ * difference in text. Sets t->binary. */
+static int s_check_table(s_coord_t *c, s_table_t *t, char *text, size_t size)
+{
+    const rt_sync_table_t *s = t->src;
+    const char *p[] = {s->schema, s->table};
+    PGresult *res = rt_pg_exec(
+        c->conn, "replica", "reading a table's columns",
+        "SELECT c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), "
+        "a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AS needs_value, "
+        "a.attgenerated <> '' AS generated "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') ORDER BY a.attnum",
+        2, p, NULL, 0);
+    if (!res)
+        return RT_EDB;
+    int err = RT_OK;
+    int n = PQntuples(res);
+    if (n == 0) {
+        snprintf(text, size, "table %s.%s is missing on the replica: create it first", s->schema,
+                 s->table);
+        err = RT_EINVAL;
+        goto cleanup;
+    }
+    t->binary = true;
+    for (uint32_t i = 0; i < s->ncols && err == RT_OK; i++) {
+        int row = -1;
+        for (int r = 0; r < n && row < 0; r++)
+            if (!PQgetisnull(res, r, 1) && strcmp(PQgetvalue(res, r, 1), s->cols[i].name) == 0)
+                row = r;
+        if (row < 0) {
+            snprintf(text, size, "table %s.%s on the replica has no column %s (%s on the source)",
+                     s->schema, s->table, s->cols[i].name, s->cols[i].type);
+            err = RT_EINVAL;
+        } else if (strcmp(PQgetvalue(res, row, 4), "t") == 0) {
+            snprintf(text, size,
+                     "column %s of %s.%s is generated on the replica but not on the source",
+                     s->cols[i].name, s->schema, s->table);
+            err = RT_EINVAL;
+        } else if (s->cols[i].typoid >= 16384 ||
+                   strcmp(PQgetvalue(res, row, 2), s->cols[i].type) != 0) {
+            t->binary = false;
+        }
+    }
+    for (int r = 0; r < n && err == RT_OK; r++) {
+        if (PQgetisnull(res, r, 1) || strcmp(PQgetvalue(res, r, 3), "t") != 0)
+            continue;
+        bool sent = false;
+        for (uint32_t i = 0; i < s->ncols && !sent; i++)
+            sent = strcmp(PQgetvalue(res, r, 1), s->cols[i].name) == 0;
+        if (!sent) {
+            snprintf(text, size,
+                     "column %s of %s.%s on the replica is NOT NULL without a default, and "
+                     "the source does not send it",
+                     PQgetvalue(res, r, 1), s->schema, s->table);
+            err = RT_EINVAL;
+        }
+    }
+cleanup:
+    PQclear(res);
+    return err;
+}
+
+/* "schema"."table", quoted for conn; malloc'd, NULL on failure. */
+static char *s_qualified(PGconn *conn, const rt_sync_table_t *t)
+{
+    char *schema = rt_pg_ident(conn, t->schema);
+    char *table = schema ? rt_pg_ident(conn, t->table) : NULL;
+    char *q = table ? malloc(strlen(schema) + strlen(table) + 2) : NULL;
+    if (q)
+        sprintf(q, "%s.%s", schema, table);
+    free(schema);
+    free(table);
+    return q;
+}
+
+/* Builds the plan: each table of the snapshot with its state on the replica, checked,
+ * and its COPY statement. RT_EINVAL (logged) when the operator must act. */
+static int s_plan(s_coord_t *c)
+{
+    s_plan_t *pl = &c->plan;
+    pl->opts = c->o;
+    pl->sync_id = c->ready.sync_id;
+    pl->lsn = c->ready.lsn;
+    rt_lsn_format(pl->lsn, pl->lsn_text, sizeof pl->lsn_text);
+    if (c->ready.ntables && !(pl->tables = calloc(c->ready.ntables, sizeof *pl->tables)))
+        return RT_ENOMEM;
+    pl->ntables = c->ready.ntables;
+
+    if (c->start_seq && c->start_seq != c->ready.seq) {
+        rt_warn("initial copy: the publisher keeps this subscriber's records from seq %" PRIu64
+                ", not %" PRIu64 " as recorded: every table is copied again",
+                c->ready.seq + 1, c->start_seq + 1);
+        const char *p[] = {pl->source};
+        int err = s_exec(c->conn, "forgetting the copied tables",
+                         "DELETE FROM rt.sync_tables WHERE source = $1", 1, p, NULL, 0);
+        if (err != RT_OK)
+            return err;
+    }
+    const char *ps[] = {pl->source};
+    PGresult *res = rt_pg_exec(c->conn, "replica", "reading rt.sync_tables",
+                               "SELECT nspname, relname, state FROM rt.sync_tables "
+                               "WHERE source = $1",
+                               1, ps, NULL, 0);
+    if (!res)
+        return RT_EDB;
+    int err = RT_OK;
+    char text[600];
+    size_t bad = 0;
+    for (size_t i = 0; i < pl->ntables && err != RT_ENOMEM; i++) {
+        s_table_t *t = &pl->tables[i];
+        t->src = &c->ready.tables[i];
+        for (int r = 0; r < PQntuples(res); r++)
+            if (strcmp(PQgetvalue(res, r, 0), t->src->schema) == 0 &&
+                strcmp(PQgetvalue(res, r, 1), t->src->table) == 0) {
+                t->ready = PQgetvalue(res, r, 2)[0] == 'r';
+                t->copying = PQgetvalue(res, r, 2)[0] == 'c';
+            }
+        if (!(t->qname = s_qualified(c->conn, t->src))) {
+            err = RT_ENOMEM;
+            break;
+        }
+        if (t->ready)
+            continue;
+        int e = s_check_table(c, t, text, sizeof text);
+        if (e == RT_EINVAL) {
+            if (bad++ < 10)
+                rt_error("initial copy: %s", text);
+            err = RT_EINVAL;
+            continue;
+        }
+        if (e != RT_OK) {
+            err = e;
+            break;
+        }
+        rt_buf_t sql;
+        rt_buf_init(&sql);
+        rt_buf_printf(&sql, "COPY %s (", t->qname);
+        for (uint32_t k = 0; k < t->src->ncols; k++) {
+            char *col = rt_pg_ident(c->conn, t->src->cols[k].name);
+            if (!col) {
+                rt_buf_free(&sql);
+                return RT_ENOMEM;
+            }
+            rt_buf_printf(&sql, "%s%s", k ? ", " : "", col);
+            free(col);
+        }
+        rt_buf_printf(&sql, ") FROM STDIN%s", t->binary ? " (FORMAT binary)" : "");
+        if (rt_buf_error(&sql) != RT_OK || !(t->copy_sql = strdup(rt_buf_str(&sql))))
+            err = RT_ENOMEM;
+        rt_buf_free(&sql);
+    }
+    PQclear(res);
+    if (bad > 10)
+        rt_error("initial copy: ... and %zu more tables like these", bad - 10);
+    if (err == RT_EINVAL)
+        rt_error("initial copy: nothing was copied; fix the replica's tables and start again");
+    return err;
+}
+
+/* Refuses tables that hold rows (unless --truncate, or rt's own rows from an attempt that
+ * did not finish), then in one transaction empties every table to copy, marks them
+ * copying and records the start seq. */
+static int s_prepare(s_coord_t *c, size_t *ncopy)
+{
+    s_plan_t *pl = &c->plan;
+    int err = RT_OK;
+    size_t full = 0;
+    rt_buf_t list;
+    rt_buf_init(&list);
+    *ncopy = 0;
+    for (size_t i = 0; i < pl->ntables && err == RT_OK; i++) {
+        s_table_t *t = &pl->tables[i];
+        if (t->ready)
+            continue;
+        (*ncopy)++;
+        rt_buf_printf(&list, "%s%s", rt_buf_str(&list)[0] ? ", " : "", t->qname);
+        if (c->o->truncate || t->copying)
+            continue;
+        char sql[1200];
+        snprintf(sql, sizeof sql, "SELECT EXISTS (SELECT 1 FROM %s%s)",
+                 t->src->relkind == 'p' ? "" : "ONLY ", t->qname);
+        PGresult *res = rt_pg_exec(c->conn, "replica", "checking a table is empty", sql, 0, NULL,
+                                   NULL, 0);
+        if (!res) {
+            err = RT_EDB;
+            break;
+        }
+        if (strcmp(PQgetvalue(res, 0, 0), "t") == 0 && full++ < 10)
+            rt_error("initial copy: replica table %s.%s is not empty: rt never merges a copy "
+                     "into existing rows; empty it, or start with --truncate",
+                     t->src->schema, t->src->table);
+        PQclear(res);
+    }
+    if (err == RT_OK && full) {
+        rt_error("initial copy: %zu replica tables are not empty; nothing was copied", full);
+        err = RT_EINVAL;
+    }
+    char seq[24];
+    snprintf(seq, sizeof seq, "%" PRIu64, c->ready.seq);
+    const char *p1[] = {pl->source, seq};
+    if (err == RT_OK)
+        err = s_exec(c->conn, "beginning the copy", "BEGIN", 0, NULL, NULL, 0);
+    if (err == RT_OK && *ncopy) {
+        char *sql = malloc(strlen(rt_buf_str(&list)) + 16);
+        if (!sql) {
+            err = RT_ENOMEM;
+        } else {
+            sprintf(sql, "TRUNCATE %s", rt_buf_str(&list));
+            char text[RT_PG_ERR_MAX + 100];
+            err = s_exec(c->conn, "emptying the tables to copy", sql, 0, NULL, text, sizeof text);
+            if (err == RT_EDB) {
+                rt_error("initial copy: the tables to copy cannot be emptied (a table outside "
+                         "the publication may refer to one of them); nothing was copied");
+                err = RT_EINVAL;
+            }
+            free(sql);
+        }
+    }
+    for (size_t i = 0; i < pl->ntables && err == RT_OK; i++) {
+        const s_table_t *t = &pl->tables[i];
+        if (t->ready)
+            continue;
+        const char *p[] = {pl->source, t->src->schema, t->src->table};
+        err = s_exec(c->conn, "marking a table copying",
+                     "INSERT INTO rt.sync_tables (source, nspname, relname, state) "
+                     "VALUES ($1, $2, $3, 'c') ON CONFLICT (source, nspname, relname) "
+                     "DO UPDATE SET state = 'c', lsn = NULL, rows = NULL",
+                     3, p, NULL, 0);
+    }
+    if (err == RT_OK)
+        err = s_exec(c->conn, "recording the copy's start",
+                     "INSERT INTO rt.sync_init (source, start_seq) VALUES ($1, $2) "
+                     "ON CONFLICT (source) DO UPDATE SET start_seq = $2",
+                     2, p1, NULL, 0);
+    if (err == RT_OK)
+        err = s_exec(c->conn, "committing the copy's start", "COMMIT", 0, NULL, NULL, 0);
+    else if (PQstatus(c->conn) == CONNECTION_OK)
+        PQclear(PQexec(c->conn, "ROLLBACK"));
+    rt_buf_free(&list);
+    return err;
+}
+
+/* Runs the jobs until every table is copied. */
+static int s_copy_all(s_coord_t *c, size_t ncopy)
+{
+    s_plan_t *pl = &c->plan;
+    int njobs = c->o->jobs < (int)ncopy ? c->o->jobs : (int)ncopy;
+    zactor_t *jobs[RT_INITCOPY_MAX_JOBS] = {0};
+    bool busy[RT_INITCOPY_MAX_JOBS] = {0};
+    size_t *order = calloc(ncopy ? ncopy : 1, sizeof *order);
+    if (!order)
+        return RT_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < pl->ntables; i++)
+        if (!pl->tables[i].ready)
+            order[n++] = i;
+    /* Largest first, so that the longest copy starts at once. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0 && pl->tables[order[k]].src->bytes >
+                                        pl->tables[order[k - 1]].src->bytes;
+             k--) {
+            size_t x = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = x;
+        }
+
+    int err = RT_OK;
+    size_t next = 0, done = 0;
+    uint64_t bytes = 0, rows = 0;
+    int64_t start = rt_mono_ms(), last_keep = 0, last_progress = start;
+    for (int k = 0; k < njobs && err == RT_OK; k++) {
+        s_job_args_t *a = malloc(sizeof *a);
+        if (!a) {
+            err = RT_ENOMEM;
+            break;
+        }
+        *a = (s_job_args_t){.plan = pl, .k = k + 1};
+        if (!(jobs[k] = zactor_new(s_job_actor, a))) {
+            free(a);
+            err = RT_ENOMEM;
+        }
+    }
+    while (err == RT_OK && done < n) {
+        if (c->o->stop && *c->o->stop) {
+            err = RT_EAGAIN;
+            break;
+        }
+        int64_t now = rt_mono_ms();
+        if (now - last_keep >= S_KEEP_MS) {
+            rt_msg_t keep = {.type = RT_MSG_SYNC_KEEP, .name = (char *)c->o->name,
+                             .sync_id = pl->sync_id};
+            (void)s_send(c->dealer, &keep);
+            last_keep = now;
+        }
+        if (now - last_progress >= S_PROGRESS_MS) {
+            double secs = (double)(now - start) / 1000.0;
+            rt_info("initial copy: %zu of %zu tables, %.1f MB in %.0f s (%.1f MB/s)", done, n,
+                    (double)bytes / 1e6, secs, secs > 0 ? (double)bytes / 1e6 / secs : 0.0);
+            last_progress = now;
+        }
+        zmq_pollitem_t items[RT_INITCOPY_MAX_JOBS + 1];
+        for (int k = 0; k < njobs; k++)
+            items[k] = (zmq_pollitem_t){zsock_resolve(jobs[k]), 0, ZMQ_POLLIN, 0};
+        items[njobs] = (zmq_pollitem_t){zsock_resolve(c->dealer), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(items, njobs + 1, 200) < 0 && zmq_errno() != EINTR) {
+            err = RT_EIO;
+            break;
+        }
+        if (items[njobs].revents & ZMQ_POLLIN) {
+            rt_msg_t m;
+            if (s_recv(c->dealer, NULL, 0, NULL, &m) == RT_OK && m.type == RT_MSG_ERROR) {
+                rt_error("initial copy: the publisher: %s", m.text ? m.text : "");
+                err = m.code == RT_EINVAL ? RT_EINVAL : RT_EDB;
+            }
+            rt_msg_clear(&m);
+        }
+        for (int k = 0; k < njobs && err == RT_OK; k++) {
+            if (!(items[k].revents & ZMQ_POLLIN))
+                continue;
+            zmsg_t *msg = zmsg_recv(jobs[k]);
+            if (!msg) {
+                err = RT_EIO;
+                break;
+            }
+            char *what = zmsg_popstr(msg);
+            if (!what) {
+                /* the set-up signal: this job is free */
+            } else if (strcmp(what, "BYTES") == 0) {
+                char *b = zmsg_popstr(msg);
+                bytes += b ? strtoull(b, NULL, 10) : 0;
+                zstr_free(&b);
+            } else if (strcmp(what, "DONE") == 0) {
+                char *idx = zmsg_popstr(msg), *r = zmsg_popstr(msg), *b = zmsg_popstr(msg);
+                const s_table_t *t = &pl->tables[idx ? strtoull(idx, NULL, 10) % pl->ntables : 0];
+                rows += r ? strtoull(r, NULL, 10) : 0;
+                bytes += b ? strtoull(b, NULL, 10) : 0;
+                rt_info("initial copy: %s.%s copied, %s rows", t->src->schema, t->src->table,
+                        r ? r : "?");
+                zstr_free(&idx);
+                zstr_free(&r);
+                zstr_free(&b);
+                done++;
+                busy[k] = false;
+            } else if (strcmp(what, "FAIL") == 0) {
+                char *idx = zmsg_popstr(msg), *code = zmsg_popstr(msg), *text = zmsg_popstr(msg);
+                rt_error("initial copy: %s", text ? text : "a copy job failed");
+                err = code ? (int)strtol(code, NULL, 10) : RT_EIO;
+                if (err == RT_OK || err == RT_EAGAIN)
+                    err = RT_EIO;
+                zstr_free(&idx);
+                zstr_free(&code);
+                zstr_free(&text);
+            }
+            zstr_free(&what);
+            zmsg_destroy(&msg);
+            if (err == RT_OK && !busy[k] && next < n) {
+                zstr_sendm(jobs[k], "TABLE");
+                zstr_sendf(jobs[k], "%zu", order[next++]);
+                busy[k] = true;
+            }
+        }
+    }
+    for (int k = 0; k < njobs; k++)
+        zactor_destroy(&jobs[k]);
+    free(order);
+    if (err == RT_OK)
+        rt_info("initial copy: %zu tables, %" PRIu64 " rows, %.1f MB in %.1f s", n, rows,
+                (double)bytes / 1e6, (double)(rt_mono_ms() - start) / 1000.0);
+    return err;
+}
+
+/* The origin at the start seq, in the transaction that ends the copy. */
+static int s_finish(s_coord_t *c)
+{
+    char origin[140], seq[32];
+    snprintf(origin, sizeof origin, "rt_%s", c->plan.source);
+    rt_lsn_format(c->ready.seq, seq, sizeof seq);
+    const char *p[] = {origin, seq};
+    const char *ps[] = {c->plan.source};
+    int err = s_exec(c->conn, "ending the copy", "BEGIN", 0, NULL, NULL, 0);
+    if (err == RT_OK)
+        err = s_exec(c->conn, "creating the replication origin",
+                     "SELECT pg_replication_origin_create($1) "
+                     "WHERE pg_replication_origin_oid($1) IS NULL",
+                     1, p, NULL, 0);
+    if (err == RT_OK)
+        err = s_exec(c->conn, "advancing the replication origin",
+                     "SELECT pg_replication_origin_advance($1, $2::pg_lsn)", 2, p, NULL, 0);
+    if (err == RT_OK)
+        err = s_exec(c->conn, "ending the copy", "DELETE FROM rt.sync_init WHERE source = $1", 1,
+                     ps, NULL, 0);
+    if (err == RT_OK)
+        err = s_exec(c->conn, "ending the copy", "COMMIT", 0, NULL, NULL, 0);
+    else if (PQstatus(c->conn) == CONNECTION_OK)
+        PQclear(PQexec(c->conn, "ROLLBACK"));
+    return err;
+}
+
+/* One attempt: RT_OK when the replica is ready to stream. */
+static int s_attempt(s_coord_t *c)
+{
+    int err;
+    bool needed = true;
+    if (!(c->dealer = s_dealer(c->o, "sync")))
+        return RT_EINVAL;
+    if ((err = s_learn_source(c)) != RT_OK)
+        return err;
+    if ((err = s_replica_connect(c->o, "rt-subscriber", &c->conn)) != RT_OK)
+        return err;
+    if ((err = s_replica_state(c, &needed)) != RT_OK || !needed)
+        return err;
+    rt_info("initial copy from source %s: asking the publisher for a snapshot%s", c->plan.source,
+            c->start_seq ? " (resuming a copy that did not finish)" : "");
+    if ((err = s_request_snapshot(c)) != RT_OK)
+        return err;
+    char lsn[32];
+    rt_info("initial copy: snapshot %s at %s, %zu tables, records kept from seq %" PRIu64,
+            c->ready.text ? c->ready.text : "?", rt_lsn_format(c->ready.lsn, lsn, sizeof lsn),
+            c->ready.ntables, c->ready.seq + 1);
+    size_t ncopy = 0;
+    if ((err = s_plan(c)) == RT_OK && (err = s_prepare(c, &ncopy)) == RT_OK &&
+        (err = s_copy_all(c, ncopy)) == RT_OK)
+        err = s_finish(c);
+    rt_msg_t end = {.type = RT_MSG_SYNC_END, .name = (char *)c->o->name,
+                    .sync_id = c->ready.sync_id};
+    (void)s_send(c->dealer, &end);
+    if (err == RT_OK)
+        rt_info("initial copy done: streaming from seq %" PRIu64
+                " (changes committed before %s are in the copy)",
+                c->ready.seq + 1, lsn);
+    return err;
+}
+
+int rt_initcopy_run(const rt_initcopy_opts_t *opts)
+{
+    int64_t backoff = S_BACKOFF_MIN_MS;
+    for (;;) {
+        s_coord_t c = {.o = opts};
+        int err = s_attempt(&c);
+        s_coord_clear(&c);
+        if (err == RT_OK || err == RT_EINVAL || err == RT_ENOMEM)
+            return err;
+        if (opts->stop && *opts->stop)
+            return RT_EAGAIN;
+        rt_warn("initial copy: starting again in %.0f s (%s); tables already copied are kept",
+                (double)backoff / 1000.0, rt_strerror(err));
+        for (int64_t end = rt_mono_ms() + backoff; rt_mono_ms() < end;) {
+            if (opts->stop && *opts->stop)
+                return RT_EAGAIN;
+            zclock_sleep(100);
+        }
+        backoff = backoff * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : backoff * 2;
+    }
+}
