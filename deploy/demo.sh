@@ -63,23 +63,20 @@ PUB_PORT="$(rt_free_port)"
 ROUTER="tcp://127.0.0.1:$ROUTER_PORT"
 mkdir -p "$RT_TMP/outbox"
 
+# The source is populated before rt starts, as a real one is: the replicas join it
+# with --init copy while the workload runs.
+rt_psql source -c "INSERT INTO accounts (id, owner, balance)
+                   SELECT i, 'owner ' || i, 1000 FROM generate_series(1, $ACCOUNTS) i;
+                   INSERT INTO events (account_id, kind, amount, note)
+                   SELECT 1 + i % $ACCOUNTS, 'opening', 1000, md5(i::text)
+                   FROM generate_series(1, $((ACCOUNTS * 200))) i"
+echo "==> the source holds $ACCOUNTS accounts and $((ACCOUNTS * 200)) events before rt starts"
+
 echo "==> starting rt-publisher (control $ROUTER, stream tcp://127.0.0.1:$PUB_PORT)"
 rt_start_daemon publisher "$RT_TMP/publisher.log" \
     "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" --outbox "$RT_TMP/outbox" --name demo \
     --listen "$ROUTER" --pub "tcp://127.0.0.1:$PUB_PORT"
 grep -m1 -E '(^|[[:space:]])ready:' "$RT_TMP/publisher.log" | sed 's/^/    /'
-
-for r in replica1 replica2; do
-    v="$(rt__var "$r")_DSN"
-    echo "==> starting rt-subscriber $r"
-    rt_start_daemon "$r" "$RT_TMP/$r.log" \
-        "$RT_BIN/rt-subscriber" --publisher "$ROUTER" --target "${!v}" --name "$r"
-    grep -m1 -E '(^|[[:space:]])ready:' "$RT_TMP/$r.log" | sed 's/^/    /'
-done
-
-rt_psql source -c "INSERT INTO accounts (id, owner, balance)
-                   SELECT i, 'owner ' || i, 1000 FROM generate_series(1, $ACCOUNTS) i"
-echo "==> seeded $ACCOUNTS accounts on the source (one transaction)"
 
 # The workload: transfers (two updates and an insert in one transaction),
 # accounts opened and closed, old events deleted.
@@ -111,6 +108,15 @@ rt_start_bg workload "$RT_TMP/pgbench.log" \
     "$RT_PG_BIN/pgbench" -n -c 2 -j 2 -T "$DURATION" "${rate_args[@]}" \
     -f "$RT_TMP/transfer.sql@6" -f "$RT_TMP/churn.sql@2" -f "$RT_TMP/trim.sql@1" \
     -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres postgres
+
+# The replicas are empty: each copies the source through the publisher (one snapshot,
+# tables in parallel), then applies exactly what committed after that snapshot.
+for r in replica1 replica2; do
+    v="$(rt__var "$r")_DSN"
+    echo "==> starting rt-subscriber $r --init copy (empty replica, the workload running)"
+    rt_start_bg "$r" "$RT_TMP/$r.log" \
+        "$RT_BIN/rt-subscriber" --publisher "$ROUTER" --target "${!v}" --name "$r" --init copy
+done
 
 # rows NAME: total rows of the demo tables on cluster NAME (empty if unreachable).
 rows() {
@@ -157,9 +163,24 @@ live_line() {
     fi
 }
 
+# copy_lines: the subscribers' new copy and ready lines.
+declare -A shown=([replica1]=0 [replica2]=0)
+copy_lines() {
+    local r n
+    for r in replica1 replica2; do
+        n="$(wc -l <"$RT_TMP/$r.log")"
+        if ((n > shown[$r])); then
+            tail -n "+$((shown[$r] + 1))" "$RT_TMP/$r.log" | head -n "$((n - shown[$r]))" |
+                grep -E 'initial copy|ready:' | sed "s/^/    $r: /" || true
+            shown[$r]="$n"
+        fi
+    done
+}
+
 while rt_daemon_alive workload; do
     sleep 1
     check_daemons
+    copy_lines
     live_line
 done
 rc=0
@@ -177,8 +198,10 @@ while (($(rt__now_ms) < deadline)); do
         break
     fi
     check_daemons
+    copy_lines
     live_line
 done
+copy_lines
 live_line
 if ((converged == 0)); then
     rt_assert_same source replica1 replica2 || true

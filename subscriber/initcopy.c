@@ -158,8 +158,8 @@ static int s_replica_connect(const rt_initcopy_opts_t *o, const char *app, PGcon
     static const char *const setup[] = {"SET session_replication_role = replica",
                                         "SET client_min_messages = warning"};
     for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {
-        PGresult *res = rt_pg_exec(*conn, "replica", "setting up the copy session", setup[i], 0,
-                                   NULL, NULL, 0);
+        PGresult *res =
+            rt_pg_exec(*conn, "replica", "setting up the copy session", setup[i], 0, NULL, NULL, 0);
         if (!res) {
             PQfinish(*conn);
             *conn = NULL;
@@ -237,7 +237,8 @@ static int s_job_feed(s_job_t *j, size_t index, uint64_t *rows, char *text, size
         rt_msg_t m;
         int err = s_recv(j->dealer, j->pipe, 250, j->plan->opts->stop, &m);
         if (err == RT_EAGAIN) {
-            if (zsock_events(j->pipe) & ZMQ_POLLIN || (j->plan->opts->stop && *j->plan->opts->stop)) {
+            if (zsock_events(j->pipe) & ZMQ_POLLIN ||
+                (j->plan->opts->stop && *j->plan->opts->stop)) {
                 snprintf(text, size, "stopped");
                 return RT_EAGAIN;
             }
@@ -461,8 +462,8 @@ static int s_replica_state(s_coord_t *c, bool *needed)
     PQclear(res);
     if (!*needed)
         return RT_OK;
-    int err = s_exec(c->conn, "creating rt.sync_init and rt.sync_tables", rt_initcopy_ddl, 0,
-                     NULL, NULL, 0);
+    int err = s_exec(c->conn, "creating rt.sync_init and rt.sync_tables", rt_initcopy_ddl, 0, NULL,
+                     NULL, 0);
     if (err != RT_OK)
         return err;
     const char *ps[] = {c->plan.source};
@@ -699,8 +700,8 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
         char sql[1200];
         snprintf(sql, sizeof sql, "SELECT EXISTS (SELECT 1 FROM %s%s)",
                  t->src->relkind == 'p' ? "" : "ONLY ", t->qname);
-        PGresult *res = rt_pg_exec(c->conn, "replica", "checking a table is empty", sql, 0, NULL,
-                                   NULL, 0);
+        PGresult *res =
+            rt_pg_exec(c->conn, "replica", "checking a table is empty", sql, 0, NULL, NULL, 0);
         if (!res) {
             err = RT_EDB;
             break;
@@ -760,6 +761,33 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
     return err;
 }
 
+/* Logs how far the copy is: tables, rows (of the tables done), bytes, rates and an
+ * estimate of the time left, from the tables' sizes on the source (calibrated by the
+ * ratio of COPY bytes to disk bytes of the tables done). */
+static void s_progress(const s_plan_t *pl, const size_t *order, size_t n, size_t done,
+                       uint64_t rows, uint64_t bytes, int64_t elapsed_ms)
+{
+    double disk_total = 0, disk_done = 0, secs = (double)elapsed_ms / 1000.0;
+    for (size_t i = 0; i < n; i++) {
+        const s_table_t *t = &pl->tables[order[i]];
+        disk_total += (double)t->src->bytes;
+        if (t->done)
+            disk_done += (double)t->src->bytes;
+    }
+    double rate = secs > 0 ? (double)bytes / secs : 0;
+    double ratio = disk_done > 0 ? (double)bytes / disk_done : 1.0;
+    double left_bytes = disk_total * ratio - (double)bytes;
+    char left[48] = "unknown";
+    if (rate > 0 && left_bytes > 0)
+        snprintf(left, sizeof left, "about %.0f s", left_bytes / rate);
+    else if (rate > 0)
+        snprintf(left, sizeof left, "finishing");
+    rt_info("initial copy: %zu of %zu tables, %" PRIu64 " rows (%.0f rows/s), %.1f MB "
+            "(%.1f MB/s) in %.0f s; time left %s",
+            done, n, rows, secs > 0 ? (double)rows / secs : 0.0, (double)bytes / 1e6, rate / 1e6,
+            secs, left);
+}
+
 /* Runs the jobs until every table is copied. */
 static int s_copy_all(s_coord_t *c, size_t ncopy)
 {
@@ -776,9 +804,8 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
             order[n++] = i;
     /* Largest first, so that the longest copy starts at once. */
     for (size_t i = 1; i < n; i++)
-        for (size_t k = i; k > 0 && pl->tables[order[k]].src->bytes >
-                                        pl->tables[order[k - 1]].src->bytes;
-             k--) {
+        for (size_t k = i;
+             k > 0 && pl->tables[order[k]].src->bytes > pl->tables[order[k - 1]].src->bytes; k--) {
             size_t x = order[k];
             order[k] = order[k - 1];
             order[k - 1] = x;
@@ -807,15 +834,13 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
         }
         int64_t now = rt_mono_ms();
         if (now - last_keep >= S_KEEP_MS) {
-            rt_msg_t keep = {.type = RT_MSG_SYNC_KEEP, .name = (char *)c->o->name,
-                             .sync_id = pl->sync_id};
+            rt_msg_t keep = {
+                .type = RT_MSG_SYNC_KEEP, .name = (char *)c->o->name, .sync_id = pl->sync_id};
             (void)s_send(c->dealer, &keep);
             last_keep = now;
         }
         if (now - last_progress >= S_PROGRESS_MS) {
-            double secs = (double)(now - start) / 1000.0;
-            rt_info("initial copy: %zu of %zu tables, %.1f MB in %.0f s (%.1f MB/s)", done, n,
-                    (double)bytes / 1e6, secs, secs > 0 ? (double)bytes / 1e6 / secs : 0.0);
+            s_progress(pl, order, n, done, rows, bytes, now - start);
             last_progress = now;
         }
         zmq_pollitem_t items[RT_INITCOPY_MAX_JOBS + 1];
@@ -851,7 +876,8 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
                 zstr_free(&b);
             } else if (strcmp(what, "DONE") == 0) {
                 char *idx = zmsg_popstr(msg), *r = zmsg_popstr(msg), *b = zmsg_popstr(msg);
-                const s_table_t *t = &pl->tables[idx ? strtoull(idx, NULL, 10) % pl->ntables : 0];
+                s_table_t *t = &pl->tables[idx ? strtoull(idx, NULL, 10) % pl->ntables : 0];
+                t->done = true;
                 rows += r ? strtoull(r, NULL, 10) : 0;
                 bytes += b ? strtoull(b, NULL, 10) : 0;
                 rt_info("initial copy: %s.%s copied, %s rows", t->src->schema, t->src->table,
@@ -941,8 +967,8 @@ static int s_attempt(s_coord_t *c)
     if ((err = s_plan(c)) == RT_OK && (err = s_prepare(c, &ncopy)) == RT_OK &&
         (err = s_copy_all(c, ncopy)) == RT_OK)
         err = s_finish(c);
-    rt_msg_t end = {.type = RT_MSG_SYNC_END, .name = (char *)c->o->name,
-                    .sync_id = c->ready.sync_id};
+    rt_msg_t end = {
+        .type = RT_MSG_SYNC_END, .name = (char *)c->o->name, .sync_id = c->ready.sync_id};
     (void)s_send(c->dealer, &end);
     if (err == RT_OK)
         rt_info("initial copy done: streaming from seq %" PRIu64
