@@ -44,6 +44,13 @@ void rt_status_json(rt_buf_t *out, const rt_status_t *st)
                       s->commit_ts ? rt_pg_to_unix_us(s->commit_ts) / 1000 : 0,
                       s->applied_at ? rt_pg_to_unix_us(s->applied_at) / 1000 : 0, s->seen_ms_ago);
         rt_buf_json_string(out, s->error);
+        if (s->copy.tables_total)
+            rt_buf_printf(out,
+                          ",\"copy\":{\"tables_done\":%" PRIu64 ",\"tables_total\":%" PRIu64
+                          ",\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"bytes_total\":%" PRIu64
+                          ",\"elapsed_ms\":%" PRIu64 "}",
+                          s->copy.tables_done, s->copy.tables_total, s->copy.rows, s->copy.bytes,
+                          s->copy.bytes_total, s->copy.elapsed_ms);
         rt_buf_putc(out, '}');
     }
     rt_buf_puts(out, "]}");

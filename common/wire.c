@@ -1009,7 +1009,8 @@ cleanup:
  *   's' str -> char *      'u' uint -> uint64_t      'b' bool -> bool
  *   'i' int -> int64_t     'e' uint <= RT_SUB_LAST_STATE -> int64_t (a subscriber state)
  *   'x' bin -> data, datalen (the member named is data)
- *   'T' the tables of a SYNC_READY -> tables, ntables (the member named is tables) */
+ *   'T' the tables of a SYNC_READY -> tables, ntables (the member named is tables)
+ *   'P' [6 uints] -> an rt_copy_progress_t */
 
 #define S_MAX_FIELDS 6
 
@@ -1053,7 +1054,7 @@ static const s_msg_spec_t s_msg_specs[] = {
      "SYNC_READY",
      "uuuTs",
      {S_OFF(sync_id), S_OFF(seq), S_OFF(lsn), S_OFF(tables), S_OFF(text)}},
-    {RT_MSG_SYNC_KEEP, "SYNC_KEEP", "su", {S_OFF(name), S_OFF(sync_id)}},
+    {RT_MSG_SYNC_KEEP, "SYNC_KEEP", "suP", {S_OFF(name), S_OFF(sync_id), S_OFF(progress)}},
     {RT_MSG_SYNC_END, "SYNC_END", "su", {S_OFF(name), S_OFF(sync_id)}},
     {RT_MSG_COPY,
      "COPY",
@@ -1104,6 +1105,27 @@ const char *rt_sub_state_name(int state)
     if (state < RT_SUB_STREAMING || state > RT_SUB_LAST_STATE)
         return "unknown";
     return s_sub_state_names[state];
+}
+
+static void s_progress_pack(s_packer_t *sp, const rt_copy_progress_t *p)
+{
+    const uint64_t v[] = {p->tables_done, p->tables_total, p->rows,
+                          p->bytes,       p->bytes_total,  p->elapsed_ms};
+    S_PACK(sp, msgpack_pack_array(&sp->pk, 6));
+    for (size_t i = 0; i < 6; i++)
+        S_PACK(sp, msgpack_pack_uint64(&sp->pk, v[i]));
+}
+
+static void s_progress_decode(s_cursor_t *c, rt_copy_progress_t *p)
+{
+    s_cursor_t pc;
+    s_sub(c, &pc, 6);
+    uint64_t *v[] = {&p->tables_done, &p->tables_total, &p->rows,
+                     &p->bytes,       &p->bytes_total,  &p->elapsed_ms};
+    for (size_t i = 0; i < 6; i++)
+        *v[i] = s_uint(&pc, UINT64_MAX);
+    if (pc.bad || p->tables_done > p->tables_total)
+        c->bad = true;
 }
 
 void rt_sync_tables_free(rt_sync_table_t *tables, size_t ntables)
@@ -1319,6 +1341,7 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
             if ((err = s_decode_tables(&c, msg)) == RT_ENOMEM)
                 goto cleanup;
             break;
+        case 'P': s_progress_decode(&c, (rt_copy_progress_t *)field); break;
         }
     }
     err = c.bad ? RT_EPROTO : RT_OK;
@@ -1382,6 +1405,7 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
             break;
         case 'x': S_PACK(&sp, msgpack_pack_bin_with_body(&sp.pk, msg->data, msg->datalen)); break;
         case 'T': s_pack_tables(&sp, msg); break;
+        case 'P': s_progress_pack(&sp, (const rt_copy_progress_t *)field); break;
         }
     }
     return s_release(&sb, sp.err, frame, len);
@@ -1391,7 +1415,7 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
  * STATUS_REPLY. */
 
 #define S_STATUS_FIELDS 16u /* after the version */
-#define S_STATUS_SUB_FIELDS 10u
+#define S_STATUS_SUB_FIELDS 11u
 
 /* Packs a fixed-size NUL-terminated name; RT_EINVAL if it fills its buffer. */
 static void s_pack_fixed(s_packer_t *sp, const char *s, size_t size)
@@ -1463,6 +1487,7 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
         S_PACK(&sp, msgpack_pack_uint64(&sp.pk, sub->lag_bytes));
         S_PACK(&sp, msgpack_pack_int64(&sp.pk, sub->lag_ms));
         s_pack_fixed(&sp, sub->error, sizeof sub->error);
+        s_progress_pack(&sp, &sub->copy);
     }
     return s_release(&sb, sp.err, frame, len);
 }
@@ -1520,6 +1545,7 @@ int rt_status_decode(const void *frame, size_t len, rt_status_t *st)
         sub->lag_bytes = s_uint(&sc, UINT64_MAX);
         sub->lag_ms = s_int(&sc, INT64_MIN, INT64_MAX);
         s_str_fixed(&sc, sub->error, sizeof sub->error);
+        s_progress_decode(&sc, &sub->copy);
         if (sc.bad)
             subs.bad = true;
     }

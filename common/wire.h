@@ -157,7 +157,7 @@ typedef enum {
     RT_MSG_SYNC,         /* sub -> pub: name, seq (start seq it holds, 0 none), count (jobs) */
     RT_MSG_SYNC_READY,   /* pub -> sub: sync_id, seq (start seq), lsn (consistent point),
                           * tables, text (snapshot name) */
-    RT_MSG_SYNC_KEEP,    /* sub -> pub: name, sync_id: the copy goes on */
+    RT_MSG_SYNC_KEEP,    /* sub -> pub: name, sync_id, progress: the copy goes on */
     RT_MSG_SYNC_END,     /* sub -> pub: name, sync_id: the copy ended, drop the snapshot */
     RT_MSG_COPY,         /* sub -> pub: name, sync_id, table, count (credit), flags (RT_COPY_*) */
     RT_MSG_COPY_DATA,    /* pub -> sub: sync_id, table, data (COPY bytes, whole rows) */
@@ -167,6 +167,16 @@ typedef enum {
 /* COPY flags. */
 #define RT_COPY_BINARY 0x01u /* COPY ... (FORMAT binary) */
 #define RT_COPY_FLAGS 0x01u  /* every valid bit */
+
+/* How far a subscriber's initial copy is (SYNC_KEEP, STATUS_REPLY); all 0 when none runs. */
+typedef struct {
+    uint64_t tables_done;  /* tables copied (by this attempt or an earlier one) */
+    uint64_t tables_total; /* tables of the snapshot */
+    uint64_t rows;         /* rows of the tables copied by this attempt */
+    uint64_t bytes;        /* COPY bytes loaded by this attempt */
+    uint64_t bytes_total;  /* estimate of the COPY bytes of this attempt (0: unknown) */
+    uint64_t elapsed_ms;   /* since this attempt began copying */
+} rt_copy_progress_t;
 
 /* A column of a table offered for an initial copy (SYNC_READY). */
 typedef struct {
@@ -254,6 +264,7 @@ typedef struct {
     size_t datalen;
     rt_sync_table_t *tables; /* SYNC_READY: ntables tables (malloc'd) */
     size_t ntables;
+    rt_copy_progress_t progress; /* SYNC_KEEP */
 } rt_msg_t;
 
 /* Frees ntables tables of a SYNC_READY and their strings (NULL-safe). */
@@ -285,6 +296,7 @@ typedef struct {
     int64_t lag_ms;      /* source commit of its oldest unapplied record to now, or of its
                           * last applied record to when it applied it; -1 unknown */
     char error[RT_ERROR_TEXT_MAX + 1]; /* its last apply error, "" if none */
+    rt_copy_progress_t copy;           /* its initial copy while it is copying */
 } rt_status_sub_t;
 
 /* The publisher's capture, as reported in STATUS_REPLY. */

@@ -482,6 +482,8 @@ static void s_on_status(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
         o->commit_ts = s->commit_ts;
         o->applied_at = s->applied_at;
         snprintf(o->error, sizeof o->error, "%s", s->error);
+        if (o->state == RT_SUB_COPYING)
+            o->copy = s->copy;
         o->lag_ms = -1;
         if (s->stored.acked_seq >= st.head_seq) {
             if (s->commit_ts && s->applied_at)

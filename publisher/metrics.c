@@ -53,15 +53,23 @@ void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
         {"rt_publisher_subscriber_acked_seq", "Last seq the subscriber acknowledged."},
         {"rt_publisher_subscriber_lag_records", "Records the subscriber has yet to apply."},
         {"rt_publisher_subscriber_up", "1 while the subscriber is heard from."},
+        {"rt_publisher_subscriber_copy_tables_done",
+         "Tables its initial copy has copied (0 when none runs)."},
+        {"rt_publisher_subscriber_copy_tables_total", "Tables its initial copy copies."},
+        {"rt_publisher_subscriber_copy_rows", "Rows its initial copy loaded so far."},
+        {"rt_publisher_subscriber_copy_bytes", "COPY bytes its initial copy loaded so far."},
+        {"rt_publisher_subscriber_copy_bytes_estimate",
+         "Estimate of the COPY bytes its initial copy loads in all."},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         rt_prometheus_family(out, fam[f].name, "gauge", fam[f].help);
         for (size_t i = 0; i < m->nsubs; i++) {
             const rt_metrics_pub_sub_t *s = &m->subs[i];
             rt_prometheus_label_t labels[] = {{"subscriber", s->name}, {NULL, NULL}};
-            double v = f == 0   ? (double)s->acked_seq
-                       : f == 1 ? (double)s->lag_records
-                                : (s->up ? 1 : 0);
+            const uint64_t v64[] = {s->acked_seq,        s->lag_records,       s->up ? 1 : 0,
+                                    s->copy.tables_done, s->copy.tables_total, s->copy.rows,
+                                    s->copy.bytes,       s->copy.bytes_total};
+            double v = (double)v64[f];
             rt_prometheus_sample(out, fam[f].name, labels, v);
         }
     }

@@ -5,15 +5,17 @@
 #include "buf.h"
 #include "prometheus.h"
 #include "rt.h"
+#include "wire.h"
 
 /* The body is served as RT_PROMETHEUS_CONTENT_TYPE (prometheus.h). */
 
 /* One subscriber known to the publisher. */
 typedef struct {
-    const char *name;     /* subscriber name (label subscriber=) */
-    uint64_t acked_seq;   /* last seq it acknowledged */
-    uint64_t lag_records; /* head_seq - acked_seq (0 if ahead) */
-    bool up;              /* heard from recently (its state is not offline) */
+    const char *name;        /* subscriber name (label subscriber=) */
+    uint64_t acked_seq;      /* last seq it acknowledged */
+    uint64_t lag_records;    /* head_seq - acked_seq (0 if ahead) */
+    bool up;                 /* heard from recently (its state is not offline) */
+    rt_copy_progress_t copy; /* its initial copy while it is copying (all 0 otherwise) */
 } rt_metrics_pub_sub_t;
 
 /* The figures of a publisher's /metrics. */

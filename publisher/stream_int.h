@@ -18,6 +18,7 @@ typedef struct {
     int64_t commit_ts;      /* from its last ACK: commit time of its last applied record */
     int64_t applied_at;     /* from its last ACK: when it applied it */
     char error[RT_ERROR_TEXT_MAX + 1]; /* from its last ACK */
+    rt_copy_progress_t copy;           /* from its last SYNC_KEEP while it copies */
     uint64_t reset_from;               /* a replay with reset from this seq is under way: ACKs at or
                                         * past it are old ones until one below it arrives */
 } rt_stream_sub_t;

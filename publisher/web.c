@@ -73,6 +73,7 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
         subs[i].lag_records =
             st.head_seq > st.subs[i].acked_seq ? st.head_seq - st.subs[i].acked_seq : 0;
         subs[i].up = st.subs[i].state != RT_SUB_OFFLINE;
+        subs[i].copy = st.subs[i].copy;
     }
     rt_metrics_publisher_t m = {.captured_txns = cs.txns,
                                 .captured_rows = cs.rows,

@@ -164,3 +164,26 @@ uint64_t rt_ctl_lag_records(const rt_status_t *st, const rt_status_sub_t *sub)
 {
     return st->head_seq > sub->acked_seq ? st->head_seq - sub->acked_seq : 0;
 }
+
+const char *rt_ctl_copy_line(const rt_copy_progress_t *p, char *buf, size_t size)
+{
+    if (!p->tables_total)
+        return NULL;
+    char done[32], total[32], rate[32], left[48] = "";
+    double secs = (double)p->elapsed_ms / 1000.0;
+    uint64_t per_s = secs > 0 ? (uint64_t)((double)p->bytes / secs) : 0;
+    rt_ctl_bytes(p->bytes, done, sizeof done);
+    if (p->bytes_total > p->bytes && per_s > 0) {
+        char t[32];
+        snprintf(left, sizeof left, ", ~%s left",
+                 rt_ctl_ms((int64_t)((p->bytes_total - p->bytes) * 1000 / per_s), t, sizeof t));
+    }
+    snprintf(
+        buf, size,
+        "initial copy: %" PRIu64 " of %" PRIu64 " tables, %" PRIu64 " rows, %s of ~%s "
+        "(%s/s)%s",
+        p->tables_done, p->tables_total, p->rows, done,
+        rt_ctl_bytes(p->bytes_total > p->bytes ? p->bytes_total : p->bytes, total, sizeof total),
+        rt_ctl_bytes(per_s, rate, sizeof rate), left);
+    return buf;
+}

@@ -95,6 +95,9 @@ static void s_print_text(const rt_status_t *st)
                rt_sub_state_name((int)s->state), s->acked_seq, rt_ctl_lag_records(st, s),
                rt_ctl_bytes(s->lag_bytes, b, sizeof b), rt_ctl_ms(s->lag_ms, lag, sizeof lag),
                s->conflicts, seen);
+        char copy[160];
+        if (rt_ctl_copy_line(&s->copy, copy, sizeof copy))
+            printf("    %s\n", copy);
         if (s->error[0])
             printf("    last error: %s\n", s->error);
     }

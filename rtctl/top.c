@@ -296,6 +296,11 @@ static void s_draw(s_top_t *t, bool ansi)
                    rt_ctl_lag_records(st, s), rt_ctl_ms(s->lag_ms, a, sizeof a), s_sub_rate(t, s),
                    s->conflicts, eol);
             rows++;
+            char copy[160];
+            if (rt_ctl_copy_line(&s->copy, copy, sizeof copy)) {
+                printf("    %.76s%s", copy, eol);
+                rows++;
+            }
         }
         if (st->nsubs > S_MAX_SUBS_SHOWN) {
             printf("    ... and %u more%s", st->nsubs - S_MAX_SUBS_SHOWN, eol);

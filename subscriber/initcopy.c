@@ -761,31 +761,40 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
     return err;
 }
 
-/* Logs how far the copy is: tables, rows (of the tables done), bytes, rates and an
- * estimate of the time left, from the tables' sizes on the source (calibrated by the
- * ratio of COPY bytes to disk bytes of the tables done). */
-static void s_progress(const s_plan_t *pl, const size_t *order, size_t n, size_t done,
-                       uint64_t rows, uint64_t bytes, int64_t elapsed_ms)
+/* How far the copy is. bytes_total is estimated from the tables' sizes on the source,
+ * calibrated by the ratio of COPY bytes to disk bytes of the tables done. */
+static rt_copy_progress_t s_progress(const s_plan_t *pl, const size_t *order, size_t n, size_t done,
+                                     uint64_t rows, uint64_t bytes, int64_t elapsed_ms)
 {
-    double disk_total = 0, disk_done = 0, secs = (double)elapsed_ms / 1000.0;
+    double disk_total = 0, disk_done = 0;
     for (size_t i = 0; i < n; i++) {
         const s_table_t *t = &pl->tables[order[i]];
         disk_total += (double)t->src->bytes;
         if (t->done)
             disk_done += (double)t->src->bytes;
     }
-    double rate = secs > 0 ? (double)bytes / secs : 0;
     double ratio = disk_done > 0 ? (double)bytes / disk_done : 1.0;
-    double left_bytes = disk_total * ratio - (double)bytes;
+    return (rt_copy_progress_t){.tables_done = pl->ntables - n + done,
+                                .tables_total = pl->ntables,
+                                .rows = rows,
+                                .bytes = bytes,
+                                .bytes_total = (uint64_t)(disk_total * ratio),
+                                .elapsed_ms = (uint64_t)elapsed_ms};
+}
+
+static void s_progress_log(const rt_copy_progress_t *p)
+{
+    double secs = (double)p->elapsed_ms / 1000.0;
+    double rate = secs > 0 ? (double)p->bytes / secs : 0;
     char left[48] = "unknown";
-    if (rate > 0 && left_bytes > 0)
-        snprintf(left, sizeof left, "about %.0f s", left_bytes / rate);
+    if (rate > 0 && p->bytes_total > p->bytes)
+        snprintf(left, sizeof left, "about %.0f s", (double)(p->bytes_total - p->bytes) / rate);
     else if (rate > 0)
         snprintf(left, sizeof left, "finishing");
-    rt_info("initial copy: %zu of %zu tables, %" PRIu64 " rows (%.0f rows/s), %.1f MB "
-            "(%.1f MB/s) in %.0f s; time left %s",
-            done, n, rows, secs > 0 ? (double)rows / secs : 0.0, (double)bytes / 1e6, rate / 1e6,
-            secs, left);
+    rt_info("initial copy: %" PRIu64 " of %" PRIu64 " tables, %" PRIu64 " rows (%.0f rows/s), "
+            "%.1f MB (%.1f MB/s) in %.0f s; time left %s",
+            p->tables_done, p->tables_total, p->rows, secs > 0 ? (double)p->rows / secs : 0.0,
+            (double)p->bytes / 1e6, rate / 1e6, secs, left);
 }
 
 /* Runs the jobs until every table is copied. */
@@ -833,14 +842,17 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
             break;
         }
         int64_t now = rt_mono_ms();
+        rt_copy_progress_t progress = s_progress(pl, order, n, done, rows, bytes, now - start);
         if (now - last_keep >= S_KEEP_MS) {
-            rt_msg_t keep = {
-                .type = RT_MSG_SYNC_KEEP, .name = (char *)c->o->name, .sync_id = pl->sync_id};
+            rt_msg_t keep = {.type = RT_MSG_SYNC_KEEP,
+                             .name = (char *)c->o->name,
+                             .sync_id = pl->sync_id,
+                             .progress = progress};
             (void)s_send(c->dealer, &keep);
             last_keep = now;
         }
         if (now - last_progress >= S_PROGRESS_MS) {
-            s_progress(pl, order, n, done, rows, bytes, now - start);
+            s_progress_log(&progress);
             last_progress = now;
         }
         zmq_pollitem_t items[RT_INITCOPY_MAX_JOBS + 1];

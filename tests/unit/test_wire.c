@@ -1293,7 +1293,8 @@ static void test_status_roundtrip(void **state)
          .applied_at = 800000001000,
          .lag_bytes = 4096,
          .lag_ms = 1,
-         .error = ""},
+         .error = "",
+         .copy = {3, 10, 123456, 1u << 30, 3u << 30, 9000}},
         {.name = "replica-2",
          .acked_seq = 0,
          .state = RT_SUB_OFFLINE,
@@ -1366,6 +1367,7 @@ static void test_status_roundtrip(void **state)
             assert_int_equal(got.subs[i].lag_bytes, subs[i].lag_bytes);
             assert_int_equal(got.subs[i].lag_ms, subs[i].lag_ms);
             assert_string_equal(got.subs[i].error, subs[i].error);
+            assert_memory_equal(&got.subs[i].copy, &subs[i].copy, sizeof subs[i].copy);
         }
         if (nsubs == 0)
             assert_null(got.subs);
@@ -1407,8 +1409,9 @@ static void test_status_malformed(void **state)
     (void)state;
     /* f: 0 valid, 1 version 2, 2 source of 128 bytes, 3 name of 128 bytes, 4 state 6,
      * 5 seen nil, 6 capture state 4, 7 error text of 256 bytes, 8 a sub of 4 fields (old
-     * layout), 9 lag_bytes negative, 10 top-level array one field short, 11 security 3 */
-    for (int f = 0; f < 12; f++) {
+     * layout), 9 lag_bytes negative, 10 top-level array one field short, 11 security 3,
+     * 12 copy progress of 5 fields, 13 more tables done than there are */
+    for (int f = 0; f < 14; f++) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
         char name[256];
@@ -1429,7 +1432,7 @@ static void test_status_malformed(void **state)
             msgpack_pack_int64(&pk, 6);
         msgpack_pack_uint8(&pk, f == 11 ? 3 : 2);
         msgpack_pack_array(&pk, 1);
-        msgpack_pack_array(&pk, f == 8 ? 4 : 10);
+        msgpack_pack_array(&pk, f == 8 ? 4 : 11);
         msgpack_pack_str_with_body(&pk, name, f == 3 ? 128 : 127);
         msgpack_pack_uint8(&pk, 1);
         msgpack_pack_uint8(&pk, f == 4 ? RT_SUB_LAST_STATE + 1 : 1);
@@ -1447,6 +1450,10 @@ static void test_status_malformed(void **state)
                 msgpack_pack_uint8(&pk, 9);
             msgpack_pack_int64(&pk, -1);
             msgpack_pack_str_with_body(&pk, name, f == 7 ? 256 : 255);
+            msgpack_pack_array(&pk, f == 12 ? 5 : 6);
+            msgpack_pack_uint8(&pk, f == 13 ? 4 : 2);
+            for (int i = 0; i < (f == 12 ? 4 : 5); i++)
+                msgpack_pack_uint8(&pk, 3);
         }
         void *frame = s_copy(sb.data, sb.size);
         if (s_decode_status(frame, sb.size) != (f == 0 ? 0 : RT_EPROTO))
