@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# bench/copy.sh - a new replica of a populated source: the time until it is live, with rt
+# (--init copy through the publisher) against PostgreSQL's native logical replication
+# (CREATE SUBSCRIPTION ... WITH (copy_data = true), at the default
+# max_sync_workers_per_subscription and at 4) and against pg_dump | psql, same machine,
+# same run, each into a fresh replica with the tables created beforehand.
+#
+# Data: four tables of RT_BENCH_COPY_ROWS rows (default 1000000) and one of
+# RT_BENCH_COPY_TOAST wide rows (default 5000, 20 kB each, TOASTed). The builds and
+# settings are bench/run.sh's (RT_BENCH_BUILD, RT_BENCH_NO_BUILD).
+# Prints one table: seconds per method, rt's ratio against each, and rt's daemons' peak
+# RSS (VmHWM).
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RT_SRC="$(cd "$BENCH_DIR/.." && pwd)"
+RT_BIN="${RT_BENCH_BUILD:-$RT_SRC/build-bench}"
+ROWS="${RT_BENCH_COPY_ROWS:-1000000}"
+TOAST="${RT_BENCH_COPY_TOAST:-5000}"
+JOBS="${RT_BENCH_COPY_JOBS:-4}"
+export RT_SRC RT_BIN
+
+if [[ "${RT_BENCH_NO_BUILD:-0}" != 1 ]]; then
+    echo "==> building Release into $RT_BIN"
+    mkdir -p "$RT_BIN"
+    cmake -S "$RT_SRC" -B "$RT_BIN" -DCMAKE_BUILD_TYPE=Release >"$RT_BIN/bench-build.log" 2>&1
+    cmake --build "$RT_BIN" -j"$(nproc)" --target rt-publisher rt-subscriber \
+        >>"$RT_BIN/bench-build.log" 2>&1 || { tail -n 30 "$RT_BIN/bench-build.log"; exit 1; }
+fi
+
+# shellcheck source=tests/lib/cluster.sh
+source "$RT_SRC/tests/lib/cluster.sh"
+rt_setup
+
+SCHEMA="
+CREATE TABLE t1 (id bigint PRIMARY KEY, a int NOT NULL, b text, c timestamptz NOT NULL);
+CREATE TABLE t2 (LIKE t1 INCLUDING ALL);
+CREATE TABLE t3 (LIKE t1 INCLUDING ALL);
+CREATE TABLE t4 (LIKE t1 INCLUDING ALL);
+CREATE TABLE wide (id int PRIMARY KEY, doc text NOT NULL);
+"
+now_ms() { date +%s%3N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }
+
+echo "==> source: 4 tables of $ROWS rows, $TOAST wide rows"
+rt_pg_start source
+rt_psql source -c "$SCHEMA"
+for t in t1 t2 t3 t4; do
+    rt_psql source -c "INSERT INTO $t SELECT g, g % 1000, md5(g::text) || md5((-g)::text),
+        '2026-01-01'::timestamptz + g * interval '1 s' FROM generate_series(1, $ROWS) g"
+done
+rt_psql source -c "INSERT INTO wide SELECT g, string_agg(md5((g * 1000 + k)::text), '')
+    FROM generate_series(1, $TOAST) g, generate_series(1, 625) k GROUP BY g"
+rt_psql source -c "VACUUM ANALYZE"
+rt_psql source -c "SELECT pg_size_pretty(pg_database_size('postgres'))" | sed 's/^/    size: /'
+
+# fresh NAME [SETTINGS...]: an empty replica with the tables.
+fresh() {
+    local name="$1"
+    shift
+    rt_pg_start "$name" "$@"
+    rt_psql "$name" -c "$SCHEMA"
+}
+
+declare -A took=()
+
+echo "==> pg_dump --data-only | psql"
+fresh dump
+t0="$(now_ms)"
+"$RT_PG_BIN/pg_dump" --data-only -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres postgres |
+    "$RT_PG_BIN/psql" -X -q -h 127.0.0.1 -p "$DUMP_PORT" -U postgres postgres >/dev/null
+took[dump]="$(secs "$t0" "$(now_ms)")"
+rt_assert_same source dump >/dev/null
+rt_pg_stop dump
+
+# native NAME WORKERS: time until every table of the subscription is ready.
+native() {
+    local name="$1" workers="$2" port
+    fresh "$name" "max_sync_workers_per_subscription = $workers" "max_logical_replication_workers = 8"
+    port="$(rt__var "$name")_PORT"
+    t0="$(now_ms)"
+    rt_psql "$name" -c "CREATE SUBSCRIPTION s_$name CONNECTION 'host=127.0.0.1 port=$SOURCE_PORT dbname=postgres user=postgres' PUBLICATION bench_pub WITH (copy_data = true)"
+    ready() {
+        [[ "$(rt_psql "$1" -c "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'")" == 0 ]]
+    }
+    rt_wait_until 3600 "native copy into $name" ready "$name"
+    took[$name]="$(secs "$t0" "$(now_ms)")"
+    rt_assert_same source "$name" >/dev/null
+    rt_psql "$name" -c "DROP SUBSCRIPTION s_$name"
+    rt_pg_stop "$name"
+}
+rt_psql source -c "CREATE PUBLICATION bench_pub FOR ALL TABLES"
+echo "==> native, max_sync_workers_per_subscription = 2 (default)"
+native native2 2
+echo "==> native, max_sync_workers_per_subscription = 4"
+native native4 4
+
+echo "==> rt, --init copy --copy-jobs $JOBS"
+fresh replica
+ROUTER="tcp://127.0.0.1:$(rt_free_port)"
+rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
+    --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "tcp://127.0.0.1:$(rt_free_port)"
+t0="$(now_ms)"
+RT_READY_TIMEOUT=3600 rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscriber" \
+    --publisher "$ROUTER" --target "$REPLICA_DSN" --name replica --init copy --copy-jobs "$JOBS"
+took[rt]="$(secs "$t0" "$(now_ms)")"
+rt_assert_same source replica >/dev/null
+hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
+pub_kb="$(hwm "$PUB_PID")"
+sub_kb="$(hwm "$SUB_PID")"
+grep -E 'initial copy: [0-9]+ tables, ' "$RT_TMP/sub.log" | sed 's/^/    /' || true
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 && a > 0) ? b / a : 0 }'; }
+echo
+printf '%-46s %10s %14s\n' "method (time until the replica is live)" seconds "rt faster by"
+printf '%s\n' "$(printf '%.0s-' {1..72})"
+printf '%-46s %10s %14s\n' "rt --init copy --copy-jobs $JOBS" "${took[rt]}" "-"
+printf '%-46s %10s %14s\n' "native copy_data, 2 sync workers (default)" "${took[native2]}" \
+    "$(ratio "${took[rt]}" "${took[native2]}")x"
+printf '%-46s %10s %14s\n' "native copy_data, 4 sync workers" "${took[native4]}" \
+    "$(ratio "${took[rt]}" "${took[native4]}")x"
+printf '%-46s %10s %14s\n' "pg_dump --data-only | psql" "${took[dump]}" \
+    "$(ratio "${took[rt]}" "${took[dump]}")x"
+echo
+echo "rt's peak RSS (VmHWM): publisher $((pub_kb / 1024)) MiB, subscriber $((sub_kb / 1024)) MiB"
+echo "rows: 4 x $ROWS + $TOAST wide (20 kB); every replica checked equal to the source by checksums"
