@@ -185,7 +185,8 @@ static int s_exec(PGconn *conn, const char *what, const char *sql, int nparams,
  * A job actor: copies the tables the coordinator hands it, one replica transaction each.
  *
  * Pipe, coordinator -> job: "TABLE" <index>; $TERM.
- * Pipe, job -> coordinator: signal 0 once set up (or "FAIL" before it); "DONE" <index>
+ * Pipe, job -> coordinator: signal 0 at once (zactor_new waits for it); "READY" once set
+ * up, or "FAIL"; "DONE" <index>
  * <rows> <bytes>; "BYTES" <bytes> (progress); "FAIL" <index> <code> <text>. */
 
 typedef struct {
@@ -359,6 +360,7 @@ static void s_job_actor(zsock_t *pipe, void *arg)
     s_job_t j = {.pipe = pipe, .plan = a->plan, .last_report_ms = rt_mono_ms()};
     snprintf(j.id, sizeof j.id, "copy%d", a->k);
     free(a);
+    zsock_signal(pipe, 0); /* zactor_new waits for it */
     int err = s_replica_connect(j.plan->opts, "rt-subscriber copy", &j.conn);
     if (err == RT_OK && !(j.dealer = s_dealer(j.plan->opts, j.id)))
         err = RT_EINVAL;
@@ -366,7 +368,7 @@ static void s_job_actor(zsock_t *pipe, void *arg)
         s_job_fail(&j, SIZE_MAX, err, "cannot set up a copy job (logged above)");
         goto cleanup;
     }
-    zsock_signal(pipe, 0);
+    zstr_send(pipe, "READY");
     for (;;) {
         char *cmd = NULL, *arg1 = NULL;
         if (zstr_recvx(pipe, &cmd, &arg1, NULL) < 0)
@@ -719,8 +721,10 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
     char seq[24];
     snprintf(seq, sizeof seq, "%" PRIu64, c->ready.seq);
     const char *p1[] = {pl->source, seq};
+    bool begun = false;
     if (err == RT_OK)
         err = s_exec(c->conn, "beginning the copy", "BEGIN", 0, NULL, NULL, 0);
+    begun = err == RT_OK;
     if (err == RT_OK && *ncopy) {
         char *sql = malloc(strlen(rt_buf_str(&list)) + 16);
         if (!sql) {
@@ -755,7 +759,7 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
                      2, p1, NULL, 0);
     if (err == RT_OK)
         err = s_exec(c->conn, "committing the copy's start", "COMMIT", 0, NULL, NULL, 0);
-    else if (PQstatus(c->conn) == CONNECTION_OK)
+    else if (begun && PQstatus(c->conn) == CONNECTION_OK)
         PQclear(PQexec(c->conn, "ROLLBACK"));
     rt_buf_free(&list);
     return err;
@@ -880,8 +884,8 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
                 break;
             }
             char *what = zmsg_popstr(msg);
-            if (!what) {
-                /* the set-up signal: this job is free */
+            if (!what || strcmp(what, "READY") == 0) {
+                /* set up: this job is free */
             } else if (strcmp(what, "BYTES") == 0) {
                 char *b = zmsg_popstr(msg);
                 bytes += b ? strtoull(b, NULL, 10) : 0;
