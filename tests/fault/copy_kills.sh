@@ -39,9 +39,11 @@ copied() {
 }
 more_copied() { (($(copied) > $1)); }
 origin() { rt_psql replica1 -c "SELECT count(*) FROM pg_replication_origin WHERE roname = 'rt_src'"; }
+# The subscriber says ready only once its copy is done: started in the background.
 start_sub() {
-    RT_READY_TIMEOUT=1 fault_start_sub replica1 --init copy --copy-jobs 1 >/dev/null 2>&1 || true
-    rt_daemon_alive replica1 || rt_fail "the subscriber exited at start"
+    rt_start_bg replica1 "$RT_TMP/replica1.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
+        --target "$REPLICA1_DSN" --name replica1 --cert "$FAULT_KEYS/replica1.cert_secret" \
+        --publisher-key "$FAULT_KEYS/pub.cert" --init copy --copy-jobs 1
 }
 
 # kill_when_copied N WHAT CMD...: once more than N tables are copied and the copy is not
