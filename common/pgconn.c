@@ -169,14 +169,11 @@ cleanup:
     return rc;
 }
 
-PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const char *sql,
-                     int nparams, const char *const *params, char *err, size_t err_size)
+/* Logs "CONTEXT: WHAT failed: SQLSTATE X: message" for a failed result (NULL: the
+ * connection's error) and copies that line into err. */
+static void s_exec_failed(PGconn *conn, const PGresult *res, const char *context, const char *what,
+                          char *err, size_t err_size)
 {
-    PGresult *res =
-        nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-        return res;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     char msg[RT_PG_ERR_MAX];
     rt_pg_error_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg, sizeof msg);
@@ -188,8 +185,78 @@ PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const 
     rt_error("%s", line);
     if (err && err_size)
         snprintf(err, err_size, "%s", line);
+}
+
+PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const char *sql,
+                     int nparams, const char *const *params, char *err, size_t err_size)
+{
+    PGresult *res =
+        nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return res;
+    s_exec_failed(conn, res, context, what, err, err_size);
     PQclear(res);
     return NULL;
+}
+
+int rt_pg_exec_wait(PGconn *conn, const rt_pg_waiter_t *waiter, const char *context,
+                    const char *what, const char *sql, int nparams, const char *const *params,
+                    PGresult **res, char *err, size_t err_size)
+{
+    *res = NULL;
+    int sent = nparams ? PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                       : PQsendQuery(conn, sql);
+    if (!sent) {
+        s_exec_failed(conn, NULL, context, what, err, err_size);
+        return RT_EDB;
+    }
+    return rt_pg_collect(conn, waiter, context, what, res, err, err_size);
+}
+
+int rt_pg_collect(PGconn *conn, const rt_pg_waiter_t *waiter, const char *context, const char *what,
+                  PGresult **res, char *err, size_t err_size)
+{
+    PGresult *last = NULL, *failed = NULL;
+    *res = NULL;
+    for (;;) {
+        while (PQisBusy(conn)) {
+            int rc = waiter->fn(waiter->arg, PQsocket(conn));
+            if (rc < 0) {
+                PQclear(last);
+                PQclear(failed);
+                return rc;
+            }
+            if (!PQconsumeInput(conn))
+                break; /* the connection broke: PQgetResult says so */
+        }
+        PGresult *r = PQgetResult(conn);
+        if (!r)
+            break;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN) {
+            PQclear(last);
+            PQclear(failed);
+            *res = r;
+            return RT_OK;
+        }
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !failed) {
+            failed = r; /* the first error; the statements after it did not run */
+            continue;
+        }
+        PQclear(last);
+        last = r;
+        if (PQstatus(conn) == CONNECTION_BAD)
+            break;
+    }
+    if (failed || !last || PQstatus(conn) == CONNECTION_BAD) {
+        s_exec_failed(conn, failed, context, what, err, err_size);
+        PQclear(last);
+        PQclear(failed);
+        return RT_EDB;
+    }
+    *res = last;
+    return RT_OK;
 }
 
 /* Copies libpq's escaped string into memory the caller frees with free(). */

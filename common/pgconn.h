@@ -44,6 +44,31 @@ int rt_pg_wait_fd(int fd, short events, int64_t deadline_ms, volatile sig_atomic
 PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const char *sql,
                      int nparams, const char *const *params, char *err, size_t err_size);
 
+/* How rt_pg_exec_wait and rt_pg_collect wait for the server: fn returns 0 once fd (the
+ * connection's PQsocket) is readable, or a negative RT_E* code to give up (an actor's
+ * pipe said stop, say). fn may watch other things meanwhile; that is its purpose. */
+typedef struct {
+    int (*fn)(void *arg, int fd);
+    void *arg;
+} rt_pg_waiter_t;
+
+/* Sends sql (simple protocol when nparams is 0, else with text parameters) and collects
+ * its results with rt_pg_collect, never blocking in libpq for an answer: for threads that
+ * must keep listening to something else while the server works. */
+int rt_pg_exec_wait(PGconn *conn, const rt_pg_waiter_t *waiter, const char *context,
+                    const char *what, const char *sql, int nparams, const char *const *params,
+                    PGresult **res, char *err, size_t err_size) RT_WUR;
+
+/* Collects the results of the query sent last, waiting through waiter. Several statements
+ * give several results: *res is the last one (the caller PQclear's it). A COPY's result
+ * (PGRES_COPY_OUT or PGRES_COPY_IN) is returned as soon as it arrives, the connection
+ * then in the COPY state. Returns RT_OK; RT_EDB when a statement failed or the connection
+ * broke, logged once and copied into err as rt_pg_exec does; or the waiter's code when
+ * it gave up (nothing logged; the connection is then unusable: PQfinish it). *res is NULL
+ * unless RT_OK. */
+int rt_pg_collect(PGconn *conn, const rt_pg_waiter_t *waiter, const char *context, const char *what,
+                  PGresult **res, char *err, size_t err_size) RT_WUR;
+
 /* libpq's last error on one line: line breaks and runs of blanks become one space,
  * trailing blanks dropped; written into buf (size bytes), which is returned. */
 const char *rt_pg_error_line(const char *msg, char *buf, size_t size);

@@ -13,6 +13,7 @@
 #include "outbox.h"
 #include "sock.h"
 #include "stream.h"
+#include "sync.h"
 #include "web.h"
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
     int64_t max_outbox_mb;
     int64_t retention_seconds;
     int64_t pub_hwm;
+    int64_t sync_timeout_seconds;
 } s_opts_t;
 
 #define OPT(k, t, f, d, lo, hi, ch, req, rel, h)                                                   \
@@ -80,6 +82,9 @@ static const rt_cfg_param_t s_params[] = {
         "keep acknowledged records this long, for rtctl replay"),
     OPT("pub-hwm", RT_CFG_INT, pub_hwm, "1024", 1, 10000000, NULL, false, false,
         "PUB high-water mark in messages; past it live records are dropped and fetched"),
+    OPT("sync-timeout-seconds", RT_CFG_INT, sync_timeout_seconds, "30", 1, 86400, NULL, false, true,
+        "an initial copy session not heard from this long is dropped, with its temporary "
+        "slot"),
 };
 #define NPARAMS (sizeof s_params / sizeof s_params[0])
 
@@ -168,6 +173,7 @@ int main(int argc, char **argv)
     rt_outbox_t *outbox = NULL;
     rt_capture_t *capture = NULL;
     rt_stream_t *stream = NULL;
+    rt_sync_t *sync = NULL;
     rt_http_t *http = NULL;
     zcert_t *cert = NULL;
     rt_auth_t *auth = NULL;
@@ -224,6 +230,10 @@ int main(int argc, char **argv)
     capture = rt_capture_new(&co, outbox);
     if (!capture)
         goto cleanup;
+    rt_sync_opts_t yo = {
+        .dsn = o.source, .publication = o.publication, .timeout_s = o.sync_timeout_seconds};
+    if (!(sync = rt_sync_new(&yo)))
+        goto cleanup;
     rt_stream_opts_t so = {.source = o.name,
                            .slot = o.slot,
                            .listen = o.listen,
@@ -232,7 +242,8 @@ int main(int argc, char **argv)
                            .pub_hwm = o.pub_hwm,
                            .cert = cert,
                            .auth = auth,
-                           .security = security};
+                           .security = security,
+                           .sync = sync};
     stream = rt_stream_new(&so, outbox, capture);
     if (!stream)
         goto cleanup;
@@ -258,10 +269,11 @@ int main(int argc, char **argv)
                     rt_lsn_format(pos.last_end_lsn, lsn, sizeof lsn));
 
     while (!rt_daemon_stopping()) {
-        zmq_pollitem_t items[3] = {{rt_stream_router(stream), 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[4] = {{rt_stream_router(stream), 0, ZMQ_POLLIN, 0},
                                    {NULL, http ? rt_http_fd(http) : -1, ZMQ_POLLIN, 0},
+                                   {rt_sync_socket(sync), 0, ZMQ_POLLIN, 0},
                                    {NULL, rt_capture_fd(capture), ZMQ_POLLIN, 0}};
-        int nitems = items[2].fd >= 0 ? 3 : 2;
+        int nitems = items[3].fd >= 0 ? 4 : 3;
         if (zmq_poll(items, nitems, rt_capture_busy(capture) ? 0 : 100) < 0 &&
             zmq_errno() != EINTR) {
             rt_error("poll failed: %s", zmq_strerror(zmq_errno()));
@@ -271,8 +283,10 @@ int main(int argc, char **argv)
             break;
         if (rt_daemon_sighup()) {
             if ((o.config || !auth) &&
-                rt_daemon_reload(s_params, NPARAMS, &o, o.config, &o.log_level))
+                rt_daemon_reload(s_params, NPARAMS, &o, o.config, &o.log_level)) {
                 rt_stream_set_retention(stream, o.retention_seconds);
+                rt_sync_set_timeout(sync, o.sync_timeout_seconds);
+            }
             if (auth && rt_auth_reload(auth) == RT_OK)
                 rt_info("reloaded the certificates: %zu allowed, %zu admin", rt_auth_allowed(auth),
                         rt_auth_admins(auth));
@@ -285,11 +299,13 @@ int main(int argc, char **argv)
             goto cleanup;
         if (items[1].revents & ZMQ_POLLIN)
             (void)rt_http_serve(http);
+        rt_sync_pump(sync, rt_stream_router(stream));
     }
     rt_info("stopping on signal");
     exit_code = RT_EXIT_OK;
 cleanup:
     rt_http_destroy(&http);
+    rt_sync_destroy(&sync);
     rt_stream_destroy(&stream);
     rt_auth_destroy(&auth);
     zcert_destroy(&cert);

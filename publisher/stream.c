@@ -4,7 +4,9 @@
  * ROUTER frames are [routing id][message] (peers are DEALERs); the conversation is
  * in schemas/protocol.md: HELLO/WELCOME, FETCH/FETCHED (credit-based: never more
  * records than asked) and ACK are answered here; PING, STATUS and the admin verbs of
- * rtctl (PAUSE, RESUME, FORGET, REPLAY) by admin.c, whose reply is sent back here.
+ * rtctl (PAUSE, RESUME, FORGET, REPLAY) by admin.c, whose reply is sent back here;
+ * the initial copy's SYNC, COPY, SYNC_KEEP and SYNC_END are checked here and handed to
+ * the copy sessions (sync.c).
  * Subscribers and their acknowledgements live in the outbox's subscribers database;
  * a subscriber whose ACK state disagrees with its paused flag is told again, so a lost
  * PAUSE or RESUME notice is repaired within an ACK interval. */
@@ -285,6 +287,94 @@ static bool s_is_self(rt_stream_t *self, const char *id, size_t idlen, const cha
     return false;
 }
 
+/* SYNC, SYNC_KEEP, SYNC_END and COPY name their subscriber and come from its routing ids
+ * NAME/sync and NAME/copy<k>: the name must be usable, the routing id must start with
+ * "NAME/" and, with CURVE, the message must come from NAME's key. True when it may be
+ * handled. */
+static bool s_is_copier(rt_stream_t *self, const char *id, size_t idlen, const char *caller,
+                        const rt_msg_t *m, const char *peer)
+{
+    const char *type = rt_msg_type_name(m->type);
+    size_t n = strlen(m->name);
+    char text[256];
+    if (!rt_name_ok(m->name))
+        snprintf(text, sizeof text,
+                 "%s: subscriber names are 1 to 63 of A-Z a-z 0-9 _ . -, not starting with . "
+                 "or -",
+                 type);
+    else if (idlen <= n || memcmp(id, m->name, n) != 0 || id[n] != '/')
+        snprintf(text, sizeof text, "%s for subscriber %s must come from a routing id %s/...", type,
+                 m->name, m->name);
+    else if (self->auth && !(caller && strcmp(caller, m->name) == 0))
+        snprintf(text, sizeof text, "%s for subscriber %s refused: it comes from the key of %s",
+                 type, m->name, caller ? caller : "no allowed certificate");
+    else
+        return true;
+    s_bad_frame(self, peer, text);
+    s_send_error(self, id, idlen, RT_EINVAL, text);
+    return false;
+}
+
+/* SYNC{name, seq, count}: registers the subscriber if unknown, with acked_seq = the head
+ * (every later record is kept, and each transaction committed after the copy's snapshot
+ * comes after it), marks it copying and starts a copy session, which answers SYNC_READY
+ * or ERROR. A known subscriber keeps its acked_seq, unless records after it were trimmed:
+ * then it starts from the head as well. */
+static void s_on_sync(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
+{
+    if (!self->sync) {
+        s_send_error(self, id, idlen, RT_EINVAL, "this publisher has no source to copy from");
+        return;
+    }
+    uint64_t head = rt_outbox_position(self->outbox).head_seq;
+    rt_stream_sub_t *s = rt_stream_sub(self, m->name, false);
+    if (!s) {
+        if (!(s = rt_stream_sub(self, m->name, true)))
+            return;
+        s->stored.acked_seq = head;
+    } else if (s->stored.acked_seq + 1 < rt_outbox_first_seq(self->outbox) ||
+               s->stored.acked_seq > head) {
+        rt_warn("subscriber %s acknowledged seq %llu, whose successors are gone: its copy "
+                "starts from the head",
+                m->name, (unsigned long long)s->stored.acked_seq);
+        s->stored.acked_seq = head;
+    }
+    s->stored.state = RT_SUB_COPYING;
+    s->last_seen_ms = rt_mono_ms();
+    s->dirty = true;
+    rt_info("subscriber %s starts an initial copy at seq %llu", m->name,
+            (unsigned long long)s->stored.acked_seq);
+    uint64_t sync_id;
+    char err[256];
+    int rc = rt_sync_start(self->sync, m->name, id, idlen, s->stored.acked_seq, &sync_id, err,
+                           sizeof err);
+    if (rc != RT_OK)
+        s_send_error(self, id, idlen, rc, err);
+}
+
+/* COPY, SYNC_KEEP and SYNC_END: handed to the copy session, which answers COPY itself. */
+static void s_on_copy_session(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
+{
+    char err[256];
+    int rc = RT_ENOTFOUND;
+    if (!self->sync)
+        snprintf(err, sizeof err, "no copy session %llu: this publisher has no source",
+                 (unsigned long long)m->sync_id);
+    else if (m->type == RT_MSG_COPY)
+        rc = rt_sync_copy(self->sync, id, idlen, m, err, sizeof err);
+    else if (m->type == RT_MSG_SYNC_KEEP)
+        rc = rt_sync_keep(self->sync, m->name, m->sync_id, err, sizeof err);
+    else
+        rc = rt_sync_end(self->sync, m->name, m->sync_id, err, sizeof err);
+    if (rc != RT_OK) {
+        s_send_error(self, id, idlen, rc, err);
+        return;
+    }
+    rt_stream_sub_t *s = rt_stream_sub(self, m->name, false);
+    if (s)
+        s->last_seen_ms = rt_mono_ms();
+}
+
 static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const char *key,
                        const void *body, size_t len)
 {
@@ -326,6 +416,16 @@ static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const ch
     case RT_MSG_ACK:
         if (s_is_self(self, id, idlen, caller, &m, peer))
             s_on_ack(self, id, idlen, &m);
+        break;
+    case RT_MSG_SYNC:
+        if (s_is_copier(self, id, idlen, caller, &m, peer))
+            s_on_sync(self, id, idlen, &m);
+        break;
+    case RT_MSG_SYNC_KEEP:
+    case RT_MSG_SYNC_END:
+    case RT_MSG_COPY:
+        if (s_is_copier(self, id, idlen, caller, &m, peer))
+            s_on_copy_session(self, id, idlen, &m);
         break;
     default: {
         void *reply;
@@ -566,6 +666,7 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox, rt
         goto fail;
     self->auth = opts->auth;
     self->security = opts->security;
+    self->sync = opts->sync;
     rt_sock_opts_t ro = {.type = ZMQ_ROUTER,
                          .endpoint = opts->listen,
                          .bind = true,

@@ -6,6 +6,7 @@
 #include "curve.h"
 #include "outbox.h"
 #include "rt.h"
+#include "sync.h"
 #include "wire.h"
 
 typedef struct rt_stream_t rt_stream_t;
@@ -20,6 +21,7 @@ typedef struct {
     zcert_t *cert;       /* CURVE: the publisher's key pair (borrowed), or NULL */
     rt_auth_t *auth;     /* with cert: who may connect and as whom (borrowed) */
     int security;        /* rt_security_t, for STATUS */
+    rt_sync_t *sync;     /* initial copy sessions (borrowed), or NULL: SYNC is refused */
 } rt_stream_opts_t;
 
 /* Binds both sockets. NULL on failure, logged (endpoint in use, malformed). The

@@ -44,6 +44,7 @@ struct rt_stream_t {
     size_t nsamples, sample_start;
     uint64_t bad_frames;
     rt_record_decoder_t *dec; /* decodes records for replay and status */
+    rt_sync_t *sync;          /* initial copy sessions (borrowed), NULL without a source */
 };
 
 /* The subscriber named name, NULL if unknown; with create, registers an unknown one
