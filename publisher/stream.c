@@ -371,8 +371,13 @@ static void s_on_copy_session(rt_stream_t *self, const char *id, size_t idlen, c
         return;
     }
     rt_stream_sub_t *s = rt_stream_sub(self, m->name, false);
-    if (s)
-        s->last_seen_ms = rt_mono_ms();
+    if (!s)
+        return;
+    s->last_seen_ms = rt_mono_ms();
+    if (m->type == RT_MSG_SYNC_KEEP)
+        s->copy = m->progress;
+    else if (m->type == RT_MSG_SYNC_END)
+        memset(&s->copy, 0, sizeof s->copy);
 }
 
 static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const char *key,

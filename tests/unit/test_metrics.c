@@ -19,7 +19,11 @@ static void test_publisher_body(void **state)
     (void)state;
     rt_metrics_pub_sub_t subs[] = {
         {.name = "replica1", .acked_seq = 90, .lag_records = 10, .up = true},
-        {.name = "odd\"name", .acked_seq = 0, .lag_records = 100, .up = false},
+        {.name = "odd\"name",
+         .acked_seq = 0,
+         .lag_records = 100,
+         .up = false,
+         .copy = {2, 5, 1000, 65536, 131072, 7000}},
     };
     rt_metrics_publisher_t m = {
         .captured_txns = 5,
@@ -108,7 +112,29 @@ static void test_publisher_body(void **state)
         "# HELP rt_publisher_subscriber_up 1 while the subscriber is heard from.\n"
         "# TYPE rt_publisher_subscriber_up gauge\n"
         "rt_publisher_subscriber_up{subscriber=\"replica1\"} 1\n"
-        "rt_publisher_subscriber_up{subscriber=\"odd\\\"name\"} 0\n";
+        "rt_publisher_subscriber_up{subscriber=\"odd\\\"name\"} 0\n"
+        "# HELP rt_publisher_subscriber_copy_tables_done Tables its initial copy has copied (0 "
+        "when none runs).\n"
+        "# TYPE rt_publisher_subscriber_copy_tables_done gauge\n"
+        "rt_publisher_subscriber_copy_tables_done{subscriber=\"replica1\"} 0\n"
+        "rt_publisher_subscriber_copy_tables_done{subscriber=\"odd\\\"name\"} 2\n"
+        "# HELP rt_publisher_subscriber_copy_tables_total Tables its initial copy copies.\n"
+        "# TYPE rt_publisher_subscriber_copy_tables_total gauge\n"
+        "rt_publisher_subscriber_copy_tables_total{subscriber=\"replica1\"} 0\n"
+        "rt_publisher_subscriber_copy_tables_total{subscriber=\"odd\\\"name\"} 5\n"
+        "# HELP rt_publisher_subscriber_copy_rows Rows its initial copy loaded so far.\n"
+        "# TYPE rt_publisher_subscriber_copy_rows gauge\n"
+        "rt_publisher_subscriber_copy_rows{subscriber=\"replica1\"} 0\n"
+        "rt_publisher_subscriber_copy_rows{subscriber=\"odd\\\"name\"} 1000\n"
+        "# HELP rt_publisher_subscriber_copy_bytes COPY bytes its initial copy loaded so far.\n"
+        "# TYPE rt_publisher_subscriber_copy_bytes gauge\n"
+        "rt_publisher_subscriber_copy_bytes{subscriber=\"replica1\"} 0\n"
+        "rt_publisher_subscriber_copy_bytes{subscriber=\"odd\\\"name\"} 65536\n"
+        "# HELP rt_publisher_subscriber_copy_bytes_estimate Estimate of the COPY bytes its "
+        "initial copy loads in all.\n"
+        "# TYPE rt_publisher_subscriber_copy_bytes_estimate gauge\n"
+        "rt_publisher_subscriber_copy_bytes_estimate{subscriber=\"replica1\"} 0\n"
+        "rt_publisher_subscriber_copy_bytes_estimate{subscriber=\"odd\\\"name\"} 131072\n";
     assert_string_equal(rt_buf_str(&b), want);
     rt_buf_free(&b);
 
