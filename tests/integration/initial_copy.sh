@@ -130,6 +130,17 @@ one_copied() {
     ((n >= 1))
 }
 rt_wait_until 60 "replica2 copied its first table" one_copied
+# Its progress, as rtctl status shows it while it copies.
+copy_shown() {
+    "$RT_BIN/rtctl" --publisher "$ROUTER" status >"$RT_TMP/status.txt" 2>&1 &&
+        grep -qE '^  replica2 +copying' "$RT_TMP/status.txt" &&
+        grep -qE 'initial copy: [1-7] of 8 tables, [0-9]+ rows' "$RT_TMP/status.txt"
+}
+rt_wait_until 10 "rtctl status to show replica2's copy" copy_shown || {
+    cat "$RT_TMP/status.txt" >&2
+    rt_fail "rtctl status does not show the copy's progress"
+}
+grep -E 'replica2|initial copy' "$RT_TMP/status.txt"
 rt_kill9 replica2
 ready="$(rt_psql replica2 -c "SELECT relname FROM rt.sync_tables WHERE state = 'r' ORDER BY 1")"
 pending="$(rt_psql replica2 -c "SELECT count(*) FROM rt.sync_tables WHERE state = 'c'")"
