@@ -18,8 +18,8 @@ typedef struct {
 static const s_cmd_t s_cmds[] = {
     {"status", rt_ctl_cmd_status, "status [--json]",
      "publisher capture state, outbox head/size/oldest record, and per subscriber: state\n"
-     "(streaming, catching-up, paused, error, offline), applied seq, lag in records, bytes\n"
-     "and seconds, conflicts and last error"},
+     "(streaming, catching-up, paused, error, offline, copying), applied seq, lag in\n"
+     "records, bytes and seconds, conflicts and last error"},
     {"top", rt_ctl_cmd_top, "top [--once] [--interval MS]",
      "live view, refreshed every second (or MS): capture txns/s and rows/s, a 60 s\n"
      "sparkline, per-subscriber apply rate and lag, outbox depth. Keys: p N pause\n"
