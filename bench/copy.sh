@@ -108,7 +108,7 @@ rt_assert_same source replica >/dev/null
 hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
 pub_kb="$(hwm "$PUB_PID")"
 sub_kb="$(hwm "$SUB_PID")"
-grep -E 'initial copy: [0-9]+ tables, ' "$RT_TMP/sub.log" | sed 's/^/    /' || true
+grep -E 'initial copy: [0-9]+ tables in ' "$RT_TMP/sub.log" | sed 's/^/    /' || true
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 && a > 0) ? b / a : 0 }'; }
 echo

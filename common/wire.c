@@ -1157,7 +1157,8 @@ static char *s_str_dup(s_cursor_t *c, bool *enomem)
     return d;
 }
 
-/* tables: [[schema, table, relkind, bytes, [[name, type, typoid], ...]], ...]. RT_OK
+/* tables: [[schema, table, relkind, bytes, first_page, end_page, [[name, type, typoid],
+ * ...]], ...]. RT_OK
  * (c->bad on a malformed list) or RT_ENOMEM; msg owns whatever was read. */
 static int s_decode_tables(s_cursor_t *c, rt_msg_t *msg)
 {
@@ -1174,7 +1175,7 @@ static int s_decode_tables(s_cursor_t *c, rt_msg_t *msg)
     for (uint32_t i = 0; i < tc.n && !c->bad && !enomem; i++) {
         rt_sync_table_t *t = &msg->tables[i];
         s_cursor_t one, cols;
-        s_sub(&tc, &one, 5);
+        s_sub(&tc, &one, 7);
         t->schema = s_str_dup(&one, &enomem);
         t->table = s_str_dup(&one, &enomem);
         const char *kind;
@@ -1184,6 +1185,12 @@ static int s_decode_tables(s_cursor_t *c, rt_msg_t *msg)
             one.bad = true;
         t->relkind = one.bad ? 0 : kind[0];
         t->bytes = s_uint(&one, UINT64_MAX);
+        t->first_page = s_uint(&one, UINT32_MAX);
+        t->end_page = s_uint(&one, UINT32_MAX);
+        if (!one.bad && t->end_page && (t->end_page <= t->first_page || t->relkind != 'r'))
+            one.bad = true;
+        if (!one.bad && t->first_page && t->relkind != 'r')
+            one.bad = true;
         s_sub(&one, &cols, UINT32_MAX);
         if (!one.bad && (cols.n == 0 || cols.n > RT_SYNC_MAX_COLUMNS))
             one.bad = true;
@@ -1217,16 +1224,20 @@ static void s_pack_tables(s_packer_t *sp, const rt_msg_t *msg)
     for (size_t i = 0; i < msg->ntables; i++) {
         const rt_sync_table_t *t = &msg->tables[i];
         if ((t->relkind != 'r' && t->relkind != 'p') || t->ncols == 0 ||
-            t->ncols > RT_SYNC_MAX_COLUMNS) {
+            t->ncols > RT_SYNC_MAX_COLUMNS || t->first_page > UINT32_MAX ||
+            t->end_page > UINT32_MAX || (t->end_page && t->end_page <= t->first_page) ||
+            ((t->first_page || t->end_page) && t->relkind != 'r')) {
             if (sp->err == RT_OK)
                 sp->err = RT_EINVAL;
             return;
         }
-        S_PACK(sp, msgpack_pack_array(&sp->pk, 5));
+        S_PACK(sp, msgpack_pack_array(&sp->pk, 7));
         s_pack_cstr(sp, t->schema);
         s_pack_cstr(sp, t->table);
         S_PACK(sp, msgpack_pack_str_with_body(&sp->pk, &t->relkind, 1));
         S_PACK(sp, msgpack_pack_uint64(&sp->pk, t->bytes));
+        S_PACK(sp, msgpack_pack_uint64(&sp->pk, t->first_page));
+        S_PACK(sp, msgpack_pack_uint64(&sp->pk, t->end_page));
         S_PACK(sp, msgpack_pack_array(&sp->pk, t->ncols));
         for (uint32_t j = 0; j < t->ncols; j++) {
             S_PACK(sp, msgpack_pack_array(&sp->pk, 3));

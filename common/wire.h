@@ -185,11 +185,14 @@ typedef struct {
     uint32_t typoid; /* type OID on the source (< 16384: a built-in type) */
 } rt_sync_column_t;
 
-/* A published table as of the snapshot, with the columns the copy sends, in order. */
+/* A published table as of the snapshot, with the columns the copy sends, in order. A large
+ * table may come as several entries, each a range of its pages (copied in parallel). */
 typedef struct {
     char *schema, *table;
     char relkind;           /* 'r' table, 'p' partitioned table */
     uint64_t bytes;         /* its size on disk (partitions included), for scheduling */
+    uint64_t first_page;    /* a part of a large table: its rows in pages [first_page, */
+    uint64_t end_page;      /* end_page), end_page 0: to the end; both 0: the whole table */
     uint32_t ncols;         /* columns sent */
     rt_sync_column_t *cols; /* ncols columns */
 } rt_sync_table_t;

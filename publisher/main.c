@@ -37,6 +37,7 @@ typedef struct {
     int64_t retention_seconds;
     int64_t pub_hwm;
     int64_t sync_timeout_seconds;
+    int64_t copy_part_mb;
 } s_opts_t;
 
 #define OPT(k, t, f, d, lo, hi, ch, req, rel, h)                                                   \
@@ -85,6 +86,9 @@ static const rt_cfg_param_t s_params[] = {
     OPT("sync-timeout-seconds", RT_CFG_INT, sync_timeout_seconds, "30", 1, 86400, NULL, false, true,
         "an initial copy session not heard from this long is dropped, with its temporary "
         "slot"),
+    OPT("copy-part-mb", RT_CFG_INT, copy_part_mb, "64", 1, 1LL << 20, NULL, false, false,
+        "an initial copy offers a table larger than this in parts of about this size (ranges "
+        "of its pages), at most one per copy job of the subscriber, copied in parallel"),
 };
 #define NPARAMS (sizeof s_params / sizeof s_params[0])
 
@@ -230,8 +234,10 @@ int main(int argc, char **argv)
     capture = rt_capture_new(&co, outbox);
     if (!capture)
         goto cleanup;
-    rt_sync_opts_t yo = {
-        .dsn = o.source, .publication = o.publication, .timeout_s = o.sync_timeout_seconds};
+    rt_sync_opts_t yo = {.dsn = o.source,
+                         .publication = o.publication,
+                         .timeout_s = o.sync_timeout_seconds,
+                         .part_bytes = (uint64_t)o.copy_part_mb << 20};
     if (!(sync = rt_sync_new(&yo)))
         goto cleanup;
     rt_stream_opts_t so = {.source = o.name,

@@ -346,8 +346,8 @@ static void s_on_sync(rt_stream_t *self, const char *id, size_t idlen, const rt_
             (unsigned long long)s->stored.acked_seq);
     uint64_t sync_id;
     char err[256];
-    int rc = rt_sync_start(self->sync, m->name, id, idlen, s->stored.acked_seq, &sync_id, err,
-                           sizeof err);
+    int rc = rt_sync_start(self->sync, m->name, id, idlen, s->stored.acked_seq, m->count, &sync_id,
+                           err, sizeof err);
     if (rc != RT_OK)
         s_send_error(self, id, idlen, rc, err);
 }

@@ -39,6 +39,7 @@ struct rt_sync_t {
     char endpoint[64]; /* the channel's inproc endpoint */
     zsock_t *pull;     /* the channel */
     int64_t timeout_ms;
+    uint64_t part_bytes;
     s_session_t sessions[RT_SYNC_MAX_SESSIONS];
     uint64_t next_id; /* the next session's sync id */
     uint64_t started; /* sessions started, numbering their slots */
@@ -55,6 +56,7 @@ rt_sync_t *rt_sync_new(const rt_sync_opts_t *opts)
     if (!self->dsn || !self->publication)
         goto fail;
     rt_sync_set_timeout(self, opts->timeout_s);
+    self->part_bytes = opts->part_bytes ? opts->part_bytes : RT_SYNC_PART_BYTES;
     /* Ids start at the milliseconds since the epoch: a session id of an earlier run does not
      * name a session of this one. */
     self->next_id = (uint64_t)zclock_time();
@@ -162,7 +164,7 @@ static char *s_memdup(const char *p, size_t n)
 }
 
 int rt_sync_start(rt_sync_t *self, const char *name, const char *id, size_t idlen,
-                  uint64_t start_seq, uint64_t *sync_id, char *err, size_t err_size)
+                  uint64_t start_seq, uint64_t jobs, uint64_t *sync_id, char *err, size_t err_size)
 {
     s_session_t *free_entry = NULL;
     for (size_t i = 0; i < RT_SYNC_MAX_SESSIONS; i++) {
@@ -188,6 +190,8 @@ int rt_sync_start(rt_sync_t *self, const char *name, const char *id, size_t idle
         a->id = s_memdup(id, idlen);
         a->idlen = idlen;
         a->start_seq = start_seq;
+        a->jobs = jobs < RT_SYNC_MAX_JOBS ? jobs : RT_SYNC_MAX_JOBS;
+        a->part_bytes = self->part_bytes;
         a->dsn = strdup(self->dsn);
         a->publication = strdup(self->publication);
         a->slot = strdup(slot);

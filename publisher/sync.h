@@ -15,6 +15,11 @@
 
 typedef struct rt_sync_t rt_sync_t;
 
+/* Default of part_bytes: a table larger than this many bytes on disk is offered in parts
+ * of about this size (ranges of its pages), at most one per job the subscriber runs, so
+ * that its jobs copy it together. */
+#define RT_SYNC_PART_BYTES (64u * 1024 * 1024)
+
 /* Most sessions at once (beyond: RT_EAGAIN), and most table copies a session runs at once. */
 #define RT_SYNC_MAX_SESSIONS 8
 #define RT_SYNC_MAX_JOBS 16
@@ -27,6 +32,7 @@ typedef struct {
     const char *publication; /* the publication whose tables are copied */
     int64_t timeout_s;       /* drop a session not heard from for this long once it sent
                               * SYNC_READY (0: RT_SYNC_TIMEOUT_S) */
+    uint64_t part_bytes;     /* size of a large table's parts (0: RT_SYNC_PART_BYTES) */
 } rt_sync_opts_t;
 
 /* Binds the socket the threads send through. NULL on failure, logged. The strings of
@@ -48,7 +54,8 @@ void *rt_sync_socket(rt_sync_t *self);
  * Returns RT_OK with *sync_id; RT_EAGAIN when RT_SYNC_MAX_SESSIONS run; RT_ENOMEM. On
  * an error, err (err_size bytes) gets the sentence to send back. */
 int rt_sync_start(rt_sync_t *self, const char *name, const char *id, size_t idlen,
-                  uint64_t start_seq, uint64_t *sync_id, char *err, size_t err_size) RT_WUR;
+                  uint64_t start_seq, uint64_t jobs, uint64_t *sync_id, char *err,
+                  size_t err_size) RT_WUR;
 
 /* A COPY{name, sync_id, table, count, flags} from routing id [id, idlen]: handed to its
  * session, which starts the table's copy or adds credit to it (and answers a bad table

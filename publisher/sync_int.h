@@ -31,15 +31,17 @@
 
 /* What a session's thread is given; the thread owns it (rt_sync_session_args_free). */
 typedef struct {
-    uint64_t sync_id;   /* the session's id, in every message of it */
-    char *name;         /* the subscriber's name */
-    char *id;           /* the coordinator's routing id (idlen bytes) */
-    size_t idlen;       /* its length */
-    uint64_t start_seq; /* the subscriber's acked seq, sent back in SYNC_READY */
-    char *dsn;          /* source connection string */
-    char *publication;  /* whose tables are copied */
-    char *slot;         /* the temporary slot's name */
-    char *endpoint;     /* the channel's PULL endpoint */
+    uint64_t sync_id;    /* the session's id, in every message of it */
+    char *name;          /* the subscriber's name */
+    char *id;            /* the coordinator's routing id (idlen bytes) */
+    size_t idlen;        /* its length */
+    uint64_t start_seq;  /* the subscriber's acked seq, sent back in SYNC_READY */
+    uint64_t jobs;       /* the jobs the subscriber runs: most parts a large table is cut in */
+    uint64_t part_bytes; /* a table larger than this is cut in parts of about this size */
+    char *dsn;           /* source connection string */
+    char *publication;   /* whose tables are copied */
+    char *slot;          /* the temporary slot's name */
+    char *endpoint;      /* the channel's PULL endpoint */
 } rt_sync_session_args_t;
 
 void rt_sync_session_args_free(rt_sync_session_args_t *args);

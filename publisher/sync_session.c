@@ -13,6 +13,7 @@
  * Every query waits through s_wait, which keeps reading the pipe: "$TERM" ends the
  * session at once, whatever PostgreSQL is doing. */
 #include <czmq.h>
+#include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@ static const char *const s_tables_sql =
     "            THEN (SELECT coalesce(sum(pg_relation_size(t.relid)), 0) "
     "                    FROM pg_partition_tree(c.oid) t) "
     "            ELSE pg_relation_size(c.oid) END::bigint, "
-    "       p.rowfilter, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid "
+    "       p.rowfilter, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, "
+    "       pg_relation_size(c.oid) / current_setting('block_size')::bigint "
     "FROM pg_publication_tables p "
     "JOIN pg_namespace n ON n.nspname = p.schemaname "
     "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename "
@@ -274,14 +276,27 @@ static int s_copy_sql(PGconn *conn, const rt_sync_table_t *t, const char *filter
         rt_buf_printf(&cols, "%s%s", j ? ", " : "", col);
         free(col);
     }
-    if (t->relkind == 'r' && !filter)
+    bool part = t->first_page || t->end_page;
+    if (t->relkind == 'r' && !filter && !part) {
         rt_buf_printf(&sql, "COPY %s.%s (%s) TO STDOUT", schema, table, rt_buf_str(&cols));
-    else
-        rt_buf_printf(&sql, "COPY (SELECT %s FROM %s%s.%s%s%s%s) TO STDOUT", rt_buf_str(&cols),
-                      t->relkind == 'r' ? "ONLY " : "", schema, table, filter ? " WHERE (" : "",
-                      filter ? filter : "", filter ? ")" : "");
+    } else {
+        rt_buf_printf(&sql, "COPY (SELECT %s FROM %s%s.%s WHERE true", rt_buf_str(&cols),
+                      t->relkind == 'r' ? "ONLY " : "", schema, table);
+        /* A part: the rows of a range of pages (a TID range scan). */
+        if (part)
+            rt_buf_printf(&sql, " AND ctid >= '(%" PRIu64 ",0)'::tid", t->first_page);
+        if (t->end_page)
+            rt_buf_printf(&sql, " AND ctid < '(%" PRIu64 ",0)'::tid", t->end_page);
+        if (filter)
+            rt_buf_printf(&sql, " AND (%s)", filter);
+        rt_buf_puts(&sql, ") TO STDOUT");
+    }
     rt_buf_t what = {0};
     rt_buf_printf(&what, "%s.%s", schema, table);
+    if (t->end_page)
+        rt_buf_printf(&what, " (pages %" PRIu64 " to %" PRIu64 ")", t->first_page, t->end_page);
+    else if (part)
+        rt_buf_printf(&what, " (pages %" PRIu64 " to the end)", t->first_page);
     if (rt_buf_error(&sql) == RT_OK && rt_buf_error(&what) == RT_OK) {
         out->sql = strdup(rt_buf_str(&sql));
         out->what = strdup(rt_buf_str(&what));
@@ -296,14 +311,20 @@ cleanup:
     return rc;
 }
 
-/* Fills table t from rows [from, to) of the listing (one table's columns). */
+/* Fills table t from rows [from, to) of the listing (one table's columns): the whole
+ * table, or part k of nparts (a range of its pages). */
 static int s_fill_table(s_session_t *self, PGconn *conn, PGresult *res, int from, int to,
-                        rt_sync_table_t *t, s_table_t *x)
+                        uint64_t k, uint64_t nparts, rt_sync_table_t *t, s_table_t *x)
 {
+    if (nparts > 1) {
+        uint64_t pages = strtoull(PQgetvalue(res, from, 8), NULL, 10);
+        t->first_page = pages * k / nparts;
+        t->end_page = k + 1 < nparts ? pages * (k + 1) / nparts : 0;
+    }
     t->schema = strdup(PQgetvalue(res, from, 0));
     t->table = strdup(PQgetvalue(res, from, 1));
     t->relkind = PQgetvalue(res, from, 2)[0];
-    t->bytes = strtoull(PQgetvalue(res, from, 3), NULL, 10);
+    t->bytes = strtoull(PQgetvalue(res, from, 3), NULL, 10) / nparts;
     if (!t->schema || !t->table)
         return RT_ENOMEM;
     if (t->relkind != 'r' && t->relkind != 'p') {
@@ -338,13 +359,27 @@ static bool s_same_table(PGresult *res, int a, int b)
            strcmp(PQgetvalue(res, a, 1), PQgetvalue(res, b, 1)) == 0;
 }
 
+/* In how many parts table rows [from, ...) of the listing is offered: a plain table of
+ * over part_bytes in one part per part_bytes, at most one per job. */
+static uint64_t s_parts(const s_session_t *self, PGresult *res, int from)
+{
+    uint64_t bytes = strtoull(PQgetvalue(res, from, 3), NULL, 10);
+    uint64_t pages = strtoull(PQgetvalue(res, from, 8), NULL, 10);
+    uint64_t n = bytes / self->args->part_bytes;
+    if (PQgetvalue(res, from, 2)[0] != 'r' || n < 2 || self->args->jobs < 2 || pages < 2)
+        return 1;
+    n = n < self->args->jobs ? n : self->args->jobs;
+    return n < pages ? n : pages;
+}
+
 /* Turns the listing into self->tables and self->extra. */
 static int s_build_tables(s_session_t *self, PGconn *conn, PGresult *res)
 {
     int nrows = PQntuples(res);
     size_t n = 0;
     for (int r = 0; r < nrows; r++)
-        n += r == 0 || !s_same_table(res, r - 1, r);
+        if (r == 0 || !s_same_table(res, r - 1, r))
+            n += s_parts(self, res, r);
     if (n > RT_SYNC_MAX_TABLES) {
         snprintf(self->err, sizeof self->err,
                  "the publication has %zu tables: one copy takes %u at most", n,
@@ -358,12 +393,16 @@ static int s_build_tables(s_session_t *self, PGconn *conn, PGresult *res)
         int to = from + 1;
         while (to < nrows && s_same_table(res, from, to))
             to++;
-        size_t i = self->ntables++;
-        int rc = s_fill_table(self, conn, res, from, to, &self->tables[i], &self->extra[i]);
-        if (rc != RT_OK) {
-            if (rc == RT_ENOMEM)
-                snprintf(self->err, sizeof self->err, "the publisher is out of memory");
-            return rc;
+        uint64_t nparts = s_parts(self, res, from);
+        for (uint64_t k = 0; k < nparts; k++) {
+            size_t i = self->ntables++;
+            int rc = s_fill_table(self, conn, res, from, to, k, nparts, &self->tables[i],
+                                  &self->extra[i]);
+            if (rc != RT_OK) {
+                if (rc == RT_ENOMEM)
+                    snprintf(self->err, sizeof self->err, "the publisher is out of memory");
+                return rc;
+            }
         }
         from = to;
     }

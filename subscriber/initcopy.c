@@ -55,6 +55,11 @@ typedef struct {
     bool ready;                 /* copied by an earlier attempt under its own snapshot */
     bool copying;               /* an earlier attempt began it: its rows are rt's own */
     bool done;                  /* copied by this attempt */
+    size_t group;               /* the first entry of the same table (a large table comes
+                                 * in parts, ranges of its pages, copied in parallel) */
+    size_t nparts;              /* first entry: the table's parts */
+    size_t parts_done;          /* first entry: parts copied by this attempt */
+    uint64_t rows;              /* first entry: rows of the parts copied */
 } s_table_t;
 
 /* What the jobs read (never written while they run). */
@@ -329,7 +334,8 @@ static void s_job_table(s_job_t *j, size_t index)
         while ((res = PQgetResult(j->conn)))
             PQclear(res);
     }
-    if (err == RT_OK) {
+    /* A table in parts is marked copied by the coordinator once every part is. */
+    if (err == RT_OK && j->plan->tables[t->group].nparts == 1) {
         char nrows[24];
         snprintf(nrows, sizeof nrows, "%" PRIu64, rows);
         const char *p[] = {j->plan->source, t->src->schema, t->src->table, j->plan->lsn_text,
@@ -642,6 +648,20 @@ static int s_plan(s_coord_t *c)
             err = RT_ENOMEM;
             break;
         }
+        /* Another part of a table met before: checked there. */
+        t->group = i;
+        for (size_t j = 0; j < i && t->group == i; j++)
+            if (strcmp(pl->tables[j].src->schema, t->src->schema) == 0 &&
+                strcmp(pl->tables[j].src->table, t->src->table) == 0)
+                t->group = j;
+        s_table_t *lead = &pl->tables[t->group];
+        lead->nparts++;
+        if (t->group != i) {
+            t->binary = lead->binary;
+            if (lead->copy_sql && !(t->copy_sql = strdup(lead->copy_sql)))
+                err = RT_ENOMEM;
+            continue;
+        }
         if (t->ready)
             continue;
         int e = s_check_table(c, t, text, sizeof text);
@@ -696,6 +716,8 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
         if (t->ready)
             continue;
         (*ncopy)++;
+        if (t->group != i)
+            continue; /* a part of a table met before */
         rt_buf_printf(&list, "%s%s", rt_buf_str(&list)[0] ? ", " : "", t->qname);
         if (c->o->truncate || t->copying)
             continue;
@@ -743,7 +765,7 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
     }
     for (size_t i = 0; i < pl->ntables && err == RT_OK; i++) {
         const s_table_t *t = &pl->tables[i];
-        if (t->ready)
+        if (t->ready || t->group != i)
             continue;
         const char *p[] = {pl->source, t->src->schema, t->src->table};
         err = s_exec(c->conn, "marking a table copying",
@@ -767,10 +789,18 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
 
 /* How far the copy is. bytes_total is estimated from the tables' sizes on the source,
  * calibrated by the ratio of COPY bytes to disk bytes of the tables done. */
-static rt_copy_progress_t s_progress(const s_plan_t *pl, const size_t *order, size_t n, size_t done,
+static rt_copy_progress_t s_progress(const s_plan_t *pl, const size_t *order, size_t n,
                                      uint64_t rows, uint64_t bytes, int64_t elapsed_ms)
 {
     double disk_total = 0, disk_done = 0;
+    uint64_t tables = 0, tables_done = 0; /* a table in parts counts once */
+    for (size_t i = 0; i < pl->ntables; i++) {
+        const s_table_t *t = &pl->tables[i];
+        if (t->group != i)
+            continue;
+        tables++;
+        tables_done += t->ready || t->parts_done == t->nparts;
+    }
     for (size_t i = 0; i < n; i++) {
         const s_table_t *t = &pl->tables[order[i]];
         disk_total += (double)t->src->bytes;
@@ -778,8 +808,8 @@ static rt_copy_progress_t s_progress(const s_plan_t *pl, const size_t *order, si
             disk_done += (double)t->src->bytes;
     }
     double ratio = disk_done > 0 ? (double)bytes / disk_done : 1.0;
-    return (rt_copy_progress_t){.tables_done = pl->ntables - n + done,
-                                .tables_total = pl->ntables,
+    return (rt_copy_progress_t){.tables_done = tables_done,
+                                .tables_total = tables,
                                 .rows = rows,
                                 .bytes = bytes,
                                 .bytes_total = (uint64_t)(disk_total * ratio),
@@ -799,6 +829,20 @@ static void s_progress_log(const rt_copy_progress_t *p)
             "%.1f MB (%.1f MB/s) in %.0f s; time left %s",
             p->tables_done, p->tables_total, p->rows, secs > 0 ? (double)p->rows / secs : 0.0,
             (double)p->bytes / 1e6, rate / 1e6, secs, left);
+}
+
+/* A table copied in parts: ready once every part is committed (until then a restart
+ * copies it whole again). */
+static int s_mark_copied(s_coord_t *c, const s_table_t *lead)
+{
+    char nrows[24];
+    snprintf(nrows, sizeof nrows, "%" PRIu64, lead->rows);
+    const char *p[] = {c->plan.source, lead->src->schema, lead->src->table, c->plan.lsn_text,
+                       nrows};
+    return s_exec(c->conn, "marking a table copied",
+                  "UPDATE rt.sync_tables SET state = 'r', lsn = $4::pg_lsn, rows = $5 "
+                  "WHERE source = $1 AND nspname = $2 AND relname = $3",
+                  5, p, NULL, 0);
 }
 
 /* Runs the jobs until every table is copied. */
@@ -846,7 +890,7 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
             break;
         }
         int64_t now = rt_mono_ms();
-        rt_copy_progress_t progress = s_progress(pl, order, n, done, rows, bytes, now - start);
+        rt_copy_progress_t progress = s_progress(pl, order, n, rows, bytes, now - start);
         if (now - last_keep >= S_KEEP_MS) {
             rt_msg_t keep = {.type = RT_MSG_SYNC_KEEP,
                              .name = (char *)c->o->name,
@@ -893,11 +937,18 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
             } else if (strcmp(what, "DONE") == 0) {
                 char *idx = zmsg_popstr(msg), *r = zmsg_popstr(msg), *b = zmsg_popstr(msg);
                 s_table_t *t = &pl->tables[idx ? strtoull(idx, NULL, 10) % pl->ntables : 0];
+                s_table_t *lead = &pl->tables[t->group];
+                uint64_t nrows = r ? strtoull(r, NULL, 10) : 0;
                 t->done = true;
-                rows += r ? strtoull(r, NULL, 10) : 0;
+                rows += nrows;
                 bytes += b ? strtoull(b, NULL, 10) : 0;
-                rt_info("initial copy: %s.%s copied, %s rows", t->src->schema, t->src->table,
-                        r ? r : "?");
+                lead->rows += nrows;
+                if (++lead->parts_done == lead->nparts) {
+                    if (lead->nparts > 1)
+                        err = s_mark_copied(c, lead);
+                    rt_info("initial copy: %s.%s copied, %" PRIu64 " rows%s", t->src->schema,
+                            t->src->table, lead->rows, lead->nparts > 1 ? " (in parts)" : "");
+                }
                 zstr_free(&idx);
                 zstr_free(&r);
                 zstr_free(&b);
@@ -924,10 +975,13 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
     }
     for (int k = 0; k < njobs; k++)
         zactor_destroy(&jobs[k]);
+    size_t whole = 0;
+    for (size_t i = 0; i < n; i++)
+        whole += pl->tables[order[i]].group == order[i];
     free(order);
     if (err == RT_OK)
-        rt_info("initial copy: %zu tables, %" PRIu64 " rows, %.1f MB in %.1f s", n, rows,
-                (double)bytes / 1e6, (double)(rt_mono_ms() - start) / 1000.0);
+        rt_info("initial copy: %zu tables in %zu parts, %" PRIu64 " rows, %.1f MB in %.1f s", whole,
+                n, rows, (double)bytes / 1e6, (double)(rt_mono_ms() - start) / 1000.0);
     return err;
 }
 

@@ -81,7 +81,7 @@ rt_wait_until 180 "the copy to end" grep -q 'initial copy done' "$RT_TMP/replica
     rt_fail "the copy did not end"
 }
 fault_log "$(grep -c 'initial copy: starting again' "$RT_TMP/replica1.log" || true) restarts of the copy"
-grep -E 'initial copy: [0-9]+ tables, ' "$RT_TMP/replica1.log" | tail -1 || true
+grep -E 'initial copy: [0-9]+ tables in ' "$RT_TMP/replica1.log" | tail -1 || true
 sleep 3
 fault_alive_or_fail pub replica1 load
 fault_load_stop

@@ -55,8 +55,9 @@ rt_psql replica1 -c "INSERT INTO kinds (id) VALUES (-1)"
 
 ROUTER="tcp://127.0.0.1:$(rt_free_port)"
 PUB_EP="tcp://127.0.0.1:$(rt_free_port)"
+# Tables over 8 MB are offered in parts (ranges of pages), one per job at most.
 rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
-    --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "$PUB_EP"
+    --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "$PUB_EP" --copy-part-mb 8
 
 # sub LABEL CLUSTER ARGS... : runs a subscriber in the foreground, returns its status.
 sub_fg() {
@@ -116,6 +117,9 @@ RT_READY_TIMEOUT=120 rt_start_daemon replica1 "$RT_TMP/replica1.log" "$RT_BIN/rt
     --publisher "$ROUTER" --target "$REPLICA1_DSN" --name replica1 --init copy --truncate \
     --copy-jobs 3
 grep -q 'initial copy done' "$RT_TMP/replica1.log" || rt_fail "replica1: no 'initial copy done'"
+grep -q 'initial copy: public.big copied, [0-9]* rows (in parts)' "$RT_TMP/replica1.log" ||
+    rt_fail "replica1 did not copy public.big in parts"
+grep -E 'initial copy: [0-9]+ tables in ' "$RT_TMP/replica1.log"
 [[ "$(rt_psql replica1 -c 'SELECT count(*) FROM kinds WHERE id = -1')" == 0 ]] ||
     rt_fail "--truncate kept the replica's own row"
 

@@ -1155,8 +1155,8 @@ static void test_sync_roundtrip(void **state)
     (void)state;
     rt_sync_column_t cols1[] = {{"id", "integer", 23}, {"v", "text", 25}};
     rt_sync_column_t cols2[] = {{"k", "mood", 16500}};
-    rt_sync_table_t tables[] = {{"public", "t1", 'r', 8192, 2, cols1},
-                                {"sales", "by month", 'p', 0, 1, cols2}};
+    rt_sync_table_t tables[] = {{"public", "t1", 'r', 8192, 100, 200, 2, cols1},
+                                {"sales", "by month", 'p', 0, 0, 0, 1, cols2}};
     rt_msg_t m = {.type = RT_MSG_SYNC_READY,
                   .sync_id = 7,
                   .seq = 41,
@@ -1179,6 +1179,8 @@ static void test_sync_roundtrip(void **state)
     assert_string_equal(d.tables[1].table, "by month");
     assert_int_equal(d.tables[1].relkind, 'p');
     assert_int_equal(d.tables[0].bytes, 8192);
+    assert_int_equal(d.tables[0].first_page, 100);
+    assert_int_equal(d.tables[0].end_page, 200);
     assert_int_equal(d.tables[0].ncols, 2);
     assert_string_equal(d.tables[0].cols[1].name, "v");
     assert_string_equal(d.tables[0].cols[1].type, "text");
@@ -1195,12 +1197,20 @@ static void test_sync_roundtrip(void **state)
     free(frame);
 
     /* A table without columns, or of another kind, is neither encoded nor decoded. */
-    rt_sync_table_t bad[] = {{"public", "t1", 'v', 0, 2, cols1}};
+    rt_sync_table_t bad[] = {{"public", "t1", 'v', 0, 0, 0, 2, cols1}};
     m.tables = bad;
     m.ntables = 1;
     assert_int_equal(rt_msg_encode(&m, &frame, &len), RT_EINVAL);
     bad[0].relkind = 'r';
     bad[0].ncols = 0;
+    assert_int_equal(rt_msg_encode(&m, &frame, &len), RT_EINVAL);
+    /* A range that ends before it starts, or a range of a partitioned table. */
+    bad[0].ncols = 2;
+    bad[0].first_page = 10;
+    bad[0].end_page = 10;
+    assert_int_equal(rt_msg_encode(&m, &frame, &len), RT_EINVAL);
+    bad[0].end_page = 0;
+    bad[0].relkind = 'p';
     assert_int_equal(rt_msg_encode(&m, &frame, &len), RT_EINVAL);
 
     unsigned char bytes[300];
@@ -1236,7 +1246,7 @@ static void test_sync_roundtrip(void **state)
 static void test_sync_malformed(void **state)
 {
     (void)state;
-    for (int f = 0; f < 6; f++) {
+    for (int f = 0; f < 7; f++) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
@@ -1248,11 +1258,14 @@ static void test_sync_malformed(void **state)
         msgpack_pack_uint8(&pk, 2);
         msgpack_pack_uint8(&pk, 3);
         msgpack_pack_array(&pk, 1);
-        msgpack_pack_array(&pk, f == 1 ? 4 : 5);
+        msgpack_pack_array(&pk, f == 1 ? 6 : 7);
         s_pack_str(&pk, f == 2 ? "" : "public");
         s_pack_str(&pk, "t");
         s_pack_str(&pk, f == 3 ? "rv" : "r");
         msgpack_pack_uint8(&pk, 0);
+        msgpack_pack_uint8(&pk, f == 6 ? 9 : 0);
+        if (f != 1)
+            msgpack_pack_uint8(&pk, f == 6 ? 9 : 0);
         if (f != 1) {
             msgpack_pack_array(&pk, f == 4 ? 0 : 1);
             if (f != 4) {
