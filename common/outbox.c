@@ -19,7 +19,7 @@
 #define S_DEFAULT_MAP_SIZE (1ull << 30) /* initial map when opts leave it 0 */
 #define S_MAX_DBS 4                     /* records, meta, subscribers (+1 spare) */
 #define S_MAX_GROWTHS 40                /* map doublings for one write before giving up */
-#define S_SUB_VALUE_LEN 13              /* acked_seq u64 BE, state i32 BE, enabled u8 */
+#define S_SUB_VALUE_LEN 13              /* acked_seq u64 BE, state i32 BE, flags u8 */
 #define S_PAGE_HEADER 16                /* LMDB page header bytes */
 #define S_UNMAP_EVERY (16ull << 20)     /* record bytes read between unmapping the pages */
 #define S_NODE_HEADER 8                 /* LMDB node header bytes */
@@ -979,7 +979,8 @@ static int s_sub_decode(rt_outbox_t *self, const MDB_val *k, const MDB_val *v, r
     sub->acked_seq = rt_get_be64(p);
     sub->state =
         (int32_t)(((uint32_t)p[8] << 24) | ((uint32_t)p[9] << 16) | ((uint32_t)p[10] << 8) | p[11]);
-    sub->enabled = p[12] != 0;
+    sub->enabled = (p[12] & 1) != 0;
+    sub->resync = (p[12] & 2) != 0;
     return 0;
 }
 
@@ -1013,7 +1014,7 @@ static int s_sub_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
     buf[9] = (unsigned char)(state >> 16);
     buf[10] = (unsigned char)(state >> 8);
     buf[11] = (unsigned char)state;
-    buf[12] = sub->enabled ? 1 : 0;
+    buf[12] = (unsigned char)((sub->enabled ? 1 : 0) | (sub->resync ? 2 : 0));
     MDB_val k = s_val(sub->name, strlen(sub->name)), v = s_val(buf, sizeof buf);
     int rc = mdb_put(txn, self->subs, &k, &v, 0);
     if (rc)

@@ -80,6 +80,7 @@ typedef struct {
     uint64_t acked_seq; /* last seq it acknowledged as applied */
     int32_t state;      /* rt_sub_state_t as last reported */
     bool enabled;       /* false when paused: does not hold back trimming */
+    bool resync;        /* an operator asked for a resync it has not carried out yet */
 } rt_outbox_sub_t;
 
 int rt_outbox_sub_get(rt_outbox_t *self, const char *name, rt_outbox_sub_t *sub) RT_WUR;

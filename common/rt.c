@@ -21,6 +21,7 @@ const char *rt_strerror(int err)
     case RT_ETRIMMED: return "range trimmed from the outbox";
     case RT_EDB: return "database error";
     case RT_ECONFLICT: return "conflict";
+    case RT_ERESYNC: return "resync requested";
     default: return "unknown error";
     }
 }

@@ -12,16 +12,17 @@
 /* Fallible functions return 0 or one of these negative codes. */
 enum {
     RT_OK = 0,
-    RT_ENOMEM = -1,    /* allocation failed */
-    RT_EPROTO = -2,    /* malformed input: bytes from PostgreSQL or a peer */
-    RT_EIO = -3,       /* storage or socket failure */
-    RT_ENOTFOUND = -4, /* no such record, subscriber or table */
-    RT_EFULL = -5,     /* outbox at its configured size limit */
-    RT_EAGAIN = -6,    /* would block: try again later */
-    RT_EINVAL = -7,    /* invalid argument or configuration */
-    RT_ETRIMMED = -8,  /* the requested seq range was trimmed from the outbox */
-    RT_EDB = -9,       /* a PostgreSQL error */
-    RT_ECONFLICT = -10 /* a change did not match the replica's rows */
+    RT_ENOMEM = -1,     /* allocation failed */
+    RT_EPROTO = -2,     /* malformed input: bytes from PostgreSQL or a peer */
+    RT_EIO = -3,        /* storage or socket failure */
+    RT_ENOTFOUND = -4,  /* no such record, subscriber or table */
+    RT_EFULL = -5,      /* outbox at its configured size limit */
+    RT_EAGAIN = -6,     /* would block: try again later */
+    RT_EINVAL = -7,     /* invalid argument or configuration */
+    RT_ETRIMMED = -8,   /* the requested seq range was trimmed from the outbox */
+    RT_EDB = -9,        /* a PostgreSQL error */
+    RT_ECONFLICT = -10, /* a change did not match the replica's rows */
+    RT_ERESYNC = -11    /* the replica is to be copied again (rtctl resync) */
 };
 
 /* Process exit codes of rt-publisher, rt-subscriber and rtctl. */

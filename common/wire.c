@@ -1049,7 +1049,7 @@ static const s_msg_spec_t s_msg_specs[] = {
      "REPLAY",
      "suuiu",
      {S_OFF(name), S_OFF(seq), S_OFF(last_seq), S_OFF(commit_ts), S_OFF(flags)}},
-    {RT_MSG_SYNC, "SYNC", "suu", {S_OFF(name), S_OFF(seq), S_OFF(count)}},
+    {RT_MSG_SYNC, "SYNC", "suuu", {S_OFF(name), S_OFF(seq), S_OFF(count), S_OFF(flags)}},
     {RT_MSG_SYNC_READY,
      "SYNC_READY",
      "uuuTs",
@@ -1062,6 +1062,7 @@ static const s_msg_spec_t s_msg_specs[] = {
      {S_OFF(name), S_OFF(sync_id), S_OFF(table), S_OFF(count), S_OFF(flags)}},
     {RT_MSG_COPY_DATA, "COPY_DATA", "uux", {S_OFF(sync_id), S_OFF(table), S_OFF(data)}},
     {RT_MSG_COPY_DONE, "COPY_DONE", "uuu", {S_OFF(sync_id), S_OFF(table), S_OFF(count)}},
+    {RT_MSG_RESYNC, "RESYNC", "ss", {S_OFF(name), S_OFF(text)}},
 };
 
 #define S_NSPECS (sizeof s_msg_specs / sizeof s_msg_specs[0])

@@ -154,15 +154,24 @@ typedef enum {
     RT_MSG_FORGET,       /* rtctl -> pub: name, flags (RT_FORGET_FORCE) */
     RT_MSG_REPLAY,       /* rtctl -> pub: name, seq (from), last_seq (to), commit_ts (since),
                           * flags (RT_REPLAY_*); pub -> sub: the same, range resolved */
-    RT_MSG_SYNC,         /* sub -> pub: name, seq (start seq it holds, 0 none), count (jobs) */
+    RT_MSG_SYNC,         /* sub -> pub: name, seq (start seq it holds, 0 none), count (jobs),
+                          * flags (RT_SYNC_*) */
     RT_MSG_SYNC_READY,   /* pub -> sub: sync_id, seq (start seq), lsn (consistent point),
                           * tables, text (snapshot name) */
     RT_MSG_SYNC_KEEP,    /* sub -> pub: name, sync_id, progress: the copy goes on */
     RT_MSG_SYNC_END,     /* sub -> pub: name, sync_id: the copy ended, drop the snapshot */
     RT_MSG_COPY,         /* sub -> pub: name, sync_id, table, count (credit), flags (RT_COPY_*) */
     RT_MSG_COPY_DATA,    /* pub -> sub: sync_id, table, data (COPY bytes, whole rows) */
-    RT_MSG_COPY_DONE     /* pub -> sub: sync_id, table, count (rows sent) */
+    RT_MSG_COPY_DONE,    /* pub -> sub: sync_id, table, count (rows sent) */
+    RT_MSG_RESYNC        /* rtctl -> pub: name, text (tables, one per line; "" all);
+                          * pub -> sub: the same, a resync to carry out */
 } rt_msg_type_t;
+
+/* SYNC flags. */
+#define RT_SYNC_RESET                                                                              \
+    0x01u /* a resync: keep the records from the head on, not from the                             \
+           * subscriber's acked seq */
+#define RT_SYNC_FLAGS 0x01u
 
 /* COPY flags. */
 #define RT_COPY_BINARY 0x01u /* COPY ... (FORMAT binary) */

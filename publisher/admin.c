@@ -130,6 +130,36 @@ static void s_on_pause(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
     s_reply_ok(reply, text);
 }
 
+/* RESYNC{name, tables}: the subscriber copies every table again, at once if it is
+ * connected, else when it connects next (the request is stored with it). */
+static void s_on_resync(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
+{
+    if (m->text && m->text[0]) {
+        s_reply_error(reply, RT_EINVAL,
+                      "resync of chosen tables (--table) is not available yet: rtctl resync "
+                      "NAME copies every table of the replica again");
+        return;
+    }
+    rt_stream_sub_t *s = s_admin_sub(self, reply, m->name);
+    if (!s)
+        return;
+    s->stored.resync = true;
+    s->dirty = true;
+    if (rt_outbox_sub_put(self->outbox, &s->stored) < 0) {
+        s_reply_error(reply, RT_EIO, "the outbox could not store the request");
+        return;
+    }
+    s->dirty = false;
+    rt_msg_t n = {.type = RT_MSG_RESYNC, .name = m->name, .text = ""};
+    bool told = rt_stream_notify(self, m->name, &n);
+    char text[300];
+    snprintf(text, sizeof text,
+             "%s copies every table again under a new snapshot, then streams from there%s", m->name,
+             told ? "" : " (not connected: it does when it connects)");
+    rt_info("subscriber %s: resync requested%s", m->name, told ? "" : " (not connected)");
+    s_reply_ok(reply, text);
+}
+
 static void s_on_forget(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 {
     if (m->flags & ~(uint64_t)RT_FORGET_FORCE) {
@@ -533,6 +563,7 @@ static const struct {
     {RT_MSG_PING, s_on_ping, false},    {RT_MSG_STATUS, s_on_status, false},
     {RT_MSG_PAUSE, s_on_pause, true},   {RT_MSG_RESUME, s_on_pause, true},
     {RT_MSG_FORGET, s_on_forget, true}, {RT_MSG_REPLAY, s_on_replay, true},
+    {RT_MSG_RESYNC, s_on_resync, true},
 };
 
 int rt_admin_call_as(rt_stream_t *self, const rt_msg_t *req, const rt_admin_caller_t *who,

@@ -125,6 +125,15 @@ static uint64_t s_stored(rt_stream_t *self)
 
 static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
 {
+    rt_stream_sub_t *pending = rt_stream_sub(self, m->name, false);
+    if (pending && pending->stored.resync) {
+        /* rtctl resync: it copies every table again before it streams. */
+        pending->last_seen_ms = rt_mono_ms();
+        rt_info("subscriber %s connected: it has a resync to carry out", m->name);
+        rt_msg_t r = {.type = RT_MSG_RESYNC, .name = m->name, .text = ""};
+        s_send_msg(self, id, idlen, &r);
+        return;
+    }
     rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
     uint64_t first = rt_outbox_first_seq(self->outbox);
     if (m->seq + 1 < first && first <= pos.head_seq) {
@@ -326,12 +335,24 @@ static void s_on_sync(rt_stream_t *self, const char *id, size_t idlen, const rt_
         s_send_error(self, id, idlen, RT_EINVAL, "this publisher has no source to copy from");
         return;
     }
+    if (m->flags & ~(uint64_t)RT_SYNC_FLAGS) {
+        s_send_error(self, id, idlen, RT_EINVAL, "SYNC with unknown flags");
+        return;
+    }
     uint64_t head = rt_outbox_position(self->outbox).head_seq;
     rt_stream_sub_t *s = rt_stream_sub(self, m->name, false);
     if (!s) {
         if (!(s = rt_stream_sub(self, m->name, true)))
             return;
         s->stored.acked_seq = head;
+    } else if (m->flags & RT_SYNC_RESET) {
+        /* A resync: the replica is copied again, its old progress does not count. Until
+         * it has emptied its tables nothing was lost: a crash before then leaves it as it
+         * was, and the operator asks again. */
+        rt_info("subscriber %s starts a resync: records are kept from seq %llu", m->name,
+                (unsigned long long)(head + 1));
+        s->stored.acked_seq = head;
+        s->stored.resync = false;
     } else if (s->stored.acked_seq + 1 < rt_outbox_first_seq(self->outbox) ||
                s->stored.acked_seq > head) {
         rt_warn("subscriber %s acknowledged seq %llu, whose successors are gone: its copy "

@@ -1,6 +1,7 @@
 /* rtctl/admin.c - rtctl pause, resume and forget: a subscriber's registration. */
 #include <string.h>
 
+#include "buf.h"
 #include "ctl.h"
 
 /* A subscriber name as the publisher stores it: 1..127 bytes, no control characters. */
@@ -71,4 +72,41 @@ int rt_ctl_cmd_forget(const rt_ctl_t *g, int argc, char **argv)
     rt_msg_t m = {
         .type = RT_MSG_FORGET, .name = (char *)name, .flags = force ? RT_FORGET_FORCE : 0};
     return rt_ctl_call_ok(g, &m);
+}
+
+int rt_ctl_cmd_resync(const rt_ctl_t *g, int argc, char **argv)
+{
+    const char *name = NULL;
+    rt_buf_t tables = {0};
+    int rc = RT_EXIT_USAGE;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--table") == 0 && i + 1 < argc) {
+            rt_buf_printf(&tables, "%s%s", tables.len ? "\n" : "", argv[++i]);
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr,
+                    "rtctl resync: unknown option \"%s\" (usage: rtctl resync NAME "
+                    "[--table SCHEMA.TABLE]...)\n",
+                    argv[i]);
+            goto cleanup;
+        } else if (name) {
+            fprintf(stderr, "rtctl resync: one subscriber NAME only (got \"%s\" and \"%s\")\n",
+                    name, argv[i]);
+            goto cleanup;
+        } else {
+            name = argv[i];
+        }
+    }
+    if (!name) {
+        fprintf(stderr, "rtctl resync: missing subscriber NAME (usage: rtctl resync NAME)\n");
+        goto cleanup;
+    }
+    if (!s_name_ok("resync", name))
+        goto cleanup;
+    rt_msg_t m = {.type = RT_MSG_RESYNC,
+                  .name = (char *)name,
+                  .text = (char *)(tables.len ? rt_buf_str(&tables) : "")};
+    rc = rt_ctl_call_ok(g, &m);
+cleanup:
+    rt_buf_free(&tables);
+    return rc;
 }

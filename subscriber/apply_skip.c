@@ -33,6 +33,22 @@ int rt__skip_load(rt_apply_t *self)
     PQclear(res);
     if (!exists)
         return RT_OK;
+    /* A copy of this source that did not finish: its tables are not all there. */
+    res = rt_pg_exec(self->conn, "replica session setup", "reading rt.sync_init",
+                     "SELECT EXISTS (SELECT 1 FROM rt.sync_init WHERE source = $1)", 1, p,
+                     self->last_error, sizeof self->last_error);
+    if (!res)
+        return RT_EDB;
+    bool unfinished = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (unfinished) {
+        rt__apply_error(self,
+                        "the replica's copy from source %s did not finish (rt.sync_init): "
+                        "nothing is applied until it is done; start the subscriber again to "
+                        "resume it",
+                        self->source);
+        return RT_EDB;
+    }
     res = rt_pg_exec(self->conn, "replica session setup", "reading rt.sync_tables",
                      "SELECT nspname, relname, lsn FROM rt.sync_tables "
                      "WHERE source = $1 AND state = 'r' AND lsn IS NOT NULL",

@@ -411,6 +411,7 @@ typedef struct {
     rt_msg_t ready; /* SYNC_READY */
     s_plan_t plan;
     uint64_t start_seq; /* recorded by an earlier attempt, 0 none */
+    bool fresh_resync;  /* a resync that has not emptied any table yet */
 } s_coord_t;
 
 static void s_coord_clear(s_coord_t *c)
@@ -456,7 +457,8 @@ static int s_learn_source(s_coord_t *c)
     return err;
 }
 
-/* Reads the replica's progress: RT_OK and *needed false when the origin exists. */
+/* Reads the replica's state for the source: whether a copy is needed (no origin yet and
+ * --init copy, a resync asked for, or a copy that did not finish) and its start seq. */
 static int s_replica_state(s_coord_t *c, bool *needed)
 {
     char origin[140];
@@ -466,10 +468,8 @@ static int s_replica_state(s_coord_t *c, bool *needed)
                                "SELECT pg_replication_origin_oid($1) IS NOT NULL", 1, p, NULL, 0);
     if (!res)
         return RT_EDB;
-    *needed = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "f") == 0;
+    bool has_origin = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
-    if (!*needed)
-        return RT_OK;
     int err = s_exec(c->conn, "creating rt.sync_init and rt.sync_tables", rt_initcopy_ddl, 0, NULL,
                      NULL, 0);
     if (err != RT_OK)
@@ -479,8 +479,11 @@ static int s_replica_state(s_coord_t *c, bool *needed)
                      "SELECT start_seq FROM rt.sync_init WHERE source = $1", 1, ps, NULL, 0);
     if (!res)
         return RT_EDB;
-    c->start_seq = PQntuples(res) == 1 ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    bool unfinished = PQntuples(res) == 1;
+    c->start_seq = unfinished ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
+    c->fresh_resync = c->o->resync && !unfinished;
+    *needed = unfinished || c->o->resync || (!has_origin && c->o->init);
     return RT_OK;
 }
 
@@ -490,7 +493,8 @@ static int s_request_snapshot(s_coord_t *c)
     rt_msg_t sync = {.type = RT_MSG_SYNC,
                      .name = (char *)c->o->name,
                      .seq = c->start_seq,
-                     .count = (uint64_t)c->o->jobs};
+                     .count = (uint64_t)c->o->jobs,
+                     .flags = c->fresh_resync ? RT_SYNC_RESET : 0};
     int err = s_send(c->dealer, &sync);
     int64_t start = rt_mono_ms(), said = start;
     while (err == RT_OK) {
@@ -644,6 +648,11 @@ static int s_plan(s_coord_t *c)
                 t->ready = PQgetvalue(res, r, 2)[0] == 'r';
                 t->copying = PQgetvalue(res, r, 2)[0] == 'c';
             }
+        if (c->fresh_resync) {
+            /* Every table again; their rows are replaced, whatever they hold. */
+            t->ready = false;
+            t->copying = true;
+        }
         if (!(t->qname = s_qualified(c->conn, t->src))) {
             err = RT_ENOMEM;
             break;
@@ -1026,7 +1035,9 @@ static int s_attempt(s_coord_t *c)
     if ((err = s_replica_state(c, &needed)) != RT_OK || !needed)
         return err;
     rt_info("initial copy from source %s: asking the publisher for a snapshot%s", c->plan.source,
-            c->start_seq ? " (resuming a copy that did not finish)" : "");
+            c->start_seq      ? " (resuming a copy that did not finish)"
+            : c->fresh_resync ? " (a resync: every table is copied again)"
+                              : "");
     if ((err = s_request_snapshot(c)) != RT_OK)
         return err;
     char lsn[32];
@@ -1047,8 +1058,32 @@ static int s_attempt(s_coord_t *c)
     return err;
 }
 
+/* True when the replica holds an initial copy or resync that did not finish (of any
+ * source: which one is known once the publisher answers). False when it cannot be
+ * reached: the link waits for it, and the apply refuses a source whose copy is unfinished. */
+static bool s_unfinished_copy(const rt_initcopy_opts_t *opts)
+{
+    PGconn *conn = NULL;
+    if (s_replica_connect(opts, "rt-subscriber", &conn) != RT_OK)
+        return false;
+    PGresult *res = PQexec(conn, "SELECT to_regclass('rt.sync_init') IS NOT NULL");
+    bool found = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                 strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (found) {
+        res = PQexec(conn, "SELECT EXISTS (SELECT 1 FROM rt.sync_init)");
+        found = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+    }
+    PQfinish(conn);
+    return found;
+}
+
 int rt_initcopy_run(const rt_initcopy_opts_t *opts)
 {
+    if (!opts->init && !opts->resync && !s_unfinished_copy(opts))
+        return RT_OK;
     int64_t backoff = S_BACKOFF_MIN_MS;
     for (;;) {
         s_coord_t c = {.o = opts};

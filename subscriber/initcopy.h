@@ -25,15 +25,18 @@ typedef struct {
     const char *publisher_key; /* CURVE: the publisher's public key (Z85), or NULL */
     int jobs;                  /* tables copied at once, 1..RT_INITCOPY_MAX_JOBS */
     bool truncate;             /* empty replica tables that hold rows (else refuse them) */
+    bool init;                 /* --init copy: copy when the replica has no progress yet */
+    bool resync;               /* rtctl resync: copy every table again now */
     volatile sig_atomic_t *stop;
 } rt_initcopy_opts_t;
 
-/* Copies the published tables when the replica has no progress for the source yet
- * (else returns at once). Retries with back-off after failures that may pass (the
- * publisher or a database unreachable, a session lost). Returns RT_OK once the replica
- * is ready to stream, RT_EAGAIN when a stop was requested, RT_EINVAL when the operator
- * must act (a table not empty, missing or with other columns; logged with what to do),
- * RT_ENOMEM. */
+/* Copies the published tables when the replica has no progress for the source yet and
+ * init is set, when resync is set, or when an earlier copy or resync did not finish (its
+ * rt.sync_init row is there); else returns at once. Without init and resync, a replica
+ * that cannot be reached is left to the link. Retries with back-off after failures that may pass
+ * (the publisher or a database unreachable, a session lost). Returns RT_OK once the replica is
+ * ready to stream, RT_EAGAIN when a stop was requested, RT_EINVAL when the operator must act (a
+ * table not empty, missing or with other columns; logged with what to do), RT_ENOMEM. */
 int rt_initcopy_run(const rt_initcopy_opts_t *opts) RT_WUR;
 
 /* The replica's schema rt holds the copy's state; created when missing (also by the

@@ -497,8 +497,9 @@ static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
     if (applied + 1 < m->first_seq) {
         rt_error("the publisher's outbox starts at seq %" PRIu64
                  " but this replica needs seq %" PRIu64
-                 ": the records were trimmed; resync the replica",
-                 m->first_seq, applied + 1);
+                 ": the records were trimmed; copy it again with `rtctl resync %s` (then "
+                 "start this subscriber again)",
+                 m->first_seq, applied + 1, self->name);
         self->result = RT_ETRIMMED;
         return;
     }
@@ -626,8 +627,9 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
     case RT_MSG_ERROR:
         if (m->code == RT_ETRIMMED) {
             rt_error("the publisher no longer has the records this replica needs (from seq %" PRIu64
-                     "): %s; resync the replica",
-                     rt_apply_applied_seq(self->apply) + 1, m->text);
+                     "): %s; copy it again with `rtctl resync %s` (then start this "
+                     "subscriber again)",
+                     rt_apply_applied_seq(self->apply) + 1, m->text, self->name);
             self->result = RT_ETRIMMED;
         } else {
             rt_warn("the publisher reported an error: %s (%s)", m->text, rt_strerror((int)m->code));
@@ -647,6 +649,14 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
             break;
         }
         s_on_replay(self, m, now);
+        break;
+    case RT_MSG_RESYNC:
+        if (strcmp(m->name, self->name) != 0) {
+            s_bad_frame(self, "a RESYNC naming another subscriber", now);
+            break;
+        }
+        rt_info("the publisher asks for a resync (rtctl resync): every table is copied again");
+        self->result = RT_ERESYNC;
         break;
     default: s_bad_frame(self, "an unexpected message type", now); break;
     }

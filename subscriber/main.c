@@ -236,7 +236,12 @@ int main(int argc, char **argv)
         code = RT_EXIT_USAGE;
         goto cleanup;
     }
-    if (opts.init == S_INIT_COPY) {
+    bool resync = false;
+    s_reload_t reload = {params, nparams, &opts};
+    rt_apply_set_policy(apply, (int)opts.conflict_policy);
+    rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
+    for (;;) {
+        /* An initial copy, a resync, or the rest of one that did not finish. */
         rt_initcopy_opts_t io = {.publisher = opts.publisher,
                                  .name = opts.name,
                                  .target = opts.target,
@@ -244,6 +249,8 @@ int main(int argc, char **argv)
                                  .publisher_key = cert ? publisher_key : NULL,
                                  .jobs = (int)opts.copy_jobs,
                                  .truncate = opts.truncate,
+                                 .init = opts.init == S_INIT_COPY,
+                                 .resync = resync,
                                  .stop = rt_daemon_stop_flag()};
         rc = rt_initcopy_run(&io);
         if (rc == RT_EAGAIN) {
@@ -255,11 +262,13 @@ int main(int argc, char **argv)
             code = rt_daemon_exit_code(rc);
             goto cleanup;
         }
+        rc = s_run(link, apply, http, &reload);
+        if (rc != RT_ERESYNC)
+            break;
+        /* The copy advances the replication origin: no session may hold it. */
+        rt_apply_close(apply);
+        resync = true;
     }
-    s_reload_t reload = {params, nparams, &opts};
-    rt_apply_set_policy(apply, (int)opts.conflict_policy);
-    rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
-    rc = s_run(link, apply, http, &reload);
     if (rc == RT_OK)
         rt_info("stopped");
     else if (rc != RT_ETRIMMED && rc != RT_EINVAL)

@@ -190,4 +190,32 @@ if grep -q 'initial copy' "$RT_TMP/replica1.again.log"; then
 fi
 rt_psql source -c "UPDATE big SET v = 'last' WHERE id = 10"
 rt_wait_converged 60 source replica1 replica2
+
+echo "-- rtctl resync: a damaged replica is copied again, online, under writes"
+# Rows changed behind rt's back: no checksum can match until the replica is copied again.
+rt_psql replica1 -c "SET session_replication_role = replica; DELETE FROM big WHERE id % 7 = 0;
+    UPDATE kinds SET m = NULL"
+"$RT_PG_BIN/pgbench" -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres -n -f "$RT_TMP/tx.sql" \
+    -c 2 -j 1 -T 10 -R 100 postgres >"$RT_TMP/pgbench2.out" 2>&1 &
+PGBENCH=$!
+"$RT_BIN/rtctl" --publisher "$ROUTER" resync replica1
+resynced() { sed -n '/asks for a resync/,$p' "$RT_TMP/replica1.again.log" | grep -q 'initial copy done'; }
+rt_wait_until 60 "replica1 to finish its resync" resynced
+echo "-- rtctl resync of a subscriber that is not running: done when it connects"
+rt_stop_daemon replica2
+rt_psql replica2 -c "DELETE FROM parted WHERE id % 3 = 0"
+"$RT_BIN/rtctl" --publisher "$ROUTER" resync replica2 | tee "$RT_TMP/resync2.txt"
+grep -q 'not connected' "$RT_TMP/resync2.txt" || rt_fail "rtctl resync did not say replica2 is away"
+: >"$RT_TMP/replica2.third.log"
+RT_READY_TIMEOUT=120 rt_start_daemon replica2 "$RT_TMP/replica2.third.log" \
+    "$RT_BIN/rt-subscriber" --publisher "$ROUTER" --target "$REPLICA2_DSN" --name replica2
+grep -q 'a resync: every table is copied again' "$RT_TMP/replica2.third.log" ||
+    rt_fail "replica2 did not carry out the stored resync"
+wait "$PGBENCH" || { cat "$RT_TMP/pgbench2.out" >&2; rt_fail "pgbench failed"; }
+rt_wait_converged 120 source replica1 replica2
+echo "-- --table is refused, saying so"
+rc=0
+"$RT_BIN/rtctl" --publisher "$ROUTER" resync replica1 --table public.big 2>&1 | tee "$RT_TMP/resync3.txt" || rc=$?
+((rc != 0)) || rt_fail "rtctl resync --table succeeded"
+grep -q 'not available yet' "$RT_TMP/resync3.txt" || rt_fail "no clear refusal of --table"
 echo "initial_copy: ok"
