@@ -229,8 +229,10 @@ int rt_sync_copy(rt_sync_t *self, const char *id, size_t idlen, const rt_msg_t *
         return RT_EINVAL;
     }
     zmsg_t *cmd = zmsg_new();
-    if (!cmd)
+    if (!cmd) {
+        snprintf(err, err_size, "the publisher is out of memory");
         return RT_ENOMEM;
+    }
     zmsg_addstr(cmd, "COPY");
     zmsg_addmem(cmd, id, idlen);
     zmsg_addmem(cmd, &m->table, sizeof m->table);

@@ -60,7 +60,8 @@ int rt_sync_start(rt_sync_t *self, const char *name, const char *id, size_t idle
 /* A COPY{name, sync_id, table, count, flags} from routing id [id, idlen]: handed to its
  * session, which starts the table's copy or adds credit to it (and answers a bad table
  * index itself). Refreshes the session. RT_OK; RT_ENOTFOUND (no such session of that
- * name), RT_EINVAL (flags), RT_EAGAIN (the session is not keeping up), with err set. */
+ * name), RT_EINVAL (flags), RT_EAGAIN (the session is not keeping up), RT_ENOMEM, with
+ * err set. */
 int rt_sync_copy(rt_sync_t *self, const char *id, size_t idlen, const rt_msg_t *m, char *err,
                  size_t err_size) RT_WUR;
 
