@@ -165,7 +165,7 @@ rt_wait_until 30 "the subscriber to exit" exited sub2
 rc=0
 rt_stop_daemon sub2 || rc=$?
 ((rc == 3)) || rt_fail "trimmed: exit status $rc, expected 3"
-grep -q 'resync the replica' "$RT_TMP/sub2.log" || rt_fail "trimmed: no resync message"
+grep -q 'copy it again with .rtctl resync replica2.' "$RT_TMP/sub2.log" || rt_fail "trimmed: no message naming rtctl resync"
 
 # 10. Bad flags: exit status 2.
 rc=0
