@@ -365,7 +365,7 @@ static uint64_t s_parts(const s_session_t *self, PGresult *res, int from)
 {
     uint64_t bytes = strtoull(PQgetvalue(res, from, 3), NULL, 10);
     uint64_t pages = strtoull(PQgetvalue(res, from, 8), NULL, 10);
-    uint64_t n = bytes / self->args->part_bytes;
+    uint64_t n = (bytes + self->args->part_bytes - 1) / self->args->part_bytes;
     if (PQgetvalue(res, from, 2)[0] != 'r' || n < 2 || self->args->jobs < 2 || pages < 2)
         return 1;
     n = n < self->args->jobs ? n : self->args->jobs;
