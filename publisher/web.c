@@ -89,6 +89,7 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
                                 .received_lsn = cs.received_lsn,
                                 .confirmed_lsn = cs.confirmed_lsn,
                                 .bad_frames = rt_stream_bad_frames(s_web.stream),
+                                .dropped_peers = rt_stream_dropped_peers(s_web.stream),
                                 .nsubs = st.nsubs,
                                 .subs = subs};
     resp->content_type = RT_PROMETHEUS_CONTENT_TYPE;
