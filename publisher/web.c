@@ -148,9 +148,11 @@ static const rt_http_route_t s_routes[] = {
     {"POST", "/api/resume", s_resume, true},     {"POST", "/api/ping", rt_http_ping, false},
 };
 
-rt_http_t *rt_publisher_web_new(const char *addr_port, rt_stream_t *stream, rt_capture_t *capture)
+rt_http_t *rt_publisher_web_new(const char *addr_port, const rt_http_tls_t *tls,
+                                rt_stream_t *stream, rt_capture_t *capture)
 {
     s_web.stream = stream;
     s_web.capture = capture;
-    return rt_http_new_routes(addr_port, s_routes, sizeof s_routes / sizeof s_routes[0], &s_web);
+    return rt_http_new_routes(addr_port, tls, s_routes, sizeof s_routes / sizeof s_routes[0],
+                              &s_web);
 }
