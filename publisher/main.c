@@ -27,6 +27,8 @@ typedef struct {
     char *config;
     char *http;
     char *http_token;
+    char *http_cert;
+    char *http_key;
     char *cert;
     char *allow;
     char *admin;
@@ -62,6 +64,10 @@ static const rt_cfg_param_t s_params[] = {
     OPT("http-token", RT_CFG_STR, http_token, NULL, 0, 0, NULL, false, false,
         "file holding the token that POST /api/pause and /api/resume need (Authorization: "
         "Bearer); without it they are off"),
+    OPT("http-cert", RT_CFG_STR, http_cert, NULL, 0, 0, NULL, false, false,
+        "serve --http as HTTPS only, with this PEM certificate (or chain); with --http-key"),
+    OPT("http-key", RT_CFG_STR, http_key, NULL, 0, 0, NULL, false, false,
+        "the unencrypted PEM private key of --http-cert"),
     OPT("cert", RT_CFG_STR, cert, NULL, 0, 0, NULL, false, false,
         "CURVE: the publisher's secret certificate (NAME.cert_secret from rtctl keygen)"),
     OPT("allow", RT_CFG_STR, allow, NULL, 0, 0, NULL, false, false,
@@ -181,6 +187,7 @@ int main(int argc, char **argv)
     rt_http_t *http = NULL;
     zcert_t *cert = NULL;
     rt_auth_t *auth = NULL;
+    rt_http_tls_t tls = {0};
 
     rt_daemon_init("rt-publisher", o.log_level);
     if (!o.name && !(o.name = s_default_name(o.source))) {
@@ -193,7 +200,8 @@ int main(int argc, char **argv)
         o.publication = s_object_name(o.name);
 
     int security;
-    if (s_security(&o, &security) != RT_OK) {
+    if (s_security(&o, &security) != RT_OK ||
+        (o.http && rt_http_tls_load(&tls, o.http_cert, o.http_key) != RT_OK)) {
         exit_code = RT_EXIT_USAGE;
         goto cleanup;
     }
@@ -253,8 +261,9 @@ int main(int argc, char **argv)
     stream = rt_stream_new(&so, outbox, capture);
     if (!stream)
         goto cleanup;
-    if (o.http && !(http = rt_publisher_web_new(o.http, stream, capture)))
+    if (o.http && !(http = rt_publisher_web_new(o.http, &tls, stream, capture)))
         goto cleanup;
+    rt_http_tls_clear(&tls);
     if (http && o.http_token && rt_http_set_token_file(http, o.http_token) != RT_OK) {
         exit_code = RT_EXIT_USAGE;
         goto cleanup;
@@ -310,6 +319,7 @@ int main(int argc, char **argv)
     rt_info("stopping on signal");
     exit_code = RT_EXIT_OK;
 cleanup:
+    rt_http_tls_clear(&tls);
     rt_http_destroy(&http);
     rt_sync_destroy(&sync);
     rt_stream_destroy(&stream);

@@ -45,6 +45,9 @@ void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
                         (double)m->confirmed_lsn);
     rt_prometheus_counter(out, "rt_publisher_bad_frames_total",
                           "Frames from peers dropped as malformed.", NULL, (double)m->bad_frames);
+    rt_prometheus_counter(out, "rt_publisher_dropped_peers_total",
+                          "Peers disconnected because they did not read what they asked for.", NULL,
+                          (double)m->dropped_peers);
 
     static const struct {
         const char *name;

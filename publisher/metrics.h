@@ -35,6 +35,7 @@ typedef struct {
     rt_lsn_t received_lsn;            /* newest WAL position received from the source */
     rt_lsn_t confirmed_lsn;           /* flush LSN confirmed to the source */
     uint64_t bad_frames;              /* frames dropped as malformed */
+    uint64_t dropped_peers;           /* ROUTER peers dropped: they did not read */
     size_t nsubs;                     /* entries in subs */
     const rt_metrics_pub_sub_t *subs; /* borrowed for the call */
 } rt_metrics_publisher_t;
@@ -43,7 +44,7 @@ typedef struct {
  * _captured_rows_total, _filtered_transactions_total, _skipped_transactions_total,
  * _streamed_transactions_total, _streaming_transactions, _source_connected, _outbox_full,
  * _outbox_records, _outbox_bytes, _first_seq, _head_seq, _received_lsn, _confirmed_lsn
- * (LSNs as numbers), _bad_frames_total, and per subscriber
+ * (LSNs as numbers), _bad_frames_total, _dropped_peers_total, and per subscriber
  * rt_publisher_subscriber_acked_seq, _lag_records and _up {subscriber="name"}. Output
  * errors are sticky in out (rt_buf_error). */
 void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m);

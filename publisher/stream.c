@@ -13,21 +13,25 @@
 #include "stream.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "admin.h"
 #include "log.h"
+#include "peers.h"
 #include "sock.h"
 #include "stream_int.h"
 #include "wire.h"
 
 #define MAX_MESSAGES_PER_CALL 256
 /* Messages queued per peer on the ROUTER, each way. A subscriber has at most 3 FETCHes
- * of 256 records out (771 messages with their FETCHED); records are at most ~64 KiB, so
- * a peer that asks and does not read holds at most ~64 MiB here, and once its queue is
- * full its FETCHes are not served (the first send fails, nothing more is read). */
-#define ROUTER_HWM 1024
+ * of 256 records out (771 messages with their FETCHED). libzmq learns that the peer's
+ * connection took messages in steps of half this mark, so the count it checks can be
+ * that much above the truth: 2048 keeps a subscriber that reads below it whatever the
+ * step, and a send that fails on a full queue means a peer that does not read, which is
+ * dropped (peers.h). Its bytes are capped well before (RT_PEERS_REPLIES replies). */
+#define ROUTER_HWM 2048
 #define MAX_FETCH_RECORDS 256
 #define MAX_FETCH_BYTES (8u << 20)
 #define MAX_PUBLISH_BYTES (16u << 20)
@@ -51,13 +55,20 @@ static void s_bad_frame(rt_stream_t *self, const char *peer, const char *why)
                 (unsigned long long)self->bad_frames);
 }
 
-/* Sends [id][body] on the ROUTER without blocking; false if the peer is gone or full. */
+/* Sends [id][body] on the ROUTER without blocking; false if the peer is gone or full. A
+ * peer whose queue is full does not read: it is dropped. */
 static bool s_send_to(rt_stream_t *self, const char *id, size_t idlen, const void *body, size_t len)
 {
     void *sock = zsock_resolve(self->router);
-    if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (zmq_errno() == EAGAIN)
+            rt_peers_full(self->peers, id, idlen);
         return false;
-    return zmq_send(sock, body, len, ZMQ_DONTWAIT) >= 0;
+    }
+    if (zmq_send(sock, body, len, ZMQ_DONTWAIT) < 0)
+        return false;
+    rt_peers_queued(self->peers, id, idlen, len);
+    return true;
 }
 
 /* Sends a reply frame to [id]; a reply that cannot be sent is dropped: the peer asks
@@ -189,6 +200,7 @@ typedef struct {
     const char *id;
     size_t idlen;
     uint64_t last;
+    size_t bytes; /* of the records sent */
 } s_fetch_ctx_t;
 
 static int s_fetch_one(void *arg, uint64_t seq, const void *data, size_t len)
@@ -197,6 +209,7 @@ static int s_fetch_one(void *arg, uint64_t seq, const void *data, size_t len)
     if (!s_send_to(c->self, c->id, c->idlen, data, len))
         return 1; /* the peer is gone or full: it asks again */
     c->last = seq;
+    c->bytes += len;
     return 0;
 }
 
@@ -207,7 +220,7 @@ static void s_on_fetch(rt_stream_t *self, const char *id, size_t idlen, const rt
     rt_stream_sub_t *s = rt_stream_sub(self, name, false);
     if (s)
         s->last_seen_ms = rt_mono_ms();
-    s_fetch_ctx_t ctx = {self, id, idlen, 0};
+    s_fetch_ctx_t ctx = {self, id, idlen, 0, 0};
     if (m->seq == 0) {
         s_send_error(self, id, idlen, RT_EPROTO, "FETCH from seq 0: seqs start at 1");
         return;
@@ -234,6 +247,7 @@ static void s_on_fetch(rt_stream_t *self, const char *id, size_t idlen, const rt
     rt_msg_t f = {
         .type = RT_MSG_FETCHED, .seq = m->seq, .last_seq = ctx.last, .head_seq = s_stored(self)};
     s_send_msg(self, id, idlen, &f);
+    rt_peers_replied(self->peers, id, idlen, ctx.bytes);
 }
 
 static void s_on_ack(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
@@ -473,28 +487,56 @@ static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const ch
     rt_msg_clear(&m);
 }
 
+/* Receives one ROUTER message: its routing id and body, and how many frames it had.
+ * False when nothing could be read. */
+static bool s_recv(void *sock, zmq_msg_t *idf, zmq_msg_t *body, int *frames)
+{
+    if (zmq_msg_recv(idf, sock, ZMQ_DONTWAIT) < 0)
+        return false;
+    *frames = 1;
+    if (zmq_msg_more(idf) && zmq_msg_recv(body, sock, ZMQ_DONTWAIT) >= 0)
+        (*frames)++;
+    if (*frames == 2 && zmq_msg_more(body)) {
+        zmq_msg_t rest;
+        zmq_msg_init(&rest);
+        while (zmq_msg_recv(&rest, sock, ZMQ_DONTWAIT) >= 0) {
+            (*frames)++;
+            if (!zmq_msg_more(&rest))
+                break;
+        }
+        zmq_msg_close(&rest);
+    }
+    return true;
+}
+
 int rt_stream_handle(rt_stream_t *self)
 {
+    void *sock = zsock_resolve(self->router);
     for (int i = 0; i < MAX_MESSAGES_PER_CALL; i++) {
         if (!(zsock_events(self->router) & ZMQ_POLLIN))
             break;
-        zmsg_t *msg = zmsg_recv(self->router);
-        if (!msg)
+        zmq_msg_t idf, body;
+        zmq_msg_init(&idf);
+        zmq_msg_init(&body);
+        int frames = 0;
+        if (!s_recv(sock, &idf, &body, &frames)) {
+            zmq_msg_close(&idf);
+            zmq_msg_close(&body);
             break;
-        if (zmsg_size(msg) != 2) {
-            s_bad_frame(self, NULL, "expected 2 frames [routing id][message]");
-        } else {
-            zframe_t *idf = zmsg_first(msg);
-            zframe_t *body = zmsg_next(msg);
-            /* With CURVE: the client's public key, as zauth accepted it. */
-            const char *key = self->auth ? zframe_meta(body, "User-Id") : NULL;
-            if (zframe_size(idf) == 0)
-                s_bad_frame(self, NULL, "empty routing id");
-            else
-                s_dispatch(self, (const char *)zframe_data(idf), zframe_size(idf), key,
-                           zframe_data(body), zframe_size(body));
         }
-        zmsg_destroy(&msg);
+        const char *id = zmq_msg_data(&idf);
+        size_t idlen = zmq_msg_size(&idf);
+        if (frames != 2) {
+            s_bad_frame(self, NULL, "expected 2 frames [routing id][message]");
+        } else if (idlen == 0) {
+            s_bad_frame(self, NULL, "empty routing id");
+        } else if (rt_peers_heard(self->peers, id, idlen, zmq_msg_get(&body, ZMQ_SRCFD))) {
+            /* With CURVE: the client's public key, as zauth accepted it. */
+            const char *key = self->auth ? zmq_msg_gets(&body, "User-Id") : NULL;
+            s_dispatch(self, id, idlen, key, zmq_msg_data(&body), zmq_msg_size(&body));
+        }
+        zmq_msg_close(&idf);
+        zmq_msg_close(&body);
     }
     return RT_OK;
 }
@@ -632,6 +674,7 @@ int rt_stream_tick(rt_stream_t *self)
     }
     if (now - self->last_trim_ms >= TRIM_INTERVAL_MS) {
         self->last_trim_ms = now;
+        rt_peers_tick(self->peers);
         if ((rc = s_trim(self, now)) < 0)
             return rc;
     }
@@ -670,6 +713,11 @@ uint64_t rt_stream_bad_frames(const rt_stream_t *self)
     return self->bad_frames;
 }
 
+uint64_t rt_stream_dropped_peers(const rt_stream_t *self)
+{
+    return rt_peers_dropped(self->peers);
+}
+
 rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox, rt_capture_t *capture)
 {
     rt_stream_t *self = calloc(1, sizeof *self);
@@ -702,6 +750,11 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox, rt
                          .cert = opts->cert};
     if (!(self->router = rt_sock_new(&ro)))
         goto fail;
+    char *bound = zsock_last_endpoint(self->router);
+    self->peers = bound ? rt_peers_new(bound, MAX_FETCH_BYTES, ROUTER_HWM) : NULL;
+    zstr_free(&bound);
+    if (!self->peers)
+        goto fail;
     rt_sock_opts_t po = {.type = ZMQ_PUB,
                          .endpoint = opts->pub,
                          .bind = true,
@@ -731,6 +784,7 @@ void rt_stream_destroy(rt_stream_t **self_p)
         rt_warn("could not store the subscribers' last acknowledgements");
     zsock_destroy(&self->router);
     zsock_destroy(&self->pub);
+    rt_peers_destroy(&self->peers);
     zhashx_destroy(&self->subs);
     free(self->samples);
     rt_record_decoder_destroy(&self->dec);

@@ -46,5 +46,7 @@ void rt_stream_set_retention(rt_stream_t *self, int64_t seconds);
 
 /* Counters of dropped input, for status and tests. */
 uint64_t rt_stream_bad_frames(const rt_stream_t *self);
+/* Peers dropped since start because they did not read what they asked for (peers.h). */
+uint64_t rt_stream_dropped_peers(const rt_stream_t *self);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <czmq.h>
 
+#include "peers.h"
 #include "stream.h"
 
 /* A subscriber as the publisher knows it. */
@@ -33,6 +34,7 @@ struct rt_stream_t {
     rt_capture_t *capture; /* borrowed, may be NULL */
     zsock_t *router;
     zsock_t *pub;
+    rt_peers_t *peers;  /* the ROUTER's connections: what waits for each, drops */
     rt_auth_t *auth;    /* borrowed; NULL without CURVE: then anyone is anyone */
     int security;       /* rt_security_t, for STATUS */
     zhashx_t *subs;     /* name -> rt_stream_sub_t */

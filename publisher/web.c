@@ -90,6 +90,7 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
                                 .received_lsn = cs.received_lsn,
                                 .confirmed_lsn = cs.confirmed_lsn,
                                 .bad_frames = rt_stream_bad_frames(s_web.stream),
+                                .dropped_peers = rt_stream_dropped_peers(s_web.stream),
                                 .nsubs = st.nsubs,
                                 .subs = subs};
     resp->content_type = RT_PROMETHEUS_CONTENT_TYPE;
@@ -148,9 +149,11 @@ static const rt_http_route_t s_routes[] = {
     {"POST", "/api/resume", s_resume, true},     {"POST", "/api/ping", rt_http_ping, false},
 };
 
-rt_http_t *rt_publisher_web_new(const char *addr_port, rt_stream_t *stream, rt_capture_t *capture)
+rt_http_t *rt_publisher_web_new(const char *addr_port, const rt_http_tls_t *tls,
+                                rt_stream_t *stream, rt_capture_t *capture)
 {
     s_web.stream = stream;
     s_web.capture = capture;
-    return rt_http_new_routes(addr_port, s_routes, sizeof s_routes / sizeof s_routes[0], &s_web);
+    return rt_http_new_routes(addr_port, tls, s_routes, sizeof s_routes / sizeof s_routes[0],
+                              &s_web);
 }

@@ -26,6 +26,8 @@ typedef struct {
     char *config;
     char *http;
     char *http_token;
+    char *http_cert;
+    char *http_key;
     char *cert;
     char *publisher_key;
     bool insecure;
@@ -155,6 +157,10 @@ int main(int argc, char **argv)
         OPT("http-token", RT_CFG_STR, http_token, NULL, NULL, false, false,
             "file holding the token that HTTP requests changing state need (Authorization: "
             "Bearer)"),
+        OPT("http-cert", RT_CFG_STR, http_cert, NULL, NULL, false, false,
+            "serve --http as HTTPS only, with this PEM certificate (or chain); with --http-key"),
+        OPT("http-key", RT_CFG_STR, http_key, NULL, NULL, false, false,
+            "the unencrypted PEM private key of --http-cert"),
         OPT("cert", RT_CFG_STR, cert, NULL, NULL, false, false,
             "CURVE: this subscriber's secret certificate (NAME.cert_secret from rtctl keygen)"),
         OPT("publisher-key", RT_CFG_STR, publisher_key, NULL, NULL, false, false,
@@ -189,6 +195,7 @@ int main(int argc, char **argv)
     int code = RT_EXIT_FAILURE;
     zcert_t *cert = NULL;
     char publisher_key[RT_CURVE_KEY_LEN] = "";
+    rt_http_tls_t tls = {0};
 
     int rc = rt_config_load(params, nparams, &opts, argc, argv, "rt-subscriber",
                             "Applies a publisher's change stream to a replica PostgreSQL, "
@@ -214,7 +221,8 @@ int main(int argc, char **argv)
         code = RT_EXIT_USAGE;
         goto cleanup;
     }
-    if (s_load_keys(&opts, &cert, publisher_key) != RT_OK) {
+    if (s_load_keys(&opts, &cert, publisher_key) != RT_OK ||
+        (opts.http && rt_http_tls_load(&tls, opts.http_cert, opts.http_key) != RT_OK)) {
         code = RT_EXIT_USAGE;
         goto cleanup;
     }
@@ -230,8 +238,9 @@ int main(int argc, char **argv)
         rt_error("out of memory");
         goto cleanup;
     }
-    if (opts.http && !(http = rt_subscriber_web_new(opts.http, link, apply)))
+    if (opts.http && !(http = rt_subscriber_web_new(opts.http, &tls, link, apply)))
         goto cleanup;
+    rt_http_tls_clear(&tls);
     if (http && opts.http_token && rt_http_set_token_file(http, opts.http_token) != RT_OK) {
         code = RT_EXIT_USAGE;
         goto cleanup;
@@ -275,6 +284,7 @@ int main(int argc, char **argv)
         rt_error("stopping: %s", rt_strerror(rc));
     code = rt_daemon_exit_code(rc);
 cleanup:
+    rt_http_tls_clear(&tls);
     rt_http_destroy(&http);
     rt_link_destroy(&link);
     rt_apply_destroy(&apply);

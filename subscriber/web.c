@@ -41,9 +41,11 @@ static const rt_http_route_t s_routes[] = {
     {"POST", "/api/ping", rt_http_ping, false},
 };
 
-rt_http_t *rt_subscriber_web_new(const char *addr_port, rt_link_t *link, rt_apply_t *apply)
+rt_http_t *rt_subscriber_web_new(const char *addr_port, const rt_http_tls_t *tls, rt_link_t *link,
+                                 rt_apply_t *apply)
 {
     s_web.link = link;
     s_web.apply = apply;
-    return rt_http_new_routes(addr_port, s_routes, sizeof s_routes / sizeof s_routes[0], &s_web);
+    return rt_http_new_routes(addr_port, tls, s_routes, sizeof s_routes / sizeof s_routes[0],
+                              &s_web);
 }

@@ -6,8 +6,10 @@
 #include "http.h"
 #include "link.h"
 
-/* Starts serving on "ADDR:PORT"; link and apply are borrowed. The caller's event loop
- * polls rt_http_fd and calls rt_http_serve. NULL on failure, logged. */
-rt_http_t *rt_subscriber_web_new(const char *addr_port, rt_link_t *link, rt_apply_t *apply);
+/* Starts serving on "ADDR:PORT", HTTPS with tls (NULL or empty: HTTP; copied); link and
+ * apply are borrowed. The caller's event loop polls rt_http_fd and calls rt_http_serve.
+ * NULL on failure, logged. */
+rt_http_t *rt_subscriber_web_new(const char *addr_port, const rt_http_tls_t *tls, rt_link_t *link,
+                                 rt_apply_t *apply);
 
 #endif

@@ -1,4 +1,4 @@
-/* web/http.c - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
+/* web/http.c - HTTP(S) server threads (libmicrohttpd) answered on the daemon's event loop. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -29,6 +29,7 @@
 #define S_MAX_PER_CLIENT 16
 #define S_CONNECTION_TIMEOUT_S 10
 #define S_TOKEN_MIN 16
+#define S_PEM_MAX (1u << 20)
 #define S_WARN_EVERY_MS 10000
 
 enum { S_QUEUED, S_TAKEN, S_DONE, S_ABANDONED };
@@ -73,7 +74,8 @@ struct rt_http_t {
     const rt_http_route_t *routes; /* rt_http_new_routes: the table and its arg */
     size_t nroutes;
     void *route_arg;
-    char host[256]; /* the host name listened on, "" for an address or "*" */
+    char host[256];    /* the host name listened on, "" for an address or "*" */
+    rt_http_tls_t tls; /* HTTPS: copies of the certificate and key, empty for HTTP */
 };
 
 static int64_t s_mono_us(void)
@@ -484,7 +486,105 @@ static int s_listen(const char *addr_port, int *port_out)
     return fd;
 }
 
-rt_http_t *rt_http_new(const char *addr_port, rt_http_handler_fn fn, void *arg)
+/* True when text has a PEM block whose BEGIN line names marker ("CERTIFICATE" also
+ * matches "TRUSTED CERTIFICATE", "PRIVATE KEY" also "EC PRIVATE KEY" after an "EC
+ * PARAMETERS" block). */
+static bool s_has_pem(const char *text, const char *marker)
+{
+    for (const char *b = strstr(text, "-----BEGIN "); b; b = strstr(b + 1, "-----BEGIN ")) {
+        const char *eol = strchr(b, '\n');
+        const char *m = strstr(b, marker);
+        if (m && (!eol || m < eol))
+            return true;
+    }
+    return false;
+}
+
+/* Reads the PEM file path of flag into *out: a certificate, or with key a private key
+ * (not encrypted). RT_OK or RT_EINVAL (logged). */
+static int s_read_pem(const char *flag, const char *path, bool key, char **out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        rt_error("http: cannot read %s %s: %s", flag, path, strerror(errno));
+        return RT_EINVAL;
+    }
+    struct stat st;
+    char *text = NULL;
+    size_t size = 0;
+    int rc = RT_EINVAL;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        st.st_size > (off_t)S_PEM_MAX) {
+        rt_error("http: %s %s is not a PEM file (a regular file of 1 byte to 1 MiB)", flag, path);
+        goto cleanup;
+    }
+    size = (size_t)st.st_size;
+    if (!(text = malloc(size + 1)) || fread(text, 1, size, f) != size) {
+        rt_error("http: cannot read %s %s: %s", flag, path, text ? strerror(errno) : "no memory");
+        goto cleanup;
+    }
+    text[size] = '\0';
+    const char *marker = key ? "PRIVATE KEY" : "CERTIFICATE";
+    if (key && strstr(text, "ENCRYPTED")) {
+        rt_error("http: %s %s is encrypted: give the key unencrypted (openssl pkey -in %s -out "
+                 "NEW), in a file only this daemon's user can read",
+                 flag, path, path);
+        goto cleanup;
+    }
+    if (!s_has_pem(text, marker)) {
+        rt_error("http: %s %s holds no PEM %s (-----BEGIN ...%s-----)", flag, path,
+                 key ? "private key" : "certificate", marker);
+        goto cleanup;
+    }
+    if (key && (st.st_mode & 0077))
+        rt_warn("http: the key file %s can be read by others (mode %03o); chmod 600 it", path,
+                (unsigned)(st.st_mode & 0777));
+    *out = text;
+    text = NULL;
+    rc = RT_OK;
+cleanup:
+    if (text) {
+        explicit_bzero(text, size);
+        free(text);
+    }
+    fclose(f);
+    return rc;
+}
+
+int rt_http_tls_load(rt_http_tls_t *tls, const char *cert_path, const char *key_path)
+{
+    if (!cert_path && !key_path)
+        return RT_OK;
+    if (!cert_path || !key_path) {
+        rt_error("http: --http-cert FILE and --http-key FILE go together: give both for "
+                 "HTTPS, or neither for plain HTTP");
+        return RT_EINVAL;
+    }
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        rt_error("http: --http-cert %s: this libmicrohttpd was built without TLS, so it "
+                 "cannot serve HTTPS",
+                 cert_path);
+        return RT_EINVAL;
+    }
+    if (s_read_pem("--http-cert", cert_path, false, &tls->cert) != RT_OK ||
+        s_read_pem("--http-key", key_path, true, &tls->key) != RT_OK) {
+        rt_http_tls_clear(tls);
+        return RT_EINVAL;
+    }
+    return RT_OK;
+}
+
+void rt_http_tls_clear(rt_http_tls_t *tls)
+{
+    if (tls->key)
+        explicit_bzero(tls->key, strlen(tls->key));
+    free(tls->key);
+    free(tls->cert);
+    tls->key = tls->cert = NULL;
+}
+
+rt_http_t *rt_http_new(const char *addr_port, const rt_http_tls_t *tls, rt_http_handler_fn fn,
+                       void *arg)
 {
     rt_http_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -518,21 +618,36 @@ rt_http_t *rt_http_new(const char *addr_port, rt_http_handler_fn fn, void *arg)
     if (s_split(addr_port, self->host, sizeof self->host, port, sizeof port, &any) != RT_OK ||
         any || inet_pton(AF_INET, self->host, &a4) == 1)
         self->host[0] = '\0'; /* an address: the Host header must be an address too */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem https[3] = {{MHD_OPTION_END, 0, NULL}};
+    if (tls && tls->cert && tls->key) {
+        if (!(self->tls.cert = strdup(tls->cert)) || !(self->tls.key = strdup(tls->key))) {
+            rt_error("http: out of memory");
+            close(lfd);
+            goto fail;
+        }
+        flags |= MHD_USE_TLS;
+        https[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, self->tls.key};
+        https[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, self->tls.cert};
+        https[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     self->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-            MHD_USE_ERROR_LOG,
-        0, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_logger, NULL,
+        flags, 0, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_logger, NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd, MHD_OPTION_URI_LOG_CALLBACK, s_uri_logger, self,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)S_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)S_MAX_PER_CLIENT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)S_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)S_CONNECTION_TIMEOUT_S, MHD_OPTION_ARRAY, https,
+        MHD_OPTION_END);
     if (!self->mhd) {
-        rt_error("http: cannot start the HTTP server on %s", addr_port);
+        rt_error("http: cannot start the %s server on %s%s", self->tls.cert ? "HTTPS" : "HTTP",
+                 addr_port, self->tls.cert ? " (is --http-key the key of --http-cert?)" : "");
         close(lfd);
         goto fail;
     }
     return self;
 fail:
+    rt_http_tls_clear(&self->tls);
     if (self->efd >= 0)
         close(self->efd);
     pthread_cond_destroy(&self->cond);
@@ -547,10 +662,10 @@ static void s_routed(void *arg, const rt_http_request_t *req, rt_http_response_t
     rt_http_route(self->routes, self->nroutes, self->route_arg, req, resp);
 }
 
-rt_http_t *rt_http_new_routes(const char *addr_port, const rt_http_route_t *routes, size_t nroutes,
-                              void *arg)
+rt_http_t *rt_http_new_routes(const char *addr_port, const rt_http_tls_t *tls,
+                              const rt_http_route_t *routes, size_t nroutes, void *arg)
 {
-    rt_http_t *self = rt_http_new(addr_port, s_routed, NULL);
+    rt_http_t *self = rt_http_new(addr_port, tls, s_routed, NULL);
     if (!self)
         return NULL;
     /* Requests are handled by rt_http_serve, on the caller's thread: none before this. */
@@ -581,6 +696,7 @@ void rt_http_destroy(rt_http_t **self_p)
     pthread_cond_destroy(&self->cond);
     pthread_mutex_destroy(&self->lock);
     free(self->token);
+    rt_http_tls_clear(&self->tls);
     free(self);
     *self_p = NULL;
 }

@@ -1,4 +1,4 @@
-/* web/http.h - HTTP server threads (libmicrohttpd) answered on the daemon's event loop. */
+/* web/http.h - HTTP(S) server threads (libmicrohttpd) answered on the daemon's event loop. */
 #ifndef RT_HTTP_H
 #define RT_HTTP_H
 
@@ -23,9 +23,28 @@
  * whose Host header is not an IP address, "localhost" or the host name listened on is
  * refused with 421 (DNS rebinding). Routes that change state need the server's token
  * (rt_http_set_token) as "Authorization: Bearer TOKEN"; without a token set they are
- * refused. At most 16 connections per client address, idle ones closed after 10 s. */
+ * refused. At most 16 connections per client address, idle ones closed after 10 s.
+ * With a certificate and key (rt_http_tls_load) the server speaks HTTPS only. */
 
 typedef struct rt_http_t rt_http_t;
+
+/* HTTPS: a certificate and its private key, as PEM text. Both NULL: plain HTTP. */
+typedef struct {
+    char *cert; /* the certificate, or a chain starting with it (PEM), owned */
+    char *key;  /* its private key, unencrypted (PEM), owned */
+} rt_http_tls_t;
+
+/* Reads the files of --http-cert (cert_path) and --http-key (key_path) into tls, which
+ * must be empty. Neither given (both NULL): tls stays empty, for plain HTTP. RT_OK, or
+ * RT_EINVAL, logged naming the flag and the file: one given without the other, a file
+ * that cannot be read, is empty, larger than 1 MiB or holds no PEM certificate or
+ * private key, an encrypted key, or a libmicrohttpd built without TLS. A key file that
+ * others can read is used, with a warning. Free with rt_http_tls_clear. */
+int rt_http_tls_load(rt_http_tls_t *tls, const char *cert_path, const char *key_path) RT_WUR;
+
+/* Frees what rt_http_tls_load read, overwriting the key first; tls is empty after.
+ * Safe on an empty one. */
+void rt_http_tls_clear(rt_http_tls_t *tls);
 
 /* A request, valid during the handler call only. */
 typedef struct {
@@ -54,9 +73,13 @@ typedef void (*rt_http_handler_fn)(void *arg, const rt_http_request_t *req,
 
 /* Listens on addr_port, "ADDR:PORT": ADDR an IPv4 address, a bracketed IPv6 address
  * ("[::1]:9187"), a host name, or "*" for every interface; PORT 0 picks a free port
- * (see rt_http_port). Starts the server threads. fn and arg are called by rt_http_serve.
- * Returns NULL on failure, logged (malformed address, address in use, no memory). */
-rt_http_t *rt_http_new(const char *addr_port, rt_http_handler_fn fn, void *arg);
+ * (see rt_http_port). With tls (not NULL, not empty) it speaks HTTPS only, with that
+ * certificate and key (copied: the caller may clear tls at once); a client speaking
+ * plain HTTP to it gets its connection closed. Starts the server threads. fn and arg
+ * are called by rt_http_serve. Returns NULL on failure, logged (malformed address,
+ * address in use, a key that is not the certificate's, no memory). */
+rt_http_t *rt_http_new(const char *addr_port, const rt_http_tls_t *tls, rt_http_handler_fn fn,
+                       void *arg);
 
 /* Stops accepting, answers 503 to every request still waiting for the event loop, stops
  * the server threads and frees self; clears *self_p. Safe with NULL or *self_p NULL. */
@@ -112,8 +135,8 @@ void rt_http_route(const rt_http_route_t *routes, size_t nroutes, void *arg,
 
 /* rt_http_new whose handler is rt_http_route over routes (borrowed: a static table)
  * with arg. Same failures as rt_http_new. */
-rt_http_t *rt_http_new_routes(const char *addr_port, const rt_http_route_t *routes, size_t nroutes,
-                              void *arg);
+rt_http_t *rt_http_new_routes(const char *addr_port, const rt_http_tls_t *tls,
+                              const rt_http_route_t *routes, size_t nroutes, void *arg);
 
 /* Ready-made handlers shared by the daemons: the dashboard page (GET /), and the
  * connection test (POST /api/ping: {"ok":true,"queued_us":N}, the time the request

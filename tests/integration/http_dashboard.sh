@@ -54,7 +54,8 @@ r="$(fetch "$PUB_URL/metrics" "$RT_TMP/m0.txt")"
 for m in rt_publisher_captured_transactions_total rt_publisher_captured_rows_total \
     rt_publisher_filtered_transactions_total rt_publisher_outbox_records \
     rt_publisher_outbox_bytes rt_publisher_head_seq rt_publisher_confirmed_lsn \
-    rt_publisher_received_lsn rt_publisher_bad_frames_total rt_publisher_subscriber_acked_seq \
+    rt_publisher_received_lsn rt_publisher_bad_frames_total rt_publisher_dropped_peers_total \
+    rt_publisher_subscriber_acked_seq \
     rt_publisher_subscriber_lag_records rt_publisher_subscriber_up; do
     grep -qE "^# TYPE $m (counter|gauge)\$" "$RT_TMP/m0.txt" || rt_fail "publisher /metrics lacks $m"
 done

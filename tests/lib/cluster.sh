@@ -617,8 +617,7 @@ declare -gA RT_HWM_KB=() # daemon label -> highest VmHWM seen by rt_hwm_sample, 
 
 # rt_pair_start
 # The smallest pipeline: clusters "source" and "replica", each with the table
-# t (id int PRIMARY KEY, v text), a publisher "pub" (source name src, outbox
-# RT_TMP/outbox) and a subscriber "sub" named replica. Sets ROUTER and PUB_EP, the
+# t (id int PRIMARY KEY, v text), then rt_pair_daemons. Sets ROUTER and PUB_EP, the
 # publisher's endpoints on free loopback ports.
 rt_pair_start() {
     local c
@@ -628,10 +627,42 @@ rt_pair_start() {
     done
     ROUTER="tcp://127.0.0.1:$(rt_free_port)"
     PUB_EP="tcp://127.0.0.1:$(rt_free_port)"
+    rt_pair_daemons
+}
+
+# rt_pair_daemons [--curve KEYDIR] [--via ENDPOINT]
+# Starts the publisher "pub" of cluster source (source name src, outbox RT_TMP/outbox,
+# on ROUTER and PUB_EP), then the subscriber "sub" named replica into cluster replica,
+# which connects to ENDPOINT (e.g. a relay's) instead of ROUTER when --via is given.
+# With --curve, both run under CURVE with the key pairs pub and replica of KEYDIR (made
+# by rtctl keygen when missing); KEYDIR/allow, where replica.cert is put, is the
+# publisher's --allow (a test may put more certificates there).
+rt_pair_daemons() {
+    local keys="" via="$ROUTER" n
+    local -a pub_curve=() sub_curve=()
+    while (($# > 0)); do
+        case "$1" in
+        --curve) keys="$2" ;;
+        --via) via="$2" ;;
+        *) rt__err "rt_pair_daemons: unknown option $1" || return 1 ;;
+        esac
+        shift 2
+    done
+    if [[ -n "$keys" ]]; then
+        mkdir -p "$keys/allow"
+        for n in pub replica; do
+            [[ -e "$keys/$n.cert" ]] || "$RT_BIN/rtctl" keygen "$n" --dir "$keys" >/dev/null ||
+                return 1
+        done
+        cp "$keys/replica.cert" "$keys/allow/"
+        pub_curve=(--cert "$keys/pub.cert_secret" --allow "$keys/allow")
+        sub_curve=(--cert "$keys/replica.cert_secret" --publisher-key "$keys/pub.cert")
+    fi
     rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
-        --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "$PUB_EP" || return 1
-    rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
-        --target "$REPLICA_DSN" --name replica
+        --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "$PUB_EP" \
+        "${pub_curve[@]}" || return 1
+    rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscriber" --publisher "$via" \
+        --target "$REPLICA_DSN" --name replica "${sub_curve[@]}"
 }
 
 # rt_sanitized
@@ -646,6 +677,16 @@ rt_sanitized() {
 # if it is not running.
 rt_vmhwm_kb() {
     rt__status_kb "$1" VmHWM
+}
+
+# rt_vmhwm_reset LABEL
+# Resets the peak resident set size (VmHWM) of the running daemon LABEL to its present
+# size (Linux: 5 written to /proc/<pid>/clear_refs), so that rt_vmhwm_kb then gives the
+# peak of what follows, however short. Returns 1 if it is not running or cannot be reset.
+rt_vmhwm_reset() {
+    local pid="${RT__PROC_PID[$1]:-}"
+    rt__alive "$pid" || rt__err "rt_vmhwm_reset: $1 is not running" || return 1
+    echo 5 >"/proc/$pid/clear_refs" || rt__err "rt_vmhwm_reset: cannot reset $1's VmHWM"
 }
 
 # rt__status_kb LABEL FIELD

@@ -5,7 +5,8 @@
  * ("-" sends an empty frame; "2:AA:BB" sends one message of two frames AA and BB; --id
  * sets the routing id, default "rawpeer"; --cert and --server-key speak CURVE;
  * --flood N,SECONDS sends the one HEXFRAME N times without reading any reply, then
- * stays connected, still not reading, for SECONDS: a peer that asks and never reads). Prints one
+ * stays, still not reading, for SECONDS: a peer that asks and never reads; it prints when
+ * the publisher ends its connection, and how many it ended). Prints one
  * line per reply: its type and, for ERROR, its text; "no reply" after 2 s. Exits 0 when every frame
  * got a reply.
  *
@@ -17,7 +18,9 @@
  * in a recursive trie that overflows its stack on such a frame, hence raw ZMTP.) */
 #include <arpa/inet.h>
 #include <czmq.h>
+#include <dirent.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +122,69 @@ static int s_subscribe(char **argv)
     return 0;
 }
 
+/* A TCP socket of this process whose connection to port is established, -1 if none:
+ * libzmq's connection to the publisher. */
+static int s_connection_to(int port)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    int found = -1;
+    for (struct dirent *e; dir && found < 0 && (e = readdir(dir));) {
+        int fd = atoi(e->d_name);
+        struct sockaddr_in a;
+        socklen_t alen = sizeof a;
+        struct tcp_info ti;
+        socklen_t tlen = sizeof ti;
+        if (e->d_name[0] != '.' && getpeername(fd, (struct sockaddr *)&a, &alen) == 0 &&
+            a.sin_family == AF_INET && ntohs(a.sin_port) == port &&
+            getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0 &&
+            ti.tcpi_state == TCP_ESTABLISHED)
+            found = fd;
+    }
+    if (dir)
+        closedir(dir);
+    return found;
+}
+
+/* True once the kernel says the connection of TCP socket fd was ended by the other side
+ * (closed or reset), which libzmq does not see while it does not read. */
+static bool s_tcp_ended(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+           ti.tcpi_state != TCP_ESTABLISHED;
+}
+
+/* --flood: sends frame count times without reading, then waits seconds, still not
+ * reading, and watches its connection to the publisher (port) as the kernel sees it.
+ * Prints when the publisher first ended it, and how many connections it ended (libzmq
+ * connects again when it notices). */
+static void s_flood(zsock_t *d, int port, const void *frame, size_t len, int count, int seconds)
+{
+    void *sock = zsock_resolve(d);
+    int sent = 0;
+    for (int i = 0; i < count; i++)
+        sent += zmq_send(sock, frame, len, 0) >= 0;
+    printf("sent %d of %d, not reading for %d s\n", sent, count, seconds);
+    fflush(stdout);
+    int64_t start = zclock_mono(), end = start + (int64_t)seconds * 1000;
+    int fd = -1, ended = 0;
+    while (zclock_mono() < end) {
+        if (fd < 0) {
+            fd = s_connection_to(port);
+        } else if (s_tcp_ended(fd)) {
+            fd = -1;
+            if (++ended == 1) {
+                printf("disconnected by the publisher %lld ms after the flood\n",
+                       (long long)(zclock_mono() - start));
+                fflush(stdout);
+            }
+        }
+        zclock_sleep(20);
+    }
+    printf("the publisher ended %d connections\n", ended);
+}
+
 int main(int argc, char **argv)
 {
     zsys_handler_set(NULL);
@@ -163,12 +229,8 @@ int main(int argc, char **argv)
     if (flood) {
         static unsigned char fb[4096];
         size_t n = argc > 2 ? s_unhex(argv[2], fb, sizeof fb) : 0;
-        int sent = 0;
-        for (int i = 0; i < flood; i++)
-            sent += zmq_send(zsock_resolve(d), fb, n, 0) >= 0;
-        printf("sent %d of %d, not reading for %d s\n", sent, flood, flood_s);
-        fflush(stdout);
-        zclock_sleep(flood_s * 1000);
+        const char *colon = strrchr(o.endpoint, ':');
+        s_flood(d, colon ? atoi(colon + 1) : 0, fb, n, flood, flood_s);
         zsock_destroy(&d);
         zcert_destroy(&cert);
         return 0;

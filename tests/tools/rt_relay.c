@@ -11,7 +11,9 @@
  *   SIGTERM, SIGINT  exit 0.
  * Logs "ready: ..." once listening and one line per mode change, to stderr.
  * With RT_RELAY_DUMP=FILE in the environment, every byte relayed (both directions) is
- * also appended to FILE, for tests that look for plaintext on the wire. */
+ * also appended to FILE, for tests that look for plaintext on the wire. With
+ * RT_RELAY_RATE=BYTES, it reads at most BYTES a second over all connections (a slow
+ * link). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_MAX_PAIRS 8
@@ -147,14 +150,35 @@ static void s_accept(s_pair_t *p, s_conn_t **conns)
     }
 }
 
-static FILE *s_dump; /* RT_RELAY_DUMP, or NULL */
+static FILE *s_dump;    /* RT_RELAY_DUMP, or NULL */
+static double s_rate;   /* RT_RELAY_RATE: bytes read a second at most, 0 for no limit */
+static double s_tokens; /* bytes that may be read now (at most a second's worth) */
+static double s_tokens_at;
+
+/* Bytes that may be read now, at most S_BUF. */
+static size_t s_allowance(void)
+{
+    if (s_rate <= 0)
+        return S_BUF;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    s_tokens += (now - s_tokens_at) * s_rate;
+    s_tokens_at = now;
+    if (s_tokens > s_rate)
+        s_tokens = s_rate;
+    return s_tokens < 1 ? 0 : s_tokens < S_BUF ? (size_t)s_tokens : S_BUF;
+}
 
 /* Moves bytes from fd into d; false when the connection must be dropped. */
 static bool s_read(int fd, s_dir_t *d)
 {
-    if (d->eof || d->len == S_BUF)
+    size_t room = S_BUF - d->len, allowed = s_allowance();
+    if (d->eof || room == 0 || allowed == 0)
         return true;
-    ssize_t n = read(fd, d->buf + d->len, S_BUF - d->len);
+    ssize_t n = read(fd, d->buf + d->len, room < allowed ? room : allowed);
+    if (n > 0 && s_rate > 0)
+        s_tokens -= (double)n;
     if (n > 0 && s_dump) {
         fwrite(d->buf + d->len, 1, (size_t)n, s_dump);
         fflush(s_dump);
@@ -208,6 +232,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "rt_relay: cannot open %s\n", getenv("RT_RELAY_DUMP"));
         return 2;
     }
+    if (getenv("RT_RELAY_RATE"))
+        s_rate = atof(getenv("RT_RELAY_RATE"));
     if (npairs <= 0) {
         fprintf(stderr, "usage: rt_relay LISTEN_PORT:TARGET_PORT... (at most %d)\n", S_MAX_PAIRS);
         return 2;
@@ -261,6 +287,7 @@ int main(int argc, char **argv)
                     resets);
         }
         int nfds = 0;
+        bool may_read = s_allowance() > 0;
         if (!hole) {
             for (int i = 0; i < npairs; i++) {
                 pfd[nfds] = (struct pollfd){.fd = pairs[i].fd, .events = POLLIN};
@@ -271,14 +298,14 @@ int main(int argc, char **argv)
                 if (!c)
                     continue;
                 short ev_down = 0, ev_up = 0;
-                if (!c->to_up.eof && c->to_up.len < S_BUF)
+                if (may_read && !c->to_up.eof && c->to_up.len < S_BUF)
                     ev_down |= POLLIN;
                 if (c->to_down.len > 0)
                     ev_down |= POLLOUT;
                 if (!c->up_ready)
                     ev_up |= POLLOUT;
                 else {
-                    if (!c->to_down.eof && c->to_down.len < S_BUF)
+                    if (may_read && !c->to_down.eof && c->to_down.len < S_BUF)
                         ev_up |= POLLIN;
                     if (c->to_up.len > 0)
                         ev_up |= POLLOUT;
@@ -289,7 +316,7 @@ int main(int argc, char **argv)
                 owner[nfds++] = S_MAX_PAIRS + i;
             }
         }
-        int n = poll(pfd, (nfds_t)nfds, 100);
+        int n = poll(pfd, (nfds_t)nfds, may_read ? 100 : 10);
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, "rt_relay: poll failed: %s\n", strerror(errno));
             goto cleanup;

@@ -1,4 +1,5 @@
-/* tests/unit/test_http.c - web/http over real sockets: routes, limits, timeouts, shutdown. */
+/* tests/unit/test_http.c - web/http over real sockets: routes, limits, timeouts, shutdown,
+ * HTTPS. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -277,7 +279,7 @@ typedef struct {
 static int s_setup(void **state)
 {
     s_fix_t *f = calloc(1, sizeof *f);
-    f->h = rt_http_new("127.0.0.1:0", s_handler, &f->st);
+    f->h = rt_http_new("127.0.0.1:0", NULL, s_handler, &f->st);
     assert_non_null(f->h);
     f->port = rt_http_port(f->h);
     assert_true(f->port > 0);
@@ -577,7 +579,7 @@ static void test_destroy_in_flight(void **state)
     (void)state;
     int fds_before = s_count_fds();
     s_state_t st = {0};
-    rt_http_t *h = rt_http_new("127.0.0.1:0", s_handler, &st);
+    rt_http_t *h = rt_http_new("127.0.0.1:0", NULL, s_handler, &st);
     assert_non_null(h);
     int fd = s_request(rt_http_port(h), "GET", "/metrics", NULL, NULL, 0);
     struct pollfd p = {.fd = rt_http_fd(h), .events = POLLIN};
@@ -612,7 +614,7 @@ static void test_bad_addresses(void **state)
                          "no.such.host.invalid:9187",
                          "127.0.0.1:123456"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        rt_http_t *h = rt_http_new(bad[i], s_handler, &st);
+        rt_http_t *h = rt_http_new(bad[i], NULL, s_handler, &st);
         if (h)
             fail_msg("rt_http_new(\"%s\") should fail", bad[i]);
     }
@@ -626,13 +628,13 @@ static void test_bad_addresses(void **state)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sa.sin_port));
-    assert_null(rt_http_new(addr, s_handler, &st));
+    assert_null(rt_http_new(addr, NULL, s_handler, &st));
     close(fd);
     /* Other accepted spellings. */
-    rt_http_t *h = rt_http_new("localhost:0", s_handler, &st);
+    rt_http_t *h = rt_http_new("localhost:0", NULL, s_handler, &st);
     assert_non_null(h);
     rt_http_destroy(&h);
-    h = rt_http_new("*:0", s_handler, &st);
+    h = rt_http_new("*:0", NULL, s_handler, &st);
     assert_non_null(h);
     rt_http_destroy(&h);
 }
@@ -663,6 +665,143 @@ static void test_query_param(void **state)
     assert_string_equal(out, "0123456789abcde");
 }
 
+/* ---- HTTPS */
+
+static char s_tls_dir[512]; /* a temporary directory for certificates and keys */
+
+/* Writes text to name in s_tls_dir (made on first use) with mode; returns its path in
+ * path (size bytes). */
+static const char *s_tls_file(const char *name, const char *text, mode_t mode, char *path,
+                              size_t size)
+{
+    if (!s_tls_dir[0]) {
+        const char *base = getenv("RT_TMPDIR");
+        mkdir(base && *base ? base : "/tmp", 0755);
+        snprintf(s_tls_dir, sizeof s_tls_dir, "%s/test_http.XXXXXX", base && *base ? base : "/tmp");
+        assert_non_null(mkdtemp(s_tls_dir));
+    }
+    snprintf(path, size, "%s/%s", s_tls_dir, name);
+    if (text) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        chmod(path, mode);
+    }
+    return path;
+}
+
+#define S_CERT "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"
+#define S_KEY "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n"
+
+/* --http-cert and --http-key: both or neither, readable PEM of the right kind, a key
+ * that is not encrypted. */
+static void test_tls_load(void **state)
+{
+    (void)state;
+    char cert[600], key[600], other[600];
+    s_tls_file("cert.pem", S_CERT, 0644, cert, sizeof cert);
+    s_tls_file("key.pem", S_KEY, 0600, key, sizeof key);
+    rt_http_tls_t tls = {0};
+    assert_int_equal(rt_http_tls_load(&tls, NULL, NULL), RT_OK);
+    assert_null(tls.cert);
+    assert_null(tls.key);
+    assert_int_equal(rt_http_tls_load(&tls, cert, NULL), RT_EINVAL);
+    assert_int_equal(rt_http_tls_load(&tls, NULL, key), RT_EINVAL);
+    s_tls_file("missing.pem", NULL, 0, other, sizeof other);
+    assert_int_equal(rt_http_tls_load(&tls, other, key), RT_EINVAL);
+    assert_int_equal(rt_http_tls_load(&tls, cert, other), RT_EINVAL);
+    assert_int_equal(rt_http_tls_load(&tls, key, key), RT_EINVAL);   /* no certificate */
+    assert_int_equal(rt_http_tls_load(&tls, cert, cert), RT_EINVAL); /* no key */
+    assert_int_equal(rt_http_tls_load(&tls, s_tls_dir, key), RT_EINVAL);
+    s_tls_file("empty.pem", "", 0600, other, sizeof other);
+    assert_int_equal(rt_http_tls_load(&tls, cert, other), RT_EINVAL);
+    s_tls_file("enc.pem",
+               "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIHs\n-----END ENCRYPTED PRIVATE KEY-----\n",
+               0600, other, sizeof other);
+    assert_int_equal(rt_http_tls_load(&tls, cert, other), RT_EINVAL);
+    assert_null(tls.cert);
+    assert_null(tls.key);
+
+    /* A key after a parameters block, as openssl ecparam -genkey writes it. */
+    s_tls_file("ec.pem",
+               "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
+               "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n",
+               0600, other, sizeof other);
+    assert_int_equal(rt_http_tls_load(&tls, cert, other), RT_OK);
+    rt_http_tls_clear(&tls);
+
+    assert_int_equal(rt_http_tls_load(&tls, cert, key), RT_OK);
+    assert_string_equal(tls.cert, S_CERT);
+    assert_string_equal(tls.key, S_KEY);
+    s_state_t st = {0};
+    assert_null(rt_http_new("127.0.0.1:0", &tls, s_handler, &st)); /* not a real pair */
+    rt_http_tls_clear(&tls);
+    assert_null(tls.cert);
+    assert_null(tls.key);
+    rt_http_tls_clear(&tls);
+}
+
+/* A self-signed pair made by openssl: the server speaks HTTPS only. curl --cacert gets
+ * an answer; a plain HTTP request gets its connection closed without one. */
+static void test_https(void **state)
+{
+    (void)state;
+    char cert[600], key[600], cmd[2048];
+    s_tls_file("real-cert.pem", NULL, 0, cert, sizeof cert);
+    s_tls_file("real-key.pem", NULL, 0, key, sizeof key);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-days 2 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
+             "-keyout '%s' -out '%s' 2>/dev/null",
+             key, cert);
+    assert_int_equal(system(cmd), 0);
+    rt_http_tls_t tls = {0};
+    assert_int_equal(rt_http_tls_load(&tls, cert, key), RT_OK);
+    s_state_t st = {0};
+    rt_http_t *h = rt_http_new("127.0.0.1:0", &tls, s_handler, &st);
+    rt_http_tls_clear(&tls); /* the server has its own copy */
+    assert_non_null(h);
+    int port = rt_http_port(h);
+
+    s_resp_t r;
+    s_finish(h, true, s_request(port, "GET", "/metrics", NULL, NULL, 0), &r);
+    assert_true(r.eof_only);
+    s_resp_free(&r);
+    assert_int_equal(st.calls, 0);
+
+    snprintf(cmd, sizeof cmd,
+             "curl -sS --max-time 10 --cacert '%s' -w ' HTTP %%{http_code}' "
+             "https://127.0.0.1:%d/metrics 2>&1",
+             cert, port);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[4096] = "";
+    size_t n = 0;
+    int64_t deadline = s_now_ms() + 15000;
+    for (bool eof = false; !eof && s_now_ms() < deadline;) {
+        struct pollfd pf[2] = {{.fd = rt_http_fd(h), .events = POLLIN},
+                               {.fd = fileno(p), .events = POLLIN}};
+        if (poll(pf, 2, 100) <= 0)
+            continue;
+        if (pf[0].revents & POLLIN)
+            rt_http_serve(h);
+        if (pf[1].revents & (POLLIN | POLLHUP)) {
+            ssize_t got = read(fileno(p), out + n, sizeof out - 1 - n);
+            eof = got <= 0;
+            n += got > 0 ? (size_t)got : 0;
+        }
+    }
+    out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    if (!strstr(out, "rt_test_requests_total 1") || !strstr(out, "HTTP 200"))
+        fail_msg("curl over HTTPS said: %s", out);
+    assert_int_equal(st.calls, 1);
+    rt_http_destroy(&h);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_tls_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -680,6 +819,8 @@ int main(void)
         cmocka_unit_test(test_destroy_in_flight),
         cmocka_unit_test(test_bad_addresses),
         cmocka_unit_test(test_query_param),
+        cmocka_unit_test(test_tls_load),
+        cmocka_unit_test(test_https),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,7 @@ static void test_publisher_body(void **state)
         .received_lsn = 0x16B374D848ULL,
         .confirmed_lsn = 0x16B374D800ULL,
         .bad_frames = 3,
+        .dropped_peers = 2,
         .nsubs = 2,
         .subs = subs,
     };
@@ -101,6 +102,10 @@ static void test_publisher_body(void **state)
         "# HELP rt_publisher_bad_frames_total Frames from peers dropped as malformed.\n"
         "# TYPE rt_publisher_bad_frames_total counter\n"
         "rt_publisher_bad_frames_total 3\n"
+        "# HELP rt_publisher_dropped_peers_total Peers disconnected because they did not read what "
+        "they asked for.\n"
+        "# TYPE rt_publisher_dropped_peers_total counter\n"
+        "rt_publisher_dropped_peers_total 2\n"
         "# HELP rt_publisher_subscriber_acked_seq Last seq the subscriber acknowledged.\n"
         "# TYPE rt_publisher_subscriber_acked_seq gauge\n"
         "rt_publisher_subscriber_acked_seq{subscriber=\"replica1\"} 90\n"
