@@ -376,7 +376,15 @@ static void s_on_sync(rt_stream_t *self, const char *id, size_t idlen, const rt_
     }
     s->stored.state = RT_SUB_COPYING;
     s->last_seen_ms = rt_mono_ms();
-    s->dirty = true;
+    /* Stored before the snapshot is taken: the records after acked_seq must be kept
+     * whatever happens to this process (a copy resumed later relies on them). */
+    if (rt_outbox_sub_put(self->outbox, &s->stored) < 0) {
+        s->dirty = true;
+        s_send_error(self, id, idlen, RT_EIO,
+                     "the outbox could not store the subscriber's registration");
+        return;
+    }
+    s->dirty = false;
     rt_info("subscriber %s starts an initial copy at seq %llu", m->name,
             (unsigned long long)s->stored.acked_seq);
     uint64_t sync_id;

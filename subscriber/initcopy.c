@@ -624,8 +624,11 @@ static int s_plan(s_coord_t *c)
                 ", not %" PRIu64 " as recorded: every table is copied again",
                 c->ready.seq + 1, c->start_seq + 1);
         const char *p[] = {pl->source};
+        /* Their rows are rt's own: copying (emptied without --truncate). */
         int err = s_exec(c->conn, "forgetting the copied tables",
-                         "DELETE FROM rt.sync_tables WHERE source = $1", 1, p, NULL, 0);
+                         "UPDATE rt.sync_tables SET state = 'c', lsn = NULL, rows = NULL "
+                         "WHERE source = $1",
+                         1, p, NULL, 0);
         if (err != RT_OK)
             return err;
     }
