@@ -70,6 +70,7 @@ void rt_apply_destroy(rt_apply_t **self_p)
     rt__skip_free(self);
     free(self->fchanges);
     free(self->ftrunc);
+    free(self->fheld);
     free(self->copy_buf);
     free(self);
     *self_p = NULL;

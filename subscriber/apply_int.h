@@ -119,6 +119,8 @@ struct rt_apply_t {
     size_t fchanges_cap;
     uint32_t *ftrunc; /* relation indexes of its TRUNCATEs */
     size_t ftrunc_cap;
+    bool *fheld; /* per relation of the record: its changes are in the copy */
+    size_t fheld_cap;
 };
 
 /* ---- apply.c: the session. */

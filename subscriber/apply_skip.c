@@ -119,8 +119,13 @@ const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec)
     if (s_grow((void **)&self->fchanges, &self->fchanges_cap, rec->nchanges ? rec->nchanges : 1,
                sizeof *self->fchanges) != RT_OK ||
         s_grow((void **)&self->ftrunc, &self->ftrunc_cap, ntrunc ? ntrunc : 1,
-               sizeof *self->ftrunc) != RT_OK)
+               sizeof *self->ftrunc) != RT_OK ||
+        s_grow((void **)&self->fheld, &self->fheld_cap, rec->nrels ? rec->nrels : 1,
+               sizeof *self->fheld) != RT_OK)
         return NULL;
+    /* Once per relation of the record, not once per change. */
+    for (uint32_t r = 0; r < rec->nrels; r++)
+        self->fheld[r] = s_held(self, &rec->rels[r], rec->commit_lsn);
     self->filtered = *rec;
     self->filtered.changes = self->fchanges;
     uint32_t n = 0;
@@ -128,7 +133,7 @@ const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec)
     for (uint32_t i = 0; i < rec->nchanges; i++) {
         const rt_change_t *ch = &rec->changes[i];
         if (ch->op != 'T') {
-            if (ch->rel >= rec->nrels || !s_held(self, &rec->rels[ch->rel], rec->commit_lsn))
+            if (ch->rel >= rec->nrels || !self->fheld[ch->rel])
                 self->fchanges[n++] = *ch;
             continue;
         }
@@ -137,7 +142,7 @@ const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec)
         t.ntrunc = 0;
         for (uint32_t k = 0; k < ch->ntrunc; k++) {
             uint32_t r = ch->trunc_rels[k];
-            if (r >= rec->nrels || !s_held(self, &rec->rels[r], rec->commit_lsn))
+            if (r >= rec->nrels || !self->fheld[r])
                 t.trunc_rels[t.ntrunc++] = r;
         }
         used += t.ntrunc;
