@@ -282,3 +282,18 @@ char *rt_pg_literal(PGconn *conn, const char *text)
 {
     return s_escaped(conn, PQescapeLiteral(conn, text, strlen(text)), "literal", text);
 }
+
+int rt_pg_failure(PGconn *conn)
+{
+    return PQstatus(conn) == CONNECTION_OK ? RT_EDB : RT_EIO;
+}
+
+int rt_pg_run(PGconn *conn, const char *context, const char *what, const char *sql, int nparams,
+              const char *const *params, char *err, size_t err_size)
+{
+    PGresult *res = rt_pg_exec(conn, context, what, sql, nparams, params, err, err_size);
+    if (!res)
+        return rt_pg_failure(conn);
+    PQclear(res);
+    return RT_OK;
+}

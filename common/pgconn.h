@@ -44,6 +44,14 @@ int rt_pg_wait_fd(int fd, short events, int64_t deadline_ms, volatile sig_atomic
 PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const char *sql,
                      int nparams, const char *const *params, char *err, size_t err_size);
 
+/* rt_pg_exec for a statement whose result the caller does not need: RT_OK; RT_EDB when it
+ * failed on a connection that is still good, RT_EIO when the connection is lost. */
+int rt_pg_run(PGconn *conn, const char *context, const char *what, const char *sql, int nparams,
+              const char *const *params, char *err, size_t err_size) RT_WUR;
+
+/* After a failure on conn: RT_EDB while the connection is good, RT_EIO once it is lost. */
+int rt_pg_failure(PGconn *conn);
+
 /* How rt_pg_exec_wait and rt_pg_collect wait for the server: fn returns 0 once fd (the
  * connection's PQsocket) is readable, or a negative RT_E* code to give up (an actor's
  * pipe said stop, say). fn may watch other things meanwhile; that is its purpose. */

@@ -1010,7 +1010,8 @@ cleanup:
  *   'i' int -> int64_t     'e' uint <= RT_SUB_LAST_STATE -> int64_t (a subscriber state)
  *   'x' bin -> data, datalen (the member named is data)
  *   'T' the tables of a SYNC_READY -> tables, ntables (the member named is tables)
- *   'P' [6 uints] -> an rt_copy_progress_t */
+ *   'P' [6 uints] -> an rt_copy_progress_t
+ *   'D' the tables of a SCHEMA or SCHEMA_READY -> ddl, nddl (the member named is ddl) */
 
 #define S_MAX_FIELDS 6
 
@@ -1063,6 +1064,8 @@ static const s_msg_spec_t s_msg_specs[] = {
     {RT_MSG_COPY_DATA, "COPY_DATA", "uux", {S_OFF(sync_id), S_OFF(table), S_OFF(data)}},
     {RT_MSG_COPY_DONE, "COPY_DONE", "uuu", {S_OFF(sync_id), S_OFF(table), S_OFF(count)}},
     {RT_MSG_RESYNC, "RESYNC", "ss", {S_OFF(name), S_OFF(text)}},
+    {RT_MSG_SCHEMA, "SCHEMA", "suD", {S_OFF(name), S_OFF(sync_id), S_OFF(ddl)}},
+    {RT_MSG_SCHEMA_READY, "SCHEMA_READY", "uD", {S_OFF(sync_id), S_OFF(ddl)}},
 };
 
 #define S_NSPECS (sizeof s_msg_specs / sizeof s_msg_specs[0])
@@ -1214,6 +1217,68 @@ static int s_decode_tables(s_cursor_t *c, rt_msg_t *msg)
     return enomem ? RT_ENOMEM : RT_OK;
 }
 
+void rt_sync_ddl_free(rt_sync_ddl_t *ddl, size_t n)
+{
+    for (size_t i = 0; ddl && i < n; i++) {
+        free(ddl[i].schema);
+        free(ddl[i].table);
+        free(ddl[i].pre);
+        free(ddl[i].post);
+    }
+    free(ddl);
+}
+
+/* ddl: [[schema, table, pre, post], ...]. RT_OK (c->bad on a malformed list) or
+ * RT_ENOMEM; msg owns whatever was read. */
+static int s_decode_ddl(s_cursor_t *c, rt_msg_t *msg)
+{
+    s_cursor_t dc;
+    bool enomem = false;
+    s_sub(c, &dc, UINT32_MAX);
+    if (c->bad || dc.n > RT_SYNC_MAX_TABLES) {
+        c->bad = true;
+        return RT_OK;
+    }
+    if (dc.n && !(msg->ddl = calloc(dc.n, sizeof *msg->ddl)))
+        return RT_ENOMEM;
+    msg->nddl = dc.n;
+    for (uint32_t i = 0; i < dc.n && !c->bad && !enomem; i++) {
+        rt_sync_ddl_t *d = &msg->ddl[i];
+        s_cursor_t one;
+        s_sub(&dc, &one, 4);
+        d->schema = s_str_dup(&one, &enomem);
+        d->table = s_str_dup(&one, &enomem);
+        d->pre = s_str_dup(&one, &enomem);
+        d->post = s_str_dup(&one, &enomem);
+        if (one.bad || one.i != one.n || (!enomem && (!d->schema[0] || !d->table[0])))
+            c->bad = true;
+    }
+    return enomem ? RT_ENOMEM : RT_OK;
+}
+
+static void s_pack_ddl(s_packer_t *sp, const rt_msg_t *msg)
+{
+    if (msg->nddl > RT_SYNC_MAX_TABLES) {
+        if (sp->err == RT_OK)
+            sp->err = RT_EINVAL;
+        return;
+    }
+    S_PACK(sp, msgpack_pack_array(&sp->pk, msg->nddl));
+    for (size_t i = 0; i < msg->nddl; i++) {
+        const rt_sync_ddl_t *d = &msg->ddl[i];
+        if (!d->schema || !d->schema[0] || !d->table || !d->table[0]) {
+            if (sp->err == RT_OK)
+                sp->err = RT_EINVAL;
+            return;
+        }
+        S_PACK(sp, msgpack_pack_array(&sp->pk, 4));
+        s_pack_cstr(sp, d->schema);
+        s_pack_cstr(sp, d->table);
+        s_pack_cstr(sp, d->pre ? d->pre : "");
+        s_pack_cstr(sp, d->post ? d->post : "");
+    }
+}
+
 static void s_pack_tables(s_packer_t *sp, const rt_msg_t *msg)
 {
     if (msg->ntables > RT_SYNC_MAX_TABLES) {
@@ -1297,6 +1362,7 @@ void rt_msg_clear(rt_msg_t *msg)
     free(msg->text);
     free(msg->data);
     rt_sync_tables_free(msg->tables, msg->ntables);
+    rt_sync_ddl_free(msg->ddl, msg->nddl);
     memset(msg, 0, sizeof *msg);
 }
 
@@ -1354,6 +1420,10 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
                 goto cleanup;
             break;
         case 'P': s_progress_decode(&c, (rt_copy_progress_t *)field); break;
+        case 'D':
+            if ((err = s_decode_ddl(&c, msg)) == RT_ENOMEM)
+                goto cleanup;
+            break;
         }
     }
     err = c.bad ? RT_EPROTO : RT_OK;
@@ -1418,6 +1488,7 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
         case 'x': S_PACK(&sp, msgpack_pack_bin_with_body(&sp.pk, msg->data, msg->datalen)); break;
         case 'T': s_pack_tables(&sp, msg); break;
         case 'P': s_progress_pack(&sp, (const rt_copy_progress_t *)field); break;
+        case 'D': s_pack_ddl(&sp, msg); break;
         }
     }
     return s_release(&sb, sp.err, frame, len);

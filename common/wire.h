@@ -163,8 +163,11 @@ typedef enum {
     RT_MSG_COPY,         /* sub -> pub: name, sync_id, table, count (credit), flags (RT_COPY_*) */
     RT_MSG_COPY_DATA,    /* pub -> sub: sync_id, table, data (COPY bytes, whole rows) */
     RT_MSG_COPY_DONE,    /* pub -> sub: sync_id, table, count (rows sent) */
-    RT_MSG_RESYNC        /* rtctl -> pub: name, text (tables, one per line; "" all);
+    RT_MSG_RESYNC,       /* rtctl -> pub: name, text (tables, one per line; "" all);
                           * pub -> sub: the same, a resync to carry out */
+    RT_MSG_SCHEMA,       /* sub -> pub: name, sync_id, ddl (the tables it lacks; no text) */
+    RT_MSG_SCHEMA_READY  /* pub -> sub: sync_id, ddl (those tables and their partition
+                          * ancestors, each root first, with their definitions) */
 } rt_msg_type_t;
 
 /* SYNC flags. */
@@ -205,6 +208,15 @@ typedef struct {
     uint32_t ncols;         /* columns sent */
     rt_sync_column_t *cols; /* ncols columns */
 } rt_sync_table_t;
+
+/* A table's definition as of a copy's snapshot, for --create-tables: what pg_dump
+ * --schema-only prints of it, before the rows (the table, its owned sequences, defaults,
+ * its attachment as a partition) and after (keys, indexes, constraints, triggers). In
+ * SCHEMA only the names are set, pre and post are "". */
+typedef struct {
+    char *schema, *table;
+    char *pre, *post;
+} rt_sync_ddl_t;
 
 /* Most tables one SYNC_READY offers. */
 #define RT_SYNC_MAX_TABLES 100000u
@@ -276,11 +288,15 @@ typedef struct {
     size_t datalen;
     rt_sync_table_t *tables; /* SYNC_READY: ntables tables (malloc'd) */
     size_t ntables;
+    rt_sync_ddl_t *ddl; /* SCHEMA, SCHEMA_READY: nddl tables (malloc'd) */
+    size_t nddl;
     rt_copy_progress_t progress; /* SYNC_KEEP */
 } rt_msg_t;
 
 /* Frees ntables tables of a SYNC_READY and their strings (NULL-safe). */
 void rt_sync_tables_free(rt_sync_table_t *tables, size_t ntables);
+/* Frees n entries of a SCHEMA or SCHEMA_READY and their strings (NULL-safe). */
+void rt_sync_ddl_free(rt_sync_ddl_t *ddl, size_t n);
 
 /* Returns the type of a frame without decoding it fully (RT_MSG_UNKNOWN if not ours). */
 int rt_msg_peek_type(const void *frame, size_t len);

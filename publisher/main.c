@@ -40,6 +40,7 @@ typedef struct {
     int64_t pub_hwm;
     int64_t sync_timeout_seconds;
     int64_t copy_part_mb;
+    char *pg_dump;
 } s_opts_t;
 
 #define OPT(k, t, f, d, lo, hi, ch, req, rel, h)                                                   \
@@ -95,6 +96,10 @@ static const rt_cfg_param_t s_params[] = {
     OPT("copy-part-mb", RT_CFG_INT, copy_part_mb, "64", 1, 1LL << 20, NULL, false, false,
         "an initial copy offers a table larger than this in parts of about this size (ranges "
         "of its pages), at most one per copy job of the subscriber, copied in parallel"),
+    OPT("pg-dump", RT_CFG_STR, pg_dump, NULL, 0, 0, NULL, false, false,
+        "the pg_dump that prints table definitions for subscribers started with "
+        "--create-tables, of the source's major version or newer (default: "
+        "/usr/lib/postgresql/<version>/bin/pg_dump, else pg_dump on PATH)"),
 };
 #define NPARAMS (sizeof s_params / sizeof s_params[0])
 
@@ -245,7 +250,8 @@ int main(int argc, char **argv)
     rt_sync_opts_t yo = {.dsn = o.source,
                          .publication = o.publication,
                          .timeout_s = o.sync_timeout_seconds,
-                         .part_bytes = (uint64_t)o.copy_part_mb << 20};
+                         .part_bytes = (uint64_t)o.copy_part_mb << 20,
+                         .pg_dump = o.pg_dump};
     if (!(sync = rt_sync_new(&yo)))
         goto cleanup;
     rt_stream_opts_t so = {.source = o.name,

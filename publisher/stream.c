@@ -395,7 +395,8 @@ static void s_on_sync(rt_stream_t *self, const char *id, size_t idlen, const rt_
         s_send_error(self, id, idlen, rc, err);
 }
 
-/* COPY, SYNC_KEEP and SYNC_END: handed to the copy session, which answers COPY itself. */
+/* COPY, SCHEMA, SYNC_KEEP and SYNC_END: handed to the copy session, which answers COPY
+ * and SCHEMA itself. */
 static void s_on_copy_session(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
 {
     char err[256];
@@ -405,6 +406,8 @@ static void s_on_copy_session(rt_stream_t *self, const char *id, size_t idlen, c
                  (unsigned long long)m->sync_id);
     else if (m->type == RT_MSG_COPY)
         rc = rt_sync_copy(self->sync, id, idlen, m, err, sizeof err);
+    else if (m->type == RT_MSG_SCHEMA)
+        rc = rt_sync_schema(self->sync, id, idlen, m, err, sizeof err);
     else if (m->type == RT_MSG_SYNC_KEEP)
         rc = rt_sync_keep(self->sync, m->name, m->sync_id, err, sizeof err);
     else
@@ -472,6 +475,7 @@ static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const ch
     case RT_MSG_SYNC_KEEP:
     case RT_MSG_SYNC_END:
     case RT_MSG_COPY:
+    case RT_MSG_SCHEMA:
         if (s_is_copier(self, id, idlen, caller, &m, peer))
             s_on_copy_session(self, id, idlen, &m);
         break;

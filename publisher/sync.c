@@ -36,6 +36,7 @@ typedef struct {
 
 struct rt_sync_t {
     char *dsn, *publication;
+    char *pg_dump;     /* NULL: looked for when needed */
     char endpoint[64]; /* the channel's inproc endpoint */
     zsock_t *pull;     /* the channel */
     int64_t timeout_ms;
@@ -54,6 +55,8 @@ rt_sync_t *rt_sync_new(const rt_sync_opts_t *opts)
     self->dsn = strdup(opts->dsn);
     self->publication = strdup(opts->publication);
     if (!self->dsn || !self->publication)
+        goto fail;
+    if (opts->pg_dump && !(self->pg_dump = strdup(opts->pg_dump)))
         goto fail;
     rt_sync_set_timeout(self, opts->timeout_s);
     self->part_bytes = opts->part_bytes ? opts->part_bytes : RT_SYNC_PART_BYTES;
@@ -125,6 +128,7 @@ void rt_sync_destroy(rt_sync_t **self_p)
     }
     zsock_destroy(&self->pull);
     free(self->dsn);
+    free(self->pg_dump);
     free(self->publication);
     free(self);
     *self_p = NULL;
@@ -150,6 +154,7 @@ void rt_sync_session_args_free(rt_sync_session_args_t *a)
     free(a->publication);
     free(a->slot);
     free(a->endpoint);
+    free(a->pg_dump);
     free(a);
 }
 
@@ -196,9 +201,11 @@ int rt_sync_start(rt_sync_t *self, const char *name, const char *id, size_t idle
         a->publication = strdup(self->publication);
         a->slot = strdup(slot);
         a->endpoint = strdup(self->endpoint);
+        a->pg_dump = self->pg_dump ? strdup(self->pg_dump) : NULL;
     }
     zactor_t *actor = NULL;
-    if (a && a->name && a->id && a->dsn && a->publication && a->slot && a->endpoint)
+    if (a && a->name && a->id && a->dsn && a->publication && a->slot && a->endpoint &&
+        (a->pg_dump || !self->pg_dump))
         actor = zactor_new(rt_sync_session_actor, a); /* the thread owns a from here */
     if (!actor) {
         rt_sync_session_args_free(a);
@@ -238,6 +245,34 @@ int rt_sync_copy(rt_sync_t *self, const char *id, size_t idlen, const rt_msg_t *
     zmsg_addmem(cmd, &m->table, sizeof m->table);
     zmsg_addmem(cmd, &m->count, sizeof m->count);
     zmsg_addmem(cmd, &m->flags, sizeof m->flags);
+    if (zmsg_send(&cmd, s->actor) < 0) {
+        zmsg_destroy(&cmd);
+        snprintf(err, err_size, "copy session %llu is busy: try again", (unsigned long long)s->id);
+        return RT_EAGAIN;
+    }
+    return RT_OK;
+}
+
+int rt_sync_schema(rt_sync_t *self, const char *id, size_t idlen, const rt_msg_t *m, char *err,
+                   size_t err_size)
+{
+    s_session_t *s = s_find(self, m->sync_id, m->name);
+    if (!s)
+        return s_not_found(m->sync_id, err, err_size);
+    s->heard_ms = rt_mono_ms();
+    /* "SCHEMA" | routing id | schema | table | schema | table ... */
+    zmsg_t *cmd = zmsg_new();
+    int rc = cmd ? zmsg_addstr(cmd, "SCHEMA") : -1;
+    if (rc == 0)
+        rc = zmsg_addmem(cmd, id, idlen);
+    for (size_t i = 0; i < m->nddl && rc == 0; i++)
+        if ((rc = zmsg_addstr(cmd, m->ddl[i].schema)) == 0)
+            rc = zmsg_addstr(cmd, m->ddl[i].table);
+    if (rc != 0) {
+        zmsg_destroy(&cmd);
+        snprintf(err, err_size, "the publisher is out of memory");
+        return RT_ENOMEM;
+    }
     if (zmsg_send(&cmd, s->actor) < 0) {
         zmsg_destroy(&cmd);
         snprintf(err, err_size, "copy session %llu is busy: try again", (unsigned long long)s->id);

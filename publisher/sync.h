@@ -33,6 +33,8 @@ typedef struct {
     int64_t timeout_s;       /* drop a session not heard from for this long once it sent
                               * SYNC_READY (0: RT_SYNC_TIMEOUT_S) */
     uint64_t part_bytes;     /* size of a large table's parts (0: RT_SYNC_PART_BYTES) */
+    const char *pg_dump;     /* the pg_dump that prints table definitions for SCHEMA (NULL:
+                              * looked for, sync_schema.c) */
 } rt_sync_opts_t;
 
 /* Binds the socket the threads send through. NULL on failure, logged. The strings of
@@ -64,6 +66,12 @@ int rt_sync_start(rt_sync_t *self, const char *name, const char *id, size_t idle
  * err set. */
 int rt_sync_copy(rt_sync_t *self, const char *id, size_t idlen, const rt_msg_t *m, char *err,
                  size_t err_size) RT_WUR;
+
+/* A SCHEMA{name, sync_id, ddl} from routing id [id, idlen]: handed to its session, which
+ * answers SCHEMA_READY with the definitions of those tables (or ERROR). Refreshes the
+ * session. RT_OK; RT_ENOTFOUND, RT_EAGAIN, RT_ENOMEM with err set. */
+int rt_sync_schema(rt_sync_t *self, const char *id, size_t idlen, const rt_msg_t *m, char *err,
+                   size_t err_size) RT_WUR;
 
 /* SYNC_KEEP: the session of name goes on. SYNC_END: it is dropped now. RT_OK, or
  * RT_ENOTFOUND with err set. */

@@ -20,6 +20,8 @@
 
 #include <czmq.h>
 
+#include "buf.h"
+#include "pgconn.h"
 #include "sync.h"
 #include "wire.h"
 
@@ -42,6 +44,7 @@ typedef struct {
     char *publication;   /* whose tables are copied */
     char *slot;          /* the temporary slot's name */
     char *endpoint;      /* the channel's PULL endpoint */
+    char *pg_dump;       /* the pg_dump to run for SCHEMA, NULL: looked for */
 } rt_sync_session_args_t;
 
 void rt_sync_session_args_free(rt_sync_session_args_t *args);
@@ -87,6 +90,31 @@ void rt_sync_push_error(zsock_t *push, const char *id, size_t idlen, int code, c
 #define RT_SYNC_NOTE_READY 'R'
 #define RT_SYNC_NOTE_FAILED 'E'
 void rt_sync_push_note(zsock_t *push, char note, uint64_t sync_id);
+
+/* Running pg_dump for a table's definition (sync_schema.c). */
+typedef struct {
+    const char *program;        /* pg_dump, a path or a name looked up on PATH */
+    char **env;                 /* its environment (rt_sync_pg_dump_env) */
+    const char *snapshot;       /* the session's exported snapshot */
+    const rt_pg_waiter_t *wait; /* waits for its output while answering the session's pipe */
+} rt_sync_dump_t;
+
+/* The pg_dump to run: configured (copied), else the one of the server's major version or
+ * the next newer one found in Debian's /usr/lib/postgresql/<major>/bin, else "pg_dump".
+ * NULL when out of memory. */
+char *rt_sync_pg_dump_program(const char *configured, int server_version);
+
+/* This process's environment with the settings of connection string dsn as libpq's PG*
+ * variables (they win), for pg_dump. NULL (err set) when dsn does not parse or out of
+ * memory. */
+char **rt_sync_pg_dump_env(const char *dsn, char *err, size_t err_size);
+void rt_sync_env_free(char **env);
+
+/* Appends to out what pg_dump --schema-only --section=section prints of table
+ * schema.table under the snapshot. RT_OK; RT_EDB or RT_EINVAL with err set (pg_dump's
+ * own message when it failed); the waiter's code when it gave up (pg_dump is stopped). */
+int rt_sync_pg_dump(const rt_sync_dump_t *d, const char *schema, const char *table,
+                    const char *section, rt_buf_t *out, char *err, size_t err_size) RT_WUR;
 
 /* Reads an 8-byte number frame of a pipe command; 0 when the frame is missing. */
 uint64_t rt_sync_pop_u64(zmsg_t *msg);

@@ -61,6 +61,7 @@ typedef struct {
     char *snapshot;               /* the exported snapshot's name */
     rt_lsn_t lsn;                 /* the slot's consistent point */
     bool ready;                   /* SYNC_READY was sent */
+    bool in_schema;               /* a SCHEMA is being answered */
     bool stop;                    /* "$TERM" came, or the session failed */
     rt_sync_table_t *tables;      /* as sent in SYNC_READY */
     s_table_t *extra;             /* ntables entries */
@@ -167,6 +168,8 @@ static void s_on_copy(s_session_t *self, zmsg_t *msg)
     zframe_destroy(&idf);
 }
 
+static void s_on_schema(s_session_t *self, zmsg_t *msg);
+
 /* Reads one command from the pipe. */
 static void s_on_pipe(s_session_t *self)
 {
@@ -176,6 +179,8 @@ static void s_on_pipe(s_session_t *self)
         self->stop = true;
     else if (streq(cmd, "COPY"))
         s_on_copy(self, msg);
+    else if (streq(cmd, "SCHEMA"))
+        s_on_schema(self, msg);
     free(cmd);
     zmsg_destroy(&msg);
 }
@@ -409,26 +414,41 @@ static int s_build_tables(s_session_t *self, PGconn *conn, PGresult *res)
     return RT_OK;
 }
 
-/* Imports the snapshot on a connection of its own and lists the tables under it. */
-static int s_list_tables(s_session_t *self)
+/* A connection of its own in a read-only transaction that imported the snapshot: RT_OK
+ * and *conn, or an error (self->err set). */
+static int s_snapshot_conn(s_session_t *self, PGconn **conn)
 {
-    PGconn *conn = s_connect(self, false);
-    if (!conn)
+    if (!(*conn = s_connect(self, false)))
         return RT_EDB;
     int rc = RT_ENOMEM;
     PGresult *res = NULL;
     rt_buf_t sql = {0};
-    char *snap = rt_pg_literal(conn, self->snapshot);
-    if (!snap)
-        goto cleanup;
-    rt_buf_printf(
-        &sql, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s", snap);
+    char *snap = rt_pg_literal(*conn, self->snapshot);
+    if (snap)
+        rt_buf_printf(
+            &sql, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s",
+            snap);
     free(snap);
-    if (rt_buf_error(&sql) != RT_OK)
-        goto cleanup;
-    if ((rc = s_exec(self, conn, "importing the snapshot", rt_buf_str(&sql), 0, NULL, &res)))
-        goto cleanup;
-    PQclear(res);
+    if (snap && rt_buf_error(&sql) == RT_OK &&
+        (rc = s_exec(self, *conn, "importing the snapshot", rt_buf_str(&sql), 0, NULL, &res)) ==
+            RT_OK)
+        PQclear(res);
+    rt_buf_free(&sql);
+    if (rc != RT_OK) {
+        PQfinish(*conn);
+        *conn = NULL;
+    }
+    return rc;
+}
+
+/* Imports the snapshot on a connection of its own and lists the tables under it. */
+static int s_list_tables(s_session_t *self)
+{
+    PGconn *conn = NULL;
+    int rc = s_snapshot_conn(self, &conn);
+    if (rc != RT_OK)
+        return rc;
+    PGresult *res = NULL;
     const char *params[] = {self->args->publication};
     if ((rc = s_exec(self, conn, "looking up the publication",
                      "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, &res)))
@@ -449,9 +469,160 @@ static int s_list_tables(s_session_t *self)
         rt_error("copy session %llu: %s", (unsigned long long)self->args->sync_id, self->err);
 cleanup:
     PQclear(res);
-    rt_buf_free(&sql);
     PQfinish(conn); /* ends its read-only transaction */
     return rc;
+}
+
+/* A table and its partition ancestors, root first. */
+static const char *const s_ancestors_sql =
+    "SELECT n.nspname, c.relname "
+    "FROM pg_namespace rn JOIN pg_class r ON r.relnamespace = rn.oid "
+    "CROSS JOIN LATERAL (SELECT relid, depth "
+    "                      FROM pg_partition_ancestors(r.oid) WITH ORDINALITY a(relid, depth) "
+    "                    UNION ALL SELECT r.oid, 0 WHERE NOT r.relispartition) a "
+    "JOIN pg_class c ON c.oid = a.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE rn.nspname = $1 AND r.relname = $2 AND r.relkind IN ('r', 'p') "
+    "ORDER BY a.depth DESC";
+
+/* Adds schema.table to list (n entries) unless it is there. RT_OK or RT_ENOMEM. */
+static int s_add_object(rt_sync_ddl_t *list, size_t *n, const char *schema, const char *table)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(list[i].schema, schema) == 0 && strcmp(list[i].table, table) == 0)
+            return RT_OK;
+    rt_sync_ddl_t *d = &list[*n];
+    d->schema = strdup(schema);
+    d->table = strdup(table);
+    (*n)++;
+    return d->schema && d->table ? RT_OK : RT_ENOMEM;
+}
+
+/* The tables asked for (pairs of frames in msg) and their partition ancestors, each root
+ * first, as of the snapshot; *server_version is the source's. */
+static int s_schema_objects(s_session_t *self, zmsg_t *msg, rt_sync_ddl_t **list, size_t *n,
+                            int *server_version)
+{
+    size_t asked = zmsg_size(msg) / 2;
+    PGconn *conn = NULL;
+    int rc = s_snapshot_conn(self, &conn);
+    if (rc != RT_OK)
+        return rc;
+    *server_version = PQserverVersion(conn);
+    /* Each table brings at most 32 levels of ancestors (PostgreSQL's nesting is bounded by
+     * the stack; deeper trees are grown as needed). */
+    size_t cap = asked * 4 + 4;
+    *list = calloc(cap, sizeof **list);
+    if (!*list)
+        rc = RT_ENOMEM;
+    for (size_t i = 0; i < asked && rc == RT_OK; i++) {
+        char *schema = zmsg_popstr(msg), *table = zmsg_popstr(msg);
+        const char *p[] = {schema ? schema : "", table ? table : ""};
+        PGresult *res = NULL;
+        rc = s_exec(self, conn, "looking up a table's partition ancestors", s_ancestors_sql, 2, p,
+                    &res);
+        if (rc == RT_OK && PQntuples(res) == 0) {
+            snprintf(self->err, sizeof self->err, "table %s.%s is not on the source", p[0], p[1]);
+            rc = RT_EINVAL;
+        }
+        for (int r = 0; rc == RT_OK && r < PQntuples(res); r++) {
+            if (*n == cap) {
+                rt_sync_ddl_t *grown = realloc(*list, 2 * cap * sizeof **list);
+                if (!grown) {
+                    rc = RT_ENOMEM;
+                    break;
+                }
+                memset(grown + cap, 0, cap * sizeof *grown);
+                *list = grown;
+                cap *= 2;
+            }
+            rc = s_add_object(*list, n, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
+        }
+        PQclear(res);
+        free(schema);
+        free(table);
+    }
+    PQfinish(conn);
+    return rc;
+}
+
+/* Answers SCHEMA: pg_dump --schema-only of each table asked for and of its partition
+ * ancestors, before and after the rows, under the snapshot. */
+static int s_schema(s_session_t *self, const char *id, size_t idlen, zmsg_t *msg)
+{
+    rt_sync_ddl_t *list = NULL;
+    size_t n = 0;
+    int version = 0;
+    char **env = NULL;
+    char *program = NULL;
+    int64_t start = rt_mono_ms();
+    int rc = s_schema_objects(self, msg, &list, &n, &version);
+    if (rc == RT_OK && !(program = rt_sync_pg_dump_program(self->args->pg_dump, version)))
+        rc = RT_ENOMEM;
+    if (rc == RT_OK && !(env = rt_sync_pg_dump_env(self->args->dsn, self->err, sizeof self->err)))
+        rc = RT_EINVAL;
+    rt_pg_waiter_t w = {s_wait, self};
+    rt_sync_dump_t d = {.program = program, .env = env, .snapshot = self->snapshot, .wait = &w};
+    static const char *const sections[] = {"pre-data", "post-data"};
+    for (size_t i = 0; i < n && rc == RT_OK; i++) {
+        for (int k = 0; k < 2 && rc == RT_OK; k++) {
+            rt_buf_t out = {0};
+            rc = rt_sync_pg_dump(&d, list[i].schema, list[i].table, sections[k], &out, self->err,
+                                 sizeof self->err);
+            char *text = rc == RT_OK ? strdup(out.data ? out.data : "") : NULL;
+            if (rc == RT_OK && !text)
+                rc = RT_ENOMEM;
+            *(k ? &list[i].post : &list[i].pre) = text;
+            rt_buf_free(&out);
+        }
+    }
+    if (rc == RT_OK) {
+        rt_msg_t m = {
+            .type = RT_MSG_SCHEMA_READY, .sync_id = self->args->sync_id, .ddl = list, .nddl = n};
+        rc = rt_sync_push_msg(self->push, id, idlen, &m);
+        if (rc == RT_EINVAL)
+            snprintf(self->err, sizeof self->err,
+                     "the definitions of %zu tables do not fit in one message", n);
+        else if (rc != RT_OK)
+            snprintf(self->err, sizeof self->err, "the definitions could not be sent");
+        else
+            rt_info("copy session %llu: definitions of %zu tables for %s by %s in %.1f s",
+                    (unsigned long long)self->args->sync_id, n, self->args->name, program,
+                    (double)(rt_mono_ms() - start) / 1000.0);
+    }
+    if (rc == RT_ENOMEM)
+        snprintf(self->err, sizeof self->err, "the publisher is out of memory");
+    free(program);
+    rt_sync_env_free(env);
+    rt_sync_ddl_free(list, n);
+    return rc;
+}
+
+/* "SCHEMA" | routing id | schema | table ... */
+static void s_on_schema(s_session_t *self, zmsg_t *msg)
+{
+    zframe_t *idf = zmsg_pop(msg);
+    if (!idf)
+        return;
+    const char *id = (const char *)zframe_data(idf);
+    size_t idlen = zframe_size(idf);
+    unsigned long long sid = (unsigned long long)self->args->sync_id;
+    char text[RT_PG_ERR_MAX + 384];
+    if (!self->ready || self->in_schema) {
+        snprintf(text, sizeof text, "copy session %llu %s", sid,
+                 self->in_schema ? "answers a SCHEMA already" : "is not ready yet");
+        rt_sync_push_error(self->push, id, idlen, RT_EAGAIN, text);
+    } else {
+        self->in_schema = true;
+        self->err[0] = '\0';
+        int rc = s_schema(self, id, idlen, msg);
+        self->in_schema = false;
+        if (rc != RT_OK && rc != RT_EAGAIN) {
+            rt_error("copy session %llu: %s", sid, self->err);
+            snprintf(text, sizeof text, "creating the tables: %s", self->err);
+            rt_sync_push_error(self->push, id, idlen, rc == RT_EDB ? RT_EDB : RT_EINVAL, text);
+        }
+    }
+    zframe_destroy(&idf);
 }
 
 /* Sends SYNC_READY to the coordinator. */

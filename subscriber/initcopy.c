@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "initcopy_schema.h"
 #include "log.h"
 #include "pgconn.h"
 #include "sock.h"
@@ -44,7 +45,10 @@ const char *const rt_initcopy_ddl =
     "IF to_regclass('rt.sync_tables') IS NULL THEN "
     "CREATE TABLE rt.sync_tables (source text, nspname text, relname text, "
     "state \"char\" NOT NULL, lsn pg_lsn, rows bigint, "
-    "PRIMARY KEY (source, nspname, relname)); END IF; END$rt$";
+    "PRIMARY KEY (source, nspname, relname)); END IF; "
+    "IF to_regclass('rt.sync_ddl') IS NULL THEN "
+    "CREATE TABLE rt.sync_ddl (source text, nspname text, relname text, ord bigint NOT NULL, "
+    "post text NOT NULL, PRIMARY KEY (source, nspname, relname)); END IF; END$rt$";
 
 /* A table of the snapshot, as this replica will load it. */
 typedef struct {
@@ -179,11 +183,7 @@ static int s_replica_connect(const rt_initcopy_opts_t *o, const char *app, PGcon
 static int s_exec(PGconn *conn, const char *what, const char *sql, int nparams,
                   const char *const *params, char *err, size_t err_size)
 {
-    PGresult *res = rt_pg_exec(conn, "replica", what, sql, nparams, params, err, err_size);
-    if (!res)
-        return PQstatus(conn) == CONNECTION_OK ? RT_EDB : RT_EIO;
-    PQclear(res);
-    return RT_OK;
+    return rt_pg_run(conn, "replica", what, sql, nparams, params, err, err_size);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -529,6 +529,69 @@ static int s_request_snapshot(s_coord_t *c)
     return err;
 }
 
+/* --create-tables: the tables missing on the replica, from the source's definitions
+ * (SCHEMA, answered by SCHEMA_READY once the publisher ran pg_dump for each). The session
+ * is kept alive meanwhile. */
+static int s_create_missing(s_coord_t *c)
+{
+    rt_sync_ddl_t *missing = NULL;
+    size_t nmissing = 0;
+    int err = rt_initcopy_missing(c->conn, c->ready.tables, c->ready.ntables, &missing, &nmissing);
+    if (err != RT_OK || nmissing == 0)
+        return err;
+    rt_info("initial copy: %zu tables are missing on the replica: asking the publisher for their "
+            "definitions",
+            nmissing);
+    rt_msg_t req = {.type = RT_MSG_SCHEMA,
+                    .name = (char *)c->o->name,
+                    .sync_id = c->ready.sync_id,
+                    .ddl = missing,
+                    .nddl = nmissing};
+    err = s_send(c->dealer, &req);
+    rt_sync_ddl_free(missing, nmissing);
+    rt_msg_t m = {0};
+    int64_t start = rt_mono_ms();
+    while (err == RT_OK) {
+        rt_msg_t keep = {
+            .type = RT_MSG_SYNC_KEEP, .name = (char *)c->o->name, .sync_id = c->ready.sync_id};
+        (void)s_send(c->dealer, &keep);
+        err = s_recv(c->dealer, NULL, S_KEEP_MS, c->o->stop, &m);
+        if (err == RT_EAGAIN && !(c->o->stop && *c->o->stop)) {
+            if (rt_mono_ms() - start > S_READY_MS) {
+                rt_warn("initial copy: no table definitions from the publisher after %d s",
+                        S_READY_MS / 1000);
+                return RT_EIO;
+            }
+            err = RT_OK;
+            continue;
+        }
+        if (err != RT_OK)
+            return err;
+        if (m.type == RT_MSG_SCHEMA_READY && m.sync_id == c->ready.sync_id)
+            break;
+        if (m.type == RT_MSG_ERROR)
+            err = s_publisher_error(&m, "the table definitions");
+        rt_msg_clear(&m);
+    }
+    if (err != RT_OK)
+        return err;
+    /* The definitions set the session's search_path: a connection of their own. */
+    PGconn *conn = NULL;
+    size_t created = 0;
+    if ((err = s_replica_connect(c->o, "rt-subscriber", &conn)) == RT_OK)
+        err = rt_initcopy_create_tables(conn, c->plan.source, m.ddl, m.nddl, &created);
+    if (conn)
+        PQfinish(conn);
+    if (err == RT_OK)
+        rt_info("initial copy: created %zu tables; their keys, indexes and constraints are "
+                "built once their rows are copied",
+                created);
+    else if (err == RT_EINVAL)
+        rt_error("initial copy: the missing tables could not be created; nothing was copied");
+    rt_msg_clear(&m);
+    return err;
+}
+
 /* Compares a table of the snapshot with the replica's: RT_OK, or RT_EINVAL with the
  * difference in text. Sets t->binary. */
 static int s_check_table(s_coord_t *c, s_table_t *t, char *text, size_t size)
@@ -549,8 +612,10 @@ static int s_check_table(s_coord_t *c, s_table_t *t, char *text, size_t size)
     int err = RT_OK;
     int n = PQntuples(res);
     if (n == 0) {
-        snprintf(text, size, "table %s.%s is missing on the replica: create it first", s->schema,
-                 s->table);
+        snprintf(text, size,
+                 "table %s.%s is missing on the replica: create it first, or start with "
+                 "--create-tables",
+                 s->schema, s->table);
         err = RT_EINVAL;
         goto cleanup;
     }
@@ -1014,6 +1079,9 @@ static int s_finish(s_coord_t *c)
     if (err == RT_OK)
         err = s_exec(c->conn, "advancing the replication origin",
                      "SELECT pg_replication_origin_advance($1, $2::pg_lsn)", 2, p, NULL, 0);
+    size_t built = 0;
+    if (err == RT_OK)
+        err = rt_initcopy_post_data(c->conn, c->plan.source, &built);
     if (err == RT_OK)
         err = s_exec(c->conn, "ending the copy", "DELETE FROM rt.sync_init WHERE source = $1", 1,
                      ps, NULL, 0);
@@ -1048,7 +1116,8 @@ static int s_attempt(s_coord_t *c)
             c->ready.text ? c->ready.text : "?", rt_lsn_format(c->ready.lsn, lsn, sizeof lsn),
             c->ready.ntables, c->ready.seq + 1);
     size_t ncopy = 0;
-    if ((err = s_plan(c)) == RT_OK && (err = s_prepare(c, &ncopy)) == RT_OK &&
+    if ((!c->o->create_tables || (err = s_create_missing(c)) == RT_OK) &&
+        (err = s_plan(c)) == RT_OK && (err = s_prepare(c, &ncopy)) == RT_OK &&
         (err = s_copy_all(c, ncopy)) == RT_OK)
         err = s_finish(c);
     rt_msg_t end = {

@@ -25,6 +25,7 @@ typedef struct {
     const char *publisher_key; /* CURVE: the publisher's public key (Z85), or NULL */
     int jobs;                  /* tables copied at once, 1..RT_INITCOPY_MAX_JOBS */
     bool truncate;             /* empty replica tables that hold rows (else refuse them) */
+    bool create_tables;        /* create the tables missing on the replica (--create-tables) */
     bool init;                 /* --init copy: copy when the replica has no progress yet */
     bool resync;               /* rtctl resync: copy every table again now */
     volatile sig_atomic_t *stop;

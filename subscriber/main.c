@@ -36,6 +36,7 @@ typedef struct {
     int64_t init;
     int64_t copy_jobs;
     bool truncate;
+    bool create_tables;
 } s_opts_t;
 
 /* --init: what a replica with no progress for the source starts from. */
@@ -186,6 +187,10 @@ int main(int argc, char **argv)
         OPT("truncate", RT_CFG_BOOL, truncate, "false", NULL, false, false,
             "with --init copy: empty replica tables that hold rows before copying them "
             "(without it such a table is refused, naming it)"),
+        OPT("create-tables", RT_CFG_BOOL, create_tables, "false", NULL, false, false,
+            "with --init copy: create the tables missing on the replica from the source's "
+            "definitions (pg_dump --schema-only, run by the publisher under the copy's "
+            "snapshot); their keys and indexes are built after their rows are copied"),
     };
     const size_t nparams = sizeof params / sizeof params[0];
     s_opts_t opts = {0};
@@ -258,6 +263,7 @@ int main(int argc, char **argv)
                                  .publisher_key = cert ? publisher_key : NULL,
                                  .jobs = (int)opts.copy_jobs,
                                  .truncate = opts.truncate,
+                                 .create_tables = opts.create_tables,
                                  .init = opts.init == S_INIT_COPY,
                                  .resync = resync,
                                  .stop = rt_daemon_stop_flag()};

@@ -63,18 +63,10 @@ PUB_EP="tcp://127.0.0.1:$(rt_free_port)"
 rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
     --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "$PUB_EP" --copy-part-mb 8
 
-# sub LABEL CLUSTER ARGS... : runs a subscriber in the foreground, returns its status.
-sub_fg() {
-    local label="$1" dsn
-    dsn="$(rt__var "$2")_DSN"
-    shift 2
-    timeout 60 "$RT_BIN/rt-subscriber" --publisher "$ROUTER" --target "${!dsn}" \
-        --name "$label" "$@" >>"$RT_TMP/$label.log" 2>&1
-}
 
 echo "-- a replica table that holds rows is refused, and nothing is copied"
 rc=0
-sub_fg replica1 replica1 --init copy || rc=$?
+rt_sub_fg replica1 replica1 --init copy || rc=$?
 [[ "$rc" == 2 ]] || rt_fail "expected exit status 2 for a non-empty table, got $rc"
 grep -q 'replica table public.kinds is not empty' "$RT_TMP/replica1.log" ||
     rt_fail "the refusal does not name public.kinds"
@@ -84,7 +76,7 @@ grep -q 'replica table public.kinds is not empty' "$RT_TMP/replica1.log" ||
 
 echo "-- a missing table and a missing column are refused before anything is copied"
 rc=0
-sub_fg replica3 replica3 --init copy || rc=$?
+rt_sub_fg replica3 replica3 --init copy || rc=$?
 [[ "$rc" == 2 ]] || rt_fail "expected exit status 2 for a missing table, got $rc"
 grep -q 'table public.gen is missing on the replica' "$RT_TMP/replica3.log" ||
     rt_fail "the refusal does not name the missing table public.gen"

@@ -665,6 +665,18 @@ rt_pair_daemons() {
         --target "$REPLICA_DSN" --name replica "${sub_curve[@]}"
 }
 
+# rt_sub_fg LABEL CLUSTER ARGS...
+# Runs a subscriber named LABEL into cluster CLUSTER, with the publisher at ROUTER, in the
+# foreground (at most 60 s), its output appended to RT_TMP/LABEL.log; returns its exit
+# status.
+rt_sub_fg() {
+    local label="$1" dsn
+    dsn="$(rt__var "$2")_DSN"
+    shift 2
+    timeout 60 "$RT_BIN/rt-subscriber" --publisher "$ROUTER" --target "${!dsn}" \
+        --name "$label" "$@" >>"$RT_TMP/$label.log" 2>&1
+}
+
 # rt_sanitized
 # True when RT_BIN is a sanitizer build (ASan's quarantine of freed memory and its
 # shadow make resident-memory figures measure the sanitizer more than rt).

@@ -1291,6 +1291,72 @@ static void test_sync_malformed(void **state)
     }
 }
 
+/* SCHEMA and SCHEMA_READY carry tables' names and definitions, quotes and all; an
+ * entry of the wrong shape or with an empty name is refused. */
+static void test_schema_roundtrip(void **state)
+{
+    (void)state;
+    rt_sync_ddl_t ddl[2] = {
+        {.schema = "public",
+         .table = "events",
+         .pre = "CREATE TABLE public.events ();",
+         .post = ""},
+        {.schema = "app", .table = "Odd \"Name\"", .pre = "CREATE ...;\n", .post = "ALTER ...;"}};
+    rt_msg_t m = {.type = RT_MSG_SCHEMA_READY, .sync_id = 9, .ddl = ddl, .nddl = 2};
+    void *frame;
+    size_t len;
+    assert_int_equal(rt_msg_encode(&m, &frame, &len), 0);
+    assert_int_equal(rt_msg_peek_type(frame, len), RT_MSG_SCHEMA_READY);
+    rt_msg_t d;
+    assert_int_equal(rt_msg_decode(frame, len, &d), 0);
+    assert_int_equal(d.sync_id, 9);
+    assert_int_equal(d.nddl, 2);
+    assert_string_equal(d.ddl[1].table, "Odd \"Name\"");
+    assert_string_equal(d.ddl[1].pre, "CREATE ...;\n");
+    assert_string_equal(d.ddl[1].post, "ALTER ...;");
+    assert_string_equal(d.ddl[0].post, "");
+    rt_msg_clear(&d);
+    free(frame);
+
+    rt_msg_t q = {.type = RT_MSG_SCHEMA, .name = "r1", .sync_id = 9, .ddl = ddl, .nddl = 1};
+    assert_int_equal(rt_msg_encode(&q, &frame, &len), 0);
+    assert_int_equal(rt_msg_decode(frame, len, &d), 0);
+    assert_string_equal(d.name, "r1");
+    assert_int_equal(d.nddl, 1);
+    assert_string_equal(d.ddl[0].schema, "public");
+    rt_msg_clear(&d);
+    free(frame);
+
+    ddl[0].table = "";
+    assert_int_equal(rt_msg_encode(&m, &frame, &len), RT_EINVAL);
+
+    for (int f = 0; f < 3; f++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 4);
+        s_pack_str(&pk, "SCHEMA_READY");
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_uint8(&pk, 9);
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_array(&pk, f == 1 ? 3 : 4);
+        s_pack_str(&pk, "public");
+        s_pack_str(&pk, f == 2 ? "" : "t");
+        s_pack_str(&pk, "pre");
+        if (f != 1)
+            s_pack_str(&pk, "post");
+        void *copy = s_copy(sb.data, sb.size);
+        int rc = rt_msg_decode(copy, sb.size, &d);
+        assert_int_equal(rc, f == 0 ? 0 : RT_EPROTO);
+        if (rc != 0)
+            assert_null(d.ddl);
+        rt_msg_clear(&d);
+        free(copy);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 /* ---- STATUS_REPLY */
 
 static void test_status_roundtrip(void **state)
@@ -1497,6 +1563,7 @@ int main(void)
         cmocka_unit_test(test_sub_state_name),
         cmocka_unit_test(test_sync_roundtrip),
         cmocka_unit_test(test_sync_malformed),
+        cmocka_unit_test(test_schema_roundtrip),
         cmocka_unit_test(test_status_roundtrip),
         cmocka_unit_test(test_status_malformed),
     };

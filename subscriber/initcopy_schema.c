@@ -1,0 +1,291 @@
+/* subscriber/initcopy_schema.c - --create-tables: the tables missing on the replica are
+ * created from the source's definitions (pg_dump --schema-only, run by the publisher under
+ * the copy's snapshot; schemas/protocol.md, "Creating the tables").
+ *
+ * What comes before the rows (the table, its owned sequences, defaults, identity, its
+ * attachment as a partition) runs before the copy, in one transaction that also records
+ * what comes after the rows (keys, indexes, constraints, triggers) in rt.sync_ddl. That
+ * runs when the copy ends, in the transaction that ends it: indexes are built once over
+ * the copied rows, the fastest way to load, and a kill in between loses nothing.
+ *
+ * Definitions may depend on each other across tables (a foreign key needs the key it
+ * refers to, a default the sequence another table owns): each runs in a savepoint, and
+ * those that fail are tried again after the others, until a pass makes no progress. */
+#include "initcopy_schema.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "pgconn.h"
+
+static int s_run(PGconn *conn, const char *what, const char *sql, int nparams,
+                 const char *const *params, char *err, size_t err_size)
+{
+    return rt_pg_run(conn, "replica", what, sql, nparams, params, err, err_size);
+}
+
+/* A script run quietly: its failure is an answer here, logged by the caller if final. */
+static int s_try(PGconn *conn, const char *script, char *err, size_t err_size)
+{
+    PGresult *res = PQexec(conn, script);
+    ExecStatusType st = PQresultStatus(res);
+    int rc = RT_OK;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
+        rt_pg_error_line(PQerrorMessage(conn), err, err_size);
+        rc = rt_pg_failure(conn);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Runs a post-data script one pg_dump entry at a time (each starts with a comment
+ * "-- Name: ...; Type: ...;"), in savepoints: an entry that fails because its object is
+ * there already is skipped. That happens to a partition created under a parent the replica
+ * had: attaching it created its share of the parent's indexes and keys, as it did on the
+ * source, where pg_dump then found them. */
+static int s_try_entries(PGconn *conn, const char *script, char *err, size_t err_size)
+{
+    static const char mark[] = "\n--\n-- Name: ";
+    rt_buf_t part = {0};
+    int rc = RT_OK;
+    for (const char *p = script; *p && rc == RT_OK;) {
+        const char *next = strstr(p + 1, mark);
+        size_t len = next ? (size_t)(next - p) + 1 : strlen(p);
+        rt_buf_reset(&part);
+        rt_buf_append(&part, p, len);
+        if (rt_buf_error(&part) != RT_OK) {
+            rc = RT_ENOMEM;
+            break;
+        }
+        p += len;
+        if ((rc = s_run(conn, "building the keys and indexes", "SAVEPOINT rt_entry", 0, NULL, err,
+                        err_size)) != RT_OK)
+            break;
+        PGresult *res = PQexec(conn, rt_buf_str(&part));
+        ExecStatusType st = PQresultStatus(res);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        bool failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY;
+        /* 42P07 duplicate_table, 42710 duplicate_object, 42P16 a second primary key. */
+        bool there = failed && state &&
+                     (strcmp(state, "42P07") == 0 || strcmp(state, "42710") == 0 ||
+                      (strcmp(state, "42P16") == 0 && strstr(rt_buf_str(&part), "PRIMARY KEY")));
+        if (failed && !there) {
+            rt_pg_error_line(PQerrorMessage(conn), err, err_size);
+            rc = rt_pg_failure(conn);
+        }
+        PQclear(res);
+        if (rc == RT_OK)
+            rc = s_run(conn, "building the keys and indexes",
+                       failed ? "ROLLBACK TO SAVEPOINT rt_entry" : "RELEASE SAVEPOINT rt_entry", 0,
+                       NULL, err, err_size);
+    }
+    rt_buf_free(&part);
+    return rc;
+}
+
+typedef struct {
+    const char *schema, *table;
+    const char *script;
+    bool entries;     /* run entry by entry (s_try_entries) */
+    const char *post; /* create: what runs after the rows, recorded when the script ran */
+    bool done;
+    char err[RT_PG_ERR_MAX];
+} s_item_t;
+
+typedef int (*s_done_fn)(PGconn *conn, s_item_t *it, const char *source);
+
+/* Runs each item's script in a savepoint, again and again while a pass makes progress;
+ * on_done (may be NULL) runs in the same savepoint after each success. RT_OK when all ran;
+ * RT_EINVAL when some cannot (each logged, naming its table and what); RT_EIO, RT_EDB. */
+static int s_run_all(PGconn *conn, s_item_t *items, size_t n, const char *what, s_done_fn on_done,
+                     const char *source)
+{
+    size_t left = n;
+    for (bool progress = true; left && progress;) {
+        progress = false;
+        for (size_t i = 0; i < n; i++) {
+            s_item_t *it = &items[i];
+            if (it->done)
+                continue;
+            int rc = s_run(conn, what, "SAVEPOINT rt_ddl", 0, NULL, NULL, 0);
+            if (rc != RT_OK)
+                return rc;
+            it->err[0] = '\0';
+            rc = it->entries ? s_try_entries(conn, it->script, it->err, sizeof it->err)
+                             : s_try(conn, it->script, it->err, sizeof it->err);
+            if (rc == RT_OK && on_done)
+                rc = on_done(conn, it, source);
+            if (rc == RT_EIO)
+                return rc;
+            int end =
+                s_run(conn, what,
+                      rc == RT_OK ? "RELEASE SAVEPOINT rt_ddl" : "ROLLBACK TO SAVEPOINT rt_ddl", 0,
+                      NULL, NULL, 0);
+            if (end != RT_OK)
+                return end;
+            if (rc == RT_OK) {
+                it->done = true;
+                left--;
+                progress = true;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!items[i].done)
+            rt_error("initial copy: %s.%s: %s failed on the replica: %s", items[i].schema,
+                     items[i].table, what, items[i].err);
+    return left ? RT_EINVAL : RT_OK;
+}
+
+/* Whether schema.table exists on the replica (as anything). */
+static int s_exists(PGconn *conn, const char *schema, const char *table, bool *exists)
+{
+    const char *p[] = {schema, table};
+    PGresult *res = rt_pg_exec(conn, "replica", "looking up a table",
+                               "SELECT 1 FROM pg_class c JOIN pg_namespace n "
+                               "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                               2, p, NULL, 0);
+    if (!res)
+        return rt_pg_failure(conn);
+    *exists = PQntuples(res) > 0;
+    PQclear(res);
+    return RT_OK;
+}
+
+int rt_initcopy_missing(PGconn *conn, const rt_sync_table_t *tables, size_t ntables,
+                        rt_sync_ddl_t **missing, size_t *nmissing)
+{
+    *missing = NULL;
+    *nmissing = 0;
+    if (!ntables)
+        return RT_OK;
+    rt_sync_ddl_t *list = calloc(ntables, sizeof *list);
+    if (!list)
+        return RT_ENOMEM;
+    size_t n = 0;
+    int rc = RT_OK;
+    for (size_t i = 0; i < ntables && rc == RT_OK; i++) {
+        const rt_sync_table_t *t = &tables[i];
+        bool seen = false, exists = false;
+        for (size_t j = 0; j < n && !seen; j++)
+            seen = strcmp(list[j].schema, t->schema) == 0 && strcmp(list[j].table, t->table) == 0;
+        if (seen || (rc = s_exists(conn, t->schema, t->table, &exists)) != RT_OK || exists)
+            continue;
+        list[n].schema = strdup(t->schema);
+        list[n].table = strdup(t->table);
+        list[n].pre = strdup("");
+        list[n].post = strdup("");
+        if (!list[n].schema || !list[n].table || !list[n].pre || !list[n].post)
+            rc = RT_ENOMEM;
+        n++;
+    }
+    if (rc != RT_OK || n == 0) {
+        rt_sync_ddl_free(list, n);
+        return rc;
+    }
+    *missing = list;
+    *nmissing = n;
+    return RT_OK;
+}
+
+/* Records what runs after it->table's rows, in the savepoint that created it. */
+static int s_record_post(PGconn *conn, s_item_t *it, const char *source)
+{
+    const char *p[] = {source, it->schema, it->table, it->post};
+    PGresult *res =
+        rt_pg_exec(conn, "replica", "recording a table's indexes and constraints",
+                   "INSERT INTO rt.sync_ddl (source, nspname, relname, ord, post) "
+                   "VALUES ($1, $2, $3, (SELECT coalesce(max(ord), 0) + 1 FROM rt.sync_ddl "
+                   "WHERE source = $1), $4) ON CONFLICT (source, nspname, relname) "
+                   "DO UPDATE SET ord = excluded.ord, post = excluded.post",
+                   4, p, it->err, sizeof it->err);
+    if (!res)
+        return rt_pg_failure(conn);
+    PQclear(res);
+    return RT_OK;
+}
+
+int rt_initcopy_create_tables(PGconn *conn, const char *source, const rt_sync_ddl_t *ddl, size_t n,
+                              size_t *created)
+{
+    *created = 0;
+    s_item_t *items = calloc(n ? n : 1, sizeof *items);
+    if (!items)
+        return RT_ENOMEM;
+    int rc = s_run(conn, "creating the tables", "BEGIN", 0, NULL, NULL, 0);
+    bool begun = rc == RT_OK;
+    size_t k = 0;
+    /* Checked again in the transaction: an ancestor of a missing table may be there. */
+    for (size_t i = 0; i < n && rc == RT_OK; i++) {
+        bool exists = false;
+        if ((rc = s_exists(conn, ddl[i].schema, ddl[i].table, &exists)) != RT_OK || exists)
+            continue;
+        char *schema = rt_pg_ident(conn, ddl[i].schema);
+        rt_buf_t sql = {0};
+        if (schema)
+            rt_buf_printf(&sql, "CREATE SCHEMA IF NOT EXISTS %s", schema);
+        free(schema);
+        rc = schema && rt_buf_error(&sql) == RT_OK
+                 ? s_run(conn, "creating a schema", rt_buf_str(&sql), 0, NULL, NULL, 0)
+                 : RT_ENOMEM;
+        rt_buf_free(&sql);
+        items[k++] = (s_item_t){.schema = ddl[i].schema,
+                                .table = ddl[i].table,
+                                .script = ddl[i].pre,
+                                .post = ddl[i].post};
+    }
+    if (rc == RT_OK)
+        rc = s_run_all(conn, items, k, "creating it", s_record_post, source);
+    if (rc == RT_OK)
+        rc = s_run(conn, "creating the tables", "COMMIT", 0, NULL, NULL, 0);
+    else if (begun && PQstatus(conn) == CONNECTION_OK)
+        PQclear(PQexec(conn, "ROLLBACK"));
+    if (rc == RT_OK) {
+        *created = k;
+        for (size_t i = 0; i < k; i++)
+            rt_info("initial copy: created %s.%s from the source's definition", items[i].schema,
+                    items[i].table);
+    }
+    free(items);
+    return rc;
+}
+
+int rt_initcopy_post_data(PGconn *conn, const char *source, size_t *ran)
+{
+    *ran = 0;
+    const char *p[] = {source};
+    PGresult *res = rt_pg_exec(conn, "replica", "reading rt.sync_ddl",
+                               "SELECT nspname, relname, post FROM rt.sync_ddl "
+                               "WHERE source = $1 ORDER BY ord",
+                               1, p, NULL, 0);
+    if (!res)
+        return rt_pg_failure(conn);
+    size_t n = (size_t)PQntuples(res);
+    s_item_t *items = calloc(n ? n : 1, sizeof *items);
+    int rc = items ? RT_OK : RT_ENOMEM;
+    for (size_t i = 0; i < n && rc == RT_OK; i++)
+        items[i] = (s_item_t){.schema = PQgetvalue(res, (int)i, 0),
+                              .table = PQgetvalue(res, (int)i, 1),
+                              .script = PQgetvalue(res, (int)i, 2),
+                              .entries = true};
+    if (rc == RT_OK && n) {
+        int64_t start = rt_mono_ms();
+        rc = s_run_all(conn, items, n, "building its keys, indexes and constraints", NULL, NULL);
+        if (rc == RT_OK)
+            rt_info("initial copy: keys, indexes and constraints of %zu created tables built in "
+                    "%.1f s",
+                    n, (double)(rt_mono_ms() - start) / 1000.0);
+    }
+    if (rc == RT_OK)
+        rc = s_run(conn, "forgetting rt.sync_ddl", "DELETE FROM rt.sync_ddl WHERE source = $1", 1,
+                   p, NULL, 0);
+    if (rc == RT_OK)
+        *ran = n;
+    free(items);
+    PQclear(res);
+    return rc;
+}
