@@ -109,15 +109,35 @@ static int s_send(zsock_t *sock, const rt_msg_t *m)
     return zframe_send(&f, sock, ZFRAME_DONTWAIT) == 0 ? RT_OK : RT_EIO;
 }
 
+/* Appends the poll item of the caller's HTTP server, if any, as items[*n]. Returns its
+ * index, or -1 without a server. */
+static int s_http_poll_item(zmq_pollitem_t *items, int *n, rt_http_t *http)
+{
+    if (!http)
+        return -1;
+    items[*n] = (zmq_pollitem_t){NULL, rt_http_fd(http), ZMQ_POLLIN, 0};
+    return (*n)++;
+}
+
+/* Answers the HTTP requests waiting when items[i] (from s_http_poll_item) is readable. */
+static void s_http_serve(rt_http_t *http, const zmq_pollitem_t *items, int i)
+{
+    if (i >= 0 && (items[i].revents & ZMQ_POLLIN))
+        (void)rt_http_serve(http);
+}
+
 /* Waits up to timeout_ms for a message on sock (and, if pipe is not NULL, for a command
- * on it: then RT_EAGAIN). RT_OK with *m decoded, RT_EAGAIN on time out or stop, RT_EPROTO
- * for a frame that is not a control message (logged). */
-static int s_recv(zsock_t *sock, zsock_t *pipe, int timeout_ms, volatile sig_atomic_t *stop,
-                  rt_msg_t *m)
+ * on it: then RT_EAGAIN), serving http (the coordinator's; NULL: none) meanwhile. RT_OK
+ * with *m decoded, RT_EAGAIN on time out or stop, RT_EPROTO for a frame that is not a
+ * control message (logged). */
+static int s_recv(zsock_t *sock, zsock_t *pipe, rt_http_t *http, int timeout_ms,
+                  volatile sig_atomic_t *stop, rt_msg_t *m)
 {
     memset(m, 0, sizeof *m);
-    zmq_pollitem_t items[2] = {{zsock_resolve(sock), 0, ZMQ_POLLIN, 0},
+    zmq_pollitem_t items[3] = {{zsock_resolve(sock), 0, ZMQ_POLLIN, 0},
                                {pipe ? zsock_resolve(pipe) : NULL, 0, ZMQ_POLLIN, 0}};
+    int n = pipe ? 2 : 1;
+    int ihttp = s_http_poll_item(items, &n, http);
     int64_t end = rt_mono_ms() + timeout_ms;
     for (;;) {
         if (stop && *stop)
@@ -125,9 +145,10 @@ static int s_recv(zsock_t *sock, zsock_t *pipe, int timeout_ms, volatile sig_ato
         int64_t left = end - rt_mono_ms();
         if (left < 0)
             return RT_EAGAIN;
-        int rc = zmq_poll(items, pipe ? 2 : 1, left < 200 ? left : 200);
+        int rc = zmq_poll(items, n, left < 200 ? left : 200);
         if (rc < 0 && zmq_errno() != EINTR)
             return RT_EIO;
+        s_http_serve(http, items, ihttp);
         if (pipe && (items[1].revents & ZMQ_POLLIN))
             return RT_EAGAIN;
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
@@ -241,7 +262,7 @@ static int s_job_feed(s_job_t *j, size_t index, uint64_t *rows, char *text, size
     int64_t last_rx = rt_mono_ms();
     for (;;) {
         rt_msg_t m;
-        int err = s_recv(j->dealer, j->pipe, 250, j->plan->opts->stop, &m);
+        int err = s_recv(j->dealer, j->pipe, NULL, 250, j->plan->opts->stop, &m);
         if (err == RT_EAGAIN) {
             if (zsock_events(j->pipe) & ZMQ_POLLIN ||
                 (j->plan->opts->stop && *j->plan->opts->stop)) {
@@ -439,7 +460,8 @@ static int s_learn_source(s_coord_t *c)
     int64_t end = rt_mono_ms() + S_PING_MS;
     while (err == RT_OK) {
         int left = (int)(end - rt_mono_ms());
-        if ((err = s_recv(c->dealer, NULL, left > 0 ? left : 0, c->o->stop, &m)) != RT_OK)
+        if ((err = s_recv(c->dealer, NULL, c->o->http, left > 0 ? left : 0, c->o->stop, &m)) !=
+            RT_OK)
             break;
         if (m.type == RT_MSG_PONG) {
             snprintf(c->plan.source, sizeof c->plan.source, "%s", m.source);
@@ -499,7 +521,7 @@ static int s_request_snapshot(s_coord_t *c)
     int64_t start = rt_mono_ms(), said = start;
     while (err == RT_OK) {
         rt_msg_t m;
-        err = s_recv(c->dealer, NULL, 1000, c->o->stop, &m);
+        err = s_recv(c->dealer, NULL, c->o->http, 1000, c->o->stop, &m);
         if (err == RT_EAGAIN && !(c->o->stop && *c->o->stop)) {
             int64_t now = rt_mono_ms();
             if (now - start > S_READY_MS) {
@@ -555,7 +577,7 @@ static int s_create_missing(s_coord_t *c)
         rt_msg_t keep = {
             .type = RT_MSG_SYNC_KEEP, .name = (char *)c->o->name, .sync_id = c->ready.sync_id};
         (void)s_send(c->dealer, &keep);
-        err = s_recv(c->dealer, NULL, S_KEEP_MS, c->o->stop, &m);
+        err = s_recv(c->dealer, NULL, c->o->http, S_KEEP_MS, c->o->stop, &m);
         if (err == RT_EAGAIN && !(c->o->stop && *c->o->stop)) {
             if (rt_mono_ms() - start > S_READY_MS) {
                 rt_warn("initial copy: no table definitions from the publisher after %d s",
@@ -968,6 +990,8 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
         }
         int64_t now = rt_mono_ms();
         rt_copy_progress_t progress = s_progress(pl, order, n, rows, bytes, now - start);
+        if (c->o->state)
+            c->o->state->progress = progress;
         if (now - last_keep >= S_KEEP_MS) {
             rt_msg_t keep = {.type = RT_MSG_SYNC_KEEP,
                              .name = (char *)c->o->name,
@@ -980,17 +1004,20 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
             s_progress_log(&progress);
             last_progress = now;
         }
-        zmq_pollitem_t items[RT_INITCOPY_MAX_JOBS + 1];
+        zmq_pollitem_t items[RT_INITCOPY_MAX_JOBS + 2];
         for (int k = 0; k < njobs; k++)
             items[k] = (zmq_pollitem_t){zsock_resolve(jobs[k]), 0, ZMQ_POLLIN, 0};
         items[njobs] = (zmq_pollitem_t){zsock_resolve(c->dealer), 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(items, njobs + 1, 200) < 0 && zmq_errno() != EINTR) {
+        int nitems = njobs + 1;
+        int ihttp = s_http_poll_item(items, &nitems, c->o->http);
+        if (zmq_poll(items, nitems, 200) < 0 && zmq_errno() != EINTR) {
             err = RT_EIO;
             break;
         }
+        s_http_serve(c->o->http, items, ihttp);
         if (items[njobs].revents & ZMQ_POLLIN) {
             rt_msg_t m;
-            if (s_recv(c->dealer, NULL, 0, NULL, &m) == RT_OK && m.type == RT_MSG_ERROR) {
+            if (s_recv(c->dealer, NULL, NULL, 0, NULL, &m) == RT_OK && m.type == RT_MSG_ERROR) {
                 rt_error("initial copy: the publisher: %s", m.text ? m.text : "");
                 err = m.code == RT_EINVAL ? RT_EINVAL : RT_EDB;
             }
@@ -1105,6 +1132,8 @@ static int s_attempt(s_coord_t *c)
         return err;
     if ((err = s_replica_state(c, &needed)) != RT_OK || !needed)
         return err;
+    if (c->o->state)
+        *c->o->state = (rt_initcopy_state_t){.copying = true};
     rt_info("initial copy from source %s: asking the publisher for a snapshot%s", c->plan.source,
             c->start_seq      ? " (resuming a copy that did not finish)"
             : c->fresh_resync ? " (a resync: every table is copied again)"
@@ -1152,7 +1181,23 @@ static bool s_unfinished_copy(const rt_initcopy_opts_t *opts)
     return found;
 }
 
-int rt_initcopy_run(const rt_initcopy_opts_t *opts)
+/* Sleeps ms, serving the caller's HTTP requests meanwhile. */
+static void s_pause(const rt_initcopy_opts_t *opts, int ms)
+{
+    zmq_pollitem_t item[1];
+    int n = 0;
+    int ihttp = s_http_poll_item(item, &n, opts->http);
+    if (ihttp < 0) {
+        zclock_sleep(ms);
+        return;
+    }
+    for (int64_t end = rt_mono_ms() + ms, left = ms; left > 0; left = end - rt_mono_ms())
+        if (zmq_poll(item, n, left) > 0)
+            s_http_serve(opts->http, item, ihttp);
+}
+
+/* rt_initcopy_run, but for clearing opts->state on return. */
+static int s_run(const rt_initcopy_opts_t *opts)
 {
     if (!opts->init && !opts->resync && !s_unfinished_copy(opts))
         return RT_OK;
@@ -1170,8 +1215,16 @@ int rt_initcopy_run(const rt_initcopy_opts_t *opts)
         for (int64_t end = rt_mono_ms() + backoff; rt_mono_ms() < end;) {
             if (opts->stop && *opts->stop)
                 return RT_EAGAIN;
-            zclock_sleep(100);
+            s_pause(opts, 100);
         }
         backoff = backoff * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : backoff * 2;
     }
+}
+
+int rt_initcopy_run(const rt_initcopy_opts_t *opts)
+{
+    int err = s_run(opts);
+    if (opts->state)
+        *opts->state = (rt_initcopy_state_t){0};
+    return err;
 }

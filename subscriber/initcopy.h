@@ -12,10 +12,20 @@
 #include <czmq.h>
 #include <signal.h>
 
+#include "http.h"
 #include "rt.h"
+#include "wire.h"
 
 /* Most copy jobs (--copy-jobs). */
 #define RT_INITCOPY_MAX_JOBS 64
+
+/* What a copy shows while it runs (/api/status, /metrics), kept current by rt_initcopy_run.
+ * Read by the caller's HTTP handlers, which run on the same thread (rt_http_serve, called
+ * from the copy's waits). */
+typedef struct {
+    bool copying;                /* a copy runs: from the replica's "needed" until it returns */
+    rt_copy_progress_t progress; /* how far it is; all 0 until the tables are being copied */
+} rt_initcopy_state_t;
 
 typedef struct {
     const char *publisher;     /* the publisher's ROUTER endpoint */
@@ -29,6 +39,9 @@ typedef struct {
     bool init;                 /* --init copy: copy when the replica has no progress yet */
     bool resync;               /* rtctl resync: copy every table again now */
     volatile sig_atomic_t *stop;
+    rt_http_t *http;            /* served whenever a request waits, in every wait (borrowed),
+                                   or NULL */
+    rt_initcopy_state_t *state; /* kept current while a copy runs (borrowed), or NULL */
 } rt_initcopy_opts_t;
 
 /* Copies the published tables when the replica has no progress for the source yet and
@@ -37,7 +50,9 @@ typedef struct {
  * that cannot be reached is left to the link. Retries with back-off after failures that may pass
  * (the publisher or a database unreachable, a session lost). Returns RT_OK once the replica is
  * ready to stream, RT_EAGAIN when a stop was requested, RT_EINVAL when the operator must act (a
- * table not empty, missing or with other columns; logged with what to do), RT_ENOMEM. */
+ * table not empty, missing or with other columns; logged with what to do), RT_ENOMEM.
+ * Serves opts->http meanwhile (on this thread) and keeps opts->state current; state->copying
+ * is false again when it returns. */
 int rt_initcopy_run(const rt_initcopy_opts_t *opts) RT_WUR;
 
 /* The replica's schema rt holds the copy's state; created when missing (also by the

@@ -201,6 +201,7 @@ int main(int argc, char **argv)
     zcert_t *cert = NULL;
     char publisher_key[RT_CURVE_KEY_LEN] = "";
     rt_http_tls_t tls = {0};
+    rt_initcopy_state_t copy = {0}; /* the initial copy's progress, for --http */
 
     int rc = rt_config_load(params, nparams, &opts, argc, argv, "rt-subscriber",
                             "Applies a publisher's change stream to a replica PostgreSQL, "
@@ -243,7 +244,7 @@ int main(int argc, char **argv)
         rt_error("out of memory");
         goto cleanup;
     }
-    if (opts.http && !(http = rt_subscriber_web_new(opts.http, &tls, link, apply)))
+    if (opts.http && !(http = rt_subscriber_web_new(opts.http, &tls, link, apply, &copy)))
         goto cleanup;
     rt_http_tls_clear(&tls);
     if (http && opts.http_token && rt_http_set_token_file(http, opts.http_token) != RT_OK) {
@@ -266,7 +267,9 @@ int main(int argc, char **argv)
                                  .create_tables = opts.create_tables,
                                  .init = opts.init == S_INIT_COPY,
                                  .resync = resync,
-                                 .stop = rt_daemon_stop_flag()};
+                                 .stop = rt_daemon_stop_flag(),
+                                 .http = http,
+                                 .state = &copy};
         rc = rt_initcopy_run(&io);
         if (rc == RT_EAGAIN) {
             rt_info("stopped during the initial copy; it goes on at the next start");

@@ -35,6 +35,48 @@ void rt_metrics_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m)
     rt_prometheus_counter(out, "rt_subscriber_bad_frames_total",
                           "Frames from the publisher dropped as malformed.", NULL,
                           (double)m->bad_frames);
+    const rt_copy_progress_t none = {0}, *c = m->copy ? m->copy : &none;
+    const struct {
+        const char *name, *help;
+        double v;
+    } copy[] = {
+        {"rt_subscriber_copy_tables_done", "Tables the initial copy has copied (0 when none runs).",
+         (double)c->tables_done},
+        {"rt_subscriber_copy_tables_total", "Tables the initial copy copies.",
+         (double)c->tables_total},
+        {"rt_subscriber_copy_rows", "Rows the initial copy loaded so far.", (double)c->rows},
+        {"rt_subscriber_copy_bytes", "COPY bytes the initial copy loaded so far.",
+         (double)c->bytes},
+        {"rt_subscriber_copy_bytes_total",
+         "Estimate of the COPY bytes the initial copy loads in all.", (double)c->bytes_total},
+        {"rt_subscriber_copy_elapsed_seconds", "Time the initial copy has been copying.",
+         (double)c->elapsed_ms / 1000.0},
+    };
+    for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++)
+        rt_prometheus_gauge(out, copy[i].name, copy[i].help, NULL, copy[i].v);
+}
+
+/* The "copy" member of /api/status: null, or how far the initial copy is. */
+static void s_copy_json(rt_buf_t *out, const rt_copy_progress_t *c)
+{
+    if (!c) {
+        rt_buf_puts(out, ",\"copy\":null");
+        return;
+    }
+    double secs = (double)c->elapsed_ms / 1000.0;
+    double bytes_per_s = secs > 0 ? (double)c->bytes / secs : 0;
+    rt_buf_printf(out,
+                  ",\"copy\":{\"tables_done\":%" PRIu64 ",\"tables_total\":%" PRIu64
+                  ",\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"bytes_total\":%" PRIu64
+                  ",\"elapsed_ms\":%" PRIu64 ",\"rows_per_s\":%.1f,\"seconds_left\":",
+                  c->tables_done, c->tables_total, c->rows, c->bytes, c->bytes_total, c->elapsed_ms,
+                  secs > 0 ? (double)c->rows / secs : 0.0);
+    if (bytes_per_s <= 0)
+        rt_buf_puts(out, "null}");
+    else if (c->bytes_total > c->bytes)
+        rt_buf_printf(out, "%.0f}", (double)(c->bytes_total - c->bytes) / bytes_per_s);
+    else
+        rt_buf_puts(out, "0}");
 }
 
 void rt_metrics_subscriber_json(rt_buf_t *out, const rt_metrics_subscriber_t *m)
@@ -54,9 +96,10 @@ void rt_metrics_subscriber_json(rt_buf_t *out, const rt_metrics_subscriber_t *m)
                   ",\"state\":\"%s\",\"connected\":%s,\"applied_seq\":%" PRIu64
                   ",\"head_seq\":%" PRIu64 ",\"lag_records\":%" PRIu64 ",\"lag_seconds\":%.3f"
                   ",\"applied_txns\":%" PRIu64 ",\"applied_rows\":%" PRIu64
-                  ",\"conflicts\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"bad_frames\":%" PRIu64
-                  "}",
+                  ",\"conflicts\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"bad_frames\":%" PRIu64,
                   rt_sub_state_name(m->state), m->connected ? "true" : "false", m->applied_seq,
                   m->head_seq, m->lag_records, lag, m->applied_txns, m->applied_rows, m->conflicts,
                   m->reconnects, m->bad_frames);
+    s_copy_json(out, m->copy);
+    rt_buf_putc(out, '}');
 }

@@ -4,11 +4,12 @@
 # transactions committed after it (no gap, no overlap), proven by per-table checksums.
 # Also: a replica table that is not empty is refused unless --truncate, a missing table
 # or column is refused before anything is copied, a subscriber killed in the middle of
-# a copy resumes it (tables already copied are kept), and no temporary slot outlives
-# its copy.
+# a copy resumes it (tables already copied are kept), no temporary slot outlives
+# its copy, and a subscriber's own --http answers during its copy, showing its progress.
 set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
 rt_setup
+command -v curl >/dev/null 2>&1 || rt_fail "curl is not installed (apt-get install curl)"
 
 SCHEMA="
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -121,8 +122,9 @@ grep -E 'initial copy: [0-9]+ tables in ' "$RT_TMP/replica1.log"
     rt_fail "--truncate kept the replica's own row"
 
 echo "-- replica2 with 1 job, killed in the middle of its copy, then started again"
+SUB_HTTP="127.0.0.1:$(rt_free_port)"
 rt_start_bg replica2 "$RT_TMP/replica2.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
-    --target "$REPLICA2_DSN" --name replica2 --init copy --copy-jobs 1
+    --target "$REPLICA2_DSN" --name replica2 --init copy --copy-jobs 1 --http "$SUB_HTTP"
 # The biggest table goes first; kill once it is copied and the others are not.
 one_copied() {
     local n
@@ -142,6 +144,27 @@ rt_wait_until 10 "rtctl status to show replica2's copy" copy_shown || {
     rt_fail "rtctl status does not show the copy's progress"
 }
 grep -E 'replica2|initial copy' "$RT_TMP/status.txt"
+# Its own --http answers while it copies, with the copy's progress.
+copy_served() {
+    curl -sf --max-time 5 "http://$SUB_HTTP/metrics" >"$RT_TMP/sub-metrics.txt" &&
+        curl -sf --max-time 5 "http://$SUB_HTTP/api/status" >"$RT_TMP/sub-status.json" &&
+        grep -qE '^rt_subscriber_copy_tables_total 9$' "$RT_TMP/sub-metrics.txt" &&
+        grep -qE '^rt_subscriber_copy_tables_done [1-8]$' "$RT_TMP/sub-metrics.txt" &&
+        grep -qE '^rt_subscriber_copy_rows [1-9][0-9]*$' "$RT_TMP/sub-metrics.txt" &&
+        grep -q '"state":"copying"' "$RT_TMP/sub-status.json" &&
+        grep -qE '"copy":\{"tables_done":[1-8],"tables_total":9,"rows":[1-9]' \
+            "$RT_TMP/sub-status.json"
+}
+rt_wait_until 10 "replica2's /metrics and /api/status to show its copy" copy_served || {
+    cat "$RT_TMP/sub-metrics.txt" "$RT_TMP/sub-status.json" >&2 || true
+    rt_fail "replica2's --http does not show its copy"
+}
+for m in tables_done tables_total rows bytes bytes_total elapsed_seconds; do
+    grep -qE "^# TYPE rt_subscriber_copy_$m gauge\$" "$RT_TMP/sub-metrics.txt" ||
+        rt_fail "replica2's /metrics lacks rt_subscriber_copy_$m"
+done
+cat "$RT_TMP/sub-status.json"
+echo
 rt_kill9 replica2
 ready="$(rt_psql replica2 -c "SELECT relname FROM rt.sync_tables WHERE state = 'r' ORDER BY 1")"
 pending="$(rt_psql replica2 -c "SELECT count(*) FROM rt.sync_tables WHERE state = 'c'")"

@@ -152,6 +152,14 @@ static void test_publisher_body(void **state)
     rt_buf_free(&b);
 }
 
+/* An initial copy under way: 64 KiB of ~128 KiB loaded in 2 s. */
+static const rt_copy_progress_t s_copy = {.tables_done = 2,
+                                          .tables_total = 9,
+                                          .rows = 5000,
+                                          .bytes = 65536,
+                                          .bytes_total = 131072,
+                                          .elapsed_ms = 2000};
+
 static void test_subscriber_body(void **state)
 {
     (void)state;
@@ -202,8 +210,42 @@ static void test_subscriber_body(void **state)
         "rt_subscriber_reconnects_total 2\n"
         "# HELP rt_subscriber_bad_frames_total Frames from the publisher dropped as malformed.\n"
         "# TYPE rt_subscriber_bad_frames_total counter\n"
-        "rt_subscriber_bad_frames_total 1\n";
+        "rt_subscriber_bad_frames_total 1\n"
+        "# HELP rt_subscriber_copy_tables_done Tables the initial copy has copied (0 when none "
+        "runs).\n"
+        "# TYPE rt_subscriber_copy_tables_done gauge\n"
+        "rt_subscriber_copy_tables_done 0\n"
+        "# HELP rt_subscriber_copy_tables_total Tables the initial copy copies.\n"
+        "# TYPE rt_subscriber_copy_tables_total gauge\n"
+        "rt_subscriber_copy_tables_total 0\n"
+        "# HELP rt_subscriber_copy_rows Rows the initial copy loaded so far.\n"
+        "# TYPE rt_subscriber_copy_rows gauge\n"
+        "rt_subscriber_copy_rows 0\n"
+        "# HELP rt_subscriber_copy_bytes COPY bytes the initial copy loaded so far.\n"
+        "# TYPE rt_subscriber_copy_bytes gauge\n"
+        "rt_subscriber_copy_bytes 0\n"
+        "# HELP rt_subscriber_copy_bytes_total Estimate of the COPY bytes the initial copy "
+        "loads in all.\n"
+        "# TYPE rt_subscriber_copy_bytes_total gauge\n"
+        "rt_subscriber_copy_bytes_total 0\n"
+        "# HELP rt_subscriber_copy_elapsed_seconds Time the initial copy has been copying.\n"
+        "# TYPE rt_subscriber_copy_elapsed_seconds gauge\n"
+        "rt_subscriber_copy_elapsed_seconds 0\n";
     assert_string_equal(rt_buf_str(&b), want);
+    rt_buf_free(&b);
+
+    /* While a copy runs, its progress. */
+    rt_copy_progress_t copy = s_copy;
+    copy.elapsed_ms = 2500;
+    m.copy = &copy;
+    rt_metrics_subscriber(&b, &m);
+    const char *body = rt_buf_str(&b);
+    assert_non_null(strstr(body, "\nrt_subscriber_copy_tables_done 2\n"));
+    assert_non_null(strstr(body, "\nrt_subscriber_copy_tables_total 9\n"));
+    assert_non_null(strstr(body, "\nrt_subscriber_copy_rows 5000\n"));
+    assert_non_null(strstr(body, "\nrt_subscriber_copy_bytes 65536\n"));
+    assert_non_null(strstr(body, "\nrt_subscriber_copy_bytes_total 131072\n"));
+    assert_non_null(strstr(body, "\nrt_subscriber_copy_elapsed_seconds 2.5\n"));
     rt_buf_free(&b);
 }
 
@@ -233,7 +275,7 @@ static void test_subscriber_json(void **state)
                         "\"tcp://127.0.0.1:7470\",\"source\":null,\"state\":\"catching-up\","
                         "\"connected\":false,\"applied_seq\":3,\"head_seq\":9,\"lag_records\":6,"
                         "\"lag_seconds\":1.500,\"applied_txns\":2,\"applied_rows\":20,"
-                        "\"conflicts\":1,\"reconnects\":4,\"bad_frames\":5}");
+                        "\"conflicts\":1,\"reconnects\":4,\"bad_frames\":5,\"copy\":null}");
     rt_buf_free(&b);
 
     /* JSON has no NaN: a bogus lag prints as 0. */
@@ -245,6 +287,29 @@ static void test_subscriber_json(void **state)
     assert_non_null(strstr(rt_buf_str(&b), "\"source\":\"src\",\"state\":\"streaming\","
                                            "\"connected\":true"));
     assert_non_null(strstr(rt_buf_str(&b), "\"lag_seconds\":0.000,"));
+    rt_buf_free(&b);
+
+    /* An initial copy: 64 KiB of ~128 KiB in 2 s, so ~2 s left. */
+    rt_copy_progress_t copy = s_copy;
+    m.state = RT_SUB_COPYING;
+    m.copy = &copy;
+    rt_metrics_subscriber_json(&b, &m);
+    assert_non_null(strstr(rt_buf_str(&b), "\"state\":\"copying\","));
+    assert_non_null(strstr(rt_buf_str(&b),
+                           ",\"bad_frames\":5,\"copy\":{\"tables_done\":2,\"tables_total\":9,"
+                           "\"rows\":5000,\"bytes\":65536,\"bytes_total\":131072,"
+                           "\"elapsed_ms\":2000,\"rows_per_s\":2500.0,\"seconds_left\":2}}"));
+    rt_buf_free(&b);
+
+    /* No rate yet: the time left is unknown; every byte loaded: none left. */
+    copy = (rt_copy_progress_t){.tables_total = 9};
+    rt_metrics_subscriber_json(&b, &m);
+    assert_non_null(strstr(rt_buf_str(&b), "\"rows_per_s\":0.0,\"seconds_left\":null}}"));
+    rt_buf_free(&b);
+    copy = (rt_copy_progress_t){
+        .tables_done = 9, .tables_total = 9, .bytes = 200, .bytes_total = 100, .elapsed_ms = 10};
+    rt_metrics_subscriber_json(&b, &m);
+    assert_non_null(strstr(rt_buf_str(&b), "\"seconds_left\":0}}"));
     rt_buf_free(&b);
 }
 
