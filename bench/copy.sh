@@ -3,7 +3,9 @@
 # (--init copy through the publisher) against PostgreSQL's native logical replication
 # (CREATE SUBSCRIPTION ... WITH (copy_data = true), at the default
 # max_sync_workers_per_subscription and at 4) and against pg_dump | psql, same machine,
-# same run, each into a fresh replica with the tables created beforehand.
+# same run, each into a fresh replica with the tables created beforehand; and, into an
+# empty database, rt --init copy --create-tables against pg_dump | psql of the schema and
+# the rows (both build the indexes after the rows).
 #
 # Data: four tables of RT_BENCH_COPY_ROWS rows (default 1000000) and one of
 # RT_BENCH_COPY_TOAST wide rows (default 5000, 20 kB each, TOASTed). The builds and
@@ -62,16 +64,32 @@ fresh() {
     rt_psql "$name" -c "$SCHEMA"
 }
 
+# dump_into NAME [PG_DUMP_OPTIONS...]: pg_dump of the source piped into psql on NAME.
+dump_into() {
+    local name="$1" port
+    shift
+    port="$(rt__var "$name")_PORT"
+    "$RT_PG_BIN/pg_dump" "$@" -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres postgres |
+        "$RT_PG_BIN/psql" -X -q -h 127.0.0.1 -p "${!port}" -U postgres postgres >/dev/null
+}
+
 declare -A took=()
 
 echo "==> pg_dump --data-only | psql"
 fresh dump
 t0="$(now_ms)"
-"$RT_PG_BIN/pg_dump" --data-only -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres postgres |
-    "$RT_PG_BIN/psql" -X -q -h 127.0.0.1 -p "$DUMP_PORT" -U postgres postgres >/dev/null
+dump_into dump --data-only
 took[dump]="$(secs "$t0" "$(now_ms)")"
 rt_assert_same source dump >/dev/null
 rt_pg_stop dump
+
+echo "==> pg_dump | psql, schema and rows, into an empty database"
+rt_pg_start dumpall
+t0="$(now_ms)"
+dump_into dumpall --no-publications
+took[dumpall]="$(secs "$t0" "$(now_ms)")"
+rt_assert_same source dumpall >/dev/null
+rt_pg_stop dumpall
 
 # native NAME WORKERS: time until every table of the subscription is ready.
 native() {
@@ -106,21 +124,42 @@ RT_READY_TIMEOUT=3600 rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscrib
 took[rt]="$(secs "$t0" "$(now_ms)")"
 rt_assert_same source replica >/dev/null
 hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
-pub_kb="$(hwm "$PUB_PID")"
 sub_kb="$(hwm "$SUB_PID")"
 grep -E 'initial copy: [0-9]+ tables in ' "$RT_TMP/sub.log" | sed 's/^/    /' || true
+rt_stop_daemon sub
+rt_pg_stop replica
+
+echo "==> rt, --init copy --create-tables --copy-jobs $JOBS, into an empty database"
+rt_pg_start replica2
+t0="$(now_ms)"
+RT_READY_TIMEOUT=3600 rt_start_daemon sub2 "$RT_TMP/sub2.log" "$RT_BIN/rt-subscriber" \
+    --publisher "$ROUTER" --target "$REPLICA2_DSN" --name replica2 --init copy \
+    --create-tables --copy-jobs "$JOBS"
+took[rtc]="$(secs "$t0" "$(now_ms)")"
+rt_assert_same source replica2 >/dev/null
+pub_kb="$(hwm "$PUB_PID")"
+sub2_kb="$(hwm "$SUB2_PID")"
+((sub2_kb > sub_kb)) && sub_kb="$sub2_kb"
+grep -E 'initial copy: [0-9]+ tables in |keys, indexes and constraints of' "$RT_TMP/sub2.log" |
+    sed 's/^/    /' || true
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 && a > 0) ? b / a : 0 }'; }
 echo
-printf '%-46s %10s %14s\n' "method (time until the replica is live)" seconds "rt faster by"
-printf '%s\n' "$(printf '%.0s-' {1..72})"
-printf '%-46s %10s %14s\n' "rt --init copy --copy-jobs $JOBS" "${took[rt]}" "-"
-printf '%-46s %10s %14s\n' "native copy_data, 2 sync workers (default)" "${took[native2]}" \
-    "$(ratio "${took[rt]}" "${took[native2]}")x"
-printf '%-46s %10s %14s\n' "native copy_data, 4 sync workers" "${took[native4]}" \
-    "$(ratio "${took[rt]}" "${took[native4]}")x"
-printf '%-46s %10s %14s\n' "pg_dump --data-only | psql" "${took[dump]}" \
-    "$(ratio "${took[rt]}" "${took[dump]}")x"
+row() { # LABEL KEY
+    printf '%-50s %8s %12s %12s\n' "$1" "${took[$2]}" "$(ratio "${took[rt]}" "${took[$2]}")x" \
+        "$(ratio "${took[rtc]}" "${took[$2]}")x"
+}
+printf '%-50s %8s %12s %12s\n' "method (time until the replica is live)" seconds "rt by" \
+    "rt-create by"
+printf '%s\n' "$(printf '%.0s-' {1..84})"
+row "rt --init copy --copy-jobs $JOBS (tables there)" rt
+row "rt ... --create-tables (empty database)" rtc
+row "native copy_data, 2 sync workers (default)" native2
+row "native copy_data, 4 sync workers" native4
+row "pg_dump --data-only | psql (tables there)" dump
+row "pg_dump | psql (empty database)" dumpall
+echo "(rt by, rt-create by: how many times faster rt is, with the tables there and with"
+echo " --create-tables; above 1 rt is faster)"
 echo
 echo "rt's peak RSS (VmHWM): publisher $((pub_kb / 1024)) MiB, subscriber $((sub_kb / 1024)) MiB"
 echo "rows: 4 x $ROWS + $TOAST wide (20 kB); every replica checked equal to the source by checksums"

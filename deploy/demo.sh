@@ -36,7 +36,8 @@ echo "    source   $SOURCE_DSN"
 echo "    replica1 $REPLICA1_DSN"
 echo "    replica2 $REPLICA2_DSN"
 
-# The replicas get the same tables as the source: rt replicates rows, not DDL.
+# The source's tables. The replicas are empty databases: their subscribers create the
+# tables from the source's definitions (--create-tables).
 SCHEMA_SQL="
 CREATE TABLE accounts (
     id         int PRIMARY KEY,
@@ -53,10 +54,8 @@ CREATE TABLE events (
     at         timestamptz NOT NULL DEFAULT now()
 );
 "
-for c in source replica1 replica2; do
-    rt_psql "$c" -c "$SCHEMA_SQL"
-done
-echo "==> created tables accounts and events on all three clusters"
+rt_psql source -c "$SCHEMA_SQL"
+echo "==> created tables accounts and events on the source; the replicas are empty databases"
 
 ROUTER_PORT="$(rt_free_port)"
 PUB_PORT="$(rt_free_port)"
@@ -109,13 +108,15 @@ rt_start_bg workload "$RT_TMP/pgbench.log" \
     -f "$RT_TMP/transfer.sql@6" -f "$RT_TMP/churn.sql@2" -f "$RT_TMP/trim.sql@1" \
     -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres postgres
 
-# The replicas are empty: each copies the source through the publisher (one snapshot,
-# tables in parallel), then applies exactly what committed after that snapshot.
+# The replicas are empty databases: each subscriber creates the tables from the source's
+# definitions, copies the source through the publisher (one snapshot, tables in
+# parallel), builds the keys and indexes, then applies exactly what committed after that
+# snapshot.
 for r in replica1 replica2; do
     v="$(rt__var "$r")_DSN"
-    echo "==> starting rt-subscriber $r --init copy (empty replica, the workload running)"
-    rt_start_bg "$r" "$RT_TMP/$r.log" \
-        "$RT_BIN/rt-subscriber" --publisher "$ROUTER" --target "${!v}" --name "$r" --init copy
+    echo "==> starting rt-subscriber $r --init copy --create-tables (empty database, the workload running)"
+    rt_start_bg "$r" "$RT_TMP/$r.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
+        --target "${!v}" --name "$r" --init copy --create-tables
 done
 
 # rows NAME: total rows of the demo tables on cluster NAME (empty if unreachable).
