@@ -174,7 +174,11 @@ typedef enum {
 #define RT_SYNC_RESET                                                                              \
     0x01u /* a resync: keep the records from the head on, not from the                             \
            * subscriber's acked seq */
-#define RT_SYNC_FLAGS 0x01u
+#define RT_SYNC_TABLES                                                                             \
+    0x02u /* a resync of chosen tables while the others stream: the subscriber's progress is       \
+           * kept, and the records after the head are held back from trimming until its next       \
+           * HELLO (it applies them to those tables after their copy) */
+#define RT_SYNC_FLAGS 0x03u
 
 /* COPY flags. */
 #define RT_COPY_BINARY 0x01u /* COPY ... (FORMAT binary) */

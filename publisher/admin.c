@@ -130,14 +130,51 @@ static void s_on_pause(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
     s_reply_ok(reply, text);
 }
 
-/* RESYNC{name, tables}: the subscriber copies every table again, at once if it is
- * connected, else when it connects next (the request is stored with it). */
+/* RESYNC{name, tables} with tables, one schema.table per line: handed to the subscriber,
+ * which must be connected (it records the request on its replica and copies those
+ * tables while it applies the others). */
+static void s_on_resync_tables(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
+{
+    size_t n = 0;
+    for (const char *line = m->text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        const char *dot = memchr(line, '.', len);
+        if (!dot || dot == line || dot == line + len - 1 || len > 2 * 63 + 1) {
+            char text[300];
+            snprintf(text, sizeof text, "\"%.*s\" is not SCHEMA.TABLE",
+                     (int)(len < 200 ? len : 200), line);
+            s_reply_error(reply, RT_EINVAL, text);
+            return;
+        }
+        n++;
+        line = end ? end + 1 : line + len;
+    }
+    if (!s_admin_sub(self, reply, m->name))
+        return;
+    rt_msg_t r = {.type = RT_MSG_RESYNC, .name = m->name, .text = m->text};
+    char text[300];
+    if (!rt_stream_notify(self, m->name, &r)) {
+        snprintf(text, sizeof text,
+                 "%s is not connected: a resync of chosen tables is carried out by a running "
+                 "subscriber; start it and ask again",
+                 m->name);
+        s_reply_error(reply, RT_EAGAIN, text);
+        return;
+    }
+    snprintf(text, sizeof text,
+             "%s copies %zu table%s again under a new snapshot while it applies the others",
+             m->name, n, n == 1 ? "" : "s");
+    rt_info("subscriber %s: resync of %zu tables requested", m->name, n);
+    s_reply_ok(reply, text);
+}
+
+/* RESYNC{name, tables}: the subscriber copies every table again (tables ""), at once if it
+ * is connected, else when it connects next (the request is stored with it). */
 static void s_on_resync(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 {
     if (m->text && m->text[0]) {
-        s_reply_error(reply, RT_EINVAL,
-                      "resync of chosen tables (--table) is not available yet: rtctl resync "
-                      "NAME copies every table of the replica again");
+        s_on_resync_tables(self, m, reply);
         return;
     }
     rt_stream_sub_t *s = s_admin_sub(self, reply, m->name);
@@ -512,7 +549,7 @@ static void s_on_status(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
         o->commit_ts = s->commit_ts;
         o->applied_at = s->applied_at;
         snprintf(o->error, sizeof o->error, "%s", s->error);
-        if (o->state == RT_SUB_COPYING)
+        if (s->copy.tables_total) /* an initial copy, or a resync of chosen tables */
             o->copy = s->copy;
         o->lag_ms = -1;
         if (s->stored.acked_seq >= st.head_seq) {

@@ -177,6 +177,8 @@ static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt
                 "reset from seq %llu; run the replay again",
                 m->name, (unsigned long long)m->seq, (unsigned long long)s->reset_from);
     s->reset_from = 0;
+    if (s->keep_copied && m->seq < s->keep_from)
+        s->keep_from = 0; /* what it needs from here on, its acked_seq keeps */
     s->stored.acked_seq = m->seq;
     s->stored.state = m->seq < pos.head_seq ? RT_SUB_CATCHING_UP : RT_SUB_STREAMING;
     s->last_seen_ms = rt_mono_ms();
@@ -338,6 +340,32 @@ static bool s_is_copier(rt_stream_t *self, const char *id, size_t idlen, const c
     return false;
 }
 
+/* SYNC with RT_SYNC_TABLES: a resync of chosen tables by a subscriber that streams
+ * meanwhile. Its progress stays; the records after the head are kept (keep_from) until its
+ * next HELLO, since it applies them to those tables once they are copied; SYNC_READY's
+ * seq is that head. */
+static void s_on_sync_tables(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m,
+                             rt_stream_sub_t *s, uint64_t head)
+{
+    if (!s || (m->flags & RT_SYNC_RESET)) {
+        s_send_error(self, id, idlen, RT_EINVAL,
+                     s ? "SYNC: a resync of chosen tables cannot also be a reset"
+                       : "SYNC of chosen tables from a subscriber this publisher does not know");
+        return;
+    }
+    s->keep_from = head + 1;
+    s->keep_copied = false;
+    s->last_seen_ms = rt_mono_ms();
+    rt_info("subscriber %s starts a resync of chosen tables: records are kept from seq %llu",
+            m->name, (unsigned long long)(head + 1));
+    uint64_t sync_id;
+    char err[256];
+    int rc =
+        rt_sync_start(self->sync, m->name, id, idlen, head, m->count, &sync_id, err, sizeof err);
+    if (rc != RT_OK)
+        s_send_error(self, id, idlen, rc, err);
+}
+
 /* SYNC{name, seq, count}: registers the subscriber if unknown, with acked_seq = the head
  * (every later record is kept, and each transaction committed after the copy's snapshot
  * comes after it), marks it copying and starts a copy session, which answers SYNC_READY
@@ -355,6 +383,10 @@ static void s_on_sync(rt_stream_t *self, const char *id, size_t idlen, const rt_
     }
     uint64_t head = rt_outbox_position(self->outbox).head_seq;
     rt_stream_sub_t *s = rt_stream_sub(self, m->name, false);
+    if (m->flags & RT_SYNC_TABLES) {
+        s_on_sync_tables(self, id, idlen, m, s, head);
+        return;
+    }
     if (!s) {
         if (!(s = rt_stream_sub(self, m->name, true)))
             return;
@@ -422,8 +454,10 @@ static void s_on_copy_session(rt_stream_t *self, const char *id, size_t idlen, c
     s->last_seen_ms = rt_mono_ms();
     if (m->type == RT_MSG_SYNC_KEEP)
         s->copy = m->progress;
-    else if (m->type == RT_MSG_SYNC_END)
+    else if (m->type == RT_MSG_SYNC_END) {
         memset(&s->copy, 0, sizeof s->copy);
+        s->keep_copied = s->keep_from != 0;
+    }
 }
 
 static void s_dispatch(rt_stream_t *self, const char *id, size_t idlen, const char *key,
@@ -624,6 +658,8 @@ static int s_trim(rt_stream_t *self, int64_t now)
         enabled++;
         if (s->stored.acked_seq < upto)
             upto = s->stored.acked_seq;
+        if (s->keep_from && s->keep_from - 1 < upto)
+            upto = s->keep_from - 1;
     }
     if (!enabled)
         return RT_OK; /* nobody registered yet: keep everything */

@@ -81,7 +81,14 @@ int rt_ctl_cmd_resync(const rt_ctl_t *g, int argc, char **argv)
     int rc = RT_EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--table") == 0 && i + 1 < argc) {
-            rt_buf_printf(&tables, "%s%s", tables.len ? "\n" : "", argv[++i]);
+            const char *t = argv[++i], *dot = strchr(t, '.');
+            if (!dot || dot == t || !dot[1] || strchr(t, '\n')) {
+                fprintf(stderr,
+                        "rtctl resync: --table \"%s\" is not SCHEMA.TABLE (e.g. public.orders)\n",
+                        t);
+                goto cleanup;
+            }
+            rt_buf_printf(&tables, "%s%s", tables.len ? "\n" : "", t);
         } else if (argv[i][0] == '-') {
             fprintf(stderr,
                     "rtctl resync: unknown option \"%s\" (usage: rtctl resync NAME "

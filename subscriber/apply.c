@@ -315,6 +315,10 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
             err = RT_EDB;
         goto cleanup;
     }
+    /* A replay for resynced tables resumes where it stopped (the origin says how far the
+     * other tables are). */
+    if (self->replay_to)
+        seq = self->replay_from;
     err = RT_EDB;
     if (s_enter_pipeline(self) != RT_OK)
         goto cleanup;
@@ -553,6 +557,15 @@ int rt_apply_commit(rt_apply_t *self)
         (err = rt__pipeline_send(self, RT__OP_MISC, "SELECT pg_current_xact_id()", 0, NULL)) !=
             RT_OK)
         return s_failed(self, err);
+    /* In a replay the origin stays where it is (it only moves forward): how far the
+     * replay went is recorded with what it applied. */
+    char seq[24], to[24];
+    snprintf(seq, sizeof seq, "%" PRIu64, self->group_seq);
+    snprintf(to, sizeof to, "%" PRIu64, self->replay_to);
+    const char *rparams[3] = {self->source, seq, to};
+    if (self->replay_to &&
+        (err = rt__pipeline_send(self, RT__OP_MISC, rt__skip_replayed_sql, 3, rparams)) != RT_OK)
+        return s_failed(self, err);
     if ((err = rt__pipeline_send(self, RT__OP_MISC,
                                  "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
                                  "to_timestamp($2::float8 / 1e6))",
@@ -562,6 +575,10 @@ int rt_apply_commit(rt_apply_t *self)
     if ((err = rt__pipeline_sync(self, NULL)) != RT_OK)
         return s_failed(self, err);
     self->applied_seq = self->group_seq;
+    if (self->replay_to && self->group_seq >= self->replay_to) {
+        rt_info("the replay for the resynced tables is done at seq %" PRIu64, self->replay_to);
+        self->replay_to = 0; /* recorded: the next commit records nothing */
+    }
     self->last_commit_ts = self->group_ts;
     self->last_applied_at = rt_pg_now_us();
     self->conflicts += self->group_conflicts;

@@ -44,11 +44,16 @@ typedef struct {
 
 /* The applier (apply.h): the replica session and its progress, the open transaction,
  * the pipeline queue and statement cache, the open COPY and the conflict being handled. */
-/* A table copied by an initial copy (rt.sync_tables, state ready): changes to it that
- * committed before lsn are in the copy already. */
+/* A table of rt.sync_tables. Ready (copied): changes to it that committed before lsn are
+ * in the copy already. Held (a resync of chosen tables copies it): none of its changes
+ * apply. A ready table copied by a resync of chosen tables takes the records after seq
+ * from that the apply passed while it was held: a replay for it. */
 typedef struct {
     char *schema, *table;
     rt_lsn_t lsn;
+    bool held;
+    bool replay; /* it has a replay, after from */
+    uint64_t from;
 } rt__skip_t;
 
 struct rt_apply_t {
@@ -114,6 +119,11 @@ struct rt_apply_t {
     rt__skip_t *skips;     /* tables an initial copy holds up to a consistent point */
     size_t nskips;         /* 0 once every record applied is past them all */
     rt_lsn_t skip_max;     /* the latest of their points */
+    size_t nheld;          /* tables held while a resync copies them */
+    uint64_t replay_to;    /* records up to this seq (the origin's progress) are a replay for
+                            * the tables past whose from they are, and nothing else applies
+                            * (0: no replay) */
+    uint64_t replay_from;  /* the earliest from: where the apply resumes */
     rt_record_t filtered;  /* the record without the changes the copy holds */
     rt_change_t *fchanges; /* filtered's changes */
     size_t fchanges_cap;
@@ -145,10 +155,15 @@ void rt__skip_free(rt_apply_t *self);
 
 /* rec, or a copy of it in self->filtered without the changes whose table was copied
  * under a snapshot that holds them (the record's commit LSN is before the table's
- * consistent point); valid until the next call. Once a record is past every table's
- * point, the tables are forgotten (nothing more is ever skipped). NULL if out of
- * memory. */
+ * consistent point), of held tables, and, in a replay, of the tables it is not a replay
+ * for; valid until the next call. Once a record is past every table's point and nothing
+ * is held or replayed, the tables are forgotten (nothing more is ever skipped). NULL if
+ * out of memory. */
 const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec);
+
+/* The statement that records, with a commit in a replay, how far the replay went ($1
+ * source, $2 the group's last seq, $3 replay_to: there the replays are over). */
+extern const char *const rt__skip_replayed_sql;
 
 /* ---- apply_pipeline.c: the pipeline queue and the prepared-statement cache. Commands
  * are queued on self->conn (in pipeline mode) and noted in self->ops; sending fails

@@ -1,12 +1,19 @@
 /* subscriber/apply_skip.c - changes an initial copy holds already (schemas/protocol.md,
  * "Initial copy"): a table copied under a snapshot whose consistent point is L takes a
- * change only from a source transaction whose commit LSN is L or later. */
+ * change only from a source transaction whose commit LSN is L or later. A table a resync
+ * of chosen tables copies takes nothing until it is copied; then the records the apply
+ * passed meanwhile are read again for it alone (a replay, "Resync of chosen tables"). */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "apply_int.h"
 #include "log.h"
 #include "pgconn.h"
+
+const char *const rt__skip_replayed_sql =
+    "UPDATE rt.sync_tables SET replayed = CASE WHEN $2::bigint >= $3::bigint THEN NULL "
+    "ELSE $2::bigint END WHERE source = $1 AND replayed IS NOT NULL AND replayed < $2::bigint";
 
 void rt__skip_free(rt_apply_t *self)
 {
@@ -18,15 +25,53 @@ void rt__skip_free(rt_apply_t *self)
     self->skips = NULL;
     self->nskips = 0;
     self->skip_max = 0;
+    self->nheld = 0;
+    self->replay_to = 0;
+    self->replay_from = 0;
+}
+
+/* Runs a setup query; NULL (logged, kept as the last error) on failure. */
+static PGresult *s_query(rt_apply_t *self, const char *what, const char *sql, int nparams,
+                         const char *const *params)
+{
+    return rt_pg_exec(self->conn, "replica session setup", what, sql, nparams, params,
+                      self->last_error, sizeof self->last_error);
+}
+
+/* Fills entry s from row r of the listing; false when the row says nothing to do. */
+static bool s_entry(rt__skip_t *s, PGresult *res, int r)
+{
+    s->held = PQgetvalue(res, r, 3)[0] == 'c';
+    if (!s->held && (PQgetisnull(res, r, 2) || rt_lsn_parse(PQgetvalue(res, r, 2), &s->lsn)))
+        return false;
+    if (!s->held && !PQgetisnull(res, r, 4)) {
+        s->replay = true;
+        s->from = strtoull(PQgetvalue(res, r, 4), NULL, 10);
+    }
+    return true;
+}
+
+/* The origin's progress: how far the apply went (0: none yet). */
+static int s_progress(rt_apply_t *self, uint64_t *seq)
+{
+    const char *p[] = {self->origin};
+    PGresult *res = s_query(self, "reading the origin's progress",
+                            "SELECT pg_replication_origin_progress($1, true)", 1, p);
+    if (!res)
+        return RT_EDB;
+    *seq = 0;
+    if (!PQgetisnull(res, 0, 0) && rt_lsn_parse(PQgetvalue(res, 0, 0), seq) != RT_OK)
+        *seq = 0;
+    PQclear(res);
+    return RT_OK;
 }
 
 int rt__skip_load(rt_apply_t *self)
 {
     rt__skip_free(self);
     const char *p[] = {self->source};
-    PGresult *res = rt_pg_exec(self->conn, "replica session setup", "reading rt.sync_tables",
-                               "SELECT to_regclass('rt.sync_tables') IS NOT NULL", 0, NULL,
-                               self->last_error, sizeof self->last_error);
+    PGresult *res = s_query(self, "reading rt.sync_tables",
+                            "SELECT to_regclass('rt.sync_tables') IS NOT NULL", 0, NULL);
     if (!res)
         return RT_EDB;
     bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -34,9 +79,8 @@ int rt__skip_load(rt_apply_t *self)
     if (!exists)
         return RT_OK;
     /* A copy of this source that did not finish: its tables are not all there. */
-    res = rt_pg_exec(self->conn, "replica session setup", "reading rt.sync_init",
-                     "SELECT EXISTS (SELECT 1 FROM rt.sync_init WHERE source = $1)", 1, p,
-                     self->last_error, sizeof self->last_error);
+    res = s_query(self, "reading rt.sync_init",
+                  "SELECT EXISTS (SELECT 1 FROM rt.sync_init WHERE source = $1)", 1, p);
     if (!res)
         return RT_EDB;
     bool unfinished = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -49,19 +93,35 @@ int rt__skip_load(rt_apply_t *self)
                         self->source);
         return RT_EDB;
     }
-    res = rt_pg_exec(self->conn, "replica session setup", "reading rt.sync_tables",
-                     "SELECT nspname, relname, lsn FROM rt.sync_tables "
-                     "WHERE source = $1 AND state = 'r' AND lsn IS NOT NULL",
-                     1, p, self->last_error, sizeof self->last_error);
+    /* A replay starting at or after the apply's progress has nothing to read again: the
+     * records after it are new to every table. */
+    uint64_t progress = 0;
+    if (s_progress(self, &progress) != RT_OK)
+        return RT_EDB;
+    char ptext[24];
+    snprintf(ptext, sizeof ptext, "%" PRIu64, progress);
+    const char *pp[] = {self->source, ptext};
+    if (!(res = s_query(self, "ending replays with nothing to read",
+                        "UPDATE rt.sync_tables SET replayed = NULL "
+                        "WHERE source = $1 AND replayed >= $2::bigint",
+                        2, pp)))
+        return RT_EDB;
+    PQclear(res);
+    res = s_query(self, "reading rt.sync_tables",
+                  "SELECT nspname, relname, lsn, state, replayed FROM rt.sync_tables "
+                  "WHERE source = $1 AND (state = 'c' OR lsn IS NOT NULL)",
+                  1, p);
     if (!res)
         return RT_EDB;
     int n = PQntuples(res);
     int err = RT_OK;
     if (n > 0 && !(self->skips = calloc((size_t)n, sizeof *self->skips)))
         err = RT_ENOMEM;
+    bool replay = false;
     for (int r = 0; r < n && err == RT_OK; r++) {
         rt__skip_t *s = &self->skips[self->nskips];
-        if (rt_lsn_parse(PQgetvalue(res, r, 2), &s->lsn) != RT_OK)
+        *s = (rt__skip_t){0};
+        if (!s_entry(s, res, r))
             continue;
         if (!(s->schema = strdup(PQgetvalue(res, r, 0))) ||
             !(s->table = strdup(PQgetvalue(res, r, 1)))) {
@@ -69,27 +129,49 @@ int rt__skip_load(rt_apply_t *self)
             err = RT_ENOMEM;
             break;
         }
-        if (s->lsn > self->skip_max)
+        if (!s->held && s->lsn > self->skip_max)
             self->skip_max = s->lsn;
+        self->nheld += s->held;
+        if (s->replay && (!replay || s->from < self->replay_from))
+            self->replay_from = s->from;
+        replay |= s->replay;
         self->nskips++;
     }
     PQclear(res);
+    /* A replay covers every record up to the origin's progress: the apply applied them
+     * to the other tables already. */
+    if (replay)
+        self->replay_to = progress;
     if (err != RT_OK)
         rt__skip_free(self);
+    else if (self->replay_to)
+        rt_info("tables resynced while the others streamed take the records from seq %" PRIu64
+                " to %" PRIu64 " again (a replay for them only)",
+                self->replay_from + 1, self->replay_to);
     else if (self->nskips)
-        rt_debug("%zu tables of an initial copy take changes only from their snapshot on",
-                 self->nskips);
+        rt_debug("%zu tables of a copy take changes only from their snapshot on (%zu held while "
+                 "a resync copies them)",
+                 self->nskips, self->nheld);
     return err;
 }
 
-/* True when relation rel's rows committed at commit_lsn are in its copy. */
-static bool s_held(const rt_apply_t *self, const rt_relation_t *rel, rt_lsn_t commit_lsn)
+/* True when relation rel's changes in rec are not applied: they are in its copy, it is
+ * held, or rec is a replay that is not for it. */
+static bool s_held(const rt_apply_t *self, const rt_relation_t *rel, const rt_record_t *rec)
 {
-    for (size_t i = 0; i < self->nskips; i++)
-        if (commit_lsn < self->skips[i].lsn && strcmp(self->skips[i].table, rel->table) == 0 &&
+    const rt__skip_t *e = NULL;
+    for (size_t i = 0; i < self->nskips && !e; i++)
+        if (strcmp(self->skips[i].table, rel->table) == 0 &&
             strcmp(self->skips[i].schema, rel->schema) == 0)
+            e = &self->skips[i];
+    if (self->replay_to && rec->seq <= self->replay_to) {
+        if (!e || e->held || !e->replay || rec->seq <= e->from)
             return true;
-    return false;
+        return rec->commit_lsn < e->lsn;
+    }
+    if (!e)
+        return false;
+    return e->held || rec->commit_lsn < e->lsn;
 }
 
 static int s_grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -108,8 +190,8 @@ const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec)
 {
     if (self->nskips == 0)
         return rec;
-    if (rec->commit_lsn >= self->skip_max) {
-        rt_debug("the stream is past the initial copy's snapshots: every change applies now");
+    if (!self->replay_to && !self->nheld && rec->commit_lsn >= self->skip_max) {
+        rt_debug("the stream is past the copies' snapshots: every change applies now");
         rt__skip_free(self);
         return rec;
     }
@@ -125,7 +207,7 @@ const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec)
         return NULL;
     /* Once per relation of the record, not once per change. */
     for (uint32_t r = 0; r < rec->nrels; r++)
-        self->fheld[r] = s_held(self, &rec->rels[r], rec->commit_lsn);
+        self->fheld[r] = s_held(self, &rec->rels[r], rec);
     self->filtered = *rec;
     self->filtered.changes = self->fchanges;
     uint32_t n = 0;

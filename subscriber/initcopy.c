@@ -46,6 +46,7 @@ const char *const rt_initcopy_ddl =
     "CREATE TABLE rt.sync_tables (source text, nspname text, relname text, "
     "state \"char\" NOT NULL, lsn pg_lsn, rows bigint, "
     "PRIMARY KEY (source, nspname, relname)); END IF; "
+    "ALTER TABLE rt.sync_tables ADD COLUMN IF NOT EXISTS replayed bigint; "
     "IF to_regclass('rt.sync_ddl') IS NULL THEN "
     "CREATE TABLE rt.sync_ddl (source text, nspname text, relname text, ord bigint NOT NULL, "
     "post text NOT NULL, PRIMARY KEY (source, nspname, relname)); END IF; END$rt$";
@@ -59,6 +60,7 @@ typedef struct {
     bool ready;                 /* copied by an earlier attempt under its own snapshot */
     bool copying;               /* an earlier attempt began it: its rows are rt's own */
     bool done;                  /* copied by this attempt */
+    bool asked;                 /* a resync of chosen tables copies it */
     size_t group;               /* the first entry of the same table (a large table comes
                                  * in parts, ranges of its pages, copied in parallel) */
     size_t nparts;              /* first entry: the table's parts */
@@ -72,6 +74,7 @@ typedef struct {
     uint64_t sync_id;
     rt_lsn_t lsn;
     char lsn_text[32];
+    char seq_text[24]; /* a resync of chosen tables: the snapshot's head seq ("" else) */
     char source[128];
     s_table_t *tables;
     size_t ntables;
@@ -205,6 +208,22 @@ static int s_exec(PGconn *conn, const char *what, const char *sql, int nparams,
                   const char *const *params, char *err, size_t err_size)
 {
     return rt_pg_run(conn, "replica", what, sql, nparams, params, err, err_size);
+}
+
+/* Marks a table copied, in the caller's transaction: ready with the snapshot's point; for
+ * a resync of chosen tables also with the snapshot's head seq, after which the apply
+ * reads the records again for it (its replay). */
+static int s_mark_ready(PGconn *conn, const s_plan_t *pl, const rt_sync_table_t *t, uint64_t rows,
+                        char *err, size_t err_size)
+{
+    char nrows[24];
+    snprintf(nrows, sizeof nrows, "%" PRIu64, rows);
+    const char *p[] = {pl->source,   t->schema, t->table,
+                       pl->lsn_text, nrows,     pl->seq_text[0] ? pl->seq_text : NULL};
+    return s_exec(conn, "marking a table copied",
+                  "UPDATE rt.sync_tables SET state = 'r', lsn = $4::pg_lsn, rows = $5, "
+                  "replayed = $6::bigint WHERE source = $1 AND nspname = $2 AND relname = $3",
+                  6, p, err, err_size);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -356,16 +375,8 @@ static void s_job_table(s_job_t *j, size_t index)
             PQclear(res);
     }
     /* A table in parts is marked copied by the coordinator once every part is. */
-    if (err == RT_OK && j->plan->tables[t->group].nparts == 1) {
-        char nrows[24];
-        snprintf(nrows, sizeof nrows, "%" PRIu64, rows);
-        const char *p[] = {j->plan->source, t->src->schema, t->src->table, j->plan->lsn_text,
-                           nrows};
-        err = s_exec(j->conn, "marking a table copied",
-                     "UPDATE rt.sync_tables SET state = 'r', lsn = $4::pg_lsn, rows = $5 "
-                     "WHERE source = $1 AND nspname = $2 AND relname = $3",
-                     5, p, text, sizeof text);
-    }
+    if (err == RT_OK && j->plan->tables[t->group].nparts == 1)
+        err = s_mark_ready(j->conn, j->plan, t->src, rows, text, sizeof text);
     if (err == RT_OK)
         err = s_exec(j->conn, "committing a table copy", "COMMIT", 0, NULL, text, sizeof text);
     if (err != RT_OK) {
@@ -497,6 +508,18 @@ static int s_replica_state(s_coord_t *c, bool *needed)
     if (err != RT_OK)
         return err;
     const char *ps[] = {c->plan.source};
+    if (c->o->tables_only) {
+        /* The tables a resync of chosen tables has to copy: held meanwhile. */
+        res = rt_pg_exec(c->conn, "replica", "reading rt.sync_tables",
+                         "SELECT count(*) FROM rt.sync_tables "
+                         "WHERE source = $1 AND state = 'c'",
+                         1, ps, NULL, 0);
+        if (!res)
+            return RT_EDB;
+        *needed = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+        PQclear(res);
+        return RT_OK;
+    }
     res = rt_pg_exec(c->conn, "replica", "reading rt.sync_init",
                      "SELECT start_seq FROM rt.sync_init WHERE source = $1", 1, ps, NULL, 0);
     if (!res)
@@ -516,7 +539,9 @@ static int s_request_snapshot(s_coord_t *c)
                      .name = (char *)c->o->name,
                      .seq = c->start_seq,
                      .count = (uint64_t)c->o->jobs,
-                     .flags = c->fresh_resync ? RT_SYNC_RESET : 0};
+                     .flags = c->o->tables_only ? RT_SYNC_TABLES
+                              : c->fresh_resync ? RT_SYNC_RESET
+                                                : 0};
     int err = s_send(c->dealer, &sync);
     int64_t start = rt_mono_ms(), said = start;
     while (err == RT_OK) {
@@ -614,6 +639,38 @@ static int s_create_missing(s_coord_t *c)
     return err;
 }
 
+/* A resync of chosen tables: a table asked for that the source does not publish is
+ * forgotten, said once (it would be held for ever). */
+static int s_forget_unpublished(s_coord_t *c)
+{
+    const char *ps[] = {c->plan.source};
+    PGresult *res = rt_pg_exec(c->conn, "replica", "reading rt.sync_tables",
+                               "SELECT nspname, relname FROM rt.sync_tables "
+                               "WHERE source = $1 AND state = 'c'",
+                               1, ps, NULL, 0);
+    if (!res)
+        return RT_EDB;
+    int err = RT_OK;
+    for (int r = 0; r < PQntuples(res) && err == RT_OK; r++) {
+        const char *schema = PQgetvalue(res, r, 0), *table = PQgetvalue(res, r, 1);
+        bool published = false;
+        for (size_t i = 0; i < c->ready.ntables && !published; i++)
+            published = strcmp(c->ready.tables[i].schema, schema) == 0 &&
+                        strcmp(c->ready.tables[i].table, table) == 0;
+        if (published)
+            continue;
+        rt_error("resync: source %s does not publish %s.%s: it is not copied", c->plan.source,
+                 schema, table);
+        const char *p[] = {c->plan.source, schema, table};
+        err = s_exec(c->conn, "forgetting a table",
+                     "DELETE FROM rt.sync_tables WHERE source = $1 AND nspname = $2 "
+                     "AND relname = $3",
+                     3, p, NULL, 0);
+    }
+    PQclear(res);
+    return err;
+}
+
 /* Compares a table of the snapshot with the replica's: RT_OK, or RT_EINVAL with the
  * difference in text. Sets t->binary. */
 static int s_check_table(s_coord_t *c, s_table_t *t, char *text, size_t size)
@@ -702,6 +759,8 @@ static int s_plan(s_coord_t *c)
     pl->sync_id = c->ready.sync_id;
     pl->lsn = c->ready.lsn;
     rt_lsn_format(pl->lsn, pl->lsn_text, sizeof pl->lsn_text);
+    if (c->o->tables_only)
+        snprintf(pl->seq_text, sizeof pl->seq_text, "%" PRIu64, c->ready.seq);
     if (c->ready.ntables && !(pl->tables = calloc(c->ready.ntables, sizeof *pl->tables)))
         return RT_ENOMEM;
     pl->ntables = c->ready.ntables;
@@ -737,7 +796,15 @@ static int s_plan(s_coord_t *c)
                 strcmp(PQgetvalue(res, r, 1), t->src->table) == 0) {
                 t->ready = PQgetvalue(res, r, 2)[0] == 'r';
                 t->copying = PQgetvalue(res, r, 2)[0] == 'c';
+                if (c->o->tables_only) {
+                    t->copying = !t->ready;
+                    t->ready = !t->copying;
+                    t->asked = true;
+                }
             }
+        /* A resync of chosen tables copies those only. */
+        if (c->o->tables_only && !t->asked)
+            t->ready = true;
         if (c->fresh_resync) {
             /* Every table again; their rows are replaced, whatever they hold. */
             t->ready = false;
@@ -817,7 +884,13 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
         (*ncopy)++;
         if (t->group != i)
             continue; /* a part of a table met before */
-        rt_buf_printf(&list, "%s%s", rt_buf_str(&list)[0] ? ", " : "", t->qname);
+        /* A resync of chosen tables deletes their rows instead (no foreign key of another
+         * table refuses that: triggers do not fire here). */
+        if (c->o->tables_only)
+            rt_buf_printf(&list, "DELETE FROM %s%s; ", t->src->relkind == 'p' ? "" : "ONLY ",
+                          t->qname);
+        else
+            rt_buf_printf(&list, "%s%s", rt_buf_str(&list)[0] ? ", " : "", t->qname);
         if (c->o->truncate || t->copying)
             continue;
         char sql[1200];
@@ -851,7 +924,7 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
         if (!sql) {
             err = RT_ENOMEM;
         } else {
-            sprintf(sql, "TRUNCATE %s", rt_buf_str(&list));
+            sprintf(sql, "%s%s", c->o->tables_only ? "" : "TRUNCATE ", rt_buf_str(&list));
             char text[RT_PG_ERR_MAX + 100];
             err = s_exec(c->conn, "emptying the tables to copy", sql, 0, NULL, text, sizeof text);
             if (err == RT_EDB) {
@@ -873,7 +946,7 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
                      "DO UPDATE SET state = 'c', lsn = NULL, rows = NULL",
                      3, p, NULL, 0);
     }
-    if (err == RT_OK)
+    if (err == RT_OK && !c->o->tables_only)
         err = s_exec(c->conn, "recording the copy's start",
                      "INSERT INTO rt.sync_init (source, start_seq) VALUES ($1, $2) "
                      "ON CONFLICT (source) DO UPDATE SET start_seq = $2",
@@ -934,14 +1007,7 @@ static void s_progress_log(const rt_copy_progress_t *p)
  * copies it whole again). */
 static int s_mark_copied(s_coord_t *c, const s_table_t *lead)
 {
-    char nrows[24];
-    snprintf(nrows, sizeof nrows, "%" PRIu64, lead->rows);
-    const char *p[] = {c->plan.source, lead->src->schema, lead->src->table, c->plan.lsn_text,
-                       nrows};
-    return s_exec(c->conn, "marking a table copied",
-                  "UPDATE rt.sync_tables SET state = 'r', lsn = $4::pg_lsn, rows = $5 "
-                  "WHERE source = $1 AND nspname = $2 AND relname = $3",
-                  5, p, NULL, 0);
+    return s_mark_ready(c->conn, &c->plan, lead->src, lead->rows, NULL, 0);
 }
 
 /* Runs the jobs until every table is copied. */
@@ -1089,9 +1155,12 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
     return err;
 }
 
-/* The origin at the start seq, in the transaction that ends the copy. */
+/* The origin at the start seq, in the transaction that ends the copy. A resync of chosen
+ * tables leaves the origin to the apply (their replay, "Resync of chosen tables"). */
 static int s_finish(s_coord_t *c)
 {
+    if (c->o->tables_only)
+        return RT_OK;
     char origin[140], seq[32];
     snprintf(origin, sizeof origin, "rt_%s", c->plan.source);
     rt_lsn_format(c->ready.seq, seq, sizeof seq);
@@ -1130,12 +1199,15 @@ static int s_attempt(s_coord_t *c)
         return err;
     if ((err = s_replica_connect(c->o, "rt-subscriber", &c->conn)) != RT_OK)
         return err;
-    if ((err = s_replica_state(c, &needed)) != RT_OK || !needed)
+    if ((err = s_replica_state(c, &needed)) != RT_OK)
         return err;
+    if (!needed)
+        return c->o->tables_only ? RT_ENOTFOUND : RT_OK;
     if (c->o->state)
         *c->o->state = (rt_initcopy_state_t){.copying = true};
     rt_info("initial copy from source %s: asking the publisher for a snapshot%s", c->plan.source,
-            c->start_seq      ? " (resuming a copy that did not finish)"
+            c->o->tables_only ? " (a resync of chosen tables; the others stream meanwhile)"
+            : c->start_seq    ? " (resuming a copy that did not finish)"
             : c->fresh_resync ? " (a resync: every table is copied again)"
                               : "");
     if ((err = s_request_snapshot(c)) != RT_OK)
@@ -1145,14 +1217,19 @@ static int s_attempt(s_coord_t *c)
             c->ready.text ? c->ready.text : "?", rt_lsn_format(c->ready.lsn, lsn, sizeof lsn),
             c->ready.ntables, c->ready.seq + 1);
     size_t ncopy = 0;
-    if ((!c->o->create_tables || (err = s_create_missing(c)) == RT_OK) &&
+    if ((!c->o->create_tables || c->o->tables_only || (err = s_create_missing(c)) == RT_OK) &&
+        (!c->o->tables_only || (err = s_forget_unpublished(c)) == RT_OK) &&
         (err = s_plan(c)) == RT_OK && (err = s_prepare(c, &ncopy)) == RT_OK &&
         (err = s_copy_all(c, ncopy)) == RT_OK)
         err = s_finish(c);
     rt_msg_t end = {
         .type = RT_MSG_SYNC_END, .name = (char *)c->o->name, .sync_id = c->ready.sync_id};
     (void)s_send(c->dealer, &end);
-    if (err == RT_OK)
+    if (err == RT_OK && c->o->tables_only)
+        rt_info("resync: the chosen tables are copied (changes committed before %s are in the "
+                "copy); records after seq %" PRIu64 " are applied to them next",
+                lsn, c->ready.seq);
+    else if (err == RT_OK)
         rt_info("initial copy done: streaming from seq %" PRIu64
                 " (changes committed before %s are in the copy)",
                 c->ready.seq + 1, lsn);
@@ -1199,14 +1276,14 @@ static void s_pause(const rt_initcopy_opts_t *opts, int ms)
 /* rt_initcopy_run, but for clearing opts->state on return. */
 static int s_run(const rt_initcopy_opts_t *opts)
 {
-    if (!opts->init && !opts->resync && !s_unfinished_copy(opts))
+    if (!opts->init && !opts->resync && !opts->tables_only && !s_unfinished_copy(opts))
         return RT_OK;
     int64_t backoff = S_BACKOFF_MIN_MS;
     for (;;) {
         s_coord_t c = {.o = opts};
         int err = s_attempt(&c);
         s_coord_clear(&c);
-        if (err == RT_OK || err == RT_EINVAL || err == RT_ENOMEM)
+        if (err == RT_OK || err == RT_EINVAL || err == RT_ENOMEM || err == RT_ENOTFOUND)
             return err;
         if (opts->stop && *opts->stop)
             return RT_EAGAIN;
@@ -1227,4 +1304,107 @@ int rt_initcopy_run(const rt_initcopy_opts_t *opts)
     if (opts->state)
         *opts->state = (rt_initcopy_state_t){0};
     return err;
+}
+
+/* Marks the tables of a resync of chosen tables copying ('c'), in one transaction: the
+ * apply holds their changes from its next start on. A line that names no table of the
+ * replica is said and left out. */
+static int s_mark_held(s_coord_t *c, const char *tables)
+{
+    int err = s_exec(c->conn, "marking tables to copy", "BEGIN", 0, NULL, NULL, 0);
+    size_t marked = 0;
+    for (const char *line = tables; err == RT_OK && line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char name[300];
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name - 1 ? len : sizeof name - 1),
+                 line);
+        line = end ? end + 1 : line + len;
+        char *dot = strchr(name, '.');
+        if (!dot)
+            continue;
+        *dot = '\0';
+        const char *p[] = {c->plan.source, name, dot + 1};
+        PGresult *res = rt_pg_exec(c->conn, "replica", "looking up a table",
+                                   "SELECT 1 FROM pg_class t JOIN pg_namespace n "
+                                   "ON n.oid = t.relnamespace WHERE n.nspname = $1 "
+                                   "AND t.relname = $2 AND t.relkind IN ('r', 'p')",
+                                   2, p + 1, NULL, 0);
+        if (!res) {
+            err = RT_EDB;
+            break;
+        }
+        bool exists = PQntuples(res) > 0;
+        PQclear(res);
+        if (!exists) {
+            rt_error("resync: %s.%s is not a table of the replica: it is not copied", name,
+                     dot + 1);
+            continue;
+        }
+        err = s_exec(c->conn, "marking a table to copy",
+                     "INSERT INTO rt.sync_tables (source, nspname, relname, state) "
+                     "VALUES ($1, $2, $3, 'c') ON CONFLICT (source, nspname, relname) "
+                     "DO UPDATE SET state = 'c', lsn = NULL, rows = NULL, replayed = NULL",
+                     3, p, NULL, 0);
+        if (err == RT_OK)
+            rt_info("resync: %s.%s is held (none of its changes apply) until it is copied again",
+                    name, dot + 1);
+        marked += err == RT_OK;
+    }
+    if (err == RT_OK)
+        err = s_exec(c->conn, "marking tables to copy", "COMMIT", 0, NULL, NULL, 0);
+    else if (PQstatus(c->conn) == CONNECTION_OK)
+        PQclear(PQexec(c->conn, "ROLLBACK"));
+    return err == RT_OK && !marked ? RT_ENOTFOUND : err;
+}
+
+int rt_initcopy_mark(const rt_initcopy_opts_t *opts, const char *tables)
+{
+    s_coord_t c = {.o = opts};
+    int err = RT_EINVAL;
+    if ((c.dealer = s_dealer(opts, "sync")) && (err = s_learn_source(&c)) == RT_OK &&
+        (err = s_replica_connect(opts, "rt-subscriber", &c.conn)) == RT_OK &&
+        (err = s_exec(c.conn, "creating rt.sync_init and rt.sync_tables", rt_initcopy_ddl, 0, NULL,
+                      NULL, 0)) == RT_OK)
+        err = s_mark_held(&c, tables);
+    s_coord_clear(&c);
+    return err;
+}
+
+/* What the actor is given: the options (strings borrowed from the caller, which outlives
+ * the actor) and its own stop flag. */
+typedef struct {
+    rt_initcopy_opts_t opts;
+    volatile sig_atomic_t *stop;
+} s_actor_args_t;
+
+static void s_actor(zsock_t *pipe, void *arg)
+{
+    s_actor_args_t *a = arg;
+    zsock_signal(pipe, 0);
+    int err = rt_initcopy_run(&a->opts);
+    zstr_sendf(pipe, "%d", err);
+    /* Until $TERM (zactor_destroy). */
+    for (char *cmd; (cmd = zstr_recv(pipe));) {
+        bool term = strcmp(cmd, "$TERM") == 0;
+        zstr_free(&cmd);
+        if (term)
+            break;
+    }
+    free(a);
+}
+
+zactor_t *rt_initcopy_actor_new(const rt_initcopy_opts_t *opts, volatile sig_atomic_t *stop)
+{
+    s_actor_args_t *a = malloc(sizeof *a);
+    if (!a)
+        return NULL;
+    a->opts = *opts;
+    a->opts.stop = stop;
+    a->opts.http = NULL; /* served by the caller's thread */
+    a->opts.state = NULL;
+    zactor_t *actor = zactor_new(s_actor, a);
+    if (!actor)
+        free(a);
+    return actor;
 }

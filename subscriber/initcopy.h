@@ -36,6 +36,8 @@ typedef struct {
     int jobs;                  /* tables copied at once, 1..RT_INITCOPY_MAX_JOBS */
     bool truncate;             /* empty replica tables that hold rows (else refuse them) */
     bool create_tables;        /* create the tables missing on the replica (--create-tables) */
+    bool tables_only;          /* a resync of chosen tables: copy those rt.sync_tables marks
+                                * copying ('c'), while the apply streams */
     bool init;                 /* --init copy: copy when the replica has no progress yet */
     bool resync;               /* rtctl resync: copy every table again now */
     volatile sig_atomic_t *stop;
@@ -54,9 +56,26 @@ typedef struct {
  * Serves opts->http meanwhile (on this thread) and keeps opts->state current; state->copying
  * is false again when it returns. */
 int rt_initcopy_run(const rt_initcopy_opts_t *opts) RT_WUR;
+/* With tables_only: RT_OK once the tables rt.sync_tables marks copying are copied (ready,
+ * with the seq their replay starts after), RT_ENOTFOUND when none is marked. */
 
 /* The replica's schema rt holds the copy's state; created when missing (also by the
  * apply, which reads it). */
 extern const char *const rt_initcopy_ddl;
+
+/* A resync of chosen tables ("schema.table" lines): marks those of them that are tables of
+ * the replica copying in rt.sync_tables (the apply holds their changes from its next
+ * start on; a copy with tables_only copies them). RT_OK; RT_ENOTFOUND when none is a
+ * table of the replica (said); RT_EDB, RT_EIO when the replica or the publisher cannot
+ * be reached. */
+int rt_initcopy_mark(const rt_initcopy_opts_t *opts, const char *tables) RT_WUR;
+
+/* Runs rt_initcopy_run(opts) on a thread of its own (for tables_only: the caller goes on
+ * applying). opts is copied (its strings and cert are borrowed: they must outlive the
+ * actor); its stop becomes stop, which the caller sets before zactor_destroy to end the
+ * copy early; http and state are not used. When the copy ends the actor sends its result,
+ * one frame with the RT_* code in decimal, and waits for zactor_destroy. NULL when out of
+ * memory. */
+zactor_t *rt_initcopy_actor_new(const rt_initcopy_opts_t *opts, volatile sig_atomic_t *stop);
 
 #endif

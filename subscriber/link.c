@@ -71,6 +71,7 @@ struct rt_link_t {
     zsock_t *sub;                /* from the publisher's PUB */
     rt_record_decoder_t *dec;    /* decodes REC frames */
     int result;                  /* non-zero: the run ends with this status */
+    char *resync_tables;         /* RESYNC of chosen tables: "schema.table" lines (malloc'd) */
 
     int state;               /* s_state_t */
     char *source;            /* source name from PONG */
@@ -151,6 +152,7 @@ void rt_link_destroy(rt_link_t **self_p)
     free(self->pub_override);
     free(self->name);
     free(self->source);
+    free(self->resync_tables);
     free(self);
     *self_p = NULL;
 }
@@ -655,7 +657,18 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
             s_bad_frame(self, "a RESYNC naming another subscriber", now);
             break;
         }
-        rt_info("the publisher asks for a resync (rtctl resync): every table is copied again");
+        if (m->text && m->text[0]) {
+            free(self->resync_tables);
+            if (!(self->resync_tables = strdup(m->text))) {
+                self->result = RT_ENOMEM;
+                break;
+            }
+            rt_info("the publisher asks for a resync of chosen tables (rtctl resync --table): "
+                    "they are copied again while the others stream");
+        } else {
+            rt_info("the publisher asks for a resync (rtctl resync): every table is copied "
+                    "again");
+        }
         self->result = RT_ERESYNC;
         break;
     default: s_bad_frame(self, "an unexpected message type", now); break;
@@ -867,6 +880,13 @@ int rt_link_handle(rt_link_t *self, const zmq_pollitem_t *items, int n)
         s_link_lost(self, why, now);
     }
     return self->result;
+}
+
+char *rt_link_take_resync_tables(rt_link_t *self)
+{
+    char *t = self->resync_tables;
+    self->resync_tables = NULL;
+    return t;
 }
 
 int rt_link_end(rt_link_t *self)

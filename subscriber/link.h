@@ -88,6 +88,11 @@ int rt_link_handle(rt_link_t *self, const zmq_pollitem_t *items, int n) RT_WUR;
  * releases apply. Returns the status (RT_OK when the run was stopped from outside). */
 int rt_link_end(rt_link_t *self);
 
+/* After a run ended with RT_ERESYNC: the tables of a resync of chosen tables, one
+ * "schema.table" per line (malloc'd, the caller frees), or NULL for a resync of every
+ * table. */
+char *rt_link_take_resync_tables(rt_link_t *self);
+
 /* Frames received that did not decode (dropped), since creation. */
 uint64_t rt_link_bad_frames(const rt_link_t *self);
 

@@ -54,10 +54,41 @@ typedef struct {
     s_opts_t *opts;
 } s_reload_t;
 
-/* The event loop: the link's sockets, the HTTP server (NULL: none) and the signals.
- * Returns once a stop was asked for (RT_OK) or the link ends with another status
- * (returned), or RT_EIO when polling fails (logged). */
-static int s_run(rt_link_t *link, rt_apply_t *apply, rt_http_t *http, const s_reload_t *reload)
+/* A resync of chosen tables, copied on a thread of its own while the apply streams. */
+typedef struct {
+    zactor_t *actor;            /* NULL: none runs */
+    volatile sig_atomic_t stop; /* set to end it early */
+    int result;                 /* what it ended with, once s_run returned S_COPIED */
+} s_copier_t;
+
+/* s_run's status when the copier ended (its result in s_copier_t). */
+#define S_COPIED 1
+
+static void s_copier_stop(s_copier_t *cp)
+{
+    if (!cp->actor)
+        return;
+    cp->stop = 1;
+    zactor_destroy(&cp->actor);
+    cp->stop = 0;
+}
+
+/* Starts the copy of the tables rt.sync_tables marks copying; false when out of memory. */
+static bool s_copier_start(s_copier_t *cp, const rt_initcopy_opts_t *io)
+{
+    rt_initcopy_opts_t o = *io;
+    o.tables_only = true;
+    o.init = o.resync = o.create_tables = false;
+    cp->stop = 0;
+    return (cp->actor = rt_initcopy_actor_new(&o, &cp->stop)) != NULL;
+}
+
+/* The event loop: the link's sockets, the HTTP server (NULL: none), the copier (when one
+ * runs) and the signals. Returns once a stop was asked for (RT_OK), the link ends with
+ * another status (returned), the copier ended (S_COPIED), or RT_EIO when polling fails
+ * (logged). */
+static int s_run(rt_link_t *link, rt_apply_t *apply, rt_http_t *http, const s_reload_t *reload,
+                 s_copier_t *cp)
 {
     int rc = RT_OK;
     s_opts_t *o = reload->opts;
@@ -68,11 +99,15 @@ static int s_run(rt_link_t *link, rt_apply_t *apply, rt_http_t *http, const s_re
             rt_apply_set_policy(apply, (int)o->conflict_policy);
         if ((rc = rt_link_tick(link)) != RT_OK || rt_daemon_stopping())
             break;
-        zmq_pollitem_t items[RT_LINK_POLL_MAX + 1];
+        zmq_pollitem_t items[RT_LINK_POLL_MAX + 2];
         int n = rt_link_poll_items(link, items);
         int nlink = n;
         if (http)
             items[n++] = (zmq_pollitem_t){.fd = rt_http_fd(http), .events = ZMQ_POLLIN};
+        int icp = cp->actor ? n : -1;
+        if (cp->actor)
+            items[n++] =
+                (zmq_pollitem_t){.socket = zactor_resolve(cp->actor), .events = ZMQ_POLLIN};
         if (zmq_poll(items, n, rt_link_timeout(link)) < 0) {
             if (errno == EINTR)
                 continue;
@@ -82,6 +117,13 @@ static int s_run(rt_link_t *link, rt_apply_t *apply, rt_http_t *http, const s_re
         }
         if (http && (items[nlink].revents & ZMQ_POLLIN))
             (void)rt_http_serve(http);
+        if (icp >= 0 && (items[icp].revents & ZMQ_POLLIN)) {
+            char *r = zstr_recv(cp->actor);
+            cp->result = r ? (int)strtol(r, NULL, 10) : RT_EIO;
+            zstr_free(&r);
+            rc = S_COPIED;
+            break;
+        }
         if ((rc = rt_link_handle(link, items, nlink)) != RT_OK)
             break;
     }
@@ -251,7 +293,8 @@ int main(int argc, char **argv)
         code = RT_EXIT_USAGE;
         goto cleanup;
     }
-    bool resync = false;
+    bool resync = false, look = true;
+    s_copier_t cp = {0};
     s_reload_t reload = {params, nparams, &opts};
     rt_apply_set_policy(apply, (int)opts.conflict_policy);
     rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
@@ -280,13 +323,55 @@ int main(int argc, char **argv)
             code = rt_daemon_exit_code(rc);
             goto cleanup;
         }
-        rc = s_run(link, apply, http, &reload);
+        resync = false;
+        /* A resync of chosen tables asked for, or one that did not finish. */
+        if (look && !cp.actor && !s_copier_start(&cp, &io)) {
+            rc = RT_ENOMEM;
+            break;
+        }
+        look = false;
+        rc = s_run(link, apply, http, &reload, &cp);
+        if (rc == S_COPIED) {
+            s_copier_stop(&cp);
+            if (cp.result == RT_OK) {
+                /* Reconnected, the apply replays what it passed for the copied tables. */
+                rt_apply_close(apply);
+                continue;
+            }
+            if (rt_daemon_stopping()) {
+                rc = RT_OK;
+                break;
+            }
+            if (cp.result == RT_ENOTFOUND)
+                continue; /* nothing to copy */
+            rt_error("the resync of chosen tables failed (%s): they are held until the "
+                     "subscriber starts again",
+                     rt_strerror(cp.result));
+            rc = cp.result;
+            break;
+        }
         if (rc != RT_ERESYNC)
             break;
-        /* The copy advances the replication origin: no session may hold it. */
+        /* A resync stops the copier: the next one copies its tables and the new ones. The
+         * apply reconnects: it holds the tables marked. A copy of every table advances
+         * the replication origin: no session may hold it. */
+        s_copier_stop(&cp);
         rt_apply_close(apply);
-        resync = true;
+        char *tables = rt_link_take_resync_tables(link);
+        if (!tables) {
+            resync = true;
+            continue;
+        }
+        rc = rt_initcopy_mark(&io, tables);
+        free(tables);
+        if (rc != RT_OK && rc != RT_ENOTFOUND) {
+            rt_error("the resync of chosen tables could not be recorded on the replica (%s); "
+                     "ask again",
+                     rt_strerror(rc));
+        }
+        look = true;
     }
+    s_copier_stop(&cp);
     if (rc == RT_OK)
         rt_info("stopped");
     else if (rc != RT_ETRIMMED && rc != RT_EINVAL)

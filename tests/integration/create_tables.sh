@@ -92,11 +92,9 @@ rt_psql source -c "DROP TABLE moody; DROP TYPE mood"
 
 # Writes on the source all along: each replica must end with exactly the rows of its
 # snapshot plus what committed after it.
-writer() {
-    local i=0
-    while :; do
-        i=$((i + 1))
-        rt_psql source -q <<SQL >/dev/null 2>&1 || true
+writes() {
+    local i="$1"
+    cat <<SQL
 BEGIN;
 INSERT INTO app.orders (customer, total) VALUES ($i % 997, $i);
 INSERT INTO app.items (order_id, qty, sku) VALUES ($i % 200000 + 1, 2, 'w$i');
@@ -106,13 +104,8 @@ INSERT INTO events VALUES (200000 + $i, 1 + $i % 2, '{"w": $i}', date '2026-06-0
 UPDATE nokey SET b = b || '.' WHERE a = $i % 10 AND b = 'r' || ($i % 1000 + 1);
 COMMIT;
 SQL
-        sleep 0.05
-    done
 }
-writer &
-WRITER=$!
-rt_at_exit stop_writer
-stop_writer() { kill "$WRITER" 2>/dev/null || true; wait "$WRITER" 2>/dev/null || true; }
+rt_writer_start writer source writes
 
 echo "-- replica1: an empty database becomes a replica; killed mid-copy, it goes on"
 sub_bg replica1 replica1 --init copy --create-tables --copy-jobs 2
@@ -132,7 +125,7 @@ copied() { grep -q 'initial copy done' "$RT_TMP/$1.log"; }
 rt_wait_until 120 "replica1's copy to end" copied replica1
 rt_wait_until 120 "replica2's copy to end" copied replica2
 sleep 2
-stop_writer
+rt_writer_stop writer
 rt_wait_converged 120 source replica1 replica2
 
 grep -q 'created public.events_2a from the source' "$RT_TMP/replica2.log" ||

@@ -233,9 +233,4 @@ grep -q 'a resync: every table is copied again' "$RT_TMP/replica2.third.log" ||
     rt_fail "replica2 did not carry out the stored resync"
 wait "$PGBENCH" || { cat "$RT_TMP/pgbench2.out" >&2; rt_fail "pgbench failed"; }
 rt_wait_converged 120 source replica1 replica2
-echo "-- --table is refused, saying so"
-rc=0
-"$RT_BIN/rtctl" --publisher "$ROUTER" resync replica1 --table public.big 2>&1 | tee "$RT_TMP/resync3.txt" || rc=$?
-((rc != 0)) || rt_fail "rtctl resync --table succeeded"
-grep -q 'not available yet' "$RT_TMP/resync3.txt" || rt_fail "no clear refusal of --table"
 echo "initial_copy: ok"

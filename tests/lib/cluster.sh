@@ -677,6 +677,44 @@ rt_sub_fg() {
         --name "$label" "$@" >>"$RT_TMP/$label.log" 2>&1
 }
 
+declare -gA RT__WRITER_PID=() # writer label -> pid of its loop
+
+# rt_writer_start LABEL CLUSTER SQLFN [PAUSE_S]
+# Starts a background loop that runs on cluster CLUSTER the SQL that function SQLFN
+# prints for I = 1, 2, 3... (its first argument), PAUSE_S seconds apart (default 0.05);
+# failures are ignored (a workload beside a test). Stopped by rt_writer_stop LABEL, or
+# at exit.
+rt_writer_start() {
+    local label="$1" cluster="$2" fn="$3" pause="${4:-0.05}"
+    (
+        i=0
+        while :; do
+            i=$((i + 1))
+            "$fn" "$i" | rt_psql "$cluster" -q >/dev/null 2>&1 || true
+            sleep "$pause"
+        done
+    ) &
+    RT__WRITER_PID[$label]=$!
+    rt_at_exit rt__writers_stop
+}
+
+# rt_writer_stop LABEL
+# Stops the loop rt_writer_start started (no-op when it is not running).
+rt_writer_stop() {
+    local pid="${RT__WRITER_PID[$1]:-}"
+    [[ -n "$pid" ]] || return 0
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "RT__WRITER_PID[$1]"
+}
+
+rt__writers_stop() {
+    local l
+    for l in "${!RT__WRITER_PID[@]}"; do
+        rt_writer_stop "$l"
+    done
+}
+
 # rt_sanitized
 # True when RT_BIN is a sanitizer build (ASan's quarantine of freed memory and its
 # shadow make resident-memory figures measure the sanitizer more than rt).
