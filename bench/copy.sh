@@ -73,7 +73,13 @@ dump_into() {
         "$RT_PG_BIN/psql" -X -q -h 127.0.0.1 -p "${!port}" -U postgres postgres >/dev/null
 }
 
-declare -A took=()
+declare -A took=() cpu=()
+# cpu_s PID: CPU seconds of a process and of its children it reaped (a postmaster reaps
+# its backends: the cluster's work once they ended).
+cpu_s() {
+    awk -v t="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15 + $16 + $17) / t }' "/proc/$1/stat"
+}
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 
 echo "==> pg_dump --data-only | psql"
 fresh dump
@@ -96,6 +102,9 @@ native() {
     local name="$1" workers="$2" port
     fresh "$name" "max_sync_workers_per_subscription = $workers" "max_logical_replication_workers = 8"
     port="$(rt__var "$name")_PORT"
+    local src0 dst0
+    src0="$(cpu_s "$(rt_pg_pid source)")"
+    dst0="$(cpu_s "$(rt_pg_pid "$name")")"
     t0="$(now_ms)"
     rt_psql "$name" -c "CREATE SUBSCRIPTION s_$name CONNECTION 'host=127.0.0.1 port=$SOURCE_PORT dbname=postgres user=postgres' PUBLICATION bench_pub WITH (copy_data = true)"
     ready() {
@@ -105,6 +114,9 @@ native() {
     took[$name]="$(secs "$t0" "$(now_ms)")"
     rt_assert_same source "$name" >/dev/null
     rt_psql "$name" -c "DROP SUBSCRIPTION s_$name"
+    sleep 1 # its workers and WAL senders end and are reaped
+    cpu[$name.source]="$(minus "$(cpu_s "$(rt_pg_pid source)")" "$src0")"
+    cpu[$name.replica]="$(minus "$(cpu_s "$(rt_pg_pid "$name")")" "$dst0")"
     rt_pg_stop "$name"
 }
 rt_psql source -c "CREATE PUBLICATION bench_pub FOR ALL TABLES"
@@ -131,11 +143,18 @@ rt_pg_stop replica
 
 echo "==> rt, --init copy --create-tables --copy-jobs $JOBS, into an empty database"
 rt_pg_start replica2
+src0="$(cpu_s "$(rt_pg_pid source)")"
+pub0="$(cpu_s "$PUB_PID")"
 t0="$(now_ms)"
 RT_READY_TIMEOUT=3600 rt_start_daemon sub2 "$RT_TMP/sub2.log" "$RT_BIN/rt-subscriber" \
     --publisher "$ROUTER" --target "$REPLICA2_DSN" --name replica2 --init copy \
     --create-tables --copy-jobs "$JOBS"
 took[rtc]="$(secs "$t0" "$(now_ms)")"
+sleep 1 # the copy's source sessions end and are reaped
+cpu[rtc.source]="$(minus "$(cpu_s "$(rt_pg_pid source)")" "$src0")"
+cpu[rtc.replica]="$(cpu_s "$(rt_pg_pid replica2)")"
+cpu[rtc.pub]="$(minus "$(cpu_s "$PUB_PID")" "$pub0")"
+cpu[rtc.sub]="$(cpu_s "$SUB2_PID")"
 rt_assert_same source replica2 >/dev/null
 pub_kb="$(hwm "$PUB_PID")"
 sub2_kb="$(hwm "$SUB2_PID")"
@@ -160,6 +179,13 @@ row "pg_dump --data-only | psql (tables there)" dump
 row "pg_dump | psql (empty database)" dumpall
 echo "(rt by, rt-create by: how many times faster rt is, with the tables there and with"
 echo " --create-tables; above 1 rt is faster)"
+echo
+echo "CPU seconds spent (2 cores: at most twice the wall time):"
+printf '  %-44s source PG %5s  replica PG %5s\n' "native copy_data, 4 sync workers" \
+    "${cpu[native4.source]}" "${cpu[native4.replica]}"
+printf '  %-44s source PG %5s  replica PG %5s  rt-publisher %5s  rt-subscriber %5s\n' \
+    "rt --create-tables" "${cpu[rtc.source]}" "${cpu[rtc.replica]}" "${cpu[rtc.pub]}" \
+    "${cpu[rtc.sub]}"
 echo
 echo "rt's peak RSS (VmHWM): publisher $((pub_kb / 1024)) MiB, subscriber $((sub_kb / 1024)) MiB"
 echo "rows: 4 x $ROWS + $TOAST wide (20 kB); every replica checked equal to the source by checksums"

@@ -118,6 +118,7 @@ struct rt_apply_t {
 
     rt__skip_t *skips;     /* tables an initial copy holds up to a consistent point */
     size_t nskips;         /* 0 once every record applied is past them all */
+    zhashx_t *skip_index;  /* "<schema length>:schema.table" -> its entry in skips */
     rt_lsn_t skip_max;     /* the latest of their points */
     size_t nheld;          /* tables held while a resync copies them */
     uint64_t replay_to;    /* records up to this seq (the origin's progress) are a replay for

@@ -11,12 +11,23 @@
 #include "log.h"
 #include "pgconn.h"
 
+/* Room for a schema or table name in an index key: PostgreSQL's names are at most 63
+ * bytes, so no key is cut. */
+#define RT_SKIP_NAME_MAX 255
+
 const char *const rt__skip_replayed_sql =
     "UPDATE rt.sync_tables SET replayed = CASE WHEN $2::bigint >= $3::bigint THEN NULL "
     "ELSE $2::bigint END WHERE source = $1 AND replayed IS NOT NULL AND replayed < $2::bigint";
 
+/* The index key of schema.table: unambiguous whatever the names hold. */
+static void s_key(char *buf, size_t size, const char *schema, const char *table)
+{
+    snprintf(buf, size, "%zu:%s.%s", strlen(schema), schema, table);
+}
+
 void rt__skip_free(rt_apply_t *self)
 {
+    zhashx_destroy(&self->skip_index);
     for (size_t i = 0; i < self->nskips; i++) {
         free(self->skips[i].schema);
         free(self->skips[i].table);
@@ -138,6 +149,14 @@ int rt__skip_load(rt_apply_t *self)
         self->nskips++;
     }
     PQclear(res);
+    /* Looked up once per relation of each record: a copy may have thousands of tables. */
+    if (err == RT_OK && self->nskips && !(self->skip_index = zhashx_new()))
+        err = RT_ENOMEM;
+    for (size_t i = 0; i < self->nskips && err == RT_OK; i++) {
+        char key[2 * RT_SKIP_NAME_MAX + 32];
+        s_key(key, sizeof key, self->skips[i].schema, self->skips[i].table);
+        (void)zhashx_insert(self->skip_index, key, &self->skips[i]); /* one row per table */
+    }
     /* A replay covers every record up to the origin's progress: the apply applied them
      * to the other tables already. */
     if (replay)
@@ -159,11 +178,9 @@ int rt__skip_load(rt_apply_t *self)
  * held, or rec is a replay that is not for it. */
 static bool s_held(const rt_apply_t *self, const rt_relation_t *rel, const rt_record_t *rec)
 {
-    const rt__skip_t *e = NULL;
-    for (size_t i = 0; i < self->nskips && !e; i++)
-        if (strcmp(self->skips[i].table, rel->table) == 0 &&
-            strcmp(self->skips[i].schema, rel->schema) == 0)
-            e = &self->skips[i];
+    char key[2 * RT_SKIP_NAME_MAX + 32];
+    s_key(key, sizeof key, rel->schema, rel->table);
+    const rt__skip_t *e = zhashx_lookup(self->skip_index, key);
     if (self->replay_to && rec->seq <= self->replay_to) {
         if (!e || e->held || !e->replay || rec->seq <= e->from)
             return true;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "apply_int.h"
+#include "initcopy.h"
 #include "log.h"
 #include "sqlgen.h"
 
@@ -31,9 +32,13 @@
 /* The table every conflict is recorded in (the rt schema is left out of checksums),
  * created with its schema when missing. Only then: CREATE ... IF NOT EXISTS checks the
  * CREATE privilege even when the object exists, and a replica role that is not a
- * superuser may have been given a schema rt created for it instead. */
+ * superuser may have been given a schema rt created for it instead. The subscriber's
+ * sessions create the rt schema under one transaction-level advisory lock (key
+ * RT_SCHEMA_LOCK, shared with rt_initcopy_ddl), so that two of them never both find it
+ * missing. */
 const char *const rt__conflicts_ddl =
     "DO $rt$BEGIN "
+    "PERFORM pg_advisory_xact_lock(" RT_SCHEMA_LOCK "); "
     "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "
     "CREATE SCHEMA rt; END IF; "
     "IF to_regclass('rt.conflicts') IS NULL THEN "

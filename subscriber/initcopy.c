@@ -37,6 +37,7 @@
 
 const char *const rt_initcopy_ddl =
     "DO $rt$BEGIN "
+    "PERFORM pg_advisory_xact_lock(" RT_SCHEMA_LOCK "); "
     "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "
     "CREATE SCHEMA rt; END IF; "
     "IF to_regclass('rt.sync_init') IS NULL THEN "
@@ -46,7 +47,9 @@ const char *const rt_initcopy_ddl =
     "CREATE TABLE rt.sync_tables (source text, nspname text, relname text, "
     "state \"char\" NOT NULL, lsn pg_lsn, rows bigint, "
     "PRIMARY KEY (source, nspname, relname)); END IF; "
-    "ALTER TABLE rt.sync_tables ADD COLUMN IF NOT EXISTS replayed bigint; "
+    "IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'rt.sync_tables'::regclass "
+    "AND attname = 'replayed') THEN "
+    "ALTER TABLE rt.sync_tables ADD COLUMN replayed bigint; END IF; "
     "IF to_regclass('rt.sync_ddl') IS NULL THEN "
     "CREATE TABLE rt.sync_ddl (source text, nspname text, relname text, ord bigint NOT NULL, "
     "post text NOT NULL, PRIMARY KEY (source, nspname, relname)); END IF; END$rt$";

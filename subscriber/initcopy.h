@@ -16,6 +16,11 @@
 #include "rt.h"
 #include "wire.h"
 
+/* The transaction-level advisory lock (pg_advisory_xact_lock) under which the
+ * subscriber's sessions create the replica's rt schema and tables: two sessions starting
+ * at once (the apply and a copy) must not both find it missing. */
+#define RT_SCHEMA_LOCK "7470011"
+
 /* Most copy jobs (--copy-jobs). */
 #define RT_INITCOPY_MAX_JOBS 64
 
