@@ -106,6 +106,7 @@ static void s_reset_txn(rt_apply_t *self)
     self->group_seq = 0;
     self->group_ts = 0;
     self->group_conflicts = 0;
+    self->skip_past = 0;
     self->copying = false;
     self->copy_len = 0;
     self->run_rows = 0;
@@ -575,6 +576,10 @@ int rt_apply_commit(rt_apply_t *self)
     if ((err = rt__pipeline_sync(self, NULL)) != RT_OK)
         return s_failed(self, err);
     self->applied_seq = self->group_seq;
+    if (self->skip_past && self->group_seq >= self->skip_past) {
+        rt_debug("the stream is past the copies' snapshots: every change applies now");
+        rt__skip_free(self);
+    }
     if (self->replay_to && self->group_seq >= self->replay_to) {
         rt_info("the replay for the resynced tables is done at seq %" PRIu64, self->replay_to);
         self->replay_to = 0; /* recorded: the next commit records nothing */

@@ -120,6 +120,9 @@ struct rt_apply_t {
     size_t nskips;         /* 0 once every record applied is past them all */
     zhashx_t *skip_index;  /* "<schema length>:schema.table" -> its entry in skips */
     rt_lsn_t skip_max;     /* the latest of their points */
+    uint64_t skip_past;    /* the first record of the open group past skip_max: once it is
+                            * committed the tables are forgotten (0: none; a rollback
+                            * clears it, the records are filtered again) */
     size_t nheld;          /* tables held while a resync copies them */
     uint64_t replay_to;    /* records up to this seq (the origin's progress) are a replay for
                             * the tables past whose from they are, and nothing else applies
@@ -157,9 +160,9 @@ void rt__skip_free(rt_apply_t *self);
 /* rec, or a copy of it in self->filtered without the changes whose table was copied
  * under a snapshot that holds them (the record's commit LSN is before the table's
  * consistent point), of held tables, and, in a replay, of the tables it is not a replay
- * for; valid until the next call. Once a record is past every table's point and nothing
- * is held or replayed, the tables are forgotten (nothing more is ever skipped). NULL if
- * out of memory. */
+ * for; valid until the next call. Once a record past every table's point is committed
+ * and nothing is held or replayed, the tables are forgotten (nothing more is ever
+ * skipped). NULL if out of memory. */
 const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec);
 
 /* The statement that records, with a commit in a replay, how far the replay went ($1

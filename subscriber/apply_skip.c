@@ -36,6 +36,7 @@ void rt__skip_free(rt_apply_t *self)
     self->skips = NULL;
     self->nskips = 0;
     self->skip_max = 0;
+    self->skip_past = 0;
     self->nheld = 0;
     self->replay_to = 0;
     self->replay_from = 0;
@@ -207,9 +208,11 @@ const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec)
 {
     if (self->nskips == 0)
         return rec;
+    /* Past every point: nothing is skipped. The tables are forgotten only once this is
+     * committed: a group rolled back is filtered again. */
     if (!self->replay_to && !self->nheld && rec->commit_lsn >= self->skip_max) {
-        rt_debug("the stream is past the copies' snapshots: every change applies now");
-        rt__skip_free(self);
+        if (!self->skip_past)
+            self->skip_past = rec->seq;
         return rec;
     }
     size_t ntrunc = 0;

@@ -121,6 +121,9 @@ static int s_run(rt_link_t *link, rt_apply_t *apply, rt_http_t *http, const s_re
             char *r = zstr_recv(cp->actor);
             cp->result = r ? (int)strtol(r, NULL, 10) : RT_EIO;
             zstr_free(&r);
+            s_copier_stop(cp);
+            if (cp->result == RT_ENOTFOUND)
+                continue; /* nothing to copy: the run goes on undisturbed */
             rc = S_COPIED;
             break;
         }
@@ -332,7 +335,6 @@ int main(int argc, char **argv)
         look = false;
         rc = s_run(link, apply, http, &reload, &cp);
         if (rc == S_COPIED) {
-            s_copier_stop(&cp);
             if (cp.result == RT_OK) {
                 /* Reconnected, the apply replays what it passed for the copied tables. */
                 rt_apply_close(apply);
@@ -342,8 +344,6 @@ int main(int argc, char **argv)
                 rc = RT_OK;
                 break;
             }
-            if (cp.result == RT_ENOTFOUND)
-                continue; /* nothing to copy */
             rt_error("the resync of chosen tables failed (%s): they are held until the "
                      "subscriber starts again",
                      rt_strerror(cp.result));

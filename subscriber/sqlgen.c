@@ -213,7 +213,9 @@ static void s_insert(s_gen_t *g, const rt_relation_t *rel)
             s_buf_str(&g->text, ", ");
         s_buf_ident(&g->text, rel->cols[i].name);
     }
-    s_buf_str(&g->text, ") VALUES (");
+    /* The source's values, identity columns included: a replica column GENERATED ALWAYS
+     * AS IDENTITY takes them only so (the clause changes nothing for other tables). */
+    s_buf_str(&g->text, ") OVERRIDING SYSTEM VALUE VALUES (");
     for (uint32_t i = 0; i < rel->ncols; i++) {
         if (i > 0)
             s_buf_str(&g->text, ", ");
@@ -222,10 +224,11 @@ static void s_insert(s_gen_t *g, const rt_relation_t *rel)
     s_buf_str(&g->text, ")");
 }
 
-/* SET lists every column whose new value was sent, keys included (a changed key
- * moves the row). When every value is unchanged TOAST, the SET re-assigns the first
- * identity column from the same image the WHERE reads it from: a no-op update that
- * still reports whether the row was found. */
+/* SET lists every column whose new value was sent. Key columns only when the key changed
+ * (an old image came: the row moves); else their new values are those the WHERE matches,
+ * and a replica key column GENERATED ALWAYS AS IDENTITY refuses any SET. When no column
+ * is left, the SET re-assigns the first column from the same image the WHERE reads it
+ * from: a no-op update that still reports whether the row was found. */
 static void s_update(s_gen_t *g, const rt_relation_t *rel, char old_kind, const rt_value_t *newvals)
 {
     s_buf_str(&g->text, "UPDATE ");
@@ -233,7 +236,7 @@ static void s_update(s_gen_t *g, const rt_relation_t *rel, char old_kind, const 
     s_buf_str(&g->text, " SET ");
     bool any = false;
     for (uint32_t i = 0; i < rel->ncols; i++) {
-        if (s_unchanged(newvals, i))
+        if (s_unchanged(newvals, i) || (old_kind == 0 && rel->cols[i].key))
             continue;
         if (any)
             s_buf_str(&g->text, ", ");
@@ -243,13 +246,23 @@ static void s_update(s_gen_t *g, const rt_relation_t *rel, char old_kind, const 
         any = true;
     }
     if (!any) {
+        /* An unchanged TOAST column set to itself, else the first key column. */
         uint32_t first = 0;
-        if (old_kind != 'O')
+        bool itself = false;
+        for (uint32_t i = 0; i < rel->ncols && old_kind != 'O' && !itself; i++)
+            if (!rel->cols[i].key && s_unchanged(newvals, i)) {
+                first = i;
+                itself = true;
+            }
+        if (old_kind != 'O' && !itself)
             while (!rel->cols[first].key)
                 first++;
         s_buf_ident(&g->text, rel->cols[first].name);
         s_buf_str(&g->text, " = ");
-        s_param(g, old_kind != 0, first);
+        if (itself)
+            s_buf_ident(&g->text, rel->cols[first].name);
+        else
+            s_param(g, old_kind != 0, first);
     }
     s_where(g, rel, old_kind);
 }

@@ -6,7 +6,9 @@
 # match pg_dump's view of the source, and the rows match by checksum, under writes. A
 # replica that holds some of the tables gets only the others (a partition tree completed
 # under an existing parent). A subscriber killed in the middle of the copy builds the
-# indexes of the tables it created at the next start. Without --create-tables a missing
+# indexes of the tables it created at the next start. A table whose key is GENERATED
+# ALWAYS AS IDENTITY, created so on the replica, takes the source's inserts and updates.
+# Without --create-tables a missing
 # table is refused, naming the flag; a definition that cannot be created (a type missing
 # on the replica) is refused, naming the table, and nothing is copied.
 set -euo pipefail
@@ -32,6 +34,7 @@ CREATE INDEX events_payload ON events USING gin (payload);
 CREATE TABLE \"Odd \"\"Name\"\"\" (\"Key\" int PRIMARY KEY, \"Value.x\" text[]);
 CREATE TABLE nokey (a int, b text);
 ALTER TABLE nokey REPLICA IDENTITY FULL;
+CREATE TABLE app.audit (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, what text, n int);
 "
 for c in source replica1 replica2 replica3; do
     rt_pg_start "$c"
@@ -54,6 +57,7 @@ INSERT INTO events SELECT g, 1 + g % 2, jsonb_build_object('g', g), date '2026-0
 INSERT INTO "Odd ""Name""" SELECT g, ARRAY['a', NULL, 'c "' || g || '"']
     FROM generate_series(1, 500) g;
 INSERT INTO nokey SELECT g % 10, 'r' || g FROM generate_series(1, 1000) g;
+INSERT INTO app.audit (what, n) SELECT 'a' || g, 0 FROM generate_series(1, 500) g;
 SQL
 
 ROUTER="tcp://127.0.0.1:$(rt_free_port)"
@@ -102,6 +106,8 @@ UPDATE app.orders SET note = 'touched $i' WHERE id = ($i * 7919) % 200000 + 1;
 DELETE FROM app.items WHERE id = ($i * 104729) % 200000 + 1;
 INSERT INTO events VALUES (200000 + $i, 1 + $i % 2, '{"w": $i}', date '2026-06-01');
 UPDATE nokey SET b = b || '.' WHERE a = $i % 10 AND b = 'r' || ($i % 1000 + 1);
+INSERT INTO app.audit (what) VALUES ('w$i');
+UPDATE app.audit SET n = n + 1 WHERE id = $i % 500 + 1;
 COMMIT;
 SQL
 }

@@ -94,13 +94,18 @@ static void test_insert(void **state)
     (void)state;
     rt_value_t nv[] = {T, N, T};
     s_expect(&s_rel, 'I', 0, nv,
-             "INSERT INTO \"public\".\"t\" (\"a\", \"b\", \"c\") VALUES ($1, $2, $3)", "n0 n1 n2");
+             "INSERT INTO \"public\".\"t\" (\"a\", \"b\", \"c\") OVERRIDING SYSTEM VALUE VALUES "
+             "($1, $2, $3)",
+             "n0 n1 n2");
     /* newvals are optional for inserts */
     s_expect(&s_rel, 'I', 0, NULL,
-             "INSERT INTO \"public\".\"t\" (\"a\", \"b\", \"c\") VALUES ($1, $2, $3)", "n0 n1 n2");
+             "INSERT INTO \"public\".\"t\" (\"a\", \"b\", \"c\") OVERRIDING SYSTEM VALUE VALUES "
+             "($1, $2, $3)",
+             "n0 n1 n2");
     /* inserts need no key */
     s_expect(&s_relf, 'I', 0, NULL,
-             "INSERT INTO \"public\".\"f\" (\"id\", \"doc\", \"note\") VALUES ($1, $2, $3)",
+             "INSERT INTO \"public\".\"f\" (\"id\", \"doc\", \"note\") OVERRIDING SYSTEM VALUE "
+             "VALUES ($1, $2, $3)",
              "n0 n1 n2");
 }
 
@@ -121,21 +126,20 @@ static void test_update_no_old(void **state)
 {
     (void)state;
     rt_value_t nv[] = {T, T, T};
+    /* No old image: the key did not change, so its columns are not set (a replica key
+     * GENERATED ALWAYS AS IDENTITY refuses a SET of it). */
     s_expect(&s_rel, 'U', 0, nv,
-             "UPDATE \"public\".\"t\" SET \"a\" = $1, \"b\" = $2, \"c\" = $3 WHERE \"a\" = $4",
-             "n0 n1 n2 n0");
+             "UPDATE \"public\".\"t\" SET \"b\" = $1, \"c\" = $2 WHERE \"a\" = $3", "n1 n2 n0");
     s_expect(&s_rel2, 'U', 0, nv,
-             "UPDATE \"public\".\"k2\" SET \"x\" = $1, \"y\" = $2, \"z\" = $3"
-             " WHERE \"x\" = $4 AND \"y\" = $5",
-             "n0 n1 n2 n0 n1");
+             "UPDATE \"public\".\"k2\" SET \"z\" = $1 WHERE \"x\" = $2 AND \"y\" = $3", "n2 n0 n1");
 }
 
 static void test_update_unchanged(void **state)
 {
     (void)state;
     rt_value_t nv[] = {T, U, T};
-    s_expect(&s_rel, 'U', 0, nv,
-             "UPDATE \"public\".\"t\" SET \"a\" = $1, \"c\" = $2 WHERE \"a\" = $3", "n0 n2 n0");
+    s_expect(&s_rel, 'U', 0, nv, "UPDATE \"public\".\"t\" SET \"c\" = $1 WHERE \"a\" = $2",
+             "n2 n0");
     rt_value_t nv2[] = {T, T, U};
     s_expect(&s_rel, 'U', 'K', nv2,
              "UPDATE \"public\".\"t\" SET \"a\" = $1, \"b\" = $2 WHERE \"a\" = $3", "n0 n1 o0");
@@ -144,18 +148,27 @@ static void test_update_unchanged(void **state)
 static void test_update_nothing_to_set(void **state)
 {
     (void)state;
-    /* Every column unchanged: the first identity column is re-assigned from the
-     * image the WHERE reads. */
+    /* Nothing to set: an unchanged TOAST column is set to itself, a no-op that still
+     * reports whether the row was found. */
     rt_value_t all[] = {U, U, U};
-    s_expect(&s_rel, 'U', 0, all, "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2",
-             "n0 n0");
-    s_expect(&s_rel, 'U', 'K', all, "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2",
-             "o0 o0");
-    /* the first key column need not be the first column */
+    s_expect(&s_rel, 'U', 0, all, "UPDATE \"public\".\"t\" SET \"b\" = \"b\" WHERE \"a\" = $1",
+             "n0");
+    s_expect(&s_rel, 'U', 'K', all, "UPDATE \"public\".\"t\" SET \"b\" = \"b\" WHERE \"a\" = $1",
+             "o0");
     rt_column_t cols[] = {{"v", 25, -1, false}, {"id", 23, -1, true}};
     rt_relation_t rel = {"s", "r", 'd', 2, cols};
     rt_value_t two[] = {U, U};
-    s_expect(&rel, 'U', 0, two, "UPDATE \"s\".\"r\" SET \"id\" = $1 WHERE \"id\" = $2", "n1 n1");
+    s_expect(&rel, 'U', 0, two, "UPDATE \"s\".\"r\" SET \"v\" = \"v\" WHERE \"id\" = $1", "n1");
+    /* Only key columns: the first one is re-assigned from the image the WHERE reads (it
+     * need not be the first column). */
+    rt_column_t kcols[] = {{"x", 23, -1, false}, {"id", 23, -1, true}};
+    rt_relation_t krel = {"s", "r", 'd', 2, kcols};
+    rt_value_t xid[] = {T, T};
+    s_expect(&krel, 'U', 0, xid, "UPDATE \"s\".\"r\" SET \"x\" = $1 WHERE \"id\" = $2", "n0 n1");
+    rt_column_t only[] = {{"id", 23, -1, true}};
+    rt_relation_t orel = {"s", "k", 'd', 1, only};
+    rt_value_t one[] = {T};
+    s_expect(&orel, 'U', 0, one, "UPDATE \"s\".\"k\" SET \"id\" = $1 WHERE \"id\" = $2", "n0 n0");
     s_expect(&s_relf, 'U', 'O', all,
              "UPDATE \"public\".\"f\" SET \"id\" = $1"
              " WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM \"public\".\"f\""
@@ -163,10 +176,10 @@ static void test_update_nothing_to_set(void **state)
              " AND \"doc\"::text IS NOT DISTINCT FROM $3::text"
              " AND \"note\" IS NOT DISTINCT FROM $4 LIMIT 1)",
              "o0 o0 o1 o2");
-    /* All non-key columns unchanged: the key alone is set. */
+    /* All non-key columns unchanged and the key the same: a no-op on the row. */
     rt_value_t keyonly[] = {T, U, U};
-    s_expect(&s_rel, 'U', 0, keyonly, "UPDATE \"public\".\"t\" SET \"a\" = $1 WHERE \"a\" = $2",
-             "n0 n0");
+    s_expect(&s_rel, 'U', 0, keyonly, "UPDATE \"public\".\"t\" SET \"b\" = \"b\" WHERE \"a\" = $1",
+             "n0");
 }
 
 static void test_full(void **state)
@@ -236,7 +249,7 @@ static void test_quoting(void **state)
     rt_relation_t rel = {"Mixed Case", "we;ird name", 'd', 2, cols};
     s_expect(&rel, 'I', 0, NULL,
              "INSERT INTO \"Mixed Case\".\"we;ird name\" (\"Col \"\"q\"\"\", \"v;drop\")"
-             " VALUES ($1, $2)",
+             " OVERRIDING SYSTEM VALUE VALUES ($1, $2)",
              "n0 n1");
     rt_value_t nv[] = {T, T};
     s_expect(&rel, 'U', 'K', nv,
