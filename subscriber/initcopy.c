@@ -1239,26 +1239,42 @@ static int s_attempt(s_coord_t *c)
     return err;
 }
 
-/* True when the replica holds an initial copy or resync that did not finish (of any
- * source: which one is known once the publisher answers). False when it cannot be
- * reached: the link waits for it, and the apply refuses a source whose copy is unfinished. */
-static bool s_unfinished_copy(const rt_initcopy_opts_t *opts)
+/* True when the replica's table rt.<table> exists and has a row where cond holds (of any
+ * source: which one is known once the publisher answers). False when the replica cannot
+ * be reached. */
+static bool s_replica_holds(const rt_initcopy_opts_t *opts, const char *table, const char *cond)
 {
     PGconn *conn = NULL;
     if (s_replica_connect(opts, "rt-subscriber", &conn) != RT_OK)
         return false;
-    PGresult *res = PQexec(conn, "SELECT to_regclass('rt.sync_init') IS NOT NULL");
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT to_regclass('rt.%s') IS NOT NULL", table);
+    PGresult *res = PQexec(conn, sql);
     bool found = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
                  strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (found) {
-        res = PQexec(conn, "SELECT EXISTS (SELECT 1 FROM rt.sync_init)");
+        snprintf(sql, sizeof sql, "SELECT EXISTS (SELECT 1 FROM rt.%s WHERE %s)", table, cond);
+        res = PQexec(conn, sql);
         found = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
                 strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
     }
     PQfinish(conn);
     return found;
+}
+
+/* True when the replica holds an initial copy or resync that did not finish. False when
+ * it cannot be reached: the link waits for it, and the apply refuses a source whose copy
+ * is unfinished. */
+static bool s_unfinished_copy(const rt_initcopy_opts_t *opts)
+{
+    return s_replica_holds(opts, "sync_init", "true");
+}
+
+bool rt_initcopy_tables_pending(const rt_initcopy_opts_t *opts)
+{
+    return s_replica_holds(opts, "sync_tables", "state = 'c'");
 }
 
 /* Sleeps ms, serving the caller's HTTP requests meanwhile. */

@@ -75,6 +75,10 @@ extern const char *const rt_initcopy_ddl;
  * be reached. */
 int rt_initcopy_mark(const rt_initcopy_opts_t *opts, const char *tables) RT_WUR;
 
+/* True when the replica has tables a resync of chosen tables is to copy (state 'c' in
+ * rt.sync_tables, of any source); false when none, or when it cannot be reached. */
+bool rt_initcopy_tables_pending(const rt_initcopy_opts_t *opts);
+
 /* Runs rt_initcopy_run(opts) on a thread of its own (for tables_only: the caller goes on
  * applying). opts is copied (its strings and cert are borrowed: they must outlive the
  * actor); its stop becomes stop, which the caller sets before zactor_destroy to end the

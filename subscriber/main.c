@@ -328,7 +328,7 @@ int main(int argc, char **argv)
         }
         resync = false;
         /* A resync of chosen tables asked for, or one that did not finish. */
-        if (look && !cp.actor && !s_copier_start(&cp, &io)) {
+        if (look && !cp.actor && rt_initcopy_tables_pending(&io) && !s_copier_start(&cp, &io)) {
             rc = RT_ENOMEM;
             break;
         }
