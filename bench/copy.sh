@@ -74,10 +74,16 @@ dump_into() {
 }
 
 declare -A took=() cpu=()
-# cpu_s PID: CPU seconds of a process and of its children it reaped (a postmaster reaps
-# its backends: the cluster's work once they ended).
+# cpu_s PID: CPU seconds of a process, of the children it reaped and of those still
+# running (for a postmaster: the whole cluster's work).
 cpu_s() {
-    awk -v t="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15 + $16 + $17) / t }' "/proc/$1/stat"
+    local kids
+    kids="$(grep -l "^[0-9]* ([^)]*) . $1 " /proc/[0-9]*/stat 2>/dev/null || true)"
+    # shellcheck disable=SC2086
+    awk -v t="$(getconf CLK_TCK)" -v me="/proc/$1/stat" '
+        FILENAME == me { s += $14 + $15 + $16 + $17; next }
+        { s += $14 + $15 }
+        END { printf "%.1f", s / t }' "/proc/$1/stat" $kids
 }
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 
@@ -112,11 +118,10 @@ native() {
     }
     rt_wait_until 3600 "native copy into $name" ready "$name"
     took[$name]="$(secs "$t0" "$(now_ms)")"
-    rt_assert_same source "$name" >/dev/null
-    rt_psql "$name" -c "DROP SUBSCRIPTION s_$name"
-    sleep 1 # its workers and WAL senders end and are reaped
     cpu[$name.source]="$(minus "$(cpu_s "$(rt_pg_pid source)")" "$src0")"
     cpu[$name.replica]="$(minus "$(cpu_s "$(rt_pg_pid "$name")")" "$dst0")"
+    rt_assert_same source "$name" >/dev/null
+    rt_psql "$name" -c "DROP SUBSCRIPTION s_$name"
     rt_pg_stop "$name"
 }
 rt_psql source -c "CREATE PUBLICATION bench_pub FOR ALL TABLES"
@@ -144,15 +149,15 @@ rt_pg_stop replica
 echo "==> rt, --init copy --create-tables --copy-jobs $JOBS, into an empty database"
 rt_pg_start replica2
 src0="$(cpu_s "$(rt_pg_pid source)")"
+dst0="$(cpu_s "$(rt_pg_pid replica2)")"
 pub0="$(cpu_s "$PUB_PID")"
 t0="$(now_ms)"
 RT_READY_TIMEOUT=3600 rt_start_daemon sub2 "$RT_TMP/sub2.log" "$RT_BIN/rt-subscriber" \
     --publisher "$ROUTER" --target "$REPLICA2_DSN" --name replica2 --init copy \
     --create-tables --copy-jobs "$JOBS"
 took[rtc]="$(secs "$t0" "$(now_ms)")"
-sleep 1 # the copy's source sessions end and are reaped
 cpu[rtc.source]="$(minus "$(cpu_s "$(rt_pg_pid source)")" "$src0")"
-cpu[rtc.replica]="$(cpu_s "$(rt_pg_pid replica2)")"
+cpu[rtc.replica]="$(minus "$(cpu_s "$(rt_pg_pid replica2)")" "$dst0")"
 cpu[rtc.pub]="$(minus "$(cpu_s "$PUB_PID")" "$pub0")"
 cpu[rtc.sub]="$(cpu_s "$SUB2_PID")"
 rt_assert_same source replica2 >/dev/null
