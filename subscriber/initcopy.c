@@ -16,16 +16,13 @@
 #include <string.h>
 
 #include "buf.h"
+#include "initcopy_int.h"
 #include "initcopy_schema.h"
 #include "log.h"
 #include "pgconn.h"
 #include "sock.h"
 #include "wire.h"
 
-/* Frames of credit a job grants when it starts a table (each ~256 KiB at most). */
-#define S_CREDIT 8
-/* A job that hears nothing of its table for this long gives up (the session is lost). */
-#define S_JOB_SILENCE_MS 60000
 /* The coordinator waits this long for a PONG. */
 #define S_PING_MS 5000
 /* ... and this long for the snapshot (the source may be waiting for old transactions). */
@@ -54,39 +51,10 @@ const char *const rt_initcopy_ddl =
     "CREATE TABLE rt.sync_ddl (source text, nspname text, relname text, ord bigint NOT NULL, "
     "post text NOT NULL, PRIMARY KEY (source, nspname, relname)); END IF; END$rt$";
 
-/* A table of the snapshot, as this replica will load it. */
-typedef struct {
-    const rt_sync_table_t *src; /* from SYNC_READY */
-    char *qname;                /* "schema"."table", quoted for the replica */
-    char *copy_sql;             /* COPY qname (cols) FROM STDIN [(FORMAT binary)] */
-    bool binary;                /* both sides have the same built-in types */
-    bool ready;                 /* copied by an earlier attempt under its own snapshot */
-    bool copying;               /* an earlier attempt began it: its rows are rt's own */
-    bool done;                  /* copied by this attempt */
-    bool asked;                 /* a resync of chosen tables copies it */
-    size_t group;               /* the first entry of the same table (a large table comes
-                                 * in parts, ranges of its pages, copied in parallel) */
-    size_t nparts;              /* first entry: the table's parts */
-    size_t parts_done;          /* first entry: parts copied by this attempt */
-    uint64_t rows;              /* first entry: rows of the parts copied */
-} s_table_t;
-
-/* What the jobs read (never written while they run). */
-typedef struct {
-    const rt_initcopy_opts_t *opts;
-    uint64_t sync_id;
-    rt_lsn_t lsn;
-    char lsn_text[32];
-    char seq_text[24]; /* a resync of chosen tables: the snapshot's head seq ("" else) */
-    char source[128];
-    s_table_t *tables;
-    size_t ntables;
-} s_plan_t;
-
 /* ---------------------------------------------------------------------------------
  * Messages */
 
-static zsock_t *s_dealer(const rt_initcopy_opts_t *o, const char *suffix)
+zsock_t *rt__copy_dealer(const rt_initcopy_opts_t *o, const char *suffix)
 {
     char id[128];
     snprintf(id, sizeof id, "%s/%s", o->name, suffix);
@@ -101,7 +69,7 @@ static zsock_t *s_dealer(const rt_initcopy_opts_t *o, const char *suffix)
     return rt_sock_new(&so);
 }
 
-static int s_send(zsock_t *sock, const rt_msg_t *m)
+int rt__copy_send(zsock_t *sock, const rt_msg_t *m)
 {
     void *frame;
     size_t len;
@@ -136,7 +104,7 @@ static void s_http_serve(rt_http_t *http, const zmq_pollitem_t *items, int i)
  * on it: then RT_EAGAIN), serving http (the coordinator's; NULL: none) meanwhile. RT_OK
  * with *m decoded, RT_EAGAIN on time out or stop, RT_EPROTO for a frame that is not a
  * control message (logged). */
-static int s_recv(zsock_t *sock, zsock_t *pipe, rt_http_t *http, int timeout_ms,
+int rt__copy_recv(zsock_t *sock, zsock_t *pipe, rt_http_t *http, int timeout_ms,
                   volatile sig_atomic_t *stop, rt_msg_t *m)
 {
     memset(m, 0, sizeof *m);
@@ -181,7 +149,7 @@ static int s_publisher_error(const rt_msg_t *m, const char *what)
 /* ---------------------------------------------------------------------------------
  * The replica */
 
-static int s_replica_connect(const rt_initcopy_opts_t *o, const char *app, PGconn **conn)
+int rt__copy_replica_connect(const rt_initcopy_opts_t *o, const char *app, PGconn **conn)
 {
     rt_pg_opts_t po = {.dsn = o->target,
                        .what = "the replica",
@@ -207,7 +175,7 @@ static int s_replica_connect(const rt_initcopy_opts_t *o, const char *app, PGcon
 }
 
 /* Runs a statement that returns nothing the caller needs. */
-static int s_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+int rt__copy_exec(PGconn *conn, const char *what, const char *sql, int nparams,
                   const char *const *params, char *err, size_t err_size)
 {
     return rt_pg_run(conn, "replica", what, sql, nparams, params, err, err_size);
@@ -216,224 +184,18 @@ static int s_exec(PGconn *conn, const char *what, const char *sql, int nparams,
 /* Marks a table copied, in the caller's transaction: ready with the snapshot's point; for
  * a resync of chosen tables also with the snapshot's head seq, after which the apply
  * reads the records again for it (its replay). */
-static int s_mark_ready(PGconn *conn, const s_plan_t *pl, const rt_sync_table_t *t, uint64_t rows,
-                        char *err, size_t err_size)
+int rt__copy_mark_ready(PGconn *conn, const rt__copy_plan_t *pl, const rt_sync_table_t *t,
+                        uint64_t rows, char *err, size_t err_size)
 {
     char nrows[24];
     snprintf(nrows, sizeof nrows, "%" PRIu64, rows);
     const char *p[] = {pl->source,   t->schema, t->table,
                        pl->lsn_text, nrows,     pl->seq_text[0] ? pl->seq_text : NULL};
-    return s_exec(conn, "marking a table copied",
-                  "UPDATE rt.sync_tables SET state = 'r', lsn = $4::pg_lsn, rows = $5, "
-                  "replayed = $6::bigint WHERE source = $1 AND nspname = $2 AND relname = $3",
-                  6, p, err, err_size);
-}
-
-/* ---------------------------------------------------------------------------------
- * A job actor: copies the tables the coordinator hands it, one replica transaction each.
- *
- * Pipe, coordinator -> job: "TABLE" <index>; $TERM.
- * Pipe, job -> coordinator: signal 0 at once (zactor_new waits for it); "READY" once set
- * up, or "FAIL"; "DONE" <index>
- * <rows> <bytes>; "BYTES" <bytes> (progress); "FAIL" <index> <code> <text>. */
-
-typedef struct {
-    const s_plan_t *plan;
-    int k;
-} s_job_args_t;
-
-typedef struct {
-    zsock_t *pipe;
-    zsock_t *dealer;
-    PGconn *conn;
-    const s_plan_t *plan;
-    char id[32];
-    uint64_t unreported; /* bytes loaded since the last BYTES */
-    int64_t last_report_ms;
-} s_job_t;
-
-static void s_job_fail(s_job_t *j, size_t index, int code, const char *text)
-{
-    zstr_sendm(j->pipe, "FAIL");
-    zstr_sendfm(j->pipe, "%zu", index);
-    zstr_sendfm(j->pipe, "%d", code);
-    zstr_send(j->pipe, text);
-}
-
-static int s_grant(s_job_t *j, size_t index, uint64_t count, uint64_t flags)
-{
-    rt_msg_t m = {.type = RT_MSG_COPY,
-                  .name = (char *)j->plan->opts->name,
-                  .sync_id = j->plan->sync_id,
-                  .table = index,
-                  .count = count,
-                  .flags = flags};
-    return s_send(j->dealer, &m);
-}
-
-/* Feeds the open COPY from the publisher's frames until COPY_DONE. RT_OK with *rows
- * the publisher's count; else an error with text set. */
-static int s_job_feed(s_job_t *j, size_t index, uint64_t *rows, char *text, size_t size)
-{
-    const s_table_t *t = &j->plan->tables[index];
-    uint64_t flags = t->binary ? RT_COPY_BINARY : 0;
-    if (s_grant(j, index, S_CREDIT, flags) != RT_OK) {
-        snprintf(text, size, "cannot ask the publisher for %s", t->qname);
-        return RT_EIO;
-    }
-    int64_t last_rx = rt_mono_ms();
-    for (;;) {
-        rt_msg_t m;
-        int err = s_recv(j->dealer, j->pipe, NULL, 250, j->plan->opts->stop, &m);
-        if (err == RT_EAGAIN) {
-            if (zsock_events(j->pipe) & ZMQ_POLLIN ||
-                (j->plan->opts->stop && *j->plan->opts->stop)) {
-                snprintf(text, size, "stopped");
-                return RT_EAGAIN;
-            }
-            if (rt_mono_ms() - last_rx > S_JOB_SILENCE_MS) {
-                snprintf(text, size, "the publisher sent nothing of %s for %d s", t->qname,
-                         S_JOB_SILENCE_MS / 1000);
-                return RT_EIO;
-            }
-            continue;
-        }
-        if (err != RT_OK) {
-            snprintf(text, size, "a malformed frame while copying %s", t->qname);
-            return err;
-        }
-        last_rx = rt_mono_ms();
-        if (m.type == RT_MSG_ERROR) {
-            snprintf(text, size, "the publisher: %s", m.text ? m.text : "");
-            err = m.code == RT_ENOTFOUND ? RT_ENOTFOUND : RT_EDB;
-            rt_msg_clear(&m);
-            return err;
-        }
-        if ((m.type != RT_MSG_COPY_DATA && m.type != RT_MSG_COPY_DONE) ||
-            m.sync_id != j->plan->sync_id || m.table != index) {
-            rt_msg_clear(&m);
-            continue; /* a late frame of something else */
-        }
-        if (m.type == RT_MSG_COPY_DONE) {
-            *rows = m.count;
-            rt_msg_clear(&m);
-            return RT_OK;
-        }
-        int put = m.datalen ? PQputCopyData(j->conn, m.data, (int)m.datalen) : 1;
-        j->unreported += m.datalen;
-        rt_msg_clear(&m);
-        if (put != 1) {
-            char line[RT_PG_ERR_MAX];
-            snprintf(text, size, "loading %s: %s", t->qname,
-                     rt_pg_error_line(PQerrorMessage(j->conn), line, sizeof line));
-            return PQstatus(j->conn) == CONNECTION_OK ? RT_EDB : RT_EIO;
-        }
-        if (s_grant(j, index, 1, flags) != RT_OK) {
-            snprintf(text, size, "cannot ask the publisher for more of %s", t->qname);
-            return RT_EIO;
-        }
-        int64_t now = rt_mono_ms();
-        if (now - j->last_report_ms >= 1000) {
-            zstr_sendm(j->pipe, "BYTES");
-            zstr_sendf(j->pipe, "%" PRIu64, j->unreported);
-            j->unreported = 0;
-            j->last_report_ms = now;
-        }
-    }
-}
-
-/* Copies one table in one replica transaction. */
-static void s_job_table(s_job_t *j, size_t index)
-{
-    const s_table_t *t = &j->plan->tables[index];
-    char text[RT_PG_ERR_MAX + 200] = "";
-    uint64_t rows = 0;
-    int err = s_exec(j->conn, "beginning a table copy", "BEGIN", 0, NULL, text, sizeof text);
-    if (err == RT_OK) {
-        PGresult *res = PQexec(j->conn, t->copy_sql);
-        if (PQresultStatus(res) != PGRES_COPY_IN) {
-            char line[RT_PG_ERR_MAX];
-            snprintf(text, sizeof text, "COPY into %s: %s", t->qname,
-                     rt_pg_error_line(PQerrorMessage(j->conn), line, sizeof line));
-            err = PQstatus(j->conn) == CONNECTION_OK ? RT_EDB : RT_EIO;
-        }
-        PQclear(res);
-    }
-    if (err == RT_OK) {
-        err = s_job_feed(j, index, &rows, text, sizeof text);
-        int end = PQputCopyEnd(j->conn, err == RT_OK ? NULL : "the initial copy stopped");
-        PGresult *res = PQgetResult(j->conn);
-        if (err == RT_OK && (end != 1 || PQresultStatus(res) != PGRES_COMMAND_OK)) {
-            char line[RT_PG_ERR_MAX];
-            snprintf(text, sizeof text, "COPY into %s: %s", t->qname,
-                     rt_pg_error_line(PQerrorMessage(j->conn), line, sizeof line));
-            err = PQstatus(j->conn) == CONNECTION_OK ? RT_EDB : RT_EIO;
-        } else if (err == RT_OK && strtoull(PQcmdTuples(res), NULL, 10) != rows) {
-            snprintf(text, sizeof text, "%s: the publisher sent %" PRIu64 " rows, COPY loaded %s",
-                     t->qname, rows, PQcmdTuples(res));
-            err = RT_EPROTO;
-        }
-        PQclear(res);
-        while ((res = PQgetResult(j->conn)))
-            PQclear(res);
-    }
-    /* A table in parts is marked copied by the coordinator once every part is. */
-    if (err == RT_OK && j->plan->tables[t->group].nparts == 1)
-        err = s_mark_ready(j->conn, j->plan, t->src, rows, text, sizeof text);
-    if (err == RT_OK)
-        err = s_exec(j->conn, "committing a table copy", "COMMIT", 0, NULL, text, sizeof text);
-    if (err != RT_OK) {
-        if (PQstatus(j->conn) == CONNECTION_OK)
-            PQclear(PQexec(j->conn, "ROLLBACK"));
-        s_job_fail(j, index, err, text);
-        return;
-    }
-    zstr_sendm(j->pipe, "DONE");
-    zstr_sendfm(j->pipe, "%zu", index);
-    zstr_sendfm(j->pipe, "%" PRIu64, rows);
-    zstr_sendf(j->pipe, "%" PRIu64, j->unreported);
-    j->unreported = 0;
-}
-
-static void s_job_actor(zsock_t *pipe, void *arg)
-{
-    s_job_args_t *a = arg;
-    s_job_t j = {.pipe = pipe, .plan = a->plan, .last_report_ms = rt_mono_ms()};
-    snprintf(j.id, sizeof j.id, "copy%d", a->k);
-    free(a);
-    zsock_signal(pipe, 0); /* zactor_new waits for it */
-    int err = s_replica_connect(j.plan->opts, "rt-subscriber copy", &j.conn);
-    if (err == RT_OK && !(j.dealer = s_dealer(j.plan->opts, j.id)))
-        err = RT_EINVAL;
-    if (err != RT_OK) {
-        s_job_fail(&j, SIZE_MAX, err, "cannot set up a copy job (logged above)");
-        goto cleanup;
-    }
-    zstr_send(pipe, "READY");
-    for (;;) {
-        char *cmd = NULL, *arg1 = NULL;
-        if (zstr_recvx(pipe, &cmd, &arg1, NULL) < 0)
-            break;
-        bool term = strcmp(cmd, "$TERM") == 0;
-        if (!term && strcmp(cmd, "TABLE") == 0 && arg1)
-            s_job_table(&j, (size_t)strtoull(arg1, NULL, 10));
-        zstr_free(&cmd);
-        zstr_free(&arg1);
-        if (term)
-            break;
-    }
-cleanup:
-    zsock_destroy(&j.dealer);
-    if (j.conn)
-        PQfinish(j.conn);
-    /* Wait for $TERM when set-up failed, as zactor expects. */
-    while (err != RT_OK) {
-        char *cmd = zstr_recv(pipe);
-        bool term = !cmd || strcmp(cmd, "$TERM") == 0;
-        zstr_free(&cmd);
-        if (term)
-            break;
-    }
+    return rt__copy_exec(
+        conn, "marking a table copied",
+        "UPDATE rt.sync_tables SET state = 'r', lsn = $4::pg_lsn, rows = $5, "
+        "replayed = $6::bigint WHERE source = $1 AND nspname = $2 AND relname = $3",
+        6, p, err, err_size);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -444,7 +206,7 @@ typedef struct {
     zsock_t *dealer;
     PGconn *conn;
     rt_msg_t ready; /* SYNC_READY */
-    s_plan_t plan;
+    rt__copy_plan_t plan;
     uint64_t start_seq; /* recorded by an earlier attempt, 0 none */
     bool fresh_resync;  /* a resync that has not emptied any table yet */
 } s_coord_t;
@@ -469,13 +231,13 @@ static void s_coord_clear(s_coord_t *c)
 static int s_learn_source(s_coord_t *c)
 {
     rt_msg_t ping = {.type = RT_MSG_PING};
-    int err = s_send(c->dealer, &ping);
+    int err = rt__copy_send(c->dealer, &ping);
     rt_msg_t m;
     int64_t end = rt_mono_ms() + S_PING_MS;
     while (err == RT_OK) {
         int left = (int)(end - rt_mono_ms());
-        if ((err = s_recv(c->dealer, NULL, c->o->http, left > 0 ? left : 0, c->o->stop, &m)) !=
-            RT_OK)
+        if ((err = rt__copy_recv(c->dealer, NULL, c->o->http, left > 0 ? left : 0, c->o->stop,
+                                 &m)) != RT_OK)
             break;
         if (m.type == RT_MSG_PONG) {
             snprintf(c->plan.source, sizeof c->plan.source, "%s", m.source);
@@ -506,8 +268,8 @@ static int s_replica_state(s_coord_t *c, bool *needed)
         return RT_EDB;
     bool has_origin = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
-    int err = s_exec(c->conn, "creating rt.sync_init and rt.sync_tables", rt_initcopy_ddl, 0, NULL,
-                     NULL, 0);
+    int err = rt__copy_exec(c->conn, "creating rt.sync_init and rt.sync_tables", rt_initcopy_ddl, 0,
+                            NULL, NULL, 0);
     if (err != RT_OK)
         return err;
     const char *ps[] = {c->plan.source};
@@ -545,11 +307,11 @@ static int s_request_snapshot(s_coord_t *c)
                      .flags = c->o->tables_only ? RT_SYNC_TABLES
                               : c->fresh_resync ? RT_SYNC_RESET
                                                 : 0};
-    int err = s_send(c->dealer, &sync);
+    int err = rt__copy_send(c->dealer, &sync);
     int64_t start = rt_mono_ms(), said = start;
     while (err == RT_OK) {
         rt_msg_t m;
-        err = s_recv(c->dealer, NULL, c->o->http, 1000, c->o->stop, &m);
+        err = rt__copy_recv(c->dealer, NULL, c->o->http, 1000, c->o->stop, &m);
         if (err == RT_EAGAIN && !(c->o->stop && *c->o->stop)) {
             int64_t now = rt_mono_ms();
             if (now - start > S_READY_MS) {
@@ -597,15 +359,15 @@ static int s_create_missing(s_coord_t *c)
                     .sync_id = c->ready.sync_id,
                     .ddl = missing,
                     .nddl = nmissing};
-    err = s_send(c->dealer, &req);
+    err = rt__copy_send(c->dealer, &req);
     rt_sync_ddl_free(missing, nmissing);
     rt_msg_t m = {0};
     int64_t start = rt_mono_ms();
     while (err == RT_OK) {
         rt_msg_t keep = {
             .type = RT_MSG_SYNC_KEEP, .name = (char *)c->o->name, .sync_id = c->ready.sync_id};
-        (void)s_send(c->dealer, &keep);
-        err = s_recv(c->dealer, NULL, c->o->http, S_KEEP_MS, c->o->stop, &m);
+        (void)rt__copy_send(c->dealer, &keep);
+        err = rt__copy_recv(c->dealer, NULL, c->o->http, S_KEEP_MS, c->o->stop, &m);
         if (err == RT_EAGAIN && !(c->o->stop && *c->o->stop)) {
             if (rt_mono_ms() - start > S_READY_MS) {
                 rt_warn("initial copy: no table definitions from the publisher after %d s",
@@ -628,7 +390,7 @@ static int s_create_missing(s_coord_t *c)
     /* The definitions set the session's search_path: a connection of their own. */
     PGconn *conn = NULL;
     size_t created = 0;
-    if ((err = s_replica_connect(c->o, "rt-subscriber", &conn)) == RT_OK)
+    if ((err = rt__copy_replica_connect(c->o, "rt-subscriber", &conn)) == RT_OK)
         err = rt_initcopy_create_tables(conn, c->plan.source, m.ddl, m.nddl, &created);
     if (conn)
         PQfinish(conn);
@@ -665,10 +427,10 @@ static int s_forget_unpublished(s_coord_t *c)
         rt_error("resync: source %s does not publish %s.%s: it is not copied", c->plan.source,
                  schema, table);
         const char *p[] = {c->plan.source, schema, table};
-        err = s_exec(c->conn, "forgetting a table",
-                     "DELETE FROM rt.sync_tables WHERE source = $1 AND nspname = $2 "
-                     "AND relname = $3",
-                     3, p, NULL, 0);
+        err = rt__copy_exec(c->conn, "forgetting a table",
+                            "DELETE FROM rt.sync_tables WHERE source = $1 AND nspname = $2 "
+                            "AND relname = $3",
+                            3, p, NULL, 0);
     }
     PQclear(res);
     return err;
@@ -676,7 +438,7 @@ static int s_forget_unpublished(s_coord_t *c)
 
 /* Compares a table of the snapshot with the replica's: RT_OK, or RT_EINVAL with the
  * difference in text. Sets t->binary. */
-static int s_check_table(s_coord_t *c, s_table_t *t, char *text, size_t size)
+static int s_check_table(s_coord_t *c, rt__copy_table_t *t, char *text, size_t size)
 {
     const rt_sync_table_t *s = t->src;
     const char *p[] = {s->schema, s->table};
@@ -757,7 +519,7 @@ static char *s_qualified(PGconn *conn, const rt_sync_table_t *t)
  * and its COPY statement. RT_EINVAL (logged) when the operator must act. */
 static int s_plan(s_coord_t *c)
 {
-    s_plan_t *pl = &c->plan;
+    rt__copy_plan_t *pl = &c->plan;
     pl->opts = c->o;
     pl->sync_id = c->ready.sync_id;
     pl->lsn = c->ready.lsn;
@@ -774,10 +536,10 @@ static int s_plan(s_coord_t *c)
                 c->ready.seq + 1, c->start_seq + 1);
         const char *p[] = {pl->source};
         /* Their rows are rt's own: copying (emptied without --truncate). */
-        int err = s_exec(c->conn, "forgetting the copied tables",
-                         "UPDATE rt.sync_tables SET state = 'c', lsn = NULL, rows = NULL "
-                         "WHERE source = $1",
-                         1, p, NULL, 0);
+        int err = rt__copy_exec(c->conn, "forgetting the copied tables",
+                                "UPDATE rt.sync_tables SET state = 'c', lsn = NULL, rows = NULL "
+                                "WHERE source = $1",
+                                1, p, NULL, 0);
         if (err != RT_OK)
             return err;
     }
@@ -792,7 +554,7 @@ static int s_plan(s_coord_t *c)
     char text[600];
     size_t bad = 0;
     for (size_t i = 0; i < pl->ntables && err != RT_ENOMEM; i++) {
-        s_table_t *t = &pl->tables[i];
+        rt__copy_table_t *t = &pl->tables[i];
         t->src = &c->ready.tables[i];
         for (int r = 0; r < PQntuples(res); r++)
             if (strcmp(PQgetvalue(res, r, 0), t->src->schema) == 0 &&
@@ -823,7 +585,7 @@ static int s_plan(s_coord_t *c)
             if (strcmp(pl->tables[j].src->schema, t->src->schema) == 0 &&
                 strcmp(pl->tables[j].src->table, t->src->table) == 0)
                 t->group = j;
-        s_table_t *lead = &pl->tables[t->group];
+        rt__copy_table_t *lead = &pl->tables[t->group];
         lead->nparts++;
         if (t->group != i) {
             t->binary = lead->binary;
@@ -874,14 +636,14 @@ static int s_plan(s_coord_t *c)
  * copying and records the start seq. */
 static int s_prepare(s_coord_t *c, size_t *ncopy)
 {
-    s_plan_t *pl = &c->plan;
+    rt__copy_plan_t *pl = &c->plan;
     int err = RT_OK;
     size_t full = 0;
     rt_buf_t list;
     rt_buf_init(&list);
     *ncopy = 0;
     for (size_t i = 0; i < pl->ntables && err == RT_OK; i++) {
-        s_table_t *t = &pl->tables[i];
+        rt__copy_table_t *t = &pl->tables[i];
         if (t->ready)
             continue;
         (*ncopy)++;
@@ -920,7 +682,7 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
     const char *p1[] = {pl->source, seq};
     bool begun = false;
     if (err == RT_OK)
-        err = s_exec(c->conn, "beginning the copy", "BEGIN", 0, NULL, NULL, 0);
+        err = rt__copy_exec(c->conn, "beginning the copy", "BEGIN", 0, NULL, NULL, 0);
     begun = err == RT_OK;
     if (err == RT_OK && *ncopy) {
         char *sql = malloc(strlen(rt_buf_str(&list)) + 16);
@@ -929,7 +691,8 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
         } else {
             sprintf(sql, "%s%s", c->o->tables_only ? "" : "TRUNCATE ", rt_buf_str(&list));
             char text[RT_PG_ERR_MAX + 100];
-            err = s_exec(c->conn, "emptying the tables to copy", sql, 0, NULL, text, sizeof text);
+            err = rt__copy_exec(c->conn, "emptying the tables to copy", sql, 0, NULL, text,
+                                sizeof text);
             if (err == RT_EDB) {
                 rt_error("initial copy: the tables to copy cannot be emptied (a table outside "
                          "the publication may refer to one of them); nothing was copied");
@@ -939,23 +702,23 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
         }
     }
     for (size_t i = 0; i < pl->ntables && err == RT_OK; i++) {
-        const s_table_t *t = &pl->tables[i];
+        const rt__copy_table_t *t = &pl->tables[i];
         if (t->ready || t->group != i)
             continue;
         const char *p[] = {pl->source, t->src->schema, t->src->table};
-        err = s_exec(c->conn, "marking a table copying",
-                     "INSERT INTO rt.sync_tables (source, nspname, relname, state) "
-                     "VALUES ($1, $2, $3, 'c') ON CONFLICT (source, nspname, relname) "
-                     "DO UPDATE SET state = 'c', lsn = NULL, rows = NULL",
-                     3, p, NULL, 0);
+        err = rt__copy_exec(c->conn, "marking a table copying",
+                            "INSERT INTO rt.sync_tables (source, nspname, relname, state) "
+                            "VALUES ($1, $2, $3, 'c') ON CONFLICT (source, nspname, relname) "
+                            "DO UPDATE SET state = 'c', lsn = NULL, rows = NULL",
+                            3, p, NULL, 0);
     }
     if (err == RT_OK && !c->o->tables_only)
-        err = s_exec(c->conn, "recording the copy's start",
-                     "INSERT INTO rt.sync_init (source, start_seq) VALUES ($1, $2) "
-                     "ON CONFLICT (source) DO UPDATE SET start_seq = $2",
-                     2, p1, NULL, 0);
+        err = rt__copy_exec(c->conn, "recording the copy's start",
+                            "INSERT INTO rt.sync_init (source, start_seq) VALUES ($1, $2) "
+                            "ON CONFLICT (source) DO UPDATE SET start_seq = $2",
+                            2, p1, NULL, 0);
     if (err == RT_OK)
-        err = s_exec(c->conn, "committing the copy's start", "COMMIT", 0, NULL, NULL, 0);
+        err = rt__copy_exec(c->conn, "committing the copy's start", "COMMIT", 0, NULL, NULL, 0);
     else if (begun && PQstatus(c->conn) == CONNECTION_OK)
         PQclear(PQexec(c->conn, "ROLLBACK"));
     rt_buf_free(&list);
@@ -964,20 +727,20 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
 
 /* How far the copy is. bytes_total is estimated from the tables' sizes on the source,
  * calibrated by the ratio of COPY bytes to disk bytes of the tables done. */
-static rt_copy_progress_t s_progress(const s_plan_t *pl, const size_t *order, size_t n,
+static rt_copy_progress_t s_progress(const rt__copy_plan_t *pl, const size_t *order, size_t n,
                                      uint64_t rows, uint64_t bytes, int64_t elapsed_ms)
 {
     double disk_total = 0, disk_done = 0;
     uint64_t tables = 0, tables_done = 0; /* a table in parts counts once */
     for (size_t i = 0; i < pl->ntables; i++) {
-        const s_table_t *t = &pl->tables[i];
+        const rt__copy_table_t *t = &pl->tables[i];
         if (t->group != i)
             continue;
         tables++;
         tables_done += t->ready || t->parts_done == t->nparts;
     }
     for (size_t i = 0; i < n; i++) {
-        const s_table_t *t = &pl->tables[order[i]];
+        const rt__copy_table_t *t = &pl->tables[order[i]];
         disk_total += (double)t->src->bytes;
         if (t->done)
             disk_done += (double)t->src->bytes;
@@ -1008,15 +771,15 @@ static void s_progress_log(const rt_copy_progress_t *p)
 
 /* A table copied in parts: ready once every part is committed (until then a restart
  * copies it whole again). */
-static int s_mark_copied(s_coord_t *c, const s_table_t *lead)
+static int s_mark_copied(s_coord_t *c, const rt__copy_table_t *lead)
 {
-    return s_mark_ready(c->conn, &c->plan, lead->src, lead->rows, NULL, 0);
+    return rt__copy_mark_ready(c->conn, &c->plan, lead->src, lead->rows, NULL, 0);
 }
 
 /* Runs the jobs until every table is copied. */
 static int s_copy_all(s_coord_t *c, size_t ncopy)
 {
-    s_plan_t *pl = &c->plan;
+    rt__copy_plan_t *pl = &c->plan;
     int njobs = c->o->jobs < (int)ncopy ? c->o->jobs : (int)ncopy;
     zactor_t *jobs[RT_INITCOPY_MAX_JOBS] = {0};
     bool busy[RT_INITCOPY_MAX_JOBS] = {0};
@@ -1041,13 +804,13 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
     uint64_t bytes = 0, rows = 0;
     int64_t start = rt_mono_ms(), last_keep = 0, last_progress = start;
     for (int k = 0; k < njobs && err == RT_OK; k++) {
-        s_job_args_t *a = malloc(sizeof *a);
+        rt__copy_job_args_t *a = malloc(sizeof *a);
         if (!a) {
             err = RT_ENOMEM;
             break;
         }
-        *a = (s_job_args_t){.plan = pl, .k = k + 1};
-        if (!(jobs[k] = zactor_new(s_job_actor, a))) {
+        *a = (rt__copy_job_args_t){.plan = pl, .k = k + 1};
+        if (!(jobs[k] = zactor_new(rt__copy_job_actor, a))) {
             free(a);
             err = RT_ENOMEM;
         }
@@ -1066,7 +829,7 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
                              .name = (char *)c->o->name,
                              .sync_id = pl->sync_id,
                              .progress = progress};
-            (void)s_send(c->dealer, &keep);
+            (void)rt__copy_send(c->dealer, &keep);
             last_keep = now;
         }
         if (now - last_progress >= S_PROGRESS_MS) {
@@ -1086,7 +849,8 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
         s_http_serve(c->o->http, items, ihttp);
         if (items[njobs].revents & ZMQ_POLLIN) {
             rt_msg_t m;
-            if (s_recv(c->dealer, NULL, NULL, 0, NULL, &m) == RT_OK && m.type == RT_MSG_ERROR) {
+            if (rt__copy_recv(c->dealer, NULL, NULL, 0, NULL, &m) == RT_OK &&
+                m.type == RT_MSG_ERROR) {
                 rt_error("initial copy: the publisher: %s", m.text ? m.text : "");
                 err = m.code == RT_EINVAL ? RT_EINVAL : RT_EDB;
             }
@@ -1109,8 +873,8 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
                 zstr_free(&b);
             } else if (strcmp(what, "DONE") == 0) {
                 char *idx = zmsg_popstr(msg), *r = zmsg_popstr(msg), *b = zmsg_popstr(msg);
-                s_table_t *t = &pl->tables[idx ? strtoull(idx, NULL, 10) % pl->ntables : 0];
-                s_table_t *lead = &pl->tables[t->group];
+                rt__copy_table_t *t = &pl->tables[idx ? strtoull(idx, NULL, 10) % pl->ntables : 0];
+                rt__copy_table_t *lead = &pl->tables[t->group];
                 uint64_t nrows = r ? strtoull(r, NULL, 10) : 0;
                 t->done = true;
                 rows += nrows;
@@ -1169,23 +933,23 @@ static int s_finish(s_coord_t *c)
     rt_lsn_format(c->ready.seq, seq, sizeof seq);
     const char *p[] = {origin, seq};
     const char *ps[] = {c->plan.source};
-    int err = s_exec(c->conn, "ending the copy", "BEGIN", 0, NULL, NULL, 0);
+    int err = rt__copy_exec(c->conn, "ending the copy", "BEGIN", 0, NULL, NULL, 0);
     if (err == RT_OK)
-        err = s_exec(c->conn, "creating the replication origin",
-                     "SELECT pg_replication_origin_create($1) "
-                     "WHERE pg_replication_origin_oid($1) IS NULL",
-                     1, p, NULL, 0);
+        err = rt__copy_exec(c->conn, "creating the replication origin",
+                            "SELECT pg_replication_origin_create($1) "
+                            "WHERE pg_replication_origin_oid($1) IS NULL",
+                            1, p, NULL, 0);
     if (err == RT_OK)
-        err = s_exec(c->conn, "advancing the replication origin",
-                     "SELECT pg_replication_origin_advance($1, $2::pg_lsn)", 2, p, NULL, 0);
+        err = rt__copy_exec(c->conn, "advancing the replication origin",
+                            "SELECT pg_replication_origin_advance($1, $2::pg_lsn)", 2, p, NULL, 0);
     size_t built = 0;
     if (err == RT_OK)
         err = rt_initcopy_post_data(c->conn, c->plan.source, &built);
     if (err == RT_OK)
-        err = s_exec(c->conn, "ending the copy", "DELETE FROM rt.sync_init WHERE source = $1", 1,
-                     ps, NULL, 0);
+        err = rt__copy_exec(c->conn, "ending the copy",
+                            "DELETE FROM rt.sync_init WHERE source = $1", 1, ps, NULL, 0);
     if (err == RT_OK)
-        err = s_exec(c->conn, "ending the copy", "COMMIT", 0, NULL, NULL, 0);
+        err = rt__copy_exec(c->conn, "ending the copy", "COMMIT", 0, NULL, NULL, 0);
     else if (PQstatus(c->conn) == CONNECTION_OK)
         PQclear(PQexec(c->conn, "ROLLBACK"));
     return err;
@@ -1196,11 +960,11 @@ static int s_attempt(s_coord_t *c)
 {
     int err;
     bool needed = true;
-    if (!(c->dealer = s_dealer(c->o, "sync")))
+    if (!(c->dealer = rt__copy_dealer(c->o, "sync")))
         return RT_EINVAL;
     if ((err = s_learn_source(c)) != RT_OK)
         return err;
-    if ((err = s_replica_connect(c->o, "rt-subscriber", &c->conn)) != RT_OK)
+    if ((err = rt__copy_replica_connect(c->o, "rt-subscriber", &c->conn)) != RT_OK)
         return err;
     if ((err = s_replica_state(c, &needed)) != RT_OK)
         return err;
@@ -1227,7 +991,7 @@ static int s_attempt(s_coord_t *c)
         err = s_finish(c);
     rt_msg_t end = {
         .type = RT_MSG_SYNC_END, .name = (char *)c->o->name, .sync_id = c->ready.sync_id};
-    (void)s_send(c->dealer, &end);
+    (void)rt__copy_send(c->dealer, &end);
     if (err == RT_OK && c->o->tables_only)
         rt_info("resync: the chosen tables are copied (changes committed before %s are in the "
                 "copy); records after seq %" PRIu64 " are applied to them next",
@@ -1245,7 +1009,7 @@ static int s_attempt(s_coord_t *c)
 static bool s_replica_holds(const rt_initcopy_opts_t *opts, const char *table, const char *cond)
 {
     PGconn *conn = NULL;
-    if (s_replica_connect(opts, "rt-subscriber", &conn) != RT_OK)
+    if (rt__copy_replica_connect(opts, "rt-subscriber", &conn) != RT_OK)
         return false;
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT to_regclass('rt.%s') IS NOT NULL", table);
@@ -1330,7 +1094,7 @@ int rt_initcopy_run(const rt_initcopy_opts_t *opts)
  * replica is said and left out. */
 static int s_mark_held(s_coord_t *c, const char *tables)
 {
-    int err = s_exec(c->conn, "marking tables to copy", "BEGIN", 0, NULL, NULL, 0);
+    int err = rt__copy_exec(c->conn, "marking tables to copy", "BEGIN", 0, NULL, NULL, 0);
     size_t marked = 0;
     for (const char *line = tables; err == RT_OK && line && *line;) {
         const char *end = strchr(line, '\n');
@@ -1360,18 +1124,18 @@ static int s_mark_held(s_coord_t *c, const char *tables)
                      dot + 1);
             continue;
         }
-        err = s_exec(c->conn, "marking a table to copy",
-                     "INSERT INTO rt.sync_tables (source, nspname, relname, state) "
-                     "VALUES ($1, $2, $3, 'c') ON CONFLICT (source, nspname, relname) "
-                     "DO UPDATE SET state = 'c', lsn = NULL, rows = NULL, replayed = NULL",
-                     3, p, NULL, 0);
+        err = rt__copy_exec(c->conn, "marking a table to copy",
+                            "INSERT INTO rt.sync_tables (source, nspname, relname, state) "
+                            "VALUES ($1, $2, $3, 'c') ON CONFLICT (source, nspname, relname) "
+                            "DO UPDATE SET state = 'c', lsn = NULL, rows = NULL, replayed = NULL",
+                            3, p, NULL, 0);
         if (err == RT_OK)
             rt_info("resync: %s.%s is held (none of its changes apply) until it is copied again",
                     name, dot + 1);
         marked += err == RT_OK;
     }
     if (err == RT_OK)
-        err = s_exec(c->conn, "marking tables to copy", "COMMIT", 0, NULL, NULL, 0);
+        err = rt__copy_exec(c->conn, "marking tables to copy", "COMMIT", 0, NULL, NULL, 0);
     else if (PQstatus(c->conn) == CONNECTION_OK)
         PQclear(PQexec(c->conn, "ROLLBACK"));
     return err == RT_OK && !marked ? RT_ENOTFOUND : err;
@@ -1381,10 +1145,10 @@ int rt_initcopy_mark(const rt_initcopy_opts_t *opts, const char *tables)
 {
     s_coord_t c = {.o = opts};
     int err = RT_EINVAL;
-    if ((c.dealer = s_dealer(opts, "sync")) && (err = s_learn_source(&c)) == RT_OK &&
-        (err = s_replica_connect(opts, "rt-subscriber", &c.conn)) == RT_OK &&
-        (err = s_exec(c.conn, "creating rt.sync_init and rt.sync_tables", rt_initcopy_ddl, 0, NULL,
-                      NULL, 0)) == RT_OK)
+    if ((c.dealer = rt__copy_dealer(opts, "sync")) && (err = s_learn_source(&c)) == RT_OK &&
+        (err = rt__copy_replica_connect(opts, "rt-subscriber", &c.conn)) == RT_OK &&
+        (err = rt__copy_exec(c.conn, "creating rt.sync_init and rt.sync_tables", rt_initcopy_ddl, 0,
+                             NULL, NULL, 0)) == RT_OK)
         err = s_mark_held(&c, tables);
     s_coord_clear(&c);
     return err;
