@@ -164,7 +164,7 @@ rt_assert_same source replica2 >/dev/null
 pub_kb="$(hwm "$PUB_PID")"
 sub2_kb="$(hwm "$SUB2_PID")"
 ((sub2_kb > sub_kb)) && sub_kb="$sub2_kb"
-grep -E 'initial copy: [0-9]+ tables in |keys, indexes and constraints of' "$RT_TMP/sub2.log" |
+grep -E 'initial copy: [0-9]+ tables in |keys, indexes and constraints of|keys and indexes built' "$RT_TMP/sub2.log" |
     sed 's/^/    /' || true
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 && a > 0) ? b / a : 0 }'; }

@@ -110,11 +110,22 @@ char *rt_sync_pg_dump_program(const char *configured, int server_version);
 char **rt_sync_pg_dump_env(const char *dsn, char *err, size_t err_size);
 void rt_sync_env_free(char **env);
 
-/* Appends to out what pg_dump --schema-only --section=section prints of table
- * schema.table under the snapshot. RT_OK; RT_EDB or RT_EINVAL with err set (pg_dump's
- * own message when it failed); the waiter's code when it gave up (pg_dump is stopped). */
-int rt_sync_pg_dump(const rt_sync_dump_t *d, const char *schema, const char *table,
-                    const char *section, rt_buf_t *out, char *err, size_t err_size) RT_WUR;
+/* One definition to print: pg_dump --schema-only --section=section of table
+ * schema.table, appended to out. */
+typedef struct {
+    const char *schema, *table, *section;
+    rt_buf_t out;
+} rt_sync_dump_job_t;
+
+/* pg_dumps run at once by rt_sync_pg_dumps (each is mostly its start and catalog
+ * queries). */
+#define RT_SYNC_DUMPS_PARALLEL 4
+
+/* Runs the n jobs under the snapshot, RT_SYNC_DUMPS_PARALLEL at a time. RT_OK; RT_EDB or
+ * RT_EINVAL with err set (pg_dump's own message when it failed), RT_ENOMEM; the waiter's
+ * code when it gave up. Every pg_dump started is ended (stopped on failure). */
+int rt_sync_pg_dumps(const rt_sync_dump_t *d, rt_sync_dump_job_t *jobs, size_t n, char *err,
+                     size_t err_size) RT_WUR;
 
 /* Reads an 8-byte number frame of a pipe command; 0 when the frame is missing. */
 uint64_t rt_sync_pop_u64(zmsg_t *msg);

@@ -153,13 +153,39 @@ static void s_strip_meta(rt_buf_t *out)
     }
 }
 
-int rt_sync_pg_dump(const rt_sync_dump_t *d, const char *schema, const char *table,
-                    const char *section, rt_buf_t *out, char *err, size_t err_size)
+/* A pg_dump running for one job. */
+typedef struct {
+    pid_t pid; /* -1: none */
+    int fd;    /* its stdout */
+    FILE *errf;
+    char *pattern;
+} s_child_t;
+
+/* Stops (when still running) and forgets a child. */
+static void s_child_end(s_child_t *ch)
 {
-    char *pattern = s_pattern(schema, table);
+    if (ch->pid > 0) {
+        kill(ch->pid, SIGTERM);
+        while (waitpid(ch->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (ch->fd >= 0)
+        close(ch->fd);
+    if (ch->errf)
+        fclose(ch->errf);
+    free(ch->pattern);
+    *ch = (s_child_t){.pid = -1, .fd = -1};
+}
+
+/* Starts pg_dump for job. RT_OK; RT_EDB or RT_EINVAL with err set. */
+static int s_spawn(const rt_sync_dump_t *d, const rt_sync_dump_job_t *job, s_child_t *ch, char *err,
+                   size_t err_size)
+{
+    *ch = (s_child_t){.pid = -1, .fd = -1};
+    ch->pattern = s_pattern(job->schema, job->table);
     char snapshot[128], sect[64];
     snprintf(snapshot, sizeof snapshot, "--snapshot=%s", d->snapshot);
-    snprintf(sect, sizeof sect, "--section=%s", section);
+    snprintf(sect, sizeof sect, "--section=%s", job->section);
     char *const argv[] = {(char *)d->program,
                           "--schema-only",
                           sect,
@@ -172,31 +198,29 @@ int rt_sync_pg_dump(const rt_sync_dump_t *d, const char *schema, const char *tab
                           "--no-tablespaces",
                           "--strict-names",
                           "--lock-wait-timeout=300s",
-                          pattern,
+                          ch->pattern,
                           NULL};
     int rc = RT_EDB, outp[2] = {-1, -1};
-    pid_t pid = -1;
-    FILE *errf = tmpfile();
     posix_spawn_file_actions_t fa;
     bool fa_ok = false;
-    if (!pattern || !errf || pipe2(outp, O_CLOEXEC) != 0) {
+    ch->errf = tmpfile();
+    if (!ch->pattern || !ch->errf || pipe2(outp, O_CLOEXEC) != 0) {
         snprintf(err, err_size, "cannot run %s: %s", d->program,
-                 !pattern ? "out of memory" : strerror(errno));
+                 !ch->pattern ? "out of memory" : strerror(errno));
         goto cleanup;
     }
+    ch->fd = outp[0];
     fa_ok = posix_spawn_file_actions_init(&fa) == 0;
     if (!fa_ok || posix_spawn_file_actions_adddup2(&fa, outp[1], STDOUT_FILENO) != 0 ||
-        posix_spawn_file_actions_adddup2(&fa, fileno(errf), STDERR_FILENO) != 0 ||
+        posix_spawn_file_actions_adddup2(&fa, fileno(ch->errf), STDERR_FILENO) != 0 ||
         posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0) != 0) {
         snprintf(err, err_size, "cannot run %s: out of memory", d->program);
         goto cleanup;
     }
-    int e = strchr(d->program, '/') ? posix_spawn(&pid, d->program, &fa, NULL, argv, d->env)
-                                    : posix_spawnp(&pid, d->program, &fa, NULL, argv, d->env);
-    close(outp[1]);
-    outp[1] = -1;
+    int e = strchr(d->program, '/') ? posix_spawn(&ch->pid, d->program, &fa, NULL, argv, d->env)
+                                    : posix_spawnp(&ch->pid, d->program, &fa, NULL, argv, d->env);
     if (e != 0) {
-        pid = -1;
+        ch->pid = -1;
         snprintf(err, err_size,
                  "cannot run %s (%s): --create-tables needs pg_dump on the publisher's host, "
                  "of the source's major version or newer (setting pg-dump)",
@@ -204,63 +228,88 @@ int rt_sync_pg_dump(const rt_sync_dump_t *d, const char *schema, const char *tab
         rc = RT_EINVAL;
         goto cleanup;
     }
+    rc = RT_OK;
+cleanup:
+    if (fa_ok)
+        posix_spawn_file_actions_destroy(&fa);
+    if (outp[1] >= 0)
+        close(outp[1]);
+    return rc;
+}
+
+/* Reads a started pg_dump's output to its end into job->out and waits for it. RT_OK;
+ * RT_EDB, RT_EINVAL or RT_ENOMEM with err set; the waiter's code when it gave up. The
+ * child is ended either way. */
+static int s_collect(const rt_sync_dump_t *d, rt_sync_dump_job_t *job, s_child_t *ch, char *err,
+                     size_t err_size)
+{
+    int rc = RT_EDB;
     for (;;) {
-        int w = d->wait->fn(d->wait->arg, outp[0]);
+        int w = d->wait->fn(d->wait->arg, ch->fd);
         if (w != 0) {
             rc = w; /* asked to stop */
             goto cleanup;
         }
         char buf[65536];
-        ssize_t n = read(outp[0], buf, sizeof buf);
+        ssize_t n = read(ch->fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
-        rt_buf_append(out, buf, (size_t)n);
-        if (out->len > RT_WIRE_MAX_FRAME) {
-            snprintf(err, err_size, "the definition of %s.%s is over %u MiB", schema, table,
-                     RT_WIRE_MAX_FRAME >> 20);
+        rt_buf_append(&job->out, buf, (size_t)n);
+        if (job->out.len > RT_WIRE_MAX_FRAME) {
+            snprintf(err, err_size, "the definition of %s.%s is over %u MiB", job->schema,
+                     job->table, RT_WIRE_MAX_FRAME >> 20);
             rc = RT_EINVAL;
             goto cleanup;
         }
     }
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    while (waitpid(ch->pid, &status, 0) < 0 && errno == EINTR)
         ;
-    pid = -1;
-    if (rt_buf_error(out) != RT_OK) {
+    ch->pid = -1;
+    if (rt_buf_error(&job->out) != RT_OK) {
         snprintf(err, err_size, "the publisher is out of memory");
         rc = RT_ENOMEM;
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        s_strip_meta(out);
+        s_strip_meta(&job->out);
         rc = RT_OK;
     } else {
         char msg[S_STDERR_MAX + 1] = "";
-        rewind(errf);
-        size_t n = fread(msg, 1, S_STDERR_MAX, errf);
+        rewind(ch->errf);
+        size_t n = fread(msg, 1, S_STDERR_MAX, ch->errf);
         msg[n] = '\0';
         for (char *p = msg; *p; p++)
             if (*p == '\n')
                 *p = ' ';
         rc = RT_EINVAL;
-        snprintf(err, err_size, "pg_dump of %s.%s failed (%s %d): %s", schema, table,
+        snprintf(err, err_size, "pg_dump of %s.%s failed (%s %d): %s", job->schema, job->table,
                  WIFEXITED(status) ? "exit" : "signal",
                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), msg);
     }
 cleanup:
-    if (pid > 0) {
-        kill(pid, SIGTERM);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+    s_child_end(ch);
+    return rc;
+}
+
+int rt_sync_pg_dumps(const rt_sync_dump_t *d, rt_sync_dump_job_t *jobs, size_t n, char *err,
+                     size_t err_size)
+{
+    s_child_t run[RT_SYNC_DUMPS_PARALLEL];
+    for (int k = 0; k < RT_SYNC_DUMPS_PARALLEL; k++)
+        run[k] = (s_child_t){.pid = -1, .fd = -1};
+    int rc = RT_OK;
+    size_t started = 0;
+    for (size_t i = 0; i < n && rc == RT_OK; i++) {
+        /* Keep the window full: job i's child is run[i % RT_SYNC_DUMPS_PARALLEL]. */
+        while (rc == RT_OK && started < n && started < i + RT_SYNC_DUMPS_PARALLEL) {
+            rc = s_spawn(d, &jobs[started], &run[started % RT_SYNC_DUMPS_PARALLEL], err, err_size);
+            started++;
+        }
+        if (rc == RT_OK)
+            rc = s_collect(d, &jobs[i], &run[i % RT_SYNC_DUMPS_PARALLEL], err, err_size);
     }
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
-    if (outp[0] >= 0)
-        close(outp[0]);
-    if (outp[1] >= 0)
-        close(outp[1]);
-    if (errf)
-        fclose(errf);
-    free(pattern);
+    for (int k = 0; k < RT_SYNC_DUMPS_PARALLEL; k++)
+        s_child_end(&run[k]);
     return rc;
 }

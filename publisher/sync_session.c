@@ -563,18 +563,23 @@ static int s_schema(s_session_t *self, const char *id, size_t idlen, zmsg_t *msg
     rt_pg_waiter_t w = {s_wait, self};
     rt_sync_dump_t d = {.program = program, .env = env, .snapshot = self->snapshot, .wait = &w};
     static const char *const sections[] = {"pre-data", "post-data"};
-    for (size_t i = 0; i < n && rc == RT_OK; i++) {
-        for (int k = 0; k < 2 && rc == RT_OK; k++) {
-            rt_buf_t out = {0};
-            rc = rt_sync_pg_dump(&d, list[i].schema, list[i].table, sections[k], &out, self->err,
-                                 sizeof self->err);
-            char *text = rc == RT_OK ? strdup(out.data ? out.data : "") : NULL;
-            if (rc == RT_OK && !text)
-                rc = RT_ENOMEM;
-            *(k ? &list[i].post : &list[i].pre) = text;
-            rt_buf_free(&out);
-        }
+    rt_sync_dump_job_t *jobs = rc == RT_OK ? calloc(2 * n + 1, sizeof *jobs) : NULL;
+    if (rc == RT_OK && !jobs)
+        rc = RT_ENOMEM;
+    for (size_t i = 0; i < 2 * n && jobs; i++)
+        jobs[i] = (rt_sync_dump_job_t){
+            .schema = list[i / 2].schema, .table = list[i / 2].table, .section = sections[i % 2]};
+    if (rc == RT_OK)
+        rc = rt_sync_pg_dumps(&d, jobs, 2 * n, self->err, sizeof self->err);
+    for (size_t i = 0; i < 2 * n && rc == RT_OK; i++) {
+        char *text = strdup(jobs[i].out.data ? jobs[i].out.data : "");
+        if (!text)
+            rc = RT_ENOMEM;
+        *(i % 2 ? &list[i / 2].post : &list[i / 2].pre) = text;
     }
+    for (size_t i = 0; i < 2 * n && jobs; i++)
+        rt_buf_free(&jobs[i].out);
+    free(jobs);
     if (rc == RT_OK) {
         rt_msg_t m = {
             .type = RT_MSG_SCHEMA_READY, .sync_id = self->args->sync_id, .ddl = list, .nddl = n};

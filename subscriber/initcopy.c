@@ -799,6 +799,28 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
             order[k - 1] = x;
         }
 
+    /* The tables --create-tables made: their keys and indexes are built as soon as their
+     * rows are in, by the next free job, while the other jobs copy. */
+    size_t *postq = calloc(pl->ntables ? pl->ntables : 1, sizeof *postq);
+    size_t npostq = 0, postq_next = 0, post_running = 0, built = 0;
+    const char *src[] = {pl->source};
+    PGresult *res = postq ? rt_pg_exec(c->conn, "replica", "reading rt.sync_ddl",
+                                       "SELECT nspname, relname FROM rt.sync_ddl WHERE source = $1",
+                                       1, src, NULL, 0)
+                          : NULL;
+    if (!res) {
+        free(postq);
+        free(order);
+        return postq ? rt_pg_failure(c->conn) : RT_ENOMEM;
+    }
+    for (int r = 0; r < PQntuples(res); r++)
+        for (size_t i = 0; i < pl->ntables; i++)
+            if (pl->tables[i].group == i &&
+                strcmp(pl->tables[i].src->schema, PQgetvalue(res, r, 0)) == 0 &&
+                strcmp(pl->tables[i].src->table, PQgetvalue(res, r, 1)) == 0)
+                pl->tables[i].post = true;
+    PQclear(res);
+
     int err = RT_OK;
     size_t next = 0, done = 0;
     uint64_t bytes = 0, rows = 0;
@@ -815,7 +837,7 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
             err = RT_ENOMEM;
         }
     }
-    while (err == RT_OK && done < n) {
+    while (err == RT_OK && (done < n || postq_next < npostq || post_running)) {
         if (c->o->stop && *c->o->stop) {
             err = RT_EAGAIN;
             break;
@@ -885,11 +907,28 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
                         err = s_mark_copied(c, lead);
                     rt_info("initial copy: %s.%s copied, %" PRIu64 " rows%s", t->src->schema,
                             t->src->table, lead->rows, lead->nparts > 1 ? " (in parts)" : "");
+                    if (lead->post)
+                        postq[npostq++] = t->group;
                 }
                 zstr_free(&idx);
                 zstr_free(&r);
                 zstr_free(&b);
                 done++;
+                busy[k] = false;
+            } else if (strcmp(what, "BUILT") == 0) {
+                char *idx = zmsg_popstr(msg), *e = zmsg_popstr(msg), *ms = zmsg_popstr(msg);
+                const rt__copy_table_t *t =
+                    &pl->tables[idx ? strtoull(idx, NULL, 10) % pl->ntables : 0];
+                size_t entries = e ? (size_t)strtoull(e, NULL, 10) : 0;
+                if (entries) {
+                    built++;
+                    rt_info("initial copy: %s.%s: keys and indexes built in %.1f s", t->src->schema,
+                            t->src->table, ms ? (double)strtoll(ms, NULL, 10) / 1000.0 : 0.0);
+                }
+                zstr_free(&idx);
+                zstr_free(&e);
+                zstr_free(&ms);
+                post_running--;
                 busy[k] = false;
             } else if (strcmp(what, "FAIL") == 0) {
                 char *idx = zmsg_popstr(msg), *code = zmsg_popstr(msg), *text = zmsg_popstr(msg);
@@ -903,7 +942,12 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
             }
             zstr_free(&what);
             zmsg_destroy(&msg);
-            if (err == RT_OK && !busy[k] && next < n) {
+            if (err == RT_OK && !busy[k] && postq_next < npostq) {
+                zstr_sendm(jobs[k], "POST");
+                zstr_sendf(jobs[k], "%zu", postq[postq_next++]);
+                post_running++;
+                busy[k] = true;
+            } else if (err == RT_OK && !busy[k] && next < n) {
                 zstr_sendm(jobs[k], "TABLE");
                 zstr_sendf(jobs[k], "%zu", order[next++]);
                 busy[k] = true;
@@ -916,9 +960,14 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
     for (size_t i = 0; i < n; i++)
         whole += pl->tables[order[i]].group == order[i];
     free(order);
+    free(postq);
+    char also[96] = "";
+    if (built)
+        snprintf(also, sizeof also, "; the keys and indexes of %zu created tables built alongside",
+                 built);
     if (err == RT_OK)
-        rt_info("initial copy: %zu tables in %zu parts, %" PRIu64 " rows, %.1f MB in %.1f s", whole,
-                n, rows, (double)bytes / 1e6, (double)(rt_mono_ms() - start) / 1000.0);
+        rt_info("initial copy: %zu tables in %zu parts, %" PRIu64 " rows, %.1f MB in %.1f s%s",
+                whole, n, rows, (double)bytes / 1e6, (double)(rt_mono_ms() - start) / 1000.0, also);
     return err;
 }
 

@@ -19,6 +19,8 @@ typedef struct {
     bool copying;               /* an earlier attempt began it: its rows are rt's own */
     bool done;                  /* copied by this attempt */
     bool asked;                 /* a resync of chosen tables copies it */
+    bool post;                  /* first entry: created by --create-tables, its keys and
+                                 * indexes wait in rt.sync_ddl */
     size_t group;               /* the first entry of the same table (a large table comes
                                  * in parts, ranges of its pages, copied in parallel) */
     size_t nparts;              /* first entry: the table's parts */
@@ -69,8 +71,9 @@ typedef struct {
     int k; /* its number: routing id NAME/copy<k> */
 } rt__copy_job_args_t;
 
-/* A copy job's thread (zactor_fn). Pipe, coordinator -> job: "TABLE" <index>; $TERM.
- * Job -> coordinator: "READY" once set up, or "FAIL"; "DONE" <index> <rows> <bytes>;
+/* A copy job's thread (zactor_fn). Pipe, coordinator -> job: "TABLE" <index>; "POST"
+ * <index> (build a copied table's keys and indexes); $TERM. Job -> coordinator: "READY"
+ * once set up, or "FAIL"; "DONE" <index> <rows> <bytes>; "BUILT" <index> <entries> <ms>;
  * "BYTES" <bytes> (progress); "FAIL" <index> <code> <text>. */
 void rt__copy_job_actor(zsock_t *pipe, void *arg);
 

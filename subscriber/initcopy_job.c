@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "initcopy_int.h"
+#include "initcopy_schema.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -21,6 +22,7 @@ typedef struct {
     zsock_t *pipe;
     zsock_t *dealer;
     PGconn *conn;
+    PGconn *post_conn; /* for building keys and indexes: pg_dump's scripts set the session */
     const rt__copy_plan_t *plan;
     char id[32];
     uint64_t unreported; /* bytes loaded since the last BYTES */
@@ -173,6 +175,40 @@ static void s_job_table(s_job_t *j, size_t index)
     j->unreported = 0;
 }
 
+/* Builds a copied table's keys and indexes in a transaction of their own, overlapping
+ * the other jobs' copies. One that fails is left for the copy's end, which says why. */
+static void s_job_post(s_job_t *j, size_t index)
+{
+    const rt__copy_table_t *t = &j->plan->tables[index];
+    char text[RT_PG_ERR_MAX + 200] = "";
+    size_t built = 0;
+    int64_t start = rt_mono_ms();
+    int err = j->post_conn ? RT_OK
+                           : rt__copy_replica_connect(j->plan->opts, "rt-subscriber index build",
+                                                      &j->post_conn);
+    if (err == RT_OK)
+        err = rt__copy_exec(j->post_conn, "building a table's keys and indexes", "BEGIN", 0, NULL,
+                            text, sizeof text);
+    if (err == RT_OK)
+        err = rt_initcopy_post_table(j->post_conn, j->plan->source, t->src->schema, t->src->table,
+                                     &built);
+    if (err == RT_OK)
+        err = rt__copy_exec(j->post_conn, "building a table's keys and indexes", "COMMIT", 0, NULL,
+                            text, sizeof text);
+    if (err != RT_OK && j->post_conn && PQstatus(j->post_conn) == CONNECTION_OK)
+        PQclear(PQexec(j->post_conn, "ROLLBACK"));
+    if (err == RT_EIO || err == RT_ENOMEM) {
+        snprintf(text, sizeof text, "building the keys and indexes of %s: %s", t->qname,
+                 rt_strerror(err));
+        s_job_fail(j, index, err, text);
+        return;
+    }
+    zstr_sendm(j->pipe, "BUILT");
+    zstr_sendfm(j->pipe, "%zu", index);
+    zstr_sendfm(j->pipe, "%zu", err == RT_OK ? built : 0);
+    zstr_sendf(j->pipe, "%" PRId64, rt_mono_ms() - start);
+}
+
 void rt__copy_job_actor(zsock_t *pipe, void *arg)
 {
     rt__copy_job_args_t *a = arg;
@@ -195,6 +231,8 @@ void rt__copy_job_actor(zsock_t *pipe, void *arg)
         bool term = strcmp(cmd, "$TERM") == 0;
         if (!term && strcmp(cmd, "TABLE") == 0 && arg1)
             s_job_table(&j, (size_t)strtoull(arg1, NULL, 10));
+        else if (!term && strcmp(cmd, "POST") == 0 && arg1)
+            s_job_post(&j, (size_t)strtoull(arg1, NULL, 10));
         zstr_free(&cmd);
         zstr_free(&arg1);
         if (term)
@@ -204,6 +242,8 @@ cleanup:
     zsock_destroy(&j.dealer);
     if (j.conn)
         PQfinish(j.conn);
+    if (j.post_conn)
+        PQfinish(j.post_conn);
     /* Wait for $TERM when set-up failed, as zactor expects. */
     while (err != RT_OK) {
         char *cmd = zstr_recv(pipe);

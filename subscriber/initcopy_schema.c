@@ -4,9 +4,12 @@
  *
  * What comes before the rows (the table, its owned sequences, defaults, identity, its
  * attachment as a partition) runs before the copy, in one transaction that also records
- * what comes after the rows (keys, indexes, constraints, triggers) in rt.sync_ddl. That
- * runs when the copy ends, in the transaction that ends it: indexes are built once over
- * the copied rows, the fastest way to load, and a kill in between loses nothing.
+ * what comes after the rows (keys, indexes, constraints, triggers) in rt.sync_ddl. What
+ * needs the table alone (its keys and indexes) is built by a copy job once the table's rows
+ * are in, in parallel with the other copies; the rest (foreign keys, triggers, partitions'
+ * index attachments) runs when the copy ends, in the transaction that ends it. Indexes are
+ * built once over the copied rows, the fastest way to load, and a kill in between loses
+ * nothing: what rt.sync_ddl still holds runs later.
  *
  * Definitions may depend on each other across tables (a foreign key needs the key it
  * refers to, a default the sequence another table owns): each runs in a savepoint, and
@@ -254,6 +257,80 @@ int rt_initcopy_create_tables(PGconn *conn, const char *source, const rt_sync_dd
     return rc;
 }
 
+/* Whether a post-data entry (a chunk of s_try_entries) builds something of its own table
+ * only: a key, unique or exclusion constraint ("Type: CONSTRAINT"; a foreign key is "FK
+ * CONSTRAINT") or an index ("Type: INDEX"; "INDEX ATTACH" joins two tables' indexes). */
+static bool s_entry_local(const char *entry, size_t len)
+{
+    char line[1024];
+    const char *name = entry + 3; /* past "--\n": "-- Name: ...; Type: ...; Schema: ..." */
+    size_t n = 0;
+    while (n + 3 < len && n + 1 < sizeof line && name[n] != '\n') {
+        line[n] = name[n];
+        n++;
+    }
+    line[n] = '\0';
+    const char *type = strstr(line, "; Type: ");
+    if (!type)
+        return false;
+    type += strlen("; Type: ");
+    return strncmp(type, "CONSTRAINT;", 11) == 0 || strncmp(type, "INDEX;", 6) == 0;
+}
+
+int rt_initcopy_post_table(PGconn *conn, const char *source, const char *schema, const char *table,
+                           size_t *built)
+{
+    static const char mark[] = "\n--\n-- Name: ";
+    *built = 0;
+    const char *p[] = {source, schema, table};
+    PGresult *res = rt_pg_exec(conn, "replica", "reading rt.sync_ddl",
+                               "SELECT post FROM rt.sync_ddl WHERE source = $1 AND nspname = $2 "
+                               "AND relname = $3 FOR UPDATE",
+                               3, p, NULL, 0);
+    if (!res)
+        return rt_pg_failure(conn);
+    const char *script = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
+    /* The script's header (its SET lines) goes with both halves. */
+    rt_buf_t local = {0}, rest = {0};
+    size_t nlocal = 0, nrest = 0;
+    for (const char *c = script; *c;) {
+        const char *next = strstr(c + 1, mark);
+        size_t len = next ? (size_t)(next - c) + 1 : strlen(c);
+        bool entry = strncmp(c, mark + 1, sizeof mark - 2) == 0;
+        if (!entry || s_entry_local(c, len))
+            rt_buf_append(&local, c, len);
+        if (!entry || !s_entry_local(c, len))
+            rt_buf_append(&rest, c, len);
+        nlocal += entry && s_entry_local(c, len);
+        nrest += entry && !s_entry_local(c, len);
+        c += len;
+    }
+    PQclear(res);
+    int rc = rt_buf_error(&local) != RT_OK || rt_buf_error(&rest) != RT_OK ? RT_ENOMEM : RT_OK;
+    char err[RT_PG_ERR_MAX] = "";
+    if (rc == RT_OK && nlocal)
+        rc = s_try_entries(conn, rt_buf_str(&local), err, sizeof err);
+    if (rc == RT_OK && nlocal) {
+        const char *p4[] = {source, schema, table, rt_buf_str(&rest)};
+        rc = nrest ? s_run(conn, "recording what is left of a table's indexes and constraints",
+                           "UPDATE rt.sync_ddl SET post = $4 WHERE source = $1 AND nspname = $2 "
+                           "AND relname = $3",
+                           4, p4, NULL, 0)
+                   : s_run(conn, "recording a table's indexes and constraints built",
+                           "DELETE FROM rt.sync_ddl WHERE source = $1 AND nspname = $2 "
+                           "AND relname = $3",
+                           3, p4, NULL, 0);
+    }
+    if (rc == RT_OK)
+        *built = nlocal;
+    else if (err[0])
+        rt_debug("initial copy: %s.%s: its keys and indexes are left for the copy's end: %s",
+                 schema, table, err);
+    rt_buf_free(&local);
+    rt_buf_free(&rest);
+    return rc;
+}
+
 int rt_initcopy_post_data(PGconn *conn, const char *source, size_t *ran)
 {
     *ran = 0;
@@ -276,8 +353,8 @@ int rt_initcopy_post_data(PGconn *conn, const char *source, size_t *ran)
         int64_t start = rt_mono_ms();
         rc = s_run_all(conn, items, n, "building its keys, indexes and constraints", NULL, NULL);
         if (rc == RT_OK)
-            rt_info("initial copy: keys, indexes and constraints of %zu created tables built in "
-                    "%.1f s",
+            rt_info("initial copy: the rest of the keys, indexes and constraints of %zu created "
+                    "tables (those that need other tables) built in %.1f s",
                     n, (double)(rt_mono_ms() - start) / 1000.0);
     }
     if (rc == RT_OK)

@@ -22,6 +22,15 @@ int rt_initcopy_missing(PGconn *conn, const rt_sync_table_t *tables, size_t ntab
 int rt_initcopy_create_tables(PGconn *conn, const char *source, const rt_sync_ddl_t *ddl, size_t n,
                               size_t *created) RT_WUR;
 
+/* Within the caller's transaction: builds the keys and indexes that rt.sync_ddl holds for
+ * one table of source (primary key, unique and exclusion constraints, indexes: they need
+ * that table alone) and keeps the rest (foreign keys, triggers, index attachments: they
+ * need other tables) for rt_initcopy_post_data. RT_OK with *built, the entries run (0: none
+ * to run); RT_EDB when one fails (the caller rolls back: the end runs it again, and says
+ * why); RT_EIO, RT_ENOMEM. The search_path of conn is changed. */
+int rt_initcopy_post_table(PGconn *conn, const char *source, const char *schema, const char *table,
+                           size_t *built) RT_WUR;
+
 /* Within the caller's transaction: runs what rt.sync_ddl holds for source (the keys,
  * indexes, constraints and triggers of the tables created) and forgets it. RT_OK with
  * *ran; RT_EINVAL when one fails (logged); RT_EDB, RT_EIO, RT_ENOMEM. The search_path of
