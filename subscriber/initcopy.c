@@ -701,6 +701,22 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
             free(sql);
         }
     }
+    /* The copy loads a table without its keys and indexes, and builds them once over the
+     * rows (a resync of chosen tables leaves them: the others stream meanwhile). */
+    size_t deferred = 0, ntables = 0;
+    for (size_t i = 0; i < pl->ntables && err == RT_OK && !c->o->tables_only; i++) {
+        const rt__copy_table_t *t = &pl->tables[i];
+        size_t k = 0;
+        if (t->ready || t->group != i)
+            continue;
+        err = rt_initcopy_defer_indexes(c->conn, pl->source, t->src->schema, t->src->table, &k);
+        deferred += k;
+        ntables += k > 0;
+    }
+    if (err == RT_OK && deferred)
+        rt_info("initial copy: %zu keys and indexes of %zu tables are built once their rows are "
+                "in",
+                deferred, ntables);
     for (size_t i = 0; i < pl->ntables && err == RT_OK; i++) {
         const rt__copy_table_t *t = &pl->tables[i];
         if (t->ready || t->group != i)
@@ -963,8 +979,7 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
     free(postq);
     char also[96] = "";
     if (built)
-        snprintf(also, sizeof also, "; the keys and indexes of %zu created tables built alongside",
-                 built);
+        snprintf(also, sizeof also, "; the keys and indexes of %zu tables built alongside", built);
     if (err == RT_OK)
         rt_info("initial copy: %zu tables in %zu parts, %" PRIu64 " rows, %.1f MB in %.1f s%s",
                 whole, n, rows, (double)bytes / 1e6, (double)(rt_mono_ms() - start) / 1000.0, also);

@@ -331,6 +331,102 @@ int rt_initcopy_post_table(PGconn *conn, const char *source, const char *schema,
     return rc;
 }
 
+/* The keys and indexes of a replica table that can be dropped and built again exactly
+ * from their definitions: a valid index of an ordinary table, in the default tablespace,
+ * that nothing depends on (no foreign key refers to it, no partitioned index has it
+ * attached), not inherited, not the clustered or replica identity index, without comment
+ * or statistics target; with its primary key, unique or exclusion constraint if it has
+ * one. Row: the index's and the constraint's names (NULL: a plain index), the statement
+ * that builds it, the schema-qualified index. */
+static const char s_deferrable_sql[] =
+    "SELECT ic.relname, con.conname, "
+    "CASE WHEN con.oid IS NULL THEN pg_get_indexdef(i.indexrelid) "
+    "ELSE format('ALTER TABLE ONLY %s ADD CONSTRAINT %I %s', i.indrelid::regclass, "
+    "con.conname, pg_get_constraintdef(con.oid)) END, "
+    "i.indexrelid::regclass::text "
+    "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+    "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+    "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid "
+    "AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x') "
+    "WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind = 'r' "
+    "AND i.indisvalid AND i.indisready AND i.indislive "
+    "AND NOT i.indisclustered AND NOT i.indisreplident AND ic.reltablespace = 0 "
+    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_class'::regclass "
+    "AND d.refobjid = i.indexrelid) "
+    "AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) "
+    "AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.conindid = i.indexrelid "
+    "AND f.oid IS DISTINCT FROM con.oid) "
+    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+    "AND d.objid = i.indexrelid AND d.refclassid = 'pg_constraint'::regclass "
+    "AND d.refobjid IS DISTINCT FROM con.oid) "
+    "AND NOT EXISTS (SELECT 1 FROM pg_description ds WHERE (ds.classoid = "
+    "'pg_class'::regclass AND ds.objoid = i.indexrelid) OR (ds.classoid = "
+    "'pg_constraint'::regclass AND ds.objoid = con.oid)) "
+    "AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indexrelid "
+    "AND a.attstattarget >= 0) "
+    "AND (con.oid IS NULL OR (con.conislocal AND con.coninhcount = 0)) "
+    "ORDER BY con.oid IS NULL, ic.relname";
+
+int rt_initcopy_defer_indexes(PGconn *conn, const char *source, const char *schema,
+                              const char *table, size_t *deferred)
+{
+    *deferred = 0;
+    /* Definitions printed with every name qualified, as pg_dump prints them. */
+    int rc =
+        s_run(conn, "reading a table's indexes", "SET LOCAL search_path = ''", 0, NULL, NULL, 0);
+    if (rc != RT_OK)
+        return rc;
+    const char *p[] = {schema, table};
+    PGresult *res =
+        rt_pg_exec(conn, "replica", "reading a table's indexes", s_deferrable_sql, 2, p, NULL, 0);
+    if (!res)
+        return rt_pg_failure(conn);
+    int n = PQntuples(res);
+    rt_buf_t script = {0}, drop = {0};
+    rt_buf_puts(&script, "SET default_tablespace = '';\n"
+                         "SELECT pg_catalog.set_config('search_path', '', false);\n");
+    for (int r = 0; r < n; r++) {
+        bool con = !PQgetisnull(res, r, 1);
+        /* An entry as pg_dump prints it: rt_initcopy_post_table takes it by its type. */
+        rt_buf_printf(&script, "\n--\n-- Name: %s %s; Type: %s; Schema: %s; Owner: -\n--\n\n%s;\n",
+                      table, con ? PQgetvalue(res, r, 1) : PQgetvalue(res, r, 0),
+                      con ? "CONSTRAINT" : "INDEX", schema, PQgetvalue(res, r, 2));
+        if (!con) {
+            rt_buf_printf(&drop, "DROP INDEX %s; ", PQgetvalue(res, r, 3));
+            continue;
+        }
+        /* A constraint's index goes with it. */
+        char *sc = rt_pg_ident(conn, schema), *tb = rt_pg_ident(conn, table),
+             *cn = rt_pg_ident(conn, PQgetvalue(res, r, 1));
+        if (sc && tb && cn)
+            rt_buf_printf(&drop, "ALTER TABLE ONLY %s.%s DROP CONSTRAINT %s; ", sc, tb, cn);
+        else
+            rc = RT_ENOMEM;
+        free(sc);
+        free(tb);
+        free(cn);
+    }
+    PQclear(res);
+    if (rc == RT_OK && (rt_buf_error(&script) != RT_OK || rt_buf_error(&drop) != RT_OK))
+        rc = RT_ENOMEM;
+    const char *p4[] = {source, schema, table, rt_buf_str(&script)};
+    if (rc == RT_OK && n)
+        rc = s_run(conn, "recording a table's keys and indexes",
+                   "INSERT INTO rt.sync_ddl (source, nspname, relname, ord, post) "
+                   "VALUES ($1, $2, $3, (SELECT coalesce(max(ord), 0) + 1 FROM rt.sync_ddl "
+                   "WHERE source = $1), $4) ON CONFLICT (source, nspname, relname) "
+                   "DO UPDATE SET post = rt.sync_ddl.post || excluded.post",
+                   4, p4, NULL, 0);
+    if (rc == RT_OK && n)
+        rc = s_run(conn, "dropping a table's keys and indexes until its rows are in",
+                   rt_buf_str(&drop), 0, NULL, NULL, 0);
+    if (rc == RT_OK)
+        *deferred = (size_t)n;
+    rt_buf_free(&script);
+    rt_buf_free(&drop);
+    return rc;
+}
+
 int rt_initcopy_post_data(PGconn *conn, const char *source, size_t *ran)
 {
     *ran = 0;

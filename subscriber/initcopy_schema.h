@@ -22,6 +22,15 @@ int rt_initcopy_missing(PGconn *conn, const rt_sync_table_t *tables, size_t ntab
 int rt_initcopy_create_tables(PGconn *conn, const char *source, const rt_sync_ddl_t *ddl, size_t n,
                               size_t *created) RT_WUR;
 
+/* Within the caller's transaction (the one that empties the table before its copy): drops
+ * the keys and indexes of replica table schema.table that can be built again exactly from
+ * their definitions (see s_deferrable_sql), recording those in rt.sync_ddl for source, so
+ * that the copy loads a table without indexes and builds them once over its rows
+ * (rt_initcopy_post_table). RT_OK with *deferred; RT_EDB, RT_EIO, RT_ENOMEM. The rest of
+ * the transaction has search_path ''. */
+int rt_initcopy_defer_indexes(PGconn *conn, const char *source, const char *schema,
+                              const char *table, size_t *deferred) RT_WUR;
+
 /* Within the caller's transaction: builds the keys and indexes that rt.sync_ddl holds for
  * one table of source (primary key, unique and exclusion constraints, indexes: they need
  * that table alone) and keeps the rest (foreign keys, triggers, index attachments: they

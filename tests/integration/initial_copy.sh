@@ -51,10 +51,28 @@ INSERT INTO "Mixed Case" SELECT g, NULL FROM generate_series(1, 100) g;
 INSERT INTO ident (doc, n) SELECT string_agg(md5((g * 1000 + k)::text), ''), NULL
     FROM generate_series(1, 300) g, generate_series(1, 600) k GROUP BY g;
 SQL
-# On replica2, loading gen takes about 5 s (an index on a slow expression), so that a kill
+# On replica2, loading gen takes about 5 s (a check on a slow expression), so that a kill
 # finds its copy under way with the bigger tables copied.
 rt_psql replica2 -c "CREATE FUNCTION slow(int) RETURNS int IMMUTABLE LANGUAGE sql
-    AS 'SELECT \$1 FROM pg_sleep(0.005)'; CREATE INDEX gen_slow ON gen (slow(id))"
+    AS 'SELECT \$1 FROM pg_sleep(0.005)'; ALTER TABLE gen ADD CONSTRAINT gen_slow
+    CHECK (slow(id) = id)"
+# replica2's own indexes: the copy loads tables without the keys and indexes it can build
+# again, and builds them after the rows; they end as they were (those it must keep, kept:
+# a key a foreign key refers to, partitions' indexes, a commented index).
+rt_psql replica2 -c "CREATE INDEX gen_expr ON gen ((twice + 1)) WHERE id > 5;
+    CREATE INDEX kinds_mood ON kinds (m, x DESC) WITH (fillfactor = 70);
+    CREATE INDEX nokey_b ON nokey (b); COMMENT ON INDEX nokey_b IS 'kept';
+    ALTER TABLE \"Mixed Case\" ADD CONSTRAINT mixed_value UNIQUE (\"Value\") DEFERRABLE"
+definitions() {
+    rt_psql replica2 -c "SELECT c.relname, i.relname, pg_get_indexdef(i.oid), x.indisvalid,
+        coalesce(obj_description(i.oid, 'pg_class'), '')
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+        JOIN pg_class c ON c.oid = x.indrelid
+        WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1, 2"
+    rt_psql replica2 -c "SELECT conrelid::regclass, conname, pg_get_constraintdef(oid)
+        FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+}
+definitions >"$RT_TMP/definitions.before"
 # replica1 already holds a row of its own.
 rt_psql replica1 -c "INSERT INTO kinds (id) VALUES (-1)"
 
@@ -233,4 +251,9 @@ grep -q 'a resync: every table is copied again' "$RT_TMP/replica2.third.log" ||
     rt_fail "replica2 did not carry out the stored resync"
 wait "$PGBENCH" || { cat "$RT_TMP/pgbench2.out" >&2; rt_fail "pgbench failed"; }
 rt_wait_converged 120 source replica1 replica2
+grep -E 'keys and indexes of [0-9]+ tables are built' "$RT_TMP/replica2.third.log" ||
+    rt_fail "replica2's resync did not build its keys and indexes after the rows"
+definitions >"$RT_TMP/definitions.after"
+diff "$RT_TMP/definitions.before" "$RT_TMP/definitions.after" ||
+    rt_fail "replica2's keys, indexes and constraints differ after its copies"
 echo "initial_copy: ok"

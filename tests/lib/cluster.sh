@@ -11,7 +11,7 @@
 # Every function returns non-zero on failure after printing why to stderr (under
 # `set -e` that ends the script; inside `if` it can be tested). Every wait is
 # bounded. Everything started here is stopped by pid when the script exits, and
-# the temporary directory is removed unless RT_KEEP=1. The script must not
+# the temporary directory (under RT_TMPDIR, default /tmp) is removed unless RT_KEEP=1. The script must not
 # replace the EXIT trap, and must start clusters and daemons from its main shell
 # (not inside $(...)), or they are not recorded for it.
 #
@@ -117,7 +117,7 @@ rt_setup() {
     if [[ -n "$RT_TMP" ]]; then
         return 0
     fi
-    RT_TMP="$(mktemp -d /tmp/rt.XXXXXXXX)" || rt__err "mktemp failed" || return 1
+    RT_TMP="$(mktemp -d "${RT_TMPDIR:-/tmp}/rt.XXXXXXXX")" || rt__err "mktemp failed" || return 1
     chmod 755 "$RT_TMP"
     : >"$RT_TMP/ports"
     export RT_TMP
