@@ -32,9 +32,9 @@
 static const char *const s_tables_sql =
     "SELECT n.nspname, c.relname, c.relkind, "
     "       CASE WHEN c.relkind = 'p' "
-    "            THEN (SELECT coalesce(sum(pg_relation_size(t.relid)), 0) "
+    "            THEN (SELECT coalesce(sum(pg_table_size(t.relid)), 0) "
     "                    FROM pg_partition_tree(c.oid) t) "
-    "            ELSE pg_relation_size(c.oid) END::bigint, "
+    "            ELSE pg_table_size(c.oid) END::bigint, "
     "       p.rowfilter, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, "
     "       pg_relation_size(c.oid) / current_setting('block_size')::bigint "
     "FROM pg_publication_tables p "
