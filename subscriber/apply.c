@@ -343,9 +343,11 @@ static int s_failed(rt_apply_t *self, int err)
     }
     if (err == RT_EIO || !self->conn || PQstatus(self->conn) != CONNECTION_OK) {
         char line[512];
-        rt__apply_error(self, "lost connection to the replica %s: %s", self->target,
-                        self->conn ? rt_pg_error_line(PQerrorMessage(self->conn), line, sizeof line)
-                                   : "closed");
+        const char *why =
+            self->conn ? rt_pg_error_line(PQerrorMessage(self->conn), line, sizeof line) : "closed";
+        if (!why[0])
+            why = "its results did not match the commands sent; reconnecting";
+        rt__apply_error(self, "lost connection to the replica %s: %s", self->target, why);
         rt__apply_drop(self);
         return RT_EIO;
     }

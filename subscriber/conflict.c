@@ -211,7 +211,8 @@ static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t i
     int64_t rows;
     int err;
 
-    self->nops = 0;
+    /* Commands queued by the change before (its rt.conflicts row) stay queued: their
+     * results are read with this change's. */
     if (ch->op == 'T') {
         if ((err = rt__pipeline_send_change(self, rec, idx)) != RT_OK)
             return err;

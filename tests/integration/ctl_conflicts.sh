@@ -7,6 +7,9 @@
 # why, records it once however often it retries, keeps the other subscriber going, and
 # converges once the replica is repaired and `rtctl replay` retries it. Then an UPDATE
 # of a missing row whose new row is incomplete (unchanged TOAST) stops apply_remote too.
+# apply_remote also resolves several conflicts within one transaction (two identical
+# rows of a REPLICA IDENTITY FULL table updated while missing; two existing keys
+# inserted) and applies the rest of it.
 # Counters and last errors are checked in `rtctl status --json`.
 set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
@@ -19,6 +22,8 @@ for c in source rerr rrem; do
 CREATE TABLE t (id int PRIMARY KEY, v text);
 CREATE TABLE docs (id int PRIMARY KEY, body text, n int);
 ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
+CREATE TABLE f (a int, b text);
+ALTER TABLE f REPLICA IDENTITY FULL;
 SQL
 done
 
@@ -69,6 +74,30 @@ row="$(rt_psql rrem -c "SELECT source, relation, op, seq > 0, detail LIKE '%(id)
 rt_wait_until 10 "rrem reporting 3 conflicts" sub_is rrem .conflicts 3
 rt_wait_until 10 "rrem streaming" sub_is rrem .state streaming
 
+echo "== apply_remote resolves several conflicts in one transaction and goes on"
+# Two identical rows of a REPLICA IDENTITY FULL table, both missing on rrem: one
+# UPDATE changes both (two update_missing in one record).
+rt_psql source -c "INSERT INTO f VALUES (1, 'x'), (1, 'x')"
+rt_wait_converged 30 source rrem
+rt_psql rrem -c "DELETE FROM f"
+rt_psql source -c "UPDATE f SET b = 'y' WHERE a = 1"
+# Two inserts of keys rrem has, then changes that do not conflict, in one transaction.
+rt_psql rrem -c "INSERT INTO t VALUES (200, 'replica only'), (201, 'replica only')"
+rt_psql source <<'SQL'
+BEGIN;
+INSERT INTO t VALUES (200, 'from source'), (201, 'from source'), (202, 'from source');
+UPDATE t SET v = 'after two conflicts' WHERE id = 1;
+COMMIT;
+SQL
+rt_wait_converged 60 source rrem
+[[ "$(conflicts_rows rrem)" == "insert_exists:applied_remote,update_missing:applied_remote,delete_missing:skipped,update_missing:applied_remote,update_missing:applied_remote,insert_exists:applied_remote,insert_exists:applied_remote" ]] ||
+    rt_fail "rrem rt.conflicts: $(conflicts_rows rrem)"
+rt_wait_until 10 "rrem reporting 7 conflicts" sub_is rrem .conflicts 7
+rt_wait_until 10 "rrem streaming" sub_is rrem .state streaming
+if grep -q 'lost connection to the replica' "$RT_TMP/rrem.log"; then
+    rt_fail "rrem lost its replica connection while resolving"
+fi
+
 echo "== error stops at the first conflict, retries, and the others go on"
 rt_wait_until 30 "rerr in error" sub_is rerr .state error
 grep -q 'conflict at seq [0-9]* (change 1): INSERT into "public"."t": the row already exists on the replica' \
@@ -100,9 +129,9 @@ rt_psql rrem -c "DELETE FROM docs WHERE id = 1"
 rt_psql source -c "UPDATE docs SET n = 1 WHERE id = 1"
 rt_wait_until 30 "rrem in error" sub_is rrem .state error
 grep -q 'the remote row is incomplete' "$RT_TMP/rrem.log" || rt_fail "the incomplete row is not explained"
-[[ "$(conflicts_rows rrem)" == "insert_exists:applied_remote,update_missing:applied_remote,delete_missing:skipped,update_missing:stopped" ]] ||
+[[ "$(conflicts_rows rrem)" == "insert_exists:applied_remote,update_missing:applied_remote,delete_missing:skipped,update_missing:applied_remote,update_missing:applied_remote,insert_exists:applied_remote,insert_exists:applied_remote,update_missing:stopped" ]] ||
     rt_fail "rrem rt.conflicts: $(conflicts_rows rrem)"
-rt_wait_until 10 "rrem reporting 4 conflicts" sub_is rrem .conflicts 4
+rt_wait_until 10 "rrem reporting 8 conflicts" sub_is rrem .conflicts 8
 rt_wait_converged 30 source rerr
 rt_psql rrem -c "INSERT INTO docs VALUES (1, (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 2000) g), NULL)"
 "${CTL[@]}" replay rrem >/dev/null

@@ -6,8 +6,8 @@
 #    `replay` sends them at once (no waiting for the back-off) and it converges.
 # 2. A plain replay of records already applied changes nothing (exactly once).
 # 3. --since TIME resolves to the first record committed at or after TIME.
-# 4. A replica restored from a dump: pg_dump while a writer keeps inserting, updating
-#    and deleting, the tables dropped and restored from the dump, then
+# 4. A replica restored from a dump: pg_dump while a writer keeps inserting (two rows
+#    a transaction), updating and deleting, the tables dropped and restored from the dump, then
 #    `replay --from <progress at dump time + 1> --reset` moves the replica's origin
 #    back and re-applies with apply_remote: it converges (checksums), and the records
 #    the dump already had show up as resolved conflicts.
@@ -123,7 +123,7 @@ cat >"$RT_TMP/writer.sh" <<EOF
 i=100000
 while :; do
     i=\$((i + 1))
-    "$RT_PG_BIN/psql" -X -q -d "$SOURCE_DSN" -c "INSERT INTO t (id, v) VALUES (\$i, 'w \$i')" \
+    "$RT_PG_BIN/psql" -X -q -d "$SOURCE_DSN" -c "INSERT INTO t (id, v) VALUES (\$i, 'w \$i'), (\$i + 1000000, 'w2 \$i')" \
         -c "UPDATE t SET n = n + 1, v = 'upd ' || \$i WHERE id = (SELECT id FROM t ORDER BY random() LIMIT 1)" \
         -c "DELETE FROM t WHERE id = (SELECT id FROM t WHERE id % 3 = \$i % 3 ORDER BY random() LIMIT 1)" \
         || exit 1
