@@ -8,15 +8,15 @@
  *   [BEGIN] (Parse rt_<n>)? Bind/Execute per change ... Sync
  * and its results are checked (UPDATE/DELETE must touch exactly one row) before
  * the next record is sent (apply_pipeline.c). A run of INSERTs into one relation is
- * written with COPY ... FROM STDIN instead (apply_copy.c), except under apply_remote
- * and for the records a failed COPY covered. A group of source transactions ends with
- *   [SELECT pg_current_xact_id()] SELECT pg_replication_origin_xact_setup(seq, ts) COMMIT Sync
+ * written with COPY ... FROM STDIN instead (apply_copy.c), except under a policy that
+ * resolves conflicts and for the records a failed COPY covered. A group of source transactions ends
+ * with [SELECT pg_current_xact_id()] SELECT pg_replication_origin_xact_setup(seq, ts) COMMIT Sync
  * so the data and the progress commit together.
  *
  * Conflicts (an INSERT of an existing key, an UPDATE or DELETE matching no row) stop
- * applying under the error policy and are resolved under apply_remote, each record
- * then preceded by SAVEPOINT rt_record; either way they are recorded in rt.conflicts
- * (conflict.c).
+ * applying under the error policy and are resolved under the others (apply_remote,
+ * skip), each record then preceded by SAVEPOINT rt_record; either way they are recorded in
+ * rt.conflicts (conflict.c).
  */
 #include "apply_int.h"
 
@@ -35,7 +35,7 @@
 
 /* Connection attempts give up after this long. */
 #define S_CONNECT_TIMEOUT_MS 10000
-/* Source transactions per replica transaction under apply_remote: each record is a
+/* Source transactions per replica transaction under a resolving policy: each record is a
  * subtransaction there, and PostgreSQL caches only 64 subtransaction ids per backend. */
 #define S_REMOTE_GROUP_TXNS 50
 
@@ -159,7 +159,7 @@ bool rt_apply_commit_ready(const rt_apply_t *self)
 
 bool rt_apply_group_full(const rt_apply_t *self)
 {
-    uint32_t txns = self->policy == RT_CONFLICT_APPLY_REMOTE || self->position < self->remote_until
+    uint32_t txns = self->policy != RT_CONFLICT_ERROR || self->position < self->remote_until
                         ? S_REMOTE_GROUP_TXNS
                         : RT_APPLY_GROUP_TXNS;
     return self->group_txns >= txns || self->group_bytes >= RT_APPLY_GROUP_BYTES;
@@ -437,7 +437,7 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     }
     if (first)
         self->txn_commit_lsn = rec->commit_lsn;
-    bool remote = self->policy == RT_CONFLICT_APPLY_REMOTE || rec->seq <= self->remote_until;
+    bool remote = rt__conflict_policy_for(self, rec->seq) != RT_CONFLICT_ERROR;
     bool use_copy = !remote && rec->seq > self->nocopy_until;
     uint64_t resolved_before = self->group_conflicts;
     self->conflict_set = false;

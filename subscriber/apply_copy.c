@@ -7,7 +7,7 @@
  * stays open across records until another change, the commit or a rollback ends it
  * (then pipeline mode again). A COPY that fails names its seq range; the records up
  * to its last seq are then applied with INSERTs only, so that a retry names the exact
- * change. Under apply_remote COPY is never used (apply.c decides).
+ * change. Under a policy that resolves conflicts COPY is never used (apply.c decides).
  */
 #include "apply_int.h"
 

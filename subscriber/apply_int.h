@@ -258,6 +258,9 @@ void rt__conflict_note(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, c
  * 40 bytes), into buf; "" when there is no key or no image. */
 void rt__conflict_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, size_t size);
 
+/* The policy for record seq: apply_remote up to remote_until, else the subscriber's. */
+int rt__conflict_policy_for(const rt_apply_t *self, uint64_t seq);
+
 /* Applies rec change by change, resolving conflicts the apply_remote way (after ROLLBACK
  * TO SAVEPOINT rt_record). Returns 0, an error as rt_apply_record, or RT_ECONFLICT with
  * self->conflict set when one cannot be resolved. */

@@ -1,15 +1,16 @@
 /* subscriber/conflict.c - the applier's conflicts: described, recorded and resolved,
- * and the conflict-policy words.
+ * and the conflict-policy words and rules.
  *
  * Conflicts (an INSERT of an existing key, an UPDATE or DELETE matching no row):
  * under the error policy the transaction is rolled back, the conflict recorded in
- * rt.conflicts in a transaction of its own and RT_ECONFLICT returned. Under
- * apply_remote each record is preceded by SAVEPOINT rt_record; a conflicting record
- * is rolled back to it and applied again one change at a time:
- *   INSERT   SAVEPOINT rt_change; INSERT; on 23505: ROLLBACK TO rt_change and
- *            UPDATE the row with that key to the new row      (insert_exists)
- *   UPDATE   0 rows: INSERT the new row if it is complete      (update_missing)
- *   DELETE   0 rows: nothing                                    (delete_missing)
+ * rt.conflicts in a transaction of its own and RT_ECONFLICT returned. Under a policy
+ * that resolves (apply_remote, skip) each record is preceded by SAVEPOINT rt_record;
+ * a conflicting record is rolled back to it and applied again one change at a time,
+ * each conflict resolved as rt_conflict_decide says:
+ *   INSERT   SAVEPOINT rt_change; INSERT; on 23505: ROLLBACK TO rt_change, then
+ *            UPDATE the row with that key to the new row, or keep it (insert_exists)
+ *   UPDATE   0 rows: INSERT the new row if it is complete, or skip  (update_missing)
+ *   DELETE   0 rows: nothing                                          (delete_missing)
  * each resolution recorded in rt.conflicts in the same transaction.
  */
 #include "conflict.h"
@@ -53,6 +54,7 @@ static const char *const s_conflicts_insert =
 const char *const rt_conflict_policy_words[RT_CONFLICT_NPOLICIES + 1] = {
     [RT_CONFLICT_ERROR] = "error",
     [RT_CONFLICT_APPLY_REMOTE] = "apply_remote",
+    [RT_CONFLICT_SKIP] = "skip",
     [RT_CONFLICT_NPOLICIES] = NULL,
 };
 
@@ -73,10 +75,28 @@ const char *rt_conflict_policy_name(int policy)
     return rt_conflict_policy_words[policy];
 }
 
+rt_resolve_t rt_conflict_decide(int policy, rt_conflict_kind_t kind, bool remote_complete)
+{
+    switch (policy) {
+    case RT_CONFLICT_APPLY_REMOTE:
+        if (kind == RT_CONFLICT_DELETE_MISSING)
+            return RT_RESOLVE_SKIP;
+        if (kind == RT_CONFLICT_UPDATE_MISSING && !remote_complete)
+            return RT_RESOLVE_STOP;
+        return RT_RESOLVE_APPLY;
+    case RT_CONFLICT_SKIP: return RT_RESOLVE_SKIP;
+    default: return RT_RESOLVE_STOP;
+    }
+}
+
 void rt_apply_set_policy(rt_apply_t *self, int policy)
 {
-    self->policy =
-        policy == RT_CONFLICT_APPLY_REMOTE ? RT_CONFLICT_APPLY_REMOTE : RT_CONFLICT_ERROR;
+    self->policy = policy > 0 && policy < RT_CONFLICT_NPOLICIES ? policy : RT_CONFLICT_ERROR;
+}
+
+int rt__conflict_policy_for(const rt_apply_t *self, uint64_t seq)
+{
+    return seq <= self->remote_until ? RT_CONFLICT_APPLY_REMOTE : self->policy;
 }
 
 void rt_apply_set_remote_until(rt_apply_t *self, uint64_t seq)
@@ -161,7 +181,7 @@ static int s_queue_conflict_row(rt_apply_t *self, const char *resolution)
     return rt__pipeline_send(self, RT__OP_MISC, s_conflicts_insert, 7, params);
 }
 
-/* Logs a conflict that apply_remote resolved (the first few, then a sample). */
+/* Logs a conflict resolved by the policy (the first few, then a sample). */
 static void s_log_resolved(rt_apply_t *self, const char *resolution)
 {
     uint64_t n = self->conflicts + self->group_conflicts;
@@ -202,9 +222,112 @@ static bool s_row_complete(const rt_change_t *ch)
     return ch->new_ != NULL;
 }
 
-/* Applies change idx of rec one statement at a time, resolving conflicts the
- * apply_remote way. RT_ECONFLICT (self->conflict set) when one cannot be resolved. */
-static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
+/* Resolves an INSERT whose key exists (probe_detail says which row) the policy's way:
+ * the row updated to the remote one, or the replica's row kept. */
+static int s_insert_exists(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, int policy,
+                           const char *key)
+{
+    const rt_change_t *ch = &rec->changes[idx];
+    char found[256];
+    int64_t rows;
+    int err;
+
+    snprintf(found, sizeof found, "%s", self->probe_detail);
+    if ((err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_change", 0, NULL)) !=
+        RT_OK)
+        return err;
+    rt_resolve_t r = rt_conflict_decide(policy, RT_CONFLICT_INSERT_EXISTS, s_row_complete(ch));
+    if (r == RT_RESOLVE_SKIP) {
+        rt__conflict_note(self, rec, idx, 'I', "insert_exists",
+                          "INSERT of %s: the row already exists on the replica (%s); kept the "
+                          "replica's row",
+                          key[0] ? key : "a row", found);
+        return s_resolved(self, "skipped");
+    }
+    if (r == RT_RESOLVE_APPLY) {
+        /* Make that row the new one (UPDATE by the new row's key). */
+        rt_change_t upd = {.op = 'U', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
+        if ((err = s_probe(self, rec, &upd, idx, &rows)) != RT_OK)
+            return err;
+        if (rows == 1) {
+            rt__conflict_note(self, rec, idx, 'I', "insert_exists",
+                              "INSERT of %s: the row already exists on the replica (%s); "
+                              "updated it to the remote row",
+                              key[0] ? key : "a row", found);
+            return s_resolved(self, "applied_remote");
+        }
+        rt__conflict_note(self, rec, idx, 'I', "insert_exists",
+                          "INSERT into the replica failed: %s, and no row has the key %s to "
+                          "update",
+                          found, key[0] ? key : "(none)");
+        return RT_ECONFLICT;
+    }
+    rt__conflict_note(self, rec, idx, 'I', "insert_exists",
+                      "INSERT of %s: the row already exists on the replica (%s)",
+                      key[0] ? key : "a row", found);
+    return RT_ECONFLICT;
+}
+
+/* Resolves an UPDATE (op 'U') or DELETE that matched no row the policy's way. */
+static int s_missing(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, int policy,
+                     const char *key, const char *table)
+{
+    const rt_change_t *ch = &rec->changes[idx];
+    bool complete = s_row_complete(ch);
+    int64_t rows;
+    int err;
+
+    if (ch->op == 'D') {
+        const char *how = "nothing to delete";
+        rt_resolve_t r = rt_conflict_decide(policy, RT_CONFLICT_DELETE_MISSING, false);
+        if (r == RT_RESOLVE_STOP)
+            how = "stopped";
+        rt__conflict_note(self, rec, idx, 'D', "delete_missing",
+                          "DELETE of %s matched 0 rows on the replica (the row is missing): %s; %s",
+                          table, key[0] ? key : "no key", how);
+        return r == RT_RESOLVE_STOP ? RT_ECONFLICT : s_resolved(self, "skipped");
+    }
+    rt_resolve_t r = rt_conflict_decide(policy, RT_CONFLICT_UPDATE_MISSING, complete);
+    if (r == RT_RESOLVE_SKIP) {
+        rt__conflict_note(self, rec, idx, 'U', "update_missing",
+                          "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
+                          "skipped it",
+                          table, key[0] ? key : "no key");
+        return s_resolved(self, "skipped");
+    }
+    if (r == RT_RESOLVE_APPLY) {
+        rt_change_t ins = {.op = 'I', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
+        if ((err = s_probe(self, rec, &ins, idx, &rows)) != RT_OK)
+            return err;
+        if (rows >= 0) {
+            rt__conflict_note(self, rec, idx, 'U', "update_missing",
+                              "UPDATE of %s matched 0 rows on the replica (the row is missing): "
+                              "%s; inserted the remote row",
+                              table, key[0] ? key : "no key");
+            return s_resolved(self, "applied_remote");
+        }
+        rt__conflict_note(self, rec, idx, 'U', "update_missing",
+                          "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
+                          "inserting the remote row failed too (%s)",
+                          table, key[0] ? key : "no key", self->probe_detail);
+        return RT_ECONFLICT;
+    }
+    if (complete || policy != RT_CONFLICT_APPLY_REMOTE)
+        rt__conflict_note(self, rec, idx, 'U', "update_missing",
+                          "UPDATE of %s matched 0 rows on the replica (the row is missing): %s",
+                          table, key[0] ? key : "no key");
+    else
+        rt__conflict_note(self, rec, idx, 'U', "update_missing",
+                          "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
+                          "the remote row is incomplete (unchanged TOASTed values were not sent), "
+                          "so it cannot be inserted",
+                          table, key[0] ? key : "no key");
+    return RT_ECONFLICT;
+}
+
+/* Applies change idx of rec one statement at a time, resolving conflicts by policy.
+ * RT_ECONFLICT (self->conflict set) when one is not resolved. */
+static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, int policy)
 {
     const rt_change_t *ch = &rec->changes[idx];
     char key[300];
@@ -229,28 +352,7 @@ static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t i
         if ((err = rt__pipeline_send(self, RT__OP_MISC, "SAVEPOINT rt_change", 0, NULL)) != RT_OK ||
             (err = s_probe(self, rec, ch, idx, &rows)) != RT_OK)
             return err;
-        if (rows >= 0)
-            return RT_OK;
-        /* The key exists: make that row the new one (UPDATE by the new row's key). */
-        char found[256];
-        snprintf(found, sizeof found, "%s", self->probe_detail);
-        rt_change_t upd = {.op = 'U', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
-        if ((err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_change", 0,
-                                     NULL)) != RT_OK ||
-            (err = s_probe(self, rec, &upd, idx, &rows)) != RT_OK)
-            return err;
-        if (rows == 1) {
-            rt__conflict_note(self, rec, idx, 'I', "insert_exists",
-                              "INSERT of %s: the row already exists on the replica (%s); "
-                              "updated it to the remote row",
-                              key[0] ? key : "a row", found);
-            return s_resolved(self, "applied_remote");
-        }
-        rt__conflict_note(self, rec, idx, 'I', "insert_exists",
-                          "INSERT into the replica failed: %s, and no row has the key %s to "
-                          "update",
-                          found, key[0] ? key : "(none)");
-        return RT_ECONFLICT;
+        return rows >= 0 ? RT_OK : s_insert_exists(self, rec, idx, policy, key);
     }
     if ((err = s_probe(self, rec, ch, idx, &rows)) != RT_OK)
         return err;
@@ -258,53 +360,30 @@ static int s_resolve_change(rt_apply_t *self, const rt_record_t *rec, uint32_t i
         return RT_OK;
     char *table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
     const char *t = table ? table : "?";
-    if (ch->op == 'D' && rows == 0) {
-        rt__conflict_note(self, rec, idx, 'D', "delete_missing",
-                          "DELETE of %s matched 0 rows on the replica (the row is missing): %s; "
-                          "nothing to delete",
-                          t, key[0] ? key : "no key");
-        free(table);
-        return s_resolved(self, "skipped");
-    }
-    if (ch->op == 'U' && rows == 0 && s_row_complete(ch)) {
-        rt_change_t ins = {.op = 'I', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
-        if ((err = s_probe(self, rec, &ins, idx, &rows)) != RT_OK) {
-            free(table);
-            return err;
-        }
-        if (rows >= 0) {
-            rt__conflict_note(self, rec, idx, 'U', "update_missing",
-                              "UPDATE of %s matched 0 rows on the replica (the row is missing): "
-                              "%s; inserted the remote row",
-                              t, key[0] ? key : "no key");
-            free(table);
-            return s_resolved(self, "applied_remote");
-        }
-        rt__conflict_note(self, rec, idx, 'U', "update_missing",
-                          "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
-                          "inserting the remote row failed too (%s)",
-                          t, key[0] ? key : "no key", self->probe_detail);
-    } else if (ch->op == 'U' && rows == 0) {
-        rt__conflict_note(self, rec, idx, 'U', "update_missing",
-                          "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
-                          "the remote row is incomplete (unchanged TOASTed values were not sent), "
-                          "so it cannot be inserted",
-                          t, key[0] ? key : "no key");
+    if (rows == 0)
+        err = s_missing(self, rec, idx, policy, key, t);
+    else if (rows < 0) {
+        rt__conflict_note(self, rec, idx, ch->op, "update_exists",
+                          "UPDATE of %s: the new key exists on the replica (%s): %s", t,
+                          self->probe_detail, key[0] ? key : "no key");
+        err = RT_ECONFLICT;
     } else {
         rt__conflict_note(self, rec, idx, ch->op,
                           ch->op == 'U' ? "update_multiple" : "delete_multiple",
                           "%s of %s matched %" PRId64 " rows on the replica instead of 1 (the "
                           "identity is not unique): %s",
                           rt__conflict_op_name(ch->op), t, rows, key[0] ? key : "no key");
+        err = RT_ECONFLICT;
     }
     free(table);
-    return RT_ECONFLICT;
+    return err;
 }
 
 int rt__conflict_resolve_record(rt_apply_t *self, const rt_record_t *rec)
 {
+    int policy = rt__conflict_policy_for(self, rec->seq);
     for (uint32_t i = 0; i < rec->nchanges; i++) {
-        int err = s_resolve_change(self, rec, i);
+        int err = s_resolve_change(self, rec, i, policy);
         if (err != RT_OK)
             return err;
     }

@@ -220,8 +220,9 @@ int main(int argc, char **argv)
         OPT("conflict-policy", RT_CFG_ENUM, conflict_policy, "error", rt_conflict_policy_words,
             false, true,
             "on an INSERT of an existing key or an UPDATE/DELETE of a missing row: error "
-            "(stop applying, retry with back-off) or apply_remote (make the replica row the "
-            "source's); either way recorded in rt.conflicts"),
+            "(stop applying, retry with back-off), apply_remote (make the replica row the "
+            "source's) or skip (leave the change out, keep the replica's row); each one "
+            "recorded in rt.conflicts"),
         OPT("init", RT_CFG_ENUM, init, "none", s_init_words, false, false,
             "on the first start for a source (no progress on the replica yet): none (the "
             "replica already holds the source's rows) or copy (copy every published table "

@@ -9,14 +9,15 @@
 # of a missing row whose new row is incomplete (unchanged TOAST) stops apply_remote too.
 # apply_remote also resolves several conflicts within one transaction (two identical
 # rows of a REPLICA IDENTITY FULL table updated while missing; two existing keys
-# inserted) and applies the rest of it.
+# inserted) and applies the rest of it. A third replica under `skip` meets the same
+# conflicts and leaves each conflicting change out, recorded, applying the rest.
 # Counters and last errors are checked in `rtctl status --json`.
 set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
 rt_setup
 command -v jq >/dev/null || rt_fail "jq is needed (Debian package jq)"
 
-for c in source rerr rrem; do
+for c in source rerr rrem rskip; do
     rt_pg_start "$c"
     rt_psql "$c" <<'SQL'
 CREATE TABLE t (id int PRIMARY KEY, v text);
@@ -37,6 +38,8 @@ rt_start_daemon rerr "$RT_TMP/rerr.log" "$RT_BIN/rt-subscriber" --publisher "$RO
     --target "$RERR_DSN" --name rerr
 rt_start_daemon rrem "$RT_TMP/rrem.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
     --target "$RREM_DSN" --name rrem --conflict-policy apply_remote
+rt_start_daemon rskip "$RT_TMP/rskip.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
+    --target "$RSKIP_DSN" --name rskip --conflict-policy skip
 grep -q 'conflict policy apply_remote' "$RT_TMP/rrem.log" || rt_fail "rrem does not say its policy"
 
 # A bad policy is a usage error naming the flag.
@@ -52,11 +55,11 @@ conflicts_rows() { rt_psql "$1" -c "SELECT string_agg(kind || ':' || resolution,
 
 echo "== baseline"
 rt_psql source -c "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 10) g"
-rt_wait_converged 60 source rerr rrem
+rt_wait_converged 60 source rerr rrem rskip
 [[ "$(conflicts_rows rrem)" == "" ]] || rt_fail "rt.conflicts not empty at start"
 
 echo "== replicas diverge: an extra row 100, rows 2 and 3 missing"
-for r in rerr rrem; do
+for r in rerr rrem rskip; do
     rt_psql "$r" -c "INSERT INTO t VALUES (100, 'replica only')" \
         -c "DELETE FROM t WHERE id IN (2, 3)"
 done
@@ -78,11 +81,14 @@ echo "== apply_remote resolves several conflicts in one transaction and goes on"
 # Two identical rows of a REPLICA IDENTITY FULL table, both missing on rrem: one
 # UPDATE changes both (two update_missing in one record).
 rt_psql source -c "INSERT INTO f VALUES (1, 'x'), (1, 'x')"
-rt_wait_converged 30 source rrem
+rt_wait_until 30 "f on rrem and rskip" bash -c "[[ \$('$RT_PG_BIN/psql' -X -qAt -d '$RREM_DSN' -c 'SELECT count(*) FROM f') == 2 && \$('$RT_PG_BIN/psql' -X -qAt -d '$RSKIP_DSN' -c 'SELECT count(*) FROM f') == 2 ]]"
 rt_psql rrem -c "DELETE FROM f"
+rt_psql rskip -c "DELETE FROM f"
 rt_psql source -c "UPDATE f SET b = 'y' WHERE a = 1"
 # Two inserts of keys rrem has, then changes that do not conflict, in one transaction.
-rt_psql rrem -c "INSERT INTO t VALUES (200, 'replica only'), (201, 'replica only')"
+for r in rrem rskip; do
+    rt_psql "$r" -c "INSERT INTO t VALUES (200, 'replica only'), (201, 'replica only')"
+done
 rt_psql source <<'SQL'
 BEGIN;
 INSERT INTO t VALUES (200, 'from source'), (201, 'from source'), (202, 'from source');
@@ -97,6 +103,25 @@ rt_wait_until 10 "rrem streaming" sub_is rrem .state streaming
 if grep -q 'lost connection to the replica' "$RT_TMP/rrem.log"; then
     rt_fail "rrem lost its replica connection while resolving"
 fi
+
+echo "== skip leaves every conflicting change out and applies the rest"
+SKIPPED=skipped,skipped,skipped,skipped,skipped,skipped,skipped
+skip_resolutions() { rt_psql rskip -c "SELECT string_agg(resolution, ',' ORDER BY id) FROM rt.conflicts"; }
+rt_wait_until 30 "rskip recording 7 skipped conflicts" bash -c "[[ \$('$RT_PG_BIN/psql' -X -qAt -d '$RSKIP_DSN' -c \"SELECT string_agg(resolution, ',' ORDER BY id) FROM rt.conflicts\") == $SKIPPED ]]"
+[[ "$(rt_psql rskip -c "SELECT string_agg(kind, ',' ORDER BY id) FROM rt.conflicts")" == "insert_exists,update_missing,delete_missing,update_missing,update_missing,insert_exists,insert_exists" ]] ||
+    rt_fail "rskip rt.conflicts kinds: $(rt_psql rskip -c "SELECT string_agg(kind, ',' ORDER BY id) FROM rt.conflicts")"
+# rskip equals the source but for the rows the skipped changes would have written.
+rest_sql="SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM t WHERE id NOT IN (2, 3, 100, 200, 201)"
+skip_converged() {
+    [[ "$(rt_psql rskip -c "$rest_sql")" == "$(rt_psql source -c "$rest_sql")" ]] &&
+        [[ "$(rt_psql rskip -c "SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM t WHERE id IN (2, 3, 100, 200, 201)")" == "100:replica only,200:replica only,201:replica only" ]] &&
+        [[ "$(rt_psql rskip -c "SELECT count(*) FROM f")" == 0 ]]
+}
+rt_wait_until 30 "rskip equal but for the skipped changes" skip_converged
+rt_wait_until 10 "rskip reporting 7 conflicts" sub_is rskip .conflicts 7
+rt_wait_until 10 "rskip streaming" sub_is rskip .state streaming
+grep -q 'conflict at seq [0-9]* (insert_exists on "public"."t") skipped: INSERT of (id)=(100): the row already exists on the replica' "$RT_TMP/rskip.log" ||
+    rt_fail "rskip does not log the skipped insert"
 
 echo "== error stops at the first conflict, retries, and the others go on"
 rt_wait_until 30 "rerr in error" sub_is rerr .state error
@@ -137,7 +162,9 @@ rt_psql rrem -c "INSERT INTO docs VALUES (1, (SELECT string_agg(md5(g::text), ''
 "${CTL[@]}" replay rrem >/dev/null
 rt_wait_converged 30 source rerr rrem
 
-for d in rerr rrem pub; do
+rt_wait_until 30 "rskip still equal but for the skipped changes" skip_converged
+[[ "$(skip_resolutions)" == "$SKIPPED" ]] || rt_fail "rskip rt.conflicts: $(skip_resolutions)"
+for d in rerr rrem rskip pub; do
     rc=0
     rt_stop_daemon "$d" || rc=$?
     [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
