@@ -47,6 +47,7 @@ typedef struct {
     rt_relation_t rel; /* descriptor, strings owned */
     uint64_t epoch;    /* record in which index is valid */
     uint32_t index;    /* index of the descriptor in that record */
+    bool own;          /* a table of RT_OWN_SCHEMA: its changes are left out */
 } s_rel_t;
 
 static void s_rel_free(void **item)
@@ -367,6 +368,7 @@ int rt_capture_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m)
     r->rel.schema = strdup(m->u.relation.nspname[0] ? m->u.relation.nspname : "pg_catalog");
     r->rel.table = strdup(m->u.relation.relname);
     r->rel.replident = m->u.relation.replident;
+    r->own = strcmp(m->u.relation.nspname, RT_OWN_SCHEMA) == 0;
     r->rel.ncols = m->u.relation.natts;
     r->rel.cols = calloc(r->rel.ncols ? r->rel.ncols : 1, sizeof *r->rel.cols);
     bool ok = r->rel.schema && r->rel.table && r->rel.cols;
@@ -389,6 +391,30 @@ int rt_capture_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m)
     return RT_OK;
 }
 
+/* Whether relid is a table of rt's own schema (unknown relids are reported later). */
+static bool s_own_rel(const rt_capture_t *self, uint32_t relid)
+{
+    const s_rel_t *r = zhashx_lookup(self->rels, (void *)(uintptr_t)relid);
+    return r && r->own;
+}
+
+/* Whether change m touches only rt's own tables (a TRUNCATE that names others too
+ * loses rt's own from its list when it is built). */
+static bool s_own_change(const rt_capture_t *self, const rt_pgo_msg_t *m)
+{
+    switch (m->type) {
+    case 'I': return s_own_rel(self, m->u.insert.relid);
+    case 'U': return s_own_rel(self, m->u.update.relid);
+    case 'D': return s_own_rel(self, m->u.del.relid);
+    case 'T':
+        for (uint32_t i = 0; i < m->u.truncate.nrels; i++)
+            if (!s_own_rel(self, m->u.truncate.relids[i]))
+                return false;
+        return true;
+    default: return false;
+    }
+}
+
 int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
 {
     if (!self->in_txn) {
@@ -396,7 +422,7 @@ int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
         return RT_EPROTO;
     }
     self->expect_origin = false;
-    if (self->skip)
+    if (self->skip || s_own_change(self, m))
         return RT_OK;
     if (self->skip_changes > 0) {
         self->skip_changes--;
@@ -453,10 +479,14 @@ int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
             self->trunc = t;
             self->trunc_cap = n;
         }
-        for (uint32_t i = 0; i < n; i++)
-            if ((rc = s_record_rel(self, m->u.truncate.relids[i], &self->trunc[i], NULL)) < 0)
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (s_own_rel(self, m->u.truncate.relids[i]))
+                continue;
+            if ((rc = s_record_rel(self, m->u.truncate.relids[i], &self->trunc[kept++], NULL)) < 0)
                 return rc;
-        rt_record_builder_truncate(self->builder, m->u.truncate.flags, n, self->trunc);
+        }
+        rt_record_builder_truncate(self->builder, m->u.truncate.flags, kept, self->trunc);
         break;
     }
     }

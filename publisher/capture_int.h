@@ -17,6 +17,9 @@
 /* Transactions whose origin starts with this were applied here by an rt subscriber:
  * they are never sent back. */
 #define RT_ORIGIN_PREFIX "rt_"
+/* rt's own schema on a node (rt.conflicts, rt.sync_state...): its changes are never
+ * captured, so that a node that is a replica too does not send them on. */
+#define RT_OWN_SCHEMA "rt"
 
 /* A transaction streamed before its commit and its spool (spool.c). */
 typedef struct rt_spool_txn_t rt_spool_txn_t;

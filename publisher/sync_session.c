@@ -42,7 +42,7 @@ static const char *const s_tables_sql =
     "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename "
     "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "     AND a.attgenerated = '' AND (p.attnames IS NULL OR a.attname = ANY (p.attnames)) "
-    "WHERE p.pubname = $1 "
+    "WHERE p.pubname = $1 AND n.nspname <> 'rt' "
     "ORDER BY n.nspname, c.relname, a.attnum";
 
 /* A table of the session, beyond what SYNC_READY says of it. */
