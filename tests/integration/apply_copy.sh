@@ -121,12 +121,5 @@ rt_daemon_alive sub || rt_fail "the subscriber died on a conflict"
 rt_psql replica -c "DELETE FROM many WHERE k = 'c50'"
 rt_wait_converged 90 source replica
 
-for d in sub pub; do
-    rc=0
-    rt_stop_daemon "$d" || rc=$?
-    [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
-done
-if grep -E 'AddressSanitizer|runtime error' "$RT_TMP"/*.log; then
-    rt_fail "sanitizer reports in the daemon logs"
-fi
+rt_stop_clean sub pub
 echo "apply copy: ok"

@@ -164,12 +164,5 @@ rt_wait_converged 30 source rerr rrem
 
 rt_wait_until 30 "rskip still equal but for the skipped changes" skip_converged
 [[ "$(skip_resolutions)" == "$SKIPPED" ]] || rt_fail "rskip rt.conflicts: $(skip_resolutions)"
-for d in rerr rrem rskip pub; do
-    rc=0
-    rt_stop_daemon "$d" || rc=$?
-    [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
-done
-if grep -E 'AddressSanitizer|runtime error' "$RT_TMP"/*.log; then
-    rt_fail "sanitizer errors in the daemon logs"
-fi
+rt_stop_clean rerr rrem rskip pub
 echo "ctl conflicts: ok"

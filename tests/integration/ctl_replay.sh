@@ -185,12 +185,5 @@ rc=0
 "${CTL[@]}" resume r1 >/dev/null
 rt_wait_converged 30 source r1
 
-for d in r1 pub; do
-    rc=0
-    rt_stop_daemon "$d" || rc=$?
-    [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
-done
-if grep -E 'AddressSanitizer|runtime error' "$RT_TMP"/*.log; then
-    rt_fail "sanitizer errors in the daemon logs"
-fi
+rt_stop_clean r1 pub
 echo "ctl replay: ok"

@@ -98,9 +98,5 @@ grep -qw icanon "$RT_TMP/top2.stty" && grep -qw echo "$RT_TMP/top2.stty" ||
 
 rt_stop_daemon writer || true
 rt_wait_converged 60 source r1 r2
-for d in r1 r2 pub; do
-    rc=0
-    rt_stop_daemon "$d" || rc=$?
-    [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
-done
+rt_stop_clean r1 r2 pub
 echo "ctl top: ok"

@@ -72,11 +72,7 @@ rt_assert_same source replica1 replica2
     rt_fail "rtctl status --json does not list replica1"
 "$RT_BIN/rtctl" ping "$ROUTER"
 
-for d in replica1 replica2 pub; do
-    rc=0
-    rt_stop_daemon "$d" || rc=$?
-    [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
-done
+rt_stop_clean replica1 replica2 pub
 if grep -E 'ERROR|AddressSanitizer|runtime error' "$RT_TMP"/*.log; then
     rt_fail "errors in the daemon logs"
 fi

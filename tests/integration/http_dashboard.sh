@@ -198,11 +198,7 @@ rt_wait_until 30 "replica1 streaming again" streaming
 rt_wait_until 15 "the page to show replica1 streaming" rt_webdriver_has_text "$ROW .badge" streaming
 rt_webdriver_stop
 
-for d in replica1 pub; do
-    rc=0
-    rt_stop_daemon "$d" || rc=$?
-    [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
-done
+rt_stop_clean replica1 pub
 if grep -E 'ERROR|AddressSanitizer|runtime error' "$RT_TMP"/pub.log "$RT_TMP"/replica1.log; then
     rt_fail "errors in the daemon logs"
 fi

@@ -177,13 +177,6 @@ echo "streamed commits: $(streamed)"
 (($(streamed) >= 6)) || rt_fail "fewer streamed commits than streamed transactions"
 echo '\q' >&7
 echo '\q' >&8
-for d in sub pub; do
-    rc=0
-    rt_stop_daemon "$d" || rc=$?
-    [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
-done
+rt_stop_clean sub pub
 [[ -z "$(ls "$RT_TMP/outbox" | grep stream- || true)" ]] || rt_fail "spool files left in the outbox"
-if grep -E 'AddressSanitizer|runtime error' "$RT_TMP"/*.log; then
-    rt_fail "sanitizer reports in the daemon logs"
-fi
 echo "stream in progress: ok"

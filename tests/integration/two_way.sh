@@ -112,12 +112,5 @@ if grep -q 'refused' "$RT_TMP/sub_a.log"; then
     rt_fail "a's subscriber refused a record"
 fi
 
-for d in sub_a sub_b pub_a pub_b; do
-    rc=0
-    rt_stop_daemon "$d" || rc=$?
-    [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
-done
-if grep -E 'AddressSanitizer|runtime error' "$RT_TMP"/*.log; then
-    rt_fail "sanitizer errors in the daemon logs"
-fi
+rt_stop_clean sub_a sub_b pub_a pub_b
 echo "two way: ok"

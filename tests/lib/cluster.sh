@@ -490,6 +490,21 @@ rt_kill9() {
     return 0
 }
 
+# rt_stop_clean NAME...
+# Stops each named daemon (rt_stop_daemon) and fails the test if one does not exit 0
+# on SIGTERM; then fails if a log under RT_TMP holds a sanitizer report.
+rt_stop_clean() {
+    local d rc
+    for d in "$@"; do
+        rc=0
+        rt_stop_daemon "$d" || rc=$?
+        [[ "$rc" == 0 ]] || rt_fail "$d exited with status $rc on SIGTERM"
+    done
+    if grep -E 'AddressSanitizer|runtime error' "$RT_TMP"/*.log; then
+        rt_fail "sanitizer reports in the daemon logs"
+    fi
+}
+
 # rt_daemon_alive LABEL
 # True while the daemon LABEL runs.
 rt_daemon_alive() {
