@@ -38,6 +38,9 @@
 /* Source transactions per replica transaction under a resolving policy: each record is a
  * subtransaction there, and PostgreSQL caches only 64 subtransaction ids per backend. */
 #define S_REMOTE_GROUP_TXNS 50
+/* Times a record is read and written again under keep_local or last_write_wins when a
+ * concurrent local write came between its reads and its writes. */
+#define S_VERSIONED_ATTEMPTS 5
 
 rt_apply_t *rt_apply_new(const char *dsn, volatile sig_atomic_t *stop)
 {
@@ -68,6 +71,7 @@ void rt_apply_destroy(rt_apply_t **self_p)
     free(self->trels);
     free(self->relkeys);
     rt__skip_free(self);
+    rt__versioned_free(self);
     free(self->fchanges);
     free(self->ftrunc);
     free(self->fheld);
@@ -120,6 +124,7 @@ void rt__apply_drop(rt_apply_t *self)
         self->conn = NULL;
     }
     zhashx_purge(self->cache);
+    rt__versioned_txn_end(self, false);
     s_reset_txn(self);
 }
 
@@ -159,7 +164,10 @@ bool rt_apply_commit_ready(const rt_apply_t *self)
 
 bool rt_apply_group_full(const rt_apply_t *self)
 {
-    uint32_t txns = self->policy != RT_CONFLICT_ERROR || self->position < self->remote_until
+    /* Under last_write_wins a row's commit time must be its source transaction's own:
+     * one source transaction per replica transaction. */
+    uint32_t txns = self->policy == RT_CONFLICT_LWW && self->position >= self->remote_until ? 1
+                    : self->policy != RT_CONFLICT_ERROR || self->position < self->remote_until
                         ? S_REMOTE_GROUP_TXNS
                         : RT_APPLY_GROUP_TXNS;
     return self->group_txns >= txns || self->group_bytes >= RT_APPLY_GROUP_BYTES;
@@ -278,6 +286,9 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
     if (!(res = s_setup_exec(self, "create rt.conflicts", rt__conflicts_ddl, 0, NULL, NULL)))
         goto cleanup;
     PQclear(res);
+    res = NULL;
+    if (rt__versioned_setup(self, self->policy) != RT_OK)
+        goto cleanup;
     if (!(res = s_setup_exec(self, "client_min_messages", "RESET client_min_messages", 0, NULL,
                              NULL)))
         goto cleanup;
@@ -359,6 +370,7 @@ static int s_failed(rt_apply_t *self, int err)
 
 void rt_apply_rollback(rt_apply_t *self)
 {
+    rt__versioned_txn_end(self, false);
     if (!self->conn || !self->in_txn) {
         s_reset_txn(self);
         return;
@@ -437,8 +449,10 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     }
     if (first)
         self->txn_commit_lsn = rec->commit_lsn;
-    bool remote = rt__conflict_policy_for(self, rec->seq) != RT_CONFLICT_ERROR;
-    bool use_copy = !remote && rec->seq > self->nocopy_until;
+    int policy = rt__conflict_policy_for(self, rec->seq);
+    bool versioned = rt__versioned_policy(policy);
+    bool remote = policy != RT_CONFLICT_ERROR && !versioned;
+    bool use_copy = policy == RT_CONFLICT_ERROR && rec->seq > self->nocopy_until;
     uint64_t resolved_before = self->group_conflicts;
     self->conflict_set = false;
     self->nops = 0;
@@ -450,9 +464,26 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         self->in_txn = true;
         self->txn_start_ms = rt_mono_ms();
     }
-    if (remote &&
+    if ((remote || versioned) &&
         (err = rt__pipeline_send(self, RT__OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
         return s_failed(self, err);
+    for (int attempt = 1; versioned; attempt++) {
+        err = rt__versioned_record(self, rec, policy);
+        if (err != RT_ECONFLICT || !self->vrace || attempt == S_VERSIONED_ATTEMPTS)
+            goto failed;
+        rt_debug("seq %" PRIu64 ": a row changed between its read and its write; reading it "
+                 "again",
+                 rec->seq);
+        self->nops = 0;
+        self->conflict_set = false;
+        self->group_conflicts = resolved_before;
+        if (self->tombs)
+            zhashx_purge(self->tombs); /* tombstone tables made since the savepoint */
+        if ((err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0,
+                                     NULL)) != RT_OK ||
+            (err = rt__pipeline_run(self, NULL)) != RT_OK)
+            goto failed;
+    }
     uint32_t copy_rel = UINT32_MAX; /* relation index of this record the open COPY writes */
     for (uint32_t i = 0; i < rec->nchanges; i++) {
         const rt_change_t *ch = &rec->changes[i];
@@ -552,7 +583,7 @@ int rt_apply_commit(rt_apply_t *self)
     if (self->copying && (err = rt__copy_end(self)) != RT_OK)
         return s_failed(self, err);
     rt_lsn_format(self->group_seq, lsn, sizeof lsn);
-    snprintf(ts, sizeof ts, "%" PRId64, rt_pg_to_unix_us(self->group_ts));
+    snprintf(ts, sizeof ts, "%" PRId64, self->group_ts); /* exact: it orders versions */
     const char *params[2] = {lsn, ts};
     /* A transaction without an xid writes no commit record and would not advance
      * the origin: give an all-empty group one. */
@@ -571,7 +602,8 @@ int rt_apply_commit(rt_apply_t *self)
         return s_failed(self, err);
     if ((err = rt__pipeline_send(self, RT__OP_MISC,
                                  "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
-                                 "to_timestamp($2::float8 / 1e6))",
+                                 "timestamptz '2000-01-01 00:00:00+00' + "
+                                 "$2::bigint * interval '1 microsecond')",
                                  2, params)) != RT_OK ||
         (err = rt__pipeline_send(self, RT__OP_COMMIT, "COMMIT", 0, NULL)) != RT_OK)
         return s_failed(self, err);
@@ -592,6 +624,7 @@ int rt_apply_commit(rt_apply_t *self)
     self->applied_txns += self->group_txns;
     self->applied_rows += self->group_changes;
     self->last_error[0] = '\0';
+    rt__versioned_txn_end(self, true);
     s_reset_txn(self);
     return RT_OK;
 }

@@ -97,6 +97,10 @@ void rt_apply_rollback(rt_apply_t *self);
 /* Sets the policy (default RT_CONFLICT_ERROR). */
 void rt_apply_set_policy(rt_apply_t *self, int policy);
 
+/* This node's name: under keep_local and last_write_wins, a row written on the replica
+ * itself is this node's version (in a mesh, the name the node's own publisher has). */
+void rt_apply_set_node(rt_apply_t *self, const char *node);
+
 /* Records up to seq are applied with RT_CONFLICT_APPLY_REMOTE whatever the policy
  * (a replay with reset re-applies records the replica may already hold). 0: none. */
 void rt_apply_set_remote_until(rt_apply_t *self, uint64_t seq);

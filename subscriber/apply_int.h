@@ -40,7 +40,20 @@ typedef struct {
     char op[12];        /* INSERT, UPDATE, DELETE */
     char kind[24];      /* insert_exists, update_missing, update_exists, ... */
     char detail[512];   /* what was found, one line */
+    bool versions;      /* the versions below were compared (keep_local, last_write_wins) */
+    char local_node[128], remote_node[128]; /* who wrote each version ("" unknown) */
+    int64_t local_ts, remote_ts; /* commit times, PostgreSQL epoch µs (local: 0 unknown) */
+    bool local_known;
 } rt__conflict_t;
+
+/* A version read (apply_versioned.c): the row or tombstone a change meets. */
+typedef struct {
+    bool present;   /* there is one */
+    bool known;     /* its commit time is known */
+    bool own;       /* written by this source (its origin) */
+    int64_t ts;     /* commit time, PostgreSQL epoch µs */
+    char node[128]; /* the node whose write it is ("" unknown) */
+} rt__vread_t;
 
 /* The applier (apply.h): the replica session and its progress, the open transaction,
  * the pipeline queue and statement cache, the open COPY and the conflict being handled. */
@@ -101,7 +114,14 @@ struct rt_apply_t {
     uint32_t run_rows;              /* how many (applied with INSERT) */
     uint64_t nocopy_until;          /* records up to this seq are applied without COPY */
 
-    int policy;               /* rt_conflict_policy_t */
+    int policy;           /* rt_conflict_policy_t */
+    char node[128];       /* this node's name: writes made on the replica are its */
+    bool versioned_ready; /* the session is set up for keep_local / last_write_wins */
+    rt__vread_t *vreads;  /* per change of the record: [2i] its row, [2i+1] tombstone */
+    size_t vreads_cap;
+    zhashx_t *vkeys;          /* keys the open transaction wrote (versioned policies) */
+    zhashx_t *tombs;          /* "schema"."table" -> its tombstone table ("": none) */
+    bool vrace;               /* the last versioned record's writes met a concurrent write */
     uint64_t remote_until;    /* records up to this seq: apply_remote whatever the policy */
     uint64_t conflicts;       /* counted conflicts (committed or stopping) */
     uint64_t group_conflicts; /* conflicts resolved in the open transaction */
@@ -190,6 +210,12 @@ int rt__pipeline_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t 
 int rt__pipeline_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch,
                            uint32_t idx, bool probe) RT_WUR;
 
+/* Queues version statement what ('R', 'S', 'W': rt_sqlgen_version; tomb: the key's
+ * tombstone table) for change idx of rec; a read's result goes to slot
+ * (rt__versioned_store). */
+int rt__pipeline_send_version(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char what,
+                              const char *tomb, int32_t slot) RT_WUR;
+
 /* Sends what libpq buffered, reading input meanwhile so the server never blocks
  * on a full socket while we do. 0, RT_EIO or RT_EAGAIN. */
 int rt__pipeline_flush(rt_apply_t *self) RT_WUR;
@@ -240,6 +266,31 @@ int rt__copy_end(rt_apply_t *self) RT_WUR;
  * usable again, else RT_EIO or RT_EAGAIN. */
 int rt__copy_abort(rt_apply_t *self) RT_WUR;
 
+/* ---- apply_versioned.c: keep_local and last_write_wins. */
+
+/* Whether policy decides by versions (keep_local, last_write_wins). */
+bool rt__versioned_policy(int policy);
+
+/* Sets the session up for policy at connect: checks track_commit_timestamp and, for
+ * last_write_wins, creates the tombstone tables and triggers. 0 or RT_EDB (logged). */
+int rt__versioned_setup(rt_apply_t *self, int policy) RT_WUR;
+
+/* Applies rec (after SAVEPOINT rt_record) under policy, each change decided by the
+ * versions it meets. Returns 0, an error as rt_apply_record, or RT_ECONFLICT with
+ * self->conflict set: a change that stops, or (self->vrace) a row a concurrent local
+ * transaction wrote after it was read, when reading again resolves it. */
+int rt__versioned_record(rt_apply_t *self, const rt_record_t *rec, int policy) RT_WUR;
+
+/* Stores a version read's result in slot. */
+void rt__versioned_store(rt_apply_t *self, int32_t slot, const PGresult *res);
+
+/* Forgets the keys the open transaction wrote, at its end (committed or rolled back:
+ * then the tombstone tables it made are forgotten too). */
+void rt__versioned_txn_end(rt_apply_t *self, bool committed);
+
+/* Frees the versioned state. */
+void rt__versioned_free(rt_apply_t *self);
+
 /* ---- conflict.c: conflicts described, recorded in rt.conflicts and resolved. */
 
 /* The statements that create the schema rt and the table rt.conflicts if missing
@@ -260,6 +311,10 @@ void rt__conflict_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, 
 
 /* The policy for record seq: apply_remote up to remote_until, else the subscriber's. */
 int rt__conflict_policy_for(const rt_apply_t *self, uint64_t seq);
+
+/* A conflict (self->conflict) resolved inside the open transaction: logged, recorded in
+ * rt.conflicts there (queued) with resolution, counted at commit. */
+int rt__conflict_resolved(rt_apply_t *self, const char *resolution) RT_WUR;
 
 /* Applies rec change by change, resolving conflicts the apply_remote way (after ROLLBACK
  * TO SAVEPOINT rt_record). Returns 0, an error as rt_apply_record, or RT_ECONFLICT with

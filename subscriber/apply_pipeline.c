@@ -35,8 +35,9 @@ struct rt__op_t {
     uint8_t kind;       /* rt__op_kind_t */
     uint32_t change;    /* RT__OP_PREPARE / RT__OP_EXEC: index of the change */
     s_cached_t *cached; /* RT__OP_PREPARE: the cache entry */
-    char op;            /* RT__OP_EXEC: the statement's operation when it is not the change's */
+    char op;            /* RT__OP_EXEC: the statement's operation (a stand-in's may differ) */
     bool probe;         /* RT__OP_EXEC: a row count or a duplicate key is an answer, not an error */
+    int32_t slot;       /* RT__OP_EXEC: a version read's slot (rt__versioned_store), or -1 */
 };
 
 static void s_cached_destroy(void **item)
@@ -61,7 +62,8 @@ static int s_push_op(rt_apply_t *self, rt__op_kind_t kind, uint32_t change, s_ca
 {
     if (rt_reserve((void **)&self->ops, &self->ops_cap, self->nops + 1, sizeof *self->ops) < 0)
         return RT_ENOMEM;
-    self->ops[self->nops++] = (rt__op_t){.kind = (uint8_t)kind, .change = change, .cached = cached};
+    self->ops[self->nops++] =
+        (rt__op_t){.kind = (uint8_t)kind, .change = change, .cached = cached, .slot = -1};
     return RT_OK;
 }
 
@@ -183,22 +185,24 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
                 rt__apply_error(self, "replica returned %s unexpectedly", PQresStatus(st));
                 err = RT_EDB;
             }
+        } else if (err == RT_OK && op->kind == RT__OP_EXEC && op->slot >= 0) {
+            rt__versioned_store(self, op->slot, res);
         } else if (err == RT_OK && op->kind == RT__OP_EXEC && op->probe) {
             self->probe_rows = strtoll(PQcmdTuples(res), NULL, 10);
         } else if (err == RT_OK && op->kind == RT__OP_EXEC) {
             const rt_change_t *ch = &rec->changes[op->change];
             const char *n = PQcmdTuples(res);
-            if ((ch->op == 'U' || ch->op == 'D') && strcmp(n, "1") != 0) {
+            if ((op->op == 'U' || op->op == 'D') && strcmp(n, "1") != 0) {
                 char key[300];
                 bool missing = strcmp(n, "0") == 0;
                 char *table =
                     rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
                 rt__conflict_key(rec, ch, key, sizeof key);
-                rt__conflict_note(self, rec, op->change, ch->op,
-                                  ch->op == 'U' ? (missing ? "update_missing" : "update_multiple")
+                rt__conflict_note(self, rec, op->change, op->op,
+                                  op->op == 'U' ? (missing ? "update_missing" : "update_multiple")
                                                 : (missing ? "delete_missing" : "delete_multiple"),
                                   "%s of %s matched %s rows on the replica instead of 1 (%s)%s%s",
-                                  rt__conflict_op_name(ch->op), table ? table : "?", n,
+                                  rt__conflict_op_name(op->op), table ? table : "?", n,
                                   missing ? "the row is missing" : "the identity is not unique",
                                   key[0] ? ": key " : "", key);
                 free(table);
@@ -293,22 +297,26 @@ static int s_send_truncate(rt_apply_t *self, const rt_record_t *rec, uint32_t id
     return err;
 }
 
-/* Returns the cached statement for the change's shape, creating it (and queueing
- * its Parse) when new or when its last Parse did not succeed. */
+/* Returns the cached statement for the change's shape (what: 0 for the change's own
+ * statement, else a version statement of rt_sqlgen_version on tombstone table tomb),
+ * creating it (and queueing its Parse) when new or when its last Parse did not
+ * succeed. */
 static int s_statement(rt_apply_t *self, const rt_relation_t *rel, const rt_change_t *ch,
-                       uint32_t idx, s_cached_t **out)
+                       uint32_t idx, char what, const char *tomb, s_cached_t **out)
 {
     char key[128];
     int err;
 
-    if (rt_sqlgen_shape_key(rel, ch->op, ch->old_kind, ch->new_, key, sizeof key) < 0)
+    if (rt_sqlgen_shape_key(rel, what ? what : ch->op, ch->old_kind, ch->new_, key, sizeof key) < 0)
         return RT_EPROTO;
     s_cached_t *c = zhashx_lookup(self->cache, key);
     if (!c) {
         c = calloc(1, sizeof *c);
         if (!c)
             return RT_ENOMEM;
-        if ((err = rt_sqlgen_change(rel, ch->op, ch->old_kind, ch->new_, &c->stmt)) != RT_OK) {
+        err = what ? rt_sqlgen_version(rel, what, ch->old_kind, tomb, &c->stmt)
+                   : rt_sqlgen_change(rel, ch->op, ch->old_kind, ch->new_, &c->stmt);
+        if (err != RT_OK) {
             free(c);
             return err == RT_ENOMEM ? err : RT_EPROTO;
         }
@@ -330,13 +338,14 @@ static int s_statement(rt_apply_t *self, const rt_relation_t *rel, const rt_chan
     return RT_OK;
 }
 
-int rt__pipeline_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch,
-                           uint32_t idx, bool probe)
+/* Queues statement what (0: the change's own) for change ch of rec. */
+static int s_send(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch, uint32_t idx,
+                  char what, const char *tomb, bool probe, int32_t slot)
 {
     s_cached_t *c;
     int err;
 
-    if (ch->op == 'T')
+    if (ch->op == 'T' && !what)
         return s_send_truncate(self, rec, idx);
     if (ch->rel >= rec->nrels)
         return RT_EPROTO;
@@ -344,7 +353,7 @@ int rt__pipeline_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_ch
     if ((ch->op != 'D' && (!ch->new_ || ch->nnew != ncols)) ||
         (ch->old_kind && (!ch->old || ch->nold != ncols)))
         return RT_EPROTO;
-    if ((err = s_statement(self, &rec->rels[ch->rel], ch, idx, &c)) != RT_OK)
+    if ((err = s_statement(self, &rec->rels[ch->rel], ch, idx, what, tomb, &c)) != RT_OK)
         return err;
     if (c->stmt.nparams > self->params_cap) {
         const char **p = realloc(self->params, c->stmt.nparams * sizeof *p);
@@ -366,9 +375,22 @@ int rt__pipeline_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_ch
         return RT_EIO;
     if ((err = s_push_op(self, RT__OP_EXEC, idx, NULL)) != RT_OK)
         return err;
-    self->ops[self->nops - 1].op = ch->op;
+    self->ops[self->nops - 1].op = what ? what : ch->op;
     self->ops[self->nops - 1].probe = probe;
+    self->ops[self->nops - 1].slot = slot;
     return RT_OK;
+}
+
+int rt__pipeline_send_stmt(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *ch,
+                           uint32_t idx, bool probe)
+{
+    return s_send(self, rec, ch, idx, 0, NULL, probe, -1);
+}
+
+int rt__pipeline_send_version(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, char what,
+                              const char *tomb, int32_t slot)
+{
+    return s_send(self, rec, &rec->changes[idx], idx, what, tomb, what == 'W', slot);
 }
 
 int rt__pipeline_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)

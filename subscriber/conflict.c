@@ -46,16 +46,24 @@ const char *const rt__conflicts_ddl =
     "CREATE TABLE rt.conflicts ("
     "id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), source text, "
     "seq bigint, relation text, op text, kind text, resolution text, detail text); "
+    "END IF; "
+    "IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'rt.conflicts'::regclass "
+    "AND attname = 'remote_time') THEN "
+    "ALTER TABLE rt.conflicts ADD COLUMN local_node text, ADD COLUMN local_time timestamptz, "
+    "ADD COLUMN remote_node text, ADD COLUMN remote_time timestamptz; "
     "END IF; END$rt$";
+/* Times are PostgreSQL epoch microseconds, converted exactly. */
 static const char *const s_conflicts_insert =
-    "INSERT INTO rt.conflicts (source, seq, relation, op, kind, resolution, detail) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    "INSERT INTO rt.conflicts (source, seq, relation, op, kind, resolution, detail, "
+    "local_node, local_time, remote_node, remote_time) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+    "timestamptz '2000-01-01 00:00:00+00' + $9::bigint * interval '1 microsecond', $10, "
+    "timestamptz '2000-01-01 00:00:00+00' + $11::bigint * interval '1 microsecond')";
 
 const char *const rt_conflict_policy_words[RT_CONFLICT_NPOLICIES + 1] = {
-    [RT_CONFLICT_ERROR] = "error",
-    [RT_CONFLICT_APPLY_REMOTE] = "apply_remote",
-    [RT_CONFLICT_SKIP] = "skip",
-    [RT_CONFLICT_NPOLICIES] = NULL,
+    [RT_CONFLICT_ERROR] = "error",         [RT_CONFLICT_APPLY_REMOTE] = "apply_remote",
+    [RT_CONFLICT_SKIP] = "skip",           [RT_CONFLICT_KEEP_LOCAL] = "keep_local",
+    [RT_CONFLICT_LWW] = "last_write_wins", [RT_CONFLICT_NPOLICIES] = NULL,
 };
 
 int rt_conflict_policy_parse(const char *word, int *policy)
@@ -75,16 +83,53 @@ const char *rt_conflict_policy_name(int policy)
     return rt_conflict_policy_words[policy];
 }
 
-rt_resolve_t rt_conflict_decide(int policy, rt_conflict_kind_t kind, bool remote_complete)
+static const char *const s_kind_words[RT_CONFLICT_NKINDS] = {
+    [RT_CONFLICT_INSERT_EXISTS] = "insert_exists",
+    [RT_CONFLICT_UPDATE_MISSING] = "update_missing",
+    [RT_CONFLICT_DELETE_MISSING] = "delete_missing",
+    [RT_CONFLICT_UPDATE_DIFFERS] = "update_origin_differs",
+    [RT_CONFLICT_DELETE_DIFFERS] = "delete_origin_differs",
+    [RT_CONFLICT_INSERT_DELETED] = "insert_deleted",
+    [RT_CONFLICT_UPDATE_DELETED] = "update_deleted",
+};
+
+const char *rt_conflict_kind_name(rt_conflict_kind_t kind)
 {
+    return (unsigned)kind < RT_CONFLICT_NKINDS ? s_kind_words[kind] : "conflict";
+}
+
+bool rt_conflict_remote_wins(const rt_version_t *local, const rt_version_t *remote)
+{
+    if (!local || !local->known)
+        return true;
+    if (!remote || !remote->known)
+        return false;
+    if (remote->ts != local->ts)
+        return remote->ts > local->ts;
+    return strcmp(remote->node ? remote->node : "", local->node ? local->node : "") > 0;
+}
+
+rt_resolve_t rt_conflict_decide(int policy, rt_conflict_kind_t kind, const rt_version_t *local,
+                                const rt_version_t *remote, bool remote_complete)
+{
+    bool inserts = kind == RT_CONFLICT_UPDATE_MISSING || kind == RT_CONFLICT_UPDATE_DELETED;
     switch (policy) {
     case RT_CONFLICT_APPLY_REMOTE:
         if (kind == RT_CONFLICT_DELETE_MISSING)
             return RT_RESOLVE_SKIP;
-        if (kind == RT_CONFLICT_UPDATE_MISSING && !remote_complete)
+        if (inserts && !remote_complete)
             return RT_RESOLVE_STOP;
         return RT_RESOLVE_APPLY;
-    case RT_CONFLICT_SKIP: return RT_RESOLVE_SKIP;
+    case RT_CONFLICT_SKIP:
+        return kind == RT_CONFLICT_INSERT_EXISTS || kind == RT_CONFLICT_UPDATE_MISSING ||
+                       kind == RT_CONFLICT_DELETE_MISSING
+                   ? RT_RESOLVE_SKIP
+                   : RT_RESOLVE_APPLY;
+    case RT_CONFLICT_KEEP_LOCAL: return RT_RESOLVE_SKIP;
+    case RT_CONFLICT_LWW:
+        if (kind == RT_CONFLICT_DELETE_MISSING || !rt_conflict_remote_wins(local, remote))
+            return RT_RESOLVE_SKIP;
+        return inserts && !remote_complete ? RT_RESOLVE_STOP : RT_RESOLVE_APPLY;
     default: return RT_RESOLVE_STOP;
     }
 }
@@ -92,6 +137,17 @@ rt_resolve_t rt_conflict_decide(int policy, rt_conflict_kind_t kind, bool remote
 void rt_apply_set_policy(rt_apply_t *self, int policy)
 {
     self->policy = policy > 0 && policy < RT_CONFLICT_NPOLICIES ? policy : RT_CONFLICT_ERROR;
+    /* A session not set up for a policy that decides by versions starts again. */
+    if (self->conn && rt__versioned_policy(self->policy) && !self->versioned_ready) {
+        rt_info("conflict policy %s: reconnecting to the replica to set it up",
+                rt_conflict_policy_name(self->policy));
+        rt_apply_close(self);
+    }
+}
+
+void rt_apply_set_node(rt_apply_t *self, const char *node)
+{
+    snprintf(self->node, sizeof self->node, "%s", node ? node : "");
 }
 
 int rt__conflict_policy_for(const rt_apply_t *self, uint64_t seq)
@@ -175,10 +231,22 @@ void rt__conflict_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, 
 static int s_queue_conflict_row(rt_apply_t *self, const char *resolution)
 {
     const rt__conflict_t *c = &self->conflict;
-    char seq[24];
+    char seq[24], lts[24], rts[24];
     snprintf(seq, sizeof seq, "%" PRIu64, c->seq);
-    const char *params[7] = {self->source, seq, c->relation, c->op, c->kind, resolution, c->detail};
-    return rt__pipeline_send(self, RT__OP_MISC, s_conflicts_insert, 7, params);
+    snprintf(lts, sizeof lts, "%" PRId64, c->local_ts);
+    snprintf(rts, sizeof rts, "%" PRId64, c->remote_ts);
+    const char *params[11] = {self->source,
+                              seq,
+                              c->relation,
+                              c->op,
+                              c->kind,
+                              resolution,
+                              c->detail,
+                              c->versions ? c->local_node : NULL,
+                              c->versions && c->local_known ? lts : NULL,
+                              c->versions ? c->remote_node : NULL,
+                              c->versions ? rts : NULL};
+    return rt__pipeline_send(self, RT__OP_MISC, s_conflicts_insert, 11, params);
 }
 
 /* Logs a conflict resolved by the policy (the first few, then a sample). */
@@ -191,8 +259,7 @@ static void s_log_resolved(rt_apply_t *self, const char *resolution)
                 self->conflict.detail, n);
 }
 
-/* A conflict resolved inside the open transaction: recorded there, counted at commit. */
-static int s_resolved(rt_apply_t *self, const char *resolution)
+int rt__conflict_resolved(rt_apply_t *self, const char *resolution)
 {
     self->group_conflicts++;
     s_log_resolved(self, resolution);
@@ -236,13 +303,14 @@ static int s_insert_exists(rt_apply_t *self, const rt_record_t *rec, uint32_t id
     if ((err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_change", 0, NULL)) !=
         RT_OK)
         return err;
-    rt_resolve_t r = rt_conflict_decide(policy, RT_CONFLICT_INSERT_EXISTS, s_row_complete(ch));
+    rt_resolve_t r =
+        rt_conflict_decide(policy, RT_CONFLICT_INSERT_EXISTS, NULL, NULL, s_row_complete(ch));
     if (r == RT_RESOLVE_SKIP) {
         rt__conflict_note(self, rec, idx, 'I', "insert_exists",
                           "INSERT of %s: the row already exists on the replica (%s); kept the "
                           "replica's row",
                           key[0] ? key : "a row", found);
-        return s_resolved(self, "skipped");
+        return rt__conflict_resolved(self, "skipped");
     }
     if (r == RT_RESOLVE_APPLY) {
         /* Make that row the new one (UPDATE by the new row's key). */
@@ -254,7 +322,7 @@ static int s_insert_exists(rt_apply_t *self, const rt_record_t *rec, uint32_t id
                               "INSERT of %s: the row already exists on the replica (%s); "
                               "updated it to the remote row",
                               key[0] ? key : "a row", found);
-            return s_resolved(self, "applied_remote");
+            return rt__conflict_resolved(self, "applied_remote");
         }
         rt__conflict_note(self, rec, idx, 'I', "insert_exists",
                           "INSERT into the replica failed: %s, and no row has the key %s to "
@@ -279,21 +347,21 @@ static int s_missing(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, int
 
     if (ch->op == 'D') {
         const char *how = "nothing to delete";
-        rt_resolve_t r = rt_conflict_decide(policy, RT_CONFLICT_DELETE_MISSING, false);
+        rt_resolve_t r = rt_conflict_decide(policy, RT_CONFLICT_DELETE_MISSING, NULL, NULL, false);
         if (r == RT_RESOLVE_STOP)
             how = "stopped";
         rt__conflict_note(self, rec, idx, 'D', "delete_missing",
                           "DELETE of %s matched 0 rows on the replica (the row is missing): %s; %s",
                           table, key[0] ? key : "no key", how);
-        return r == RT_RESOLVE_STOP ? RT_ECONFLICT : s_resolved(self, "skipped");
+        return r == RT_RESOLVE_STOP ? RT_ECONFLICT : rt__conflict_resolved(self, "skipped");
     }
-    rt_resolve_t r = rt_conflict_decide(policy, RT_CONFLICT_UPDATE_MISSING, complete);
+    rt_resolve_t r = rt_conflict_decide(policy, RT_CONFLICT_UPDATE_MISSING, NULL, NULL, complete);
     if (r == RT_RESOLVE_SKIP) {
         rt__conflict_note(self, rec, idx, 'U', "update_missing",
                           "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "
                           "skipped it",
                           table, key[0] ? key : "no key");
-        return s_resolved(self, "skipped");
+        return rt__conflict_resolved(self, "skipped");
     }
     if (r == RT_RESOLVE_APPLY) {
         rt_change_t ins = {.op = 'I', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
@@ -304,7 +372,7 @@ static int s_missing(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, int
                               "UPDATE of %s matched 0 rows on the replica (the row is missing): "
                               "%s; inserted the remote row",
                               table, key[0] ? key : "no key");
-            return s_resolved(self, "applied_remote");
+            return rt__conflict_resolved(self, "applied_remote");
         }
         rt__conflict_note(self, rec, idx, 'U', "update_missing",
                           "UPDATE of %s matched 0 rows on the replica (the row is missing): %s; "

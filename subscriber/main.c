@@ -221,7 +221,10 @@ int main(int argc, char **argv)
             false, true,
             "on an INSERT of an existing key or an UPDATE/DELETE of a missing row: error "
             "(stop applying, retry with back-off), apply_remote (make the replica row the "
-            "source's) or skip (leave the change out, keep the replica's row); each one "
+            "source's), skip (leave the change out, keep the replica's row), keep_local (the "
+            "replica's version wins, also over a change of a row written last by another "
+            "origin) or last_write_wins (the later commit wins, ties by node name; deletes "
+            "leave tombstones); the last two need track_commit_timestamp = on; each conflict "
             "recorded in rt.conflicts"),
         OPT("init", RT_CFG_ENUM, init, "none", s_init_words, false, false,
             "on the first start for a source (no progress on the replica yet): none (the "
@@ -300,6 +303,7 @@ int main(int argc, char **argv)
     bool resync = false, look = true;
     s_copier_t cp = {0};
     s_reload_t reload = {params, nparams, &opts};
+    rt_apply_set_node(apply, opts.name);
     rt_apply_set_policy(apply, (int)opts.conflict_policy);
     rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
     for (;;) {

@@ -370,6 +370,91 @@ cleanup:
     return rc;
 }
 
+/* The LATERAL part of a version read: the commit time (PostgreSQL epoch microseconds),
+ * origin id and origin name of transaction r.rt_x (all NULL while it is in progress or
+ * older than the commit timestamps kept). */
+static const char *const s_version_tail =
+    ", LATERAL (SELECT ((extract(epoch FROM c.\"timestamp\") - 946684800) * 1000000)::bigint, "
+    "c.roident, o.roname FROM pg_catalog.pg_xact_commit_timestamp_origin(r.rt_x) c "
+    "LEFT JOIN pg_catalog.pg_replication_origin o ON o.roident = c.roident) v";
+
+/* Appends the key columns of rel, quoted and comma-separated. */
+static void s_key_list(s_gen_t *g, const rt_relation_t *rel)
+{
+    bool any = false;
+    for (uint32_t i = 0; i < rel->ncols; i++) {
+        if (!rel->cols[i].key)
+            continue;
+        if (any)
+            s_buf_str(&g->text, ", ");
+        s_buf_ident(&g->text, rel->cols[i].name);
+        any = true;
+    }
+}
+
+int rt_sqlgen_version(const rt_relation_t *rel, char what, char old_kind, const char *tomb,
+                      rt_stmt_t *out)
+{
+    if (!out)
+        return RT_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!s_rel_valid(rel) || (what != 'R' && what != 'S' && what != 'W') ||
+        (old_kind != 0 && old_kind != 'K' && old_kind != 'O'))
+        return RT_EINVAL;
+    if (what != 'R' && (old_kind == 'O' || !tomb || !s_has_key(rel)))
+        return RT_EINVAL;
+    if (what == 'R' && (old_kind == 'O' ? rel->ncols == 0 : !s_has_key(rel)))
+        return RT_EINVAL;
+    if ((uint64_t)rel->ncols > S_MAX_PARAMS)
+        return RT_EINVAL;
+
+    s_gen_t g = {0};
+    g.max_params = rel->ncols;
+    g.params = calloc(g.max_params ? g.max_params : 1, sizeof *g.params);
+    if (!g.params)
+        return RT_ENOMEM;
+    if (what == 'W') {
+        s_buf_str(&g.text, "INSERT INTO rt.");
+        s_buf_ident(&g.text, tomb);
+        s_buf_str(&g.text, " (");
+        s_key_list(&g, rel);
+        s_buf_str(&g.text, ") VALUES (");
+        bool any = false;
+        for (uint32_t i = 0; i < rel->ncols; i++) {
+            if (!rel->cols[i].key)
+                continue;
+            if (any)
+                s_buf_str(&g.text, ", ");
+            s_param(&g, old_kind != 0, i);
+            any = true;
+        }
+        s_buf_str(&g.text, ") ON CONFLICT (");
+        s_key_list(&g, rel);
+        s_buf_str(&g.text, ") DO UPDATE SET rt_xid = pg_catalog.pg_current_xact_id()");
+    } else {
+        if (what == 'R') {
+            s_buf_str(&g.text, "SELECT v.* FROM (SELECT xmin AS rt_x FROM ");
+            s_buf_qualified(&g.text, rel->schema, rel->table);
+        } else {
+            s_buf_str(&g.text, "SELECT v.* FROM (SELECT rt_xid::xid AS rt_x FROM rt.");
+            s_buf_ident(&g.text, tomb);
+        }
+        s_buf_str(&g.text, " WHERE ");
+        (void)s_identity(&g, rel, old_kind);
+        s_buf_str(&g.text, what == 'R' ? " LIMIT 1 FOR UPDATE) r" : ") r");
+        s_buf_str(&g.text, s_version_tail);
+    }
+    if (g.text.failed) {
+        free(g.text.data);
+        free(g.params);
+        return RT_ENOMEM;
+    }
+    out->sql = g.text.data;
+    out->nparams = g.nparams;
+    out->params = g.params;
+    return RT_OK;
+}
+
 int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t flags, char **sql)
 {
     if (!sql)
@@ -539,7 +624,7 @@ static void s_hash_u32(s_hash_t *h, uint32_t v)
 int rt_sqlgen_shape_key(const rt_relation_t *rel, char op, char old_kind, const rt_value_t *newvals,
                         char *buf, size_t size)
 {
-    if (!buf || !s_rel_valid(rel) || (op != 'I' && op != 'U' && op != 'D') ||
+    if (!buf || !s_rel_valid(rel) || !strchr("IUDRSW", op) || op == '\0' ||
         (old_kind != 0 && old_kind != 'K' && old_kind != 'O'))
         return RT_EINVAL;
 

@@ -36,13 +36,28 @@ char *rt_sqlgen_qualified(const char *schema, const char *table);
 int rt_sqlgen_change(const rt_relation_t *rel, char op, char old_kind, const rt_value_t *newvals,
                      rt_stmt_t *out) RT_WUR;
 
+/* Builds a statement of the versions that conflicts are decided by (last_write_wins,
+ * keep_local), what being:
+ *  'R': the row's version: SELECT v.* FROM (SELECT xmin AS rt_x FROM t WHERE <identity>
+ *       LIMIT 1 FOR UPDATE) r, LATERAL (...) v, one row (commit time in PostgreSQL
+ *       epoch microseconds, origin id, origin name: NULL when unknown) when the row is
+ *       there, none when it is missing; the row stays locked for the write that follows;
+ *  'S': the version of the tombstone of the change's key in rt.<tomb> (same columns);
+ *  'W': INSERT of the change's key into rt.<tomb> (ON CONFLICT: the tombstone is
+ *       renewed by this transaction).
+ * The identity is as in rt_sqlgen_change (old_kind 0: the key of the new image, also
+ * for an INSERT). Tombstones need key columns (not old_kind 'O'). */
+int rt_sqlgen_version(const rt_relation_t *rel, char what, char old_kind, const char *tomb,
+                      rt_stmt_t *out) RT_WUR;
+
 /* Builds "TRUNCATE ONLY? t1, t2 [RESTART IDENTITY] [CASCADE]" for n relations,
  * flags as in pgoutput (1 CASCADE, 2 RESTART IDENTITY). *sql is malloc'd. */
 int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t flags,
                        char **sql) RT_WUR;
 
 /* A short key for the shape of a change, for a prepared-statement cache: the
- * relation's schema/table/columns, op, old_kind and the unchanged-column set.
+ * relation's schema/table/columns, op (I, U, D, or a version statement's R, S, W),
+ * old_kind and the unchanged-column set.
  * Writes a NUL-terminated key into buf; returns its length, or RT_EINVAL if size
  * is too small. */
 int rt_sqlgen_shape_key(const rt_relation_t *rel, char op, char old_kind, const rt_value_t *newvals,

@@ -10,15 +10,19 @@
 # apply_remote also resolves several conflicts within one transaction (two identical
 # rows of a REPLICA IDENTITY FULL table updated while missing; two existing keys
 # inserted) and applies the rest of it. A third replica under `skip` meets the same
-# conflicts and leaves each conflicting change out, recorded, applying the rest.
+# conflicts and leaves each conflicting change out, recorded, applying the rest; a
+# fourth under `keep_local` keeps its own version, also of a row it changed since the
+# source wrote it (update_origin_differs, both versions recorded).
 # Counters and last errors are checked in `rtctl status --json`.
 set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
 rt_setup
 command -v jq >/dev/null || rt_fail "jq is needed (Debian package jq)"
 
-for c in source rerr rrem rskip; do
-    rt_pg_start "$c"
+for c in source rerr rrem rskip rkeep; do
+    conf=()
+    [[ "$c" != rkeep ]] || conf=("track_commit_timestamp = on")
+    rt_pg_start "$c" "${conf[@]}"
     rt_psql "$c" <<'SQL'
 CREATE TABLE t (id int PRIMARY KEY, v text);
 CREATE TABLE docs (id int PRIMARY KEY, body text, n int);
@@ -40,6 +44,8 @@ rt_start_daemon rrem "$RT_TMP/rrem.log" "$RT_BIN/rt-subscriber" --publisher "$RO
     --target "$RREM_DSN" --name rrem --conflict-policy apply_remote
 rt_start_daemon rskip "$RT_TMP/rskip.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
     --target "$RSKIP_DSN" --name rskip --conflict-policy skip
+rt_start_daemon rkeep "$RT_TMP/rkeep.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
+    --target "$RKEEP_DSN" --name rkeep --conflict-policy keep_local
 grep -q 'conflict policy apply_remote' "$RT_TMP/rrem.log" || rt_fail "rrem does not say its policy"
 
 # A bad policy is a usage error naming the flag.
@@ -55,14 +61,17 @@ conflicts_rows() { rt_psql "$1" -c "SELECT string_agg(kind || ':' || resolution,
 
 echo "== baseline"
 rt_psql source -c "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 10) g"
-rt_wait_converged 60 source rerr rrem rskip
+rt_wait_converged 60 source rerr rrem rskip rkeep
 [[ "$(conflicts_rows rrem)" == "" ]] || rt_fail "rt.conflicts not empty at start"
 
 echo "== replicas diverge: an extra row 100, rows 2 and 3 missing"
-for r in rerr rrem rskip; do
+for r in rerr rrem rskip rkeep; do
     rt_psql "$r" -c "INSERT INTO t VALUES (100, 'replica only')" \
         -c "DELETE FROM t WHERE id IN (2, 3)"
 done
+# keep_local also keeps a row changed on the replica since the source wrote it.
+rt_psql rkeep -c "UPDATE t SET v = 'changed on rkeep' WHERE id = 5"
+rt_psql source -c "UPDATE t SET v = 'changed on the source' WHERE id IN (5, 6)"
 rt_psql source -c "INSERT INTO t VALUES (100, 'from source')"
 rt_psql source -c "UPDATE t SET v = 'updated' WHERE id = 2"
 rt_psql source -c "DELETE FROM t WHERE id = 3"
@@ -123,6 +132,22 @@ rt_wait_until 10 "rskip streaming" sub_is rskip .state streaming
 grep -q 'conflict at seq [0-9]* (insert_exists on "public"."t") skipped: INSERT of (id)=(100): the row already exists on the replica' "$RT_TMP/rskip.log" ||
     rt_fail "rskip does not log the skipped insert"
 
+echo "== keep_local keeps the replica's version, also of a row it changed since"
+keep_kinds() { rt_psql rkeep -c "SELECT string_agg(kind || ':' || resolution, ',' ORDER BY id) FROM rt.conflicts"; }
+KEPT="update_origin_differs:kept_local,insert_exists:kept_local,update_missing:kept_local,delete_missing:kept_local"
+rt_wait_until 30 "rkeep recording 4 conflicts" bash -c "[[ \$('$RT_PG_BIN/psql' -X -qAt -d '$RKEEP_DSN' -c \"SELECT count(*) FROM rt.conflicts\") -ge 4 ]]"
+[[ "$(keep_kinds)" == "$KEPT" ]] || rt_fail "rkeep rt.conflicts: $(keep_kinds)"
+row="$(rt_psql rkeep -c "SELECT local_node, local_time IS NOT NULL, remote_node, remote_time IS NOT NULL FROM rt.conflicts WHERE kind = 'update_origin_differs'")"
+[[ "$row" == "rkeep|t|src|t" ]] || rt_fail "rkeep's update_origin_differs versions: $row"
+keep_sql="SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM t WHERE id IN (2, 3, 5, 6, 100)"
+keep_converged() {
+    [[ "$(rt_psql rkeep -c "$keep_rest_sql")" == "$(rt_psql source -c "$keep_rest_sql")" ]] &&
+        [[ "$(rt_psql rkeep -c "$keep_sql")" == "5:changed on rkeep,6:changed on the source,100:replica only" ]]
+}
+keep_rest_sql="SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM t WHERE id NOT IN (2, 3, 5, 100)"
+rt_wait_until 30 "rkeep equal but for the kept rows" keep_converged
+rt_wait_until 10 "rkeep streaming" sub_is rkeep .state streaming
+
 echo "== error stops at the first conflict, retries, and the others go on"
 rt_wait_until 30 "rerr in error" sub_is rerr .state error
 grep -q 'conflict at seq [0-9]* (change 1): INSERT into "public"."t": the row already exists on the replica' \
@@ -164,5 +189,7 @@ rt_wait_converged 30 source rerr rrem
 
 rt_wait_until 30 "rskip still equal but for the skipped changes" skip_converged
 [[ "$(skip_resolutions)" == "$SKIPPED" ]] || rt_fail "rskip rt.conflicts: $(skip_resolutions)"
-rt_stop_clean rerr rrem rskip pub
+rt_wait_until 30 "rkeep still equal but for the kept rows" keep_converged
+[[ "$(keep_kinds)" == "$KEPT" ]] || rt_fail "rkeep rt.conflicts at the end: $(keep_kinds)"
+rt_stop_clean rerr rrem rskip rkeep pub
 echo "ctl conflicts: ok"

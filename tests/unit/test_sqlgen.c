@@ -487,6 +487,70 @@ static void test_shape_key_invalid(void **state)
     assert_int_equal(rt_sqlgen_shape_key(&s_rel, 'U', 'x', NULL, buf, sizeof buf), RT_EINVAL);
 }
 
+#define S_VTAIL                                                                                    \
+    ", LATERAL (SELECT ((extract(epoch FROM c.\"timestamp\") - 946684800) * 1000000)::bigint, "    \
+    "c.roident, o.roname FROM pg_catalog.pg_xact_commit_timestamp_origin(r.rt_x) c "               \
+    "LEFT JOIN pg_catalog.pg_replication_origin o ON o.roident = c.roident) v"
+
+static void s_expect_version(const rt_relation_t *rel, char what, char kind, const char *tomb,
+                             const char *sql, const char *params)
+{
+    rt_stmt_t st;
+    assert_int_equal(rt_sqlgen_version(rel, what, kind, tomb, &st), RT_OK);
+    assert_string_equal(st.sql, sql);
+    s_expect_params(&st, params);
+    rt_stmt_clear(&st);
+}
+
+static void test_version(void **state)
+{
+    (void)state;
+    /* The row's version, locked: by the key of the new image, of the old one, or all. */
+    s_expect_version(&s_rel, 'R', 0, NULL,
+                     "SELECT v.* FROM (SELECT xmin AS rt_x FROM \"public\".\"t\" WHERE \"a\" = $1 "
+                     "LIMIT 1 FOR UPDATE) r" S_VTAIL,
+                     "n0");
+    s_expect_version(&s_rel2, 'R', 'K', NULL,
+                     "SELECT v.* FROM (SELECT xmin AS rt_x FROM \"public\".\"k2\" WHERE \"x\" = $1 "
+                     "AND \"y\" = $2 LIMIT 1 FOR UPDATE) r" S_VTAIL,
+                     "o0 o1");
+    s_expect_version(
+        &s_relf, 'R', 'O', NULL,
+        "SELECT v.* FROM (SELECT xmin AS rt_x FROM \"public\".\"f\" WHERE \"id\" IS NOT "
+        "DISTINCT FROM $1 AND \"doc\"::text IS NOT DISTINCT FROM $2::text AND \"note\" "
+        "IS NOT DISTINCT FROM $3 LIMIT 1 FOR UPDATE) r" S_VTAIL,
+        "o0 o1 o2");
+    /* The tombstone's version, and its write. */
+    s_expect_version(
+        &s_rel2, 'S', 'K', "tomb_16384",
+        "SELECT v.* FROM (SELECT rt_xid::xid AS rt_x FROM rt.\"tomb_16384\" WHERE \"x\" "
+        "= $1 AND \"y\" = $2) r" S_VTAIL,
+        "o0 o1");
+    s_expect_version(&s_rel2, 'W', 'K', "tomb_16384",
+                     "INSERT INTO rt.\"tomb_16384\" (\"x\", \"y\") VALUES ($1, $2) ON CONFLICT "
+                     "(\"x\", \"y\") DO UPDATE SET rt_xid = pg_catalog.pg_current_xact_id()",
+                     "o0 o1");
+    s_expect_version(&s_rel, 'W', 0, "tomb_1",
+                     "INSERT INTO rt.\"tomb_1\" (\"a\") VALUES ($1) ON "
+                     "CONFLICT (\"a\") DO UPDATE SET rt_xid = pg_catalog.pg_current_xact_id()",
+                     "n0");
+    /* Tombstones need a key; a read needs an identity; what is one of R, S, W. */
+    rt_stmt_t st;
+    assert_int_equal(rt_sqlgen_version(&s_relf, 'S', 'O', "tomb_1", &st), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_version(&s_relf, 'R', 0, NULL, &st), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_version(&s_rel, 'S', 'K', NULL, &st), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_version(&s_rel, 'X', 'K', NULL, &st), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_version(&s_rel, 'R', 'x', NULL, &st), RT_EINVAL);
+    assert_null(st.sql);
+    /* Each has a shape key of its own. */
+    char r[64], sk[64], w[64];
+    assert_true(rt_sqlgen_shape_key(&s_rel, 'R', 'K', NULL, r, sizeof r) > 0);
+    assert_true(rt_sqlgen_shape_key(&s_rel, 'S', 'K', NULL, sk, sizeof sk) > 0);
+    assert_true(rt_sqlgen_shape_key(&s_rel, 'W', 'K', NULL, w, sizeof w) > 0);
+    assert_string_not_equal(r, sk);
+    assert_string_not_equal(sk, w);
+}
+
 static void test_copy_sql(void **state)
 {
     (void)state;
@@ -641,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_truncate),
         cmocka_unit_test(test_shape_key),
         cmocka_unit_test(test_shape_key_invalid),
+        cmocka_unit_test(test_version),
         cmocka_unit_test(test_copy_sql),
         cmocka_unit_test(test_copy_row),
         cmocka_unit_test(test_copy_row_long),

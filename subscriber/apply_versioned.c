@@ -1,0 +1,509 @@
+/* subscriber/apply_versioned.c - applying under keep_local and last_write_wins: each
+ * change is decided by the versions it meets.
+ *
+ * A version is the commit that wrote a row (pg_xact_commit_timestamp_origin of its
+ * xmin: the commit time and the replication origin, which rt's apply sets to the
+ * source's commit time and rt_<source>), or deleted it: under last_write_wins every
+ * table with a primary key has a tombstone table rt.tomb_<oid> (its key columns and the
+ * deleting transaction), written by an AFTER DELETE trigger that fires for every
+ * session, the application's and rt's alike (ENABLE ALWAYS).
+ *
+ * A record (after SAVEPOINT rt_record) is applied in two pipeline segments:
+ *  1. reads: for each change, the version of the row it touches, locked FOR UPDATE so
+ *     that it stays as read until the write, and under last_write_wins the version of
+ *     its key's tombstone;
+ *  2. writes: each change as rt_conflict_decide says; each conflict recorded in
+ *     rt.conflicts with both versions.
+ * A key the open transaction wrote already is no conflict (the row is its own). A row
+ * a concurrent local transaction wrote between the read and the write makes the write
+ * fail: RT_ECONFLICT, and the record is applied again after a rollback.
+ */
+#include "apply_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conflict.h"
+#include "initcopy.h"
+#include "log.h"
+#include "pgconn.h"
+#include "sqlgen.h"
+
+/* Functions of the rt schema for tombstones, created or replaced at connect:
+ * rt.tombstone() is the trigger (its argument: the INSERT of OLD's key into the
+ * table's tombstone table), rt.tombstones_for(rel) makes a table's tombstone table
+ * and trigger when missing and returns the tombstone table's name (a partition's is
+ * its root's; NULL for a table without a primary key), rt.tombstones_all() does so for
+ * every table of the database outside rt and the system schemas. */
+static const char *const s_tombstone_ddl =
+    "DO $rt$BEGIN "
+    "PERFORM pg_advisory_xact_lock(" RT_SCHEMA_LOCK "); "
+    "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "
+    "CREATE SCHEMA rt; END IF; "
+    "CREATE OR REPLACE FUNCTION rt.tombstone() RETURNS trigger LANGUAGE plpgsql AS "
+    "$f$BEGIN EXECUTE TG_ARGV[0] USING OLD; RETURN NULL; END$f$; "
+    "CREATE OR REPLACE FUNCTION rt.tombstones_for(rel regclass) RETURNS text "
+    "LANGUAGE plpgsql AS $f$ "
+    "DECLARE root regclass := coalesce(pg_partition_root(rel), rel); "
+    "tomb text := 'tomb_' || root::oid; cols text; vals text; "
+    "BEGIN "
+    "SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n), "
+    "string_agg(format('($1).%I', a.attname), ', ' ORDER BY k.n) INTO cols, vals "
+    "FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(att, n), pg_attribute a "
+    "WHERE i.indrelid = root AND i.indisprimary AND a.attrelid = root AND a.attnum = k.att; "
+    "IF cols IS NULL THEN RETURN NULL; END IF; "
+    "IF to_regclass('rt.' || quote_ident(tomb)) IS NULL THEN "
+    "EXECUTE format('CREATE TABLE rt.%I AS SELECT %s FROM %s WITH NO DATA', tomb, cols, root); "
+    "EXECUTE format('ALTER TABLE rt.%I ADD COLUMN rt_xid xid8 NOT NULL "
+    "DEFAULT pg_current_xact_id(), ADD PRIMARY KEY (%s)', tomb, cols); "
+    "END IF; "
+    "IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = root "
+    "AND tgname = 'rt_tombstone') THEN "
+    "EXECUTE format('CREATE TRIGGER rt_tombstone AFTER DELETE ON %s FOR EACH ROW "
+    "EXECUTE FUNCTION rt.tombstone(%L)', root, format('INSERT INTO rt.%I (%s) VALUES (%s) "
+    "ON CONFLICT (%s) DO UPDATE SET rt_xid = pg_current_xact_id()', tomb, cols, vals, cols)); "
+    "EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER rt_tombstone', root); "
+    "END IF; "
+    "RETURN tomb; "
+    "END$f$; "
+    "CREATE OR REPLACE FUNCTION rt.tombstones_all() RETURNS void LANGUAGE sql AS $f$ "
+    "SELECT count(rt.tombstones_for(c.oid)) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> 'rt' "
+    "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' $f$; "
+    "END$rt$";
+
+bool rt__versioned_policy(int policy)
+{
+    return policy == RT_CONFLICT_KEEP_LOCAL || policy == RT_CONFLICT_LWW;
+}
+
+/* Runs one setup statement (at most one parameter); the result or NULL (logged). */
+static PGresult *s_exec(rt_apply_t *self, const char *what, const char *sql, const char *p1)
+{
+    const char *params[1] = {p1};
+    return rt_pg_exec(self->conn, "replica session setup", what, sql, p1 ? 1 : 0, params,
+                      self->last_error, sizeof self->last_error);
+}
+
+int rt__versioned_setup(rt_apply_t *self, int policy)
+{
+    PGresult *res;
+
+    self->versioned_ready = false;
+    if (self->tombs)
+        zhashx_purge(self->tombs);
+    if (!rt__versioned_policy(policy))
+        return RT_OK;
+    if (!(res = s_exec(self, "track_commit_timestamp", "SHOW track_commit_timestamp", NULL)))
+        return RT_EDB;
+    bool on = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "on") == 0;
+    PQclear(res);
+    if (!on) {
+        rt__apply_error(self,
+                        "conflict policy %s compares the commit times of rows: the replica "
+                        "needs track_commit_timestamp = on (postgresql.conf, then a restart)",
+                        rt_conflict_policy_name(policy));
+        return RT_EDB;
+    }
+    if (policy == RT_CONFLICT_LWW) {
+        if (!(res = s_exec(self, "create the tombstone functions", s_tombstone_ddl, NULL)))
+            return RT_EDB;
+        PQclear(res);
+        if (!(res = s_exec(self, "create the tombstone tables and triggers",
+                           "SELECT rt.tombstones_all()", NULL)))
+            return RT_EDB;
+        PQclear(res);
+    }
+    self->versioned_ready = true;
+    return RT_OK;
+}
+
+void rt__versioned_store(rt_apply_t *self, int32_t slot, const PGresult *res)
+{
+    if (slot < 0 || (size_t)slot >= self->vreads_cap)
+        return;
+    rt__vread_t *v = &self->vreads[slot];
+    memset(v, 0, sizeof *v);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1 || PQnfields(res) < 3)
+        return;
+    v->present = true;
+    if (PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1))
+        return; /* in progress (this transaction's) or older than the times kept */
+    v->known = true;
+    v->ts = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    const char *roname = PQgetisnull(res, 0, 2) ? "" : PQgetvalue(res, 0, 2);
+    if (strcmp(PQgetvalue(res, 0, 1), "0") == 0)
+        snprintf(v->node, sizeof v->node, "%s", self->node);
+    else if (strncmp(roname, "rt_", 3) == 0)
+        snprintf(v->node, sizeof v->node, "%s", roname + 3);
+    else
+        snprintf(v->node, sizeof v->node, "%s", roname);
+    v->own = strcmp(roname, self->origin) == 0;
+}
+
+void rt__versioned_txn_end(rt_apply_t *self, bool committed)
+{
+    if (self->vkeys)
+        zhashx_purge(self->vkeys);
+    /* Tombstone tables made in a transaction rolled back are gone with it. */
+    if (!committed && self->tombs)
+        zhashx_purge(self->tombs);
+}
+
+void rt__versioned_free(rt_apply_t *self)
+{
+    zhashx_destroy(&self->vkeys);
+    zhashx_destroy(&self->tombs);
+    free(self->vreads);
+    self->vreads = NULL;
+    self->vreads_cap = 0;
+}
+
+/* Appends the key values of image img (n values) of rel to buf: "len:value" or "N"
+ * per key column (every column when rel has none). False when there is no image. */
+static bool s_key_put(zchunk_t *buf, const rt_relation_t *rel, const rt_value_t *img, uint32_t n)
+{
+    if (!img || n != rel->ncols)
+        return false;
+    bool keyed = false;
+    for (uint32_t i = 0; i < rel->ncols; i++)
+        keyed = keyed || rel->cols[i].key;
+    for (uint32_t i = 0; i < rel->ncols; i++) {
+        if (keyed && !rel->cols[i].key)
+            continue;
+        char head[24];
+        const rt_value_t *v = &img[i];
+        if (v->kind != RT_VAL_TEXT) {
+            zchunk_extend(buf, v->kind == RT_VAL_NULL ? "N" : "U", 1);
+            continue;
+        }
+        int h = snprintf(head, sizeof head, "%" PRIu32 ":", v->len);
+        zchunk_extend(buf, head, (size_t)h);
+        zchunk_extend(buf, v->data, v->len);
+    }
+    return true;
+}
+
+/* The key string of the row change ch of rec touches (old: its identity, else the
+ * key of its new image), "<schema>.<table>|..." in key (malloc'd), NULL if none. */
+static char *s_key(const rt_record_t *rec, const rt_change_t *ch, bool old)
+{
+    const rt_relation_t *rel = &rec->rels[ch->rel];
+    zchunk_t *buf = zchunk_new(NULL, 64);
+    if (!buf)
+        return NULL;
+    char *qual = rt_sqlgen_qualified(rel->schema, rel->table);
+    if (qual) {
+        zchunk_extend(buf, qual, strlen(qual));
+        zchunk_extend(buf, "|", 1);
+    }
+    bool ok = qual && (old ? s_key_put(buf, rel, ch->old, ch->nold)
+                           : s_key_put(buf, rel, ch->new_, ch->nnew));
+    free(qual);
+    char *key = NULL;
+    if (ok && (key = malloc(zchunk_size(buf) + 1))) {
+        memcpy(key, zchunk_data(buf), zchunk_size(buf));
+        key[zchunk_size(buf)] = '\0';
+    }
+    zchunk_destroy(&buf);
+    return key;
+}
+
+/* What the open transaction did with a key: written (no conflict, or the remote
+ * change won) or lost (the replica's version won: the source transaction's other
+ * changes of that row are left out too). */
+#define S_KEY_WRITTEN ((void *)1)
+#define S_KEY_LOST ((void *)2)
+
+/* Maps the keys change ch touches (its identity; for an UPDATE that moves the row, the
+ * new key too) to value in keys; an existing entry is kept. */
+static int s_keys_add(zhashx_t *keys, const rt_record_t *rec, const rt_change_t *ch, void *value)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        bool old = pass == 0;
+        if (old ? ch->op == 'I' || (ch->op == 'U' && ch->old_kind == 0) : ch->op == 'D')
+            continue;
+        char *key = s_key(rec, ch, old);
+        if (!key)
+            continue;
+        int rc = zhashx_insert(keys, key, value);
+        free(key);
+        if (rc != 0 && rc != -1)
+            return RT_ENOMEM;
+    }
+    return RT_OK;
+}
+
+/* The entry of keys for the row change ch touches, NULL if none. */
+static void *s_keys_find(zhashx_t *keys, const rt_record_t *rec, const rt_change_t *ch)
+{
+    char *key = s_key(rec, ch, ch->op == 'D' || ch->old_kind != 0);
+    void *v = key ? zhashx_lookup(keys, key) : NULL;
+    free(key);
+    return v;
+}
+
+/* The tombstone table of relation rel (created when missing; "" for a table without a
+ * primary key), cached per connection. NULL after a failure (logged). */
+static const char *s_tomb(rt_apply_t *self, const rt_relation_t *rel, int *err)
+{
+    char *qual = rt_sqlgen_qualified(rel->schema, rel->table);
+    if (!qual) {
+        *err = RT_ENOMEM;
+        return NULL;
+    }
+    const char *tomb = zhashx_lookup(self->tombs, qual);
+    if (tomb) {
+        free(qual);
+        return tomb;
+    }
+    /* What apply.c queued (BEGIN, SAVEPOINT) runs first: this reads its own result. */
+    if (self->nops > 0 && (*err = rt__pipeline_run(self, NULL)) != RT_OK) {
+        free(qual);
+        return NULL;
+    }
+    const char *params[1] = {qual};
+    *err = rt__pipeline_send(self, RT__OP_MISC, "SELECT rt.tombstones_for($1::regclass)", 1,
+                             params);
+    if (*err == RT_OK)
+        *err = rt__pipeline_flush(self);
+    if (*err == RT_OK && PQpipelineSync(self->conn) != 1)
+        *err = RT_EIO;
+    PGresult *res = NULL;
+    if (*err == RT_OK && (res = rt__pipeline_next_result(self, err)) &&
+        PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        char *name = strdup(PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
+        if (name && zhashx_insert(self->tombs, qual, name) == 0)
+            tomb = name;
+        else
+            free(name);
+    } else if (res && *err == RT_OK) {
+        char line[512];
+        rt__apply_error(self, "cannot set up the tombstones of %s: %s", qual,
+                        rt_pg_error_line(PQresultErrorMessage(res), line, sizeof line));
+        *err = RT_EDB;
+    }
+    PQclear(res);
+    /* The rest of this command's results, then the Sync. */
+    while (*err != RT_EIO && *err != RT_EAGAIN) {
+        int io = RT_OK;
+        res = rt__pipeline_next_result(self, &io);
+        if (io != RT_OK) {
+            *err = io;
+            break;
+        }
+        if (!res)
+            continue;
+        ExecStatusType st = PQresultStatus(res);
+        PQclear(res);
+        if (st == PGRES_PIPELINE_SYNC)
+            break;
+    }
+    self->nops = 0;
+    free(qual);
+    if (!tomb && *err == RT_OK)
+        *err = RT_ENOMEM;
+    return tomb;
+}
+
+/* The versions of conflict c: local (row or tombstone) and remote. */
+static void s_note_versions(rt_apply_t *self, const rt__vread_t *local, const rt_version_t *remote)
+{
+    rt__conflict_t *c = &self->conflict;
+    c->versions = true;
+    c->local_known = local && local->known;
+    c->local_ts = c->local_known ? local->ts : 0;
+    snprintf(c->local_node, sizeof c->local_node, "%s", local ? local->node : "");
+    c->remote_ts = remote->ts;
+    snprintf(c->remote_node, sizeof c->remote_node, "%s", remote->node);
+}
+
+/* Queues the write of change i as its reads say; *lost: the replica's version won. */
+static int s_write(rt_apply_t *self, const rt_record_t *rec, uint32_t i, int policy,
+                   const char *tomb, bool *lost)
+{
+    const rt_change_t *ch = &rec->changes[i];
+    const rt__vread_t *row = &self->vreads[2 * i];
+    const rt__vread_t *tb = &self->vreads[2 * i + 1];
+    rt_version_t remote = {.known = true, .ts = rec->commit_ts, .node = self->source};
+    bool complete = ch->new_ != NULL;
+    for (uint32_t k = 0; complete && k < ch->nnew; k++)
+        complete = ch->new_[k].kind != RT_VAL_UNCHANGED;
+    char key[300];
+    rt__conflict_key(rec, ch, key, sizeof key);
+    char *table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
+    const char *t = table ? table : "?";
+    rt_conflict_kind_t kind;
+    const rt__vread_t *local = row;
+    int err = RT_OK;
+
+    *lost = false;
+    if ((row->present && ch->op != 'I' && (!row->known || row->own)) ||
+        (!row->present && ch->op == 'I' && !(tb->present && tb->known))) {
+        free(table);
+        return rt__pipeline_send_change(self, rec, i); /* no conflict */
+    }
+    if (row->present)
+        kind = ch->op == 'I'   ? RT_CONFLICT_INSERT_EXISTS
+               : ch->op == 'U' ? RT_CONFLICT_UPDATE_DIFFERS
+                               : RT_CONFLICT_DELETE_DIFFERS;
+    else {
+        bool deleted = tb->present && tb->known;
+        local = deleted ? tb : NULL;
+        kind = ch->op == 'I'   ? RT_CONFLICT_INSERT_DELETED
+               : ch->op == 'U' ? (deleted ? RT_CONFLICT_UPDATE_DELETED : RT_CONFLICT_UPDATE_MISSING)
+                               : RT_CONFLICT_DELETE_MISSING;
+    }
+    rt_version_t lv = {.known = local && local->known,
+                       .ts = local ? local->ts : 0,
+                       .node = local ? local->node : ""};
+    rt_resolve_t r = rt_conflict_decide(policy, kind, &lv, &remote, complete);
+    const char *kname = rt_conflict_kind_name(kind);
+    char lver[200] = "no version";
+    if (local && local->known)
+        snprintf(lver, sizeof lver, "written by %s at %" PRId64,
+                 local->node[0] ? local->node : "an unknown node", local->ts);
+    const char *how = r == RT_RESOLVE_APPLY  ? "applied the remote change"
+                      : r == RT_RESOLVE_SKIP ? "kept the replica's version"
+                                             : "stopped";
+    rt__conflict_note(self, rec, i, ch->op, kname,
+                      "%s of %s %s: the replica's %s is %s, the remote change from %s at %" PRId64
+                      "; %s",
+                      rt__conflict_op_name(ch->op), t, key[0] ? key : "(no key)",
+                      row->present ? "row" : "tombstone", lver, self->source, rec->commit_ts, how);
+    s_note_versions(self, local, &remote);
+    free(table);
+    if (r == RT_RESOLVE_STOP)
+        return RT_ECONFLICT;
+    if (r == RT_RESOLVE_APPLY) {
+        if (kind == RT_CONFLICT_INSERT_EXISTS) {
+            rt_change_t upd = {.op = 'U', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
+            err = rt__pipeline_send_stmt(self, rec, &upd, i, false);
+        } else if (kind == RT_CONFLICT_UPDATE_MISSING || kind == RT_CONFLICT_UPDATE_DELETED) {
+            rt_change_t ins = {.op = 'I', .rel = ch->rel, .nnew = ch->nnew, .new_ = ch->new_};
+            err = rt__pipeline_send_stmt(self, rec, &ins, i, false);
+        } else {
+            err = rt__pipeline_send_change(self, rec, i);
+        }
+    } else if (kind == RT_CONFLICT_DELETE_MISSING && tomb && tomb[0] && ch->old_kind == 'K' &&
+               (!tb->present || rt_conflict_remote_wins(&lv, &remote))) {
+        /* Nothing to delete, but a later change of the key must meet this delete (unless
+         * it meets a later one already). */
+        err = rt__pipeline_send_version(self, rec, i, 'W', tomb, -1);
+    }
+    if (err != RT_OK)
+        return err;
+    *lost = r != RT_RESOLVE_APPLY;
+    return rt__conflict_resolved(self, *lost ? "kept_local" : "applied_remote");
+}
+
+int rt__versioned_record(rt_apply_t *self, const rt_record_t *rec, int policy)
+{
+    int err = RT_OK;
+    bool lww = policy == RT_CONFLICT_LWW;
+
+    self->vrace = false;
+    if (!self->versioned_ready) {
+        rt__apply_error(self, "the replica session is not set up for conflict policy %s",
+                        rt_conflict_policy_name(policy));
+        return RT_EDB;
+    }
+    if (!self->vkeys && !(self->vkeys = zhashx_new()))
+        return RT_ENOMEM;
+    if (!self->tombs) {
+        if (!(self->tombs = zhashx_new()))
+            return RT_ENOMEM;
+        zhashx_set_destructor(self->tombs, (zhashx_destructor_fn *)zstr_free);
+    }
+    size_t nreads = 2 * (size_t)rec->nchanges + 2;
+    if (rt_reserve((void **)&self->vreads, &self->vreads_cap, nreads, sizeof *self->vreads) < 0)
+        return RT_ENOMEM;
+    memset(self->vreads, 0, nreads * sizeof *self->vreads);
+    const char **tombs = calloc(rec->nrels ? rec->nrels : 1, sizeof *tombs);
+    /* Per change: the change that decides its key (itself, an earlier one of the record,
+     * or UINT32_MAX: decided before the record, see follow) and whether its key lost. */
+    uint32_t *first = calloc(rec->nchanges ? rec->nchanges : 1, sizeof *first);
+    void **follow = calloc(rec->nchanges ? rec->nchanges : 1, sizeof *follow);
+    bool *lost = calloc(rec->nchanges ? rec->nchanges : 1, sizeof *lost);
+    zhashx_t *seen = zhashx_new(); /* key -> 1 + the index of the change that decides it */
+    if (!tombs || !first || !follow || !lost || !seen) {
+        err = RT_ENOMEM;
+        goto done;
+    }
+    /* The tombstone tables of the record's relations, before anything is queued. */
+    for (uint32_t r = 0; lww && err == RT_OK && r < rec->nrels; r++)
+        if (!(tombs[r] = s_tomb(self, &rec->rels[r], &err)) && err == RT_OK)
+            err = RT_ENOMEM;
+
+    /* 1. Reads, for the first change of each key the transaction has not written. */
+    for (uint32_t i = 0; err == RT_OK && i < rec->nchanges; i++) {
+        const rt_change_t *ch = &rec->changes[i];
+        first[i] = i;
+        if (ch->op == 'T' || ch->rel >= rec->nrels)
+            continue;
+        if ((follow[i] = s_keys_find(self->vkeys, rec, ch))) {
+            first[i] = UINT32_MAX;
+            continue;
+        }
+        void *j = s_keys_find(seen, rec, ch);
+        if (j) {
+            first[i] = (uint32_t)((uintptr_t)j - 1);
+            continue;
+        }
+        if ((err = s_keys_add(seen, rec, ch, (void *)((uintptr_t)i + 1))) != RT_OK)
+            break;
+        const rt_relation_t *rel = &rec->rels[ch->rel];
+        bool keyed = false;
+        for (uint32_t k = 0; k < rel->ncols; k++)
+            keyed = keyed || rel->cols[k].key;
+        if (!keyed && ch->old_kind != 'O') {
+            follow[i] = S_KEY_WRITTEN; /* no identity to read by: applied as it comes */
+            first[i] = UINT32_MAX;
+            continue;
+        }
+        err = rt__pipeline_send_version(self, rec, i, 'R', NULL, (int32_t)(2 * i));
+        if (err == RT_OK && lww && tombs[ch->rel][0] && keyed && ch->old_kind != 'O')
+            err = rt__pipeline_send_version(self, rec, i, 'S', tombs[ch->rel],
+                                            (int32_t)(2 * i + 1));
+    }
+    if (err == RT_OK && self->nops > 0)
+        err = rt__pipeline_run(self, rec);
+
+    /* 2. Writes: a key's first change as its reads say, the others as it went. A write
+     * that meets a conflict all the same met a row a concurrent transaction wrote after
+     * the read: a race, and the record is read again. */
+    for (uint32_t i = 0; err == RT_OK && i < rec->nchanges; i++) {
+        const rt_change_t *ch = &rec->changes[i];
+        if (ch->op == 'T') {
+            err = rt__pipeline_send_change(self, rec, i);
+            continue;
+        }
+        if (first[i] == i) {
+            err = s_write(self, rec, i, policy, ch->rel < rec->nrels ? tombs[ch->rel] : NULL,
+                          &lost[i]);
+            continue;
+        }
+        lost[i] = first[i] == UINT32_MAX ? follow[i] == S_KEY_LOST : lost[first[i]];
+        if (!lost[i])
+            err = rt__pipeline_send_change(self, rec, i);
+    }
+    if (err == RT_OK && self->nops > 0) {
+        err = rt__pipeline_run(self, rec);
+        self->vrace = err == RT_ECONFLICT;
+    }
+    /* The keys this record decided, for the transaction's next records. */
+    for (uint32_t i = 0; err == RT_OK && i < rec->nchanges; i++)
+        if (first[i] == i && rec->changes[i].op != 'T')
+            err = s_keys_add(self->vkeys, rec, &rec->changes[i],
+                             lost[i] ? S_KEY_LOST : S_KEY_WRITTEN);
+done:
+    zhashx_destroy(&seen);
+    free(tombs);
+    free(first);
+    free(follow);
+    free(lost);
+    return err;
+}

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# tests/integration/mesh_lww.sh - three nodes that all take writes (a mesh: each node
+# runs a publisher and a subscriber for each other node, all named after their node),
+# under --conflict-policy last_write_wins (track_commit_timestamp = on everywhere).
+# All three write at once to 20 shared keys (upserts, updates and deletes, so that the
+# same key is inserted, changed and deleted on several nodes at the same moment), each
+# transaction also inserting a row of the write log (node, i, key, value or NULL for a
+# delete; key NULL when an update or delete found no row, so wrote nothing) and bumping
+# its node's counter. After it quiesces:
+#  - every table is equal on the three nodes (checksums);
+#  - every node's transactions are on every node once (write log rows, counters);
+#  - each shared key holds the value of its latest write by commit time (ties: the
+#    node name sorting last), or is absent when that write was a delete, as read from
+#    the write log's commit times;
+#  - conflicts were met, and each is recorded with both versions.
+set -euo pipefail
+source "$RT_SRC/tests/lib/cluster.sh"
+rt_setup
+command -v jq >/dev/null || rt_fail "jq is needed (Debian package jq)"
+
+NODES=(a b c)
+for n in "${NODES[@]}"; do
+    rt_pg_start "$n" "track_commit_timestamp = on"
+    rt_psql "$n" <<'SQL'
+CREATE TABLE kv (k int PRIMARY KEY, v text, node text);
+CREATE TABLE wlog (node text, i int, k int, v text, PRIMARY KEY (node, i));
+CREATE TABLE cnt (node text PRIMARY KEY, n bigint NOT NULL);
+INSERT INTO cnt VALUES ('a', 0), ('b', 0), ('c', 0);
+SQL
+done
+dsn_of() {
+    local v
+    v="$(rt__var "$1")_DSN"
+    echo "${!v}"
+}
+declare -A ROUTER PUB
+for n in "${NODES[@]}"; do
+    ROUTER[$n]="tcp://127.0.0.1:$(rt_free_port)"
+    PUB[$n]="tcp://127.0.0.1:$(rt_free_port)"
+done
+for n in "${NODES[@]}"; do
+    rt_start_daemon "pub_$n" "$RT_TMP/pub_$n.log" "$RT_BIN/rt-publisher" --source "$(dsn_of "$n")" \
+        --outbox "$RT_TMP/outbox_$n" --name "$n" --listen "${ROUTER[$n]}" --pub "${PUB[$n]}"
+done
+for n in "${NODES[@]}"; do
+    for o in "${NODES[@]}"; do
+        [[ "$n" != "$o" ]] || continue
+        rt_start_daemon "sub_${n}_$o" "$RT_TMP/sub_${n}_$o.log" "$RT_BIN/rt-subscriber" \
+            --publisher "${ROUTER[$o]}" --target "$(dsn_of "$n")" --name "$n" \
+            --conflict-policy last_write_wins
+    done
+done
+streaming() { # NODE: every subscriber at NODE's publisher streams
+    local s
+    s="$(rt_status_json "${ROUTER[$1]}" | jq -r '[.subscribers[] | .state == "streaming"] | all and length == 2')"
+    [[ "$s" == true ]]
+}
+for n in "${NODES[@]}"; do
+    rt_wait_until 30 "the subscribers of $n streaming" streaming "$n"
+done
+for n in "${NODES[@]}"; do
+    grep -q 'conflict policy last_write_wins' "$RT_TMP/sub_${n}_$([[ $n == a ]] && echo b || echo a).log" ||
+        rt_fail "the subscribers on $n do not say their policy"
+done
+
+echo "== all three nodes write to the same keys at once"
+TXNS="${RT_MESH_TXNS:-300}"
+writer() { # NODE SEED
+    local n="$1" i k op
+    RANDOM="$2"
+    for ((i = 1; i <= TXNS; i++)); do
+        k=$((RANDOM % 20 + 1))
+        op=$((RANDOM % 10))
+        echo "BEGIN;"
+        # A delete or update that finds no row writes nothing: logged with key NULL.
+        if ((op < 2)); then
+            echo "WITH d AS (DELETE FROM kv WHERE k = $k RETURNING 1)"
+            echo "INSERT INTO wlog SELECT '$n', $i, CASE WHEN EXISTS (SELECT 1 FROM d) THEN $k END, NULL;"
+        elif ((op < 6)); then
+            echo "INSERT INTO kv VALUES ($k, '$n$i', '$n') ON CONFLICT (k) DO UPDATE SET v = excluded.v, node = excluded.node;"
+            echo "INSERT INTO wlog VALUES ('$n', $i, $k, '$n$i');"
+        else
+            echo "WITH u AS (UPDATE kv SET v = '$n$i', node = '$n' WHERE k = $k RETURNING 1)"
+            echo "INSERT INTO wlog SELECT '$n', $i, CASE WHEN EXISTS (SELECT 1 FROM u) THEN $k END, '$n$i';"
+        fi
+        echo "UPDATE cnt SET n = n + 1 WHERE node = '$n';"
+        echo "COMMIT;"
+        ((i % 20 != 0)) || echo "SELECT pg_sleep(0.02);"
+    done | rt_psql "$n" -q >/dev/null
+}
+pids=()
+seed=1
+for n in "${NODES[@]}"; do
+    writer "$n" $((seed++ * 7919)) &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do
+    wait "$p" || rt_fail "a writer failed"
+done
+
+echo "== the nodes converge"
+rt_wait_converged 120 a b c
+for n in "${NODES[@]}"; do
+    got="$(rt_psql "$n" -c "SELECT string_agg(node || '=' || n, ',' ORDER BY node) FROM cnt")"
+    [[ "$got" == "a=$TXNS,b=$TXNS,c=$TXNS" ]] || rt_fail "counters on $n: $got"
+    got="$(rt_psql "$n" -c "SELECT count(*) FROM wlog")"
+    [[ "$got" == $((3 * TXNS)) ]] || rt_fail "write log rows on $n: $got, expected $((3 * TXNS))"
+done
+echo "every transaction on every node once"
+
+# The latest write of each key by commit time (a row applied by rt has its source's
+# commit time), ties to the node sorting last; a delete's value is NULL.
+expected_sql="SELECT coalesce(string_agg(k || '=' || v, ',' ORDER BY k), '') FROM (
+  SELECT DISTINCT ON (k) k, v FROM wlog WHERE k IS NOT NULL
+  ORDER BY k, pg_xact_commit_timestamp(xmin) DESC, node COLLATE \"C\" DESC) w WHERE v IS NOT NULL"
+actual_sql="SELECT coalesce(string_agg(k || '=' || v, ',' ORDER BY k), '') FROM kv"
+for n in "${NODES[@]}"; do
+    want="$(rt_psql "$n" -c "$expected_sql")"
+    got="$(rt_psql "$n" -c "$actual_sql")"
+    [[ "$got" == "$want" ]] || rt_fail "kv on $n is not the latest writes:
+  got  $got
+  want $want"
+done
+echo "each shared key holds its latest write"
+
+total=0
+for n in "${NODES[@]}"; do
+    c="$(rt_psql "$n" -c "SELECT count(*) FROM rt.conflicts")"
+    echo "conflicts resolved on $n: $c ($(rt_psql "$n" -c "SELECT string_agg(kind || ' ' || resolution || ' ' || n, ', ') FROM (SELECT kind, resolution, count(*) n FROM rt.conflicts GROUP BY 1, 2 ORDER BY 1, 2) x"))"
+    total=$((total + c))
+    [[ "$(rt_psql "$n" -c "SELECT count(*) FROM rt.conflicts WHERE resolution = 'stopped'")" == 0 ]] ||
+        rt_fail "a conflict stopped a subscriber on $n"
+    [[ "$(rt_psql "$n" -c "SELECT count(*) FROM rt.conflicts WHERE remote_node IS NULL OR remote_time IS NULL OR local_node IS NULL")" == 0 ]] ||
+        rt_fail "a conflict on $n is recorded without its versions"
+done
+((total > 0)) || rt_fail "no conflict was met: the workload does not test resolution"
+
+rt_stop_clean sub_a_b sub_a_c sub_b_a sub_b_c sub_c_a sub_c_b pub_a pub_b pub_c
+echo "mesh last_write_wins: ok"
