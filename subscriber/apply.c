@@ -336,6 +336,7 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
         goto cleanup;
     self->applied_seq = seq;
     s_reset_txn(self);
+    rt__versioned_purge(self, true);
     *applied_seq = seq;
     err = RT_OK;
 cleanup:
@@ -626,6 +627,7 @@ int rt_apply_commit(rt_apply_t *self)
     self->last_error[0] = '\0';
     rt__versioned_txn_end(self, true);
     s_reset_txn(self);
+    rt__versioned_purge(self, false);
     return RT_OK;
 }
 

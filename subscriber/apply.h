@@ -101,6 +101,10 @@ void rt_apply_set_policy(rt_apply_t *self, int policy);
  * itself is this node's version (in a mesh, the name the node's own publisher has). */
 void rt_apply_set_node(rt_apply_t *self, const char *node);
 
+/* Under last_write_wins, tombstones older than hours are purged (at connect, then
+ * hourly after a commit). Default 168. */
+void rt_apply_set_tombstone_hours(rt_apply_t *self, int hours);
+
 /* Records up to seq are applied with RT_CONFLICT_APPLY_REMOTE whatever the policy
  * (a replay with reset re-applies records the replica may already hold). 0: none. */
 void rt_apply_set_remote_until(rt_apply_t *self, uint64_t seq);

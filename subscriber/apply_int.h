@@ -122,6 +122,8 @@ struct rt_apply_t {
     zhashx_t *vkeys;          /* keys the open transaction wrote (versioned policies) */
     zhashx_t *tombs;          /* "schema"."table" -> its tombstone table ("": none) */
     bool vrace;               /* the last versioned record's writes met a concurrent write */
+    int tombstone_hours;      /* tombstones older than this are purged */
+    int64_t purged_ms;        /* when they were last purged (monotonic ms) */
     uint64_t remote_until;    /* records up to this seq: apply_remote whatever the policy */
     uint64_t conflicts;       /* counted conflicts (committed or stopping) */
     uint64_t group_conflicts; /* conflicts resolved in the open transaction */
@@ -283,6 +285,11 @@ int rt__versioned_record(rt_apply_t *self, const rt_record_t *rec, int policy) R
 
 /* Stores a version read's result in slot. */
 void rt__versioned_store(rt_apply_t *self, int32_t slot, const PGresult *res);
+
+/* Purges the tombstones older than tombstone_hours when the last purge is an hour old
+ * (or force), in a transaction of its own (no transaction may be open). A failure is
+ * logged as a warning: the tombstones stay until the next purge. */
+void rt__versioned_purge(rt_apply_t *self, bool force);
 
 /* Forgets the keys the open transaction wrote, at its end (committed or rolled back:
  * then the tombstone tables it made are forgotten too). */

@@ -68,6 +68,18 @@ static const char *const s_tombstone_ddl =
     "END IF; "
     "RETURN tomb; "
     "END$f$; "
+    "CREATE OR REPLACE FUNCTION rt.tombstones_purge(hours int) RETURNS bigint "
+    "LANGUAGE plpgsql AS $f$ "
+    "DECLARE t text; n bigint; total bigint := 0; "
+    "BEGIN "
+    "FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace "
+    "WHERE s.nspname = 'rt' AND c.relname LIKE 'tomb\\_%' AND c.relkind = 'r' LOOP "
+    "EXECUTE format('DELETE FROM rt.%I WHERE coalesce(pg_xact_commit_timestamp(rt_xid::xid) "
+    "< now() - make_interval(hours => $1), true)', t) USING hours; "
+    "GET DIAGNOSTICS n = ROW_COUNT; total := total + n; "
+    "END LOOP; "
+    "RETURN total; "
+    "END$f$; "
     "CREATE OR REPLACE FUNCTION rt.tombstones_all() RETURNS void LANGUAGE sql AS $f$ "
     "SELECT count(rt.tombstones_for(c.oid)) FROM pg_class c "
     "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -119,6 +131,30 @@ int rt__versioned_setup(rt_apply_t *self, int policy)
     }
     self->versioned_ready = true;
     return RT_OK;
+}
+
+void rt__versioned_purge(rt_apply_t *self, bool force)
+{
+    if (!self->conn || self->in_txn || !self->versioned_ready || self->policy != RT_CONFLICT_LWW)
+        return;
+    int64_t now = rt_mono_ms();
+    if (!force && now - self->purged_ms < 3600 * 1000)
+        return;
+    self->purged_ms = now;
+    char hours[16];
+    snprintf(hours, sizeof hours, "%d", self->tombstone_hours > 0 ? self->tombstone_hours : 168);
+    const char *params[1] = {hours};
+    self->nops = 0;
+    int err =
+        rt__pipeline_send(self, RT__OP_MISC, "SELECT rt.tombstones_purge($1::int)", 1, params);
+    if (err == RT_OK)
+        err = rt__pipeline_run(self, NULL);
+    if (err != RT_OK)
+        rt_warn("could not purge the tombstones older than %s hours: %s; they stay until the "
+                "next purge",
+                hours, rt_strerror(err));
+    else
+        rt_debug("tombstones older than %s hours purged", hours);
 }
 
 void rt__versioned_store(rt_apply_t *self, int32_t slot, const PGresult *res)
@@ -266,8 +302,8 @@ static const char *s_tomb(rt_apply_t *self, const rt_relation_t *rel, int *err)
         return NULL;
     }
     const char *params[1] = {qual};
-    *err = rt__pipeline_send(self, RT__OP_MISC, "SELECT rt.tombstones_for($1::regclass)", 1,
-                             params);
+    *err =
+        rt__pipeline_send(self, RT__OP_MISC, "SELECT rt.tombstones_for($1::regclass)", 1, params);
     if (*err == RT_OK)
         *err = rt__pipeline_flush(self);
     if (*err == RT_OK && PQpipelineSync(self->conn) != 1)
@@ -466,8 +502,8 @@ int rt__versioned_record(rt_apply_t *self, const rt_record_t *rec, int policy)
         }
         err = rt__pipeline_send_version(self, rec, i, 'R', NULL, (int32_t)(2 * i));
         if (err == RT_OK && lww && tombs[ch->rel][0] && keyed && ch->old_kind != 'O')
-            err = rt__pipeline_send_version(self, rec, i, 'S', tombs[ch->rel],
-                                            (int32_t)(2 * i + 1));
+            err =
+                rt__pipeline_send_version(self, rec, i, 'S', tombs[ch->rel], (int32_t)(2 * i + 1));
     }
     if (err == RT_OK && self->nops > 0)
         err = rt__pipeline_run(self, rec);

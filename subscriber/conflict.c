@@ -145,6 +145,11 @@ void rt_apply_set_policy(rt_apply_t *self, int policy)
     }
 }
 
+void rt_apply_set_tombstone_hours(rt_apply_t *self, int hours)
+{
+    self->tombstone_hours = hours;
+}
+
 void rt_apply_set_node(rt_apply_t *self, const char *node)
 {
     snprintf(self->node, sizeof self->node, "%s", node ? node : "");

@@ -35,6 +35,7 @@ typedef struct {
     int64_t conflict_policy;
     int64_t init;
     int64_t copy_jobs;
+    int64_t tombstone_hours;
     bool truncate;
     bool create_tables;
 } s_opts_t;
@@ -226,6 +227,10 @@ int main(int argc, char **argv)
             "origin) or last_write_wins (the later commit wins, ties by node name; deletes "
             "leave tombstones); the last two need track_commit_timestamp = on; each conflict "
             "recorded in rt.conflicts"),
+        OPTN("tombstone-hours", tombstone_hours, "168", 1, 876000,
+             "with last_write_wins: hours a delete's tombstone is kept (a change delayed "
+             "longer than this, e.g. from a node down for longer, no longer meets the delete "
+             "it is older than); purged hourly"),
         OPT("init", RT_CFG_ENUM, init, "none", s_init_words, false, false,
             "on the first start for a source (no progress on the replica yet): none (the "
             "replica already holds the source's rows) or copy (copy every published table "
@@ -304,6 +309,7 @@ int main(int argc, char **argv)
     s_copier_t cp = {0};
     s_reload_t reload = {params, nparams, &opts};
     rt_apply_set_node(apply, opts.name);
+    rt_apply_set_tombstone_hours(apply, (int)opts.tombstone_hours);
     rt_apply_set_policy(apply, (int)opts.conflict_policy);
     rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
     for (;;) {

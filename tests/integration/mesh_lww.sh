@@ -2,7 +2,8 @@
 # tests/integration/mesh_lww.sh - three nodes that all take writes (a mesh: each node
 # runs a publisher and a subscriber for each other node, all named after their node),
 # under --conflict-policy last_write_wins (track_commit_timestamp = on everywhere).
-# All three write at once to 20 shared keys (upserts, updates and deletes, so that the
+# All three write at once (for several seconds, while a subscriber and a publisher are
+# killed with SIGKILL at random moments and started again) to 20 shared keys (upserts, updates and deletes, so that the
 # same key is inserted, changed and deleted on several nodes at the same moment), each
 # transaction also inserting a row of the write log (node, i, key, value or NULL for a
 # delete; key NULL when an update or delete found no row, so wrote nothing) and bumping
@@ -12,7 +13,8 @@
 #  - each shared key holds the value of its latest write by commit time (ties: the
 #    node name sorting last), or is absent when that write was a delete, as read from
 #    the write log's commit times;
-#  - conflicts were met, and each is recorded with both versions.
+#  - conflicts were met, and each is recorded with both versions;
+#  - a subscriber purges the tombstones older than --tombstone-hours when it connects.
 set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
 rt_setup
@@ -64,7 +66,7 @@ for n in "${NODES[@]}"; do
 done
 
 echo "== all three nodes write to the same keys at once"
-TXNS="${RT_MESH_TXNS:-300}"
+TXNS="${RT_MESH_TXNS:-400}"
 writer() { # NODE SEED
     local n="$1" i k op
     RANDOM="$2"
@@ -85,7 +87,7 @@ writer() { # NODE SEED
         fi
         echo "UPDATE cnt SET n = n + 1 WHERE node = '$n';"
         echo "COMMIT;"
-        ((i % 20 != 0)) || echo "SELECT pg_sleep(0.02);"
+        ((i % 10 != 0)) || echo "SELECT pg_sleep(0.15);"
     done | rt_psql "$n" -q >/dev/null
 }
 pids=()
@@ -94,6 +96,21 @@ for n in "${NODES[@]}"; do
     writer "$n" $((seed++ * 7919)) &
     pids+=($!)
 done
+# Meanwhile a subscriber and a publisher crash (SIGKILL) at random moments and start
+# again.
+RANDOM=$$
+sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
+echo "kill -9 of b's subscriber for a"
+rt_kill9 sub_b_a
+sleep "0.$((RANDOM % 10))"
+rt_start_daemon sub_b_a "$RT_TMP/sub_b_a.log" "$RT_BIN/rt-subscriber" \
+    --publisher "${ROUTER[a]}" --target "$(dsn_of b)" --name b --conflict-policy last_write_wins
+sleep "$((RANDOM % 2)).$((RANDOM % 10))"
+echo "kill -9 of c's publisher"
+rt_kill9 pub_c
+sleep "0.$((RANDOM % 10))"
+rt_start_daemon pub_c "$RT_TMP/pub_c.log" "$RT_BIN/rt-publisher" --source "$(dsn_of c)" \
+    --outbox "$RT_TMP/outbox_c" --name c --listen "${ROUTER[c]}" --pub "${PUB[c]}"
 for p in "${pids[@]}"; do
     wait "$p" || rt_fail "a writer failed"
 done
@@ -134,6 +151,21 @@ for n in "${NODES[@]}"; do
         rt_fail "a conflict on $n is recorded without its versions"
 done
 ((total > 0)) || rt_fail "no conflict was met: the workload does not test resolution"
+
+echo "== tombstones past --tombstone-hours are purged, the others kept"
+tomb="rt.tomb_$(rt_psql a -c "SELECT 'kv'::regclass::oid")"
+recent="$(rt_psql a -c "SELECT count(*) FROM $tomb")"
+((recent > 0)) || rt_fail "no tombstone on a after the deletes"
+# A tombstone whose commit time is not known (here: a frozen transaction id) is older
+# than any window.
+rt_psql a -c "INSERT INTO $tomb (k, rt_xid) VALUES (1000, '2')"
+rt_stop_daemon sub_a_b
+rt_start_daemon sub_a_b "$RT_TMP/sub_a_b.log" "$RT_BIN/rt-subscriber" \
+    --publisher "${ROUTER[b]}" --target "$(dsn_of a)" --name a --conflict-policy last_write_wins \
+    --tombstone-hours 1
+rt_wait_until 20 "the old tombstone purged" bash -c "[[ \$('$RT_PG_BIN/psql' -X -qAt -d '$(dsn_of a)' -c 'SELECT count(*) FROM $tomb WHERE k = 1000') == 0 ]]"
+[[ "$(rt_psql a -c "SELECT count(*) FROM $tomb")" == "$recent" ]] ||
+    rt_fail "recent tombstones purged: $(rt_psql a -c "SELECT count(*) FROM $tomb") of $recent left"
 
 rt_stop_clean sub_a_b sub_a_c sub_b_a sub_b_c sub_c_a sub_c_b pub_a pub_b pub_c
 echo "mesh last_write_wins: ok"
