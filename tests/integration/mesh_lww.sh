@@ -123,7 +123,13 @@ for n in "${NODES[@]}"; do
     got="$(rt_psql "$n" -c "SELECT count(*) FROM wlog")"
     [[ "$got" == $((3 * TXNS)) ]] || rt_fail "write log rows on $n: $got, expected $((3 * TXNS))"
 done
-echo "every transaction on every node once"
+# Nothing is sent on: each publisher's outbox holds exactly its node's transactions
+# (one record each), not the ones rt applied there.
+for n in "${NODES[@]}"; do
+    h="$(rt_status_json "${ROUTER[$n]}" | jq -r .head_seq)"
+    [[ "$h" == "$TXNS" ]] || rt_fail "the outbox of $n holds $h records, expected its $TXNS transactions"
+done
+echo "every transaction on every node once, from its own node only"
 
 # The latest write of each key by commit time (a row applied by rt has its source's
 # commit time), ties to the node sorting last; a delete's value is NULL.
