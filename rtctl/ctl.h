@@ -18,7 +18,16 @@ typedef struct {
     int timeout_ms;            /* how long to wait for an answer */
     zcert_t *cert;             /* CURVE: rtctl's key pair (--cert), or NULL */
     const char *publisher_key; /* with cert: the publisher's public key, Z85 */
+    /* status of several publishers (a mesh): every --publisher given, in order, and with
+     * cert each one's key (--publisher-key given as often); endpoint and publisher_key
+     * are the first's. */
+    int nendpoints;
+    const char *const *endpoints;
+    const char *const *publisher_keys;
 } rt_ctl_t;
+
+/* The most --publisher options rtctl takes (status of a mesh). */
+#define RT_CTL_MAX_PUBLISHERS 16
 
 /* A command: argv[0] is the command word; returns an RT_EXIT_* code. Every command
  * prints what went wrong to stderr, naming the argument or the peer. */

@@ -68,7 +68,9 @@ static void s_usage(FILE *out)
             "       rtctl COMMAND --help\n\n"
             "Options:\n"
             "  --publisher ENDPOINT      the publisher's ROUTER (default " RT_CTL_DEFAULT_ENDPOINT
-            ")\n"
+            "); status\n"
+            "                            takes several (the nodes of a mesh; with CURVE one\n"
+            "                            --publisher-key each, in the same order)\n"
             "  --timeout MS              how long to wait for an answer (default 5000)\n"
             "  --cert SECRET_FILE        CURVE: rtctl's secret certificate\n"
             "  --publisher-key CERT_FILE CURVE: the publisher's public certificate\n"
@@ -148,10 +150,12 @@ static int s_security(rt_ctl_t *g, const char *cert, const char *publisher_key, 
 
 int main(int argc, char **argv)
 {
-    rt_ctl_t g = {RT_CTL_DEFAULT_ENDPOINT, RT_CTL_DEFAULT_TIMEOUT_MS, NULL, NULL};
-    const char *cert = NULL, *publisher_key = NULL, *timeout = NULL;
+    rt_ctl_t g = {RT_CTL_DEFAULT_ENDPOINT, RT_CTL_DEFAULT_TIMEOUT_MS, NULL, NULL, 0, NULL, NULL};
+    const char *cert = NULL, *publisher_key = NULL, *timeout = NULL, *opt = NULL;
+    const char *endpoints[RT_CTL_MAX_PUBLISHERS], *pkeys[RT_CTL_MAX_PUBLISHERS];
+    int nend = 0, npkeys = 0;
     bool insecure = false;
-    char key[RT_CURVE_KEY_LEN] = "";
+    char keys[RT_CTL_MAX_PUBLISHERS][RT_CURVE_KEY_LEN];
     zsys_handler_set(NULL);
     rt_log_init("rtctl", RT_LOG_WARN);
     int i = 1;
@@ -160,9 +164,21 @@ int main(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             s_usage(stdout);
             return RT_EXIT_OK;
-        } else if (s_opt(argc, argv, &i, "--publisher", &g.endpoint) ||
-                   s_opt(argc, argv, &i, "--cert", &cert) ||
+        } else if (s_opt(argc, argv, &i, "--publisher", &opt) ||
                    s_opt(argc, argv, &i, "--publisher-key", &publisher_key)) {
+            bool is_key = opt == NULL;
+            if ((is_key ? npkeys : nend) == RT_CTL_MAX_PUBLISHERS) {
+                fprintf(stderr, "rtctl: %s given more than %d times\n",
+                        is_key ? "--publisher-key" : "--publisher", RT_CTL_MAX_PUBLISHERS);
+                return RT_EXIT_USAGE;
+            }
+            if (is_key)
+                pkeys[npkeys++] = publisher_key;
+            else
+                endpoints[nend++] = opt;
+            opt = NULL;
+            continue;
+        } else if (s_opt(argc, argv, &i, "--cert", &cert)) {
             continue;
         } else if (s_opt(argc, argv, &i, "--timeout", &timeout)) {
             char *end;
@@ -195,7 +211,38 @@ int main(int argc, char **argv)
                 return RT_EXIT_OK;
             }
         }
-        int code = s_security(&g, cert, publisher_key, insecure, key);
+        if (nend > 1 && strcmp(s_cmds[c].word, "status") != 0) {
+            fprintf(stderr, "rtctl: several --publisher are for status only; %s takes one\n",
+                    s_cmds[c].word);
+            return RT_EXIT_USAGE;
+        }
+        if (npkeys > 1 && npkeys != nend) {
+            fprintf(stderr,
+                    "rtctl: %d --publisher-key for %d --publisher: give one key per publisher, "
+                    "in the same order\n",
+                    npkeys, nend);
+            return RT_EXIT_USAGE;
+        }
+        if (nend == 0)
+            endpoints[nend++] = RT_CTL_DEFAULT_ENDPOINT;
+        int code = RT_EXIT_OK;
+        const char *loaded[RT_CTL_MAX_PUBLISHERS];
+        for (int k = 0; k < nend && code == RT_EXIT_OK; k++) {
+            rt_ctl_t one = g;
+            one.endpoint = endpoints[k];
+            code = s_security(&one, cert, npkeys ? pkeys[npkeys > 1 ? k : 0] : NULL, insecure,
+                              keys[k]);
+            loaded[k] = one.publisher_key;
+            if (k == 0)
+                g.cert = one.cert;
+            else
+                zcert_destroy(&one.cert);
+        }
+        g.endpoint = endpoints[0];
+        g.publisher_key = loaded[0];
+        g.nendpoints = nend;
+        g.endpoints = endpoints;
+        g.publisher_keys = loaded;
         if (code == RT_EXIT_OK)
             code = s_cmds[c].fn(&g, argc - i, argv + i);
         zcert_destroy(&g.cert);

@@ -103,6 +103,55 @@ static void s_print_text(const rt_status_t *st)
     }
 }
 
+/* The mesh view of several publishers' statuses: for each node (a subscriber name) and
+ * each source (a publisher), that subscriber's lag behind that publisher, or its state
+ * when it is not streaming; "." where a node is the source itself. */
+static void s_print_mesh(const rt_status_t *sts, const bool *ok, int n)
+{
+    const char *nodes[64];
+    int nnodes = 0;
+    for (int k = 0; k < n; k++) {
+        if (ok[k] && nnodes < 64) {
+            bool seen = false;
+            for (int j = 0; j < nnodes && !seen; j++)
+                seen = strcmp(nodes[j], sts[k].source) == 0;
+            if (!seen)
+                nodes[nnodes++] = sts[k].source;
+        }
+        for (uint32_t i = 0; ok[k] && i < sts[k].nsubs && nnodes < 64; i++) {
+            bool seen = false;
+            for (int j = 0; j < nnodes && !seen; j++)
+                seen = strcmp(nodes[j], sts[k].subs[i].name) == 0;
+            if (!seen)
+                nodes[nnodes++] = sts[k].subs[i].name;
+        }
+    }
+    printf("\nmesh: the lag of each node (row) behind each source (column)\n  %-16s", "NODE");
+    for (int k = 0; k < n; k++)
+        printf(" %14.14s", ok[k] ? sts[k].source : "(unreachable)");
+    printf("\n");
+    for (int j = 0; j < nnodes; j++) {
+        printf("  %-16.16s", nodes[j]);
+        for (int k = 0; k < n; k++) {
+            char cell[32] = "-";
+            if (ok[k] && strcmp(sts[k].source, nodes[j]) == 0)
+                snprintf(cell, sizeof cell, ".");
+            for (uint32_t i = 0; ok[k] && i < sts[k].nsubs; i++) {
+                const rt_status_sub_t *sub = &sts[k].subs[i];
+                if (strcmp(sub->name, nodes[j]) != 0)
+                    continue;
+                if (sub->state == RT_SUB_STREAMING)
+                    rt_ctl_ms(sub->lag_ms < 0 ? 0 : sub->lag_ms, cell, sizeof cell);
+                else
+                    snprintf(cell, sizeof cell, "%s", rt_sub_state_name((int)sub->state));
+            }
+            printf(" %14s", cell);
+        }
+        printf("\n");
+    }
+    printf("  (- : that node does not subscribe to that source)\n");
+}
+
 int rt_ctl_cmd_status(const rt_ctl_t *g, int argc, char **argv)
 {
     bool json = false;
@@ -115,14 +164,61 @@ int rt_ctl_cmd_status(const rt_ctl_t *g, int argc, char **argv)
             return RT_EXIT_USAGE;
         }
     }
-    rt_status_t st;
-    int rc = rt_ctl_status_fetch(g, &st);
-    if (rc != RT_EXIT_OK)
-        return rc;
-    if (json)
-        s_print_json(&st);
-    else
-        s_print_text(&st);
-    rt_status_clear(&st);
-    return RT_EXIT_OK;
+    int n = g->nendpoints > 1 ? g->nendpoints : 1;
+    rt_status_t sts[RT_CTL_MAX_PUBLISHERS];
+    bool ok[RT_CTL_MAX_PUBLISHERS];
+    int code = RT_EXIT_OK;
+    for (int k = 0; k < n; k++) {
+        rt_ctl_t one = *g;
+        if (g->nendpoints > 1) {
+            one.endpoint = g->endpoints[k];
+            one.publisher_key = g->publisher_keys[k];
+        }
+        int rc = rt_ctl_status_fetch(&one, &sts[k]);
+        ok[k] = rc == RT_EXIT_OK;
+        if (!ok[k]) {
+            code = rc;
+            memset(&sts[k], 0, sizeof sts[k]);
+        }
+    }
+    if (n == 1) {
+        if (ok[0]) {
+            if (json)
+                s_print_json(&sts[0]);
+            else
+                s_print_text(&sts[0]);
+        }
+    } else if (json) {
+        /* An array, one status per publisher in the order given (null: unreachable). */
+        printf("[");
+        for (int k = 0; k < n; k++) {
+            if (k)
+                printf(",");
+            if (!ok[k]) {
+                printf("null");
+                continue;
+            }
+            rt_buf_t out;
+            rt_buf_init(&out);
+            rt_status_json(&out, &sts[k]);
+            if (rt_buf_error(&out) == 0)
+                printf("%s", rt_buf_str(&out));
+            rt_buf_free(&out);
+        }
+        printf("]\n");
+    } else {
+        for (int k = 0; k < n; k++) {
+            if (k)
+                printf("\n");
+            if (ok[k])
+                s_print_text(&sts[k]);
+            else
+                printf("publisher at %s: unreachable (see above)\n", g->endpoints[k]);
+        }
+        s_print_mesh(sts, ok, n);
+    }
+    for (int k = 0; k < n; k++)
+        if (ok[k])
+            rt_status_clear(&sts[k]);
+    return code;
 }

@@ -14,6 +14,7 @@
 #    node name sorting last), or is absent when that write was a delete, as read from
 #    the write log's commit times;
 #  - conflicts were met, and each is recorded with both versions;
+#  - `rtctl status` given the three publishers shows each node's lag behind each other;
 #  - a subscriber purges the tombstones older than --tombstone-hours when it connects.
 set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
@@ -157,6 +158,29 @@ for n in "${NODES[@]}"; do
         rt_fail "a conflict on $n is recorded without its versions"
 done
 ((total > 0)) || rt_fail "no conflict was met: the workload does not test resolution"
+
+echo "== rtctl status across the mesh"
+CTLM=("$RT_BIN/rtctl" --publisher "${ROUTER[a]}" --publisher "${ROUTER[b]}" --publisher "${ROUTER[c]}")
+"${CTLM[@]}" status >"$RT_TMP/mesh_status.txt"
+sed -n '/^mesh:/,$p' "$RT_TMP/mesh_status.txt" | tee "$RT_TMP/mesh_matrix.txt"
+for n in "${NODES[@]}"; do
+    row="$(grep -E "^  $n " "$RT_TMP/mesh_matrix.txt")" || rt_fail "no mesh row for $n"
+    # One "." (itself) and a lag for each other source, nobody missing or stopped.
+    read -r -a cells <<<"${row#"  $n "}"
+    dots=0
+    for cell in "${cells[@]}"; do
+        [[ "$cell" != "." ]] || dots=$((dots + 1))
+        [[ "$cell" != "-" && "$cell" != error && "$cell" != paused && "$cell" != gone ]] ||
+            rt_fail "mesh row of $n: $row"
+    done
+    ((dots == 1)) || rt_fail "mesh row of $n: $row"
+done
+[[ "$("${CTLM[@]}" status --json | jq -r 'map(.source) | join(",")')" == "a,b,c" ]] ||
+    rt_fail "status --json of three publishers: $("${CTLM[@]}" status --json | head -c 300)"
+rc=0
+"${CTLM[@]}" pause a 2>"$RT_TMP/multi.err" || rc=$?
+[[ "$rc" == 2 ]] && grep -q 'for status only' "$RT_TMP/multi.err" ||
+    rt_fail "pause with three --publisher: exit $rc $(cat "$RT_TMP/multi.err")"
 
 echo "== tombstones past --tombstone-hours are purged, the others kept"
 tomb="rt.tomb_$(rt_psql a -c "SELECT 'kv'::regclass::oid")"
