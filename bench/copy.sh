@@ -14,21 +14,11 @@
 # RSS (VmHWM).
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-RT_SRC="$(cd "$BENCH_DIR/.." && pwd)"
-RT_BIN="${RT_BENCH_BUILD:-$RT_SRC/build-bench}"
+# shellcheck source=bench/build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/build.sh"
 ROWS="${RT_BENCH_COPY_ROWS:-1000000}"
 TOAST="${RT_BENCH_COPY_TOAST:-5000}"
 JOBS="${RT_BENCH_COPY_JOBS:-4}"
-export RT_SRC RT_BIN
-
-if [[ "${RT_BENCH_NO_BUILD:-0}" != 1 ]]; then
-    echo "==> building Release into $RT_BIN"
-    mkdir -p "$RT_BIN"
-    cmake -S "$RT_SRC" -B "$RT_BIN" -DCMAKE_BUILD_TYPE=Release >"$RT_BIN/bench-build.log" 2>&1
-    cmake --build "$RT_BIN" -j"$(nproc)" --target rt-publisher rt-subscriber \
-        >>"$RT_BIN/bench-build.log" 2>&1 || { tail -n 30 "$RT_BIN/bench-build.log"; exit 1; }
-fi
 
 # shellcheck source=tests/lib/cluster.sh
 source "$RT_SRC/tests/lib/cluster.sh"
