@@ -12,7 +12,9 @@
 #  - every node's transactions are on every node once (write log rows, counters);
 #  - each shared key holds the value of its latest write by commit time (ties: the
 #    node name sorting last), or is absent when that write was a delete, as read from
-#    the write log's commit times;
+#    the write log's commit times; a partitioned table written by the same
+#    transactions the same way ends the same (tombstones of a partition root); a table
+#    without a key (REPLICA IDENTITY FULL) converges too;
 #  - conflicts were met, and each is recorded with both versions;
 #  - `rtctl status` given the three publishers shows each node's lag behind each other;
 #  - a subscriber purges the tombstones older than --tombstone-hours when it connects.
@@ -29,6 +31,11 @@ CREATE TABLE kv (k int PRIMARY KEY, v text, node text);
 CREATE TABLE wlog (node text, i int, k int, v text, PRIMARY KEY (node, i));
 CREATE TABLE cnt (node text PRIMARY KEY, n bigint NOT NULL);
 INSERT INTO cnt VALUES ('a', 0), ('b', 0), ('c', 0);
+CREATE TABLE pt (k int PRIMARY KEY, v text) PARTITION BY RANGE (k);
+CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (1) TO (11);
+CREATE TABLE pt2 PARTITION OF pt FOR VALUES FROM (11) TO (21);
+CREATE TABLE ft (node text, i int, v text);
+ALTER TABLE ft REPLICA IDENTITY FULL;
 SQL
 done
 dsn_of() {
@@ -76,16 +83,23 @@ writer() { # NODE SEED
         op=$((RANDOM % 10))
         echo "BEGIN;"
         # A delete or update that finds no row writes nothing: logged with key NULL.
+        # The partitioned pt gets the same change as kv in the same transaction.
         if ((op < 2)); then
             echo "WITH d AS (DELETE FROM kv WHERE k = $k RETURNING 1)"
             echo "INSERT INTO wlog SELECT '$n', $i, CASE WHEN EXISTS (SELECT 1 FROM d) THEN $k END, NULL;"
+            echo "DELETE FROM pt WHERE k = $k;"
         elif ((op < 6)); then
             echo "INSERT INTO kv VALUES ($k, '$n$i', '$n') ON CONFLICT (k) DO UPDATE SET v = excluded.v, node = excluded.node;"
             echo "INSERT INTO wlog VALUES ('$n', $i, $k, '$n$i');"
+            echo "INSERT INTO pt VALUES ($k, '$n$i') ON CONFLICT (k) DO UPDATE SET v = excluded.v;"
         else
             echo "WITH u AS (UPDATE kv SET v = '$n$i', node = '$n' WHERE k = $k RETURNING 1)"
             echo "INSERT INTO wlog SELECT '$n', $i, CASE WHEN EXISTS (SELECT 1 FROM u) THEN $k END, '$n$i';"
+            echo "UPDATE pt SET v = '$n$i' WHERE k = $k;"
         fi
+        # ft (no key, REPLICA IDENTITY FULL): each node's own rows, some deleted again.
+        echo "INSERT INTO ft VALUES ('$n', $i, 'x');"
+        ((i % 5 != 0)) || echo "DELETE FROM ft WHERE node = '$n' AND i = $((i - 3));"
         echo "UPDATE cnt SET n = n + 1 WHERE node = '$n';"
         echo "COMMIT;"
         ((i % 10 != 0)) || echo "SELECT pg_sleep(0.15);"
@@ -146,6 +160,12 @@ for n in "${NODES[@]}"; do
   want $want"
 done
 echo "each shared key holds its latest write"
+pt_sql="SELECT coalesce(string_agg(k || '=' || v, ',' ORDER BY k), '') FROM pt"
+for n in "${NODES[@]}"; do
+    [[ "$(rt_psql "$n" -c "$pt_sql")" == "$(rt_psql "$n" -c "$actual_sql")" ]] ||
+        rt_fail "the partitioned table on $n differs from kv, written by the same transactions"
+done
+echo "the partitioned table too"
 
 total=0
 for n in "${NODES[@]}"; do
