@@ -46,16 +46,6 @@ printf '%s\n' "INSERT INTO mlat (node, id, written) VALUES (:node, nextval('mlat
     >"$RT_TMP/mlat.sql"
 
 now_ms() { date +%s%3N; }
-dsn_of() {
-    local v
-    v="$(rt__var "$1")_DSN"
-    echo "${!v}"
-}
-port_of() {
-    local v
-    v="$(rt__var "$1")_PORT"
-    echo "${!v}"
-}
 q() { rt_psql "$1" -c "$2"; }
 count_is() { [[ "$(q "$1" "SELECT count(*) FROM mlat")" == "$2" ]]; }
 
@@ -97,13 +87,13 @@ declare -A ROUTER=()
 rt_publisher() {
     local n="$1"
     ROUTER[$n]="tcp://127.0.0.1:$(rt_free_port)"
-    rt_start_daemon "pub_$n" "$RT_TMP/pub_$n.log" "$RT_BIN/rt-publisher" --source "$(dsn_of "$n")" \
+    rt_start_daemon "pub_$n" "$RT_TMP/pub_$n.log" "$RT_BIN/rt-publisher" --source "$(rt_dsn "$n")" \
         --outbox "$RT_TMP/outbox_$n" --name "$n" --listen "${ROUTER[$n]}" \
         --pub "tcp://127.0.0.1:$(rt_free_port)"
 }
 rt_subscriber() { # NODE FROM POLICY
     rt_start_daemon "sub_$1_$2" "$RT_TMP/sub_$1_$2.log" "$RT_BIN/rt-subscriber" \
-        --publisher "${ROUTER[$2]}" --target "$(dsn_of "$1")" --name "$1" --conflict-policy "$3"
+        --publisher "${ROUTER[$2]}" --target "$(rt_dsn "$1")" --name "$1" --conflict-policy "$3"
 }
 
 # measure SETUP WRITERS RECEIVERS: the latency, then the throughput phase. Each writer
@@ -112,7 +102,7 @@ measure() {
     local setup="$1" writers="$2" receivers="$3" w r total t0 t1 pids=()
     echo "==> $setup: latency, $RATE tx/s per writing node for $SECS s"
     for w in $writers; do
-        timeout -k 5 $((SECS + 60)) "$RT_PG_BIN/pgbench" -h 127.0.0.1 -p "$(port_of "$w")" -U postgres \
+        timeout -k 5 $((SECS + 60)) "$RT_PG_BIN/pgbench" -h 127.0.0.1 -p "$(rt_port "$w")" -U postgres \
             -n -f "$RT_TMP/mlat.sql" -D node="'$w'" -c 2 -j 1 -R "$RATE" -T "$SECS" postgres \
             >"$RT_TMP/lat_${setup}_$w.log" 2>&1 &
         pids+=($!)
@@ -143,7 +133,7 @@ measure() {
     pids=()
     t0="$(now_ms)"
     for w in $writers; do
-        timeout -k 5 $((SECS + 60)) "$RT_PG_BIN/pgbench" -h 127.0.0.1 -p "$(port_of "$w")" -U postgres \
+        timeout -k 5 $((SECS + 60)) "$RT_PG_BIN/pgbench" -h 127.0.0.1 -p "$(rt_port "$w")" -U postgres \
             -n -f "$RT_TMP/mlat.sql" -D node="'$w'" -c 4 -j 2 -T "$SECS" postgres \
             >"$RT_TMP/tput_${setup}_$w.log" 2>&1 &
         pids+=($!)
@@ -169,9 +159,9 @@ measure() {
 echo "==> one-way, native logical replication: s1 -> r1"
 nodes s1 r1
 q s1 "CREATE PUBLICATION mp FOR ALL TABLES" >/dev/null
-q r1 "CREATE SUBSCRIPTION ms CONNECTION '$(dsn_of s1)' PUBLICATION mp WITH (copy_data = false)" >/dev/null
+q r1 "CREATE SUBSCRIPTION ms CONNECTION '$(rt_dsn s1)' PUBLICATION mp WITH (copy_data = false)" >/dev/null
 rt_wait_until 60 "the native subscription streaming" bash -c \
-    "[[ \$('$RT_PG_BIN/psql' -X -qAt -d '$(dsn_of s1)' -c \"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'\") == 1 ]]"
+    "[[ \$('$RT_PG_BIN/psql' -X -qAt -d '$(rt_dsn s1)' -c \"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'\") == 1 ]]"
 measure native s1 r1
 same s1 r1
 q r1 "DROP SUBSCRIPTION ms" >/dev/null

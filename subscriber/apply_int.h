@@ -24,7 +24,8 @@ typedef enum {
     RT__OP_EXEC,
     RT__OP_MISC,
     RT__OP_COMMIT,
-    RT__OP_ROLLBACK
+    RT__OP_ROLLBACK,
+    RT__OP_TEXT /* its first value goes to self->text ("" when NULL or no row) */
 } rt__op_kind_t;
 
 /* A queued pipeline command. */
@@ -122,6 +123,7 @@ struct rt_apply_t {
     zhashx_t *vkeys;          /* keys the open transaction wrote (versioned policies) */
     zhashx_t *tombs;          /* "schema"."table" -> its tombstone table ("": none) */
     bool vrace;               /* the last versioned record's writes met a concurrent write */
+    char text[256];           /* the value an RT__OP_TEXT command returned */
     int tombstone_hours;      /* tombstones older than this are purged */
     int64_t purged_ms;        /* when they were last purged (monotonic ms) */
     uint64_t remote_until;    /* records up to this seq: apply_remote whatever the policy */
@@ -318,6 +320,10 @@ void rt__conflict_key(const rt_record_t *rec, const rt_change_t *ch, char *buf, 
 
 /* The policy for record seq: apply_remote up to remote_until, else the subscriber's. */
 int rt__conflict_policy_for(const rt_apply_t *self, uint64_t seq);
+
+/* Whether change ch has a whole new row (no unchanged TOASTed value left out), so
+ * that it can be inserted. */
+bool rt__change_complete(const rt_change_t *ch);
 
 /* A conflict (self->conflict) resolved inside the open transaction: logged, recorded in
  * rt.conflicts there (queued) with resolution, counted at commit. */

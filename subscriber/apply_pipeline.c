@@ -185,6 +185,9 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
                 rt__apply_error(self, "replica returned %s unexpectedly", PQresStatus(st));
                 err = RT_EDB;
             }
+        } else if (err == RT_OK && op->kind == RT__OP_TEXT) {
+            bool has = PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0);
+            snprintf(self->text, sizeof self->text, "%s", has ? PQgetvalue(res, 0, 0) : "");
         } else if (err == RT_OK && op->kind == RT__OP_EXEC && op->slot >= 0) {
             rt__versioned_store(self, op->slot, res);
         } else if (err == RT_OK && op->kind == RT__OP_EXEC && op->probe) {

@@ -223,24 +223,18 @@ static bool s_key_put(zchunk_t *buf, const rt_relation_t *rel, const rt_value_t 
     return true;
 }
 
-/* The key string of the row change ch of rec touches (old: its identity, else the
- * key of its new image), "<schema>.<table>|..." in key (malloc'd), NULL if none. */
-static char *s_key(const rt_record_t *rec, const rt_change_t *ch, bool old)
+/* The key string of a row of the relation named qual ("schema"."table") in image img
+ * of rel: the name, then the key values (malloc'd), NULL if there is no image or no
+ * memory. */
+static char *s_key(const char *qual, const rt_relation_t *rel, const rt_value_t *img, uint32_t n)
 {
-    const rt_relation_t *rel = &rec->rels[ch->rel];
     zchunk_t *buf = zchunk_new(NULL, 64);
     if (!buf)
         return NULL;
-    char *qual = rt_sqlgen_qualified(rel->schema, rel->table);
-    if (qual) {
-        zchunk_extend(buf, qual, strlen(qual));
-        zchunk_extend(buf, "|", 1);
-    }
-    bool ok = qual && (old ? s_key_put(buf, rel, ch->old, ch->nold)
-                           : s_key_put(buf, rel, ch->new_, ch->nnew));
-    free(qual);
+    zchunk_extend(buf, qual, strlen(qual));
+    zchunk_extend(buf, "|", 1);
     char *key = NULL;
-    if (ok && (key = malloc(zchunk_size(buf) + 1))) {
+    if (s_key_put(buf, rel, img, n) && (key = malloc(zchunk_size(buf) + 1))) {
         memcpy(key, zchunk_data(buf), zchunk_size(buf));
         key[zchunk_size(buf)] = '\0';
     }
@@ -254,94 +248,43 @@ static char *s_key(const rt_record_t *rec, const rt_change_t *ch, bool old)
 #define S_KEY_WRITTEN ((void *)1)
 #define S_KEY_LOST ((void *)2)
 
-/* Maps the keys change ch touches (its identity; for an UPDATE that moves the row, the
- * new key too) to value in keys; an existing entry is kept. */
-static int s_keys_add(zhashx_t *keys, const rt_record_t *rec, const rt_change_t *ch, void *value)
+/* The keys change ch touches: *id the row it locates (its old image's identity, or the
+ * key of its new one), *moved the new key of an UPDATE that moves the row (else NULL).
+ * Both malloc'd; *id NULL when the change has no usable image. */
+static void s_change_keys(const char *qual, const rt_relation_t *rel, const rt_change_t *ch,
+                          char **id, char **moved)
 {
-    for (int pass = 0; pass < 2; pass++) {
-        bool old = pass == 0;
-        if (old ? ch->op == 'I' || (ch->op == 'U' && ch->old_kind == 0) : ch->op == 'D')
-            continue;
-        char *key = s_key(rec, ch, old);
-        if (!key)
-            continue;
-        int rc = zhashx_insert(keys, key, value);
-        free(key);
-        if (rc != 0 && rc != -1)
-            return RT_ENOMEM;
-    }
-    return RT_OK;
+    bool old = ch->op == 'D' || ch->old_kind != 0;
+    *id = old ? s_key(qual, rel, ch->old, ch->nold) : s_key(qual, rel, ch->new_, ch->nnew);
+    *moved = ch->op == 'U' && ch->old_kind != 0 ? s_key(qual, rel, ch->new_, ch->nnew) : NULL;
 }
 
-/* The entry of keys for the row change ch touches, NULL if none. */
-static void *s_keys_find(zhashx_t *keys, const rt_record_t *rec, const rt_change_t *ch)
+/* Maps key (when not NULL) to value in keys; an existing entry is kept. */
+static int s_keys_add(zhashx_t *keys, const char *key, void *value)
 {
-    char *key = s_key(rec, ch, ch->op == 'D' || ch->old_kind != 0);
-    void *v = key ? zhashx_lookup(keys, key) : NULL;
-    free(key);
-    return v;
+    int rc = key ? zhashx_insert(keys, key, value) : 0;
+    return rc == 0 || rc == -1 ? RT_OK : RT_ENOMEM;
 }
 
-/* The tombstone table of relation rel (created when missing; "" for a table without a
- * primary key), cached per connection. NULL after a failure (logged). */
-static const char *s_tomb(rt_apply_t *self, const rt_relation_t *rel, int *err)
+/* The tombstone table of the relation named qual (created when missing; "" for a table without a
+ * primary key), cached per connection. NULL after a failure (logged). What apply.c
+ * queued (BEGIN, SAVEPOINT) runs in the same segment. */
+static const char *s_tomb(rt_apply_t *self, const char *qual, int *err)
 {
-    char *qual = rt_sqlgen_qualified(rel->schema, rel->table);
-    if (!qual) {
-        *err = RT_ENOMEM;
-        return NULL;
-    }
-    const char *tomb = zhashx_lookup(self->tombs, qual);
-    if (tomb) {
-        free(qual);
-        return tomb;
-    }
-    /* What apply.c queued (BEGIN, SAVEPOINT) runs first: this reads its own result. */
-    if (self->nops > 0 && (*err = rt__pipeline_run(self, NULL)) != RT_OK) {
-        free(qual);
-        return NULL;
-    }
-    const char *params[1] = {qual};
-    *err =
-        rt__pipeline_send(self, RT__OP_MISC, "SELECT rt.tombstones_for($1::regclass)", 1, params);
-    if (*err == RT_OK)
-        *err = rt__pipeline_flush(self);
-    if (*err == RT_OK && PQpipelineSync(self->conn) != 1)
-        *err = RT_EIO;
-    PGresult *res = NULL;
-    if (*err == RT_OK && (res = rt__pipeline_next_result(self, err)) &&
-        PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-        char *name = strdup(PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
-        if (name && zhashx_insert(self->tombs, qual, name) == 0)
-            tomb = name;
-        else
-            free(name);
-    } else if (res && *err == RT_OK) {
-        char line[512];
-        rt__apply_error(self, "cannot set up the tombstones of %s: %s", qual,
-                        rt_pg_error_line(PQresultErrorMessage(res), line, sizeof line));
-        *err = RT_EDB;
-    }
-    PQclear(res);
-    /* The rest of this command's results, then the Sync. */
-    while (*err != RT_EIO && *err != RT_EAGAIN) {
-        int io = RT_OK;
-        res = rt__pipeline_next_result(self, &io);
-        if (io != RT_OK) {
-            *err = io;
-            break;
+    char *tomb = zhashx_lookup(self->tombs, qual);
+    if (!tomb) {
+        const char *params[1] = {qual};
+        *err = rt__pipeline_send(self, RT__OP_TEXT, "SELECT rt.tombstones_for($1::regclass)", 1,
+                                 params);
+        if (*err == RT_OK)
+            *err = rt__pipeline_run(self, NULL);
+        if (*err == RT_OK &&
+            (!(tomb = strdup(self->text)) || zhashx_insert(self->tombs, qual, tomb) != 0)) {
+            free(tomb);
+            tomb = NULL;
+            *err = RT_ENOMEM;
         }
-        if (!res)
-            continue;
-        ExecStatusType st = PQresultStatus(res);
-        PQclear(res);
-        if (st == PGRES_PIPELINE_SYNC)
-            break;
     }
-    self->nops = 0;
-    free(qual);
-    if (!tomb && *err == RT_OK)
-        *err = RT_ENOMEM;
     return tomb;
 }
 
@@ -365,9 +308,7 @@ static int s_write(rt_apply_t *self, const rt_record_t *rec, uint32_t i, int pol
     const rt__vread_t *row = &self->vreads[2 * i];
     const rt__vread_t *tb = &self->vreads[2 * i + 1];
     rt_version_t remote = {.known = true, .ts = rec->commit_ts, .node = self->source};
-    bool complete = ch->new_ != NULL;
-    for (uint32_t k = 0; complete && k < ch->nnew; k++)
-        complete = ch->new_[k].kind != RT_VAL_UNCHANGED;
+    bool complete = rt__change_complete(ch);
     char key[300];
     rt__conflict_key(rec, ch, key, sizeof key);
     char *table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
@@ -440,6 +381,7 @@ int rt__versioned_record(rt_apply_t *self, const rt_record_t *rec, int policy)
 {
     int err = RT_OK;
     bool lww = policy == RT_CONFLICT_LWW;
+    size_t nch = rec->nchanges ? rec->nchanges : 1, nrel = rec->nrels ? rec->nrels : 1;
 
     self->vrace = false;
     if (!self->versioned_ready) {
@@ -458,21 +400,26 @@ int rt__versioned_record(rt_apply_t *self, const rt_record_t *rec, int policy)
     if (rt_reserve((void **)&self->vreads, &self->vreads_cap, nreads, sizeof *self->vreads) < 0)
         return RT_ENOMEM;
     memset(self->vreads, 0, nreads * sizeof *self->vreads);
-    const char **tombs = calloc(rec->nrels ? rec->nrels : 1, sizeof *tombs);
-    /* Per change: the change that decides its key (itself, an earlier one of the record,
-     * or UINT32_MAX: decided before the record, see follow) and whether its key lost. */
-    uint32_t *first = calloc(rec->nchanges ? rec->nchanges : 1, sizeof *first);
-    void **follow = calloc(rec->nchanges ? rec->nchanges : 1, sizeof *follow);
-    bool *lost = calloc(rec->nchanges ? rec->nchanges : 1, sizeof *lost);
+    /* Per relation: its name and tombstone table. Per change: the keys it touches (made
+     * once), the change that decides its key (itself, an earlier one of the record, or
+     * UINT32_MAX: decided before the record, see follow) and whether its key lost. */
+    char **quals = calloc(nrel, sizeof *quals);
+    const char **tombs = calloc(nrel, sizeof *tombs);
+    char **ids = calloc(nch, sizeof *ids), **moved = calloc(nch, sizeof *moved);
+    uint32_t *first = calloc(nch, sizeof *first);
+    void **follow = calloc(nch, sizeof *follow);
+    bool *lost = calloc(nch, sizeof *lost);
     zhashx_t *seen = zhashx_new(); /* key -> 1 + the index of the change that decides it */
-    if (!tombs || !first || !follow || !lost || !seen) {
+    if (!quals || !tombs || !ids || !moved || !first || !follow || !lost || !seen) {
         err = RT_ENOMEM;
         goto done;
     }
-    /* The tombstone tables of the record's relations, before anything is queued. */
-    for (uint32_t r = 0; lww && err == RT_OK && r < rec->nrels; r++)
-        if (!(tombs[r] = s_tomb(self, &rec->rels[r], &err)) && err == RT_OK)
+    for (uint32_t r = 0; err == RT_OK && r < rec->nrels; r++) {
+        if (!(quals[r] = rt_sqlgen_qualified(rec->rels[r].schema, rec->rels[r].table)))
             err = RT_ENOMEM;
+        else if (lww && !(tombs[r] = s_tomb(self, quals[r], &err)) && err == RT_OK)
+            err = RT_ENOMEM;
+    }
 
     /* 1. Reads, for the first change of each key the transaction has not written. */
     for (uint32_t i = 0; err == RT_OK && i < rec->nchanges; i++) {
@@ -480,18 +427,21 @@ int rt__versioned_record(rt_apply_t *self, const rt_record_t *rec, int policy)
         first[i] = i;
         if (ch->op == 'T' || ch->rel >= rec->nrels)
             continue;
-        if ((follow[i] = s_keys_find(self->vkeys, rec, ch))) {
+        const rt_relation_t *rel = &rec->rels[ch->rel];
+        s_change_keys(quals[ch->rel], rel, ch, &ids[i], &moved[i]);
+        if (ids[i] && (follow[i] = zhashx_lookup(self->vkeys, ids[i]))) {
             first[i] = UINT32_MAX;
             continue;
         }
-        void *j = s_keys_find(seen, rec, ch);
+        void *j = ids[i] ? zhashx_lookup(seen, ids[i]) : NULL;
         if (j) {
             first[i] = (uint32_t)((uintptr_t)j - 1);
             continue;
         }
-        if ((err = s_keys_add(seen, rec, ch, (void *)((uintptr_t)i + 1))) != RT_OK)
+        void *me = (void *)((uintptr_t)i + 1);
+        if ((err = s_keys_add(seen, ids[i], me)) != RT_OK ||
+            (err = s_keys_add(seen, moved[i], me)) != RT_OK)
             break;
-        const rt_relation_t *rel = &rec->rels[ch->rel];
         bool keyed = false;
         for (uint32_t k = 0; k < rel->ncols; k++)
             keyed = keyed || rel->cols[k].key;
@@ -531,13 +481,24 @@ int rt__versioned_record(rt_apply_t *self, const rt_record_t *rec, int policy)
         self->vrace = err == RT_ECONFLICT;
     }
     /* The keys this record decided, for the transaction's next records. */
-    for (uint32_t i = 0; err == RT_OK && i < rec->nchanges; i++)
-        if (first[i] == i && rec->changes[i].op != 'T')
-            err = s_keys_add(self->vkeys, rec, &rec->changes[i],
-                             lost[i] ? S_KEY_LOST : S_KEY_WRITTEN);
+    for (uint32_t i = 0; err == RT_OK && i < rec->nchanges; i++) {
+        void *v = lost[i] ? S_KEY_LOST : S_KEY_WRITTEN;
+        if (first[i] == i && rec->changes[i].op != 'T' &&
+            (err = s_keys_add(self->vkeys, ids[i], v)) == RT_OK)
+            err = s_keys_add(self->vkeys, moved[i], v);
+    }
 done:
     zhashx_destroy(&seen);
+    for (uint32_t r = 0; quals && r < rec->nrels; r++)
+        free(quals[r]);
+    for (uint32_t i = 0; ids && moved && i < rec->nchanges; i++) {
+        free(ids[i]);
+        free(moved[i]);
+    }
+    free(quals);
     free(tombs);
+    free(ids);
+    free(moved);
     free(first);
     free(follow);
     free(lost);

@@ -286,7 +286,7 @@ static int s_probe(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *
     return err;
 }
 
-static bool s_row_complete(const rt_change_t *ch)
+bool rt__change_complete(const rt_change_t *ch)
 {
     for (uint32_t i = 0; i < ch->nnew; i++)
         if (ch->new_[i].kind == RT_VAL_UNCHANGED)
@@ -309,7 +309,7 @@ static int s_insert_exists(rt_apply_t *self, const rt_record_t *rec, uint32_t id
         RT_OK)
         return err;
     rt_resolve_t r =
-        rt_conflict_decide(policy, RT_CONFLICT_INSERT_EXISTS, NULL, NULL, s_row_complete(ch));
+        rt_conflict_decide(policy, RT_CONFLICT_INSERT_EXISTS, NULL, NULL, rt__change_complete(ch));
     if (r == RT_RESOLVE_SKIP) {
         rt__conflict_note(self, rec, idx, 'I', "insert_exists",
                           "INSERT of %s: the row already exists on the replica (%s); kept the "
@@ -346,7 +346,7 @@ static int s_missing(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, int
                      const char *key, const char *table)
 {
     const rt_change_t *ch = &rec->changes[idx];
-    bool complete = s_row_complete(ch);
+    bool complete = rt__change_complete(ch);
     int64_t rows;
     int err;
 

@@ -624,7 +624,7 @@ static void s_hash_u32(s_hash_t *h, uint32_t v)
 int rt_sqlgen_shape_key(const rt_relation_t *rel, char op, char old_kind, const rt_value_t *newvals,
                         char *buf, size_t size)
 {
-    if (!buf || !s_rel_valid(rel) || !strchr("IUDRSW", op) || op == '\0' ||
+    if (!buf || !s_rel_valid(rel) || op == '\0' || !strchr("IUDRSW", op) ||
         (old_kind != 0 && old_kind != 'K' && old_kind != 'O'))
         return RT_EINVAL;
 

@@ -38,25 +38,20 @@ CREATE TABLE ft (node text, i int, v text);
 ALTER TABLE ft REPLICA IDENTITY FULL;
 SQL
 done
-dsn_of() {
-    local v
-    v="$(rt__var "$1")_DSN"
-    echo "${!v}"
-}
 declare -A ROUTER PUB
 for n in "${NODES[@]}"; do
     ROUTER[$n]="tcp://127.0.0.1:$(rt_free_port)"
     PUB[$n]="tcp://127.0.0.1:$(rt_free_port)"
 done
 for n in "${NODES[@]}"; do
-    rt_start_daemon "pub_$n" "$RT_TMP/pub_$n.log" "$RT_BIN/rt-publisher" --source "$(dsn_of "$n")" \
+    rt_start_daemon "pub_$n" "$RT_TMP/pub_$n.log" "$RT_BIN/rt-publisher" --source "$(rt_dsn "$n")" \
         --outbox "$RT_TMP/outbox_$n" --name "$n" --listen "${ROUTER[$n]}" --pub "${PUB[$n]}"
 done
 for n in "${NODES[@]}"; do
     for o in "${NODES[@]}"; do
         [[ "$n" != "$o" ]] || continue
         rt_start_daemon "sub_${n}_$o" "$RT_TMP/sub_${n}_$o.log" "$RT_BIN/rt-subscriber" \
-            --publisher "${ROUTER[$o]}" --target "$(dsn_of "$n")" --name "$n" \
+            --publisher "${ROUTER[$o]}" --target "$(rt_dsn "$n")" --name "$n" \
             --conflict-policy last_write_wins
     done
 done
@@ -119,12 +114,12 @@ echo "kill -9 of b's subscriber for a"
 rt_kill9 sub_b_a
 sleep "0.$((RANDOM % 10))"
 rt_start_daemon sub_b_a "$RT_TMP/sub_b_a.log" "$RT_BIN/rt-subscriber" \
-    --publisher "${ROUTER[a]}" --target "$(dsn_of b)" --name b --conflict-policy last_write_wins
+    --publisher "${ROUTER[a]}" --target "$(rt_dsn b)" --name b --conflict-policy last_write_wins
 sleep "$((RANDOM % 2)).$((RANDOM % 10))"
 echo "kill -9 of c's publisher"
 rt_kill9 pub_c
 sleep "0.$((RANDOM % 10))"
-rt_start_daemon pub_c "$RT_TMP/pub_c.log" "$RT_BIN/rt-publisher" --source "$(dsn_of c)" \
+rt_start_daemon pub_c "$RT_TMP/pub_c.log" "$RT_BIN/rt-publisher" --source "$(rt_dsn c)" \
     --outbox "$RT_TMP/outbox_c" --name c --listen "${ROUTER[c]}" --pub "${PUB[c]}"
 for p in "${pids[@]}"; do
     wait "$p" || rt_fail "a writer failed"
@@ -211,9 +206,9 @@ recent="$(rt_psql a -c "SELECT count(*) FROM $tomb")"
 rt_psql a -c "INSERT INTO $tomb (k, rt_xid) VALUES (1000, '2')"
 rt_stop_daemon sub_a_b
 rt_start_daemon sub_a_b "$RT_TMP/sub_a_b.log" "$RT_BIN/rt-subscriber" \
-    --publisher "${ROUTER[b]}" --target "$(dsn_of a)" --name a --conflict-policy last_write_wins \
+    --publisher "${ROUTER[b]}" --target "$(rt_dsn a)" --name a --conflict-policy last_write_wins \
     --tombstone-hours 1
-rt_wait_until 20 "the old tombstone purged" bash -c "[[ \$('$RT_PG_BIN/psql' -X -qAt -d '$(dsn_of a)' -c 'SELECT count(*) FROM $tomb WHERE k = 1000') == 0 ]]"
+rt_wait_until 20 "the old tombstone purged" bash -c "[[ \$('$RT_PG_BIN/psql' -X -qAt -d '$(rt_dsn a)' -c 'SELECT count(*) FROM $tomb WHERE k = 1000') == 0 ]]"
 [[ "$(rt_psql a -c "SELECT count(*) FROM $tomb")" == "$recent" ]] ||
     rt_fail "recent tombstones purged: $(rt_psql a -c "SELECT count(*) FROM $tomb") of $recent left"
 

@@ -30,20 +30,15 @@ for n in a b; do
     PUB[$n]="tcp://127.0.0.1:$(rt_free_port)"
 done
 other() { [[ "$1" == a ]] && echo b || echo a; }
-dsn_of() {
-    local v
-    v="$(rt__var "$1")_DSN"
-    echo "${!v}"
-}
 for n in a b; do
-    dsn="$(dsn_of "$n")"
+    dsn="$(rt_dsn "$n")"
     rt_start_daemon "pub_$n" "$RT_TMP/pub_$n.log" "$RT_BIN/rt-publisher" --source "$dsn" \
         --outbox "$RT_TMP/outbox_$n" --name "$n" --listen "${ROUTER[$n]}" --pub "${PUB[$n]}"
 done
 for n in a b; do
     o="$(other "$n")"
     rt_start_daemon "sub_$n" "$RT_TMP/sub_$n.log" "$RT_BIN/rt-subscriber" \
-        --publisher "${ROUTER[$o]}" --target "$(dsn_of "$n")" --name "$n"
+        --publisher "${ROUTER[$o]}" --target "$(rt_dsn "$n")" --name "$n"
 done
 head_seq() { rt_status_json "${ROUTER[$1]}" | jq -r .head_seq; }
 sub_state() { rt_status_json "${ROUTER[$(other "$1")]}" | jq -r --arg n "$1" '.subscribers[] | select(.name == $n) | .state'; }

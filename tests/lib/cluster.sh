@@ -373,6 +373,19 @@ rt_pg_restart() {
     rt__pg_launch "$name"
 }
 
+# rt_dsn NAME, rt_port NAME
+# Print cluster NAME's <NAME>_DSN and <NAME>_PORT (set by rt_pg_start).
+rt_dsn() {
+    local v
+    v="$(rt__var "$1")_DSN"
+    printf '%s\n' "${!v}"
+}
+rt_port() {
+    local v
+    v="$(rt__var "$1")_PORT"
+    printf '%s\n' "${!v}"
+}
+
 # rt_pg_pid NAME
 # Prints the postmaster pid of cluster NAME (empty when it is stopped).
 rt_pg_pid() {
