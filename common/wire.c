@@ -382,6 +382,7 @@ struct rt_record_builder_t {
     s_packer_t rpk;          /* packs into rels */
     uint32_t nchanges;       /* changes packed */
     uint32_t nrels;          /* relations packed */
+    uint32_t nseqs;          /* of the changes, sequences */
     uint32_t *relcols;       /* column count of each relation */
     size_t relcols_cap;      /* capacity of relcols */
     uint64_t seq;            /* header fields of the record being built */
@@ -434,7 +435,7 @@ void rt_record_builder_start(rt_record_builder_t *self, uint64_t seq, uint32_t x
     msgpack_sbuffer_clear(&self->rels);
     msgpack_sbuffer_clear(&self->out);
     self->cpk.err = self->rpk.err = RT_OK;
-    self->nchanges = self->nrels = 0;
+    self->nchanges = self->nrels = self->nseqs = 0;
     self->seq = seq;
     self->xid = xid;
     self->commit_lsn = commit_lsn;
@@ -614,6 +615,25 @@ void rt_record_builder_truncate(rt_record_builder_t *self, uint8_t flags, uint32
     self->nchanges++;
 }
 
+void rt_record_builder_sequence(rt_record_builder_t *self, const char *schema, const char *name,
+                                int64_t last_value)
+{
+    s_packer_t *sp = &self->cpk;
+    if (sp->err != RT_OK)
+        return;
+    if (!schema || !name) {
+        s_fail(self, RT_EINVAL);
+        return;
+    }
+    S_PACK(sp, msgpack_pack_array(&sp->pk, 4));
+    S_PACK(sp, msgpack_pack_uint8(&sp->pk, 'Q'));
+    s_pack_cstr(sp, schema);
+    s_pack_cstr(sp, name);
+    S_PACK(sp, msgpack_pack_int64(&sp->pk, last_value));
+    self->nchanges++;
+    self->nseqs++;
+}
+
 uint32_t rt_record_builder_nchanges(const rt_record_builder_t *self)
 {
     return self->nchanges;
@@ -631,6 +651,9 @@ int rt_record_builder_finish(rt_record_builder_t *self, uint8_t flags, rt_lsn_t 
     *data = NULL;
     *len = 0;
     if (flags & ~(RT_REC_FIRST | RT_REC_LAST))
+        return RT_EINVAL;
+    if (self->nseqs &&
+        (self->nseqs != self->nchanges || self->nrels || flags != (RT_REC_FIRST | RT_REC_LAST)))
         return RT_EINVAL;
     if (out.err == RT_OK && self->changes.size + self->rels.size > RT_WIRE_MAX_FRAME)
         out.err = RT_EINVAL;
@@ -705,11 +728,20 @@ void rt_record_decoder_destroy(rt_record_decoder_t **self_p)
 
 /* Bytes the names arena needs for the strings of the rels array and the origin: an
  * upper bound taken before they are checked, so that copies never move the arena. */
-static size_t s_names_need(const msgpack_object *origin, const msgpack_object *rels)
+static size_t s_names_need(const msgpack_object *origin, const msgpack_object *rels,
+                           const msgpack_object *changes)
 {
     size_t need = 0;
     if (origin->type == MSGPACK_OBJECT_STR)
         need += (size_t)origin->via.str.size + 1;
+    /* The names of sequences: every str of a change. */
+    for (uint32_t i = 0; changes->type == MSGPACK_OBJECT_ARRAY && i < changes->via.array.size;
+         i++) {
+        const msgpack_object *ch = &changes->via.array.ptr[i];
+        for (uint32_t j = 0; ch->type == MSGPACK_OBJECT_ARRAY && j < ch->via.array.size; j++)
+            if (ch->via.array.ptr[j].type == MSGPACK_OBJECT_STR)
+                need += (size_t)ch->via.array.ptr[j].via.str.size + 1;
+    }
     if (rels->type != MSGPACK_OBJECT_ARRAY)
         return need;
     for (uint32_t i = 0; i < rels->via.array.size; i++) {
@@ -848,7 +880,7 @@ static int s_decode_changes(rt_record_decoder_t *self, s_cursor_t *rc)
 {
     rt_record_t *rec = &self->rec;
     s_cursor_t changes;
-    size_t nvalues = 0, ntruncs = 0;
+    size_t nvalues = 0, ntruncs = 0, nseqs = 0;
     void *buf;
     int err;
 
@@ -868,6 +900,17 @@ static int s_decode_changes(rt_record_decoder_t *self, s_cursor_t *rc)
         if (cc.bad)
             return RT_EPROTO;
         ch->op = (char)op;
+        if (op == 'Q') {
+            if (cc.n != 4)
+                return RT_EPROTO;
+            ch->seq_schema = s_name(self, &cc);
+            ch->seq_name = s_name(self, &cc);
+            ch->seq_value = s_int(&cc, INT64_MIN, INT64_MAX);
+            if (cc.bad)
+                return RT_EPROTO;
+            nseqs++;
+            continue;
+        }
         if (op == 'T') {
             s_cursor_t rels;
             if (cc.n != 3)
@@ -917,6 +960,9 @@ static int s_decode_changes(rt_record_decoder_t *self, s_cursor_t *rc)
         if (cc.bad)
             return RT_EPROTO;
     }
+    /* Sequences travel in records of their own, each a whole transaction. */
+    if (nseqs && (nseqs != changes.n || rec->nrels || rec->flags != (RT_REC_FIRST | RT_REC_LAST)))
+        return RT_EPROTO;
     /* Rows of zero columns and empty truncates point at the start of a pool: make sure
      * it exists, so that they get a valid pointer rather than an offset from NULL. */
     buf = self->values;
@@ -969,7 +1015,8 @@ int rt_record_decode(rt_record_decoder_t *self, const void *frame, size_t len,
     if (c.bad)
         goto cleanup;
     buf = self->names;
-    if (s_reserve(&buf, &self->names_cap, s_names_need(&c.items[8], &c.items[9]), 1)) {
+    if (s_reserve(&buf, &self->names_cap, s_names_need(&c.items[8], &c.items[9], &c.items[10]),
+                  1)) {
         err = RT_ENOMEM;
         goto cleanup;
     }

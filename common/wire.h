@@ -53,16 +53,19 @@ typedef struct {
 
 /* One change of a record. */
 typedef struct {
-    char op;              /* 'I' insert, 'U' update, 'D' delete, 'T' truncate */
-    uint32_t rel;         /* I/U/D: index into the record's relations */
-    char old_kind;        /* U/D: 'K' key columns, 'O' full old row, 0 none */
-    uint32_t nold;        /* values in old (0 or the relation's ncols) */
-    rt_value_t *old;      /* the old row image, or NULL */
-    uint32_t nnew;        /* values in new (0 or the relation's ncols) */
-    rt_value_t *new_;     /* I/U: the new row image, or NULL */
-    uint8_t trunc_flags;  /* T: 1 = CASCADE, 2 = RESTART IDENTITY */
-    uint32_t ntrunc;      /* T: number of relations */
-    uint32_t *trunc_rels; /* T: indexes into the record's relations */
+    char op;                /* 'I' insert, 'U' update, 'D' delete, 'T' truncate, 'Q' sequence */
+    uint32_t rel;           /* I/U/D: index into the record's relations */
+    char old_kind;          /* U/D: 'K' key columns, 'O' full old row, 0 none */
+    uint32_t nold;          /* values in old (0 or the relation's ncols) */
+    rt_value_t *old;        /* the old row image, or NULL */
+    uint32_t nnew;          /* values in new (0 or the relation's ncols) */
+    rt_value_t *new_;       /* I/U: the new row image, or NULL */
+    uint8_t trunc_flags;    /* T: 1 = CASCADE, 2 = RESTART IDENTITY */
+    uint32_t ntrunc;        /* T: number of relations */
+    uint32_t *trunc_rels;   /* T: indexes into the record's relations */
+    const char *seq_schema; /* Q: the sequence's schema */
+    const char *seq_name;   /* Q: the sequence's name */
+    int64_t seq_value;      /* Q: its last value handed out on the source */
 } rt_change_t;
 
 /* A decoded outbox record. Owned by the decoder object it came from; strings and
@@ -103,6 +106,11 @@ void rt_record_builder_delete(rt_record_builder_t *self, uint32_t rel, char old_
                               const rt_value_t *oldvals);
 void rt_record_builder_truncate(rt_record_builder_t *self, uint8_t flags, uint32_t nrels,
                                 const uint32_t *rels);
+
+/* Adds a sequence's last value. A record with sequences holds nothing else (no
+ * relation, no other change) and is a whole transaction: finish it with FIRST|LAST. */
+void rt_record_builder_sequence(rt_record_builder_t *self, const char *schema, const char *name,
+                                int64_t last_value);
 
 /* Changes added since start. */
 uint32_t rt_record_builder_nchanges(const rt_record_builder_t *self);

@@ -263,7 +263,7 @@ static int s_scan_one(void *arg, uint64_t seq, const void *data, size_t len)
             if (rec->flags & RT_REC_LAST)
                 sc->txns++;
             for (uint32_t i = 0; i < rec->nchanges; i++)
-                if (rec->changes[i].op != 'T')
+                if (rec->changes[i].op != 'T' && rec->changes[i].op != 'Q')
                     sc->rows++;
         }
     }

@@ -40,6 +40,9 @@
 #define FEEDBACK_INTERVAL_MS 5000
 #define RECONNECT_MIN_MS 500
 #define RECONNECT_MAX_MS 10000
+/* While transactions stream in, whether the sequences' answer is in is checked at most
+ * this often. */
+#define SEQ_CHECK_MS 100
 
 /* A relation as last described by the source, with owned strings. */
 typedef struct {
@@ -594,6 +597,61 @@ int rt_capture_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m)
     return RT_OK;
 }
 
+/* ---- Sequences: records of their own, stored between transactions. */
+
+static int s_seq_cut(rt_capture_t *self)
+{
+    const void *data;
+    size_t len;
+    self->seq_building = false;
+    int rc = rt_record_builder_finish(self->builder, RT_REC_FIRST | RT_REC_LAST,
+                                      self->pending.last_end_lsn, &data, &len);
+    if (rc < 0)
+        return rc;
+    if ((rc = s_batch_add(self, data, len)) < 0)
+        return rc;
+    self->pending.head_seq = self->next_seq++;
+    self->pending_dirty = true;
+    return RT_OK;
+}
+
+static int s_seq_add(void *arg, const char *schema, const char *name, int64_t last_value)
+{
+    rt_capture_t *self = arg;
+    if (!self->seq_building) {
+        self->epoch++;
+        /* A record of sequences sits after the last transaction stored: its positions. */
+        rt_record_builder_start(self->builder, self->next_seq, 0, self->pending.last_commit_lsn,
+                                rt_pg_now_us(), NULL);
+        self->seq_building = true;
+    }
+    rt_record_builder_sequence(self->builder, schema, name, last_value);
+    self->stats.sequences++;
+    if (rt_record_builder_size(self->builder) >= RT_RECORD_TARGET_BYTES)
+        return s_seq_cut(self);
+    return RT_OK;
+}
+
+/* Stores the sequences that moved, when a poll's answer is in and the stream is between
+ * two transactions (the records of one transaction have consecutive seqs). */
+static int s_sequences(rt_capture_t *self)
+{
+    int64_t now = rt_mono_ms();
+    if (self->in_txn || self->building || self->resume.active || self->replay.st ||
+        self->stats.blocked || !self->conn || now < self->seq_check_ms)
+        return RT_OK;
+    self->seq_check_ms = now + SEQ_CHECK_MS;
+    int n = rt_seqs_pump(self->seqs, s_seq_add, self);
+    if (n >= 0 && self->seq_building)
+        n = s_seq_cut(self);
+    return n < 0 ? n : RT_OK;
+}
+
+void rt_capture_resend_sequences(rt_capture_t *self)
+{
+    rt_seqs_resend(self->seqs);
+}
+
 static int s_handle_xlogdata(rt_capture_t *self, const char *buf, size_t len)
 {
     rt_pgo_msg_t m;
@@ -763,6 +821,8 @@ int rt_capture_pump(rt_capture_t *self)
             }
             if (rc < 0)
                 return rc;
+            if ((rc = s_sequences(self)) < 0)
+                return rc;
             if (self->batch_len >= self->opts.batch_bytes || self->replay.st)
                 break;
         }
@@ -770,6 +830,8 @@ int rt_capture_pump(rt_capture_t *self)
             break;
     }
 
+    if ((rc = s_sequences(self)) < 0)
+        return rc;
     rc = s_flush(self);
     if (rc < 0 && rc != RT_EFULL)
         return rc;
@@ -820,8 +882,10 @@ rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox)
     self->decoder = rt_pgoutput_new();
     self->builder = rt_record_builder_new();
     self->rels = zhashx_new();
-    if (!self->opts.dsn || !self->opts.name || !self->opts.slot || !self->opts.publication ||
-        !self->opts.spool_dir || !self->decoder || !self->builder || !self->rels)
+    self->seqs = rt_seqs_new(opts->dsn, opts->publication);
+    if (!self->seqs || !self->opts.dsn || !self->opts.name || !self->opts.slot ||
+        !self->opts.publication || !self->opts.spool_dir || !self->decoder || !self->builder ||
+        !self->rels)
         goto fail;
     zhashx_set_key_hasher(self->rels, s_relid_hash);
     zhashx_set_key_comparator(self->rels, s_relid_cmp);
@@ -861,6 +925,7 @@ void rt_capture_destroy(rt_capture_t **self_p)
     rt_pgoutput_destroy(&self->decoder);
     rt_record_builder_destroy(&self->builder);
     zhashx_destroy(&self->rels);
+    rt_seqs_destroy(&self->seqs);
     free(self->vals_old);
     free(self->vals_new);
     free(self->trunc);

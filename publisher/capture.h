@@ -26,6 +26,7 @@ typedef struct {
     uint64_t skipped_txns;   /* transactions dropped: already stored (after a restart) */
     uint64_t streamed_txns;  /* transactions that arrived in blocks before their commit */
     uint64_t streaming_txns; /* such transactions now open (being spooled) */
+    uint64_t sequences;      /* sequence values stored (records of sequences) */
     bool connected;          /* the replication stream is up */
     bool blocked;            /* the outbox is full: reading from the source paused */
 } rt_capture_stats_t;
@@ -51,5 +52,9 @@ bool rt_capture_busy(const rt_capture_t *self);
 int rt_capture_pump(rt_capture_t *self) RT_WUR;
 
 rt_capture_stats_t rt_capture_stats(const rt_capture_t *self);
+
+/* Stores every sequence again at the next poll, moved or not: a subscriber that copied
+ * its tables starts after the records that carried them. */
+void rt_capture_resend_sequences(rt_capture_t *self);
 
 #endif

@@ -21,6 +21,12 @@
  * captured, so that a node that is a replica too does not send them on. */
 #define RT_OWN_SCHEMA "rt"
 
+/* How often the source's sequences are read (sequences.c). */
+#define RT_SEQ_POLL_MS 1000
+
+/* The source's sequences, polled (sequences.c). */
+typedef struct rt_seqs_t rt_seqs_t;
+
 /* A transaction streamed before its commit and its spool (spool.c). */
 typedef struct rt_spool_txn_t rt_spool_txn_t;
 
@@ -62,6 +68,10 @@ struct rt_capture_t {
     rt_outbox_pos_t durable; /* position stored in the outbox */
     rt_outbox_pos_t pending; /* position once the batch is stored */
     bool pending_dirty;      /* pending differs from durable */
+
+    rt_seqs_t *seqs;      /* the source's sequences */
+    bool seq_building;    /* builder holds a started record of sequences */
+    int64_t seq_check_ms; /* next look at the sequences' poll */
 
     rt_capture_stats_t stats;
     rt_lsn_t idle_lsn; /* walEnd of the last keepalive while idle */
@@ -116,6 +126,25 @@ int rt_capture_on_origin(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
 int rt_capture_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
 int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
 int rt_capture_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
+
+/* ---- sequences.c: the source's sequences, read every RT_SEQ_POLL_MS. */
+
+rt_seqs_t *rt_seqs_new(const char *dsn, const char *publication);
+void rt_seqs_destroy(rt_seqs_t **self_p);
+
+/* Receives a sequence whose last value moved: 0, or a negative RT_E* code that stops
+ * the pump (the value then counts as handed over). */
+typedef int(rt_seqs_fn)(void *arg, const char *schema, const char *name, int64_t last_value);
+
+/* Sends a poll when one is due and collects its answer, never waiting for the source
+ * (but to connect, at most 2 s). Calls fn for each sequence whose value differs from
+ * the one last handed over, in name order. Returns how many it handed over, or fn's
+ * error. A source that cannot be read is logged once and retried. */
+int rt_seqs_pump(rt_seqs_t *self, rt_seqs_fn *fn, void *arg) RT_WUR;
+
+/* Forgets what was handed over: the next answer hands over every sequence (a
+ * subscriber that just copied its tables needs them all). */
+void rt_seqs_resend(rt_seqs_t *self);
 
 /* ---- spool.c: transactions streamed before their commit. Each returns 0 or a negative
  * RT_E* code, logged: RT_EPROTO (out of place), RT_EIO (spool file), RT_ENOMEM. */

@@ -9,6 +9,9 @@ void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
     rt_prometheus_counter(out, "rt_publisher_captured_rows_total",
                           "Row changes stored in the outbox since start.", NULL,
                           (double)m->captured_rows);
+    rt_prometheus_counter(out, "rt_publisher_captured_sequences_total",
+                          "Sequence values stored in the outbox since start.", NULL,
+                          (double)m->captured_sequences);
     rt_prometheus_counter(out, "rt_publisher_filtered_transactions_total",
                           "Source transactions dropped because of their replication origin.", NULL,
                           (double)m->filtered_txns);

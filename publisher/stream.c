@@ -364,6 +364,8 @@ static void s_on_sync_tables(rt_stream_t *self, const char *id, size_t idlen, co
         rt_sync_start(self->sync, m->name, id, idlen, head, m->count, &sync_id, err, sizeof err);
     if (rc != RT_OK)
         s_send_error(self, id, idlen, rc, err);
+    else if (self->capture)
+        rt_capture_resend_sequences(self->capture); /* after head: the copy applies them */
 }
 
 /* SYNC{name, seq, count}: registers the subscriber if unknown, with acked_seq = the head
@@ -425,6 +427,8 @@ static void s_on_sync(rt_stream_t *self, const char *id, size_t idlen, const rt_
                            err, sizeof err);
     if (rc != RT_OK)
         s_send_error(self, id, idlen, rc, err);
+    else if (self->capture)
+        rt_capture_resend_sequences(self->capture); /* after acked_seq: the copy applies them */
 }
 
 /* COPY, SCHEMA, SYNC_KEEP and SYNC_END: handed to the copy session, which answers COPY

@@ -116,6 +116,11 @@ static void s_print_record(const rt_record_t *r, size_t len)
     printf("  changes: %" PRIu32 "\n", r->nchanges);
     for (uint32_t i = 0; i < r->nchanges && i < S_SHOW_CHANGES; i++) {
         const rt_change_t *ch = &r->changes[i];
+        if (ch->op == 'Q') {
+            printf("    SEQUENCE %s.%s last value %" PRId64 "\n", ch->seq_schema, ch->seq_name,
+                   ch->seq_value);
+            continue;
+        }
         if (ch->op == 'T') {
             printf("    TRUNCATE");
             for (uint32_t j = 0; j < ch->ntrunc; j++)

@@ -72,6 +72,7 @@ void rt_apply_destroy(rt_apply_t **self_p)
     free(self->relkeys);
     rt__skip_free(self);
     rt__versioned_free(self);
+    zhashx_destroy(&self->seq_warned);
     free(self->fchanges);
     free(self->ftrunc);
     free(self->fheld);
@@ -105,6 +106,8 @@ static void s_reset_txn(rt_apply_t *self)
     self->mid_txn = false;
     self->position = self->applied_seq;
     self->group_txns = 0;
+    self->group_seqrecs = 0;
+    self->group_seq_moved = 0;
     self->group_bytes = 0;
     self->group_changes = 0;
     self->group_seq = 0;
@@ -159,7 +162,7 @@ bool rt_apply_in_txn(const rt_apply_t *self)
 
 bool rt_apply_commit_ready(const rt_apply_t *self)
 {
-    return self->in_txn && !self->mid_txn && self->group_txns > 0;
+    return self->in_txn && !self->mid_txn && (self->group_txns > 0 || self->group_seqrecs > 0);
 }
 
 bool rt_apply_group_full(const rt_apply_t *self)
@@ -413,14 +416,18 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     assert(self->conn && rec->seq == self->position + 1);
     if (!(rec = rt__skip_filter(self, rec)))
         return RT_ENOMEM;
-    for (uint32_t i = 0; i < rec->nrels; i++) {
-        if (!s_schema_protected(rec->rels[i].schema))
+    for (uint32_t i = 0; i < rec->nrels + rec->nchanges; i++) {
+        const rt_change_t *ch = i < rec->nrels ? NULL : &rec->changes[i - rec->nrels];
+        if (ch && ch->op != 'Q')
+            continue;
+        const char *schema = ch ? ch->seq_schema : rec->rels[i].schema;
+        if (!s_schema_protected(schema))
             continue;
         rt__apply_error(self,
                         "seq %" PRIu64 ": the record changes %s.%s; rt never writes system "
                         "catalogs or its own schema rt: refused",
-                        rec->seq, rec->rels[i].schema[0] ? rec->rels[i].schema : "pg_catalog",
-                        rec->rels[i].table);
+                        rec->seq, schema[0] ? schema : "pg_catalog",
+                        ch ? ch->seq_name : rec->rels[i].table);
         rt_apply_rollback(self);
         return self->conn ? RT_EPROTO : RT_EIO;
     }
@@ -453,7 +460,8 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     int policy = rt__conflict_policy_for(self, rec->seq);
     bool versioned = rt__versioned_policy(policy);
     bool remote = policy != RT_CONFLICT_ERROR && !versioned;
-    bool use_copy = policy == RT_CONFLICT_ERROR && rec->seq > self->nocopy_until;
+    bool sequences = rt__sequence_record(rec);
+    bool use_copy = !sequences && policy == RT_CONFLICT_ERROR && rec->seq > self->nocopy_until;
     uint64_t resolved_before = self->group_conflicts;
     self->conflict_set = false;
     self->nops = 0;
@@ -464,6 +472,10 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
             return s_failed(self, err);
         self->in_txn = true;
         self->txn_start_ms = rt_mono_ms();
+    }
+    if (sequences) {
+        err = rt__sequence_apply(self, rec);
+        goto failed;
     }
     if ((remote || versioned) &&
         (err = rt__pipeline_send(self, RT__OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
@@ -564,8 +576,17 @@ failed:
     }
     self->position = rec->seq;
     self->group_bytes += bytes;
-    self->group_changes += rec->nchanges;
     self->mid_txn = (rec->flags & RT_REC_LAST) == 0;
+    if (sequences) {
+        /* No source transaction, no row: the group's commit time stays its last
+         * transaction's (under last_write_wins it is the rows' version). */
+        self->group_seqrecs++;
+        self->group_seq = rec->seq;
+        if (self->group_txns == 0)
+            self->group_ts = rec->commit_ts;
+        return RT_OK;
+    }
+    self->group_changes += rec->nchanges;
     if (!self->mid_txn) {
         self->group_txns++;
         self->group_seq = rec->seq;
@@ -624,6 +645,7 @@ int rt_apply_commit(rt_apply_t *self)
     self->conflicts += self->group_conflicts;
     self->applied_txns += self->group_txns;
     self->applied_rows += self->group_changes;
+    self->sequences_moved += self->group_seq_moved;
     self->last_error[0] = '\0';
     rt__versioned_txn_end(self, true);
     s_reset_txn(self);
@@ -699,4 +721,9 @@ uint64_t rt_apply_applied_txns(const rt_apply_t *self)
 uint64_t rt_apply_applied_rows(const rt_apply_t *self)
 {
     return self->applied_rows;
+}
+
+uint64_t rt_apply_sequences_moved(const rt_apply_t *self)
+{
+    return self->sequences_moved;
 }

@@ -130,5 +130,7 @@ int rt_apply_reset(rt_apply_t *self, uint64_t seq) RT_WUR;
 /* Source transactions and changes committed on the replica since start. */
 uint64_t rt_apply_applied_txns(const rt_apply_t *self);
 uint64_t rt_apply_applied_rows(const rt_apply_t *self);
+/* Replica sequences moved forward (records of sequences) and committed since start. */
+uint64_t rt_apply_sequences_moved(const rt_apply_t *self);
 
 #endif

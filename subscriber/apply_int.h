@@ -25,7 +25,8 @@ typedef enum {
     RT__OP_MISC,
     RT__OP_COMMIT,
     RT__OP_ROLLBACK,
-    RT__OP_TEXT /* its first value goes to self->text ("" when NULL or no row) */
+    RT__OP_TEXT,    /* its first value goes to self->text ("" when NULL or no row) */
+    RT__OP_SEQUENCE /* what moving a sequence did: rt__sequence_result */
 } rt__op_kind_t;
 
 /* A queued pipeline command. */
@@ -80,19 +81,21 @@ struct rt_apply_t {
     zhashx_t *cache;                      /* shape key -> s_cached_t */
     uint32_t next_stmt;                   /* number of the next statement name */
 
-    uint64_t applied_seq;    /* last committed LAST seq */
-    uint64_t position;       /* last record applied in the open transaction */
-    bool in_txn;             /* a replica transaction is open */
-    bool mid_txn;            /* the last record applied did not end its source transaction */
-    rt_lsn_t txn_commit_lsn; /* commit LSN of that source transaction (its FIRST record's) */
-    int64_t txn_start_ms;    /* when the open transaction began */
-    uint32_t group_txns;     /* source transactions in the open transaction */
-    size_t group_bytes;      /* record bytes in the open transaction */
-    uint64_t group_changes;  /* changes in the open transaction */
-    uint64_t applied_txns;   /* source transactions committed since start */
-    uint64_t applied_rows;   /* changes committed since start */
-    uint64_t group_seq;      /* seq of the last LAST record in the open transaction */
-    int64_t group_ts;        /* its commit time (PostgreSQL epoch µs) */
+    uint64_t applied_seq;     /* last committed LAST seq */
+    uint64_t position;        /* last record applied in the open transaction */
+    bool in_txn;              /* a replica transaction is open */
+    bool mid_txn;             /* the last record applied did not end its source transaction */
+    rt_lsn_t txn_commit_lsn;  /* commit LSN of that source transaction (its FIRST record's) */
+    int64_t txn_start_ms;     /* when the open transaction began */
+    uint32_t group_txns;      /* source transactions in the open transaction */
+    uint32_t group_seqrecs;   /* records of sequences in it */
+    uint32_t group_seq_moved; /* sequences they moved */
+    size_t group_bytes;       /* record bytes in the open transaction */
+    uint64_t group_changes;   /* changes in the open transaction */
+    uint64_t applied_txns;    /* source transactions committed since start */
+    uint64_t applied_rows;    /* changes committed since start */
+    uint64_t group_seq;       /* seq of the last LAST record in the open transaction */
+    int64_t group_ts;         /* its commit time (PostgreSQL epoch µs) */
 
     rt__op_t *ops; /* commands of the current segment */
     size_t nops, ops_cap;
@@ -124,6 +127,8 @@ struct rt_apply_t {
     zhashx_t *tombs;          /* "schema"."table" -> its tombstone table ("": none) */
     bool vrace;               /* the last versioned record's writes met a concurrent write */
     char text[256];           /* the value an RT__OP_TEXT command returned */
+    uint64_t sequences_moved; /* sequences moved forward (committed) since start */
+    zhashx_t *seq_warned;     /* sequences already warned about (apply_sequence.c) */
     int tombstone_hours;      /* tombstones older than this are purged */
     int64_t purged_ms;        /* when they were last purged (monotonic ms) */
     uint64_t remote_until;    /* records up to this seq: apply_remote whatever the policy */
@@ -193,6 +198,20 @@ const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec);
  * source, $2 the group's last seq, $3 replay_to: there the replays are over). */
 extern const char *const rt__skip_replayed_sql;
 
+/* ---- apply_sequence.c: records of sequences, moved forward only. */
+
+/* True when rec is a record of sequences (it holds nothing else). */
+bool rt__sequence_record(const rt_record_t *rec);
+
+/* Queues and runs the commands that move each sequence of rec forward (in the open
+ * replica transaction). 0, or the first failure as rt__pipeline_run returns it. */
+int rt__sequence_apply(rt_apply_t *self, const rt_record_t *rec) RT_WUR;
+
+/* What moving sequence idx of rec did ("moved", "ahead", "missing", "denied",
+ * "cycle"): counted, and what stops it from being replicated warned about once. */
+void rt__sequence_result(rt_apply_t *self, const rt_record_t *rec, uint32_t idx,
+                         const char *result);
+
 /* ---- apply_pipeline.c: the pipeline queue and the prepared-statement cache. Commands
  * are queued on self->conn (in pipeline mode) and noted in self->ops; sending fails
  * with RT_EIO, RT_ENOMEM or, for a change that does not fit its relation, RT_EPROTO. */
@@ -204,6 +223,10 @@ zhashx_t *rt__pipeline_cache_new(void);
 /* Queues sql with n text parameters; kind says how to read its result. */
 int rt__pipeline_send(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
                       const char *const *params) RT_WUR;
+
+/* rt__pipeline_send for a command about change idx of the record. */
+int rt__pipeline_send_for(rt_apply_t *self, rt__op_kind_t kind, uint32_t idx, const char *sql,
+                          int n, const char *const *params) RT_WUR;
 
 /* Queues change idx of rec as a prepared statement (a TRUNCATE as plain SQL). */
 int rt__pipeline_send_change(rt_apply_t *self, const rt_record_t *rec, uint32_t idx) RT_WUR;

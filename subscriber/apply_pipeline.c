@@ -121,6 +121,15 @@ static int s_failure(rt_apply_t *self, const rt_record_t *rec, const rt__op_t *o
         opname = rt__conflict_op_name(chop);
         if (ch->op != 'T')
             table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
+    } else if (rec && op && rt__sequence_record(rec) && op->change < rec->nchanges) {
+        const rt_change_t *ch = &rec->changes[op->change];
+        table = rt_sqlgen_qualified(ch->seq_schema, ch->seq_name);
+        rt__apply_error(self,
+                        "replica error at seq %" PRIu64 " moving sequence %s forward: "
+                        "SQLSTATE %s: %s",
+                        seq, table ? table : "?", state, msg);
+        free(table);
+        return RT_EDB;
     }
     if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0) {
         err = RT_ENOTFOUND;
@@ -185,6 +194,10 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
                 rt__apply_error(self, "replica returned %s unexpectedly", PQresStatus(st));
                 err = RT_EDB;
             }
+        } else if (err == RT_OK && op->kind == RT__OP_SEQUENCE && rec &&
+                   op->change < rec->nchanges) {
+            bool has = PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0);
+            rt__sequence_result(self, rec, op->change, has ? PQgetvalue(res, 0, 0) : "");
         } else if (err == RT_OK && op->kind == RT__OP_TEXT) {
             bool has = PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0);
             snprintf(self->text, sizeof self->text, "%s", has ? PQgetvalue(res, 0, 0) : "");
@@ -262,12 +275,18 @@ int rt__pipeline_sync(rt_apply_t *self, const rt_record_t *rec)
     return s_read_results(self, rec);
 }
 
-int rt__pipeline_send(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
-                      const char *const *params)
+int rt__pipeline_send_for(rt_apply_t *self, rt__op_kind_t kind, uint32_t idx, const char *sql,
+                          int n, const char *const *params)
 {
     if (PQsendQueryParams(self->conn, sql, n, NULL, params, NULL, NULL, 0) != 1)
         return RT_EIO;
-    return s_push_op(self, kind, 0, NULL);
+    return s_push_op(self, kind, idx, NULL);
+}
+
+int rt__pipeline_send(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
+                      const char *const *params)
+{
+    return rt__pipeline_send_for(self, kind, 0, sql, n, params);
 }
 
 static int s_send_truncate(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)

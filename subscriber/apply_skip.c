@@ -234,6 +234,10 @@ const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec)
     size_t used = 0;
     for (uint32_t i = 0; i < rec->nchanges; i++) {
         const rt_change_t *ch = &rec->changes[i];
+        if (ch->op == 'Q') {
+            self->fchanges[n++] = *ch; /* a sequence is no table's: it always moves */
+            continue;
+        }
         if (ch->op != 'T') {
             if (ch->rel >= rec->nrels || !self->fheld[ch->rel])
                 self->fchanges[n++] = *ch;

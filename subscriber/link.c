@@ -912,6 +912,7 @@ void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_
     m->head_seq = self->known_head;
     m->applied_txns = rt_apply_applied_txns(apply);
     m->applied_rows = rt_apply_applied_rows(apply);
+    m->sequences_moved = rt_apply_sequences_moved(apply);
     m->lag_records = self->known_head > m->applied_seq ? self->known_head - m->applied_seq : 0;
     int64_t ts = rt_apply_last_commit_ts(apply);
     m->lag_seconds = m->lag_records && ts ? (rt_pg_now_us() - ts) / 1e6 : 0;

@@ -11,28 +11,30 @@
 
 /* The figures of a subscriber's /metrics and /api/status. */
 typedef struct {
-    const char *name;      /* this subscriber's name */
-    const char *publisher; /* the publisher's ROUTER endpoint */
-    const char *source;    /* the source's name, or NULL before the first WELCOME */
-    int state;             /* rt_sub_state_t (wire.h): RT_SUB_COPYING while copy is set */
-    bool connected;        /* the publisher answered recently */
-    uint64_t applied_seq;  /* last seq applied and committed on the replica */
-    uint64_t head_seq;     /* newest seq the publisher announced */
-    uint64_t applied_txns; /* source transactions applied since start */
-    uint64_t applied_rows; /* row changes applied since start */
-    uint64_t lag_records;  /* head_seq - applied_seq (0 if ahead) */
-    double lag_seconds;    /* now - source commit time of the last applied transaction,
-                              0 when caught up */
-    uint64_t conflicts;    /* changes that did not match the replica's rows */
-    uint64_t reconnects;   /* reconnections to the publisher since start */
-    uint64_t bad_frames;   /* frames dropped as malformed */
+    const char *name;         /* this subscriber's name */
+    const char *publisher;    /* the publisher's ROUTER endpoint */
+    const char *source;       /* the source's name, or NULL before the first WELCOME */
+    int state;                /* rt_sub_state_t (wire.h): RT_SUB_COPYING while copy is set */
+    bool connected;           /* the publisher answered recently */
+    uint64_t applied_seq;     /* last seq applied and committed on the replica */
+    uint64_t head_seq;        /* newest seq the publisher announced */
+    uint64_t applied_txns;    /* source transactions applied since start */
+    uint64_t applied_rows;    /* row changes applied since start */
+    uint64_t sequences_moved; /* replica sequences moved forward since start */
+    uint64_t lag_records;     /* head_seq - applied_seq (0 if ahead) */
+    double lag_seconds;       /* now - source commit time of the last applied transaction,
+                                 0 when caught up */
+    uint64_t conflicts;       /* changes that did not match the replica's rows */
+    uint64_t reconnects;      /* reconnections to the publisher since start */
+    uint64_t bad_frames;      /* frames dropped as malformed */
 
     /* The initial copy while one runs (borrowed), else NULL. */
     const rt_copy_progress_t *copy;
 } rt_metrics_subscriber_t;
 
 /* Appends the whole /metrics body of a subscriber: rt_subscriber_up, _applied_seq,
- * _head_seq, _applied_transactions_total, _applied_rows_total, _lag_records, _lag_seconds,
+ * _head_seq, _applied_transactions_total, _applied_rows_total, _sequences_moved_total,
+ * _lag_records, _lag_seconds,
  * _conflicts_total, _reconnects_total, _bad_frames_total, and the initial copy's
  * _copy_tables_done, _copy_tables_total, _copy_rows, _copy_bytes, _copy_bytes_total,
  * _copy_elapsed_seconds (all 0 when no copy runs). Output errors are sticky in out

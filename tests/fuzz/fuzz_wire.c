@@ -83,6 +83,13 @@ static void s_check_record(const rt_record_t *rec, const char *lo, const char *h
     S_CHECK(rec->nchanges == 0 || rec->changes != NULL);
     for (uint32_t i = 0; i < rec->nchanges; i++) {
         const rt_change_t *ch = &rec->changes[i];
+        if (ch->op == 'Q') {
+            s_check_name(ch->seq_schema);
+            s_check_name(ch->seq_name);
+            S_CHECK(rec->nrels == 0 && rec->flags == (RT_REC_FIRST | RT_REC_LAST));
+            S_CHECK(ch->nold == 0 && ch->nnew == 0 && !ch->old && !ch->new_ && !ch->ntrunc);
+            continue;
+        }
         if (ch->op == 'T') {
             S_CHECK((ch->trunc_flags & ~3u) == 0);
             S_CHECK(ch->ntrunc == 0 || ch->trunc_rels != NULL);
@@ -160,6 +167,9 @@ static bool s_record_eq(const rt_record_t *a, const rt_record_t *b)
             return false;
         if (x->ntrunc && memcmp(x->trunc_rels, y->trunc_rels, x->ntrunc * sizeof(uint32_t)))
             return false;
+        if (x->op == 'Q' && (strcmp(x->seq_schema, y->seq_schema) ||
+                             strcmp(x->seq_name, y->seq_name) || x->seq_value != y->seq_value))
+            return false;
     }
     return true;
 }
@@ -184,6 +194,9 @@ static int s_encode_record(const rt_record_t *rec, const void **frame, size_t *l
             break;
         case 'T':
             rt_record_builder_truncate(s_builder, ch->trunc_flags, ch->ntrunc, ch->trunc_rels);
+            break;
+        case 'Q':
+            rt_record_builder_sequence(s_builder, ch->seq_schema, ch->seq_name, ch->seq_value);
             break;
         }
     }
@@ -506,6 +519,11 @@ static void s_gen_records(void)
     rt_record_builder_truncate(b, 3, 2, both);
     rt_record_builder_truncate(b, 0, 1, &r1);
     s_emit_record("rec-truncate.mp", RT_REC_FIRST | RT_REC_LAST, 0x155C690);
+
+    rt_record_builder_start(b, 4, 0, 0x155C660, 848932428524999, NULL);
+    rt_record_builder_sequence(b, "public", "kv_id_seq", 1042);
+    rt_record_builder_sequence(b, "app", "neg", INT64_MIN);
+    s_emit_record("rec-sequences.mp", RT_REC_FIRST | RT_REC_LAST, 0x155C690);
 
     rt_record_builder_start(b, 5, 745, 0x1600000, 848932428600000, "node_a");
     r0 = rt_record_builder_relation(b, &s_wide);

@@ -28,6 +28,7 @@ static void test_publisher_body(void **state)
     rt_metrics_publisher_t m = {
         .captured_txns = 5,
         .captured_rows = 50,
+        .captured_sequences = 6,
         .filtered_txns = 1,
         .skipped_txns = 2,
         .streamed_txns = 4,
@@ -56,6 +57,10 @@ static void test_publisher_body(void **state)
         "# HELP rt_publisher_captured_rows_total Row changes stored in the outbox since start.\n"
         "# TYPE rt_publisher_captured_rows_total counter\n"
         "rt_publisher_captured_rows_total 50\n"
+        "# HELP rt_publisher_captured_sequences_total Sequence values stored in the outbox since "
+        "start.\n"
+        "# TYPE rt_publisher_captured_sequences_total counter\n"
+        "rt_publisher_captured_sequences_total 6\n"
         "# HELP rt_publisher_filtered_transactions_total Source transactions dropped because of "
         "their replication origin.\n"
         "# TYPE rt_publisher_filtered_transactions_total counter\n"
@@ -195,6 +200,10 @@ static void test_subscriber_body(void **state)
         "# HELP rt_subscriber_applied_rows_total Row changes applied to the replica since start.\n"
         "# TYPE rt_subscriber_applied_rows_total counter\n"
         "rt_subscriber_applied_rows_total 110\n"
+        "# HELP rt_subscriber_sequences_moved_total Replica sequences moved forward past the "
+        "source's since start.\n"
+        "# TYPE rt_subscriber_sequences_moved_total counter\n"
+        "rt_subscriber_sequences_moved_total 0\n"
         "# HELP rt_subscriber_lag_records Records announced but not yet applied.\n"
         "# TYPE rt_subscriber_lag_records gauge\n"
         "rt_subscriber_lag_records 8\n"

@@ -715,6 +715,130 @@ static void test_record_truncations(void **state)
     rt_record_builder_destroy(&b);
 }
 
+/* ---- records of sequences */
+
+/* Faults of a hand-packed record of sequences. */
+enum {
+    Q_NONE,
+    Q_SHORT,      /* a sequence change of 3 elements */
+    Q_INT_NAME,   /* its name an integer */
+    Q_UINT_MAX,   /* its value above INT64_MAX */
+    Q_WITH_REL,   /* the record has a relation */
+    Q_WITH_TRUNC, /* a TRUNCATE beside it */
+    Q_FIRST_ONLY, /* flags FIRST, not FIRST|LAST */
+    Q_COUNT
+};
+
+static void s_sequence_record(int f, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 11);
+    msgpack_pack_str_with_body(&pk, "REC", 3);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_uint8(&pk, 9);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint8(&pk, f == Q_FIRST_ONLY ? RT_REC_FIRST : RT_REC_FIRST | RT_REC_LAST);
+    msgpack_pack_uint32(&pk, 0x1000);
+    msgpack_pack_uint32(&pk, 0x1000);
+    msgpack_pack_int64(&pk, 5);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_array(&pk, f == Q_WITH_REL ? 1 : 0);
+    if (f == Q_WITH_REL) {
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_str_with_body(&pk, "public", 6);
+        msgpack_pack_str_with_body(&pk, "t", 1);
+        msgpack_pack_uint8(&pk, 'd');
+        msgpack_pack_array(&pk, 0);
+    }
+    msgpack_pack_array(&pk, f == Q_WITH_TRUNC ? 2 : 1);
+    msgpack_pack_array(&pk, f == Q_SHORT ? 3 : 4);
+    msgpack_pack_uint8(&pk, 'Q');
+    msgpack_pack_str_with_body(&pk, "public", 6);
+    if (f == Q_INT_NAME)
+        msgpack_pack_uint8(&pk, 7);
+    else
+        msgpack_pack_str_with_body(&pk, "t_id_seq", 8);
+    if (f == Q_UINT_MAX)
+        msgpack_pack_uint64(&pk, (uint64_t)INT64_MAX + 1);
+    else if (f != Q_SHORT)
+        msgpack_pack_int64(&pk, -42);
+    if (f == Q_WITH_TRUNC) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint8(&pk, 'T');
+        msgpack_pack_uint8(&pk, 0);
+        msgpack_pack_array(&pk, 0);
+    }
+}
+
+static void test_record_sequences(void **state)
+{
+    (void)state;
+    rt_record_builder_t *b = rt_record_builder_new();
+    const rt_record_t *r;
+    const void *data;
+    size_t len;
+
+    rt_record_builder_start(b, 12, 0, 0x2000, 77, NULL);
+    rt_record_builder_sequence(b, "public", "kv_id_seq", INT64_MAX);
+    rt_record_builder_sequence(b, "app schema", "down", INT64_MIN);
+    assert_int_equal(rt_record_builder_nchanges(b), 2);
+    assert_int_equal(rt_record_builder_finish(b, RT_REC_FIRST | RT_REC_LAST, 0x2000, &data, &len),
+                     0);
+    void *frame = s_copy(data, len);
+    assert_int_equal(rt_record_decode(s_dec, frame, len, &r), 0);
+    assert_int_equal(r->seq, 12);
+    assert_int_equal(r->nrels, 0);
+    assert_int_equal(r->nchanges, 2);
+    assert_int_equal(r->changes[0].op, 'Q');
+    assert_string_equal(r->changes[0].seq_schema, "public");
+    assert_string_equal(r->changes[0].seq_name, "kv_id_seq");
+    assert_true(r->changes[0].seq_value == INT64_MAX);
+    assert_string_equal(r->changes[1].seq_schema, "app schema");
+    assert_string_equal(r->changes[1].seq_name, "down");
+    assert_true(r->changes[1].seq_value == INT64_MIN);
+    free(frame);
+
+    /* A record of sequences holds nothing else and is a whole transaction. */
+    rt_record_builder_start(b, 13, 0, 0, 0, NULL);
+    rt_record_builder_relation(b, &(rt_relation_t){"public", "t", 'd', 0, NULL});
+    rt_record_builder_sequence(b, "public", "s", 1);
+    assert_int_equal(rt_record_builder_finish(b, RT_REC_FIRST | RT_REC_LAST, 0, &data, &len),
+                     RT_EINVAL);
+    rt_record_builder_start(b, 13, 0, 0, 0, NULL);
+    rt_record_builder_sequence(b, "public", "s", 1);
+    rt_record_builder_truncate(b, 0, 0, NULL);
+    assert_int_equal(rt_record_builder_finish(b, RT_REC_FIRST | RT_REC_LAST, 0, &data, &len),
+                     RT_EINVAL);
+    rt_record_builder_start(b, 13, 0, 0, 0, NULL);
+    rt_record_builder_sequence(b, "public", "s", 1);
+    assert_int_equal(rt_record_builder_finish(b, RT_REC_FIRST, 0, &data, &len), RT_EINVAL);
+    rt_record_builder_start(b, 13, 0, 0, 0, NULL);
+    rt_record_builder_sequence(b, NULL, "s", 1);
+    assert_int_equal(rt_record_builder_finish(b, RT_REC_FIRST | RT_REC_LAST, 0, &data, &len),
+                     RT_EINVAL);
+    rt_record_builder_destroy(&b);
+
+    for (int f = 0; f < Q_COUNT; f++) {
+        msgpack_sbuffer sb;
+        s_sequence_record(f, &sb);
+        frame = s_copy(sb.data, sb.size);
+        int rc = rt_record_decode(s_dec, frame, sb.size, &r);
+        if (f == Q_NONE) {
+            assert_int_equal(rc, 0);
+            assert_string_equal(r->changes[0].seq_name, "t_id_seq");
+            assert_true(r->changes[0].seq_value == -42);
+        } else {
+            if (rc != RT_EPROTO)
+                fprintf(stderr, "sequence fault %d decoded with %d\n", f, rc);
+            assert_int_equal(rc, RT_EPROTO);
+        }
+        free(frame);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 /* ---- prevalidation and msgpack-c bombs */
 
 static void test_bombs(void **state)
@@ -1554,6 +1678,7 @@ int main(void)
         cmocka_unit_test(test_builder_reuse),
         cmocka_unit_test(test_record_malformed_fields),
         cmocka_unit_test(test_record_truncations),
+        cmocka_unit_test(test_record_sequences),
         cmocka_unit_test(test_bombs),
         cmocka_unit_test(test_fuzz_flips),
         cmocka_unit_test(test_msg_roundtrip),
