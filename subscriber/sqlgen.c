@@ -455,6 +455,15 @@ int rt_sqlgen_version(const rt_relation_t *rel, char what, char old_kind, const 
     return RT_OK;
 }
 
+/* Appends name as a string literal: in single quotes, each one doubled. */
+static void s_buf_literal(s_buf_t *b, const char *name)
+{
+    s_buf_put(b, "'", 1);
+    for (const char *p = name; *p; p++)
+        s_buf_put(b, *p == '\'' ? "''" : p, 1 + (*p == '\''));
+    s_buf_put(b, "'", 1);
+}
+
 int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t flags, char **sql)
 {
     if (!sql)
@@ -466,18 +475,39 @@ int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t fla
         if (!rels[i] || !rels[i]->schema || !rels[i]->table)
             return RT_EINVAL;
 
-    s_buf_t b = {0};
-    s_buf_str(&b, "TRUNCATE TABLE ");
+    /* The tables' names, quoted, each as a literal. */
+    s_buf_t names = {0}, one = {0};
     for (uint32_t i = 0; i < n; i++) {
+        one.len = 0;
+        s_buf_qualified(&one, rels[i]->schema, rels[i]->table);
         if (i > 0)
-            s_buf_str(&b, ", ");
-        s_buf_str(&b, "ONLY ");
-        s_buf_qualified(&b, rels[i]->schema, rels[i]->table);
+            s_buf_str(&names, ", ");
+        if (!one.failed)
+            s_buf_literal(&names, one.data);
     }
-    if (flags & 2)
-        s_buf_str(&b, " RESTART IDENTITY");
-    if (flags & 1)
-        s_buf_str(&b, " CASCADE");
+    free(one.data);
+    if (one.failed || names.failed) {
+        free(names.data);
+        return RT_ENOMEM;
+    }
+    /* A dollar quote whose tag the names do not hold. */
+    char tag[24] = "$rt$";
+    for (unsigned k = 1; strstr(names.data, tag); k++)
+        snprintf(tag, sizeof tag, "$rt%u$", k);
+
+    s_buf_t b = {0};
+    s_buf_printf(&b, "DO %sDECLARE s text; BEGIN ", tag);
+    s_buf_str(&b, "SELECT pg_catalog.string_agg(CASE c.relkind WHEN 'p' THEN '' ELSE 'ONLY ' END "
+                  "|| u.name, ', ' ORDER BY u.ord) INTO s FROM pg_catalog.unnest(ARRAY[");
+    s_buf_str(&b, names.data);
+    s_buf_str(&b, "]::text[]) WITH ORDINALITY AS u(name, ord) JOIN pg_catalog.pg_class c "
+                  "ON c.oid = u.name::pg_catalog.regclass; "
+                  "EXECUTE 'TRUNCATE TABLE ' || s");
+    if (flags & 3)
+        s_buf_printf(&b, " || '%s%s'", flags & 2 ? " RESTART IDENTITY" : "",
+                     flags & 1 ? " CASCADE" : "");
+    s_buf_printf(&b, "; END%s", tag);
+    free(names.data);
     if (b.failed) {
         free(b.data);
         return RT_ENOMEM;

@@ -50,8 +50,11 @@ int rt_sqlgen_change(const rt_relation_t *rel, char op, char old_kind, const rt_
 int rt_sqlgen_version(const rt_relation_t *rel, char what, char old_kind, const char *tomb,
                       rt_stmt_t *out) RT_WUR;
 
-/* Builds "TRUNCATE ONLY? t1, t2 [RESTART IDENTITY] [CASCADE]" for n relations,
- * flags as in pgoutput (1 CASCADE, 2 RESTART IDENTITY). *sql is malloc'd. */
+/* Builds the TRUNCATE of n relations, flags as in pgoutput (1 CASCADE, 2 RESTART
+ * IDENTITY): a DO block that truncates them in one statement, each ONLY (as the source
+ * did) unless the replica's table is partitioned (a leaf on the source, say), which
+ * PostgreSQL refuses to truncate ONLY: then its partitions go with it, as in
+ * PostgreSQL's own apply. *sql is malloc'd. */
 int rt_sqlgen_truncate(const rt_relation_t *const *rels, uint32_t n, uint8_t flags,
                        char **sql) RT_WUR;
 

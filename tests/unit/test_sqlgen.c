@@ -332,22 +332,37 @@ static void test_truncate(void **state)
     rt_relation_t c = {"Mixed Case", "d\"", 'd', 0, NULL};
     const rt_relation_t *one[] = {&a};
     const rt_relation_t *two[] = {&a, &c};
-    s_expect_truncate(one, 1, 0, "TRUNCATE TABLE ONLY \"a\".\"b\"");
-    s_expect_truncate(two, 2, 0, "TRUNCATE TABLE ONLY \"a\".\"b\", ONLY \"Mixed Case\".\"d\"\"\"");
+#define S_TRUNC_HEAD                                                                               \
+    "DO $rt$DECLARE s text; BEGIN SELECT pg_catalog.string_agg(CASE c.relkind WHEN 'p' THEN '' "   \
+    "ELSE 'ONLY ' END || u.name, ', ' ORDER BY u.ord) INTO s FROM pg_catalog.unnest(ARRAY["
+#define S_TRUNC_MID                                                                                \
+    "]::text[]) WITH ORDINALITY AS u(name, ord) JOIN pg_catalog.pg_class c ON c.oid = "            \
+    "u.name::pg_catalog.regclass; EXECUTE 'TRUNCATE TABLE ' || s"
+    s_expect_truncate(one, 1, 0, S_TRUNC_HEAD "'\"a\".\"b\"'" S_TRUNC_MID "; END$rt$");
+    s_expect_truncate(two, 2, 0,
+                      S_TRUNC_HEAD "'\"a\".\"b\"', '\"Mixed Case\".\"d\"\"\"'" S_TRUNC_MID
+                                   "; END$rt$");
     s_expect_truncate(two, 2, 1,
-                      "TRUNCATE TABLE ONLY \"a\".\"b\", ONLY \"Mixed Case\".\"d\"\"\" CASCADE");
+                      S_TRUNC_HEAD "'\"a\".\"b\"', '\"Mixed Case\".\"d\"\"\"'" S_TRUNC_MID
+                                   " || ' CASCADE'; END$rt$");
     s_expect_truncate(two, 2, 2,
-                      "TRUNCATE TABLE ONLY \"a\".\"b\", ONLY \"Mixed Case\".\"d\"\"\""
-                      " RESTART IDENTITY");
-    s_expect_truncate(two, 2, 3,
-                      "TRUNCATE TABLE ONLY \"a\".\"b\", ONLY \"Mixed Case\".\"d\"\"\""
-                      " RESTART IDENTITY CASCADE");
-    s_expect_truncate(one, 1, 3, "TRUNCATE TABLE ONLY \"a\".\"b\" RESTART IDENTITY CASCADE");
-
+                      S_TRUNC_HEAD "'\"a\".\"b\"', '\"Mixed Case\".\"d\"\"\"'" S_TRUNC_MID
+                                   " || ' RESTART IDENTITY'; END$rt$");
+    s_expect_truncate(one, 1, 3,
+                      S_TRUNC_HEAD "'\"a\".\"b\"'" S_TRUNC_MID
+                                   " || ' RESTART IDENTITY CASCADE'; END$rt$");
     const rt_relation_t *three[] = {&a, &c, &a};
     s_expect_truncate(three, 3, 1,
-                      "TRUNCATE TABLE ONLY \"a\".\"b\", ONLY \"Mixed Case\".\"d\"\"\","
-                      " ONLY \"a\".\"b\" CASCADE");
+                      S_TRUNC_HEAD
+                      "'\"a\".\"b\"', '\"Mixed Case\".\"d\"\"\"', '\"a\".\"b\"'" S_TRUNC_MID
+                      " || ' CASCADE'; END$rt$");
+    /* A quote is doubled in the literal; a name holding the dollar tag gets another. */
+    rt_relation_t q = {"it's", "$rt$", 'd', 0, NULL};
+    const rt_relation_t *odd[] = {&q};
+    s_expect_truncate(odd, 1, 0,
+                      "DO $rt1$DECLARE s text; BEGIN SELECT pg_catalog.string_agg(CASE c.relkind "
+                      "WHEN 'p' THEN '' ELSE 'ONLY ' END || u.name, ', ' ORDER BY u.ord) INTO s "
+                      "FROM pg_catalog.unnest(ARRAY['\"it''s\".\"$rt$\"'" S_TRUNC_MID "; END$rt1$");
 
     char *sql = (char *)"junk";
     assert_int_equal(rt_sqlgen_truncate(one, 0, 0, &sql), RT_EINVAL);
