@@ -836,8 +836,12 @@ int rt_capture_pump(rt_capture_t *self)
     if (rc < 0 && rc != RT_EFULL)
         return rc;
     /* Idle and everything durable: confirm the keepalive position so the source does
-     * not retain WAL for nothing. */
-    if (!self->in_txn && self->nstreams == 0 && self->nrecs == 0 && !self->pending_dirty &&
+     * not retain WAL for nothing. A transaction streamed before its commit may be open
+     * (a large one, prepared and waiting for its COMMIT PREPARED): its commit comes
+     * after that position, and the source keeps its WAL from its start (the slot's
+     * restart point) and sends it whole again after a reconnect, so it does not hold
+     * the confirmation back. */
+    if (!self->in_txn && self->nrecs == 0 && !self->pending_dirty &&
         self->idle_lsn > self->stats.confirmed_lsn && !self->stats.blocked) {
         self->stats.confirmed_lsn = self->idle_lsn;
         s_send_feedback(self, true);

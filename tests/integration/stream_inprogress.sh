@@ -16,6 +16,9 @@
 #    stores it once;
 #  - a streamed transaction with an rt_ origin (applied by an rt subscriber on the
 #    source) is not sent back;
+#  - while a large prepared transaction waits for its COMMIT PREPARED, the idle
+#    publisher confirms the source's position past it (the slot does not hold WAL
+#    back), and, killed then, still receives it whole at the COMMIT PREPARED;
 #  - the publisher logged each streamed commit, so the blocks really were used.
 set -euo pipefail
 RT_SRC="${RT_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -23,7 +26,7 @@ RT_BIN="${RT_BIN:-$RT_SRC/build}"
 source "$RT_SRC/tests/lib/cluster.sh"
 rt_setup
 
-rt_pg_start source "logical_decoding_work_mem = 64kB"
+rt_pg_start source "logical_decoding_work_mem = 64kB" "max_prepared_transactions = 2"
 rt_pg_start replica
 for c in source replica; do
     rt_psql "$c" <<'SQL'
@@ -172,6 +175,31 @@ rt_wait_until 30 "the row after the filtered transaction" has_seven
     rt_fail "a transaction with an rt_ origin was sent back"
 rt_psql replica -c "INSERT INTO big SELECT g, 12, 'from elsewhere' FROM generate_series(600001, 620000) g"
 rt_wait_converged 60 source replica
+
+echo "== a prepared streamed transaction pending: the slot confirms past it while idle"
+rt_psql source <<'SQL'
+BEGIN;
+INSERT INTO big SELECT g, 13, 'prepared' FROM generate_series(700001, 720000) g;
+PREPARE TRANSACTION 'rt_pending';
+SQL
+small eight
+has_eight() { [[ "$(rt_psql replica -c "SELECT count(*) FROM small WHERE v = 'eight'")" == 1 ]]; }
+rt_wait_until 30 "the row committed after the prepared transaction" has_eight
+rt_psql source -c "CHECKPOINT" # WAL past the last change: only an idle confirmation passes it
+target="$(rt_psql source -c "SELECT pg_current_wal_lsn()")"
+confirmed_past() {
+    [[ "$(rt_psql source -c "SELECT confirmed_flush_lsn >= '$target' FROM pg_replication_slots
+          WHERE slot_name = 'rt_src'")" == t ]]
+}
+rt_wait_until 30 "the slot to confirm $target with the prepared transaction pending" confirmed_past
+echo "slot confirmed past $target while the prepared transaction waits"
+# Confirmed past its start, it is still sent whole: the source keeps its WAL.
+rt_kill9 pub
+rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" "${PUB_ARGS[@]}"
+rt_psql source -c "COMMIT PREPARED 'rt_pending'"
+rt_wait_converged 60 source replica
+[[ "$(rt_psql replica -c "SELECT count(*) FROM big WHERE grp = 13")" == 20000 ]] ||
+    rt_fail "the prepared transaction did not arrive whole"
 
 echo "streamed commits: $(streamed)"
 (($(streamed) >= 6)) || rt_fail "fewer streamed commits than streamed transactions"
