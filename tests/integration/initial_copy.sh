@@ -247,7 +247,9 @@ grep -q 'not connected' "$RT_TMP/resync2.txt" || rt_fail "rtctl resync did not s
 : >"$RT_TMP/replica2.third.log"
 RT_READY_TIMEOUT=120 rt_start_daemon replica2 "$RT_TMP/replica2.third.log" \
     "$RT_BIN/rt-subscriber" --publisher "$ROUTER" --target "$REPLICA2_DSN" --name replica2
-grep -q 'a resync: every table is copied again' "$RT_TMP/replica2.third.log" ||
+# It learns of the resync from the publisher's answer, which may come after it is ready.
+told_resync() { grep -q 'a resync: every table is copied again' "$RT_TMP/replica2.third.log"; }
+rt_wait_until 30 "replica2 to carry out the stored resync" told_resync ||
     rt_fail "replica2 did not carry out the stored resync"
 wait "$PGBENCH" || { cat "$RT_TMP/pgbench2.out" >&2; rt_fail "pgbench failed"; }
 rt_wait_converged 120 source replica1 replica2
