@@ -686,6 +686,11 @@ int rt_record_builder_finish(rt_record_builder_t *self, uint8_t flags, rt_lsn_t 
     return RT_OK;
 }
 
+bool rt_record_is_sequences(const rt_record_t *rec)
+{
+    return rec->nchanges > 0 && rec->changes[0].op == 'Q';
+}
+
 /* ---------------------------------------------------------------------------------
  * Record decoder. */
 

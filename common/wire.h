@@ -84,6 +84,9 @@ typedef struct {
     rt_change_t *changes; /* nchanges changes */
 } rt_record_t;
 
+/* True when rec is a record of sequences ('Q' changes only: no source transaction). */
+bool rt_record_is_sequences(const rt_record_t *rec);
+
 /* ---- Record encoder: builds one record incrementally, no allocation per row. */
 typedef struct rt_record_builder_t rt_record_builder_t;
 

@@ -260,7 +260,8 @@ static int s_scan_one(void *arg, uint64_t seq, const void *data, size_t len)
             sc->first_ts = rec->commit_ts;
         }
         if (sc->decode) {
-            if (rec->flags & RT_REC_LAST)
+            /* A record of sequences is no source transaction. */
+            if ((rec->flags & RT_REC_LAST) && !rt_record_is_sequences(rec))
                 sc->txns++;
             for (uint32_t i = 0; i < rec->nchanges; i++)
                 if (rec->changes[i].op != 'T' && rec->changes[i].op != 'Q')

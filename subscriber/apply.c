@@ -460,7 +460,7 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     int policy = rt__conflict_policy_for(self, rec->seq);
     bool versioned = rt__versioned_policy(policy);
     bool remote = policy != RT_CONFLICT_ERROR && !versioned;
-    bool sequences = rt__sequence_record(rec);
+    bool sequences = rt_record_is_sequences(rec);
     bool use_copy = !sequences && policy == RT_CONFLICT_ERROR && rec->seq > self->nocopy_until;
     uint64_t resolved_before = self->group_conflicts;
     self->conflict_set = false;

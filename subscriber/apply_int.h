@@ -200,9 +200,6 @@ extern const char *const rt__skip_replayed_sql;
 
 /* ---- apply_sequence.c: records of sequences, moved forward only. */
 
-/* True when rec is a record of sequences (it holds nothing else). */
-bool rt__sequence_record(const rt_record_t *rec);
-
 /* Queues and runs the commands that move each sequence of rec forward (in the open
  * replica transaction). 0, or the first failure as rt__pipeline_run returns it. */
 int rt__sequence_apply(rt_apply_t *self, const rt_record_t *rec) RT_WUR;

@@ -121,7 +121,7 @@ static int s_failure(rt_apply_t *self, const rt_record_t *rec, const rt__op_t *o
         opname = rt__conflict_op_name(chop);
         if (ch->op != 'T')
             table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
-    } else if (rec && op && rt__sequence_record(rec) && op->change < rec->nchanges) {
+    } else if (rec && op && rt_record_is_sequences(rec) && op->change < rec->nchanges) {
         const rt_change_t *ch = &rec->changes[op->change];
         table = rt_sqlgen_qualified(ch->seq_schema, ch->seq_name);
         rt__apply_error(self,

@@ -53,11 +53,6 @@ static const char *const s_move_sql =
 
 static const char *const s_result_sql = "SELECT pg_catalog.current_setting('rt.seq_result')";
 
-bool rt__sequence_record(const rt_record_t *rec)
-{
-    return rec->nchanges > 0 && rec->changes[0].op == 'Q';
-}
-
 int rt__sequence_apply(rt_apply_t *self, const rt_record_t *rec)
 {
     int err = RT_OK;

@@ -10,7 +10,8 @@
 #    source's last one (the same value where both step by 1, its residue kept where it
 #    steps by 3); the one ahead did not move back; the CYCLE one did not move; the
 #    missing one and the CYCLE one were warned about once each. r1, promoted, inserts
-#    into every table with its defaults without a duplicate key.
+#    into every table with its defaults without a duplicate key. A replay's dry run
+#    counts the records of sequences as records, not as transactions or rows.
 # 2. r2 joins with --init copy once the sequences no longer move: they reach it all the
 #    same (the publisher sends every sequence again when a copy begins).
 set -euo pipefail
@@ -103,6 +104,16 @@ rt_psql r1 -q -c "INSERT INTO s1 (v) VALUES ('r1'); INSERT INTO s2 (v) VALUES ('
     INSERT INTO s3 (v) VALUES ('r1'); INSERT INTO s4 (v) VALUES ('r1')" ||
     rt_fail "r1 handed out a key the source used"
 echo "every default of r1 past the source's keys"
+
+echo "== records of sequences count as no transaction and no row"
+rt_psql source -c "INSERT INTO s1 (v) VALUES ('late 1')"
+rt_psql source -c "INSERT INTO s1 (v) VALUES ('late 2')"
+rt_psql source -c "INSERT INTO s1 (v) VALUES ('late 3')"
+dry() { "$RT_BIN/rtctl" --publisher "$ROUTER" replay r1 --dry-run; }
+seq_stored() { dry | grep -qE 'would send ([4-9]|[1-9][0-9]+) records, 3 transactions, 3 rows'; }
+rt_wait_until 10 "the dry run to count the sequence's record beside 3 transactions" seq_stored ||
+    rt_fail "dry run: $(dry)"
+dry
 
 echo "== 2. a replica that copies its tables gets the sequences too"
 rt_start_daemon sub2 "$RT_TMP/sub2.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
