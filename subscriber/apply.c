@@ -416,18 +416,23 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     assert(self->conn && rec->seq == self->position + 1);
     if (!(rec = rt__skip_filter(self, rec)))
         return RT_ENOMEM;
-    for (uint32_t i = 0; i < rec->nrels + rec->nchanges; i++) {
-        const rt_change_t *ch = i < rec->nrels ? NULL : &rec->changes[i - rec->nrels];
-        if (ch && ch->op != 'Q')
-            continue;
-        const char *schema = ch ? ch->seq_schema : rec->rels[i].schema;
-        if (!s_schema_protected(schema))
-            continue;
+    /* The tables a record changes, and the sequences it moves: none in those schemas. */
+    const char *schema = NULL, *name = NULL;
+    for (uint32_t i = 0; !schema && i < rec->nrels; i++)
+        if (s_schema_protected(rec->rels[i].schema)) {
+            schema = rec->rels[i].schema;
+            name = rec->rels[i].table;
+        }
+    for (uint32_t i = 0; !schema && i < rec->nchanges; i++)
+        if (rec->changes[i].op == 'Q' && s_schema_protected(rec->changes[i].seq_schema)) {
+            schema = rec->changes[i].seq_schema;
+            name = rec->changes[i].seq_name;
+        }
+    if (schema) {
         rt__apply_error(self,
                         "seq %" PRIu64 ": the record changes %s.%s; rt never writes system "
                         "catalogs or its own schema rt: refused",
-                        rec->seq, schema[0] ? schema : "pg_catalog",
-                        ch ? ch->seq_name : rec->rels[i].table);
+                        rec->seq, schema[0] ? schema : "pg_catalog", name);
         rt_apply_rollback(self);
         return self->conn ? RT_EPROTO : RT_EIO;
     }
