@@ -20,6 +20,7 @@
 #define S_MAX_DBS 4                     /* records, meta, subscribers (+1 spare) */
 #define S_MAX_GROWTHS 40                /* map doublings for one write before giving up */
 #define S_SUB_VALUE_LEN 13              /* acked_seq u64 BE, state i32 BE, flags u8 */
+#define S_SUB_KEEP_LEN 21               /* the same, then keep_from u64 BE */
 #define S_PAGE_HEADER 16                /* LMDB page header bytes */
 #define S_UNMAP_EVERY (16ull << 20)     /* record bytes read between unmapping the pages */
 #define S_NODE_HEADER 8                 /* LMDB node header bytes */
@@ -35,7 +36,7 @@ struct rt_outbox_t {
     MDB_env *env;        /* the environment */
     MDB_dbi records;     /* seq (u64 BE) -> REC frame */
     MDB_dbi meta;        /* key -> value */
-    MDB_dbi subs;        /* subscriber name -> S_SUB_VALUE_LEN bytes */
+    MDB_dbi subs;        /* subscriber name -> S_SUB_VALUE_LEN or S_SUB_KEEP_LEN bytes */
     MDB_dbi main;        /* the unnamed DB holding the named ones */
     MDB_txn *rtxn;       /* read transaction handle, reset whenever no call runs */
     uint64_t max_bytes;  /* size limit of the live pages (0: none) */
@@ -965,10 +966,12 @@ static int s_sub_name(rt_outbox_t *self, const char *name)
     return 0;
 }
 
-/* Decodes a stored subscriber; RT_EIO (logged) if the layout is not S_SUB_VALUE_LEN. */
+/* Decodes a stored subscriber; RT_EIO (logged) if the value is neither S_SUB_VALUE_LEN nor
+ * S_SUB_KEEP_LEN bytes long. */
 static int s_sub_decode(rt_outbox_t *self, const MDB_val *k, const MDB_val *v, rt_outbox_sub_t *sub)
 {
-    if (k->mv_size == 0 || k->mv_size >= sizeof sub->name || v->mv_size != S_SUB_VALUE_LEN) {
+    if (k->mv_size == 0 || k->mv_size >= sizeof sub->name ||
+        (v->mv_size != S_SUB_VALUE_LEN && v->mv_size != S_SUB_KEEP_LEN)) {
         rt_error("outbox %s: malformed subscriber entry (name %zu bytes, value %zu bytes)",
                  self->dir, k->mv_size, v->mv_size);
         return RT_EIO;
@@ -981,6 +984,9 @@ static int s_sub_decode(rt_outbox_t *self, const MDB_val *k, const MDB_val *v, r
         (int32_t)(((uint32_t)p[8] << 24) | ((uint32_t)p[9] << 16) | ((uint32_t)p[10] << 8) | p[11]);
     sub->enabled = (p[12] & 1) != 0;
     sub->resync = (p[12] & 2) != 0;
+    sub->keep_copied = (p[12] & 4) != 0;
+    if (v->mv_size == S_SUB_KEEP_LEN)
+        sub->keep_from = rt_get_be64(p + 13);
     return 0;
 }
 
@@ -1007,15 +1013,19 @@ int rt_outbox_sub_get(rt_outbox_t *self, const char *name, rt_outbox_sub_t *sub)
 static int s_sub_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
 {
     const rt_outbox_sub_t *sub = arg;
-    unsigned char buf[S_SUB_VALUE_LEN];
+    unsigned char buf[S_SUB_KEEP_LEN];
     uint32_t state = (uint32_t)sub->state;
     rt_put_be64(buf, sub->acked_seq);
     buf[8] = (unsigned char)(state >> 24);
     buf[9] = (unsigned char)(state >> 16);
     buf[10] = (unsigned char)(state >> 8);
     buf[11] = (unsigned char)state;
-    buf[12] = (unsigned char)((sub->enabled ? 1 : 0) | (sub->resync ? 2 : 0));
-    MDB_val k = s_val(sub->name, strlen(sub->name)), v = s_val(buf, sizeof buf);
+    buf[12] = (unsigned char)((sub->enabled ? 1 : 0) | (sub->resync ? 2 : 0) |
+                              (sub->keep_from && sub->keep_copied ? 4 : 0));
+    rt_put_be64(buf + 13, sub->keep_from);
+    /* without keep_from, the shorter layout that publishers before it read */
+    MDB_val k = s_val(sub->name, strlen(sub->name)),
+            v = s_val(buf, sub->keep_from ? S_SUB_KEEP_LEN : S_SUB_VALUE_LEN);
     int rc = mdb_put(txn, self->subs, &k, &v, 0);
     if (rc)
         return s_fail(self, rc, "write subscriber %s", sub->name);

@@ -81,6 +81,9 @@ typedef struct {
     int32_t state;      /* rt_sub_state_t as last reported */
     bool enabled;       /* false when paused: does not hold back trimming */
     bool resync;        /* an operator asked for a resync it has not carried out yet */
+    uint64_t keep_from; /* a resync of chosen tables needs the records from this seq on
+                         * (0: none), whatever acked_seq says */
+    bool keep_copied;   /* that resync's copy ended: its next HELLO releases keep_from */
 } rt_outbox_sub_t;
 
 int rt_outbox_sub_get(rt_outbox_t *self, const char *name, rt_outbox_sub_t *sub) RT_WUR;

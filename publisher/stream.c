@@ -177,8 +177,10 @@ static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt
                 "reset from seq %llu; run the replay again",
                 m->name, (unsigned long long)m->seq, (unsigned long long)s->reset_from);
     s->reset_from = 0;
-    if (s->keep_copied && m->seq < s->keep_from)
-        s->keep_from = 0; /* what it needs from here on, its acked_seq keeps */
+    if (s->stored.keep_copied && m->seq < s->stored.keep_from) {
+        s->stored.keep_from = 0; /* what it needs from here on, its acked_seq keeps */
+        s->stored.keep_copied = false;
+    }
     s->stored.acked_seq = m->seq;
     s->stored.state = m->seq < pos.head_seq ? RT_SUB_CATCHING_UP : RT_SUB_STREAMING;
     s->last_seen_ms = rt_mono_ms();
@@ -353,11 +355,22 @@ static void s_on_sync_tables(rt_stream_t *self, const char *id, size_t idlen, co
                        : "SYNC of chosen tables from a subscriber this publisher does not know");
         return;
     }
-    s->keep_from = head + 1;
-    s->keep_copied = false;
+    /* A resync of chosen tables that replaces one under way keeps what the tables copied
+     * by the earlier one still replay. */
+    if (!s->stored.keep_from || s->stored.keep_from > head + 1)
+        s->stored.keep_from = head + 1;
+    s->stored.keep_copied = false;
     s->last_seen_ms = rt_mono_ms();
+    /* Stored before SYNC_READY: a publisher restarted before the subscriber's next HELLO
+     * must still keep those records. */
+    if (rt_outbox_sub_put(self->outbox, &s->stored) < 0) {
+        s->dirty = true;
+        s_send_error(self, id, idlen, RT_EIO, "the outbox could not store the resync's position");
+        return;
+    }
+    s->dirty = false;
     rt_info("subscriber %s starts a resync of chosen tables: records are kept from seq %llu",
-            m->name, (unsigned long long)(head + 1));
+            m->name, (unsigned long long)s->stored.keep_from);
     uint64_t sync_id;
     char err[256];
     int rc =
@@ -409,6 +422,8 @@ static void s_on_sync(rt_stream_t *self, const char *id, size_t idlen, const rt_
         s->stored.acked_seq = head;
     }
     s->stored.state = RT_SUB_COPYING;
+    s->stored.keep_from = 0; /* every table is copied: no replay of chosen tables is left */
+    s->stored.keep_copied = false;
     s->last_seen_ms = rt_mono_ms();
     /* Stored before the snapshot is taken: the records after acked_seq must be kept
      * whatever happens to this process (a copy resumed later relies on them). */
@@ -460,7 +475,10 @@ static void s_on_copy_session(rt_stream_t *self, const char *id, size_t idlen, c
         s->copy = m->progress;
     else if (m->type == RT_MSG_SYNC_END) {
         memset(&s->copy, 0, sizeof s->copy);
-        s->keep_copied = s->keep_from != 0;
+        s->stored.keep_copied = s->stored.keep_from != 0;
+        s->dirty = true;
+        if (s->stored.keep_copied && rt_outbox_sub_put(self->outbox, &s->stored) == 0)
+            s->dirty = false;
     }
 }
 
@@ -662,8 +680,8 @@ static int s_trim(rt_stream_t *self, int64_t now)
         enabled++;
         if (s->stored.acked_seq < upto)
             upto = s->stored.acked_seq;
-        if (s->keep_from && s->keep_from - 1 < upto)
-            upto = s->keep_from - 1;
+        if (s->stored.keep_from && s->stored.keep_from - 1 < upto)
+            upto = s->stored.keep_from - 1;
     }
     if (!enabled)
         return RT_OK; /* nobody registered yet: keep everything */

@@ -22,11 +22,6 @@ typedef struct {
     rt_copy_progress_t copy;           /* from its last SYNC_KEEP while it copies */
     uint64_t reset_from;               /* a replay with reset from this seq is under way: ACKs at or
                                         * past it are old ones until one below it arrives */
-    uint64_t keep_from;                /* a resync of chosen tables needs the records from this
-                                        * seq on (0: none): kept until, its copy ended
-                                        * (keep_copied), a HELLO from before it says that its
-                                        * acked_seq keeps them */
-    bool keep_copied;                  /* that copy ended (SYNC_END) */
 } rt_stream_sub_t;
 
 /* When a head seq became durable, for the retention window (stream.c). */

@@ -95,13 +95,19 @@ rt_wait_converged 60 source replica
 n="$(rt_psql replica -c "SELECT count(*) FROM rt.sync_tables WHERE state = 'c' OR replayed IS NOT NULL")"
 [[ "$n" == 0 ]] || rt_fail "rt.sync_tables still holds $n tables held or replaying"
 
+# damage_and_resync K M: under writes, rows of big (id % K = 0) and side (id % M = 0)
+# vanish behind rt's back, and both tables are copied again.
+damage_and_resync() {
+    rt_writer_start writer source writes 0.02
+    rt_psql replica -c "SET session_replication_role = replica; DELETE FROM big WHERE id % $1 = 0;
+        DELETE FROM side WHERE id % $2 = 0"
+    : >"$RT_TMP/replica.log"
+    ctl resync replica --table public.big --table public.side
+    rt_wait_until 30 "the replica to start copying big and side again" copying
+}
+
 echo "-- a subscriber killed while it copies a table again resumes at its next start"
-rt_writer_start writer source writes 0.02
-rt_psql replica -c "SET session_replication_role = replica; DELETE FROM big WHERE id % 3 = 0;
-    DELETE FROM side WHERE id % 2 = 0"
-: >"$RT_TMP/replica.log"
-ctl resync replica --table public.big --table public.side
-rt_wait_until 30 "the replica to start copying big again" copying
+damage_and_resync 3 2
 sleep 1
 rt_kill9 replica
 held="$(rt_psql replica -c "SELECT count(*) FROM rt.sync_tables WHERE state = 'c'")"
@@ -111,6 +117,29 @@ sub_start
 rt_wait_until 120 "the resumed copy to end" copied
 rt_writer_stop writer
 rt_wait_converged 90 source replica
+
+echo "-- a publisher killed while big copies keeps what side, already copied, replays"
+# side's copy ends first and waits to replay the records after the copy's head, while
+# ticks streams and is acknowledged past them; the restarted publisher (no retention)
+# must not trim them.
+damage_and_resync 7 3
+side_copied() {
+    [[ "$(rt_psql replica -c "SELECT count(*) FROM rt.sync_tables
+        WHERE relname = 'side' AND state = 'r' AND replayed IS NOT NULL")" == 1 ]]
+}
+rt_wait_until 30 "side's copy to end" side_copied
+sleep 2
+rt_kill9 pub
+rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
+    --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "$PUB_EP" \
+    --retention-seconds 0
+rt_wait_until 120 "the copy to end after the publisher's restart" copied
+rt_wait_until 60 "the replay after the publisher's restart" replayed
+rt_writer_stop writer
+rt_wait_converged 90 source replica
+if grep -q 'were trimmed' "$RT_TMP/replica.log"; then
+    rt_fail "the subscriber found the records it replays trimmed"
+fi
 
 echo "-- a resync of chosen tables needs the subscriber running"
 rt_stop_daemon replica

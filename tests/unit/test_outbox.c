@@ -665,6 +665,40 @@ static void test_subscribers(void **state)
     rt_outbox_destroy(&ob);
 }
 
+/* keep_from and keep_copied survive a reopen; clearing keep_from writes the layout
+ * without it again, which reads back as none. */
+static void test_subscriber_keep_from(void **state)
+{
+    rt_outbox_t *ob = s_open(state, 0, 0);
+    rt_outbox_sub_t a = s_sub("replica-a", 40, 1, true);
+    a.keep_from = 31;
+    a.resync = true;
+    assert_int_equal(rt_outbox_sub_put(ob, &a), 0);
+    rt_outbox_sub_t got;
+    assert_int_equal(rt_outbox_sub_get(ob, "replica-a", &got), 0);
+    assert_int_equal(got.keep_from, 31);
+    assert_false(got.keep_copied);
+    a.keep_copied = true;
+    assert_int_equal(rt_outbox_sub_put(ob, &a), 0);
+    rt_outbox_destroy(&ob);
+
+    ob = s_open(state, 0, 0);
+    assert_int_equal(rt_outbox_sub_get(ob, "replica-a", &got), 0);
+    assert_int_equal(got.acked_seq, 40);
+    assert_int_equal(got.keep_from, 31);
+    assert_true(got.keep_copied);
+    assert_true(got.resync);
+    assert_true(got.enabled);
+
+    a.keep_from = 0; /* keep_copied without keep_from means nothing and is not stored */
+    assert_int_equal(rt_outbox_sub_put(ob, &a), 0);
+    assert_int_equal(rt_outbox_sub_get(ob, "replica-a", &got), 0);
+    assert_int_equal(got.keep_from, 0);
+    assert_false(got.keep_copied);
+    assert_int_equal(got.acked_seq, 40);
+    rt_outbox_destroy(&ob);
+}
+
 static void test_meta_strings(void **state)
 {
     rt_outbox_t *ob = s_open(state, 0, 0);
@@ -878,6 +912,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_discard_open, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_put_zero_records, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_trim, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_subscriber_keep_from, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_subscribers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_meta_strings, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, s_setup, s_teardown),
