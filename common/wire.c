@@ -508,29 +508,33 @@ static bool s_check_row(rt_record_builder_t *self, uint32_t rel, uint32_t ncols,
     return true;
 }
 
+static void s_pack_row_value(rt_record_builder_t *self, const rt_value_t *v)
+{
+    s_packer_t *sp = &self->cpk;
+    switch (v->kind) {
+    case RT_VAL_NULL: S_PACK(sp, msgpack_pack_nil(&sp->pk)); break;
+    case RT_VAL_UNCHANGED: S_PACK(sp, msgpack_pack_false(&sp->pk)); break;
+    case RT_VAL_TEXT:
+        if ((v->len && !v->data) || v->len >= RT_WIRE_MAX_FRAME ||
+            (v->len && memchr(v->data, '\0', v->len))) {
+            s_fail(self, RT_EINVAL);
+            return;
+        }
+        S_PACK(sp, msgpack_pack_bin(&sp->pk, (size_t)v->len + 1));
+        if (v->len)
+            S_PACK(sp, msgpack_pack_bin_body(&sp->pk, v->data, v->len));
+        S_PACK(sp, msgpack_pack_bin_body(&sp->pk, "", 1));
+        break;
+    default: s_fail(self, RT_EINVAL); return;
+    }
+}
+
 static void s_pack_row(rt_record_builder_t *self, uint32_t ncols, const rt_value_t *vals)
 {
     s_packer_t *sp = &self->cpk;
     S_PACK(sp, msgpack_pack_array(&sp->pk, ncols));
-    for (uint32_t i = 0; i < ncols && sp->err == RT_OK; i++) {
-        const rt_value_t *v = &vals[i];
-        switch (v->kind) {
-        case RT_VAL_NULL: S_PACK(sp, msgpack_pack_nil(&sp->pk)); break;
-        case RT_VAL_UNCHANGED: S_PACK(sp, msgpack_pack_false(&sp->pk)); break;
-        case RT_VAL_TEXT:
-            if ((v->len && !v->data) || v->len >= RT_WIRE_MAX_FRAME ||
-                (v->len && memchr(v->data, '\0', v->len))) {
-                s_fail(self, RT_EINVAL);
-                return;
-            }
-            S_PACK(sp, msgpack_pack_bin(&sp->pk, (size_t)v->len + 1));
-            if (v->len)
-                S_PACK(sp, msgpack_pack_bin_body(&sp->pk, v->data, v->len));
-            S_PACK(sp, msgpack_pack_bin_body(&sp->pk, "", 1));
-            break;
-        default: s_fail(self, RT_EINVAL); return;
-        }
-    }
+    for (uint32_t i = 0; i < ncols && sp->err == RT_OK; i++)
+        s_pack_row_value(self, &vals[i]);
 }
 
 void rt_record_builder_insert(rt_record_builder_t *self, uint32_t rel, uint32_t ncols,
@@ -634,6 +638,33 @@ void rt_record_builder_sequence(rt_record_builder_t *self, const char *schema, c
     self->nseqs++;
 }
 
+/* Packs text as a row value does: bin with a terminating NUL, none inside. */
+static void s_pack_text(rt_record_builder_t *self, const char *text)
+{
+    rt_value_t v = {RT_VAL_TEXT, text ? (uint32_t)strnlen(text, RT_WIRE_MAX_FRAME) : 0, text};
+    s_pack_row_value(self, &v);
+}
+
+void rt_record_builder_ddl(rt_record_builder_t *self, const rt_ddl_t *ddl)
+{
+    s_packer_t *sp = &self->cpk;
+    if (sp->err != RT_OK)
+        return;
+    if (!ddl || !ddl->tag || !ddl->search_path || !ddl->objects || !ddl->command ||
+        (ddl->flags & ~RT_DDL_FLAGS)) {
+        s_fail(self, RT_EINVAL);
+        return;
+    }
+    S_PACK(sp, msgpack_pack_array(&sp->pk, 6));
+    S_PACK(sp, msgpack_pack_uint8(&sp->pk, 'L'));
+    s_pack_cstr(sp, ddl->tag);
+    S_PACK(sp, msgpack_pack_uint32(&sp->pk, ddl->flags));
+    s_pack_text(self, ddl->search_path);
+    s_pack_text(self, ddl->objects);
+    s_pack_text(self, ddl->command);
+    self->nchanges++;
+}
+
 uint32_t rt_record_builder_nchanges(const rt_record_builder_t *self)
 {
     return self->nchanges;
@@ -706,6 +737,8 @@ struct rt_record_decoder_t {
     size_t values_cap;
     uint32_t *truncs; /* truncated relation indexes of every change */
     size_t truncs_cap;
+    rt_ddl_t *ddls; /* schema changes, at most one per change */
+    size_t ddls_cap;
     char *names; /* NUL-terminated copies of names and origin */
     size_t names_cap;
     size_t names_used;
@@ -726,6 +759,7 @@ void rt_record_decoder_destroy(rt_record_decoder_t **self_p)
     free(self->changes);
     free(self->values);
     free(self->truncs);
+    free(self->ddls);
     free(self->names);
     free(self);
     *self_p = NULL;
@@ -846,6 +880,14 @@ static int s_decode_rels(rt_record_decoder_t *self, s_cursor_t *rc)
     return RT_OK;
 }
 
+/* A text value: a bin with a terminating NUL and none inside. */
+static bool s_is_text(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_BIN && o->via.bin.size >= 1 &&
+           o->via.bin.ptr[o->via.bin.size - 1] == '\0' &&
+           !memchr(o->via.bin.ptr, '\0', o->via.bin.size - 1);
+}
+
 /* Reads a row of ncols values into the values pool at *used. */
 static int s_decode_row(rt_record_decoder_t *self, s_cursor_t *cc, uint32_t ncols, size_t *used)
 {
@@ -867,9 +909,7 @@ static int s_decode_row(rt_record_decoder_t *self, s_cursor_t *cc, uint32_t ncol
             v->kind = RT_VAL_NULL;
         } else if (o->type == MSGPACK_OBJECT_BOOLEAN && !o->via.boolean) {
             v->kind = RT_VAL_UNCHANGED;
-        } else if (o->type == MSGPACK_OBJECT_BIN && o->via.bin.size >= 1 &&
-                   o->via.bin.ptr[o->via.bin.size - 1] == '\0' &&
-                   !memchr(o->via.bin.ptr, '\0', o->via.bin.size - 1)) {
+        } else if (s_is_text(o)) {
             v->kind = RT_VAL_TEXT;
             v->len = o->via.bin.size - 1;
             v->data = o->via.bin.ptr;
@@ -879,6 +919,20 @@ static int s_decode_row(rt_record_decoder_t *self, s_cursor_t *cc, uint32_t ncol
     }
     *used += ncols;
     return RT_OK;
+}
+
+/* Reads a text field (a bin as a row's text value); returns a pointer into the frame
+ * ("" on failure). */
+static const char *s_text(s_cursor_t *c)
+{
+    const msgpack_object *o = s_next(c);
+    if (c->bad)
+        return "";
+    if (!s_is_text(o)) {
+        c->bad = true;
+        return "";
+    }
+    return o->via.bin.ptr;
 }
 
 static int s_decode_changes(rt_record_decoder_t *self, s_cursor_t *rc)
@@ -896,6 +950,7 @@ static int s_decode_changes(rt_record_decoder_t *self, s_cursor_t *rc)
     if (s_reserve(&buf, &self->changes_cap, changes.n, sizeof *self->changes) != RT_OK)
         return RT_ENOMEM;
     self->changes = buf;
+    uint32_t nddls = 0;
     for (uint32_t i = 0; i < changes.n; i++) {
         rt_change_t *ch = &self->changes[i];
         s_cursor_t cc;
@@ -914,6 +969,26 @@ static int s_decode_changes(rt_record_decoder_t *self, s_cursor_t *rc)
             if (cc.bad)
                 return RT_EPROTO;
             nseqs++;
+            continue;
+        }
+        if (op == 'L') {
+            if (cc.n != 6)
+                return RT_EPROTO;
+            if (nddls == 0) {
+                buf = self->ddls;
+                if (s_reserve(&buf, &self->ddls_cap, changes.n, sizeof *self->ddls) != RT_OK)
+                    return RT_ENOMEM;
+                self->ddls = buf;
+            }
+            rt_ddl_t *d = &self->ddls[nddls++];
+            d->tag = s_name(self, &cc);
+            d->flags = (uint32_t)s_uint(&cc, RT_DDL_FLAGS);
+            d->search_path = s_text(&cc);
+            d->objects = s_text(&cc);
+            d->command = s_text(&cc);
+            if (cc.bad || !d->tag[0] || !d->command[0])
+                return RT_EPROTO;
+            ch->ddl = d;
             continue;
         }
         if (op == 'T') {
@@ -1118,6 +1193,7 @@ static const s_msg_spec_t s_msg_specs[] = {
     {RT_MSG_RESYNC, "RESYNC", "ss", {S_OFF(name), S_OFF(text)}},
     {RT_MSG_SCHEMA, "SCHEMA", "suD", {S_OFF(name), S_OFF(sync_id), S_OFF(ddl)}},
     {RT_MSG_SCHEMA_READY, "SCHEMA_READY", "uD", {S_OFF(sync_id), S_OFF(ddl)}},
+    {RT_MSG_SKIP, "SKIP", "su", {S_OFF(name), S_OFF(seq)}},
 };
 
 #define S_NSPECS (sizeof s_msg_specs / sizeof s_msg_specs[0])

@@ -51,21 +51,38 @@ typedef struct {
     rt_column_t *cols;  /* ncols columns */
 } rt_relation_t;
 
+/* A schema change (DDL) as the source ran it. Strings are NUL-terminated and borrowed. */
+typedef struct {
+    const char *tag;         /* command tag, e.g. "ALTER TABLE" */
+    const char *search_path; /* the source session's effective search_path, quoted names */
+    const char *objects;     /* the objects it made, changed or dropped, one per line */
+    const char *command;     /* the top-level statement the client sent */
+    uint32_t flags;          /* RT_DDL_NESTED | RT_DDL_PROTECTED */
+} rt_ddl_t;
+
+/* rt_ddl_t.flags: the command ran inside another (a function, a DO block): the client's
+ * statement is not the DDL itself. */
+#define RT_DDL_NESTED 1u
+/* It touches a schema rt never writes on a replica (rt, pg_*, information_schema). */
+#define RT_DDL_PROTECTED 2u
+#define RT_DDL_FLAGS (RT_DDL_NESTED | RT_DDL_PROTECTED)
+
 /* One change of a record. */
 typedef struct {
-    char op;                /* 'I' insert, 'U' update, 'D' delete, 'T' truncate, 'Q' sequence */
-    uint32_t rel;           /* I/U/D: index into the record's relations */
-    char old_kind;          /* U/D: 'K' key columns, 'O' full old row, 0 none */
-    uint32_t nold;          /* values in old (0 or the relation's ncols) */
-    rt_value_t *old;        /* the old row image, or NULL */
-    uint32_t nnew;          /* values in new (0 or the relation's ncols) */
-    rt_value_t *new_;       /* I/U: the new row image, or NULL */
+    char op;          /* 'I' insert, 'U' update, 'D' delete, 'T' truncate, 'Q' sequence, 'L' DDL */
+    uint32_t rel;     /* I/U/D: index into the record's relations */
+    char old_kind;    /* U/D: 'K' key columns, 'O' full old row, 0 none */
+    uint32_t nold;    /* values in old (0 or the relation's ncols) */
+    rt_value_t *old;  /* the old row image, or NULL */
+    uint32_t nnew;    /* values in new (0 or the relation's ncols) */
+    rt_value_t *new_; /* I/U: the new row image, or NULL */
     uint8_t trunc_flags;    /* T: 1 = CASCADE, 2 = RESTART IDENTITY */
     uint32_t ntrunc;        /* T: number of relations */
     uint32_t *trunc_rels;   /* T: indexes into the record's relations */
     const char *seq_schema; /* Q: the sequence's schema */
     const char *seq_name;   /* Q: the sequence's name */
     int64_t seq_value;      /* Q: its last value handed out on the source */
+    const rt_ddl_t *ddl;    /* L: the schema change */
 } rt_change_t;
 
 /* A decoded outbox record. Owned by the decoder object it came from; strings and
@@ -114,6 +131,9 @@ void rt_record_builder_truncate(rt_record_builder_t *self, uint8_t flags, uint32
  * relation, no other change) and is a whole transaction: finish it with FIRST|LAST. */
 void rt_record_builder_sequence(rt_record_builder_t *self, const char *schema, const char *name,
                                 int64_t last_value);
+
+/* Adds a schema change, in its place among the rows of its transaction. */
+void rt_record_builder_ddl(rt_record_builder_t *self, const rt_ddl_t *ddl);
 
 /* Changes added since start. */
 uint32_t rt_record_builder_nchanges(const rt_record_builder_t *self);
@@ -177,8 +197,10 @@ typedef enum {
     RT_MSG_RESYNC,       /* rtctl -> pub: name, text (tables, one per line; "" all);
                           * pub -> sub: the same, a resync to carry out */
     RT_MSG_SCHEMA,       /* sub -> pub: name, sync_id, ddl (the tables it lacks; no text) */
-    RT_MSG_SCHEMA_READY  /* pub -> sub: sync_id, ddl (those tables and their partition
+    RT_MSG_SCHEMA_READY, /* pub -> sub: sync_id, ddl (those tables and their partition
                           * ancestors, each root first, with their definitions) */
+    RT_MSG_SKIP          /* rtctl -> pub: name, seq: step over the DDL changes of record seq;
+                          * pub -> sub: the same */
 } rt_msg_type_t;
 
 /* SYNC flags. */

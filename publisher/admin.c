@@ -197,6 +197,31 @@ static void s_on_resync(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
     s_reply_ok(reply, text);
 }
 
+/* SKIP{name, seq}: handed to the subscriber, which must be connected (it is the one that
+ * stopped at that record's DDL, retrying). */
+static void s_on_skip(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
+{
+    if (!s_admin_sub(self, reply, m->name))
+        return;
+    rt_msg_t r = {.type = RT_MSG_SKIP, .name = m->name, .seq = m->seq};
+    char text[300];
+    if (!rt_stream_notify(self, m->name, &r)) {
+        snprintf(text, sizeof text,
+                 "%s is not connected: a skip is carried out by a running subscriber; start it "
+                 "and ask again",
+                 m->name);
+        s_reply_error(reply, RT_EAGAIN, text);
+        return;
+    }
+    snprintf(text, sizeof text,
+             "%s steps over the DDL of seq %llu when it applies that record (its rows are "
+             "applied)",
+             m->name, (unsigned long long)m->seq);
+    rt_info("subscriber %s: skip of the DDL of seq %llu requested", m->name,
+            (unsigned long long)m->seq);
+    s_reply_ok(reply, text);
+}
+
 static void s_on_forget(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 {
     if (m->flags & ~(uint64_t)RT_FORGET_FORCE) {
@@ -264,7 +289,7 @@ static int s_scan_one(void *arg, uint64_t seq, const void *data, size_t len)
             if ((rec->flags & RT_REC_LAST) && !rt_record_is_sequences(rec))
                 sc->txns++;
             for (uint32_t i = 0; i < rec->nchanges; i++)
-                if (rec->changes[i].op != 'T' && rec->changes[i].op != 'Q')
+                if (strchr("TQL", rec->changes[i].op) == NULL)
                     sc->rows++;
         }
     }
@@ -601,7 +626,7 @@ static const struct {
     {RT_MSG_PING, s_on_ping, false},    {RT_MSG_STATUS, s_on_status, false},
     {RT_MSG_PAUSE, s_on_pause, true},   {RT_MSG_RESUME, s_on_pause, true},
     {RT_MSG_FORGET, s_on_forget, true}, {RT_MSG_REPLAY, s_on_replay, true},
-    {RT_MSG_RESYNC, s_on_resync, true},
+    {RT_MSG_RESYNC, s_on_resync, true}, {RT_MSG_SKIP, s_on_skip, true},
 };
 
 int rt_admin_call_as(rt_stream_t *self, const rt_msg_t *req, const rt_admin_caller_t *who,

@@ -51,7 +51,11 @@ typedef struct {
     uint64_t epoch;    /* record in which index is valid */
     uint32_t index;    /* index of the descriptor in that record */
     bool own;          /* a table of RT_OWN_SCHEMA: its changes are left out */
+    int ddl_cols[5];   /* rt.ddl_log: tag, flags, search_path, objects, command (-1: none) */
 } s_rel_t;
+
+/* rt.ddl_log's columns that make a DDL change, in the order of s_rel_t.ddl_cols. */
+static const char *const s_ddl_cols[5] = {"tag", "flags", "search_path", "objects", "command"};
 
 static void s_rel_free(void **item)
 {
@@ -372,6 +376,13 @@ int rt_capture_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m)
     r->rel.table = strdup(m->u.relation.relname);
     r->rel.replident = m->u.relation.replident;
     r->own = strcmp(m->u.relation.nspname, RT_OWN_SCHEMA) == 0;
+    bool log = r->own && strcmp(m->u.relation.relname, "ddl_log") == 0;
+    for (int k = 0; k < 5; k++) {
+        r->ddl_cols[k] = -1;
+        for (uint32_t i = 0; log && i < m->u.relation.natts; i++)
+            if (strcmp(m->u.relation.attrs[i].name, s_ddl_cols[k]) == 0)
+                r->ddl_cols[k] = (int)i;
+    }
     r->rel.ncols = m->u.relation.natts;
     r->rel.cols = calloc(r->rel.ncols ? r->rel.ncols : 1, sizeof *r->rel.cols);
     bool ok = r->rel.schema && r->rel.table && r->rel.cols;
@@ -418,6 +429,46 @@ static bool s_own_change(const rt_capture_t *self, const rt_pgo_msg_t *m)
     }
 }
 
+/* rt.ddl_log's descriptor when m inserts into it and DDL is captured, else NULL. */
+static const s_rel_t *s_ddl_rel(const rt_capture_t *self, const rt_pgo_msg_t *m)
+{
+    if (!self->opts.ddl || m->type != 'I')
+        return NULL;
+    const s_rel_t *r = zhashx_lookup(self->rels, (void *)(uintptr_t)m->u.insert.relid);
+    return r && r->ddl_cols[0] >= 0 ? r : NULL;
+}
+
+/* Adds the DDL change that a row of rt.ddl_log describes. */
+static int s_add_ddl(rt_capture_t *self, const s_rel_t *r, const rt_pgo_tuple_t *t)
+{
+    char *v[5] = {NULL};
+    int rc = RT_OK;
+    for (int k = 0; k < 5 && rc == RT_OK; k++) {
+        int c = r->ddl_cols[k];
+        if (c < 0 || (uint32_t)c >= t->ncols || t->cols[c].kind != 't') {
+            rt_error("source: a row of rt.ddl_log without its column %s: its DDL cannot be "
+                     "replicated",
+                     s_ddl_cols[k]);
+            rc = RT_EPROTO;
+        } else if (!(v[k] = strndup(t->cols[c].data, t->cols[c].len))) {
+            rc = RT_ENOMEM;
+        }
+    }
+    if (rc == RT_OK) {
+        rt_ddl_t d = {.tag = v[0],
+                      .flags = (uint32_t)strtoul(v[1], NULL, 10) & RT_DDL_FLAGS,
+                      .search_path = v[2],
+                      .objects = v[3],
+                      .command = v[4]};
+        rt_record_builder_ddl(self->builder, &d);
+        rt_debug("source: DDL %s (%s) in transaction xid %u", d.tag, d.objects, self->xid);
+        self->stats.ddl++;
+    }
+    for (int k = 0; k < 5; k++)
+        free(v[k]);
+    return rc;
+}
+
 int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
 {
     if (!self->in_txn) {
@@ -425,7 +476,8 @@ int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
         return RT_EPROTO;
     }
     self->expect_origin = false;
-    if (self->skip || s_own_change(self, m))
+    const s_rel_t *ddl = s_ddl_rel(self, m);
+    if (self->skip || (!ddl && s_own_change(self, m)))
         return RT_OK;
     if (self->skip_changes > 0) {
         self->skip_changes--;
@@ -442,6 +494,14 @@ int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
     uint32_t idx;
     s_rel_t *r;
     int rc;
+    if (ddl) {
+        if ((rc = s_add_ddl(self, ddl, &m->u.insert.newtup)) < 0)
+            return rc;
+        self->txn_rows++;
+        return rt_record_builder_size(self->builder) >= RT_RECORD_TARGET_BYTES
+                   ? s_record_cut(self, false, 0)
+                   : RT_OK;
+    }
     switch (m->type) {
     case 'I':
         if ((rc = s_record_rel(self, m->u.insert.relid, &idx, &r)) < 0 ||

@@ -14,6 +14,7 @@ typedef struct {
     const char *publication; /* publication, created FOR ALL TABLES if missing */
     uint64_t batch_bytes;    /* group commit: flush to the outbox past this many bytes */
     const char *spool_dir;   /* where transactions streamed before their commit are spooled */
+    bool ddl;                /* --ddl on: capture DDL (rt.ddl_log) */
 } rt_capture_opts_t;
 
 /* Counters and positions for status and metrics. */
@@ -27,6 +28,7 @@ typedef struct {
     uint64_t streamed_txns;  /* transactions that arrived in blocks before their commit */
     uint64_t streaming_txns; /* such transactions now open (being spooled) */
     uint64_t sequences;      /* sequence values stored (records of sequences) */
+    uint64_t ddl;            /* DDL commands stored */
     bool connected;          /* the replication stream is up */
     bool blocked;            /* the outbox is full: reading from the source paused */
 } rt_capture_stats_t;

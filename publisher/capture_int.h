@@ -116,6 +116,14 @@ int rt_source_prepare(const rt_capture_opts_t *opts) RT_WUR;
  * caller PQfinishes it), or RT_EDB (logged). */
 int rt_source_start(const rt_capture_opts_t *opts, PGconn **conn) RT_WUR;
 
+/* ---- ddl.c: --ddl on. */
+
+/* Installs or upgrades rt's DDL capture on the source (schema rt, table rt.ddl_log, its
+ * event triggers; a superuser is needed unless it is installed at this version already)
+ * and makes sure publication carries rt.ddl_log. RT_OK; RT_EINVAL (logged: what to do) or
+ * RT_EDB. */
+int rt_ddl_install(PGconn *conn, const char *publication) RT_WUR;
+
 /* ---- capture.c: the transaction being read, one pgoutput message at a time (protocol
  * 1 form: Begin, Origin, Relation, Insert/Update/Delete/Truncate, Commit). spool.c
  * replays a committed streamed transaction through them. Each returns 0 or a negative

@@ -41,7 +41,10 @@ typedef struct {
     int64_t sync_timeout_seconds;
     int64_t copy_part_mb;
     char *pg_dump;
+    int64_t ddl;
 } s_opts_t;
+
+static const char *const s_ddl_modes[] = {"on", "off", NULL};
 
 #define OPT(k, t, f, d, lo, hi, ch, req, rel, h)                                                   \
     RT_CFG_OPT(s_opts_t, k, t, f, d, lo, hi, ch, req, rel, h)
@@ -100,6 +103,9 @@ static const rt_cfg_param_t s_params[] = {
         "the pg_dump that prints table definitions for subscribers started with "
         "--create-tables, of the source's major version or newer (default: "
         "/usr/lib/postgresql/<version>/bin/pg_dump, else pg_dump on PATH)"),
+    OPT("ddl", RT_CFG_ENUM, ddl, "on", 0, 0, s_ddl_modes, false, false,
+        "on: capture DDL (event triggers on the source, installed by a superuser) and send it "
+        "in order with the rows; off: rows only"),
 };
 #define NPARAMS (sizeof s_params / sizeof s_params[0])
 
@@ -243,7 +249,8 @@ int main(int argc, char **argv)
                             .slot = o.slot,
                             .publication = o.publication,
                             .batch_bytes = batch_bytes,
-                            .spool_dir = o.outbox};
+                            .spool_dir = o.outbox,
+                            .ddl = o.ddl == 0};
     capture = rt_capture_new(&co, outbox);
     if (!capture)
         goto cleanup;

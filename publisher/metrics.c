@@ -12,6 +12,9 @@ void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
     rt_prometheus_counter(out, "rt_publisher_captured_sequences_total",
                           "Sequence values stored in the outbox since start.", NULL,
                           (double)m->captured_sequences);
+    rt_prometheus_counter(out, "rt_publisher_captured_ddl_total",
+                          "Schema changes (DDL commands) stored in the outbox since start.", NULL,
+                          (double)m->captured_ddl);
     rt_prometheus_counter(out, "rt_publisher_filtered_transactions_total",
                           "Source transactions dropped because of their replication origin.", NULL,
                           (double)m->filtered_txns);

@@ -23,6 +23,7 @@ typedef struct {
     uint64_t captured_txns;           /* source transactions stored since start */
     uint64_t captured_rows;           /* row changes stored since start */
     uint64_t captured_sequences;      /* sequence values stored since start */
+    uint64_t captured_ddl;            /* DDL commands stored since start */
     uint64_t filtered_txns;           /* transactions dropped because of their origin */
     uint64_t skipped_txns;            /* transactions dropped as already stored (after a restart) */
     uint64_t streamed_txns;           /* transactions that arrived in blocks before their commit */
@@ -42,12 +43,12 @@ typedef struct {
 } rt_metrics_publisher_t;
 
 /* Appends the whole /metrics body of a publisher: rt_publisher_captured_transactions_total,
- * _captured_rows_total, _captured_sequences_total, _filtered_transactions_total,
- * _skipped_transactions_total, _streamed_transactions_total, _streaming_transactions,
- * _source_connected, _outbox_full, _outbox_records, _outbox_bytes, _first_seq, _head_seq,
- * _received_lsn, _confirmed_lsn (LSNs as numbers), _bad_frames_total, _dropped_peers_total, and per
- * subscriber rt_publisher_subscriber_acked_seq, _lag_records and _up {subscriber="name"}. Output
- * errors are sticky in out (rt_buf_error). */
+ * _captured_rows_total, _captured_sequences_total, _captured_ddl_total,
+ * _filtered_transactions_total, _skipped_transactions_total, _streamed_transactions_total,
+ * _streaming_transactions, _source_connected, _outbox_full, _outbox_records, _outbox_bytes,
+ * _first_seq, _head_seq, _received_lsn, _confirmed_lsn (LSNs as numbers), _bad_frames_total,
+ * _dropped_peers_total, and per subscriber rt_publisher_subscriber_acked_seq, _lag_records and _up
+ * {subscriber="name"}. Output errors are sticky in out (rt_buf_error). */
 void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m);
 
 #endif

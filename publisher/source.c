@@ -73,7 +73,7 @@ int rt_source_prepare(const rt_capture_opts_t *opts)
         PQclear(res);
         rt_info("created publication %s FOR ALL TABLES", opts->publication);
     }
-    rc = RT_OK;
+    rc = opts->ddl ? rt_ddl_install(conn, opts->publication) : RT_OK;
 cleanup:
     PQfinish(conn);
     return rc;

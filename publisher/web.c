@@ -78,6 +78,7 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
     rt_metrics_publisher_t m = {.captured_txns = cs.txns,
                                 .captured_rows = cs.rows,
                                 .captured_sequences = cs.sequences,
+                                .captured_ddl = cs.ddl,
                                 .filtered_txns = cs.filtered_txns,
                                 .skipped_txns = cs.skipped_txns,
                                 .streamed_txns = cs.streamed_txns,

@@ -117,3 +117,32 @@ cleanup:
     rt_buf_free(&tables);
     return rc;
 }
+
+int rt_ctl_cmd_skip(const rt_ctl_t *g, int argc, char **argv)
+{
+    const char *name = NULL;
+    uint64_t seq = 0;
+    bool have_seq = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seq") == 0 && i + 1 < argc) {
+            if (!rt_ctl_parse_u64("skip", "--seq", argv[++i], &seq))
+                return RT_EXIT_USAGE;
+            have_seq = true;
+        } else if (argv[i][0] == '-' || name) {
+            fprintf(stderr, "rtctl skip: unexpected \"%s\" (usage: rtctl skip NAME --seq N)\n",
+                    argv[i]);
+            return RT_EXIT_USAGE;
+        } else {
+            name = argv[i];
+        }
+    }
+    if (!name || !have_seq || seq == 0) {
+        fprintf(stderr, "rtctl skip: %s (usage: rtctl skip NAME --seq N)\n",
+                !name ? "missing subscriber NAME" : "missing --seq N (seqs start at 1)");
+        return RT_EXIT_USAGE;
+    }
+    if (!s_name_ok("skip", name))
+        return RT_EXIT_USAGE;
+    rt_msg_t m = {.type = RT_MSG_SKIP, .name = (char *)name, .seq = seq};
+    return rt_ctl_call_ok(g, &m);
+}

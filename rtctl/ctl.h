@@ -80,6 +80,7 @@ int rt_ctl_cmd_pause(const rt_ctl_t *g, int argc, char **argv);
 int rt_ctl_cmd_resume(const rt_ctl_t *g, int argc, char **argv);
 int rt_ctl_cmd_forget(const rt_ctl_t *g, int argc, char **argv);
 int rt_ctl_cmd_resync(const rt_ctl_t *g, int argc, char **argv);
+int rt_ctl_cmd_skip(const rt_ctl_t *g, int argc, char **argv);
 int rt_ctl_cmd_replay(const rt_ctl_t *g, int argc, char **argv);
 int rt_ctl_cmd_top(const rt_ctl_t *g, int argc, char **argv);
 int rt_ctl_cmd_outbox(const rt_ctl_t *g, int argc, char **argv);

@@ -33,12 +33,16 @@ static const s_cmd_t s_cmds[] = {
     {"forget", rt_ctl_cmd_forget, "forget NAME [--force]",
      "deregister subscriber NAME so the outbox can be trimmed past it; refused while it\n"
      "is connected and not paused, unless --force"},
-    {"resync", rt_ctl_cmd_resync, "resync NAME",
+    {"resync", rt_ctl_cmd_resync, "resync NAME [--table SCHEMA.TABLE]...",
      "subscriber NAME copies every published table again under a new snapshot (its\n"
      "tables are emptied and reloaded), then streams from there: the way back for a\n"
      "replica whose records were trimmed. At once if it is connected, else when it\n"
-     "connects next (the request is stored). Resyncing chosen tables (--table) is not\n"
-     "available yet"},
+     "connects next (the request is stored). With --table, only those tables, while the\n"
+     "others go on streaming (NAME must be running)"},
+    {"skip", rt_ctl_cmd_skip, "skip NAME --seq N",
+     "subscriber NAME steps over the schema changes (DDL) of record N, the one it stopped\n"
+     "at, and applies its rows: for a DDL you made on the replica by hand. Logged, and\n"
+     "recorded in the replica's rt.conflicts (kind ddl_skipped). NAME must be running"},
     {"replay", rt_ctl_cmd_replay,
      "replay NAME [--from SEQ | --since TIME] [--to SEQ] [--dry-run] [--reset]",
      "send seqs SEQ..TO of the outbox (default: all it holds) to subscriber NAME;\n"

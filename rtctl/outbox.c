@@ -121,6 +121,13 @@ static void s_print_record(const rt_record_t *r, size_t len)
                    ch->seq_value);
             continue;
         }
+        if (ch->op == 'L') {
+            printf("    DDL %s%s%s (search_path %s): %s\n", ch->ddl->tag,
+                   ch->ddl->flags & RT_DDL_NESTED ? ", run inside a function or DO block" : "",
+                   ch->ddl->flags & RT_DDL_PROTECTED ? ", touching a protected schema" : "",
+                   ch->ddl->search_path, ch->ddl->command);
+            continue;
+        }
         if (ch->op == 'T') {
             printf("    TRUNCATE");
             for (uint32_t j = 0; j < ch->ntrunc; j++)

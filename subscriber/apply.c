@@ -108,6 +108,7 @@ static void s_reset_txn(rt_apply_t *self)
     self->group_txns = 0;
     self->group_seqrecs = 0;
     self->group_seq_moved = 0;
+    self->group_ddl = 0;
     self->group_bytes = 0;
     self->group_changes = 0;
     self->group_seq = 0;
@@ -173,7 +174,10 @@ bool rt_apply_group_full(const rt_apply_t *self)
                     : self->policy != RT_CONFLICT_ERROR || self->position < self->remote_until
                         ? S_REMOTE_GROUP_TXNS
                         : RT_APPLY_GROUP_TXNS;
-    return self->group_txns >= txns || self->group_bytes >= RT_APPLY_GROUP_BYTES;
+    /* A schema change is committed before the next source transaction: some take effect
+     * only then (a value ALTER TYPE ... ADD VALUE adds is usable after its commit). */
+    return self->group_txns >= txns || self->group_bytes >= RT_APPLY_GROUP_BYTES ||
+           (self->group_ddl > 0 && !self->mid_txn);
 }
 
 const char *rt_apply_last_error(const rt_apply_t *self)
@@ -280,6 +284,11 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
     if (!(res = s_setup_exec(self, "application_name", "SET application_name = 'rt-subscriber'", 0,
                              NULL, NULL)))
         goto cleanup;
+    PQclear(res);
+    if (!(res = s_setup_exec(self, "search_path",
+                             "SELECT pg_catalog.current_setting('search_path')", 0, NULL, NULL)))
+        goto cleanup;
+    snprintf(self->search_path, sizeof self->search_path, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     /* Without the "already exists, skipping" notices. */
     if (!(res = s_setup_exec(self, "client_min_messages", "SET client_min_messages = warning", 0,
@@ -409,9 +418,144 @@ static bool s_schema_protected(const char *schema)
            strcmp(schema, "information_schema") == 0 || strcmp(schema, "rt") == 0;
 }
 
-int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
+/* Whether runs of inserts may go through COPY: under the policy error, past the records
+ * a failed COPY left to single statements. */
+static bool s_use_copy(const rt_apply_t *self, const rt_record_t *rec, int policy)
+{
+    return policy == RT_CONFLICT_ERROR && rec->seq > self->nocopy_until;
+}
+
+/* Applies the row changes of rec (no DDL among them) in the open transaction. */
+static int s_apply_rows(rt_apply_t *self, const rt_record_t *rec, int policy)
 {
     int err = RT_OK, sent = RT_OK;
+    bool versioned = rt__versioned_policy(policy);
+    bool remote = policy != RT_CONFLICT_ERROR && !versioned;
+    bool use_copy = s_use_copy(self, rec, policy);
+    uint64_t resolved_before = self->group_conflicts;
+
+    if ((remote || versioned) &&
+        (err = rt__pipeline_send(self, RT__OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
+        return err;
+    for (int attempt = 1; versioned; attempt++) {
+        err = rt__versioned_record(self, rec, policy);
+        if (err != RT_ECONFLICT || !self->vrace || attempt == S_VERSIONED_ATTEMPTS)
+            return err;
+        rt_debug("seq %" PRIu64 ": a row changed between its read and its write; reading it "
+                 "again",
+                 rec->seq);
+        self->nops = 0;
+        self->conflict_set = false;
+        self->group_conflicts = resolved_before;
+        if (self->tombs)
+            zhashx_purge(self->tombs); /* tombstone tables made since the savepoint */
+        if ((err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0,
+                                     NULL)) != RT_OK ||
+            (err = rt__pipeline_run(self, NULL)) != RT_OK)
+            return err;
+    }
+    uint32_t copy_rel = UINT32_MAX; /* relation index of this record the open COPY writes */
+    for (uint32_t i = 0; i < rec->nchanges; i++) {
+        const rt_change_t *ch = &rec->changes[i];
+        const char *key = NULL;
+        /* Within a record a run continues without looking up its relation again. */
+        bool to_copy = use_copy && self->copying && ch->op == 'I' && ch->rel == copy_rel;
+        if (!to_copy && use_copy && ch->op == 'I' && ch->rel < rec->nrels &&
+            rec->rels[ch->rel].ncols > 0) {
+            if (!(key = rt__copy_rel_key(self, rec, ch->rel))) {
+                sent = RT_EPROTO;
+                break;
+            }
+            if (self->copying && strcmp(self->copy_key, key) != 0 &&
+                (err = rt__copy_end(self)) != RT_OK)
+                return err;
+            if (self->copying || rt__copy_wanted(self, rec, i, key)) {
+                /* Everything queued before runs first, then this row goes to the COPY. */
+                if (!self->copying && self->nops > 0 &&
+                    (err = rt__pipeline_sync(self, rec)) != RT_OK)
+                    return err;
+                if (!self->copying && (err = rt__copy_start(self, rec, ch->rel, key)) != RT_OK)
+                    return err;
+                copy_rel = ch->rel;
+                to_copy = true;
+            }
+        }
+        if (to_copy) {
+            if ((sent = rt__copy_row(self, rec, ch)) == RT_OK)
+                continue;
+            if (sent != RT_EPROTO && sent != RT_ENOMEM)
+                return sent; /* the server failed the COPY: already told */
+            break;
+        }
+        if (self->copying && (err = rt__copy_end(self)) != RT_OK)
+            return err;
+        if ((sent = rt__pipeline_send_change(self, rec, i)) != RT_OK)
+            break;
+        if ((sent = rt__pipeline_flush(self)) != RT_OK)
+            break;
+        rt__copy_run_note(self, ch->op == 'I' ? key : NULL);
+    }
+    if (sent == RT_EIO || sent == RT_EAGAIN)
+        return sent;
+    if (!self->copying && self->nops > 0)
+        err = rt__pipeline_sync(self, rec);
+    if (err == RT_OK && sent != RT_OK) {
+        if (sent == RT_EPROTO)
+            rt__apply_error(self,
+                            "seq %" PRIu64 ": a change does not fit its relation (row image or "
+                            "parameter missing, or an unchanged value where one is needed)",
+                            rec->seq);
+        else
+            rt__apply_error(self, "seq %" PRIu64 ": cannot apply record: %s", rec->seq,
+                            rt_strerror(sent));
+        err = sent;
+    }
+    if (err == RT_ECONFLICT && remote) {
+        /* Again from the savepoint, one change at a time, resolving as it goes. */
+        self->nops = 0;
+        self->conflict_set = false;
+        self->group_conflicts = resolved_before;
+        err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0, NULL);
+        if (err == RT_OK)
+            err = rt__pipeline_run(self, NULL);
+        if (err == RT_OK)
+            err = rt__conflict_resolve_record(self, rec);
+    }
+    return err;
+}
+
+/* Applies rec's changes: its rows, and each DDL change in its place among them (the rows
+ * before it, it, the rows after it). */
+static int s_apply_changes(rt_apply_t *self, const rt_record_t *rec, int policy)
+{
+    uint32_t start = 0;
+    int err;
+    for (uint32_t i = 0; i < rec->nchanges; i++) {
+        if (rec->changes[i].op != 'L')
+            continue;
+        rt_record_t part = *rec;
+        part.changes = rec->changes + start;
+        part.nchanges = i - start;
+        if ((part.nchanges && (err = s_apply_rows(self, &part, policy)) != RT_OK) ||
+            (self->copying && (err = rt__copy_end(self)) != RT_OK) ||
+            (err = rt__ddl_apply(self, rec, i)) != RT_OK)
+            return err;
+        start = i + 1;
+    }
+    if (start == 0)
+        return s_apply_rows(self, rec, policy);
+    rt_record_t rest = *rec;
+    rest.changes = rec->changes + start;
+    rest.nchanges = rec->nchanges - start;
+    if (rest.nchanges)
+        return s_apply_rows(self, &rest, policy);
+    /* What is queued (a BEGIN before a DDL left out) runs with the record, as after rows. */
+    return self->nops > 0 ? rt__pipeline_sync(self, rec) : RT_OK;
+}
+
+int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
+{
+    int err = RT_OK;
 
     assert(self->conn && rec->seq == self->position + 1);
     if (!(rec = rt__skip_filter(self, rec)))
@@ -463,14 +607,11 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     if (first)
         self->txn_commit_lsn = rec->commit_lsn;
     int policy = rt__conflict_policy_for(self, rec->seq);
-    bool versioned = rt__versioned_policy(policy);
-    bool remote = policy != RT_CONFLICT_ERROR && !versioned;
     bool sequences = rt_record_is_sequences(rec);
-    bool use_copy = !sequences && policy == RT_CONFLICT_ERROR && rec->seq > self->nocopy_until;
-    uint64_t resolved_before = self->group_conflicts;
     self->conflict_set = false;
     self->nops = 0;
-    if (self->copying && !use_copy && (err = rt__copy_end(self)) != RT_OK)
+    if (self->copying && (sequences || !s_use_copy(self, rec, policy)) &&
+        (err = rt__copy_end(self)) != RT_OK)
         goto failed;
     if (!self->in_txn) {
         if ((err = rt__pipeline_send(self, RT__OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
@@ -482,95 +623,7 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         err = rt__sequence_apply(self, rec);
         goto failed;
     }
-    if ((remote || versioned) &&
-        (err = rt__pipeline_send(self, RT__OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
-        return s_failed(self, err);
-    for (int attempt = 1; versioned; attempt++) {
-        err = rt__versioned_record(self, rec, policy);
-        if (err != RT_ECONFLICT || !self->vrace || attempt == S_VERSIONED_ATTEMPTS)
-            goto failed;
-        rt_debug("seq %" PRIu64 ": a row changed between its read and its write; reading it "
-                 "again",
-                 rec->seq);
-        self->nops = 0;
-        self->conflict_set = false;
-        self->group_conflicts = resolved_before;
-        if (self->tombs)
-            zhashx_purge(self->tombs); /* tombstone tables made since the savepoint */
-        if ((err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0,
-                                     NULL)) != RT_OK ||
-            (err = rt__pipeline_run(self, NULL)) != RT_OK)
-            goto failed;
-    }
-    uint32_t copy_rel = UINT32_MAX; /* relation index of this record the open COPY writes */
-    for (uint32_t i = 0; i < rec->nchanges; i++) {
-        const rt_change_t *ch = &rec->changes[i];
-        const char *key = NULL;
-        /* Within a record a run continues without looking up its relation again. */
-        bool to_copy = use_copy && self->copying && ch->op == 'I' && ch->rel == copy_rel;
-        if (!to_copy && use_copy && ch->op == 'I' && ch->rel < rec->nrels &&
-            rec->rels[ch->rel].ncols > 0) {
-            if (!(key = rt__copy_rel_key(self, rec, ch->rel))) {
-                sent = RT_EPROTO;
-                break;
-            }
-            if (self->copying && strcmp(self->copy_key, key) != 0 &&
-                (err = rt__copy_end(self)) != RT_OK)
-                goto failed;
-            if (self->copying || rt__copy_wanted(self, rec, i, key)) {
-                /* Everything queued before runs first, then this row goes to the COPY. */
-                if (!self->copying && self->nops > 0 &&
-                    (err = rt__pipeline_sync(self, rec)) != RT_OK)
-                    goto failed;
-                if (!self->copying && (err = rt__copy_start(self, rec, ch->rel, key)) != RT_OK)
-                    goto failed;
-                copy_rel = ch->rel;
-                to_copy = true;
-            }
-        }
-        if (to_copy) {
-            if ((sent = rt__copy_row(self, rec, ch)) == RT_OK)
-                continue;
-            if (sent != RT_EPROTO && sent != RT_ENOMEM) {
-                err = sent; /* the server failed the COPY: already told */
-                goto failed;
-            }
-            break;
-        }
-        if (self->copying && (err = rt__copy_end(self)) != RT_OK)
-            goto failed;
-        if ((sent = rt__pipeline_send_change(self, rec, i)) != RT_OK)
-            break;
-        if ((sent = rt__pipeline_flush(self)) != RT_OK)
-            break;
-        rt__copy_run_note(self, ch->op == 'I' ? key : NULL);
-    }
-    if (sent == RT_EIO || sent == RT_EAGAIN)
-        return s_failed(self, sent);
-    if (!self->copying && self->nops > 0)
-        err = rt__pipeline_sync(self, rec);
-    if (err == RT_OK && sent != RT_OK) {
-        if (sent == RT_EPROTO)
-            rt__apply_error(self,
-                            "seq %" PRIu64 ": a change does not fit its relation (row image or "
-                            "parameter missing, or an unchanged value where one is needed)",
-                            rec->seq);
-        else
-            rt__apply_error(self, "seq %" PRIu64 ": cannot apply record: %s", rec->seq,
-                            rt_strerror(sent));
-        err = sent;
-    }
-    if (err == RT_ECONFLICT && remote) {
-        /* Again from the savepoint, one change at a time, resolving as it goes. */
-        self->nops = 0;
-        self->conflict_set = false;
-        self->group_conflicts = resolved_before;
-        err = rt__pipeline_send(self, RT__OP_MISC, "ROLLBACK TO SAVEPOINT rt_record", 0, NULL);
-        if (err == RT_OK)
-            err = rt__pipeline_run(self, NULL);
-        if (err == RT_OK)
-            err = rt__conflict_resolve_record(self, rec);
-    }
+    err = s_apply_changes(self, rec, policy);
 failed:
     if (err != RT_OK) {
         bool conflict = err == RT_ECONFLICT && self->conflict_set;
@@ -651,6 +704,7 @@ int rt_apply_commit(rt_apply_t *self)
     self->applied_txns += self->group_txns;
     self->applied_rows += self->group_changes;
     self->sequences_moved += self->group_seq_moved;
+    self->ddl_applied += self->group_ddl;
     self->last_error[0] = '\0';
     rt__versioned_txn_end(self, true);
     s_reset_txn(self);
@@ -726,6 +780,11 @@ uint64_t rt_apply_applied_txns(const rt_apply_t *self)
 uint64_t rt_apply_applied_rows(const rt_apply_t *self)
 {
     return self->applied_rows;
+}
+
+uint64_t rt_apply_ddl_applied(const rt_apply_t *self)
+{
+    return self->ddl_applied;
 }
 
 uint64_t rt_apply_sequences_moved(const rt_apply_t *self)

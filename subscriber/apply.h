@@ -105,6 +105,14 @@ void rt_apply_set_node(rt_apply_t *self, const char *node);
  * hourly after a commit). Default 168. */
 void rt_apply_set_tombstone_hours(rt_apply_t *self, int hours);
 
+/* Schema changes (DDL changes of records): skip leaves them out, else (the default) each
+ * runs in the replica transaction in its place among the rows. */
+void rt_apply_set_ddl(rt_apply_t *self, bool skip);
+
+/* rtctl skip: the DDL changes of record seq are left out (logged, and recorded in
+ * rt.conflicts in its transaction); its rows apply. One seq at a time. */
+void rt_apply_skip_ddl(rt_apply_t *self, uint64_t seq);
+
 /* Records up to seq are applied with RT_CONFLICT_APPLY_REMOTE whatever the policy
  * (a replay with reset re-applies records the replica may already hold). 0: none. */
 void rt_apply_set_remote_until(rt_apply_t *self, uint64_t seq);
@@ -130,6 +138,9 @@ int rt_apply_reset(rt_apply_t *self, uint64_t seq) RT_WUR;
 /* Source transactions and changes committed on the replica since start. */
 uint64_t rt_apply_applied_txns(const rt_apply_t *self);
 uint64_t rt_apply_applied_rows(const rt_apply_t *self);
+/* Schema changes (DDL) committed since creation. */
+uint64_t rt_apply_ddl_applied(const rt_apply_t *self);
+
 /* Replica sequences moved forward (records of sequences) and committed since start. */
 uint64_t rt_apply_sequences_moved(const rt_apply_t *self);
 

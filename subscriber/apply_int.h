@@ -25,8 +25,9 @@ typedef enum {
     RT__OP_MISC,
     RT__OP_COMMIT,
     RT__OP_ROLLBACK,
-    RT__OP_TEXT,    /* its first value goes to self->text ("" when NULL or no row) */
-    RT__OP_SEQUENCE /* what moving a sequence did: rt__sequence_result */
+    RT__OP_TEXT,     /* its first value goes to self->text ("" when NULL or no row) */
+    RT__OP_SEQUENCE, /* what moving a sequence did: rt__sequence_result */
+    RT__OP_DDL       /* a schema change (apply_ddl.c) */
 } rt__op_kind_t;
 
 /* A queued pipeline command. */
@@ -129,6 +130,12 @@ struct rt_apply_t {
     char text[256];           /* the value an RT__OP_TEXT command returned */
     uint64_t sequences_moved; /* sequences moved forward (committed) since start */
     zhashx_t *seq_warned;     /* sequences already warned about (apply_sequence.c) */
+    bool ddl_skip;            /* --ddl skip */
+    uint64_t ddl_skip_seq;    /* rtctl skip: the record whose DDL is left out (0: none) */
+    uint64_t ddl_skipped;     /* last seq whose DDL --ddl skip left out (logged once) */
+    char search_path[1024];   /* the session's own, restored after each DDL */
+    uint64_t ddl_applied;     /* DDL changes committed since start */
+    uint32_t group_ddl;       /* DDL changes in the open transaction */
     int tombstone_hours;      /* tombstones older than this are purged */
     int64_t purged_ms;        /* when they were last purged (monotonic ms) */
     uint64_t remote_until;    /* records up to this seq: apply_remote whatever the policy */
@@ -149,6 +156,7 @@ struct rt_apply_t {
     size_t nskips;         /* 0 once every record applied is past them all */
     zhashx_t *skip_index;  /* "<schema length>:schema.table" -> its entry in skips */
     rt_lsn_t skip_max;     /* the latest of their points */
+    rt_lsn_t skip_min;     /* the earliest: a DDL committed before it is in every copy */
     uint64_t skip_past;    /* the first record of the open group past skip_max: once it is
                             * committed the tables are forgotten (0: none; a rollback
                             * clears it, the records are filtered again) */
@@ -197,6 +205,17 @@ const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec);
 /* The statement that records, with a commit in a replay, how far the replay went ($1
  * source, $2 the group's last seq, $3 replay_to: there the replays are over). */
 extern const char *const rt__skip_replayed_sql;
+
+/* ---- apply_ddl.c: schema changes. */
+
+/* Runs DDL change idx of rec (after everything queued before it), or leaves it out under
+ * --ddl skip. A DDL the replica must not run (flags) or that fails stops the apply with a
+ * message naming the command and the seq. */
+int rt__ddl_apply(rt_apply_t *self, const rt_record_t *rec, uint32_t idx) RT_WUR;
+
+/* The message for a DDL change that failed on the replica. */
+void rt__ddl_failure(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, const char *state,
+                     const char *msg);
 
 /* ---- apply_sequence.c: records of sequences, moved forward only. */
 

@@ -115,6 +115,10 @@ static int s_failure(rt_apply_t *self, const rt_record_t *rec, const rt__op_t *o
     char line[512];
     msg = rt_pg_error_line(msg ? msg : PQresultErrorMessage(res), line, sizeof line);
     char chop = 0;
+    if (rec && op && op->kind == RT__OP_DDL && op->change < rec->nchanges) {
+        rt__ddl_failure(self, rec, op->change, state, msg);
+        return RT_EDB;
+    }
     if (rec && op && (op->kind == RT__OP_EXEC || op->kind == RT__OP_PREPARE)) {
         const rt_change_t *ch = &rec->changes[op->change];
         chop = op->op ? op->op : ch->op;

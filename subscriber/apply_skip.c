@@ -36,6 +36,7 @@ void rt__skip_free(rt_apply_t *self)
     self->skips = NULL;
     self->nskips = 0;
     self->skip_max = 0;
+    self->skip_min = 0;
     self->skip_past = 0;
     self->nheld = 0;
     self->replay_to = 0;
@@ -143,6 +144,8 @@ int rt__skip_load(rt_apply_t *self)
         }
         if (!s->held && s->lsn > self->skip_max)
             self->skip_max = s->lsn;
+        if (!s->held && (!self->skip_min || s->lsn < self->skip_min))
+            self->skip_min = s->lsn;
         self->nheld += s->held;
         if (s->replay && (!replay || s->from < self->replay_from))
             self->replay_from = s->from;
@@ -236,6 +239,14 @@ const rt_record_t *rt__skip_filter(rt_apply_t *self, const rt_record_t *rec)
         const rt_change_t *ch = &rec->changes[i];
         if (ch->op == 'Q') {
             self->fchanges[n++] = *ch; /* a sequence is no table's: it always moves */
+            continue;
+        }
+        if (ch->op == 'L') {
+            /* A schema change is in every copy made after it, and a replay's record was
+             * applied, its DDL with it, the first time. */
+            if (!(self->replay_to && rec->seq <= self->replay_to) &&
+                rec->commit_lsn >= self->skip_min)
+                self->fchanges[n++] = *ch;
             continue;
         }
         if (ch->op != 'T') {

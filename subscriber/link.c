@@ -652,6 +652,17 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
         }
         s_on_replay(self, m, now);
         break;
+    case RT_MSG_SKIP:
+        if (strcmp(m->name, self->name) != 0) {
+            s_bad_frame(self, "a SKIP naming another subscriber", now);
+            break;
+        }
+        rt_apply_skip_ddl(self->apply, m->seq);
+        if (self->held) {
+            self->held_until_ms = now; /* the record it stopped at: retry it now */
+            self->retry_backoff_ms = S_RETRY_MIN_MS;
+        }
+        break;
     case RT_MSG_RESYNC:
         if (strcmp(m->name, self->name) != 0) {
             s_bad_frame(self, "a RESYNC naming another subscriber", now);
@@ -913,6 +924,7 @@ void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_
     m->applied_txns = rt_apply_applied_txns(apply);
     m->applied_rows = rt_apply_applied_rows(apply);
     m->sequences_moved = rt_apply_sequences_moved(apply);
+    m->ddl_applied = rt_apply_ddl_applied(apply);
     m->lag_records = self->known_head > m->applied_seq ? self->known_head - m->applied_seq : 0;
     int64_t ts = rt_apply_last_commit_ts(apply);
     m->lag_seconds = m->lag_records && ts ? (rt_pg_now_us() - ts) / 1e6 : 0;

@@ -38,11 +38,14 @@ typedef struct {
     int64_t tombstone_hours;
     bool truncate;
     bool create_tables;
+    int64_t ddl;
 } s_opts_t;
 
 /* --init: what a replica with no progress for the source starts from. */
 enum { S_INIT_NONE, S_INIT_COPY };
 static const char *const s_init_words[] = {"none", "copy", NULL};
+/* --ddl: in the order of rt_apply_set_ddl's skip flag (apply = 0). */
+static const char *const s_ddl_words[] = {"apply", "skip", NULL};
 
 #define OPT(k, t, f, d, ch, req, rel, h) RT_CFG_OPT(s_opts_t, k, t, f, d, 0, 0, ch, req, rel, h)
 #define OPTN(k, f, d, lo, hi, h)                                                                   \
@@ -96,8 +99,10 @@ static int s_run(rt_link_t *link, rt_apply_t *apply, rt_http_t *http, const s_re
     rt_link_start(link, apply);
     while (!rt_daemon_stopping()) {
         if (rt_daemon_sighup() &&
-            rt_daemon_reload(reload->params, reload->nparams, o, o->config, &o->log_level))
+            rt_daemon_reload(reload->params, reload->nparams, o, o->config, &o->log_level)) {
             rt_apply_set_policy(apply, (int)o->conflict_policy);
+            rt_apply_set_ddl(apply, o->ddl == 1);
+        }
         if ((rc = rt_link_tick(link)) != RT_OK || rt_daemon_stopping())
             break;
         zmq_pollitem_t items[RT_LINK_POLL_MAX + 2];
@@ -245,6 +250,10 @@ int main(int argc, char **argv)
             "with --init copy: create the tables missing on the replica from the source's "
             "definitions (pg_dump --schema-only, run by the publisher under the copy's "
             "snapshot); their keys and indexes are built after their rows are copied"),
+        OPT("ddl", RT_CFG_ENUM, ddl, "apply", s_ddl_words, false, true,
+            "schema changes from the source (rt-publisher --ddl on): apply (run each in the "
+            "replica transaction, in its place among the rows) or skip (leave them out: "
+            "change the replica's schema yourself)"),
     };
     const size_t nparams = sizeof params / sizeof params[0];
     s_opts_t opts = {0};
@@ -311,7 +320,9 @@ int main(int argc, char **argv)
     rt_apply_set_node(apply, opts.name);
     rt_apply_set_tombstone_hours(apply, (int)opts.tombstone_hours);
     rt_apply_set_policy(apply, (int)opts.conflict_policy);
-    rt_info("conflict policy %s", rt_conflict_policy_name((int)opts.conflict_policy));
+    rt_apply_set_ddl(apply, opts.ddl == 1);
+    rt_info("conflict policy %s, DDL from the source: %s",
+            rt_conflict_policy_name((int)opts.conflict_policy), s_ddl_words[opts.ddl]);
     for (;;) {
         /* An initial copy, a resync, or the rest of one that did not finish. */
         rt_initcopy_opts_t io = {.publisher = opts.publisher,

@@ -24,6 +24,9 @@ void rt_metrics_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m)
     rt_prometheus_counter(out, "rt_subscriber_sequences_moved_total",
                           "Replica sequences moved forward past the source's since start.", NULL,
                           (double)m->sequences_moved);
+    rt_prometheus_counter(out, "rt_subscriber_ddl_applied_total",
+                          "Schema changes (DDL commands) applied to the replica since start.", NULL,
+                          (double)m->ddl_applied);
     rt_prometheus_gauge(out, "rt_subscriber_lag_records", "Records announced but not yet applied.",
                         NULL, (double)m->lag_records);
     rt_prometheus_gauge(out, "rt_subscriber_lag_seconds",

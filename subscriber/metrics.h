@@ -21,6 +21,7 @@ typedef struct {
     uint64_t applied_txns;    /* source transactions applied since start */
     uint64_t applied_rows;    /* row changes applied since start */
     uint64_t sequences_moved; /* replica sequences moved forward since start */
+    uint64_t ddl_applied;     /* DDL commands applied since start */
     uint64_t lag_records;     /* head_seq - applied_seq (0 if ahead) */
     double lag_seconds;       /* now - source commit time of the last applied transaction,
                                  0 when caught up */
@@ -34,11 +35,10 @@ typedef struct {
 
 /* Appends the whole /metrics body of a subscriber: rt_subscriber_up, _applied_seq,
  * _head_seq, _applied_transactions_total, _applied_rows_total, _sequences_moved_total,
- * _lag_records, _lag_seconds,
- * _conflicts_total, _reconnects_total, _bad_frames_total, and the initial copy's
- * _copy_tables_done, _copy_tables_total, _copy_rows, _copy_bytes, _copy_bytes_total,
- * _copy_elapsed_seconds (all 0 when no copy runs). Output errors are sticky in out
- * (rt_buf_error). */
+ * _ddl_applied_total, _lag_records, _lag_seconds, _conflicts_total, _reconnects_total,
+ * _bad_frames_total, and the initial copy's _copy_tables_done, _copy_tables_total, _copy_rows,
+ * _copy_bytes, _copy_bytes_total, _copy_elapsed_seconds (all 0 when no copy runs). Output errors
+ * are sticky in out (rt_buf_error). */
 void rt_metrics_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m);
 
 /* Appends the subscriber's status, its /api/status body, as one JSON object without a

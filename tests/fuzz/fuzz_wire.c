@@ -63,6 +63,13 @@ static void s_check_row(const rt_value_t *vals, uint32_t n, const char *lo, cons
     }
 }
 
+/* Borrowed text of a DDL change: inside the frame [lo, hi) with its NUL. */
+static void s_check_text(const char *s, const char *lo, const char *hi)
+{
+    S_CHECK(s != NULL && s >= lo && s < hi);
+    S_CHECK(memchr(s, '\0', (size_t)(hi - s)) != NULL);
+}
+
 /* Walks every relation, change and value of rec, decoded from [lo, hi). */
 static void s_check_record(const rt_record_t *rec, const char *lo, const char *hi)
 {
@@ -87,6 +94,17 @@ static void s_check_record(const rt_record_t *rec, const char *lo, const char *h
             s_check_name(ch->seq_schema);
             s_check_name(ch->seq_name);
             S_CHECK(rec->nrels == 0 && rec->flags == (RT_REC_FIRST | RT_REC_LAST));
+            S_CHECK(ch->nold == 0 && ch->nnew == 0 && !ch->old && !ch->new_ && !ch->ntrunc);
+            continue;
+        }
+        if (ch->op == 'L') {
+            S_CHECK(ch->ddl != NULL);
+            s_check_name(ch->ddl->tag);
+            S_CHECK(ch->ddl->tag[0] != '\0' && (ch->ddl->flags & ~RT_DDL_FLAGS) == 0);
+            s_check_text(ch->ddl->search_path, lo, hi);
+            s_check_text(ch->ddl->objects, lo, hi);
+            s_check_text(ch->ddl->command, lo, hi);
+            S_CHECK(ch->ddl->command[0] != '\0');
             S_CHECK(ch->nold == 0 && ch->nnew == 0 && !ch->old && !ch->new_ && !ch->ntrunc);
             continue;
         }
@@ -167,6 +185,11 @@ static bool s_record_eq(const rt_record_t *a, const rt_record_t *b)
             return false;
         if (x->ntrunc && memcmp(x->trunc_rels, y->trunc_rels, x->ntrunc * sizeof(uint32_t)))
             return false;
+        if (x->op == 'L' &&
+            (strcmp(x->ddl->tag, y->ddl->tag) || x->ddl->flags != y->ddl->flags ||
+             strcmp(x->ddl->search_path, y->ddl->search_path) ||
+             strcmp(x->ddl->objects, y->ddl->objects) || strcmp(x->ddl->command, y->ddl->command)))
+            return false;
         if (x->op == 'Q' && (strcmp(x->seq_schema, y->seq_schema) ||
                              strcmp(x->seq_name, y->seq_name) || x->seq_value != y->seq_value))
             return false;
@@ -198,6 +221,7 @@ static int s_encode_record(const rt_record_t *rec, const void **frame, size_t *l
         case 'Q':
             rt_record_builder_sequence(s_builder, ch->seq_schema, ch->seq_name, ch->seq_value);
             break;
+        case 'L': rt_record_builder_ddl(s_builder, ch->ddl); break;
         }
     }
     S_CHECK(rt_record_builder_nchanges(s_builder) == rec->nchanges);
@@ -524,6 +548,16 @@ static void s_gen_records(void)
     rt_record_builder_sequence(b, "public", "kv_id_seq", 1042);
     rt_record_builder_sequence(b, "app", "neg", INT64_MIN);
     s_emit_record("rec-sequences.mp", RT_REC_FIRST | RT_REC_LAST, 0x155C690);
+
+    rt_record_builder_start(b, 5, 746, 0x155C700, 848932428525111, NULL);
+    r0 = rt_record_builder_relation(b, &s_kv);
+    rt_record_builder_insert(b, r0, 3, kv1);
+    rt_record_builder_ddl(b, &(rt_ddl_t){"ALTER TABLE", "pg_catalog, public", "table public.kv",
+                                         "ALTER TABLE kv ADD COLUMN n int", 0});
+    rt_record_builder_ddl(b, &(rt_ddl_t){"CREATE TABLE", "\"a b\", public", "table \"a b\".x",
+                                         "DO $$ BEGIN CREATE TABLE x (); END $$", RT_DDL_NESTED});
+    rt_record_builder_insert(b, r0, 3, kv2);
+    s_emit_record("rec-ddl.mp", RT_REC_FIRST | RT_REC_LAST, 0x155C730);
 
     rt_record_builder_start(b, 5, 745, 0x1600000, 848932428600000, "node_a");
     r0 = rt_record_builder_relation(b, &s_wide);

@@ -149,7 +149,8 @@ schema_of() {
     dsn="$(rt__var "$1")_DSN"
     "$(pg_config --bindir)/pg_dump" --schema-only --no-owner --no-privileges \
         --no-publications --no-subscriptions -N rt -d "${!dsn}" |
-        grep -v -e '^--' -e '^\\restrict' -e '^\\unrestrict' -e '^$'
+        grep -v -e '^--' -e '^\\restrict' -e '^\\unrestrict' -e '^$' |
+        sed -e '/^CREATE EVENT TRIGGER rt_ddl/,+1d' # the source's DDL capture (rt's own)
 }
 schema_of source >"$RT_TMP/schema.source"
 for r in replica1 replica2; do

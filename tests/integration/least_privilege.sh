@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/least_privilege.sh - rt with the least it needs, over TLS:
 # the publisher as a REPLICATION role (not a superuser) with a publication created
-# beforehand; the subscriber as a plain role with only the GRANTs the README lists and
+# beforehand, refused DDL capture until a superuser's publisher installed it once; the subscriber as a plain role with only the GRANTs the README lists and
 # a schema rt made for it; both connections with sslmode=verify-full against a
 # self-signed CA, the server certificate's name checked. Inserts, updates, deletes and
 # a TRUNCATE converge; pg_stat_ssl shows both sessions encrypted.
@@ -61,6 +61,22 @@ timeout 30 "$RT_BIN/rt-publisher" --source "$(tls_dsn source rt_pub "$TLS/other.
     --outbox "$RT_TMP/o0" --name src --publication rt_pre >"$RT_TMP/badca.out" 2>&1 || rc=$?
 [[ "$rc" == 1 ]] && grep -q 'certificate verify failed' "$RT_TMP/badca.out" ||
     { cat "$RT_TMP/badca.out"; rt_fail "a source with an untrusted certificate was accepted ($rc)"; }
+
+echo "== DDL capture: installed once by a superuser, then used by the publisher's role"
+rc=0
+timeout 30 "$RT_BIN/rt-publisher" --source "$(tls_dsn source rt_pub)" \
+    --outbox "$RT_TMP/o1" --name src --publication rt_pre >"$RT_TMP/noddl.out" 2>&1 || rc=$?
+[[ "$rc" != 0 ]] && grep -q 'creating event triggers needs a superuser' "$RT_TMP/noddl.out" ||
+    { cat "$RT_TMP/noddl.out"; rt_fail "a publisher that cannot install its DDL capture did not stop saying so ($rc)"; }
+# What README says: start the publisher once with a superuser's connection string.
+rt_start_daemon setup "$RT_TMP/setup.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
+    --outbox "$RT_TMP/o2" --name setup --publication rt_pre \
+    --listen "tcp://127.0.0.1:$(rt_free_port)" --pub "tcp://127.0.0.1:$(rt_free_port)"
+rt_stop_daemon setup
+rt_psql source -c "SELECT pg_drop_replication_slot('rt_setup')" >/dev/null
+grep -q "installed rt's DDL capture" "$RT_TMP/setup.log" || rt_fail "the superuser's publisher did not install the DDL capture"
+grep -q "added rt.ddl_log to publication rt_pre" "$RT_TMP/setup.log" ||
+    rt_fail "the superuser's publisher did not add rt.ddl_log to the publication"
 
 echo "== least privilege over verify-full"
 ROUTER="tcp://127.0.0.1:$(rt_free_port)"

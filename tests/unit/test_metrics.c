@@ -29,6 +29,7 @@ static void test_publisher_body(void **state)
         .captured_txns = 5,
         .captured_rows = 50,
         .captured_sequences = 6,
+        .captured_ddl = 2,
         .filtered_txns = 1,
         .skipped_txns = 2,
         .streamed_txns = 4,
@@ -61,6 +62,10 @@ static void test_publisher_body(void **state)
         "start.\n"
         "# TYPE rt_publisher_captured_sequences_total counter\n"
         "rt_publisher_captured_sequences_total 6\n"
+        "# HELP rt_publisher_captured_ddl_total Schema changes (DDL commands) stored in the "
+        "outbox since start.\n"
+        "# TYPE rt_publisher_captured_ddl_total counter\n"
+        "rt_publisher_captured_ddl_total 2\n"
         "# HELP rt_publisher_filtered_transactions_total Source transactions dropped because of "
         "their replication origin.\n"
         "# TYPE rt_publisher_filtered_transactions_total counter\n"
@@ -204,6 +209,10 @@ static void test_subscriber_body(void **state)
         "source's since start.\n"
         "# TYPE rt_subscriber_sequences_moved_total counter\n"
         "rt_subscriber_sequences_moved_total 0\n"
+        "# HELP rt_subscriber_ddl_applied_total Schema changes (DDL commands) applied to the "
+        "replica since start.\n"
+        "# TYPE rt_subscriber_ddl_applied_total counter\n"
+        "rt_subscriber_ddl_applied_total 0\n"
         "# HELP rt_subscriber_lag_records Records announced but not yet applied.\n"
         "# TYPE rt_subscriber_lag_records gauge\n"
         "rt_subscriber_lag_records 8\n"

@@ -772,6 +772,100 @@ static void s_sequence_record(int f, msgpack_sbuffer *sb)
     }
 }
 
+/* A DDL change round-trips in its place among the rows; bad ones are refused. */
+static void test_record_ddl(void **state)
+{
+    (void)state;
+    rt_record_builder_t *b = rt_record_builder_new();
+    const rt_record_t *r;
+    const void *data;
+    size_t len;
+    rt_column_t cols[] = {{"id", 23, -1, true}};
+    rt_relation_t rel = {"public", "t", 'd', 1, cols};
+    rt_value_t one[] = {{RT_VAL_TEXT, 1, "1"}};
+    char big[10000];
+    memset(big, 'x', sizeof big - 1);
+    memcpy(big, "COMMENT ON TABLE t IS '", 23);
+    big[sizeof big - 2] = '\'';
+    big[sizeof big - 1] = '\0';
+
+    rt_record_builder_start(b, 20, 99, 0x3000, 5, NULL);
+    uint32_t t = rt_record_builder_relation(b, &rel);
+    rt_record_builder_insert(b, t, 1, one);
+    rt_record_builder_ddl(b, &(rt_ddl_t){"ALTER TABLE", "pg_catalog, \"my app\"",
+                                         "table \"my app\".t\nindex \"my app\".i",
+                                         "ALTER TABLE t ADD COLUMN v text", 0});
+    rt_record_builder_ddl(
+        b, &(rt_ddl_t){"COMMENT", "", "table public.t", big, RT_DDL_NESTED | RT_DDL_PROTECTED});
+    rt_record_builder_insert(b, t, 1, one);
+    assert_int_equal(rt_record_builder_finish(b, RT_REC_FIRST, 0, &data, &len), 0);
+    void *frame = s_copy(data, len);
+    assert_int_equal(rt_record_decode(s_dec, frame, len, &r), 0);
+    assert_int_equal(r->nchanges, 4);
+    assert_int_equal(r->changes[0].op, 'I');
+    assert_int_equal(r->changes[1].op, 'L');
+    assert_string_equal(r->changes[1].ddl->tag, "ALTER TABLE");
+    assert_string_equal(r->changes[1].ddl->search_path, "pg_catalog, \"my app\"");
+    assert_string_equal(r->changes[1].ddl->objects, "table \"my app\".t\nindex \"my app\".i");
+    assert_string_equal(r->changes[1].ddl->command, "ALTER TABLE t ADD COLUMN v text");
+    assert_int_equal(r->changes[1].ddl->flags, 0);
+    assert_int_equal(r->changes[2].op, 'L');
+    assert_string_equal(r->changes[2].ddl->command, big); /* longer than a name may be */
+    assert_int_equal(r->changes[2].ddl->flags, RT_DDL_NESTED | RT_DDL_PROTECTED);
+    assert_string_equal(r->changes[2].ddl->search_path, "");
+    assert_int_equal(r->changes[3].op, 'I');
+    free(frame);
+
+    /* Unknown flags and missing fields are refused by the builder. */
+    rt_record_builder_start(b, 21, 99, 0x3000, 5, NULL);
+    rt_record_builder_ddl(b, &(rt_ddl_t){"ALTER TABLE", "", "", "ALTER TABLE t", 4});
+    assert_int_equal(rt_record_builder_finish(b, RT_REC_FIRST, 0, &data, &len), RT_EINVAL);
+    rt_record_builder_start(b, 21, 99, 0x3000, 5, NULL);
+    rt_record_builder_ddl(b, &(rt_ddl_t){"ALTER TABLE", NULL, "", "ALTER TABLE t", 0});
+    assert_int_equal(rt_record_builder_finish(b, RT_REC_FIRST, 0, &data, &len), RT_EINVAL);
+    rt_record_builder_destroy(&b);
+
+    /* Malformed DDL changes: wrong length, empty command, a command that is a str or
+     * holds a NUL, flags past RT_DDL_FLAGS. */
+    for (int f = 0; f < 5; f++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 11);
+        msgpack_pack_str_with_body(&pk, "REC", 3);
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_uint8(&pk, 9);
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_uint8(&pk, RT_REC_FIRST | RT_REC_LAST);
+        msgpack_pack_uint32(&pk, 0x1000);
+        msgpack_pack_uint32(&pk, 0x1000);
+        msgpack_pack_int64(&pk, 5);
+        msgpack_pack_nil(&pk);
+        msgpack_pack_array(&pk, 0);
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_array(&pk, f == 0 ? 5 : 6);
+        msgpack_pack_uint8(&pk, 'L');
+        msgpack_pack_str_with_body(&pk, "ALTER TABLE", 11);
+        msgpack_pack_uint8(&pk, f == 4 ? 4 : 0);
+        msgpack_pack_bin_with_body(&pk, "", 1);
+        msgpack_pack_bin_with_body(&pk, "", 1);
+        if (f == 1)
+            msgpack_pack_bin_with_body(&pk, "", 1);
+        else if (f == 2)
+            msgpack_pack_str_with_body(&pk, "ALTER TABLE t", 13);
+        else if (f == 3)
+            msgpack_pack_bin_with_body(&pk, "ALTER\0TABLE", 12);
+        else if (f != 0)
+            msgpack_pack_bin_with_body(&pk, "ALTER TABLE t", 14);
+        frame = s_copy(sb.data, sb.size);
+        if (rt_record_decode(s_dec, frame, sb.size, &r) != RT_EPROTO)
+            fail_msg("DDL fault %d was not refused", f);
+        free(frame);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 static void test_record_sequences(void **state)
 {
     (void)state;
@@ -1030,6 +1124,7 @@ static void test_msg_roundtrip(void **state)
          .applied_at = INT64_MAX,
          .text = "conflict at seq 8"},
         {.type = RT_MSG_FORGET, .name = "replica-1", .flags = RT_FORGET_FORCE},
+        {.type = RT_MSG_SKIP, .name = "replica-1", .seq = 4242},
         {.type = RT_MSG_REPLAY,
          .name = "replica-1",
          .seq = 10,
@@ -1679,6 +1774,7 @@ int main(void)
         cmocka_unit_test(test_record_malformed_fields),
         cmocka_unit_test(test_record_truncations),
         cmocka_unit_test(test_record_sequences),
+        cmocka_unit_test(test_record_ddl),
         cmocka_unit_test(test_bombs),
         cmocka_unit_test(test_fuzz_flips),
         cmocka_unit_test(test_msg_roundtrip),
