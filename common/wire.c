@@ -47,7 +47,10 @@ int rt_wire_prevalidate(const void *frame, size_t len)
     int depth = 0;
     size_t pos = 0;
 
-    if (!p || len == 0 || len > RT_WIRE_MAX_FRAME)
+    if (!p || len == 0 || len > RT_WIRE_MAX_RECORD)
+        return RT_EPROTO;
+    if (len > RT_WIRE_MAX_FRAME && rt_msg_peek_type(frame, len) != RT_MSG_REC &&
+        rt_msg_peek_type(frame, len) != RT_MSG_COPY_DATA)
         return RT_EPROTO;
     pending[0] = 1;
     while (pos < len) {
@@ -515,7 +518,7 @@ static void s_pack_row_value(rt_record_builder_t *self, const rt_value_t *v)
     case RT_VAL_NULL: S_PACK(sp, msgpack_pack_nil(&sp->pk)); break;
     case RT_VAL_UNCHANGED: S_PACK(sp, msgpack_pack_false(&sp->pk)); break;
     case RT_VAL_TEXT:
-        if ((v->len && !v->data) || v->len >= RT_WIRE_MAX_FRAME ||
+        if ((v->len && !v->data) || v->len >= RT_WIRE_MAX_RECORD ||
             (v->len && memchr(v->data, '\0', v->len))) {
             s_fail(self, RT_EINVAL);
             return;
@@ -641,7 +644,7 @@ void rt_record_builder_sequence(rt_record_builder_t *self, const char *schema, c
 /* Packs text as a row value does: bin with a terminating NUL, none inside. */
 static void s_pack_text(rt_record_builder_t *self, const char *text)
 {
-    rt_value_t v = {RT_VAL_TEXT, text ? (uint32_t)strnlen(text, RT_WIRE_MAX_FRAME) : 0, text};
+    rt_value_t v = {RT_VAL_TEXT, text ? (uint32_t)strnlen(text, RT_WIRE_MAX_RECORD) : 0, text};
     s_pack_row_value(self, &v);
 }
 
@@ -686,7 +689,7 @@ int rt_record_builder_finish(rt_record_builder_t *self, uint8_t flags, rt_lsn_t 
     if (self->nseqs &&
         (self->nseqs != self->nchanges || self->nrels || flags != (RT_REC_FIRST | RT_REC_LAST)))
         return RT_EINVAL;
-    if (out.err == RT_OK && self->changes.size + self->rels.size > RT_WIRE_MAX_FRAME)
+    if (out.err == RT_OK && self->changes.size + self->rels.size > RT_WIRE_MAX_RECORD)
         out.err = RT_EINVAL;
     if (out.err != RT_OK)
         return out.err;
@@ -708,7 +711,7 @@ int rt_record_builder_finish(rt_record_builder_t *self, uint8_t flags, rt_lsn_t 
     S_PACK(&out, msgpack_sbuffer_write(&self->out, self->rels.data, self->rels.size));
     S_PACK(&out, msgpack_pack_array(&out.pk, self->nchanges));
     S_PACK(&out, msgpack_sbuffer_write(&self->out, self->changes.data, self->changes.size));
-    if (out.err == RT_OK && self->out.size > RT_WIRE_MAX_FRAME)
+    if (out.err == RT_OK && self->out.size > RT_WIRE_MAX_RECORD)
         out.err = RT_EINVAL;
     if (out.err != RT_OK)
         return out.err;
@@ -1564,10 +1567,10 @@ cleanup:
     return err;
 }
 
-/* Hands a packed buffer over to the caller, or frees it on error. */
-static int s_release(msgpack_sbuffer *sb, int err, void **frame, size_t *len)
+/* Hands a packed buffer of at most max bytes over to the caller, or frees it on error. */
+static int s_release(msgpack_sbuffer *sb, int err, size_t max, void **frame, size_t *len)
 {
-    if (err == RT_OK && sb->size > RT_WIRE_MAX_FRAME)
+    if (err == RT_OK && sb->size > max)
         err = RT_EINVAL;
     if (err != RT_OK) {
         msgpack_sbuffer_destroy(sb);
@@ -1619,7 +1622,9 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
         case 'D': s_pack_ddl(&sp, msg); break;
         }
     }
-    return s_release(&sb, sp.err, frame, len);
+    return s_release(&sb, sp.err,
+                     msg->type == RT_MSG_COPY_DATA ? RT_WIRE_MAX_RECORD : RT_WIRE_MAX_FRAME, frame,
+                     len);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -1700,7 +1705,7 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
         s_pack_fixed(&sp, sub->error, sizeof sub->error);
         s_progress_pack(&sp, &sub->copy);
     }
-    return s_release(&sb, sp.err, frame, len);
+    return s_release(&sb, sp.err, RT_WIRE_MAX_FRAME, frame, len);
 }
 
 int rt_status_decode(const void *frame, size_t len, rt_status_t *st)

@@ -6,8 +6,14 @@
 #include "rt.h"
 
 #define RT_WIRE_VERSION 1
-/* Largest frame any rt socket accepts (ZMQ_MAXMSGSIZE) and any decoder takes. */
+/* Largest frame any rt socket accepts (ZMQ_MAXMSGSIZE) and any decoder takes, but for
+ * the two that carry rows. */
 #define RT_WIRE_MAX_FRAME (64u * 1024 * 1024)
+/* Largest REC and COPY_DATA frame: a record holds at least one whole row, and logical
+ * decoding sends a row of up to 1 GiB (PostgreSQL's largest message, MaxAllocSize); the
+ * rest is room for its encoding and the rows before it. Only the sockets that receive
+ * rows (a subscriber's, the initial copy channel) accept frames this large. */
+#define RT_WIRE_MAX_RECORD (1040u * 1024 * 1024)
 /* A capture flushes a record once its encoded changes pass this size. */
 #define RT_RECORD_TARGET_BYTES (64u * 1024)
 /* Messages a live (PUB/SUB) queue holds by default on each side: with records of at

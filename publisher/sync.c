@@ -64,8 +64,11 @@ rt_sync_t *rt_sync_new(const rt_sync_opts_t *opts)
      * name a session of this one. */
     self->next_id = (uint64_t)zclock_time();
     snprintf(self->endpoint, sizeof self->endpoint, "inproc://rt-sync-%p", (void *)self);
-    rt_sock_opts_t po = {
-        .type = ZMQ_PULL, .endpoint = self->endpoint, .bind = true, .what = "initial copy channel"};
+    rt_sock_opts_t po = {.type = ZMQ_PULL,
+                         .endpoint = self->endpoint,
+                         .bind = true,
+                         .what = "initial copy channel",
+                         .max_in = RT_WIRE_MAX_RECORD};
     if (!(self->pull = rt_sock_new(&po)))
         goto fail;
     return self;

@@ -129,7 +129,7 @@ static int s_send_frame(s_job_t *self)
     int rc = rt_sync_push_msg(self->push, self->args->id, self->args->idlen, &m);
     if (rc == RT_EINVAL)
         return s_error(self, rc, "a row of %zu bytes does not fit in a message (%u bytes at most)",
-                       self->frame.len, RT_WIRE_MAX_FRAME);
+                       self->frame.len, RT_WIRE_MAX_RECORD);
     if (rc != RT_OK)
         return s_error(self, rc, "the publisher could not pass on %zu bytes", self->frame.len);
     self->credit--;

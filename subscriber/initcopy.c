@@ -63,6 +63,7 @@ zsock_t *rt__copy_dealer(const rt_initcopy_opts_t *o, const char *suffix)
                          .what = "DEALER (--publisher)",
                          .sndhwm = 1000,
                          .rcvhwm = 1000,
+                         .max_in = RT_WIRE_MAX_RECORD,
                          .routing_id = id,
                          .cert = o->cert,
                          .server_key = o->publisher_key};

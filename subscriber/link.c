@@ -233,6 +233,7 @@ static int s_connect(rt_link_t *self, int64_t now)
                         .endpoint = self->publisher,
                         .what = "DEALER (--publisher)",
                         .rcvhwm = S_DEALER_RCVHWM,
+                        .max_in = RT_WIRE_MAX_RECORD,
                         .routing_id = self->name,
                         .cert = self->cert,
                         .server_key = self->publisher_key};
@@ -257,6 +258,7 @@ static int s_connect_sub(rt_link_t *self, const char *endpoint)
                         .endpoint = endpoint,
                         .what = "SUB (the publisher's PUB)",
                         .rcvhwm = RT_LINK_SUB_RCVHWM,
+                        .max_in = RT_WIRE_MAX_RECORD,
                         .cert = self->cert,
                         .server_key = self->publisher_key};
     if (!(self->sub = rt_sock_new(&o)))

@@ -174,13 +174,33 @@ src "CREATE TEMP TABLE scratch (x int)"
 
 echo "-- one transaction: DDL and 200,000 inserts, streamed before its commit"
 src "BEGIN;
-     CREATE TABLE app.bulk (id int PRIMARY KEY, v text);
-     INSERT INTO app.bulk SELECT g, md5(g::text) FROM generate_series(1, 100000) g;
-     ALTER TABLE app.bulk ADD COLUMN extra int DEFAULT 1;
-     INSERT INTO app.bulk SELECT g, md5(g::text), g FROM generate_series(100001, 200000) g;
-     CREATE INDEX bulk_extra ON app.bulk (extra);
+     CREATE SCHEMA bulk;
+     CREATE TYPE bulk.kind AS ENUM ('x', 'y');
+     CREATE TABLE bulk.b (id int PRIMARY KEY, v text, k bulk.kind DEFAULT 'x');
+     INSERT INTO bulk.b SELECT g, md5(g::text) FROM generate_series(1, 50000) g;
+     ALTER TABLE bulk.b ADD COLUMN extra int DEFAULT 1;
+     INSERT INTO bulk.b SELECT g, md5(g::text), 'y', g FROM generate_series(50001, 100000) g;
+     ALTER TABLE bulk.b RENAME COLUMN v TO v2;
+     ALTER TABLE bulk.b ALTER COLUMN extra TYPE bigint;
+     ALTER TABLE bulk.b ALTER COLUMN extra SET DEFAULT 2;
+     ALTER TABLE bulk.b ALTER COLUMN v2 SET NOT NULL;
+     ALTER TABLE bulk.b ADD CONSTRAINT extra_pos CHECK (extra > 0);
+     CREATE INDEX b_extra ON bulk.b (extra);
+     INSERT INTO bulk.b (id, v2) SELECT g, md5(g::text) FROM generate_series(100001, 150000) g;
+     ALTER TYPE bulk.kind ADD VALUE 'z';
+     CREATE TABLE bulk.p (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+     CREATE TABLE bulk.p1 PARTITION OF bulk.p FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+     CREATE TABLE bulk.p2 (id int NOT NULL, at date NOT NULL, PRIMARY KEY (id, at));
+     ALTER TABLE bulk.p ATTACH PARTITION bulk.p2 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+     INSERT INTO bulk.p SELECT g, date '2025-01-01' + g % 700 FROM generate_series(1, 50000) g;
+     ALTER TABLE bulk.p DETACH PARTITION bulk.p1;
+     DROP INDEX bulk.b_extra;
+     ALTER TABLE bulk.b DROP CONSTRAINT extra_pos;
+     ALTER TABLE bulk.b DROP COLUMN k;
+     CREATE TABLE bulk.gone (id int);
+     DROP TABLE bulk.gone;
      COMMIT"
-step "CREATE TABLE, ADD COLUMN and CREATE INDEX among 200,000 inserts"
+step "each kind of DDL among 200,000 inserts in one transaction"
 
 echo "-- a DDL that fails on r2 stops r2 only, naming the command and the seq"
 rt_psql r2 -c "CREATE INDEX t_v2 ON app.t (id)"

@@ -10,6 +10,8 @@
 #    rt table outside any replication origin, and a TRUNCATE naming a replicated table
 #    with rt.conflicts, reach the other node as the replicated table's TRUNCATE only;
 #    its subscriber keeps streaming.
+# 3. A schema change on a reaches b (rows written on b with the new column come back
+#    to a), is not logged on b, and neither outbox takes more than its own change.
 set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
 rt_setup
@@ -106,6 +108,19 @@ rt_wait_converged 30 a b
 if grep -q 'refused' "$RT_TMP/sub_a.log"; then
     rt_fail "a's subscriber refused a record"
 fi
+
+echo "== 3. a schema change made on one node reaches the other once, and does not come back"
+Ha="$(head_seq a)"
+Hb="$(head_seq b)"
+rt_psql a -c "ALTER TABLE t ADD COLUMN note text DEFAULT 'from a'"
+rt_psql b -c "INSERT INTO t (id, v, node, note) VALUES (100002, 'after the DDL', 'b', 'b wrote it')"
+rt_wait_converged 30 a b
+sleep 2
+(($(head_seq a) == Ha + 1)) || rt_fail "a's outbox grew by $(($(head_seq a) - Ha)) records, expected its DDL only"
+(($(head_seq b) == Hb + 1)) || rt_fail "b's outbox grew by $(($(head_seq b) - Hb)) records, expected its insert only"
+[[ "$(rt_psql b -c "SELECT count(*) FROM rt.ddl_log")" == 0 ]] || rt_fail "the DDL applied on b was logged on b"
+[[ "$(rt_psql a -c "SELECT note FROM t WHERE id = 100002")" == "b wrote it" ]] || rt_fail "b's row with the new column did not reach a"
+[[ "$(sub_state a)" == streaming && "$(sub_state b)" == streaming ]] || rt_fail "a subscriber stopped"
 
 rt_stop_clean sub_a sub_b pub_a pub_b
 echo "two way: ok"

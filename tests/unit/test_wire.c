@@ -982,6 +982,7 @@ static void test_bombs(void **state)
     assert_int_equal(rt_wire_prevalidate(b1, 0), RT_EPROTO);
     assert_int_equal(rt_wire_prevalidate(NULL, 0), RT_EPROTO);
     assert_int_equal(rt_wire_prevalidate(b1, (size_t)RT_WIRE_MAX_FRAME + 1), RT_EPROTO);
+    assert_int_equal(rt_wire_prevalidate(b1, (size_t)RT_WIRE_MAX_RECORD + 1), RT_EPROTO);
 
     /* every type that is well-formed passes prevalidation */
     static const unsigned char ok[] = {
