@@ -6,9 +6,12 @@
  * statements is refused by the replica (SQLSTATE 42601) rather than run whole, since the
  * rows its other statements wrote arrive as rows. Afterwards every prepared statement is
  * dropped: a changed table needs its statements planned again. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "apply_int.h"
 #include "log.h"
@@ -28,6 +31,62 @@ void rt_apply_skip_ddl(rt_apply_t *self, uint64_t seq)
     }
     self->ddl_skip_seq = seq;
     rt_info("rtctl skip: the DDL of seq %" PRIu64 " will be left out, its rows applied", seq);
+}
+
+/* Skips blanks and comments (-- to the end of the line, and nested C-style ones). */
+static const char *s_skip(const char *p)
+{
+    for (;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            p += strcspn(p, "\n");
+        } else if (p[0] == '/' && p[1] == '*') {
+            int depth = 0;
+            do {
+                if (p[0] == '/' && p[1] == '*')
+                    depth++, p += 2;
+                else if (p[0] == '*' && p[1] == '/')
+                    depth--, p += 2;
+                else if (*p)
+                    p++;
+                else
+                    return p; /* unterminated */
+            } while (depth > 0);
+        } else {
+            return p;
+        }
+    }
+}
+
+/* The keyword at p (after blanks and comments) when it is word: the position after it;
+ * else NULL. */
+static const char *s_word(const char *p, const char *word)
+{
+    p = s_skip(p);
+    size_t n = strlen(word);
+    if (strncasecmp(p, word, n) != 0 || isalnum((unsigned char)p[n]) || p[n] == '_' || p[n] == '$')
+        return NULL;
+    return p + n;
+}
+
+char *rt__ddl_without_concurrently(const char *command)
+{
+    const char *p = s_word(command, "CREATE");
+    if (p) {
+        const char *u = s_word(p, "UNIQUE");
+        p = s_word(u ? u : p, "INDEX");
+    } else if ((p = s_word(command, "DROP"))) {
+        p = s_word(p, "INDEX");
+    }
+    const char *after = p ? s_word(p, "CONCURRENTLY") : NULL;
+    if (!after)
+        return NULL;
+    size_t head = (size_t)(s_skip(p) - command);
+    char *out = malloc(head + strlen(after) + 1);
+    if (out)
+        sprintf(out, "%.*s%s", (int)head, command, after);
+    return out;
 }
 
 /* The first line of a command, at most about 160 bytes, for messages. */
@@ -85,14 +144,21 @@ int rt__ddl_apply(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
     /* Everything before it runs first: the statements it makes stale are in flight. */
     if (self->nops > 0 && (err = rt__pipeline_sync(self, rec)) != RT_OK)
         return err;
+    /* CONCURRENTLY cannot run in a transaction: the replica builds or drops the index in
+     * its transaction, in the rows' order, as a plain CREATE or DROP INDEX. */
+    char *plain = rt__ddl_without_concurrently(d->command);
     static const char set_path[] = "SELECT pg_catalog.set_config('search_path', $1, true)";
     const char *source_path[] = {d->search_path};
     const char *own_path[] = {self->search_path};
     if ((err = rt__pipeline_send(self, RT__OP_MISC, set_path, 1, source_path)) != RT_OK ||
-        (err = rt__pipeline_send_for(self, RT__OP_DDL, idx, d->command, 0, NULL)) != RT_OK ||
+        (err = rt__pipeline_send_for(self, RT__OP_DDL, idx, plain ? plain : d->command, 0, NULL)) !=
+            RT_OK ||
         (err = rt__pipeline_send(self, RT__OP_MISC, set_path, 1, own_path)) != RT_OK ||
-        (err = rt__pipeline_send(self, RT__OP_MISC, "DEALLOCATE ALL", 0, NULL)) != RT_OK)
+        (err = rt__pipeline_send(self, RT__OP_MISC, "DEALLOCATE ALL", 0, NULL)) != RT_OK) {
+        free(plain);
         return err;
+    }
+    free(plain);
     err = rt__pipeline_sync(self, rec);
     /* The server forgot them (or the transaction failed before DEALLOCATE, and they are
      * prepared again under new names). */
@@ -114,8 +180,9 @@ void rt__ddl_failure(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, con
                           ? "a query string of several statements is not replayed: run them on "
                             "this replica yourself, then step over it with"
                       : strcmp(state, "25001") == 0
-                          ? "a command that cannot run in a transaction (CONCURRENTLY) is not "
-                            "replayed: run it on this replica yourself, then step over it with"
+                          ? "a command that cannot run in a transaction is not replayed (of "
+                            "those with CONCURRENTLY, only CREATE and DROP INDEX are, without "
+                            "it): run it on this replica yourself, then step over it with"
                           : "fix the replica and the subscriber retries, or make the change "
                             "yourself and step over it with";
     rt__apply_error(self,

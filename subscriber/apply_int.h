@@ -213,6 +213,10 @@ extern const char *const rt__skip_replayed_sql;
  * message naming the command and the seq. */
 int rt__ddl_apply(rt_apply_t *self, const rt_record_t *rec, uint32_t idx) RT_WUR;
 
+/* command without its CONCURRENTLY when it is CREATE [UNIQUE] INDEX CONCURRENTLY or DROP
+ * INDEX CONCURRENTLY (malloc'd), else NULL (also when out of memory). */
+char *rt__ddl_without_concurrently(const char *command);
+
 /* The message for a DDL change that failed on the replica. */
 void rt__ddl_failure(rt_apply_t *self, const rt_record_t *rec, uint32_t idx, const char *state,
                      const char *msg);
