@@ -297,14 +297,14 @@ static void s_str(s_cursor_t *c, const char **ptr, uint32_t *len)
 }
 
 /* Reads the type tag and checks it is tag, then the version. */
-static void s_header(s_cursor_t *c, const char *tag)
+static void s_header(s_cursor_t *c, const char *tag, uint64_t version)
 {
     const char *p;
     uint32_t n;
     s_str(c, &p, &n);
     if (!c->bad && (n != strlen(tag) || memcmp(p, tag, n) != 0))
         c->bad = true;
-    if (s_uint(c, UINT64_MAX) != RT_WIRE_VERSION)
+    if (s_uint(c, UINT64_MAX) != version)
         c->bad = true;
 }
 
@@ -367,11 +367,11 @@ static void s_pack_cstr(s_packer_t *sp, const char *s)
     S_PACK(sp, msgpack_pack_str_with_body(&sp->pk, s ? s : "", n));
 }
 
-static void s_pack_header(s_packer_t *sp, const char *tag, size_t nfields)
+static void s_pack_header(s_packer_t *sp, const char *tag, uint8_t version, size_t nfields)
 {
     S_PACK(sp, msgpack_pack_array(&sp->pk, nfields + 2));
     s_pack_cstr(sp, tag);
-    S_PACK(sp, msgpack_pack_uint8(&sp->pk, RT_WIRE_VERSION));
+    S_PACK(sp, msgpack_pack_uint8(&sp->pk, version));
 }
 
 /* ---------------------------------------------------------------------------------
@@ -696,7 +696,7 @@ int rt_record_builder_finish(rt_record_builder_t *self, uint8_t flags, rt_lsn_t 
 
     msgpack_sbuffer_clear(&self->out);
     msgpack_packer_init(&out.pk, &self->out, msgpack_sbuffer_write);
-    s_pack_header(&out, "REC", S_REC_FIELDS - 2);
+    s_pack_header(&out, "REC", RT_WIRE_VERSION, S_REC_FIELDS - 2);
     S_PACK(&out, msgpack_pack_uint64(&out.pk, self->seq));
     S_PACK(&out, msgpack_pack_uint32(&out.pk, self->xid));
     S_PACK(&out, msgpack_pack_uint8(&out.pk, flags));
@@ -1105,7 +1105,7 @@ int rt_record_decode(rt_record_decoder_t *self, const void *frame, size_t len,
     }
     self->names = buf;
 
-    s_header(&c, "REC");
+    s_header(&c, "REC", RT_WIRE_VERSION);
     r->seq = s_uint(&c, UINT64_MAX);
     r->xid = (uint32_t)s_uint(&c, UINT32_MAX);
     r->flags = (uint8_t)s_uint(&c, RT_REC_FIRST | RT_REC_LAST);
@@ -1141,7 +1141,8 @@ cleanup:
  *   'x' bin -> data, datalen (the member named is data)
  *   'T' the tables of a SYNC_READY -> tables, ntables (the member named is tables)
  *   'P' [6 uints] -> an rt_copy_progress_t
- *   'D' the tables of a SCHEMA or SCHEMA_READY -> ddl, nddl (the member named is ddl) */
+ *   'D' the tables of a SCHEMA -> ddl, nddl (the member named is ddl); pre and post str
+ *   'E' the tables of a SCHEMA_READY: the same, pre and post text (bin, any length) */
 
 #define S_MAX_FIELDS 6
 
@@ -1151,6 +1152,13 @@ typedef struct {
     const char *sig;          /* field signature */
     size_t off[S_MAX_FIELDS]; /* offsetof the rt_msg_t member of each field */
 } s_msg_spec_t;
+
+/* A message's version: RT_WIRE_VERSION, but SCHEMA_READY 2 (its definitions became text
+ * fields of any length). */
+static uint8_t s_msg_version(int type)
+{
+    return type == RT_MSG_SCHEMA_READY ? 2 : RT_WIRE_VERSION;
+}
 
 #define S_OFF(m) offsetof(rt_msg_t, m)
 
@@ -1195,7 +1203,7 @@ static const s_msg_spec_t s_msg_specs[] = {
     {RT_MSG_COPY_DONE, "COPY_DONE", "uuu", {S_OFF(sync_id), S_OFF(table), S_OFF(count)}},
     {RT_MSG_RESYNC, "RESYNC", "ss", {S_OFF(name), S_OFF(text)}},
     {RT_MSG_SCHEMA, "SCHEMA", "suD", {S_OFF(name), S_OFF(sync_id), S_OFF(ddl)}},
-    {RT_MSG_SCHEMA_READY, "SCHEMA_READY", "uD", {S_OFF(sync_id), S_OFF(ddl)}},
+    {RT_MSG_SCHEMA_READY, "SCHEMA_READY", "uE", {S_OFF(sync_id), S_OFF(ddl)}},
     {RT_MSG_SKIP, "SKIP", "su", {S_OFF(name), S_OFF(seq)}},
 };
 
@@ -1361,7 +1369,25 @@ void rt_sync_ddl_free(rt_sync_ddl_t *ddl, size_t n)
 
 /* ddl: [[schema, table, pre, post], ...]. RT_OK (c->bad on a malformed list) or
  * RT_ENOMEM; msg owns whatever was read. */
-static int s_decode_ddl(s_cursor_t *c, rt_msg_t *msg)
+/* A malloc'd copy of a text field (bin, as a row's text value), or NULL (c->bad, or
+ * *enomem). */
+static char *s_text_dup(s_cursor_t *c, bool *enomem)
+{
+    const msgpack_object *o = s_next(c);
+    if (c->bad)
+        return NULL;
+    if (!s_is_text(o)) {
+        c->bad = true;
+        return NULL;
+    }
+    char *d = s_dup(o->via.bin.ptr, o->via.bin.size - 1);
+    if (!d)
+        *enomem = true;
+    return d;
+}
+
+/* text: pre and post are text fields (SCHEMA_READY), else str (SCHEMA). */
+static int s_decode_ddl(s_cursor_t *c, rt_msg_t *msg, bool text)
 {
     s_cursor_t dc;
     bool enomem = false;
@@ -1379,15 +1405,25 @@ static int s_decode_ddl(s_cursor_t *c, rt_msg_t *msg)
         s_sub(&dc, &one, 4);
         d->schema = s_str_dup(&one, &enomem);
         d->table = s_str_dup(&one, &enomem);
-        d->pre = s_str_dup(&one, &enomem);
-        d->post = s_str_dup(&one, &enomem);
+        d->pre = text ? s_text_dup(&one, &enomem) : s_str_dup(&one, &enomem);
+        d->post = text ? s_text_dup(&one, &enomem) : s_str_dup(&one, &enomem);
         if (one.bad || one.i != one.n || (!enomem && (!d->schema[0] || !d->table[0])))
             c->bad = true;
     }
     return enomem ? RT_ENOMEM : RT_OK;
 }
 
-static void s_pack_ddl(s_packer_t *sp, const rt_msg_t *msg)
+/* Packs text as a row's text value: a bin with a terminating NUL (NULL packs as ""). */
+static void s_pack_bintext(s_packer_t *sp, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    S_PACK(sp, msgpack_pack_bin(&sp->pk, n + 1));
+    if (n)
+        S_PACK(sp, msgpack_pack_bin_body(&sp->pk, s, n));
+    S_PACK(sp, msgpack_pack_bin_body(&sp->pk, "", 1));
+}
+
+static void s_pack_ddl(s_packer_t *sp, const rt_msg_t *msg, bool text)
 {
     if (msg->nddl > RT_SYNC_MAX_TABLES) {
         if (sp->err == RT_OK)
@@ -1405,8 +1441,13 @@ static void s_pack_ddl(s_packer_t *sp, const rt_msg_t *msg)
         S_PACK(sp, msgpack_pack_array(&sp->pk, 4));
         s_pack_cstr(sp, d->schema);
         s_pack_cstr(sp, d->table);
-        s_pack_cstr(sp, d->pre ? d->pre : "");
-        s_pack_cstr(sp, d->post ? d->post : "");
+        if (text) {
+            s_pack_bintext(sp, d->pre);
+            s_pack_bintext(sp, d->post);
+        } else {
+            s_pack_cstr(sp, d->pre ? d->pre : "");
+            s_pack_cstr(sp, d->post ? d->post : "");
+        }
     }
 }
 
@@ -1512,7 +1553,7 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
     if ((err = s_unpack(&u, frame, len)) != RT_OK)
         goto cleanup;
     s_open(&c, &u.data, (uint32_t)strlen(spec->sig) + 2);
-    s_header(&c, spec->tag);
+    s_header(&c, spec->tag, s_msg_version(spec->type));
     for (size_t i = 0; spec->sig[i] && !c.bad; i++) {
         char *field = (char *)msg + spec->off[i];
         const char *p;
@@ -1552,7 +1593,8 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
             break;
         case 'P': s_progress_decode(&c, (rt_copy_progress_t *)field); break;
         case 'D':
-            if ((err = s_decode_ddl(&c, msg)) == RT_ENOMEM)
+        case 'E':
+            if ((err = s_decode_ddl(&c, msg, spec->sig[i] == 'E')) == RT_ENOMEM)
                 goto cleanup;
             break;
         }
@@ -1593,7 +1635,7 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
         return RT_EINVAL;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&sp.pk, &sb, msgpack_sbuffer_write);
-    s_pack_header(&sp, spec->tag, strlen(spec->sig));
+    s_pack_header(&sp, spec->tag, s_msg_version(spec->type), strlen(spec->sig));
     for (size_t i = 0; spec->sig[i]; i++) {
         const char *field = (const char *)msg + spec->off[i];
         switch (spec->sig[i]) {
@@ -1619,7 +1661,8 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
         case 'x': S_PACK(&sp, msgpack_pack_bin_with_body(&sp.pk, msg->data, msg->datalen)); break;
         case 'T': s_pack_tables(&sp, msg); break;
         case 'P': s_progress_pack(&sp, (const rt_copy_progress_t *)field); break;
-        case 'D': s_pack_ddl(&sp, msg); break;
+        case 'D': s_pack_ddl(&sp, msg, false); break;
+        case 'E': s_pack_ddl(&sp, msg, true); break;
         }
     }
     return s_release(&sb, sp.err,
@@ -1672,7 +1715,7 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
         return RT_EINVAL;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&sp.pk, &sb, msgpack_sbuffer_write);
-    s_pack_header(&sp, "STATUS_REPLY", S_STATUS_FIELDS);
+    s_pack_header(&sp, "STATUS_REPLY", RT_WIRE_VERSION, S_STATUS_FIELDS);
     s_pack_fixed(&sp, st->source, sizeof st->source);
     s_pack_fixed(&sp, st->slot, sizeof st->slot);
     const uint64_t nums[] = {st->first_seq,     st->head_seq,     st->records,
@@ -1719,7 +1762,7 @@ int rt_status_decode(const void *frame, size_t len, rt_status_t *st)
     if ((err = s_unpack(&u, frame, len)) != RT_OK)
         goto cleanup;
     s_open(&c, &u.data, S_STATUS_FIELDS + 2);
-    s_header(&c, "STATUS_REPLY");
+    s_header(&c, "STATUS_REPLY", RT_WIRE_VERSION);
     s_str_fixed(&c, st->source, sizeof st->source);
     s_str_fixed(&c, st->slot, sizeof st->slot);
     st->first_seq = s_uint(&c, UINT64_MAX);

@@ -35,6 +35,7 @@ CREATE TABLE \"Odd \"\"Name\"\"\" (\"Key\" int PRIMARY KEY, \"Value.x\" text[]);
 CREATE TABLE nokey (a int, b text);
 ALTER TABLE nokey REPLICA IDENTITY FULL;
 CREATE TABLE app.audit (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, what text, n int);
+CREATE TABLE app.wide (id int PRIMARY KEY$(for i in $(seq 1 150); do printf ', column_number_%03d text DEFAULT %s' "$i" "'d'"; done));
 "
 for c in source replica1 replica2 replica3; do
     rt_pg_start "$c"
@@ -58,6 +59,7 @@ INSERT INTO "Odd ""Name""" SELECT g, ARRAY['a', NULL, 'c "' || g || '"']
     FROM generate_series(1, 500) g;
 INSERT INTO nokey SELECT g % 10, 'r' || g FROM generate_series(1, 1000) g;
 INSERT INTO app.audit (what, n) SELECT 'a' || g, 0 FROM generate_series(1, 500) g;
+INSERT INTO app.wide (id, column_number_150) SELECT g, 'v' || g FROM generate_series(1, 100) g;
 SQL
 
 ROUTER="tcp://127.0.0.1:$(rt_free_port)"

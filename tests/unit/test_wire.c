@@ -1550,22 +1550,40 @@ static void test_schema_roundtrip(void **state)
     ddl[0].table = "";
     assert_int_equal(rt_msg_encode(&m, &frame, &len), RT_EINVAL);
 
-    for (int f = 0; f < 3; f++) {
+    /* Version 2: a definition is a text field of any length, not a str of 4096 bytes. */
+    char *wide = malloc(20001);
+    assert_non_null(wide);
+    memset(wide, 'c', 20000);
+    wide[20000] = '\0';
+    ddl[0].table = "wide";
+    ddl[0].pre = wide;
+    assert_int_equal(rt_msg_encode(&m, &frame, &len), 0);
+    assert_int_equal(rt_msg_decode(frame, len, &d), 0);
+    assert_string_equal(d.ddl[0].pre, wide);
+    rt_msg_clear(&d);
+    free(frame);
+    free(wide);
+
+    /* 0 well-formed, 1 a short entry, 2 an empty table name, 3 version 1, 4 a str pre. */
+    for (int f = 0; f < 5; f++) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_array(&pk, 4);
         s_pack_str(&pk, "SCHEMA_READY");
-        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_uint8(&pk, f == 3 ? 1 : 2);
         msgpack_pack_uint8(&pk, 9);
         msgpack_pack_array(&pk, 1);
         msgpack_pack_array(&pk, f == 1 ? 3 : 4);
         s_pack_str(&pk, "public");
         s_pack_str(&pk, f == 2 ? "" : "t");
-        s_pack_str(&pk, "pre");
+        if (f == 4)
+            s_pack_str(&pk, "pre");
+        else
+            msgpack_pack_bin_with_body(&pk, "pre", 4);
         if (f != 1)
-            s_pack_str(&pk, "post");
+            msgpack_pack_bin_with_body(&pk, "post", 5);
         void *copy = s_copy(sb.data, sb.size);
         int rc = rt_msg_decode(copy, sb.size, &d);
         assert_int_equal(rc, f == 0 ? 0 : RT_EPROTO);
