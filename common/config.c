@@ -459,6 +459,7 @@ static void s_help(const rt_cfg_param_t *table, size_t n, const char *program, c
         printf("\n");
     }
     printf("  %-*s  %s\n", (int)width, "-h, --help", "show this help and exit");
+    printf("  %-*s  %s\n", (int)width, "--version", "print the version and git revision, and exit");
     fflush(stdout);
 }
 
@@ -522,6 +523,11 @@ int rt_config_load(const rt_cfg_param_t *table, size_t n, void *opts, int argc, 
         const char *arg = argv[a];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             s_help(table, n, program, summary);
+            rc = 1;
+            goto cleanup;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("%s %s\n", program, rt_version_text);
             rc = 1;
             goto cleanup;
         }

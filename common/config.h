@@ -39,7 +39,7 @@ typedef struct {
  * "config" RT_CFG_STR key and it was given), then the flags, which win. --help prints
  * usage and every option to stdout. Errors go to stderr naming the flag, or the
  * file, line and key, and the bad value.
- * Returns 0 ok, 1 when --help was printed (exit 0), RT_EINVAL on any error
+ * Returns 0 ok, 1 when --help or --version was printed (exit 0), RT_EINVAL on any error
  * (unknown flag or key, missing value, bad value, out of bounds, missing required). */
 int rt_config_load(const rt_cfg_param_t *table, size_t n, void *opts, int argc, char **argv,
                    const char *program, const char *summary) RT_WUR;

@@ -36,6 +36,10 @@ enum {
 /* Returns a static description of an RT_E* code. */
 const char *rt_strerror(int err);
 
+/* "VERSION (git REVISION)": the release in the file VERSION and the commit built
+ * (common/version.cmake). */
+extern const char *const rt_version_text;
+
 /* A PostgreSQL WAL position. */
 typedef uint64_t rt_lsn_t;
 

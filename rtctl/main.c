@@ -79,7 +79,8 @@ static void s_usage(FILE *out)
             "  --cert SECRET_FILE        CURVE: rtctl's secret certificate\n"
             "  --publisher-key CERT_FILE CURVE: the publisher's public certificate\n"
             "  --insecure                talk to a publisher on another host without "
-            "CURVE\n\n"
+            "CURVE\n"
+            "  --version                 print the version and git revision, and exit\n\n"
             "Commands:\n");
     for (size_t i = 0; i < S_NCMDS; i++) {
         fprintf(out, "  %s\n      ", s_cmds[i].usage);
@@ -167,6 +168,9 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             s_usage(stdout);
+            return RT_EXIT_OK;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("rtctl %s\n", rt_version_text);
             return RT_EXIT_OK;
         } else if (s_opt(argc, argv, &i, "--publisher", &opt) ||
                    s_opt(argc, argv, &i, "--publisher-key", &publisher_key)) {

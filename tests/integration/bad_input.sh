@@ -33,6 +33,13 @@ printf 'source = x\nbogus_key = 1\n' >"$RT_TMP/bad.ini"
 expect_exit 2 "bad.ini:2.*bogus_key" "$PUB" --config "$RT_TMP/bad.ini" --outbox "$RT_TMP/o"
 expect_exit 2 'unknown command "frobnicate"' "$RT_BIN/rtctl" frobnicate
 expect_exit 0 "status" "$RT_BIN/rtctl" --help
+# --version: the release and the commit built (12 hex digits; "-modified" from a tree
+# with uncommitted changes; "unknown" outside a git checkout), whatever else is on the
+# command line.
+VERSION_RE=" [0-9]+\.[0-9]+\.[0-9]+ \(git ([0-9a-f]{12}(-modified)?|unknown)\)$"
+expect_exit 0 "^rt-publisher$VERSION_RE" "$PUB" --version
+expect_exit 0 "^rt-subscriber$VERSION_RE" "$SUB" --target x --version
+expect_exit 0 "^rtctl$VERSION_RE" "$RT_BIN/rtctl" --version
 
 echo "== unreachable servers"
 DEAD="$(rt_free_port)"
