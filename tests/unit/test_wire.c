@@ -981,7 +981,15 @@ static void test_bombs(void **state)
     /* empty, oversized, NULL */
     assert_int_equal(rt_wire_prevalidate(b1, 0), RT_EPROTO);
     assert_int_equal(rt_wire_prevalidate(NULL, 0), RT_EPROTO);
-    assert_int_equal(rt_wire_prevalidate(b1, (size_t)RT_WIRE_MAX_FRAME + 1), RT_EPROTO);
+    /* Past RT_WIRE_MAX_FRAME only REC and COPY_DATA, past RT_WIRE_MAX_RECORD nothing
+     * (not read: the length alone refuses it). */
+    unsigned char *big = calloc((size_t)RT_WIRE_MAX_FRAME + 1, 1);
+    assert_non_null(big);
+    big[0] = 0x93;
+    big[1] = 0xa2;
+    memcpy(big + 2, "OK", 2);
+    assert_int_equal(rt_wire_prevalidate(big, (size_t)RT_WIRE_MAX_FRAME + 1), RT_EPROTO);
+    free(big);
     assert_int_equal(rt_wire_prevalidate(b1, (size_t)RT_WIRE_MAX_RECORD + 1), RT_EPROTO);
 
     /* every type that is well-formed passes prevalidation */
