@@ -5,7 +5,10 @@
 # RT_BIN (the build directory) and RT_SRC (the source tree) set.
 # Settings: RT_DEMO_SECONDS (workload length, default 20), RT_DEMO_RATE
 # (workload transactions per second, default 200; 0 = as fast as it goes),
-# RT_KEEP=1 (keep the temporary directory with every log and data directory).
+# RT_DEMO_HTTP_PORT (the publisher's dashboard port, default: a free one),
+# RT_DEMO_HOLD (seconds to keep everything running after the checks, to look at the
+# dashboards, default 0), RT_KEEP=1 (keep the temporary directory with every log and
+# data directory).
 set -euo pipefail
 
 RT_SRC="${RT_SRC:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -60,6 +63,8 @@ echo "==> created tables accounts and events on the source; the replicas are emp
 ROUTER_PORT="$(rt_free_port)"
 PUB_PORT="$(rt_free_port)"
 ROUTER="tcp://127.0.0.1:$ROUTER_PORT"
+HTTP_PORT="${RT_DEMO_HTTP_PORT:-$(rt_free_port)}"
+HOLD="${RT_DEMO_HOLD:-0}"
 mkdir -p "$RT_TMP/outbox"
 
 # The source is populated before rt starts, as a real one is: the replicas join it
@@ -74,8 +79,11 @@ echo "==> the source holds $ACCOUNTS accounts and $((ACCOUNTS * 200)) events bef
 echo "==> starting rt-publisher (control $ROUTER, stream tcp://127.0.0.1:$PUB_PORT)"
 rt_start_daemon publisher "$RT_TMP/publisher.log" \
     "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" --outbox "$RT_TMP/outbox" --name demo \
-    --listen "$ROUTER" --pub "tcp://127.0.0.1:$PUB_PORT"
+    --listen "$ROUTER" --pub "tcp://127.0.0.1:$PUB_PORT" --http "127.0.0.1:$HTTP_PORT"
 grep -m1 -E '(^|[[:space:]])ready:' "$RT_TMP/publisher.log" | sed 's/^/    /'
+curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/" ||
+    rt_fail "the publisher's dashboard does not answer at http://127.0.0.1:$HTTP_PORT/"
+echo "==> dashboard: http://127.0.0.1:$HTTP_PORT/  (metrics: /metrics, JSON: /api/status)"
 
 # The workload: transfers (two updates and an insert in one transaction),
 # accounts opened and closed, old events deleted.
@@ -112,11 +120,15 @@ rt_start_bg workload "$RT_TMP/pgbench.log" \
 # definitions, copies the source through the publisher (one snapshot, tables in
 # parallel), builds the keys and indexes, then applies exactly what committed after that
 # snapshot.
+declare -A SUB_HTTP=()
 for r in replica1 replica2; do
     v="$(rt__var "$r")_DSN"
+    SUB_HTTP[$r]="$(rt_free_port)"
     echo "==> starting rt-subscriber $r --init copy --create-tables (empty database, the workload running)"
     rt_start_bg "$r" "$RT_TMP/$r.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
-        --target "${!v}" --name "$r" --init copy --create-tables
+        --target "${!v}" --name "$r" --init copy --create-tables \
+        --http "127.0.0.1:${SUB_HTTP[$r]}"
+    echo "    $r dashboard: http://127.0.0.1:${SUB_HTTP[$r]}/"
 done
 
 # rows NAME: total rows of the demo tables on cluster NAME (empty if unreachable).
@@ -212,6 +224,15 @@ out="$(rt_assert_same source replica1 replica2)" || rt_fail "the replicas differ
 ntables="${out##*: }"
 ntables="${ntables%% *}"
 echo "==> replicas match the source: $ntables tables, checksums equal"
+
+if ((HOLD > 0)); then
+    echo "==> holding ${HOLD}s: dashboard http://127.0.0.1:$HTTP_PORT/ (Ctrl-C ends the demo)"
+    hold_end=$(($(rt__now_ms) + HOLD * 1000))
+    while (($(rt__now_ms) < hold_end)); do
+        check_daemons
+        sleep 1
+    done
+fi
 
 echo "==> stopping the subscribers and the publisher (SIGTERM)"
 stop_failed=0

@@ -71,16 +71,16 @@ static void s_usage(FILE *out)
             "             COMMAND [ARGS]\n"
             "       rtctl COMMAND --help\n\n"
             "Options:\n"
-            "  --publisher ENDPOINT      the publisher's ROUTER (default " RT_CTL_DEFAULT_ENDPOINT
+            "  --publisher ENDPOINT       the publisher's ROUTER (default " RT_CTL_DEFAULT_ENDPOINT
             "); status\n"
-            "                            takes several (the nodes of a mesh; with CURVE one\n"
-            "                            --publisher-key each, in the same order)\n"
-            "  --timeout MS              how long to wait for an answer (default 5000)\n"
-            "  --cert SECRET_FILE        CURVE: rtctl's secret certificate\n"
-            "  --publisher-key CERT_FILE CURVE: the publisher's public certificate\n"
-            "  --insecure                talk to a publisher on another host without "
+            "                             takes several (the nodes of a mesh; with CURVE one\n"
+            "                             --publisher-key each, in the same order)\n"
+            "  --timeout MS               how long to wait for an answer (default 5000)\n"
+            "  --cert SECRET_FILE         CURVE: rtctl's secret certificate\n"
+            "  --publisher-key CERT_FILE  CURVE: the publisher's public certificate\n"
+            "  --insecure                 talk to a publisher on another host without "
             "CURVE\n"
-            "  --version                 print the version and git revision, and exit\n\n"
+            "  --version                  print the version and git revision, and exit\n\n"
             "Commands:\n");
     for (size_t i = 0; i < S_NCMDS; i++) {
         fprintf(out, "  %s\n      ", s_cmds[i].usage);

@@ -11,6 +11,7 @@ RT_PACKAGES=(
     libpq-dev postgresql postgresql-contrib
     libzmq3-dev libczmq-dev libmsgpack-dev liblmdb-dev libcmocka-dev
     libmicrohttpd-dev clang libclang-rt-14-dev tmux curl jq openssl chromium chromium-driver
+    help2man dpkg-dev file
 )
 
 missing=()
