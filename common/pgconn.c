@@ -113,7 +113,7 @@ int rt_pg_wait_fd(int fd, short events, int64_t deadline_ms, volatile sig_atomic
     }
 }
 
-int rt_pg_connect(const rt_pg_opts_t *o, PGconn **out, char *err, size_t err_size)
+PGconn *rt_pg_connect_start(const rt_pg_opts_t *o)
 {
     /* expand_dbname = 1: the dbname value is a whole connection string; the keywords
      * after it override what it says. */
@@ -128,13 +128,18 @@ int rt_pg_connect(const rt_pg_opts_t *o, PGconn **out, char *err, size_t err_siz
         keys[k] = "replication";
         vals[k++] = "database";
     }
+    return PQconnectStartParams(keys, vals, 1);
+}
+
+int rt_pg_connect(const rt_pg_opts_t *o, PGconn **out, char *err, size_t err_size)
+{
     int timeout = o->timeout_ms > 0 ? o->timeout_ms : S_DEFAULT_TIMEOUT_MS;
     int64_t deadline = rt_mono_ms() + timeout;
     char line[RT_PG_ERR_MAX];
     int rc = RT_EDB;
 
     *out = NULL;
-    PGconn *conn = PQconnectStartParams(keys, vals, 1);
+    PGconn *conn = rt_pg_connect_start(o);
     if (!conn)
         return RT_ENOMEM;
     PostgresPollingStatusType st =

@@ -30,6 +30,15 @@ typedef struct {
  * when *stop was set (nothing logged); RT_ENOMEM. */
 int rt_pg_connect(const rt_pg_opts_t *opts, PGconn **conn, char *err, size_t err_size) RT_WUR;
 
+/* Starts connecting without waiting at all (PQconnectStartParams with the DSN,
+ * application_name and replication of opts; timeout_ms and stop are not used): for a
+ * caller that drives PQconnectPoll from its own event loop, calling it only once
+ * PQsocket is ready for what the previous call asked, and keeps its own deadline. Only
+ * a host name to resolve may block, as in libpq. Returns the connection (the caller
+ * PQfinish'es it; check PQstatus for CONNECTION_BAD first), NULL when out of memory.
+ * Logs nothing. */
+PGconn *rt_pg_connect_start(const rt_pg_opts_t *opts);
+
 /* Waits until fd (a connection's PQsocket) is ready for events (POLLIN, POLLOUT), in
  * steps of 100 ms checking *stop (may be NULL). Returns 0 when ready, RT_EAGAIN once
  * *stop is set, RT_EDB past deadline_ms (a rt_mono_ms time, or 0 for none), RT_EIO

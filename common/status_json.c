@@ -21,14 +21,17 @@ void rt_status_json(rt_buf_t *out, const rt_status_t *st)
                   ",\"head_seq\":%" PRIu64 ",\"records\":%" PRIu64 ",\"outbox_bytes\":%" PRIu64
                   ",\"oldest_record_age_ms\":%" PRId64 ",\"head_age_ms\":%" PRId64
                   ",\"received_lsn\":\"%s\",\"confirmed_lsn\":\"%s\",\"captured_txns\":%" PRIu64
-                  ",\"captured_rows\":%" PRIu64 ",\"subscribers\":[",
+                  ",\"captured_rows\":%" PRIu64 ",\"retained_wal_bytes\":%" PRId64
+                  ",\"source_lag_bytes\":%" PRId64 ",\"source_lag_ms\":%" PRId64
+                  ",\"outbox_limit_bytes\":%" PRId64 ",\"subscribers\":[",
                   rt_capture_state_name(st->capture_state), rt_security_name(st->security),
                   st->first_seq, st->head_seq, st->records, st->outbox_bytes,
                   st->records ? s_age_ms(st->now_ts, st->oldest_ts) : -1,
                   st->records ? s_age_ms(st->now_ts, st->head_ts) : -1,
                   rt_lsn_format(st->received_lsn, r, sizeof r),
                   rt_lsn_format(st->confirmed_lsn, c, sizeof c), st->captured_txns,
-                  st->captured_rows);
+                  st->captured_rows, st->retained_wal_bytes, st->source_lag_bytes,
+                  st->source_lag_ms, st->outbox_limit_bytes);
     for (uint32_t i = 0; i < st->nsubs; i++) {
         const rt_status_sub_t *s = &st->subs[i];
         rt_buf_puts(out, i ? ",{\"name\":" : "{\"name\":");

@@ -1673,7 +1673,9 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
 /* ---------------------------------------------------------------------------------
  * STATUS_REPLY. */
 
-#define S_STATUS_FIELDS 16u /* after the version */
+#define S_STATUS_VERSION 2
+#define S_STATUS_FIELDS 20u    /* after the version */
+#define S_STATUS_V1_FIELDS 16u /* version 1: without the four after subs */
 #define S_STATUS_SUB_FIELDS 11u
 
 /* Packs a fixed-size NUL-terminated name; RT_EINVAL if it fills its buffer. */
@@ -1709,13 +1711,18 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
 
     *frame = NULL;
     *len = 0;
+    const int64_t figures[] = {st->retained_wal_bytes, st->source_lag_bytes, st->source_lag_ms,
+                               st->outbox_limit_bytes};
     if ((st->nsubs && !st->subs) || st->capture_state < RT_CAPTURE_STREAMING ||
         st->capture_state > RT_CAPTURE_NONE || st->security < RT_SECURITY_LOOPBACK ||
         st->security > RT_SECURITY_INSECURE)
         return RT_EINVAL;
+    for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
+        if (figures[i] < -1)
+            return RT_EINVAL;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&sp.pk, &sb, msgpack_sbuffer_write);
-    s_pack_header(&sp, "STATUS_REPLY", RT_WIRE_VERSION, S_STATUS_FIELDS);
+    s_pack_header(&sp, "STATUS_REPLY", S_STATUS_VERSION, S_STATUS_FIELDS);
     s_pack_fixed(&sp, st->source, sizeof st->source);
     s_pack_fixed(&sp, st->slot, sizeof st->slot);
     const uint64_t nums[] = {st->first_seq,     st->head_seq,     st->records,
@@ -1748,6 +1755,8 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
         s_pack_fixed(&sp, sub->error, sizeof sub->error);
         s_progress_pack(&sp, &sub->copy);
     }
+    for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
+        S_PACK(&sp, msgpack_pack_int64(&sp.pk, figures[i]));
     return s_release(&sb, sp.err, RT_WIRE_MAX_FRAME, frame, len);
 }
 
@@ -1761,8 +1770,12 @@ int rt_status_decode(const void *frame, size_t len, rt_status_t *st)
     msgpack_unpacked_init(&u);
     if ((err = s_unpack(&u, frame, len)) != RT_OK)
         goto cleanup;
-    s_open(&c, &u.data, S_STATUS_FIELDS + 2);
-    s_header(&c, "STATUS_REPLY", RT_WIRE_VERSION);
+    /* Version 1 is told by its number of fields; its header must say 1. */
+    s_open(&c, &u.data, UINT32_MAX);
+    bool v1 = c.n == S_STATUS_V1_FIELDS + 2;
+    if (!v1 && c.n != S_STATUS_FIELDS + 2)
+        c.bad = true;
+    s_header(&c, "STATUS_REPLY", v1 ? 1 : S_STATUS_VERSION);
     s_str_fixed(&c, st->source, sizeof st->source);
     s_str_fixed(&c, st->slot, sizeof st->slot);
     st->first_seq = s_uint(&c, UINT64_MAX);
@@ -1779,6 +1792,10 @@ int rt_status_decode(const void *frame, size_t len, rt_status_t *st)
     st->now_ts = s_int(&c, INT64_MIN, INT64_MAX);
     st->security = (int64_t)s_uint(&c, RT_SECURITY_INSECURE);
     s_sub(&c, &subs, UINT32_MAX);
+    int64_t *figures[] = {&st->retained_wal_bytes, &st->source_lag_bytes, &st->source_lag_ms,
+                          &st->outbox_limit_bytes};
+    for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
+        *figures[i] = v1 ? -1 : s_int(&c, -1, INT64_MAX);
     if (c.bad || c.i != c.n) {
         err = RT_EPROTO;
         goto cleanup;

@@ -396,10 +396,20 @@ typedef struct {
     int64_t head_ts;        /* source commit time of the head record (PG epoch µs, 0) */
     int64_t now_ts;         /* the publisher's clock when it answered (PG epoch µs) */
     int64_t security;       /* rt_security_t: how its sockets are protected */
+    /* The slot as the source sees it, measured every few seconds on a connection of its
+     * own (-1: unknown: not measured yet, the source unreachable, or an older publisher). */
+    int64_t retained_wal_bytes; /* WAL the slot keeps on the source: current LSN - restart_lsn */
+    int64_t source_lag_bytes;   /* current LSN - the slot's confirmed_flush_lsn */
+    int64_t source_lag_ms;      /* flush_lag of the publisher's WAL sender (0: caught up) */
+    int64_t outbox_limit_bytes; /* --max-outbox-mb in bytes, 0: none (-1: older publisher) */
 } rt_status_t;
 
+/* Encodes STATUS_REPLY version 2 into a malloc'd buffer the caller frees. RT_EINVAL when a
+ * field is out of its range (a name filling its buffer, a state, a figure below -1). */
 int rt_status_encode(const rt_status_t *st, void **frame, size_t *len) RT_WUR;
-/* Fills *st; st->subs is malloc'd, freed by rt_status_clear. */
+/* Fills *st; st->subs is malloc'd, freed by rt_status_clear. Version 1 (an older
+ * publisher, without the slot figures and the outbox limit) decodes too, those four
+ * fields then -1. RT_EPROTO if malformed, RT_ENOMEM. */
 int rt_status_decode(const void *frame, size_t len, rt_status_t *st) RT_WUR;
 void rt_status_clear(rt_status_t *st);
 

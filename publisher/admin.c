@@ -550,6 +550,12 @@ static void s_on_status(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
     }
     st.now_ts = rt_pg_now_us();
     st.security = self->security;
+    rt_slot_figures_t slot = rt_slot_stats_get(self->slot_stats);
+    st.retained_wal_bytes = slot.retained_wal_bytes;
+    st.source_lag_bytes = slot.lag_bytes;
+    st.source_lag_ms = slot.lag_ms;
+    st.outbox_limit_bytes =
+        self->outbox_limit > INT64_MAX ? INT64_MAX : (int64_t)self->outbox_limit;
     uint8_t flags;
     if (st.first_seq <= st.head_seq) {
         if (s_record_at(self, st.first_seq, &flags, &st.oldest_ts) < 0)

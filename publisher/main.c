@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "outbox.h"
+#include "slot_stats.h"
 #include "sock.h"
 #include "stream.h"
 #include "sync.h"
@@ -195,6 +196,7 @@ int main(int argc, char **argv)
     rt_capture_t *capture = NULL;
     rt_stream_t *stream = NULL;
     rt_sync_t *sync = NULL;
+    rt_slot_stats_t *slot_stats = NULL;
     rt_http_t *http = NULL;
     zcert_t *cert = NULL;
     rt_auth_t *auth = NULL;
@@ -261,6 +263,8 @@ int main(int argc, char **argv)
                          .pg_dump = o.pg_dump};
     if (!(sync = rt_sync_new(&yo)))
         goto cleanup;
+    if (!(slot_stats = rt_slot_stats_new(o.source, o.slot)))
+        goto cleanup;
     rt_stream_opts_t so = {.source = o.name,
                            .slot = o.slot,
                            .listen = o.listen,
@@ -270,7 +274,9 @@ int main(int argc, char **argv)
                            .cert = cert,
                            .auth = auth,
                            .security = security,
-                           .sync = sync};
+                           .sync = sync,
+                           .slot_stats = slot_stats,
+                           .outbox_limit = oo.max_bytes};
     stream = rt_stream_new(&so, outbox, capture);
     if (!stream)
         goto cleanup;
@@ -321,6 +327,7 @@ int main(int argc, char **argv)
         }
         if (rt_capture_pump(capture) < 0)
             goto cleanup;
+        rt_slot_stats_pump(slot_stats);
         if (rt_stream_tick(stream) < 0)
             goto cleanup;
         if (items[0].revents & ZMQ_POLLIN && rt_stream_handle(stream) < 0)
@@ -336,6 +343,7 @@ cleanup:
     rt_http_destroy(&http);
     rt_sync_destroy(&sync);
     rt_stream_destroy(&stream);
+    rt_slot_stats_destroy(&slot_stats);
     rt_auth_destroy(&auth);
     zcert_destroy(&cert);
     rt_capture_destroy(&capture);

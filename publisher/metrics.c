@@ -1,6 +1,16 @@
 /* publisher/metrics.c - the publisher's /metrics body (Prometheus text). */
 #include "metrics.h"
 
+/* A gauge whose value may be unknown (< 0): then its family is declared without a sample,
+ * which Prometheus reads as absent (alert rules see it with absent()). */
+static void s_gauge_known(rt_buf_t *out, const char *name, const char *help, int64_t v,
+                          double scale)
+{
+    rt_prometheus_family(out, name, "gauge", help);
+    if (v >= 0)
+        rt_prometheus_sample(out, name, NULL, (double)v * scale);
+}
+
 void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
 {
     rt_prometheus_counter(out, "rt_publisher_captured_transactions_total",
@@ -39,6 +49,9 @@ void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
                         (double)m->outbox_records);
     rt_prometheus_gauge(out, "rt_publisher_outbox_bytes", "Bytes used by the outbox.", NULL,
                         (double)m->outbox_bytes);
+    rt_prometheus_gauge(out, "rt_publisher_outbox_limit_bytes",
+                        "Size limit of the outbox (--max-outbox-mb); 0 when there is none.", NULL,
+                        (double)m->outbox_limit_bytes);
     rt_prometheus_gauge(out, "rt_publisher_first_seq", "Oldest record kept in the outbox.", NULL,
                         (double)m->first_seq);
     rt_prometheus_gauge(out, "rt_publisher_head_seq", "Newest durable record in the outbox.", NULL,
@@ -49,6 +62,18 @@ void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
     rt_prometheus_gauge(out, "rt_publisher_confirmed_lsn",
                         "Flush LSN confirmed to the source, as a number.", NULL,
                         (double)m->confirmed_lsn);
+    s_gauge_known(out, "rt_publisher_slot_retained_wal_bytes",
+                  "WAL the source keeps for the slot: current WAL position - restart_lsn. No "
+                  "sample while unknown.",
+                  m->retained_wal_bytes, 1);
+    s_gauge_known(out, "rt_publisher_source_lag_bytes",
+                  "Source's current WAL position - the slot's confirmed_flush_lsn. No sample "
+                  "while unknown.",
+                  m->source_lag_bytes, 1);
+    s_gauge_known(out, "rt_publisher_source_lag_seconds",
+                  "flush_lag of the publisher's WAL sender on the source, 0 when caught up. No "
+                  "sample while unknown.",
+                  m->source_lag_ms, 1e-3);
     rt_prometheus_counter(out, "rt_publisher_bad_frames_total",
                           "Frames from peers dropped as malformed.", NULL, (double)m->bad_frames);
     rt_prometheus_counter(out, "rt_publisher_dropped_peers_total",
@@ -62,6 +87,12 @@ void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
         {"rt_publisher_subscriber_acked_seq", "Last seq the subscriber acknowledged."},
         {"rt_publisher_subscriber_lag_records", "Records the subscriber has yet to apply."},
         {"rt_publisher_subscriber_up", "1 while the subscriber is heard from."},
+        {"rt_publisher_subscriber_error",
+         "1 while the subscriber reports state error (stopped at, or retrying, a change it "
+         "cannot apply, or its replica is down)."},
+        {"rt_publisher_subscriber_lag_seconds",
+         "Age of the oldest record the subscriber lacks, or of its last commit's apply when "
+         "at the head; 0 when unknown."},
         {"rt_publisher_subscriber_copy_tables_done",
          "Tables its initial copy has copied (0 when none runs)."},
         {"rt_publisher_subscriber_copy_tables_total", "Tables its initial copy copies."},
@@ -75,11 +106,17 @@ void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
         for (size_t i = 0; i < m->nsubs; i++) {
             const rt_metrics_pub_sub_t *s = &m->subs[i];
             rt_prometheus_label_t labels[] = {{"subscriber", s->name}, {NULL, NULL}};
-            const uint64_t v64[] = {s->acked_seq,        s->lag_records,       s->up ? 1 : 0,
-                                    s->copy.tables_done, s->copy.tables_total, s->copy.rows,
-                                    s->copy.bytes,       s->copy.bytes_total};
-            double v = (double)v64[f];
-            rt_prometheus_sample(out, fam[f].name, labels, v);
+            const double v[] = {(double)s->acked_seq,
+                                (double)s->lag_records,
+                                s->up ? 1 : 0,
+                                s->error ? 1 : 0,
+                                s->lag_seconds,
+                                (double)s->copy.tables_done,
+                                (double)s->copy.tables_total,
+                                (double)s->copy.rows,
+                                (double)s->copy.bytes,
+                                (double)s->copy.bytes_total};
+            rt_prometheus_sample(out, fam[f].name, labels, v[f]);
         }
     }
 }

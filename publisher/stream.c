@@ -811,6 +811,8 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox, rt
     self->auth = opts->auth;
     self->security = opts->security;
     self->sync = opts->sync;
+    self->slot_stats = opts->slot_stats;
+    self->outbox_limit = opts->outbox_limit;
     rt_sock_opts_t ro = {.type = ZMQ_ROUTER,
                          .endpoint = opts->listen,
                          .bind = true,

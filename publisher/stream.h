@@ -6,22 +6,26 @@
 #include "curve.h"
 #include "outbox.h"
 #include "rt.h"
+#include "slot_stats.h"
 #include "sync.h"
 #include "wire.h"
 
 typedef struct rt_stream_t rt_stream_t;
 
 typedef struct {
-    const char *source;  /* source name, sent in WELCOME and PONG */
-    const char *slot;    /* slot name, for STATUS */
-    const char *listen;  /* ROUTER endpoint to bind */
-    const char *pub;     /* PUB endpoint to bind */
-    int64_t retention_s; /* keep acknowledged records at least this long */
-    int64_t pub_hwm;     /* PUB send high-water mark in messages (0: RT_LIVE_HWM) */
-    zcert_t *cert;       /* CURVE: the publisher's key pair (borrowed), or NULL */
-    rt_auth_t *auth;     /* with cert: who may connect and as whom (borrowed) */
-    int security;        /* rt_security_t, for STATUS */
-    rt_sync_t *sync;     /* initial copy sessions (borrowed), or NULL: SYNC is refused */
+    const char *source;          /* source name, sent in WELCOME and PONG */
+    const char *slot;            /* slot name, for STATUS */
+    const char *listen;          /* ROUTER endpoint to bind */
+    const char *pub;             /* PUB endpoint to bind */
+    int64_t retention_s;         /* keep acknowledged records at least this long */
+    int64_t pub_hwm;             /* PUB send high-water mark in messages (0: RT_LIVE_HWM) */
+    zcert_t *cert;               /* CURVE: the publisher's key pair (borrowed), or NULL */
+    rt_auth_t *auth;             /* with cert: who may connect and as whom (borrowed) */
+    int security;                /* rt_security_t, for STATUS */
+    rt_sync_t *sync;             /* initial copy sessions (borrowed), or NULL: SYNC is refused */
+    rt_slot_stats_t *slot_stats; /* the slot's figures on the source, for STATUS (borrowed),
+                                  * or NULL: unknown */
+    uint64_t outbox_limit;       /* the outbox's size limit in bytes (0: none), for STATUS */
 } rt_stream_opts_t;
 
 /* Binds both sockets. NULL on failure, logged (endpoint in use, malformed). The

@@ -45,8 +45,10 @@ struct rt_stream_t {
     rt_stream_sample_t *samples; /* ring of (head, time) */
     size_t nsamples, sample_start;
     uint64_t bad_frames;
-    rt_record_decoder_t *dec; /* decodes records for replay and status */
-    rt_sync_t *sync;          /* initial copy sessions (borrowed), NULL without a source */
+    rt_record_decoder_t *dec;    /* decodes records for replay and status */
+    rt_sync_t *sync;             /* initial copy sessions (borrowed), NULL without a source */
+    rt_slot_stats_t *slot_stats; /* the slot's figures on the source (borrowed), or NULL */
+    uint64_t outbox_limit;       /* the outbox's size limit in bytes (0: none) */
 };
 
 /* The subscriber named name, NULL if unknown; with create, registers an unknown one

@@ -73,6 +73,8 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
         subs[i].lag_records =
             st.head_seq > st.subs[i].acked_seq ? st.head_seq - st.subs[i].acked_seq : 0;
         subs[i].up = st.subs[i].state != RT_SUB_OFFLINE;
+        subs[i].error = st.subs[i].state == RT_SUB_ERROR;
+        subs[i].lag_seconds = st.subs[i].lag_ms >= 0 ? (double)st.subs[i].lag_ms / 1000.0 : 0;
         subs[i].copy = st.subs[i].copy;
     }
     rt_metrics_publisher_t m = {.captured_txns = cs.txns,
@@ -87,10 +89,15 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
                                 .outbox_full = cs.blocked,
                                 .outbox_records = st.records,
                                 .outbox_bytes = st.outbox_bytes,
+                                .outbox_limit_bytes =
+                                    st.outbox_limit_bytes > 0 ? (uint64_t)st.outbox_limit_bytes : 0,
                                 .first_seq = st.first_seq,
                                 .head_seq = st.head_seq,
                                 .received_lsn = cs.received_lsn,
                                 .confirmed_lsn = cs.confirmed_lsn,
+                                .retained_wal_bytes = st.retained_wal_bytes,
+                                .source_lag_bytes = st.source_lag_bytes,
+                                .source_lag_ms = st.source_lag_ms,
                                 .bad_frames = rt_stream_bad_frames(s_web.stream),
                                 .dropped_peers = rt_stream_dropped_peers(s_web.stream),
                                 .nsubs = st.nsubs,

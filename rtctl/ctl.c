@@ -144,6 +144,39 @@ const char *rt_ctl_ms(int64_t ms, char *buf, size_t size)
     return buf;
 }
 
+/* rt_ctl_bytes, or "-" when bytes < 0 (unknown). */
+static const char *s_bytes_known(int64_t bytes, char *buf, size_t size)
+{
+    if (bytes < 0) {
+        snprintf(buf, size, "-");
+        return buf;
+    }
+    return rt_ctl_bytes((uint64_t)bytes, buf, size);
+}
+
+const char *rt_ctl_slot_line(const rt_status_t *st, char *buf, size_t size)
+{
+    char retained[32], lag[32], ms[32];
+    snprintf(buf, size, "retained WAL %s, source lag %s, %s",
+             s_bytes_known(st->retained_wal_bytes, retained, sizeof retained),
+             s_bytes_known(st->source_lag_bytes, lag, sizeof lag),
+             rt_ctl_ms(st->source_lag_ms, ms, sizeof ms));
+    return buf;
+}
+
+const char *rt_ctl_limit(const rt_status_t *st, char *buf, size_t size)
+{
+    char b[32];
+    if (st->outbox_limit_bytes < 0)
+        snprintf(buf, size, "%s", "");
+    else if (st->outbox_limit_bytes == 0)
+        snprintf(buf, size, " (no limit)");
+    else
+        snprintf(buf, size, " (limit %s)",
+                 rt_ctl_bytes((uint64_t)st->outbox_limit_bytes, b, sizeof b));
+    return buf;
+}
+
 const char *rt_ctl_pg_time(int64_t pg_us, char *buf, size_t size)
 {
     if (pg_us == 0) {

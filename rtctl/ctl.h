@@ -62,6 +62,12 @@ bool rt_ctl_parse_u64(const char *cmd, const char *opt, const char *text, uint64
 /* Formats helpers for the text views (buf returned). */
 const char *rt_ctl_bytes(uint64_t bytes, char *buf, size_t size); /* "1.2 MiB" */
 const char *rt_ctl_ms(int64_t ms, char *buf, size_t size);        /* "1.2 s", "-" if < 0 */
+/* The slot's figures on the source, "-" where unknown:
+ * "retained WAL 12.3 MiB, source lag 1.2 MiB, 0.35 s". */
+const char *rt_ctl_slot_line(const rt_status_t *st, char *buf, size_t size);
+/* The outbox's size limit: " (limit 8.0 MiB)", " (no limit)", or "" when unknown (an older
+ * publisher). */
+const char *rt_ctl_limit(const rt_status_t *st, char *buf, size_t size);
 /* "initial copy: 3 of 10 tables, 120000 rows, 340.0 MiB of ~1.1 GiB (45.0 MiB/s), ~20.0 s
  * left" for a subscriber that is copying; NULL when none runs. */
 const char *rt_ctl_copy_line(const rt_copy_progress_t *p, char *buf, size_t size);

@@ -60,7 +60,7 @@ static void s_print_json(const rt_status_t *st)
 
 static void s_print_text(const rt_status_t *st)
 {
-    char r[32], c[32], b[32], a1[32], a2[32];
+    char r[32], c[32], b[32], a1[32], a2[32], lim[48], slot[128];
     printf("publisher %s (slot %s): capture %s, sockets %s\n", st->source, st->slot,
            rt_capture_state_name(st->capture_state), rt_security_name(st->security));
     if (st->security == RT_SECURITY_INSECURE)
@@ -68,16 +68,17 @@ static void s_print_text(const rt_status_t *st)
                "reaches it reads every record and can pause, forget and replay\n");
     if (st->records)
         printf("  outbox: seqs %" PRIu64 "..%" PRIu64 ", %" PRIu64
-               " records, %s; oldest record %s old, head committed %s ago\n",
+               " records, %s%s; oldest record %s old, head committed %s ago\n",
                st->first_seq, st->head_seq, st->records,
-               rt_ctl_bytes(st->outbox_bytes, b, sizeof b),
+               rt_ctl_bytes(st->outbox_bytes, b, sizeof b), rt_ctl_limit(st, lim, sizeof lim),
                rt_ctl_ms(s_age_ms(st->now_ts, st->oldest_ts), a1, sizeof a1),
                rt_ctl_ms(s_age_ms(st->now_ts, st->head_ts), a2, sizeof a2));
     else
-        printf("  outbox: empty, head seq %" PRIu64 ", %s\n", st->head_seq,
-               rt_ctl_bytes(st->outbox_bytes, b, sizeof b));
+        printf("  outbox: empty, head seq %" PRIu64 ", %s%s\n", st->head_seq,
+               rt_ctl_bytes(st->outbox_bytes, b, sizeof b), rt_ctl_limit(st, lim, sizeof lim));
     printf("  source: received %s, confirmed %s\n", rt_lsn_format(st->received_lsn, r, sizeof r),
            rt_lsn_format(st->confirmed_lsn, c, sizeof c));
+    printf("  slot: %s\n", rt_ctl_slot_line(st, slot, sizeof slot));
     printf("  captured since start: %" PRIu64 " transactions, %" PRIu64 " rows\n",
            st->captured_txns, st->captured_rows);
     printf("subscribers: %u\n", st->nsubs);

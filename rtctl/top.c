@@ -7,6 +7,7 @@
  *   rt top - publisher src (slot rt_src)               2026-11-25 15:04:05 UTC
  *   capture streaming     312.0 txn/s    1248.0 rows/s   head seq 10234
  *   outbox  10234 records, 4.1 MiB, seqs 1..10234, oldest 61 s
+ *   slot    retained WAL 12.3 MiB, source lag 1.2 MiB, 0.35 s
  *   txn/s over the last 60 s (peak 402.0):
  *   [sparkline of 60 columns]
  *    #  SUBSCRIBER        STATE         APPLIED  LAG RECS       LAG    REC/S  CONFL
@@ -279,10 +280,11 @@ static void s_draw(s_top_t *t, bool ansi)
             snprintf(line, sizeof line, "outbox  empty (head seq %" PRIu64 "), %s", st->head_seq,
                      rt_ctl_bytes(st->outbox_bytes, b, sizeof b));
         printf("%s%s", line, eol);
+        char slot[128];
+        printf("slot    %.72s%s", rt_ctl_slot_line(st, slot, sizeof slot), eol);
         double peak;
         char spark[S_SPARK_SECONDS * 4 + 1];
         s_sparkline(t, spark, sizeof spark, &peak);
-        printf("%s", eol);
         printf("capture txn/s over the last 60 s (peak %.1f):%s", peak, eol);
         printf("[%s]%s", spark, eol);
         printf("%s", eol);

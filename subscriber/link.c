@@ -921,6 +921,7 @@ void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_
     m->source = self->source;
     m->state = self->state == S_STREAMING ? s_sub_state(self) : RT_SUB_OFFLINE;
     m->connected = self->state == S_STREAMING;
+    m->error = self->apply && s_sub_state(self) == RT_SUB_ERROR; /* no apply: not started */
     m->applied_seq = rt_apply_applied_seq(apply);
     m->head_seq = self->known_head;
     m->applied_txns = rt_apply_applied_txns(apply);

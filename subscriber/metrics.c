@@ -10,6 +10,10 @@ void rt_metrics_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m)
 {
     rt_prometheus_gauge(out, "rt_subscriber_up", "1 while the publisher answers.", NULL,
                         m->connected ? 1 : 0);
+    rt_prometheus_gauge(out, "rt_subscriber_error",
+                        "1 while in state error: stopped at, or retrying, a change it cannot "
+                        "apply, or its replica is down.",
+                        NULL, m->error ? 1 : 0);
     rt_prometheus_gauge(out, "rt_subscriber_applied_seq",
                         "Last seq applied and committed on the replica.", NULL,
                         (double)m->applied_seq);

@@ -16,6 +16,9 @@ typedef struct {
     const char *source;       /* the source's name, or NULL before the first WELCOME */
     int state;                /* rt_sub_state_t (wire.h): RT_SUB_COPYING while copy is set */
     bool connected;           /* the publisher answered recently */
+    bool error;               /* in state error: stopped at, or retrying, a change it cannot
+                                 apply, or its replica is down (whether the publisher answers
+                                 or not) */
     uint64_t applied_seq;     /* last seq applied and committed on the replica */
     uint64_t head_seq;        /* newest seq the publisher announced */
     uint64_t applied_txns;    /* source transactions applied since start */
@@ -33,7 +36,7 @@ typedef struct {
     const rt_copy_progress_t *copy;
 } rt_metrics_subscriber_t;
 
-/* Appends the whole /metrics body of a subscriber: rt_subscriber_up, _applied_seq,
+/* Appends the whole /metrics body of a subscriber: rt_subscriber_up, _error, _applied_seq,
  * _head_seq, _applied_transactions_total, _applied_rows_total, _sequences_moved_total,
  * _ddl_applied_total, _lag_records, _lag_seconds, _conflicts_total, _reconnects_total,
  * _bad_frames_total, and the initial copy's _copy_tables_done, _copy_tables_total, _copy_rows,

@@ -320,6 +320,8 @@ static void s_check_status(const rt_status_t *st)
         S_CHECK(strnlen(sub->error, sizeof sub->error) < sizeof sub->error);
     }
     S_CHECK(st->capture_state >= RT_CAPTURE_STREAMING && st->capture_state <= RT_CAPTURE_NONE);
+    S_CHECK(st->retained_wal_bytes >= -1 && st->source_lag_bytes >= -1 && st->source_lag_ms >= -1 &&
+            st->outbox_limit_bytes >= -1);
 }
 
 static bool s_status_eq(const rt_status_t *a, const rt_status_t *b)
@@ -330,7 +332,10 @@ static bool s_status_eq(const rt_status_t *a, const rt_status_t *b)
         a->confirmed_lsn != b->confirmed_lsn || a->captured_txns != b->captured_txns ||
         a->captured_rows != b->captured_rows || a->nsubs != b->nsubs ||
         a->capture_state != b->capture_state || a->oldest_ts != b->oldest_ts ||
-        a->head_ts != b->head_ts || a->now_ts != b->now_ts)
+        a->head_ts != b->head_ts || a->now_ts != b->now_ts ||
+        a->retained_wal_bytes != b->retained_wal_bytes ||
+        a->source_lag_bytes != b->source_lag_bytes || a->source_lag_ms != b->source_lag_ms ||
+        a->outbox_limit_bytes != b->outbox_limit_bytes)
         return false;
     for (uint32_t i = 0; i < a->nsubs; i++) {
         const rt_status_sub_t *x = &a->subs[i], *y = &b->subs[i];
@@ -723,7 +728,11 @@ static void s_gen_status(void)
                       .capture_state = RT_CAPTURE_BLOCKED,
                       .oldest_ts = 848932428500000,
                       .head_ts = 848932428600000,
-                      .now_ts = 848932428700000};
+                      .now_ts = 848932428700000,
+                      .retained_wal_bytes = 96 << 20,
+                      .source_lag_bytes = 1 << 20,
+                      .source_lag_ms = 1500,
+                      .outbox_limit_bytes = 8 << 20};
     void *frame;
     size_t len;
 

@@ -55,13 +55,16 @@ for m in rt_publisher_captured_transactions_total rt_publisher_captured_rows_tot
     rt_publisher_filtered_transactions_total rt_publisher_outbox_records \
     rt_publisher_outbox_bytes rt_publisher_head_seq rt_publisher_confirmed_lsn \
     rt_publisher_received_lsn rt_publisher_bad_frames_total rt_publisher_dropped_peers_total \
-    rt_publisher_subscriber_acked_seq \
+    rt_publisher_subscriber_acked_seq rt_publisher_outbox_limit_bytes \
+    rt_publisher_slot_retained_wal_bytes rt_publisher_source_lag_bytes \
+    rt_publisher_source_lag_seconds rt_publisher_subscriber_error \
+    rt_publisher_subscriber_lag_seconds \
     rt_publisher_subscriber_lag_records rt_publisher_subscriber_up; do
     grep -qE "^# TYPE $m (counter|gauge)\$" "$RT_TMP/m0.txt" || rt_fail "publisher /metrics lacks $m"
 done
 r="$(fetch "$SUB_URL/metrics" "$RT_TMP/s0.txt")"
 [[ "$r" == "200 text/plain; version=0.0.4; charset=utf-8" ]] || rt_fail "subscriber /metrics: $r"
-for m in rt_subscriber_applied_seq rt_subscriber_applied_transactions_total \
+for m in rt_subscriber_applied_seq rt_subscriber_applied_transactions_total rt_subscriber_error \
     rt_subscriber_applied_rows_total rt_subscriber_lag_records rt_subscriber_lag_seconds \
     rt_subscriber_conflicts_total rt_subscriber_reconnects_total rt_subscriber_bad_frames_total; do
     grep -qE "^# TYPE $m (counter|gauge)\$" "$RT_TMP/s0.txt" || rt_fail "subscriber /metrics lacks $m"
@@ -144,6 +147,12 @@ rt_wait_until 15 "the publisher's page to list replica1" \
     rt_webdriver_has_text "$ROW td.name" replica1
 rt_webdriver_has_text '#who' 'publisher src' ||
     rt_fail "the publisher's page does not name its source: $(rt_webdriver_text '#who')"
+# The slot's figures, measured on the source every 2 s, once known.
+card_matches() { [[ "$(rt_webdriver_text "$1")" =~ $2 ]]; }
+rt_wait_until 15 "the publisher's page to show the WAL its slot retains" \
+    card_matches '#card-retained-wal .v' '^[0-9.]+ (B|KiB|MiB|GiB)$'
+rt_wait_until 15 "the publisher's page to show the source lag" \
+    card_matches '#card-source-lag .v' '^[0-9.]+ (B|KiB|MiB|GiB), [0-9.]+ (ms|s|min)$'
 if [[ -n "${RT_SCREENSHOT:-}" ]]; then
     rt_webdriver_screenshot "$RT_SCREENSHOT" 1200 800
     echo "screenshot: $RT_SCREENSHOT"

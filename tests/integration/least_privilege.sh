@@ -100,6 +100,17 @@ ssl_of() { # CLUSTER ROLE: "t" when every session of ROLE is encrypted
 }
 [[ "$(ssl_of source rt_pub)" == t ]] || rt_fail "the publisher's sessions are not all TLS"
 [[ "$(ssl_of replica rt_apply)" == t ]] || rt_fail "the subscriber's session is not TLS"
+# Without pg_read_all_stats the role sees its slot but not its WAL sender's lag: the bytes
+# are measured, the seconds stay unknown, and the log says why once.
+slot_figures() {
+    local j
+    j="$("$RT_BIN/rtctl" --publisher "$ROUTER" status --json)" || return 1
+    rt_json_num "$j" retained_wal_bytes >/dev/null && rt_json_num "$j" source_lag_bytes >/dev/null &&
+        [[ "$j" == *'"source_lag_ms":-1,'* ]]
+}
+rt_wait_until 20 "the slot's figures without the WAL sender's lag" slot_figures
+rt_wait_until 10 "the log to say why the lag in seconds is unknown" \
+    grep -q 'may not read the lag of its WAL sender' "$RT_TMP/pub.log"
 rt_stop_daemon sub || rt_fail "the subscriber did not stop cleanly"
 rt_stop_daemon pub || rt_fail "the publisher did not stop cleanly"
 echo "least privilege: ok"

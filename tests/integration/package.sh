@@ -185,7 +185,9 @@ done
 status="$(/usr/bin/rtctl --publisher "tcp://127.0.0.1:$P_ROUTER" status)"
 echo "$status"
 grep -q pkgreplica <<<"$status" || rt_fail "rtctl status does not show the subscriber"
-curl -sf "http://127.0.0.1:$P_HTTP/metrics" | grep -q '^rt_publisher_head_seq ' ||
+# grep reads the whole body: with -q it may leave before curl has written it all, and
+# curl's failed write then fails the pipeline (pipefail).
+curl -sf "http://127.0.0.1:$P_HTTP/metrics" | grep '^rt_publisher_head_seq ' >/dev/null ||
     rt_fail "the installed publisher's /metrics has no rt_publisher_head_seq"
 outbox_files="$(find "/var/lib/rt/publisher-$INST" -type f)"
 [[ -n "$outbox_files" ]] || rt_fail "no outbox in /var/lib/rt/publisher-$INST"

@@ -18,11 +18,13 @@ static void test_publisher_body(void **state)
 {
     (void)state;
     rt_metrics_pub_sub_t subs[] = {
-        {.name = "replica1", .acked_seq = 90, .lag_records = 10, .up = true},
+        {.name = "replica1", .acked_seq = 90, .lag_records = 10, .up = true, .lag_seconds = 0.25},
         {.name = "odd\"name",
          .acked_seq = 0,
          .lag_records = 100,
          .up = false,
+         .error = true,
+         .lag_seconds = 61.5,
          .copy = {2, 5, 1000, 65536, 131072, 7000}},
     };
     rt_metrics_publisher_t m = {
@@ -38,10 +40,14 @@ static void test_publisher_body(void **state)
         .outbox_full = false,
         .outbox_records = 100,
         .outbox_bytes = 65536,
+        .outbox_limit_bytes = 8388608,
         .first_seq = 1,
         .head_seq = 100,
         .received_lsn = 0x16B374D848ULL,
         .confirmed_lsn = 0x16B374D800ULL,
+        .retained_wal_bytes = 134217728,
+        .source_lag_bytes = 8192,
+        .source_lag_ms = 1250,
         .bad_frames = 3,
         .dropped_peers = 2,
         .nsubs = 2,
@@ -96,6 +102,10 @@ static void test_publisher_body(void **state)
         "# HELP rt_publisher_outbox_bytes Bytes used by the outbox.\n"
         "# TYPE rt_publisher_outbox_bytes gauge\n"
         "rt_publisher_outbox_bytes 65536\n"
+        "# HELP rt_publisher_outbox_limit_bytes Size limit of the outbox (--max-outbox-mb); 0 "
+        "when there is none.\n"
+        "# TYPE rt_publisher_outbox_limit_bytes gauge\n"
+        "rt_publisher_outbox_limit_bytes 8388608\n"
         "# HELP rt_publisher_first_seq Oldest record kept in the outbox.\n"
         "# TYPE rt_publisher_first_seq gauge\n"
         "rt_publisher_first_seq 1\n"
@@ -109,6 +119,18 @@ static void test_publisher_body(void **state)
         "# HELP rt_publisher_confirmed_lsn Flush LSN confirmed to the source, as a number.\n"
         "# TYPE rt_publisher_confirmed_lsn gauge\n"
         "rt_publisher_confirmed_lsn 97500059648\n"
+        "# HELP rt_publisher_slot_retained_wal_bytes WAL the source keeps for the slot: current "
+        "WAL position - restart_lsn. No sample while unknown.\n"
+        "# TYPE rt_publisher_slot_retained_wal_bytes gauge\n"
+        "rt_publisher_slot_retained_wal_bytes 134217728\n"
+        "# HELP rt_publisher_source_lag_bytes Source's current WAL position - the slot's "
+        "confirmed_flush_lsn. No sample while unknown.\n"
+        "# TYPE rt_publisher_source_lag_bytes gauge\n"
+        "rt_publisher_source_lag_bytes 8192\n"
+        "# HELP rt_publisher_source_lag_seconds flush_lag of the publisher's WAL sender on the "
+        "source, 0 when caught up. No sample while unknown.\n"
+        "# TYPE rt_publisher_source_lag_seconds gauge\n"
+        "rt_publisher_source_lag_seconds 1.25\n"
         "# HELP rt_publisher_bad_frames_total Frames from peers dropped as malformed.\n"
         "# TYPE rt_publisher_bad_frames_total counter\n"
         "rt_publisher_bad_frames_total 3\n"
@@ -128,6 +150,16 @@ static void test_publisher_body(void **state)
         "# TYPE rt_publisher_subscriber_up gauge\n"
         "rt_publisher_subscriber_up{subscriber=\"replica1\"} 1\n"
         "rt_publisher_subscriber_up{subscriber=\"odd\\\"name\"} 0\n"
+        "# HELP rt_publisher_subscriber_error 1 while the subscriber reports state error "
+        "(stopped at, or retrying, a change it cannot apply, or its replica is down).\n"
+        "# TYPE rt_publisher_subscriber_error gauge\n"
+        "rt_publisher_subscriber_error{subscriber=\"replica1\"} 0\n"
+        "rt_publisher_subscriber_error{subscriber=\"odd\\\"name\"} 1\n"
+        "# HELP rt_publisher_subscriber_lag_seconds Age of the oldest record the subscriber "
+        "lacks, or of its last commit's apply when at the head; 0 when unknown.\n"
+        "# TYPE rt_publisher_subscriber_lag_seconds gauge\n"
+        "rt_publisher_subscriber_lag_seconds{subscriber=\"replica1\"} 0.25\n"
+        "rt_publisher_subscriber_lag_seconds{subscriber=\"odd\\\"name\"} 61.5\n"
         "# HELP rt_publisher_subscriber_copy_tables_done Tables its initial copy has copied (0 "
         "when none runs).\n"
         "# TYPE rt_publisher_subscriber_copy_tables_done gauge\n"
@@ -159,6 +191,20 @@ static void test_publisher_body(void **state)
     rt_metrics_publisher(&b, &m);
     assert_non_null(strstr(rt_buf_str(&b), "# TYPE rt_publisher_subscriber_up gauge\n"));
     assert_null(strstr(rt_buf_str(&b), "{subscriber="));
+    rt_buf_free(&b);
+
+    /* Unknown slot figures: declared, without a sample; a zero lag is a sample. */
+    m.retained_wal_bytes = -1;
+    m.source_lag_bytes = -1;
+    m.source_lag_ms = 0;
+    m.outbox_limit_bytes = 0;
+    rt_metrics_publisher(&b, &m);
+    const char *body = rt_buf_str(&b);
+    assert_non_null(strstr(body, "# TYPE rt_publisher_slot_retained_wal_bytes gauge\n# HELP "));
+    assert_null(strstr(body, "\nrt_publisher_slot_retained_wal_bytes "));
+    assert_null(strstr(body, "\nrt_publisher_source_lag_bytes "));
+    assert_non_null(strstr(body, "\nrt_publisher_source_lag_seconds 0\n"));
+    assert_non_null(strstr(body, "\nrt_publisher_outbox_limit_bytes 0\n"));
     rt_buf_free(&b);
 }
 
@@ -192,6 +238,10 @@ static void test_subscriber_body(void **state)
         "# HELP rt_subscriber_up 1 while the publisher answers.\n"
         "# TYPE rt_subscriber_up gauge\n"
         "rt_subscriber_up 1\n"
+        "# HELP rt_subscriber_error 1 while in state error: stopped at, or retrying, a change it "
+        "cannot apply, or its replica is down.\n"
+        "# TYPE rt_subscriber_error gauge\n"
+        "rt_subscriber_error 0\n"
         "# HELP rt_subscriber_applied_seq Last seq applied and committed on the replica.\n"
         "# TYPE rt_subscriber_applied_seq gauge\n"
         "rt_subscriber_applied_seq 12\n"
@@ -250,6 +300,12 @@ static void test_subscriber_body(void **state)
         "# TYPE rt_subscriber_copy_elapsed_seconds gauge\n"
         "rt_subscriber_copy_elapsed_seconds 0\n";
     assert_string_equal(rt_buf_str(&b), want);
+    rt_buf_free(&b);
+
+    /* In state error. */
+    m.error = true;
+    rt_metrics_subscriber(&b, &m);
+    assert_non_null(strstr(rt_buf_str(&b), "\nrt_subscriber_error 1\n"));
     rt_buf_free(&b);
 
     /* While a copy runs, its progress. */

@@ -50,6 +50,10 @@ static void test_publisher(void **state)
         .oldest_ts = now - 60000000,
         .head_ts = now - 1500,
         .now_ts = now,
+        .retained_wal_bytes = 123456789,
+        .source_lag_bytes = 4096,
+        .source_lag_ms = 350,
+        .outbox_limit_bytes = 8388608,
     };
     rt_buf_t b = {0};
     rt_status_json(&b, &st);
@@ -62,7 +66,9 @@ static void test_publisher(void **state)
         "bytes\":4096,"
         "\"oldest_record_age_ms\":60000,\"head_age_ms\":1,"
         "\"received_lsn\":\"16/B374D848\",\"confirmed_lsn\":\"0/0\","
-        "\"captured_txns\":7,\"captured_rows\":70,\"subscribers\":["
+        "\"captured_txns\":7,\"captured_rows\":70,\"retained_wal_bytes\":123456789,"
+        "\"source_lag_bytes\":4096,\"source_lag_ms\":350,\"outbox_limit_bytes\":8388608,"
+        "\"subscribers\":["
         "{\"name\":\"replica1\",\"state\":\"streaming\",\"acked_seq\":90,\"applied_seq\":90,"
         "\"lag_records\":10,\"lag_bytes\":1000,\"lag_ms\":250,\"conflicts\":2,"
         "\"last_commit_ts_ms\":1746684795000,\"last_applied_at_ms\":1746684796000,"
@@ -86,6 +92,15 @@ static void test_publisher(void **state)
     assert_non_null(strstr(rt_buf_str(&b), "\"capture_state\":\"streaming\","));
     assert_non_null(strstr(rt_buf_str(&b), "\"oldest_record_age_ms\":-1,\"head_age_ms\":-1,"));
     assert_non_null(strstr(rt_buf_str(&b), "\"subscribers\":[]}"));
+    rt_buf_free(&b);
+
+    /* Unknown figures (not measured yet, the source down, an older publisher) are -1. */
+    st.retained_wal_bytes = st.source_lag_bytes = st.source_lag_ms = -1;
+    st.outbox_limit_bytes = -1;
+    rt_status_json(&b, &st);
+    assert_non_null(strstr(rt_buf_str(&b),
+                           ",\"retained_wal_bytes\":-1,\"source_lag_bytes\":-1,"
+                           "\"source_lag_ms\":-1,\"outbox_limit_bytes\":-1,\"subscribers\":[]}"));
     rt_buf_free(&b);
 }
 

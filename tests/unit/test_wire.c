@@ -1655,7 +1655,11 @@ static void test_status_roundtrip(void **state)
                       .oldest_ts = -7,
                       .head_ts = INT64_MAX,
                       .now_ts = 812345678901234,
-                      .security = RT_SECURITY_CURVE};
+                      .security = RT_SECURITY_CURVE,
+                      .retained_wal_bytes = 5LL << 40,
+                      .source_lag_bytes = -1,
+                      .source_lag_ms = 1234,
+                      .outbox_limit_bytes = 8LL << 20};
     void *frame;
     size_t len;
     rt_status_t got;
@@ -1680,6 +1684,10 @@ static void test_status_roundtrip(void **state)
         assert_int_equal(got.head_ts, INT64_MAX);
         assert_int_equal(got.now_ts, 812345678901234);
         assert_int_equal(got.security, RT_SECURITY_CURVE);
+        assert_int_equal(got.retained_wal_bytes, 5LL << 40);
+        assert_int_equal(got.source_lag_bytes, -1);
+        assert_int_equal(got.source_lag_ms, 1234);
+        assert_int_equal(got.outbox_limit_bytes, 8LL << 20);
         assert_int_equal(got.nsubs, nsubs);
         for (uint32_t i = 0; i < nsubs; i++) {
             assert_string_equal(got.subs[i].name, subs[i].name);
@@ -1722,70 +1730,112 @@ static void test_status_roundtrip(void **state)
     st.security = 3;
     assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
     st.security = RT_SECURITY_INSECURE;
+    /* the figures: -1 is unknown, below is invalid */
+    int64_t *figures[] = {&st.retained_wal_bytes, &st.source_lag_bytes, &st.source_lag_ms,
+                          &st.outbox_limit_bytes};
+    for (size_t i = 0; i < 4; i++) {
+        int64_t was = *figures[i];
+        *figures[i] = -2;
+        assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
+        *figures[i] = INT64_MIN;
+        assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
+        *figures[i] = was;
+    }
     assert_int_equal(rt_status_encode(&st, &frame, &len), 0);
     free(frame);
     memset(st.slot, 's', sizeof st.slot);
     assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
 }
 
-/* Received names that do not fit the fixed buffers are malformed. */
+/* Received names that do not fit the fixed buffers are malformed; so are figures below -1
+ * and a layout that does not match its version. Version 1 (an older publisher, 16 fields
+ * after the version) decodes, with the slot's figures and the outbox limit unknown. */
 static void test_status_malformed(void **state)
 {
     (void)state;
-    /* f: 0 valid, 1 version 2, 2 source of 128 bytes, 3 name of 128 bytes, 4 state 6,
-     * 5 seen nil, 6 capture state 4, 7 error text of 256 bytes, 8 a sub of 4 fields (old
-     * layout), 9 lag_bytes negative, 10 top-level array one field short, 11 security 3,
-     * 12 copy progress of 5 fields, 13 more tables done than there are */
-    for (int f = 0; f < 14; f++) {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        char name[256];
-        memset(name, 'q', sizeof name);
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, f == 10 ? 17 : 18);
-        s_pack_str(&pk, "STATUS_REPLY");
-        msgpack_pack_uint8(&pk, f == 1 ? 2 : 1);
-        msgpack_pack_str_with_body(&pk, name, f == 2 ? 128 : 127);
-        s_pack_str(&pk, "slot");
-        for (int i = 0; i < 8; i++)
-            msgpack_pack_uint8(&pk, (uint8_t)i);
-        msgpack_pack_uint8(&pk, f == 6 ? 4 : 1);
-        msgpack_pack_int64(&pk, -1);
-        msgpack_pack_int64(&pk, 5);
-        if (f != 10)
-            msgpack_pack_int64(&pk, 6);
-        msgpack_pack_uint8(&pk, f == 11 ? 3 : 2);
-        msgpack_pack_array(&pk, 1);
-        msgpack_pack_array(&pk, f == 8 ? 4 : 11);
-        msgpack_pack_str_with_body(&pk, name, f == 3 ? 128 : 127);
-        msgpack_pack_uint8(&pk, 1);
-        msgpack_pack_uint8(&pk, f == 4 ? RT_SUB_LAST_STATE + 1 : 1);
-        if (f == 5)
-            msgpack_pack_nil(&pk);
-        else
-            msgpack_pack_int8(&pk, -1);
-        if (f != 8) {
-            msgpack_pack_uint8(&pk, 2);
-            msgpack_pack_int64(&pk, 700);
-            msgpack_pack_int64(&pk, 701);
-            if (f == 9)
-                msgpack_pack_int8(&pk, -1);
-            else
-                msgpack_pack_uint8(&pk, 9);
+    /* f: 0 valid, 1 the other version's number, 2 source of 128 bytes, 3 name of 128 bytes,
+     * 4 state 6, 5 seen nil, 6 capture state 4, 7 error text of 256 bytes, 8 a sub of 4
+     * fields (old layout), 9 lag_bytes negative, 10 top-level array one field short, 11
+     * security 3, 12 copy progress of 5 fields, 13 more tables done than there are, 14 a
+     * figure of -2 (version 2), 15 a figure that is nil (version 2), 16 one field more */
+    for (int v = 1; v <= 2; v++) {
+        for (int f = 0; f < 17; f++) {
+            if (v == 1 && (f == 14 || f == 15))
+                continue; /* version 1 has no figures */
+            msgpack_sbuffer sb;
+            msgpack_packer pk;
+            char name[256];
+            memset(name, 'q', sizeof name);
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_array(&pk, (v == 1 ? 18 : 22) - (f == 10) + (f == 16));
+            s_pack_str(&pk, "STATUS_REPLY");
+            msgpack_pack_uint8(&pk, (uint8_t)(f == 1 ? 3 - v : v));
+            msgpack_pack_str_with_body(&pk, name, f == 2 ? 128 : 127);
+            s_pack_str(&pk, "slot");
+            for (int i = 0; i < 8; i++)
+                msgpack_pack_uint8(&pk, (uint8_t)i);
+            msgpack_pack_uint8(&pk, f == 6 ? 4 : 1);
             msgpack_pack_int64(&pk, -1);
-            msgpack_pack_str_with_body(&pk, name, f == 7 ? 256 : 255);
-            msgpack_pack_array(&pk, f == 12 ? 5 : 6);
-            msgpack_pack_uint8(&pk, f == 13 ? 4 : 2);
-            for (int i = 0; i < (f == 12 ? 4 : 5); i++)
-                msgpack_pack_uint8(&pk, 3);
+            msgpack_pack_int64(&pk, 5);
+            if (f != 10)
+                msgpack_pack_int64(&pk, 6);
+            msgpack_pack_uint8(&pk, f == 11 ? 3 : 2);
+            msgpack_pack_array(&pk, 1);
+            msgpack_pack_array(&pk, f == 8 ? 4 : 11);
+            msgpack_pack_str_with_body(&pk, name, f == 3 ? 128 : 127);
+            msgpack_pack_uint8(&pk, 1);
+            msgpack_pack_uint8(&pk, f == 4 ? RT_SUB_LAST_STATE + 1 : 1);
+            if (f == 5)
+                msgpack_pack_nil(&pk);
+            else
+                msgpack_pack_int8(&pk, -1);
+            if (f != 8) {
+                msgpack_pack_uint8(&pk, 2);
+                msgpack_pack_int64(&pk, 700);
+                msgpack_pack_int64(&pk, 701);
+                if (f == 9)
+                    msgpack_pack_int8(&pk, -1);
+                else
+                    msgpack_pack_uint8(&pk, 9);
+                msgpack_pack_int64(&pk, -1);
+                msgpack_pack_str_with_body(&pk, name, f == 7 ? 256 : 255);
+                msgpack_pack_array(&pk, f == 12 ? 5 : 6);
+                msgpack_pack_uint8(&pk, f == 13 ? 4 : 2);
+                for (int i = 0; i < (f == 12 ? 4 : 5); i++)
+                    msgpack_pack_uint8(&pk, 3);
+            }
+            if (v == 2) {
+                msgpack_pack_int64(&pk, 3LL << 30);
+                msgpack_pack_int64(&pk, f == 14 ? -2 : -1);
+                if (f == 15)
+                    msgpack_pack_nil(&pk);
+                else
+                    msgpack_pack_int64(&pk, 250);
+                msgpack_pack_int64(&pk, 0);
+            }
+            if (f == 16)
+                msgpack_pack_int64(&pk, 0);
+            void *frame = s_copy(sb.data, sb.size);
+            if (s_decode_status(frame, sb.size) != (f == 0 ? 0 : RT_EPROTO))
+                fprintf(stderr, "status version %d case %d\n", v, f);
+            assert_int_equal(s_decode_status(frame, sb.size), f == 0 ? 0 : RT_EPROTO);
+            if (f == 0) {
+                rt_status_t st;
+                assert_int_equal(rt_status_decode(frame, sb.size, &st), 0);
+                assert_int_equal(st.nsubs, 1);
+                assert_int_equal(st.subs[0].lag_bytes, 9);
+                assert_int_equal(st.security, RT_SECURITY_INSECURE);
+                assert_int_equal(st.retained_wal_bytes, v == 1 ? -1 : 3LL << 30);
+                assert_int_equal(st.source_lag_bytes, -1);
+                assert_int_equal(st.source_lag_ms, v == 1 ? -1 : 250);
+                assert_int_equal(st.outbox_limit_bytes, v == 1 ? -1 : 0);
+                rt_status_clear(&st);
+                s_assert_truncations_fail(frame, sb.size, s_decode_status);
+            }
+            free(frame);
+            msgpack_sbuffer_destroy(&sb);
         }
-        void *frame = s_copy(sb.data, sb.size);
-        if (s_decode_status(frame, sb.size) != (f == 0 ? 0 : RT_EPROTO))
-            fprintf(stderr, "status case %d\n", f);
-        assert_int_equal(s_decode_status(frame, sb.size), f == 0 ? 0 : RT_EPROTO);
-        free(frame);
-        msgpack_sbuffer_destroy(&sb);
     }
 }
 
