@@ -1142,7 +1142,8 @@ cleanup:
  *   'T' the tables of a SYNC_READY -> tables, ntables (the member named is tables)
  *   'P' [6 uints] -> an rt_copy_progress_t
  *   'D' the tables of a SCHEMA -> ddl, nddl (the member named is ddl); pre and post str
- *   'E' the tables of a SCHEMA_READY: the same, pre and post text (bin, any length) */
+ *   'E' the tables of a SCHEMA_READY: the same, pre and post text (bin, any length)
+ *   't' text (bin with a terminating NUL, any length) -> char * (NULL packs as "") */
 
 #define S_MAX_FIELDS 6
 
@@ -1151,60 +1152,83 @@ typedef struct {
     const char *tag;          /* the frame's type tag */
     const char *sig;          /* field signature */
     size_t off[S_MAX_FIELDS]; /* offsetof the rt_msg_t member of each field */
+    uint8_t version;          /* its version when not RT_WIRE_VERSION (0) */
 } s_msg_spec_t;
 
-/* A message's version: RT_WIRE_VERSION, but SCHEMA_READY 2 (its definitions became text
- * fields of any length). */
-static uint8_t s_msg_version(int type)
+/* A message's version: RT_WIRE_VERSION unless its spec says otherwise. */
+static uint8_t s_msg_version(const s_msg_spec_t *spec)
 {
-    return type == RT_MSG_SCHEMA_READY ? 2 : RT_WIRE_VERSION;
+    return spec->version ? spec->version : RT_WIRE_VERSION;
 }
 
 #define S_OFF(m) offsetof(rt_msg_t, m)
 
 static const s_msg_spec_t s_msg_specs[] = {
-    {RT_MSG_HELLO, "HELLO", "su", {S_OFF(name), S_OFF(seq)}},
-    {RT_MSG_WELCOME,
-     "WELCOME",
-     "ssuub",
-     {S_OFF(source), S_OFF(endpoint), S_OFF(first_seq), S_OFF(head_seq), S_OFF(paused)}},
-    {RT_MSG_FETCH, "FETCH", "uu", {S_OFF(seq), S_OFF(count)}},
-    {RT_MSG_FETCHED, "FETCHED", "uuu", {S_OFF(seq), S_OFF(last_seq), S_OFF(head_seq)}},
-    {RT_MSG_ACK,
-     "ACK",
-     "ueuiis",
-     {S_OFF(seq), S_OFF(state), S_OFF(conflicts), S_OFF(commit_ts), S_OFF(applied_at),
-      S_OFF(text)}},
-    {RT_MSG_HUGZ, "HUGZ", "u", {S_OFF(head_seq)}},
-    {RT_MSG_ERROR, "ERROR", "is", {S_OFF(code), S_OFF(text)}},
-    {RT_MSG_PING, "PING", "", {0}},
-    {RT_MSG_PONG, "PONG", "su", {S_OFF(source), S_OFF(head_seq)}},
-    {RT_MSG_STATUS, "STATUS", "", {0}},
-    {RT_MSG_PAUSE, "PAUSE", "s", {S_OFF(name)}},
-    {RT_MSG_RESUME, "RESUME", "s", {S_OFF(name)}},
-    {RT_MSG_OK, "OK", "s", {S_OFF(text)}},
-    {RT_MSG_FORGET, "FORGET", "su", {S_OFF(name), S_OFF(flags)}},
-    {RT_MSG_REPLAY,
-     "REPLAY",
-     "suuiu",
-     {S_OFF(name), S_OFF(seq), S_OFF(last_seq), S_OFF(commit_ts), S_OFF(flags)}},
-    {RT_MSG_SYNC, "SYNC", "suuu", {S_OFF(name), S_OFF(seq), S_OFF(count), S_OFF(flags)}},
-    {RT_MSG_SYNC_READY,
-     "SYNC_READY",
-     "uuuTs",
-     {S_OFF(sync_id), S_OFF(seq), S_OFF(lsn), S_OFF(tables), S_OFF(text)}},
-    {RT_MSG_SYNC_KEEP, "SYNC_KEEP", "suP", {S_OFF(name), S_OFF(sync_id), S_OFF(progress)}},
-    {RT_MSG_SYNC_END, "SYNC_END", "su", {S_OFF(name), S_OFF(sync_id)}},
-    {RT_MSG_COPY,
-     "COPY",
-     "suuuu",
-     {S_OFF(name), S_OFF(sync_id), S_OFF(table), S_OFF(count), S_OFF(flags)}},
-    {RT_MSG_COPY_DATA, "COPY_DATA", "uux", {S_OFF(sync_id), S_OFF(table), S_OFF(data)}},
-    {RT_MSG_COPY_DONE, "COPY_DONE", "uuu", {S_OFF(sync_id), S_OFF(table), S_OFF(count)}},
-    {RT_MSG_RESYNC, "RESYNC", "ss", {S_OFF(name), S_OFF(text)}},
-    {RT_MSG_SCHEMA, "SCHEMA", "suD", {S_OFF(name), S_OFF(sync_id), S_OFF(ddl)}},
-    {RT_MSG_SCHEMA_READY, "SCHEMA_READY", "uE", {S_OFF(sync_id), S_OFF(ddl)}},
-    {RT_MSG_SKIP, "SKIP", "su", {S_OFF(name), S_OFF(seq)}},
+    {.type = RT_MSG_HELLO, .tag = "HELLO", .sig = "su", .off = {S_OFF(name), S_OFF(seq)}},
+    {.type = RT_MSG_WELCOME,
+     .tag = "WELCOME",
+     .sig = "ssuub",
+     .off = {S_OFF(source), S_OFF(endpoint), S_OFF(first_seq), S_OFF(head_seq), S_OFF(paused)}},
+    {.type = RT_MSG_FETCH, .tag = "FETCH", .sig = "uu", .off = {S_OFF(seq), S_OFF(count)}},
+    {.type = RT_MSG_FETCHED,
+     .tag = "FETCHED",
+     .sig = "uuu",
+     .off = {S_OFF(seq), S_OFF(last_seq), S_OFF(head_seq)}},
+    {.type = RT_MSG_ACK,
+     .tag = "ACK",
+     .sig = "ueuiis",
+     .off = {S_OFF(seq), S_OFF(state), S_OFF(conflicts), S_OFF(commit_ts), S_OFF(applied_at),
+             S_OFF(text)}},
+    {.type = RT_MSG_HUGZ, .tag = "HUGZ", .sig = "u", .off = {S_OFF(head_seq)}},
+    {.type = RT_MSG_ERROR, .tag = "ERROR", .sig = "is", .off = {S_OFF(code), S_OFF(text)}},
+    {.type = RT_MSG_PING, .tag = "PING", .sig = "", .off = {0}},
+    {.type = RT_MSG_PONG, .tag = "PONG", .sig = "su", .off = {S_OFF(source), S_OFF(head_seq)}},
+    {.type = RT_MSG_STATUS, .tag = "STATUS", .sig = "", .off = {0}},
+    {.type = RT_MSG_PAUSE, .tag = "PAUSE", .sig = "s", .off = {S_OFF(name)}},
+    {.type = RT_MSG_RESUME, .tag = "RESUME", .sig = "s", .off = {S_OFF(name)}},
+    {.type = RT_MSG_OK, .tag = "OK", .sig = "s", .off = {S_OFF(text)}},
+    {.type = RT_MSG_FORGET, .tag = "FORGET", .sig = "su", .off = {S_OFF(name), S_OFF(flags)}},
+    {.type = RT_MSG_REPLAY,
+     .tag = "REPLAY",
+     .sig = "suuiu",
+     .off = {S_OFF(name), S_OFF(seq), S_OFF(last_seq), S_OFF(commit_ts), S_OFF(flags)}},
+    {.type = RT_MSG_SYNC,
+     .tag = "SYNC",
+     .sig = "suuu",
+     .off = {S_OFF(name), S_OFF(seq), S_OFF(count), S_OFF(flags)}},
+    {.type = RT_MSG_SYNC_READY,
+     .tag = "SYNC_READY",
+     .sig = "uuuTs",
+     .off = {S_OFF(sync_id), S_OFF(seq), S_OFF(lsn), S_OFF(tables), S_OFF(text)}},
+    {.type = RT_MSG_SYNC_KEEP,
+     .tag = "SYNC_KEEP",
+     .sig = "suP",
+     .off = {S_OFF(name), S_OFF(sync_id), S_OFF(progress)}},
+    {.type = RT_MSG_SYNC_END, .tag = "SYNC_END", .sig = "su", .off = {S_OFF(name), S_OFF(sync_id)}},
+    {.type = RT_MSG_COPY,
+     .tag = "COPY",
+     .sig = "suuuu",
+     .off = {S_OFF(name), S_OFF(sync_id), S_OFF(table), S_OFF(count), S_OFF(flags)}},
+    {.type = RT_MSG_COPY_DATA,
+     .tag = "COPY_DATA",
+     .sig = "uux",
+     .off = {S_OFF(sync_id), S_OFF(table), S_OFF(data)}},
+    {.type = RT_MSG_COPY_DONE,
+     .tag = "COPY_DONE",
+     .sig = "uuu",
+     .off = {S_OFF(sync_id), S_OFF(table), S_OFF(count)}},
+    {.type = RT_MSG_RESYNC, .tag = "RESYNC", .sig = "ss", .off = {S_OFF(name), S_OFF(text)}},
+    {.type = RT_MSG_SCHEMA,
+     .tag = "SCHEMA",
+     .sig = "suD",
+     .off = {S_OFF(name), S_OFF(sync_id), S_OFF(ddl)}},
+    /* Version 2: definitions as text fields of any length; 3: the support script. */
+    {.type = RT_MSG_SCHEMA_READY,
+     .tag = "SCHEMA_READY",
+     .sig = "uEt",
+     .off = {S_OFF(sync_id), S_OFF(ddl), S_OFF(text)},
+     .version = 3},
+    {.type = RT_MSG_SKIP, .tag = "SKIP", .sig = "su", .off = {S_OFF(name), S_OFF(seq)}},
 };
 
 #define S_NSPECS (sizeof s_msg_specs / sizeof s_msg_specs[0])
@@ -1553,7 +1577,7 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
     if ((err = s_unpack(&u, frame, len)) != RT_OK)
         goto cleanup;
     s_open(&c, &u.data, (uint32_t)strlen(spec->sig) + 2);
-    s_header(&c, spec->tag, s_msg_version(spec->type));
+    s_header(&c, spec->tag, s_msg_version(spec));
     for (size_t i = 0; spec->sig[i] && !c.bad; i++) {
         char *field = (char *)msg + spec->off[i];
         const char *p;
@@ -1568,6 +1592,15 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
                 goto cleanup;
             }
             break;
+        case 't': {
+            bool enomem = false;
+            *(char **)field = s_text_dup(&c, &enomem);
+            if (enomem) {
+                err = RT_ENOMEM;
+                goto cleanup;
+            }
+            break;
+        }
         case 'u': *(uint64_t *)field = s_uint(&c, UINT64_MAX); break;
         case 'i': *(int64_t *)field = s_int(&c, INT64_MIN, INT64_MAX); break;
         case 'e': *(int64_t *)field = (int64_t)s_uint(&c, RT_SUB_LAST_STATE); break;
@@ -1635,11 +1668,12 @@ int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
         return RT_EINVAL;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&sp.pk, &sb, msgpack_sbuffer_write);
-    s_pack_header(&sp, spec->tag, s_msg_version(spec->type), strlen(spec->sig));
+    s_pack_header(&sp, spec->tag, s_msg_version(spec), strlen(spec->sig));
     for (size_t i = 0; spec->sig[i]; i++) {
         const char *field = (const char *)msg + spec->off[i];
         switch (spec->sig[i]) {
         case 's': s_pack_cstr(&sp, *(char *const *)field); break;
+        case 't': s_pack_bintext(&sp, *(char *const *)field); break;
         case 'u': S_PACK(&sp, msgpack_pack_uint64(&sp.pk, *(const uint64_t *)field)); break;
         case 'i': S_PACK(&sp, msgpack_pack_int64(&sp.pk, *(const int64_t *)field)); break;
         case 'e': {

@@ -111,11 +111,22 @@ char **rt_sync_pg_dump_env(const char *dsn, char *err, size_t err_size);
 void rt_sync_env_free(char **env);
 
 /* One definition to print: pg_dump --schema-only --section=section of table
- * schema.table, appended to out. */
+ * schema.table, appended to out. With objects set, schema and table are NULL and the job
+ * prints every object of the source that is not a relation (schemas, extensions, types,
+ * domains, functions, collations, operators...) outside schema rt; with patterns set
+ * (NULL-terminated --table= arguments), the relations they name. */
 typedef struct {
     const char *schema, *table, *section;
+    bool objects;
+    char **patterns;
     rt_buf_t out;
 } rt_sync_dump_job_t;
+
+/* pg_dump's --table= argument naming exactly schema.table (malloc'd; NULL when out of
+ * memory). */
+char *rt_sync_table_pattern(const char *schema, const char *table);
+/* Frees a NULL-terminated array of malloc'd strings (NULL-safe). */
+void rt_sync_patterns_free(char **patterns);
 
 /* pg_dumps run at once by rt_sync_pg_dumps (each is mostly its start and catalog
  * queries). */

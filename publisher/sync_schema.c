@@ -102,7 +102,7 @@ char **rt_sync_pg_dump_env(const char *dsn, char *err, size_t err_size)
 
 /* --table's pattern naming exactly one table: both names in double quotes (inside them
  * pg_dump takes every character literally; a quote is doubled). */
-static char *s_pattern(const char *schema, const char *table)
+char *rt_sync_table_pattern(const char *schema, const char *table)
 {
     rt_buf_t b = {0};
     const char *parts[] = {schema, table};
@@ -119,6 +119,13 @@ static char *s_pattern(const char *schema, const char *table)
     char *s = rt_buf_error(&b) == RT_OK ? strdup(rt_buf_str(&b)) : NULL;
     rt_buf_free(&b);
     return s;
+}
+
+void rt_sync_patterns_free(char **patterns)
+{
+    for (size_t i = 0; patterns && patterns[i]; i++)
+        free(patterns[i]);
+    free(patterns);
 }
 
 /* Drops psql's \restrict and \unrestrict lines, the first and last statements of newer
@@ -177,36 +184,67 @@ static void s_child_end(s_child_t *ch)
     *ch = (s_child_t){.pid = -1, .fd = -1};
 }
 
+/* What a job dumps, for messages: "schema.table" or the objects. */
+static void s_job_name(const rt_sync_dump_job_t *job, char *out, size_t size)
+{
+    if (job->objects)
+        snprintf(out, size, "the types, functions and other objects the tables may use");
+    else if (job->patterns)
+        snprintf(out, size, "the sequences the tables may use");
+    else
+        snprintf(out, size, "%s.%s", job->schema, job->table);
+}
+
+/* The arguments of one pg_dump besides the patterns of a patterns job. */
+#define S_FIXED_ARGS 16
+
 /* Starts pg_dump for job. RT_OK; RT_EDB or RT_EINVAL with err set. */
 static int s_spawn(const rt_sync_dump_t *d, const rt_sync_dump_job_t *job, s_child_t *ch, char *err,
                    size_t err_size)
 {
     *ch = (s_child_t){.pid = -1, .fd = -1};
-    ch->pattern = s_pattern(job->schema, job->table);
+    if (!job->objects && !job->patterns)
+        ch->pattern = rt_sync_table_pattern(job->schema, job->table);
     char snapshot[128], sect[64];
     snprintf(snapshot, sizeof snapshot, "--snapshot=%s", d->snapshot);
     snprintf(sect, sizeof sect, "--section=%s", job->section);
-    char *const argv[] = {(char *)d->program,
-                          "--schema-only",
-                          sect,
-                          snapshot,
-                          "--no-owner",
-                          "--no-privileges",
-                          "--no-publications",
-                          "--no-subscriptions",
-                          "--no-security-labels",
-                          "--no-tablespaces",
-                          "--strict-names",
-                          "--lock-wait-timeout=300s",
-                          ch->pattern,
-                          NULL};
+    size_t npatterns = 0;
+    while (job->patterns && job->patterns[npatterns])
+        npatterns++;
+    char **argv = calloc(S_FIXED_ARGS + npatterns + 1, sizeof *argv);
+    size_t argc = 0;
+    const char *const fixed[] = {d->program,
+                                 "--schema-only",
+                                 sect,
+                                 snapshot,
+                                 "--no-owner",
+                                 "--no-privileges",
+                                 "--no-publications",
+                                 "--no-subscriptions",
+                                 "--no-security-labels",
+                                 "--no-tablespaces",
+                                 "--strict-names",
+                                 "--lock-wait-timeout=300s"};
+    for (size_t i = 0; argv && i < sizeof fixed / sizeof fixed[0]; i++)
+        argv[argc++] = (char *)fixed[i];
+    if (argv && job->objects) {
+        /* Every relation left out (the tables' own dumps have theirs), and rt's schema. */
+        argv[argc++] = "--exclude-table=*.*";
+        argv[argc++] = "--exclude-schema=rt";
+    } else if (argv && job->patterns) {
+        for (size_t i = 0; i < npatterns; i++)
+            argv[argc++] = job->patterns[i];
+    } else if (argv) {
+        argv[argc++] = ch->pattern;
+    }
     int rc = RT_EDB, outp[2] = {-1, -1};
     posix_spawn_file_actions_t fa;
     bool fa_ok = false;
     ch->errf = tmpfile();
-    if (!ch->pattern || !ch->errf || pipe2(outp, O_CLOEXEC) != 0) {
+    bool nomem = !argv || (!job->objects && !job->patterns && !ch->pattern);
+    if (nomem || !ch->errf || pipe2(outp, O_CLOEXEC) != 0) {
         snprintf(err, err_size, "cannot run %s: %s", d->program,
-                 !ch->pattern ? "out of memory" : strerror(errno));
+                 nomem ? "out of memory" : strerror(errno));
         goto cleanup;
     }
     ch->fd = outp[0];
@@ -234,6 +272,7 @@ cleanup:
         posix_spawn_file_actions_destroy(&fa);
     if (outp[1] >= 0)
         close(outp[1]);
+    free(argv);
     return rc;
 }
 
@@ -258,8 +297,10 @@ static int s_collect(const rt_sync_dump_t *d, rt_sync_dump_job_t *job, s_child_t
             break;
         rt_buf_append(&job->out, buf, (size_t)n);
         if (job->out.len > RT_WIRE_MAX_FRAME) {
-            snprintf(err, err_size, "the definition of %s.%s is over %u MiB", job->schema,
-                     job->table, RT_WIRE_MAX_FRAME >> 20);
+            char name[128];
+            s_job_name(job, name, sizeof name);
+            snprintf(err, err_size, "the definition of %s is over %u MiB", name,
+                     RT_WIRE_MAX_FRAME >> 20);
             rc = RT_EINVAL;
             goto cleanup;
         }
@@ -283,7 +324,9 @@ static int s_collect(const rt_sync_dump_t *d, rt_sync_dump_job_t *job, s_child_t
             if (*p == '\n')
                 *p = ' ';
         rc = RT_EINVAL;
-        snprintf(err, err_size, "pg_dump of %s.%s failed (%s %d): %s", job->schema, job->table,
+        char name[128];
+        s_job_name(job, name, sizeof name);
+        snprintf(err, err_size, "pg_dump of %s failed (%s %d): %s", name,
                  WIFEXITED(status) ? "exit" : "signal",
                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), msg);
     }

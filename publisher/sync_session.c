@@ -497,10 +497,54 @@ static int s_add_object(rt_sync_ddl_t *list, size_t *n, const char *schema, cons
     return d->schema && d->table ? RT_OK : RT_ENOMEM;
 }
 
+/* The sequences no table or extension owns, outside rt and the system's schemas: a
+ * default or a function may use them, and a table's own dump does not have them. */
+static const char s_free_sequences_sql[] =
+    "SELECT n.nspname, c.relname FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'S' AND n.nspname NOT IN ('rt', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg\\_%' "
+    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+    "                AND d.objid = c.oid AND d.deptype IN ('a', 'i', 'e')) "
+    "ORDER BY 1, 2";
+
+/* Sequences a patterns job names at most (one pg_dump's command line). */
+#define S_SEQUENCES_PER_DUMP 1000
+
+/* The --table= arguments of the sequences of s_free_sequences_sql, as of the snapshot on
+ * conn: *patterns (NULL-terminated, malloc'd) and *npatterns. */
+static int s_free_sequences(s_session_t *self, PGconn *conn, char ***patterns, size_t *npatterns)
+{
+    PGresult *res = NULL;
+    *patterns = NULL;
+    *npatterns = 0;
+    int rc = s_exec(self, conn, "listing the sequences no table owns", s_free_sequences_sql, 0,
+                    NULL, &res);
+    if (rc != RT_OK)
+        return rc;
+    size_t n = (size_t)PQntuples(res);
+    char **list = calloc(n + 1, sizeof *list);
+    if (!list)
+        rc = RT_ENOMEM;
+    for (size_t i = 0; i < n && rc == RT_OK; i++)
+        if (!(list[i] =
+                  rt_sync_table_pattern(PQgetvalue(res, (int)i, 0), PQgetvalue(res, (int)i, 1))))
+            rc = RT_ENOMEM;
+    PQclear(res);
+    if (rc != RT_OK) {
+        rt_sync_patterns_free(list);
+        return rc;
+    }
+    *patterns = list;
+    *npatterns = n;
+    return RT_OK;
+}
+
 /* The tables asked for (pairs of frames in msg) and their partition ancestors, each root
- * first, as of the snapshot; *server_version is the source's. */
+ * first, and the --table= arguments of the sequences no table owns (s_free_sequences), as
+ * of the snapshot; *server_version is the source's. */
 static int s_schema_objects(s_session_t *self, zmsg_t *msg, rt_sync_ddl_t **list, size_t *n,
-                            int *server_version)
+                            char ***sequences, size_t *nsequences, int *server_version)
 {
     size_t asked = zmsg_size(msg) / 2;
     PGconn *conn = NULL;
@@ -541,21 +585,26 @@ static int s_schema_objects(s_session_t *self, zmsg_t *msg, rt_sync_ddl_t **list
         free(schema);
         free(table);
     }
+    if (rc == RT_OK)
+        rc = s_free_sequences(self, conn, sequences, nsequences);
     PQfinish(conn);
     return rc;
 }
 
 /* Answers SCHEMA: pg_dump --schema-only of each table asked for and of its partition
- * ancestors, before and after the rows, under the snapshot. */
+ * ancestors, before and after the rows, and of the objects they may use (every object that
+ * is not a relation, and the sequences no table owns: the support script), under the
+ * snapshot. */
 static int s_schema(s_session_t *self, const char *id, size_t idlen, zmsg_t *msg)
 {
     rt_sync_ddl_t *list = NULL;
-    size_t n = 0;
+    size_t n = 0, nseq = 0;
+    char **sequences = NULL;
     int version = 0;
     char **env = NULL;
     char *program = NULL;
     int64_t start = rt_mono_ms();
-    int rc = s_schema_objects(self, msg, &list, &n, &version);
+    int rc = s_schema_objects(self, msg, &list, &n, &sequences, &nseq, &version);
     if (rc == RT_OK && !(program = rt_sync_pg_dump_program(self->args->pg_dump, version)))
         rc = RT_ENOMEM;
     if (rc == RT_OK && !(env = rt_sync_pg_dump_env(self->args->dsn, self->err, sizeof self->err)))
@@ -563,26 +612,56 @@ static int s_schema(s_session_t *self, const char *id, size_t idlen, zmsg_t *msg
     rt_pg_waiter_t w = {s_wait, self};
     rt_sync_dump_t d = {.program = program, .env = env, .snapshot = self->snapshot, .wait = &w};
     static const char *const sections[] = {"pre-data", "post-data"};
-    rt_sync_dump_job_t *jobs = rc == RT_OK ? calloc(2 * n + 1, sizeof *jobs) : NULL;
-    if (rc == RT_OK && !jobs)
+    /* Jobs: the objects, the free sequences in groups, then each table's two sections. */
+    size_t nseqjobs = (nseq + S_SEQUENCES_PER_DUMP - 1) / S_SEQUENCES_PER_DUMP;
+    size_t first = 1 + nseqjobs, njobs = first + 2 * n;
+    rt_sync_dump_job_t *jobs = rc == RT_OK ? calloc(njobs, sizeof *jobs) : NULL;
+    char ***groups = rc == RT_OK ? calloc(nseqjobs + 1, sizeof *groups) : NULL;
+    if (rc == RT_OK && (!jobs || !groups))
         rc = RT_ENOMEM;
-    for (size_t i = 0; i < 2 * n && jobs; i++)
-        jobs[i] = (rt_sync_dump_job_t){
+    if (jobs)
+        jobs[0] = (rt_sync_dump_job_t){.objects = true, .section = "pre-data"};
+    for (size_t g = 0; g < nseqjobs && rc == RT_OK; g++) {
+        size_t from = g * S_SEQUENCES_PER_DUMP, k = nseq - from;
+        k = k > S_SEQUENCES_PER_DUMP ? S_SEQUENCES_PER_DUMP : k;
+        /* A NULL-terminated window of sequences: its own array of pointers into it. */
+        if (!(groups[g] = calloc(k + 1, sizeof *groups[g]))) {
+            rc = RT_ENOMEM;
+            break;
+        }
+        memcpy(groups[g], sequences + from, k * sizeof *groups[g]);
+        jobs[1 + g] = (rt_sync_dump_job_t){.patterns = groups[g], .section = "pre-data"};
+    }
+    for (size_t i = 0; i < 2 * n && rc == RT_OK; i++)
+        jobs[first + i] = (rt_sync_dump_job_t){
             .schema = list[i / 2].schema, .table = list[i / 2].table, .section = sections[i % 2]};
     if (rc == RT_OK)
-        rc = rt_sync_pg_dumps(&d, jobs, 2 * n, self->err, sizeof self->err);
+        rc = rt_sync_pg_dumps(&d, jobs, njobs, self->err, sizeof self->err);
     for (size_t i = 0; i < 2 * n && rc == RT_OK; i++) {
-        char *text = strdup(jobs[i].out.data ? jobs[i].out.data : "");
+        rt_sync_dump_job_t *j = &jobs[first + i];
+        char *text = strdup(j->out.data ? j->out.data : "");
         if (!text)
             rc = RT_ENOMEM;
         *(i % 2 ? &list[i / 2].post : &list[i / 2].pre) = text;
     }
-    for (size_t i = 0; i < 2 * n && jobs; i++)
+    rt_buf_t support = {0};
+    for (size_t i = 0; i < first && rc == RT_OK; i++)
+        if (jobs[i].out.data)
+            rt_buf_append(&support, jobs[i].out.data, jobs[i].out.len);
+    if (rc == RT_OK && rt_buf_error(&support) != RT_OK)
+        rc = RT_ENOMEM;
+    for (size_t i = 0; i < njobs && jobs; i++)
         rt_buf_free(&jobs[i].out);
     free(jobs);
+    for (size_t g = 0; groups && g < nseqjobs; g++)
+        free(groups[g]);
+    free(groups);
     if (rc == RT_OK) {
-        rt_msg_t m = {
-            .type = RT_MSG_SCHEMA_READY, .sync_id = self->args->sync_id, .ddl = list, .nddl = n};
+        rt_msg_t m = {.type = RT_MSG_SCHEMA_READY,
+                      .sync_id = self->args->sync_id,
+                      .ddl = list,
+                      .nddl = n,
+                      .text = (char *)(support.data ? support.data : "")};
         rc = rt_sync_push_msg(self->push, id, idlen, &m);
         if (rc == RT_EINVAL)
             snprintf(self->err, sizeof self->err,
@@ -590,15 +669,18 @@ static int s_schema(s_session_t *self, const char *id, size_t idlen, zmsg_t *msg
         else if (rc != RT_OK)
             snprintf(self->err, sizeof self->err, "the definitions could not be sent");
         else
-            rt_info("copy session %llu: definitions of %zu tables for %s by %s in %.1f s",
-                    (unsigned long long)self->args->sync_id, n, self->args->name, program,
-                    (double)(rt_mono_ms() - start) / 1000.0);
+            rt_info("copy session %llu: definitions of %zu tables and of the objects they may "
+                    "use (%zu sequence%s no table owns) for %s by %s in %.1f s",
+                    (unsigned long long)self->args->sync_id, n, nseq, nseq == 1 ? "" : "s",
+                    self->args->name, program, (double)(rt_mono_ms() - start) / 1000.0);
     }
     if (rc == RT_ENOMEM)
         snprintf(self->err, sizeof self->err, "the publisher is out of memory");
+    rt_buf_free(&support);
     free(program);
     rt_sync_env_free(env);
     rt_sync_ddl_free(list, n);
+    rt_sync_patterns_free(sequences);
     return rc;
 }
 

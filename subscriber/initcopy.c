@@ -392,7 +392,7 @@ static int s_create_missing(s_coord_t *c)
     PGconn *conn = NULL;
     size_t created = 0;
     if ((err = rt__copy_replica_connect(c->o, "rt-subscriber", &conn)) == RT_OK)
-        err = rt_initcopy_create_tables(conn, c->plan.source, m.ddl, m.nddl, &created);
+        err = rt_initcopy_create_tables(conn, c->plan.source, m.text, m.ddl, m.nddl, &created);
     if (conn)
         PQfinish(conn);
     if (err == RT_OK)

@@ -45,12 +45,30 @@ static int s_try(PGconn *conn, const char *script, char *err, size_t err_size)
     return rc;
 }
 
-/* Runs a post-data script one pg_dump entry at a time (each starts with a comment
- * "-- Name: ...; Type: ...;"), in savepoints: an entry that fails because its object is
- * there already is skipped. That happens to a partition created under a parent the replica
- * had: attaching it created its share of the parent's indexes and keys, as it did on the
- * source, where pg_dump then found them. */
-static int s_try_entries(PGconn *conn, const char *script, char *err, size_t err_size)
+/* The object a pg_dump entry defines, from its header ("-- Name: f(); Type: FUNCTION;
+ * Schema: public; ..."), into out. */
+static void s_entry_name(const char *entry, char *out, size_t size)
+{
+    const char *p = strstr(entry, "-- Name: ");
+    size_t n = 0;
+    if (p) {
+        p += 9;
+        n = strcspn(p, "\n");
+    }
+    snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), p ? p : "(unnamed)");
+}
+
+/* Runs a pg_dump script one entry at a time (each starts with a comment "-- Name: ...;
+ * Type: ...;"), in savepoints: an entry that fails because its object is there already is
+ * skipped. That happens to a partition created under a parent the replica had: attaching
+ * it created its share of the parent's indexes and keys, as it did on the source, where
+ * pg_dump then found them; and to the objects of the support script the replica has.
+ * tolerant: any other failure of an entry is also skipped (the support script: an object
+ * no table needs may fail, and one a table needs makes that table's definition fail,
+ * naming it): appended to *again when again is not NULL (a function of a table's row type
+ * can be created once the table is), else logged with the entry's object. */
+static int s_try_entries(PGconn *conn, const char *script, bool tolerant, rt_buf_t *again,
+                         char *err, size_t err_size)
 {
     static const char mark[] = "\n--\n-- Name: ";
     rt_buf_t part = {0};
@@ -65,24 +83,33 @@ static int s_try_entries(PGconn *conn, const char *script, char *err, size_t err
             break;
         }
         p += len;
-        if ((rc = s_run(conn, "building the keys and indexes", "SAVEPOINT rt_entry", 0, NULL, err,
+        if ((rc = s_run(conn, "running the definitions", "SAVEPOINT rt_entry", 0, NULL, err,
                         err_size)) != RT_OK)
             break;
         PGresult *res = PQexec(conn, rt_buf_str(&part));
         ExecStatusType st = PQresultStatus(res);
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         bool failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY;
-        /* 42P07 duplicate_table, 42710 duplicate_object, 42P16 a second primary key. */
+        /* 42P07 duplicate_table, 42710 duplicate_object, 42723 duplicate_function, 42P06
+         * duplicate_schema, 42P16 a second primary key. */
         bool there = failed && state &&
                      (strcmp(state, "42P07") == 0 || strcmp(state, "42710") == 0 ||
+                      strcmp(state, "42723") == 0 || strcmp(state, "42P06") == 0 ||
                       (strcmp(state, "42P16") == 0 && strstr(rt_buf_str(&part), "PRIMARY KEY")));
-        if (failed && !there) {
+        if (failed && !there && PQstatus(conn) == CONNECTION_OK && tolerant && again) {
+            rt_buf_append(again, part.data, part.len);
+        } else if (failed && !there && PQstatus(conn) == CONNECTION_OK && tolerant) {
+            char name[256], why[RT_PG_ERR_MAX];
+            s_entry_name(rt_buf_str(&part), name, sizeof name);
+            rt_pg_error_line(PQerrorMessage(conn), why, sizeof why);
+            rt_warn("initial copy: %s was not created on the replica: %s", name, why);
+        } else if (failed && !there) {
             rt_pg_error_line(PQerrorMessage(conn), err, err_size);
             rc = rt_pg_failure(conn);
         }
         PQclear(res);
         if (rc == RT_OK)
-            rc = s_run(conn, "building the keys and indexes",
+            rc = s_run(conn, "running the definitions",
                        failed ? "ROLLBACK TO SAVEPOINT rt_entry" : "RELEASE SAVEPOINT rt_entry", 0,
                        NULL, err, err_size);
     }
@@ -118,7 +145,7 @@ static int s_run_all(PGconn *conn, s_item_t *items, size_t n, const char *what, 
             if (rc != RT_OK)
                 return rc;
             it->err[0] = '\0';
-            rc = it->entries ? s_try_entries(conn, it->script, it->err, sizeof it->err)
+            rc = it->entries ? s_try_entries(conn, it->script, false, NULL, it->err, sizeof it->err)
                              : s_try(conn, it->script, it->err, sizeof it->err);
             if (rc == RT_OK && on_done)
                 rc = on_done(conn, it, source);
@@ -212,8 +239,8 @@ static int s_record_post(PGconn *conn, s_item_t *it, const char *source)
     return RT_OK;
 }
 
-int rt_initcopy_create_tables(PGconn *conn, const char *source, const rt_sync_ddl_t *ddl, size_t n,
-                              size_t *created)
+int rt_initcopy_create_tables(PGconn *conn, const char *source, const char *support,
+                              const rt_sync_ddl_t *ddl, size_t n, size_t *created)
 {
     *created = 0;
     s_item_t *items = calloc(n ? n : 1, sizeof *items);
@@ -221,6 +248,14 @@ int rt_initcopy_create_tables(PGconn *conn, const char *source, const rt_sync_dd
         return RT_ENOMEM;
     int rc = s_run(conn, "creating the tables", "BEGIN", 0, NULL, NULL, 0);
     bool begun = rc == RT_OK;
+    /* First what the tables may use and the replica lacks, in the same transaction; what
+     * fails is tried again once the tables are there. */
+    char err[RT_PG_ERR_MAX] = "";
+    rt_buf_t again = {0};
+    if (rc == RT_OK && support && support[0])
+        rc = s_try_entries(conn, support, true, &again, err, sizeof err);
+    if (rc == RT_OK && rt_buf_error(&again) != RT_OK)
+        rc = RT_ENOMEM;
     size_t k = 0;
     /* Checked again in the transaction: an ancestor of a missing table may be there. */
     for (size_t i = 0; i < n && rc == RT_OK; i++) {
@@ -243,6 +278,11 @@ int rt_initcopy_create_tables(PGconn *conn, const char *source, const rt_sync_dd
     }
     if (rc == RT_OK)
         rc = s_run_all(conn, items, k, "creating it", s_record_post, source);
+    if (rc == RT_OK && again.len)
+        rc = s_try_entries(conn, rt_buf_str(&again), true, NULL, err, sizeof err);
+    if (err[0])
+        rt_error("initial copy: creating the objects the tables use failed: %s", err);
+    rt_buf_free(&again);
     if (rc == RT_OK)
         rc = s_run(conn, "creating the tables", "COMMIT", 0, NULL, NULL, 0);
     else if (begun && PQstatus(conn) == CONNECTION_OK)
@@ -309,7 +349,7 @@ int rt_initcopy_post_table(PGconn *conn, const char *source, const char *schema,
     int rc = rt_buf_error(&local) != RT_OK || rt_buf_error(&rest) != RT_OK ? RT_ENOMEM : RT_OK;
     char err[RT_PG_ERR_MAX] = "";
     if (rc == RT_OK && nlocal)
-        rc = s_try_entries(conn, rt_buf_str(&local), err, sizeof err);
+        rc = s_try_entries(conn, rt_buf_str(&local), false, NULL, err, sizeof err);
     if (rc == RT_OK && nlocal) {
         const char *p4[] = {source, schema, table, rt_buf_str(&rest)};
         rc = nrest ? s_run(conn, "recording what is left of a table's indexes and constraints",

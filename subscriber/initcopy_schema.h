@@ -14,13 +14,15 @@
 int rt_initcopy_missing(PGconn *conn, const rt_sync_table_t *tables, size_t ntables,
                         rt_sync_ddl_t **missing, size_t *nmissing) RT_WUR;
 
-/* Creates, in one transaction on conn, the tables of a SCHEMA_READY (n entries, each root
- * first) still missing, with their schemas, and records what runs after their rows in
+/* Creates, in one transaction on conn, the objects of the support script (pg_dump entries:
+ * types, functions, extensions... the tables may use; those the replica has are kept, and
+ * one that fails is logged and left out) and the tables of a SCHEMA_READY (n entries, each
+ * root first) still missing, with their schemas, and records what runs after their rows in
  * rt.sync_ddl for source. conn is left with the search_path the definitions set: give it a
- * connection of its own. RT_OK with *created; RT_EINVAL when a definition fails on the
- * replica (logged, nothing created); RT_EDB, RT_EIO, RT_ENOMEM. */
-int rt_initcopy_create_tables(PGconn *conn, const char *source, const rt_sync_ddl_t *ddl, size_t n,
-                              size_t *created) RT_WUR;
+ * connection of its own. RT_OK with *created; RT_EINVAL when a table's definition fails on
+ * the replica (logged, nothing created); RT_EDB, RT_EIO, RT_ENOMEM. */
+int rt_initcopy_create_tables(PGconn *conn, const char *source, const char *support,
+                              const rt_sync_ddl_t *ddl, size_t n, size_t *created) RT_WUR;
 
 /* Within the caller's transaction (the one that empties the table before its copy): drops
  * the keys and indexes of replica table schema.table that can be built again exactly from

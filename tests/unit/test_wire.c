@@ -1519,8 +1519,9 @@ static void test_sync_malformed(void **state)
     }
 }
 
-/* SCHEMA and SCHEMA_READY carry tables' names and definitions, quotes and all; an
- * entry of the wrong shape or with an empty name is refused. */
+/* SCHEMA and SCHEMA_READY carry tables' names and definitions, quotes and all, and
+ * SCHEMA_READY the support script; an entry of the wrong shape or with an empty name is
+ * refused. */
 static void test_schema_roundtrip(void **state)
 {
     (void)state;
@@ -1530,7 +1531,12 @@ static void test_schema_roundtrip(void **state)
          .pre = "CREATE TABLE public.events ();",
          .post = ""},
         {.schema = "app", .table = "Odd \"Name\"", .pre = "CREATE ...;\n", .post = "ALTER ...;"}};
-    rt_msg_t m = {.type = RT_MSG_SCHEMA_READY, .sync_id = 9, .ddl = ddl, .nddl = 2};
+    rt_msg_t m = {.type = RT_MSG_SCHEMA_READY,
+                  .sync_id = 9,
+                  .ddl = ddl,
+                  .nddl = 2,
+                  .text =
+                      "--\n-- Name: mood; Type: TYPE\nCREATE TYPE public.mood AS ENUM ('a');\n"};
     void *frame;
     size_t len;
     assert_int_equal(rt_msg_encode(&m, &frame, &len), 0);
@@ -1538,6 +1544,7 @@ static void test_schema_roundtrip(void **state)
     rt_msg_t d;
     assert_int_equal(rt_msg_decode(frame, len, &d), 0);
     assert_int_equal(d.sync_id, 9);
+    assert_string_equal(d.text, m.text);
     assert_int_equal(d.nddl, 2);
     assert_string_equal(d.ddl[1].table, "Odd \"Name\"");
     assert_string_equal(d.ddl[1].pre, "CREATE ...;\n");
@@ -1552,6 +1559,14 @@ static void test_schema_roundtrip(void **state)
     assert_string_equal(d.name, "r1");
     assert_int_equal(d.nddl, 1);
     assert_string_equal(d.ddl[0].schema, "public");
+    rt_msg_clear(&d);
+    free(frame);
+
+    /* No support script travels as an empty one. */
+    m.text = NULL;
+    assert_int_equal(rt_msg_encode(&m, &frame, &len), 0);
+    assert_int_equal(rt_msg_decode(frame, len, &d), 0);
+    assert_string_equal(d.text, "");
     rt_msg_clear(&d);
     free(frame);
 
@@ -1572,15 +1587,16 @@ static void test_schema_roundtrip(void **state)
     free(frame);
     free(wide);
 
-    /* 0 well-formed, 1 a short entry, 2 an empty table name, 3 version 1, 4 a str pre. */
-    for (int f = 0; f < 5; f++) {
+    /* 0 well-formed, 1 a short entry, 2 an empty table name, 3 version 1, 4 a str pre,
+     * 5 version 2 (no support script), 6 a str support script. */
+    for (int f = 0; f < 7; f++) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, 4);
+        msgpack_pack_array(&pk, f == 5 ? 4 : 5);
         s_pack_str(&pk, "SCHEMA_READY");
-        msgpack_pack_uint8(&pk, f == 3 ? 1 : 2);
+        msgpack_pack_uint8(&pk, f == 3 ? 1 : f == 5 ? 2 : 3);
         msgpack_pack_uint8(&pk, 9);
         msgpack_pack_array(&pk, 1);
         msgpack_pack_array(&pk, f == 1 ? 3 : 4);
@@ -1592,6 +1608,10 @@ static void test_schema_roundtrip(void **state)
             msgpack_pack_bin_with_body(&pk, "pre", 4);
         if (f != 1)
             msgpack_pack_bin_with_body(&pk, "post", 5);
+        if (f == 6)
+            s_pack_str(&pk, "CREATE TYPE t;");
+        else if (f != 5)
+            msgpack_pack_bin_with_body(&pk, "CREATE TYPE t;", 15);
         void *copy = s_copy(sb.data, sb.size);
         int rc = rt_msg_decode(copy, sb.size, &d);
         assert_int_equal(rc, f == 0 ? 0 : RT_EPROTO);
