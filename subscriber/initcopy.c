@@ -210,6 +210,8 @@ typedef struct {
     rt__copy_plan_t plan;
     uint64_t start_seq; /* recorded by an earlier attempt, 0 none */
     bool fresh_resync;  /* a resync that has not emptied any table yet */
+    bool post_only;     /* a resync of chosen tables stopped after their rows were in and
+                         * before their keys and indexes were built: only those are left */
 } s_coord_t;
 
 static void s_coord_clear(s_coord_t *c)
@@ -283,6 +285,15 @@ static int s_replica_state(s_coord_t *c, bool *needed)
         if (!res)
             return RT_EDB;
         *needed = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+        PQclear(res);
+        if (*needed)
+            return RT_OK;
+        res = rt_pg_exec(c->conn, "replica", "reading rt.sync_ddl",
+                         "SELECT EXISTS (SELECT 1 FROM rt.sync_ddl WHERE source = $1)", 1, ps, NULL,
+                         0);
+        if (!res)
+            return RT_EDB;
+        c->post_only = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
         return RT_OK;
     }
@@ -703,9 +714,10 @@ static int s_prepare(s_coord_t *c, size_t *ncopy)
         }
     }
     /* The copy loads a table without its keys and indexes, and builds them once over the
-     * rows (a resync of chosen tables leaves them: the others stream meanwhile). */
+     * rows, before the table takes changes again (a resync of chosen tables too: its
+     * tables' changes are held until then, and the others need none of their indexes). */
     size_t deferred = 0, ntables = 0;
-    for (size_t i = 0; i < pl->ntables && err == RT_OK && !c->o->tables_only; i++) {
+    for (size_t i = 0; i < pl->ntables && err == RT_OK; i++) {
         const rt__copy_table_t *t = &pl->tables[i];
         size_t k = 0;
         if (t->ready || t->group != i)
@@ -987,12 +999,22 @@ static int s_copy_all(s_coord_t *c, size_t ncopy)
     return err;
 }
 
-/* The origin at the start seq, in the transaction that ends the copy. A resync of chosen
- * tables leaves the origin to the apply (their replay, "Resync of chosen tables"). */
+/* The origin at the start seq, in the transaction that ends the copy, with what is left of
+ * the keys and indexes. A resync of chosen tables leaves the origin to the apply (their
+ * replay, "Resync of chosen tables"), and only builds what is left. */
 static int s_finish(s_coord_t *c)
 {
-    if (c->o->tables_only)
-        return RT_OK;
+    if (c->o->tables_only) {
+        size_t built = 0;
+        int err = rt__copy_exec(c->conn, "ending the copy", "BEGIN", 0, NULL, NULL, 0);
+        if (err == RT_OK)
+            err = rt_initcopy_post_data(c->conn, c->plan.source, &built);
+        if (err == RT_OK)
+            err = rt__copy_exec(c->conn, "ending the copy", "COMMIT", 0, NULL, NULL, 0);
+        else if (PQstatus(c->conn) == CONNECTION_OK)
+            PQclear(PQexec(c->conn, "ROLLBACK"));
+        return err;
+    }
     char origin[140], seq[32];
     snprintf(origin, sizeof origin, "rt_%s", c->plan.source);
     rt_lsn_format(c->ready.seq, seq, sizeof seq);
@@ -1033,6 +1055,14 @@ static int s_attempt(s_coord_t *c)
         return err;
     if ((err = s_replica_state(c, &needed)) != RT_OK)
         return err;
+    if (!needed && c->post_only) {
+        /* Their rows are in: once these are built, the apply replays what it passed for
+         * them (RT_OK: the caller restarts it). */
+        if ((err = s_finish(c)) == RT_OK)
+            rt_info("resync: the chosen tables are copied; the keys and indexes a stopped "
+                    "attempt left to build are built");
+        return err;
+    }
     if (!needed)
         return c->o->tables_only ? RT_ENOTFOUND : RT_OK;
     if (c->o->state)
@@ -1103,7 +1133,8 @@ static bool s_unfinished_copy(const rt_initcopy_opts_t *opts)
 
 bool rt_initcopy_tables_pending(const rt_initcopy_opts_t *opts)
 {
-    return s_replica_holds(opts, "sync_tables", "state = 'c'");
+    return s_replica_holds(opts, "sync_tables", "state = 'c'") ||
+           (!s_unfinished_copy(opts) && s_replica_holds(opts, "sync_ddl", "true"));
 }
 
 /* Sleeps ms, serving the caller's HTTP requests meanwhile. */
@@ -1127,10 +1158,18 @@ static int s_run(const rt_initcopy_opts_t *opts)
     if (!opts->init && !opts->resync && !opts->tables_only && !s_unfinished_copy(opts))
         return RT_OK;
     int64_t backoff = S_BACKOFF_MIN_MS;
-    for (;;) {
+    for (bool again = false;; again = true) {
         s_coord_t c = {.o = opts};
         int err = s_attempt(&c);
         s_coord_clear(&c);
+        /* Nothing left to copy after an attempt that failed: that one had copied it all
+         * (a resync of chosen tables whose end was cut off), and the apply must take up
+         * the copied tables (RT_OK). */
+        if (err == RT_ENOTFOUND && again && opts->tables_only) {
+            rt_info("resync: the chosen tables are copied (by the attempt before, whose end "
+                    "was cut off)");
+            err = RT_OK;
+        }
         if (err == RT_OK || err == RT_EINVAL || err == RT_ENOMEM || err == RT_ENOTFOUND)
             return err;
         if (opts->stop && *opts->stop)

@@ -94,6 +94,15 @@ rt_writer_stop writer
 rt_wait_converged 60 source replica
 n="$(rt_psql replica -c "SELECT count(*) FROM rt.sync_tables WHERE state = 'c' OR replayed IS NOT NULL")"
 [[ "$n" == 0 ]] || rt_fail "rt.sync_tables still holds $n tables held or replaying"
+# big was loaded without its key and indexes, built once its rows were in, as they were.
+grep -q 'initial copy: 2 keys and indexes of 1 tables are built once their rows are in' \
+    "$RT_TMP/replica.log" || rt_fail "the resync did not load big before building its indexes"
+idx="$(rt_psql replica -c "SELECT string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes
+    WHERE tablename = 'big'")"
+[[ "$idx" == *"UNIQUE INDEX big_pkey ON public.big USING btree (id)"*"INDEX big_slow ON public.big USING btree (slow(id)) WHERE ((id % (400)::bigint) = 0)"* ]] ||
+    rt_fail "big's indexes after the resync: $idx"
+n="$(rt_psql replica -c "SELECT count(*) FROM rt.sync_ddl")"
+[[ "$n" == 0 ]] || rt_fail "rt.sync_ddl still holds $n tables' indexes to build"
 
 # damage_and_resync K M: under writes, rows of big (id % K = 0) and side (id % M = 0)
 # vanish behind rt's back, and both tables are copied again.
@@ -108,13 +117,38 @@ damage_and_resync() {
 
 echo "-- a subscriber killed while it copies a table again resumes at its next start"
 damage_and_resync 3 2
-sleep 1
 rt_kill9 replica
 held="$(rt_psql replica -c "SELECT count(*) FROM rt.sync_tables WHERE state = 'c'")"
 echo "killed with $held tables held"
 : >"$RT_TMP/replica.log"
 sub_start
-rt_wait_until 120 "the resumed copy to end" copied
+if ((held > 0)); then
+    rt_wait_until 120 "the resumed copy to end" copied
+else
+    echo "(the kill came after the copy)"
+fi
+rt_writer_stop writer
+rt_wait_converged 90 source replica
+
+# big_indexed: big has its key and both indexes, and none is left to build.
+big_indexed() {
+    [[ "$(rt_psql replica -c "SELECT (SELECT count(*) FROM pg_indexes WHERE tablename = 'big'
+        AND indexname IN ('big_pkey', 'big_slow')) = 2 AND NOT EXISTS (SELECT 1 FROM rt.sync_ddl)")" == t ]]
+}
+echo "-- a subscriber killed while it builds the indexes of a table copied again builds them next"
+damage_and_resync 3 2
+# big's rows are in (no table held) and its indexes are still to build (big_slow takes ~5 s).
+building() {
+    [[ "$(rt_psql replica -c "SELECT NOT EXISTS (SELECT 1 FROM rt.sync_tables WHERE state = 'c')
+        AND EXISTS (SELECT 1 FROM rt.sync_ddl)")" == t ]]
+}
+rt_wait_until 60 "big's rows to be in, its indexes not built" building
+rt_kill9 replica
+: >"$RT_TMP/replica.log"
+sub_start
+left() { grep -q 'the keys and indexes a stopped attempt left to build are built' "$RT_TMP/replica.log"; }
+rt_wait_until 30 "the restarted subscriber to build what was left" left
+rt_wait_until 60 "big's key and indexes" big_indexed
 rt_writer_stop writer
 rt_wait_converged 90 source replica
 
