@@ -2,11 +2,15 @@
 # shellcheck shell=bash disable=SC2034
 #
 # Sourced by bench/run.sh after tests/lib/cluster.sh and rt_setup. Every wait is
-# bounded. Results go into the associative array B_RES (key "<case>.<replicator>"),
-# problems into B_FAILS; run.sh prints both at the end.
+# bounded. The figures of the round running go into the associative array B_RES (key
+# "<metric>.<replicator>"), and at the round's end into B_ALL (key
+# "<metric>.<replicator>#<round>"); problems go into B_FAILS. run.sh prints them at
+# the end.
 
 declare -gA B_RES=()
+declare -gA B_ALL=()
 declare -ga B_FAILS=()
+B_ROUND="" # the round running (run.sh sets it); failures name it
 B_CLK_TCK="$(getconf CLK_TCK)"
 B_POLL_SLEEP="${RT_BENCH_POLL:-0.05}"
 
@@ -24,15 +28,36 @@ b_say() {
 }
 
 # b_fail MSG...
-# Records a failed check (printed as FAIL now and in the summary); does not stop the run.
+# Records a failed check (printed as FAIL now and in the summary, with the round);
+# does not stop the run.
 b_fail() {
-    echo "FAIL: $*"
-    B_FAILS+=("$*")
+    local msg="${B_ROUND:+round $B_ROUND: }$*"
+    echo "FAIL: $msg"
+    B_FAILS+=("$msg")
 }
 
 # b_set KEY VALUE
 b_set() {
     B_RES[$1]="$2"
+}
+
+# b_round_save ROUND
+# Moves the round's figures from B_RES into B_ALL (key "<metric>.<replicator>#ROUND")
+# and empties B_RES for the next round.
+b_round_save() {
+    local k
+    for k in "${!B_RES[@]}"; do
+        B_ALL["$k#$1"]="${B_RES[$k]}"
+    done
+    B_RES=()
+}
+
+# b_loadavg
+# Prints the 1-minute load average (the first field of /proc/loadavg).
+b_loadavg() {
+    local a _
+    read -r a _ </proc/loadavg
+    printf '%s' "$a"
 }
 
 # b_div A B SCALE
@@ -378,4 +403,163 @@ b_perf_stop() {
     echo "    top symbols (process, object, symbol)"
     perf report -i "$data" --no-children --sort pid,dso,sym --stdio -g none 2>/dev/null |
         awk '/^ *[0-9.]+%/ && n < 30 { print "      " $0; n++ }' || true
+}
+
+# ---------------------------------------------------------------------------
+# Between cases: settle the clusters, so that what a case left behind is not done
+# during the next one (which, with the replicators alternated, is the other's).
+
+# b_settle CLUSTER...
+# Runs VACUUM ANALYZE then CHECKPOINT on each CLUSTER (bounded by b_q's
+# statement_timeout): the autovacuum work and the dirty buffers a case left are done
+# now, between cases, rather than during the next case. Prints how long it took.
+b_settle() {
+    local c t0
+    t0="$(b_now_ms)"
+    for c in "$@"; do
+        b_q "$c" "VACUUM ANALYZE" >/dev/null
+        b_q "$c" "CHECKPOINT" >/dev/null
+    done
+    echo "    settled $* (VACUUM ANALYZE, CHECKPOINT) in $(($(b_now_ms) - t0)) ms"
+}
+
+# ---------------------------------------------------------------------------
+# The loaded mode (RT_BENCH_LOAD=1): a fixed CPU and disk load beside the whole run.
+
+B_LOAD_NICE=10        # nice level of the CPU burner
+B_LOAD_BLOCK_KB=64    # the disk writer's block: each one written with O_DSYNC
+B_LOAD_BLOCKS=64      # blocks per file (64 x 64 KiB = 4 MiB), deleted after each pass
+B_LOAD_PAUSE=0.2      # seconds between two passes of the disk writer
+
+# The CPU burner, run as `bash -c "$B__BURN" burn SECONDS`: a busy loop of shell
+# arithmetic that ends by itself after SECONDS.
+# shellcheck disable=SC2016
+B__BURN='while ((SECONDS < $1)); do :; done'
+
+# The disk writer, run as `bash -c "$B__WRITE" write DIR SECONDS BLOCK_KB BLOCKS PAUSE`:
+# until SECONDS have passed, writes DIR/dsync.bin with dd (BLOCKS blocks of BLOCK_KB
+# KiB, oflag=dsync: each block is on disk before the next is written), deletes it and
+# pauses PAUSE seconds. On SIGTERM (or at the end) stops dd, deletes the file and
+# prints the MiB it wrote.
+# shellcheck disable=SC2016
+B__WRITE='
+dir="$1" end="$2" bs="$3" n="$4" pause="$5" f="$1/dsync.bin" d="" passes=0
+finish() {
+    [[ -z "$d" ]] || kill "$d" 2>/dev/null
+    wait
+    rm -f "$f"
+    echo "disk writer: $passes passes, $((passes * bs * n / 1024)) MiB written with O_DSYNC"
+    exit 0
+}
+trap finish TERM INT
+while ((SECONDS < end)); do
+    dd if=/dev/zero of="$f" bs="${bs}k" count="$n" oflag=dsync status=none &
+    d=$!
+    wait "$d"
+    d=""
+    rm -f "$f"
+    passes=$((passes + 1))
+    sleep "$pause" &
+    wait $!
+done
+finish
+'
+
+# b_load_describe
+# Prints what the loaded mode runs (for the header).
+b_load_describe() {
+    printf '%s' "one CPU burner (a bash busy loop at nice $B_LOAD_NICE) and one disk writer" \
+        " (dd of $((B_LOAD_BLOCKS * B_LOAD_BLOCK_KB / 1024)) MiB in $B_LOAD_BLOCK_KB KiB O_DSYNC writes" \
+        " into RT_TMP/load, the file deleted after each pass, ${B_LOAD_PAUSE} s between passes)"
+}
+
+# b_load_start SECONDS
+# Starts the CPU burner and the disk writer in the background (labels load_cpu and
+# load_disk, registered with cluster.sh, so stopped by pid at exit); each also ends by
+# itself after SECONDS. Stopped by b_load_stop.
+b_load_start() {
+    mkdir -p "$RT_TMP/load"
+    rt_start_bg load_cpu "$RT_TMP/load_cpu.log" nice -n "$B_LOAD_NICE" bash -c "$B__BURN" burn "$1"
+    rt_start_bg load_disk "$RT_TMP/load_disk.log" bash -c "$B__WRITE" write "$RT_TMP/load" "$1" \
+        "$B_LOAD_BLOCK_KB" "$B_LOAD_BLOCKS" "$B_LOAD_PAUSE"
+    B_LOAD_T0="$(b_now_ms)"
+}
+
+# b_load_stop
+# Stops the load by pid and prints what it did (also kept in B_LOAD_REPORT): the CPU
+# seconds the burner got and the MiB the writer wrote, over the seconds they ran.
+b_load_stop() {
+    local ticks secs
+    ticks="$(b_cpu_ticks "$LOAD_CPU_PID")"
+    secs="$(b_div $(($(b_now_ms) - B_LOAD_T0)) 1000 0)"
+    rt_stop_daemon load_cpu TERM >/dev/null 2>&1 || true
+    rt_stop_daemon load_disk TERM >/dev/null 2>&1 || true
+    B_LOAD_REPORT="the CPU burner got $(b_ticks_to_s "$ticks") CPU s in $secs s;"
+    B_LOAD_REPORT+=" $(tail -n 1 "$RT_TMP/load_disk.log" 2>/dev/null || echo "disk writer: no report") in $secs s"
+    echo "    load: $B_LOAD_REPORT"
+}
+
+# ---------------------------------------------------------------------------
+# The summary over rounds.
+
+# The summary of one metric, run as `awk -v rt="A1 A2..." -v nat="B1 B2..." -f-`
+# (the figures of each round, "-" where there is none): prints "rt native ratio
+# spread": each replicator's median over the rounds, the median of the per-round
+# ratios rt/native (round r: rt's figure of round r over native's of round r) and
+# their min..max ("-" with fewer than two). A median of an even count is the mean of
+# the two middle values; figures keep the decimals they were measured with. Rounds
+# without a figure ("-") are left out; a replicator that failed in some round shows
+# FAIL, and words (equal, DIFFERENT) are shown as they are, distinct ones joined by "/".
+B__SUMMARY_AWK='
+function isnum(x) { return x ~ /^-?[0-9]+(\.[0-9]+)?$/ }
+function decimals(x) { return index(x, ".") ? length(x) - index(x, ".") : 0 }
+function median(v, n,   i, j, t) {
+    for (i = 2; i <= n; i++) {
+        t = v[i]
+        for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]
+        v[j + 1] = t
+    }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function figure(s,   f, n, i, v, m, d, out, seen, other) {
+    n = split(s, f, " ")
+    m = 0; d = 0; other = 0; out = ""
+    for (i = 1; i <= n; i++) {
+        if (f[i] == "FAIL") return "FAIL"
+        if (f[i] == "-") continue
+        if (isnum(f[i])) {
+            v[++m] = f[i] + 0
+            if (decimals(f[i]) > d) d = decimals(f[i])
+        } else other = 1
+        if (!(f[i] in seen)) { seen[f[i]] = 1; out = out (out == "" ? "" : "/") f[i] }
+    }
+    if (out == "") return "-"
+    return other ? out : sprintf("%.*f", d, median(v, m))
+}
+BEGIN {
+    n = split(rt, a, " "); split(nat, b, " ")
+    k = 0
+    for (i = 1; i <= n; i++) {
+        if (isnum(a[i]) && isnum(b[i]) && b[i] + 0 > 0) {
+            r[++k] = a[i] / b[i]
+            if (k == 1 || r[k] < lo) lo = r[k]
+            if (k == 1 || r[k] > hi) hi = r[k]
+        }
+    }
+    ratio = k ? sprintf("%.2f", median(r, k)) : "-"
+    spread = k > 1 ? sprintf("%.2f..%.2f", lo, hi) : "-"
+    print figure(rt), figure(nat), ratio, spread
+}
+'
+
+# b_summary ROUNDS KEY
+# Prints "rt native ratio spread" of metric KEY over rounds 1..ROUNDS of B_ALL.
+b_summary() {
+    local rounds="$1" key="$2" i
+    local -a a=() b=()
+    for ((i = 1; i <= rounds; i++)); do
+        a+=("${B_ALL[$key.rt#$i]:--}")
+        b+=("${B_ALL[$key.native#$i]:--}")
+    done
+    awk -v rt="${a[*]}" -v nat="${b[*]}" "$B__SUMMARY_AWK"
 }

@@ -1,28 +1,40 @@
 #!/usr/bin/env bash
 # bench/run.sh - rt against PostgreSQL's native logical replication, same machine, same run.
 #
-# One command: builds Release into build-bench (incremental), then for each
-# replicator (rt, then native) starts fresh PostgreSQL clusters on loopback with
-# the same settings and runs the cases: bulk, small, backlog, tpcb, latency (one
-# replica), fan-out bulk and small (three replicas), memory (during bulk). Ends
-# with one table: rt's figure, native's figure, rt/native.
+# One command: builds Release into build-bench (incremental), then runs the cases
+# (bulk, small, backlog, tpcb, latency with one replica; fan-out bulk and small with
+# three; memory during bulk) RT_BENCH_ROUNDS times. Each round starts fresh
+# PostgreSQL clusters on loopback with the same settings for both replicators and
+# runs every case once per replicator, alternated case by case (round 1 native then
+# rt, round 2 rt then native, ...), recording the 1-minute load average at the start
+# and end of each. Ends with a per-round table and one summary table: each
+# replicator's median over the rounds, the median rt/native of the per-round ratios
+# and their spread (min..max).
 #
-# Settings (environment): RT_BENCH_TIMEOUT (bound of the whole run after the
-# build, seconds, default 600), RT_BENCH_BUILD (build directory, default
-# <repo>/build-bench), RT_BENCH_NO_BUILD=1 (use the binaries as they are),
+# Settings (environment): RT_BENCH_ROUNDS (default 2; 1 with RT_BENCH_QUICK=1),
+# RT_BENCH_QUICK=1 (smaller workloads, for development), RT_BENCH_LOAD=1 (a fixed
+# CPU and disk load beside the whole run), RT_BENCH_TIMEOUT (bound of the whole run
+# after the build, seconds, default 600 per round), RT_BENCH_BUILD (build directory,
+# default <repo>/build-bench), RT_BENCH_NO_BUILD=1 (use the binaries as they are),
 # RT_BENCH_ONLY=rt|native (one replicator), RT_BENCH_CASES (the cases to run, out of
 # "bulk small backlog tpcb latency fo_bulk fo_small"; default all),
 # RT_BENCH_NATIVE_STREAMING=on (native subscriptions with streaming = on; default
-# off, PostgreSQL's default), RT_BENCH_PERF=1
-# (a system-wide perf profile of each case, summarised after it), RT_BENCH_POLL
-# (replica poll interval, seconds, default 0.05), RT_KEEP=1 (keep the temporary
-# directory with every log and profile).
+# off, PostgreSQL's default), RT_BENCH_PERF=1 (a system-wide perf profile of each
+# case, summarised after it), RT_BENCH_POLL (replica poll interval, seconds, default
+# 0.05), RT_KEEP=1 (keep the temporary directory with every log and profile).
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RT_SRC="$(cd "$BENCH_DIR/.." && pwd)"
 RT_BIN="${RT_BENCH_BUILD:-$RT_SRC/build-bench}"
 export RT_SRC RT_BIN
+
+QUICK="${RT_BENCH_QUICK:-0}"
+ROUNDS="${RT_BENCH_ROUNDS:-$([[ "$QUICK" == 1 ]] && echo 1 || echo 2)}"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "FAIL: RT_BENCH_ROUNDS must be a positive integer, not '$ROUNDS'" >&2; exit 1; }
+RUN_TIMEOUT="${RT_BENCH_TIMEOUT:-$((600 * ROUNDS))}"
+[[ "${RT_BENCH_ONLY:-rt}" == rt || "${RT_BENCH_ONLY:-}" == native ]] ||
+    { echo "FAIL: RT_BENCH_ONLY must be rt or native, not '$RT_BENCH_ONLY'" >&2; exit 1; }
 
 if [[ -z "${RT_BENCH_INNER:-}" ]]; then
     if [[ "${RT_BENCH_NO_BUILD:-0}" != 1 ]]; then
@@ -46,7 +58,7 @@ if [[ -z "${RT_BENCH_INNER:-}" ]]; then
         fi
     fi
     export RT_BENCH_INNER=1
-    exec timeout --foreground "${RT_BENCH_TIMEOUT:-600}" bash "${BASH_SOURCE[0]}" "$@"
+    exec timeout --foreground "$RUN_TIMEOUT" bash "${BASH_SOURCE[0]}" "$@"
 fi
 
 for prog in rt-publisher rt-subscriber; do
@@ -61,11 +73,22 @@ source "$BENCH_DIR/lib.sh"
 B_T_START="$(b_now_ms)"
 SQL="$BENCH_DIR/sql"
 
-BULK_ROWS=1000000
-SMALL_TX=50000 # 4 clients x 12500
-TPCB_SECONDS=20
+# The workloads; RT_BENCH_QUICK=1 makes them smaller, for development.
+if [[ "$QUICK" == 1 ]]; then
+    BULK_ROWS=200000
+    SMALL_TX=8000 # 4 clients x 2000
+    TPCB_SECONDS=5
+    LAT_SECONDS=3
+else
+    # Sized so that the default 2 rounds take under 15 minutes on a shared 2-core machine.
+    BULK_ROWS=500000
+    SMALL_TX=20000 # 4 clients x 5000
+    TPCB_SECONDS=15
+    LAT_SECONDS=10
+fi
 LAT_RATE=500
-LAT_SECONDS=10
+SINGLE_CASES=(bulk small backlog tpcb latency)
+FANOUT_CASES=(fo_bulk fo_small)
 
 # The same settings for both replicators. Sources keep the default durability
 # (fsync on, synchronous_commit on). Replicas commit their apply with
@@ -89,6 +112,17 @@ echo "    sources: fsync = on, synchronous_commit = on (defaults); replicas: syn
     "(postgresql.conf, both replicators); native: copy_data = false," \
     "streaming = ${RT_BENCH_NATIVE_STREAMING:-off} (defaults otherwise); rt's publisher: streaming (protocol 2);" \
     "rt's sockets: $([[ "${RT_BENCH_CURVE:-0}" == 1 ]] && echo CURVE || echo plaintext)"
+echo "    $([[ "$QUICK" == 1 ]] && echo "quick mode (RT_BENCH_QUICK=1)" || echo "full size"):" \
+    "bulk $BULK_ROWS rows; small and backlog $SMALL_TX transactions; tpcb $TPCB_SECONDS s;" \
+    "latency $LAT_RATE tx/s for $LAT_SECONDS s; run bounded by $RUN_TIMEOUT s"
+echo "    $ROUNDS round(s), each with fresh clusters; the replicators alternate case by case," \
+    "round 1 native first, round 2 rt first, and so on; figures: median over the rounds;" \
+    "rt/native: median of the per-round ratios, spread min..max"
+if [[ "${RT_BENCH_LOAD:-0}" == 1 ]]; then
+    echo "    background load ON (RT_BENCH_LOAD=1) for the whole run: $(b_load_describe)"
+else
+    echo "    background load: off (RT_BENCH_LOAD=1 adds a fixed CPU and disk load)"
+fi
 
 # setup_clusters KIND SOURCE REPLICA...
 # Fresh clusters with the benchmark's tables (empty), pgbench's tables on single-replica sets.
@@ -150,7 +184,7 @@ case_bulk() {
 # SMALL_TX single-row INSERT transactions from 4 pgbench clients; end-to-end tx/s
 # until every replica has them all.
 case_small() {
-    local kind="$1" key="$2" src="$3" t0 t1 c0 c1 rc=0 log="$RT_TMP/pgbench_${2}_$1.log"
+    local kind="$1" key="$2" src="$3" t0 t1 c0 c1 rc=0 log="$RT_TMP/r${B_ROUND}_pgbench_${2}_$1.log"
     local -a pids
     shift 3
     mapfile -t pids < <(b_source_side_pids "$kind" "$src")
@@ -185,10 +219,10 @@ case_small() {
 case_backlog() {
     local kind="$1" src="$2" r="$3" t0 t1 lsn tw
     b_repl_pause "$kind" "$src" "$r"
-    b_pgbench "$src" 180 -n -f "$SQL/backlog.sql" -c 4 -j 2 -t $((SMALL_TX / 4)) >"$RT_TMP/pgbench_backlog_$kind.log" 2>&1 ||
+    b_pgbench "$src" 180 -n -f "$SQL/backlog.sql" -c 4 -j 2 -t $((SMALL_TX / 4)) >"$RT_TMP/r${B_ROUND}_pgbench_backlog_$kind.log" 2>&1 ||
         b_fail "$kind backlog: pgbench failed"
     echo "    $kind backlog: written while paused, source pgbench" \
-        "$(awk '/^tps/ { print $3; exit }' "$RT_TMP/pgbench_backlog_$kind.log") tx/s;" \
+        "$(awk '/^tps/ { print $3; exit }' "$RT_TMP/r${B_ROUND}_pgbench_backlog_$kind.log") tx/s;" \
         "replica has $(b_q "$r" "SELECT count(*) FROM bench_backlog") rows"
     if [[ "$kind" == rt ]]; then
         lsn="$(b_q "$src" "SELECT pg_current_wal_lsn()")"
@@ -219,8 +253,8 @@ case_tpcb() {
     local kind="$1" src="$2" r="$3" out tps t0 t1 sums s
     sums="SELECT (SELECT sum(abalance) FROM pgbench_accounts) || '|' || (SELECT sum(bbalance) FROM pgbench_branches)
           || '|' || (SELECT sum(tbalance) FROM pgbench_tellers) || '|' || (SELECT count(*) FROM pgbench_history)"
-    b_pgbench "$src" 120 -q -i -I g -s 1 >"$RT_TMP/pgbench_init_$kind.log" 2>&1 ||
-        { cat "$RT_TMP/pgbench_init_$kind.log"; rt_fail "$kind tpcb: pgbench -i failed"; }
+    b_pgbench "$src" 120 -q -i -I g -s 1 >"$RT_TMP/r${B_ROUND}_pgbench_init_$kind.log" 2>&1 ||
+        { cat "$RT_TMP/r${B_ROUND}_pgbench_init_$kind.log"; rt_fail "$kind tpcb: pgbench -i failed"; }
     if ! b_poll 120 "$r" "SELECT count(*) FROM pgbench_accounts" 100000; then
         b_fail "$kind tpcb: the 100000 pgbench accounts did not reach the replica"
         b_set "tpcb.$kind" "FAIL"
@@ -252,7 +286,7 @@ case_tpcb() {
 case_latency() {
     local kind="$1" src="$2" r="$3" n st
     b_pgbench "$src" $((LAT_SECONDS + 60)) -n -f "$SQL/latency.sql" -c 4 -j 2 -R "$LAT_RATE" -T "$LAT_SECONDS" \
-        >"$RT_TMP/pgbench_latency_$kind.log" 2>&1 || b_fail "$kind latency: pgbench failed"
+        >"$RT_TMP/r${B_ROUND}_pgbench_latency_$kind.log" 2>&1 || b_fail "$kind latency: pgbench failed"
     n="$(b_q "$src" "SELECT count(*) FROM bench_lat")"
     if ! b_poll 60 "$r" "SELECT count(*) FROM bench_lat" "$n"; then
         b_fail "$kind latency: the replica did not get the $n rows (last count $B_POLL_LAST)"
@@ -292,7 +326,7 @@ mem_pids() {
 # Peak RSS (VmHWM) since start, read right after bulk (the first case), and the
 # peak of RssAnon sampled during bulk.
 memory_after_bulk() {
-    local kind="$1" src="$2" r="$3" ppid spid ws out="$RT_TMP/mem_$1.txt"
+    local kind="$1" src="$2" r="$3" ppid spid ws out="$RT_TMP/r${B_ROUND}_mem_$1.txt"
     read -r ppid spid ws <<<"$(mem_pids "$kind" "$src" "$r")"
     b_set "mem_pub.$kind" "$(b_div "$(b_status_kb "$ppid" VmHWM)" 1024 1)"
     b_set "mem_sub.$kind" "$(b_div "$(b_status_kb "$spid" VmHWM)" 1024 1)"
@@ -304,121 +338,256 @@ memory_after_bulk() {
         "$(b_div "$(b_status_kb "$ws" VmHWM)" 1024 1), RssAnon peak $(b_mem_peak "$out" "$ws")"
 }
 
-# run_single KIND: source and one replica, cases bulk (with memory), small, backlog, tpcb, latency.
-run_single() {
-    local kind="$1" src="${1}_src" r="${1}_r1"
-    b_say "$kind: fresh clusters $src, $r"
-    setup_clusters "$kind" "$src" "$r"
-    b_repl_start "$kind" "$src" "$r"
+# single_set KIND, fanout_set KIND
+# Print the cluster names of replicator KIND in the round running: the source first,
+# then the replicas (one, or three for fan-out).
+single_set() {
+    echo "${1}${B_ROUND}_src ${1}${B_ROUND}_r1"
+}
+fanout_set() {
+    echo "${1}${B_ROUND}_fo_src ${1}${B_ROUND}_fo_r1 ${1}${B_ROUND}_fo_r2 ${1}${B_ROUND}_fo_r3"
+}
+
+# set_start KIND SOURCE REPLICA...
+# Fresh clusters for KIND, replication started (warm-up row everywhere), then settled.
+set_start() {
+    local kind="$1"
+    shift
+    b_say "round $B_ROUND, $kind: fresh clusters $*"
+    setup_clusters "$kind" "$@"
+    b_repl_start "$kind" "$@"
+    b_settle "$@"
+}
+
+# set_stop KIND SOURCE REPLICA...
+# Stops KIND's replication and clusters; removes their data directories and rt's
+# outbox (the server logs stay) unless RT_KEEP=1.
+set_stop() {
+    local kind="$1" src="$2" c v
+    shift
+    b_repl_stop "$kind" "$@"
+    stop_clusters "${@:2}" "$src"
+    [[ "${RT_KEEP:-0}" != 1 ]] || return 0
+    for c in "$@"; do
+        v="$(rt__var "$c")_DATA"
+        rm -rf "${!v}"
+    done
+    rm -rf "$RT_TMP/${src}_outbox"
+}
+
+# case_title KEY
+case_title() {
+    case "$1" in
+    bulk) echo "bulk, one transaction of $BULK_ROWS rows" ;;
+    small) echo "small, $SMALL_TX single-row transactions from 4 clients" ;;
+    backlog) echo "backlog, $SMALL_TX transactions written while paused, then resumed" ;;
+    tpcb) echo "tpcb-like, 4 clients, $TPCB_SECONDS s" ;;
+    latency) echo "latency, $LAT_RATE tx/s for $LAT_SECONDS s" ;;
+    fo_bulk) echo "fan-out bulk, $BULK_ROWS rows to 3 replicas" ;;
+    fo_small) echo "fan-out small, $SMALL_TX transactions to 3 replicas" ;;
+    esac
+}
+
+# run_case KEY KIND SOURCE REPLICA...
+# One case run of replicator KIND (profiled with RT_BENCH_PERF=1; bulk with the
+# memory sampler and the memory case), the 1-minute load average at its start and end
+# and its seconds recorded (load0_KEY, load1_KEY, load_KEY: their mean, secs_KEY);
+# then KIND's clusters are settled.
+run_case() {
+    local key="$1" kind="$2" src="$3" l0 l1 t0 t1
     local -a mp
-    read -r -a mp <<<"$(mem_pids "$kind" "$src" "$r")"
-    b_mem_sampler_start "memsampler_$kind" "$RT_TMP/mem_$kind.txt" "${mp[@]}"
-    if b_want bulk; then
-        b_say "$kind: bulk, one transaction of $BULK_ROWS rows"
-        b_case bulk "$kind" case_bulk "$kind" bulk "$src" "$r"
-    fi
-    b_mem_sampler_stop "memsampler_$kind"
-    if b_want bulk; then memory_after_bulk "$kind" "$src" "$r"; fi
-    if b_want small; then
-        b_say "$kind: small, $SMALL_TX single-row transactions from 4 clients"
-        b_case small "$kind" case_small "$kind" small "$src" "$r"
-    fi
-    if b_want backlog; then
-        b_say "$kind: backlog, $SMALL_TX transactions written while paused, then resumed"
-        b_case backlog "$kind" case_backlog "$kind" "$src" "$r"
-    fi
-    if b_want tpcb; then
-        b_say "$kind: tpcb-like, 4 clients, $TPCB_SECONDS s"
-        b_case tpcb "$kind" case_tpcb "$kind" "$src" "$r"
-    fi
-    if b_want latency; then
-        b_say "$kind: latency, $LAT_RATE tx/s for $LAT_SECONDS s"
-        b_case latency "$kind" case_latency "$kind" "$src" "$r"
-    fi
-    b_repl_stop "$kind" "$src" "$r"
-    stop_clusters "$r" "$src"
-}
-
-# run_fanout KIND: source and three replicas, cases bulk and small.
-run_fanout() {
-    local kind="$1" src="${1}_fo_src"
-    local -a reps=("${1}_fo_r1" "${1}_fo_r2" "${1}_fo_r3")
-    b_say "$kind: fresh clusters $src, ${reps[*]}"
-    setup_clusters "$kind" "$src" "${reps[@]}"
-    b_repl_start "$kind" "$src" "${reps[@]}"
-    if b_want fo_bulk; then
-        b_say "$kind: fan-out bulk, $BULK_ROWS rows to 3 replicas"
-        b_case fo_bulk "$kind" case_bulk "$kind" fo_bulk "$src" "${reps[@]}"
-    fi
-    if b_want fo_small; then
-        b_say "$kind: fan-out small, $SMALL_TX transactions to 3 replicas"
-        b_case fo_small "$kind" case_small "$kind" fo_small "$src" "${reps[@]}"
-    fi
-    b_repl_stop "$kind" "$src" "${reps[@]}"
-    stop_clusters "${reps[@]}" "$src"
-}
-
-KINDS=(rt native)
-if [[ -n "${RT_BENCH_ONLY:-}" ]]; then
-    KINDS=("$RT_BENCH_ONLY")
-fi
-# b_case KEY KIND FUNCTION ARGS...: one case, profiled with RT_BENCH_PERF=1.
-b_case() {
-    local key="$1" kind="$2"
     shift 2
-    b_perf_start "$key" "$kind"
-    "$@"
-    b_perf_stop "$key" "$kind"
+    b_say "round $B_ROUND, $kind: $(case_title "$key")"
+    if [[ "$key" == bulk ]]; then
+        read -r -a mp <<<"$(mem_pids "$kind" "$@")"
+        b_mem_sampler_start "memsampler_$kind" "$RT_TMP/r${B_ROUND}_mem_$kind.txt" "${mp[@]}"
+    fi
+    b_perf_start "${key}_r$B_ROUND" "$kind"
+    l0="$(b_loadavg)"
+    t0="$(b_now_ms)"
+    case "$key" in
+    bulk | fo_bulk) case_bulk "$kind" "$key" "$@" ;;
+    small | fo_small) case_small "$kind" "$key" "$@" ;;
+    backlog) case_backlog "$kind" "$@" ;;
+    tpcb) case_tpcb "$kind" "$@" ;;
+    latency) case_latency "$kind" "$@" ;;
+    esac
+    t1="$(b_now_ms)"
+    l1="$(b_loadavg)"
+    b_perf_stop "${key}_r$B_ROUND" "$kind"
+    if [[ "$key" == bulk ]]; then
+        b_mem_sampler_stop "memsampler_$kind"
+        memory_after_bulk "$kind" "$@"
+    fi
+    b_set "load0_$key.$kind" "$l0"
+    b_set "load1_$key.$kind" "$l1"
+    b_set "load_$key.$kind" "$(awk -v a="$l0" -v b="$l1" 'BEGIN { printf "%.2f", (a + b) / 2 }')"
+    b_set "secs_$key.$kind" "$(b_div $((t1 - t0)) 1000 1)"
+    echo "    $kind $key: ${B_RES[secs_$key.$kind]} s; load average (1 min) $l0 at the start, $l1 at the end"
+    b_settle "$@"
 }
 
-for kind in "${KINDS[@]}"; do
-    if b_want bulk || b_want small || b_want backlog || b_want tpcb || b_want latency; then
-        run_single "$kind"
-    fi
-done
-for kind in "${KINDS[@]}"; do
-    if b_want fo_bulk || b_want fo_small; then
-        run_fanout "$kind"
-    fi
-done
+# run_sets SET_FUNCTION CASE...
+# For the wanted CASEs: fresh clusters for each replicator of ORDER (SET_FUNCTION
+# names them), every case run by each replicator in ORDER, then everything stopped.
+run_sets() {
+    local setf="$1" key kind want=0
+    local -a set
+    shift
+    for key in "$@"; do
+        b_want "$key" && want=1
+    done
+    ((want == 1)) || return 0
+    for kind in "${ORDER[@]}"; do
+        read -r -a set <<<"$("$setf" "$kind")"
+        set_start "$kind" "${set[@]}"
+    done
+    for key in "$@"; do
+        b_want "$key" || continue
+        for kind in "${ORDER[@]}"; do
+            read -r -a set <<<"$("$setf" "$kind")"
+            run_case "$key" "$kind" "${set[@]}"
+        done
+    done
+    for kind in "${ORDER[@]}"; do
+        read -r -a set <<<"$("$setf" "$kind")"
+        set_stop "$kind" "${set[@]}"
+    done
+}
 
-# The table: case, metric, rt, native, rt/native, which way is better.
-row() {
-    local case="$1" metric="$2" key="$3" better="$4" a b ratio
-    a="${B_RES[$key.rt]:--}"
-    b="${B_RES[$key.native]:--}"
-    ratio="$(awk -v a="$a" -v b="$b" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", a / b; else print "-" }')"
-    printf '%-14s %-40s %12s %12s %10s  %s\n' "$case" "$metric" "$a" "$b" "$ratio" "$better"
+# round_order ROUND
+# Prints the replicators in the order they run in ROUND: native first in odd rounds,
+# rt first in even ones (or the one of RT_BENCH_ONLY).
+round_order() {
+    if [[ -n "${RT_BENCH_ONLY:-}" ]]; then
+        echo "$RT_BENCH_ONLY"
+    elif (($1 % 2 == 1)); then
+        echo "native rt"
+    else
+        echo "rt native"
+    fi
+}
+
+[[ "${RT_BENCH_LOAD:-0}" != 1 ]] || b_load_start "$RUN_TIMEOUT"
+for ((B_ROUND = 1; B_ROUND <= ROUNDS; B_ROUND++)); do
+    read -r -a ORDER <<<"$(round_order "$B_ROUND")"
+    b_say "round $B_ROUND of $ROUNDS: ${ORDER[*]}, alternately, case by case"
+    run_sets single_set "${SINGLE_CASES[@]}"
+    run_sets fanout_set "${FANOUT_CASES[@]}"
+    b_round_save "$B_ROUND"
+done
+B_ROUND=""
+[[ "${RT_BENCH_LOAD:-0}" != 1 ]] || b_load_stop
+B_T_END="$(b_now_ms)"
+
+# The per-round table: for each round and case, which replicator went first, the
+# 1-minute load average at the start and end of each replicator's run and its
+# seconds, and the case's headline figure and ratio in that round.
+headline() {
+    case "$1" in
+    bulk | fo_bulk) echo "$1 rows/s" ;;
+    small | fo_small | backlog) echo "$1 tx/s" ;;
+    tpcb) echo "tpcb TPS" ;;
+    latency) echo "lat_p50 p50-ms" ;;
+    esac
 }
 echo
 b_say "done; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-printf '%-14s %-40s %12s %12s %10s  %s\n' case metric rt native rt/native better
+echo "per round: load average (1 min) at the start -> end of each case run, its seconds, and the case's main figure"
+printf '%-5s %-9s %-6s  %-12s %6s  %-12s %6s  %-7s %10s %10s %9s\n' \
+    round case first "native load" s "rt load" s figure rt native rt/native
 printf '%s\n' "$(printf '%.0s-' {1..104})"
-row bulk "rows/s end to end, 1 replica" bulk higher
-row small "tx/s end to end (4 clients)" small higher
-row backlog "drain tx/s from resume" backlog higher
-row tpcb "source TPS (4 clients, ${TPCB_SECONDS} s)" tpcb higher
-row tpcb "catch-up s after the run" tpcb_catchup lower
-row tpcb "balance sums source vs replica" tpcb_sums "-"
-row latency "p50 ms (apply - write)" lat_p50 lower
-row latency "p95 ms" lat_p95 lower
-row latency "p99 ms" lat_p99 lower
-row latency "max ms" lat_max lower
-row fan-out-bulk "rows/s until 3 replicas have it" fo_bulk higher
-row fan-out-bulk "source CPU us per source row" fo_bulk.cpu lower
-row fan-out-small "tx/s until 3 replicas have it" fo_small higher
-row fan-out-small "source CPU us per source row" fo_small.cpu lower
-row memory "source-side peak RSS (VmHWM) MiB, bulk" mem_pub lower
-row memory "replica-side peak RSS (VmHWM) MiB, bulk" mem_sub lower
-row memory "source-side peak RssAnon MiB, bulk" anon_pub lower
-row memory "replica-side peak RssAnon MiB, bulk" anon_sub lower
+for ((r = 1; r <= ROUNDS; r++)); do
+    read -r -a order <<<"$(round_order "$r")"
+    for key in "${SINGLE_CASES[@]}" "${FANOUT_CASES[@]}"; do
+        b_want "$key" || continue
+        read -r hk unit <<<"$(headline "$key")"
+        cells=()
+        for kind in native rt; do
+            if [[ -n "${B_ALL[load0_$key.$kind#$r]:-}" ]]; then
+                cells+=("${B_ALL[load0_$key.$kind#$r]}->${B_ALL[load1_$key.$kind#$r]}" "${B_ALL[secs_$key.$kind#$r]}")
+            else
+                cells+=(- -)
+            fi
+        done
+        a="${B_ALL[$hk.rt#$r]:--}"
+        b="${B_ALL[$hk.native#$r]:--}"
+        printf '%-5s %-9s %-6s  %-12s %6s  %-12s %6s  %-7s %10s %10s %9s\n' "$r" "$key" "${order[0]}" \
+            "${cells[@]}" "$unit" "$a" "$b" "$(awk -v rt="$a" -v nat="$b" "$B__SUMMARY_AWK" | cut -d' ' -f3)"
+    done
+done
+
+# The summary table: case, metric, each replicator's median over the rounds, the
+# median of the per-round ratios rt/native and their spread, which way is better.
+# Rows of cases not run are left out.
+row() {
+    local case="$1" metric="$2" key="$3" better="$4" a b ratio spread
+    read -r a b ratio spread <<<"$(b_summary "$ROUNDS" "$key")"
+    printf '%-14s %-40s %12s %12s %10s %12s  %s\n' "$case" "$metric" "$a" "$b" "$ratio" "$spread" "$better"
+}
+load_row() {
+    row "$1" "load avg 1 min during the case" "load_$2" "-"
+}
 echo
+echo "summary over $ROUNDS round(s): medians; rt/native = median of the per-round ratios, spread = their min..max"
+printf '%-14s %-40s %12s %12s %10s %12s  %s\n' case metric rt native rt/native spread better
+printf '%s\n' "$(printf '%.0s-' {1..117})"
+if b_want bulk; then
+    row bulk "rows/s end to end, 1 replica" bulk higher
+    load_row bulk bulk
+fi
+if b_want small; then
+    row small "tx/s end to end (4 clients)" small higher
+    load_row small small
+fi
+if b_want backlog; then
+    row backlog "drain tx/s from resume" backlog higher
+    load_row backlog backlog
+fi
+if b_want tpcb; then
+    row tpcb "source TPS (4 clients, ${TPCB_SECONDS} s)" tpcb higher
+    row tpcb "catch-up s after the run" tpcb_catchup lower
+    row tpcb "balance sums source vs replica" tpcb_sums "-"
+    load_row tpcb tpcb
+fi
+if b_want latency; then
+    row latency "p50 ms (apply - write)" lat_p50 lower
+    row latency "p95 ms" lat_p95 lower
+    row latency "p99 ms" lat_p99 lower
+    row latency "max ms" lat_max lower
+    load_row latency latency
+fi
+if b_want fo_bulk; then
+    row fan-out-bulk "rows/s until 3 replicas have it" fo_bulk higher
+    row fan-out-bulk "source CPU us per source row" fo_bulk.cpu lower
+    load_row fan-out-bulk fo_bulk
+fi
+if b_want fo_small; then
+    row fan-out-small "tx/s until 3 replicas have it" fo_small higher
+    row fan-out-small "source CPU us per source row" fo_small.cpu lower
+    load_row fan-out-small fo_small
+fi
+if b_want bulk; then
+    row memory "source-side peak RSS (VmHWM) MiB, bulk" mem_pub lower
+    row memory "replica-side peak RSS (VmHWM) MiB, bulk" mem_sub lower
+    row memory "source-side peak RssAnon MiB, bulk" anon_pub lower
+    row memory "replica-side peak RssAnon MiB, bulk" anon_sub lower
+fi
+echo
+echo "load avg: the 1-minute load average (/proc/loadavg), mean of its values at the start and end of the case run."
 echo "source CPU: utime+stime of the walsenders (and rt-publisher for rt) from /proc/<pid>/stat."
 echo "memory: rt-publisher / rt-subscriber for rt, the walsender / apply worker for native. VmHWM counts"
 echo "        shared buffers a PostgreSQL process touched and LMDB pages rt maps; RssAnon (private memory,"
 echo "        sampled every 0.1 s during bulk) does not. rt also runs a walsender on the source (see above)."
 echo "replicas applied with synchronous_commit = off (postgresql.conf) for both replicators."
+if [[ "${RT_BENCH_LOAD:-0}" == 1 ]]; then
+    echo "background load: ON, $(b_load_describe);"
+    echo "        $B_LOAD_REPORT."
+else
+    echo "background load: off."
+fi
+echo "run time: $(((B_T_END - B_T_START) / 1000)) s after the build ($ROUNDS round(s), bound $RUN_TIMEOUT s)."
 if ((${#B_FAILS[@]} > 0)); then
     echo
     echo "FAIL: ${#B_FAILS[@]} check(s) failed:"
