@@ -3,11 +3,13 @@
 
 #include "log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,25 +46,34 @@ struct rt_outbox_t {
     rt_outbox_pos_t pos; /* stored position */
     uint64_t next_seq;   /* seq of the next appended record */
     uint64_t first_seq;  /* oldest stored seq, head_seq + 1 when empty */
-    bool writing;        /* inside s_write: MDB_MAP_FULL passes through s_fail */
     bool reading;        /* inside a read callback: writes are refused */
     bool readonly;       /* opened by rt_outbox_open_readonly: writes are refused */
     uint64_t read_bytes; /* record bytes read since the map's pages were last unmapped */
     uintptr_t read_lo;   /* lowest and highest map address of those records */
     uintptr_t read_hi;
-    int lock_fd; /* rt_outbox_open: DIR/writer.lock, held with flock; -1 if none */
+    int lock_fd;    /* rt_outbox_open: DIR/writer.lock, held with flock; -1 if none */
+    bool put_begun; /* between rt_outbox_put_begin and the rt_outbox_put_end that ends it */
+    /* The one field another thread writes: true from rt_outbox_put_begin (or a put_end
+     * asking for the write again) until rt_outbox_put_write has ended its transaction.
+     * While it is set, the owning thread must not change the map's size. */
+    atomic_bool put_running;
 };
+
+/* Everything else is read and written by the owning thread only (the one that opened
+ * the outbox); rt_outbox_put_write reads only what is set at open and never changes
+ * (dir, env, the database handles, max_bytes, psize). */
 
 /* A unit of work run inside one write transaction by s_write. Returns 0, a negative
  * RT_E* code (already logged, or a plain condition such as RT_EFULL) or MDB_MAP_FULL. */
 typedef int (*s_write_fn)(rt_outbox_t *self, MDB_txn *txn, void *arg);
 
-/* Logs an LMDB failure with its context and maps it to an RT_E* code. Inside a write,
- * MDB_MAP_FULL is returned unchanged (s_write grows the map) and not logged. */
+/* Logs an LMDB failure with its context and maps it to an RT_E* code. MDB_MAP_FULL,
+ * which only a write meets, is returned unchanged and not logged: s_write grows the map,
+ * rt_outbox_put_write returns RT_EAGAIN. */
 static int s_fail(rt_outbox_t *self, int rc, const char *fmt, ...) RT_PRINTF(3, 4);
 static int s_fail(rt_outbox_t *self, int rc, const char *fmt, ...)
 {
-    if (rc == MDB_MAP_FULL && self->writing)
+    if (rc == MDB_MAP_FULL)
         return rc;
     char what[256];
     va_list ap;
@@ -114,10 +125,11 @@ static int s_mkdirs(const char *dir)
     return 0;
 }
 
-/* Doubles the map. No transaction may be open in the process: the outbox is used from
- * one thread, s_write has just ended its write and rtxn is reset. */
+/* Doubles the map. No transaction may be open in the process: the owning thread has
+ * ended its own (rtxn is reset) and no rt_outbox_put_write runs (put_running is clear). */
 static int s_grow(rt_outbox_t *self)
 {
+    assert(!atomic_load(&self->put_running));
     MDB_envinfo info;
     int rc = mdb_env_info(self->env, &info);
     if (rc)
@@ -142,8 +154,39 @@ static int s_grow(rt_outbox_t *self)
     return 0;
 }
 
-/* Runs fn in one write transaction and commits it (fsync'd). On MDB_MAP_FULL, from fn
- * or from the commit, the transaction is gone: doubles the map and runs fn again. */
+/* Runs fn in one write transaction and commits it (fsync'd). Returns 0, fn's error,
+ * RT_EIO, or MDB_MAP_FULL (from fn or the commit: nothing was written). Touches no
+ * field of self that changes after open: rt_outbox_put_write runs it on any thread. */
+static int s_write_once(rt_outbox_t *self, const char *what, s_write_fn fn, void *arg)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    if (rc)
+        return s_fail(self, rc, "%s: begin write transaction", what);
+    rc = fn(self, txn, arg);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn); /* frees txn, also on failure */
+    if (rc)
+        return s_fail(self, rc, "%s: commit", what);
+    return 0;
+}
+
+/* Waits until a put running on another thread has ended its transaction (a write of
+ * this thread found the map full: it may grow it only then). The put's outcome is
+ * collected later, as usual. */
+static void s_wait_put(rt_outbox_t *self)
+{
+    while (atomic_load(&self->put_running))
+        usleep(1000);
+}
+
+/* Runs fn in one write transaction on the owning thread and commits it (fsync'd). On
+ * MDB_MAP_FULL, from fn or from the commit, the transaction is gone: doubles the map
+ * (once a put running on another thread is done with its own transaction) and runs fn
+ * again. */
 static int s_write(rt_outbox_t *self, const char *what, s_write_fn fn, void *arg)
 {
     if (self->reading) {
@@ -154,44 +197,19 @@ static int s_write(rt_outbox_t *self, const char *what, s_write_fn fn, void *arg
         rt_error("outbox %s: %s refused: opened read-only", self->dir, what);
         return RT_EINVAL;
     }
-    int rc = 0;
-    self->writing = true;
     for (int growths = 0;; growths++) {
-        if (growths > S_MAX_GROWTHS) {
+        int rc = s_write_once(self, what, fn, arg);
+        if (rc != MDB_MAP_FULL)
+            return rc;
+        if (growths >= S_MAX_GROWTHS) {
             rt_error("outbox %s: %s: map still full after %d doublings", self->dir, what,
                      S_MAX_GROWTHS);
-            rc = RT_EIO;
-            break;
+            return RT_EIO;
         }
-        MDB_txn *txn = NULL;
-        rc = mdb_txn_begin(self->env, NULL, 0, &txn);
-        if (rc) {
-            self->writing = false;
-            rc = s_fail(self, rc, "%s: begin write transaction", what);
-            break;
-        }
-        rc = fn(self, txn, arg);
-        if (rc == 0) {
-            rc = mdb_txn_commit(txn); /* frees txn, also on failure */
-            if (rc == 0)
-                break;
-            if (rc != MDB_MAP_FULL) {
-                rc = s_fail(self, rc, "%s: commit", what);
-                break;
-            }
-        } else {
-            mdb_txn_abort(txn);
-            if (rc != MDB_MAP_FULL)
-                break;
-        }
-        self->writing = false;
-        rc = s_grow(self);
-        self->writing = true;
-        if (rc)
-            break;
+        s_wait_put(self);
+        if ((rc = s_grow(self)) != 0)
+            return rc;
     }
-    self->writing = false;
-    return rc;
 }
 
 /* Starts the read snapshot of one call on the long-lived handle. */
@@ -483,6 +501,7 @@ rt_outbox_t *rt_outbox_open(const char *dir, const rt_outbox_opts_t *opts)
     }
     self->max_bytes = opts->max_bytes;
     self->lock_fd = -1;
+    atomic_init(&self->put_running, false);
     uint64_t map_size = opts->map_size ? opts->map_size : S_DEFAULT_MAP_SIZE;
     if (s_lock(self) != RT_OK)
         goto fail;
@@ -626,6 +645,7 @@ rt_outbox_t *rt_outbox_open_readonly(const char *dir)
     }
     self->readonly = true;
     self->lock_fd = -1;
+    atomic_init(&self->put_running, false);
     int rc = mdb_env_create(&self->env);
     if (rc) {
         s_fail(self, rc, "create the environment");
@@ -689,15 +709,9 @@ uint64_t rt_outbox_first_seq(rt_outbox_t *self)
 
 /* ---- Put */
 
-typedef struct {
-    const rt_outbox_rec_t *recs;
-    size_t n;
-    const rt_outbox_pos_t *pos;
-} s_put_t;
-
 static int s_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
 {
-    const s_put_t *p = arg;
+    const rt_outbox_put_t *p = arg;
     if (self->max_bytes > 0) {
         uint64_t used = 0;
         int rc = s_used_bytes(self, txn, &used);
@@ -712,7 +726,7 @@ static int s_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
         if (rc)
             return s_fail(self, rc, "open a cursor on records");
         for (size_t i = 0; i < p->n; i++) {
-            uint64_t seq = self->next_seq + i;
+            uint64_t seq = p->seq + i;
             unsigned char key[8];
             rt_put_be64(key, seq);
             MDB_val k = s_val(key, sizeof key), v = s_val(p->recs[i].data, p->recs[i].len);
@@ -725,17 +739,24 @@ static int s_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
         mdb_cursor_close(cur);
     }
     int rc;
-    if ((rc = s_meta_put_u64(self, txn, S_META_HEAD, p->pos->head_seq)) ||
-        (rc = s_meta_put_u64(self, txn, S_META_COMMIT, p->pos->last_commit_lsn)) ||
-        (rc = s_meta_put_u64(self, txn, S_META_END, p->pos->last_end_lsn)))
+    if ((rc = s_meta_put_u64(self, txn, S_META_HEAD, p->pos.head_seq)) ||
+        (rc = s_meta_put_u64(self, txn, S_META_COMMIT, p->pos.last_commit_lsn)) ||
+        (rc = s_meta_put_u64(self, txn, S_META_END, p->pos.last_end_lsn)))
         return rc;
     return 0;
 }
 
-int rt_outbox_put(rt_outbox_t *self, const rt_outbox_rec_t *recs, size_t n,
-                  const rt_outbox_pos_t *pos)
+int rt_outbox_put_begin(rt_outbox_t *self, const rt_outbox_rec_t *recs, size_t n,
+                        const rt_outbox_pos_t *pos, rt_outbox_put_t *put)
 {
-    if (!pos || (n > 0 && !recs)) {
+    if (self->reading || self->readonly || self->put_begun) {
+        rt_error("outbox %s: put refused: %s", self->dir,
+                 self->reading    ? "called from inside a read callback"
+                 : self->readonly ? "opened read-only"
+                                  : "another put is under way");
+        return RT_EINVAL;
+    }
+    if (!pos || !put || (n > 0 && !recs)) {
         rt_error("outbox %s: put without position or records", self->dir);
         return RT_EINVAL;
     }
@@ -746,13 +767,52 @@ int rt_outbox_put(rt_outbox_t *self, const rt_outbox_rec_t *recs, size_t n,
                  self->dir, self->next_seq, last, pos->head_seq, self->pos.head_seq);
         return RT_EINVAL;
     }
-    s_put_t p = {.recs = recs, .n = n, .pos = pos};
-    int rc = s_write(self, "put", s_put_txn, &p);
+    *put = (rt_outbox_put_t){.recs = recs, .n = n, .pos = *pos, .seq = self->next_seq};
+    self->put_begun = true;
+    atomic_store(&self->put_running, true);
+    return 0;
+}
+
+int rt_outbox_put_write(rt_outbox_t *self, const rt_outbox_put_t *put)
+{
+    int rc = s_write_once(self, "put", s_put_txn, (void *)put);
+    atomic_store(&self->put_running, false); /* no transaction of this call is left */
+    return rc == MDB_MAP_FULL ? RT_EAGAIN : rc;
+}
+
+int rt_outbox_put_end(rt_outbox_t *self, rt_outbox_put_t *put, int rc)
+{
+    assert(self->put_begun);
+    atomic_store(&self->put_running, false); /* the caller says no write runs */
+    if (rc == RT_EAGAIN) {
+        if (put->growths >= S_MAX_GROWTHS) {
+            rt_error("outbox %s: put: map still full after %d doublings", self->dir, S_MAX_GROWTHS);
+            rc = RT_EIO;
+        } else if ((rc = s_grow(self)) == 0) {
+            put->growths++;
+            atomic_store(&self->put_running, true); /* the caller writes it again */
+            return RT_EAGAIN;
+        }
+    }
+    self->put_begun = false;
     if (rc)
         return rc;
-    self->next_seq += n;
-    self->pos = *pos;
+    self->next_seq += put->n;
+    self->pos = put->pos;
     return 0;
+}
+
+int rt_outbox_put(rt_outbox_t *self, const rt_outbox_rec_t *recs, size_t n,
+                  const rt_outbox_pos_t *pos)
+{
+    rt_outbox_put_t put;
+    int rc = rt_outbox_put_begin(self, recs, n, pos, &put);
+    if (rc)
+        return rc;
+    do
+        rc = rt_outbox_put_end(self, &put, rt_outbox_put_write(self, &put));
+    while (rc == RT_EAGAIN);
+    return rc;
 }
 
 typedef struct {
@@ -768,6 +828,10 @@ static int s_discard_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
 
 int rt_outbox_discard_open(rt_outbox_t *self)
 {
+    if (self->put_begun) {
+        rt_error("outbox %s: discard refused: a put is under way", self->dir);
+        return RT_EINVAL;
+    }
     if (self->next_seq == self->pos.head_seq + 1)
         return 0; /* nothing above head_seq */
     s_discard_t d = {0};

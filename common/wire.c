@@ -1165,11 +1165,24 @@ static uint8_t s_msg_version(const s_msg_spec_t *spec)
 
 static const s_msg_spec_t s_msg_specs[] = {
     {.type = RT_MSG_HELLO, .tag = "HELLO", .sig = "su", .off = {S_OFF(name), S_OFF(seq)}},
+    /* Version 2: the publisher's run. The first entry of a type is the one encoded; a
+     * later one with the same tag is an older version, still decoded. */
+    {.type = RT_MSG_WELCOME,
+     .tag = "WELCOME",
+     .sig = "ssuubu",
+     .off = {S_OFF(source), S_OFF(endpoint), S_OFF(first_seq), S_OFF(head_seq), S_OFF(paused),
+             S_OFF(run_id)},
+     .version = 2},
     {.type = RT_MSG_WELCOME,
      .tag = "WELCOME",
      .sig = "ssuub",
      .off = {S_OFF(source), S_OFF(endpoint), S_OFF(first_seq), S_OFF(head_seq), S_OFF(paused)}},
     {.type = RT_MSG_FETCH, .tag = "FETCH", .sig = "uu", .off = {S_OFF(seq), S_OFF(count)}},
+    {.type = RT_MSG_FETCHED,
+     .tag = "FETCHED",
+     .sig = "uuuu",
+     .off = {S_OFF(seq), S_OFF(last_seq), S_OFF(head_seq), S_OFF(run_id)},
+     .version = 2},
     {.type = RT_MSG_FETCHED,
      .tag = "FETCHED",
      .sig = "uuu",
@@ -1179,7 +1192,13 @@ static const s_msg_spec_t s_msg_specs[] = {
      .sig = "ueuiis",
      .off = {S_OFF(seq), S_OFF(state), S_OFF(conflicts), S_OFF(commit_ts), S_OFF(applied_at),
              S_OFF(text)}},
+    {.type = RT_MSG_HUGZ,
+     .tag = "HUGZ",
+     .sig = "uu",
+     .off = {S_OFF(head_seq), S_OFF(run_id)},
+     .version = 2},
     {.type = RT_MSG_HUGZ, .tag = "HUGZ", .sig = "u", .off = {S_OFF(head_seq)}},
+    {.type = RT_MSG_LIVE, .tag = "LIVE", .sig = "uu", .off = {S_OFF(run_id), S_OFF(head_seq)}},
     {.type = RT_MSG_ERROR, .tag = "ERROR", .sig = "is", .off = {S_OFF(code), S_OFF(text)}},
     {.type = RT_MSG_PING, .tag = "PING", .sig = "", .off = {0}},
     {.type = RT_MSG_PONG, .tag = "PONG", .sig = "su", .off = {S_OFF(source), S_OFF(head_seq)}},
@@ -1237,6 +1256,15 @@ static const s_msg_spec_t *s_spec_of_type(int type)
 {
     for (size_t i = 0; i < S_NSPECS; i++)
         if (s_msg_specs[i].type == type)
+            return &s_msg_specs[i];
+    return NULL;
+}
+
+/* The spec of a type at a version, or NULL if that version is not known. */
+static const s_msg_spec_t *s_spec_of_version(int type, uint64_t version)
+{
+    for (size_t i = 0; i < S_NSPECS; i++)
+        if (s_msg_specs[i].type == type && s_msg_version(&s_msg_specs[i]) == version)
             return &s_msg_specs[i];
     return NULL;
 }
@@ -1570,12 +1598,19 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
     int err;
 
     memset(msg, 0, sizeof *msg);
-    spec = s_spec_of_type(rt_msg_peek_type(frame, len));
-    if (!spec)
+    int type = rt_msg_peek_type(frame, len);
+    if (!s_spec_of_type(type))
         return RT_EPROTO;
     msgpack_unpacked_init(&u);
     if ((err = s_unpack(&u, frame, len)) != RT_OK)
         goto cleanup;
+    /* The version picks the layout (a peer may run an older rt). */
+    err = RT_EPROTO;
+    if (u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size < 2 ||
+        u.data.via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        !(spec = s_spec_of_version(type, u.data.via.array.ptr[1].via.u64)))
+        goto cleanup;
+    err = RT_OK;
     s_open(&c, &u.data, (uint32_t)strlen(spec->sig) + 2);
     s_header(&c, spec->tag, s_msg_version(spec));
     for (size_t i = 0; spec->sig[i] && !c.bad; i++) {

@@ -205,8 +205,10 @@ typedef enum {
     RT_MSG_SCHEMA,       /* sub -> pub: name, sync_id, ddl (the tables it lacks; no text) */
     RT_MSG_SCHEMA_READY, /* pub -> sub: sync_id, ddl (those tables and their partition
                           * ancestors, each root first, with their definitions) */
-    RT_MSG_SKIP          /* rtctl -> pub: name, seq: step over the DDL changes of record seq;
+    RT_MSG_SKIP,         /* rtctl -> pub: name, seq: step over the DDL changes of record seq;
                           * pub -> sub: the same */
+    RT_MSG_LIVE          /* pub -> all (PUB): run_id, head_seq; the first frame of a live
+                          * record, whose second frame is the REC */
 } rt_msg_type_t;
 
 /* SYNC flags. */
@@ -316,7 +318,9 @@ typedef struct {
     uint64_t seq;       /* HELLO/ACK: applied; FETCH/FETCHED/REPLAY: from_seq */
     uint64_t last_seq;  /* FETCHED: last sent; REPLAY: last seq of the range (0: head) */
     uint64_t first_seq; /* WELCOME: oldest record still in the outbox */
-    uint64_t head_seq;  /* WELCOME, FETCHED, HUGZ, PONG: newest durable record */
+    uint64_t head_seq;  /* WELCOME, FETCHED, HUGZ, PONG, LIVE: newest durable record */
+    uint64_t run_id;    /* WELCOME, FETCHED, HUGZ, LIVE: the publisher's run (0: a version
+                         * without it) */
     uint64_t count;     /* FETCH: records wanted */
     bool paused;        /* WELCOME: the subscriber is paused (apply nothing until RESUME) */
     uint64_t conflicts; /* ACK: conflicts met since the subscriber started */

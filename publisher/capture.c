@@ -7,31 +7,37 @@
  *   'r' | int64 write | int64 flush | int64 apply | int64 clientTime | uint8 replyRequested
  *
  * Records are built as the changes arrive and cut at RT_RECORD_TARGET_BYTES, so
- * memory does not grow with transaction size. Everything read while the previous
- * outbox commit ran goes into one LMDB write transaction (group commit); only then
- * is the flush LSN confirmed, and only up to the end of the last complete
- * transaction stored.
+ * memory does not grow with transaction size. Each record is handed to opts.publish
+ * (PUB) as soon as it is cut, before it is durable. The outbox commit runs on the
+ * committer's thread (committer.h), one at a time, while the next batch fills: the
+ * records cut while one commit ran go into the next LMDB write transaction (group
+ * commit). The flush LSN is confirmed only once a commit returned, and only up to the
+ * end of the last complete transaction it stored. Reading from the source pauses
+ * while the filling batch is at batch_bytes and a commit runs, or the outbox is full.
  *
- * The chunks of a large transaction are stored (and served to subscribers) as they
- * are cut, before its last chunk. If the stream breaks or the publisher stops before
- * the last chunk is stored, the stored chunks stay: the source sends the transaction
- * again (its commit is not confirmed), the changes already stored are skipped, and
- * the next chunk continues at the next seq. Chunks are therefore never rewritten;
- * only if the source sends another transaction in its place (its slot was recreated)
- * are they discarded, and subscribers, which never commit a partial transaction, see
- * the change of commit LSN and start that transaction over.
+ * The chunks of a large transaction are published as they are cut and stored (and
+ * served to subscribers) by the next commit, before its last chunk. If the stream
+ * breaks or the publisher stops before the last chunk is stored, the stored chunks
+ * stay (on a break or a stop, every chunk cut is stored first): the source sends the
+ * transaction again (its commit is not confirmed), the changes already stored are
+ * skipped, and the next chunk continues at the next seq. Chunks are therefore never
+ * rewritten; only if the source sends another transaction in its place (its slot was
+ * recreated) are they discarded, and subscribers, which never commit a partial
+ * transaction, see the change of commit LSN and start that transaction over.
  *
  * The stream is pgoutput protocol 2 with streaming on: transactions streamed before their
  * commit are spooled by spool.c and, at their commit, come back through the same
  * handlers as a transaction sent after its commit (rt_capture_on_*). */
 #include "capture.h"
 
+#include <assert.h>
 #include <czmq.h>
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "capture_int.h"
+#include "committer.h"
 #include "log.h"
 #include "pgconn.h"
 #include "pgoutput.h"
@@ -43,6 +49,8 @@
 /* While transactions stream in, whether the sequences' answer is in is checked at most
  * this often. */
 #define SEQ_CHECK_MS 100
+/* A batch the full outbox refused is submitted again at most this often. */
+#define FULL_RETRY_MS 100
 
 /* A relation as last described by the source, with owned strings. */
 typedef struct {
@@ -132,72 +140,176 @@ static void s_send_feedback(rt_capture_t *self, bool force)
     self->reply_requested = false;
 }
 
-/* ---- Batch of records waiting for the outbox. */
+/* ---- Batches of records waiting for the outbox, and their commits. */
 
+/* Appends a record cut with seq self->next_seq to the filling batch and publishes it. */
 static int s_batch_add(rt_capture_t *self, const void *data, size_t len)
 {
-    if (self->batch_len + len > self->batch_cap) {
-        size_t cap = self->batch_cap ? self->batch_cap : 1 << 20;
-        while (cap < self->batch_len + len)
+    rt_capture_batch_t *b = &self->batch;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 20;
+        while (cap < b->len + len)
             cap *= 2;
-        char *b = realloc(self->batch, cap);
-        if (!b)
+        char *d = realloc(b->data, cap);
+        if (!d)
             return RT_ENOMEM;
-        self->batch = b;
-        self->batch_cap = cap;
+        b->data = d;
+        b->cap = cap;
     }
-    if (rt_reserve((void **)&self->offs, &self->offs_cap, self->nrecs + 2, sizeof *self->offs) < 0)
+    if (rt_reserve((void **)&b->offs, &b->offs_cap, b->nrecs + 2, sizeof *b->offs) < 0)
         return RT_ENOMEM;
-    self->offs[self->nrecs] = self->batch_len;
-    memcpy(self->batch + self->batch_len, data, len);
-    self->batch_len += len;
-    self->nrecs++;
-    self->offs[self->nrecs] = self->batch_len;
+    b->offs[b->nrecs] = b->len;
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->nrecs++;
+    b->offs[b->nrecs] = b->len;
+    if (self->opts.publish)
+        self->opts.publish(self->opts.publish_arg, self->next_seq, data, len);
     return RT_OK;
 }
 
-/* Stores the batch and the pending position in one durable LMDB transaction, then
- * confirms. RT_EFULL leaves everything pending. */
-static int s_flush(rt_capture_t *self)
+static void s_batch_clear(rt_capture_batch_t *b)
 {
-    if (self->nrecs == 0 && !self->pending_dirty)
-        return RT_OK;
-    if (self->nrecs > self->recs_cap) {
-        rt_outbox_rec_t *r = realloc(self->recs, self->nrecs * sizeof *r);
-        if (!r)
-            return RT_ENOMEM;
-        self->recs = r;
-        self->recs_cap = self->nrecs;
+    b->len = 0;
+    b->nrecs = 0;
+}
+
+static void s_batch_free(rt_capture_batch_t *b)
+{
+    free(b->data);
+    free(b->offs);
+    free(b->recs);
+    memset(b, 0, sizeof *b);
+}
+
+/* True while flight is with the committer or held (refused by a full outbox). */
+static bool s_flight_active(const rt_capture_t *self)
+{
+    return self->flight_held || rt_committer_busy(self->committer);
+}
+
+/* True when the filling batch reached batch_bytes while flight is active: reading
+ * from the source waits for the commit. */
+static bool s_batch_full(const rt_capture_t *self)
+{
+    return self->batch.len >= self->opts.batch_bytes && s_flight_active(self);
+}
+
+/* Hands flight (again) to the committer, with flight_pos. */
+static int s_submit_flight(rt_capture_t *self)
+{
+    rt_capture_batch_t *f = &self->flight;
+    if (rt_reserve((void **)&f->recs, &f->recs_cap, f->nrecs, sizeof *f->recs) < 0)
+        return RT_ENOMEM;
+    for (size_t i = 0; i < f->nrecs; i++) {
+        f->recs[i].data = f->data + f->offs[i];
+        f->recs[i].len = f->offs[i + 1] - f->offs[i];
     }
-    for (size_t i = 0; i < self->nrecs; i++) {
-        self->recs[i].data = self->batch + self->offs[i];
-        self->recs[i].len = self->offs[i + 1] - self->offs[i];
-    }
-    int rc = rt_outbox_put(self->outbox, self->recs, self->nrecs, &self->pending);
-    if (rc == RT_EFULL) {
+    int rc = rt_committer_submit(self->committer, f->recs, f->nrecs, &self->flight_pos);
+    if (rc < 0)
+        return rc; /* logged */
+    self->flight_held = false;
+    return RT_OK;
+}
+
+/* The filling batch, with the pending position, becomes flight and goes to the
+ * committer; an empty batch starts filling. flight must be inactive. */
+static int s_submit_batch(rt_capture_t *self)
+{
+    rt_capture_batch_t done = self->flight; /* empty: its buffers are reused */
+    self->flight = self->batch;
+    self->batch = done;
+    s_batch_clear(&self->batch);
+    self->flight_pos = self->pending;
+    self->pending_dirty = false;
+    return s_submit_flight(self);
+}
+
+/* The commit of flight ended with result. RT_OK: flight is durable, its end LSN is
+ * confirmed to the source. RT_EFULL: flight is held, reading from the source pauses.
+ * Other codes are returned (fatal, logged by the outbox). */
+static int s_on_result(rt_capture_t *self, int result)
+{
+    if (result == RT_EFULL) {
         if (!self->full_logged)
             rt_warn("outbox is full (%zu records waiting): reading from the source is paused "
                     "until subscribers acknowledge and the outbox is trimmed",
-                    self->nrecs);
+                    self->flight.nrecs + self->batch.nrecs);
         self->full_logged = true;
         self->stats.blocked = true;
-        return rc;
+        self->flight_held = true;
+        self->full_retry_ms = rt_mono_ms() + FULL_RETRY_MS;
+        return RT_OK;
     }
-    if (rc < 0)
-        return rc; /* logged by the outbox */
+    if (result < 0)
+        return result;
     if (self->full_logged)
         rt_info("outbox has room again: reading from the source resumes");
     self->full_logged = false;
     self->stats.blocked = false;
-    self->durable = self->pending;
-    self->pending_dirty = false;
-    self->nrecs = 0;
-    self->batch_len = 0;
+    self->stats.commits++;
+    self->stats.stored_records += self->flight.nrecs;
+    self->durable = self->flight_pos;
+    s_batch_clear(&self->flight);
     if (self->durable.last_end_lsn > self->stats.confirmed_lsn) {
         self->stats.confirmed_lsn = self->durable.last_end_lsn;
         s_send_feedback(self, true);
     }
     return RT_OK;
+}
+
+/* Takes the outcome of the commit under way, if it ended (with wait, waits for it). */
+static int s_collect(rt_capture_t *self, bool wait)
+{
+    int result;
+    int rc = rt_committer_collect(self->committer, wait, &result);
+    if (rc == RT_EAGAIN)
+        return RT_OK; /* none in flight, or not ended yet */
+    if (rc < 0)
+        return rc;
+    return s_on_result(self, result);
+}
+
+/* Moves the batches along without waiting: takes the outcome of a commit that ended,
+ * then, if the committer is idle, hands it flight again when a full outbox refused it
+ * (at most every FULL_RETRY_MS), else the filling batch with the pending position. Only
+ * the outbox's failure is returned (fatal). */
+static int s_flush(rt_capture_t *self)
+{
+    int rc = s_collect(self, false);
+    if (rc < 0 || rt_committer_busy(self->committer))
+        return rc;
+    if (self->flight_held)
+        return rt_mono_ms() < self->full_retry_ms ? RT_OK : s_submit_flight(self);
+    if (self->batch.nrecs == 0 && !self->pending_dirty)
+        return RT_OK;
+    return s_submit_batch(self);
+}
+
+/* Stores every record cut and the pending position, and waits until they are durable:
+ * for those who read the outbox's stored position or chunks next. RT_OK; RT_EFULL when
+ * the full outbox refused a batch (submitted once more first): it is held and blocked
+ * is set; or the outbox's failure (fatal). */
+static int s_flush_wait(rt_capture_t *self)
+{
+    bool retried = false;
+    for (;;) {
+        int rc = s_collect(self, true);
+        if (rc < 0)
+            return rc;
+        if (self->flight_held) {
+            if (retried)
+                return RT_EFULL;
+            retried = true;
+            rc = s_submit_flight(self);
+        } else if (self->batch.nrecs > 0 || self->pending_dirty) {
+            rc = s_submit_batch(self);
+        } else {
+            return RT_OK;
+        }
+        if (rc < 0)
+            return rc;
+    }
 }
 
 /* ---- Resuming a transaction whose first chunks are stored. */
@@ -236,9 +348,11 @@ static int s_resume_one(void *arg, uint64_t seq, const void *data, size_t len)
     return 0;
 }
 
-/* Learns the transaction whose first chunks are stored above head_seq, if any. */
+/* Learns the transaction whose first chunks are stored above head_seq, if any, and the
+ * next seq. Everything cut must be durable (s_flush_wait). */
 static int s_resume_load(rt_capture_t *self)
 {
+    assert(!s_flight_active(self) && self->batch.nrecs == 0);
     memset(&self->resume, 0, sizeof self->resume);
     self->next_seq = rt_outbox_next_seq(self->outbox);
     uint64_t head = rt_outbox_position(self->outbox).head_seq;
@@ -274,7 +388,7 @@ static int s_resume_lost(rt_capture_t *self)
             self->resume.from, self->resume.to, self->resume.xid,
             rt_lsn_format(self->resume.commit_lsn, lsn, sizeof lsn));
     self->resume.active = false;
-    int rc = s_flush(self);
+    int rc = s_flush_wait(self); /* the discard needs nothing in flight */
     if (rc < 0)
         return rc == RT_EFULL ? RT_EIO : rc;
     if ((rc = rt_outbox_discard_open(self->outbox)) < 0)
@@ -791,7 +905,7 @@ static void s_disconnect(rt_capture_t *self, const char *why)
  * again and it resumes after them. */
 static int s_abandon_open_txn(rt_capture_t *self)
 {
-    int rc = s_flush(self);
+    int rc = s_flush_wait(self);
     if (rc < 0)
         return rc;
     return s_resume_load(self);
@@ -822,31 +936,28 @@ static int s_reconnect(rt_capture_t *self)
 int rt_capture_pump(rt_capture_t *self)
 {
     int rc;
+    /* A commit that ended, and the next one: also while disconnected or blocked. */
+    if ((rc = s_flush(self)) < 0)
+        return rc;
     if (!self->conn)
         return s_reconnect(self);
-
-    if (self->stats.blocked) {
-        rc = s_flush(self);
-        if (rc == RT_EFULL) {
-            s_send_feedback(self, false);
-            return RT_OK;
-        }
-        if (rc < 0)
-            return rc;
+    if (self->stats.blocked || s_batch_full(self)) {
+        /* The outbox is full, or the next batch is: wait for the commit (or room). */
+        s_send_feedback(self, false);
+        return RT_OK;
     }
 
     if (self->replay.st) {
         /* A streamed transaction committed: store it before reading on. */
         if ((rc = rt_spool_replay(self)) < 0)
             return rc;
-        rc = s_flush(self);
-        if (rc < 0 && rc != RT_EFULL)
+        if ((rc = s_flush(self)) < 0)
             return rc;
         s_send_feedback(self, false);
         return RT_OK;
     }
 
-    /* Read everything available, up to the batch limit: that is one group commit. */
+    /* Read everything available, up to the batch limit: at most one group commit. */
     for (;;) {
         char line[RT_PG_ERR_MAX];
         if (!PQconsumeInput(self->conn)) {
@@ -883,17 +994,16 @@ int rt_capture_pump(rt_capture_t *self)
                 return rc;
             if ((rc = s_sequences(self)) < 0)
                 return rc;
-            if (self->batch_len >= self->opts.batch_bytes || self->replay.st)
+            if (self->batch.len >= self->opts.batch_bytes || self->replay.st)
                 break;
         }
-        if (!got || self->batch_len >= self->opts.batch_bytes || self->replay.st)
+        if (!got || self->batch.len >= self->opts.batch_bytes || self->replay.st)
             break;
     }
 
     if ((rc = s_sequences(self)) < 0)
         return rc;
-    rc = s_flush(self);
-    if (rc < 0 && rc != RT_EFULL)
+    if ((rc = s_flush(self)) < 0)
         return rc;
     /* Idle and everything durable: confirm the keepalive position so the source does
      * not retain WAL for nothing. A transaction streamed before its commit may be open
@@ -901,8 +1011,8 @@ int rt_capture_pump(rt_capture_t *self)
      * after that position, and the source keeps its WAL from its start (the slot's
      * restart point) and sends it whole again after a reconnect, so it does not hold
      * the confirmation back. */
-    if (!self->in_txn && self->nrecs == 0 && !self->pending_dirty &&
-        self->idle_lsn > self->stats.confirmed_lsn && !self->stats.blocked) {
+    if (!self->in_txn && self->batch.nrecs == 0 && !self->pending_dirty && !s_flight_active(self) &&
+        self->idle_lsn > self->stats.confirmed_lsn) {
         self->stats.confirmed_lsn = self->idle_lsn;
         s_send_feedback(self, true);
     }
@@ -912,14 +1022,22 @@ int rt_capture_pump(rt_capture_t *self)
 
 bool rt_capture_busy(const rt_capture_t *self)
 {
-    return self->replay.st != NULL && !self->stats.blocked;
+    /* With the replay's share of the batch filled while a commit runs, the commit
+     * socket wakes the loop. */
+    return self->replay.st != NULL && !self->stats.blocked &&
+           !(self->batch.len >= rt_spool_budget(self) && s_flight_active(self));
 }
 
 int rt_capture_fd(rt_capture_t *self)
 {
-    if (!self->conn || self->stats.blocked)
+    if (!self->conn || self->stats.blocked || s_batch_full(self))
         return -1;
     return PQsocket(self->conn);
+}
+
+void *rt_capture_commit_socket(rt_capture_t *self)
+{
+    return rt_committer_socket(self->committer);
 }
 
 rt_capture_stats_t rt_capture_stats(const rt_capture_t *self)
@@ -957,6 +1075,8 @@ rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox)
     zhashx_set_key_destructor(self->rels, s_relid_free);
     zhashx_set_destructor(self->rels, s_rel_free);
 
+    if (!(self->committer = rt_committer_new(outbox)))
+        goto fail;
     self->durable = rt_outbox_position(outbox);
     self->pending = self->durable;
     self->stats.confirmed_lsn = self->durable.last_end_lsn;
@@ -977,12 +1097,13 @@ void rt_capture_destroy(rt_capture_t **self_p)
     rt_capture_t *self = *self_p;
     if (!self)
         return;
-    if (self->conn) {
-        /* Store what is complete before leaving; the rest is sent again. */
-        if (s_flush(self) < 0)
-            rt_warn("could not store the last batch before stopping; the source sends it again");
+    /* Store every record cut before leaving (chunks of a transaction still open are
+     * resumed after them); what cannot be stored, the source sends again. */
+    if (self->committer && s_flush_wait(self) < 0)
+        rt_warn("could not store the last batch before stopping; the source sends it again");
+    rt_committer_destroy(&self->committer);
+    if (self->conn)
         PQfinish(self->conn);
-    }
     rt_spool_drop_all(self);
     free(self->streams);
     free(self->replay.buf);
@@ -993,9 +1114,8 @@ void rt_capture_destroy(rt_capture_t **self_p)
     free(self->vals_old);
     free(self->vals_new);
     free(self->trunc);
-    free(self->batch);
-    free(self->offs);
-    free(self->recs);
+    s_batch_free(&self->batch);
+    s_batch_free(&self->flight);
     free((char *)self->opts.dsn);
     free((char *)self->opts.name);
     free((char *)self->opts.slot);

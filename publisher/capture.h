@@ -7,6 +7,10 @@
 
 typedef struct rt_capture_t rt_capture_t;
 
+/* Receives each record as soon as it is cut, with its seq, before it is durable (live
+ * publication). data is valid only during the call. */
+typedef void(rt_capture_publish_fn)(void *arg, uint64_t seq, const void *data, size_t len);
+
 typedef struct {
     const char *dsn;         /* source connection string (without replication=) */
     const char *name;        /* source name */
@@ -15,6 +19,8 @@ typedef struct {
     uint64_t batch_bytes;    /* group commit: flush to the outbox past this many bytes */
     const char *spool_dir;   /* where transactions streamed before their commit are spooled */
     bool ddl;                /* --ddl on: capture DDL (rt.ddl_log) */
+    rt_capture_publish_fn *publish; /* each record as it is cut, or NULL */
+    void *publish_arg;              /* publish's first argument */
 } rt_capture_opts_t;
 
 /* Counters and positions for status and metrics. */
@@ -29,28 +35,41 @@ typedef struct {
     uint64_t streaming_txns; /* such transactions now open (being spooled) */
     uint64_t sequences;      /* sequence values stored (records of sequences) */
     uint64_t ddl;            /* DDL commands stored */
+    uint64_t commits;        /* outbox commits (write transactions) of records and position */
+    uint64_t stored_records; /* records those commits stored */
     bool connected;          /* the replication stream is up */
     bool blocked;            /* the outbox is full: reading from the source paused */
 } rt_capture_stats_t;
 
 /* Connects to the source, checks wal_level, creates the publication and slot when
- * missing and starts streaming. Returns NULL on failure, logged (unreachable source,
- * wrong wal_level, missing privileges). outbox is borrowed. */
+ * missing, starts the outbox's commit thread and starts streaming. Returns NULL on
+ * failure, logged (unreachable source, wrong wal_level, missing privileges). outbox is
+ * borrowed, and used from the calling thread only (the commit thread writes through
+ * rt_outbox_put_write). */
 rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox);
+/* Stores every record cut and waits for it (what cannot be stored, the source sends
+ * again), stops the commit thread and the stream; clears *self_p. Safe on NULL. */
 void rt_capture_destroy(rt_capture_t **self_p);
 
-/* The socket to poll for input, or -1 while disconnected or blocked. */
+/* The socket to poll for input, or -1 while disconnected, blocked (outbox full), or
+ * while a full batch waits for the commit under way. */
 int rt_capture_fd(rt_capture_t *self);
 
-/* True while a committed streamed transaction is being stored: pump again without
- * waiting for input. */
+/* The outbox commit's socket to poll (zmq_pollitem_t.socket): readable when a commit
+ * ended; then pump. */
+void *rt_capture_commit_socket(rt_capture_t *self);
+
+/* True while a committed streamed transaction is being stored and there is room for
+ * more of it: pump again without waiting for input. */
 bool rt_capture_busy(const rt_capture_t *self);
 
-/* Reads what the source has sent, stores complete batches durably in the outbox
- * (group commit) and confirms them. Also sends periodic status, retries a blocked
- * outbox and reconnects after the source went away. Call when the socket is
- * readable and at least every few hundred milliseconds. Returns 0, or RT_EIO when
- * the outbox failed (fatal). */
+/* Reads what the source has sent and cuts it into records, each handed to
+ * opts.publish at once; hands batches to the outbox's commit thread, one commit at a
+ * time (group commit: the next takes everything cut during the previous one), and
+ * confirms to the source only what a commit made durable. Also sends periodic status,
+ * retries a blocked outbox and reconnects after the source went away. Call when the
+ * socket or the commit socket is readable and at least every few hundred milliseconds.
+ * Returns 0, or RT_EIO when the outbox failed (fatal). */
 int rt_capture_pump(rt_capture_t *self) RT_WUR;
 
 rt_capture_stats_t rt_capture_stats(const rt_capture_t *self);

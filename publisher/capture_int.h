@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "capture.h"
+#include "committer.h"
 #include "outbox.h"
 #include "pgoutput.h"
 #include "wire.h"
@@ -23,6 +24,16 @@
 
 /* How often the source's sequences are read (sequences.c). */
 #define RT_SEQ_POLL_MS 1000
+
+/* Records cut and not yet stored: one buffer, offsets per record (capture.c). */
+typedef struct {
+    char *data;      /* the records, back to back */
+    size_t len, cap; /* bytes used and allocated */
+    size_t *offs;    /* nrecs + 1 offsets into data */
+    size_t nrecs, offs_cap;
+    rt_outbox_rec_t *recs; /* views of the records, for the put */
+    size_t recs_cap;
+} rt_capture_batch_t;
 
 /* The source's sequences, polled (sequences.c). */
 typedef struct rt_seqs_t rt_seqs_t;
@@ -57,17 +68,21 @@ struct rt_capture_t {
     uint64_t epoch;   /* bumped at every record start */
     uint64_t txn_rows;
 
-    /* Records cut but not yet stored: one buffer, offsets per record. */
-    char *batch;
-    size_t batch_len, batch_cap;
-    size_t *offs; /* nrecs + 1 offsets */
-    size_t nrecs, offs_cap;
-    rt_outbox_rec_t *recs; /* views for rt_outbox_put */
-    size_t recs_cap;
-    uint64_t next_seq;       /* seq of the next record cut */
-    rt_outbox_pos_t durable; /* position stored in the outbox */
-    rt_outbox_pos_t pending; /* position once the batch is stored */
-    bool pending_dirty;      /* pending differs from durable */
+    /* Records cut but not yet stored, in two batches: `batch` fills while `flight`, cut
+     * before it, is being committed (group commit: the next commit takes everything cut
+     * during this one). Seqs: durable head < flight's < batch's < next_seq. */
+    rt_capture_batch_t batch;   /* filling */
+    rt_capture_batch_t flight;  /* with the committer, or held after RT_EFULL; else empty */
+    rt_committer_t *committer;  /* the outbox commit's thread */
+    bool flight_held;           /* the outbox refused flight (full): submitted again later */
+    int64_t full_retry_ms;      /* when flight_held: not submitted again before this */
+    rt_outbox_pos_t flight_pos; /* position stored with flight */
+    uint64_t next_seq;          /* seq of the next record cut (tracked here, never read back
+                                 * from the outbox while a batch is in flight) */
+    rt_outbox_pos_t durable;    /* position stored in the outbox */
+    rt_outbox_pos_t pending;    /* position once every record cut is stored */
+    bool pending_dirty;         /* pending differs from the position last submitted
+                                 * (flight_pos while a flight is active, else durable) */
 
     rt_seqs_t *seqs;      /* the source's sequences */
     bool seq_building;    /* builder holds a started record of sequences */
@@ -169,10 +184,13 @@ int rt_spool_on_abort(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
 /* Stream Commit (c): the transaction becomes self->replay.st, read back by
  * rt_spool_replay. */
 int rt_spool_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
-/* Reads the committed transaction's spool back, up to one batch, through the
- * rt_capture_on_* handlers, and ends it with its commit. RT_EIO also when a spooled
- * message is out of place. */
+/* Reads the committed transaction's spool back through the rt_capture_on_* handlers
+ * until the filling batch holds rt_spool_budget bytes, and ends it with its commit.
+ * RT_EIO also when a spooled message is out of place. */
 int rt_spool_replay(rt_capture_t *self) RT_WUR;
+/* Bytes of batch a replay fills per pump (the chunks reach subscribers as they are cut,
+ * and the batch stays small). */
+size_t rt_spool_budget(const rt_capture_t *self);
 /* Drops every open streamed transaction and its spool (the stream broke or stops). */
 void rt_spool_drop_all(rt_capture_t *self);
 

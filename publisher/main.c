@@ -180,6 +180,16 @@ static char *s_object_name(const char *name)
     return strdup(buf);
 }
 
+/* rt_capture_publish_fn: each record built goes out on PUB at once, before it is
+ * durable (arg: the stream variable, NULL until the stream is made and after it is
+ * destroyed). */
+static void s_publish_live(void *arg, uint64_t seq, const void *data, size_t len)
+{
+    rt_stream_t **stream = arg;
+    if (*stream)
+        rt_stream_publish_live(*stream, seq, data, len);
+}
+
 int main(int argc, char **argv)
 {
     s_opts_t o;
@@ -252,7 +262,9 @@ int main(int argc, char **argv)
                             .publication = o.publication,
                             .batch_bytes = batch_bytes,
                             .spool_dir = o.outbox,
-                            .ddl = o.ddl == 0};
+                            .ddl = o.ddl == 0,
+                            .publish = s_publish_live,
+                            .publish_arg = &stream};
     capture = rt_capture_new(&co, outbox);
     if (!capture)
         goto cleanup;
@@ -303,11 +315,12 @@ int main(int argc, char **argv)
                     rt_lsn_format(pos.last_end_lsn, lsn, sizeof lsn));
 
     while (!rt_daemon_stopping()) {
-        zmq_pollitem_t items[4] = {{rt_stream_router(stream), 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[5] = {{rt_stream_router(stream), 0, ZMQ_POLLIN, 0},
                                    {NULL, http ? rt_http_fd(http) : -1, ZMQ_POLLIN, 0},
                                    {rt_sync_socket(sync), 0, ZMQ_POLLIN, 0},
+                                   {rt_capture_commit_socket(capture), 0, ZMQ_POLLIN, 0},
                                    {NULL, rt_capture_fd(capture), ZMQ_POLLIN, 0}};
-        int nitems = items[3].fd >= 0 ? 4 : 3;
+        int nitems = items[4].fd >= 0 ? 5 : 4;
         if (zmq_poll(items, nitems, rt_capture_busy(capture) ? 0 : 100) < 0 &&
             zmq_errno() != EINTR) {
             rt_error("poll failed: %s", zmq_strerror(zmq_errno()));

@@ -52,6 +52,14 @@ void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m)
     rt_prometheus_gauge(out, "rt_publisher_outbox_limit_bytes",
                         "Size limit of the outbox (--max-outbox-mb); 0 when there is none.", NULL,
                         (double)m->outbox_limit_bytes);
+    rt_prometheus_counter(out, "rt_publisher_outbox_commits_total",
+                          "Outbox write transactions (fsync'd) of captured records and positions, "
+                          "since start.",
+                          NULL, (double)m->outbox_commits);
+    rt_prometheus_counter(out, "rt_publisher_outbox_committed_records_total",
+                          "Records stored by those commits since start (divided by the commits: "
+                          "the group commit's size).",
+                          NULL, (double)m->outbox_commit_records);
     rt_prometheus_gauge(out, "rt_publisher_first_seq", "Oldest record kept in the outbox.", NULL,
                         (double)m->first_seq);
     rt_prometheus_gauge(out, "rt_publisher_head_seq", "Newest durable record in the outbox.", NULL,

@@ -35,6 +35,8 @@ typedef struct {
     uint64_t outbox_records;          /* records in the outbox */
     uint64_t outbox_bytes;            /* bytes used by the outbox */
     uint64_t outbox_limit_bytes;      /* its size limit, --max-outbox-mb (0: none) */
+    uint64_t outbox_commits;          /* outbox commits of records since start */
+    uint64_t outbox_commit_records;   /* records those commits stored */
     uint64_t first_seq;               /* oldest record kept (0: empty) */
     uint64_t head_seq;                /* newest durable record */
     rt_lsn_t received_lsn;            /* newest WAL position received from the source */
@@ -52,11 +54,12 @@ typedef struct {
  * _captured_rows_total, _captured_sequences_total, _captured_ddl_total,
  * _filtered_transactions_total, _skipped_transactions_total, _streamed_transactions_total,
  * _streaming_transactions, _source_connected, _outbox_full, _outbox_records, _outbox_bytes,
- * _outbox_limit_bytes, _first_seq, _head_seq, _received_lsn, _confirmed_lsn (LSNs as numbers),
- * _slot_retained_wal_bytes, _source_lag_bytes, _source_lag_seconds (an unknown figure: the
- * family without a sample), _bad_frames_total, _dropped_peers_total, and per subscriber
- * rt_publisher_subscriber_acked_seq, _lag_records, _up, _error, _lag_seconds and the initial
- * copy's _copy_* {subscriber="name"}. Output errors are sticky in out (rt_buf_error). */
+ * _outbox_limit_bytes, _outbox_commits_total, _outbox_committed_records_total, _first_seq,
+ * _head_seq, _received_lsn, _confirmed_lsn (LSNs as numbers), _slot_retained_wal_bytes,
+ * _source_lag_bytes, _source_lag_seconds (an unknown figure: the family without a sample),
+ * _bad_frames_total, _dropped_peers_total, and per subscriber rt_publisher_subscriber_acked_seq,
+ * _lag_records, _up, _error, _lag_seconds and the initial copy's _copy_* {subscriber="name"}.
+ * Output errors are sticky in out (rt_buf_error). */
 void rt_metrics_publisher(rt_buf_t *out, const rt_metrics_publisher_t *m);
 
 #endif

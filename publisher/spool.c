@@ -22,10 +22,9 @@
 #include "capture_int.h"
 #include "log.h"
 
-#define REPLAY_BATCH_BYTES                                                                         \
-    (1u << 20) /* spool read back per outbox commit: chunks reach                                  \
-                * subscribers as they are stored, and the batch                                    \
-                * buffer stays small */
+/* Spool read back per pump at most: chunks reach subscribers as they are cut, and the
+ * batch buffer stays small. */
+#define REPLAY_BATCH_BYTES (1u << 20)
 
 /* A transaction streamed before its commit: its messages spooled in arrival order,
  * each as "uint32 len | uint32 subxid | the protocol 1 form of the message". */
@@ -232,15 +231,20 @@ int rt_spool_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m)
     return RT_OK;
 }
 
+size_t rt_spool_budget(const rt_capture_t *self)
+{
+    return self->opts.batch_bytes < REPLAY_BATCH_BYTES ? (size_t)self->opts.batch_bytes
+                                                       : REPLAY_BATCH_BYTES;
+}
+
 /* Reads the spool of the committed streamed transaction back, up to one batch, then
  * ends the transaction with its commit. */
 int rt_spool_replay(rt_capture_t *self)
 {
     rt_spool_txn_t *st = self->replay.st;
     int rc;
-    uint64_t budget =
-        self->opts.batch_bytes < REPLAY_BATCH_BYTES ? self->opts.batch_bytes : REPLAY_BATCH_BYTES;
-    while (!self->skip && self->batch_len < budget) {
+    size_t budget = rt_spool_budget(self);
+    while (!self->skip && self->batch.len < budget) {
         uint32_t hdr[2];
         size_t n = fread(hdr, 1, sizeof hdr, st->spool);
         if (n == 0 && feof(st->spool))

@@ -1,6 +1,9 @@
 /* publisher/stream.c - the publisher's ZeroMQ side: PUB fan-out and the ROUTER conversation.
  *
- * PUB carries every durable record once, best effort, then HUGZ{head} when idle.
+ * PUB carries every record once, best effort, as soon as the capture has built it
+ * (rt_stream_publish_live: LIVE + REC, before it is durable), then HUGZ{stored head}
+ * after each outbox commit and when idle.
+ * FETCH, WELCOME, FETCHED and HUGZ serve and announce only stored (durable) records.
  * ROUTER frames are [routing id][message] (peers are DEALERs); the conversation is
  * in schemas/protocol.md: HELLO/WELCOME, FETCH/FETCHED (credit-based: never more
  * records than asked) and ACK are answered here; PING, STATUS and the admin verbs of
@@ -16,6 +19,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "log.h"
@@ -34,7 +40,6 @@
 #define ROUTER_HWM 2048
 #define MAX_FETCH_RECORDS 256
 #define MAX_FETCH_BYTES (8u << 20)
-#define MAX_PUBLISH_BYTES (16u << 20)
 #define HUGZ_INTERVAL_MS 1000
 #define PERSIST_INTERVAL_MS 1000
 #define TRIM_INTERVAL_MS 1000
@@ -46,6 +51,16 @@ struct rt_stream_sample_t {
     uint64_t seq;
     int64_t ms;
 };
+
+/* A random id for this run: a subscriber that sees another one knows the publisher
+ * restarted and may have lost records it published but had not stored. */
+static uint64_t s_new_run_id(void)
+{
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
+        id = ((uint64_t)getpid() << 32) ^ (uint64_t)rt_mono_ms() ^ (uint64_t)time(NULL);
+    return id ? id : 1;
+}
 
 static void s_bad_frame(rt_stream_t *self, const char *peer, const char *why)
 {
@@ -126,7 +141,7 @@ bool rt_stream_notify(rt_stream_t *self, const char *name, const rt_msg_t *msg)
 }
 
 /* The newest stored record: the head_seq announced to subscribers (WELCOME, FETCHED,
- * HUGZ) and the last one published or served. It is above the outbox's head_seq while
+ * HUGZ) and the last one served. It is above the outbox's head_seq while
  * the chunks of a large transaction are being stored: subscribers apply them as they
  * come and commit at its last chunk. */
 static uint64_t s_stored(rt_stream_t *self)
@@ -191,6 +206,7 @@ static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt
     if (!s->stored.enabled)
         rt_info("subscriber %s is paused: it applies nothing until rtctl resume", m->name);
     rt_msg_t w = {.type = RT_MSG_WELCOME,
+                  .run_id = self->run_id,
                   .source = self->source,
                   .endpoint = self->pub_endpoint,
                   .first_seq = first,
@@ -248,8 +264,11 @@ static void s_on_fetch(rt_stream_t *self, const char *id, size_t idlen, const rt
             return;
         }
     }
-    rt_msg_t f = {
-        .type = RT_MSG_FETCHED, .seq = m->seq, .last_seq = ctx.last, .head_seq = s_stored(self)};
+    rt_msg_t f = {.type = RT_MSG_FETCHED,
+                  .seq = m->seq,
+                  .last_seq = ctx.last,
+                  .head_seq = s_stored(self),
+                  .run_id = self->run_id};
     s_send_msg(self, id, idlen, &f);
     rt_peers_replied(self->peers, id, idlen, ctx.bytes);
 }
@@ -609,51 +628,45 @@ int rt_stream_handle(rt_stream_t *self)
     return RT_OK;
 }
 
-typedef struct {
-    rt_stream_t *self;
-    size_t bytes;
-} s_pub_ctx_t;
-
-static int s_publish_one(void *arg, uint64_t seq, const void *data, size_t len)
+/* HUGZ{the newest stored record, this run}. */
+static void s_send_hugz(rt_stream_t *self, uint64_t stored, int64_t now)
 {
-    s_pub_ctx_t *c = arg;
-    /* PUB never blocks; past the high-water mark it drops and subscribers FETCH. */
-    zmq_send(zsock_resolve(c->self->pub), data, len, ZMQ_DONTWAIT);
-    c->self->published = seq;
-    c->bytes += len;
-    return c->bytes >= MAX_PUBLISH_BYTES ? 1 : 0;
+    rt_msg_t h = {.type = RT_MSG_HUGZ, .head_seq = stored, .run_id = self->run_id};
+    void *frame;
+    size_t len;
+    if (rt_msg_encode(&h, &frame, &len) == 0) {
+        zmq_send(zsock_resolve(self->pub), frame, len, ZMQ_DONTWAIT);
+        free(frame);
+    }
+    self->hugz_head = stored;
+    self->last_pub_ms = now;
 }
 
-static int s_publish(rt_stream_t *self, int64_t now)
+void rt_stream_publish_live(rt_stream_t *self, uint64_t seq, const void *data, size_t len)
+{
+    /* LIVE{run, stored head} + REC, one message: PUB never blocks; past the high-water
+     * mark it drops the whole message and subscribers FETCH. */
+    rt_msg_t live = {.type = RT_MSG_LIVE, .run_id = self->run_id, .head_seq = s_stored(self)};
+    void *frame;
+    size_t flen;
+    if (rt_msg_encode(&live, &frame, &flen) == 0) {
+        void *pub = zsock_resolve(self->pub);
+        if (zmq_send(pub, frame, flen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+            zmq_send(pub, data, len, ZMQ_DONTWAIT);
+        free(frame);
+    }
+    self->published = seq;
+    self->last_pub_ms = rt_mono_ms();
+}
+
+/* HUGZ{the newest stored record} as soon as an outbox commit moved it (subscribers
+ * commit what they applied of it: protocol.md, "Live records and durability"), and
+ * when nothing was published for HUGZ_INTERVAL_MS. */
+static void s_publish(rt_stream_t *self, int64_t now)
 {
     uint64_t stored = s_stored(self);
-    if (self->published > stored)
-        self->published = stored; /* chunks of a transaction that will not complete, dropped */
-    if (self->published < stored) {
-        s_pub_ctx_t ctx = {self, 0};
-        uint64_t from = self->published + 1;
-        if (from < rt_outbox_first_seq(self->outbox))
-            from = rt_outbox_first_seq(self->outbox);
-        int rc =
-            rt_outbox_read(self->outbox, from, SIZE_MAX, MAX_PUBLISH_BYTES, s_publish_one, &ctx);
-        if (rc < 0)
-            return rc;
-        if (self->published < stored && ctx.bytes >= MAX_PUBLISH_BYTES) {
-            /* More than a burst behind: subscribers fetch the rest over ROUTER. */
-            self->published = stored;
-        }
-        self->last_pub_ms = now;
-    } else if (now - self->last_pub_ms >= HUGZ_INTERVAL_MS) {
-        rt_msg_t h = {.type = RT_MSG_HUGZ, .head_seq = stored};
-        void *frame;
-        size_t len;
-        if (rt_msg_encode(&h, &frame, &len) == 0) {
-            zmq_send(zsock_resolve(self->pub), frame, len, ZMQ_DONTWAIT);
-            free(frame);
-        }
-        self->last_pub_ms = now;
-    }
-    return RT_OK;
+    if (stored != self->hugz_head || now - self->last_pub_ms >= HUGZ_INTERVAL_MS)
+        s_send_hugz(self, stored, now);
 }
 
 static int s_persist(rt_stream_t *self)
@@ -734,9 +747,8 @@ int rt_stream_tick(rt_stream_t *self)
 {
     int64_t now = rt_mono_ms();
     s_sample(self, now);
-    int rc = s_publish(self, now);
-    if (rc < 0)
-        return rc;
+    s_publish(self, now);
+    int rc;
     if (now - self->last_persist_ms >= PERSIST_INTERVAL_MS) {
         self->last_persist_ms = now;
         if ((rc = s_persist(self)) < 0)
@@ -797,6 +809,7 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox, rt
     self->slot = strdup(opts->slot ? opts->slot : "");
     self->pub_endpoint = strdup(opts->pub);
     self->retention_ms = opts->retention_s * 1000;
+    self->run_id = s_new_run_id();
     self->outbox = outbox;
     self->capture = capture;
     self->subs = zhashx_new();
@@ -835,9 +848,10 @@ rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox, rt
                          .cert = opts->cert};
     if (!(self->pub = rt_sock_new(&po)))
         goto fail;
-    /* Records stored before this start are served by FETCH, not re-published. */
+    /* Records stored before this start are served by FETCH, not published. */
     int64_t now = rt_mono_ms();
     self->published = s_stored(self);
+    self->hugz_head = self->published;
     self->samples[0] = (rt_stream_sample_t){self->published, now};
     self->nsamples = 1;
     self->last_persist_ms = self->last_trim_ms = now;

@@ -40,7 +40,12 @@ void *rt_stream_router(rt_stream_t *self);
 /* Handles the messages waiting on the ROUTER (at most a bounded number per call). */
 int rt_stream_handle(rt_stream_t *self) RT_WUR;
 
-/* Publishes every durable record not yet published; sends HUGZ when idle; stores
+/* Publishes a record on PUB as soon as it is built, before it is durable (the
+ * capture's publish callback): never blocks; past the PUB high-water mark it is dropped
+ * and subscribers FETCH it once it is stored. data is copied before the call returns. */
+void rt_stream_publish_live(rt_stream_t *self, uint64_t seq, const void *data, size_t len);
+
+/* Sends HUGZ{newest stored seq} when nothing was published for a while; stores
  * acknowledgements; trims what every enabled subscriber acknowledged. Call after each
  * capture pump and at least every few hundred milliseconds. */
 int rt_stream_tick(rt_stream_t *self) RT_WUR;

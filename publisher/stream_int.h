@@ -38,7 +38,9 @@ struct rt_stream_t {
     rt_auth_t *auth;    /* borrowed; NULL without CURVE: then anyone is anyone */
     int security;       /* rt_security_t, for STATUS */
     zhashx_t *subs;     /* name -> rt_stream_sub_t */
-    uint64_t published; /* last seq sent on PUB */
+    uint64_t published; /* last seq sent on PUB (live: may be above the stored head) */
+    uint64_t hugz_head; /* stored head of the last HUGZ */
+    uint64_t run_id;    /* this run's id, random, never 0 (protocol.md, "Live records") */
     int64_t last_pub_ms;
     int64_t last_persist_ms;
     int64_t last_trim_ms;

@@ -91,6 +91,8 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
                                 .outbox_bytes = st.outbox_bytes,
                                 .outbox_limit_bytes =
                                     st.outbox_limit_bytes > 0 ? (uint64_t)st.outbox_limit_bytes : 0,
+                                .outbox_commits = cs.commits,
+                                .outbox_commit_records = cs.stored_records,
                                 .first_seq = st.first_seq,
                                 .head_seq = st.head_seq,
                                 .received_lsn = cs.received_lsn,

@@ -56,6 +56,24 @@
 #define S_RECV_BATCH 256
 /* Malformed frames are logged at most this often. */
 #define S_BAD_LOG_MS 10000
+/* Records held while a group waits to be known stored before it commits: beyond
+ * these, later records are dropped (and fetched). */
+#define S_HELD_MAX 4096
+/* A group closing this long (the publisher stores nothing: its outbox is full, it is
+ * stuck) is rolled back: what is stored is applied again and committed alone. */
+#define S_CLOSING_MAX_MS 2000
+#define S_HELD_MAX_BYTES (64u * 1024 * 1024)
+
+/* A record kept to apply later: it came while the group was closing (to apply after
+ * its commit), or live past a gap (to apply once FETCH filled the gap). */
+typedef struct {
+    uint64_t seq;     /* its seq (the list is sorted by it) */
+    zmq_msg_t rec;    /* the REC frame */
+    bool from_dealer; /* a FETCH answer */
+    bool live;        /* with a LIVE header: */
+    uint64_t run_id;  /* its run */
+    uint64_t head;    /* and stored head */
+} s_held_t;
 
 typedef enum { S_DOWN, S_PINGING, S_SOURCE, S_HELLO, S_STREAMING } s_state_t;
 
@@ -76,6 +94,16 @@ struct rt_link_t {
     int state;               /* s_state_t */
     char *source;            /* source name from PONG */
     uint64_t known_head;     /* newest seq the publisher has, as far as we know */
+    uint64_t run_id;         /* the publisher's run (WELCOME; 0: a publisher without runs,
+                              * which publishes only stored records) */
+    uint64_t durable_head;   /* newest seq that run told us it has stored */
+    uint64_t tentative_to;   /* last seq of the open replica transaction that came live and
+                              * is not known stored yet (0: none); it cannot commit before */
+    bool closing;            /* the group is complete and due, waiting to be known stored:
+                              * records that come meanwhile are held, not applied */
+    int64_t closing_ms;      /* since when */
+    zlistx_t *held_recs;     /* s_held_t, by seq */
+    size_t held_bytes;       /* their REC bytes */
     int64_t reconnect_at_ms; /* S_DOWN: when to connect again */
     int link_backoff_ms;     /* next reconnection delay */
     int64_t last_rx_ms;      /* last frame from the publisher */
@@ -110,6 +138,12 @@ struct rt_link_t {
     uint64_t reconnects; /* reconnections to the publisher since start */
 };
 
+static int s_held_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const s_held_t *)a)->seq, y = ((const s_held_t *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
 rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
 {
     rt_link_t *self = calloc(1, sizeof *self);
@@ -121,8 +155,11 @@ rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
     self->pub_override = opts->pub && *opts->pub ? strdup(opts->pub) : NULL;
     self->name = strdup(opts->name);
     self->dec = rt_record_decoder_new();
+    self->held_recs = zlistx_new();
+    if (self->held_recs)
+        zlistx_set_comparator(self->held_recs, s_held_cmp);
     self->stop = stop;
-    if (!self->publisher || !self->name || !self->dec ||
+    if (!self->publisher || !self->name || !self->dec || !self->held_recs ||
         (opts->pub && *opts->pub && !self->pub_override)) {
         rt_link_destroy(&self);
         return NULL;
@@ -140,12 +177,26 @@ static void s_close_sockets(rt_link_t *self)
     zsock_destroy(&self->sub);
 }
 
+/* Forgets the held records, and that the group was closing. */
+static void s_drop_held(rt_link_t *self)
+{
+    s_held_t *h;
+    while ((h = zlistx_detach(self->held_recs, NULL))) {
+        zmq_msg_close(&h->rec);
+        free(h);
+    }
+    self->held_bytes = 0;
+    self->closing = false;
+}
+
 void rt_link_destroy(rt_link_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     rt_link_t *self = *self_p;
     s_close_sockets(self);
+    s_drop_held(self);
+    zlistx_destroy(&self->held_recs);
     rt_record_decoder_destroy(&self->dec);
     free(self->publisher);
     free(self->publisher_key);
@@ -270,16 +321,54 @@ static int s_connect_sub(rt_link_t *self, const char *endpoint)
 /* Commits complete source transactions or rolls back a partial one. */
 static void s_commit(rt_link_t *self);
 
+/* The last seq of the open replica transaction not yet known stored by the publisher,
+ * 0 when none (a rolled back transaction holds none). */
+static uint64_t s_tentative(const rt_link_t *self)
+{
+    return rt_apply_in_txn(self->apply) ? self->tentative_to : 0;
+}
+
+/* True when the open replica transaction may commit now: it ends with a whole source
+ * transaction and the publisher has stored every record of it. A replica never commits
+ * a record its publisher could still lose, so its progress (the origin) is always a
+ * seq that stays in the outbox until everyone acknowledged it. */
+static bool s_commit_ok(const rt_link_t *self)
+{
+    return rt_apply_commit_ready(self->apply) && s_tentative(self) == 0;
+}
+
+/* Commits what may commit, else rolls back the open transaction; drops held records. */
+static void s_commit_or_rollback(rt_link_t *self)
+{
+    if (s_commit_ok(self))
+        s_commit(self);
+    else if (rt_apply_in_txn(self->apply))
+        rt_apply_rollback(self->apply);
+    self->tentative_to = 0;
+    s_drop_held(self);
+}
+
+/* The group is due: commits it if it is known stored, else closes it (records that
+ * come before it is are held, and it commits when it is). */
+static void s_try_commit(rt_link_t *self)
+{
+    if (!rt_apply_commit_ready(self->apply))
+        return;
+    if (!s_tentative(self)) {
+        s_commit(self);
+    } else if (!self->closing) {
+        self->closing = true;
+        self->closing_ms = rt_mono_ms();
+    }
+}
+
 /* Drops both sockets and schedules a reconnection with back-off. */
 static void s_link_lost(rt_link_t *self, const char *why, int64_t now)
 {
     self->reconnects++;
     rt_warn("%s; reconnecting to %s in %.1f s", why, self->publisher,
             self->link_backoff_ms / 1000.0);
-    if (rt_apply_commit_ready(self->apply))
-        s_commit(self);
-    else if (rt_apply_in_txn(self->apply))
-        rt_apply_rollback(self->apply);
+    s_commit_or_rollback(self);
     s_close_sockets(self);
     self->state = S_DOWN;
     self->reconnect_at_ms = now + self->link_backoff_ms;
@@ -288,6 +377,8 @@ static void s_link_lost(rt_link_t *self, const char *why, int64_t now)
         self->link_backoff_ms = S_RECONNECT_MAX_MS;
     self->known_head = 0;
     self->nfetch = 0;
+    self->run_id = 0;
+    self->durable_head = 0;
 }
 
 /* Writes the PUB endpoint to connect to into buf: the WELCOME endpoint with a
@@ -322,6 +413,8 @@ static void s_resolve_pub(const rt_link_t *self, const char *ep, char *buf, size
 
 static void s_apply_failed(rt_link_t *self, int rc, int64_t now)
 {
+    self->tentative_to = 0; /* the open transaction was rolled back */
+    s_drop_held(self);
     if (rc == RT_EAGAIN)
         return; /* stopping */
     if (rc == RT_ENOMEM) {
@@ -351,6 +444,7 @@ static void s_apply_failed(rt_link_t *self, int rc, int64_t now)
 static void s_commit(rt_link_t *self)
 {
     uint64_t last = rt_apply_next_seq(self->apply) - 1;
+    self->closing = false;
     int rc = rt_apply_commit(self->apply);
     if (rc != RT_OK) {
         self->careful_until = last;
@@ -413,8 +507,68 @@ static void s_note_head(rt_link_t *self, uint64_t head)
         self->known_head = head;
 }
 
+/* What a message of the publisher's run says: head is stored. A message of another run
+ * means the publisher restarted: the records it had published but not stored are gone,
+ * and may come again under other seqs, so what the open transaction holds of them is
+ * rolled back and the link starts over (HELLO from the replica's progress). Returns
+ * false then. */
+static bool s_note_run(rt_link_t *self, uint64_t run_id, uint64_t head, int64_t now)
+{
+    if (run_id && self->run_id && run_id != self->run_id) {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "the publisher restarted (run %016" PRIx64 ", was %016" PRIx64 ")%s", run_id,
+                 self->run_id,
+                 s_tentative(self) ? ": rolled back the records it had not stored" : "");
+        s_link_lost(self, why, now);
+        self->link_backoff_ms = S_RECONNECT_MIN_MS;
+        self->reconnect_at_ms = now;
+        return false;
+    }
+    if (run_id == self->run_id && head > self->durable_head) {
+        self->durable_head = head;
+        if (self->tentative_to && self->tentative_to <= head)
+            self->tentative_to = 0;
+        if (self->closing && s_commit_ok(self))
+            s_commit(self); /* the held records follow (s_release) */
+    }
+    s_note_head(self, head);
+    return true;
+}
+
+/* A record: from the DEALER (a FETCH answer: stored), or live from PUB (live: its LIVE
+ * header; NULL from a publisher without runs, which publishes only stored records). */
+/* Keeps a copy of a record that came while the group was closing (or behind others
+ * held), to apply once it committed; past the limits it is dropped (and fetched). */
+static void s_hold(rt_link_t *self, uint64_t seq, const void *data, size_t len, bool from_dealer,
+                   const rt_msg_t *live)
+{
+    if (zlistx_size(self->held_recs) >= S_HELD_MAX || self->held_bytes + len > S_HELD_MAX_BYTES)
+        return;
+    s_held_t key = {.seq = seq};
+    if (zlistx_find(self->held_recs, &key))
+        return; /* held already */
+    s_held_t *h = calloc(1, sizeof *h);
+    if (!h || zmq_msg_init_size(&h->rec, len) != 0) {
+        free(h);
+        return;
+    }
+    h->seq = seq;
+    memcpy(zmq_msg_data(&h->rec), data, len);
+    h->from_dealer = from_dealer;
+    h->live = live != NULL;
+    h->run_id = live ? live->run_id : 0;
+    h->head = live ? live->head_seq : 0;
+    if (!zlistx_insert(self->held_recs, h, false)) {
+        zmq_msg_close(&h->rec);
+        free(h);
+        return;
+    }
+    self->held_bytes += len;
+}
+
 static void s_on_record(rt_link_t *self, const void *data, size_t len, bool from_dealer,
-                        int64_t now)
+                        const rt_msg_t *live, bool released, int64_t now)
 {
     const rt_record_t *rec;
     if (rt_record_decode(self->dec, data, len, &rec) != RT_OK) {
@@ -423,27 +577,53 @@ static void s_on_record(rt_link_t *self, const void *data, size_t len, bool from
     }
     if (self->state != S_STREAMING)
         return;
-    s_note_head(self, rec->seq);
-    if (from_dealer && self->nfetch > 0) {
+    if (live) {
+        if (!s_note_run(self, live->run_id, live->head_seq, now))
+            return;
+    } else {
+        s_note_head(self, rec->seq);
+    }
+    if (from_dealer && self->nfetch > 0 && !released) {
         self->fetch_sent_ms = now; /* the FETCH is being answered */
         if (len > self->rec_max)
             self->rec_max = len;
     }
     if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
+    if (rec->seq < rt_apply_next_seq(self->apply))
+        return; /* a duplicate */
+    if (!released &&
+        (self->closing || (live && self->run_id && rec->seq > rt_apply_next_seq(self->apply)))) {
+        /* Closing: applied after the commit. Live past a gap: applied once FETCH
+         * filled it (under load the live stream runs ahead of what FETCH can serve,
+         * the stored records, by the commit under way: dropping it would keep the
+         * subscriber fetching for as long as the load lasts). */
+        s_hold(self, rec->seq, data, len, from_dealer, live);
+        return;
+    }
     if (rec->seq != rt_apply_next_seq(self->apply))
-        return; /* a duplicate, or past a gap that FETCH fills */
+        return; /* past a gap that FETCH fills */
+    bool tentative = live && self->run_id && rec->seq > self->durable_head;
+    if (tentative && rt_apply_commit_ready(self->apply) && !s_tentative(self)) {
+        /* Commit what is stored before taking what may not be yet: a group that held
+         * both would wait for the unstored records, which a full outbox stores only
+         * once this subscriber acknowledged the stored ones. */
+        s_commit(self);
+        if (self->held || !rt_apply_connected(self->apply))
+            return;
+    }
     int rc = rt_apply_record(self->apply, rec, len);
     if (rc != RT_OK) {
         self->careful_until = rec->seq;
         s_apply_failed(self, rc, now);
         return;
     }
+    if (tentative)
+        self->tentative_to = rec->seq;
     /* After a failure, commit each source transaction until past the failing seq,
      * so the replica's progress stops right before it. */
-    if (rt_apply_commit_ready(self->apply) &&
-        (rt_apply_group_full(self->apply) || rec->seq <= self->careful_until))
-        s_commit(self);
+    if (rt_apply_group_full(self->apply) || rec->seq <= self->careful_until)
+        s_try_commit(self);
 }
 
 static void s_on_pong(rt_link_t *self, rt_msg_t *m)
@@ -518,6 +698,9 @@ static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
             return;
         }
     }
+    self->run_id = m->run_id;
+    self->durable_head = m->head_seq;
+    self->tentative_to = 0;
     s_note_head(self, m->head_seq);
     self->state = S_STREAMING;
     self->link_backoff_ms = S_RECONNECT_MIN_MS;
@@ -536,11 +719,8 @@ static void s_set_paused(rt_link_t *self, bool paused, int64_t now)
         return;
     self->paused = paused;
     if (paused) {
-        /* Keep what is complete, drop a source transaction only partly applied. */
-        if (rt_apply_commit_ready(self->apply))
-            s_commit(self);
-        else if (rt_apply_in_txn(self->apply))
-            rt_apply_rollback(self->apply);
+        /* Keep what is complete and stored, drop the rest. */
+        s_commit_or_rollback(self);
         self->nfetch = 0;
         rt_info("paused by the publisher at applied seq %" PRIu64 "; applying nothing until "
                 "resumed",
@@ -569,6 +749,8 @@ static void s_on_replay(rt_link_t *self, const rt_msg_t *m, int64_t now)
                      m->seq);
             return;
         }
+        s_drop_held(self);
+        self->tentative_to = 0;
         int rc = rt_apply_reset(self->apply, m->seq - 1);
         if (rc != RT_OK) {
             s_apply_failed(self, rc, now);
@@ -605,12 +787,11 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
     case RT_MSG_WELCOME: s_on_welcome(self, m, now); break;
     case RT_MSG_HUGZ:
         if (self->state == S_STREAMING)
-            s_note_head(self, m->head_seq);
+            (void)s_note_run(self, m->run_id, m->head_seq, now);
         break;
     case RT_MSG_FETCHED:
-        if (self->state != S_STREAMING)
+        if (self->state != S_STREAMING || !s_note_run(self, m->run_id, m->head_seq, now))
             break;
-        s_note_head(self, m->head_seq);
         if (self->nfetch > 0 && m->seq == self->fetches[0].from) {
             uint64_t end = m->seq + self->fetches[0].count; /* first seq not asked */
             self->nfetch--;
@@ -621,7 +802,10 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
             self->rec_max = 0;
             if (m->last_seq < m->seq) {
                 self->nfetch = 0;
-                self->fetch_not_before_ms = now + S_EMPTY_FETCH_MS;
+                /* Paused; or, from a publisher that stored less than it published, not
+                 * stored yet: its next HUGZ says when it is. */
+                if (m->head_seq >= m->seq || !self->run_id)
+                    self->fetch_not_before_ms = now + S_EMPTY_FETCH_MS;
             } else if (m->last_seq + 1 < end && m->last_seq < m->head_seq) {
                 /* A short reply: the later ranges start past a gap. Ask again from it. */
                 self->nfetch = 0;
@@ -701,21 +885,37 @@ static bool s_recv(rt_link_t *self, void *handle, int64_t now)
     }
     self->last_rx_ms = now;
     if (zmq_msg_more(&msg)) {
-        /* The parts of a message arrive together: drop them all. */
-        bool more = true;
+        /* A live record is LIVE then REC; any other message of several frames is
+         * dropped whole (its parts arrive together). */
+        rt_msg_t live;
+        zmq_msg_t rec;
+        zmq_msg_init(&rec);
+        bool decoded = !from_dealer &&
+                       rt_msg_peek_type(zmq_msg_data(&msg), zmq_msg_size(&msg)) == RT_MSG_LIVE &&
+                       rt_msg_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &live) == RT_OK;
+        bool more = zmq_msg_recv(&rec, handle, ZMQ_DONTWAIT) >= 0;
+        bool ok = decoded && more && !zmq_msg_more(&rec) &&
+                  rt_msg_peek_type(zmq_msg_data(&rec), zmq_msg_size(&rec)) == RT_MSG_REC;
+        if (ok)
+            s_on_record(self, zmq_msg_data(&rec), zmq_msg_size(&rec), false, &live, false, now);
+        if (decoded)
+            rt_msg_clear(&live);
+        more = more && zmq_msg_more(&rec);
+        zmq_msg_close(&rec);
         while (more) {
             zmq_msg_close(&msg);
             zmq_msg_init(&msg);
             more = zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&msg);
         }
-        s_bad_frame(self, "a message of several frames", now);
+        if (!ok)
+            s_bad_frame(self, "a message of several frames that is not a live record", now);
         goto cleanup;
     }
     const void *data = zmq_msg_data(&msg);
     size_t len = zmq_msg_size(&msg);
     int type = rt_msg_peek_type(data, len);
     if (type == RT_MSG_REC) {
-        s_on_record(self, data, len, from_dealer, now);
+        s_on_record(self, data, len, from_dealer, NULL, false, now);
     } else if (type == RT_MSG_UNKNOWN || type == RT_MSG_STATUS_REPLY) {
         s_bad_frame(self, "a frame that is not an rt message", now);
     } else {
@@ -731,6 +931,26 @@ cleanup:
     /* The record applied above pointed into this message: released only now. */
     zmq_msg_close(&msg);
     return true;
+}
+
+/* Applies the held records that are next, in seq order, unless the group is closing
+ * (or closes again); drops those already applied. */
+static void s_release(rt_link_t *self, int64_t now)
+{
+    uint64_t epoch = self->reconnects;
+    s_held_t *h;
+    while (!self->closing && self->reconnects == epoch && self->result == RT_OK && !self->paused &&
+           !self->held && !self->replica_down && rt_apply_connected(self->apply) &&
+           (h = zlistx_first(self->held_recs)) && h->seq <= rt_apply_next_seq(self->apply)) {
+        zlistx_detach(self->held_recs, NULL);
+        size_t len = zmq_msg_size(&h->rec);
+        self->held_bytes -= len;
+        rt_msg_t live = {.type = RT_MSG_LIVE, .run_id = h->run_id, .head_seq = h->head};
+        s_on_record(self, zmq_msg_data(&h->rec), len, h->from_dealer, h->live ? &live : NULL, true,
+                    now);
+        zmq_msg_close(&h->rec);
+        free(h);
+    }
 }
 
 /* ---------------------------------------------------------------------------------
@@ -802,6 +1022,16 @@ static void s_timers(rt_link_t *self, int64_t now)
         break;
     case S_HELLO: break;
     case S_STREAMING:
+        if (self->closing && now - self->closing_ms >= S_CLOSING_MAX_MS) {
+            rt_warn("the publisher has not stored records %" PRIu64 "..%" PRIu64
+                    " of the open transaction for %d s (is its outbox full?): rolled back, "
+                    "applying again what it stored",
+                    self->durable_head + 1, self->tentative_to, S_CLOSING_MAX_MS / 1000);
+            if (rt_apply_in_txn(self->apply))
+                rt_apply_rollback(self->apply);
+            self->tentative_to = 0;
+            s_drop_held(self);
+        }
         if (self->held && now >= self->held_until_ms) {
             self->held = false;
             rt_info("retrying from seq %" PRIu64, rt_apply_next_seq(self->apply));
@@ -814,10 +1044,10 @@ static void s_timers(rt_link_t *self, int64_t now)
             s_send_ack(self, now);
         break;
     }
-    if (rt_apply_commit_ready(self->apply) &&
-        (self->state != S_STREAMING || rt_apply_group_full(self->apply) ||
-         rt_apply_txn_age_ms(self->apply) >= S_GROUP_MAX_MS))
-        s_commit(self);
+    if (self->state != S_STREAMING || rt_apply_group_full(self->apply) ||
+        rt_apply_txn_age_ms(self->apply) >= S_GROUP_MAX_MS)
+        s_try_commit(self);
+    s_release(self, now);
 }
 
 /* True while a group that could commit should rather wait for the records of the
@@ -858,7 +1088,7 @@ long rt_link_timeout(const rt_link_t *self)
      * FETCHes are outstanding: then it waits for them up to its age limit. */
     long timeout = S_POLL_MS;
     bool hold = s_hold_group(self, self->apply);
-    if (rt_apply_commit_ready(self->apply))
+    if (s_commit_ok(self))
         timeout = hold ? S_GROUP_MAX_MS - rt_apply_txn_age_ms(self->apply) : 0;
     if (timeout > S_POLL_MS)
         timeout = S_POLL_MS;
@@ -881,11 +1111,13 @@ int rt_link_handle(rt_link_t *self, const zmq_pollitem_t *items, int n)
                 !s_recv(self, items[i].socket, now))
                 break;
     }
+    s_release(self, now);
     if (input)
         return self->result;
     /* Nothing waiting: commit the group, and notice a silent publisher. */
-    if (rt_apply_commit_ready(self->apply) && !s_hold_group(self, self->apply))
-        s_commit(self);
+    if (!s_hold_group(self, self->apply))
+        s_try_commit(self);
+    s_release(self, now);
     if (self->state != S_DOWN && now - self->last_rx_ms > RT_LINK_SILENCE_MS) {
         char why[128];
         snprintf(why, sizeof why, "no message from the publisher for %d s",
@@ -907,6 +1139,8 @@ int rt_link_end(rt_link_t *self)
     /* Stopping: roll back what is not committed and send nothing more. */
     if (rt_apply_in_txn(self->apply))
         rt_apply_rollback(self->apply);
+    s_drop_held(self);
+    self->tentative_to = 0;
     s_close_sockets(self);
     self->state = S_DOWN;
     self->apply = NULL;

@@ -639,7 +639,8 @@ static void s_gen_msgs(void)
                    .source = source,
                    .endpoint = endpoint,
                    .first_seq = 1,
-                   .head_seq = 100000};
+                   .head_seq = 100000,
+                   .run_id = 0x9e3779b97f4a7c15ull};
     s_emit_msg("msg-welcome.mp", &m);
     m = (rt_msg_t){.type = RT_MSG_WELCOME,
                    .source = source,
@@ -650,7 +651,8 @@ static void s_gen_msgs(void)
     s_emit_msg("msg-welcome-paused.mp", &m);
     m = (rt_msg_t){.type = RT_MSG_FETCH, .seq = 42, .count = 256};
     s_emit_msg("msg-fetch.mp", &m);
-    m = (rt_msg_t){.type = RT_MSG_FETCHED, .seq = 42, .last_seq = 297, .head_seq = 300};
+    m = (rt_msg_t){
+        .type = RT_MSG_FETCHED, .seq = 42, .last_seq = 297, .head_seq = 300, .run_id = 7};
     s_emit_msg("msg-fetched.mp", &m);
     m = (rt_msg_t){.type = RT_MSG_ACK,
                    .seq = 297,
@@ -666,8 +668,10 @@ static void s_gen_msgs(void)
                    .conflicts = 3,
                    .text = "duplicate key value violates unique constraint \"kv_pkey\""};
     s_emit_msg("msg-ack-error.mp", &m);
-    m = (rt_msg_t){.type = RT_MSG_HUGZ, .head_seq = UINT64_MAX};
+    m = (rt_msg_t){.type = RT_MSG_HUGZ, .head_seq = UINT64_MAX, .run_id = 0x9e3779b97f4a7c15ull};
     s_emit_msg("msg-hugz.mp", &m);
+    m = (rt_msg_t){.type = RT_MSG_LIVE, .head_seq = 299, .run_id = 0x9e3779b97f4a7c15ull};
+    s_emit_msg("msg-live.mp", &m);
     m = (rt_msg_t){.type = RT_MSG_ERROR, .code = RT_ETRIMMED, .text = "range trimmed"};
     s_emit_msg("msg-error.mp", &m);
     m = (rt_msg_t){.type = RT_MSG_PING};

@@ -693,6 +693,18 @@ rt_pair_daemons() {
         --target "$REPLICA_DSN" --name replica "${sub_curve[@]}"
 }
 
+# rt_start_sub LABEL [ARGS...]
+# Starts the subscriber named LABEL into the cluster LABEL, with the publisher at ROUTER,
+# as daemon LABEL logging to RT_TMP/LABEL.log (rt_start_daemon: waits for it to be
+# ready); ARGS are more flags.
+rt_start_sub() {
+    local label="$1" dsn
+    dsn="$(rt__var "$label")_DSN"
+    shift
+    rt_start_daemon "$label" "$RT_TMP/$label.log" "$RT_BIN/rt-subscriber" \
+        --publisher "$ROUTER" --target "${!dsn}" --name "$label" "$@"
+}
+
 # rt_sub_fg LABEL CLUSTER ARGS...
 # Runs a subscriber named LABEL into cluster CLUSTER, with the publisher at ROUTER, in the
 # foreground (at most 60 s), its output appended to RT_TMP/LABEL.log; returns its exit

@@ -41,6 +41,8 @@ static void test_publisher_body(void **state)
         .outbox_records = 100,
         .outbox_bytes = 65536,
         .outbox_limit_bytes = 8388608,
+        .outbox_commits = 7,
+        .outbox_commit_records = 91,
         .first_seq = 1,
         .head_seq = 100,
         .received_lsn = 0x16B374D848ULL,
@@ -106,6 +108,14 @@ static void test_publisher_body(void **state)
         "when there is none.\n"
         "# TYPE rt_publisher_outbox_limit_bytes gauge\n"
         "rt_publisher_outbox_limit_bytes 8388608\n"
+        "# HELP rt_publisher_outbox_commits_total Outbox write transactions (fsync'd) of "
+        "captured records and positions, since start.\n"
+        "# TYPE rt_publisher_outbox_commits_total counter\n"
+        "rt_publisher_outbox_commits_total 7\n"
+        "# HELP rt_publisher_outbox_committed_records_total Records stored by those commits since "
+        "start (divided by the commits: the group commit's size).\n"
+        "# TYPE rt_publisher_outbox_committed_records_total counter\n"
+        "rt_publisher_outbox_committed_records_total 91\n"
         "# HELP rt_publisher_first_seq Oldest record kept in the outbox.\n"
         "# TYPE rt_publisher_first_seq gauge\n"
         "rt_publisher_first_seq 1\n"

@@ -1,4 +1,5 @@
-/* tests/unit/test_outbox.c - the LMDB outbox: append, read, reopen, trim, growth, limits. */
+/* tests/unit/test_outbox.c - the LMDB outbox: append, read, reopen, trim, growth, limits,
+ * and a put written on another thread (begin, write, end). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -819,6 +821,216 @@ static void test_max_bytes(void **state)
     rt_outbox_destroy(&ob);
 }
 
+/* n records of len bytes (s_pattern with salt) from seq `first`, for a split put; freed
+ * by s_recs_free. */
+static rt_outbox_rec_t *s_recs(uint64_t first, size_t n, size_t len, unsigned salt)
+{
+    rt_outbox_rec_t *recs = calloc(n ? n : 1, sizeof *recs);
+    assert_non_null(recs);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *buf = malloc(len);
+        assert_non_null(buf);
+        s_pattern(buf, len, first + i, salt);
+        recs[i].data = buf;
+        recs[i].len = len;
+    }
+    return recs;
+}
+
+static void s_recs_free(rt_outbox_rec_t *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((void *)recs[i].data);
+    free(recs);
+}
+
+/* A put written on a thread of its own, after an optional delay. */
+typedef struct {
+    rt_outbox_t *ob;
+    rt_outbox_put_t *put;
+    unsigned delay_ms;
+    int rc; /* out: rt_outbox_put_write's result */
+} s_writer_t;
+
+static void *s_writer(void *arg)
+{
+    s_writer_t *w = arg;
+    if (w->delay_ms)
+        usleep(w->delay_ms * 1000u);
+    w->rc = rt_outbox_put_write(w->ob, w->put);
+    return NULL;
+}
+
+/* The owning thread reads and writes while a put is written on another thread; the
+ * position moves only at rt_outbox_put_end. */
+static void test_split_put(void **state)
+{
+    rt_outbox_t *ob = s_open(state, 0, 0);
+    s_append(ob, 10, 0, 20, 10);
+
+    const size_t n = 50, len = 200;
+    rt_outbox_rec_t *recs = s_recs(11, n, len, 21);
+    rt_outbox_pos_t pos = s_pos(60);
+    rt_outbox_put_t put;
+    assert_int_equal(rt_outbox_put_begin(ob, recs, n, &pos, &put), 0);
+    assert_int_equal(put.seq, 11);
+    /* One put at a time; no discard meanwhile. */
+    rt_outbox_put_t other;
+    assert_int_equal(rt_outbox_put_begin(ob, recs, 1, &pos, &other), RT_EINVAL);
+    assert_int_equal(rt_outbox_put(ob, NULL, 0, &pos), RT_EINVAL);
+    assert_int_equal(rt_outbox_discard_open(ob), RT_EINVAL);
+
+    s_writer_t w = {.ob = ob, .put = &put, .delay_ms = 20};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, s_writer, &w), 0);
+    /* Meanwhile: reads see the position of the last put ended, writes wait their turn. */
+    for (int i = 0; i < 20; i++) {
+        s_check_t c = s_read_all(ob, 1, 20, 0);
+        assert_int_equal(c.count, 10);
+        rt_outbox_sub_t sub = {.acked_seq = (uint64_t)i, .enabled = true};
+        snprintf(sub.name, sizeof sub.name, "replica-%d", i % 3);
+        assert_int_equal(rt_outbox_sub_put(ob, &sub), 0);
+        assert_int_equal(rt_outbox_meta_set(ob, "note", "split"), 0);
+        rt_outbox_stat_t st;
+        assert_int_equal(rt_outbox_stat(ob, &st), 0);
+        usleep(1000);
+    }
+    size_t deleted;
+    assert_int_equal(rt_outbox_trim(ob, 5, 0, &deleted), 0);
+    assert_int_equal(deleted, 5);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_int_equal(w.rc, 0);
+    assert_int_equal(rt_outbox_next_seq(ob), 11);
+    assert_int_equal(rt_outbox_position(ob).head_seq, 10);
+
+    assert_int_equal(rt_outbox_put_end(ob, &put, w.rc), 0);
+    s_recs_free(recs, n);
+    assert_int_equal(rt_outbox_next_seq(ob), 61);
+    assert_int_equal(rt_outbox_position(ob).head_seq, 60);
+    assert_int_equal(rt_outbox_first_seq(ob), 6);
+    s_check_t c = {.salt = 20, .alt_from = 11, .alt_salt = 21, .len = 0};
+    /* seqs 6..10 have s_len lengths, 11..60 have len: read the two ranges apart */
+    assert_int_equal(rt_outbox_read(ob, 6, 5, 0, s_visit, &c), 0);
+    assert_int_equal(c.bad, 0);
+    assert_int_equal(c.count, 5);
+    c = s_read_all(ob, 11, 21, len);
+    assert_int_equal(c.count, n);
+
+    /* A refused put ends with nothing stored, and the next one may begin. */
+    recs = s_recs(61, 1, len, 22);
+    pos = s_pos(59);
+    assert_int_equal(rt_outbox_put_begin(ob, recs, 1, &pos, &put), RT_EINVAL);
+    pos = s_pos(61);
+    assert_int_equal(rt_outbox_put_begin(ob, recs, 1, &pos, &put), 0);
+    assert_int_equal(rt_outbox_put_end(ob, &put, RT_EIO), RT_EIO);
+    assert_int_equal(rt_outbox_next_seq(ob), 61);
+    assert_int_equal(rt_outbox_put(ob, recs, 1, &pos), 0);
+    assert_int_equal(rt_outbox_next_seq(ob), 62);
+    s_recs_free(recs, 1);
+    rt_outbox_destroy(&ob);
+
+    /* All of it durable. */
+    ob = s_open(state, 0, 0);
+    assert_int_equal(rt_outbox_next_seq(ob), 62);
+    assert_int_equal(rt_outbox_position(ob).head_seq, 61);
+    char note[16];
+    assert_int_equal(rt_outbox_meta_get(ob, "note", note, sizeof note), 0);
+    assert_string_equal(note, "split");
+    rt_outbox_destroy(&ob);
+}
+
+/* A put too large for the map: its write says RT_EAGAIN, its end grows the map and asks
+ * for the write again. A write of the owning thread that finds the map full meanwhile
+ * waits for the other thread's write before it grows the map. */
+static void test_split_put_map_growth(void **state)
+{
+    const size_t len = 60 * KIB, n = 40; /* 2.4 MiB */
+    rt_outbox_t *ob = s_open(state, 1 * MIB, 0);
+    rt_outbox_stat_t st;
+    assert_int_equal(rt_outbox_stat(ob, &st), 0);
+    uint64_t first_map = st.map_bytes;
+
+    rt_outbox_rec_t *recs = s_recs(1, n, len, 23);
+    rt_outbox_pos_t pos = s_pos(n);
+    rt_outbox_put_t put;
+    assert_int_equal(rt_outbox_put_begin(ob, recs, n, &pos, &put), 0);
+    int rc, rounds = 0;
+    do {
+        rc = rt_outbox_put_write(ob, &put);
+        assert_true(rc == 0 || rc == RT_EAGAIN);
+        assert_int_equal(rt_outbox_next_seq(ob), 1);
+        rc = rt_outbox_put_end(ob, &put, rc);
+        rounds++;
+    } while (rc == RT_EAGAIN);
+    assert_int_equal(rc, 0);
+    assert_true(rounds > 1);
+    assert_int_equal(put.growths, rounds - 1);
+    assert_int_equal(rt_outbox_next_seq(ob), n + 1);
+    assert_int_equal(rt_outbox_stat(ob, &st), 0);
+    assert_true(st.map_bytes > first_map);
+    assert_int_equal(st.records, n);
+    s_check_t c = s_read_all(ob, 1, 23, len);
+    assert_int_equal(c.count, n);
+    s_recs_free(recs, n);
+
+    /* Fill what is left of the map, so the next writes find it full. */
+    uint64_t map = st.map_bytes;
+    while (st.used_bytes + 4 * len < map) {
+        s_append(ob, 1, len, 23, rt_outbox_next_seq(ob));
+        assert_int_equal(rt_outbox_stat(ob, &st), 0);
+    }
+    assert_int_equal(st.map_bytes, map);
+
+    /* A big put written late on another thread, while the owning thread writes a value
+     * that does not fit either. */
+    uint64_t next = rt_outbox_next_seq(ob);
+    recs = s_recs(next, 16, len, 24);
+    pos = s_pos(next + 15);
+    assert_int_equal(rt_outbox_put_begin(ob, recs, 16, &pos, &put), 0);
+    s_writer_t w = {.ob = ob, .put = &put, .delay_ms = 50};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, s_writer, &w), 0);
+    size_t big = 5 * map / 4; /* grown at least once more, after the thread's write */
+    char *value = malloc(big + 1);
+    assert_non_null(value);
+    memset(value, 'v', big);
+    value[big] = '\0';
+    assert_int_equal(rt_outbox_meta_set(ob, "big", value), 0);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_true(w.rc == 0 || w.rc == RT_EAGAIN);
+    rc = rt_outbox_put_end(ob, &put, w.rc);
+    while (rc == RT_EAGAIN)
+        rc = rt_outbox_put_end(ob, &put, rt_outbox_put_write(ob, &put));
+    assert_int_equal(rc, 0);
+    assert_int_equal(rt_outbox_next_seq(ob), next + 16);
+    assert_int_equal(rt_outbox_stat(ob, &st), 0);
+    assert_true(st.map_bytes > map);
+    c = s_read_all(ob, next, 24, len);
+    assert_int_equal(c.count, 16);
+    s_recs_free(recs, 16);
+    free(value);
+    rt_outbox_destroy(&ob);
+}
+
+/* A put over the size limit: RT_EFULL from the write, nothing stored, begin again. */
+static void test_split_put_full(void **state)
+{
+    const size_t len = 60 * KIB;
+    rt_outbox_t *ob = s_open(state, 0, 2 * MIB);
+    rt_outbox_rec_t *recs = s_recs(1, 64, len, 25);
+    rt_outbox_pos_t pos = s_pos(64);
+    rt_outbox_put_t put;
+    assert_int_equal(rt_outbox_put_begin(ob, recs, 64, &pos, &put), 0);
+    assert_int_equal(rt_outbox_put_end(ob, &put, rt_outbox_put_write(ob, &put)), RT_EFULL);
+    assert_int_equal(rt_outbox_next_seq(ob), 1);
+    pos = s_pos(8);
+    assert_int_equal(rt_outbox_put_begin(ob, recs, 8, &pos, &put), 0);
+    assert_int_equal(rt_outbox_put_end(ob, &put, rt_outbox_put_write(ob, &put)), 0);
+    assert_int_equal(rt_outbox_next_seq(ob), 9);
+    s_recs_free(recs, 64);
+    rt_outbox_destroy(&ob);
+}
+
 static void test_format_mismatch(void **state)
 {
     rt_outbox_t *ob = s_open(state, 0, 0);
@@ -917,6 +1129,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_meta_strings, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_split_put, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_split_put_map_growth, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_split_put_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_format_mismatch, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_churn_bounded, s_setup, s_teardown),
     };

@@ -1114,7 +1114,8 @@ static void test_msg_roundtrip(void **state)
          .source = "main",
          .endpoint = "tcp://*:7471",
          .first_seq = 1,
-         .head_seq = UINT64_MAX},
+         .head_seq = UINT64_MAX,
+         .run_id = 0x0123456789abcdefull},
         {.type = RT_MSG_WELCOME,
          .source = "main",
          .endpoint = "tcp://*:7471",
@@ -1122,7 +1123,7 @@ static void test_msg_roundtrip(void **state)
          .head_seq = 0,
          .paused = true},
         {.type = RT_MSG_FETCH, .seq = 17, .count = 256},
-        {.type = RT_MSG_FETCHED, .seq = 17, .last_seq = 0, .head_seq = 400},
+        {.type = RT_MSG_FETCHED, .seq = 17, .last_seq = 0, .head_seq = 400, .run_id = 9},
         {.type = RT_MSG_ACK, .seq = 99, .state = RT_SUB_CATCHING_UP, .text = ""},
         {.type = RT_MSG_ACK, .seq = 0, .state = RT_SUB_OFFLINE, .text = ""},
         {.type = RT_MSG_ACK,
@@ -1140,7 +1141,8 @@ static void test_msg_roundtrip(void **state)
          .last_seq = 0,
          .commit_ts = -1000,
          .flags = RT_REPLAY_RESET | RT_REPLAY_SINCE},
-        {.type = RT_MSG_HUGZ, .head_seq = 5},
+        {.type = RT_MSG_HUGZ, .head_seq = 5, .run_id = UINT64_MAX},
+        {.type = RT_MSG_LIVE, .head_seq = 4, .run_id = 77},
         {.type = RT_MSG_ERROR, .code = RT_ETRIMMED, .text = "records up to 9 were trimmed"},
         {.type = RT_MSG_ERROR, .code = INT64_MIN, .text = ""},
         {.type = RT_MSG_ERROR, .code = 7, .text = "positive"},
@@ -1170,6 +1172,7 @@ static void test_msg_roundtrip(void **state)
         assert_int_equal(m.last_seq, w->last_seq);
         assert_int_equal(m.first_seq, w->first_seq);
         assert_int_equal(m.head_seq, w->head_seq);
+        assert_int_equal(m.run_id, w->run_id);
         assert_int_equal(m.count, w->count);
         assert_int_equal(m.paused, w->paused);
         assert_int_equal(m.conflicts, w->conflicts);
@@ -1291,6 +1294,20 @@ static void test_msg_malformed(void **state)
         {"ACK", 1, "uuuiiL", RT_EPROTO},
         {"ACK", 1, "uuunis", RT_EPROTO},
         {"WELCOME", 1, "ssuut", 0},
+        {"WELCOME", 2, "ssuutu", 0},
+        {"WELCOME", 2, "ssuut", RT_EPROTO},
+        {"WELCOME", 1, "ssuutu", RT_EPROTO},
+        {"WELCOME", 3, "ssuutu", RT_EPROTO},
+        {"HUGZ", 1, "u", 0},
+        {"HUGZ", 2, "uu", 0},
+        {"HUGZ", 2, "u", RT_EPROTO},
+        {"HUGZ", 2, "ui", RT_EPROTO},
+        {"FETCHED", 1, "uuu", 0},
+        {"FETCHED", 2, "uuuu", 0},
+        {"FETCHED", 2, "uuu", RT_EPROTO},
+        {"LIVE", 1, "uu", 0},
+        {"LIVE", 1, "u", RT_EPROTO},
+        {"LIVE", 2, "uu", RT_EPROTO},
         {"WELCOME", 1, "ssuuF", 0},
         {"WELCOME", 1, "ssuuu", RT_EPROTO},
         {"WELCOME", 1, "ssuun", RT_EPROTO},
