@@ -1,4 +1,5 @@
-/* common/outbox.c - the publisher's durable LMDB outbox (layout in schemas/outbox.md). */
+/* common/outbox.c - the publisher's durable LMDB outbox (layout in schemas/outbox.md):
+ * open, put, read, trim, stat and meta strings; the subscribers are in outbox_subs.c. */
 #include "outbox.h"
 
 #include "log.h"
@@ -18,11 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "outbox_int.h"
+
 #define S_DEFAULT_MAP_SIZE (1ull << 30) /* initial map when opts leave it 0 */
 #define S_MAX_DBS 4                     /* records, meta, subscribers (+1 spare) */
 #define S_MAX_GROWTHS 40                /* map doublings for one write before giving up */
-#define S_SUB_VALUE_LEN 13              /* acked_seq u64 BE, state i32 BE, flags u8 */
-#define S_SUB_KEEP_LEN 21               /* the same, then keep_from u64 BE */
 #define S_PAGE_HEADER 16                /* LMDB page header bytes */
 #define S_UNMAP_EVERY (16ull << 20)     /* record bytes read between unmapping the pages */
 #define S_NODE_HEADER 8                 /* LMDB node header bytes */
@@ -33,45 +34,10 @@
 #define S_META_COMMIT "last_commit_lsn"
 #define S_META_END "last_end_lsn"
 
-struct rt_outbox_t {
-    char *dir;           /* directory of the environment, for messages */
-    MDB_env *env;        /* the environment */
-    MDB_dbi records;     /* seq (u64 BE) -> REC frame */
-    MDB_dbi meta;        /* key -> value */
-    MDB_dbi subs;        /* subscriber name -> S_SUB_VALUE_LEN or S_SUB_KEEP_LEN bytes */
-    MDB_dbi main;        /* the unnamed DB holding the named ones */
-    MDB_txn *rtxn;       /* read transaction handle, reset whenever no call runs */
-    uint64_t max_bytes;  /* size limit of the live pages (0: none) */
-    size_t psize;        /* LMDB page size */
-    rt_outbox_pos_t pos; /* stored position */
-    uint64_t next_seq;   /* seq of the next appended record */
-    uint64_t first_seq;  /* oldest stored seq, head_seq + 1 when empty */
-    bool reading;        /* inside a read callback: writes are refused */
-    bool readonly;       /* opened by rt_outbox_open_readonly: writes are refused */
-    uint64_t read_bytes; /* record bytes read since the map's pages were last unmapped */
-    uintptr_t read_lo;   /* lowest and highest map address of those records */
-    uintptr_t read_hi;
-    int lock_fd;    /* rt_outbox_open: DIR/writer.lock, held with flock; -1 if none */
-    bool put_begun; /* between rt_outbox_put_begin and the rt_outbox_put_end that ends it */
-    /* The one field another thread writes: true from rt_outbox_put_begin (or a put_end
-     * asking for the write again) until rt_outbox_put_write has ended its transaction.
-     * While it is set, the owning thread must not change the map's size. */
-    atomic_bool put_running;
-};
-
-/* Everything else is read and written by the owning thread only (the one that opened
- * the outbox); rt_outbox_put_write reads only what is set at open and never changes
- * (dir, env, the database handles, max_bytes, psize). */
-
-/* A unit of work run inside one write transaction by s_write. Returns 0, a negative
- * RT_E* code (already logged, or a plain condition such as RT_EFULL) or MDB_MAP_FULL. */
-typedef int (*s_write_fn)(rt_outbox_t *self, MDB_txn *txn, void *arg);
-
 /* Logs an LMDB failure with its context and maps it to an RT_E* code. MDB_MAP_FULL,
- * which only a write meets, is returned unchanged and not logged: s_write grows the map,
- * rt_outbox_put_write returns RT_EAGAIN. */
-static int s_fail(rt_outbox_t *self, int rc, const char *fmt, ...) RT_PRINTF(3, 4);
-static int s_fail(rt_outbox_t *self, int rc, const char *fmt, ...)
+ * which only a write meets, is returned unchanged and not logged: rt__outbox_write grows
+ * the map, rt_outbox_put_write returns RT_EAGAIN. */
+int rt__outbox_fail(rt_outbox_t *self, int rc, const char *fmt, ...)
 {
     if (rc == MDB_MAP_FULL)
         return rc;
@@ -84,7 +50,7 @@ static int s_fail(rt_outbox_t *self, int rc, const char *fmt, ...)
     return rc == ENOMEM ? RT_ENOMEM : RT_EIO;
 }
 
-static MDB_val s_val(const void *data, size_t len)
+MDB_val rt__outbox_val(const void *data, size_t len)
 {
     MDB_val v = {.mv_size = len, .mv_data = (void *)data};
     return v;
@@ -133,7 +99,7 @@ static int s_grow(rt_outbox_t *self)
     MDB_envinfo info;
     int rc = mdb_env_info(self->env, &info);
     if (rc)
-        return s_fail(self, rc, "read environment info to grow the map");
+        return rt__outbox_fail(self, rc, "read environment info to grow the map");
     uint64_t old_size = info.me_mapsize;
     if (old_size > SIZE_MAX / 2) {
         rt_error("outbox %s: map of %" PRIu64 " bytes is full and cannot grow", self->dir,
@@ -145,10 +111,10 @@ static int s_grow(rt_outbox_t *self)
      * before anything could madvise memory that is no longer the map. */
     self->read_bytes = 0;
     if (rc)
-        return s_fail(self, rc, "grow the map from %" PRIu64 " bytes", old_size);
+        return rt__outbox_fail(self, rc, "grow the map from %" PRIu64 " bytes", old_size);
     rc = mdb_env_info(self->env, &info);
     if (rc)
-        return s_fail(self, rc, "read environment info after growing the map");
+        return rt__outbox_fail(self, rc, "read environment info after growing the map");
     rt_info("outbox %s: map full, grown from %" PRIu64 " to %" PRIu64 " bytes", self->dir, old_size,
             (uint64_t)info.me_mapsize);
     return 0;
@@ -157,12 +123,12 @@ static int s_grow(rt_outbox_t *self)
 /* Runs fn in one write transaction and commits it (fsync'd). Returns 0, fn's error,
  * RT_EIO, or MDB_MAP_FULL (from fn or the commit: nothing was written). Touches no
  * field of self that changes after open: rt_outbox_put_write runs it on any thread. */
-static int s_write_once(rt_outbox_t *self, const char *what, s_write_fn fn, void *arg)
+static int s_write_once(rt_outbox_t *self, const char *what, rt__outbox_write_fn fn, void *arg)
 {
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
     if (rc)
-        return s_fail(self, rc, "%s: begin write transaction", what);
+        return rt__outbox_fail(self, rc, "%s: begin write transaction", what);
     rc = fn(self, txn, arg);
     if (rc) {
         mdb_txn_abort(txn);
@@ -170,7 +136,7 @@ static int s_write_once(rt_outbox_t *self, const char *what, s_write_fn fn, void
     }
     rc = mdb_txn_commit(txn); /* frees txn, also on failure */
     if (rc)
-        return s_fail(self, rc, "%s: commit", what);
+        return rt__outbox_fail(self, rc, "%s: commit", what);
     return 0;
 }
 
@@ -187,7 +153,7 @@ static void s_wait_put(rt_outbox_t *self)
  * MDB_MAP_FULL, from fn or from the commit, the transaction is gone: doubles the map
  * (once a put running on another thread is done with its own transaction) and runs fn
  * again. */
-static int s_write(rt_outbox_t *self, const char *what, s_write_fn fn, void *arg)
+int rt__outbox_write(rt_outbox_t *self, const char *what, rt__outbox_write_fn fn, void *arg)
 {
     if (self->reading) {
         rt_error("outbox %s: %s called from inside a read callback", self->dir, what);
@@ -213,7 +179,7 @@ static int s_write(rt_outbox_t *self, const char *what, s_write_fn fn, void *arg
 }
 
 /* Starts the read snapshot of one call on the long-lived handle. */
-static int s_read_begin(rt_outbox_t *self, MDB_txn **txn)
+int rt__outbox_read_begin(rt_outbox_t *self, MDB_txn **txn)
 {
     int rc;
     if (self->reading) {
@@ -232,13 +198,13 @@ static int s_read_begin(rt_outbox_t *self, MDB_txn **txn)
             self->rtxn = NULL;
     }
     if (rc)
-        return s_fail(self, rc, "begin read transaction");
+        return rt__outbox_fail(self, rc, "begin read transaction");
     *txn = self->rtxn;
     return 0;
 }
 
 /* Ends the snapshot; the handle keeps its reader slot for the next call. */
-static void s_read_end(rt_outbox_t *self)
+void rt__outbox_read_end(rt_outbox_t *self)
 {
     if (self->rtxn)
         mdb_txn_reset(self->rtxn);
@@ -247,7 +213,7 @@ static void s_read_end(rt_outbox_t *self)
 static int s_meta_get_u64(rt_outbox_t *self, MDB_txn *txn, const char *key, uint64_t *value,
                           bool *found)
 {
-    MDB_val k = s_val(key, strlen(key)), v;
+    MDB_val k = rt__outbox_val(key, strlen(key)), v;
     int rc = mdb_get(txn, self->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
         *value = 0;
@@ -256,7 +222,7 @@ static int s_meta_get_u64(rt_outbox_t *self, MDB_txn *txn, const char *key, uint
         return 0;
     }
     if (rc)
-        return s_fail(self, rc, "read meta %s", key);
+        return rt__outbox_fail(self, rc, "read meta %s", key);
     if (v.mv_size != 8) {
         rt_error("outbox %s: meta %s has %zu bytes, expected 8", self->dir, key, v.mv_size);
         return RT_EIO;
@@ -271,10 +237,10 @@ static int s_meta_put_u64(rt_outbox_t *self, MDB_txn *txn, const char *key, uint
 {
     unsigned char buf[8];
     rt_put_be64(buf, value);
-    MDB_val k = s_val(key, strlen(key)), v = s_val(buf, sizeof buf);
+    MDB_val k = rt__outbox_val(key, strlen(key)), v = rt__outbox_val(buf, sizeof buf);
     int rc = mdb_put(txn, self->meta, &k, &v, 0);
     if (rc)
-        return s_fail(self, rc, "write meta %s = %" PRIu64, key, value);
+        return rt__outbox_fail(self, rc, "write meta %s = %" PRIu64, key, value);
     return 0;
 }
 
@@ -288,7 +254,7 @@ static int s_used_bytes(rt_outbox_t *self, MDB_txn *txn, uint64_t *used)
         MDB_stat st;
         int rc = mdb_stat(txn, dbis[i], &st);
         if (rc)
-            return s_fail(self, rc, "stat a database");
+            return rt__outbox_fail(self, rc, "stat a database");
         pages += (uint64_t)st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
     }
     *used = pages * self->psize;
@@ -320,7 +286,7 @@ static int s_bounds(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t *fi
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(txn, self->records, &cur);
     if (rc)
-        return s_fail(self, rc, "open a cursor on records");
+        return rt__outbox_fail(self, rc, "open a cursor on records");
     MDB_val k, v;
     uint64_t *outs[2] = {first_seq, last_seq};
     MDB_cursor_op ops[2] = {MDB_FIRST, MDB_LAST};
@@ -333,7 +299,7 @@ static int s_bounds(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t *fi
             break;
         }
         if (rc) {
-            rc = s_fail(self, rc, "find the %s record", i ? "last" : "first");
+            rc = rt__outbox_fail(self, rc, "find the %s record", i ? "last" : "first");
         } else if (k.mv_size != 8) {
             rt_error("outbox %s: record key of %zu bytes, expected 8", self->dir, k.mv_size);
             rc = RT_EIO;
@@ -361,7 +327,7 @@ static int s_drop_above(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t
     *dropped = 0;
     int rc = mdb_cursor_open(txn, self->records, &cur);
     if (rc)
-        return s_fail(self, rc, "open a cursor on records");
+        return rt__outbox_fail(self, rc, "open a cursor on records");
     MDB_val k, v;
     for (;;) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
@@ -370,7 +336,7 @@ static int s_drop_above(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t
             break;
         }
         if (rc) {
-            rc = s_fail(self, rc, "find the last record");
+            rc = rt__outbox_fail(self, rc, "find the last record");
             goto cleanup;
         }
         if (k.mv_size != 8) {
@@ -383,7 +349,8 @@ static int s_drop_above(rt_outbox_t *self, MDB_txn *txn, uint64_t head, uint64_t
             break;
         rc = mdb_cursor_del(cur, 0);
         if (rc) {
-            rc = s_fail(self, rc, "drop record seq %" PRIu64 " above head_seq %" PRIu64, seq, head);
+            rc = rt__outbox_fail(self, rc, "drop record seq %" PRIu64 " above head_seq %" PRIu64,
+                                 seq, head);
             goto cleanup;
         }
         (*dropped)++;
@@ -414,7 +381,7 @@ static int s_open_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
     if (rc == 0)
         rc = mdb_dbi_open(txn, NULL, 0, &self->main);
     if (rc)
-        return s_fail(self, rc, "open the named databases");
+        return rt__outbox_fail(self, rc, "open the named databases");
 
     uint64_t format;
     bool found;
@@ -431,7 +398,7 @@ static int s_open_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
         MDB_stat st;
         rc = mdb_stat(txn, self->records, &st);
         if (rc)
-            return s_fail(self, rc, "stat records");
+            return rt__outbox_fail(self, rc, "stat records");
         if (st.ms_entries > 0) {
             rt_error("outbox %s holds %zu records but no format version; refusing to open it",
                      self->dir, st.ms_entries);
@@ -508,39 +475,39 @@ rt_outbox_t *rt_outbox_open(const char *dir, const rt_outbox_opts_t *opts)
 
     int rc = mdb_env_create(&self->env);
     if (rc) {
-        s_fail(self, rc, "create the environment");
+        rt__outbox_fail(self, rc, "create the environment");
         self->env = NULL;
         goto fail;
     }
     if ((rc = mdb_env_set_maxdbs(self->env, S_MAX_DBS)) != 0) {
-        s_fail(self, rc, "set the number of databases");
+        rt__outbox_fail(self, rc, "set the number of databases");
         goto fail;
     }
     if ((rc = mdb_env_set_mapsize(self->env, (size_t)map_size)) != 0) {
-        s_fail(self, rc, "set the map size to %" PRIu64 " bytes", map_size);
+        rt__outbox_fail(self, rc, "set the map size to %" PRIu64 " bytes", map_size);
         goto fail;
     }
     /* Default durability: every commit is fsync'd (no NOSYNC/NOMETASYNC). */
     if ((rc = mdb_env_open(self->env, dir, MDB_NOTLS, 0600)) != 0) {
-        s_fail(self, rc, "open the environment");
+        rt__outbox_fail(self, rc, "open the environment");
         goto fail;
     }
     int dead = 0;
     if ((rc = mdb_reader_check(self->env, &dead)) != 0) {
-        s_fail(self, rc, "clear stale readers");
+        rt__outbox_fail(self, rc, "clear stale readers");
         goto fail;
     }
     if (dead > 0)
         rt_info("outbox %s: cleared %d stale reader slots", dir, dead);
     MDB_stat est;
     if ((rc = mdb_env_stat(self->env, &est)) != 0) {
-        s_fail(self, rc, "read environment stat");
+        rt__outbox_fail(self, rc, "read environment stat");
         goto fail;
     }
     self->psize = est.ms_psize;
 
     s_open_t o;
-    if (s_write(self, "open", s_open_txn, &o) != 0)
+    if (rt__outbox_write(self, "open", s_open_txn, &o) != 0)
         goto fail;
     self->pos = o.pos;
     self->first_seq = o.first_seq;
@@ -566,7 +533,7 @@ static int s_open_readonly_txn(rt_outbox_t *self)
     MDB_cursor *cur = NULL;
     int rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
     if (rc)
-        return s_fail(self, rc, "begin read transaction");
+        return rt__outbox_fail(self, rc, "begin read transaction");
     const char *names[] = {"records", "meta", "subscribers"};
     MDB_dbi *dbis[] = {&self->records, &self->meta, &self->subs};
     for (size_t i = 0; i < 3; i++) {
@@ -577,12 +544,12 @@ static int s_open_readonly_txn(rt_outbox_t *self)
             goto cleanup;
         }
         if (rc) {
-            rc = s_fail(self, rc, "open the %s database", names[i]);
+            rc = rt__outbox_fail(self, rc, "open the %s database", names[i]);
             goto cleanup;
         }
     }
     if ((rc = mdb_dbi_open(txn, NULL, 0, &self->main)) != 0) {
-        rc = s_fail(self, rc, "open the main database");
+        rc = rt__outbox_fail(self, rc, "open the main database");
         goto cleanup;
     }
     uint64_t format = 0;
@@ -600,7 +567,7 @@ static int s_open_readonly_txn(rt_outbox_t *self)
         (rc = s_meta_get_u64(self, txn, S_META_END, &self->pos.last_end_lsn, NULL)))
         goto cleanup;
     if ((rc = mdb_cursor_open(txn, self->records, &cur)) != 0) {
-        rc = s_fail(self, rc, "open a cursor on records");
+        rc = rt__outbox_fail(self, rc, "open a cursor on records");
         cur = NULL;
         goto cleanup;
     }
@@ -610,7 +577,7 @@ static int s_open_readonly_txn(rt_outbox_t *self)
         self->first_seq = self->pos.head_seq + 1;
         rc = 0;
     } else if (rc) {
-        rc = s_fail(self, rc, "find the first record");
+        rc = rt__outbox_fail(self, rc, "find the first record");
     } else if (k.mv_size != 8) {
         rt_error("outbox %s: record key of %zu bytes, expected 8", self->dir, k.mv_size);
         rc = RT_EIO;
@@ -623,7 +590,7 @@ cleanup:
     if (rc == 0) {
         rc = mdb_txn_commit(txn); /* keeps the database handles */
         if (rc)
-            rc = s_fail(self, rc, "end the read transaction");
+            rc = rt__outbox_fail(self, rc, "end the read transaction");
     } else {
         mdb_txn_abort(txn);
     }
@@ -648,22 +615,22 @@ rt_outbox_t *rt_outbox_open_readonly(const char *dir)
     atomic_init(&self->put_running, false);
     int rc = mdb_env_create(&self->env);
     if (rc) {
-        s_fail(self, rc, "create the environment");
+        rt__outbox_fail(self, rc, "create the environment");
         self->env = NULL;
         goto fail;
     }
     if ((rc = mdb_env_set_maxdbs(self->env, S_MAX_DBS)) != 0) {
-        s_fail(self, rc, "set the number of databases");
+        rt__outbox_fail(self, rc, "set the number of databases");
         goto fail;
     }
     /* Map size 0: LMDB uses the size recorded in the environment. */
     if ((rc = mdb_env_open(self->env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
-        s_fail(self, rc, "open the environment read-only");
+        rt__outbox_fail(self, rc, "open the environment read-only");
         goto fail;
     }
     MDB_stat est;
     if ((rc = mdb_env_stat(self->env, &est)) != 0) {
-        s_fail(self, rc, "read environment stat");
+        rt__outbox_fail(self, rc, "read environment stat");
         goto fail;
     }
     self->psize = est.ms_psize;
@@ -724,16 +691,17 @@ static int s_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
         MDB_cursor *cur = NULL;
         int rc = mdb_cursor_open(txn, self->records, &cur);
         if (rc)
-            return s_fail(self, rc, "open a cursor on records");
+            return rt__outbox_fail(self, rc, "open a cursor on records");
         for (size_t i = 0; i < p->n; i++) {
             uint64_t seq = p->seq + i;
             unsigned char key[8];
             rt_put_be64(key, seq);
-            MDB_val k = s_val(key, sizeof key), v = s_val(p->recs[i].data, p->recs[i].len);
+            MDB_val k = rt__outbox_val(key, sizeof key),
+                    v = rt__outbox_val(p->recs[i].data, p->recs[i].len);
             rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
             if (rc) {
                 mdb_cursor_close(cur);
-                return s_fail(self, rc, "append record seq %" PRIu64, seq);
+                return rt__outbox_fail(self, rc, "append record seq %" PRIu64, seq);
             }
         }
         mdb_cursor_close(cur);
@@ -835,7 +803,7 @@ int rt_outbox_discard_open(rt_outbox_t *self)
     if (self->next_seq == self->pos.head_seq + 1)
         return 0; /* nothing above head_seq */
     s_discard_t d = {0};
-    int rc = s_write(self, "discard", s_discard_txn, &d);
+    int rc = rt__outbox_write(self, "discard", s_discard_txn, &d);
     if (rc)
         return rc;
     self->next_seq = self->pos.head_seq + 1;
@@ -894,18 +862,18 @@ int rt_outbox_read(rt_outbox_t *self, uint64_t from, size_t max_records, size_t 
 
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    int rc = s_read_begin(self, &txn);
+    int rc = rt__outbox_read_begin(self, &txn);
     if (rc)
         return rc;
     rc = mdb_cursor_open(txn, self->records, &cur);
     if (rc) {
-        rc = s_fail(self, rc, "open a cursor on records to read seq %" PRIu64, from);
+        rc = rt__outbox_fail(self, rc, "open a cursor on records to read seq %" PRIu64, from);
         cur = NULL;
         goto cleanup;
     }
     unsigned char key[8];
     rt_put_be64(key, from);
-    MDB_val k = s_val(key, sizeof key), v;
+    MDB_val k = rt__outbox_val(key, sizeof key), v;
     MDB_cursor_op op = MDB_SET_KEY;
     size_t count = 0, bytes = 0;
     for (uint64_t seq = from; seq <= head; seq++) {
@@ -920,7 +888,7 @@ int rt_outbox_read(rt_outbox_t *self, uint64_t from, size_t max_records, size_t 
             goto cleanup;
         }
         if (rc) {
-            rc = s_fail(self, rc, "read record seq %" PRIu64, seq);
+            rc = rt__outbox_fail(self, rc, "read record seq %" PRIu64, seq);
             goto cleanup;
         }
         if (k.mv_size != 8 || rt_get_be64(k.mv_data) != seq) {
@@ -944,7 +912,7 @@ int rt_outbox_read(rt_outbox_t *self, uint64_t from, size_t max_records, size_t 
 cleanup:
     if (cur)
         mdb_cursor_close(cur);
-    s_read_end(self);
+    rt__outbox_read_end(self);
     s_unmap_pages(self);
     return rc;
 }
@@ -965,7 +933,7 @@ static int s_trim_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(txn, self->records, &cur);
     if (rc)
-        return s_fail(self, rc, "open a cursor on records to trim");
+        return rt__outbox_fail(self, rc, "open a cursor on records to trim");
     MDB_val k, v;
     for (;;) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
@@ -975,7 +943,7 @@ static int s_trim_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
             break;
         }
         if (rc) {
-            rc = s_fail(self, rc, "find the first record to trim");
+            rc = rt__outbox_fail(self, rc, "find the first record to trim");
             break;
         }
         if (k.mv_size != 8) {
@@ -990,7 +958,7 @@ static int s_trim_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
         }
         rc = mdb_cursor_del(cur, 0);
         if (rc) {
-            rc = s_fail(self, rc, "trim record seq %" PRIu64, seq);
+            rc = rt__outbox_fail(self, rc, "trim record seq %" PRIu64, seq);
             break;
         }
         t->deleted++;
@@ -1008,7 +976,7 @@ int rt_outbox_trim(rt_outbox_t *self, uint64_t upto, size_t max_records, size_t 
     if (upto < self->first_seq)
         return 0;
     s_trim_t t = {.upto = upto, .max_records = max_records};
-    int rc = s_write(self, "trim", s_trim_txn, &t);
+    int rc = rt__outbox_write(self, "trim", s_trim_txn, &t);
     if (rc)
         return rc;
     self->first_seq = t.first_seq;
@@ -1017,186 +985,27 @@ int rt_outbox_trim(rt_outbox_t *self, uint64_t upto, size_t max_records, size_t 
     return 0;
 }
 
-/* ---- Subscribers */
-
-static int s_sub_name(rt_outbox_t *self, const char *name)
-{
-    size_t len = name ? strnlen(name, sizeof((rt_outbox_sub_t *)0)->name) : 0;
-    if (len == 0 || len >= sizeof((rt_outbox_sub_t *)0)->name) {
-        rt_error("outbox %s: subscriber name empty or longer than %zu bytes", self->dir,
-                 sizeof((rt_outbox_sub_t *)0)->name - 1);
-        return RT_EINVAL;
-    }
-    return 0;
-}
-
-/* Decodes a stored subscriber; RT_EIO (logged) if the value is neither S_SUB_VALUE_LEN nor
- * S_SUB_KEEP_LEN bytes long. */
-static int s_sub_decode(rt_outbox_t *self, const MDB_val *k, const MDB_val *v, rt_outbox_sub_t *sub)
-{
-    if (k->mv_size == 0 || k->mv_size >= sizeof sub->name ||
-        (v->mv_size != S_SUB_VALUE_LEN && v->mv_size != S_SUB_KEEP_LEN)) {
-        rt_error("outbox %s: malformed subscriber entry (name %zu bytes, value %zu bytes)",
-                 self->dir, k->mv_size, v->mv_size);
-        return RT_EIO;
-    }
-    const unsigned char *p = v->mv_data;
-    memset(sub, 0, sizeof *sub);
-    memcpy(sub->name, k->mv_data, k->mv_size);
-    sub->acked_seq = rt_get_be64(p);
-    sub->state =
-        (int32_t)(((uint32_t)p[8] << 24) | ((uint32_t)p[9] << 16) | ((uint32_t)p[10] << 8) | p[11]);
-    sub->enabled = (p[12] & 1) != 0;
-    sub->resync = (p[12] & 2) != 0;
-    sub->keep_copied = (p[12] & 4) != 0;
-    if (v->mv_size == S_SUB_KEEP_LEN)
-        sub->keep_from = rt_get_be64(p + 13);
-    return 0;
-}
-
-int rt_outbox_sub_get(rt_outbox_t *self, const char *name, rt_outbox_sub_t *sub)
-{
-    int rc = s_sub_name(self, name);
-    if (rc)
-        return rc;
-    MDB_txn *txn = NULL;
-    if ((rc = s_read_begin(self, &txn)) != 0)
-        return rc;
-    MDB_val k = s_val(name, strlen(name)), v;
-    rc = mdb_get(txn, self->subs, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        rc = RT_ENOTFOUND;
-    else if (rc)
-        rc = s_fail(self, rc, "read subscriber %s", name);
-    else
-        rc = s_sub_decode(self, &k, &v, sub);
-    s_read_end(self);
-    return rc;
-}
-
-static int s_sub_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
-{
-    const rt_outbox_sub_t *sub = arg;
-    unsigned char buf[S_SUB_KEEP_LEN];
-    uint32_t state = (uint32_t)sub->state;
-    rt_put_be64(buf, sub->acked_seq);
-    buf[8] = (unsigned char)(state >> 24);
-    buf[9] = (unsigned char)(state >> 16);
-    buf[10] = (unsigned char)(state >> 8);
-    buf[11] = (unsigned char)state;
-    buf[12] = (unsigned char)((sub->enabled ? 1 : 0) | (sub->resync ? 2 : 0) |
-                              (sub->keep_from && sub->keep_copied ? 4 : 0));
-    rt_put_be64(buf + 13, sub->keep_from);
-    /* without keep_from, the shorter layout that publishers before it read */
-    MDB_val k = s_val(sub->name, strlen(sub->name)),
-            v = s_val(buf, sub->keep_from ? S_SUB_KEEP_LEN : S_SUB_VALUE_LEN);
-    int rc = mdb_put(txn, self->subs, &k, &v, 0);
-    if (rc)
-        return s_fail(self, rc, "write subscriber %s", sub->name);
-    return 0;
-}
-
-int rt_outbox_sub_put(rt_outbox_t *self, const rt_outbox_sub_t *sub)
-{
-    int rc = s_sub_name(self, sub ? sub->name : NULL);
-    if (rc)
-        return rc;
-    return s_write(self, "subscriber put", s_sub_put_txn, (void *)sub);
-}
-
-static int s_sub_delete_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
-{
-    const char *name = arg;
-    MDB_val k = s_val(name, strlen(name));
-    int rc = mdb_del(txn, self->subs, &k, NULL);
-    if (rc == MDB_NOTFOUND)
-        return RT_ENOTFOUND;
-    if (rc)
-        return s_fail(self, rc, "delete subscriber %s", name);
-    return 0;
-}
-
-int rt_outbox_sub_delete(rt_outbox_t *self, const char *name)
-{
-    int rc = s_sub_name(self, name);
-    if (rc)
-        return rc;
-    return s_write(self, "subscriber delete", s_sub_delete_txn, (void *)name);
-}
-
-int rt_outbox_sub_each(rt_outbox_t *self, rt_outbox_sub_fn fn, void *arg)
-{
-    if (!fn) {
-        rt_error("outbox %s: subscriber walk without a callback", self->dir);
-        return RT_EINVAL;
-    }
-    /* Copied out first, so that fn runs with no snapshot open and may write. */
-    rt_outbox_sub_t *subs = NULL;
-    size_t n = 0, cap = 0;
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    int rc = s_read_begin(self, &txn);
-    if (rc)
-        return rc;
-    rc = mdb_cursor_open(txn, self->subs, &cur);
-    if (rc) {
-        rc = s_fail(self, rc, "open a cursor on subscribers");
-        cur = NULL;
-        goto cleanup;
-    }
-    MDB_val k, v;
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            rt_outbox_sub_t *grown = realloc(subs, ncap * sizeof *subs);
-            if (!grown) {
-                rt_error("outbox %s: out of memory listing subscribers", self->dir);
-                rc = RT_ENOMEM;
-                goto cleanup;
-            }
-            subs = grown;
-            cap = ncap;
-        }
-        if ((rc = s_sub_decode(self, &k, &v, &subs[n])) != 0)
-            goto cleanup;
-        n++;
-    }
-    if (rc != MDB_NOTFOUND) {
-        rc = s_fail(self, rc, "list subscribers");
-        goto cleanup;
-    }
-    rc = 0;
-cleanup:
-    if (cur)
-        mdb_cursor_close(cur);
-    s_read_end(self);
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = fn(arg, &subs[i]);
-    free(subs);
-    return rc;
-}
-
 /* ---- Stat and meta strings */
 
 int rt_outbox_stat(rt_outbox_t *self, rt_outbox_stat_t *st)
 {
     memset(st, 0, sizeof *st);
     MDB_txn *txn = NULL;
-    int rc = s_read_begin(self, &txn);
+    int rc = rt__outbox_read_begin(self, &txn);
     if (rc)
         return rc;
     MDB_stat rs;
     MDB_envinfo info;
     rc = mdb_stat(txn, self->records, &rs);
     if (rc) {
-        rc = s_fail(self, rc, "stat records");
+        rc = rt__outbox_fail(self, rc, "stat records");
         goto cleanup;
     }
     if ((rc = s_used_bytes(self, txn, &st->used_bytes)) != 0)
         goto cleanup;
     rc = mdb_env_info(self->env, &info);
     if (rc) {
-        rc = s_fail(self, rc, "read environment info");
+        rc = rt__outbox_fail(self, rc, "read environment info");
         goto cleanup;
     }
     st->records = rs.ms_entries;
@@ -1204,7 +1013,7 @@ int rt_outbox_stat(rt_outbox_t *self, rt_outbox_stat_t *st)
     st->first_seq = self->first_seq;
     st->head_seq = self->pos.head_seq;
 cleanup:
-    s_read_end(self);
+    rt__outbox_read_end(self);
     return rc;
 }
 
@@ -1224,14 +1033,14 @@ int rt_outbox_meta_get(rt_outbox_t *self, const char *key, char *buf, size_t siz
     if (rc)
         return rc;
     MDB_txn *txn = NULL;
-    if ((rc = s_read_begin(self, &txn)) != 0)
+    if ((rc = rt__outbox_read_begin(self, &txn)) != 0)
         return rc;
-    MDB_val k = s_val(key, strlen(key)), v;
+    MDB_val k = rt__outbox_val(key, strlen(key)), v;
     rc = mdb_get(txn, self->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
         rc = RT_ENOTFOUND;
     } else if (rc) {
-        rc = s_fail(self, rc, "read meta %s", key);
+        rc = rt__outbox_fail(self, rc, "read meta %s", key);
     } else if (!buf || v.mv_size >= size) {
         rt_error("outbox %s: meta %s has %zu bytes, more than the buffer of %zu", self->dir, key,
                  v.mv_size, size);
@@ -1240,7 +1049,7 @@ int rt_outbox_meta_get(rt_outbox_t *self, const char *key, char *buf, size_t siz
         memcpy(buf, v.mv_data, v.mv_size);
         buf[v.mv_size] = '\0';
     }
-    s_read_end(self);
+    rt__outbox_read_end(self);
     return rc;
 }
 
@@ -1252,10 +1061,11 @@ typedef struct {
 static int s_meta_set_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
 {
     const s_meta_set_t *m = arg;
-    MDB_val k = s_val(m->key, strlen(m->key)), v = s_val(m->value, strlen(m->value));
+    MDB_val k = rt__outbox_val(m->key, strlen(m->key)),
+            v = rt__outbox_val(m->value, strlen(m->value));
     int rc = mdb_put(txn, self->meta, &k, &v, 0);
     if (rc)
-        return s_fail(self, rc, "write meta %s", m->key);
+        return rt__outbox_fail(self, rc, "write meta %s", m->key);
     return 0;
 }
 
@@ -1269,5 +1079,5 @@ int rt_outbox_meta_set(rt_outbox_t *self, const char *key, const char *value)
         return RT_EINVAL;
     }
     s_meta_set_t m = {.key = key, .value = value};
-    return s_write(self, "meta set", s_meta_set_txn, &m);
+    return rt__outbox_write(self, "meta set", s_meta_set_txn, &m);
 }

@@ -1,5 +1,5 @@
 /* subscriber/initcopy_int.h - what the parts of the initial copy share: the coordinator
- * (initcopy.c) and its copy jobs (initcopy_job.c). */
+ * (initcopy.c), its copy jobs (initcopy_job.c) and the I/O both use (initcopy_io.c). */
 #ifndef RT_INITCOPY_INT_H
 #define RT_INITCOPY_INT_H
 
@@ -53,6 +53,14 @@ int rt__copy_send(zsock_t *sock, const rt_msg_t *m);
  * (logged). */
 int rt__copy_recv(zsock_t *sock, zsock_t *pipe, rt_http_t *http, int timeout_ms,
                   volatile sig_atomic_t *stop, rt_msg_t *m) RT_WUR;
+
+/* Appends the poll item of the caller's HTTP server, if any, as items[*n]. Returns its
+ * index, or -1 without a server. */
+int rt__copy_http_poll_item(zmq_pollitem_t *items, int *n, rt_http_t *http);
+
+/* Answers the HTTP requests waiting when items[i] (from rt__copy_http_poll_item) is
+ * readable. */
+void rt__copy_http_serve(rt_http_t *http, const zmq_pollitem_t *items, int i);
 
 /* A replica connection set up for copying (session_replication_role = replica). */
 int rt__copy_replica_connect(const rt_initcopy_opts_t *o, const char *app, PGconn **conn) RT_WUR;

@@ -17,7 +17,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Longest name or text the codec accepts (S_MAX_STR in wire.c). */
+/* Longest name or text the codec accepts (RT__WIRE_MAX_STR in wire_int.h). */
 #define S_MAX_STR 4096u
 
 #define S_CHECK(cond)                                                                              \
