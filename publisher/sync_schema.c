@@ -190,7 +190,7 @@ static void s_job_name(const rt_sync_dump_job_t *job, char *out, size_t size)
     if (job->objects)
         snprintf(out, size, "the types, functions and other objects the tables may use");
     else if (job->patterns)
-        snprintf(out, size, "the sequences the tables may use");
+        snprintf(out, size, "the sequences no table owns and the views");
     else
         snprintf(out, size, "%s.%s", job->schema, job->table);
 }

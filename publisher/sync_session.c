@@ -497,29 +497,31 @@ static int s_add_object(rt_sync_ddl_t *list, size_t *n, const char *schema, cons
     return d->schema && d->table ? RT_OK : RT_ENOMEM;
 }
 
-/* The sequences no table or extension owns, outside rt and the system's schemas: a
- * default or a function may use them, and a table's own dump does not have them. */
-static const char s_free_sequences_sql[] =
+/* The sequences no table or extension owns, the views and the materialized views,
+ * outside rt and the system's schemas: a default or a function may use such a sequence,
+ * and the application reads the views; a table's own dump has none of them. Sequences
+ * first (a view may use one); pg_dump orders the views of one run by their dependencies. */
+static const char s_free_relations_sql[] =
     "SELECT n.nspname, c.relname FROM pg_class c "
     "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relkind = 'S' AND n.nspname NOT IN ('rt', 'information_schema') "
+    "WHERE c.relkind IN ('S', 'v', 'm') AND n.nspname NOT IN ('rt', 'information_schema') "
     "AND n.nspname NOT LIKE 'pg\\_%' "
     "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
     "                AND d.objid = c.oid AND d.deptype IN ('a', 'i', 'e')) "
-    "ORDER BY 1, 2";
+    "ORDER BY c.relkind <> 'S', 1, 2";
 
-/* Sequences a patterns job names at most (one pg_dump's command line). */
-#define S_SEQUENCES_PER_DUMP 1000
+/* Relations a patterns job names at most (one pg_dump's command line). */
+#define S_RELATIONS_PER_DUMP 1000
 
-/* The --table= arguments of the sequences of s_free_sequences_sql, as of the snapshot on
+/* The --table= arguments of the relations of s_free_relations_sql, as of the snapshot on
  * conn: *patterns (NULL-terminated, malloc'd) and *npatterns. */
-static int s_free_sequences(s_session_t *self, PGconn *conn, char ***patterns, size_t *npatterns)
+static int s_free_relations(s_session_t *self, PGconn *conn, char ***patterns, size_t *npatterns)
 {
     PGresult *res = NULL;
     *patterns = NULL;
     *npatterns = 0;
-    int rc = s_exec(self, conn, "listing the sequences no table owns", s_free_sequences_sql, 0,
-                    NULL, &res);
+    int rc = s_exec(self, conn, "listing the sequences no table owns and the views",
+                    s_free_relations_sql, 0, NULL, &res);
     if (rc != RT_OK)
         return rc;
     size_t n = (size_t)PQntuples(res);
@@ -541,10 +543,10 @@ static int s_free_sequences(s_session_t *self, PGconn *conn, char ***patterns, s
 }
 
 /* The tables asked for (pairs of frames in msg) and their partition ancestors, each root
- * first, and the --table= arguments of the sequences no table owns (s_free_sequences), as
- * of the snapshot; *server_version is the source's. */
+ * first, and the --table= arguments of the sequences no table owns and of the views
+ * (s_free_relations), as of the snapshot; *server_version is the source's. */
 static int s_schema_objects(s_session_t *self, zmsg_t *msg, rt_sync_ddl_t **list, size_t *n,
-                            char ***sequences, size_t *nsequences, int *server_version)
+                            char ***relations, size_t *nrelations, int *server_version)
 {
     size_t asked = zmsg_size(msg) / 2;
     PGconn *conn = NULL;
@@ -586,25 +588,26 @@ static int s_schema_objects(s_session_t *self, zmsg_t *msg, rt_sync_ddl_t **list
         free(table);
     }
     if (rc == RT_OK)
-        rc = s_free_sequences(self, conn, sequences, nsequences);
+        rc = s_free_relations(self, conn, relations, nrelations);
     PQfinish(conn);
     return rc;
 }
 
 /* Answers SCHEMA: pg_dump --schema-only of each table asked for and of its partition
- * ancestors, before and after the rows, and of the objects they may use (every object that
- * is not a relation, and the sequences no table owns: the support script), under the
+ * ancestors, before and after the rows, and of the objects they may use or that use them
+ * (every object that is not a relation, the sequences no table owns, the views and
+ * materialized views, before and after the rows: the support script), under the
  * snapshot. */
 static int s_schema(s_session_t *self, const char *id, size_t idlen, zmsg_t *msg)
 {
     rt_sync_ddl_t *list = NULL;
-    size_t n = 0, nseq = 0;
-    char **sequences = NULL;
+    size_t n = 0, nrel = 0;
+    char **relations = NULL;
     int version = 0;
     char **env = NULL;
     char *program = NULL;
     int64_t start = rt_mono_ms();
-    int rc = s_schema_objects(self, msg, &list, &n, &sequences, &nseq, &version);
+    int rc = s_schema_objects(self, msg, &list, &n, &relations, &nrel, &version);
     if (rc == RT_OK && !(program = rt_sync_pg_dump_program(self->args->pg_dump, version)))
         rc = RT_ENOMEM;
     if (rc == RT_OK && !(env = rt_sync_pg_dump_env(self->args->dsn, self->err, sizeof self->err)))
@@ -612,25 +615,28 @@ static int s_schema(s_session_t *self, const char *id, size_t idlen, zmsg_t *msg
     rt_pg_waiter_t w = {s_wait, self};
     rt_sync_dump_t d = {.program = program, .env = env, .snapshot = self->snapshot, .wait = &w};
     static const char *const sections[] = {"pre-data", "post-data"};
-    /* Jobs: the objects, the free sequences in groups, then each table's two sections. */
-    size_t nseqjobs = (nseq + S_SEQUENCES_PER_DUMP - 1) / S_SEQUENCES_PER_DUMP;
-    size_t first = 1 + nseqjobs, njobs = first + 2 * n;
+    /* Jobs: the objects, the free relations in groups (before the rows, then after them:
+     * a materialized view's indexes), then each table's two sections. */
+    size_t nreljobs = (nrel + S_RELATIONS_PER_DUMP - 1) / S_RELATIONS_PER_DUMP;
+    size_t first = 1 + 2 * nreljobs, njobs = first + 2 * n;
     rt_sync_dump_job_t *jobs = rc == RT_OK ? calloc(njobs, sizeof *jobs) : NULL;
-    char ***groups = rc == RT_OK ? calloc(nseqjobs + 1, sizeof *groups) : NULL;
+    char ***groups = rc == RT_OK ? calloc(nreljobs + 1, sizeof *groups) : NULL;
     if (rc == RT_OK && (!jobs || !groups))
         rc = RT_ENOMEM;
     if (jobs)
         jobs[0] = (rt_sync_dump_job_t){.objects = true, .section = "pre-data"};
-    for (size_t g = 0; g < nseqjobs && rc == RT_OK; g++) {
-        size_t from = g * S_SEQUENCES_PER_DUMP, k = nseq - from;
-        k = k > S_SEQUENCES_PER_DUMP ? S_SEQUENCES_PER_DUMP : k;
-        /* A NULL-terminated window of sequences: its own array of pointers into it. */
+    for (size_t g = 0; g < nreljobs && rc == RT_OK; g++) {
+        size_t from = g * S_RELATIONS_PER_DUMP, k = nrel - from;
+        k = k > S_RELATIONS_PER_DUMP ? S_RELATIONS_PER_DUMP : k;
+        /* A NULL-terminated window of relations: its own array of pointers into it. */
         if (!(groups[g] = calloc(k + 1, sizeof *groups[g]))) {
             rc = RT_ENOMEM;
             break;
         }
-        memcpy(groups[g], sequences + from, k * sizeof *groups[g]);
+        memcpy(groups[g], relations + from, k * sizeof *groups[g]);
         jobs[1 + g] = (rt_sync_dump_job_t){.patterns = groups[g], .section = "pre-data"};
+        jobs[1 + nreljobs + g] =
+            (rt_sync_dump_job_t){.patterns = groups[g], .section = "post-data"};
     }
     for (size_t i = 0; i < 2 * n && rc == RT_OK; i++)
         jobs[first + i] = (rt_sync_dump_job_t){
@@ -653,7 +659,7 @@ static int s_schema(s_session_t *self, const char *id, size_t idlen, zmsg_t *msg
     for (size_t i = 0; i < njobs && jobs; i++)
         rt_buf_free(&jobs[i].out);
     free(jobs);
-    for (size_t g = 0; groups && g < nseqjobs; g++)
+    for (size_t g = 0; groups && g < nreljobs; g++)
         free(groups[g]);
     free(groups);
     if (rc == RT_OK) {
@@ -670,9 +676,11 @@ static int s_schema(s_session_t *self, const char *id, size_t idlen, zmsg_t *msg
             snprintf(self->err, sizeof self->err, "the definitions could not be sent");
         else
             rt_info("copy session %llu: definitions of %zu tables and of the objects they may "
-                    "use (%zu sequence%s no table owns) for %s by %s in %.1f s",
-                    (unsigned long long)self->args->sync_id, n, nseq, nseq == 1 ? "" : "s",
-                    self->args->name, program, (double)(rt_mono_ms() - start) / 1000.0);
+                    "use or that use them (%zu other relations: sequences no table owns, views, "
+                    "materialized views) "
+                    "for %s by %s in %.1f s",
+                    (unsigned long long)self->args->sync_id, n, nrel, self->args->name, program,
+                    (double)(rt_mono_ms() - start) / 1000.0);
     }
     if (rc == RT_ENOMEM)
         snprintf(self->err, sizeof self->err, "the publisher is out of memory");
@@ -680,7 +688,7 @@ static int s_schema(s_session_t *self, const char *id, size_t idlen, zmsg_t *msg
     free(program);
     rt_sync_env_free(env);
     rt_sync_ddl_free(list, n);
-    rt_sync_patterns_free(sequences);
+    rt_sync_patterns_free(relations);
     return rc;
 }
 

@@ -11,6 +11,10 @@
  * built once over the copied rows, the fastest way to load, and a kill in between loses
  * nothing: what rt.sync_ddl still holds runs later.
  *
+ * The views and materialized views of the source come with the support script (created
+ * once the tables they read are); a materialized view is filled from the copied rows
+ * when the copy ends.
+ *
  * Definitions may depend on each other across tables (a foreign key needs the key it
  * refers to, a default the sequence another table owns): each runs in a savepoint, and
  * those that fail are tried again after the others, until a pass makes no progress. */
@@ -171,19 +175,34 @@ static int s_run_all(PGconn *conn, s_item_t *items, size_t n, const char *what, 
     return left ? RT_EINVAL : RT_OK;
 }
 
+/* The first column of the first row of a query into *value (malloc'd; NULL without
+ * rows). */
+static int s_value(PGconn *conn, const char *what, const char *sql, int nparams,
+                   const char *const *params, char **value)
+{
+    *value = NULL;
+    PGresult *res = rt_pg_exec(conn, "replica", what, sql, nparams, params, NULL, 0);
+    if (!res)
+        return rt_pg_failure(conn);
+    int rc = RT_OK;
+    if (PQntuples(res) > 0 && !(*value = strdup(PQgetvalue(res, 0, 0))))
+        rc = RT_ENOMEM;
+    PQclear(res);
+    return rc;
+}
+
 /* Whether schema.table exists on the replica (as anything). */
 static int s_exists(PGconn *conn, const char *schema, const char *table, bool *exists)
 {
     const char *p[] = {schema, table};
-    PGresult *res = rt_pg_exec(conn, "replica", "looking up a table",
-                               "SELECT 1 FROM pg_class c JOIN pg_namespace n "
-                               "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
-                               2, p, NULL, 0);
-    if (!res)
-        return rt_pg_failure(conn);
-    *exists = PQntuples(res) > 0;
-    PQclear(res);
-    return RT_OK;
+    char *one = NULL;
+    int rc = s_value(conn, "looking up a table",
+                     "SELECT 1 FROM pg_class c JOIN pg_namespace n "
+                     "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                     2, p, &one);
+    *exists = one != NULL;
+    free(one);
+    return rc;
 }
 
 int rt_initcopy_missing(PGconn *conn, const rt_sync_table_t *tables, size_t ntables,
@@ -239,6 +258,32 @@ static int s_record_post(PGconn *conn, s_item_t *it, const char *source)
     return RT_OK;
 }
 
+/* The materialized views on the replica, as an oid[] literal (malloc'd), into *oids. */
+static int s_matviews(PGconn *conn, char **oids)
+{
+    return s_value(conn, "listing the materialized views",
+                   "SELECT coalesce(array_agg(oid), '{}')::text FROM pg_class WHERE relkind = 'm'",
+                   0, NULL, oids);
+}
+
+/* Records in rt.sync_ddl a REFRESH of each materialized view created since *before (an
+ * oid[] of s_matviews), in the order they were created: pg_dump's definition makes it
+ * WITH NO DATA, and it is filled from the copied rows when the copy ends (its rows are not
+ * copied: logical decoding has no REFRESH, so the replica's own tables must make them). */
+static int s_record_refreshes(PGconn *conn, const char *source, const char *before)
+{
+    const char *p[] = {source, before};
+    return s_run(conn, "recording the materialized views to fill",
+                 "INSERT INTO rt.sync_ddl (source, nspname, relname, ord, post) "
+                 "SELECT $1, n.nspname, c.relname, (SELECT coalesce(max(ord), 0) FROM rt.sync_ddl "
+                 "WHERE source = $1) + row_number() OVER (ORDER BY c.oid), "
+                 "format('REFRESH MATERIALIZED VIEW %I.%I;', n.nspname, c.relname) "
+                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                 "WHERE c.relkind = 'm' AND NOT c.oid = ANY ($2::oid[]) "
+                 "ON CONFLICT (source, nspname, relname) DO UPDATE SET post = excluded.post",
+                 2, p, NULL, 0);
+}
+
 int rt_initcopy_create_tables(PGconn *conn, const char *source, const char *support,
                               const rt_sync_ddl_t *ddl, size_t n, size_t *created)
 {
@@ -252,6 +297,9 @@ int rt_initcopy_create_tables(PGconn *conn, const char *source, const char *supp
      * fails is tried again once the tables are there. */
     char err[RT_PG_ERR_MAX] = "";
     rt_buf_t again = {0};
+    char *matviews = NULL;
+    if (rc == RT_OK)
+        rc = s_matviews(conn, &matviews);
     if (rc == RT_OK && support && support[0])
         rc = s_try_entries(conn, support, true, &again, err, sizeof err);
     if (rc == RT_OK && rt_buf_error(&again) != RT_OK)
@@ -280,9 +328,12 @@ int rt_initcopy_create_tables(PGconn *conn, const char *source, const char *supp
         rc = s_run_all(conn, items, k, "creating it", s_record_post, source);
     if (rc == RT_OK && again.len)
         rc = s_try_entries(conn, rt_buf_str(&again), true, NULL, err, sizeof err);
+    if (rc == RT_OK)
+        rc = s_record_refreshes(conn, source, matviews);
     if (err[0])
         rt_error("initial copy: creating the objects the tables use failed: %s", err);
     rt_buf_free(&again);
+    free(matviews);
     if (rc == RT_OK)
         rc = s_run(conn, "creating the tables", "COMMIT", 0, NULL, NULL, 0);
     else if (begun && PQstatus(conn) == CONNECTION_OK)
@@ -489,8 +540,9 @@ int rt_initcopy_post_data(PGconn *conn, const char *source, size_t *ran)
         int64_t start = rt_mono_ms();
         rc = s_run_all(conn, items, n, "building its keys, indexes and constraints", NULL, NULL);
         if (rc == RT_OK)
-            rt_info("initial copy: the rest of the keys, indexes and constraints of %zu created "
-                    "tables (those that need other tables) built in %.1f s",
+            rt_info("initial copy: the rest of the definitions of %zu created relations (the "
+                    "keys, indexes and constraints that need other tables, the materialized "
+                    "views' rows) built in %.1f s",
                     n, (double)(rt_mono_ms() - start) / 1000.0);
     }
     if (rc == RT_OK)

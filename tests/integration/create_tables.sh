@@ -10,7 +10,9 @@
 # ALWAYS AS IDENTITY, created so on the replica, takes the source's inserts and updates.
 # What the tables use is created with them: an extension, enum, domain and composite
 # types, a sequence no table owns, functions of defaults and triggers, a function of a
-# table's row type. Without --create-tables a missing table is refused, naming the flag; a
+# table's row type. So do the views and materialized views (a view of a view, an index of
+# a materialized view), the materialized views filled from the copied rows. Without
+# --create-tables a missing table is refused, naming the flag; a
 # definition that cannot be created (a default whose function differs on the replica) is
 # refused, naming the table, and nothing is created or copied.
 set -euo pipefail
@@ -55,6 +57,13 @@ CREATE TRIGGER tickets_touch BEFORE UPDATE ON app.tickets
     FOR EACH ROW EXECUTE FUNCTION kinds.touch();
 CREATE FUNCTION kinds.open_tickets() RETURNS SETOF app.tickets LANGUAGE sql
     AS \$\$ SELECT * FROM app.tickets WHERE status <> 'shipped' \$\$;
+CREATE VIEW app.big_orders AS SELECT id, customer, total FROM app.orders WHERE total > 1000;
+CREATE VIEW app.big_customers AS SELECT customer, count(*) AS n FROM app.big_orders
+    GROUP BY customer;
+CREATE MATERIALIZED VIEW app.order_stats AS SELECT customer, count(*) AS n, sum(total) AS total
+    FROM app.orders GROUP BY customer;
+CREATE UNIQUE INDEX order_stats_customer ON app.order_stats (customer);
+CREATE MATERIALIZED VIEW app.top_stats AS SELECT * FROM app.order_stats WHERE n > 150;
 "
 for c in source replica1 replica2 replica3; do
     rt_pg_start "$c"
@@ -192,7 +201,30 @@ for r in replica1 replica2; do
 done
 grep -q 'CREATE INDEX orders_customer' "$RT_TMP/schema.replica1" ||
     rt_fail "the dump shows no index orders_customer"
-echo "definitions equal: $(grep -c '^CREATE TABLE' "$RT_TMP/schema.source") tables"
+echo "definitions equal: $(grep -c '^CREATE TABLE' "$RT_TMP/schema.source") tables," \
+    "$(grep -c '^CREATE VIEW' "$RT_TMP/schema.source") views," \
+    "$(grep -c '^CREATE MATERIALIZED VIEW' "$RT_TMP/schema.source") materialized views"
+
+echo "-- the materialized views were filled from the copied rows"
+for r in replica1 replica2; do
+    # Refreshed at the end of the copy, over the rows then in: each customer's count is
+    # the count in the replica's orders up to the newest order then (ids only grow).
+    got="$(rt_psql "$r" -Atc "SELECT count(*), bool_and(relispopulated)
+        FROM app.order_stats, pg_class WHERE oid = 'app.order_stats'::regclass")"
+    [[ "$got" == "997|t" ]] || rt_fail "$r: app.order_stats is not filled (count|populated: $got)"
+    # The orders then: the first k by id (one writer: ids grow in commit order).
+    bad="$(rt_psql "$r" -Atc "WITH k AS (SELECT sum(n) AS k FROM app.order_stats),
+            upto AS (SELECT id AS m FROM app.orders ORDER BY id
+                     OFFSET (SELECT k - 1 FROM k) LIMIT 1)
+        SELECT count(*) FROM app.order_stats s FULL JOIN
+            (SELECT customer, count(*) AS n, sum(total) AS total FROM app.orders, upto
+             WHERE id <= upto.m GROUP BY customer) o USING (customer)
+        WHERE s.n IS DISTINCT FROM o.n OR s.total IS DISTINCT FROM o.total")"
+    [[ "$bad" == 0 ]] || rt_fail "$r: app.order_stats disagrees with the orders it was made of ($bad customers)"
+    n="$(rt_psql "$r" -Atc "SELECT count(*) FROM app.top_stats")"
+    m="$(rt_psql "$r" -Atc "SELECT count(*) FROM app.order_stats WHERE n > 150")"
+    [[ "$n" == "$m" && "$n" -gt 0 ]] || rt_fail "$r: app.top_stats has $n rows, expected $m"
+done
 
 echo "-- the replicas stream on"
 rt_psql source -c "INSERT INTO app.orders (customer) VALUES (1); UPDATE app.items SET qty = 3
