@@ -37,20 +37,15 @@ static void s_actor(zsock_t *pipe, void *arg)
     s_args_t args = *(s_args_t *)arg;
     zsock_signal(pipe, 0);
     for (;;) {
-        zmsg_t *msg = zmsg_recv(pipe);
-        if (!msg) {
+        char *cmd = NULL;
+        rt_outbox_put_t *put = NULL;
+        if (zsock_recv(pipe, "sp", &cmd, &put) != 0) {
             if (zmq_errno() == EINTR)
                 continue; /* a signal to the process: $TERM ends the thread */
             break;
         }
-        char *cmd = zmsg_popstr(msg);
         bool term = !cmd || streq(cmd, "$TERM");
         if (!term && streq(cmd, "PUT")) {
-            zframe_t *frame = zmsg_pop(msg);
-            rt_outbox_put_t *put = NULL;
-            if (frame && zframe_size(frame) == sizeof put)
-                memcpy(&put, zframe_data(frame), sizeof put);
-            zframe_destroy(&frame);
             assert(put);
             if (args.delay_ms > 0)
                 zclock_sleep(args.delay_ms); /* outside any transaction */
@@ -58,7 +53,6 @@ static void s_actor(zsock_t *pipe, void *arg)
             zsock_send(pipe, "i", rc);
         }
         free(cmd);
-        zmsg_destroy(&msg);
         if (term)
             break;
     }
