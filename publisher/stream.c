@@ -645,15 +645,22 @@ static void s_send_hugz(rt_stream_t *self, uint64_t stored, int64_t now)
 void rt_stream_publish_live(rt_stream_t *self, uint64_t seq, const void *data, size_t len)
 {
     /* LIVE{run, stored head} + REC, one message: PUB never blocks; past the high-water
-     * mark it drops the whole message and subscribers FETCH. */
-    rt_msg_t live = {.type = RT_MSG_LIVE, .run_id = self->run_id, .head_seq = s_stored(self)};
-    void *frame;
-    size_t flen;
-    if (rt_msg_encode(&live, &frame, &flen) == 0) {
+     * mark it drops the whole message and subscribers FETCH. The header is encoded again
+     * only when the stored head moved (once per outbox commit, not per record). */
+    uint64_t head = s_stored(self);
+    if (!self->live_frame || self->live_head != head) {
+        rt_msg_t live = {.type = RT_MSG_LIVE, .run_id = self->run_id, .head_seq = head};
+        free(self->live_frame);
+        self->live_frame = NULL;
+        if (rt_msg_encode(&live, &self->live_frame, &self->live_len) == 0)
+            self->live_head = head;
+        else
+            self->live_frame = NULL;
+    }
+    if (self->live_frame) {
         void *pub = zsock_resolve(self->pub);
-        if (zmq_send(pub, frame, flen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        if (zmq_send(pub, self->live_frame, self->live_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
             zmq_send(pub, data, len, ZMQ_DONTWAIT);
-        free(frame);
     }
     self->published = seq;
     self->last_pub_ms = rt_mono_ms();
@@ -873,6 +880,7 @@ void rt_stream_destroy(rt_stream_t **self_p)
     rt_peers_destroy(&self->peers);
     zhashx_destroy(&self->subs);
     free(self->samples);
+    free(self->live_frame);
     rt_record_decoder_destroy(&self->dec);
     free(self->source);
     free(self->slot);

@@ -41,6 +41,9 @@ struct rt_stream_t {
     uint64_t published; /* last seq sent on PUB (live: may be above the stored head) */
     uint64_t hugz_head; /* stored head of the last HUGZ */
     uint64_t run_id;    /* this run's id, random, never 0 (protocol.md, "Live records") */
+    void *live_frame;   /* the encoded LIVE header of live_head (malloc'd), or NULL */
+    size_t live_len;
+    uint64_t live_head; /* the stored head it announces */
     int64_t last_pub_ms;
     int64_t last_persist_ms;
     int64_t last_trim_ms;
