@@ -538,23 +538,26 @@ static bool s_note_run(rt_link_t *self, uint64_t run_id, uint64_t head, int64_t 
 
 /* A record: from the DEALER (a FETCH answer: stored), or live from PUB (live: its LIVE
  * header; NULL from a publisher without runs, which publishes only stored records). */
-/* Keeps a copy of a record that came while the group was closing (or behind others
- * held), to apply once it committed; past the limits it is dropped (and fetched). */
-static void s_hold(rt_link_t *self, uint64_t seq, const void *data, size_t len, bool from_dealer,
+/* Keeps a record that came while the group was closing (or behind others held), to apply
+ * once it committed; past the limits it is dropped (and fetched). The frame is shared
+ * with the received one (zmq_msg_copy counts references), not copied. */
+static void s_hold(rt_link_t *self, uint64_t seq, zmq_msg_t *frame, bool from_dealer,
                    const rt_msg_t *live)
 {
+    size_t len = zmq_msg_size(frame);
     if (zlistx_size(self->held_recs) >= S_HELD_MAX || self->held_bytes + len > S_HELD_MAX_BYTES)
         return;
     s_held_t key = {.seq = seq};
     if (zlistx_find(self->held_recs, &key))
         return; /* held already */
     s_held_t *h = calloc(1, sizeof *h);
-    if (!h || zmq_msg_init_size(&h->rec, len) != 0) {
+    if (!h || zmq_msg_init(&h->rec) != 0 || zmq_msg_copy(&h->rec, frame) != 0) {
+        if (h)
+            zmq_msg_close(&h->rec);
         free(h);
         return;
     }
     h->seq = seq;
-    memcpy(zmq_msg_data(&h->rec), data, len);
     h->from_dealer = from_dealer;
     h->live = live != NULL;
     h->run_id = live ? live->run_id : 0;
@@ -567,9 +570,11 @@ static void s_hold(rt_link_t *self, uint64_t seq, const void *data, size_t len, 
     self->held_bytes += len;
 }
 
-static void s_on_record(rt_link_t *self, const void *data, size_t len, bool from_dealer,
-                        const rt_msg_t *live, bool released, int64_t now)
+static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, const rt_msg_t *live,
+                        bool released, int64_t now)
 {
+    const void *data = zmq_msg_data(frame);
+    size_t len = zmq_msg_size(frame);
     const rt_record_t *rec;
     if (rt_record_decode(self->dec, data, len, &rec) != RT_OK) {
         s_bad_frame(self, "a REC that does not decode", now);
@@ -598,7 +603,7 @@ static void s_on_record(rt_link_t *self, const void *data, size_t len, bool from
          * filled it (under load the live stream runs ahead of what FETCH can serve,
          * the stored records, by the commit under way: dropping it would keep the
          * subscriber fetching for as long as the load lasts). */
-        s_hold(self, rec->seq, data, len, from_dealer, live);
+        s_hold(self, rec->seq, frame, from_dealer, live);
         return;
     }
     if (rec->seq != rt_apply_next_seq(self->apply))
@@ -897,7 +902,7 @@ static bool s_recv(rt_link_t *self, void *handle, int64_t now)
         bool ok = decoded && more && !zmq_msg_more(&rec) &&
                   rt_msg_peek_type(zmq_msg_data(&rec), zmq_msg_size(&rec)) == RT_MSG_REC;
         if (ok)
-            s_on_record(self, zmq_msg_data(&rec), zmq_msg_size(&rec), false, &live, false, now);
+            s_on_record(self, &rec, false, &live, false, now);
         if (decoded)
             rt_msg_clear(&live);
         more = more && zmq_msg_more(&rec);
@@ -915,7 +920,7 @@ static bool s_recv(rt_link_t *self, void *handle, int64_t now)
     size_t len = zmq_msg_size(&msg);
     int type = rt_msg_peek_type(data, len);
     if (type == RT_MSG_REC) {
-        s_on_record(self, data, len, from_dealer, NULL, false, now);
+        s_on_record(self, &msg, from_dealer, NULL, false, now);
     } else if (type == RT_MSG_UNKNOWN || type == RT_MSG_STATUS_REPLY) {
         s_bad_frame(self, "a frame that is not an rt message", now);
     } else {
@@ -946,8 +951,7 @@ static void s_release(rt_link_t *self, int64_t now)
         size_t len = zmq_msg_size(&h->rec);
         self->held_bytes -= len;
         rt_msg_t live = {.type = RT_MSG_LIVE, .run_id = h->run_id, .head_seq = h->head};
-        s_on_record(self, zmq_msg_data(&h->rec), len, h->from_dealer, h->live ? &live : NULL, true,
-                    now);
+        s_on_record(self, &h->rec, h->from_dealer, h->live ? &live : NULL, true, now);
         zmq_msg_close(&h->rec);
         free(h);
     }
