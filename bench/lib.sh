@@ -243,8 +243,8 @@ b_walsender_pids() {
 # KIND is rt or native. Replica clusters are named; daemon labels derive from them.
 
 # b_repl_start KIND SOURCE REPLICA...
-# rt: starts rt-publisher on SOURCE and one rt-subscriber per REPLICA (each waits for
-# its ready: line). native: CREATE PUBLICATION on SOURCE (FOR ALL TABLES) and one
+# rt: starts rt-publisher on SOURCE (through its Unix socket unless RT_BENCH_PUB_TCP=1)
+# and one rt-subscriber per REPLICA (each waits for its ready: line). native: CREATE PUBLICATION on SOURCE (FOR ALL TABLES) and one
 # CREATE SUBSCRIPTION per REPLICA (copy_data = false: the tables are empty). Then
 # waits until every replication connection streams and a warm-up row arrives everywhere.
 b_repl_start() {
@@ -260,8 +260,16 @@ b_repl_start() {
             b__curve_keys "$src" "$@"
             curve=(--cert "$RT_TMP/keys/$src.cert_secret" --allow "$RT_TMP/keys/allow")
         fi
+        # As deployed: the publisher on the source's host, through its Unix socket
+        # (RT_BENCH_PUB_TCP=1: through TCP on loopback, as a subscription connects).
+        local source_dsn
+        if [[ "${RT_BENCH_PUB_TCP:-0}" == 1 ]]; then
+            source_dsn="${!v}"
+        else
+            source_dsn="$(rt_pg_socket_dsn "$src")"
+        fi
         rt_start_daemon "${src}_pub" "$RT_TMP/${src}_pub.log" "$RT_BIN/rt-publisher" \
-            --source "${!v}" --outbox "$RT_TMP/${src}_outbox" --name src \
+            --source "$source_dsn" --outbox "$RT_TMP/${src}_outbox" --name src \
             --listen "$router" --pub "$pub" "${curve[@]}"
         for r in "$@"; do
             b_sub_start "$src" "$r"

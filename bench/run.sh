@@ -111,7 +111,10 @@ echo "    load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (other p
 echo "    sources: fsync = on, synchronous_commit = on (defaults); replicas: synchronous_commit = off" \
     "(postgresql.conf, both replicators); native: copy_data = false," \
     "streaming = ${RT_BENCH_NATIVE_STREAMING:-off} (defaults otherwise); rt's publisher: streaming (protocol 2);" \
-    "rt's sockets: $([[ "${RT_BENCH_CURVE:-0}" == 1 ]] && echo CURVE || echo plaintext)"
+    "rt's sockets: $([[ "${RT_BENCH_CURVE:-0}" == 1 ]] && echo CURVE || echo plaintext);" \
+    "as deployed, rt-publisher reads the source $([[ "${RT_BENCH_PUB_TCP:-0}" == 1 ]] &&
+        echo "through TCP on loopback (RT_BENCH_PUB_TCP=1)" || echo "through its Unix socket")," \
+    "native subscriptions through TCP"
 echo "    $([[ "$QUICK" == 1 ]] && echo "quick mode (RT_BENCH_QUICK=1)" || echo "full size"):" \
     "bulk $BULK_ROWS rows; small and backlog $SMALL_TX transactions; tpcb $TPCB_SECONDS s;" \
     "latency $LAT_RATE tx/s for $LAT_SECONDS s; run bounded by $RUN_TIMEOUT s"
@@ -157,11 +160,13 @@ stop_clusters() {
 # max(id) = BULK_ROWS (each replicator applies the transaction atomically), and the
 # source-side CPU of the replication processes.
 case_bulk() {
-    local kind="$1" key="$2" src="$3" t0 tc t1 c0 c1
-    local -a pids
+    local kind="$1" key="$2" src="$3" t0 tc t1 c0 c1 w0 w1
+    local -a pids wss
     shift 3
     mapfile -t pids < <(b_source_side_pids "$kind" "$src")
+    mapfile -t wss < <(b_walsender_pids "$src")
     c0="$(b_cpu_ticks "${pids[@]}")"
+    w0="$(b_cpu_ticks "${wss[@]}")"
     t0="$(b_now_ms)"
     b_q "$src" "INSERT INTO bench_bulk SELECT g, md5(g::text) FROM generate_series(1, $BULK_ROWS) g"
     tc="$(b_now_ms)"
@@ -172,11 +177,14 @@ case_bulk() {
     fi
     t1="$B_POLL_MS"
     c1="$(b_cpu_ticks "${pids[@]}")"
+    w1="$(b_cpu_ticks "${wss[@]}")"
     b_set "$key.$kind" "$(b_div "$BULK_ROWS" "$(b_div $((t1 - t0)) 1000 3)" 0)"
     b_set "$key.cpu.$kind" "$(b_div "$(((c1 - c0) * 1000000))" "$((B_CLK_TCK * BULK_ROWS))" 2)"
+    b_set "$key.ws.$kind" "$(b_div "$(((w1 - w0) * 1000000))" "$((B_CLK_TCK * BULK_ROWS))" 2)"
     echo "    $kind $key: source commit $((tc - t0)) ms, end to end $((t1 - t0)) ms," \
         "${B_RES[$key.$kind]} rows/s; source-side CPU $(b_ticks_to_s $((c1 - c0))) s" \
-        "(pids ${pids[*]}) = ${B_RES[$key.cpu.$kind]} us/row"
+        "(pids ${pids[*]}) = ${B_RES[$key.cpu.$kind]} us/row, of which the walsender's" \
+        "$(b_ticks_to_s $((w1 - w0))) s (pids ${wss[*]}) = ${B_RES[$key.ws.$kind]} us/row"
     b_check_same "$kind $key" bench_bulk t "$src" "$@" || b_set "$key.$kind" "FAIL"
 }
 
@@ -535,6 +543,8 @@ printf '%-14s %-40s %12s %12s %10s %12s  %s\n' case metric rt native rt/native s
 printf '%s\n' "$(printf '%.0s-' {1..117})"
 if b_want bulk; then
     row bulk "rows/s end to end, 1 replica" bulk higher
+    row bulk "source CPU us per row" bulk.cpu lower
+    row bulk "walsender CPU us per row" bulk.ws lower
     load_row bulk bulk
 fi
 if b_want small; then

@@ -35,7 +35,9 @@ echo "==> starting PostgreSQL clusters: source, replica1, replica2 (127.0.0.1)"
 rt_pg_start source
 rt_pg_start replica1
 rt_pg_start replica2
-echo "    source   $SOURCE_DSN"
+# The publisher runs on the source's host and reads it through its Unix socket.
+PUB_SOURCE_DSN="$(rt_pg_socket_dsn source)"
+echo "    source   $SOURCE_DSN (the publisher: $PUB_SOURCE_DSN)"
 echo "    replica1 $REPLICA1_DSN"
 echo "    replica2 $REPLICA2_DSN"
 
@@ -78,7 +80,7 @@ echo "==> the source holds $ACCOUNTS accounts and $((ACCOUNTS * 200)) events bef
 
 echo "==> starting rt-publisher (control $ROUTER, stream tcp://127.0.0.1:$PUB_PORT)"
 rt_start_daemon publisher "$RT_TMP/publisher.log" \
-    "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" --outbox "$RT_TMP/outbox" --name demo \
+    "$RT_BIN/rt-publisher" --source "$PUB_SOURCE_DSN" --outbox "$RT_TMP/outbox" --name demo \
     --listen "$ROUTER" --pub "tcp://127.0.0.1:$PUB_PORT" --http "127.0.0.1:$HTTP_PORT"
 grep -m1 -E '(^|[[:space:]])ready:' "$RT_TMP/publisher.log" | sed 's/^/    /'
 curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/" ||
