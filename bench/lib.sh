@@ -132,6 +132,56 @@ b_poll_all() {
     done
 }
 
+# b_poll_fn TIMEOUT_S FUNCTION ARGS...
+# Runs FUNCTION ARGS every B_POLL_SLEEP seconds until it succeeds; sets B_POLL_MS to the
+# wall clock (ms) when it did. Returns 1 on timeout.
+b_poll_fn() {
+    local to="$1" deadline
+    shift
+    deadline=$(($(b_now_ms) + to * 1000))
+    while :; do
+        if "$@"; then
+            B_POLL_MS="$(b_now_ms)"
+            return 0
+        fi
+        (($(b_now_ms) < deadline)) || return 1
+        sleep "$B_POLL_SLEEP"
+    done
+}
+
+# b_lsn_num LSN
+# Prints PostgreSQL's "X/Y" as one integer.
+b_lsn_num() {
+    local hi="${1%/*}" lo="${1#*/}"
+    echo $(((16#$hi << 32) + 16#$lo))
+}
+
+# b_all_logged PATTERN LABEL...
+# True when the log of every process LABEL (started with rt_start_bg) holds PATTERN.
+b_all_logged() {
+    local pat="$1" label
+    shift
+    for label in "$@"; do
+        grep -q -- "$pat" "${RT__PROC_LOG[$label]}" 2>/dev/null || return 1
+    done
+}
+
+# b_rt_all_acked ROUTER LSN N
+# True when the rt publisher at ROUTER has confirmed the source up to LSN, lists N
+# subscribers and each acknowledged its head seq (rtctl status --json). B_ACKED says
+# where they were at the last try.
+b_rt_all_acked() {
+    local st head conf n min
+    st="$("$RT_BIN/rtctl" --publisher "$1" --timeout 3000 status --json 2>/dev/null)" || return 1
+    head="$(rt_json_num "$st" head_seq)" || return 1
+    [[ "$st" =~ \"confirmed_lsn\":\"([0-9A-F]+/[0-9A-F]+)\" ]] || return 1
+    conf="${BASH_REMATCH[1]}"
+    read -r n min < <(grep -o '"acked_seq":[0-9]*' <<<"$st" | cut -d: -f2 |
+        awk 'NR == 1 || $1 < m { m = $1 } END { print NR, m + 0 }')
+    B_ACKED="head $head, confirmed $conf, $n subscribers, lowest ack $min"
+    (($(b_lsn_num "$conf") >= $(b_lsn_num "$2") && n == $3 && min >= head))
+}
+
 # b_fp CLUSTER TABLE [ROW_EXPR]
 # Prints a cheap fingerprint of TABLE: "rows:sum of hashtext(row text)". ROW_EXPR
 # (default t, the whole row) picks the columns, e.g. "row(t.id, t.written)".
@@ -375,10 +425,15 @@ b_source_side_pids() {
 # ---------------------------------------------------------------------------
 # Case selection and profiles.
 
+# The cases run when RT_BENCH_CASES is not set: all but fo10 and scale (22 clusters, and
+# a hundred consumers), which run when named, so that the default run stays under 15
+# minutes.
+B_DEFAULT_CASES="bulk small backlog tpcb latency fo_bulk fo_small"
+
 # b_want CASE
-# True when CASE is in RT_BENCH_CASES (space-separated; default: every case).
+# True when CASE is in RT_BENCH_CASES (space-separated; default: B_DEFAULT_CASES).
 b_want() {
-    [[ -z "${RT_BENCH_CASES:-}" || " $RT_BENCH_CASES " == *" $1 "* ]]
+    [[ " ${RT_BENCH_CASES:-$B_DEFAULT_CASES} " == *" $1 "* ]]
 }
 
 # b_perf_start KEY KIND

@@ -3,7 +3,9 @@
 #
 # One command: builds Release into build-bench (incremental), then runs the cases
 # (bulk, small, backlog, tpcb, latency with one replica; fan-out bulk and small with
-# three; memory during bulk) RT_BENCH_ROUNDS times. Each round starts fresh
+# three; fan-out small with ten; memory during bulk; scale: one source feeding
+# RT_BENCH_SCALE_SUBS subscribers that acknowledge without a database, rt_simsub against
+# pg_recvlogical) RT_BENCH_ROUNDS times. Each round starts fresh
 # PostgreSQL clusters on loopback with the same settings for both replicators and
 # runs every case once per replicator, alternated case by case (round 1 native then
 # rt, round 2 rt then native, ...), recording the 1-minute load average at the start
@@ -14,10 +16,12 @@
 # Settings (environment): RT_BENCH_ROUNDS (default 2; 1 with RT_BENCH_QUICK=1),
 # RT_BENCH_QUICK=1 (smaller workloads, for development), RT_BENCH_LOAD=1 (a fixed
 # CPU and disk load beside the whole run), RT_BENCH_TIMEOUT (bound of the whole run
-# after the build, seconds, default 600 per round), RT_BENCH_BUILD (build directory,
+# after the build, seconds, default 900 per round), RT_BENCH_BUILD (build directory,
 # default <repo>/build-bench), RT_BENCH_NO_BUILD=1 (use the binaries as they are),
 # RT_BENCH_ONLY=rt|native (one replicator), RT_BENCH_CASES (the cases to run, out of
-# "bulk small backlog tpcb latency fo_bulk fo_small"; default all),
+# "bulk small backlog tpcb latency fo_bulk fo_small fo10 scale"; default all but fo10 and scale),
+# RT_BENCH_SCALE_SUBS (subscribers of the scale case, default 100; 20 with
+# RT_BENCH_QUICK=1),
 # RT_BENCH_NATIVE_STREAMING=on (native subscriptions with streaming = on; default
 # off, PostgreSQL's default), RT_BENCH_PERF=1 (a system-wide perf profile of each
 # case, summarised after it), RT_BENCH_POLL (replica poll interval, seconds, default
@@ -32,7 +36,7 @@ export RT_SRC RT_BIN
 QUICK="${RT_BENCH_QUICK:-0}"
 ROUNDS="${RT_BENCH_ROUNDS:-$([[ "$QUICK" == 1 ]] && echo 1 || echo 2)}"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "FAIL: RT_BENCH_ROUNDS must be a positive integer, not '$ROUNDS'" >&2; exit 1; }
-RUN_TIMEOUT="${RT_BENCH_TIMEOUT:-$((600 * ROUNDS))}"
+RUN_TIMEOUT="${RT_BENCH_TIMEOUT:-$((900 * ROUNDS))}"
 [[ "${RT_BENCH_ONLY:-rt}" == rt || "${RT_BENCH_ONLY:-}" == native ]] ||
     { echo "FAIL: RT_BENCH_ONLY must be rt or native, not '$RT_BENCH_ONLY'" >&2; exit 1; }
 
@@ -41,7 +45,7 @@ if [[ -z "${RT_BENCH_INNER:-}" ]]; then
         echo "==> building Release into $RT_BIN"
         build() {
             timeout 60 cmake -S "$RT_SRC" -B "$RT_BIN" -DCMAKE_BUILD_TYPE=Release "$@" >"$RT_BIN/bench-build.log" 2>&1 &&
-                timeout 900 cmake --build "$RT_BIN" -j"$(nproc)" --target rt-publisher rt-subscriber rtctl \
+                timeout 900 cmake --build "$RT_BIN" -j"$(nproc)" --target rt-publisher rt-subscriber rtctl rt_simsub \
                     >>"$RT_BIN/bench-build.log" 2>&1
         }
         mkdir -p "$RT_BIN"
@@ -61,7 +65,9 @@ if [[ -z "${RT_BENCH_INNER:-}" ]]; then
     exec timeout --foreground "$RUN_TIMEOUT" bash "${BASH_SOURCE[0]}" "$@"
 fi
 
-for prog in rt-publisher rt-subscriber; do
+progs=(rt-publisher rt-subscriber rtctl)
+[[ " ${RT_BENCH_CASES:-} " != *" scale "* ]] || progs+=(rt_simsub)
+for prog in "${progs[@]}"; do
     [[ -x "$RT_BIN/$prog" ]] || { echo "FAIL: $RT_BIN/$prog is missing" >&2; exit 1; }
 done
 
@@ -79,16 +85,24 @@ if [[ "$QUICK" == 1 ]]; then
     SMALL_TX=8000 # 4 clients x 2000
     TPCB_SECONDS=5
     LAT_SECONDS=3
+    SCALE_SUBS="${RT_BENCH_SCALE_SUBS:-20}"
+    SCALE_TX=2000 # 4 clients x 500
 else
     # Sized so that the default 2 rounds take under 15 minutes on a shared 2-core machine.
     BULK_ROWS=500000
     SMALL_TX=20000 # 4 clients x 5000
     TPCB_SECONDS=15
     LAT_SECONDS=10
+    SCALE_SUBS="${RT_BENCH_SCALE_SUBS:-100}"
+    SCALE_TX=10000 # 4 clients x 2500
 fi
+[[ "$SCALE_SUBS" =~ ^[1-9][0-9]*$ ]] ||
+    { echo "FAIL: RT_BENCH_SCALE_SUBS must be a positive integer, not '$SCALE_SUBS'" >&2; exit 1; }
 LAT_RATE=500
 SINGLE_CASES=(bulk small backlog tpcb latency)
 FANOUT_CASES=(fo_bulk fo_small)
+FO10_CASES=(fo10)
+SCALE_CASES=(scale)
 
 # The same settings for both replicators. Sources keep the default durability
 # (fsync on, synchronous_commit on). Replicas commit their apply with
@@ -103,6 +117,9 @@ PG_COMMON=(
     "wal_sender_timeout = 60s"
 )
 PG_REPLICA=("synchronous_commit = off")
+# More on the sources of the sets that need them (run_sets sets SRC_CONF): ten
+# subscriptions for fo10; a slot, a WAL sender and a connection per subscriber for scale.
+SRC_CONF=()
 
 echo "==> rt vs native logical replication; working directory $RT_TMP (RT_KEEP=1 keeps it)"
 echo "    machine: $(nproc) CPU(s), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo);" \
@@ -117,7 +134,8 @@ echo "    sources: fsync = on, synchronous_commit = on (defaults); replicas: syn
     "native subscriptions through TCP"
 echo "    $([[ "$QUICK" == 1 ]] && echo "quick mode (RT_BENCH_QUICK=1)" || echo "full size"):" \
     "bulk $BULK_ROWS rows; small and backlog $SMALL_TX transactions; tpcb $TPCB_SECONDS s;" \
-    "latency $LAT_RATE tx/s for $LAT_SECONDS s; run bounded by $RUN_TIMEOUT s"
+    "latency $LAT_RATE tx/s for $LAT_SECONDS s; fo10 $SMALL_TX transactions to 10 replicas;" \
+    "scale $SCALE_TX transactions to $SCALE_SUBS subscribers; run bounded by $RUN_TIMEOUT s"
 echo "    $ROUNDS round(s), each with fresh clusters; the replicators alternate case by case," \
     "round 1 native first, round 2 rt first, and so on; figures: median over the rounds;" \
     "rt/native: median of the per-round ratios, spread min..max"
@@ -132,7 +150,7 @@ fi
 setup_clusters() {
     local kind="$1" src="$2" c
     shift 2
-    rt_pg_start "$src" "${PG_COMMON[@]}"
+    rt_pg_start "$src" "${PG_COMMON[@]}" "${SRC_CONF[@]}"
     for c in "$@"; do
         rt_pg_start "$c" "${PG_COMMON[@]}" "${PG_REPLICA[@]}"
     done
@@ -312,6 +330,131 @@ case_latency() {
     b_check_same "$kind latency" bench_lat "row(t.id, t.written)" "$src" "$r" || b_set "lat_p50.$kind" "FAIL"
 }
 
+# case_scale KIND SOURCE
+# One source feeding SCALE_SUBS subscribers that take every transaction and acknowledge
+# it without a database: for rt, rt_simsub processes on rt-publisher (the subscriber's
+# protocol, ACKs of what it would commit); for native, pg_recvlogical processes, each on a
+# slot of its own (pgoutput, proto_version 1, the publication bench_pub, output to
+# /dev/null). They start with the case, and once all of them stream, SCALE_TX single-row
+# transactions from pgbench (sql/small.sql). Measured: the source's pgbench rate; the
+# source-side CPU (rt: rt-publisher and its walsender; native: every walsender) per
+# transaction per subscriber; their memory (rt: VmHWM of rt-publisher plus its walsender;
+# native: the sum of the walsenders' VmHWM, and the same with RssAnon at the end); the
+# catch-up from the end of the workload until the slowest subscriber has it all (rt: the
+# publisher's status shows every subscriber's ACK of its head, once it confirmed the
+# source's final LSN; native: every walsender's sent_lsn in pg_stat_replication reached
+# that LSN); and for rt the largest p99 over the subscribers of commit -> acknowledgeable.
+case_scale() {
+    local kind="$1" src="$2" i name v port router t0 t_end t1 c0 c1 lsn pv rc=0 tps
+    local log="$RT_TMP/r${B_ROUND}_pgbench_scale_$kind.log"
+    local -a labels=() pids
+    v="$(rt__var "$src")_PORT"
+    port="${!v}"
+    if [[ "$kind" == rt ]]; then
+        router="B_ROUTER_$(rt__var "$src")"
+        router="${!router}"
+        for ((i = 1; i <= SCALE_SUBS; i++)); do
+            printf -v name 'sim%03d' "$i"
+            labels+=("${src}_$name")
+            rt_start_bg "${src}_$name" "$RT_TMP/${src}_$name.log" "$RT_BIN/rt_simsub" \
+                --name "$name" --seconds "$RUN_TIMEOUT" "$router"
+        done
+        if ! rt_wait_until 120 "$SCALE_SUBS rt_simsub processes to be ready" b_all_logged ' ready:' \
+            "${labels[@]}"; then
+            b_fail "rt scale: not every rt_simsub got WELCOME"
+        fi
+    else
+        b_q "$src" "SELECT count(pg_create_logical_replication_slot('bench_sc_' || g, 'pgoutput'))
+                    FROM generate_series(1, $SCALE_SUBS) g" >/dev/null
+        for ((i = 1; i <= SCALE_SUBS; i++)); do
+            labels+=("${src}_recv$i")
+            rt_start_bg "${src}_recv$i" "$RT_TMP/${src}_recv$i.log" "$RT_PG_BIN/pg_recvlogical" \
+                -h 127.0.0.1 -p "$port" -U postgres -d postgres --slot "bench_sc_$i" --start \
+                -o proto_version=1 -o publication_names=bench_pub -f /dev/null -F 0 -s 1 --no-loop
+        done
+        rt_wait_until 120 "$SCALE_SUBS pg_recvlogical walsenders to stream" b__count_is "$src" \
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_recvlogical' AND state = 'streaming'" \
+            "$SCALE_SUBS" || b_fail "native scale: not every pg_recvlogical streams"
+    fi
+    mapfile -t pids < <(b_source_side_pids "$kind" "$src")
+    c0="$(b_cpu_ticks "${pids[@]}")"
+    t0="$(b_now_ms)"
+    b_pgbench "$src" 300 -n -f "$SQL/small.sql" -c 4 -j 2 -t $((SCALE_TX / 4)) >"$log" 2>&1 ||
+        b_fail "$kind scale: pgbench failed"
+    t_end="$(b_now_ms)"
+    tps="$(awk '/^tps/ { print $3; exit }' "$log")"
+    lsn="$(b_q "$src" "SELECT pg_current_wal_lsn()")"
+    if [[ "$kind" == rt ]]; then
+        b_poll_fn 300 b_rt_all_acked "$router" "$lsn" "$SCALE_SUBS" ||
+            b_fail "rt scale: not every subscriber acknowledged the head after 300 s ($B_ACKED)"
+    else
+        b_poll_fn 300 b__count_is "$src" \
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_recvlogical' AND sent_lsn >= '$lsn'" \
+            "$SCALE_SUBS" || b_fail "native scale: not every walsender sent $lsn after 300 s"
+    fi
+    t1="$B_POLL_MS"
+    c1="$(b_cpu_ticks "${pids[@]}")"
+    local t_conf="$t1"
+    if [[ "$kind" == native ]]; then
+        # The correctness check: each consumer confirmed the final LSN.
+        b_poll_fn 60 b__count_is "$src" \
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'bench\_sc\_%' AND confirmed_flush_lsn >= '$lsn'" \
+            "$SCALE_SUBS" || b_fail "native scale: not every slot confirmed $lsn after 60 s"
+        t_conf="$B_POLL_MS"
+    fi
+    local hwm=0 anon=0 pid kb
+    for pid in "${pids[@]}"; do
+        kb="$(b_status_kb "$pid" VmHWM)"
+        hwm=$((hwm + ${kb:-0}))
+        kb="$(b_status_kb "$pid" RssAnon)"
+        anon=$((anon + ${kb:-0}))
+    done
+    b_set "scale_tps.$kind" "$(b_div "$tps" 1 0)"
+    b_set "scale.cpu.$kind" "$(b_div "$(((c1 - c0) * 1000000))" "$((B_CLK_TCK * SCALE_TX * SCALE_SUBS))" 2)"
+    b_set "scale_catchup.$kind" "$((t1 - t_end))"
+    b_set "scale_mem.$kind" "$(b_div "$hwm" 1024 1)"
+    b_set "scale_anon.$kind" "$(b_div "$anon" 1024 1)"
+    echo "    $kind scale: $SCALE_SUBS subscribers; source pgbench $tps tx/s; catch-up after the workload" \
+        "${B_RES[scale_catchup.$kind]} ms; source-side CPU $(b_ticks_to_s $((c1 - c0))) s" \
+        "(${#pids[@]} processes) = ${B_RES[scale.cpu.$kind]} us per tx per subscriber;" \
+        "VmHWM sum ${B_RES[scale_mem.$kind]} MiB, RssAnon sum ${B_RES[scale_anon.$kind]} MiB"
+    # Stop the subscribers: SIGTERM to all, then each reaped (bounded).
+    for name in "${labels[@]}"; do
+        v="$(rt__var "$name")_PID"
+        kill -TERM "${!v}" 2>/dev/null || true
+    done
+    local bad=0 p99max=0 line
+    for name in "${labels[@]}"; do
+        rc=0
+        rt_stop_daemon "$name" TERM || rc=$?
+        [[ "$kind" == rt ]] || continue
+        line="$(grep '^simsub .* records=' "$RT_TMP/$name.log" || true)"
+        if [[ "$rc" != 0 || -z "$line" ]] || ! grep -q ' gaps=0 dups=0 back=0 mismatch=0 order=0 errors=0 ' <<<"$line"; then
+            bad=$((bad + 1))
+            ((bad > 3)) || echo "    rt scale: $name exited with status $rc: ${line:-no report}"
+            continue
+        fi
+        pv="$(sed -E 's/.* p99_ms=([0-9.]+) .*/\1/' <<<"$line")"
+        if awk -v a="$pv" -v b="$p99max" 'BEGIN { exit !(a > b) }'; then
+            p99max="$pv"
+        fi
+    done
+    if [[ "$kind" == rt ]]; then
+        ((bad == 0)) || b_fail "rt scale: $bad rt_simsub(s) reported errors or did not end cleanly"
+        b_set "scale_p99.$kind" "$p99max"
+        echo "    rt scale: every rt_simsub's report: $(grep -h '^simsub .* records=' "$RT_TMP/${src}"_sim*.log |
+            awk '{ for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "records") r[kv[2]]++ } }
+                 END { for (k in r) printf "%d with %s records; ", r[k], k }')largest p99 $p99max ms"
+    else
+        echo "    native scale: every pg_recvlogical had confirmed $lsn (its slot's confirmed_flush_lsn)" \
+            "$((t_conf - t_end)) ms after the workload ended (it reports once a second)"
+        rt_wait_until 30 "the pg_recvlogical walsenders to end" b__count_is "$src" \
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'bench\_sc\_%' AND active" 0 ||
+            b_fail "native scale: walsenders still active"
+        b_q "$src" "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_name LIKE 'bench\_sc\_%'" >/dev/null
+    fi
+}
+
 # mem_pids KIND SOURCE REPLICA
 # Prints "source-side-pid replica-side-pid walsender-pid": rt-publisher and
 # rt-subscriber for rt, the walsender and the apply worker for native.
@@ -355,6 +498,16 @@ single_set() {
 fanout_set() {
     echo "${1}${B_ROUND}_fo_src ${1}${B_ROUND}_fo_r1 ${1}${B_ROUND}_fo_r2 ${1}${B_ROUND}_fo_r3"
 }
+fo10_set() {
+    local i out="${1}${B_ROUND}_f10_src"
+    for ((i = 1; i <= 10; i++)); do
+        out+=" ${1}${B_ROUND}_f10_r$i"
+    done
+    echo "$out"
+}
+scale_set() {
+    echo "${1}${B_ROUND}_sc_src"
+}
 
 # set_start KIND SOURCE REPLICA...
 # Fresh clusters for KIND, replication started (warm-up row everywhere), then settled.
@@ -393,6 +546,8 @@ case_title() {
     latency) echo "latency, $LAT_RATE tx/s for $LAT_SECONDS s" ;;
     fo_bulk) echo "fan-out bulk, $BULK_ROWS rows to 3 replicas" ;;
     fo_small) echo "fan-out small, $SMALL_TX transactions to 3 replicas" ;;
+    fo10) echo "fan-out small, $SMALL_TX transactions to 10 replicas" ;;
+    scale) echo "scale, $SCALE_TX transactions to $SCALE_SUBS subscribers without a database" ;;
     esac
 }
 
@@ -415,7 +570,8 @@ run_case() {
     t0="$(b_now_ms)"
     case "$key" in
     bulk | fo_bulk) case_bulk "$kind" "$key" "$@" ;;
-    small | fo_small) case_small "$kind" "$key" "$@" ;;
+    small | fo_small | fo10) case_small "$kind" "$key" "$@" ;;
+    scale) case_scale "$kind" "$@" ;;
     backlog) case_backlog "$kind" "$@" ;;
     tpcb) case_tpcb "$kind" "$@" ;;
     latency) case_latency "$kind" "$@" ;;
@@ -482,6 +638,12 @@ for ((B_ROUND = 1; B_ROUND <= ROUNDS; B_ROUND++)); do
     b_say "round $B_ROUND of $ROUNDS: ${ORDER[*]}, alternately, case by case"
     run_sets single_set "${SINGLE_CASES[@]}"
     run_sets fanout_set "${FANOUT_CASES[@]}"
+    SRC_CONF=("max_wal_senders = 16" "max_replication_slots = 16")
+    run_sets fo10_set "${FO10_CASES[@]}"
+    SRC_CONF=("max_wal_senders = $((SCALE_SUBS + 10))" "max_replication_slots = $((SCALE_SUBS + 10))"
+        "max_connections = $((SCALE_SUBS + 60))")
+    run_sets scale_set "${SCALE_CASES[@]}"
+    SRC_CONF=()
     b_round_save "$B_ROUND"
 done
 B_ROUND=""
@@ -494,7 +656,8 @@ B_T_END="$(b_now_ms)"
 headline() {
     case "$1" in
     bulk | fo_bulk) echo "$1 rows/s" ;;
-    small | fo_small | backlog) echo "$1 tx/s" ;;
+    small | fo_small | fo10 | backlog) echo "$1 tx/s" ;;
+    scale) echo "scale.cpu cpu-us" ;;
     tpcb) echo "tpcb TPS" ;;
     latency) echo "lat_p50 p50-ms" ;;
     esac
@@ -508,7 +671,7 @@ printf '%-5s %-9s %-6s  %-12s %6s  %-12s %6s  %-7s %10s %10s %9s\n' \
 printf '%s\n' "$(printf '%.0s-' {1..104})"
 for ((r = 1; r <= ROUNDS; r++)); do
     read -r -a order <<<"$(round_order "$r")"
-    for key in "${SINGLE_CASES[@]}" "${FANOUT_CASES[@]}"; do
+    for key in "${SINGLE_CASES[@]}" "${FANOUT_CASES[@]}" "${FO10_CASES[@]}" "${SCALE_CASES[@]}"; do
         b_want "$key" || continue
         read -r hk unit <<<"$(headline "$key")"
         cells=()
@@ -578,6 +741,20 @@ if b_want fo_small; then
     row fan-out-small "source CPU us per source row" fo_small.cpu lower
     load_row fan-out-small fo_small
 fi
+if b_want fo10; then
+    row fan-out-10 "tx/s until 10 replicas have it" fo10 higher
+    row fan-out-10 "source CPU us per source row" fo10.cpu lower
+    load_row fan-out-10 fo10
+fi
+if b_want scale; then
+    row scale "source tx/s ($SCALE_SUBS subscribers)" scale_tps higher
+    row scale "source CPU us per tx per subscriber" scale.cpu lower
+    row scale "catch-up ms after the workload, slowest" scale_catchup lower
+    row scale "lag p99 ms at the slowest subscriber" scale_p99 lower
+    row scale "source-side VmHWM MiB (sum)" scale_mem lower
+    row scale "source-side RssAnon MiB (sum)" scale_anon lower
+    load_row scale scale
+fi
 if b_want bulk; then
     row memory "source-side peak RSS (VmHWM) MiB, bulk" mem_pub lower
     row memory "replica-side peak RSS (VmHWM) MiB, bulk" mem_sub lower
@@ -587,6 +764,13 @@ fi
 echo
 echo "load avg: the 1-minute load average (/proc/loadavg), mean of its values at the start and end of the case run."
 echo "source CPU: utime+stime of the walsenders (and rt-publisher for rt) from /proc/<pid>/stat."
+if b_want scale; then
+    echo "scale: rt = rt-publisher + its walsender feeding $SCALE_SUBS rt_simsub processes (ACKs, no database);"
+    echo "       native = $SCALE_SUBS walsenders feeding pg_recvlogical (pgoutput, own slot each, to /dev/null)."
+    echo "       catch-up: rt until the publisher recorded every subscriber's ACK of its head; native until"
+    echo "       every walsender's sent_lsn reached the final LSN (sent, not confirmed: pg_recvlogical"
+    echo "       confirms once a second). lag p99: rt_simsub's commit -> acknowledgeable, rt only."
+fi
 echo "memory: rt-publisher / rt-subscriber for rt, the walsender / apply worker for native. VmHWM counts"
 echo "        shared buffers a PostgreSQL process touched and LMDB pages rt maps; RssAnon (private memory,"
 echo "        sampled every 0.1 s during bulk) does not. rt also runs a walsender on the source (see above)."

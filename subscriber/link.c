@@ -381,33 +381,6 @@ static void s_link_lost(rt_link_t *self, const char *why, int64_t now)
     self->durable_head = 0;
 }
 
-/* Writes the PUB endpoint to connect to into buf: the WELCOME endpoint with a
- * wildcard host ('*', 0.0.0.0) replaced by the host of the --publisher endpoint. */
-static void s_resolve_pub(const rt_link_t *self, const char *ep, char *buf, size_t size)
-{
-    const char *sep = strstr(ep, "://");
-    snprintf(buf, size, "%s", ep);
-    if (!sep)
-        return;
-    const char *host = sep + 3;
-    size_t wild = 0;
-    if (strncmp(host, "*:", 2) == 0)
-        wild = 1;
-    else if (strncmp(host, "0.0.0.0:", 8) == 0)
-        wild = 7;
-    if (!wild)
-        return;
-    const char *psep = strstr(self->publisher, "://");
-    if (!psep)
-        return;
-    const char *phost = psep + 3;
-    const char *pcolon = strrchr(phost, ':');
-    if (!pcolon || pcolon == phost)
-        return;
-    snprintf(buf, size, "%.*s%.*s%s", (int)(host - ep), ep, (int)(pcolon - phost), phost,
-             host + wild);
-}
-
 /* ---------------------------------------------------------------------------------
  * The replica side. */
 
@@ -697,7 +670,7 @@ static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
                 ": is this the outbox the replica was fed from?",
                 applied, m->head_seq);
     if (!self->pub_override) {
-        s_resolve_pub(self, m->endpoint, ep, sizeof ep);
+        rt_link_resolve_pub(self->publisher, m->endpoint, ep, sizeof ep);
         if (s_connect_sub(self, ep) != RT_OK) {
             s_link_lost(self, "the publisher's PUB endpoint cannot be used", now);
             return;
@@ -882,60 +855,36 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
 static bool s_recv(rt_link_t *self, void *handle, int64_t now)
 {
     bool from_dealer = self->dealer && handle == zsock_resolve(self->dealer);
-    zmq_msg_t msg;
-    zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&msg);
-        return false;
-    }
-    self->last_rx_ms = now;
-    if (zmq_msg_more(&msg)) {
-        /* A live record is LIVE then REC; any other message of several frames is
-         * dropped whole (its parts arrive together). */
-        rt_msg_t live;
-        zmq_msg_t rec;
-        zmq_msg_init(&rec);
-        bool decoded = !from_dealer &&
-                       rt_msg_peek_type(zmq_msg_data(&msg), zmq_msg_size(&msg)) == RT_MSG_LIVE &&
-                       rt_msg_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &live) == RT_OK;
-        bool more = zmq_msg_recv(&rec, handle, ZMQ_DONTWAIT) >= 0;
-        bool ok = decoded && more && !zmq_msg_more(&rec) &&
-                  rt_msg_peek_type(zmq_msg_data(&rec), zmq_msg_size(&rec)) == RT_MSG_REC;
-        if (ok)
-            s_on_record(self, &rec, false, &live, false, now);
-        if (decoded)
-            rt_msg_clear(&live);
-        more = more && zmq_msg_more(&rec);
-        zmq_msg_close(&rec);
-        while (more) {
-            zmq_msg_close(&msg);
-            zmq_msg_init(&msg);
-            more = zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&msg);
-        }
-        if (!ok)
-            s_bad_frame(self, "a message of several frames that is not a live record", now);
-        goto cleanup;
-    }
-    const void *data = zmq_msg_data(&msg);
-    size_t len = zmq_msg_size(&msg);
-    int type = rt_msg_peek_type(data, len);
-    if (type == RT_MSG_REC) {
-        s_on_record(self, &msg, from_dealer, NULL, false, now);
-    } else if (type == RT_MSG_UNKNOWN || type == RT_MSG_STATUS_REPLY) {
-        s_bad_frame(self, "a frame that is not an rt message", now);
-    } else {
+    zmq_msg_t msg, rec;
+    rt_msg_t live;
+    rt_link_recv_t got = rt_link_recv(handle, !from_dealer, &msg, &rec, &live);
+    if (got != RT_LINK_RECV_NONE)
+        self->last_rx_ms = now;
+    if (got == RT_LINK_RECV_LIVE) {
+        s_on_record(self, &rec, false, &live, false, now);
+        rt_msg_clear(&live);
+    } else if (got == RT_LINK_RECV_BAD) {
+        s_bad_frame(self, "a message of several frames that is not a live record", now);
+    } else if (got == RT_LINK_RECV_ONE) {
+        const void *data = zmq_msg_data(&msg);
+        size_t len = zmq_msg_size(&msg);
+        int type = rt_msg_peek_type(data, len);
         rt_msg_t m;
-        if (rt_msg_decode(data, len, &m) != RT_OK) {
+        if (type == RT_MSG_REC) {
+            s_on_record(self, &msg, from_dealer, NULL, false, now);
+        } else if (type == RT_MSG_UNKNOWN || type == RT_MSG_STATUS_REPLY) {
+            s_bad_frame(self, "a frame that is not an rt message", now);
+        } else if (rt_msg_decode(data, len, &m) != RT_OK) {
             s_bad_frame(self, "a control message that does not decode", now);
-            goto cleanup;
+        } else {
+            s_on_msg(self, &m, from_dealer, now);
+            rt_msg_clear(&m);
         }
-        s_on_msg(self, &m, from_dealer, now);
-        rt_msg_clear(&m);
     }
-cleanup:
-    /* The record applied above pointed into this message: released only now. */
+    /* The record applied above pointed into these messages: released only now. */
+    zmq_msg_close(&rec);
     zmq_msg_close(&msg);
-    return true;
+    return got != RT_LINK_RECV_NONE;
 }
 
 /* Applies the held records that are next, in seq order, unless the group is closing

@@ -1,0 +1,932 @@
+/* tests/tools/rt_simsub.c - a simulated subscriber: speaks the subscriber's side of the
+ * protocol as rt-subscriber does and acknowledges what it would have committed, without
+ * a database (tests/integration/scale_subs.sh, the scale case of bench/run.sh).
+ *
+ * Usage: rt_simsub --name NAME [--cert SECRET --publisher-key CERT] [--pub ENDPOINT]
+ *                  [--from SEQ] [--until SEQ] [--seconds N] ENDPOINT
+ *
+ * The conversation (schemas/protocol.md, "Subscriber life"): DEALER with routing id
+ * NAME to the publisher's ROUTER at ENDPOINT, PING, PONG, HELLO{NAME, SEQ} (SEQ from
+ * --from, default 0: a fresh replica), WELCOME, then SUB to its PUB endpoint (or --pub).
+ * Records are taken in seq order from wherever they come: live (LIVE + REC on PUB) or
+ * fetched (FETCH{from, count} answered by RECs and FETCHED on the DEALER), with the
+ * subscriber's credit (3 FETCHes of up to 256 records out), its retries (5 s), its hold
+ * of live records past a gap until FETCH fills it, its silence limit (5 s: reconnect,
+ * HELLO from what it acknowledged) and its ACK cadence (at most every 100 ms, at least
+ * every second); a new run id of the publisher rolls back what is not acknowledged and
+ * starts over, as rt-subscriber does.
+ *
+ * What it acknowledges (the durability rule, "Live records and durability"): the last
+ * record, in seq order with none missing, that ends a source transaction (flag LAST)
+ * and is known stored: its seq is at or below the newest head_seq that WELCOME,
+ * FETCHED, HUGZ or LIVE of the same run announced, or below a record it fetched (FETCH
+ * serves stored records only). That is what rt-subscriber commits on its replica, at
+ * once rather than in groups.
+ *
+ * What it checks, each counted, all errors but live_drops:
+ *   gaps   a FETCH answer that misses a record (its RECs not dense from its from_seq up
+ *          to the FETCHED's last_seq);
+ *   dups   a seq twice in a row on one channel (the live stream, one FETCH answer);
+ *   back   a seq below the one before it on one channel;
+ *   mismatch  a seq that came twice (live and fetched) with different bytes: a record
+ *          is stored exactly as it is published;
+ *   order  the taken records do not frame transactions (FIRST, then records of the same
+ *          xid and commit LSN, then LAST) or a transaction's commit LSN is below the one
+ *          before it;
+ *   errors malformed or unexpected frames, ERROR from the publisher, not reaching --until.
+ * A jump forward on the live stream (live_drops) is not an error: PUB drops past its
+ * high-water mark, and the missing records are fetched.
+ *
+ * Latency: for each acknowledged record, the time it became acknowledgeable (taken, and
+ * known stored) minus its source commit time (REC commit_ts, the source's clock; the
+ * same machine in tests), with 1% precision (a log-linear histogram).
+ *
+ * Ends on SIGTERM or SIGINT, once it acknowledged --until SEQ, or after --seconds N,
+ * and prints one line on stdout:
+ *   simsub NAME records=N first_seq=A last_seq=B gaps=0 dups=0 back=0 mismatch=0 order=0
+ *     errors=0 live_drops=K fetches=F reconnects=R p50_ms=X p99_ms=Y max_ms=Z rss_kb=M
+ * (one line; last_seq is the last seq it acknowledged, records how many it acknowledged,
+ * rss_kb its peak RSS). Exit status 0 when every error counter is 0 (and --until was
+ * reached when given), 1 otherwise, 2 for bad usage. Progress and problems go to stderr,
+ * with a "ready:" line once WELCOME came. One ZeroMQ context with one I/O thread.
+ */
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "curve.h"
+#include "link.h"
+#include "sock.h"
+#include "wire.h"
+
+#define S_PING_MS 1000
+#define S_POLL_MS 100
+#define S_EMPTY_FETCH_MS 1000
+#define S_RECONNECT_MIN_MS 500
+#define S_RECONNECT_MAX_MS 10000
+#define S_FETCH_CREDIT 3
+#define S_FETCH_BYTES (7u * 1024 * 1024)
+#define S_DEALER_RCVHWM 10000
+#define S_RECV_BATCH 256
+/* Live records kept past a gap (by seq modulo this), and records remembered for the
+ * live/fetched byte comparison. */
+#define S_HOLD 4096
+#define S_SEEN 16384
+/* Latency histogram: 128 buckets per power of two of microseconds (< 1% wide). */
+#define S_SUB_BITS 7
+#define S_BUCKETS (64 << S_SUB_BITS)
+
+typedef enum { S_DOWN, S_PINGING, S_HELLO, S_STREAMING } s_state_t;
+
+/* What is kept of a record: enough to take it in order later. */
+typedef struct {
+    uint64_t seq;        /* 0: empty slot */
+    uint8_t flags;       /* RT_REC_FIRST | RT_REC_LAST */
+    uint32_t xid;        /* source transaction */
+    rt_lsn_t commit_lsn; /* its commit LSN */
+    int64_t commit_ts;   /* its source commit time (PostgreSQL epoch us) */
+} s_meta_t;
+
+/* A source transaction taken in full, waiting to be known stored. */
+typedef struct {
+    uint64_t seq;        /* its LAST record */
+    uint64_t nrecs;      /* its records */
+    rt_lsn_t commit_lsn; /* its commit LSN */
+    int64_t commit_ts;   /* its source commit time */
+} s_end_t;
+
+typedef struct {
+    uint64_t seq;  /* 0: empty slot */
+    uint64_t hash; /* FNV-1a of the REC frame */
+} s_seen_t;
+
+typedef struct {
+    /* Options. */
+    const char *name;      /* routing id and HELLO name */
+    const char *publisher; /* ROUTER endpoint */
+    const char *pub;       /* PUB endpoint override, or NULL */
+    zcert_t *cert;         /* CURVE key pair, or NULL */
+    char server_key[RT_CURVE_KEY_LEN];
+    bool curve;     /* server_key is set */
+    uint64_t until; /* end once this seq is acknowledged (0: no) */
+
+    /* The connection. */
+    zsock_t *dealer, *sub;
+    rt_record_decoder_t *dec;
+    int state;               /* s_state_t */
+    char *source;            /* from PONG */
+    uint64_t run_id;         /* from WELCOME */
+    uint64_t durable_head;   /* newest seq known stored in this run */
+    uint64_t known_head;     /* newest seq the publisher has, as far as we know */
+    int64_t last_rx_ms;      /* last frame from the publisher */
+    int64_t last_ping_ms;    /* last PING */
+    int64_t reconnect_at_ms; /* S_DOWN: when to connect again */
+    int backoff_ms;          /* next reconnection delay */
+    bool paused;             /* the publisher paused this subscriber */
+    bool ready_logged;       /* the "ready:" line was written */
+
+    /* FETCH credit, as rt-subscriber's link. */
+    struct {
+        uint64_t from;
+        uint32_t count;
+    } fetches[S_FETCH_CREDIT];
+    int nfetch;
+    int64_t fetch_sent_ms;
+    int64_t fetch_not_before_ms;
+    size_t rec_max, rec_max_prev;
+    /* The FETCH answer being received on the DEALER. */
+    uint64_t reply_first, reply_last, reply_count;
+
+    /* Taking records in order. */
+    uint64_t expected;      /* next seq to take */
+    uint64_t committed;     /* last seq acknowledged-worthy (ends a stored transaction) */
+    int64_t committed_ts;   /* its source commit time */
+    int64_t committed_at;   /* when it became so */
+    rt_lsn_t committed_lsn; /* its commit LSN */
+    bool txn_open;          /* taken records of a transaction whose LAST is not taken */
+    uint32_t txn_xid;
+    rt_lsn_t txn_lsn;
+    uint64_t txn_nrecs;
+    rt_lsn_t prev_lsn; /* commit LSN of the last transaction taken */
+    s_end_t *ends;     /* transactions taken, not yet known stored (a FIFO) */
+    size_t ends_head, ends_len, ends_cap;
+    s_meta_t hold[S_HOLD]; /* live records past a gap */
+    s_seen_t seen[S_SEEN];
+    uint64_t live_last; /* last seq on the live stream (this connection) */
+
+    /* ACKs. */
+    bool ack_due;
+    int64_t last_ack_ms;
+    uint64_t acked_sent; /* last seq sent in an ACK */
+
+    /* What it saw. */
+    uint64_t first_seq, records;
+    uint64_t gaps, dups, back, mismatch, order, errors, live_drops, fetches_sent, reconnects;
+    uint64_t hist[S_BUCKETS];
+    uint64_t hist_n;
+    int64_t max_us;
+    bool fatal; /* give up (trimmed) */
+} s_sim_t;
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static uint64_t s_fnv(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void s_err(s_sim_t *self, const char *fmt, ...) RT_PRINTF(2, 3);
+
+/* Logs a problem on stderr (the first 20 in full, then every 1000th). */
+static void s_err(s_sim_t *self, const char *fmt, ...)
+{
+    static uint64_t n;
+    if (++n > 20 && n % 1000 != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "simsub %s: ", self->name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+/* ---------------------------------------------------------------------------------
+ * Latency histogram. */
+
+static int s_bucket(uint64_t us)
+{
+    if (us < (1u << S_SUB_BITS))
+        return (int)us;
+    int msb = 63 - __builtin_clzll(us);
+    return ((msb - S_SUB_BITS + 1) << S_SUB_BITS) +
+           (int)((us >> (msb - S_SUB_BITS)) & ((1u << S_SUB_BITS) - 1));
+}
+
+/* The largest value of bucket b, in us. */
+static uint64_t s_bucket_top(int b)
+{
+    if (b < (1 << S_SUB_BITS))
+        return (uint64_t)b;
+    int msb = (b >> S_SUB_BITS) + S_SUB_BITS - 1;
+    uint64_t low =
+        ((uint64_t)1 << msb) | ((uint64_t)(b & ((1 << S_SUB_BITS) - 1)) << (msb - S_SUB_BITS));
+    return low + ((uint64_t)1 << (msb - S_SUB_BITS)) - 1;
+}
+
+static void s_sample(s_sim_t *self, int64_t us, uint64_t weight)
+{
+    if (us < 0)
+        us = 0;
+    if (us > self->max_us)
+        self->max_us = us;
+    self->hist[s_bucket((uint64_t)us)] += weight;
+    self->hist_n += weight;
+}
+
+static double s_percentile_ms(const s_sim_t *self, double p)
+{
+    if (self->hist_n == 0)
+        return 0;
+    uint64_t want = (uint64_t)(p * (double)self->hist_n + 0.999999), sum = 0;
+    if (want < 1)
+        want = 1;
+    for (int b = 0; b < S_BUCKETS; b++) {
+        sum += self->hist[b];
+        if (sum >= want) {
+            uint64_t top = s_bucket_top(b);
+            return (double)(top < (uint64_t)self->max_us ? top : (uint64_t)self->max_us) / 1000.0;
+        }
+    }
+    return (double)self->max_us / 1000.0;
+}
+
+/* ---------------------------------------------------------------------------------
+ * Sending. */
+
+static void s_send(s_sim_t *self, const rt_msg_t *msg)
+{
+    void *frame = NULL;
+    size_t len = 0;
+    if (!self->dealer)
+        return;
+    if (rt_msg_encode(msg, &frame, &len) != RT_OK) {
+        self->errors++;
+        s_err(self, "cannot encode a %s", rt_msg_type_name(msg->type));
+        return;
+    }
+    if (zmq_send(zsock_resolve(self->dealer), frame, len, ZMQ_DONTWAIT) < 0)
+        s_err(self, "%s dropped: %s", rt_msg_type_name(msg->type), zmq_strerror(errno));
+    free(frame);
+}
+
+static void s_send_ack(s_sim_t *self, int64_t now)
+{
+    int state = RT_SUB_STREAMING;
+    if (self->paused)
+        state = RT_SUB_PAUSED;
+    else if (self->known_head >= self->expected &&
+             (self->nfetch > 0 || self->known_head - self->expected >= RT_LINK_FETCH_COUNT))
+        state = RT_SUB_CATCHING_UP;
+    rt_msg_t m = {.type = RT_MSG_ACK,
+                  .seq = self->committed,
+                  .state = state,
+                  .commit_ts = self->committed_ts,
+                  .applied_at = self->committed_at,
+                  .text = ""};
+    s_send(self, &m);
+    self->acked_sent = self->committed;
+    self->last_ack_ms = now;
+    self->ack_due = false;
+}
+
+/* ---------------------------------------------------------------------------------
+ * Taking records. */
+
+/* Forgets everything not acknowledged-worthy: the next record to take is the one after
+ * the last committed transaction (a reconnection, a new run). */
+static void s_rollback(s_sim_t *self)
+{
+    self->expected = self->committed + 1;
+    self->txn_open = false;
+    self->prev_lsn = self->committed_lsn;
+    self->ends_head = self->ends_len = 0;
+    memset(self->hold, 0, sizeof self->hold);
+    memset(self->seen, 0, sizeof self->seen);
+    self->live_last = 0;
+    self->reply_first = self->reply_last = self->reply_count = 0;
+}
+
+static bool s_ends_push(s_sim_t *self, const s_end_t *e)
+{
+    if (self->ends_head + self->ends_len == self->ends_cap) {
+        if (self->ends_head > 0) {
+            memmove(self->ends, self->ends + self->ends_head, self->ends_len * sizeof *e);
+            self->ends_head = 0;
+        } else {
+            size_t cap = self->ends_cap ? self->ends_cap * 2 : 1024;
+            s_end_t *n = realloc(self->ends, cap * sizeof *n);
+            if (!n)
+                return false;
+            self->ends = n;
+            self->ends_cap = cap;
+        }
+    }
+    self->ends[self->ends_head + self->ends_len++] = *e;
+    return true;
+}
+
+/* Commits, in the subscriber's sense, every taken transaction known stored. */
+static void s_commit(s_sim_t *self)
+{
+    int64_t now_us = 0;
+    while (self->ends_len > 0 && self->ends[self->ends_head].seq <= self->durable_head) {
+        const s_end_t *e = &self->ends[self->ends_head];
+        if (!now_us)
+            now_us = rt_pg_now_us();
+        if (self->first_seq == 0)
+            self->first_seq = e->seq - e->nrecs + 1;
+        self->committed = e->seq;
+        self->committed_ts = e->commit_ts;
+        self->committed_lsn = e->commit_lsn;
+        self->committed_at = now_us;
+        self->records += e->nrecs;
+        if (e->commit_ts > 0)
+            s_sample(self, now_us - e->commit_ts, e->nrecs);
+        self->ends_head++;
+        self->ends_len--;
+        self->ack_due = true;
+    }
+    if (self->ends_len == 0)
+        self->ends_head = 0;
+}
+
+/* Takes the record seq == expected: checks that it frames a transaction. */
+static void s_take(s_sim_t *self, const s_meta_t *m)
+{
+    if (m->flags & RT_REC_FIRST) {
+        if (self->txn_open) {
+            self->order++;
+            s_err(self, "seq %" PRIu64 " starts a transaction while xid %" PRIu32 " has not ended",
+                  m->seq, self->txn_xid);
+        }
+        if (m->commit_lsn < self->prev_lsn) {
+            self->order++;
+            s_err(self, "seq %" PRIu64 " commits at LSN %" PRIx64 ", before the previous %" PRIx64,
+                  m->seq, m->commit_lsn, self->prev_lsn);
+        }
+        self->txn_open = true;
+        self->txn_xid = m->xid;
+        self->txn_lsn = m->commit_lsn;
+        self->txn_nrecs = 0;
+    } else if (!self->txn_open || m->xid != self->txn_xid || m->commit_lsn != self->txn_lsn) {
+        self->order++;
+        s_err(self, "seq %" PRIu64 " (xid %" PRIu32 ") continues no open transaction", m->seq,
+              m->xid);
+        self->txn_open = true;
+        self->txn_xid = m->xid;
+        self->txn_lsn = m->commit_lsn;
+        self->txn_nrecs = 0;
+    }
+    self->txn_nrecs++;
+    if (m->flags & RT_REC_LAST) {
+        s_end_t e = {.seq = m->seq,
+                     .nrecs = self->txn_nrecs,
+                     .commit_lsn = m->commit_lsn,
+                     .commit_ts = m->commit_ts};
+        if (!s_ends_push(self, &e)) {
+            self->errors++;
+            self->fatal = true;
+            s_err(self, "out of memory");
+        }
+        self->txn_open = false;
+        self->prev_lsn = m->commit_lsn;
+    }
+    self->expected++;
+}
+
+/* A record that arrived, live or fetched (stored). */
+static void s_on_record(s_sim_t *self, const void *data, size_t len, bool fetched,
+                        const rt_msg_t *live)
+{
+    const rt_record_t *rec;
+    if (rt_record_decode(self->dec, data, len, &rec) != RT_OK) {
+        self->errors++;
+        s_err(self, "a REC that does not decode (%zu bytes)", len);
+        return;
+    }
+    if (self->state != S_STREAMING)
+        return;
+    uint64_t seq = rec->seq;
+    /* Order on its channel. */
+    if (fetched) {
+        if (self->reply_count > 0 && seq != self->reply_last + 1) {
+            if (seq == self->reply_last)
+                self->dups++;
+            else if (seq < self->reply_last)
+                self->back++;
+            else
+                self->gaps++;
+            s_err(self, "FETCH answer: seq %" PRIu64 " after %" PRIu64, seq, self->reply_last);
+        }
+        if (self->reply_count == 0)
+            self->reply_first = seq;
+        self->reply_last = seq;
+        self->reply_count++;
+        if (self->nfetch > 0) {
+            self->fetch_sent_ms = rt_mono_ms();
+            if (len > self->rec_max)
+                self->rec_max = len;
+        }
+        if (seq > self->durable_head)
+            self->durable_head = seq; /* FETCH serves stored records only */
+        if (seq > self->known_head)
+            self->known_head = seq;
+    } else {
+        if (self->live_last && seq <= self->live_last) {
+            if (seq == self->live_last)
+                self->dups++;
+            else
+                self->back++;
+            s_err(self, "live stream: seq %" PRIu64 " after %" PRIu64, seq, self->live_last);
+        } else if (self->live_last && seq > self->live_last + 1) {
+            self->live_drops++;
+        }
+        self->live_last = seq;
+        if (!live && seq > self->durable_head)
+            self->durable_head = seq; /* a publisher without runs publishes stored records */
+    }
+    /* The same seq twice: the same bytes. */
+    uint64_t h = s_fnv(data, len);
+    s_seen_t *sn = &self->seen[seq % S_SEEN];
+    if (sn->seq == seq && sn->hash != h) {
+        self->mismatch++;
+        s_err(self, "seq %" PRIu64 " came twice with different bytes", seq);
+    }
+    sn->seq = seq;
+    sn->hash = h;
+
+    if (self->paused || seq < self->expected)
+        return; /* paused: applies nothing; below: taken already */
+    s_meta_t m = {.seq = seq,
+                  .flags = rec->flags,
+                  .xid = rec->xid,
+                  .commit_lsn = rec->commit_lsn,
+                  .commit_ts = rec->commit_ts};
+    if (seq > self->expected) {
+        if (seq - self->expected < S_HOLD)
+            self->hold[seq % S_HOLD] = m; /* past a gap: taken once FETCH filled it */
+        return;
+    }
+    s_take(self, &m);
+    s_meta_t *h2;
+    while ((h2 = &self->hold[self->expected % S_HOLD])->seq == self->expected) {
+        s_meta_t next = *h2;
+        h2->seq = 0;
+        s_take(self, &next);
+    }
+}
+
+/* ---------------------------------------------------------------------------------
+ * The connection. */
+
+static void s_close(s_sim_t *self)
+{
+    zsock_destroy(&self->dealer);
+    zsock_destroy(&self->sub);
+}
+
+static void s_link_lost(s_sim_t *self, const char *why, int64_t now)
+{
+    fprintf(stderr, "simsub %s: %s; reconnecting in %d ms\n", self->name, why, self->backoff_ms);
+    self->reconnects++;
+    s_close(self);
+    s_rollback(self);
+    self->state = S_DOWN;
+    self->reconnect_at_ms = now + self->backoff_ms;
+    self->backoff_ms =
+        self->backoff_ms * 2 > S_RECONNECT_MAX_MS ? S_RECONNECT_MAX_MS : self->backoff_ms * 2;
+    self->known_head = self->durable_head = 0;
+    self->run_id = 0;
+    self->nfetch = 0;
+}
+
+static int s_connect(s_sim_t *self, int64_t now)
+{
+    rt_sock_opts_t o = {.type = ZMQ_DEALER,
+                        .endpoint = self->publisher,
+                        .what = "DEALER",
+                        .rcvhwm = S_DEALER_RCVHWM,
+                        .max_in = RT_WIRE_MAX_RECORD,
+                        .routing_id = self->name,
+                        .cert = self->cert,
+                        .server_key = self->curve ? self->server_key : NULL};
+    if (!(self->dealer = rt_sock_new(&o)))
+        return RT_EINVAL;
+    self->state = S_PINGING;
+    self->last_rx_ms = now;
+    self->nfetch = 0;
+    self->fetch_not_before_ms = 0;
+    rt_msg_t m = {.type = RT_MSG_PING};
+    s_send(self, &m);
+    self->last_ping_ms = now;
+    return RT_OK;
+}
+
+static void s_on_welcome(s_sim_t *self, const rt_msg_t *m, int64_t now)
+{
+    if (self->state != S_HELLO)
+        return;
+    if (self->committed + 1 < m->first_seq) {
+        self->errors++;
+        self->fatal = true;
+        s_err(self, "the outbox starts at seq %" PRIu64 ", this subscriber needs %" PRIu64,
+              m->first_seq, self->committed + 1);
+        return;
+    }
+    char ep[512];
+    if (self->pub)
+        snprintf(ep, sizeof ep, "%s", self->pub);
+    else
+        rt_link_resolve_pub(self->publisher, m->endpoint, ep, sizeof ep);
+    rt_sock_opts_t o = {.type = ZMQ_SUB,
+                        .endpoint = ep,
+                        .what = "SUB",
+                        .rcvhwm = RT_LINK_SUB_RCVHWM,
+                        .max_in = RT_WIRE_MAX_RECORD,
+                        .cert = self->cert,
+                        .server_key = self->curve ? self->server_key : NULL};
+    if (!(self->sub = rt_sock_new(&o))) {
+        s_link_lost(self, "the PUB endpoint cannot be used", now);
+        return;
+    }
+    self->run_id = m->run_id;
+    self->durable_head = m->head_seq;
+    self->known_head = m->head_seq;
+    self->paused = m->paused;
+    self->state = S_STREAMING;
+    self->backoff_ms = S_RECONNECT_MIN_MS;
+    self->last_ack_ms = now;
+    if (!self->ready_logged) {
+        fprintf(stderr,
+                "simsub %s ready: source %s, outbox seq %" PRIu64 "..%" PRIu64 ", from seq %" PRIu64
+                ", PUB %s\n",
+                self->name, m->source, m->first_seq, m->head_seq, self->committed + 1, ep);
+        self->ready_logged = true;
+    }
+}
+
+/* What a message of the publisher's run says: head is stored. Another run: the
+ * publisher restarted; start over from what was acknowledged. False then. */
+static bool s_note_run(s_sim_t *self, uint64_t run_id, uint64_t head, int64_t now)
+{
+    if (run_id && self->run_id && run_id != self->run_id) {
+        s_link_lost(self, "the publisher restarted (another run id)", now);
+        self->backoff_ms = S_RECONNECT_MIN_MS;
+        self->reconnect_at_ms = now;
+        return false;
+    }
+    if (head > self->durable_head)
+        self->durable_head = head;
+    if (head > self->known_head)
+        self->known_head = head;
+    return true;
+}
+
+static void s_on_fetched(s_sim_t *self, const rt_msg_t *m, int64_t now)
+{
+    /* The answer's records: dense from from_seq to last_seq. */
+    bool ok = m->last_seq == 0 ? self->reply_count == 0
+                               : self->reply_count == m->last_seq - m->seq + 1 &&
+                                     self->reply_first == m->seq && self->reply_last == m->last_seq;
+    if (!ok) {
+        self->gaps++;
+        s_err(self,
+              "FETCHED{%" PRIu64 ", %" PRIu64 "} ends an answer of %" PRIu64 " record(s), %" PRIu64
+              "..%" PRIu64,
+              m->seq, m->last_seq, self->reply_count, self->reply_first, self->reply_last);
+    }
+    self->reply_first = self->reply_last = self->reply_count = 0;
+    if (!s_note_run(self, m->run_id, m->head_seq, now))
+        return;
+    if (self->nfetch == 0 || m->seq != self->fetches[0].from)
+        return; /* an answer to a FETCH it forgot */
+    uint64_t end = m->seq + self->fetches[0].count;
+    self->nfetch--;
+    memmove(&self->fetches[0], &self->fetches[1], (size_t)self->nfetch * sizeof self->fetches[0]);
+    self->fetch_sent_ms = now;
+    self->rec_max_prev = self->rec_max;
+    self->rec_max = 0;
+    if (m->last_seq < m->seq) {
+        self->nfetch = 0;
+        if (m->head_seq >= m->seq || !self->run_id)
+            self->fetch_not_before_ms = now + S_EMPTY_FETCH_MS;
+    } else if (m->last_seq + 1 < end && m->last_seq < m->head_seq) {
+        self->nfetch = 0; /* a short answer: ask again from the gap */
+    }
+}
+
+static void s_on_msg(s_sim_t *self, rt_msg_t *m, bool from_dealer, int64_t now)
+{
+    if (!from_dealer && m->type != RT_MSG_HUGZ) {
+        self->errors++;
+        s_err(self, "a %s on the PUB socket", rt_msg_type_name(m->type));
+        return;
+    }
+    switch (m->type) {
+    case RT_MSG_PONG:
+        if (self->state == S_PINGING) {
+            free(self->source);
+            self->source = strdup(m->source);
+            rt_msg_t h = {.type = RT_MSG_HELLO, .name = (char *)self->name, .seq = self->committed};
+            s_send(self, &h);
+            self->state = S_HELLO;
+        }
+        break;
+    case RT_MSG_WELCOME: s_on_welcome(self, m, now); break;
+    case RT_MSG_HUGZ:
+        if (self->state == S_STREAMING)
+            (void)s_note_run(self, m->run_id, m->head_seq, now);
+        break;
+    case RT_MSG_FETCHED:
+        if (self->state == S_STREAMING)
+            s_on_fetched(self, m, now);
+        break;
+    case RT_MSG_PAUSE:
+    case RT_MSG_RESUME:
+        self->paused = m->type == RT_MSG_PAUSE;
+        if (self->paused) {
+            s_rollback(self);
+            self->nfetch = 0;
+        } else {
+            self->fetch_not_before_ms = 0;
+        }
+        s_send_ack(self, now);
+        break;
+    case RT_MSG_ERROR:
+        self->errors++;
+        s_err(self, "the publisher answered ERROR %" PRId64 ": %s", m->code, m->text);
+        if (m->code == RT_ETRIMMED)
+            self->fatal = true;
+        break;
+    default:
+        self->errors++;
+        s_err(self, "an unexpected %s from the publisher", rt_msg_type_name(m->type));
+        break;
+    }
+}
+
+/* Receives one message from handle if one waits; false when none did. */
+static bool s_recv(s_sim_t *self, void *handle, int64_t now)
+{
+    bool from_dealer = self->dealer && handle == zsock_resolve(self->dealer);
+    zmq_msg_t msg, rec;
+    rt_msg_t live;
+    rt_link_recv_t got = rt_link_recv(handle, !from_dealer, &msg, &rec, &live);
+    if (got != RT_LINK_RECV_NONE)
+        self->last_rx_ms = now;
+    if (got == RT_LINK_RECV_LIVE) {
+        if (self->state != S_STREAMING || s_note_run(self, live.run_id, live.head_seq, now))
+            s_on_record(self, zmq_msg_data(&rec), zmq_msg_size(&rec), false, &live);
+        rt_msg_clear(&live);
+    } else if (got == RT_LINK_RECV_BAD) {
+        self->errors++;
+        s_err(self, "a message of several frames that is not a live record");
+    } else if (got == RT_LINK_RECV_ONE) {
+        const void *data = zmq_msg_data(&msg);
+        size_t len = zmq_msg_size(&msg);
+        int type = rt_msg_peek_type(data, len);
+        rt_msg_t m;
+        if (type == RT_MSG_REC) {
+            s_on_record(self, data, len, from_dealer, NULL);
+        } else if (type == RT_MSG_UNKNOWN || rt_msg_decode(data, len, &m) != RT_OK) {
+            self->errors++;
+            s_err(self, "a frame that does not decode (%zu bytes)", len);
+        } else {
+            s_on_msg(self, &m, from_dealer, now);
+            rt_msg_clear(&m);
+        }
+    }
+    zmq_msg_close(&rec);
+    zmq_msg_close(&msg);
+    return got != RT_LINK_RECV_NONE;
+}
+
+/* ---------------------------------------------------------------------------------
+ * Timers. */
+
+static uint32_t s_fetch_count(const s_sim_t *self)
+{
+    size_t largest = self->rec_max > self->rec_max_prev ? self->rec_max : self->rec_max_prev;
+    if (largest == 0 || largest * RT_LINK_FETCH_COUNT <= S_FETCH_BYTES)
+        return RT_LINK_FETCH_COUNT;
+    size_t n = S_FETCH_BYTES / largest;
+    return n < 1 ? 1 : (uint32_t)n;
+}
+
+static void s_maybe_fetch(s_sim_t *self, int64_t now)
+{
+    if (self->paused)
+        return;
+    if (self->nfetch > 0 && now - self->fetch_sent_ms >= RT_LINK_FETCH_RETRY_MS) {
+        s_err(self, "FETCH from seq %" PRIu64 " unanswered for %d s; asking again",
+              self->fetches[0].from, RT_LINK_FETCH_RETRY_MS / 1000);
+        self->nfetch = 0;
+    }
+    uint64_t from = self->expected;
+    if (self->nfetch > 0) {
+        from = self->fetches[self->nfetch - 1].from + self->fetches[self->nfetch - 1].count;
+        if (from < self->expected)
+            from = self->expected;
+    } else if (now < self->fetch_not_before_ms) {
+        return;
+    }
+    while (self->nfetch < S_FETCH_CREDIT && self->known_head >= from) {
+        uint32_t count = s_fetch_count(self);
+        rt_msg_t m = {.type = RT_MSG_FETCH, .seq = from, .count = count};
+        s_send(self, &m);
+        self->fetches_sent++;
+        if (self->nfetch == 0)
+            self->fetch_sent_ms = now;
+        self->fetches[self->nfetch].from = from;
+        self->fetches[self->nfetch].count = count;
+        self->nfetch++;
+        from += count;
+    }
+}
+
+static void s_timers(s_sim_t *self, int64_t now)
+{
+    switch (self->state) {
+    case S_DOWN:
+        if (now >= self->reconnect_at_ms && s_connect(self, now) != RT_OK) {
+            self->errors++;
+            self->fatal = true;
+        }
+        break;
+    case S_PINGING:
+        if (now - self->last_ping_ms >= S_PING_MS) {
+            rt_msg_t m = {.type = RT_MSG_PING};
+            s_send(self, &m);
+            self->last_ping_ms = now;
+        }
+        break;
+    case S_HELLO: break;
+    case S_STREAMING:
+        s_commit(self);
+        s_maybe_fetch(self, now);
+        if ((self->ack_due && now - self->last_ack_ms >= RT_LINK_ACK_MIN_MS) ||
+            now - self->last_ack_ms >= RT_LINK_ACK_MAX_MS)
+            s_send_ack(self, now);
+        break;
+    }
+    if (self->state != S_DOWN && now - self->last_rx_ms > RT_LINK_SILENCE_MS)
+        s_link_lost(self, "no message from the publisher for 5 s", now);
+}
+
+/* ---------------------------------------------------------------------------------
+ * Main. */
+
+static long s_vmhwm_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+static int s_usage(void)
+{
+    fprintf(stderr, "usage: rt_simsub --name NAME [--cert SECRET --publisher-key CERT] "
+                    "[--pub ENDPOINT] [--from SEQ] [--until SEQ] [--seconds N] ENDPOINT\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    static s_sim_t sim; /* large (histogram, rings): not on the stack */
+    s_sim_t *self = &sim;
+    long seconds = 0;
+    const char *publisher_key = NULL;
+    static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+                                         {"cert", required_argument, NULL, 'c'},
+                                         {"publisher-key", required_argument, NULL, 'k'},
+                                         {"pub", required_argument, NULL, 'p'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"until", required_argument, NULL, 'u'},
+                                         {"seconds", required_argument, NULL, 's'},
+                                         {"publisher", required_argument, NULL, 'P'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': self->name = optarg; break;
+        case 'c':
+            if (!(self->cert = rt_curve_load_secret(optarg)))
+                return 2;
+            break;
+        case 'k': publisher_key = optarg; break;
+        case 'p': self->pub = optarg; break;
+        case 'f': self->committed = strtoull(optarg, NULL, 10); break;
+        case 'u': self->until = strtoull(optarg, NULL, 10); break;
+        case 's': seconds = strtol(optarg, NULL, 10); break;
+        case 'P': self->publisher = optarg; break;
+        default: return s_usage();
+        }
+    }
+    if (optind < argc && !self->publisher)
+        self->publisher = argv[optind++];
+    if (!self->name || !rt_name_ok(self->name) || !self->publisher || optind != argc ||
+        (!self->cert != !publisher_key) || seconds < 0)
+        return s_usage();
+    if (publisher_key) {
+        if (rt_curve_load_public(publisher_key, self->server_key) != RT_OK)
+            return 2;
+        self->curve = true;
+    }
+
+    zsys_handler_set(NULL);
+    zsys_set_io_threads(1);
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    self->dec = rt_record_decoder_new();
+    if (!self->dec)
+        return 1;
+    self->backoff_ms = S_RECONNECT_MIN_MS;
+    self->state = S_DOWN;
+    self->committed_lsn = 0;
+    s_rollback(self);
+    int64_t start = rt_mono_ms();
+    int64_t end = seconds ? start + seconds * 1000 : INT64_MAX;
+    bool until_done = false;
+    while (!s_stop && !self->fatal) {
+        int64_t now = rt_mono_ms();
+        if (now >= end)
+            break;
+        s_timers(self, now);
+        if (self->until && self->committed >= self->until && self->state == S_STREAMING) {
+            s_send_ack(self, now);
+            until_done = true;
+            break;
+        }
+        zmq_pollitem_t items[2];
+        int n = 0;
+        if (self->dealer)
+            items[n++] =
+                (zmq_pollitem_t){.socket = zsock_resolve(self->dealer), .events = ZMQ_POLLIN};
+        if (self->sub)
+            items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->sub), .events = ZMQ_POLLIN};
+        if (n == 0) {
+            zclock_sleep(S_POLL_MS / 2);
+            continue;
+        }
+        if (zmq_poll(items, n, S_POLL_MS) <= 0)
+            continue;
+        now = rt_mono_ms();
+        for (int i = 0; i < n; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            uint64_t epoch = self->reconnects;
+            for (int k = 0; k < S_RECV_BATCH && !s_stop && self->reconnects == epoch; k++)
+                if (!s_recv(self, items[i].socket, now))
+                    break;
+            if (self->reconnects != epoch)
+                break; /* the sockets were closed */
+        }
+        if (self->state == S_STREAMING)
+            s_commit(self);
+    }
+    /* A last ACK of what it has, flushed before the socket closes. */
+    if (self->state == S_STREAMING && !until_done && self->committed != self->acked_sent)
+        s_send_ack(self, rt_mono_ms());
+    if (self->dealer)
+        zsock_set_linger(self->dealer, 1000);
+    s_close(self);
+    if (self->until && self->committed < self->until) {
+        self->errors++;
+        s_err(self, "ended at seq %" PRIu64 " before --until %" PRIu64, self->committed,
+              self->until);
+    }
+    printf("simsub %s records=%" PRIu64 " first_seq=%" PRIu64 " last_seq=%" PRIu64 " gaps=%" PRIu64
+           " dups=%" PRIu64 " back=%" PRIu64 " mismatch=%" PRIu64 " order=%" PRIu64
+           " errors=%" PRIu64 " live_drops=%" PRIu64 " fetches=%" PRIu64 " reconnects=%" PRIu64
+           " p50_ms=%.2f p99_ms=%.2f max_ms=%.2f rss_kb=%ld\n",
+           self->name, self->records, self->first_seq, self->committed, self->gaps, self->dups,
+           self->back, self->mismatch, self->order, self->errors, self->live_drops,
+           self->fetches_sent, self->reconnects, s_percentile_ms(self, 0.50),
+           s_percentile_ms(self, 0.99), (double)self->max_us / 1000.0, s_vmhwm_kb());
+    fflush(stdout);
+    bool bad =
+        self->gaps || self->dups || self->back || self->mismatch || self->order || self->errors;
+    rt_record_decoder_destroy(&self->dec);
+    free(self->ends);
+    free(self->source);
+    zcert_destroy(&self->cert);
+    return bad ? 1 : 0;
+}
