@@ -9,7 +9,8 @@
  * Records are built as the changes arrive and cut at RT_RECORD_TARGET_BYTES, so
  * memory does not grow with transaction size. Each record is handed to opts.publish
  * (PUB) as soon as it is cut, before it is durable. The outbox commit runs on the
- * committer's thread (committer.h), one at a time, while the next batch fills: the
+ * committer's thread (committer.h; batch.c hands it the batches), one at a time, while
+ * the next batch fills: the
  * records cut while one commit ran go into the next LMDB write transaction (group
  * commit). The flush LSN is confirmed only once a commit returned, and only up to the
  * end of the last complete transaction it stored. Reading from the source pauses
@@ -49,8 +50,6 @@
 /* While transactions stream in, whether the sequences' answer is in is checked at most
  * this often. */
 #define SEQ_CHECK_MS 100
-/* A batch the full outbox refused is submitted again at most this often. */
-#define FULL_RETRY_MS 100
 
 /* A relation as last described by the source, with owned strings. */
 typedef struct {
@@ -102,10 +101,12 @@ static void s_relid_free(void **key)
 
 /* ---- The replication connection (set up by source.c). */
 
-static int s_start_stream(rt_capture_t *self)
+/* first: at start, when a slot still held by the WAL sender of a killed run is waited
+ * for (a reconnection retries with back-off instead, never blocking the loop). */
+static int s_start_stream(rt_capture_t *self, bool first)
 {
     PGconn *conn;
-    if (rt_source_start(&self->opts, &conn) < 0)
+    if (rt_source_start(&self->opts, first, &conn) < 0)
         return RT_EDB;
     self->conn = conn;
     self->stats.connected = true;
@@ -115,7 +116,7 @@ static int s_start_stream(rt_capture_t *self)
 
 /* ---- Feedback. */
 
-static void s_send_feedback(rt_capture_t *self, bool force)
+void rt_capture_send_feedback(rt_capture_t *self, bool force)
 {
     int64_t now = rt_mono_ms();
     if (!self->conn)
@@ -138,178 +139,6 @@ static void s_send_feedback(rt_capture_t *self, bool force)
     }
     self->last_feedback_ms = now;
     self->reply_requested = false;
-}
-
-/* ---- Batches of records waiting for the outbox, and their commits. */
-
-/* Appends a record cut with seq self->next_seq to the filling batch and publishes it. */
-static int s_batch_add(rt_capture_t *self, const void *data, size_t len)
-{
-    rt_capture_batch_t *b = &self->batch;
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 1 << 20;
-        while (cap < b->len + len)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return RT_ENOMEM;
-        b->data = d;
-        b->cap = cap;
-    }
-    if (rt_reserve((void **)&b->offs, &b->offs_cap, b->nrecs + 2, sizeof *b->offs) < 0)
-        return RT_ENOMEM;
-    b->offs[b->nrecs] = b->len;
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->nrecs++;
-    b->offs[b->nrecs] = b->len;
-    if (self->opts.publish)
-        self->opts.publish(self->opts.publish_arg, self->next_seq, data, len);
-    return RT_OK;
-}
-
-static void s_batch_clear(rt_capture_batch_t *b)
-{
-    b->len = 0;
-    b->nrecs = 0;
-}
-
-static void s_batch_free(rt_capture_batch_t *b)
-{
-    free(b->data);
-    free(b->offs);
-    free(b->recs);
-    memset(b, 0, sizeof *b);
-}
-
-/* True while flight is with the committer or held (refused by a full outbox). */
-static bool s_flight_active(const rt_capture_t *self)
-{
-    return self->flight_held || rt_committer_busy(self->committer);
-}
-
-/* True when the filling batch reached batch_bytes while flight is active: reading
- * from the source waits for the commit. */
-static bool s_batch_full(const rt_capture_t *self)
-{
-    return self->batch.len >= self->opts.batch_bytes && s_flight_active(self);
-}
-
-/* Hands flight (again) to the committer, with flight_pos. */
-static int s_submit_flight(rt_capture_t *self)
-{
-    rt_capture_batch_t *f = &self->flight;
-    if (rt_reserve((void **)&f->recs, &f->recs_cap, f->nrecs, sizeof *f->recs) < 0)
-        return RT_ENOMEM;
-    for (size_t i = 0; i < f->nrecs; i++) {
-        f->recs[i].data = f->data + f->offs[i];
-        f->recs[i].len = f->offs[i + 1] - f->offs[i];
-    }
-    int rc = rt_committer_submit(self->committer, f->recs, f->nrecs, &self->flight_pos);
-    if (rc < 0)
-        return rc; /* logged */
-    self->flight_held = false;
-    return RT_OK;
-}
-
-/* The filling batch, with the pending position, becomes flight and goes to the
- * committer; an empty batch starts filling. flight must be inactive. */
-static int s_submit_batch(rt_capture_t *self)
-{
-    rt_capture_batch_t done = self->flight; /* empty: its buffers are reused */
-    self->flight = self->batch;
-    self->batch = done;
-    s_batch_clear(&self->batch);
-    self->flight_pos = self->pending;
-    self->pending_dirty = false;
-    return s_submit_flight(self);
-}
-
-/* The commit of flight ended with result. RT_OK: flight is durable, its end LSN is
- * confirmed to the source. RT_EFULL: flight is held, reading from the source pauses.
- * Other codes are returned (fatal, logged by the outbox). */
-static int s_on_result(rt_capture_t *self, int result)
-{
-    if (result == RT_EFULL) {
-        if (!self->full_logged)
-            rt_warn("outbox is full (%zu records waiting): reading from the source is paused "
-                    "until subscribers acknowledge and the outbox is trimmed",
-                    self->flight.nrecs + self->batch.nrecs);
-        self->full_logged = true;
-        self->stats.blocked = true;
-        self->flight_held = true;
-        self->full_retry_ms = rt_mono_ms() + FULL_RETRY_MS;
-        return RT_OK;
-    }
-    if (result < 0)
-        return result;
-    if (self->full_logged)
-        rt_info("outbox has room again: reading from the source resumes");
-    self->full_logged = false;
-    self->stats.blocked = false;
-    self->stats.commits++;
-    self->stats.stored_records += self->flight.nrecs;
-    self->durable = self->flight_pos;
-    s_batch_clear(&self->flight);
-    if (self->durable.last_end_lsn > self->stats.confirmed_lsn) {
-        self->stats.confirmed_lsn = self->durable.last_end_lsn;
-        s_send_feedback(self, true);
-    }
-    return RT_OK;
-}
-
-/* Takes the outcome of the commit under way, if it ended (with wait, waits for it). */
-static int s_collect(rt_capture_t *self, bool wait)
-{
-    int result;
-    int rc = rt_committer_collect(self->committer, wait, &result);
-    if (rc == RT_EAGAIN)
-        return RT_OK; /* none in flight, or not ended yet */
-    if (rc < 0)
-        return rc;
-    return s_on_result(self, result);
-}
-
-/* Moves the batches along without waiting: takes the outcome of a commit that ended,
- * then, if the committer is idle, hands it flight again when a full outbox refused it
- * (at most every FULL_RETRY_MS), else the filling batch with the pending position. Only
- * the outbox's failure is returned (fatal). */
-static int s_flush(rt_capture_t *self)
-{
-    int rc = s_collect(self, false);
-    if (rc < 0 || rt_committer_busy(self->committer))
-        return rc;
-    if (self->flight_held)
-        return rt_mono_ms() < self->full_retry_ms ? RT_OK : s_submit_flight(self);
-    if (self->batch.nrecs == 0 && !self->pending_dirty)
-        return RT_OK;
-    return s_submit_batch(self);
-}
-
-/* Stores every record cut and the pending position, and waits until they are durable:
- * for those who read the outbox's stored position or chunks next. RT_OK; RT_EFULL when
- * the full outbox refused a batch (submitted once more first): it is held and blocked
- * is set; or the outbox's failure (fatal). */
-static int s_flush_wait(rt_capture_t *self)
-{
-    bool retried = false;
-    for (;;) {
-        int rc = s_collect(self, true);
-        if (rc < 0)
-            return rc;
-        if (self->flight_held) {
-            if (retried)
-                return RT_EFULL;
-            retried = true;
-            rc = s_submit_flight(self);
-        } else if (self->batch.nrecs > 0 || self->pending_dirty) {
-            rc = s_submit_batch(self);
-        } else {
-            return RT_OK;
-        }
-        if (rc < 0)
-            return rc;
-    }
 }
 
 /* ---- Resuming a transaction whose first chunks are stored. */
@@ -349,10 +178,10 @@ static int s_resume_one(void *arg, uint64_t seq, const void *data, size_t len)
 }
 
 /* Learns the transaction whose first chunks are stored above head_seq, if any, and the
- * next seq. Everything cut must be durable (s_flush_wait). */
+ * next seq. Everything cut must be durable (rt_batch_flush_wait). */
 static int s_resume_load(rt_capture_t *self)
 {
-    assert(!s_flight_active(self) && self->batch.nrecs == 0);
+    assert(!rt_batch_flight_active(self) && self->batch.nrecs == 0);
     memset(&self->resume, 0, sizeof self->resume);
     self->next_seq = rt_outbox_next_seq(self->outbox);
     uint64_t head = rt_outbox_position(self->outbox).head_seq;
@@ -388,7 +217,7 @@ static int s_resume_lost(rt_capture_t *self)
             self->resume.from, self->resume.to, self->resume.xid,
             rt_lsn_format(self->resume.commit_lsn, lsn, sizeof lsn));
     self->resume.active = false;
-    int rc = s_flush_wait(self); /* the discard needs nothing in flight */
+    int rc = rt_batch_flush_wait(self); /* the discard needs nothing in flight */
     if (rc < 0)
         return rc == RT_EFULL ? RT_EIO : rc;
     if ((rc = rt_outbox_discard_open(self->outbox)) < 0)
@@ -415,7 +244,7 @@ static int s_record_cut(rt_capture_t *self, bool last, rt_lsn_t end_lsn)
     int rc = rt_record_builder_finish(self->builder, flags, end_lsn, &data, &len);
     if (rc < 0)
         return rc;
-    rc = s_batch_add(self, data, len);
+    rc = rt_batch_add(self, data, len);
     if (rc < 0)
         return rc;
     self->next_seq++;
@@ -782,7 +611,7 @@ static int s_seq_cut(rt_capture_t *self)
                                       self->pending.last_end_lsn, &data, &len);
     if (rc < 0)
         return rc;
-    if ((rc = s_batch_add(self, data, len)) < 0)
+    if ((rc = rt_batch_add(self, data, len)) < 0)
         return rc;
     self->pending.head_seq = self->next_seq++;
     self->pending_dirty = true;
@@ -905,7 +734,7 @@ static void s_disconnect(rt_capture_t *self, const char *why)
  * again and it resumes after them. */
 static int s_abandon_open_txn(rt_capture_t *self)
 {
-    int rc = s_flush_wait(self);
+    int rc = rt_batch_flush_wait(self);
     if (rc < 0)
         return rc;
     return s_resume_load(self);
@@ -920,7 +749,7 @@ static int s_reconnect(rt_capture_t *self)
         return RT_OK; /* retried on the next pump */
     if (rc < 0)
         return rc;
-    if (s_start_stream(self) == RT_OK) {
+    if (s_start_stream(self, false) == RT_OK) {
         rt_info("source: replication stream resumed on slot %s", self->opts.slot);
         self->reconnect_delay_ms = RECONNECT_MIN_MS;
         return RT_OK;
@@ -937,13 +766,13 @@ int rt_capture_pump(rt_capture_t *self)
 {
     int rc;
     /* A commit that ended, and the next one: also while disconnected or blocked. */
-    if ((rc = s_flush(self)) < 0)
+    if ((rc = rt_batch_flush(self)) < 0)
         return rc;
     if (!self->conn)
         return s_reconnect(self);
-    if (self->stats.blocked || s_batch_full(self)) {
+    if (self->stats.blocked || rt_batch_full(self)) {
         /* The outbox is full, or the next batch is: wait for the commit (or room). */
-        s_send_feedback(self, false);
+        rt_capture_send_feedback(self, false);
         return RT_OK;
     }
 
@@ -951,9 +780,9 @@ int rt_capture_pump(rt_capture_t *self)
         /* A streamed transaction committed: store it before reading on. */
         if ((rc = rt_spool_replay(self)) < 0)
             return rc;
-        if ((rc = s_flush(self)) < 0)
+        if ((rc = rt_batch_flush(self)) < 0)
             return rc;
-        s_send_feedback(self, false);
+        rt_capture_send_feedback(self, false);
         return RT_OK;
     }
 
@@ -1003,7 +832,7 @@ int rt_capture_pump(rt_capture_t *self)
 
     if ((rc = s_sequences(self)) < 0)
         return rc;
-    if ((rc = s_flush(self)) < 0)
+    if ((rc = rt_batch_flush(self)) < 0)
         return rc;
     /* Idle and everything durable: confirm the keepalive position so the source does
      * not retain WAL for nothing. A transaction streamed before its commit may be open
@@ -1011,12 +840,12 @@ int rt_capture_pump(rt_capture_t *self)
      * after that position, and the source keeps its WAL from its start (the slot's
      * restart point) and sends it whole again after a reconnect, so it does not hold
      * the confirmation back. */
-    if (!self->in_txn && self->batch.nrecs == 0 && !self->pending_dirty && !s_flight_active(self) &&
-        self->idle_lsn > self->stats.confirmed_lsn) {
+    if (!self->in_txn && self->batch.nrecs == 0 && !self->pending_dirty &&
+        !rt_batch_flight_active(self) && self->idle_lsn > self->stats.confirmed_lsn) {
         self->stats.confirmed_lsn = self->idle_lsn;
-        s_send_feedback(self, true);
+        rt_capture_send_feedback(self, true);
     }
-    s_send_feedback(self, false);
+    rt_capture_send_feedback(self, false);
     return RT_OK;
 }
 
@@ -1025,12 +854,12 @@ bool rt_capture_busy(const rt_capture_t *self)
     /* With the replay's share of the batch filled while a commit runs, the commit
      * socket wakes the loop. */
     return self->replay.st != NULL && !self->stats.blocked &&
-           !(self->batch.len >= rt_spool_budget(self) && s_flight_active(self));
+           !(self->batch.len >= rt_spool_budget(self) && rt_batch_flight_active(self));
 }
 
 int rt_capture_fd(rt_capture_t *self)
 {
-    if (!self->conn || self->stats.blocked || s_batch_full(self))
+    if (!self->conn || self->stats.blocked || rt_batch_full(self))
         return -1;
     return PQsocket(self->conn);
 }
@@ -1084,7 +913,7 @@ rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox)
     if (s_resume_load(self) < 0)
         goto fail;
 
-    if (rt_source_prepare(&self->opts) < 0 || s_start_stream(self) < 0)
+    if (rt_source_prepare(&self->opts) < 0 || s_start_stream(self, true) < 0)
         goto fail;
     return self;
 fail:
@@ -1099,7 +928,7 @@ void rt_capture_destroy(rt_capture_t **self_p)
         return;
     /* Store every record cut before leaving (chunks of a transaction still open are
      * resumed after them); what cannot be stored, the source sends again. */
-    if (self->committer && s_flush_wait(self) < 0)
+    if (self->committer && rt_batch_flush_wait(self) < 0)
         rt_warn("could not store the last batch before stopping; the source sends it again");
     rt_committer_destroy(&self->committer);
     if (self->conn)
@@ -1114,8 +943,8 @@ void rt_capture_destroy(rt_capture_t **self_p)
     free(self->vals_old);
     free(self->vals_new);
     free(self->trunc);
-    s_batch_free(&self->batch);
-    s_batch_free(&self->flight);
+    rt_batch_free(&self->batch);
+    rt_batch_free(&self->flight);
     free((char *)self->opts.dsn);
     free((char *)self->opts.name);
     free((char *)self->opts.slot);

@@ -1,8 +1,8 @@
 /* publisher/capture_int.h - what the pieces of the capture share (not for other modules).
  *
- * source.c sets the source up and opens the replication stream; capture.c reads it,
- * builds records and stores them; spool.c keeps the transactions streamed before their
- * commit and, at the commit, hands their messages back to capture.c. */
+ * source.c sets the source up and opens the replication stream; capture.c reads it and
+ * builds records; batch.c stores them (through committer.c); spool.c keeps the transactions
+ * streamed before their commit and, at the commit, hands their messages back to capture.c. */
 #ifndef RT_CAPTURE_INT_H
 #define RT_CAPTURE_INT_H
 
@@ -127,9 +127,12 @@ struct rt_capture_t {
 int rt_source_prepare(const rt_capture_opts_t *opts) RT_WUR;
 
 /* Opens the replication connection, creates the slot when missing and starts
- * streaming (pgoutput protocol 2, streaming on). 0 with the connection in *conn (the
- * caller PQfinishes it), or RT_EDB (logged). */
-int rt_source_start(const rt_capture_opts_t *opts, PGconn **conn) RT_WUR;
+ * streaming (pgoutput protocol 2, streaming on). With wait_busy, a slot another WAL
+ * sender holds is waited for, up to RT_SLOT_BUSY_WAIT_MS (the WAL sender of a publisher
+ * that was killed holds it until it notices). 0 with the connection in *conn (the caller
+ * PQfinishes it), or RT_EDB (logged). */
+int rt_source_start(const rt_capture_opts_t *opts, bool wait_busy, PGconn **conn) RT_WUR;
+#define RT_SLOT_BUSY_WAIT_MS 60000
 
 /* ---- ddl.c: --ddl on. */
 
@@ -168,6 +171,31 @@ int rt_seqs_pump(rt_seqs_t *self, rt_seqs_fn *fn, void *arg) RT_WUR;
 /* Forgets what was handed over: the next answer hands over every sequence (a
  * subscriber that just copied its tables needs them all). */
 void rt_seqs_resend(rt_seqs_t *self);
+
+/* ---- batch.c: records cut and not stored yet, and their commits. */
+
+/* Appends a record cut with seq self->next_seq to the filling batch and publishes it.
+ * RT_OK or RT_ENOMEM. */
+int rt_batch_add(rt_capture_t *self, const void *data, size_t len) RT_WUR;
+void rt_batch_free(rt_capture_batch_t *b);
+/* True while flight is with the committer or held (refused by a full outbox). */
+bool rt_batch_flight_active(const rt_capture_t *self);
+/* True when the filling batch reached batch_bytes while flight is active: reading
+ * from the source waits for the commit. */
+bool rt_batch_full(const rt_capture_t *self);
+/* Moves the batches along without waiting (the commit that ended, flight again after a
+ * full outbox, the filling batch): only the outbox's failure is returned (fatal). */
+int rt_batch_flush(rt_capture_t *self) RT_WUR;
+/* Stores every record cut and the pending position and waits until they are durable.
+ * RT_OK; RT_EFULL when the full outbox refused a batch (held, blocked set); or the
+ * outbox's failure (fatal). */
+int rt_batch_flush_wait(rt_capture_t *self) RT_WUR;
+
+/* ---- capture.c, for batch.c. */
+
+/* Sends the source its standby status: flushed up to confirmed_lsn (WAL it may forget);
+ * force: now, else when the walsender asked or FEEDBACK_INTERVAL_MS passed. */
+void rt_capture_send_feedback(rt_capture_t *self, bool force);
 
 /* ---- spool.c: transactions streamed before their commit. Each returns 0 or a negative
  * RT_E* code, logged: RT_EPROTO (out of place), RT_EIO (spool file), RT_ENOMEM. */

@@ -80,7 +80,7 @@ cleanup:
 }
 
 /* Opens the replication connection, creates the slot if missing, starts streaming. */
-int rt_source_start(const rt_capture_opts_t *opts, PGconn **out)
+int rt_source_start(const rt_capture_opts_t *opts, bool wait_busy, PGconn **out)
 {
     PGconn *conn = s_connect(opts->dsn, true);
     if (!conn)
@@ -138,14 +138,30 @@ int rt_source_start(const rt_capture_opts_t *opts, PGconn **out)
              "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '2', "
              "streaming 'on', publication_names %s, messages 'true')",
              slot, pub_lit);
-    res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
-        rt_error("source: START_REPLICATION on slot \"%s\" failed: %s", opts->slot,
-                 rt_pg_error_line(PQerrorMessage(conn), line, sizeof line));
+    int64_t busy_since = 0;
+    while (PQresultStatus(res = PQexec(conn, sql)) != PGRES_COPY_BOTH) {
+        /* 55006 object_in_use: another WAL sender has the slot. */
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        bool busy = wait_busy && state && strcmp(state, "55006") == 0;
+        int64_t now = rt_mono_ms();
+        rt_pg_error_line(PQerrorMessage(conn), line, sizeof line);
         PQclear(res);
-        goto fail;
+        if (busy && !busy_since) {
+            busy_since = now;
+            rt_warn("source: %s; waiting up to %d s for it (the WAL sender of a publisher "
+                    "that stopped ends when it notices)",
+                    line, RT_SLOT_BUSY_WAIT_MS / 1000);
+        }
+        if (!busy || now - busy_since >= RT_SLOT_BUSY_WAIT_MS || rt_daemon_stopping()) {
+            rt_error("source: START_REPLICATION on slot \"%s\" failed: %s", opts->slot, line);
+            goto fail;
+        }
+        zclock_sleep(250);
     }
     PQclear(res);
+    if (busy_since)
+        rt_info("source: replication slot %s is ours after %.1f s", opts->slot,
+                (double)(rt_mono_ms() - busy_since) / 1000.0);
     free(slot);
     free(pub);
     free(pub_lit);
