@@ -182,6 +182,29 @@ b_rt_all_acked() {
     (($(b_lsn_num "$conf") >= $(b_lsn_num "$2") && n == $3 && min >= head))
 }
 
+# b_rt_tree_acked ROUTER LSN SUBS RELAY_ROUTER...
+# b_rt_all_acked for a publisher whose subscribers are the relays RELAY_ROUTER..., then,
+# at each relay, its head equal to the publisher's and acknowledged by all its
+# subscribers: SUBS of them over the relays. B_ACKED says how far it got.
+b_rt_tree_acked() {
+    local router="$1" lsn="$2" subs="$3" st head rh n min total=0 r
+    shift 3
+    b_rt_all_acked "$router" "$lsn" "$#" || return 1
+    head="$(rt_json_num "$("$RT_BIN/rtctl" --publisher "$router" --timeout 3000 status --json)" head_seq)" ||
+        return 1
+    for r in "$@"; do
+        st="$("$RT_BIN/rtctl" --publisher "$r" --timeout 3000 status --json 2>/dev/null)" || return 1
+        rh="$(rt_json_num "$st" head_seq)" || return 1
+        read -r n min < <(grep -o '"acked_seq":[0-9]*' <<<"$st" | cut -d: -f2 |
+            awk 'NR == 1 || $1 < m { m = $1 } END { print NR, m + 0 }')
+        B_ACKED="head $head; relay $r: head $rh, $n subscribers, lowest ack $min"
+        ((rh == head && min >= head)) || return 1
+        total=$((total + n))
+    done
+    B_ACKED="head $head; $total subscribers over the relays"
+    ((total == subs))
+}
+
 # b_fp CLUSTER TABLE [ROW_EXPR]
 # Prints a cheap fingerprint of TABLE: "rows:sum of hashtext(row text)". ROW_EXPR
 # (default t, the whole row) picks the columns, e.g. "row(t.id, t.written)".

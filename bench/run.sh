@@ -21,7 +21,8 @@
 # RT_BENCH_ONLY=rt|native (one replicator), RT_BENCH_CASES (the cases to run, out of
 # "bulk small backlog tpcb latency fo_bulk fo_small fo10 scale"; default all but fo10 and scale),
 # RT_BENCH_SCALE_SUBS (subscribers of the scale case, default 100; 20 with
-# RT_BENCH_QUICK=1),
+# RT_BENCH_QUICK=1), RT_BENCH_SCALE_RELAYS (rt's scale case with its subscribers behind
+# this many rt-relays, spread evenly; default 0: all on the publisher),
 # RT_BENCH_NATIVE_STREAMING=on (native subscriptions with streaming = on; default
 # off, PostgreSQL's default), RT_BENCH_PERF=1 (a system-wide perf profile of each
 # case, summarised after it), RT_BENCH_POLL (replica poll interval, seconds, default
@@ -45,7 +46,7 @@ if [[ -z "${RT_BENCH_INNER:-}" ]]; then
         echo "==> building Release into $RT_BIN"
         build() {
             timeout 60 cmake -S "$RT_SRC" -B "$RT_BIN" -DCMAKE_BUILD_TYPE=Release "$@" >"$RT_BIN/bench-build.log" 2>&1 &&
-                timeout 900 cmake --build "$RT_BIN" -j"$(nproc)" --target rt-publisher rt-subscriber rtctl rt_simsub \
+                timeout 900 cmake --build "$RT_BIN" -j"$(nproc)" --target rt-publisher rt-subscriber rtctl rt_simsub rt-relay \
                     >>"$RT_BIN/bench-build.log" 2>&1
         }
         mkdir -p "$RT_BIN"
@@ -66,7 +67,7 @@ if [[ -z "${RT_BENCH_INNER:-}" ]]; then
 fi
 
 progs=(rt-publisher rt-subscriber rtctl)
-[[ " ${RT_BENCH_CASES:-} " != *" scale "* ]] || progs+=(rt_simsub)
+[[ " ${RT_BENCH_CASES:-} " != *" scale "* ]] || progs+=(rt_simsub rt-relay)
 for prog in "${progs[@]}"; do
     [[ -x "$RT_BIN/$prog" ]] || { echo "FAIL: $RT_BIN/$prog is missing" >&2; exit 1; }
 done
@@ -98,6 +99,9 @@ else
 fi
 [[ "$SCALE_SUBS" =~ ^[1-9][0-9]*$ ]] ||
     { echo "FAIL: RT_BENCH_SCALE_SUBS must be a positive integer, not '$SCALE_SUBS'" >&2; exit 1; }
+SCALE_RELAYS="${RT_BENCH_SCALE_RELAYS:-0}"
+[[ "$SCALE_RELAYS" =~ ^[0-9]+$ ]] && ((SCALE_RELAYS <= SCALE_SUBS)) ||
+    { echo "FAIL: RT_BENCH_SCALE_RELAYS must be 0..$SCALE_SUBS, not '$SCALE_RELAYS'" >&2; exit 1; }
 LAT_RATE=500
 SINGLE_CASES=(bulk small backlog tpcb latency)
 FANOUT_CASES=(fo_bulk fo_small)
@@ -345,19 +349,34 @@ case_latency() {
 # source's final LSN; native: every walsender's sent_lsn in pg_stat_replication reached
 # that LSN); and for rt the largest p99 over the subscribers of commit -> acknowledgeable.
 case_scale() {
-    local kind="$1" src="$2" i name v port router t0 t_end t1 c0 c1 lsn pv rc=0 tps
+    local kind="$1" src="$2" i name v port router t0 t_end t1 c0 c1 lsn pv rc=0 tps r0=0 r1=0
     local log="$RT_TMP/r${B_ROUND}_pgbench_scale_$kind.log"
-    local -a labels=() pids
+    local -a labels=() pids relays=() rpids=() eps
     v="$(rt__var "$src")_PORT"
     port="${!v}"
     if [[ "$kind" == rt ]]; then
         router="B_ROUTER_$(rt__var "$src")"
         router="${!router}"
+        eps=("$router")
+        if ((SCALE_RELAYS > 0)); then
+            # The subscribers behind relays, each a subscriber of the publisher.
+            eps=()
+            for ((i = 1; i <= SCALE_RELAYS; i++)); do
+                name="${src}_relay$i"
+                eps+=("tcp://127.0.0.1:$(rt_free_port)")
+                rt_start_daemon "$name" "$RT_TMP/$name.log" "$RT_BIN/rt-relay" --publisher "$router" \
+                    --name "relay$i" --outbox "$RT_TMP/${name}_outbox" --listen "${eps[i - 1]}" \
+                    --pub "tcp://127.0.0.1:$(rt_free_port)" || b_fail "rt scale: relay$i did not start"
+                relays+=("$name")
+                v="$(rt__var "$name")_PID"
+                rpids+=("${!v}")
+            done
+        fi
         for ((i = 1; i <= SCALE_SUBS; i++)); do
             printf -v name 'sim%03d' "$i"
             labels+=("${src}_$name")
             rt_start_bg "${src}_$name" "$RT_TMP/${src}_$name.log" "$RT_BIN/rt_simsub" \
-                --name "$name" --seconds "$RUN_TIMEOUT" "$router"
+                --name "$name" --seconds "$RUN_TIMEOUT" "${eps[(i - 1) % ${#eps[@]}]}"
         done
         if ! rt_wait_until 120 "$SCALE_SUBS rt_simsub processes to be ready" b_all_logged ' ready:' \
             "${labels[@]}"; then
@@ -378,13 +397,17 @@ case_scale() {
     fi
     mapfile -t pids < <(b_source_side_pids "$kind" "$src")
     c0="$(b_cpu_ticks "${pids[@]}")"
+    ((${#rpids[@]} == 0)) || r0="$(b_cpu_ticks "${rpids[@]}")"
     t0="$(b_now_ms)"
     b_pgbench "$src" 300 -n -f "$SQL/small.sql" -c 4 -j 2 -t $((SCALE_TX / 4)) >"$log" 2>&1 ||
         b_fail "$kind scale: pgbench failed"
     t_end="$(b_now_ms)"
     tps="$(awk '/^tps/ { print $3; exit }' "$log")"
     lsn="$(b_q "$src" "SELECT pg_current_wal_lsn()")"
-    if [[ "$kind" == rt ]]; then
+    if [[ "$kind" == rt ]] && ((SCALE_RELAYS > 0)); then
+        b_poll_fn 300 b_rt_tree_acked "$router" "$lsn" "$SCALE_SUBS" "${eps[@]}" ||
+            b_fail "rt scale: not every subscriber acknowledged the head after 300 s ($B_ACKED)"
+    elif [[ "$kind" == rt ]]; then
         b_poll_fn 300 b_rt_all_acked "$router" "$lsn" "$SCALE_SUBS" ||
             b_fail "rt scale: not every subscriber acknowledged the head after 300 s ($B_ACKED)"
     else
@@ -394,6 +417,7 @@ case_scale() {
     fi
     t1="$B_POLL_MS"
     c1="$(b_cpu_ticks "${pids[@]}")"
+    ((${#rpids[@]} == 0)) || r1="$(b_cpu_ticks "${rpids[@]}")"
     local t_conf="$t1"
     if [[ "$kind" == native ]]; then
         # The correctness check: each consumer confirmed the final LSN.
@@ -418,6 +442,16 @@ case_scale() {
         "${B_RES[scale_catchup.$kind]} ms; source-side CPU $(b_ticks_to_s $((c1 - c0))) s" \
         "(${#pids[@]} processes) = ${B_RES[scale.cpu.$kind]} us per tx per subscriber;" \
         "VmHWM sum ${B_RES[scale_mem.$kind]} MiB, RssAnon sum ${B_RES[scale_anon.$kind]} MiB"
+    if ((${#rpids[@]} > 0)); then
+        local rh=0
+        for pid in "${rpids[@]}"; do
+            kb="$(b_status_kb "$pid" VmHWM)"
+            ((${kb:-0} <= rh)) || rh="${kb:-0}"
+        done
+        echo "    rt scale: behind $SCALE_RELAYS relays; the relays' CPU $(b_ticks_to_s $((r1 - r0))) s =" \
+            "$(b_div "$(((r1 - r0) * 1000000))" "$((B_CLK_TCK * SCALE_TX * SCALE_SUBS))" 2) us per tx per" \
+            "subscriber; largest relay VmHWM $(b_div "$rh" 1024 1) MiB"
+    fi
     # Stop the subscribers: SIGTERM to all, then each reaped (bounded).
     for name in "${labels[@]}"; do
         v="$(rt__var "$name")_PID"
@@ -438,6 +472,12 @@ case_scale() {
         if awk -v a="$pv" -v b="$p99max" 'BEGIN { exit !(a > b) }'; then
             p99max="$pv"
         fi
+    done
+    for name in "${relays[@]}"; do
+        rc=0
+        rt_stop_daemon "$name" TERM || rc=$?
+        ((rc == 0)) || b_fail "rt scale: $name exited with status $rc on SIGTERM"
+        rm -rf "$RT_TMP/${name}_outbox"
     done
     if [[ "$kind" == rt ]]; then
         ((bad == 0)) || b_fail "rt scale: $bad rt_simsub(s) reported errors or did not end cleanly"
@@ -766,6 +806,8 @@ echo "load avg: the 1-minute load average (/proc/loadavg), mean of its values at
 echo "source CPU: utime+stime of the walsenders (and rt-publisher for rt) from /proc/<pid>/stat."
 if b_want scale; then
     echo "scale: rt = rt-publisher + its walsender feeding $SCALE_SUBS rt_simsub processes (ACKs, no database);"
+    ((SCALE_RELAYS == 0)) ||
+        echo "       the rt_simsubs behind $SCALE_RELAYS rt-relays (their CPU not counted as source-side: printed per round);"
     echo "       native = $SCALE_SUBS walsenders feeding pg_recvlogical (pgoutput, own slot each, to /dev/null)."
     echo "       catch-up: rt until the publisher recorded every subscriber's ACK of its head; native until"
     echo "       every walsender's sent_lsn reached the final LSN (sent, not confirmed: pg_recvlogical"

@@ -52,6 +52,25 @@ int rt_curve_load_public(const char *path, char key[RT_CURVE_KEY_LEN])
     return RT_OK;
 }
 
+int rt_curve_load_client(const char *secret_path, const char *publisher_path, const char *name,
+                         zcert_t **cert, char key[RT_CURVE_KEY_LEN])
+{
+    if (!(*cert = rt_curve_load_secret(secret_path)) ||
+        rt_curve_load_public(publisher_path, key) != RT_OK) {
+        zcert_destroy(cert);
+        return RT_EINVAL;
+    }
+    const char *named = zcert_meta(*cert, "name");
+    if (named && strcmp(named, name) != 0) {
+        rt_error("%s is the certificate of \"%s\", but this is --name \"%s\": the publisher "
+                 "accepts it only with its own certificate",
+                 secret_path, named, name);
+        zcert_destroy(cert);
+        return RT_EINVAL;
+    }
+    return RT_OK;
+}
+
 int rt_curve_keygen(const char *dir, const char *name)
 {
     if (!rt_name_ok(name)) {

@@ -20,6 +20,13 @@ zcert_t *rt_curve_load_secret(const char *path);
  * when the file is missing or holds no CURVE public key (logged). */
 int rt_curve_load_public(const char *path, char key[RT_CURVE_KEY_LEN]) RT_WUR;
 
+/* A CURVE client's keys (rt-subscriber, rt-relay): its key pair from secret_path, whose
+ * certificate must be named name (the publisher binds the one to the other), and the
+ * publisher's pinned public key from publisher_path. RT_OK with *cert (the caller
+ * zcert_destroy's it) and key, or RT_EINVAL (logged; *cert then NULL). */
+int rt_curve_load_client(const char *secret_path, const char *publisher_path, const char *name,
+                         zcert_t **cert, char key[RT_CURVE_KEY_LEN]) RT_WUR;
+
 /* Writes DIR/NAME.cert (public key, metadata name = NAME, to hand to the peer) and
  * DIR/NAME.cert_secret (both keys, mode 0600, to keep). Refuses to overwrite either.
  * RT_OK; RT_EINVAL for an unusable name or an existing file; RT_EIO when writing failed.

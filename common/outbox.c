@@ -813,6 +813,33 @@ int rt_outbox_discard_open(rt_outbox_t *self)
     return 0;
 }
 
+/* ---- Start at */
+
+static int s_start_at_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)
+{
+    return s_meta_put_u64(self, txn, S_META_HEAD, *(const uint64_t *)arg);
+}
+
+int rt_outbox_start_at(rt_outbox_t *self, uint64_t seq)
+{
+    if (self->put_begun || seq == 0 || self->next_seq != 1 || self->pos.head_seq != 0) {
+        rt_error("outbox %s: cannot start at seq %" PRIu64 ": it is not new (next seq %" PRIu64 ")",
+                 self->dir, seq, self->next_seq);
+        return RT_EINVAL;
+    }
+    if (seq == 1)
+        return 0;
+    uint64_t head = seq - 1;
+    int rc = rt__outbox_write(self, "start at", s_start_at_txn, &head);
+    if (rc)
+        return rc;
+    self->pos.head_seq = head;
+    self->next_seq = seq;
+    self->first_seq = seq;
+    rt_info("outbox %s: starts at seq %" PRIu64, self->dir, seq);
+    return 0;
+}
+
 /* ---- Read */
 
 /* Every page a reader touches stays mapped into the process, so a reader streaming

@@ -113,6 +113,11 @@ int rt_outbox_put_end(rt_outbox_t *self, rt_outbox_put_t *put, int rc) RT_WUR;
  * head_seq + 1. RT_EINVAL while a put is under way. */
 int rt_outbox_discard_open(rt_outbox_t *self) RT_WUR;
 
+/* A new outbox (nothing ever stored) numbers its records from seq instead of 1: an outbox
+ * that mirrors another one from its oldest record on (rt-relay). Stores head_seq =
+ * seq - 1. RT_EINVAL (logged) for an outbox that is not new, or seq 0. */
+int rt_outbox_start_at(rt_outbox_t *self, uint64_t seq) RT_WUR;
+
 /* Calls fn for each record from seq `from` up to the last stored one (next_seq - 1,
  * which may be above head_seq: chunks of a source transaction still being stored; an
  * outbox opened read-only reads up to head_seq), at most max_records and

@@ -2,7 +2,7 @@
 # from their templates with the installed paths, then installs them. Expects RT_UNIT_SRC
 # (deploy/), RT_UNIT_TMP (a scratch directory), RT_UNIT_DIR, RT_BINDIR, RT_DOCDIR and
 # RT_CONFDIR, the last four absolute.
-foreach(unit rt-publisher@.service rt-subscriber@.service)
+foreach(unit rt-publisher@.service rt-subscriber@.service rt-relay@.service)
   file(READ "${RT_UNIT_SRC}/${unit}.in" text)
   foreach(var RT_BINDIR RT_DOCDIR RT_CONFDIR)
     string(REPLACE "@${var}@" "${${var}}" text "${text}")

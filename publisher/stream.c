@@ -787,6 +787,15 @@ static void s_sub_free(void **item)
     *item = NULL;
 }
 
+void rt_stream_new_run(rt_stream_t *self)
+{
+    self->run_id = s_new_run_id();
+    free(self->live_frame);
+    self->live_frame = NULL;
+    self->published = s_stored(self);
+    s_send_hugz(self, self->published, rt_mono_ms());
+}
+
 void *rt_stream_router(rt_stream_t *self)
 {
     return zsock_resolve(self->router);

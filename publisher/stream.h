@@ -50,6 +50,11 @@ void rt_stream_publish_live(rt_stream_t *self, uint64_t seq, const void *data, s
  * capture pump and at least every few hundred milliseconds. */
 int rt_stream_tick(rt_stream_t *self) RT_WUR;
 
+/* Starts a new run: draws another run id and announces it at once (HUGZ), so that
+ * subscribers roll back what they hold unstored and say HELLO again. For an outbox whose
+ * records above its head_seq were discarded while it served them (rt-relay). */
+void rt_stream_new_run(rt_stream_t *self);
+
 /* Changes the retention window (SIGHUP reload). */
 void rt_stream_set_retention(rt_stream_t *self, int64_t seconds);
 

@@ -6,12 +6,11 @@
  *   HELLO --WELCOME{source, pub, first, head}, connect SUB--> STREAMING
  * In STREAMING a record is applied only when its seq is the next one; anything
  * else is dropped and a gap (known head >= next) is filled with FETCH: up to
- * S_FETCH_CREDIT FETCHes of consecutive ranges are outstanding at once, so that the
- * publisher reads and sends the next range while this one is applied. While FETCHes
- * are outstanding (catching up) a group is not committed merely because no input is
- * waiting; the group limits and S_GROUP_MAX_MS end it. Silence for
- * RT_LINK_SILENCE_MS drops both sockets and starts over with back-off. Apply
- * failures hold applying (back-off) without dropping the link.
+ * RT_FETCH_CREDIT FETCHes of consecutive ranges (fetch_window.h) are outstanding at once, so that
+ * the publisher reads and sends the next range while this one is applied. While FETCHes are
+ * outstanding (catching up) a group is not committed merely because no input is waiting; the group
+ * limits and S_GROUP_MAX_MS end it. Silence for RT_LINK_SILENCE_MS drops both sockets and starts
+ * over with back-off. Apply failures hold applying (back-off) without dropping the link.
  *
  * Admin notices from the publisher over the DEALER: PAUSE / RESUME (also the paused
  * flag of WELCOME): while paused nothing is applied or fetched and ACK says
@@ -40,16 +39,10 @@
 #define S_RETRY_MAX_MS 30000
 /* PING while waiting for PONG or for the replica. */
 #define S_PING_MS 1000
-/* An empty FETCHED (paused subscriber): wait this long before asking again. */
-#define S_EMPTY_FETCH_MS 1000
 /* A group of source transactions is committed once open this long. */
 #define S_GROUP_MAX_MS 250
 /* Idle poll step. */
 #define S_POLL_MS 100
-/* FETCHes outstanding at once, and the bytes one FETCH may ask for (the publisher
- * ends a reply at ~8 MiB; a shorter reply than asked makes the later ranges wasted). */
-#define S_FETCH_CREDIT 3
-#define S_FETCH_BYTES (7u * 1024 * 1024)
 /* Records the DEALER socket queues (above the credit's records). */
 #define S_DEALER_RCVHWM 10000
 /* Messages received from one socket before polling again. */
@@ -109,15 +102,7 @@ struct rt_link_t {
     int64_t last_rx_ms;      /* last frame from the publisher */
     int64_t last_ping_ms;    /* last PING sent */
 
-    struct {
-        uint64_t from;           /* from_seq */
-        uint32_t count;          /* records asked */
-    } fetches[S_FETCH_CREDIT];   /* outstanding FETCHes, oldest first */
-    int nfetch;                  /* how many */
-    int64_t fetch_sent_ms;       /* when the oldest was sent (or last answered with a record) */
-    int64_t fetch_not_before_ms; /* after an empty FETCHED */
-    size_t rec_max;              /* largest record received over the DEALER in this reply */
-    size_t rec_max_prev;         /* and in the previous one */
+    rt_fetch_window_t fetch; /* the FETCH credit */
 
     bool ack_due;        /* a commit happened since the last ACK */
     int64_t last_ack_ms; /* when the last ACK was sent */
@@ -252,7 +237,7 @@ static int s_sub_state(const rt_link_t *self)
     if (behind && rt_apply_last_error(self->apply)[0])
         return RT_SUB_ERROR; /* retrying what failed, not yet past it */
     /* Catching up: reading the outbox (FETCH) rather than following live records. */
-    if (behind && (self->nfetch > 0 || self->known_head - next >= RT_LINK_FETCH_COUNT))
+    if (behind && (rt_fetch_window_busy(&self->fetch) || self->known_head - next >= RT_FETCH_COUNT))
         return RT_SUB_CATCHING_UP;
     return RT_SUB_STREAMING;
 }
@@ -292,8 +277,7 @@ static int s_connect(rt_link_t *self, int64_t now)
         return RT_EINVAL;
     self->state = S_PINGING;
     self->known_head = 0;
-    self->nfetch = 0;
-    self->fetch_not_before_ms = 0;
+    rt_fetch_window_reset(&self->fetch);
     self->last_rx_ms = now;
     s_send_ping(self, now);
     rt_debug("connecting to the publisher at %s", self->publisher);
@@ -376,7 +360,7 @@ static void s_link_lost(rt_link_t *self, const char *why, int64_t now)
     if (self->link_backoff_ms > S_RECONNECT_MAX_MS)
         self->link_backoff_ms = S_RECONNECT_MAX_MS;
     self->known_head = 0;
-    self->nfetch = 0;
+    rt_fetch_window_forget(&self->fetch);
     self->run_id = 0;
     self->durable_head = 0;
 }
@@ -561,11 +545,8 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
     } else {
         s_note_head(self, rec->seq);
     }
-    if (from_dealer && self->nfetch > 0 && !released) {
-        self->fetch_sent_ms = now; /* the FETCH is being answered */
-        if (len > self->rec_max)
-            self->rec_max = len;
-    }
+    if (from_dealer && !released)
+        rt_fetch_window_record(&self->fetch, len, now); /* the FETCH is being answered */
     if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
     if (rec->seq < rt_apply_next_seq(self->apply))
@@ -699,12 +680,12 @@ static void s_set_paused(rt_link_t *self, bool paused, int64_t now)
     if (paused) {
         /* Keep what is complete and stored, drop the rest. */
         s_commit_or_rollback(self);
-        self->nfetch = 0;
+        rt_fetch_window_forget(&self->fetch);
         rt_info("paused by the publisher at applied seq %" PRIu64 "; applying nothing until "
                 "resumed",
                 rt_apply_applied_seq(self->apply));
     } else {
-        self->fetch_not_before_ms = 0;
+        rt_fetch_window_reset(&self->fetch);
         rt_info("resumed by the publisher; continuing from seq %" PRIu64,
                 rt_apply_next_seq(self->apply));
     }
@@ -736,7 +717,7 @@ static void s_on_replay(rt_link_t *self, const rt_msg_t *m, int64_t now)
         }
         rt_apply_set_remote_until(self->apply, m->last_seq);
         self->careful_until = 0;
-        self->nfetch = 0;
+        rt_fetch_window_forget(&self->fetch);
         rt_info("replay with reset: re-applying seqs %" PRIu64 "..%" PRIu64
                 " with conflict policy apply_remote",
                 m->seq, m->last_seq);
@@ -749,7 +730,7 @@ static void s_on_replay(rt_link_t *self, const rt_msg_t *m, int64_t now)
     self->retry_backoff_ms = S_RETRY_MIN_MS;
     self->replica_retry_ms = now; /* a replica that was down: try it again now */
     self->replica_backoff_ms = S_RECONNECT_MIN_MS;
-    self->fetch_not_before_ms = 0;
+    self->fetch.not_before_ms = 0;
     s_note_head(self, m->last_seq);
     s_send_ack(self, now);
 }
@@ -770,25 +751,8 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
     case RT_MSG_FETCHED:
         if (self->state != S_STREAMING || !s_note_run(self, m->run_id, m->head_seq, now))
             break;
-        if (self->nfetch > 0 && m->seq == self->fetches[0].from) {
-            uint64_t end = m->seq + self->fetches[0].count; /* first seq not asked */
-            self->nfetch--;
-            memmove(&self->fetches[0], &self->fetches[1],
-                    (size_t)self->nfetch * sizeof self->fetches[0]);
-            self->fetch_sent_ms = now;
-            self->rec_max_prev = self->rec_max;
-            self->rec_max = 0;
-            if (m->last_seq < m->seq) {
-                self->nfetch = 0;
-                /* Paused; or, from a publisher that stored less than it published, not
-                 * stored yet: its next HUGZ says when it is. */
-                if (m->head_seq >= m->seq || !self->run_id)
-                    self->fetch_not_before_ms = now + S_EMPTY_FETCH_MS;
-            } else if (m->last_seq + 1 < end && m->last_seq < m->head_seq) {
-                /* A short reply: the later ranges start past a gap. Ask again from it. */
-                self->nfetch = 0;
-            }
-        }
+        (void)rt_fetch_window_answered(&self->fetch, m->seq, m->last_seq, m->head_seq,
+                                       !self->run_id, now);
         break;
     case RT_MSG_ERROR:
         if (m->code == RT_ETRIMMED) {
@@ -909,47 +873,21 @@ static void s_release(rt_link_t *self, int64_t now)
 /* ---------------------------------------------------------------------------------
  * Timers. */
 
-/* Records to ask for in one FETCH: as many as fit the reply's byte limit at the size
- * of the largest recent record. */
-static uint32_t s_fetch_count(const rt_link_t *self)
-{
-    size_t largest = self->rec_max > self->rec_max_prev ? self->rec_max : self->rec_max_prev;
-    if (largest == 0 || largest * RT_LINK_FETCH_COUNT <= S_FETCH_BYTES)
-        return RT_LINK_FETCH_COUNT;
-    size_t n = S_FETCH_BYTES / largest;
-    return n < 1 ? 1 : (uint32_t)n;
-}
-
 static void s_maybe_fetch(rt_link_t *self, int64_t now)
 {
     if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
-    uint64_t next = rt_apply_next_seq(self->apply);
-    if (self->nfetch > 0 && now - self->fetch_sent_ms >= RT_LINK_FETCH_RETRY_MS) {
+    if (rt_fetch_window_overdue(&self->fetch, now))
         rt_warn("FETCH from seq %" PRIu64 " unanswered for %d s; asking again",
-                self->fetches[0].from, RT_LINK_FETCH_RETRY_MS / 1000);
-        self->nfetch = 0;
-    }
-    uint64_t from = next;
-    if (self->nfetch > 0) {
-        from = self->fetches[self->nfetch - 1].from + self->fetches[self->nfetch - 1].count;
-        if (from < next)
-            from = next;
-    } else if (now < self->fetch_not_before_ms) {
-        return;
-    }
-    while (self->nfetch < S_FETCH_CREDIT && self->known_head >= from) {
-        uint32_t count = s_fetch_count(self);
+                self->fetch.out[0].from, RT_FETCH_RETRY_MS / 1000);
+    uint64_t from;
+    uint32_t count;
+    while (rt_fetch_window_next(&self->fetch, rt_apply_next_seq(self->apply), self->known_head, now,
+                                &from, &count)) {
         rt_msg_t m = {.type = RT_MSG_FETCH, .seq = from, .count = count};
         s_send(self, &m);
         rt_debug("FETCH %" PRIu32 " from seq %" PRIu64 " (head %" PRIu64 ")", count, from,
                  self->known_head);
-        if (self->nfetch == 0)
-            self->fetch_sent_ms = now;
-        self->fetches[self->nfetch].from = from;
-        self->fetches[self->nfetch].count = count;
-        self->nfetch++;
-        from += count;
     }
 }
 
@@ -1007,7 +945,7 @@ static void s_timers(rt_link_t *self, int64_t now)
  * outstanding FETCHes (catching up), within S_GROUP_MAX_MS. */
 static bool s_hold_group(const rt_link_t *self, const rt_apply_t *apply)
 {
-    return self->nfetch > 0 && self->state == S_STREAMING && !self->paused &&
+    return rt_fetch_window_busy(&self->fetch) && self->state == S_STREAMING && !self->paused &&
            rt_apply_txn_age_ms(apply) < S_GROUP_MAX_MS;
 }
 

@@ -7,13 +7,12 @@
 #include <zmq.h>
 
 #include "apply.h"
+#include "fetch_window.h"
 #include "metrics.h"
 #include "rt.h"
 #include "wire.h"
 
 /* Protocol timings (schemas/protocol.md). */
-#define RT_LINK_FETCH_COUNT 256        /* records asked per FETCH */
-#define RT_LINK_FETCH_RETRY_MS 5000    /* an unanswered FETCH is sent again */
 #define RT_LINK_SILENCE_MS 5000        /* nothing from the publisher: reconnect */
 #define RT_LINK_ACK_MIN_MS 100         /* ACKs at most this often */
 #define RT_LINK_ACK_MAX_MS 1000        /* and at least this often */

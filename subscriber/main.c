@@ -169,25 +169,6 @@ static int s_security(const s_opts_t *o)
     return RT_OK;
 }
 
-/* With CURVE: the key pair and the publisher's pinned public key; the certificate's
- * name must be the subscriber's, since the publisher binds one to the other. */
-static int s_load_keys(const s_opts_t *o, zcert_t **cert, char key[RT_CURVE_KEY_LEN])
-{
-    if (!o->cert)
-        return RT_OK;
-    if (!(*cert = rt_curve_load_secret(o->cert)) ||
-        rt_curve_load_public(o->publisher_key, key) != RT_OK)
-        return RT_EINVAL;
-    const char *name = zcert_meta(*cert, "name");
-    if (name && strcmp(name, o->name) != 0) {
-        rt_error("%s is the certificate of \"%s\", but this subscriber is --name \"%s\": the "
-                 "publisher accepts a subscriber only with its own certificate",
-                 o->cert, name, o->name);
-        return RT_EINVAL;
-    }
-    return RT_OK;
-}
-
 int main(int argc, char **argv)
 {
     char host[256] = "";
@@ -290,7 +271,8 @@ int main(int argc, char **argv)
         code = RT_EXIT_USAGE;
         goto cleanup;
     }
-    if (s_load_keys(&opts, &cert, publisher_key) != RT_OK ||
+    if ((opts.cert && rt_curve_load_client(opts.cert, opts.publisher_key, opts.name, &cert,
+                                           publisher_key) != RT_OK) ||
         (opts.http && rt_http_tls_load(&tls, opts.http_cert, opts.http_key) != RT_OK)) {
         code = RT_EXIT_USAGE;
         goto cleanup;

@@ -4,7 +4,7 @@
 # reset, and (where the kernel has netem) delay and loss. The subscribers reconnect and
 # converge with no transaction lost or doubled.
 #
-# replica1 reaches the publisher through tests/tools/rt_relay (black hole: SIGUSR1,
+# replica1 reaches the publisher through tests/tools/rt_tcpproxy (black hole: SIGUSR1,
 # reset: SIGUSR2, forward again: SIGHUP). replica2's subscriber runs in its own network
 # namespace behind a veth pair whose link the test takes down (a black hole); where
 # namespaces are not permitted it runs on the host, uncut, and the test says so.
@@ -43,7 +43,7 @@ fi
 
 R_ROUTER="$(rt_free_port)"
 R_PUB="$(rt_free_port)"
-rt_start_daemon relay "$RT_TMP/relay.log" "$RT_BIN/rt_relay" "$R_ROUTER:$P_ROUTER" "$R_PUB:$P_PUB"
+rt_start_daemon relay "$RT_TMP/relay.log" "$RT_BIN/rt_tcpproxy" "$R_ROUTER:$P_ROUTER" "$R_PUB:$P_PUB"
 fault_start_pub
 SUB_ROUTER="tcp://127.0.0.1:$R_ROUTER" fault_start_sub replica1 --pub "tcp://127.0.0.1:$R_PUB"
 if ((NETNS)); then

@@ -52,7 +52,7 @@ R_PUB="$(rt_free_port)"
 ROUTER="tcp://127.0.0.1:$P_ROUTER"
 MARKER="plaintext-marker-4f1c9e"
 # Subscribers reach the publisher through a relay that keeps every byte it carries.
-RT_RELAY_DUMP="$RT_TMP/wire.bin" rt_start_daemon relay "$RT_TMP/relay.log" "$RT_BIN/rt_relay" \
+RT_PROXY_DUMP="$RT_TMP/wire.bin" rt_start_daemon relay "$RT_TMP/relay.log" "$RT_BIN/rt_tcpproxy" \
     "$R_ROUTER:$P_ROUTER" "$R_PUB:$P_PUB"
 CURVE_PUB=(--cert "$K/pub.cert_secret" --allow "$K/allow" --admin "$K/admin")
 rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \

@@ -66,7 +66,7 @@ cp "$K/flood.cert" "$K/allow/"
 # The subscriber's link carries 3 MB/s: 20 MB to catch up, with its 3 FETCHes of up to
 # 7 MiB waiting at the publisher all along.
 RELAY_PORT="$(rt_free_port)"
-RT_RELAY_RATE=3000000 rt_start_daemon relay "$RT_TMP/relay.log" "$RT_BIN/rt_relay" \
+RT_PROXY_RATE=3000000 rt_start_daemon relay "$RT_TMP/relay.log" "$RT_BIN/rt_tcpproxy" \
     "$RELAY_PORT:${ROUTER##*:}"
 rt_pair_daemons --curve "$K" --via "tcp://127.0.0.1:$RELAY_PORT"
 flood 4000000 --cert "$K/flood.cert_secret" --server-key "$K/pub.cert"

@@ -58,7 +58,7 @@ cat "$RT_TMP/files.txt"
 echo "== its Depends name the package of every library the programs link"
 depends="$(dpkg-deb -f "$deb" Depends)"
 echo "Depends: $depends"
-for prog in rt-publisher rt-subscriber rtctl; do
+for prog in rt-publisher rt-subscriber rt-relay rtctl; do
     while read -r lib; do
         path="$(ldd "$RT_BIN/$prog" | awk -v l="$lib" '$1 == l {print $3}')"
         [[ -n "$path" ]] || rt_fail "$prog: ldd does not resolve $lib"
@@ -73,9 +73,10 @@ for pkg in libpq5 libzmq5 libczmq4 libmsgpackc2 liblmdb0 libmicrohttpd12; do
     grep -q "$pkg" <<<"$depends" || rt_fail "Depends lacks $pkg"
 done
 
-for path in /usr/bin/rt-publisher /usr/bin/rt-subscriber /usr/bin/rtctl \
-    "$UNITS/rt-publisher@.service" "$UNITS/rt-subscriber@.service" \
+for path in /usr/bin/rt-publisher /usr/bin/rt-subscriber /usr/bin/rt-relay /usr/bin/rtctl \
+    "$UNITS/rt-publisher@.service" "$UNITS/rt-subscriber@.service" "$UNITS/rt-relay@.service" \
     /usr/share/man/man1/rt-publisher.1.gz /usr/share/man/man1/rt-subscriber.1.gz \
+    /usr/share/man/man1/rt-relay.1.gz /usr/share/doc/rt/examples/relay.minimal.ini \
     /usr/share/man/man1/rtctl.1.gz /usr/share/doc/rt/README.md \
     /usr/share/doc/rt/examples/publisher.example.ini /usr/share/rt/monitoring/rt-alerts.yml \
     /usr/share/rt/monitoring/rt-dashboard.json; do
@@ -97,7 +98,7 @@ for dir in /etc/rt /etc/rt/keys /etc/rt/keys/allow /etc/rt/keys/admin; do
 done
 [[ "$(stat -c '%a %U %G' /var/lib/rt)" == "750 rt rt" ]] ||
     rt_fail "/var/lib/rt is $(stat -c '%a %U %G' /var/lib/rt), not 750 rt rt"
-for prog in rt-publisher rt-subscriber rtctl; do
+for prog in rt-publisher rt-subscriber rt-relay rtctl; do
     out="$("/usr/bin/$prog" --version)"
     [[ "$out" == "$prog $version (git "* ]] || rt_fail "$prog --version printed: $out"
     zcat "/usr/share/man/man1/$prog.1.gz" | grep -q '^\.SH OPTIONS' ||
@@ -110,13 +111,17 @@ grep -qx "ConditionPathExists=$PUB_INI" <(sed "s/%i/$INST/g" "$UNITS/rt-publishe
     rt_fail "rt-publisher@.service does not require its config"
 grep -qx "ConditionPathExists=$SUB_INI" <(sed "s/%i/$INST/g" "$UNITS/rt-subscriber@.service") ||
     rt_fail "rt-subscriber@.service does not require its config"
+grep -qx "ConditionPathExists=/etc/rt/relay-$INST.ini" <(sed "s/%i/$INST/g" "$UNITS/rt-relay@.service") ||
+    rt_fail "rt-relay@.service does not require its config"
 if command -v systemd-analyze >/dev/null; then
     # The installed units, as instances, with the programs where they name them.
     mkdir "$RT_TMP/units"
     sed "s/%i/$INST/g" "$UNITS/rt-publisher@.service" >"$RT_TMP/units/rt-publisher@$INST.service"
     sed "s/%i/$INST/g" "$UNITS/rt-subscriber@.service" >"$RT_TMP/units/rt-subscriber@$INST.service"
+    sed "s/%i/$INST/g" "$UNITS/rt-relay@.service" >"$RT_TMP/units/rt-relay@$INST.service"
     SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
         "$RT_TMP/units/rt-publisher@$INST.service" "$RT_TMP/units/rt-subscriber@$INST.service" \
+        "$RT_TMP/units/rt-relay@$INST.service" \
         >"$RT_TMP/verify.log" 2>&1 || { cat "$RT_TMP/verify.log" >&2; rt_fail "systemd-analyze verify failed"; }
 fi
 

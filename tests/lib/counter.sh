@@ -24,6 +24,27 @@ $extra" || return 1
 RT_COUNTER_TX="UPDATE counter SET n = n + 1 WHERE id = 1;
 INSERT INTO log SELECT nextval('log_id'), n, repeat('x', 100) FROM counter WHERE id = 1;"
 
+# A keyless table for the events of rt_counter_script's transactions: a transaction
+# applied twice leaves a second row there, which the checksums see (EXTRA_SQL of
+# rt_counter_setup; rt_counter_check's extra column: RT_COUNTER_EVENTS_CHECK).
+RT_COUNTER_EVENTS="CREATE TABLE events (n bigint NOT NULL, at timestamptz NOT NULL, pad text);
+ALTER TABLE events REPLICA IDENTITY FULL;"
+RT_COUNTER_EVENTS_CHECK="SELECT count(DISTINCT n) FROM events"
+
+# rt_counter_script FILE
+# Writes a pgbench script of counter transactions that also log to events; one in 20 is
+# large enough (60 rows of 2 kB) to be cut into several records.
+rt_counter_script() {
+    cat >"$1" <<SQL
+\\set big random(1, 20)
+BEGIN;
+$RT_COUNTER_TX
+INSERT INTO events SELECT n, now(), repeat('e', CASE WHEN :big = 1 THEN 2000 ELSE 10 END)
+    FROM counter, generate_series(1, CASE WHEN :big = 1 THEN 60 ELSE 1 END) WHERE id = 1;
+COMMIT;
+SQL
+}
+
 # rt_counter_check EXTRA_COLUMN SOURCE REPLICA...
 # Fails the test unless every replica has the source's counter, log row count, distinct
 # logged values, largest logged value and EXTRA_COLUMN (an SQL expression; "" for

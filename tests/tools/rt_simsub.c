@@ -67,11 +67,8 @@
 
 #define S_PING_MS 1000
 #define S_POLL_MS 100
-#define S_EMPTY_FETCH_MS 1000
 #define S_RECONNECT_MIN_MS 500
 #define S_RECONNECT_MAX_MS 10000
-#define S_FETCH_CREDIT 3
-#define S_FETCH_BYTES (7u * 1024 * 1024)
 #define S_DEALER_RCVHWM 10000
 #define S_RECV_BATCH 256
 /* Live records kept past a gap (by seq modulo this), and records remembered for the
@@ -132,14 +129,7 @@ typedef struct {
     bool ready_logged;       /* the "ready:" line was written */
 
     /* FETCH credit, as rt-subscriber's link. */
-    struct {
-        uint64_t from;
-        uint32_t count;
-    } fetches[S_FETCH_CREDIT];
-    int nfetch;
-    int64_t fetch_sent_ms;
-    int64_t fetch_not_before_ms;
-    size_t rec_max, rec_max_prev;
+    rt_fetch_window_t fetch;
     /* The FETCH answer being received on the DEALER. */
     uint64_t reply_first, reply_last, reply_count;
 
@@ -284,7 +274,8 @@ static void s_send_ack(s_sim_t *self, int64_t now)
     if (self->paused)
         state = RT_SUB_PAUSED;
     else if (self->known_head >= self->expected &&
-             (self->nfetch > 0 || self->known_head - self->expected >= RT_LINK_FETCH_COUNT))
+             (rt_fetch_window_busy(&self->fetch) ||
+              self->known_head - self->expected >= RT_FETCH_COUNT))
         state = RT_SUB_CATCHING_UP;
     rt_msg_t m = {.type = RT_MSG_ACK,
                   .seq = self->committed,
@@ -431,11 +422,7 @@ static void s_on_record(s_sim_t *self, const void *data, size_t len, bool fetche
             self->reply_first = seq;
         self->reply_last = seq;
         self->reply_count++;
-        if (self->nfetch > 0) {
-            self->fetch_sent_ms = rt_mono_ms();
-            if (len > self->rec_max)
-                self->rec_max = len;
-        }
+        rt_fetch_window_record(&self->fetch, len, rt_mono_ms());
         if (seq > self->durable_head)
             self->durable_head = seq; /* FETCH serves stored records only */
         if (seq > self->known_head)
@@ -506,7 +493,7 @@ static void s_link_lost(s_sim_t *self, const char *why, int64_t now)
         self->backoff_ms * 2 > S_RECONNECT_MAX_MS ? S_RECONNECT_MAX_MS : self->backoff_ms * 2;
     self->known_head = self->durable_head = 0;
     self->run_id = 0;
-    self->nfetch = 0;
+    rt_fetch_window_forget(&self->fetch);
 }
 
 static int s_connect(s_sim_t *self, int64_t now)
@@ -523,8 +510,7 @@ static int s_connect(s_sim_t *self, int64_t now)
         return RT_EINVAL;
     self->state = S_PINGING;
     self->last_rx_ms = now;
-    self->nfetch = 0;
-    self->fetch_not_before_ms = 0;
+    rt_fetch_window_reset(&self->fetch);
     rt_msg_t m = {.type = RT_MSG_PING};
     s_send(self, &m);
     self->last_ping_ms = now;
@@ -607,21 +593,8 @@ static void s_on_fetched(s_sim_t *self, const rt_msg_t *m, int64_t now)
     self->reply_first = self->reply_last = self->reply_count = 0;
     if (!s_note_run(self, m->run_id, m->head_seq, now))
         return;
-    if (self->nfetch == 0 || m->seq != self->fetches[0].from)
-        return; /* an answer to a FETCH it forgot */
-    uint64_t end = m->seq + self->fetches[0].count;
-    self->nfetch--;
-    memmove(&self->fetches[0], &self->fetches[1], (size_t)self->nfetch * sizeof self->fetches[0]);
-    self->fetch_sent_ms = now;
-    self->rec_max_prev = self->rec_max;
-    self->rec_max = 0;
-    if (m->last_seq < m->seq) {
-        self->nfetch = 0;
-        if (m->head_seq >= m->seq || !self->run_id)
-            self->fetch_not_before_ms = now + S_EMPTY_FETCH_MS;
-    } else if (m->last_seq + 1 < end && m->last_seq < m->head_seq) {
-        self->nfetch = 0; /* a short answer: ask again from the gap */
-    }
+    (void)rt_fetch_window_answered(&self->fetch, m->seq, m->last_seq, m->head_seq, !self->run_id,
+                                   now);
 }
 
 static void s_on_msg(s_sim_t *self, rt_msg_t *m, bool from_dealer, int64_t now)
@@ -655,9 +628,9 @@ static void s_on_msg(s_sim_t *self, rt_msg_t *m, bool from_dealer, int64_t now)
         self->paused = m->type == RT_MSG_PAUSE;
         if (self->paused) {
             s_rollback(self);
-            self->nfetch = 0;
+            rt_fetch_window_forget(&self->fetch);
         } else {
-            self->fetch_not_before_ms = 0;
+            rt_fetch_window_reset(&self->fetch);
         }
         s_send_ack(self, now);
         break;
@@ -713,43 +686,20 @@ static bool s_recv(s_sim_t *self, void *handle, int64_t now)
 /* ---------------------------------------------------------------------------------
  * Timers. */
 
-static uint32_t s_fetch_count(const s_sim_t *self)
-{
-    size_t largest = self->rec_max > self->rec_max_prev ? self->rec_max : self->rec_max_prev;
-    if (largest == 0 || largest * RT_LINK_FETCH_COUNT <= S_FETCH_BYTES)
-        return RT_LINK_FETCH_COUNT;
-    size_t n = S_FETCH_BYTES / largest;
-    return n < 1 ? 1 : (uint32_t)n;
-}
-
 static void s_maybe_fetch(s_sim_t *self, int64_t now)
 {
     if (self->paused)
         return;
-    if (self->nfetch > 0 && now - self->fetch_sent_ms >= RT_LINK_FETCH_RETRY_MS) {
+    if (rt_fetch_window_overdue(&self->fetch, now))
         s_err(self, "FETCH from seq %" PRIu64 " unanswered for %d s; asking again",
-              self->fetches[0].from, RT_LINK_FETCH_RETRY_MS / 1000);
-        self->nfetch = 0;
-    }
-    uint64_t from = self->expected;
-    if (self->nfetch > 0) {
-        from = self->fetches[self->nfetch - 1].from + self->fetches[self->nfetch - 1].count;
-        if (from < self->expected)
-            from = self->expected;
-    } else if (now < self->fetch_not_before_ms) {
-        return;
-    }
-    while (self->nfetch < S_FETCH_CREDIT && self->known_head >= from) {
-        uint32_t count = s_fetch_count(self);
+              self->fetch.out[0].from, RT_FETCH_RETRY_MS / 1000);
+    uint64_t from;
+    uint32_t count;
+    while (
+        rt_fetch_window_next(&self->fetch, self->expected, self->known_head, now, &from, &count)) {
         rt_msg_t m = {.type = RT_MSG_FETCH, .seq = from, .count = count};
         s_send(self, &m);
         self->fetches_sent++;
-        if (self->nfetch == 0)
-            self->fetch_sent_ms = now;
-        self->fetches[self->nfetch].from = from;
-        self->fetches[self->nfetch].count = count;
-        self->nfetch++;
-        from += count;
     }
 }
 

@@ -361,6 +361,36 @@ static void test_reopen_keeps(void **state)
     rt_outbox_destroy(&ob);
 }
 
+/* A new outbox may number its records from a later seq (a relay's mirrors its
+ * publisher's); one that holds or held records may not. */
+static void test_start_at(void **state)
+{
+    rt_outbox_t *ob = s_open(state, 0, 0);
+    assert_int_equal(rt_outbox_start_at(ob, 0), RT_EINVAL);
+    assert_int_equal(rt_outbox_start_at(ob, 1000), 0);
+    assert_int_equal(rt_outbox_next_seq(ob), 1000);
+    assert_int_equal(rt_outbox_first_seq(ob), 1000);
+    assert_int_equal(rt_outbox_position(ob).head_seq, 999);
+    assert_int_equal(rt_outbox_start_at(ob, 5), RT_EINVAL);
+    rt_outbox_destroy(&ob);
+
+    ob = s_open(state, 0, 0);
+    assert_int_equal(rt_outbox_next_seq(ob), 1000);
+    assert_int_equal(rt_outbox_first_seq(ob), 1000);
+    assert_int_equal(rt_outbox_read(ob, 999, 0, 0, s_visit, &(s_check_t){0}), RT_ETRIMMED);
+    s_append(ob, 10, 0, 4, 1009);
+    s_check_t c = s_read_all(ob, 1000, 4, 0);
+    assert_int_equal(c.count, 10);
+    assert_int_equal(c.first, 1000);
+    rt_outbox_destroy(&ob);
+
+    ob = s_open(state, 0, 0);
+    assert_int_equal(rt_outbox_first_seq(ob), 1000);
+    assert_int_equal(rt_outbox_next_seq(ob), 1010);
+    assert_int_equal(rt_outbox_start_at(ob, 2000), RT_EINVAL);
+    rt_outbox_destroy(&ob);
+}
+
 static void test_reopen_keeps_open_chunks(void **state)
 {
     rt_outbox_t *ob = s_open(state, 0, 0);
@@ -1121,6 +1151,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_chunks_readable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_open_chunks, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_start_at, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_discard_open, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_put_zero_records, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_trim, s_setup, s_teardown),

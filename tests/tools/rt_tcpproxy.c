@@ -1,6 +1,6 @@
-/* tests/tools/rt_relay.c - a TCP relay whose forwarding a test can cut, for network faults.
+/* tests/tools/rt_tcpproxy.c - a TCP proxy whose forwarding a test can cut, for network faults.
  *
- * Usage: rt_relay LISTEN_PORT:TARGET_PORT...   (at most 8 pairs, 127.0.0.1 on both sides)
+ * Usage: rt_tcpproxy LISTEN_PORT:TARGET_PORT...   (at most 8 pairs, 127.0.0.1 on both sides)
  *
  * Each LISTEN_PORT accepts connections and relays them byte for byte to TARGET_PORT.
  * Signals switch the mode of every pair at once:
@@ -10,9 +10,9 @@
  *   SIGHUP   forwarding resumes (what piled up in the kernel buffers flows on);
  *   SIGTERM, SIGINT  exit 0.
  * Logs "ready: ..." once listening and one line per mode change, to stderr.
- * With RT_RELAY_DUMP=FILE in the environment, every byte relayed (both directions) is
+ * With RT_PROXY_DUMP=FILE in the environment, every byte relayed (both directions) is
  * also appended to FILE, for tests that look for plaintext on the wire. With
- * RT_RELAY_RATE=BYTES, it reads at most BYTES a second over all connections (a slow
+ * RT_PROXY_RATE=BYTES, it reads at most BYTES a second over all connections (a slow
  * link). */
 #include <errno.h>
 #include <fcntl.h>
@@ -125,7 +125,7 @@ static void s_accept(s_pair_t *p, s_conn_t **conns)
                 slot = i;
         s_conn_t *c = slot >= 0 ? calloc(1, sizeof *c) : NULL;
         if (!c) {
-            fprintf(stderr, "rt_relay: no room for another connection on port %d\n",
+            fprintf(stderr, "rt_tcpproxy: no room for another connection on port %d\n",
                     p->listen_port);
             close(fd);
             continue;
@@ -150,8 +150,8 @@ static void s_accept(s_pair_t *p, s_conn_t **conns)
     }
 }
 
-static FILE *s_dump;    /* RT_RELAY_DUMP, or NULL */
-static double s_rate;   /* RT_RELAY_RATE: bytes read a second at most, 0 for no limit */
+static FILE *s_dump;    /* RT_PROXY_DUMP, or NULL */
+static double s_rate;   /* RT_PROXY_RATE: bytes read a second at most, 0 for no limit */
 static double s_tokens; /* bytes that may be read now (at most a second's worth) */
 static double s_tokens_at;
 
@@ -228,14 +228,15 @@ int main(int argc, char **argv)
 {
     s_pair_t pairs[S_MAX_PAIRS];
     int npairs = s_parse_pairs(argc, argv, pairs);
-    if (getenv("RT_RELAY_DUMP") && !(s_dump = fopen(getenv("RT_RELAY_DUMP"), "ab"))) {
-        fprintf(stderr, "rt_relay: cannot open %s\n", getenv("RT_RELAY_DUMP"));
+    if (getenv("RT_PROXY_DUMP") && !(s_dump = fopen(getenv("RT_PROXY_DUMP"), "ab"))) {
+        fprintf(stderr, "rt_tcpproxy: cannot open %s\n", getenv("RT_PROXY_DUMP"));
         return 2;
     }
-    if (getenv("RT_RELAY_RATE"))
-        s_rate = atof(getenv("RT_RELAY_RATE"));
+    if (getenv("RT_PROXY_RATE"))
+        s_rate = atof(getenv("RT_PROXY_RATE"));
     if (npairs <= 0) {
-        fprintf(stderr, "usage: rt_relay LISTEN_PORT:TARGET_PORT... (at most %d)\n", S_MAX_PAIRS);
+        fprintf(stderr, "usage: rt_tcpproxy LISTEN_PORT:TARGET_PORT... (at most %d)\n",
+                S_MAX_PAIRS);
         return 2;
     }
     struct sigaction sa;
@@ -254,24 +255,24 @@ int main(int argc, char **argv)
     for (int i = 0; i < npairs; i++) {
         pairs[i].fd = s_listen(pairs[i].listen_port);
         if (pairs[i].fd < 0) {
-            fprintf(stderr, "rt_relay: cannot listen on 127.0.0.1:%d: %s\n", pairs[i].listen_port,
-                    strerror(errno));
+            fprintf(stderr, "rt_tcpproxy: cannot listen on 127.0.0.1:%d: %s\n",
+                    pairs[i].listen_port, strerror(errno));
             goto cleanup;
         }
     }
-    fprintf(stderr, "rt_relay: ready: %d port pair(s), forwarding\n", npairs);
+    fprintf(stderr, "rt_tcpproxy: ready: %d port pair(s), forwarding\n", npairs);
     bool hole = false;
     unsigned long resets = 0;
     while (!s_stop) {
         if (s_req_hole) {
             s_req_hole = 0;
             hole = true;
-            fprintf(stderr, "rt_relay: mode hole (nothing forwarded, connections kept)\n");
+            fprintf(stderr, "rt_tcpproxy: mode hole (nothing forwarded, connections kept)\n");
         }
         if (s_req_pass) {
             s_req_pass = 0;
             hole = false;
-            fprintf(stderr, "rt_relay: mode pass (forwarding)\n");
+            fprintf(stderr, "rt_tcpproxy: mode pass (forwarding)\n");
         }
         if (s_req_reset) {
             s_req_reset = 0;
@@ -283,7 +284,7 @@ int main(int argc, char **argv)
                 }
             resets += (unsigned long)n;
             hole = false;
-            fprintf(stderr, "rt_relay: reset %d connection(s) (%lu in total), mode pass\n", n,
+            fprintf(stderr, "rt_tcpproxy: reset %d connection(s) (%lu in total), mode pass\n", n,
                     resets);
         }
         int nfds = 0;
@@ -318,7 +319,7 @@ int main(int argc, char **argv)
         }
         int n = poll(pfd, (nfds_t)nfds, may_read ? 100 : 10);
         if (n < 0 && errno != EINTR) {
-            fprintf(stderr, "rt_relay: poll failed: %s\n", strerror(errno));
+            fprintf(stderr, "rt_tcpproxy: poll failed: %s\n", strerror(errno));
             goto cleanup;
         }
         if (n <= 0 || hole)
@@ -363,7 +364,7 @@ int main(int argc, char **argv)
                 s_conn_free(conns, i, !ok);
         }
     }
-    fprintf(stderr, "rt_relay: stopping\n");
+    fprintf(stderr, "rt_tcpproxy: stopping\n");
     rc = 0;
 cleanup:
     for (int i = 0; i < S_MAX_CONNS; i++)
