@@ -350,6 +350,7 @@ case_latency() {
 # that LSN); and for rt the largest p99 over the subscribers of commit -> acknowledgeable.
 case_scale() {
     local kind="$1" src="$2" i name v port router t0 t_end t1 c0 c1 lsn pv rc=0 tps r0=0 r1=0
+    local pubpid="" p0=0 p1=0
     local log="$RT_TMP/r${B_ROUND}_pgbench_scale_$kind.log"
     local -a labels=() pids relays=() rpids=() eps
     v="$(rt__var "$src")_PORT"
@@ -398,6 +399,11 @@ case_scale() {
     mapfile -t pids < <(b_source_side_pids "$kind" "$src")
     c0="$(b_cpu_ticks "${pids[@]}")"
     ((${#rpids[@]} == 0)) || r0="$(b_cpu_ticks "${rpids[@]}")"
+    if [[ "$kind" == rt ]]; then
+        v="$(rt__var "${src}_pub")_PID"
+        pubpid="${!v}"
+        p0="$(b_cpu_ticks "$pubpid")"
+    fi
     t0="$(b_now_ms)"
     b_pgbench "$src" 300 -n -f "$SQL/small.sql" -c 4 -j 2 -t $((SCALE_TX / 4)) >"$log" 2>&1 ||
         b_fail "$kind scale: pgbench failed"
@@ -418,6 +424,7 @@ case_scale() {
     t1="$B_POLL_MS"
     c1="$(b_cpu_ticks "${pids[@]}")"
     ((${#rpids[@]} == 0)) || r1="$(b_cpu_ticks "${rpids[@]}")"
+    [[ -z "$pubpid" ]] || p1="$(b_cpu_ticks "$pubpid")"
     local t_conf="$t1"
     if [[ "$kind" == native ]]; then
         # The correctness check: each consumer confirmed the final LSN.
@@ -442,6 +449,10 @@ case_scale() {
         "${B_RES[scale_catchup.$kind]} ms; source-side CPU $(b_ticks_to_s $((c1 - c0))) s" \
         "(${#pids[@]} processes) = ${B_RES[scale.cpu.$kind]} us per tx per subscriber;" \
         "VmHWM sum ${B_RES[scale_mem.$kind]} MiB, RssAnon sum ${B_RES[scale_anon.$kind]} MiB"
+    [[ -z "$pubpid" ]] ||
+        echo "    rt scale: rt-publisher alone $(b_ticks_to_s $((p1 - p0))) s =" \
+            "$(b_div "$(((p1 - p0) * 1000000))" "$((B_CLK_TCK * SCALE_TX * SCALE_SUBS))" 2) us per tx per" \
+            "subscriber, $(b_div "$(((p1 - p0) * 1000000))" "$((B_CLK_TCK * SCALE_TX))" 1) us per tx"
     if ((${#rpids[@]} > 0)); then
         local rh=0
         for pid in "${rpids[@]}"; do
