@@ -97,21 +97,14 @@ b_pgbench_bg() {
 # B_POLL_MS to the wall clock (ms) of the successful query's end. Returns 1 on
 # timeout (B_POLL_LAST holds the last answer). A failing query counts as not yet.
 b_poll() {
-    local to="$1" name="$2" sql="$3" want="$4" deadline got
-    deadline=$(($(b_now_ms) + to * 1000))
     B_POLL_LAST=""
-    while :; do
-        got="$(PGOPTIONS='-c statement_timeout=10000' rt_psql "$name" -c "$sql" 2>/dev/null || true)"
-        B_POLL_LAST="$got"
-        if [[ "$got" == "$want" ]]; then
-            B_POLL_MS="$(b_now_ms)"
-            return 0
-        fi
-        if (($(b_now_ms) >= deadline)); then
-            return 1
-        fi
-        sleep "$B_POLL_SLEEP"
-    done
+    b_poll_fn "$1" b__poll_once "$2" "$3" "$4"
+}
+
+# b__poll_once CLUSTER SQL EXPECTED (b_poll's test)
+b__poll_once() {
+    B_POLL_LAST="$(PGOPTIONS='-c statement_timeout=10000' rt_psql "$1" -c "$2" 2>/dev/null || true)"
+    [[ "$B_POLL_LAST" == "$3" ]]
 }
 
 # b_poll_all TIMEOUT_S SQL EXPECTED CLUSTER...

@@ -1054,30 +1054,50 @@ static int s_meta_key(rt_outbox_t *self, const char *key)
     return 0;
 }
 
+int rt__outbox_get(rt_outbox_t *self, MDB_dbi dbi, const char *what, const char *key,
+                   rt__outbox_get_fn fn, void *arg)
+{
+    MDB_txn *txn = NULL;
+    int rc = rt__outbox_read_begin(self, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_val k = rt__outbox_val(key, strlen(key)), v;
+    rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        rc = RT_ENOTFOUND;
+    else if (rc)
+        rc = rt__outbox_fail(self, rc, "read %s %s", what, key);
+    else
+        rc = fn(self, &k, &v, arg);
+    rt__outbox_read_end(self);
+    return rc;
+}
+
+typedef struct {
+    char *buf;
+    size_t size;
+} s_meta_buf_t;
+
+static int s_meta_copy(rt_outbox_t *self, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    s_meta_buf_t *b = arg;
+    if (!b->buf || v->mv_size >= b->size) {
+        rt_error("outbox %s: meta %.*s has %zu bytes, more than the buffer of %zu", self->dir,
+                 (int)k->mv_size, (const char *)k->mv_data, v->mv_size, b->size);
+        return RT_EINVAL;
+    }
+    memcpy(b->buf, v->mv_data, v->mv_size);
+    b->buf[v->mv_size] = '\0';
+    return 0;
+}
+
 int rt_outbox_meta_get(rt_outbox_t *self, const char *key, char *buf, size_t size)
 {
     int rc = s_meta_key(self, key);
     if (rc)
         return rc;
-    MDB_txn *txn = NULL;
-    if ((rc = rt__outbox_read_begin(self, &txn)) != 0)
-        return rc;
-    MDB_val k = rt__outbox_val(key, strlen(key)), v;
-    rc = mdb_get(txn, self->meta, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        rc = RT_ENOTFOUND;
-    } else if (rc) {
-        rc = rt__outbox_fail(self, rc, "read meta %s", key);
-    } else if (!buf || v.mv_size >= size) {
-        rt_error("outbox %s: meta %s has %zu bytes, more than the buffer of %zu", self->dir, key,
-                 v.mv_size, size);
-        rc = RT_EINVAL;
-    } else {
-        memcpy(buf, v.mv_data, v.mv_size);
-        buf[v.mv_size] = '\0';
-    }
-    rt__outbox_read_end(self);
-    return rc;
+    s_meta_buf_t b = {buf, size};
+    return rt__outbox_get(self, self->meta, "meta", key, s_meta_copy, &b);
 }
 
 typedef struct {

@@ -63,4 +63,12 @@ int rt__outbox_read_begin(rt_outbox_t *self, MDB_txn **txn);
 /* Ends the snapshot; the handle keeps its reader slot for the next call. */
 void rt__outbox_read_end(rt_outbox_t *self);
 
+/* What rt__outbox_get does with the value found: 0 or an RT_E* code (logged). */
+typedef int (*rt__outbox_get_fn)(rt_outbox_t *self, const MDB_val *k, const MDB_val *v, void *arg);
+
+/* Looks key up in dbi in a read snapshot of its own and hands the value to fn. Returns
+ * fn's result, RT_ENOTFOUND, or a read failure (logged with what and key). */
+int rt__outbox_get(rt_outbox_t *self, MDB_dbi dbi, const char *what, const char *key,
+                   rt__outbox_get_fn fn, void *arg);
+
 #endif

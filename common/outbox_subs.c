@@ -49,24 +49,17 @@ static int s_sub_decode(rt_outbox_t *self, const MDB_val *k, const MDB_val *v, r
     return 0;
 }
 
+static int s_sub_get_one(rt_outbox_t *self, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    return s_sub_decode(self, k, v, arg);
+}
+
 int rt_outbox_sub_get(rt_outbox_t *self, const char *name, rt_outbox_sub_t *sub)
 {
     int rc = s_sub_name(self, name);
     if (rc)
         return rc;
-    MDB_txn *txn = NULL;
-    if ((rc = rt__outbox_read_begin(self, &txn)) != 0)
-        return rc;
-    MDB_val k = rt__outbox_val(name, strlen(name)), v;
-    rc = mdb_get(txn, self->subs, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        rc = RT_ENOTFOUND;
-    else if (rc)
-        rc = rt__outbox_fail(self, rc, "read subscriber %s", name);
-    else
-        rc = s_sub_decode(self, &k, &v, sub);
-    rt__outbox_read_end(self);
-    return rc;
+    return rt__outbox_get(self, self->subs, "subscriber", name, s_sub_get_one, sub);
 }
 
 static int s_sub_put_txn(rt_outbox_t *self, MDB_txn *txn, void *arg)

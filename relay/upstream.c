@@ -33,7 +33,7 @@
 #define S_SILENCE_MS 5000 /* nothing from the publisher: reconnect */
 /* Live records kept until they are known stored. */
 #define S_PENDING_MAX 4096
-#define S_PENDING_MAX_BYTES (64u << 20)
+#define S_PENDING_MAX_BYTES (16u << 20)
 /* A full outbox (RT_EFULL) is tried again after this long. */
 #define S_FULL_RETRY_MS 500
 /* Malformed frames are logged at most this often. */
