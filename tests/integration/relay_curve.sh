@@ -7,7 +7,8 @@
 # with the source; a key the relay does not allow gets no answer; a relay whose
 # certificate names another relay, or without the publisher's key, does not start; an
 # initial copy asked of the relay is refused with a message naming the publisher; admin
-# verbs at the relay need its admin keys.
+# verbs at the relay need its admin keys; replica1 moves to the publisher and back to
+# the relay with nothing but its --publisher (the same seqs).
 set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
 rt_setup
@@ -17,7 +18,7 @@ mkdir -p "$K/pub_allow" "$K/relay_allow" "$K/relay_admin"
 for n in pub edge replica1 replica2 ops stranger; do
     "$CTL" keygen "$n" --dir "$K" >/dev/null
 done
-cp "$K/edge.cert" "$K/pub_allow/"
+cp "$K/edge.cert" "$K/replica1.cert" "$K/ops.cert" "$K/pub_allow/"
 cp "$K/replica1.cert" "$K/replica2.cert" "$K/ops.cert" "$K/relay_allow/"
 cp "$K/ops.cert" "$K/relay_admin/"
 
@@ -30,7 +31,8 @@ R1="tcp://127.0.0.1:$(rt_free_port)"
 R1_PUB="tcp://127.0.0.1:$(rt_free_port)"
 rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
     --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" \
-    --pub "tcp://127.0.0.1:$(rt_free_port)" --cert "$K/pub.cert_secret" --allow "$K/pub_allow"
+    --pub "tcp://127.0.0.1:$(rt_free_port)" --cert "$K/pub.cert_secret" --allow "$K/pub_allow" \
+    --admin "$K/pub_allow"
 
 echo "== a relay that cannot be what it says does not start"
 rc=0
@@ -88,6 +90,27 @@ sleep 2
 "$CTL" --publisher "$R1" --cert "$K/ops.cert_secret" --publisher-key "$K/edge.cert" \
     resume replica1 >/dev/null
 rt_wait_converged 60 source replica1
+
+echo "== replica1 moves to the publisher, and back to the relay"
+start_replica1() {
+    rt_start_daemon replica1 "$RT_TMP/replica1.log" "$RT_BIN/rt-subscriber" --publisher "$1" \
+        --target "$REPLICA1_DSN" --name replica1 --cert "$K/replica1.cert_secret" \
+        --publisher-key "$K/$2.cert"
+}
+rt_stop_daemon replica1
+rt_psql source -c "INSERT INTO t SELECT g, 'moving ' || g FROM generate_series(2000, 2100) g"
+start_replica1 "$ROUTER" pub
+rt_psql source -c "UPDATE t SET v = v || ' at the publisher' WHERE id BETWEEN 2000 AND 2050"
+rt_wait_converged 60 source replica1
+rt_stop_daemon replica1
+# Where it left, it would hold back trimming: forget it there.
+"$CTL" --publisher "$ROUTER" --cert "$K/ops.cert_secret" --publisher-key "$K/pub.cert" \
+    forget replica1 --force >/dev/null
+rt_psql source -c "DELETE FROM t WHERE id BETWEEN 2040 AND 2060"
+start_replica1 "$R1" edge
+rt_wait_converged 60 source replica1
+grep -q 'subscriber replica1 connected at seq' "$RT_TMP/pub.log" ||
+    rt_fail "replica1 never followed the publisher itself"
 
 echo "== an initial copy is the publisher's"
 rt_psql replica2 -c "DROP TABLE t"
