@@ -331,6 +331,15 @@ case_latency() {
     read -r "B_RES[lat_p50.$kind]" "B_RES[lat_p95.$kind]" "B_RES[lat_p99.$kind]" "B_RES[lat_max.$kind]" <<<"$st"
     echo "    $kind latency: $n rows at $LAT_RATE/s; apply - write ms: p50 ${B_RES[lat_p50.$kind]}" \
         "p95 ${B_RES[lat_p95.$kind]} p99 ${B_RES[lat_p99.$kind]} max ${B_RES[lat_max.$kind]}"
+    # Visible: when the replica transaction holding the row committed (replica.sql).
+    st="$(b_q "$r" "SELECT count(*) || ' ' || round(percentile_cont(0.50) WITHIN GROUP (ORDER BY ms)::numeric, 2) || ' ' ||
+                          round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2)
+                   FROM (SELECT extract(epoch FROM v.visible - l.written) * 1000 AS ms
+                         FROM bench_lat l JOIN bench_lat_vis v USING (id)) s")"
+    local nvis
+    read -r nvis "B_RES[vis_p50.$kind]" "B_RES[vis_p99.$kind]" <<<"$st"
+    [[ "$nvis" == "$n" ]] || b_fail "$kind latency: $nvis rows stamped visible of $n"
+    echo "    $kind latency: commit - write ms (visible): p50 ${B_RES[vis_p50.$kind]} p99 ${B_RES[vis_p99.$kind]}"
     b_check_same "$kind latency" bench_lat "row(t.id, t.written)" "$src" "$r" || b_set "lat_p50.$kind" "FAIL"
 }
 
@@ -780,6 +789,8 @@ if b_want latency; then
     row latency "p95 ms" lat_p95 lower
     row latency "p99 ms" lat_p99 lower
     row latency "max ms" lat_max lower
+    row latency "visible p50 ms (replica commit - write)" vis_p50 lower
+    row latency "visible p99 ms" vis_p99 lower
     load_row latency latency
 fi
 if b_want fo_bulk; then
