@@ -9,6 +9,23 @@
 #define S_HEARTBEAT_IVL_MS 1000
 #define S_HEARTBEAT_TIMEOUT_MS 6000
 
+int rt_sock_check_plaintext(const char *const *eps, size_t n, bool insecure, const char *prog,
+                            const char *refusal, const char *warning, bool *used)
+{
+    *used = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!eps[i] || rt_sock_endpoint_local(eps[i]))
+            continue;
+        if (!insecure) {
+            fprintf(stderr, "%s: %s %s\n", prog, eps[i], refusal);
+            return RT_EINVAL;
+        }
+        rt_warn("INSECURE: %s %s (--insecure)", eps[i], warning);
+        *used = true;
+    }
+    return RT_OK;
+}
+
 bool rt_sock_endpoint_local(const char *ep)
 {
     if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)

@@ -31,6 +31,13 @@ typedef struct {
  * localhost, ipc:// and inproc://. Other endpoints need CURVE (or --insecure). */
 bool rt_sock_endpoint_local(const char *endpoint);
 
+/* The check of a program run without CURVE: each of the n endpoints (NULL ones
+ * skipped) must stay on this host unless insecure. RT_OK, *used set when one needed
+ * insecure (each logged "INSECURE: ENDPOINT WARNING (--insecure)"); RT_EINVAL after
+ * printing "PROG: ENDPOINT REFUSAL" to stderr for the first that may not. */
+int rt_sock_check_plaintext(const char *const *eps, size_t n, bool insecure, const char *prog,
+                            const char *refusal, const char *warning, bool *used) RT_WUR;
+
 /* Creates the socket, applies the options and binds or connects it. Every socket gets
  * linger 0 and a non-blocking send (sndtimeo 0); a ROUTER also gets ROUTER_MANDATORY
  * (unroutable sends fail rather than vanish), ZMTP heartbeats (a dead peer's pipe goes

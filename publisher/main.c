@@ -127,21 +127,16 @@ static int s_security(const s_opts_t *o, int *mode)
     if (o->cert)
         return RT_OK;
     const char *eps[] = {o->listen, o->pub};
-    for (size_t i = 0; i < 2; i++) {
-        if (rt_sock_endpoint_local(eps[i]))
-            continue;
-        if (!o->insecure) {
-            fprintf(stderr,
-                    "rt-publisher: %s is reachable from other hosts: give --cert and --allow "
-                    "(CURVE), or --insecure to serve it in plaintext to anyone\n",
-                    eps[i]);
-            return RT_EINVAL;
-        }
-        rt_warn("INSECURE: %s serves every record and every admin verb in plaintext to "
-                "anyone who reaches it (--insecure)",
-                eps[i]);
+    bool used;
+    if (rt_sock_check_plaintext(eps, 2, o->insecure, "rt-publisher",
+                                "is reachable from other hosts: give --cert and --allow (CURVE), "
+                                "or --insecure to serve it in plaintext to anyone",
+                                "serves every record and every admin verb in plaintext to "
+                                "anyone who reaches it",
+                                &used) != RT_OK)
+        return RT_EINVAL;
+    if (used)
         *mode = RT_SECURITY_INSECURE;
-    }
     return RT_OK;
 }
 

@@ -61,19 +61,15 @@ static int s_security(const s_opts_t *o, int *mode)
     if (o->cert)
         return RT_OK;
     const char *eps[] = {o->listen, o->pub, o->publisher, o->pub_upstream};
-    for (size_t i = 0; i < 4; i++) {
-        if (!eps[i] || rt_sock_endpoint_local(eps[i]))
-            continue;
-        if (!o->insecure) {
-            fprintf(stderr,
-                    "rt-relay: %s is on or reachable from other hosts: give --cert, "
-                    "--publisher-key and --allow (CURVE), or --insecure to relay in plaintext\n",
-                    eps[i]);
-            return RT_EINVAL;
-        }
-        rt_warn("INSECURE: %s carries every record in plaintext (--insecure)", eps[i]);
+    bool used;
+    if (rt_sock_check_plaintext(eps, 4, o->insecure, "rt-relay",
+                                "is on or reachable from other hosts: give --cert, "
+                                "--publisher-key and --allow (CURVE), or --insecure to relay in "
+                                "plaintext",
+                                "carries every record in plaintext", &used) != RT_OK)
+        return RT_EINVAL;
+    if (used)
         *mode = RT_SECURITY_INSECURE;
-    }
     return RT_OK;
 }
 

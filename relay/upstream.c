@@ -41,6 +41,21 @@
 
 typedef enum { S_DOWN, S_PINGING, S_STATUS, S_HELLO, S_STREAMING } s_state_t;
 
+/* What the relay needs of a record, decoded once when it arrives. */
+typedef struct {
+    uint64_t seq;
+    uint8_t flags;       /* RT_REC_FIRST | RT_REC_LAST */
+    rt_lsn_t commit_lsn; /* of its source transaction */
+    rt_lsn_t end_lsn;    /* LAST records */
+    int64_t commit_ts;   /* source commit time */
+} s_head_t;
+
+/* A live record kept until it is known stored. */
+typedef struct {
+    zmq_msg_t msg;
+    s_head_t head;
+} s_kept_t;
+
 /* Records taken, in seq order, for one outbox commit. */
 typedef struct {
     zmq_msg_t *msgs;
@@ -86,7 +101,7 @@ struct rt_upstream_t {
     bool tail_open;      /* the last taken record is not a LAST */
     rt_lsn_t tail_lsn;   /* its commit LSN */
     bool replaced;       /* a record did not continue the open transaction: drop it */
-    zmq_msg_t *pending;  /* live records not known stored: seqs pend_first.. (a ring) */
+    s_kept_t *pending;   /* live records not known stored: seqs pend_first.. (a ring) */
     uint64_t pend_first; /* seq of the oldest */
     size_t pend_start, pend_n, pend_bytes;
 
@@ -122,7 +137,7 @@ static void s_batch_free(s_batch_t *b)
 }
 
 /* Appends a reference to frame. False when out of memory. */
-static bool s_batch_add(s_batch_t *b, zmq_msg_t *frame, const rt_record_t *rec)
+static bool s_batch_add(s_batch_t *b, zmq_msg_t *frame, const s_head_t *rec)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 256;
@@ -308,14 +323,14 @@ static int s_discard_open(rt_upstream_t *self)
 static void s_pending_clear(rt_upstream_t *self)
 {
     for (size_t i = 0; i < self->pend_n; i++)
-        zmq_msg_close(&self->pending[(self->pend_start + i) % S_PENDING_MAX]);
+        zmq_msg_close(&self->pending[(self->pend_start + i) % S_PENDING_MAX].msg);
     self->pend_n = self->pend_bytes = 0;
     self->pend_start = 0;
 }
 
 static void s_pending_pop(rt_upstream_t *self)
 {
-    zmq_msg_t *m = &self->pending[self->pend_start];
+    zmq_msg_t *m = &self->pending[self->pend_start].msg;
     self->pend_bytes -= zmq_msg_size(m);
     zmq_msg_close(m);
     self->pend_start = (self->pend_start + 1) % S_PENDING_MAX;
@@ -339,15 +354,10 @@ static void s_link_lost(rt_upstream_t *self, const char *why, int64_t now)
     self->run_id = 0;
 }
 
-/* The next record, known stored: into the batch, out on the relay's PUB. rec is frame
- * decoded, or NULL to decode it here. */
-static void s_take(rt_upstream_t *self, zmq_msg_t *frame, const rt_record_t *rec, int64_t now)
+/* The next record, known stored (rec: its header): into the batch, out on the relay's
+ * PUB. */
+static void s_take(rt_upstream_t *self, zmq_msg_t *frame, const s_head_t *rec, int64_t now)
 {
-    if (!rec &&
-        rt_record_decode(self->dec, zmq_msg_data(frame), zmq_msg_size(frame), &rec) != RT_OK) {
-        s_bad_frame(self, "a REC that does not decode", now);
-        return;
-    }
     bool first = rec->flags & RT_REC_FIRST;
     if (self->tail_open ? first || rec->commit_lsn != self->tail_lsn : !first) {
         /* The publisher sent another transaction where the open one's chunks were
@@ -383,8 +393,8 @@ static void s_drain(rt_upstream_t *self, int64_t now)
         s_pending_pop(self);
     while (self->pend_n > 0 && self->pend_first == self->expected &&
            self->pend_first <= self->durable && s_room(self)) {
-        zmq_msg_t *m = &self->pending[self->pend_start];
-        s_take(self, m, NULL, now);
+        s_kept_t *k = &self->pending[self->pend_start];
+        s_take(self, &k->msg, &k->head, now);
         if (self->state != S_STREAMING)
             return; /* s_take dropped the link (and the kept records) */
         s_pending_pop(self);
@@ -393,8 +403,9 @@ static void s_drain(rt_upstream_t *self, int64_t now)
 
 /* Keeps a live record until it is known stored: the kept ones are one run of
  * consecutive seqs; a record past it starts a new one (the ones between are fetched). */
-static void s_keep(rt_upstream_t *self, uint64_t seq, zmq_msg_t *frame)
+static void s_keep(rt_upstream_t *self, const s_head_t *head, zmq_msg_t *frame)
 {
+    uint64_t seq = head->seq;
     if (seq < self->expected)
         return;
     if (self->pend_n > 0 && seq < self->pend_first + self->pend_n)
@@ -404,9 +415,10 @@ static void s_keep(rt_upstream_t *self, uint64_t seq, zmq_msg_t *frame)
     size_t len = zmq_msg_size(frame);
     if (self->pend_n == S_PENDING_MAX || self->pend_bytes + len > S_PENDING_MAX_BYTES)
         return; /* dropped: fetched later */
-    zmq_msg_t *m = &self->pending[(self->pend_start + self->pend_n) % S_PENDING_MAX];
-    if (zmq_msg_init(m) != 0 || zmq_msg_copy(m, frame) != 0)
+    s_kept_t *k = &self->pending[(self->pend_start + self->pend_n) % S_PENDING_MAX];
+    if (zmq_msg_init(&k->msg) != 0 || zmq_msg_copy(&k->msg, frame) != 0)
         return;
+    k->head = *head;
     if (self->pend_n == 0)
         self->pend_first = seq;
     self->pend_n++;
@@ -440,7 +452,12 @@ static void s_on_record(rt_upstream_t *self, zmq_msg_t *frame, bool fetched, con
         s_bad_frame(self, "a REC that does not decode", now);
         return;
     }
-    uint64_t seq = rec->seq;
+    s_head_t head = {.seq = rec->seq,
+                     .flags = rec->flags,
+                     .commit_lsn = rec->commit_lsn,
+                     .end_lsn = rec->end_lsn,
+                     .commit_ts = rec->commit_ts};
+    uint64_t seq = head.seq;
     if (fetched) {
         rt_fetch_window_record(&self->fetch, zmq_msg_size(frame), now);
         if (seq > self->durable)
@@ -452,9 +469,9 @@ static void s_on_record(rt_upstream_t *self, zmq_msg_t *frame, bool fetched, con
     }
     if (seq == self->expected && seq <= self->durable && (fetched || self->pend_n == 0) &&
         s_room(self))
-        s_take(self, frame, rec, now);
+        s_take(self, frame, &head, now);
     else if (!fetched)
-        s_keep(self, seq, frame);
+        s_keep(self, &head, frame);
     s_drain(self, now);
 }
 

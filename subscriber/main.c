@@ -151,22 +151,14 @@ static int s_security(const s_opts_t *o)
     if (o->cert)
         return RT_OK;
     const char *eps[] = {o->publisher, o->pub};
-    for (size_t i = 0; i < 2; i++) {
-        if (!eps[i] || rt_sock_endpoint_local(eps[i]))
-            continue;
-        if (!o->insecure) {
-            fprintf(stderr,
-                    "rt-subscriber: %s is on another host: give --cert and --publisher-key "
-                    "(CURVE), or --insecure to take records in plaintext from whoever answers "
-                    "there\n",
-                    eps[i]);
-            return RT_EINVAL;
-        }
-        rt_warn("INSECURE: records from %s travel in plaintext and the publisher is not "
-                "authenticated (--insecure)",
-                eps[i]);
-    }
-    return RT_OK;
+    bool used;
+    return rt_sock_check_plaintext(eps, 2, o->insecure, "rt-subscriber",
+                                   "is on another host: give --cert and --publisher-key (CURVE), "
+                                   "or --insecure to take records in plaintext from whoever "
+                                   "answers there",
+                                   "carries records in plaintext from a publisher that is not "
+                                   "authenticated",
+                                   &used);
 }
 
 int main(int argc, char **argv)
