@@ -174,9 +174,11 @@ int rt_wire_prevalidate(const void *frame, size_t len) RT_WUR;
 typedef enum {
     RT_MSG_UNKNOWN = 0,
     RT_MSG_REC,          /* an outbox record (rt_record_t) */
-    RT_MSG_HELLO,        /* sub -> pub: name, applied_seq */
-    RT_MSG_WELCOME,      /* pub -> sub: source, pub_endpoint, first_seq, head_seq */
-    RT_MSG_FETCH,        /* sub -> pub: from_seq, count */
+    RT_MSG_HELLO,        /* sub -> pub: name, applied_seq, lsn (its record's commit LSN),
+                          * flags (RT_HELLO_LSN) */
+    RT_MSG_WELCOME,      /* pub -> sub: source, pub_endpoint, first_seq, head_seq, paused,
+                          * run_id, seq (the applied seq it registered) */
+    RT_MSG_FETCH,        /* sub -> pub: from_seq, count, run_id (the run it follows) */
     RT_MSG_FETCHED,      /* pub -> sub: from_seq, last_seq (last sent, 0 if none), head_seq */
     RT_MSG_ACK,          /* sub -> pub: applied_seq, state */
     RT_MSG_HUGZ,         /* pub -> all over PUB: head_seq */
@@ -274,6 +276,10 @@ typedef struct {
 #define RT_REPLAY_SINCE 0x04u   /* from is the first record with commit_ts >= the given time */
 #define RT_REPLAY_FLAGS 0x07u   /* every valid bit */
 
+/* HELLO flags: lsn is the commit LSN of the record at the applied seq, which the replica
+ * committed before the publisher stored it (protocol.md, "Live records and durability"). */
+#define RT_HELLO_LSN 0x01u
+
 /* FORGET flags. */
 #define RT_FORGET_FORCE 0x01u /* even while the subscriber is connected */
 
@@ -309,28 +315,33 @@ const char *rt_security_name(int64_t security);
  * message (freed by rt_msg_clear). Fields not used by a type are zero. */
 typedef struct {
     int type;           /* rt_msg_type_t */
+    uint8_t version;    /* encode: 0 the newest, else that version (for an older peer);
+                         * decode: the frame's */
     char *name;         /* HELLO, PAUSE, RESUME: subscriber name */
     char *source;       /* WELCOME, PONG: source name */
     char *endpoint;     /* WELCOME: PUB endpoint to connect to */
     char *text;         /* ERROR, OK: message; ACK: last apply error ("" if none) */
     int64_t code;       /* ERROR: an RT_E* code */
     int64_t state;      /* ACK: rt_sub_state_t */
-    uint64_t seq;       /* HELLO/ACK: applied; FETCH/FETCHED/REPLAY: from_seq */
+    uint64_t seq;       /* HELLO/ACK: applied; WELCOME: applied, as registered;
+                         * FETCH/FETCHED/REPLAY: from_seq */
     uint64_t last_seq;  /* FETCHED: last sent; REPLAY: last seq of the range (0: head) */
     uint64_t first_seq; /* WELCOME: oldest record still in the outbox */
     uint64_t head_seq;  /* WELCOME, FETCHED, HUGZ, PONG, LIVE: newest durable record */
     uint64_t run_id;    /* WELCOME, FETCHED, HUGZ, LIVE: the publisher's run (0: a version
-                         * without it) */
+                         * without it); FETCH: the run the subscriber follows (0: any) */
     uint64_t count;     /* FETCH: records wanted */
     bool paused;        /* WELCOME: the subscriber is paused (apply nothing until RESUME) */
     uint64_t conflicts; /* ACK: conflicts met since the subscriber started */
     int64_t commit_ts;  /* ACK: source commit time of the last applied record (PostgreSQL
                          * epoch µs, 0 if none); REPLAY: the --since time */
     int64_t applied_at; /* ACK: when that record was committed on the replica (same unit) */
-    uint64_t flags;     /* REPLAY: RT_REPLAY_*; FORGET: RT_FORGET_*; COPY: RT_COPY_* */
+    uint64_t flags;     /* REPLAY: RT_REPLAY_*; FORGET: RT_FORGET_*; COPY: RT_COPY_*;
+                         * HELLO: RT_HELLO_* */
     uint64_t sync_id;   /* SYNC_*, COPY*: the publisher's id of the copy session */
     uint64_t table;     /* COPY*: index of the table in SYNC_READY's tables */
-    rt_lsn_t lsn;       /* SYNC_READY: the snapshot's consistent point */
+    rt_lsn_t lsn;       /* SYNC_READY: the snapshot's consistent point; HELLO: the commit
+                         * LSN of the applied seq's record (with RT_HELLO_LSN) */
     void *data;         /* COPY_DATA: datalen bytes (malloc'd) */
     size_t datalen;
     rt_sync_table_t *tables; /* SYNC_READY: ntables tables (malloc'd) */

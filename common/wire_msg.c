@@ -32,7 +32,7 @@ static char *s_dup(const char *p, uint32_t n)
  *   'E' the tables of a SCHEMA_READY: the same, pre and post text (bin, any length)
  *   't' text (bin with a terminating NUL, any length) -> char * (NULL packs as "") */
 
-#define S_MAX_FIELDS 6
+#define S_MAX_FIELDS 8
 
 typedef struct {
     int type;                 /* rt_msg_type_t */
@@ -51,9 +51,22 @@ static uint8_t s_msg_version(const s_msg_spec_t *spec)
 #define S_OFF(m) offsetof(rt_msg_t, m)
 
 static const s_msg_spec_t s_msg_specs[] = {
+    /* Version 2: the commit LSN of the applied seq's record (flags RT_HELLO_LSN). The
+     * first entry of a type is the one encoded; a later one with the same tag is an older
+     * version, still decoded. */
+    {.type = RT_MSG_HELLO,
+     .tag = "HELLO",
+     .sig = "suuu",
+     .off = {S_OFF(name), S_OFF(seq), S_OFF(lsn), S_OFF(flags)},
+     .version = 2},
     {.type = RT_MSG_HELLO, .tag = "HELLO", .sig = "su", .off = {S_OFF(name), S_OFF(seq)}},
-    /* Version 2: the publisher's run. The first entry of a type is the one encoded; a
-     * later one with the same tag is an older version, still decoded. */
+    /* Version 2: the publisher's run; 3: the applied seq it registered. */
+    {.type = RT_MSG_WELCOME,
+     .tag = "WELCOME",
+     .sig = "ssuubuu",
+     .off = {S_OFF(source), S_OFF(endpoint), S_OFF(first_seq), S_OFF(head_seq), S_OFF(paused),
+             S_OFF(run_id), S_OFF(seq)},
+     .version = 3},
     {.type = RT_MSG_WELCOME,
      .tag = "WELCOME",
      .sig = "ssuubu",
@@ -64,6 +77,12 @@ static const s_msg_spec_t s_msg_specs[] = {
      .tag = "WELCOME",
      .sig = "ssuub",
      .off = {S_OFF(source), S_OFF(endpoint), S_OFF(first_seq), S_OFF(head_seq), S_OFF(paused)}},
+    /* Version 2: the run the subscriber follows (0: any). */
+    {.type = RT_MSG_FETCH,
+     .tag = "FETCH",
+     .sig = "uuu",
+     .off = {S_OFF(seq), S_OFF(count), S_OFF(run_id)},
+     .version = 2},
     {.type = RT_MSG_FETCH, .tag = "FETCH", .sig = "uu", .off = {S_OFF(seq), S_OFF(count)}},
     {.type = RT_MSG_FETCHED,
      .tag = "FETCHED",
@@ -450,6 +469,7 @@ int rt_msg_decode(const void *frame, size_t len, rt_msg_t *msg)
         !(spec = s_spec_of_version(type, u.data.via.array.ptr[1].via.u64)))
         goto cleanup;
     err = RT_OK;
+    msg->version = s_msg_version(spec);
     rt__wire_open(&c, &u.data, (uint32_t)strlen(spec->sig) + 2);
     rt__wire_header(&c, spec->tag, s_msg_version(spec));
     for (size_t i = 0; spec->sig[i] && !c.bad; i++) {
@@ -518,7 +538,8 @@ cleanup:
 
 int rt_msg_encode(const rt_msg_t *msg, void **frame, size_t *len)
 {
-    const s_msg_spec_t *spec = s_spec_of_type(msg->type);
+    const s_msg_spec_t *spec =
+        msg->version ? s_spec_of_version(msg->type, msg->version) : s_spec_of_type(msg->type);
     msgpack_sbuffer sb;
     rt__wire_packer_t sp = {.err = RT_OK};
 

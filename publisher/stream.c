@@ -149,6 +149,42 @@ static uint64_t s_stored(rt_stream_t *self)
     return rt_outbox_next_seq(self->outbox) - 1;
 }
 
+/* HELLO from a subscriber that committed its applied seq before this publisher stored it:
+ * finds where it stands in the records stored now (*applied). False when answered with an
+ * ERROR instead: RT_EAGAIN (not stored that far yet: it asks again), or a failure. */
+static bool s_resume(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m,
+                     const rt_stream_sub_t *known, uint64_t *applied)
+{
+    char text[256], lsn[32];
+    rt_lsn_format(m->lsn, lsn, sizeof lsn);
+    int rc = rt_stream_resume_position(self->outbox, m->seq, m->lsn,
+                                       known ? known->stored.acked_seq : 0, applied);
+    if (rc == RT_OK) {
+        if (*applied != m->seq)
+            rt_info("subscriber %s applied seq %llu (commit LSN %s) of an earlier run, whose "
+                    "unstored records this run numbered anew: it stands at seq %llu",
+                    m->name, (unsigned long long)m->seq, lsn, (unsigned long long)*applied);
+        return true;
+    }
+    if (rc == RT_EAGAIN)
+        snprintf(text, sizeof text,
+                 "subscriber %s applied seq %llu (commit LSN %s), which the outbox has not "
+                 "stored yet: ask again",
+                 m->name, (unsigned long long)m->seq, lsn);
+    else if (rc == RT_ETRIMMED)
+        snprintf(text, sizeof text,
+                 "the records after commit LSN %s were trimmed from the outbox (oldest kept: "
+                 "%llu); subscriber %s needs a resync",
+                 lsn, (unsigned long long)rt_outbox_first_seq(self->outbox), m->name);
+    else
+        snprintf(text, sizeof text, "the outbox could not be read to place subscriber %s: %s",
+                 m->name, rt_strerror(rc));
+    if (rc != RT_EAGAIN)
+        rt_warn("%s", text);
+    s_send_error(self, id, idlen, rc, text);
+    return false;
+}
+
 static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt_msg_t *m)
 {
     rt_stream_sub_t *pending = rt_stream_sub(self, m->name, false);
@@ -162,23 +198,26 @@ static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt
     }
     rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
     uint64_t first = rt_outbox_first_seq(self->outbox);
-    if (m->seq + 1 < first && first <= pos.head_seq) {
+    uint64_t applied = m->seq;
+    if ((m->flags & RT_HELLO_LSN) && !s_resume(self, id, idlen, m, pending, &applied))
+        return;
+    if (applied + 1 < first && first <= pos.head_seq) {
         char text[256];
         snprintf(text, sizeof text,
                  "records %llu..%llu were trimmed from the outbox (oldest kept: %llu); "
                  "subscriber %s needs a resync",
-                 (unsigned long long)(m->seq + 1), (unsigned long long)(first - 1),
+                 (unsigned long long)(applied + 1), (unsigned long long)(first - 1),
                  (unsigned long long)first, m->name);
         rt_warn("%s", text);
         s_send_error(self, id, idlen, RT_ETRIMMED, text);
         return;
     }
-    if (m->seq > pos.head_seq) {
+    if (applied > pos.head_seq) {
         char text[256];
         snprintf(text, sizeof text,
                  "subscriber %s says it applied seq %llu but the outbox ends at %llu: it was "
                  "fed by another outbox",
-                 m->name, (unsigned long long)m->seq, (unsigned long long)pos.head_seq);
+                 m->name, (unsigned long long)applied, (unsigned long long)pos.head_seq);
         rt_error("%s", text);
         s_send_error(self, id, idlen, RT_EINVAL, text);
         return;
@@ -187,22 +226,22 @@ static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt
     if (!s)
         return;
     bool known = s->last_seen_ms != 0;
-    if (s->reset_from && m->seq >= s->reset_from)
+    if (s->reset_from && applied >= s->reset_from)
         rt_warn("subscriber %s reconnected at seq %llu before it carried out the replay with "
                 "reset from seq %llu; run the replay again",
-                m->name, (unsigned long long)m->seq, (unsigned long long)s->reset_from);
+                m->name, (unsigned long long)applied, (unsigned long long)s->reset_from);
     s->reset_from = 0;
-    if (s->stored.keep_copied && m->seq < s->stored.keep_from) {
+    if (s->stored.keep_copied && applied < s->stored.keep_from) {
         s->stored.keep_from = 0; /* what it needs from here on, its acked_seq keeps */
         s->stored.keep_copied = false;
     }
-    s->stored.acked_seq = m->seq;
-    s->stored.state = m->seq < pos.head_seq ? RT_SUB_CATCHING_UP : RT_SUB_STREAMING;
+    s->stored.acked_seq = applied;
+    s->stored.state = applied < pos.head_seq ? RT_SUB_CATCHING_UP : RT_SUB_STREAMING;
     s->last_seen_ms = rt_mono_ms();
     s->dirty = true;
     if (!known)
         rt_info("subscriber %s connected at seq %llu (head %llu)", m->name,
-                (unsigned long long)m->seq, (unsigned long long)pos.head_seq);
+                (unsigned long long)applied, (unsigned long long)pos.head_seq);
     if (!s->stored.enabled)
         rt_info("subscriber %s is paused: it applies nothing until rtctl resume", m->name);
     rt_msg_t w = {.type = RT_MSG_WELCOME,
@@ -211,7 +250,9 @@ static void s_on_hello(rt_stream_t *self, const char *id, size_t idlen, const rt
                   .endpoint = self->pub_endpoint,
                   .first_seq = first,
                   .head_seq = s_stored(self),
-                  .paused = !s->stored.enabled};
+                  .paused = !s->stored.enabled,
+                  .seq = applied,
+                  .version = m->version < 2 ? 2 : 0}; /* what a version 1 HELLO's sender reads */
     s_send_msg(self, id, idlen, &w);
 }
 
@@ -245,7 +286,10 @@ static void s_on_fetch(rt_stream_t *self, const char *id, size_t idlen, const rt
         s_send_error(self, id, idlen, RT_EPROTO, "FETCH from seq 0: seqs start at 1");
         return;
     }
-    if (!(s && !s->stored.enabled)) {
+    /* A FETCH for another run counts in that run's numbering, which may not be this one's
+     * above the stored head: answered with no record, and this run's id. */
+    bool other_run = m->run_id && m->run_id != self->run_id;
+    if (!(s && !s->stored.enabled) && !other_run) {
         size_t count = m->count < MAX_FETCH_RECORDS ? m->count : MAX_FETCH_RECORDS;
         int rc =
             count ? rt_outbox_read(self->outbox, m->seq, count, MAX_FETCH_BYTES, s_fetch_one, &ctx)
@@ -277,11 +321,18 @@ static void s_on_ack(rt_stream_t *self, const char *id, size_t idlen, const rt_m
 {
     char name[128];
     snprintf(name, sizeof name, "%.*s", (int)(idlen < 127 ? idlen : 127), id);
-    rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
-    if (m->seq > pos.head_seq) {
-        s_bad_frame(self, name, "ACK beyond the outbox head");
+    /* A subscriber commits records before they are stored: what it acknowledges past the
+     * stored head counts as the head until they are. */
+    uint64_t acked = m->seq, stored = rt_outbox_position(self->outbox).head_seq;
+    if (acked > (self->published > stored ? self->published : stored)) {
+        /* Records of an earlier run this one never published: the subscriber sees the
+         * new run and says HELLO. */
+        rt_debug("ACK of seq %llu from %s: beyond what this run published",
+                 (unsigned long long)acked, name);
         return;
     }
+    if (acked > stored)
+        acked = stored;
     /* Only HELLO registers: a forgotten subscriber stays forgotten until it says HELLO. */
     rt_stream_sub_t *s = rt_stream_sub(self, name, false);
     if (!s)
@@ -294,9 +345,9 @@ static void s_on_ack(rt_stream_t *self, const char *id, size_t idlen, const rt_m
     if (s->reset_from && m->seq >= s->reset_from)
         return; /* sent before it moved its progress back: keep the records it needs */
     s->reset_from = 0;
-    if (s->stored.acked_seq != m->seq || s->stored.state != m->state)
+    if (s->stored.acked_seq != acked || s->stored.state != m->state)
         s->dirty = true;
-    s->stored.acked_seq = m->seq;
+    s->stored.acked_seq = acked;
     s->stored.state = (int32_t)m->state;
     /* Repair a lost PAUSE or RESUME notice. */
     bool says_paused = m->state == RT_SUB_PAUSED;

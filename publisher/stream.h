@@ -40,6 +40,15 @@ void *rt_stream_router(rt_stream_t *self);
 /* Handles the messages waiting on the ROUTER (at most a bounded number per call). */
 int rt_stream_handle(rt_stream_t *self) RT_WUR;
 
+/* Where a subscriber that says it applied seq, whose record has commit LSN lsn, stands
+ * among the records stored now (publisher/resume.c): seq itself when the record there is
+ * the end of that transaction, else the end of the last stored transaction committed at
+ * or before lsn (records numbered anew by a run after a crash). acked: its registered
+ * seq (0 if unknown). RT_OK with *pos; RT_EAGAIN when the outbox has not stored that far
+ * yet; RT_ETRIMMED; RT_EPROTO (a record does not decode); RT_EIO; RT_ENOMEM. */
+int rt_stream_resume_position(rt_outbox_t *outbox, uint64_t seq, rt_lsn_t lsn, uint64_t acked,
+                              uint64_t *pos);
+
 /* Publishes a record on PUB as soon as it is built, before it is durable (the
  * capture's publish callback): never blocks; past the PUB high-water mark it is dropped
  * and subscribers FETCH it once it is stored. data is copied before the call returns. */

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "initcopy.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -113,6 +114,8 @@ static void s_reset_txn(rt_apply_t *self)
     self->group_changes = 0;
     self->group_seq = 0;
     self->group_ts = 0;
+    self->group_lsn = 0;
+    self->group_mark = false;
     self->group_conflicts = 0;
     self->skip_past = 0;
     self->copying = false;
@@ -230,6 +233,24 @@ static PGresult *s_setup_exec(rt_apply_t *self, const char *what, const char *sq
                       self->last_error, sizeof self->last_error);
 }
 
+/* rt.progress: per source, the seq and commit LSN of the last record a replica transaction
+ * committed before the publisher had stored it (protocol.md, "Live records and
+ * durability"). Valid while the origin's progress is that seq. */
+static const char *const s_progress_ddl =
+    "DO $rt$BEGIN "
+    "PERFORM pg_advisory_xact_lock(" RT_SCHEMA_LOCK "); "
+    "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "
+    "CREATE SCHEMA rt; END IF; "
+    "IF to_regclass('rt.progress') IS NULL THEN "
+    "CREATE TABLE rt.progress (source text PRIMARY KEY, seq bigint NOT NULL, "
+    "commit_lsn pg_lsn NOT NULL); "
+    "END IF; END$rt$";
+static const char *const s_progress_read =
+    "SELECT seq, commit_lsn FROM rt.progress WHERE source = $1";
+static const char *const s_progress_write =
+    "INSERT INTO rt.progress (source, seq, commit_lsn) VALUES ($1, $2, $3::pg_lsn) "
+    "ON CONFLICT (source) DO UPDATE SET seq = excluded.seq, commit_lsn = excluded.commit_lsn";
+
 /* Checks that a source name from the publisher can be part of an origin name. */
 static bool s_source_ok(const char *source)
 {
@@ -297,6 +318,20 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
     PQclear(res);
     if (!(res = s_setup_exec(self, "create rt.conflicts", rt__conflicts_ddl, 0, NULL, NULL)))
         goto cleanup;
+    PQclear(res);
+    if (!(res = s_setup_exec(self, "create rt.progress", s_progress_ddl, 0, NULL, NULL)))
+        goto cleanup;
+    PQclear(res);
+    if (!(res = s_setup_exec(self, "read rt.progress", s_progress_read, 1, self->source, NULL)))
+        goto cleanup;
+    self->mark_seq = 0;
+    self->mark_lsn = 0;
+    if (PQntuples(res) == 1 && (rt_lsn_parse(PQgetvalue(res, 0, 1), &self->mark_lsn) != RT_OK ||
+                                sscanf(PQgetvalue(res, 0, 0), "%" SCNu64, &self->mark_seq) != 1)) {
+        rt__apply_error(self, "replica session setup failed: rt.progress holds '%s', '%s'",
+                        PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        goto cleanup;
+    }
     PQclear(res);
     res = NULL;
     if (rt__versioned_setup(self, self->policy) != RT_OK)
@@ -640,6 +675,7 @@ failed:
          * transaction's (under last_write_wins it is the rows' version). */
         self->group_seqrecs++;
         self->group_seq = rec->seq;
+        self->group_lsn = rec->commit_lsn;
         if (self->group_txns == 0)
             self->group_ts = rec->commit_ts;
         return RT_OK;
@@ -648,6 +684,7 @@ failed:
     if (!self->mid_txn) {
         self->group_txns++;
         self->group_seq = rec->seq;
+        self->group_lsn = rec->commit_lsn;
         self->group_ts = rec->commit_ts;
     }
     return RT_OK;
@@ -680,6 +717,12 @@ int rt_apply_commit(rt_apply_t *self)
     if (self->replay_to &&
         (err = rt__pipeline_send(self, RT__OP_MISC, rt__skip_replayed_sql, 3, rparams)) != RT_OK)
         return s_failed(self, err);
+    char mlsn[32];
+    rt_lsn_format(self->group_lsn, mlsn, sizeof mlsn);
+    const char *mparams[3] = {self->source, seq, mlsn};
+    bool mark = self->group_mark;
+    if (mark && (err = rt__pipeline_send(self, RT__OP_MISC, s_progress_write, 3, mparams)) != RT_OK)
+        return s_failed(self, err);
     if ((err = rt__pipeline_send(self, RT__OP_MISC,
                                  "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
                                  "timestamptz '2000-01-01 00:00:00+00' + "
@@ -690,6 +733,10 @@ int rt_apply_commit(rt_apply_t *self)
     if ((err = rt__pipeline_sync(self, NULL)) != RT_OK)
         return s_failed(self, err);
     self->applied_seq = self->group_seq;
+    if (mark) {
+        self->mark_seq = self->group_seq;
+        self->mark_lsn = self->group_lsn;
+    }
     if (self->skip_past && self->group_seq >= self->skip_past) {
         rt_debug("the stream is past the copies' snapshots: every change applies now");
         rt__skip_free(self);
@@ -710,6 +757,19 @@ int rt_apply_commit(rt_apply_t *self)
     s_reset_txn(self);
     rt__versioned_purge(self, false);
     return RT_OK;
+}
+
+void rt_apply_mark_group(rt_apply_t *self)
+{
+    self->group_mark = true;
+}
+
+bool rt_apply_mark(const rt_apply_t *self, rt_lsn_t *lsn)
+{
+    if (!self->mark_seq || self->mark_seq != self->applied_seq)
+        return false;
+    *lsn = self->mark_lsn;
+    return true;
 }
 
 int rt_apply_reset(rt_apply_t *self, uint64_t seq)

@@ -129,6 +129,14 @@ const char *rt_apply_last_error(const rt_apply_t *self);
 int64_t rt_apply_last_commit_ts(const rt_apply_t *self);
 int64_t rt_apply_last_applied_at(const rt_apply_t *self);
 
+/* The open group holds records the publisher had not stored when they were applied: its
+ * commit records its last record's seq and commit LSN in rt.progress, so that a run of the
+ * publisher that numbered them anew finds where the replica stands (protocol.md, "Live
+ * records and durability"). */
+void rt_apply_mark_group(rt_apply_t *self);
+/* True when the replica's progress is such a record: *lsn gets its commit LSN. */
+bool rt_apply_mark(const rt_apply_t *self, rt_lsn_t *lsn);
+
 /* Moves the replication origin's progress to seq (back or forward), rolling back any
  * open transaction first: ends the origin session, pg_replication_origin_advance,
  * binds the origin again. Then applied_seq = seq and the next record is seq + 1.

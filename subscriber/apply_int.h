@@ -97,6 +97,10 @@ struct rt_apply_t {
     uint64_t applied_rows;    /* changes committed since start */
     uint64_t group_seq;       /* seq of the last LAST record in the open transaction */
     int64_t group_ts;         /* its commit time (PostgreSQL epoch µs) */
+    rt_lsn_t group_lsn;       /* the commit LSN that record carries */
+    bool group_mark;          /* its commit records (group_seq, group_lsn) in rt.progress */
+    uint64_t mark_seq;        /* what rt.progress says (0: nothing) */
+    rt_lsn_t mark_lsn;
 
     rt__op_t *ops; /* commands of the current segment */
     size_t nops, ops_cap;

@@ -49,16 +49,14 @@
 #define S_RECV_BATCH 256
 /* Malformed frames are logged at most this often. */
 #define S_BAD_LOG_MS 10000
-/* Records held while a group waits to be known stored before it commits: beyond
- * these, later records are dropped (and fetched). */
+/* Live records held past a gap until FETCH fills it: beyond these, later records are
+ * dropped (and fetched). */
 #define S_HELD_MAX 4096
-/* A group closing this long (the publisher stores nothing: its outbox is full, it is
- * stuck) is rolled back: what is stored is applied again and committed alone. */
-#define S_CLOSING_MAX_MS 2000
 #define S_HELD_MAX_BYTES (64u * 1024 * 1024)
+/* HELLO again after the publisher said it has not stored the applied seq yet. */
+#define S_HELLO_AGAIN_MS 100
 
-/* A record kept to apply later: it came while the group was closing (to apply after
- * its commit), or live past a gap (to apply once FETCH filled the gap). */
+/* A live record kept past a gap, to apply once FETCH filled the gap. */
 typedef struct {
     uint64_t seq;     /* its seq (the list is sorted by it) */
     zmq_msg_t rec;    /* the REC frame */
@@ -91,10 +89,9 @@ struct rt_link_t {
                               * which publishes only stored records) */
     uint64_t durable_head;   /* newest seq that run told us it has stored */
     uint64_t tentative_to;   /* last seq of the open replica transaction that came live and
-                              * is not known stored yet (0: none); it cannot commit before */
-    bool closing;            /* the group is complete and due, waiting to be known stored:
-                              * records that come meanwhile are held, not applied */
-    int64_t closing_ms;      /* since when */
+                              * is not known stored yet (0: none): its commit is marked */
+    bool hello_lsn;          /* the last HELLO carried the applied record's commit LSN */
+    int64_t hello_at_ms;     /* S_SOURCE: HELLO not before this */
     zlistx_t *held_recs;     /* s_held_t, by seq */
     size_t held_bytes;       /* their REC bytes */
     int64_t reconnect_at_ms; /* S_DOWN: when to connect again */
@@ -162,7 +159,7 @@ static void s_close_sockets(rt_link_t *self)
     zsock_destroy(&self->sub);
 }
 
-/* Forgets the held records, and that the group was closing. */
+/* Forgets the held records. */
 static void s_drop_held(rt_link_t *self)
 {
     s_held_t *h;
@@ -171,7 +168,6 @@ static void s_drop_held(rt_link_t *self)
         free(h);
     }
     self->held_bytes = 0;
-    self->closing = false;
 }
 
 void rt_link_destroy(rt_link_t **self_p)
@@ -313,12 +309,12 @@ static uint64_t s_tentative(const rt_link_t *self)
 }
 
 /* True when the open replica transaction may commit now: it ends with a whole source
- * transaction and the publisher has stored every record of it. A replica never commits
- * a record its publisher could still lose, so its progress (the origin) is always a
- * seq that stays in the outbox until everyone acknowledged it. */
+ * transaction, stored by the publisher or not (protocol.md, "Live records and
+ * durability": a commit of unstored records also records their commit LSN, by which a
+ * later run of the publisher finds them). */
 static bool s_commit_ok(const rt_link_t *self)
 {
-    return rt_apply_commit_ready(self->apply) && s_tentative(self) == 0;
+    return rt_apply_commit_ready(self->apply);
 }
 
 /* Commits what may commit, else rolls back the open transaction; drops held records. */
@@ -332,18 +328,11 @@ static void s_commit_or_rollback(rt_link_t *self)
     s_drop_held(self);
 }
 
-/* The group is due: commits it if it is known stored, else closes it (records that
- * come before it is are held, and it commits when it is). */
+/* The group is due: commits it if it ends with a whole source transaction. */
 static void s_try_commit(rt_link_t *self)
 {
-    if (!rt_apply_commit_ready(self->apply))
-        return;
-    if (!s_tentative(self)) {
+    if (rt_apply_commit_ready(self->apply))
         s_commit(self);
-    } else if (!self->closing) {
-        self->closing = true;
-        self->closing_ms = rt_mono_ms();
-    }
 }
 
 /* Drops both sockets and schedules a reconnection with back-off. */
@@ -401,7 +390,9 @@ static void s_apply_failed(rt_link_t *self, int rc, int64_t now)
 static void s_commit(rt_link_t *self)
 {
     uint64_t last = rt_apply_next_seq(self->apply) - 1;
-    self->closing = false;
+    if (s_tentative(self))
+        rt_apply_mark_group(self->apply);
+    self->tentative_to = 0;
     int rc = rt_apply_commit(self->apply);
     if (rc != RT_OK) {
         self->careful_until = last;
@@ -466,17 +457,19 @@ static void s_note_head(rt_link_t *self, uint64_t head)
 
 /* What a message of the publisher's run says: head is stored. A message of another run
  * means the publisher restarted: the records it had published but not stored are gone,
- * and may come again under other seqs, so what the open transaction holds of them is
- * rolled back and the link starts over (HELLO from the replica's progress). Returns
- * false then. */
+ * and may come again under other seqs, so the open transaction ends (committed if it
+ * ends with a whole source transaction, else rolled back) and the link starts over: HELLO
+ * from the replica's progress, with its commit LSN when the publisher had not stored it.
+ * Returns false then. */
 static bool s_note_run(rt_link_t *self, uint64_t run_id, uint64_t head, int64_t now)
 {
     if (run_id && self->run_id && run_id != self->run_id) {
         char why[160];
-        snprintf(why, sizeof why,
-                 "the publisher restarted (run %016" PRIx64 ", was %016" PRIx64 ")%s", run_id,
-                 self->run_id,
-                 s_tentative(self) ? ": rolled back the records it had not stored" : "");
+        snprintf(
+            why, sizeof why, "the publisher restarted (run %016" PRIx64 ", was %016" PRIx64 ")%s",
+            run_id, self->run_id,
+            s_tentative(self) && !s_commit_ok(self) ? ": rolled back the records it had not stored"
+                                                    : "");
         s_link_lost(self, why, now);
         self->link_backoff_ms = S_RECONNECT_MIN_MS;
         self->reconnect_at_ms = now;
@@ -486,18 +479,14 @@ static bool s_note_run(rt_link_t *self, uint64_t run_id, uint64_t head, int64_t 
         self->durable_head = head;
         if (self->tentative_to && self->tentative_to <= head)
             self->tentative_to = 0;
-        if (self->closing && s_commit_ok(self))
-            s_commit(self); /* the held records follow (s_release) */
     }
     s_note_head(self, head);
     return true;
 }
 
-/* A record: from the DEALER (a FETCH answer: stored), or live from PUB (live: its LIVE
- * header; NULL from a publisher without runs, which publishes only stored records). */
-/* Keeps a record that came while the group was closing (or behind others held), to apply
- * once it committed; past the limits it is dropped (and fetched). The frame is shared
- * with the received one (zmq_msg_copy counts references), not copied. */
+/* Keeps a live record that came past a gap, to apply once FETCH filled it; past the
+ * limits it is dropped (and fetched). The frame is shared with the received one
+ * (zmq_msg_copy counts references), not copied. */
 static void s_hold(rt_link_t *self, uint64_t seq, zmq_msg_t *frame, bool from_dealer,
                    const rt_msg_t *live)
 {
@@ -551,26 +540,16 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
         return;
     if (rec->seq < rt_apply_next_seq(self->apply))
         return; /* a duplicate */
-    if (!released &&
-        (self->closing || (live && self->run_id && rec->seq > rt_apply_next_seq(self->apply)))) {
-        /* Closing: applied after the commit. Live past a gap: applied once FETCH
-         * filled it (under load the live stream runs ahead of what FETCH can serve,
-         * the stored records, by the commit under way: dropping it would keep the
-         * subscriber fetching for as long as the load lasts). */
+    if (!released && live && self->run_id && rec->seq > rt_apply_next_seq(self->apply)) {
+        /* Live past a gap: applied once FETCH filled it (under load the live stream runs
+         * ahead of what FETCH can serve, the stored records, by the commit under way:
+         * dropping it would keep the subscriber fetching for as long as the load lasts). */
         s_hold(self, rec->seq, frame, from_dealer, live);
         return;
     }
     if (rec->seq != rt_apply_next_seq(self->apply))
         return; /* past a gap that FETCH fills */
     bool tentative = live && self->run_id && rec->seq > self->durable_head;
-    if (tentative && rt_apply_commit_ready(self->apply) && !s_tentative(self)) {
-        /* Commit what is stored before taking what may not be yet: a group that held
-         * both would wait for the unstored records, which a full outbox stores only
-         * once this subscriber acknowledged the stored ones. */
-        s_commit(self);
-        if (self->held || !rt_apply_connected(self->apply))
-            return;
-    }
     int rc = rt_apply_record(self->apply, rec, len);
     if (rc != RT_OK) {
         self->careful_until = rec->seq;
@@ -610,6 +589,11 @@ static void s_hello(rt_link_t *self, int64_t now)
 {
     uint64_t applied = rt_apply_applied_seq(self->apply);
     rt_msg_t m = {.type = RT_MSG_HELLO, .name = self->name, .seq = applied};
+    if (now < self->hello_at_ms)
+        return;
+    self->hello_lsn = rt_apply_mark(self->apply, &m.lsn);
+    if (self->hello_lsn)
+        m.flags = RT_HELLO_LSN;
     if (self->pub_override && s_connect_sub(self, self->pub_override) != RT_OK) {
         self->result = RT_EINVAL;
         return;
@@ -621,7 +605,12 @@ static void s_hello(rt_link_t *self, int64_t now)
                         self->source, rt_apply_target(self->apply), applied + 1);
         self->ready_logged = true;
     }
-    (void)now;
+    if (self->hello_lsn && !self->hello_at_ms) {
+        char lsn[32];
+        rt_info("HELLO at seq %" PRIu64 " (commit LSN %s), committed before the publisher had "
+                "stored it",
+                applied, rt_lsn_format(m.lsn, lsn, sizeof lsn));
+    }
 }
 
 static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
@@ -629,6 +618,7 @@ static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
     char ep[512];
     if (self->state != S_HELLO)
         return;
+    self->hello_at_ms = 0;
     if (strcmp(m->source, self->source) != 0) {
         char why[256];
         snprintf(why, sizeof why, "WELCOME names source %.100s, PONG named %.100s", m->source,
@@ -637,6 +627,20 @@ static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
         return;
     }
     uint64_t applied = rt_apply_applied_seq(self->apply);
+    if (self->hello_lsn && m->seq != applied) {
+        /* A run that numbered anew the records this replica committed before they were
+         * stored: the same point, under this run's seq. */
+        rt_info("the publisher's new run numbered anew the records this replica committed "
+                "before they were stored: seq %" PRIu64 " is seq %" PRIu64 " now",
+                applied, m->seq);
+        int rc = rt_apply_reset(self->apply, m->seq);
+        if (rc != RT_OK) {
+            s_apply_failed(self, rc, now);
+            s_link_lost(self, "the replica's progress could not be moved", now);
+            return;
+        }
+        applied = m->seq;
+    }
     if (applied + 1 < m->first_seq) {
         rt_error("the publisher's outbox starts at seq %" PRIu64
                  " but this replica needs seq %" PRIu64
@@ -761,6 +765,12 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
                      "subscriber again)",
                      rt_apply_applied_seq(self->apply) + 1, m->text, self->name);
             self->result = RT_ETRIMMED;
+        } else if (m->code == RT_EAGAIN && self->state == S_HELLO) {
+            /* Its applied seq is not stored yet (a publisher restarted under way): ask
+             * again shortly. */
+            rt_debug("the publisher: %s", m->text);
+            self->state = S_SOURCE;
+            self->hello_at_ms = now + S_HELLO_AGAIN_MS;
         } else {
             rt_warn("the publisher reported an error: %s (%s)", m->text, rt_strerror((int)m->code));
         }
@@ -851,14 +861,13 @@ static bool s_recv(rt_link_t *self, void *handle, int64_t now)
     return got != RT_LINK_RECV_NONE;
 }
 
-/* Applies the held records that are next, in seq order, unless the group is closing
- * (or closes again); drops those already applied. */
+/* Applies the held records that are next, in seq order; drops those already applied. */
 static void s_release(rt_link_t *self, int64_t now)
 {
     uint64_t epoch = self->reconnects;
     s_held_t *h;
-    while (!self->closing && self->reconnects == epoch && self->result == RT_OK && !self->paused &&
-           !self->held && !self->replica_down && rt_apply_connected(self->apply) &&
+    while (self->reconnects == epoch && self->result == RT_OK && !self->paused && !self->held &&
+           !self->replica_down && rt_apply_connected(self->apply) &&
            (h = zlistx_first(self->held_recs)) && h->seq <= rt_apply_next_seq(self->apply)) {
         zlistx_detach(self->held_recs, NULL);
         size_t len = zmq_msg_size(&h->rec);
@@ -884,7 +893,7 @@ static void s_maybe_fetch(rt_link_t *self, int64_t now)
     uint32_t count;
     while (rt_fetch_window_next(&self->fetch, rt_apply_next_seq(self->apply), self->known_head, now,
                                 &from, &count)) {
-        rt_msg_t m = {.type = RT_MSG_FETCH, .seq = from, .count = count};
+        rt_msg_t m = {.type = RT_MSG_FETCH, .seq = from, .count = count, .run_id = self->run_id};
         s_send(self, &m);
         rt_debug("FETCH %" PRIu32 " from seq %" PRIu64 " (head %" PRIu64 ")", count, from,
                  self->known_head);
@@ -913,16 +922,6 @@ static void s_timers(rt_link_t *self, int64_t now)
         break;
     case S_HELLO: break;
     case S_STREAMING:
-        if (self->closing && now - self->closing_ms >= S_CLOSING_MAX_MS) {
-            rt_warn("the publisher has not stored records %" PRIu64 "..%" PRIu64
-                    " of the open transaction for %d s (is its outbox full?): rolled back, "
-                    "applying again what it stored",
-                    self->durable_head + 1, self->tentative_to, S_CLOSING_MAX_MS / 1000);
-            if (rt_apply_in_txn(self->apply))
-                rt_apply_rollback(self->apply);
-            self->tentative_to = 0;
-            s_drop_held(self);
-        }
         if (self->held && now >= self->held_until_ms) {
             self->held = false;
             rt_info("retrying from seq %" PRIu64, rt_apply_next_seq(self->apply));

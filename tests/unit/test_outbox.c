@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "outbox.h"
+#include "unit_tmp.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -26,26 +27,12 @@ typedef struct {
     char dir[512]; /* fresh outbox directory of this test */
 } s_fixture_t;
 
-static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int s_setup(void **state)
 {
-    const char *base = getenv("RT_TMPDIR");
-    if (!base || !*base)
-        base = "/tmp";
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        return -1;
     s_fixture_t *fx = calloc(1, sizeof *fx);
     if (!fx)
         return -1;
-    snprintf(fx->dir, sizeof fx->dir, "%s/outbox-XXXXXX", base);
-    if (!mkdtemp(fx->dir)) {
+    if (rt_unit_mkdtemp(fx->dir, sizeof fx->dir, "outbox") != 0) {
         free(fx);
         return -1;
     }
@@ -56,7 +43,7 @@ static int s_setup(void **state)
 static int s_teardown(void **state)
 {
     s_fixture_t *fx = *state;
-    nftw(fx->dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rt_unit_rmtree(fx->dir);
     free(fx);
     return 0;
 }

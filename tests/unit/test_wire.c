@@ -1110,12 +1110,18 @@ static void test_msg_roundtrip(void **state)
     (void)state;
     const rt_msg_t msgs[] = {
         {.type = RT_MSG_HELLO, .name = "replica-1", .seq = 123456789012ull},
+        {.type = RT_MSG_HELLO,
+         .name = "replica-1",
+         .seq = 77,
+         .lsn = 0x16B3748ull,
+         .flags = RT_HELLO_LSN},
         {.type = RT_MSG_WELCOME,
          .source = "main",
          .endpoint = "tcp://*:7471",
          .first_seq = 1,
          .head_seq = UINT64_MAX,
-         .run_id = 0x0123456789abcdefull},
+         .run_id = 0x0123456789abcdefull,
+         .seq = 41},
         {.type = RT_MSG_WELCOME,
          .source = "main",
          .endpoint = "tcp://*:7471",
@@ -1123,6 +1129,16 @@ static void test_msg_roundtrip(void **state)
          .head_seq = 0,
          .paused = true},
         {.type = RT_MSG_FETCH, .seq = 17, .count = 256},
+        {.type = RT_MSG_FETCH, .seq = 17, .count = 256, .run_id = UINT64_MAX},
+        /* an older version, for an older peer */
+        {.type = RT_MSG_WELCOME,
+         .version = 2,
+         .source = "main",
+         .endpoint = "tcp://*:7471",
+         .first_seq = 3,
+         .head_seq = 9,
+         .run_id = 5},
+        {.type = RT_MSG_HELLO, .version = 1, .name = "replica-1", .seq = 12},
         {.type = RT_MSG_FETCHED, .seq = 17, .last_seq = 0, .head_seq = 400, .run_id = 9},
         {.type = RT_MSG_ACK, .seq = 99, .state = RT_SUB_CATCHING_UP, .text = ""},
         {.type = RT_MSG_ACK, .seq = 0, .state = RT_SUB_OFFLINE, .text = ""},
@@ -1178,6 +1194,8 @@ static void test_msg_roundtrip(void **state)
         assert_int_equal(m.conflicts, w->conflicts);
         assert_int_equal(m.commit_ts, w->commit_ts);
         assert_int_equal(m.applied_at, w->applied_at);
+        assert_int_equal(m.lsn, w->lsn);
+        assert_int_equal(m.version, w->version ? w->version : m.version);
         assert_int_equal(m.flags, w->flags);
         rt_msg_clear(&m);
         assert_null(m.name);
@@ -1214,6 +1232,9 @@ static void test_msg_encode_invalid(void **state)
     big[sizeof big - 1] = '\0';
     void *frame = (void *)1;
     size_t len;
+    rt_msg_t m0 = {.type = RT_MSG_WELCOME, .version = 4, .source = "s", .endpoint = "e"};
+    assert_int_equal(rt_msg_encode(&m0, &frame, &len), RT_EINVAL); /* no such version */
+    assert_null(frame);
     rt_msg_t m1 = {.type = RT_MSG_OK, .text = big};
     assert_int_equal(rt_msg_encode(&m1, &frame, &len), RT_EINVAL);
     assert_null(frame);
@@ -1273,7 +1294,10 @@ static void test_msg_malformed(void **state)
         int rc;
     } cases[] = {
         {"HELLO", 1, "su", 0},
+        {"HELLO", 2, "suuu", 0},
         {"HELLO", 2, "su", RT_EPROTO},
+        {"HELLO", 2, "suui", RT_EPROTO},
+        {"HELLO", 3, "suuu", RT_EPROTO},
         {"HELLO", 0, "su", RT_EPROTO},
         {"HELLO", -1, "su", RT_EPROTO},
         {"HELLO", 1, "s", RT_EPROTO},
@@ -1297,7 +1321,9 @@ static void test_msg_malformed(void **state)
         {"WELCOME", 2, "ssuutu", 0},
         {"WELCOME", 2, "ssuut", RT_EPROTO},
         {"WELCOME", 1, "ssuutu", RT_EPROTO},
+        {"WELCOME", 3, "ssuutuu", 0},
         {"WELCOME", 3, "ssuutu", RT_EPROTO},
+        {"WELCOME", 4, "ssuutuu", RT_EPROTO},
         {"HUGZ", 1, "u", 0},
         {"HUGZ", 2, "uu", 0},
         {"HUGZ", 2, "u", RT_EPROTO},
@@ -1327,6 +1353,8 @@ static void test_msg_malformed(void **state)
         {"PING", 2, "", RT_EPROTO},
         {"FETCH", 1, "uu", 0},
         {"FETCH", 1, "ui", RT_EPROTO},
+        {"FETCH", 2, "uuu", 0},
+        {"FETCH", 2, "uu", RT_EPROTO},
         {"WELCOME", 1, "ssuu", RT_EPROTO},
         {"WELCOME", 1, "ss", RT_EPROTO},
         {"NOPE", 1, "", RT_EPROTO},
