@@ -53,9 +53,13 @@ int rt_stream_resume_position(rt_outbox_t *outbox, uint64_t seq, rt_lsn_t lsn, u
     if (!r.dec)
         return RT_ENOMEM;
     int rc;
-    /* The same transaction where the subscriber left it: the numbering agrees. */
+    /* The end of the same transaction where the subscriber left it, or a record of
+     * sequences after it: the numbering agrees there (a run that numbered records of
+     * sequences otherwise may have one the subscriber never applied at or before seq; it
+     * carries values at least as new, and a sequence it moves may lag on that replica
+     * until the sequence moves again). */
     if (seq >= first && seq <= head.head_seq && (rc = s_read(outbox, seq, &r)) == RT_OK &&
-        r.commit_lsn == lsn && r.last && !r.sequences) {
+        r.commit_lsn == lsn && r.last) {
         *pos = seq;
         rc = RT_OK;
         goto done;

@@ -766,7 +766,9 @@ void rt_apply_mark_group(rt_apply_t *self)
 
 bool rt_apply_mark(const rt_apply_t *self, rt_lsn_t *lsn)
 {
-    if (!self->mark_seq || self->mark_seq != self->applied_seq)
+    /* In a replay for resynced tables applied_seq is where the replay stands, not the
+     * origin's progress: a stored seq. */
+    if (!self->mark_seq || self->mark_seq != self->applied_seq || self->replay_to)
         return false;
     *lsn = self->mark_lsn;
     return true;

@@ -134,7 +134,8 @@ int64_t rt_apply_last_applied_at(const rt_apply_t *self);
  * publisher that numbered them anew finds where the replica stands (protocol.md, "Live
  * records and durability"). */
 void rt_apply_mark_group(rt_apply_t *self);
-/* True when the replica's progress is such a record: *lsn gets its commit LSN. */
+/* True when the replica's progress is such a record: *lsn gets its commit LSN (never
+ * during a replay for resynced tables, whose position is a stored seq). */
 bool rt_apply_mark(const rt_apply_t *self, rt_lsn_t *lsn);
 
 /* Moves the replication origin's progress to seq (back or forward), rolling back any

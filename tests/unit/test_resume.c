@@ -126,10 +126,13 @@ static void test_places(void **state)
         {3, 150, 1},
         /* Before every record. */
         {1, 50, 0},
-        /* A record of sequences is not a transaction's end: its transaction's is (the
-         * records of sequences after it are applied again). */
-        {6, 300, 5},
-        {2, 100, 1},
+        /* A record of sequences after the same transaction stays where it is; one
+         * found past the head (not where the subscriber left it) is not a transaction's
+         * end: its transaction's is (the records of sequences after it are applied
+         * again). */
+        {6, 300, 6},
+        {2, 100, 2},
+        {4, 100, 1},
         /* Not stored that far yet. */
         {9, 400, RT_EAGAIN},
         {7, 301, RT_EAGAIN},
