@@ -237,14 +237,10 @@ static PGresult *s_setup_exec(rt_apply_t *self, const char *what, const char *sq
  * committed before the publisher had stored it (protocol.md, "Live records and
  * durability"). Valid while the origin's progress is that seq. */
 static const char *const s_progress_ddl =
-    "DO $rt$BEGIN "
-    "PERFORM pg_advisory_xact_lock(" RT_SCHEMA_LOCK "); "
-    "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "
-    "CREATE SCHEMA rt; END IF; "
-    "IF to_regclass('rt.progress') IS NULL THEN "
-    "CREATE TABLE rt.progress (source text PRIMARY KEY, seq bigint NOT NULL, "
-    "commit_lsn pg_lsn NOT NULL); "
-    "END IF; END$rt$";
+    RT_SCHEMA_DDL_BEGIN "IF to_regclass('rt.progress') IS NULL THEN "
+                        "CREATE TABLE rt.progress (source text PRIMARY KEY, seq bigint NOT NULL, "
+                        "commit_lsn pg_lsn NOT NULL); "
+                        "END IF; END$rt$";
 static const char *const s_progress_read =
     "SELECT seq, commit_lsn FROM rt.progress WHERE source = $1";
 static const char *const s_progress_write =

@@ -37,11 +37,7 @@
  * and trigger when missing and returns the tombstone table's name (a partition's is
  * its root's; NULL for a table without a primary key), rt.tombstones_all() does so for
  * every table of the database outside rt and the system schemas. */
-static const char *const s_tombstone_ddl =
-    "DO $rt$BEGIN "
-    "PERFORM pg_advisory_xact_lock(" RT_SCHEMA_LOCK "); "
-    "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "
-    "CREATE SCHEMA rt; END IF; "
+static const char *const s_tombstone_ddl = RT_SCHEMA_DDL_BEGIN
     "CREATE OR REPLACE FUNCTION rt.tombstone() RETURNS trigger LANGUAGE plpgsql AS "
     "$f$BEGIN EXECUTE TG_ARGV[0] USING OLD; RETURN NULL; END$f$; "
     "CREATE OR REPLACE FUNCTION rt.tombstones_for(rel regclass) RETURNS text "

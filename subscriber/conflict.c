@@ -37,11 +37,7 @@
  * sessions create the rt schema under one transaction-level advisory lock (key
  * RT_SCHEMA_LOCK, shared with rt_initcopy_ddl), so that two of them never both find it
  * missing. */
-const char *const rt__conflicts_ddl =
-    "DO $rt$BEGIN "
-    "PERFORM pg_advisory_xact_lock(" RT_SCHEMA_LOCK "); "
-    "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "
-    "CREATE SCHEMA rt; END IF; "
+const char *const rt__conflicts_ddl = RT_SCHEMA_DDL_BEGIN
     "IF to_regclass('rt.conflicts') IS NULL THEN "
     "CREATE TABLE rt.conflicts ("
     "id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), source text, "

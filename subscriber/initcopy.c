@@ -34,11 +34,7 @@
 #define S_BACKOFF_MIN_MS 1000
 #define S_BACKOFF_MAX_MS 30000
 
-const char *const rt_initcopy_ddl =
-    "DO $rt$BEGIN "
-    "PERFORM pg_advisory_xact_lock(" RT_SCHEMA_LOCK "); "
-    "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "
-    "CREATE SCHEMA rt; END IF; "
+const char *const rt_initcopy_ddl = RT_SCHEMA_DDL_BEGIN
     "IF to_regclass('rt.sync_init') IS NULL THEN "
     "CREATE TABLE rt.sync_init (source text PRIMARY KEY, start_seq bigint NOT NULL, "
     "started_at timestamptz NOT NULL DEFAULT now()); END IF; "

@@ -20,6 +20,14 @@
  * subscriber's sessions create the replica's rt schema and tables: two sessions starting
  * at once (the apply and a copy) must not both find it missing. */
 #define RT_SCHEMA_LOCK "7470011"
+/* How each of them begins: a DO block that takes that lock and creates the schema rt
+ * when missing; what follows creates what it needs in rt, then ends the block
+ * ("END$rt$"). */
+#define RT_SCHEMA_DDL_BEGIN                                                                        \
+    "DO $rt$BEGIN "                                                                                \
+    "PERFORM pg_advisory_xact_lock(" RT_SCHEMA_LOCK "); "                                          \
+    "IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rt') THEN "                        \
+    "CREATE SCHEMA rt; END IF; "
 
 /* Most copy jobs (--copy-jobs). */
 #define RT_INITCOPY_MAX_JOBS 64
