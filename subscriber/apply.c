@@ -42,6 +42,8 @@
 /* Times a record is read and written again under keep_local or last_write_wins when a
  * concurrent local write came between its reads and its writes. */
 #define S_VERSIONED_ATTEMPTS 5
+/* Most changes of a record that commits in the segment of its changes. */
+#define S_ONE_TRIP_CHANGES 16
 
 rt_apply_t *rt_apply_new(const char *dsn, volatile sig_atomic_t *stop)
 {
@@ -116,6 +118,7 @@ static void s_reset_txn(rt_apply_t *self)
     self->group_ts = 0;
     self->group_lsn = 0;
     self->group_mark = false;
+    self->one_trip = false;
     self->group_conflicts = 0;
     self->skip_past = 0;
     self->copying = false;
@@ -453,7 +456,26 @@ static bool s_schema_protected(const char *schema)
  * a failed COPY left to single statements. */
 static bool s_use_copy(const rt_apply_t *self, const rt_record_t *rec, int policy)
 {
-    return policy == RT_CONFLICT_ERROR && rec->seq > self->nocopy_until;
+    return policy == RT_CONFLICT_ERROR && rec->seq > self->nocopy_until && !self->one_trip;
+}
+
+/* Whether rec, a whole source transaction starting a replica transaction, may commit in
+ * the pipeline segment of its changes (one round trip to the replica instead of two).
+ * Only where every conflict is an error that aborts the segment and with it the COMMIT
+ * queued behind: under the policy error a few row changes, a duplicate key being an
+ * error already and an UPDATE or DELETE made to fail unless it touches one row
+ * (rt_sqlgen_checked; the record is then applied again the usual way, which tells the
+ * conflict). */
+static bool s_one_trip_ok(const rt_apply_t *self, const rt_record_t *rec, int policy)
+{
+    const uint32_t whole = RT_REC_FIRST | RT_REC_LAST;
+    if (self->in_txn || policy != RT_CONFLICT_ERROR || (rec->flags & whole) != whole ||
+        rec->nchanges == 0 || rec->nchanges > S_ONE_TRIP_CHANGES || rt_record_is_sequences(rec))
+        return false;
+    for (uint32_t i = 0; i < rec->nchanges; i++)
+        if (!strchr("IUD", rec->changes[i].op))
+            return false;
+    return true;
 }
 
 /* Applies the row changes of rec (no DDL among them) in the open transaction. */
@@ -528,7 +550,8 @@ static int s_apply_rows(rt_apply_t *self, const rt_record_t *rec, int policy)
     }
     if (sent == RT_EIO || sent == RT_EAGAIN)
         return sent;
-    if (!self->copying && self->nops > 0)
+    /* A record that commits in one trip leaves its segment open for the commit. */
+    if (!self->copying && self->nops > 0 && (!self->one_trip || sent != RT_OK))
         err = rt__pipeline_sync(self, rec);
     if (err == RT_OK && sent != RT_OK) {
         if (sent == RT_EPROTO)
@@ -584,7 +607,104 @@ static int s_apply_changes(rt_apply_t *self, const rt_record_t *rec, int policy)
     return self->nops > 0 ? rt__pipeline_sync(self, rec) : RT_OK;
 }
 
-int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
+/* Queues the commit of the open transaction behind what is queued: the origin's
+ * progress (its last source transaction's seq and commit time), rt.progress when the
+ * group is marked, the replay's record in a replay, and COMMIT. */
+static int s_queue_commit(rt_apply_t *self)
+{
+    char lsn[32], ts[32];
+    int err;
+
+    rt_lsn_format(self->group_seq, lsn, sizeof lsn);
+    snprintf(ts, sizeof ts, "%" PRId64, self->group_ts); /* exact: it orders versions */
+    const char *params[2] = {lsn, ts};
+    /* A transaction without an xid writes no commit record and would not advance
+     * the origin: give an all-empty group one. */
+    if (self->group_changes == 0 &&
+        (err = rt__pipeline_send(self, RT__OP_MISC, "SELECT pg_current_xact_id()", 0, NULL)) !=
+            RT_OK)
+        return err;
+    /* In a replay the origin stays where it is (it only moves forward): how far the
+     * replay went is recorded with what it applied. */
+    char seq[24], to[24];
+    snprintf(seq, sizeof seq, "%" PRIu64, self->group_seq);
+    snprintf(to, sizeof to, "%" PRIu64, self->replay_to);
+    const char *rparams[3] = {self->source, seq, to};
+    if (self->replay_to &&
+        (err = rt__pipeline_send(self, RT__OP_MISC, rt__skip_replayed_sql, 3, rparams)) != RT_OK)
+        return err;
+    char mlsn[32];
+    rt_lsn_format(self->group_lsn, mlsn, sizeof mlsn);
+    const char *mparams[3] = {self->source, seq, mlsn};
+    if (self->group_mark &&
+        (err = rt__pipeline_send(self, RT__OP_MISC, s_progress_write, 3, mparams)) != RT_OK)
+        return err;
+    if ((err = rt__pipeline_send(self, RT__OP_MISC,
+                                 "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
+                                 "timestamptz '2000-01-01 00:00:00+00' + "
+                                 "$2::bigint * interval '1 microsecond')",
+                                 2, params)) != RT_OK)
+        return err;
+    return rt__pipeline_send(self, RT__OP_COMMIT, "COMMIT", 0, NULL);
+}
+
+/* Takes note of a commit the replica confirmed. */
+static void s_committed(rt_apply_t *self)
+{
+    self->applied_seq = self->group_seq;
+    if (self->group_mark) {
+        self->mark_seq = self->group_seq;
+        self->mark_lsn = self->group_lsn;
+    }
+    if (self->skip_past && self->group_seq >= self->skip_past) {
+        rt_debug("the stream is past the copies' snapshots: every change applies now");
+        rt__skip_free(self);
+    }
+    if (self->replay_to && self->group_seq >= self->replay_to) {
+        rt_info("the replay for the resynced tables is done at seq %" PRIu64, self->replay_to);
+        self->replay_to = 0; /* recorded: the next commit records nothing */
+    }
+    self->last_commit_ts = self->group_ts;
+    self->last_applied_at = rt_pg_now_us();
+    self->conflicts += self->group_conflicts;
+    self->applied_txns += self->group_txns;
+    self->applied_rows += self->group_changes;
+    self->sequences_moved += self->group_seq_moved;
+    self->ddl_applied += self->group_ddl;
+    self->last_error[0] = '\0';
+    rt__versioned_txn_end(self, true);
+    s_reset_txn(self);
+    rt__versioned_purge(self, false);
+}
+
+int rt_apply_commit(rt_apply_t *self)
+{
+    int err;
+
+    assert(rt_apply_commit_ready(self));
+    self->nops = 0;
+    if ((self->copying && (err = rt__copy_end(self)) != RT_OK) ||
+        (err = s_queue_commit(self)) != RT_OK || (err = rt__pipeline_sync(self, NULL)) != RT_OK)
+        return s_failed(self, err);
+    s_committed(self);
+    return RT_OK;
+}
+
+/* Rolls back after a record (or the commit in its segment) failed; a conflict that
+ * stops applying is recorded. */
+static int s_record_failed(rt_apply_t *self, int err)
+{
+    bool conflict = err == RT_ECONFLICT && self->conflict_set;
+    err = s_failed(self, err);
+    if (conflict && err == RT_ECONFLICT)
+        rt__conflict_record_stop(self);
+    return err;
+}
+
+/* Applies rec; with commit, then commits the transaction if it may, marked in
+ * rt.progress with mark, in the same pipeline segment when one_trip and s_one_trip_ok. */
+static int s_record_try(rt_apply_t *self, const rt_record_t *rec, size_t bytes, bool commit,
+                        bool mark, bool one_trip)
 {
     int err = RT_OK;
 
@@ -639,6 +759,7 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
         self->txn_commit_lsn = rec->commit_lsn;
     int policy = rt__conflict_policy_for(self, rec->seq);
     bool sequences = rt_record_is_sequences(rec);
+    self->one_trip = commit && one_trip && s_one_trip_ok(self, rec, policy);
     self->conflict_set = false;
     self->nops = 0;
     if (self->copying && (sequences || !s_use_copy(self, rec, policy)) &&
@@ -656,13 +777,8 @@ int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
     }
     err = s_apply_changes(self, rec, policy);
 failed:
-    if (err != RT_OK) {
-        bool conflict = err == RT_ECONFLICT && self->conflict_set;
-        err = s_failed(self, err);
-        if (conflict && err == RT_ECONFLICT)
-            rt__conflict_record_stop(self);
-        return err;
-    }
+    if (err != RT_OK)
+        return s_record_failed(self, err);
     self->position = rec->seq;
     self->group_bytes += bytes;
     self->mid_txn = (rec->flags & RT_REC_LAST) == 0;
@@ -674,85 +790,46 @@ failed:
         self->group_lsn = rec->commit_lsn;
         if (self->group_txns == 0)
             self->group_ts = rec->commit_ts;
+    } else {
+        self->group_changes += rec->nchanges;
+        if (!self->mid_txn) {
+            self->group_txns++;
+            self->group_seq = rec->seq;
+            self->group_lsn = rec->commit_lsn;
+            self->group_ts = rec->commit_ts;
+        }
+    }
+    if (!commit || !rt_apply_commit_ready(self))
         return RT_OK;
-    }
-    self->group_changes += rec->nchanges;
-    if (!self->mid_txn) {
-        self->group_txns++;
-        self->group_seq = rec->seq;
-        self->group_lsn = rec->commit_lsn;
-        self->group_ts = rec->commit_ts;
-    }
+    self->group_mark |= mark;
+    if (!self->one_trip)
+        return rt_apply_commit(self);
+    /* The changes' segment is still open: the commit joins it, and one Sync ends both. */
+    if ((err = s_queue_commit(self)) != RT_OK || (err = rt__pipeline_sync(self, rec)) != RT_OK)
+        return s_record_failed(self, err);
+    s_committed(self);
     return RT_OK;
 }
 
-int rt_apply_commit(rt_apply_t *self)
+static int s_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes, bool commit, bool mark)
 {
-    char lsn[32], ts[32];
-    int err;
+    int err = s_record_try(self, rec, bytes, commit, mark, true);
+    if (err != RT__ERECHECK)
+        return err;
+    rt_debug("seq %" PRIu64 ": an UPDATE or DELETE did not touch one row; applying the record "
+             "again with its row counts read before its commit",
+             rec->seq);
+    return s_record_try(self, rec, bytes, commit, mark, false);
+}
 
-    assert(rt_apply_commit_ready(self));
-    self->nops = 0;
-    if (self->copying && (err = rt__copy_end(self)) != RT_OK)
-        return s_failed(self, err);
-    rt_lsn_format(self->group_seq, lsn, sizeof lsn);
-    snprintf(ts, sizeof ts, "%" PRId64, self->group_ts); /* exact: it orders versions */
-    const char *params[2] = {lsn, ts};
-    /* A transaction without an xid writes no commit record and would not advance
-     * the origin: give an all-empty group one. */
-    if (self->group_changes == 0 &&
-        (err = rt__pipeline_send(self, RT__OP_MISC, "SELECT pg_current_xact_id()", 0, NULL)) !=
-            RT_OK)
-        return s_failed(self, err);
-    /* In a replay the origin stays where it is (it only moves forward): how far the
-     * replay went is recorded with what it applied. */
-    char seq[24], to[24];
-    snprintf(seq, sizeof seq, "%" PRIu64, self->group_seq);
-    snprintf(to, sizeof to, "%" PRIu64, self->replay_to);
-    const char *rparams[3] = {self->source, seq, to};
-    if (self->replay_to &&
-        (err = rt__pipeline_send(self, RT__OP_MISC, rt__skip_replayed_sql, 3, rparams)) != RT_OK)
-        return s_failed(self, err);
-    char mlsn[32];
-    rt_lsn_format(self->group_lsn, mlsn, sizeof mlsn);
-    const char *mparams[3] = {self->source, seq, mlsn};
-    bool mark = self->group_mark;
-    if (mark && (err = rt__pipeline_send(self, RT__OP_MISC, s_progress_write, 3, mparams)) != RT_OK)
-        return s_failed(self, err);
-    if ((err = rt__pipeline_send(self, RT__OP_MISC,
-                                 "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
-                                 "timestamptz '2000-01-01 00:00:00+00' + "
-                                 "$2::bigint * interval '1 microsecond')",
-                                 2, params)) != RT_OK ||
-        (err = rt__pipeline_send(self, RT__OP_COMMIT, "COMMIT", 0, NULL)) != RT_OK)
-        return s_failed(self, err);
-    if ((err = rt__pipeline_sync(self, NULL)) != RT_OK)
-        return s_failed(self, err);
-    self->applied_seq = self->group_seq;
-    if (mark) {
-        self->mark_seq = self->group_seq;
-        self->mark_lsn = self->group_lsn;
-    }
-    if (self->skip_past && self->group_seq >= self->skip_past) {
-        rt_debug("the stream is past the copies' snapshots: every change applies now");
-        rt__skip_free(self);
-    }
-    if (self->replay_to && self->group_seq >= self->replay_to) {
-        rt_info("the replay for the resynced tables is done at seq %" PRIu64, self->replay_to);
-        self->replay_to = 0; /* recorded: the next commit records nothing */
-    }
-    self->last_commit_ts = self->group_ts;
-    self->last_applied_at = rt_pg_now_us();
-    self->conflicts += self->group_conflicts;
-    self->applied_txns += self->group_txns;
-    self->applied_rows += self->group_changes;
-    self->sequences_moved += self->group_seq_moved;
-    self->ddl_applied += self->group_ddl;
-    self->last_error[0] = '\0';
-    rt__versioned_txn_end(self, true);
-    s_reset_txn(self);
-    rt__versioned_purge(self, false);
-    return RT_OK;
+int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)
+{
+    return s_record(self, rec, bytes, false, false);
+}
+
+int rt_apply_record_commit(rt_apply_t *self, const rt_record_t *rec, size_t bytes, bool mark)
+{
+    return s_record(self, rec, bytes, true, mark);
 }
 
 void rt_apply_mark_group(rt_apply_t *self)

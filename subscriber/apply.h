@@ -80,6 +80,14 @@ const char *rt_apply_target(const rt_apply_t *self);
  *  RT_ENOMEM. */
 int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes) RT_WUR;
 
+/* Applies rec as rt_apply_record, then commits as rt_apply_commit when the transaction
+ * may commit (rec ends a source transaction), first marking the group in rt.progress
+ * when mark (rt_apply_mark_group). A few row changes that are a whole source
+ * transaction on their own commit in the pipeline segment of their changes: one round
+ * trip to the replica. Returns as rt_apply_record. */
+int rt_apply_record_commit(rt_apply_t *self, const rt_record_t *rec, size_t bytes,
+                           bool mark) RT_WUR;
+
 /* Commits the open transaction, recording the seq and commit time of its last
  * source transaction as the origin's progress; then applied_seq = that seq.
  * Returns 0 or an error as rt_apply_record (the transaction is then rolled back). */

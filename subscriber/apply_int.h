@@ -17,6 +17,11 @@
 /* Shape keys (rt_sqlgen_shape_key: 34 characters). */
 #define RT_APPLY_KEY_MAX 64
 
+/* A record that committed in the segment of its changes met an UPDATE or DELETE that
+ * did not touch one row: it is applied again, its row counts read before its commit
+ * (internal to the applier: never returned by rt_apply_*). */
+#define RT__ERECHECK (-100)
+
 /* What a queued pipeline command was, to interpret its result. */
 typedef enum {
     RT__OP_BEGIN,
@@ -99,6 +104,7 @@ struct rt_apply_t {
     int64_t group_ts;         /* its commit time (PostgreSQL epoch µs) */
     rt_lsn_t group_lsn;       /* the commit LSN that record carries */
     bool group_mark;          /* its commit records (group_seq, group_lsn) in rt.progress */
+    bool one_trip;            /* the record being applied commits in its own pipeline segment */
     uint64_t mark_seq;        /* what rt.progress says (0: nothing) */
     rt_lsn_t mark_lsn;
 

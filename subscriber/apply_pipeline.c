@@ -37,6 +37,7 @@ struct rt__op_t {
     s_cached_t *cached; /* RT__OP_PREPARE: the cache entry */
     char op;            /* RT__OP_EXEC: the statement's operation (a stand-in's may differ) */
     bool probe;         /* RT__OP_EXEC: a row count or a duplicate key is an answer, not an error */
+    bool checked;       /* RT__OP_EXEC: an UPDATE or DELETE that fails unless it touched one row */
     int32_t slot;       /* RT__OP_EXEC: a version read's slot (rt__versioned_store), or -1 */
 };
 
@@ -188,7 +189,13 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
         }
         ExecStatusType st = PQresultStatus(res);
         const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (st == PGRES_FATAL_ERROR && op->probe && sqlstate && strcmp(sqlstate, "23505") == 0) {
+        if (st == PGRES_FATAL_ERROR && op->checked && sqlstate && strcmp(sqlstate, "22012") == 0) {
+            /* Not one row (or a division by zero of the replica's own): the caller
+             * applies the record again, reading the row count before its commit. */
+            if (err == RT_OK)
+                err = RT__ERECHECK;
+        } else if (st == PGRES_FATAL_ERROR && op->probe && sqlstate &&
+                   strcmp(sqlstate, "23505") == 0) {
             const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
             self->probe_rows = -1;
             rt_pg_error_line(detail ? detail : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
@@ -217,7 +224,7 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
             rt__versioned_store(self, op->slot, res);
         } else if (err == RT_OK && op->kind == RT__OP_EXEC && op->probe) {
             self->probe_rows = strtoll(PQcmdTuples(res), NULL, 10);
-        } else if (err == RT_OK && op->kind == RT__OP_EXEC) {
+        } else if (err == RT_OK && op->kind == RT__OP_EXEC && !op->checked) {
             const rt_change_t *ch = &rec->changes[op->change];
             const char *n = PQcmdTuples(res);
             if ((op->op == 'U' || op->op == 'D') && strcmp(n, "1") != 0) {
@@ -336,13 +343,18 @@ static int s_send_truncate(rt_apply_t *self, const rt_record_t *rec, uint32_t id
  * creating it (and queueing its Parse) when new or when its last Parse did not
  * succeed. */
 static int s_statement(rt_apply_t *self, const rt_relation_t *rel, const rt_change_t *ch,
-                       uint32_t idx, char what, const char *tomb, s_cached_t **out)
+                       uint32_t idx, char what, const char *tomb, bool checked, s_cached_t **out)
 {
     char key[128];
-    int err;
+    int err, n;
 
-    if (rt_sqlgen_shape_key(rel, what ? what : ch->op, ch->old_kind, ch->new_, key, sizeof key) < 0)
+    if ((n = rt_sqlgen_shape_key(rel, what ? what : ch->op, ch->old_kind, ch->new_, key,
+                                 sizeof key - 1)) < 0)
         return RT_EPROTO;
+    if (checked) {
+        key[n] = 'c';
+        key[n + 1] = '\0';
+    }
     s_cached_t *c = zhashx_lookup(self->cache, key);
     if (!c) {
         c = calloc(1, sizeof *c);
@@ -350,6 +362,8 @@ static int s_statement(rt_apply_t *self, const rt_relation_t *rel, const rt_chan
             return RT_ENOMEM;
         err = what ? rt_sqlgen_version(rel, what, ch->old_kind, tomb, &c->stmt)
                    : rt_sqlgen_change(rel, ch->op, ch->old_kind, ch->new_, &c->stmt);
+        if (err == RT_OK && checked)
+            err = rt_sqlgen_checked(&c->stmt);
         if (err != RT_OK) {
             free(c);
             return err == RT_ENOMEM ? err : RT_EPROTO;
@@ -387,7 +401,10 @@ static int s_send(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *c
     if ((ch->op != 'D' && (!ch->new_ || ch->nnew != ncols)) ||
         (ch->old_kind && (!ch->old || ch->nold != ncols)))
         return RT_EPROTO;
-    if ((err = s_statement(self, &rec->rels[ch->rel], ch, idx, what, tomb, &c)) != RT_OK)
+    /* In a record that commits in the segment of its changes, an UPDATE or DELETE
+     * checks its own row count. */
+    bool checked = self->one_trip && !what && (ch->op == 'U' || ch->op == 'D');
+    if ((err = s_statement(self, &rec->rels[ch->rel], ch, idx, what, tomb, checked, &c)) != RT_OK)
         return err;
     if (c->stmt.nparams > self->params_cap) {
         const char **p = realloc(self->params, c->stmt.nparams * sizeof *p);
@@ -412,6 +429,7 @@ static int s_send(rt_apply_t *self, const rt_record_t *rec, const rt_change_t *c
     self->ops[self->nops - 1].op = what ? what : ch->op;
     self->ops[self->nops - 1].probe = probe;
     self->ops[self->nops - 1].slot = slot;
+    self->ops[self->nops - 1].checked = checked;
     return RT_OK;
 }
 

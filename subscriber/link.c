@@ -387,6 +387,14 @@ static void s_apply_failed(rt_link_t *self, int rc, int64_t now)
     self->ack_due = true; /* report the error state */
 }
 
+/* After a commit: the ACK is due. */
+static void s_committed(rt_link_t *self)
+{
+    self->tentative_to = 0;
+    self->ack_due = true;
+    self->retry_backoff_ms = S_RETRY_MIN_MS;
+}
+
 static void s_commit(rt_link_t *self)
 {
     uint64_t last = rt_apply_next_seq(self->apply) - 1;
@@ -399,8 +407,19 @@ static void s_commit(rt_link_t *self)
         s_apply_failed(self, rc, rt_mono_ms());
         return;
     }
-    self->ack_due = true;
-    self->retry_backoff_ms = S_RETRY_MIN_MS;
+    s_committed(self);
+}
+
+/* True when the transaction rec ends commits as soon as it is applied: it is the whole
+ * group (nothing else open, nothing waiting on either socket to join it, no held
+ * record next, no FETCH outstanding whose records it would rather wait for). */
+static bool s_commit_now(const rt_link_t *self, const rt_record_t *rec)
+{
+    if (!(rec->flags & RT_REC_LAST) || rt_apply_in_txn(self->apply) ||
+        zlistx_size(self->held_recs) > 0 || rt_fetch_window_busy(&self->fetch))
+        return false;
+    return !(self->dealer && (zsock_events(self->dealer) & ZMQ_POLLIN)) &&
+           !(self->sub && (zsock_events(self->sub) & ZMQ_POLLIN));
 }
 
 /* Connects the replica for the current source when due. Returns true when ready. */
@@ -550,10 +569,16 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
     if (rec->seq != rt_apply_next_seq(self->apply))
         return; /* past a gap that FETCH fills */
     bool tentative = live && self->run_id && rec->seq > self->durable_head;
-    int rc = rt_apply_record(self->apply, rec, len);
+    bool commit = s_commit_now(self, rec);
+    int rc = commit ? rt_apply_record_commit(self->apply, rec, len, tentative)
+                    : rt_apply_record(self->apply, rec, len);
     if (rc != RT_OK) {
         self->careful_until = rec->seq;
         s_apply_failed(self, rc, now);
+        return;
+    }
+    if (commit && !rt_apply_in_txn(self->apply)) {
+        s_committed(self);
         return;
     }
     if (tentative)

@@ -692,6 +692,24 @@ int rt_sqlgen_shape_key(const rt_relation_t *rel, char op, char old_kind, const 
     return n;
 }
 
+int rt_sqlgen_checked(rt_stmt_t *stmt)
+{
+    static const char head[] = "WITH rt_c AS (";
+    static const char tail[] = " RETURNING 1) SELECT 1 / (count(*) = 1)::int FROM rt_c";
+    if (!stmt || !stmt->sql)
+        return RT_EINVAL;
+    size_t n = strlen(stmt->sql);
+    char *sql = malloc(sizeof head + n + sizeof tail);
+    if (!sql)
+        return RT_ENOMEM;
+    memcpy(sql, head, sizeof head - 1);
+    memcpy(sql + sizeof head - 1, stmt->sql, n);
+    memcpy(sql + sizeof head - 1 + n, tail, sizeof tail);
+    free(stmt->sql);
+    stmt->sql = sql;
+    return RT_OK;
+}
+
 void rt_stmt_clear(rt_stmt_t *stmt)
 {
     if (!stmt)

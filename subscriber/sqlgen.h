@@ -36,6 +36,12 @@ char *rt_sqlgen_qualified(const char *schema, const char *table);
 int rt_sqlgen_change(const rt_relation_t *rel, char op, char old_kind, const rt_value_t *newvals,
                      rt_stmt_t *out) RT_WUR;
 
+/* Makes stmt, an UPDATE or DELETE of rt_sqlgen_change, fail unless it touches exactly
+ * one row, so that a COMMIT queued behind it in the same pipeline segment is aborted
+ * with it: WITH rt_c AS (<stmt> RETURNING 1) SELECT 1 / (count(*) = 1)::int FROM rt_c,
+ * which fails with SQLSTATE 22012 (division_by_zero) on any other count. */
+int rt_sqlgen_checked(rt_stmt_t *stmt) RT_WUR;
+
 /* Builds a statement of the versions that conflicts are decided by (last_write_wins,
  * keep_local), what being:
  *  'R': the row's version: SELECT v.* FROM (SELECT xmin AS rt_x FROM t WHERE <identity>

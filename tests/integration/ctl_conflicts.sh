@@ -187,6 +187,39 @@ rt_psql rrem -c "INSERT INTO docs VALUES (1, (SELECT string_agg(md5(g::text), ''
 "${CTL[@]}" replay rrem >/dev/null
 rt_wait_converged 30 source rerr rrem
 
+echo "== error stops at an UPDATE, then at a DELETE, of a missing row (a transaction each)"
+# A transaction of one row change commits in the pipeline segment of its changes: the
+# UPDATE or DELETE fails there unless it touched one row, and the record is applied
+# again the usual way, which tells the conflict.
+rt_psql rerr -c "DELETE FROM t WHERE id IN (7, 8)"
+rt_psql source -c "UPDATE t SET v = 'updated while missing on rerr' WHERE id = 7"
+rt_wait_until 30 "rerr stopped at the UPDATE" grep -q \
+    'UPDATE of "public"."t" matched 0 rows on the replica instead of 1 (the row is missing): key' \
+    "$RT_TMP/rerr.log"
+rt_wait_until 10 "rerr in error" sub_is rerr .state error
+[[ "$(conflicts_rows rerr)" == "insert_exists:stopped,update_missing:stopped" ]] ||
+    rt_fail "rerr rt.conflicts after the UPDATE: $(conflicts_rows rerr)"
+# The replica's progress stops right before the UPDATE (nothing of it committed).
+upd_seq="$(sed -n 's/.*conflict at seq \([0-9]*\) (change 1): UPDATE of "public"."t" matched 0 rows.*/\1/p' "$RT_TMP/rerr.log" | head -1)"
+rerr_progress="$(rt_psql rerr -c "SELECT (pg_replication_origin_progress('rt_src', true) - '0/0'::pg_lsn)::bigint")"
+[[ "$rerr_progress" == $((upd_seq - 1)) ]] ||
+    rt_fail "rerr's origin stands at seq $rerr_progress after stopping at the UPDATE at seq $upd_seq"
+[[ "$(rt_psql rerr -c "SELECT count(*) FROM t WHERE id = 7")" == 0 ]] || rt_fail "rerr committed past the UPDATE"
+rt_psql rerr -c "INSERT INTO t VALUES (7, 'v7')"
+"${CTL[@]}" replay rerr >/dev/null
+row7_updated() { [[ "$(rt_psql rerr -c "SELECT v FROM t WHERE id = 7")" == "updated while missing on rerr" ]]; }
+rt_wait_until 30 "rerr applying the UPDATE once its row is back" row7_updated
+rt_psql source -c "DELETE FROM t WHERE id = 8"
+rt_wait_until 30 "rerr stopped at the DELETE" grep -q \
+    'DELETE of "public"."t" matched 0 rows on the replica instead of 1 (the row is missing): key' \
+    "$RT_TMP/rerr.log"
+[[ "$(conflicts_rows rerr)" == "insert_exists:stopped,update_missing:stopped,delete_missing:stopped" ]] ||
+    rt_fail "rerr rt.conflicts after the DELETE: $(conflicts_rows rerr)"
+rt_psql rerr -c "INSERT INTO t VALUES (8, 'v8')"
+"${CTL[@]}" replay rerr >/dev/null
+rt_wait_converged 30 source rerr rrem
+rt_wait_until 10 "rerr streaming again" sub_is rerr .state streaming
+
 rt_wait_until 30 "rskip still equal but for the skipped changes" skip_converged
 [[ "$(skip_resolutions)" == "$SKIPPED" ]] || rt_fail "rskip rt.conflicts: $(skip_resolutions)"
 rt_wait_until 30 "rkeep still equal but for the kept rows" keep_converged

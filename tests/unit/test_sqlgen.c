@@ -242,6 +242,22 @@ static void test_delete_key(void **state)
              "DELETE FROM \"public\".\"k2\" WHERE \"x\" = $1 AND \"y\" = $2", "o0 o1");
 }
 
+/* The row-count check wraps the statement and keeps its parameters. */
+static void test_checked(void **state)
+{
+    (void)state;
+    rt_stmt_t st = {0};
+    assert_int_equal(rt_sqlgen_change(&s_rel, 'D', 'K', NULL, &st), RT_OK);
+    uint32_t nparams = st.nparams;
+    assert_int_equal(rt_sqlgen_checked(&st), RT_OK);
+    assert_string_equal(st.sql, "WITH rt_c AS (DELETE FROM \"public\".\"t\" WHERE \"a\" = $1"
+                                " RETURNING 1) SELECT 1 / (count(*) = 1)::int FROM rt_c");
+    assert_int_equal(st.nparams, nparams);
+    rt_stmt_clear(&st);
+    assert_int_equal(rt_sqlgen_checked(&st), RT_EINVAL);
+    assert_int_equal(rt_sqlgen_checked(NULL), RT_EINVAL);
+}
+
 static void test_quoting(void **state)
 {
     (void)state;
@@ -713,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_text_compared_types),
         cmocka_unit_test(test_delete_key),
+        cmocka_unit_test(test_checked),
         cmocka_unit_test(test_quoting),
         cmocka_unit_test(test_no_key),
         cmocka_unit_test(test_invalid),
