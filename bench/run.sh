@@ -46,7 +46,7 @@ if [[ -z "${RT_BENCH_INNER:-}" ]]; then
         echo "==> building Release into $RT_BIN"
         build() {
             timeout 60 cmake -S "$RT_SRC" -B "$RT_BIN" -DCMAKE_BUILD_TYPE=Release "$@" >"$RT_BIN/bench-build.log" 2>&1 &&
-                timeout 900 cmake --build "$RT_BIN" -j"$(nproc)" --target rt-publisher rt-subscriber rtctl rt_simsub rt-relay \
+                timeout 900 cmake --build "$RT_BIN" -j"$(nproc)" --target rt-publisher rt-subscriber rtctl rt_simsub rt-relay rt_hoplat \
                     >>"$RT_BIN/bench-build.log" 2>&1
         }
         mkdir -p "$RT_BIN"
@@ -68,6 +68,7 @@ fi
 
 progs=(rt-publisher rt-subscriber rtctl)
 [[ " ${RT_BENCH_CASES:-} " != *" scale "* ]] || progs+=(rt_simsub rt-relay)
+[[ -n "${RT_BENCH_CASES:-}" && " $RT_BENCH_CASES " != *" latency "* ]] || progs+=(rt_hoplat)
 for prog in "${progs[@]}"; do
     [[ -x "$RT_BIN/$prog" ]] || { echo "FAIL: $RT_BIN/$prog is missing" >&2; exit 1; }
 done
@@ -707,6 +708,12 @@ for ((B_ROUND = 1; B_ROUND <= ROUNDS; B_ROUND++)); do
     b_round_save "$B_ROUND"
 done
 B_ROUND=""
+# What one ZeroMQ hop costs here, under the same load: rt's path has one more than
+# native's (publisher -> subscriber), each side's I/O thread handing a message over.
+B_HOP=""
+if b_want latency; then
+    B_HOP="$("$RT_BIN/rt_hoplat" 2000 1000 2>&1)" || b_fail "rt_hoplat failed: $B_HOP"
+fi
 [[ "${RT_BENCH_LOAD:-0}" != 1 ]] || b_load_stop
 B_T_END="$(b_now_ms)"
 
@@ -839,6 +846,10 @@ echo "memory: rt-publisher / rt-subscriber for rt, the walsender / apply worker 
 echo "        shared buffers a PostgreSQL process touched and LMDB pages rt maps; RssAnon (private memory,"
 echo "        sampled every 0.1 s during bulk) does not. rt also runs a walsender on the source (see above)."
 echo "replicas applied with synchronous_commit = off (postgresql.conf) for both replicators."
+if [[ -n "$B_HOP" ]]; then
+    echo "one hop, 64-byte messages 1 ms apart between two processes on 127.0.0.1 (rt_hoplat):"
+    sed 's/^/        /' <<<"$B_HOP"
+fi
 if [[ "${RT_BENCH_LOAD:-0}" == 1 ]]; then
     echo "background load: ON, $(b_load_describe);"
     echo "        $B_LOAD_REPORT."
