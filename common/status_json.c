@@ -16,6 +16,10 @@ void rt_status_json(rt_buf_t *out, const rt_status_t *st)
     rt_buf_json_string(out, st->source);
     rt_buf_puts(out, ",\"slot\":");
     rt_buf_json_string(out, st->slot);
+    /* A relay's publisher ("" for a publisher), and its head as the relay last heard. */
+    rt_buf_puts(out, ",\"upstream\":");
+    rt_buf_json_string(out, st->upstream);
+    rt_buf_printf(out, ",\"upstream_head_seq\":%" PRIu64, st->upstream_head);
     rt_buf_printf(out,
                   ",\"capture_state\":\"%s\",\"security\":\"%s\",\"first_seq\":%" PRIu64
                   ",\"head_seq\":%" PRIu64 ",\"records\":%" PRIu64 ",\"outbox_bytes\":%" PRIu64

@@ -417,14 +417,18 @@ typedef struct {
     int64_t source_lag_bytes;   /* current LSN - the slot's confirmed_flush_lsn */
     int64_t source_lag_ms;      /* flush_lag of the publisher's WAL sender (0: caught up) */
     int64_t outbox_limit_bytes; /* --max-outbox-mb in bytes, 0: none (-1: older publisher) */
+    /* A relay's: the publisher (or relay) it follows, "" for a publisher; then capture_state
+     * and captured_* are about taking records from it. */
+    char upstream[256];     /* its ROUTER endpoint */
+    uint64_t upstream_head; /* its newest seq, as last heard (0: not yet) */
 } rt_status_t;
 
-/* Encodes STATUS_REPLY version 2 into a malloc'd buffer the caller frees. RT_EINVAL when a
+/* Encodes STATUS_REPLY version 3 into a malloc'd buffer the caller frees. RT_EINVAL when a
  * field is out of its range (a name filling its buffer, a state, a figure below -1). */
 int rt_status_encode(const rt_status_t *st, void **frame, size_t *len) RT_WUR;
-/* Fills *st; st->subs is malloc'd, freed by rt_status_clear. Version 1 (an older
- * publisher, without the slot figures and the outbox limit) decodes too, those four
- * fields then -1. RT_EPROTO if malformed, RT_ENOMEM. */
+/* Fills *st; st->subs is malloc'd, freed by rt_status_clear. Versions 2 (without the
+ * upstream fields: "" and 0) and 1 (an older publisher, without the slot figures and the
+ * outbox limit either: those four -1) decode too. RT_EPROTO if malformed, RT_ENOMEM. */
 int rt_status_decode(const void *frame, size_t len, rt_status_t *st) RT_WUR;
 void rt_status_clear(rt_status_t *st);
 

@@ -59,9 +59,10 @@ void rt__wire_progress_decode(rt__wire_cursor_t *c, rt_copy_progress_t *p)
 /* ---------------------------------------------------------------------------------
  * STATUS_REPLY. */
 
-#define S_STATUS_VERSION 2
-#define S_STATUS_FIELDS 20u    /* after the version */
-#define S_STATUS_V1_FIELDS 16u /* version 1: without the four after subs */
+#define S_STATUS_VERSION 3
+#define S_STATUS_FIELDS 22u    /* after the version */
+#define S_STATUS_V2_FIELDS 20u /* version 2: without the two upstream fields */
+#define S_STATUS_V1_FIELDS 16u /* version 1: without the four after subs either */
 #define S_STATUS_SUB_FIELDS 11u
 
 /* Packs a fixed-size NUL-terminated name; RT_EINVAL if it fills its buffer. */
@@ -143,6 +144,8 @@ int rt_status_encode(const rt_status_t *st, void **frame, size_t *len)
     }
     for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
         RT__WIRE_PACK(&sp, msgpack_pack_int64(&sp.pk, figures[i]));
+    s_pack_fixed(&sp, st->upstream, sizeof st->upstream);
+    RT__WIRE_PACK(&sp, msgpack_pack_uint64(&sp.pk, st->upstream_head));
     return rt__wire_release(&sb, sp.err, RT_WIRE_MAX_FRAME, frame, len);
 }
 
@@ -156,12 +159,12 @@ int rt_status_decode(const void *frame, size_t len, rt_status_t *st)
     msgpack_unpacked_init(&u);
     if ((err = rt__wire_unpack(&u, frame, len)) != RT_OK)
         goto cleanup;
-    /* Version 1 is told by its number of fields; its header must say 1. */
+    /* Older versions are told by their number of fields; the header must agree. */
     rt__wire_open(&c, &u.data, UINT32_MAX);
-    bool v1 = c.n == S_STATUS_V1_FIELDS + 2;
-    if (!v1 && c.n != S_STATUS_FIELDS + 2)
+    bool v1 = c.n == S_STATUS_V1_FIELDS + 2, v2 = c.n == S_STATUS_V2_FIELDS + 2;
+    if (!v1 && !v2 && c.n != S_STATUS_FIELDS + 2)
         c.bad = true;
-    rt__wire_header(&c, "STATUS_REPLY", v1 ? 1 : S_STATUS_VERSION);
+    rt__wire_header(&c, "STATUS_REPLY", v1 ? 1 : v2 ? 2 : S_STATUS_VERSION);
     s_str_fixed(&c, st->source, sizeof st->source);
     s_str_fixed(&c, st->slot, sizeof st->slot);
     st->first_seq = rt__wire_uint(&c, UINT64_MAX);
@@ -182,6 +185,10 @@ int rt_status_decode(const void *frame, size_t len, rt_status_t *st)
                           &st->outbox_limit_bytes};
     for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
         *figures[i] = v1 ? -1 : rt__wire_int(&c, -1, INT64_MAX);
+    if (!v1 && !v2) {
+        s_str_fixed(&c, st->upstream, sizeof st->upstream);
+        st->upstream_head = rt__wire_uint(&c, UINT64_MAX);
+    }
     if (c.bad || c.i != c.n) {
         err = RT_EPROTO;
         goto cleanup;

@@ -523,6 +523,17 @@ static void s_on_replay(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
     s_reply_ok(reply, text);
 }
 
+/* What a capture (or a relay's taking from its publisher) counts, and its state. */
+static void s_capture_fill(rt_status_t *st, uint64_t txns, uint64_t rows, bool blocked,
+                           bool connected)
+{
+    st->captured_txns = txns;
+    st->captured_rows = rows;
+    st->capture_state = blocked     ? RT_CAPTURE_BLOCKED
+                        : connected ? RT_CAPTURE_STREAMING
+                                    : RT_CAPTURE_DISCONNECTED;
+}
+
 static void s_on_status(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
 {
     (void)m;
@@ -542,11 +553,14 @@ static void s_on_status(rt_stream_t *self, const rt_msg_t *m, s_reply_t *reply)
         rt_capture_stats_t cs = rt_capture_stats(self->capture);
         st.received_lsn = cs.received_lsn;
         st.confirmed_lsn = cs.confirmed_lsn;
-        st.captured_txns = cs.txns;
-        st.captured_rows = cs.rows;
-        st.capture_state = cs.blocked     ? RT_CAPTURE_BLOCKED
-                           : cs.connected ? RT_CAPTURE_STREAMING
-                                          : RT_CAPTURE_DISCONNECTED;
+        s_capture_fill(&st, cs.txns, cs.rows, cs.blocked, cs.connected);
+    }
+    if (self->upstream) {
+        rt_stream_upstream_t up = {0};
+        self->upstream(self->upstream_arg, &up);
+        snprintf(st.upstream, sizeof st.upstream, "%s", up.endpoint ? up.endpoint : "");
+        st.upstream_head = up.head;
+        s_capture_fill(&st, up.txns, up.rows, up.blocked, up.connected);
     }
     st.now_ts = rt_pg_now_us();
     st.security = self->security;

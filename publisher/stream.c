@@ -852,6 +852,12 @@ void *rt_stream_router(rt_stream_t *self)
     return zsock_resolve(self->router);
 }
 
+void rt_stream_set_upstream(rt_stream_t *self, rt_stream_upstream_fn fn, void *arg)
+{
+    self->upstream = fn;
+    self->upstream_arg = arg;
+}
+
 void rt_stream_set_retention(rt_stream_t *self, int64_t seconds)
 {
     self->retention_ms = seconds * 1000;

@@ -28,11 +28,25 @@ typedef struct {
     uint64_t outbox_limit;       /* the outbox's size limit in bytes (0: none), for STATUS */
 } rt_stream_opts_t;
 
+/* A relay's side of its publisher, as its STATUS_REPLY reports it (capture_state, the
+ * captured counters and the upstream fields). */
+typedef struct {
+    const char *endpoint; /* the followed publisher's ROUTER endpoint */
+    bool connected;       /* following it (WELCOME received, not lost since) */
+    bool blocked;         /* the relay's outbox is full: it takes nothing */
+    uint64_t head;        /* the publisher's newest seq, as last heard (0: not yet) */
+    uint64_t txns, rows;  /* source transactions and row changes taken since start */
+} rt_stream_upstream_t;
+typedef void (*rt_stream_upstream_fn)(void *arg, rt_stream_upstream_t *out);
+
 /* Binds both sockets. NULL on failure, logged (endpoint in use, malformed). The
  * outbox and capture are borrowed (capture only for its statistics; may be NULL). */
 rt_stream_t *rt_stream_new(const rt_stream_opts_t *opts, rt_outbox_t *outbox,
                            rt_capture_t *capture);
 void rt_stream_destroy(rt_stream_t **self_p);
+
+/* Makes the stream a relay's: STATUS asks fn(arg) about its publisher. */
+void rt_stream_set_upstream(rt_stream_t *self, rt_stream_upstream_fn fn, void *arg);
 
 /* The ROUTER socket's handle, for zmq_poll. */
 void *rt_stream_router(rt_stream_t *self);

@@ -30,8 +30,10 @@ typedef struct rt_stream_sample_t rt_stream_sample_t;
 struct rt_stream_t {
     char *source, *slot, *pub_endpoint;
     int64_t retention_ms;
-    rt_outbox_t *outbox;   /* borrowed */
-    rt_capture_t *capture; /* borrowed, may be NULL */
+    rt_outbox_t *outbox;            /* borrowed */
+    rt_capture_t *capture;          /* borrowed, may be NULL */
+    rt_stream_upstream_fn upstream; /* a relay's: what it follows, for STATUS (or NULL) */
+    void *upstream_arg;
     zsock_t *router;
     zsock_t *pub;
     rt_peers_t *peers;  /* the ROUTER's connections: what waits for each, drops */

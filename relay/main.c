@@ -212,6 +212,7 @@ int main(int argc, char **argv)
     if (!(stream = rt_stream_new(&so, outbox, NULL)))
         goto cleanup;
     rt_upstream_attach(up, stream);
+    rt_stream_set_upstream(stream, rt_upstream_status, up);
     rt_daemon_ready("relaying source %s from %s as %s, listening on %s, publishing on %s, %s, "
                     "outbox head seq %llu",
                     rt_upstream_source(up), o.publisher, o.name, o.listen, o.pub,

@@ -48,6 +48,7 @@ typedef struct {
     rt_lsn_t commit_lsn; /* of its source transaction */
     rt_lsn_t end_lsn;    /* LAST records */
     int64_t commit_ts;   /* source commit time */
+    uint32_t nchanges;   /* row changes in it */
 } s_head_t;
 
 /* A live record kept until it is known stored. */
@@ -108,6 +109,9 @@ struct rt_upstream_t {
     /* Storing. */
     s_batch_t fill, flight; /* the batch filling, the one the committer stores */
     int64_t full_until_ms;  /* the outbox was full: no submit before this */
+
+    /* Taken since start, for STATUS. */
+    uint64_t taken_txns, taken_rows;
 
     /* ACKs. */
     bool ack_due;
@@ -376,6 +380,8 @@ static void s_take(rt_upstream_t *self, zmq_msg_t *frame, const s_head_t *rec, i
     self->tail_open = !(rec->flags & RT_REC_LAST);
     self->tail_lsn = rec->commit_lsn;
     self->expected++;
+    self->taken_txns += !self->tail_open;
+    self->taken_rows += rec->nchanges;
     rt_stream_publish_live(self->stream, rec->seq, zmq_msg_data(frame), zmq_msg_size(frame));
 }
 
@@ -456,7 +462,8 @@ static void s_on_record(rt_upstream_t *self, zmq_msg_t *frame, bool fetched, con
                      .flags = rec->flags,
                      .commit_lsn = rec->commit_lsn,
                      .end_lsn = rec->end_lsn,
-                     .commit_ts = rec->commit_ts};
+                     .commit_ts = rec->commit_ts,
+                     .nchanges = rec->nchanges};
     uint64_t seq = head.seq;
     if (fetched) {
         rt_fetch_window_record(&self->fetch, zmq_msg_size(frame), now);
@@ -819,6 +826,17 @@ int rt_upstream_handle(rt_upstream_t *self, const zmq_pollitem_t *items, int n)
 
 /* ---------------------------------------------------------------------------------
  * Life. */
+
+void rt_upstream_status(void *arg, rt_stream_upstream_t *out)
+{
+    const rt_upstream_t *self = arg;
+    *out = (rt_stream_upstream_t){.endpoint = self->publisher,
+                                  .connected = self->state == S_STREAMING,
+                                  .blocked = self->full_until_ms != 0,
+                                  .head = self->known_head,
+                                  .txns = self->taken_txns,
+                                  .rows = self->taken_rows};
+}
 
 const char *rt_upstream_source(const rt_upstream_t *self)
 {

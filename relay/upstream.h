@@ -54,6 +54,10 @@ const char *rt_upstream_source(const rt_upstream_t *self);
  * until then nothing is taken, only the source is learnt. */
 void rt_upstream_attach(rt_upstream_t *self, rt_stream_t *stream);
 
+/* What the relay's STATUS says of its publisher (an rt_stream_upstream_fn; arg: the
+ * rt_upstream_t). */
+void rt_upstream_status(void *arg, rt_stream_upstream_t *out);
+
 /* Most poll items rt_upstream_poll_items fills. */
 #define RT_UPSTREAM_POLL_MAX 3
 

@@ -61,8 +61,13 @@ static void s_print_json(const rt_status_t *st)
 static void s_print_text(const rt_status_t *st)
 {
     char r[32], c[32], b[32], a1[32], a2[32], lim[48], slot[128];
-    printf("publisher %s (slot %s): capture %s, sockets %s\n", st->source, st->slot,
-           rt_capture_state_name(st->capture_state), rt_security_name(st->security));
+    bool relay = st->upstream[0] != '\0';
+    if (relay)
+        printf("relay of source %s, following %s: %s, sockets %s\n", st->source, st->upstream,
+               rt_capture_state_name(st->capture_state), rt_security_name(st->security));
+    else
+        printf("publisher %s (slot %s): capture %s, sockets %s\n", st->source, st->slot,
+               rt_capture_state_name(st->capture_state), rt_security_name(st->security));
     if (st->security == RT_SECURITY_INSECURE)
         printf("  WARNING: the publisher serves other hosts in plaintext (--insecure): anyone who "
                "reaches it reads every record and can pause, forget and replay\n");
@@ -76,11 +81,24 @@ static void s_print_text(const rt_status_t *st)
     else
         printf("  outbox: empty, head seq %" PRIu64 ", %s%s\n", st->head_seq,
                rt_ctl_bytes(st->outbox_bytes, b, sizeof b), rt_ctl_limit(st, lim, sizeof lim));
-    printf("  source: received %s, confirmed %s\n", rt_lsn_format(st->received_lsn, r, sizeof r),
-           rt_lsn_format(st->confirmed_lsn, c, sizeof c));
-    printf("  slot: %s\n", rt_ctl_slot_line(st, slot, sizeof slot));
-    printf("  captured since start: %" PRIu64 " transactions, %" PRIu64 " rows\n",
-           st->captured_txns, st->captured_rows);
+    if (relay) {
+        if (st->upstream_head)
+            printf("  its publisher: head seq %" PRIu64 ", %" PRIu64 " records ahead of this "
+                   "outbox\n",
+                   st->upstream_head,
+                   st->upstream_head > st->head_seq ? st->upstream_head - st->head_seq : 0);
+        else
+            printf("  its publisher: head seq not known (not connected)\n");
+        printf("  taken since start: %" PRIu64 " transactions, %" PRIu64 " rows\n",
+               st->captured_txns, st->captured_rows);
+    } else {
+        printf("  source: received %s, confirmed %s\n",
+               rt_lsn_format(st->received_lsn, r, sizeof r),
+               rt_lsn_format(st->confirmed_lsn, c, sizeof c));
+        printf("  slot: %s\n", rt_ctl_slot_line(st, slot, sizeof slot));
+        printf("  captured since start: %" PRIu64 " transactions, %" PRIu64 " rows\n",
+               st->captured_txns, st->captured_rows);
+    }
     printf("subscribers: %u\n", st->nsubs);
     if (st->nsubs)
         printf("  %-16s %-11s %10s %9s %10s %8s %9s %9s\n", "NAME", "STATE", "APPLIED", "LAG RECS",

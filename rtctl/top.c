@@ -261,10 +261,15 @@ static void s_draw(s_top_t *t, bool ansi)
         rows = 2;
     } else {
         const rt_status_t *st = &t->cur;
-        snprintf(line, sizeof line, "rt top - publisher %.20s (slot %.20s)", st->source, st->slot);
+        if (st->upstream[0])
+            snprintf(line, sizeof line, "rt top - relay of %.20s from %.24s", st->source,
+                     st->upstream);
+        else
+            snprintf(line, sizeof line, "rt top - publisher %.20s (slot %.20s)", st->source,
+                     st->slot);
         printf("%-56.56s %19s UTC%s", line, when, eol);
-        printf("capture %-12.12s %9.1f txn/s %10.1f rows/s   head seq %" PRIu64 "%s",
-               rt_capture_state_name(st->capture_state),
+        printf("%-7s %-12.12s %9.1f txn/s %10.1f rows/s   head seq %" PRIu64 "%s",
+               st->upstream[0] ? "takes" : "capture", rt_capture_state_name(st->capture_state),
                s_rate(t, t->have_prev ? t->prev.captured_txns : 0, st->captured_txns),
                s_rate(t, t->have_prev ? t->prev.captured_rows : 0, st->captured_rows), st->head_seq,
                eol);

@@ -121,6 +121,16 @@ for r in relay1 relay2; do
     [[ "$got" == "$ref" ]] || rt_fail "$r holds other records than the publisher: $got against $ref"
 done
 echo "outboxes of the publisher, relay1 and relay2 hold the same seqs 1..$h: $ref"
+# A relay's status names what it follows, that publisher's head and what it took.
+r2="$(rt_status_json "$R2")"
+[[ "$r2" == *"\"upstream\":\"$R1\",\"upstream_head_seq\":$h,"* && "$r2" == *'"capture_state":"streaming"'* ]] ||
+    rt_fail "relay2's status does not say it follows $R1 at head $h: $r2"
+[[ "$(rt_json_num "$r2" captured_txns)" -gt 0 ]] || rt_fail "relay2's status counts no transaction taken"
+[[ "$(rt_status_json "$ROUTER")" == *'"upstream":"",'* ]] || rt_fail "the publisher's status names an upstream"
+"$RT_BIN/rtctl" --publisher "$R2" status >"$RT_TMP/relay2.status"
+grep -q "^relay of source src, following $R1: streaming" "$RT_TMP/relay2.status" &&
+    grep -q "its publisher: head seq $h, 0 records ahead of this outbox" "$RT_TMP/relay2.status" ||
+    rt_fail "rtctl status of relay2: $(cat "$RT_TMP/relay2.status")"
 # The publisher's restart reached the relays' subscribers as a new run.
 grep -q 'publisher restarted' "$RT_TMP/relay1.log" ||
     rt_fail "relay1 did not see the publisher's restart"

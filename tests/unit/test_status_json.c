@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "status_json.h"
@@ -61,7 +62,8 @@ static void test_publisher(void **state)
     /* Unix ms of now - 5 s and now - 4 s: 946684800000 + 800000000000 - 5000 / - 4000. */
     assert_string_equal(
         rt_buf_str(&b),
-        "{\"source\":\"src\",\"slot\":\"rt_src\",\"capture_state\":\"blocked (outbox full)\","
+        "{\"source\":\"src\",\"slot\":\"rt_src\",\"upstream\":\"\",\"upstream_head_seq\":0,"
+        "\"capture_state\":\"blocked (outbox full)\","
         "\"security\":\"insecure\",\"first_seq\":1,\"head_seq\":100,\"records\":100,\"outbox_"
         "bytes\":4096,"
         "\"oldest_record_age_ms\":60000,\"head_age_ms\":1,"
@@ -82,6 +84,16 @@ static void test_publisher(void **state)
         "\"last_commit_ts_ms\":0,\"last_applied_at_ms\":0,\"seen_ms_ago\":600000,"
         "\"error\":\"\"}]}");
     rt_buf_free(&b);
+
+    /* A relay names what it follows. */
+    snprintf(st.upstream, sizeof st.upstream, "tcp://10.0.0.1:7470");
+    st.upstream_head = 104;
+    rt_status_json(&b, &st);
+    assert_non_null(strstr(rt_buf_str(&b), ",\"upstream\":\"tcp://10.0.0.1:7470\","
+                                           "\"upstream_head_seq\":104,"));
+    rt_buf_free(&b);
+    st.upstream[0] = '\0';
+    st.upstream_head = 0;
 
     /* An empty outbox has no ages; no subscribers is an empty list. */
     st.records = 0;

@@ -1724,7 +1724,9 @@ static void test_status_roundtrip(void **state)
                       .retained_wal_bytes = 5LL << 40,
                       .source_lag_bytes = -1,
                       .source_lag_ms = 1234,
-                      .outbox_limit_bytes = 8LL << 20};
+                      .outbox_limit_bytes = 8LL << 20,
+                      .upstream = "tcp://10.0.0.1:7470",
+                      .upstream_head = 901};
     void *frame;
     size_t len;
     rt_status_t got;
@@ -1753,6 +1755,8 @@ static void test_status_roundtrip(void **state)
         assert_int_equal(got.source_lag_bytes, -1);
         assert_int_equal(got.source_lag_ms, 1234);
         assert_int_equal(got.outbox_limit_bytes, 8LL << 20);
+        assert_string_equal(got.upstream, "tcp://10.0.0.1:7470");
+        assert_int_equal(got.upstream_head, 901);
         assert_int_equal(got.nsubs, nsubs);
         for (uint32_t i = 0; i < nsubs; i++) {
             assert_string_equal(got.subs[i].name, subs[i].name);
@@ -1808,13 +1812,16 @@ static void test_status_roundtrip(void **state)
     }
     assert_int_equal(rt_status_encode(&st, &frame, &len), 0);
     free(frame);
+    memset(st.upstream, 'u', sizeof st.upstream);
+    assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
+    st.upstream[0] = '\0';
     memset(st.slot, 's', sizeof st.slot);
     assert_int_equal(rt_status_encode(&st, &frame, &len), RT_EINVAL);
 }
 
 /* Received names that do not fit the fixed buffers are malformed; so are figures below -1
- * and a layout that does not match its version. Version 1 (an older publisher, 16 fields
- * after the version) decodes, with the slot's figures and the outbox limit unknown. */
+ * and a layout that does not match its version. Versions 1 (16 fields after the version:
+ * the slot's figures and the outbox limit unknown) and 2 (20: no upstream) decode. */
 static void test_status_malformed(void **state)
 {
     (void)state;
@@ -1822,20 +1829,21 @@ static void test_status_malformed(void **state)
      * 4 state 6, 5 seen nil, 6 capture state 4, 7 error text of 256 bytes, 8 a sub of 4
      * fields (old layout), 9 lag_bytes negative, 10 top-level array one field short, 11
      * security 3, 12 copy progress of 5 fields, 13 more tables done than there are, 14 a
-     * figure of -2 (version 2), 15 a figure that is nil (version 2), 16 one field more */
-    for (int v = 1; v <= 2; v++) {
-        for (int f = 0; f < 17; f++) {
-            if (v == 1 && (f == 14 || f == 15))
-                continue; /* version 1 has no figures */
+     * figure of -2 (version 2), 15 a figure that is nil (version 2), 16 one field more, 17 an
+     * upstream of 256 bytes (version 3), 18 a negative upstream head (version 3) */
+    for (int v = 1; v <= 3; v++) {
+        for (int f = 0; f < 19; f++) {
+            if ((v == 1 && (f == 14 || f == 15)) || (v < 3 && f >= 17))
+                continue; /* version 1 has no figures, versions 1 and 2 no upstream */
             msgpack_sbuffer sb;
             msgpack_packer pk;
             char name[256];
             memset(name, 'q', sizeof name);
             msgpack_sbuffer_init(&sb);
             msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-            msgpack_pack_array(&pk, (v == 1 ? 18 : 22) - (f == 10) + (f == 16));
+            msgpack_pack_array(&pk, (v == 1 ? 18 : v == 2 ? 22 : 24) - (f == 10) + (f == 16));
             s_pack_str(&pk, "STATUS_REPLY");
-            msgpack_pack_uint8(&pk, (uint8_t)(f == 1 ? 3 - v : v));
+            msgpack_pack_uint8(&pk, (uint8_t)(f == 1 ? (v == 1 ? 2 : v - 1) : v));
             msgpack_pack_str_with_body(&pk, name, f == 2 ? 128 : 127);
             s_pack_str(&pk, "slot");
             for (int i = 0; i < 8; i++)
@@ -1870,7 +1878,7 @@ static void test_status_malformed(void **state)
                 for (int i = 0; i < (f == 12 ? 4 : 5); i++)
                     msgpack_pack_uint8(&pk, 3);
             }
-            if (v == 2) {
+            if (v >= 2) {
                 msgpack_pack_int64(&pk, 3LL << 30);
                 msgpack_pack_int64(&pk, f == 14 ? -2 : -1);
                 if (f == 15)
@@ -1878,6 +1886,13 @@ static void test_status_malformed(void **state)
                 else
                     msgpack_pack_int64(&pk, 250);
                 msgpack_pack_int64(&pk, 0);
+            }
+            if (v == 3) {
+                msgpack_pack_str_with_body(&pk, name, f == 17 ? 256 : 255);
+                if (f == 18)
+                    msgpack_pack_int8(&pk, -1);
+                else
+                    msgpack_pack_uint16(&pk, 4000);
             }
             if (f == 16)
                 msgpack_pack_int64(&pk, 0);
@@ -1895,6 +1910,8 @@ static void test_status_malformed(void **state)
                 assert_int_equal(st.source_lag_bytes, -1);
                 assert_int_equal(st.source_lag_ms, v == 1 ? -1 : 250);
                 assert_int_equal(st.outbox_limit_bytes, v == 1 ? -1 : 0);
+                assert_int_equal(strlen(st.upstream), v == 3 ? 255 : 0);
+                assert_int_equal(st.upstream_head, v == 3 ? 4000 : 0);
                 rt_status_clear(&st);
                 s_assert_truncations_fail(frame, sb.size, s_decode_status);
             }
