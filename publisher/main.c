@@ -64,15 +64,8 @@ static const rt_cfg_param_t s_params[] = {
         "publication to stream (default rt_<name>, created FOR ALL TABLES if missing)"),
     OPT("slot", RT_CFG_STR, slot, NULL, 0, 0, NULL, false, false,
         "logical replication slot (default rt_<name>, created if missing)"),
-    OPT("http", RT_CFG_STR, http, NULL, 0, 0, NULL, false, false,
-        "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
-    OPT("http-token", RT_CFG_STR, http_token, NULL, 0, 0, NULL, false, false,
-        "file holding the token that POST /api/pause and /api/resume need (Authorization: "
-        "Bearer); without it they are off"),
-    OPT("http-cert", RT_CFG_STR, http_cert, NULL, 0, 0, NULL, false, false,
-        "serve --http as HTTPS only, with this PEM certificate (or chain); with --http-key"),
-    OPT("http-key", RT_CFG_STR, http_key, NULL, 0, 0, NULL, false, false,
-        "the unencrypted PEM private key of --http-cert"),
+    RT_HTTP_CFG_OPTS(s_opts_t, "file holding the token that POST /api/pause and /api/resume "
+                               "need (Authorization: Bearer); without it they are off"),
     OPT("cert", RT_CFG_STR, cert, NULL, 0, 0, NULL, false, false,
         "CURVE: the publisher's secret certificate (NAME.cert_secret from rtctl keygen)"),
     OPT("allow", RT_CFG_STR, allow, NULL, 0, 0, NULL, false, false,

@@ -60,7 +60,15 @@ static void s_metrics(void *arg, const rt_http_request_t *req, rt_http_response_
         rt_http_text(resp, 500, "status unavailable");
         return;
     }
-    rt_capture_stats_t cs = rt_capture_stats(s_web.capture);
+    /* A relay has no capture: its status says what it took from its publisher. */
+    rt_capture_stats_t cs = {0};
+    if (s_web.capture)
+        cs = rt_capture_stats(s_web.capture);
+    else
+        cs = (rt_capture_stats_t){.txns = st.captured_txns,
+                                  .rows = st.captured_rows,
+                                  .connected = st.capture_state == RT_CAPTURE_STREAMING,
+                                  .blocked = st.capture_state == RT_CAPTURE_BLOCKED};
     rt_metrics_pub_sub_t *subs = calloc(st.nsubs ? st.nsubs : 1, sizeof *subs);
     if (!subs) {
         rt_status_clear(&st);

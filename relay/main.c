@@ -18,6 +18,7 @@
 #include "sock.h"
 #include "stream.h"
 #include "upstream.h"
+#include "web.h"
 
 typedef struct {
     char *publisher;
@@ -31,6 +32,10 @@ typedef struct {
     char *cert;
     char *allow;
     char *admin;
+    char *http;
+    char *http_token;
+    char *http_cert;
+    char *http_key;
     bool insecure;
     int64_t log_level;
     int64_t batch_bytes;
@@ -126,6 +131,8 @@ int main(int argc, char **argv)
             "forget and replay the relay's subscribers"),
         OPT("insecure", RT_CFG_BOOL, insecure, "false", 0, 0, NULL, false, false,
             "relay in plaintext over endpoints other hosts reach"),
+        RT_HTTP_CFG_OPTS(s_opts_t, "file holding the token that POST /api/pause and /api/resume "
+                                   "need (Authorization: Bearer); without it they are off"),
         OPT("config", RT_CFG_STR, config, NULL, 0, 0, NULL, false, false,
             "INI file with these keys"),
         OPT("log-level", RT_CFG_ENUM, log_level, "info", 0, 0, rt_daemon_log_levels, false, true,
@@ -155,6 +162,8 @@ int main(int argc, char **argv)
     rt_stream_t *stream = NULL;
     zcert_t *cert = NULL;
     rt_auth_t *auth = NULL;
+    rt_http_t *http = NULL;
+    rt_http_tls_t tls = {0};
     char publisher_key[RT_CURVE_KEY_LEN] = "";
 
     if (!rt_name_ok(o.name)) {
@@ -168,6 +177,7 @@ int main(int argc, char **argv)
     rt_daemon_init("rt-relay", o.log_level);
     int security;
     if (s_security(&o, &security) != RT_OK ||
+        (o.http && rt_http_tls_load(&tls, o.http_cert, o.http_key) != RT_OK) ||
         (o.cert &&
          rt_curve_load_client(o.cert, o.publisher_key, o.name, &cert, publisher_key) != RT_OK)) {
         code = RT_EXIT_USAGE;
@@ -213,6 +223,13 @@ int main(int argc, char **argv)
         goto cleanup;
     rt_upstream_attach(up, stream);
     rt_stream_set_upstream(stream, rt_upstream_status, up);
+    if (o.http && !(http = rt_publisher_web_new(o.http, &tls, stream, NULL)))
+        goto cleanup;
+    rt_http_tls_clear(&tls);
+    if (http && o.http_token && rt_http_set_token_file(http, o.http_token) != RT_OK) {
+        code = RT_EXIT_USAGE;
+        goto cleanup;
+    }
     rt_daemon_ready("relaying source %s from %s as %s, listening on %s, publishing on %s, %s, "
                     "outbox head seq %llu",
                     rt_upstream_source(up), o.publisher, o.name, o.listen, o.pub,
@@ -232,10 +249,11 @@ int main(int argc, char **argv)
         }
         if ((rc = rt_upstream_tick(up)) != RT_OK)
             break;
-        zmq_pollitem_t items[RT_UPSTREAM_POLL_MAX + 1];
+        zmq_pollitem_t items[RT_UPSTREAM_POLL_MAX + 2];
         int n = rt_upstream_poll_items(up, items);
         items[n] = (zmq_pollitem_t){.socket = rt_stream_router(stream), .events = ZMQ_POLLIN};
-        if (zmq_poll(items, n + 1, rt_upstream_timeout(up)) < 0 && errno != EINTR) {
+        items[n + 1] = (zmq_pollitem_t){.fd = http ? rt_http_fd(http) : -1, .events = ZMQ_POLLIN};
+        if (zmq_poll(items, http ? n + 2 : n + 1, rt_upstream_timeout(up)) < 0 && errno != EINTR) {
             rt_error("poll failed: %s", zmq_strerror(errno));
             rc = RT_EIO;
             break;
@@ -249,11 +267,15 @@ int main(int argc, char **argv)
             rc = RT_EIO;
             break;
         }
+        if (http && (items[n + 1].revents & ZMQ_POLLIN))
+            (void)rt_http_serve(http);
     }
     if (rc == RT_OK)
         rt_info("stopping on signal");
     code = rt_daemon_exit_code(rc);
 cleanup:
+    rt_http_tls_clear(&tls);
+    rt_http_destroy(&http);
     rt_upstream_destroy(&up);
     rt_stream_destroy(&stream);
     rt_auth_destroy(&auth);

@@ -177,15 +177,8 @@ int main(int argc, char **argv)
             "subscriber name, unique per publisher (default: the host name)"),
         OPT("pub", RT_CFG_STR, pub, NULL, NULL, false, false,
             "the publisher's PUB endpoint (default: learnt from the publisher)"),
-        OPT("http", RT_CFG_STR, http, NULL, NULL, false, false,
-            "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),
-        OPT("http-token", RT_CFG_STR, http_token, NULL, NULL, false, false,
-            "file holding the token that HTTP requests changing state need (Authorization: "
-            "Bearer)"),
-        OPT("http-cert", RT_CFG_STR, http_cert, NULL, NULL, false, false,
-            "serve --http as HTTPS only, with this PEM certificate (or chain); with --http-key"),
-        OPT("http-key", RT_CFG_STR, http_key, NULL, NULL, false, false,
-            "the unencrypted PEM private key of --http-cert"),
+        RT_HTTP_CFG_OPTS(s_opts_t, "file holding the token that HTTP requests changing state "
+                                   "need (Authorization: Bearer)"),
         OPT("cert", RT_CFG_STR, cert, NULL, NULL, false, false,
             "CURVE: this subscriber's secret certificate (NAME.cert_secret from rtctl keygen)"),
         OPT("publisher-key", RT_CFG_STR, publisher_key, NULL, NULL, false, false,

@@ -3,7 +3,22 @@
 #define RT_HTTP_H
 
 #include "buf.h"
+#include "config.h"
 #include "rt.h"
+
+/* The --http flags of a daemon's table (RT_CFG_OPT) for its options struct S, whose char *
+ * fields http, http_token, http_cert and http_key they fill; token_help says what the
+ * token guards. */
+#define RT_HTTP_CFG_OPTS(S, token_help)                                                            \
+    RT_CFG_OPT(S, "http", RT_CFG_STR, http, NULL, 0, 0, NULL, false, false,                        \
+               "ADDR:PORT serving /metrics, /api/status and the dashboard (default: none)"),       \
+        RT_CFG_OPT(S, "http-token", RT_CFG_STR, http_token, NULL, 0, 0, NULL, false, false,        \
+                   token_help),                                                                    \
+        RT_CFG_OPT(S, "http-cert", RT_CFG_STR, http_cert, NULL, 0, 0, NULL, false, false,          \
+                   "serve --http as HTTPS only, with this PEM certificate (or chain); with "       \
+                   "--http-key"),                                                                  \
+        RT_CFG_OPT(S, "http-key", RT_CFG_STR, http_key, NULL, 0, 0, NULL, false, false,            \
+                   "the unencrypted PEM private key of --http-cert")
 
 /* Request bodies larger than this get 413. */
 #define RT_HTTP_MAX_BODY (64u * 1024)

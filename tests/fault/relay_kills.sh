@@ -23,6 +23,7 @@ R1="tcp://127.0.0.1:$(rt_free_port)"
 R1_PUB="tcp://127.0.0.1:$(rt_free_port)"
 R2="tcp://127.0.0.1:$(rt_free_port)"
 R2_PUB="tcp://127.0.0.1:$(rt_free_port)"
+R2_HTTP="127.0.0.1:$(rt_free_port)"
 
 start_pub() {
     rt_start_daemon pub "$RT_TMP/pub.log" env RT_TEST_COMMIT_DELAY_MS="$1" \
@@ -35,7 +36,7 @@ start_relay1() {
 }
 start_relay2() {
     rt_start_daemon relay2 "$RT_TMP/relay2.log" "$RT_BIN/rt-relay" --publisher "$R1" \
-        --outbox "$RT_TMP/relay2" --name relay2 --listen "$R2" --pub "$R2_PUB"
+        --outbox "$RT_TMP/relay2" --name relay2 --listen "$R2" --pub "$R2_PUB" --http "$R2_HTTP"
 }
 
 # Some history first: a new relay's outbox starts at the publisher's oldest record.
@@ -131,6 +132,13 @@ r2="$(rt_status_json "$R2")"
 grep -q "^relay of source src, following $R1: streaming" "$RT_TMP/relay2.status" &&
     grep -q "its publisher: head seq $h, 0 records ahead of this outbox" "$RT_TMP/relay2.status" ||
     rt_fail "rtctl status of relay2: $(cat "$RT_TMP/relay2.status")"
+# ... and so does its --http: /api/status, and /metrics with the outbox's head.
+if command -v curl >/dev/null; then
+    api="$(curl -sS --max-time 10 "http://$R2_HTTP/api/status")" || rt_fail "relay2 --http: no /api/status"
+    [[ "$api" == *"\"upstream\":\"$R1\""* ]] || rt_fail "relay2's /api/status: $api"
+    curl -sS --max-time 10 "http://$R2_HTTP/metrics" | grep -q "^rt_publisher_head_seq $h\$" ||
+        rt_fail "relay2's /metrics has no rt_publisher_head_seq $h"
+fi
 # The publisher's restart reached the relays' subscribers as a new run.
 grep -q 'publisher restarted' "$RT_TMP/relay1.log" ||
     rt_fail "relay1 did not see the publisher's restart"
