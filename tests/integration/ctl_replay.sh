@@ -39,6 +39,8 @@ status_json() { "${CTL[@]}" status --json; }
 sub_json() { status_json | jq -r ".subscribers[] | select(.name == \"r1\") | $1"; }
 sub_is() { [[ "$(sub_json "$1")" == "$2" ]]; }
 head_seq() { status_json | jq .head_seq; }
+# The publisher stores a source commit a little after it: wait for the head to reach it.
+stored_through() { (($(head_seq) >= $1)); }
 progress() {
     rt_psql r1 -c "SELECT coalesce((pg_replication_origin_progress('rt_src', true) - '0/0'::pg_lsn)::bigint, 0)"
 }
@@ -72,7 +74,9 @@ rc=0
 
 echo "== 1. replica outage, then replay"
 rt_pg_stop r1
+H0="$(head_seq)"
 write 25
+rt_wait_until 30 "the publisher to store the 25 transactions" stored_through $((H0 + 25))
 H="$(head_seq)"
 P="$(sub_json .applied_seq)"
 echo "replica down at applied seq $P, head $H"
@@ -175,7 +179,9 @@ trimmed() { (($(status_json | jq .first_seq) > 1)); }
 rt_wait_until 20 "the outbox trimmed" trimmed
 # With its only subscriber paused nothing more is trimmed: these stay available.
 "${CTL[@]}" pause r1 >/dev/null
+H0="$(head_seq)"
 write 3
+rt_wait_until 30 "the publisher to store the 3 transactions" stored_through $((H0 + 3))
 F="$(status_json | jq .first_seq)"
 H="$(head_seq)"
 rc=0
