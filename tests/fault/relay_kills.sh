@@ -133,12 +133,11 @@ grep -q "^relay of source src, following $R1: streaming" "$RT_TMP/relay2.status"
     grep -q "its publisher: head seq $h, 0 records ahead of this outbox" "$RT_TMP/relay2.status" ||
     rt_fail "rtctl status of relay2: $(cat "$RT_TMP/relay2.status")"
 # ... and so does its --http: /api/status, and /metrics with the outbox's head.
-if command -v curl >/dev/null; then
-    api="$(curl -sS --max-time 10 "http://$R2_HTTP/api/status")" || rt_fail "relay2 --http: no /api/status"
-    [[ "$api" == *"\"upstream\":\"$R1\""* ]] || rt_fail "relay2's /api/status: $api"
-    curl -sS --max-time 10 "http://$R2_HTTP/metrics" | grep -q "^rt_publisher_head_seq $h\$" ||
-        rt_fail "relay2's /metrics has no rt_publisher_head_seq $h"
-fi
+command -v curl >/dev/null 2>&1 || rt_fail "curl is not installed (apt-get install curl)"
+api="$(curl -sS --max-time 10 "http://$R2_HTTP/api/status")" || rt_fail "relay2 --http: no /api/status"
+[[ "$api" == *"\"upstream\":\"$R1\""* ]] || rt_fail "relay2's /api/status: $api"
+curl -sS --max-time 10 "http://$R2_HTTP/metrics" | grep -q "^rt_publisher_head_seq $h\$" ||
+    rt_fail "relay2's /metrics has no rt_publisher_head_seq $h"
 # The publisher's restart reached the relays' subscribers as a new run.
 grep -q 'publisher restarted' "$RT_TMP/relay1.log" ||
     rt_fail "relay1 did not see the publisher's restart"
