@@ -488,7 +488,7 @@ static int s_apply_rows(rt_apply_t *self, const rt_record_t *rec, int policy)
     uint64_t resolved_before = self->group_conflicts;
 
     if ((remote || versioned) &&
-        (err = rt__pipeline_send(self, RT__OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
+        (err = rt__pipeline_send_fixed(self, RT__OP_MISC, "SAVEPOINT rt_record", 0, NULL)) != RT_OK)
         return err;
     for (int attempt = 1; versioned; attempt++) {
         err = rt__versioned_record(self, rec, policy);
@@ -621,8 +621,8 @@ static int s_queue_commit(rt_apply_t *self)
     /* A transaction without an xid writes no commit record and would not advance
      * the origin: give an all-empty group one. */
     if (self->group_changes == 0 &&
-        (err = rt__pipeline_send(self, RT__OP_MISC, "SELECT pg_current_xact_id()", 0, NULL)) !=
-            RT_OK)
+        (err = rt__pipeline_send_fixed(self, RT__OP_MISC, "SELECT pg_current_xact_id()", 0,
+                                       NULL)) != RT_OK)
         return err;
     /* In a replay the origin stays where it is (it only moves forward): how far the
      * replay went is recorded with what it applied. */
@@ -630,22 +630,22 @@ static int s_queue_commit(rt_apply_t *self)
     snprintf(seq, sizeof seq, "%" PRIu64, self->group_seq);
     snprintf(to, sizeof to, "%" PRIu64, self->replay_to);
     const char *rparams[3] = {self->source, seq, to};
-    if (self->replay_to &&
-        (err = rt__pipeline_send(self, RT__OP_MISC, rt__skip_replayed_sql, 3, rparams)) != RT_OK)
+    if (self->replay_to && (err = rt__pipeline_send_fixed(self, RT__OP_MISC, rt__skip_replayed_sql,
+                                                          3, rparams)) != RT_OK)
         return err;
     char mlsn[32];
     rt_lsn_format(self->group_lsn, mlsn, sizeof mlsn);
     const char *mparams[3] = {self->source, seq, mlsn};
     if (self->group_mark &&
-        (err = rt__pipeline_send(self, RT__OP_MISC, s_progress_write, 3, mparams)) != RT_OK)
+        (err = rt__pipeline_send_fixed(self, RT__OP_MISC, s_progress_write, 3, mparams)) != RT_OK)
         return err;
-    if ((err = rt__pipeline_send(self, RT__OP_MISC,
-                                 "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
-                                 "timestamptz '2000-01-01 00:00:00+00' + "
-                                 "$2::bigint * interval '1 microsecond')",
-                                 2, params)) != RT_OK)
+    if ((err = rt__pipeline_send_fixed(self, RT__OP_MISC,
+                                       "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
+                                       "timestamptz '2000-01-01 00:00:00+00' + "
+                                       "$2::bigint * interval '1 microsecond')",
+                                       2, params)) != RT_OK)
         return err;
-    return rt__pipeline_send(self, RT__OP_COMMIT, "COMMIT", 0, NULL);
+    return rt__pipeline_send_fixed(self, RT__OP_COMMIT, "COMMIT", 0, NULL);
 }
 
 /* Takes note of a commit the replica confirmed. */
@@ -766,7 +766,7 @@ static int s_record_try(rt_apply_t *self, const rt_record_t *rec, size_t bytes, 
         (err = rt__copy_end(self)) != RT_OK)
         goto failed;
     if (!self->in_txn) {
-        if ((err = rt__pipeline_send(self, RT__OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
+        if ((err = rt__pipeline_send_fixed(self, RT__OP_BEGIN, "BEGIN", 0, NULL)) != RT_OK)
             return s_failed(self, err);
         self->in_txn = true;
         self->txn_start_ms = rt_mono_ms();

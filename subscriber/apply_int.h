@@ -254,6 +254,11 @@ zhashx_t *rt__pipeline_cache_new(void);
 int rt__pipeline_send(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
                       const char *const *params) RT_WUR;
 
+/* rt__pipeline_send for one of the applier's fixed statements (the text is copied):
+ * prepared once per connection, then only bound and executed. */
+int rt__pipeline_send_fixed(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
+                            const char *const *params) RT_WUR;
+
 /* rt__pipeline_send for a command about change idx of the record. */
 int rt__pipeline_send_for(rt_apply_t *self, rt__op_kind_t kind, uint32_t idx, const char *sql,
                           int n, const char *const *params) RT_WUR;

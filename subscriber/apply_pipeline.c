@@ -6,7 +6,9 @@
  * and checked after the Sync: an UPDATE or DELETE must touch exactly one row, a
  * duplicate key is a conflict; a probe's row count or duplicate key is an answer.
  * A change shape (relation, operation, columns sent) is prepared once per connection
- * as rt_<n> and kept in a cache keyed by rt_sqlgen_shape_key. The connection is
+ * as rt_<n> and kept in a cache keyed by rt_sqlgen_shape_key, and so is each of the
+ * applier's own fixed statements (BEGIN, COMMIT, the origin's progress), keyed by its
+ * text: the replica parses and plans them once, not once per transaction. The connection is
  * non-blocking while sending so that a large segment never deadlocks against the
  * results.
  */
@@ -34,7 +36,7 @@ typedef struct {
 struct rt__op_t {
     uint8_t kind;       /* rt__op_kind_t */
     uint32_t change;    /* RT__OP_PREPARE / RT__OP_EXEC: index of the change */
-    s_cached_t *cached; /* RT__OP_PREPARE: the cache entry */
+    s_cached_t *cached; /* the Parse of a cached statement: its entry */
     char op;            /* RT__OP_EXEC: the statement's operation (a stand-in's may differ) */
     bool probe;         /* RT__OP_EXEC: a row count or a duplicate key is an answer, not an error */
     bool checked;       /* RT__OP_EXEC: an UPDATE or DELETE that fails unless it touched one row */
@@ -201,12 +203,12 @@ static int s_read_results(rt_apply_t *self, const rt_record_t *rec)
             rt_pg_error_line(detail ? detail : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
                              self->probe_detail, sizeof self->probe_detail);
         } else if (st == PGRES_FATAL_ERROR) {
-            if (op->kind == RT__OP_PREPARE)
+            if (op->cached)
                 op->cached->prepared = false;
             if (err == RT_OK)
                 err = s_failure(self, rec, op, res);
         } else if (st == PGRES_PIPELINE_ABORTED) {
-            if (op->kind == RT__OP_PREPARE)
+            if (op->cached)
                 op->cached->prepared = false;
         } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
             if (err == RT_OK) {
@@ -306,6 +308,35 @@ int rt__pipeline_send(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int
                       const char *const *params)
 {
     return rt__pipeline_send_for(self, kind, 0, sql, n, params);
+}
+
+int rt__pipeline_send_fixed(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
+                            const char *const *params)
+{
+    /* Keyed by its text, which no shape key (34 letters and hex digits) can equal. */
+    s_cached_t *c = zhashx_lookup(self->cache, sql);
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c)))
+            return RT_ENOMEM;
+        if (!(c->stmt.sql = strdup(sql)) || zhashx_insert(self->cache, sql, c) != 0) {
+            free(c->stmt.sql);
+            free(c);
+            return RT_ENOMEM;
+        }
+        snprintf(c->name, sizeof c->name, "rt_%" PRIu32, self->next_stmt++);
+    }
+    int err;
+    if (!c->prepared) {
+        if (PQsendPrepare(self->conn, c->name, sql, 0, NULL) != 1)
+            return RT_EIO;
+        /* Not RT__OP_PREPARE: no change of the record is named by its failure. */
+        if ((err = s_push_op(self, RT__OP_MISC, 0, c)) != RT_OK)
+            return err;
+        c->prepared = true;
+    }
+    if (PQsendQueryPrepared(self->conn, c->name, n, params, NULL, NULL, 0) != 1)
+        return RT_EIO;
+    return s_push_op(self, kind, 0, NULL);
 }
 
 static int s_send_truncate(rt_apply_t *self, const rt_record_t *rec, uint32_t idx)
