@@ -13,6 +13,12 @@
 
 /* A batch the full outbox refused is submitted again at most this often. */
 #define FULL_RETRY_MS 100
+/* Commits start at most this often while their batches are small (below an eighth of
+ * batch_bytes): under a steady stream of small transactions a commit right after the one
+ * before would cost its two fdatasyncs for a few records. Nothing live waits for it
+ * (records are published when they are cut): only the source's confirmation, FETCH of
+ * what is not stored yet, and rt_batch_flush_wait, which does not wait for the gap. */
+#define COMMIT_GAP_MS 5
 
 /* Appends a record cut with seq self->next_seq to the filling batch and publishes it. */
 int rt_batch_add(rt_capture_t *self, const void *data, size_t len)
@@ -94,7 +100,15 @@ static int s_submit_batch(rt_capture_t *self)
     s_batch_clear(&self->batch);
     self->flight_pos = self->pending;
     self->pending_dirty = false;
+    self->commit_gap_ms = rt_mono_ms() + COMMIT_GAP_MS;
     return s_submit_flight(self);
+}
+
+/* True when the filling batch is small enough to wait for the gap between commits (not
+ * during a streamed transaction's replay, which fills a batch per pump). */
+static bool s_batch_small(const rt_capture_t *self)
+{
+    return self->batch.len < self->opts.batch_bytes / 8 && !self->replay.st;
 }
 
 /* The commit of flight ended with result. RT_OK: flight is durable, its end LSN is
@@ -155,7 +169,18 @@ int rt_batch_flush(rt_capture_t *self)
         return rt_mono_ms() < self->full_retry_ms ? RT_OK : s_submit_flight(self);
     if (self->batch.nrecs == 0 && !self->pending_dirty)
         return RT_OK;
+    if (s_batch_small(self) && rt_mono_ms() < self->commit_gap_ms)
+        return RT_OK;
     return s_submit_batch(self);
+}
+
+int rt_batch_wait_ms(const rt_capture_t *self, int limit)
+{
+    if (self->flight_held || rt_committer_busy(self->committer) ||
+        (self->batch.nrecs == 0 && !self->pending_dirty) || !s_batch_small(self))
+        return limit;
+    int64_t left = self->commit_gap_ms - rt_mono_ms();
+    return left <= 0 ? 0 : left < limit ? (int)left : limit;
 }
 
 /* Stores every record cut and the pending position, and waits until they are durable:

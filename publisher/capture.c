@@ -849,12 +849,19 @@ int rt_capture_pump(rt_capture_t *self)
     return RT_OK;
 }
 
-bool rt_capture_busy(const rt_capture_t *self)
+/* True while a committed streamed transaction is being stored and there is room for
+ * more of it. */
+static bool s_busy(const rt_capture_t *self)
 {
     /* With the replay's share of the batch filled while a commit runs, the commit
      * socket wakes the loop. */
     return self->replay.st != NULL && !self->stats.blocked &&
            !(self->batch.len >= rt_spool_budget(self) && rt_batch_flight_active(self));
+}
+
+int rt_capture_wait_ms(const rt_capture_t *self, int limit)
+{
+    return s_busy(self) ? 0 : rt_batch_wait_ms(self, limit);
 }
 
 int rt_capture_fd(rt_capture_t *self)

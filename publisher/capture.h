@@ -59,9 +59,10 @@ int rt_capture_fd(rt_capture_t *self);
  * ended; then pump. */
 void *rt_capture_commit_socket(rt_capture_t *self);
 
-/* True while a committed streamed transaction is being stored and there is room for
- * more of it: pump again without waiting for input. */
-bool rt_capture_busy(const rt_capture_t *self);
+/* How long the caller may wait for input before pumping again, in milliseconds, at most
+ * limit: 0 while a committed streamed transaction is being stored and there is room for
+ * more of it, less while records wait for the gap between outbox commits. */
+int rt_capture_wait_ms(const rt_capture_t *self, int limit);
 
 /* Reads what the source has sent and cuts it into records, each handed to
  * opts.publish at once; hands batches to the outbox's commit thread, one commit at a

@@ -76,6 +76,7 @@ struct rt_capture_t {
     rt_committer_t *committer;  /* the outbox commit's thread */
     bool flight_held;           /* the outbox refused flight (full): submitted again later */
     int64_t full_retry_ms;      /* when flight_held: not submitted again before this */
+    int64_t commit_gap_ms;      /* a small batch is not submitted before this (batch.c) */
     rt_outbox_pos_t flight_pos; /* position stored with flight */
     uint64_t next_seq;          /* seq of the next record cut (tracked here, never read back
                                  * from the outbox while a batch is in flight) */
@@ -186,6 +187,9 @@ bool rt_batch_full(const rt_capture_t *self);
 /* Moves the batches along without waiting (the commit that ended, flight again after a
  * full outbox, the filling batch): only the outbox's failure is returned (fatal). */
 int rt_batch_flush(rt_capture_t *self) RT_WUR;
+/* Milliseconds until rt_batch_flush would hand over a small filling batch that waits for
+ * the gap between commits (0: now or nothing waits for it), at most limit. */
+int rt_batch_wait_ms(const rt_capture_t *self, int limit);
 /* Stores every record cut and the pending position and waits until they are durable.
  * RT_OK; RT_EFULL when the full outbox refused a batch (held, blocked set); or the
  * outbox's failure (fatal). */

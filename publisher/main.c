@@ -309,8 +309,7 @@ int main(int argc, char **argv)
                                    {rt_capture_commit_socket(capture), 0, ZMQ_POLLIN, 0},
                                    {NULL, rt_capture_fd(capture), ZMQ_POLLIN, 0}};
         int nitems = items[4].fd >= 0 ? 5 : 4;
-        if (zmq_poll(items, nitems, rt_capture_busy(capture) ? 0 : 100) < 0 &&
-            zmq_errno() != EINTR) {
+        if (zmq_poll(items, nitems, rt_capture_wait_ms(capture, 100)) < 0 && zmq_errno() != EINTR) {
             rt_error("poll failed: %s", zmq_strerror(zmq_errno()));
             goto cleanup;
         }
