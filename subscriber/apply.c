@@ -44,6 +44,11 @@
 #define S_VERSIONED_ATTEMPTS 5
 /* Most changes of a record that commits in the segment of its changes. */
 #define S_ONE_TRIP_CHANGES 16
+/* Changes queued between two sends to the replica within a record's segment: the
+ * segment goes out whole at its Sync (one send, one wake-up of the replica's backend,
+ * for a small transaction), a long one in parts, so that the replica works on one
+ * part while the next is built. */
+#define S_FLUSH_CHANGES 32
 
 rt_apply_t *rt_apply_new(const char *dsn, volatile sig_atomic_t *stop)
 {
@@ -508,6 +513,7 @@ static int s_apply_rows(rt_apply_t *self, const rt_record_t *rec, int policy)
             return err;
     }
     uint32_t copy_rel = UINT32_MAX; /* relation index of this record the open COPY writes */
+    uint32_t unflushed = 0;         /* changes queued since the last send */
     for (uint32_t i = 0; i < rec->nchanges; i++) {
         const rt_change_t *ch = &rec->changes[i];
         const char *key = NULL;
@@ -544,8 +550,9 @@ static int s_apply_rows(rt_apply_t *self, const rt_record_t *rec, int policy)
             return err;
         if ((sent = rt__pipeline_send_change(self, rec, i)) != RT_OK)
             break;
-        if ((sent = rt__pipeline_flush(self)) != RT_OK)
+        if (++unflushed == S_FLUSH_CHANGES && (sent = rt__pipeline_flush(self)) != RT_OK)
             break;
+        unflushed %= S_FLUSH_CHANGES;
         rt__copy_run_note(self, ch->op == 'I' ? key : NULL);
     }
     if (sent == RT_EIO || sent == RT_EAGAIN)
