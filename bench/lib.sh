@@ -438,6 +438,26 @@ b_source_side_pids() {
     fi
 }
 
+# b_replica_side_pids KIND REPLICA...
+# Prints the replica-side replication processes of each REPLICA: native's apply
+# workers; rt's rt-subscriber and the replica backend it applies through (the copy's
+# connections are gone once a replica is live).
+b_replica_side_pids() {
+    local kind="$1" r v
+    shift
+    for r in "$@"; do
+        if [[ "$kind" == rt ]]; then
+            v="$(rt__var "${r}_sub")_PID"
+            echo "${!v}"
+            b_q "$r" "SELECT pid FROM pg_stat_activity WHERE application_name = 'rt-subscriber'" |
+                sed '/^$/d'
+        else
+            b_q "$r" "SELECT pid FROM pg_stat_activity WHERE backend_type = 'logical replication worker'" |
+                sed '/^$/d'
+        fi
+    done
+}
+
 # ---------------------------------------------------------------------------
 # Case selection and profiles.
 

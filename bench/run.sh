@@ -213,13 +213,17 @@ case_bulk() {
 
 # case_small KIND KEY SOURCE REPLICA...
 # SMALL_TX single-row INSERT transactions from 4 pgbench clients; end-to-end tx/s
-# until every replica has them all.
+# until every replica has them all, and the CPU spent on each side per row (source:
+# walsenders and rt-publisher; replica: native's apply workers, or rt-subscriber and
+# the backend it applies through).
 case_small() {
-    local kind="$1" key="$2" src="$3" t0 t1 c0 c1 rc=0 log="$RT_TMP/r${B_ROUND}_pgbench_${2}_$1.log"
-    local -a pids
+    local kind="$1" key="$2" src="$3" t0 t1 c0 c1 d0 d1 rc=0 log="$RT_TMP/r${B_ROUND}_pgbench_${2}_$1.log"
+    local -a pids rpids
     shift 3
     mapfile -t pids < <(b_source_side_pids "$kind" "$src")
+    mapfile -t rpids < <(b_replica_side_pids "$kind" "$@")
     c0="$(b_cpu_ticks "${pids[@]}")"
+    d0="$(b_cpu_ticks "${rpids[@]}")"
     t0="$(b_now_ms)"
     b_pgbench_bg "pgbench_${key}_$kind" "$log" "$src" 180 -n -f "$SQL/small.sql" -c 4 -j 2 -t $((SMALL_TX / 4))
     local pv
@@ -232,13 +236,17 @@ case_small() {
     fi
     t1="$B_POLL_MS"
     c1="$(b_cpu_ticks "${pids[@]}")"
+    d1="$(b_cpu_ticks "${rpids[@]}")"
     wait "${!pv}" || rc=$?
     ((rc == 0)) || b_fail "$kind $key: pgbench exited with status $rc"
     b_set "$key.$kind" "$(b_div "$SMALL_TX" "$(b_div $((t1 - t0)) 1000 3)" 0)"
     b_set "$key.cpu.$kind" "$(b_div "$(((c1 - c0) * 1000000))" "$((B_CLK_TCK * SMALL_TX))" 2)"
+    b_set "$key.rcpu.$kind" "$(b_div "$(((d1 - d0) * 1000000))" "$((B_CLK_TCK * SMALL_TX * $#))" 2)"
     echo "    $kind $key: source pgbench $(awk '/^tps/ { print $3; exit }' "$log") tx/s;" \
         "end to end $((t1 - t0)) ms, ${B_RES[$key.$kind]} tx/s;" \
-        "source-side CPU $(b_ticks_to_s $((c1 - c0))) s = ${B_RES[$key.cpu.$kind]} us/row"
+        "source-side CPU $(b_ticks_to_s $((c1 - c0))) s = ${B_RES[$key.cpu.$kind]} us/row;" \
+        "replica-side CPU $(b_ticks_to_s $((d1 - d0))) s (pids ${rpids[*]}) =" \
+        "${B_RES[$key.rcpu.$kind]} us/row per replica"
     b_check_same "$kind $key" bench_small t "$src" "$@" || b_set "$key.$kind" "FAIL"
 }
 
@@ -779,6 +787,7 @@ if b_want bulk; then
 fi
 if b_want small; then
     row small "tx/s end to end (4 clients)" small higher
+    row small "replica-side CPU us per row" small.rcpu lower
     load_row small small
 fi
 if b_want backlog; then
@@ -808,11 +817,13 @@ fi
 if b_want fo_small; then
     row fan-out-small "tx/s until 3 replicas have it" fo_small higher
     row fan-out-small "source CPU us per source row" fo_small.cpu lower
+    row fan-out-small "replica-side CPU us per row, each" fo_small.rcpu lower
     load_row fan-out-small fo_small
 fi
 if b_want fo10; then
     row fan-out-10 "tx/s until 10 replicas have it" fo10 higher
     row fan-out-10 "source CPU us per source row" fo10.cpu lower
+    row fan-out-10 "replica-side CPU us per row, each" fo10.rcpu lower
     load_row fan-out-10 fo10
 fi
 if b_want scale; then

@@ -188,7 +188,7 @@ bool rt_batch_full(const rt_capture_t *self);
  * full outbox, the filling batch): only the outbox's failure is returned (fatal). */
 int rt_batch_flush(rt_capture_t *self) RT_WUR;
 /* Milliseconds until rt_batch_flush would hand over a small filling batch that waits for
- * the gap between commits (0: now or nothing waits for it), at most limit. */
+ * the gap between commits (0: the gap is over), at most limit (limit: none waits). */
 int rt_batch_wait_ms(const rt_capture_t *self, int limit);
 /* Stores every record cut and the pending position and waits until they are durable.
  * RT_OK; RT_EFULL when the full outbox refused a batch (held, blocked set); or the
