@@ -11,7 +11,9 @@
  * written with COPY ... FROM STDIN instead (apply_copy.c), except under a policy that
  * resolves conflicts and for the records a failed COPY covered. A group of source transactions ends
  * with [SELECT pg_current_xact_id()] SELECT pg_replication_origin_xact_setup(seq, ts) COMMIT Sync
- * so the data and the progress commit together.
+ * (the origin's progress joined, when the group holds records the outbox had not stored,
+ * by its write to rt.progress in the same statement) so the data and the progress commit
+ * together.
  *
  * Conflicts (an INSERT of an existing key, an UPDATE or DELETE matching no row) stop
  * applying under the error policy and are resolved under the others (apply_remote,
@@ -251,9 +253,17 @@ static const char *const s_progress_ddl =
                         "END IF; END$rt$";
 static const char *const s_progress_read =
     "SELECT seq, commit_lsn FROM rt.progress WHERE source = $1";
-static const char *const s_progress_write =
-    "INSERT INTO rt.progress (source, seq, commit_lsn) VALUES ($1, $2, $3::pg_lsn) "
-    "ON CONFLICT (source) DO UPDATE SET seq = excluded.seq, commit_lsn = excluded.commit_lsn";
+/* The origin's progress of the transaction: parameters lsn (the seq) and ts (the commit
+ * time, microseconds since 2000). */
+#define S_ORIGIN_SETUP(lsn, ts)                                                                    \
+    "SELECT pg_replication_origin_xact_setup(" lsn "::pg_lsn, "                                    \
+    "timestamptz '2000-01-01 00:00:00+00' + " ts "::bigint * interval '1 microsecond')"
+static const char s_origin_setup[] = S_ORIGIN_SETUP("$1", "$2");
+/* The same with the mark in rt.progress (source, seq, commit LSN): one statement. */
+static const char s_origin_setup_marked[] =
+    "WITH rt_p AS (INSERT INTO rt.progress (source, seq, commit_lsn) "
+    "VALUES ($3, $4, $5::pg_lsn) ON CONFLICT (source) DO UPDATE "
+    "SET seq = excluded.seq, commit_lsn = excluded.commit_lsn) " S_ORIGIN_SETUP("$1", "$2");
 
 /* Checks that a source name from the publisher can be part of an origin name. */
 static bool s_source_ok(const char *source)
@@ -624,7 +634,6 @@ static int s_queue_commit(rt_apply_t *self)
 
     rt_lsn_format(self->group_seq, lsn, sizeof lsn);
     snprintf(ts, sizeof ts, "%" PRId64, self->group_ts); /* exact: it orders versions */
-    const char *params[2] = {lsn, ts};
     /* A transaction without an xid writes no commit record and would not advance
      * the origin: give an all-empty group one. */
     if (self->group_changes == 0 &&
@@ -642,15 +651,10 @@ static int s_queue_commit(rt_apply_t *self)
         return err;
     char mlsn[32];
     rt_lsn_format(self->group_lsn, mlsn, sizeof mlsn);
-    const char *mparams[3] = {self->source, seq, mlsn};
-    if (self->group_mark &&
-        (err = rt__pipeline_send_fixed(self, RT__OP_MISC, s_progress_write, 3, mparams)) != RT_OK)
-        return err;
+    const char *params[5] = {lsn, ts, self->source, seq, mlsn};
     if ((err = rt__pipeline_send_fixed(self, RT__OP_MISC,
-                                       "SELECT pg_replication_origin_xact_setup($1::pg_lsn, "
-                                       "timestamptz '2000-01-01 00:00:00+00' + "
-                                       "$2::bigint * interval '1 microsecond')",
-                                       2, params)) != RT_OK)
+                                       self->group_mark ? s_origin_setup_marked : s_origin_setup,
+                                       self->group_mark ? 5 : 2, params)) != RT_OK)
         return err;
     return rt__pipeline_send_fixed(self, RT__OP_COMMIT, "COMMIT", 0, NULL);
 }
