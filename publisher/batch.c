@@ -111,6 +111,17 @@ static bool s_batch_small(const rt_capture_t *self)
     return self->batch.len < self->opts.batch_bytes / 8 && !self->replay.st;
 }
 
+/* Whether the filling batch (or the pending position) has anything to store; if so,
+ * *from is the monotonic time from which an idle committer takes it: a small batch
+ * waits for the gap after the previous commit, any other goes at once. */
+static bool s_batch_due(const rt_capture_t *self, int64_t *from)
+{
+    if (self->batch.nrecs == 0 && !self->pending_dirty)
+        return false;
+    *from = s_batch_small(self) ? self->commit_gap_ms : 0;
+    return true;
+}
+
 /* The commit of flight ended with result. RT_OK: flight is durable, its end LSN is
  * confirmed to the source. RT_EFULL: flight is held, reading from the source pauses.
  * Other codes are returned (fatal, logged by the outbox). */
@@ -167,19 +178,18 @@ int rt_batch_flush(rt_capture_t *self)
         return rc;
     if (self->flight_held)
         return rt_mono_ms() < self->full_retry_ms ? RT_OK : s_submit_flight(self);
-    if (self->batch.nrecs == 0 && !self->pending_dirty)
-        return RT_OK;
-    if (s_batch_small(self) && rt_mono_ms() < self->commit_gap_ms)
+    int64_t from;
+    if (!s_batch_due(self, &from) || rt_mono_ms() < from)
         return RT_OK;
     return s_submit_batch(self);
 }
 
 int rt_batch_wait_ms(const rt_capture_t *self, int limit)
 {
-    if (self->flight_held || rt_committer_busy(self->committer) ||
-        (self->batch.nrecs == 0 && !self->pending_dirty) || !s_batch_small(self))
+    int64_t from;
+    if (self->flight_held || rt_committer_busy(self->committer) || !s_batch_due(self, &from))
         return limit;
-    int64_t left = self->commit_gap_ms - rt_mono_ms();
+    int64_t left = from - rt_mono_ms();
     return left <= 0 ? 0 : left < limit ? (int)left : limit;
 }
 

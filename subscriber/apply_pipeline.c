@@ -310,6 +310,26 @@ int rt__pipeline_send(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int
     return rt__pipeline_send_for(self, kind, 0, sql, n, params);
 }
 
+/* Names c and files it under key in the statement cache. */
+static int s_cache_add(rt_apply_t *self, const char *key, s_cached_t *c)
+{
+    snprintf(c->name, sizeof c->name, "rt_%" PRIu32, self->next_stmt++);
+    return zhashx_insert(self->cache, key, c) == 0 ? RT_OK : RT_ENOMEM;
+}
+
+/* Queues c's Parse, as an op of kind for change idx, unless this connection has it. */
+static int s_prepare_once(rt_apply_t *self, s_cached_t *c, rt__op_kind_t kind, uint32_t idx)
+{
+    if (c->prepared)
+        return RT_OK;
+    if (PQsendPrepare(self->conn, c->name, c->stmt.sql, 0, NULL) != 1)
+        return RT_EIO;
+    int err = s_push_op(self, kind, idx, c);
+    if (err == RT_OK)
+        c->prepared = true;
+    return err;
+}
+
 int rt__pipeline_send_fixed(rt_apply_t *self, rt__op_kind_t kind, const char *sql, int n,
                             const char *const *params)
 {
@@ -318,22 +338,16 @@ int rt__pipeline_send_fixed(rt_apply_t *self, rt__op_kind_t kind, const char *sq
     if (!c) {
         if (!(c = calloc(1, sizeof *c)))
             return RT_ENOMEM;
-        if (!(c->stmt.sql = strdup(sql)) || zhashx_insert(self->cache, sql, c) != 0) {
+        if (!(c->stmt.sql = strdup(sql)) || s_cache_add(self, sql, c) != RT_OK) {
             free(c->stmt.sql);
             free(c);
             return RT_ENOMEM;
         }
-        snprintf(c->name, sizeof c->name, "rt_%" PRIu32, self->next_stmt++);
     }
-    int err;
-    if (!c->prepared) {
-        if (PQsendPrepare(self->conn, c->name, sql, 0, NULL) != 1)
-            return RT_EIO;
-        /* Not RT__OP_PREPARE: no change of the record is named by its failure. */
-        if ((err = s_push_op(self, RT__OP_MISC, 0, c)) != RT_OK)
-            return err;
-        c->prepared = true;
-    }
+    /* Not RT__OP_PREPARE: no change of the record is named by its failure. */
+    int err = s_prepare_once(self, c, RT__OP_MISC, 0);
+    if (err != RT_OK)
+        return err;
     if (PQsendQueryPrepared(self->conn, c->name, n, params, NULL, NULL, 0) != 1)
         return RT_EIO;
     return s_push_op(self, kind, 0, NULL);
@@ -399,20 +413,14 @@ static int s_statement(rt_apply_t *self, const rt_relation_t *rel, const rt_chan
             free(c);
             return err == RT_ENOMEM ? err : RT_EPROTO;
         }
-        snprintf(c->name, sizeof c->name, "rt_%" PRIu32, self->next_stmt++);
-        if (zhashx_insert(self->cache, key, c) != 0) {
+        if (s_cache_add(self, key, c) != RT_OK) {
             rt_stmt_clear(&c->stmt);
             free(c);
             return RT_ENOMEM;
         }
     }
-    if (!c->prepared) {
-        if (PQsendPrepare(self->conn, c->name, c->stmt.sql, 0, NULL) != 1)
-            return RT_EIO;
-        if ((err = s_push_op(self, RT__OP_PREPARE, idx, c)) != RT_OK)
-            return err;
-        c->prepared = true;
-    }
+    if ((err = s_prepare_once(self, c, RT__OP_PREPARE, idx)) != RT_OK)
+        return err;
     *out = c;
     return RT_OK;
 }
