@@ -438,6 +438,15 @@ b_source_side_pids() {
     fi
 }
 
+# b_machine_busy_ticks
+# Prints the clock ticks all CPUs of the machine spent busy so far (/proc/stat: user,
+# nice, system, irq, softirq and steal; not idle or iowait), whatever the process.
+b_machine_busy_ticks() {
+    local -a f
+    read -r -a f </proc/stat
+    echo $((f[1] + f[2] + f[3] + f[6] + f[7] + f[8]))
+}
+
 # b_replica_side_pids KIND REPLICA...
 # Prints the replica-side replication processes of each REPLICA: native's apply
 # workers; rt's rt-subscriber and the replica backend it applies through (the copy's

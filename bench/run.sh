@@ -181,15 +181,20 @@ stop_clusters() {
 # case_bulk KIND KEY SOURCE REPLICA...
 # One transaction of BULK_ROWS rows; end-to-end rows/s until every replica shows
 # max(id) = BULK_ROWS (each replicator applies the transaction atomically), and the
-# source-side CPU of the replication processes.
+# CPU of the replication processes on each side, and of the whole machine (every
+# process, the source's own backend included: on a machine of few cores what bounds
+# the end-to-end time).
 case_bulk() {
-    local kind="$1" key="$2" src="$3" t0 tc t1 c0 c1 w0 w1
-    local -a pids wss
+    local kind="$1" key="$2" src="$3" t0 tc t1 c0 c1 w0 w1 d0 d1 m0 m1
+    local -a pids wss rpids
     shift 3
     mapfile -t pids < <(b_source_side_pids "$kind" "$src")
     mapfile -t wss < <(b_walsender_pids "$src")
+    mapfile -t rpids < <(b_replica_side_pids "$kind" "$@")
     c0="$(b_cpu_ticks "${pids[@]}")"
     w0="$(b_cpu_ticks "${wss[@]}")"
+    d0="$(b_cpu_ticks "${rpids[@]}")"
+    m0="$(b_machine_busy_ticks)"
     t0="$(b_now_ms)"
     b_q "$src" "INSERT INTO bench_bulk SELECT g, md5(g::text) FROM generate_series(1, $BULK_ROWS) g"
     tc="$(b_now_ms)"
@@ -201,13 +206,20 @@ case_bulk() {
     t1="$B_POLL_MS"
     c1="$(b_cpu_ticks "${pids[@]}")"
     w1="$(b_cpu_ticks "${wss[@]}")"
+    d1="$(b_cpu_ticks "${rpids[@]}")"
+    m1="$(b_machine_busy_ticks)"
     b_set "$key.$kind" "$(b_div "$BULK_ROWS" "$(b_div $((t1 - t0)) 1000 3)" 0)"
     b_set "$key.cpu.$kind" "$(b_div "$(((c1 - c0) * 1000000))" "$((B_CLK_TCK * BULK_ROWS))" 2)"
     b_set "$key.ws.$kind" "$(b_div "$(((w1 - w0) * 1000000))" "$((B_CLK_TCK * BULK_ROWS))" 2)"
+    b_set "$key.rcpu.$kind" "$(b_div "$(((d1 - d0) * 1000000))" "$((B_CLK_TCK * BULK_ROWS * $#))" 2)"
+    b_set "$key.mcpu.$kind" "$(b_ticks_to_s $((m1 - m0)))"
     echo "    $kind $key: source commit $((tc - t0)) ms, end to end $((t1 - t0)) ms," \
         "${B_RES[$key.$kind]} rows/s; source-side CPU $(b_ticks_to_s $((c1 - c0))) s" \
         "(pids ${pids[*]}) = ${B_RES[$key.cpu.$kind]} us/row, of which the walsender's" \
-        "$(b_ticks_to_s $((w1 - w0))) s (pids ${wss[*]}) = ${B_RES[$key.ws.$kind]} us/row"
+        "$(b_ticks_to_s $((w1 - w0))) s (pids ${wss[*]}) = ${B_RES[$key.ws.$kind]} us/row;" \
+        "replica-side CPU $(b_ticks_to_s $((d1 - d0))) s (pids ${rpids[*]}) =" \
+        "${B_RES[$key.rcpu.$kind]} us/row per replica; the machine's CPUs busy" \
+        "${B_RES[$key.mcpu.$kind]} s in all ($(nproc) CPUs, $((t1 - t0)) ms)"
     b_check_same "$kind $key" bench_bulk t "$src" "$@" || b_set "$key.$kind" "FAIL"
 }
 
@@ -783,6 +795,8 @@ if b_want bulk; then
     row bulk "rows/s end to end, 1 replica" bulk higher
     row bulk "source CPU us per row" bulk.cpu lower
     row bulk "walsender CPU us per row" bulk.ws lower
+    row bulk "replica-side CPU us per row" bulk.rcpu lower
+    row bulk "machine CPU busy s, every process" bulk.mcpu lower
     load_row bulk bulk
 fi
 if b_want small; then
@@ -812,6 +826,8 @@ fi
 if b_want fo_bulk; then
     row fan-out-bulk "rows/s until 3 replicas have it" fo_bulk higher
     row fan-out-bulk "source CPU us per source row" fo_bulk.cpu lower
+    row fan-out-bulk "replica-side CPU us per row, each" fo_bulk.rcpu lower
+    row fan-out-bulk "machine CPU busy s, every process" fo_bulk.mcpu lower
     load_row fan-out-bulk fo_bulk
 fi
 if b_want fo_small; then
