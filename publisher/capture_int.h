@@ -187,8 +187,9 @@ bool rt_batch_full(const rt_capture_t *self);
 /* Moves the batches along without waiting (the commit that ended, flight again after a
  * full outbox, the filling batch): only the outbox's failure is returned (fatal). */
 int rt_batch_flush(rt_capture_t *self) RT_WUR;
-/* Milliseconds until rt_batch_flush would hand over a small filling batch that waits for
- * the gap between commits (0: the gap is over), at most limit (limit: none waits). */
+/* Milliseconds until rt_batch_flush would hand over the filling batch to an idle committer
+ * (0: now; a small one waits for the gap between commits), at most limit (limit: nothing
+ * to hand over, or the committer is busy or holds a batch the full outbox refused). */
 int rt_batch_wait_ms(const rt_capture_t *self, int limit);
 /* Stores every record cut and the pending position and waits until they are durable.
  * RT_OK; RT_EFULL when the full outbox refused a batch (held, blocked set); or the
