@@ -6,8 +6,16 @@
 #include "log.h"
 #include "wire.h"
 
-#define S_HEARTBEAT_IVL_MS 1000
-#define S_HEARTBEAT_TIMEOUT_MS 6000
+/* A ROUTER's dead connections (peer host gone, network cut) are closed by the kernel:
+ * TCP keepalive probes after 1 s idle, every 1 s, 5 unanswered; data unacknowledged for
+ * 6 s (TCP_USER_TIMEOUT). Not by ZMTP heartbeats: libzmq 4.3.4 aborts the process
+ * ("!_io_error", stream_engine_base.cpp:331) when a heartbeat falls due on a connection
+ * whose input it had stopped (the socket's queue full, or its pipe gone) and whose peer
+ * then closed it; the heartbeat timer writes to the closed connection. */
+#define S_KEEPALIVE_IDLE_S 1
+#define S_KEEPALIVE_INTVL_S 1
+#define S_KEEPALIVE_CNT 5
+#define S_USER_TIMEOUT_MS 6000
 
 int rt_sock_check_plaintext(const char *const *eps, size_t n, bool insecure, const char *prog,
                             const char *refusal, const char *warning, bool *used)
@@ -63,8 +71,11 @@ zsock_t *rt_sock_new(const rt_sock_opts_t *o)
     if (o->type == ZMQ_ROUTER) {
         zsock_set_router_mandatory(sock, 1);
         zsock_set_router_handover(sock, o->cert ? 0 : 1);
-        zsock_set_heartbeat_ivl(sock, S_HEARTBEAT_IVL_MS);
-        zsock_set_heartbeat_timeout(sock, S_HEARTBEAT_TIMEOUT_MS);
+        zsock_set_tcp_keepalive(sock, 1);
+        zsock_set_tcp_keepalive_idle(sock, S_KEEPALIVE_IDLE_S);
+        zsock_set_tcp_keepalive_intvl(sock, S_KEEPALIVE_INTVL_S);
+        zsock_set_tcp_keepalive_cnt(sock, S_KEEPALIVE_CNT);
+        zsock_set_tcp_maxrt(sock, S_USER_TIMEOUT_MS);
     }
     if (o->cert) {
         zcert_apply(o->cert, sock);

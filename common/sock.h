@@ -40,8 +40,9 @@ int rt_sock_check_plaintext(const char *const *eps, size_t n, bool insecure, con
 
 /* Creates the socket, applies the options and binds or connects it. Every socket gets
  * linger 0 and a non-blocking send (sndtimeo 0); a ROUTER also gets ROUTER_MANDATORY
- * (unroutable sends fail rather than vanish), ZMTP heartbeats (a dead peer's pipe goes
- * within seconds) and, without CURVE only, ROUTER_HANDOVER (with CURVE a connection
+ * (unroutable sends fail rather than vanish), TCP keepalive and a TCP user timeout (a
+ * dead peer's connection goes within seconds; no ZMTP heartbeats, sock.c says why) and,
+ * without CURVE only, ROUTER_HANDOVER (with CURVE a connection
  * cannot take over another's routing id); a SUB subscribes to everything. With cert, a
  * bound socket is a CURVE server in ZAP domain "rt" (start rt_auth_new first) and a
  * connected one a CURVE client of server_key. Returns NULL on failure, logged with what and the
