@@ -69,9 +69,9 @@ same() {
 # last_write_wins; the same settings for every setup). Every cluster commits with
 # synchronous_commit = on (RT_BENCH_MESH_SYNC): a mesh node is a source, and logical
 # decoding sends a commit only once its WAL is flushed, so with off every latency is
-# the WAL writer's delay (~200 ms). Native apply workers commit with
-# synchronous_commit = off whatever the cluster says (the subscription's default);
-# rt's apply commits as the cluster says.
+# the WAL writer's delay (~200 ms). Both replicators' apply sessions commit with
+# synchronous_commit = off whatever the cluster says: native's by the subscription's
+# default, rt's always (it acknowledges what it had the replica flush).
 nodes() {
     local n
     for n in "$@"; do
@@ -206,7 +206,7 @@ line "latency max ms" max
 line "source tx/s (sum of writers)" src_tps
 line "replicated tx/s (row applies/s)" repl_tps
 echo "(every cluster: synchronous_commit = ${RT_BENCH_MESH_SYNC:-on}, track_commit_timestamp = on; native's"
-echo " apply commits with synchronous_commit = off, its subscription's default)"
+echo " and rt's apply sessions commit with synchronous_commit = off)"
 echo "(latency: $RATE tx/s per writing node; the mesh has three writers, each row applied"
 echo " on two nodes. Lower is better for latency, higher for tx/s. Every setup checked"
 echo " to hold the same rows on all its nodes.)"

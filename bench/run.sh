@@ -109,11 +109,11 @@ FANOUT_CASES=(fo_bulk fo_small)
 FO10_CASES=(fo10)
 SCALE_CASES=(scale)
 
-# The same settings for both replicators. Sources keep the default durability
-# (fsync on, synchronous_commit on). Replicas commit their apply with
-# synchronous_commit off: native apply workers do so by default (the
-# subscription's synchronous_commit = off), and rt's subscriber gets it from the
-# replica's postgresql.conf.
+# The same settings for both replicators. Every cluster keeps the default
+# durability (fsync on, synchronous_commit on). Both replicators' apply sessions
+# commit with synchronous_commit off on their own: native apply workers by default
+# (the subscription's synchronous_commit = off), rt's subscriber always (what it
+# acknowledges is what it had the replica flush: schemas/protocol.md, ACK).
 PG_COMMON=(
     "max_wal_senders = 10"
     "max_replication_slots = 10"
@@ -121,7 +121,6 @@ PG_COMMON=(
     "max_logical_replication_workers = 8"
     "wal_sender_timeout = 60s"
 )
-PG_REPLICA=("synchronous_commit = off")
 # More on the sources of the sets that need them (run_sets sets SRC_CONF): ten
 # subscriptions for fo10; a slot, a WAL sender and a connection per subscriber for scale.
 SRC_CONF=()
@@ -157,7 +156,7 @@ setup_clusters() {
     shift 2
     rt_pg_start "$src" "${PG_COMMON[@]}" "${SRC_CONF[@]}"
     for c in "$@"; do
-        rt_pg_start "$c" "${PG_COMMON[@]}" "${PG_REPLICA[@]}"
+        rt_pg_start "$c" "${PG_COMMON[@]}"
     done
     for c in "$src" "$@"; do
         rt_psql "$c" -f "$SQL/schema.sql"
@@ -872,7 +871,7 @@ fi
 echo "memory: rt-publisher / rt-subscriber for rt, the walsender / apply worker for native. VmHWM counts"
 echo "        shared buffers a PostgreSQL process touched and LMDB pages rt maps; RssAnon (private memory,"
 echo "        sampled every 0.1 s during bulk) does not. rt also runs a walsender on the source (see above)."
-echo "replicas applied with synchronous_commit = off (postgresql.conf) for both replicators."
+echo "every cluster at synchronous_commit = on; both replicators' apply sessions commit with it off."
 if [[ -n "$B_HOP" ]]; then
     echo "one hop, 64-byte messages 1 ms apart between two processes on 127.0.0.1 (rt_hoplat):"
     sed 's/^/        /' <<<"$B_HOP"

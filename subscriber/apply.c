@@ -164,6 +164,11 @@ uint64_t rt_apply_applied_seq(const rt_apply_t *self)
     return self->applied_seq;
 }
 
+uint64_t rt_apply_durable_seq(const rt_apply_t *self)
+{
+    return self->durable_seq < self->applied_seq ? self->durable_seq : self->applied_seq;
+}
+
 uint64_t rt_apply_next_seq(const rt_apply_t *self)
 {
     return self->position + 1;
@@ -316,6 +321,12 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
                              "SET session_replication_role = replica", 0, NULL, NULL)))
         goto cleanup;
     PQclear(res);
+    /* A commit does not wait for the replica's WAL flush; what is durable is what
+     * rt_apply_flush found flushed, and only that is acknowledged to the publisher. */
+    if (!(res = s_setup_exec(self, "synchronous_commit", "SET synchronous_commit = off", 0, NULL,
+                             NULL)))
+        goto cleanup;
+    PQclear(res);
     if (!(res = s_setup_exec(self, "application_name", "SET application_name = 'rt-subscriber'", 0,
                              NULL, NULL)))
         goto cleanup;
@@ -396,6 +407,7 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
     if (s_enter_pipeline(self) != RT_OK)
         goto cleanup;
     self->applied_seq = seq;
+    self->durable_seq = seq; /* read with flush: every commit of the origin is on disk */
     s_reset_txn(self);
     rt__versioned_purge(self, true);
     *applied_seq = seq;
@@ -657,6 +669,24 @@ static int s_queue_commit(rt_apply_t *self)
                                        self->group_mark ? 5 : 2, params)) != RT_OK)
         return err;
     return rt__pipeline_send_fixed(self, RT__OP_COMMIT, "COMMIT", 0, NULL);
+}
+
+int rt_apply_flush(rt_apply_t *self)
+{
+    if (!self->conn || self->in_txn || self->durable_seq >= self->applied_seq)
+        return RT_OK;
+    /* With flush, the function writes the WAL to disk up to the origin's last local
+     * commit, which is this session's last. */
+    uint64_t upto = self->applied_seq;
+    const char *params[1] = {self->origin};
+    int err = rt__pipeline_send_fixed(
+        self, RT__OP_MISC, "SELECT pg_catalog.pg_replication_origin_progress($1, true)", 1, params);
+    if (err == RT_OK)
+        err = rt__pipeline_sync(self, NULL);
+    if (err != RT_OK)
+        return s_failed(self, err);
+    self->durable_seq = upto;
+    return RT_OK;
 }
 
 /* Takes note of a commit the replica confirmed. */

@@ -46,6 +46,17 @@ bool rt_apply_connected(const rt_apply_t *self);
 /* Seq of the last committed record (the origin's progress). */
 uint64_t rt_apply_applied_seq(const rt_apply_t *self);
 
+/* Seq of the last committed record whose commit is on the replica's disk: the apply
+ * session commits with synchronous_commit = off (as PostgreSQL's apply workers do), so a
+ * commit is visible at once and durable once rt_apply_flush saw it flushed; after a crash
+ * of the replica's server the origin's progress comes back at most to here. */
+uint64_t rt_apply_durable_seq(const rt_apply_t *self);
+
+/* Has the replica flush its WAL up to the last commit, when that is newer than
+ * rt_apply_durable_seq says and no transaction is open (else does nothing): one round
+ * trip. RT_OK, or the failure (the connection dropped when unusable). */
+int rt_apply_flush(rt_apply_t *self) RT_WUR;
+
 /* Seq of the next record to apply: position + 1. */
 uint64_t rt_apply_next_seq(const rt_apply_t *self);
 

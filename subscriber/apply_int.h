@@ -105,6 +105,7 @@ struct rt_apply_t {
     rt_lsn_t group_lsn;       /* the commit LSN that record carries */
     bool group_mark;          /* its commit records (group_seq, group_lsn) in rt.progress */
     bool one_trip;            /* the record being applied commits in its own pipeline segment */
+    uint64_t durable_seq;     /* every commit up to this seq is in the replica's WAL on disk */
     uint64_t mark_seq;        /* what rt.progress says (0: nothing) */
     rt_lsn_t mark_lsn;
 

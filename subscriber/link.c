@@ -101,8 +101,9 @@ struct rt_link_t {
 
     rt_fetch_window_t fetch; /* the FETCH credit */
 
-    bool ack_due;        /* a commit happened since the last ACK */
-    int64_t last_ack_ms; /* when the last ACK was sent */
+    bool ack_due;          /* a commit happened since the last ACK */
+    int64_t last_ack_ms;   /* when the last ACK was sent */
+    int64_t last_flush_ms; /* when the replica was last asked to flush (s_flush) */
 
     bool replica_down;        /* apply must (re)connect before applying */
     int64_t replica_retry_ms; /* when to try it */
@@ -238,12 +239,30 @@ static int s_sub_state(const rt_link_t *self)
     return RT_SUB_STREAMING;
 }
 
+static void s_apply_failed(rt_link_t *self, int rc, int64_t now);
+
+/* Has the replica flush its WAL up to the last commit when it did not since
+ * RT_LINK_ACK_MIN_MS (rt_apply_flush): what ACK reports is durable. */
+static void s_flush(rt_link_t *self, int64_t now)
+{
+    if (now - self->last_flush_ms < RT_LINK_ACK_MIN_MS || rt_apply_in_txn(self->apply) ||
+        rt_apply_durable_seq(self->apply) >= rt_apply_applied_seq(self->apply))
+        return;
+    self->last_flush_ms = now;
+    int rc = rt_apply_flush(self->apply);
+    if (rc != RT_OK)
+        s_apply_failed(self, rc, now);
+}
+
+/* ACK: the seq up to which the replica has the commits on disk; the publisher keeps
+ * every record past it. */
 static void s_send_ack(rt_link_t *self, int64_t now)
 {
     char error[RT_ERROR_TEXT_MAX + 1];
+    s_flush(self, now);
     snprintf(error, sizeof error, "%s", rt_apply_last_error(self->apply));
     rt_msg_t m = {.type = RT_MSG_ACK,
-                  .seq = rt_apply_applied_seq(self->apply),
+                  .seq = rt_apply_durable_seq(self->apply),
                   .state = s_sub_state(self),
                   .conflicts = rt_apply_conflicts(self->apply),
                   .commit_ts = rt_apply_last_commit_ts(self->apply),
@@ -251,7 +270,8 @@ static void s_send_ack(rt_link_t *self, int64_t now)
                   .text = error};
     s_send(self, &m);
     self->last_ack_ms = now;
-    self->ack_due = false;
+    /* Due again while what it says is behind what is committed. */
+    self->ack_due = m.seq < rt_apply_applied_seq(self->apply);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -387,12 +407,14 @@ static void s_apply_failed(rt_link_t *self, int rc, int64_t now)
     self->ack_due = true; /* report the error state */
 }
 
-/* After a commit: the ACK is due. */
+/* After a commit: the ACK is due, and the replica flushes when it did not lately
+ * (between transactions, which a steady stream of records leaves few of). */
 static void s_committed(rt_link_t *self)
 {
     self->tentative_to = 0;
     self->ack_due = true;
     self->retry_backoff_ms = S_RETRY_MIN_MS;
+    s_flush(self, rt_mono_ms());
 }
 
 static void s_commit(rt_link_t *self)
@@ -430,6 +452,7 @@ static bool s_replica_ready(rt_link_t *self, int64_t now)
         return true;
     if (now < self->replica_retry_ms)
         return false;
+    uint64_t had = rt_apply_applied_seq(self->apply);
     int rc = rt_apply_connect(self->apply, self->source, &applied);
     if (rc == RT_EAGAIN)
         return false;
@@ -445,7 +468,12 @@ static bool s_replica_ready(rt_link_t *self, int64_t now)
             self->replica_backoff_ms = S_RECONNECT_MAX_MS;
         return false;
     }
-    if (self->replica_down)
+    if (self->replica_down && applied < had)
+        rt_warn("connected to the replica %s again; applied seq %" PRIu64 ", not %" PRIu64
+                ": its server lost the commits not yet on its disk (never acknowledged to "
+                "the publisher); continuing from seq %" PRIu64,
+                rt_apply_target(self->apply), applied, had, applied + 1);
+    else if (self->replica_down)
         rt_info("connected to the replica %s again; applied seq %" PRIu64
                 ", continuing from seq %" PRIu64,
                 rt_apply_target(self->apply), applied, applied + 1);

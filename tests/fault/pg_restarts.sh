@@ -4,6 +4,11 @@
 # while its subscriber applies: the publisher reconnects and skips what it already
 # stored, the subscribers reconnect, nothing is lost or doubled.
 #
+# The publisher keeps no record past its acknowledgement (--retention-seconds 0), and
+# subscribers commit without waiting for the replica's WAL flush: a replica's crash takes
+# back the commits not yet on its disk, which its subscriber must not have acknowledged
+# (else they are trimmed, and it cannot catch up).
+#
 # RT_FAULT_ROUNDS (default 2; soak: 30) rounds of: source crash, replica crash.
 # RT_FAULT_RATE transactions/s (default 300).
 set -euo pipefail
@@ -13,7 +18,12 @@ ROUNDS="${RT_FAULT_ROUNDS:-2}"
 RATE="${RT_FAULT_RATE:-300}"
 echo "pg_restarts: $ROUNDS rounds"
 
-fault_start_tpcb "$RATE"
+fault_clusters source replica1 replica2
+fault_tpcb source replica1 replica2
+fault_start_pub --retention-seconds 0
+fault_start_sub replica1
+fault_start_sub replica2
+fault_load_start "$RATE" 4
 
 count() { grep -c "$2" "$RT_TMP/$1.log" || true; }
 more_than() { (($(count "$1" "$2") > $3)); }
@@ -42,5 +52,9 @@ fault_alive_or_fail pub replica1 replica2 load
 fault_load_stop
 fault_check 180 100 source replica1 replica2
 grep -q 'source: replication stream lost' "$RT_TMP/pub.log" || rt_fail "the publisher never noticed the source crash"
+! grep -h 'trimmed' "$RT_TMP/replica1.log" "$RT_TMP/replica2.log" ||
+    rt_fail "a subscriber needed records the publisher had trimmed"
+echo "pg_restarts: replica crashes that took back commits: $(cat "$RT_TMP/replica1.log" \
+    "$RT_TMP/replica2.log" | grep -c 'its server lost the commits not yet on its disk' || true)"
 fault_stop_all replica1 replica2 pub
 echo "pg_restarts: ok ($ROUNDS rounds)"

@@ -73,6 +73,8 @@ rc=0
     rt_fail "replay of an unknown subscriber: exit $rc $(cat "$RT_TMP/err")"
 
 echo "== 1. replica outage, then replay"
+# r1 acknowledges what its replica flushed: wait for it to say it has all 10.
+rt_wait_until 10 "r1 acked $(head_seq)" sub_is .applied_seq "$(head_seq)"
 rt_pg_stop r1
 H0="$(head_seq)"
 write 25
