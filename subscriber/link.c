@@ -640,10 +640,16 @@ static void s_on_pong(rt_link_t *self, rt_msg_t *m)
 /* Sends HELLO once the replica is ready (state S_SOURCE). */
 static void s_hello(rt_link_t *self, int64_t now)
 {
-    uint64_t applied = rt_apply_applied_seq(self->apply);
-    rt_msg_t m = {.type = RT_MSG_HELLO, .name = self->name, .seq = applied};
     if (now < self->hello_at_ms)
         return;
+    /* The publisher counts HELLO's seq as acknowledged: it is on the replica's disk. */
+    int rc = rt_apply_flush(self->apply);
+    if (rc != RT_OK) {
+        s_apply_failed(self, rc, now);
+        return;
+    }
+    uint64_t applied = rt_apply_applied_seq(self->apply);
+    rt_msg_t m = {.type = RT_MSG_HELLO, .name = self->name, .seq = applied};
     self->hello_lsn = rt_apply_mark(self->apply, &m.lsn);
     if (self->hello_lsn)
         m.flags = RT_HELLO_LSN;
