@@ -351,14 +351,17 @@ fault_open_chunks() {
     ((records > head - first + 1))
 }
 
-# fault_start_tpcb RATE
+# fault_start_tpcb RATE [PUB_FLAG...]
 # Clusters source, replica1 and replica2 with the counter and tpcb-like schemas, the
-# publisher, both subscribers, and the workload at RATE transactions/s (4 clients).
+# publisher (PUB_FLAGs appended), both subscribers, and the workload at RATE
+# transactions/s (4 clients).
 fault_start_tpcb() {
+    local rate="$1"
+    shift
     fault_clusters source replica1 replica2
     fault_tpcb source replica1 replica2
-    fault_start_pub
+    fault_start_pub "$@"
     fault_start_sub replica1
     fault_start_sub replica2
-    fault_load_start "$1" 4
+    fault_load_start "$rate" 4
 }

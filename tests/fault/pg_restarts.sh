@@ -18,12 +18,7 @@ ROUNDS="${RT_FAULT_ROUNDS:-2}"
 RATE="${RT_FAULT_RATE:-300}"
 echo "pg_restarts: $ROUNDS rounds"
 
-fault_clusters source replica1 replica2
-fault_tpcb source replica1 replica2
-fault_start_pub --retention-seconds 0
-fault_start_sub replica1
-fault_start_sub replica2
-fault_load_start "$RATE" 4
+fault_start_tpcb "$RATE" --retention-seconds 0
 
 count() { grep -c "$2" "$RT_TMP/$1.log" || true; }
 more_than() { (($(count "$1" "$2") > $3)); }
