@@ -44,6 +44,11 @@
 /* Times a record is read and written again under keep_local or last_write_wins when a
  * concurrent local write came between its reads and its writes. */
 #define S_VERSIONED_ATTEMPTS 5
+/* Times a record that the replica failed on a deadlock or a serialization failure is
+ * applied again at once. */
+#define S_TRANSIENT_ATTEMPTS 5
+/* rt's deadlock_timeout on the replica: shorter than PostgreSQL's default of 1 s. */
+#define S_DEADLOCK_TIMEOUT "'100ms'"
 /* Most changes of a record that commits in the segment of its changes. */
 #define S_ONE_TRIP_CHANGES 16
 /* Changes queued between two sends to the replica within a record's segment: the
@@ -327,6 +332,17 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
                              NULL)))
         goto cleanup;
     PQclear(res);
+    /* In a deadlock with the application's transactions, rt's is the one the replica
+     * fails (the session that waits deadlock_timeout first runs the check and fails
+     * itself), and rt applies it again. Only where the role may set it (a superuser, or
+     * GRANT SET ON PARAMETER deadlock_timeout); otherwise either side may be failed. */
+    res = PQexec(self->conn, "SET deadlock_timeout = " S_DEADLOCK_TIMEOUT);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        const char *why = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        rt_debug("the replica keeps its deadlock_timeout for rt's session: %s",
+                 why ? why : "no result");
+    }
+    PQclear(res);
     if (!(res = s_setup_exec(self, "application_name", "SET application_name = 'rt-subscriber'", 0,
                              NULL, NULL)))
         goto cleanup;
@@ -442,6 +458,12 @@ static int s_failed(rt_apply_t *self, int err)
     return err;
 }
 
+/* err as rt_apply_* returns it: what the applier does not apply again is RT_EDB. */
+static int s_outward(int err)
+{
+    return err == RT__ETRANSIENT ? RT_EDB : err;
+}
+
 void rt_apply_rollback(rt_apply_t *self)
 {
     rt__versioned_txn_end(self, false);
@@ -519,11 +541,13 @@ static int s_apply_rows(rt_apply_t *self, const rt_record_t *rec, int policy)
         return err;
     for (int attempt = 1; versioned; attempt++) {
         err = rt__versioned_record(self, rec, policy);
-        if (err != RT_ECONFLICT || !self->vrace || attempt == S_VERSIONED_ATTEMPTS)
+        bool again = (err == RT_ECONFLICT && self->vrace) || err == RT__ETRANSIENT;
+        if (!again || attempt == S_VERSIONED_ATTEMPTS)
             return err;
-        rt_debug("seq %" PRIu64 ": a row changed between its read and its write; reading it "
-                 "again",
-                 rec->seq);
+        if (err == RT_ECONFLICT)
+            rt_debug("seq %" PRIu64 ": a row changed between its read and its write; reading "
+                     "it again",
+                     rec->seq);
         self->nops = 0;
         self->conflict_set = false;
         self->group_conflicts = resolved_before;
@@ -684,7 +708,7 @@ int rt_apply_flush(rt_apply_t *self)
     if (err == RT_OK)
         err = rt__pipeline_sync(self, NULL);
     if (err != RT_OK)
-        return s_failed(self, err);
+        return s_outward(s_failed(self, err));
     self->durable_seq = upto;
     return RT_OK;
 }
@@ -726,7 +750,7 @@ int rt_apply_commit(rt_apply_t *self)
     self->nops = 0;
     if ((self->copying && (err = rt__copy_end(self)) != RT_OK) ||
         (err = s_queue_commit(self)) != RT_OK || (err = rt__pipeline_sync(self, NULL)) != RT_OK)
-        return s_failed(self, err);
+        return s_outward(s_failed(self, err));
     s_committed(self);
     return RT_OK;
 }
@@ -854,13 +878,24 @@ failed:
 
 static int s_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes, bool commit, bool mark)
 {
-    int err = s_record_try(self, rec, bytes, commit, mark, true);
-    if (err != RT__ERECHECK)
-        return err;
-    rt_debug("seq %" PRIu64 ": an UPDATE or DELETE did not touch one row; applying the record "
-             "again with its row counts read before its commit",
-             rec->seq);
-    return s_record_try(self, rec, bytes, commit, mark, false);
+    int err = RT__ETRANSIENT;
+    for (int attempt = 1; err == RT__ETRANSIENT; attempt++) {
+        err = s_record_try(self, rec, bytes, commit, mark, true);
+        if (err == RT__ERECHECK) {
+            rt_debug("seq %" PRIu64 ": an UPDATE or DELETE did not touch one row; applying the "
+                     "record again with its row counts read before its commit",
+                     rec->seq);
+            err = s_record_try(self, rec, bytes, commit, mark, false);
+        }
+        /* Again here only when the rollback took nothing applied before rec; otherwise
+         * the link fetches the replica transaction again from its first record. */
+        if (err == RT__ETRANSIENT &&
+            (attempt == S_TRANSIENT_ATTEMPTS || !self->conn || rec->seq != self->position + 1)) {
+            rt_warn("%s; the subscriber applies it again from its last commit", self->last_error);
+            err = RT_EDB;
+        }
+    }
+    return err;
 }
 
 int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)

@@ -21,6 +21,10 @@
  * did not touch one row: it is applied again, its row counts read before its commit
  * (internal to the applier: never returned by rt_apply_*). */
 #define RT__ERECHECK (-100)
+/* The replica failed a statement of rt's to break a deadlock with a local transaction
+ * (SQLSTATE 40P01) or on a serialization failure (40001): the work rolled back is applied
+ * again (internal to the applier: rt_apply_* returns RT_EDB when it cannot be). */
+#define RT__ETRANSIENT (-101)
 
 /* What a queued pipeline command was, to interpret its result. */
 typedef enum {

@@ -125,7 +125,10 @@ static int s_failure(rt_apply_t *self, const rt_record_t *rec, const rt__op_t *o
     if (rec && op && (op->kind == RT__OP_EXEC || op->kind == RT__OP_PREPARE)) {
         const rt_change_t *ch = &rec->changes[op->change];
         chop = op->op ? op->op : ch->op;
-        opname = rt__conflict_op_name(chop);
+        opname = chop == 'R'   ? "read of the row"
+                 : chop == 'S' ? "read of the tombstone"
+                 : chop == 'W' ? "write of the tombstone"
+                               : rt__conflict_op_name(chop);
         if (ch->op != 'T')
             table = rt_sqlgen_qualified(rec->rels[ch->rel].schema, rec->rels[ch->rel].table);
     } else if (rec && op && rt_record_is_sequences(rec) && op->change < rec->nchanges) {
@@ -138,7 +141,14 @@ static int s_failure(rt_apply_t *self, const rt_record_t *rec, const rt__op_t *o
         free(table);
         return RT_EDB;
     }
-    if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0) {
+    if (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0) {
+        /* Not logged as an error: applied again, and logged so when it cannot be. */
+        snprintf(self->last_error, sizeof self->last_error,
+                 "seq %" PRIu64 ": the replica failed the %s%s%s (SQLSTATE %s: %s)", seq, opname,
+                 table ? " of " : "", table ? table : "", state, msg);
+        rt_info("%s; applying it again", self->last_error);
+        err = RT__ETRANSIENT;
+    } else if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0) {
         err = RT_ENOTFOUND;
         if (strcmp(state, "42P01") == 0)
             rt__apply_error(self,

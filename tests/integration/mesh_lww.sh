@@ -76,7 +76,9 @@ writer() { # NODE SEED
     for ((i = 1; i <= TXNS; i++)); do
         k=$((RANDOM % 20 + 1))
         op=$((RANDOM % 10))
-        echo "BEGIN;"
+        # As an application writing rows that other nodes write too: a transaction the
+        # node fails to break a deadlock (with rt's apply) is run again.
+        echo "DO \$w\$ BEGIN FOR a IN 1..50 LOOP BEGIN"
         # A delete or update that finds no row writes nothing: logged with key NULL.
         # The partitioned pt gets the same change as kv in the same transaction.
         if ((op < 2)); then
@@ -96,7 +98,8 @@ writer() { # NODE SEED
         echo "INSERT INTO ft VALUES ('$n', $i, 'x');"
         ((i % 5 != 0)) || echo "DELETE FROM ft WHERE node = '$n' AND i = $((i - 3));"
         echo "UPDATE cnt SET n = n + 1 WHERE node = '$n';"
-        echo "COMMIT;"
+        echo "RETURN; EXCEPTION WHEN deadlock_detected THEN PERFORM pg_sleep(0.01 * a); END;"
+        echo "END LOOP; RAISE EXCEPTION 'deadlocked 50 times'; END \$w\$;"
         ((i % 10 != 0)) || echo "SELECT pg_sleep(0.15);"
     done | rt_psql "$n" -q >/dev/null
 }

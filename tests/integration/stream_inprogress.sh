@@ -24,6 +24,7 @@ set -euo pipefail
 RT_SRC="${RT_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}"
 RT_BIN="${RT_BIN:-$RT_SRC/build}"
 source "$RT_SRC/tests/lib/cluster.sh"
+source "$RT_SRC/tests/lib/session.sh"
 rt_setup
 
 rt_pg_start source "logical_decoding_work_mem = 64kB" "max_prepared_transactions = 2"
@@ -47,31 +48,8 @@ rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscriber" --publisher "$ROUT
 streamed() { grep -c 'streamed before its commit, committed' "$RT_TMP/pub.log" || true; }
 small() { rt_psql source -c "INSERT INTO small (v) VALUES ('$1')"; }
 
-# Sessions that stay open across steps: psql reading from a FIFO, one statement a step.
-declare -A S_FD=()
-STEP=0
-s_open() { # s_open NAME FD
-    local fifo="$RT_TMP/$1.fifo"
-    mkfifo "$fifo"
-    eval "exec $2<>\"\$fifo\""
-    S_FD[$1]="$2"
-    export PGAPPNAME="$1"
-    rt_start_bg "psql_$1" "$RT_TMP/psql_$1.log" rt_psql source -f "$fifo"
-    unset PGAPPNAME
-}
-s_at() { # s_at NAME TAG STATE: the session ran the statement tagged TAG and is in STATE
-    [[ "$(rt_psql source -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$1'
-          AND state = '$3' AND query LIKE '%/* $2 */%'")" == 1 ]]
-}
-s_run() { # s_run NAME SQL (one statement without its ';'): runs it and waits for it
-    local tag="step$((++STEP))" state="idle in transaction"
-    [[ "$2" =~ ^(COMMIT|ROLLBACK)$ ]] && state="idle"
-    echo "$2 /* $tag */;" >&"${S_FD[$1]}"
-    rt_wait_until 60 "session $1 to run: $2" s_at "$1" "$tag" "$state" ||
-        { cat "$RT_TMP/psql_$1.log" >&2; rt_fail "session $1 failed"; }
-}
-s_open sx 7
-s_open sy 8
+rt_sess_open sx source
+rt_sess_open sy source
 
 echo "== a committed streamed transaction with updates, deletes and a TRUNCATE"
 rt_psql source <<'SQL'
@@ -91,10 +69,10 @@ n="$(streamed)"
 echo "streamed commits so far: $n"
 
 echo "== a streamed transaction that rolls back"
-s_run sx "BEGIN"
-s_run sx "INSERT INTO big SELECT g, 2, 'rolled back' FROM generate_series(100001, 130000) g"
-s_run sx "DELETE FROM big WHERE id < 5000"
-s_run sx "ROLLBACK"
+rt_sess_run sx "BEGIN"
+rt_sess_run sx "INSERT INTO big SELECT g, 2, 'rolled back' FROM generate_series(100001, 130000) g"
+rt_sess_run sx "DELETE FROM big WHERE id < 5000"
+rt_sess_run sx "ROLLBACK"
 small two
 rt_wait_converged 60 source replica
 [[ "$(rt_psql replica -c "SELECT count(*) FROM big WHERE grp = 2")" == 0 ]] ||
@@ -133,29 +111,29 @@ rt_wait_converged 60 source replica
     rt_fail "the replica kept rows of rolled back subtransactions"
 
 echo "== two streamed transactions interleaved; the later one commits first"
-s_run sx "BEGIN"
-s_run sx "INSERT INTO big SELECT g, 9, 'x' FROM generate_series(300001, 320000) g"
-s_run sy "BEGIN"
-s_run sy "INSERT INTO big SELECT g, 10, 'y' FROM generate_series(400001, 420000) g"
+rt_sess_run sx "BEGIN"
+rt_sess_run sx "INSERT INTO big SELECT g, 9, 'x' FROM generate_series(300001, 320000) g"
+rt_sess_run sy "BEGIN"
+rt_sess_run sy "INSERT INTO big SELECT g, 10, 'y' FROM generate_series(400001, 420000) g"
 small four
-s_run sx "UPDATE big SET v = 'x updated' WHERE grp = 9 AND id % 3 = 0"
-s_run sy "UPDATE other SET v = 'y was here' WHERE id <= 2000"
-s_run sy "COMMIT"
+rt_sess_run sx "UPDATE big SET v = 'x updated' WHERE grp = 9 AND id % 3 = 0"
+rt_sess_run sy "UPDATE other SET v = 'y was here' WHERE id <= 2000"
+rt_sess_run sy "COMMIT"
 small five
-s_run sx "UPDATE other SET v = v || ', then x' WHERE id <= 1000"
-s_run sx "INSERT INTO big SELECT g, 9, 'x more' FROM generate_series(320001, 325000) g"
-s_run sx "COMMIT"
+rt_sess_run sx "UPDATE other SET v = v || ', then x' WHERE id <= 1000"
+rt_sess_run sx "INSERT INTO big SELECT g, 9, 'x more' FROM generate_series(320001, 325000) g"
+rt_sess_run sx "COMMIT"
 rt_wait_converged 60 source replica
 
 echo "== the publisher killed while a transaction is open and partly streamed"
-s_run sx "BEGIN"
-s_run sx "INSERT INTO big SELECT g, 11, 'before the kill' FROM generate_series(500001, 520000) g"
+rt_sess_run sx "BEGIN"
+rt_sess_run sx "INSERT INTO big SELECT g, 11, 'before the kill' FROM generate_series(500001, 520000) g"
 before="$(streamed)"
 rt_kill9 pub
-s_run sx "INSERT INTO big SELECT g, 11, 'after the kill' FROM generate_series(520001, 530000) g"
+rt_sess_run sx "INSERT INTO big SELECT g, 11, 'after the kill' FROM generate_series(520001, 530000) g"
 rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" "${PUB_ARGS[@]}"
-s_run sx "DELETE FROM big WHERE grp = 11 AND id % 5 = 0"
-s_run sx "COMMIT"
+rt_sess_run sx "DELETE FROM big WHERE grp = 11 AND id % 5 = 0"
+rt_sess_run sx "COMMIT"
 small six
 rt_wait_converged 60 source replica
 (($(streamed) > before)) || rt_fail "the transaction open across the kill was not streamed"
@@ -203,8 +181,8 @@ rt_wait_converged 60 source replica
 
 echo "streamed commits: $(streamed)"
 (($(streamed) >= 6)) || rt_fail "fewer streamed commits than streamed transactions"
-echo '\q' >&7
-echo '\q' >&8
+rt_sess_close sx
+rt_sess_close sy
 rt_stop_clean sub pub
 [[ -z "$(ls "$RT_TMP/outbox" | grep stream- || true)" ]] || rt_fail "spool files left in the outbox"
 echo "stream in progress: ok"
