@@ -113,12 +113,43 @@ int rt_pg_wait_fd(int fd, short events, int64_t deadline_ms, volatile sig_atomic
     }
 }
 
+/* Settings of each rt session, ahead of the connection's own options (which may set
+ * them otherwise: the later one wins). A role's or database's statement_timeout,
+ * lock_timeout or idle_in_transaction_session_timeout would cancel rt's long COPYs, its
+ * waits for a row an application holds and the snapshot an initial copy keeps open, and
+ * retrying would meet them again; default_transaction_read_only would refuse every
+ * write of the apply, another default isolation change what its reads see. */
+#define S_SESSION_OPTIONS                                                                          \
+    "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 "           \
+    "-c default_transaction_read_only=off -c default_transaction_isolation=read\\ committed"
+
+/* S_SESSION_OPTIONS, then the options of dsn (or of PGOPTIONS when it has none). NULL
+ * when out of memory or dsn does not parse (libpq then tells what is wrong with it). */
+static char *s_session_options(const char *dsn)
+{
+    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
+    if (!opts)
+        return NULL;
+    const char *theirs = NULL;
+    for (PQconninfoOption *c = opts; c->keyword; c++)
+        if (strcmp(c->keyword, "options") == 0 && c->val && c->val[0])
+            theirs = c->val;
+    if (!theirs)
+        theirs = getenv("PGOPTIONS");
+    size_t n = sizeof S_SESSION_OPTIONS + (theirs ? strlen(theirs) + 1 : 0);
+    char *all = malloc(n);
+    if (all)
+        snprintf(all, n, "%s%s%s", S_SESSION_OPTIONS, theirs ? " " : "", theirs ? theirs : "");
+    PQconninfoFree(opts);
+    return all;
+}
+
 PGconn *rt_pg_connect_start(const rt_pg_opts_t *o)
 {
     /* expand_dbname = 1: the dbname value is a whole connection string; the keywords
      * after it override what it says. */
-    const char *keys[4] = {"dbname", NULL, NULL, NULL};
-    const char *vals[4] = {o->dsn, NULL, NULL, NULL};
+    const char *keys[5] = {"dbname", NULL, NULL, NULL, NULL};
+    const char *vals[5] = {o->dsn, NULL, NULL, NULL, NULL};
     int k = 1;
     if (o->application_name) {
         keys[k] = "application_name";
@@ -128,7 +159,14 @@ PGconn *rt_pg_connect_start(const rt_pg_opts_t *o)
         keys[k] = "replication";
         vals[k++] = "database";
     }
-    return PQconnectStartParams(keys, vals, 1);
+    char *options = s_session_options(o->dsn);
+    if (options) {
+        keys[k] = "options";
+        vals[k++] = options;
+    }
+    PGconn *conn = PQconnectStartParams(keys, vals, 1);
+    free(options);
+    return conn;
 }
 
 int rt_pg_connect(const rt_pg_opts_t *o, PGconn **out, char *err, size_t err_size)

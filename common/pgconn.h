@@ -31,7 +31,9 @@ typedef struct {
 int rt_pg_connect(const rt_pg_opts_t *opts, PGconn **conn, char *err, size_t err_size) RT_WUR;
 
 /* Starts connecting without waiting at all (PQconnectStartParams with the DSN,
- * application_name and replication of opts; timeout_ms and stop are not used): for a
+ * application_name and replication of opts, and rt's session settings ahead of the
+ * DSN's options: no statement, lock or idle-in-transaction timeout, read-write, read
+ * committed; timeout_ms and stop are not used): for a
  * caller that drives PQconnectPoll from its own event loop, calling it only once
  * PQsocket is ready for what the previous call asked, and keeps its own deadline. Only
  * a host name to resolve may block, as in libpq. Returns the connection (the caller
