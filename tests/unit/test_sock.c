@@ -116,7 +116,11 @@ static void test_router_peer_closes_while_stopped(void **state)
     assert_non_null(dealer);
     for (int i = 0; i < 200; i++)
         assert_int_equal(zstr_send(dealer, "ack"), 0);
-    zclock_sleep(500); /* the ROUTER's queue fills: its input stops */
+    /* Connected (the first message is in), then the ROUTER's queue fills: its input
+     * stops. */
+    zmq_pollitem_t in = {.socket = zsock_resolve(router), .events = ZMQ_POLLIN};
+    assert_int_equal(zmq_poll(&in, 1, 20000), 1);
+    zclock_sleep(500);
     zsock_destroy(&dealer);
     zclock_sleep(2500); /* two of the former heartbeat intervals */
     o.routing_id = "next";
