@@ -114,6 +114,15 @@ void rt__apply_error(rt_apply_t *self, const char *fmt, ...)
     self->last_error[n] = '\0';
 }
 
+void rt__apply_transient(rt_apply_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(self->last_error, sizeof self->last_error, fmt, ap);
+    va_end(ap);
+    rt_info("%s; applying it again", self->last_error);
+}
+
 /* Forgets the open transaction (after rollback, commit failure or disconnect). */
 static void s_reset_txn(rt_apply_t *self)
 {
@@ -742,7 +751,8 @@ static void s_committed(rt_apply_t *self)
     rt__versioned_purge(self, false);
 }
 
-int rt_apply_commit(rt_apply_t *self)
+/* rt_apply_commit, returning RT__ETRANSIENT too. */
+static int s_commit(rt_apply_t *self)
 {
     int err;
 
@@ -750,9 +760,14 @@ int rt_apply_commit(rt_apply_t *self)
     self->nops = 0;
     if ((self->copying && (err = rt__copy_end(self)) != RT_OK) ||
         (err = s_queue_commit(self)) != RT_OK || (err = rt__pipeline_sync(self, NULL)) != RT_OK)
-        return s_outward(s_failed(self, err));
+        return s_failed(self, err);
     s_committed(self);
     return RT_OK;
+}
+
+int rt_apply_commit(rt_apply_t *self)
+{
+    return s_outward(s_commit(self));
 }
 
 /* Rolls back after a record (or the commit in its segment) failed; a conflict that
@@ -868,7 +883,7 @@ failed:
         return RT_OK;
     self->group_mark |= mark;
     if (!self->one_trip)
-        return rt_apply_commit(self);
+        return s_commit(self);
     /* The changes' segment is still open: the commit joins it, and one Sync ends both. */
     if ((err = s_queue_commit(self)) != RT_OK || (err = rt__pipeline_sync(self, rec)) != RT_OK)
         return s_record_failed(self, err);

@@ -104,7 +104,11 @@ static int s_copy_failure(rt_apply_t *self, const PGresult *res)
     rt_pg_error_line(detail ? detail : "", dline, sizeof dline);
     s_copy_range(self, range, sizeof range);
     self->nocopy_until = self->copy_last;
-    if (strcmp(state, "42P01") == 0) {
+    if (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0) {
+        err = RT__ETRANSIENT;
+        rt__apply_transient(self, "%s: the replica failed the COPY into %s (SQLSTATE %s: %s)",
+                            range, self->copy_table, state, msg);
+    } else if (strcmp(state, "42P01") == 0) {
         err = RT_ENOTFOUND;
         rt__apply_error(self,
                         "%s: table %s is missing on the replica (INSERT): %s; create it, then the "

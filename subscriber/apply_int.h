@@ -194,6 +194,9 @@ struct rt_apply_t {
 /* True once stop is requested. */
 bool rt__apply_stopping(const rt_apply_t *self);
 
+/* Keeps a failure the applier applies again (RT__ETRANSIENT) as the last error, logged
+ * as information: "...; applying it again". */
+void rt__apply_transient(rt_apply_t *self, const char *fmt, ...) RT_PRINTF(2, 3);
 /* Logs an apply failure and keeps it as the last error (reported in ACK). */
 void rt__apply_error(rt_apply_t *self, const char *fmt, ...) RT_PRINTF(2, 3);
 

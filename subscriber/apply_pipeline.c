@@ -143,10 +143,9 @@ static int s_failure(rt_apply_t *self, const rt_record_t *rec, const rt__op_t *o
     }
     if (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0) {
         /* Not logged as an error: applied again, and logged so when it cannot be. */
-        snprintf(self->last_error, sizeof self->last_error,
-                 "seq %" PRIu64 ": the replica failed the %s%s%s (SQLSTATE %s: %s)", seq, opname,
-                 table ? " of " : "", table ? table : "", state, msg);
-        rt_info("%s; applying it again", self->last_error);
+        rt__apply_transient(self,
+                            "seq %" PRIu64 ": the replica failed the %s%s%s (SQLSTATE %s: %s)", seq,
+                            opname, table ? " of " : "", table ? table : "", state, msg);
         err = RT__ETRANSIENT;
     } else if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0) {
         err = RT_ENOTFOUND;
