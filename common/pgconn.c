@@ -144,6 +144,15 @@ static char *s_session_options(const char *dsn)
     return all;
 }
 
+bool rt_pg_in_recovery(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT pg_catalog.pg_is_in_recovery()");
+    bool standby = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                   strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return standby;
+}
+
 PGconn *rt_pg_connect_start(const rt_pg_opts_t *o)
 {
     /* expand_dbname = 1: the dbname value is a whole connection string; the keywords

@@ -30,6 +30,10 @@ typedef struct {
  * when *stop was set (nothing logged); RT_ENOMEM. */
 int rt_pg_connect(const rt_pg_opts_t *opts, PGconn **conn, char *err, size_t err_size) RT_WUR;
 
+/* Whether the server of conn is a standby in recovery (pg_is_in_recovery()); false also
+ * when the question fails (the session's next statement then tells why). */
+bool rt_pg_in_recovery(PGconn *conn);
+
 /* Starts connecting without waiting at all (PQconnectStartParams with the DSN,
  * application_name and replication of opts, and rt's session settings ahead of the
  * DSN's options: no statement, lock or idle-in-transaction timeout, read-write, read

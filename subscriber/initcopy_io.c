@@ -112,6 +112,14 @@ int rt__copy_replica_connect(const rt_initcopy_opts_t *o, const char *app, PGcon
     int err = rt_pg_connect(&po, conn, NULL, 0);
     if (err != RT_OK)
         return err;
+    if (rt_pg_in_recovery(*conn)) {
+        rt_error("the replica %s@%s:%s is a standby in recovery, which takes no writes: "
+                 "--target names the primary of that server",
+                 PQdb(*conn), PQhost(*conn), PQport(*conn));
+        PQfinish(*conn);
+        *conn = NULL;
+        return RT_EDB;
+    }
     static const char *const setup[] = {"SET session_replication_role = replica",
                                         "SET client_min_messages = warning"};
     for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/bad_input.sh - bad flags, unreachable servers, a wrong wal_level,
-# hostile frames and a table missing on a replica: a clear error naming the thing, the
-# documented exit code, and no data lost or applied twice.
+# hostile frames, a table missing on a replica and a standby as the replica: a clear
+# error naming the thing, the documented exit code, and no data lost or applied twice.
 set -euo pipefail
 source "$RT_SRC/tests/lib/cluster.sh"
 rt_setup
@@ -134,5 +134,28 @@ sleep 1
 rt_psql replica -c "CREATE TABLE missing_on_replica (id int PRIMARY KEY)"
 rt_wait_converged 60 source replica
 rt_stop_daemon sub || rt_fail "the subscriber did not stop cleanly"
+
+echo "== a standby as the replica"
+# A cluster of its own, its data directory replaced by a base backup of the replica.
+rt_pg_start standby
+rt_pg_stop standby
+cp "$STANDBY_DATA/postgresql.conf" "$RT_TMP/standby.conf"
+rm -rf "$STANDBY_DATA"
+rt__as_pg "$RT_PG_BIN/pg_basebackup" -D "$STANDBY_DATA" -R -X stream -d "$REPLICA_DSN" ||
+    rt_fail "pg_basebackup of the replica failed"
+cp "$RT_TMP/standby.conf" "$STANDBY_DATA/postgresql.conf"
+((EUID != 0)) || chown postgres:postgres "$STANDBY_DATA/postgresql.conf"
+rt__pg_launch standby
+[[ "$(rt_psql standby -c "SELECT pg_is_in_recovery()")" == t ]] || rt_fail "the standby is not in recovery"
+# Not ready until it has a replica to apply to.
+rt_start_bg sby "$RT_TMP/sby.log" "$SUB" --publisher "$ROUTER" --target "$STANDBY_DSN" \
+    --name standby --conflict-policy apply_remote
+rt_wait_until 30 "an error saying the replica is a standby" \
+    grep -q 'is a standby in recovery, which takes no writes' "$RT_TMP/sby.log"
+grep -m1 'is a standby in recovery' "$RT_TMP/sby.log"
+rt_daemon_alive sby || rt_fail "the subscriber stopped on a standby; it should wait for a promotion"
+rt__as_pg "$RT_PG_BIN/pg_ctl" -D "$STANDBY_DATA" -w promote >/dev/null
+rt_wait_converged 60 source standby
+rt_stop_daemon sby || rt_fail "the subscriber of the promoted standby did not stop cleanly"
 rt_stop_daemon pub || rt_fail "the publisher did not stop cleanly"
 echo "bad input: ok"
