@@ -133,5 +133,9 @@ grep -q 'failed the COPY into .*SQLSTATE 40P01.*applying it again' "$RT_TMP/sub_
 ! grep -q 'stopped applying' "$RT_TMP/sub_rerr.log" || rt_fail "the subscriber of rerr stopped applying"
 ! grep -i 'deadlock' "$RT_TMP/psql_app_rerr.log" || rt_fail "the replica failed app's transaction"
 
+for r in rerr rlww; do
+    rt_sess_close "gate_$r"
+    rt_sess_close "app_$r"
+done
 rt_stop_clean sub_rerr sub_rlww pub
 echo "apply deadlock: ok"

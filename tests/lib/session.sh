@@ -14,8 +14,14 @@ rt_sess_open() {
     exec {fd}<>"$fifo"
     RT__SESS_FD[$1]="$fd"
     RT__SESS_CLUSTER[$1]="$2"
+    # psql itself, not a shell function around it, is the process registered: the
+    # cleanup stops it by pid (it would not see end of input: the FIFO stays open in
+    # every process started after it).
+    local port="${RT__PG_PORT[$2]:-}"
+    [[ -n "$port" ]] || rt__err "rt_sess_open: no cluster $2" || return 1
     export PGAPPNAME="$1"
-    rt_start_bg "psql_$1" "$RT_TMP/psql_$1.log" rt_psql "$2" -f "$fifo"
+    rt_start_bg "psql_$1" "$RT_TMP/psql_$1.log" "$RT_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At \
+        -d "host=127.0.0.1 port=$port dbname=postgres user=postgres" -f "$fifo"
     unset PGAPPNAME
 }
 
