@@ -144,12 +144,17 @@ static char *s_session_options(const char *dsn)
     return all;
 }
 
-bool rt_pg_in_recovery(PGconn *conn)
+bool rt_pg_standby(PGconn *conn, const char *what, const char *flag, char *msg, size_t msg_size)
 {
     PGresult *res = PQexec(conn, "SELECT pg_catalog.pg_is_in_recovery()");
     bool standby = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
                    strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
+    if (standby)
+        snprintf(msg, msg_size,
+                 "%s %s@%s:%s is a standby in recovery, which takes no writes: %s names the "
+                 "primary of that server (rt tries again, and writes once it is promoted)",
+                 what, PQdb(conn), PQhost(conn), PQport(conn), flag);
     return standby;
 }
 

@@ -31,8 +31,10 @@ typedef struct {
 int rt_pg_connect(const rt_pg_opts_t *opts, PGconn **conn, char *err, size_t err_size) RT_WUR;
 
 /* Whether the server of conn is a standby in recovery (pg_is_in_recovery()); false also
- * when the question fails (the session's next statement then tells why). */
-bool rt_pg_in_recovery(PGconn *conn);
+ * when the question fails (the session's next statement then tells why). When it is,
+ * msg (msg_size bytes) gets the line that says so, naming the server as what (e.g. "the
+ * replica") and the flag that chose it. */
+bool rt_pg_standby(PGconn *conn, const char *what, const char *flag, char *msg, size_t msg_size);
 
 /* Starts connecting without waiting at all (PQconnectStartParams with the DSN,
  * application_name and replication of opts, and rt's session settings ahead of the

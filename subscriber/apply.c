@@ -331,12 +331,9 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
     snprintf(self->target, sizeof self->target, "%s@%s:%s", PQdb(self->conn), PQhost(self->conn),
              PQport(self->conn));
     err = RT_EDB;
-    if (rt_pg_in_recovery(self->conn)) {
-        rt__apply_error(self,
-                        "the replica %s is a standby in recovery, which takes no writes: "
-                        "--target names the primary of that server (the subscriber tries "
-                        "again, and applies once it is promoted)",
-                        self->target);
+    char msg[512];
+    if (rt_pg_standby(self->conn, "the replica", "--target", msg, sizeof msg)) {
+        rt__apply_error(self, "%s", msg);
         goto cleanup;
     }
     if (!(res = s_setup_exec(self, "session_replication_role",

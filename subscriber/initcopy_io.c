@@ -112,10 +112,9 @@ int rt__copy_replica_connect(const rt_initcopy_opts_t *o, const char *app, PGcon
     int err = rt_pg_connect(&po, conn, NULL, 0);
     if (err != RT_OK)
         return err;
-    if (rt_pg_in_recovery(*conn)) {
-        rt_error("the replica %s@%s:%s is a standby in recovery, which takes no writes: "
-                 "--target names the primary of that server",
-                 PQdb(*conn), PQhost(*conn), PQport(*conn));
+    char msg[512];
+    if (rt_pg_standby(*conn, "the replica", "--target", msg, sizeof msg)) {
+        rt_error("%s", msg);
         PQfinish(*conn);
         *conn = NULL;
         return RT_EDB;

@@ -50,6 +50,16 @@ lock_waiting() { # lock_waiting CLUSTER APPNAME: a session of APPNAME there wait
     [[ "$(rt_psql "$1" -c "SELECT count(*) FROM pg_stat_activity
           WHERE application_name = '$2' AND wait_event_type = 'Lock'")" -ge 1 ]]
 }
+# app_waiting CLUSTER APPNAME WHAT: waits at once (up to 5 s, polling every 10 ms) until
+# APPNAME waits for a lock there; app's own deadlock check comes 1 s after it began to wait.
+app_waiting() {
+    local i
+    for ((i = 0; i < 500; i++)); do
+        ! lock_waiting "$1" "$2" || return 0
+        sleep 0.01
+    done
+    rt_fail "$3"
+}
 
 declare -A APP_TAG=() GATE_TAG=()
 for r in rerr rlww; do
@@ -71,12 +81,7 @@ for r in rerr rlww; do
 done
 echo "== each gate commits while app waits: rt's apply closes a deadlock"
 for r in rerr rlww; do
-    # At once: app's own deadlock check comes 1 s after it began to wait.
-    for ((i = 0; i < 500; i++)); do
-        ! lock_waiting "$r" "app_$r" || break
-        sleep 0.01
-    done
-    lock_waiting "$r" "app_$r" || rt_fail "app on $r does not wait for rt's row lock"
+    app_waiting "$r" "app_$r" "app on $r does not wait for rt's row lock"
     rt_sess_send "gate_$r" "COMMIT"
     GATE_TAG[$r]="$RT_SESS_TAG"
 done
@@ -119,11 +124,7 @@ rt_sess_run app_rerr "BEGIN"
 rt_sess_run app_rerr "INSERT INTO c VALUES (2)"
 rt_sess_send app_rerr "INSERT INTO c VALUES (1)"
 app_tag="$RT_SESS_TAG"
-for ((i = 0; i < 500; i++)); do
-    ! lock_waiting rerr app_rerr || break
-    sleep 0.01
-done
-lock_waiting rerr app_rerr || rt_fail "app on rerr does not wait for rt's key"
+app_waiting rerr app_rerr "app on rerr does not wait for rt's key"
 rt_sess_run gate_rerr "ROLLBACK"
 rt_sess_wait app_rerr "$app_tag" "idle in transaction" "app's INSERT of key 1"
 rt_sess_run app_rerr "ROLLBACK"
