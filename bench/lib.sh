@@ -310,7 +310,7 @@ b_walsender_pids() {
 
 # b_repl_start KIND SOURCE REPLICA...
 # rt: starts rt-publisher on SOURCE (through its Unix socket unless RT_BENCH_PUB_TCP=1)
-# and one rt-subscriber per REPLICA (each waits for its ready: line). native: CREATE PUBLICATION on SOURCE (FOR ALL TABLES) and one
+# and one rt-subscriber per REPLICA (through the replica's unless RT_BENCH_SUB_TCP=1) (each waits for its ready: line). native: CREATE PUBLICATION on SOURCE (FOR ALL TABLES) and one
 # CREATE SUBSCRIPTION per REPLICA (copy_data = false: the tables are empty). Then
 # waits until every replication connection streams and a warm-up row arrives everywhere.
 b_repl_start() {
@@ -374,16 +374,23 @@ b__count_is() {
 }
 
 # b_sub_start SOURCE REPLICA
-# Starts (or restarts) the rt-subscriber of REPLICA, connected to SOURCE's publisher.
+# Starts (or restarts) the rt-subscriber of REPLICA, connected to SOURCE's publisher;
+# as deployed, on the replica's host, through the replica's Unix socket
+# (RT_BENCH_SUB_TCP=1: through TCP on loopback).
 b_sub_start() {
-    local src="$1" r="$2" rv router
+    local src="$1" r="$2" rv router target
     rv="$(rt__var "$r")_DSN"
     router="B_ROUTER_$(rt__var "$src")"
+    if [[ "${RT_BENCH_SUB_TCP:-0}" == 1 ]]; then
+        target="${!rv}"
+    else
+        target="$(rt_pg_socket_dsn "$r")"
+    fi
     local curve=()
     [[ "${RT_BENCH_CURVE:-0}" != 1 ]] ||
         curve=(--cert "$RT_TMP/keys/$r.cert_secret" --publisher-key "$RT_TMP/keys/$src.cert")
     rt_start_daemon "${r}_sub" "$RT_TMP/${r}_sub.log" "$RT_BIN/rt-subscriber" \
-        --publisher "${!router}" --target "${!rv}" --name "$r" "${curve[@]}"
+        --publisher "${!router}" --target "$target" --name "$r" "${curve[@]}"
 }
 
 # b_repl_pause KIND SOURCE REPLICA

@@ -26,7 +26,9 @@
 # RT_BENCH_NATIVE_STREAMING=on (native subscriptions with streaming = on; default
 # off, PostgreSQL's default), RT_BENCH_PERF=1 (a system-wide perf profile of each
 # case, summarised after it), RT_BENCH_POLL (replica poll interval, seconds, default
-# 0.05), RT_KEEP=1 (keep the temporary directory with every log and profile).
+# 0.05), RT_BENCH_PUB_TCP=1 / RT_BENCH_SUB_TCP=1 (rt's publisher / subscribers connect
+# to their server through TCP on loopback instead of its Unix socket), RT_KEEP=1 (keep
+# the temporary directory with every log and profile).
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -135,6 +137,8 @@ echo "    sources: fsync = on, synchronous_commit = on (defaults); replicas: syn
     "rt's sockets: $([[ "${RT_BENCH_CURVE:-0}" == 1 ]] && echo CURVE || echo plaintext);" \
     "as deployed, rt-publisher reads the source $([[ "${RT_BENCH_PUB_TCP:-0}" == 1 ]] &&
         echo "through TCP on loopback (RT_BENCH_PUB_TCP=1)" || echo "through its Unix socket")," \
+    "rt-subscriber writes to its replica $([[ "${RT_BENCH_SUB_TCP:-0}" == 1 ]] &&
+        echo "through TCP on loopback (RT_BENCH_SUB_TCP=1)" || echo "through the replica's Unix socket");" \
     "native subscriptions through TCP"
 echo "    $([[ "$QUICK" == 1 ]] && echo "quick mode (RT_BENCH_QUICK=1)" || echo "full size"):" \
     "bulk $BULK_ROWS rows; small and backlog $SMALL_TX transactions; tpcb $TPCB_SECONDS s;" \

@@ -35,7 +35,8 @@ echo "==> starting PostgreSQL clusters: source, replica1, replica2 (127.0.0.1)"
 rt_pg_start source
 rt_pg_start replica1
 rt_pg_start replica2
-# The publisher runs on the source's host and reads it through its Unix socket.
+# The publisher runs on the source's host and reads it through its Unix socket; each
+# subscriber runs on its replica's host and writes through the replica's (below).
 PUB_SOURCE_DSN="$(rt_pg_socket_dsn source)"
 echo "    source   $SOURCE_DSN (the publisher: $PUB_SOURCE_DSN)"
 echo "    replica1 $REPLICA1_DSN"
@@ -124,11 +125,10 @@ rt_start_bg workload "$RT_TMP/pgbench.log" \
 # snapshot.
 declare -A SUB_HTTP=()
 for r in replica1 replica2; do
-    v="$(rt__var "$r")_DSN"
     SUB_HTTP[$r]="$(rt_free_port)"
     echo "==> starting rt-subscriber $r --init copy --create-tables (empty database, the workload running)"
     rt_start_bg "$r" "$RT_TMP/$r.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
-        --target "${!v}" --name "$r" --init copy --create-tables \
+        --target "$(rt_pg_socket_dsn "$r")" --name "$r" --init copy --create-tables \
         --http "127.0.0.1:${SUB_HTTP[$r]}"
     echo "    $r dashboard: http://127.0.0.1:${SUB_HTTP[$r]}/"
 done
