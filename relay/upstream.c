@@ -15,29 +15,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client.h"
 #include "committer.h"
-#include "fetch_window.h"
-#include "link.h"
 #include "log.h"
-#include "sock.h"
 #include "wire.h"
 
-#define S_PING_MS 1000
 #define S_POLL_MS 100
-#define S_RECONNECT_MIN_MS 500
-#define S_RECONNECT_MAX_MS 10000
-#define S_DEALER_RCVHWM 10000
 #define S_RECV_BATCH 256
-#define S_ACK_MIN_MS 100  /* ACKs at most this often */
-#define S_ACK_MAX_MS 1000 /* and at least this often */
-#define S_SILENCE_MS 5000 /* nothing from the publisher: reconnect */
 /* Live records kept until they are known stored. */
 #define S_PENDING_MAX 4096
 #define S_PENDING_MAX_BYTES (16u << 20)
 /* A full outbox (RT_EFULL) is tried again after this long. */
 #define S_FULL_RETRY_MS 500
-/* Malformed frames are logged at most this often. */
-#define S_BAD_LOG_MS 10000
 
 typedef enum { S_DOWN, S_PINGING, S_STATUS, S_HELLO, S_STREAMING } s_state_t;
 
@@ -84,17 +73,9 @@ struct rt_upstream_t {
 
     /* The connection. */
     s_state_t state;
-    zsock_t *dealer, *sub;
-    uint64_t run_id;     /* of the publisher, from WELCOME (0: none yet) */
-    uint64_t last_run;   /* the run the outbox's records above its head came from */
-    uint64_t durable;    /* newest seq known stored in this run */
-    uint64_t known_head; /* newest seq the publisher has, as far as known */
-    bool paused;         /* the publisher paused the relay */
-    int64_t last_rx_ms, last_ping_ms, reconnect_at_ms;
-    int backoff_ms;
-    rt_fetch_window_t fetch;
-    int64_t last_bad_log_ms;
-    uint64_t bad_frames;
+    rt_client_t c;     /* the sockets, the publisher's run and heads, the timers */
+    uint64_t last_run; /* the run the outbox's records above its head came from */
+    bool paused;       /* the publisher paused the relay */
     bool ready_logged;
 
     /* Taking records. */
@@ -172,31 +153,15 @@ static bool s_batch_add(s_batch_t *b, zmq_msg_t *frame, const s_head_t *rec)
 /* ---------------------------------------------------------------------------------
  * Sending. */
 
-static void s_send(rt_upstream_t *self, const rt_msg_t *msg)
-{
-    void *frame = NULL;
-    size_t len = 0;
-    if (!self->dealer)
-        return;
-    if (rt_msg_encode(msg, &frame, &len) != RT_OK) {
-        rt_error("cannot encode a %s for the publisher", rt_msg_type_name(msg->type));
-        return;
-    }
-    if (zmq_send(zsock_resolve(self->dealer), frame, len, ZMQ_DONTWAIT) < 0)
-        rt_debug("%s to the publisher dropped: %s", rt_msg_type_name(msg->type),
-                 zmq_strerror(errno));
-    free(frame);
-}
-
 static void s_send_ack(rt_upstream_t *self, int64_t now)
 {
     rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
     int state = RT_SUB_STREAMING;
     if (self->paused)
         state = RT_SUB_PAUSED;
-    else if (self->known_head >= self->expected &&
-             (rt_fetch_window_busy(&self->fetch) ||
-              self->known_head - self->expected >= RT_FETCH_COUNT))
+    else if (self->c.known_head >= self->expected &&
+             (rt_fetch_window_busy(&self->c.fetch) ||
+              self->c.known_head - self->expected >= RT_FETCH_COUNT))
         state = RT_SUB_CATCHING_UP;
     rt_msg_t m = {.type = RT_MSG_ACK,
                   .seq = pos.head_seq,
@@ -204,19 +169,9 @@ static void s_send_ack(rt_upstream_t *self, int64_t now)
                   .commit_ts = self->head_ts,
                   .applied_at = self->head_at,
                   .text = ""};
-    s_send(self, &m);
+    (void)rt_client_send(&self->c, &m);
     self->last_ack_ms = now;
     self->ack_due = false;
-}
-
-static void s_bad_frame(rt_upstream_t *self, const char *why, int64_t now)
-{
-    self->bad_frames++;
-    if (now - self->last_bad_log_ms >= S_BAD_LOG_MS || self->last_bad_log_ms == 0) {
-        rt_warn("dropped a frame from the publisher: %s (%" PRIu64 " so far)", why,
-                self->bad_frames);
-        self->last_bad_log_ms = now;
-    }
 }
 
 /* ---------------------------------------------------------------------------------
@@ -345,17 +300,9 @@ static void s_pending_pop(rt_upstream_t *self)
 /* Starts over after a lost connection or a new run: what is not taken is asked again. */
 static void s_link_lost(rt_upstream_t *self, const char *why, int64_t now)
 {
-    rt_warn("%s; reconnecting to %s in %.1f s", why, self->publisher, self->backoff_ms / 1000.0);
-    zsock_destroy(&self->dealer);
-    zsock_destroy(&self->sub);
     s_pending_clear(self);
-    rt_fetch_window_forget(&self->fetch);
+    rt_client_lost(&self->c, why, now);
     self->state = S_DOWN;
-    self->reconnect_at_ms = now + self->backoff_ms;
-    self->backoff_ms =
-        self->backoff_ms * 2 > S_RECONNECT_MAX_MS ? S_RECONNECT_MAX_MS : self->backoff_ms * 2;
-    self->known_head = self->durable = 0;
-    self->run_id = 0;
 }
 
 /* The next record, known stored (rec: its header): into the batch, out on the relay's
@@ -368,8 +315,7 @@ static void s_take(rt_upstream_t *self, zmq_msg_t *frame, const s_head_t *rec, i
          * expected: it restarted and replaced them. */
         self->replaced = true;
         s_link_lost(self, "the publisher replaced an unfinished transaction", now);
-        self->backoff_ms = S_RECONNECT_MIN_MS;
-        self->reconnect_at_ms = now;
+        rt_client_restart(&self->c, now);
         return;
     }
     if (!s_batch_add(&self->fill, frame, rec)) {
@@ -398,7 +344,7 @@ static void s_drain(rt_upstream_t *self, int64_t now)
     while (self->pend_n > 0 && self->pend_first < self->expected)
         s_pending_pop(self);
     while (self->pend_n > 0 && self->pend_first == self->expected &&
-           self->pend_first <= self->durable && s_room(self)) {
+           self->pend_first <= self->c.durable_head && s_room(self)) {
         s_kept_t *k = &self->pending[self->pend_start];
         s_take(self, &k->msg, &k->head, now);
         if (self->state != S_STREAMING)
@@ -431,21 +377,21 @@ static void s_keep(rt_upstream_t *self, const s_head_t *head, zmq_msg_t *frame)
     self->pend_bytes += len;
 }
 
+/* The publisher restarted: start over. */
+static void s_restarted(rt_upstream_t *self, int64_t now)
+{
+    s_link_lost(self, "the publisher restarted (another run id)", now);
+    rt_client_restart(&self->c, now);
+}
+
 /* What a message of the publisher's run says: head is stored. Another run: the
  * publisher restarted; start over (false). */
 static bool s_note_run(rt_upstream_t *self, uint64_t run_id, uint64_t head, int64_t now)
 {
-    if (run_id && self->run_id && run_id != self->run_id) {
-        s_link_lost(self, "the publisher restarted (another run id)", now);
-        self->backoff_ms = S_RECONNECT_MIN_MS;
-        self->reconnect_at_ms = now;
-        return false;
-    }
-    if (head > self->durable)
-        self->durable = head;
-    if (head > self->known_head)
-        self->known_head = head;
-    return true;
+    if (rt_client_note_run(&self->c, run_id, head))
+        return true;
+    s_restarted(self, now);
+    return false;
 }
 
 static void s_on_record(rt_upstream_t *self, zmq_msg_t *frame, bool fetched, const rt_msg_t *live,
@@ -455,7 +401,7 @@ static void s_on_record(rt_upstream_t *self, zmq_msg_t *frame, bool fetched, con
         return;
     const rt_record_t *rec;
     if (rt_record_decode(self->dec, zmq_msg_data(frame), zmq_msg_size(frame), &rec) != RT_OK) {
-        s_bad_frame(self, "a REC that does not decode", now);
+        rt_client_bad(&self->c, "a REC that does not decode", now);
         return;
     }
     s_head_t head = {.seq = rec->seq,
@@ -466,15 +412,14 @@ static void s_on_record(rt_upstream_t *self, zmq_msg_t *frame, bool fetched, con
                      .nchanges = rec->nchanges};
     uint64_t seq = head.seq;
     if (fetched) {
-        rt_fetch_window_record(&self->fetch, zmq_msg_size(frame), now);
-        if (seq > self->durable)
-            self->durable = seq; /* FETCH serves stored records only */
-        if (seq > self->known_head)
-            self->known_head = seq;
+        rt_fetch_window_record(&self->c.fetch, zmq_msg_size(frame), now);
+        if (seq > self->c.durable_head)
+            self->c.durable_head = seq; /* FETCH serves stored records only */
+        rt_client_note_head(&self->c, seq);
     } else if (!s_note_run(self, live->run_id, live->head_seq, now)) {
         return;
     }
-    if (seq == self->expected && seq <= self->durable && (fetched || self->pend_n == 0) &&
+    if (seq == self->expected && seq <= self->c.durable_head && (fetched || self->pend_n == 0) &&
         s_room(self))
         s_take(self, frame, &head, now);
     else if (!fetched)
@@ -487,30 +432,17 @@ static void s_on_record(rt_upstream_t *self, zmq_msg_t *frame, bool fetched, con
 
 static int s_connect(rt_upstream_t *self, int64_t now)
 {
-    rt_sock_opts_t o = {.type = ZMQ_DEALER,
-                        .endpoint = self->publisher,
-                        .what = "DEALER (--publisher)",
-                        .rcvhwm = S_DEALER_RCVHWM,
-                        .max_in = RT_WIRE_MAX_RECORD,
-                        .routing_id = self->name,
-                        .cert = self->cert,
-                        .server_key = self->publisher_key};
-    if (!(self->dealer = rt_sock_new(&o)))
-        return RT_EINVAL;
-    self->state = S_PINGING;
-    self->last_rx_ms = now;
-    rt_fetch_window_reset(&self->fetch);
-    rt_msg_t m = {.type = RT_MSG_PING};
-    s_send(self, &m);
-    self->last_ping_ms = now;
-    return RT_OK;
+    int rc = rt_client_connect(&self->c, now);
+    if (rc == RT_OK)
+        self->state = S_PINGING;
+    return rc;
 }
 
 static void s_hello(rt_upstream_t *self)
 {
     rt_msg_t h = {
         .type = RT_MSG_HELLO, .name = self->name, .seq = rt_outbox_position(self->outbox).head_seq};
-    s_send(self, &h);
+    (void)rt_client_send(&self->c, &h);
     self->state = S_HELLO;
 }
 
@@ -531,7 +463,7 @@ static void s_on_pong(rt_upstream_t *self, const rt_msg_t *m)
     }
     if (!self->source_stored) {
         rt_msg_t s = {.type = RT_MSG_STATUS};
-        s_send(self, &s);
+        (void)rt_client_send(&self->c, &s);
         self->state = S_STATUS;
         return;
     }
@@ -548,7 +480,7 @@ static void s_on_status(rt_upstream_t *self, const void *frame, size_t len)
         return;
     rt_status_t st;
     if (rt_status_decode(frame, len, &st) != RT_OK) {
-        s_bad_frame(self, "a STATUS_REPLY that does not decode", rt_mono_ms());
+        rt_client_bad(&self->c, "a STATUS_REPLY that does not decode", rt_mono_ms());
         return;
     }
     uint64_t start = st.first_seq <= st.head_seq ? st.first_seq : st.head_seq + 1;
@@ -571,19 +503,7 @@ static void s_on_welcome(rt_upstream_t *self, const rt_msg_t *m, int64_t now)
 {
     if (self->state != S_HELLO)
         return;
-    char ep[512];
-    if (self->pub)
-        snprintf(ep, sizeof ep, "%s", self->pub);
-    else
-        rt_link_resolve_pub(self->publisher, m->endpoint, ep, sizeof ep);
-    rt_sock_opts_t o = {.type = ZMQ_SUB,
-                        .endpoint = ep,
-                        .what = "SUB",
-                        .rcvhwm = RT_LINK_SUB_RCVHWM,
-                        .max_in = RT_WIRE_MAX_RECORD,
-                        .cert = self->cert,
-                        .server_key = self->publisher_key};
-    if (!(self->sub = rt_sock_new(&o))) {
+    if (rt_client_subscribe(&self->c, m->endpoint) != RT_OK) {
         s_link_lost(self, "the PUB endpoint cannot be used", now);
         return;
     }
@@ -596,13 +516,10 @@ static void s_on_welcome(rt_upstream_t *self, const rt_msg_t *m, int64_t now)
         }
     }
     self->last_run = m->run_id;
-    self->run_id = m->run_id;
-    self->durable = m->head_seq;
-    self->known_head = m->head_seq;
+    rt_client_welcome(&self->c, m);
     self->paused = m->paused;
     self->expected = rt_outbox_next_seq(self->outbox) + self->fill.n + self->flight.n;
     self->state = S_STREAMING;
-    self->backoff_ms = S_RECONNECT_MIN_MS;
     self->last_ack_ms = 0;
     if (!self->ready_logged || m->paused)
         rt_info("following the publisher at %s: source %s, its outbox seq %" PRIu64 "..%" PRIu64
@@ -614,23 +531,21 @@ static void s_on_welcome(rt_upstream_t *self, const rt_msg_t *m, int64_t now)
 
 static void s_on_fetched(rt_upstream_t *self, const rt_msg_t *m, int64_t now)
 {
-    if (self->state != S_STREAMING || !s_note_run(self, m->run_id, m->head_seq, now))
+    if (self->state != S_STREAMING)
         return;
-    (void)rt_fetch_window_answered(&self->fetch, m->seq, m->last_seq, m->head_seq, !self->run_id,
-                                   now);
+    if (!rt_client_fetched(&self->c, m, now)) {
+        s_restarted(self, now);
+        return;
+    }
     s_drain(self, now);
 }
 
-static void s_on_msg(rt_upstream_t *self, const rt_msg_t *m, const void *frame, size_t len,
-                     bool from_dealer, int64_t now)
+static void s_on_msg(void *ctx, rt_msg_t *m, int64_t now)
 {
-    if (!from_dealer && m->type != RT_MSG_HUGZ) {
-        s_bad_frame(self, "a control message on the PUB socket", now);
-        return;
-    }
+    rt_upstream_t *self = ctx;
     switch (m->type) {
     case RT_MSG_PONG: s_on_pong(self, m); break;
-    case RT_MSG_STATUS_REPLY: s_on_status(self, frame, len); break;
+    case RT_MSG_STATUS_REPLY: s_on_status(self, m->data, m->datalen); break;
     case RT_MSG_WELCOME: s_on_welcome(self, m, now); break;
     case RT_MSG_HUGZ:
         if (self->state == S_STREAMING && s_note_run(self, m->run_id, m->head_seq, now))
@@ -644,9 +559,9 @@ static void s_on_msg(rt_upstream_t *self, const rt_msg_t *m, const void *frame, 
         self->paused = m->type == RT_MSG_PAUSE;
         if (self->paused) {
             s_pending_clear(self);
-            rt_fetch_window_forget(&self->fetch);
+            rt_fetch_window_forget(&self->c.fetch);
         } else {
-            rt_fetch_window_reset(&self->fetch);
+            rt_fetch_window_reset(&self->c.fetch);
         }
         rt_info("%s by the publisher", self->paused ? "paused" : "resumed");
         s_send_ack(self, now);
@@ -657,8 +572,7 @@ static void s_on_msg(rt_upstream_t *self, const rt_msg_t *m, const void *frame, 
                     ": a relay keeps every record it stored and replays nothing; replay its "
                     "subscribers at the relay instead",
                     m->seq);
-        if (m->last_seq > self->known_head)
-            self->known_head = m->last_seq;
+        rt_client_note_head(&self->c, m->last_seq);
         break;
     case RT_MSG_SKIP:
         rt_warn("the publisher asked to skip the DDL of seq %" PRIu64 ": a relay applies "
@@ -683,46 +597,21 @@ static void s_on_msg(rt_upstream_t *self, const rt_msg_t *m, const void *frame, 
             rt_warn("the publisher reported an error: %s (%s)", m->text, rt_strerror((int)m->code));
         }
         break;
-    default: s_bad_frame(self, "an unexpected message", now); break;
+    default: rt_client_bad(&self->c, "an unexpected message", now); break;
     }
 }
 
-/* Receives one message from handle if one waits; false when none did. */
-static bool s_recv(rt_upstream_t *self, void *handle, int64_t now)
+static void s_hook_record(void *ctx, zmq_msg_t *frame, bool from_dealer, const rt_msg_t *live,
+                          int64_t now)
 {
-    bool from_dealer = self->dealer && handle == zsock_resolve(self->dealer);
-    zmq_msg_t msg, rec;
-    rt_msg_t live;
-    rt_link_recv_t got = rt_link_recv(handle, !from_dealer, &msg, &rec, &live);
-    if (got != RT_LINK_RECV_NONE)
-        self->last_rx_ms = now;
-    if (got == RT_LINK_RECV_LIVE) {
-        s_on_record(self, &rec, false, &live, now);
-        rt_msg_clear(&live);
-    } else if (got == RT_LINK_RECV_BAD) {
-        s_bad_frame(self, "a message of several frames that is not a live record", now);
-    } else if (got == RT_LINK_RECV_ONE) {
-        const void *data = zmq_msg_data(&msg);
-        size_t len = zmq_msg_size(&msg);
-        int type = rt_msg_peek_type(data, len);
-        rt_msg_t m;
-        if (type == RT_MSG_REC && from_dealer) {
-            s_on_record(self, &msg, true, NULL, now);
-        } else if (type == RT_MSG_STATUS_REPLY && from_dealer) {
-            rt_msg_t t = {.type = type};
-            s_on_msg(self, &t, data, len, true, now);
-        } else if (type == RT_MSG_UNKNOWN || type == RT_MSG_REC ||
-                   rt_msg_decode(data, len, &m) != RT_OK) {
-            s_bad_frame(self, "a frame that does not decode", now);
-        } else {
-            s_on_msg(self, &m, data, len, from_dealer, now);
-            rt_msg_clear(&m);
-        }
-    }
-    zmq_msg_close(&rec);
-    zmq_msg_close(&msg);
-    return got != RT_LINK_RECV_NONE;
+    rt_upstream_t *self = ctx;
+    if (!from_dealer && !live)
+        rt_client_bad(&self->c, "a REC without its LIVE header on the PUB socket", now);
+    else
+        s_on_record(self, frame, from_dealer, live, now);
 }
+
+static const rt_client_hooks_t s_hooks = {.record = s_hook_record, .message = s_on_msg};
 
 /* ---------------------------------------------------------------------------------
  * Timers and the loop. */
@@ -731,19 +620,11 @@ static void s_maybe_fetch(rt_upstream_t *self, int64_t now)
 {
     if (self->paused || !s_room(self))
         return;
-    if (rt_fetch_window_overdue(&self->fetch, now))
-        rt_warn("FETCH from seq %" PRIu64 " unanswered for %d s; asking again",
-                self->fetch.out[0].from, RT_FETCH_RETRY_MS / 1000);
     /* Kept live records cover their seqs: fetch only up to them. */
-    uint64_t head = self->known_head;
+    uint64_t head = self->c.known_head;
     if (self->pend_n > 0)
         head = self->pend_first > self->expected ? self->pend_first - 1 : 0;
-    uint64_t from;
-    uint32_t count;
-    while (rt_fetch_window_next(&self->fetch, self->expected, head, now, &from, &count)) {
-        rt_msg_t m = {.type = RT_MSG_FETCH, .seq = from, .count = count};
-        s_send(self, &m);
-    }
+    (void)rt_client_fetch(&self->c, self->expected, head, false, now);
 }
 
 int rt_upstream_tick(rt_upstream_t *self)
@@ -753,27 +634,22 @@ int rt_upstream_tick(rt_upstream_t *self)
         return self->result;
     switch (self->state) {
     case S_DOWN:
-        if (now >= self->reconnect_at_ms && (self->result = s_connect(self, now)) != RT_OK)
+        if (rt_client_reconnect_due(&self->c, now) &&
+            (self->result = s_connect(self, now)) != RT_OK)
             return self->result;
         break;
-    case S_PINGING:
-        if (now - self->last_ping_ms >= S_PING_MS) {
-            rt_msg_t m = {.type = RT_MSG_PING};
-            s_send(self, &m);
-            self->last_ping_ms = now;
-        }
-        break;
+    case S_PINGING: rt_client_ping(&self->c, now); break;
     case S_STATUS:
     case S_HELLO: break;
     case S_STREAMING:
         s_drain(self, now);
         s_maybe_fetch(self, now);
-        if ((self->ack_due && now - self->last_ack_ms >= S_ACK_MIN_MS) ||
-            now - self->last_ack_ms >= S_ACK_MAX_MS)
+        if ((self->ack_due && now - self->last_ack_ms >= RT_CLIENT_ACK_MIN_MS) ||
+            now - self->last_ack_ms >= RT_CLIENT_ACK_MAX_MS)
             s_send_ack(self, now);
         break;
     }
-    if (self->state != S_DOWN && now - self->last_rx_ms > S_SILENCE_MS)
+    if (self->state != S_DOWN && rt_client_silent(&self->c, now))
         s_link_lost(self, "no message from the publisher for 5 s", now);
     if (s_submit(self, now, false) != RT_OK)
         self->result = RT_EIO;
@@ -782,11 +658,7 @@ int rt_upstream_tick(rt_upstream_t *self)
 
 int rt_upstream_poll_items(const rt_upstream_t *self, zmq_pollitem_t *items)
 {
-    int n = 0;
-    if (self->dealer)
-        items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->dealer), .events = ZMQ_POLLIN};
-    if (self->sub)
-        items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->sub), .events = ZMQ_POLLIN};
+    int n = rt_client_poll_items(&self->c, items);
     items[n++] =
         (zmq_pollitem_t){.socket = rt_committer_socket(self->committer), .events = ZMQ_POLLIN};
     return n;
@@ -812,10 +684,7 @@ int rt_upstream_handle(rt_upstream_t *self, const zmq_pollitem_t *items, int n)
         }
         for (int k = 0; k < S_RECV_BATCH && self->result == RT_OK; k++) {
             /* A socket closed by what was received (a new run) is not read again. */
-            void *h = items[i].socket;
-            bool open = (self->dealer && h == zsock_resolve(self->dealer)) ||
-                        (self->sub && h == zsock_resolve(self->sub));
-            if (!open || !s_recv(self, h, now))
+            if (!rt_client_recv(&self->c, items[i].socket, &s_hooks, self, now))
                 break;
         }
     }
@@ -833,7 +702,7 @@ void rt_upstream_status(void *arg, rt_stream_upstream_t *out)
     *out = (rt_stream_upstream_t){.endpoint = self->publisher,
                                   .connected = self->state == S_STREAMING,
                                   .blocked = self->full_until_ms != 0,
-                                  .head = self->known_head,
+                                  .head = self->c.known_head,
                                   .txns = self->taken_txns,
                                   .rows = self->taken_rows};
 }
@@ -846,7 +715,7 @@ const char *rt_upstream_source(const rt_upstream_t *self)
 void rt_upstream_attach(rt_upstream_t *self, rt_stream_t *stream)
 {
     self->stream = stream;
-    self->last_ping_ms = 0; /* PING now: its PONG is answered by HELLO */
+    self->c.last_ping_ms = 0; /* PING now: its PONG is answered by HELLO */
 }
 
 rt_upstream_t *rt_upstream_new(const rt_upstream_opts_t *opts, rt_outbox_t *outbox)
@@ -863,7 +732,8 @@ rt_upstream_t *rt_upstream_new(const rt_upstream_opts_t *opts, rt_outbox_t *outb
     self->batch_bytes = opts->batch_bytes ? opts->batch_bytes : 8u << 20;
     self->pending = calloc(S_PENDING_MAX, sizeof *self->pending);
     self->dec = rt_record_decoder_new();
-    self->backoff_ms = S_RECONNECT_MIN_MS;
+    rt_client_init(&self->c, self->publisher, self->name, self->pub, self->cert,
+                   self->publisher_key);
     if (!self->publisher || !self->name || (opts->pub && !self->pub) ||
         (opts->publisher_key && !self->publisher_key) || !self->pending || !self->dec) {
         rt_error("out of memory");
@@ -896,8 +766,8 @@ void rt_upstream_destroy(rt_upstream_t **self_p)
     if (self->committer && rt_committer_busy(self->committer))
         (void)s_collect(self, true, rt_mono_ms());
     rt_committer_destroy(&self->committer);
-    zsock_destroy(&self->dealer);
-    zsock_destroy(&self->sub);
+    zsock_destroy(&self->c.dealer);
+    zsock_destroy(&self->c.sub);
     if (self->pending)
         s_pending_clear(self);
     free(self->pending);

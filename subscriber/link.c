@@ -9,7 +9,7 @@
  * RT_FETCH_CREDIT FETCHes of consecutive ranges (fetch_window.h) are outstanding at once, so that
  * the publisher reads and sends the next range while this one is applied. While FETCHes are
  * outstanding (catching up) a group is not committed merely because no input is waiting; the group
- * limits and S_GROUP_MAX_MS end it. Silence for RT_LINK_SILENCE_MS drops both sockets and starts
+ * limits and S_GROUP_MAX_MS end it. Silence for RT_CLIENT_SILENCE_MS drops both sockets and starts
  * over with back-off. Apply failures hold applying (back-off) without dropping the link.
  *
  * Admin notices from the publisher over the DEALER: PAUSE / RESUME (also the paused
@@ -26,29 +26,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client.h"
 #include "daemon.h"
 #include "log.h"
-#include "sock.h"
 #include "wire.h"
 
-/* Back-off of reconnections to the publisher and to the replica. */
+/* Back-off of reconnections to the replica. */
 #define S_RECONNECT_MIN_MS 500
 #define S_RECONNECT_MAX_MS 10000
 /* Back-off of retries after a conflict or another apply error. */
 #define S_RETRY_MIN_MS 1000
 #define S_RETRY_MAX_MS 30000
-/* PING while waiting for PONG or for the replica. */
-#define S_PING_MS 1000
 /* A group of source transactions is committed once open this long. */
 #define S_GROUP_MAX_MS 250
 /* Idle poll step. */
 #define S_POLL_MS 100
-/* Records the DEALER socket queues (above the credit's records). */
-#define S_DEALER_RCVHWM 10000
 /* Messages received from one socket before polling again. */
 #define S_RECV_BATCH 256
-/* Malformed frames are logged at most this often. */
-#define S_BAD_LOG_MS 10000
 /* Live records held past a gap until FETCH fills it: beyond these, later records are
  * dropped (and fetched). */
 #define S_HELD_MAX 4096
@@ -76,30 +70,19 @@ struct rt_link_t {
     char *publisher_key;         /* with cert: the publisher's public key */
     volatile sig_atomic_t *stop; /* set by the signal handler */
     rt_apply_t *apply;           /* the replica side, borrowed from rt_link_start to rt_link_end */
-    zsock_t *dealer;             /* to the publisher's ROUTER */
-    zsock_t *sub;                /* from the publisher's PUB */
+    rt_client_t c;               /* the conversation's sockets, run, heads and timers */
     rt_record_decoder_t *dec;    /* decodes REC frames */
     int result;                  /* non-zero: the run ends with this status */
     char *resync_tables;         /* RESYNC of chosen tables: "schema.table" lines (malloc'd) */
 
-    int state;               /* s_state_t */
-    char *source;            /* source name from PONG */
-    uint64_t known_head;     /* newest seq the publisher has, as far as we know */
-    uint64_t run_id;         /* the publisher's run (WELCOME; 0: a publisher without runs,
-                              * which publishes only stored records) */
-    uint64_t durable_head;   /* newest seq that run told us it has stored */
-    uint64_t tentative_to;   /* last seq of the open replica transaction that came live and
-                              * is not known stored yet (0: none): its commit is marked */
-    bool hello_lsn;          /* the last HELLO carried the applied record's commit LSN */
-    int64_t hello_at_ms;     /* S_SOURCE: HELLO not before this */
-    zlistx_t *held_recs;     /* s_held_t, by seq */
-    size_t held_bytes;       /* their REC bytes */
-    int64_t reconnect_at_ms; /* S_DOWN: when to connect again */
-    int link_backoff_ms;     /* next reconnection delay */
-    int64_t last_rx_ms;      /* last frame from the publisher */
-    int64_t last_ping_ms;    /* last PING sent */
-
-    rt_fetch_window_t fetch; /* the FETCH credit */
+    int state;             /* s_state_t */
+    char *source;          /* source name from PONG */
+    uint64_t tentative_to; /* last seq of the open replica transaction that came live and
+                            * is not known stored yet (0: none): its commit is marked */
+    bool hello_lsn;        /* the last HELLO carried the applied record's commit LSN */
+    int64_t hello_at_ms;   /* S_SOURCE: HELLO not before this */
+    zlistx_t *held_recs;   /* s_held_t, by seq */
+    size_t held_bytes;     /* their REC bytes */
 
     bool ack_due;          /* a commit happened since the last ACK */
     int64_t last_ack_ms;   /* when the last ACK was sent */
@@ -113,9 +96,6 @@ struct rt_link_t {
     int retry_backoff_ms;     /* next delay */
     uint64_t careful_until;   /* up to this seq (the last that failed) no grouping */
 
-    uint64_t bad_frames; /* frames dropped as malformed or unexpected */
-    uint64_t bad_logged; /* bad_frames at the last log line */
-    int64_t bad_log_ms;  /* when that line was written */
     bool ready_logged;   /* the "ready:" line was written */
     bool paused;         /* the publisher paused this subscriber */
     uint64_t reconnects; /* reconnections to the publisher since start */
@@ -147,17 +127,17 @@ rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
         rt_link_destroy(&self);
         return NULL;
     }
-    self->link_backoff_ms = S_RECONNECT_MIN_MS;
+    rt_client_init(&self->c, self->publisher, self->name, self->pub_override, self->cert,
+                   self->publisher_key);
     self->replica_backoff_ms = S_RECONNECT_MIN_MS;
     self->retry_backoff_ms = S_RETRY_MIN_MS;
-    self->bad_log_ms = INT64_MIN / 2;
     return self;
 }
 
 static void s_close_sockets(rt_link_t *self)
 {
-    zsock_destroy(&self->dealer);
-    zsock_destroy(&self->sub);
+    zsock_destroy(&self->c.dealer);
+    zsock_destroy(&self->c.sub);
 }
 
 /* Forgets the held records. */
@@ -192,36 +172,11 @@ void rt_link_destroy(rt_link_t **self_p)
 
 uint64_t rt_link_bad_frames(const rt_link_t *self)
 {
-    return self->bad_frames;
+    return self->c.bad_frames;
 }
 
 /* ---------------------------------------------------------------------------------
  * Sending. */
-
-/* Encodes and sends a control message on the DEALER without blocking; a message
- * that cannot be sent now is dropped (the protocol repeats what matters). */
-static void s_send(rt_link_t *self, const rt_msg_t *msg)
-{
-    void *frame = NULL;
-    size_t len = 0;
-    if (!self->dealer)
-        return;
-    int rc = rt_msg_encode(msg, &frame, &len);
-    if (rc != RT_OK) {
-        rt_error("cannot encode a message of type %d: %s", msg->type, rt_strerror(rc));
-        return;
-    }
-    if (zmq_send(zsock_resolve(self->dealer), frame, len, ZMQ_DONTWAIT) < 0)
-        rt_debug("message of type %d to the publisher dropped: %s", msg->type, zmq_strerror(errno));
-    free(frame);
-}
-
-static void s_send_ping(rt_link_t *self, int64_t now)
-{
-    rt_msg_t m = {.type = RT_MSG_PING};
-    s_send(self, &m);
-    self->last_ping_ms = now;
-}
 
 static int s_sub_state(const rt_link_t *self)
 {
@@ -230,11 +185,12 @@ static int s_sub_state(const rt_link_t *self)
     if (self->held || self->replica_down)
         return RT_SUB_ERROR;
     uint64_t next = rt_apply_next_seq(self->apply);
-    bool behind = self->known_head >= next;
+    bool behind = self->c.known_head >= next;
     if (behind && rt_apply_last_error(self->apply)[0])
         return RT_SUB_ERROR; /* retrying what failed, not yet past it */
     /* Catching up: reading the outbox (FETCH) rather than following live records. */
-    if (behind && (rt_fetch_window_busy(&self->fetch) || self->known_head - next >= RT_FETCH_COUNT))
+    if (behind &&
+        (rt_fetch_window_busy(&self->c.fetch) || self->c.known_head - next >= RT_FETCH_COUNT))
         return RT_SUB_CATCHING_UP;
     return RT_SUB_STREAMING;
 }
@@ -242,10 +198,10 @@ static int s_sub_state(const rt_link_t *self)
 static void s_apply_failed(rt_link_t *self, int rc, int64_t now);
 
 /* Has the replica flush its WAL up to the last commit when it did not since
- * RT_LINK_ACK_MIN_MS (rt_apply_flush): what ACK reports is durable. */
+ * RT_CLIENT_ACK_MIN_MS (rt_apply_flush): what ACK reports is durable. */
 static void s_flush(rt_link_t *self, int64_t now)
 {
-    if (now - self->last_flush_ms < RT_LINK_ACK_MIN_MS || rt_apply_in_txn(self->apply) ||
+    if (now - self->last_flush_ms < RT_CLIENT_ACK_MIN_MS || rt_apply_in_txn(self->apply) ||
         rt_apply_durable_seq(self->apply) >= rt_apply_applied_seq(self->apply))
         return;
     self->last_flush_ms = now;
@@ -268,7 +224,7 @@ static void s_send_ack(rt_link_t *self, int64_t now)
                   .commit_ts = rt_apply_last_commit_ts(self->apply),
                   .applied_at = rt_apply_last_applied_at(self->apply),
                   .text = error};
-    s_send(self, &m);
+    (void)rt_client_send(&self->c, &m);
     self->last_ack_ms = now;
     /* Due again while what it says is behind what is committed. */
     self->ack_due = m.seq < rt_apply_applied_seq(self->apply);
@@ -281,41 +237,10 @@ static void s_send_ack(rt_link_t *self, int64_t now)
  * not be made (logged: an endpoint ZeroMQ rejects). */
 static int s_connect(rt_link_t *self, int64_t now)
 {
-    rt_sock_opts_t o = {.type = ZMQ_DEALER,
-                        .endpoint = self->publisher,
-                        .what = "DEALER (--publisher)",
-                        .rcvhwm = S_DEALER_RCVHWM,
-                        .max_in = RT_WIRE_MAX_RECORD,
-                        .routing_id = self->name,
-                        .cert = self->cert,
-                        .server_key = self->publisher_key};
-    if (!(self->dealer = rt_sock_new(&o)))
-        return RT_EINVAL;
-    self->state = S_PINGING;
-    self->known_head = 0;
-    rt_fetch_window_reset(&self->fetch);
-    self->last_rx_ms = now;
-    s_send_ping(self, now);
-    rt_debug("connecting to the publisher at %s", self->publisher);
-    return RT_OK;
-}
-
-/* Opens the SUB socket to endpoint, subscribed to everything. */
-static int s_connect_sub(rt_link_t *self, const char *endpoint)
-{
-    if (self->sub)
-        return RT_OK;
-    rt_sock_opts_t o = {.type = ZMQ_SUB,
-                        .endpoint = endpoint,
-                        .what = "SUB (the publisher's PUB)",
-                        .rcvhwm = RT_LINK_SUB_RCVHWM,
-                        .max_in = RT_WIRE_MAX_RECORD,
-                        .cert = self->cert,
-                        .server_key = self->publisher_key};
-    if (!(self->sub = rt_sock_new(&o)))
-        return RT_EINVAL;
-    rt_debug("subscribed to %s", endpoint);
-    return RT_OK;
+    int rc = rt_client_connect(&self->c, now);
+    if (rc == RT_OK)
+        self->state = S_PINGING;
+    return rc;
 }
 
 /* Commits complete source transactions or rolls back a partial one. */
@@ -359,19 +284,9 @@ static void s_try_commit(rt_link_t *self)
 static void s_link_lost(rt_link_t *self, const char *why, int64_t now)
 {
     self->reconnects++;
-    rt_warn("%s; reconnecting to %s in %.1f s", why, self->publisher,
-            self->link_backoff_ms / 1000.0);
     s_commit_or_rollback(self);
-    s_close_sockets(self);
+    rt_client_lost(&self->c, why, now);
     self->state = S_DOWN;
-    self->reconnect_at_ms = now + self->link_backoff_ms;
-    self->link_backoff_ms *= 2;
-    if (self->link_backoff_ms > S_RECONNECT_MAX_MS)
-        self->link_backoff_ms = S_RECONNECT_MAX_MS;
-    self->known_head = 0;
-    rt_fetch_window_forget(&self->fetch);
-    self->run_id = 0;
-    self->durable_head = 0;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -438,10 +353,10 @@ static void s_commit(rt_link_t *self)
 static bool s_commit_now(const rt_link_t *self, const rt_record_t *rec)
 {
     if (!(rec->flags & RT_REC_LAST) || rt_apply_in_txn(self->apply) ||
-        zlistx_size(self->held_recs) > 0 || rt_fetch_window_busy(&self->fetch))
+        zlistx_size(self->held_recs) > 0 || rt_fetch_window_busy(&self->c.fetch))
         return false;
-    return !(self->dealer && (zsock_events(self->dealer) & ZMQ_POLLIN)) &&
-           !(self->sub && (zsock_events(self->sub) & ZMQ_POLLIN));
+    return !(self->c.dealer && (zsock_events(self->c.dealer) & ZMQ_POLLIN)) &&
+           !(self->c.sub && (zsock_events(self->c.sub) & ZMQ_POLLIN));
 }
 
 /* Connects the replica for the current source when due. Returns true when ready. */
@@ -485,23 +400,6 @@ static bool s_replica_ready(rt_link_t *self, int64_t now)
 /* ---------------------------------------------------------------------------------
  * Receiving. */
 
-static void s_bad_frame(rt_link_t *self, const char *why, int64_t now)
-{
-    self->bad_frames++;
-    if (now - self->bad_log_ms < S_BAD_LOG_MS)
-        return;
-    rt_warn("dropped %" PRIu64 " frame(s) from the publisher (last: %s); %" PRIu64 " in total",
-            self->bad_frames - self->bad_logged, why, self->bad_frames);
-    self->bad_logged = self->bad_frames;
-    self->bad_log_ms = now;
-}
-
-static void s_note_head(rt_link_t *self, uint64_t head)
-{
-    if (head > self->known_head)
-        self->known_head = head;
-}
-
 /* What a message of the publisher's run says: head is stored. A message of another run
  * means the publisher restarted: the records it had published but not stored are gone,
  * and may come again under other seqs, so the open transaction ends (committed if it
@@ -510,24 +408,20 @@ static void s_note_head(rt_link_t *self, uint64_t head)
  * Returns false then. */
 static bool s_note_run(rt_link_t *self, uint64_t run_id, uint64_t head, int64_t now)
 {
-    if (run_id && self->run_id && run_id != self->run_id) {
+    uint64_t was = self->c.run_id;
+    if (!rt_client_note_run(&self->c, run_id, head)) {
         char why[160];
-        snprintf(
-            why, sizeof why, "the publisher restarted (run %016" PRIx64 ", was %016" PRIx64 ")%s",
-            run_id, self->run_id,
-            s_tentative(self) && !s_commit_ok(self) ? ": rolled back the records it had not stored"
-                                                    : "");
+        snprintf(why, sizeof why,
+                 "the publisher restarted (run %016" PRIx64 ", was %016" PRIx64 ")%s", run_id, was,
+                 s_tentative(self) && !s_commit_ok(self)
+                     ? ": rolled back the records it had not stored"
+                     : "");
         s_link_lost(self, why, now);
-        self->link_backoff_ms = S_RECONNECT_MIN_MS;
-        self->reconnect_at_ms = now;
+        rt_client_restart(&self->c, now);
         return false;
     }
-    if (run_id == self->run_id && head > self->durable_head) {
-        self->durable_head = head;
-        if (self->tentative_to && self->tentative_to <= head)
-            self->tentative_to = 0;
-    }
-    s_note_head(self, head);
+    if (self->tentative_to && self->tentative_to <= self->c.durable_head)
+        self->tentative_to = 0;
     return true;
 }
 
@@ -570,7 +464,7 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
     size_t len = zmq_msg_size(frame);
     const rt_record_t *rec;
     if (rt_record_decode(self->dec, data, len, &rec) != RT_OK) {
-        s_bad_frame(self, "a REC that does not decode", now);
+        rt_client_bad(&self->c, "a REC that does not decode", now);
         return;
     }
     if (self->state != S_STREAMING)
@@ -579,15 +473,15 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
         if (!s_note_run(self, live->run_id, live->head_seq, now))
             return;
     } else {
-        s_note_head(self, rec->seq);
+        rt_client_note_head(&self->c, rec->seq);
     }
     if (from_dealer && !released)
-        rt_fetch_window_record(&self->fetch, len, now); /* the FETCH is being answered */
+        rt_fetch_window_record(&self->c.fetch, len, now); /* the FETCH is being answered */
     if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
     if (rec->seq < rt_apply_next_seq(self->apply))
         return; /* a duplicate */
-    if (!released && live && self->run_id && rec->seq > rt_apply_next_seq(self->apply)) {
+    if (!released && live && self->c.run_id && rec->seq > rt_apply_next_seq(self->apply)) {
         /* Live past a gap: applied once FETCH filled it (under load the live stream runs
          * ahead of what FETCH can serve, the stored records, by the commit under way:
          * dropping it would keep the subscriber fetching for as long as the load lasts). */
@@ -596,7 +490,7 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
     }
     if (rec->seq != rt_apply_next_seq(self->apply))
         return; /* past a gap that FETCH fills */
-    bool tentative = live && self->run_id && rec->seq > self->durable_head;
+    bool tentative = live && self->c.run_id && rec->seq > self->c.durable_head;
     bool commit = s_commit_now(self, rec);
     int rc = commit ? rt_apply_record_commit(self->apply, rec, len, tentative)
                     : rt_apply_record(self->apply, rec, len);
@@ -620,7 +514,7 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
 static void s_on_pong(rt_link_t *self, rt_msg_t *m)
 {
     if (self->state != S_PINGING) {
-        s_note_head(self, m->head_seq);
+        rt_client_note_head(&self->c, m->head_seq);
         return;
     }
     if (self->source && strcmp(self->source, m->source) != 0) {
@@ -633,7 +527,7 @@ static void s_on_pong(rt_link_t *self, rt_msg_t *m)
         self->source = m->source;
         m->source = NULL;
     }
-    s_note_head(self, m->head_seq);
+    rt_client_note_head(&self->c, m->head_seq);
     self->state = S_SOURCE;
 }
 
@@ -653,11 +547,11 @@ static void s_hello(rt_link_t *self, int64_t now)
     self->hello_lsn = rt_apply_mark(self->apply, &m.lsn);
     if (self->hello_lsn)
         m.flags = RT_HELLO_LSN;
-    if (self->pub_override && s_connect_sub(self, self->pub_override) != RT_OK) {
+    if (self->pub_override && rt_client_subscribe(&self->c, NULL) != RT_OK) {
         self->result = RT_EINVAL;
         return;
     }
-    s_send(self, &m);
+    (void)rt_client_send(&self->c, &m);
     self->state = S_HELLO;
     if (!self->ready_logged) {
         rt_daemon_ready("subscriber %s applying source %s into %s from seq %" PRIu64, self->name,
@@ -674,7 +568,6 @@ static void s_hello(rt_link_t *self, int64_t now)
 
 static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
 {
-    char ep[512];
     if (self->state != S_HELLO)
         return;
     self->hello_at_ms = 0;
@@ -713,19 +606,13 @@ static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
         rt_warn("the replica has applied seq %" PRIu64 " but the publisher's head is %" PRIu64
                 ": is this the outbox the replica was fed from?",
                 applied, m->head_seq);
-    if (!self->pub_override) {
-        rt_link_resolve_pub(self->publisher, m->endpoint, ep, sizeof ep);
-        if (s_connect_sub(self, ep) != RT_OK) {
-            s_link_lost(self, "the publisher's PUB endpoint cannot be used", now);
-            return;
-        }
+    if (rt_client_subscribe(&self->c, m->endpoint) != RT_OK) {
+        s_link_lost(self, "the publisher's PUB endpoint cannot be used", now);
+        return;
     }
-    self->run_id = m->run_id;
-    self->durable_head = m->head_seq;
+    rt_client_welcome(&self->c, m);
     self->tentative_to = 0;
-    s_note_head(self, m->head_seq);
     self->state = S_STREAMING;
-    self->link_backoff_ms = S_RECONNECT_MIN_MS;
     self->last_ack_ms = now;
     if (m->paused != self->paused)
         rt_info("the publisher has this subscriber %s", m->paused ? "paused" : "resumed");
@@ -743,12 +630,12 @@ static void s_set_paused(rt_link_t *self, bool paused, int64_t now)
     if (paused) {
         /* Keep what is complete and stored, drop the rest. */
         s_commit_or_rollback(self);
-        rt_fetch_window_forget(&self->fetch);
+        rt_fetch_window_forget(&self->c.fetch);
         rt_info("paused by the publisher at applied seq %" PRIu64 "; applying nothing until "
                 "resumed",
                 rt_apply_applied_seq(self->apply));
     } else {
-        rt_fetch_window_reset(&self->fetch);
+        rt_fetch_window_reset(&self->c.fetch);
         rt_info("resumed by the publisher; continuing from seq %" PRIu64,
                 rt_apply_next_seq(self->apply));
     }
@@ -761,7 +648,7 @@ static void s_on_replay(rt_link_t *self, const rt_msg_t *m, int64_t now)
     if (self->state != S_STREAMING)
         return;
     if (m->seq == 0 || m->last_seq < m->seq) {
-        s_bad_frame(self, "a REPLAY with an empty range", now);
+        rt_client_bad(&self->c, "a REPLAY with an empty range", now);
         return;
     }
     if (m->flags & RT_REPLAY_RESET) {
@@ -780,7 +667,7 @@ static void s_on_replay(rt_link_t *self, const rt_msg_t *m, int64_t now)
         }
         rt_apply_set_remote_until(self->apply, m->last_seq);
         self->careful_until = 0;
-        rt_fetch_window_forget(&self->fetch);
+        rt_fetch_window_forget(&self->c.fetch);
         rt_info("replay with reset: re-applying seqs %" PRIu64 "..%" PRIu64
                 " with conflict policy apply_remote",
                 m->seq, m->last_seq);
@@ -793,17 +680,14 @@ static void s_on_replay(rt_link_t *self, const rt_msg_t *m, int64_t now)
     self->retry_backoff_ms = S_RETRY_MIN_MS;
     self->replica_retry_ms = now; /* a replica that was down: try it again now */
     self->replica_backoff_ms = S_RECONNECT_MIN_MS;
-    self->fetch.not_before_ms = 0;
-    s_note_head(self, m->last_seq);
+    self->c.fetch.not_before_ms = 0;
+    rt_client_note_head(&self->c, m->last_seq);
     s_send_ack(self, now);
 }
 
-static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now)
+static void s_on_msg(void *ctx, rt_msg_t *m, int64_t now)
 {
-    if (!from_dealer && m->type != RT_MSG_HUGZ) {
-        s_bad_frame(self, "a control message on the PUB socket", now);
-        return;
-    }
+    rt_link_t *self = ctx;
     switch (m->type) {
     case RT_MSG_PONG: s_on_pong(self, m); break;
     case RT_MSG_WELCOME: s_on_welcome(self, m, now); break;
@@ -814,8 +698,8 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
     case RT_MSG_FETCHED:
         if (self->state != S_STREAMING || !s_note_run(self, m->run_id, m->head_seq, now))
             break;
-        (void)rt_fetch_window_answered(&self->fetch, m->seq, m->last_seq, m->head_seq,
-                                       !self->run_id, now);
+        (void)rt_fetch_window_answered(&self->c.fetch, m->seq, m->last_seq, m->head_seq,
+                                       !self->c.run_id, now);
         break;
     case RT_MSG_ERROR:
         if (m->code == RT_ETRIMMED) {
@@ -837,21 +721,21 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
     case RT_MSG_PAUSE:
     case RT_MSG_RESUME:
         if (strcmp(m->name, self->name) != 0) {
-            s_bad_frame(self, "a PAUSE or RESUME naming another subscriber", now);
+            rt_client_bad(&self->c, "a PAUSE or RESUME naming another subscriber", now);
             break;
         }
         s_set_paused(self, m->type == RT_MSG_PAUSE, now);
         break;
     case RT_MSG_REPLAY:
         if (strcmp(m->name, self->name) != 0) {
-            s_bad_frame(self, "a REPLAY naming another subscriber", now);
+            rt_client_bad(&self->c, "a REPLAY naming another subscriber", now);
             break;
         }
         s_on_replay(self, m, now);
         break;
     case RT_MSG_SKIP:
         if (strcmp(m->name, self->name) != 0) {
-            s_bad_frame(self, "a SKIP naming another subscriber", now);
+            rt_client_bad(&self->c, "a SKIP naming another subscriber", now);
             break;
         }
         rt_apply_skip_ddl(self->apply, m->seq);
@@ -862,7 +746,7 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
         break;
     case RT_MSG_RESYNC:
         if (strcmp(m->name, self->name) != 0) {
-            s_bad_frame(self, "a RESYNC naming another subscriber", now);
+            rt_client_bad(&self->c, "a RESYNC naming another subscriber", now);
             break;
         }
         if (m->text && m->text[0]) {
@@ -879,46 +763,17 @@ static void s_on_msg(rt_link_t *self, rt_msg_t *m, bool from_dealer, int64_t now
         }
         self->result = RT_ERESYNC;
         break;
-    default: s_bad_frame(self, "an unexpected message type", now); break;
+    default: rt_client_bad(&self->c, "an unexpected message type", now); break;
     }
 }
 
-/* Receives and handles one message from socket handle if one is waiting (never blocks).
- * Returns false when none was. */
-static bool s_recv(rt_link_t *self, void *handle, int64_t now)
+static void s_hook_record(void *ctx, zmq_msg_t *frame, bool from_dealer, const rt_msg_t *live,
+                          int64_t now)
 {
-    bool from_dealer = self->dealer && handle == zsock_resolve(self->dealer);
-    zmq_msg_t msg, rec;
-    rt_msg_t live;
-    rt_link_recv_t got = rt_link_recv(handle, !from_dealer, &msg, &rec, &live);
-    if (got != RT_LINK_RECV_NONE)
-        self->last_rx_ms = now;
-    if (got == RT_LINK_RECV_LIVE) {
-        s_on_record(self, &rec, false, &live, false, now);
-        rt_msg_clear(&live);
-    } else if (got == RT_LINK_RECV_BAD) {
-        s_bad_frame(self, "a message of several frames that is not a live record", now);
-    } else if (got == RT_LINK_RECV_ONE) {
-        const void *data = zmq_msg_data(&msg);
-        size_t len = zmq_msg_size(&msg);
-        int type = rt_msg_peek_type(data, len);
-        rt_msg_t m;
-        if (type == RT_MSG_REC) {
-            s_on_record(self, &msg, from_dealer, NULL, false, now);
-        } else if (type == RT_MSG_UNKNOWN || type == RT_MSG_STATUS_REPLY) {
-            s_bad_frame(self, "a frame that is not an rt message", now);
-        } else if (rt_msg_decode(data, len, &m) != RT_OK) {
-            s_bad_frame(self, "a control message that does not decode", now);
-        } else {
-            s_on_msg(self, &m, from_dealer, now);
-            rt_msg_clear(&m);
-        }
-    }
-    /* The record applied above pointed into these messages: released only now. */
-    zmq_msg_close(&rec);
-    zmq_msg_close(&msg);
-    return got != RT_LINK_RECV_NONE;
+    s_on_record(ctx, frame, from_dealer, live, false, now);
 }
+
+static const rt_client_hooks_t s_hooks = {.record = s_hook_record, .message = s_on_msg};
 
 /* Applies the held records that are next, in seq order; drops those already applied. */
 static void s_release(rt_link_t *self, int64_t now)
@@ -945,37 +800,22 @@ static void s_maybe_fetch(rt_link_t *self, int64_t now)
 {
     if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
-    if (rt_fetch_window_overdue(&self->fetch, now))
-        rt_warn("FETCH from seq %" PRIu64 " unanswered for %d s; asking again",
-                self->fetch.out[0].from, RT_FETCH_RETRY_MS / 1000);
-    uint64_t from;
-    uint32_t count;
-    while (rt_fetch_window_next(&self->fetch, rt_apply_next_seq(self->apply), self->known_head, now,
-                                &from, &count)) {
-        rt_msg_t m = {.type = RT_MSG_FETCH, .seq = from, .count = count, .run_id = self->run_id};
-        s_send(self, &m);
-        rt_debug("FETCH %" PRIu32 " from seq %" PRIu64 " (head %" PRIu64 ")", count, from,
-                 self->known_head);
-    }
+    (void)rt_client_fetch(&self->c, rt_apply_next_seq(self->apply), self->c.known_head, true, now);
 }
 
 static void s_timers(rt_link_t *self, int64_t now)
 {
     switch (self->state) {
     case S_DOWN:
-        if (now >= self->reconnect_at_ms) {
+        if (rt_client_reconnect_due(&self->c, now)) {
             int rc = s_connect(self, now);
             if (rc != RT_OK)
                 self->result = rc;
         }
         break;
-    case S_PINGING:
-        if (now - self->last_ping_ms >= S_PING_MS)
-            s_send_ping(self, now);
-        break;
+    case S_PINGING: rt_client_ping(&self->c, now); break;
     case S_SOURCE:
-        if (now - self->last_ping_ms >= S_PING_MS)
-            s_send_ping(self, now);
+        rt_client_ping(&self->c, now);
         if (s_replica_ready(self, now))
             s_hello(self, now);
         break;
@@ -988,8 +828,8 @@ static void s_timers(rt_link_t *self, int64_t now)
         if (self->replica_down)
             (void)s_replica_ready(self, now);
         s_maybe_fetch(self, now);
-        if ((self->ack_due && now - self->last_ack_ms >= RT_LINK_ACK_MIN_MS) ||
-            now - self->last_ack_ms >= RT_LINK_ACK_MAX_MS)
+        if ((self->ack_due && now - self->last_ack_ms >= RT_CLIENT_ACK_MIN_MS) ||
+            now - self->last_ack_ms >= RT_CLIENT_ACK_MAX_MS)
             s_send_ack(self, now);
         break;
     }
@@ -1003,7 +843,7 @@ static void s_timers(rt_link_t *self, int64_t now)
  * outstanding FETCHes (catching up), within S_GROUP_MAX_MS. */
 static bool s_hold_group(const rt_link_t *self, const rt_apply_t *apply)
 {
-    return rt_fetch_window_busy(&self->fetch) && self->state == S_STREAMING && !self->paused &&
+    return rt_fetch_window_busy(&self->c.fetch) && self->state == S_STREAMING && !self->paused &&
            rt_apply_txn_age_ms(apply) < S_GROUP_MAX_MS;
 }
 
@@ -1011,7 +851,7 @@ void rt_link_start(rt_link_t *self, rt_apply_t *apply)
 {
     self->apply = apply;
     self->state = S_DOWN;
-    self->reconnect_at_ms = rt_mono_ms();
+    self->c.reconnect_at_ms = rt_mono_ms();
     self->result = RT_OK;
 }
 
@@ -1023,12 +863,7 @@ int rt_link_tick(rt_link_t *self)
 
 int rt_link_poll_items(const rt_link_t *self, zmq_pollitem_t *items)
 {
-    int n = 0;
-    if (self->dealer)
-        items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->dealer), .events = ZMQ_POLLIN};
-    if (self->sub)
-        items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->sub), .events = ZMQ_POLLIN};
-    return n;
+    return rt_client_poll_items(&self->c, items);
 }
 
 long rt_link_timeout(const rt_link_t *self)
@@ -1057,7 +892,7 @@ int rt_link_handle(rt_link_t *self, const zmq_pollitem_t *items, int n)
         input = true;
         for (int k = 0; k < S_RECV_BATCH; k++)
             if (*self->stop || self->result != RT_OK || self->reconnects != epoch ||
-                !s_recv(self, items[i].socket, now))
+                !rt_client_recv(&self->c, items[i].socket, &s_hooks, self, now))
                 break;
     }
     s_release(self, now);
@@ -1067,10 +902,10 @@ int rt_link_handle(rt_link_t *self, const zmq_pollitem_t *items, int n)
     if (!s_hold_group(self, self->apply))
         s_try_commit(self);
     s_release(self, now);
-    if (self->state != S_DOWN && now - self->last_rx_ms > RT_LINK_SILENCE_MS) {
+    if (self->state != S_DOWN && rt_client_silent(&self->c, now)) {
         char why[128];
         snprintf(why, sizeof why, "no message from the publisher for %d s",
-                 RT_LINK_SILENCE_MS / 1000);
+                 RT_CLIENT_SILENCE_MS / 1000);
         s_link_lost(self, why, now);
     }
     return self->result;
@@ -1106,15 +941,15 @@ void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_
     m->connected = self->state == S_STREAMING;
     m->error = self->apply && s_sub_state(self) == RT_SUB_ERROR; /* no apply: not started */
     m->applied_seq = rt_apply_applied_seq(apply);
-    m->head_seq = self->known_head;
+    m->head_seq = self->c.known_head;
     m->applied_txns = rt_apply_applied_txns(apply);
     m->applied_rows = rt_apply_applied_rows(apply);
     m->sequences_moved = rt_apply_sequences_moved(apply);
     m->ddl_applied = rt_apply_ddl_applied(apply);
-    m->lag_records = self->known_head > m->applied_seq ? self->known_head - m->applied_seq : 0;
+    m->lag_records = self->c.known_head > m->applied_seq ? self->c.known_head - m->applied_seq : 0;
     int64_t ts = rt_apply_last_commit_ts(apply);
     m->lag_seconds = m->lag_records && ts ? (rt_pg_now_us() - ts) / 1e6 : 0;
     m->conflicts = rt_apply_conflicts(apply);
     m->reconnects = self->reconnects;
-    m->bad_frames = self->bad_frames;
+    m->bad_frames = self->c.bad_frames;
 }

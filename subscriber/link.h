@@ -7,38 +7,13 @@
 #include <zmq.h>
 
 #include "apply.h"
+#include "client.h"
 #include "fetch_window.h"
 #include "metrics.h"
 #include "rt.h"
 #include "wire.h"
 
-/* Protocol timings (schemas/protocol.md). */
-#define RT_LINK_SILENCE_MS 5000        /* nothing from the publisher: reconnect */
-#define RT_LINK_ACK_MIN_MS 100         /* ACKs at most this often */
-#define RT_LINK_ACK_MAX_MS 1000        /* and at least this often */
-#define RT_LINK_SUB_RCVHWM RT_LIVE_HWM /* messages the SUB socket queues */
-
 typedef struct rt_link_t rt_link_t;
-
-/* What rt_link_recv took from a socket. */
-typedef enum {
-    RT_LINK_RECV_NONE, /* nothing waited */
-    RT_LINK_RECV_ONE,  /* one frame, in *msg */
-    RT_LINK_RECV_LIVE, /* a live record: its LIVE header decoded into *live (the caller
-                        * rt_msg_clear's it), its REC frame in *rec */
-    RT_LINK_RECV_BAD   /* a message of several frames that is not a live record, dropped
-                        * whole */
-} rt_link_recv_t;
-
-/* Receives one message from a DEALER or SUB socket without waiting; a live record only
- * when live_ok (from the SUB). *msg and *rec are initialised whatever it returns: the
- * caller closes both (a record decoded from them points into their bytes). */
-rt_link_recv_t rt_link_recv(void *handle, bool live_ok, zmq_msg_t *msg, zmq_msg_t *rec,
-                            rt_msg_t *live);
-
-/* Writes into buf the PUB endpoint to connect to: ep (a WELCOME's) with a wildcard host
- * ('*', 0.0.0.0) replaced by the host of router, the ROUTER endpoint connected to. */
-void rt_link_resolve_pub(const char *router, const char *ep, char *buf, size_t size);
 
 typedef struct {
     const char *publisher;     /* ROUTER endpoint of the publisher, e.g. tcp://host:7470 */
@@ -101,7 +76,7 @@ long rt_link_timeout(const rt_link_t *self);
 /* After the poll, with the n items rt_link_poll_items filled: receives and handles what
  * waits on each readable socket, up to a batch each. When none was readable, commits the
  * group that is ready (unless it waits for FETCHes) and drops the link to a publisher
- * silent for RT_LINK_SILENCE_MS. Returns the status. */
+ * silent for RT_CLIENT_SILENCE_MS. Returns the status. */
 int rt_link_handle(rt_link_t *self, const zmq_pollitem_t *items, int n) RT_WUR;
 
 /* Ends the run: rolls back any open replica transaction, closes the sockets and

@@ -60,16 +60,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client.h"
 #include "curve.h"
-#include "link.h"
-#include "sock.h"
+#include "log.h"
 #include "wire.h"
 
-#define S_PING_MS 1000
 #define S_POLL_MS 100
-#define S_RECONNECT_MIN_MS 500
-#define S_RECONNECT_MAX_MS 10000
-#define S_DEALER_RCVHWM 10000
 #define S_RECV_BATCH 256
 /* Live records kept past a gap (by seq modulo this), and records remembered for the
  * live/fetched byte comparison. */
@@ -113,23 +109,15 @@ typedef struct {
     bool curve;     /* server_key is set */
     uint64_t until; /* end once this seq is acknowledged (0: no) */
 
-    /* The connection. */
-    zsock_t *dealer, *sub;
+    /* The connection: sockets, the publisher's run and heads, the FETCH credit and the
+     * timers, as rt-subscriber's link. */
+    rt_client_t c;
     rt_record_decoder_t *dec;
-    int state;               /* s_state_t */
-    char *source;            /* from PONG */
-    uint64_t run_id;         /* from WELCOME */
-    uint64_t durable_head;   /* newest seq known stored in this run */
-    uint64_t known_head;     /* newest seq the publisher has, as far as we know */
-    int64_t last_rx_ms;      /* last frame from the publisher */
-    int64_t last_ping_ms;    /* last PING */
-    int64_t reconnect_at_ms; /* S_DOWN: when to connect again */
-    int backoff_ms;          /* next reconnection delay */
-    bool paused;             /* the publisher paused this subscriber */
-    bool ready_logged;       /* the "ready:" line was written */
+    int state;         /* s_state_t */
+    char *source;      /* from PONG */
+    bool paused;       /* the publisher paused this subscriber */
+    bool ready_logged; /* the "ready:" line was written */
 
-    /* FETCH credit, as rt-subscriber's link. */
-    rt_fetch_window_t fetch;
     /* The FETCH answer being received on the DEALER. */
     uint64_t reply_first, reply_last, reply_count;
 
@@ -254,18 +242,8 @@ static double s_percentile_ms(const s_sim_t *self, double p)
 
 static void s_send(s_sim_t *self, const rt_msg_t *msg)
 {
-    void *frame = NULL;
-    size_t len = 0;
-    if (!self->dealer)
-        return;
-    if (rt_msg_encode(msg, &frame, &len) != RT_OK) {
+    if (rt_client_send(&self->c, msg) == RT_EPROTO)
         self->errors++;
-        s_err(self, "cannot encode a %s", rt_msg_type_name(msg->type));
-        return;
-    }
-    if (zmq_send(zsock_resolve(self->dealer), frame, len, ZMQ_DONTWAIT) < 0)
-        s_err(self, "%s dropped: %s", rt_msg_type_name(msg->type), zmq_strerror(errno));
-    free(frame);
 }
 
 static void s_send_ack(s_sim_t *self, int64_t now)
@@ -273,9 +251,9 @@ static void s_send_ack(s_sim_t *self, int64_t now)
     int state = RT_SUB_STREAMING;
     if (self->paused)
         state = RT_SUB_PAUSED;
-    else if (self->known_head >= self->expected &&
-             (rt_fetch_window_busy(&self->fetch) ||
-              self->known_head - self->expected >= RT_FETCH_COUNT))
+    else if (self->c.known_head >= self->expected &&
+             (rt_fetch_window_busy(&self->c.fetch) ||
+              self->c.known_head - self->expected >= RT_FETCH_COUNT))
         state = RT_SUB_CATCHING_UP;
     rt_msg_t m = {.type = RT_MSG_ACK,
                   .seq = self->committed,
@@ -329,7 +307,7 @@ static bool s_ends_push(s_sim_t *self, const s_end_t *e)
 static void s_commit(s_sim_t *self)
 {
     int64_t now_us = 0;
-    while (self->ends_len > 0 && self->ends[self->ends_head].seq <= self->durable_head) {
+    while (self->ends_len > 0 && self->ends[self->ends_head].seq <= self->c.durable_head) {
         const s_end_t *e = &self->ends[self->ends_head];
         if (!now_us)
             now_us = rt_pg_now_us();
@@ -422,11 +400,10 @@ static void s_on_record(s_sim_t *self, const void *data, size_t len, bool fetche
             self->reply_first = seq;
         self->reply_last = seq;
         self->reply_count++;
-        rt_fetch_window_record(&self->fetch, len, rt_mono_ms());
-        if (seq > self->durable_head)
-            self->durable_head = seq; /* FETCH serves stored records only */
-        if (seq > self->known_head)
-            self->known_head = seq;
+        rt_fetch_window_record(&self->c.fetch, len, rt_mono_ms());
+        if (seq > self->c.durable_head)
+            self->c.durable_head = seq; /* FETCH serves stored records only */
+        rt_client_note_head(&self->c, seq);
     } else {
         if (self->live_last && seq <= self->live_last) {
             if (seq == self->live_last)
@@ -438,8 +415,8 @@ static void s_on_record(s_sim_t *self, const void *data, size_t len, bool fetche
             self->live_drops++;
         }
         self->live_last = seq;
-        if (!live && seq > self->durable_head)
-            self->durable_head = seq; /* a publisher without runs publishes stored records */
+        if (!live && seq > self->c.durable_head)
+            self->c.durable_head = seq; /* a publisher without runs publishes stored records */
     }
     /* The same seq twice: the same bytes. */
     uint64_t h = s_fnv(data, len);
@@ -477,44 +454,31 @@ static void s_on_record(s_sim_t *self, const void *data, size_t len, bool fetche
 
 static void s_close(s_sim_t *self)
 {
-    zsock_destroy(&self->dealer);
-    zsock_destroy(&self->sub);
+    zsock_destroy(&self->c.dealer);
+    zsock_destroy(&self->c.sub);
 }
 
 static void s_link_lost(s_sim_t *self, const char *why, int64_t now)
 {
-    fprintf(stderr, "simsub %s: %s; reconnecting in %d ms\n", self->name, why, self->backoff_ms);
     self->reconnects++;
-    s_close(self);
     s_rollback(self);
+    rt_client_lost(&self->c, why, now);
     self->state = S_DOWN;
-    self->reconnect_at_ms = now + self->backoff_ms;
-    self->backoff_ms =
-        self->backoff_ms * 2 > S_RECONNECT_MAX_MS ? S_RECONNECT_MAX_MS : self->backoff_ms * 2;
-    self->known_head = self->durable_head = 0;
-    self->run_id = 0;
-    rt_fetch_window_forget(&self->fetch);
 }
 
 static int s_connect(s_sim_t *self, int64_t now)
 {
-    rt_sock_opts_t o = {.type = ZMQ_DEALER,
-                        .endpoint = self->publisher,
-                        .what = "DEALER",
-                        .rcvhwm = S_DEALER_RCVHWM,
-                        .max_in = RT_WIRE_MAX_RECORD,
-                        .routing_id = self->name,
-                        .cert = self->cert,
-                        .server_key = self->curve ? self->server_key : NULL};
-    if (!(self->dealer = rt_sock_new(&o)))
-        return RT_EINVAL;
-    self->state = S_PINGING;
-    self->last_rx_ms = now;
-    rt_fetch_window_reset(&self->fetch);
-    rt_msg_t m = {.type = RT_MSG_PING};
-    s_send(self, &m);
-    self->last_ping_ms = now;
-    return RT_OK;
+    int rc = rt_client_connect(&self->c, now);
+    if (rc == RT_OK)
+        self->state = S_PINGING;
+    return rc;
+}
+
+/* The publisher restarted: start over from what was acknowledged, at once. */
+static void s_restarted(s_sim_t *self, int64_t now)
+{
+    s_link_lost(self, "the publisher restarted (another run id)", now);
+    rt_client_restart(&self->c, now);
 }
 
 static void s_on_welcome(s_sim_t *self, const rt_msg_t *m, int64_t now)
@@ -528,34 +492,20 @@ static void s_on_welcome(s_sim_t *self, const rt_msg_t *m, int64_t now)
               m->first_seq, self->committed + 1);
         return;
     }
-    char ep[512];
-    if (self->pub)
-        snprintf(ep, sizeof ep, "%s", self->pub);
-    else
-        rt_link_resolve_pub(self->publisher, m->endpoint, ep, sizeof ep);
-    rt_sock_opts_t o = {.type = ZMQ_SUB,
-                        .endpoint = ep,
-                        .what = "SUB",
-                        .rcvhwm = RT_LINK_SUB_RCVHWM,
-                        .max_in = RT_WIRE_MAX_RECORD,
-                        .cert = self->cert,
-                        .server_key = self->curve ? self->server_key : NULL};
-    if (!(self->sub = rt_sock_new(&o))) {
+    if (rt_client_subscribe(&self->c, m->endpoint) != RT_OK) {
         s_link_lost(self, "the PUB endpoint cannot be used", now);
         return;
     }
-    self->run_id = m->run_id;
-    self->durable_head = m->head_seq;
-    self->known_head = m->head_seq;
+    rt_client_welcome(&self->c, m);
     self->paused = m->paused;
     self->state = S_STREAMING;
-    self->backoff_ms = S_RECONNECT_MIN_MS;
     self->last_ack_ms = now;
     if (!self->ready_logged) {
         fprintf(stderr,
                 "simsub %s ready: source %s, outbox seq %" PRIu64 "..%" PRIu64 ", from seq %" PRIu64
                 ", PUB %s\n",
-                self->name, m->source, m->first_seq, m->head_seq, self->committed + 1, ep);
+                self->name, m->source, m->first_seq, m->head_seq, self->committed + 1,
+                self->pub ? self->pub : m->endpoint);
         self->ready_logged = true;
     }
 }
@@ -564,17 +514,10 @@ static void s_on_welcome(s_sim_t *self, const rt_msg_t *m, int64_t now)
  * publisher restarted; start over from what was acknowledged. False then. */
 static bool s_note_run(s_sim_t *self, uint64_t run_id, uint64_t head, int64_t now)
 {
-    if (run_id && self->run_id && run_id != self->run_id) {
-        s_link_lost(self, "the publisher restarted (another run id)", now);
-        self->backoff_ms = S_RECONNECT_MIN_MS;
-        self->reconnect_at_ms = now;
-        return false;
-    }
-    if (head > self->durable_head)
-        self->durable_head = head;
-    if (head > self->known_head)
-        self->known_head = head;
-    return true;
+    if (rt_client_note_run(&self->c, run_id, head))
+        return true;
+    s_restarted(self, now);
+    return false;
 }
 
 static void s_on_fetched(s_sim_t *self, const rt_msg_t *m, int64_t now)
@@ -591,19 +534,13 @@ static void s_on_fetched(s_sim_t *self, const rt_msg_t *m, int64_t now)
               m->seq, m->last_seq, self->reply_count, self->reply_first, self->reply_last);
     }
     self->reply_first = self->reply_last = self->reply_count = 0;
-    if (!s_note_run(self, m->run_id, m->head_seq, now))
-        return;
-    (void)rt_fetch_window_answered(&self->fetch, m->seq, m->last_seq, m->head_seq, !self->run_id,
-                                   now);
+    if (!rt_client_fetched(&self->c, m, now))
+        s_restarted(self, now);
 }
 
-static void s_on_msg(s_sim_t *self, rt_msg_t *m, bool from_dealer, int64_t now)
+static void s_on_msg(void *ctx, rt_msg_t *m, int64_t now)
 {
-    if (!from_dealer && m->type != RT_MSG_HUGZ) {
-        self->errors++;
-        s_err(self, "a %s on the PUB socket", rt_msg_type_name(m->type));
-        return;
-    }
+    s_sim_t *self = ctx;
     switch (m->type) {
     case RT_MSG_PONG:
         if (self->state == S_PINGING) {
@@ -628,9 +565,9 @@ static void s_on_msg(s_sim_t *self, rt_msg_t *m, bool from_dealer, int64_t now)
         self->paused = m->type == RT_MSG_PAUSE;
         if (self->paused) {
             s_rollback(self);
-            rt_fetch_window_forget(&self->fetch);
+            rt_fetch_window_forget(&self->c.fetch);
         } else {
-            rt_fetch_window_reset(&self->fetch);
+            rt_fetch_window_reset(&self->c.fetch);
         }
         s_send_ack(self, now);
         break;
@@ -647,41 +584,23 @@ static void s_on_msg(s_sim_t *self, rt_msg_t *m, bool from_dealer, int64_t now)
     }
 }
 
-/* Receives one message from handle if one waits; false when none did. */
-static bool s_recv(s_sim_t *self, void *handle, int64_t now)
+static void s_hook_record(void *ctx, zmq_msg_t *frame, bool from_dealer, const rt_msg_t *live,
+                          int64_t now)
 {
-    bool from_dealer = self->dealer && handle == zsock_resolve(self->dealer);
-    zmq_msg_t msg, rec;
-    rt_msg_t live;
-    rt_link_recv_t got = rt_link_recv(handle, !from_dealer, &msg, &rec, &live);
-    if (got != RT_LINK_RECV_NONE)
-        self->last_rx_ms = now;
-    if (got == RT_LINK_RECV_LIVE) {
-        if (self->state != S_STREAMING || s_note_run(self, live.run_id, live.head_seq, now))
-            s_on_record(self, zmq_msg_data(&rec), zmq_msg_size(&rec), false, &live);
-        rt_msg_clear(&live);
-    } else if (got == RT_LINK_RECV_BAD) {
-        self->errors++;
-        s_err(self, "a message of several frames that is not a live record");
-    } else if (got == RT_LINK_RECV_ONE) {
-        const void *data = zmq_msg_data(&msg);
-        size_t len = zmq_msg_size(&msg);
-        int type = rt_msg_peek_type(data, len);
-        rt_msg_t m;
-        if (type == RT_MSG_REC) {
-            s_on_record(self, data, len, from_dealer, NULL);
-        } else if (type == RT_MSG_UNKNOWN || rt_msg_decode(data, len, &m) != RT_OK) {
-            self->errors++;
-            s_err(self, "a frame that does not decode (%zu bytes)", len);
-        } else {
-            s_on_msg(self, &m, from_dealer, now);
-            rt_msg_clear(&m);
-        }
-    }
-    zmq_msg_close(&rec);
-    zmq_msg_close(&msg);
-    return got != RT_LINK_RECV_NONE;
+    s_sim_t *self = ctx;
+    if (!live || self->state != S_STREAMING || s_note_run(self, live->run_id, live->head_seq, now))
+        s_on_record(self, zmq_msg_data(frame), zmq_msg_size(frame), from_dealer, live);
 }
+
+static void s_hook_bad(void *ctx, const char *why)
+{
+    s_sim_t *self = ctx;
+    self->errors++;
+    s_err(self, "%s", why);
+}
+
+static const rt_client_hooks_t s_hooks = {
+    .record = s_hook_record, .message = s_on_msg, .bad = s_hook_bad};
 
 /* ---------------------------------------------------------------------------------
  * Timers. */
@@ -690,45 +609,30 @@ static void s_maybe_fetch(s_sim_t *self, int64_t now)
 {
     if (self->paused)
         return;
-    if (rt_fetch_window_overdue(&self->fetch, now))
-        s_err(self, "FETCH from seq %" PRIu64 " unanswered for %d s; asking again",
-              self->fetch.out[0].from, RT_FETCH_RETRY_MS / 1000);
-    uint64_t from;
-    uint32_t count;
-    while (
-        rt_fetch_window_next(&self->fetch, self->expected, self->known_head, now, &from, &count)) {
-        rt_msg_t m = {.type = RT_MSG_FETCH, .seq = from, .count = count};
-        s_send(self, &m);
-        self->fetches_sent++;
-    }
+    self->fetches_sent +=
+        (uint64_t)rt_client_fetch(&self->c, self->expected, self->c.known_head, false, now);
 }
 
 static void s_timers(s_sim_t *self, int64_t now)
 {
     switch (self->state) {
     case S_DOWN:
-        if (now >= self->reconnect_at_ms && s_connect(self, now) != RT_OK) {
+        if (rt_client_reconnect_due(&self->c, now) && s_connect(self, now) != RT_OK) {
             self->errors++;
             self->fatal = true;
         }
         break;
-    case S_PINGING:
-        if (now - self->last_ping_ms >= S_PING_MS) {
-            rt_msg_t m = {.type = RT_MSG_PING};
-            s_send(self, &m);
-            self->last_ping_ms = now;
-        }
-        break;
+    case S_PINGING: rt_client_ping(&self->c, now); break;
     case S_HELLO: break;
     case S_STREAMING:
         s_commit(self);
         s_maybe_fetch(self, now);
-        if ((self->ack_due && now - self->last_ack_ms >= RT_LINK_ACK_MIN_MS) ||
-            now - self->last_ack_ms >= RT_LINK_ACK_MAX_MS)
+        if ((self->ack_due && now - self->last_ack_ms >= RT_CLIENT_ACK_MIN_MS) ||
+            now - self->last_ack_ms >= RT_CLIENT_ACK_MAX_MS)
             s_send_ack(self, now);
         break;
     }
-    if (self->state != S_DOWN && now - self->last_rx_ms > RT_LINK_SILENCE_MS)
+    if (self->state != S_DOWN && rt_client_silent(&self->c, now))
         s_link_lost(self, "no message from the publisher for 5 s", now);
 }
 
@@ -808,7 +712,8 @@ int main(int argc, char **argv)
     self->dec = rt_record_decoder_new();
     if (!self->dec)
         return 1;
-    self->backoff_ms = S_RECONNECT_MIN_MS;
+    rt_client_init(&self->c, self->publisher, self->name, self->pub, self->cert,
+                   self->curve ? self->server_key : NULL);
     self->state = S_DOWN;
     self->committed_lsn = 0;
     s_rollback(self);
@@ -826,12 +731,7 @@ int main(int argc, char **argv)
             break;
         }
         zmq_pollitem_t items[2];
-        int n = 0;
-        if (self->dealer)
-            items[n++] =
-                (zmq_pollitem_t){.socket = zsock_resolve(self->dealer), .events = ZMQ_POLLIN};
-        if (self->sub)
-            items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->sub), .events = ZMQ_POLLIN};
+        int n = rt_client_poll_items(&self->c, items);
         if (n == 0) {
             zclock_sleep(S_POLL_MS / 2);
             continue;
@@ -844,7 +744,7 @@ int main(int argc, char **argv)
                 continue;
             uint64_t epoch = self->reconnects;
             for (int k = 0; k < S_RECV_BATCH && !s_stop && self->reconnects == epoch; k++)
-                if (!s_recv(self, items[i].socket, now))
+                if (!rt_client_recv(&self->c, items[i].socket, &s_hooks, self, now))
                     break;
             if (self->reconnects != epoch)
                 break; /* the sockets were closed */
@@ -855,8 +755,8 @@ int main(int argc, char **argv)
     /* A last ACK of what it has, flushed before the socket closes. */
     if (self->state == S_STREAMING && !until_done && self->committed != self->acked_sent)
         s_send_ack(self, rt_mono_ms());
-    if (self->dealer)
-        zsock_set_linger(self->dealer, 1000);
+    if (self->c.dealer)
+        zsock_set_linger(self->c.dealer, 1000);
     s_close(self);
     if (self->until && self->committed < self->until) {
         self->errors++;

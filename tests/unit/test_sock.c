@@ -16,18 +16,8 @@
 #include <sys/socket.h>
 
 #include "sock.h"
+#include "unit_sock.h"
 #include "wire.h"
-
-/* Binds type on a free loopback port; the endpoint is written to ep. */
-static zsock_t *s_bound(int type, char *ep, size_t size)
-{
-    rt_sock_opts_t o = {
-        .type = type, .endpoint = "tcp://127.0.0.1:*", .bind = true, .what = "test"};
-    zsock_t *s = rt_sock_new(&o);
-    assert_non_null(s);
-    snprintf(ep, size, "%s", zsock_endpoint(s));
-    return s;
-}
 
 static void test_router_dealer(void **state)
 {
