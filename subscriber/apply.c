@@ -217,6 +217,11 @@ const char *rt_apply_last_error(const rt_apply_t *self)
     return self->last_error;
 }
 
+bool rt_apply_transient(const rt_apply_t *self)
+{
+    return self->transient;
+}
+
 int64_t rt_apply_last_commit_ts(const rt_apply_t *self)
 {
     return self->last_commit_ts;
@@ -473,9 +478,10 @@ static int s_failed(rt_apply_t *self, int err)
 }
 
 /* err as rt_apply_* returns it: what the applier does not apply again is RT_EDB. */
-static int s_outward(int err)
+static int s_outward(rt_apply_t *self, int err)
 {
-    return err == RT__ETRANSIENT ? RT_EDB : err;
+    self->transient = err == RT__ETRANSIENT;
+    return self->transient ? RT_EDB : err;
 }
 
 void rt_apply_rollback(rt_apply_t *self)
@@ -722,7 +728,7 @@ int rt_apply_flush(rt_apply_t *self)
     if (err == RT_OK)
         err = rt__pipeline_sync(self, NULL);
     if (err != RT_OK)
-        return s_outward(s_failed(self, err));
+        return s_outward(self, s_failed(self, err));
     self->durable_seq = upto;
     return RT_OK;
 }
@@ -772,7 +778,7 @@ static int s_commit(rt_apply_t *self)
 
 int rt_apply_commit(rt_apply_t *self)
 {
-    return s_outward(s_commit(self));
+    return s_outward(self, s_commit(self));
 }
 
 /* Rolls back after a record (or the commit in its segment) failed; a conflict that
@@ -910,12 +916,10 @@ static int s_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes, bool
         /* Again here only when the rollback took nothing applied before rec; otherwise
          * the link fetches the replica transaction again from its first record. */
         if (err == RT__ETRANSIENT &&
-            (attempt == S_TRANSIENT_ATTEMPTS || !self->conn || rec->seq != self->position + 1)) {
-            rt_warn("%s; the subscriber applies it again from its last commit", self->last_error);
-            err = RT_EDB;
-        }
+            (attempt == S_TRANSIENT_ATTEMPTS || !self->conn || rec->seq != self->position + 1))
+            break;
     }
-    return err;
+    return s_outward(self, err);
 }
 
 int rt_apply_record(rt_apply_t *self, const rt_record_t *rec, size_t bytes)

@@ -143,6 +143,12 @@ uint64_t rt_apply_conflicts(const rt_apply_t *self);
 /* The last apply failure, one line ("" when the last commit succeeded after it). */
 const char *rt_apply_last_error(const rt_apply_t *self);
 
+/* Whether the last call that failed with RT_EDB failed on a deadlock or a serialization
+ * failure of the replica (SQLSTATE 40P01, 40001) that it could not apply again by
+ * itself (the rollback took records applied before): applying again from the last
+ * commit at once is likely to succeed. */
+bool rt_apply_transient(const rt_apply_t *self);
+
 /* Source commit time (PostgreSQL epoch µs) of the last committed source transaction,
  * and when it was committed on the replica (same unit); 0 before the first commit. */
 int64_t rt_apply_last_commit_ts(const rt_apply_t *self);

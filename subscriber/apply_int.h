@@ -94,6 +94,7 @@ struct rt_apply_t {
     uint64_t applied_seq;     /* last committed LAST seq */
     uint64_t position;        /* last record applied in the open transaction */
     bool in_txn;              /* a replica transaction is open */
+    bool transient;           /* the last RT_EDB returned was RT__ETRANSIENT (rt_apply_transient) */
     bool mid_txn;             /* the last record applied did not end its source transaction */
     rt_lsn_t txn_commit_lsn;  /* commit LSN of that source transaction (its FIRST record's) */
     int64_t txn_start_ms;     /* when the open transaction began */

@@ -37,6 +37,9 @@
 /* Back-off of retries after a conflict or another apply error. */
 #define S_RETRY_MIN_MS 1000
 #define S_RETRY_MAX_MS 30000
+/* Times in a row a transaction the replica failed on a deadlock or a serialization
+ * failure is applied again at once, before the back-off above takes over. */
+#define S_QUICK_RETRIES 3
 /* A group of source transactions is committed once open this long. */
 #define S_GROUP_MAX_MS 250
 /* Idle poll step. */
@@ -94,6 +97,7 @@ struct rt_link_t {
     bool held;                /* applying paused after an apply error */
     int64_t held_until_ms;    /* when to retry */
     int retry_backoff_ms;     /* next delay */
+    int quick_retries;        /* applied again at once since the last commit */
     uint64_t careful_until;   /* up to this seq (the last that failed) no grouping */
 
     bool ready_logged;   /* the "ready:" line was written */
@@ -312,6 +316,16 @@ static void s_apply_failed(rt_link_t *self, int rc, int64_t now)
             self->replica_backoff_ms = S_RECONNECT_MAX_MS;
         return;
     }
+    if (rc == RT_EDB && rt_apply_transient(self->apply) && self->quick_retries < S_QUICK_RETRIES) {
+        /* A deadlock or a serialization failure took back records applied before the
+         * one that failed: they are fetched and applied again now. */
+        self->quick_retries++;
+        self->held = true;
+        self->held_until_ms = now;
+        rt_info("applying the replica transaction again from seq %" PRIu64 ", its first record",
+                rt_apply_next_seq(self->apply));
+        return;
+    }
     self->held = true;
     self->held_until_ms = now + self->retry_backoff_ms;
     rt_warn("subscriber %s stopped applying: retrying from seq %" PRIu64 " in %d s", self->name,
@@ -329,6 +343,7 @@ static void s_committed(rt_link_t *self)
     self->tentative_to = 0;
     self->ack_due = true;
     self->retry_backoff_ms = S_RETRY_MIN_MS;
+    self->quick_retries = 0;
     s_flush(self, rt_mono_ms());
 }
 

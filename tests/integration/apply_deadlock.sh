@@ -15,7 +15,10 @@
 # error replica equal to the source by checksum, the last_write_wins replica with the
 # local rows that committed after the source's transaction (app's t1 and t2, the gate's
 # t3), each such conflict recorded. The same for a COPY of inserts (the policy error's
-# way for a run of them) that deadlocks on keys local sessions insert.
+# way for a run of them) that deadlocks on keys local sessions insert, alone in its
+# source transaction (applied again at once) and at the end of a transaction of several
+# records (the rollback takes the records before it: the subscriber fetches and applies
+# the transaction again from its first record, at once).
 set -euo pipefail
 RT_SRC="${RT_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}"
 RT_BIN="${RT_BIN:-$RT_SRC/build}"
@@ -32,6 +35,7 @@ CREATE TABLE t1 (id int PRIMARY KEY, v text);
 CREATE TABLE t2 (id int PRIMARY KEY, v text);
 CREATE TABLE t3 (id int PRIMARY KEY, v text);
 CREATE TABLE c (id int PRIMARY KEY);
+CREATE TABLE d (id int PRIMARY KEY, v text);
 SQL
 done
 
@@ -111,28 +115,42 @@ rt_wait_until 30 "rlww to hold the later local rows ($want)" lww_ok ||
 [[ "$(rt_psql rlww -c "SELECT string_agg(relation || ' ' || kind || ' ' || resolution, ',' ORDER BY relation) FROM rt.conflicts")" == \
     *t1*t2*t3* ]] || rt_fail "rlww recorded: $(rt_psql rlww -c "SELECT * FROM rt.conflicts")"
 
+# copy_deadlock BASE BEFORE: rt's COPY inserts key BASE+1, then waits for key BASE+3,
+# which the gate inserted; app inserts key BASE+2 and waits for key BASE+1. The gate
+# rolls back: the COPY inserts key BASE+3, then waits for key BASE+2: the deadlock. app
+# then rolls back, and rt's retry inserts every key. BEFORE: SQL the source transaction
+# runs first.
+copy_deadlock() {
+    local b="$1" before="$2" app_tag
+    rt_sess_run gate_rerr "BEGIN"
+    rt_sess_run gate_rerr "INSERT INTO c VALUES ($((b + 3)))"
+    # More rows than commit in one round trip: the run goes to a COPY.
+    rt_psql source -c "$before INSERT INTO c VALUES ($((b + 1))), ($((b + 3))), ($((b + 2)));
+        INSERT INTO c SELECT generate_series($((b + 4)), $((b + 40)))"
+    rt_wait_until 60 "rt's COPY on rerr waiting for the gate" lock_waiting rerr rt-subscriber
+    rt_sess_run app_rerr "BEGIN"
+    rt_sess_run app_rerr "INSERT INTO c VALUES ($((b + 2)))"
+    rt_sess_send app_rerr "INSERT INTO c VALUES ($((b + 1)))"
+    app_tag="$RT_SESS_TAG"
+    app_waiting rerr app_rerr "app on rerr does not wait for rt's key"
+    rt_sess_run gate_rerr "ROLLBACK"
+    rt_sess_wait app_rerr "$app_tag" "idle in transaction" "app's INSERT of key $((b + 1))"
+    rt_sess_run app_rerr "ROLLBACK"
+    rt_wait_converged 60 source rerr
+    ! grep -q 'stopped applying' "$RT_TMP/sub_rerr.log" || rt_fail "the subscriber of rerr stopped applying"
+    ! grep -i 'deadlock' "$RT_TMP/psql_app_rerr.log" || rt_fail "the replica failed app's transaction"
+}
+
 echo "== a deadlock in a COPY (a run of inserts under the policy error)"
-# rt's COPY inserts key 1, then waits for key 3, which the gate inserted; app inserts
-# key 2 and waits for key 1. The gate rolls back: the COPY inserts key 3, then waits
-# for key 2: the deadlock. app then rolls back, and rt's retry inserts every key.
-rt_sess_run gate_rerr "BEGIN"
-rt_sess_run gate_rerr "INSERT INTO c VALUES (3)"
-# More rows than commit in one round trip: the run goes to a COPY.
-rt_psql source -c "INSERT INTO c VALUES (1), (3), (2); INSERT INTO c SELECT generate_series(4, 40)"
-rt_wait_until 60 "rt's COPY on rerr waiting for the gate" lock_waiting rerr rt-subscriber
-rt_sess_run app_rerr "BEGIN"
-rt_sess_run app_rerr "INSERT INTO c VALUES (2)"
-rt_sess_send app_rerr "INSERT INTO c VALUES (1)"
-app_tag="$RT_SESS_TAG"
-app_waiting rerr app_rerr "app on rerr does not wait for rt's key"
-rt_sess_run gate_rerr "ROLLBACK"
-rt_sess_wait app_rerr "$app_tag" "idle in transaction" "app's INSERT of key 1"
-rt_sess_run app_rerr "ROLLBACK"
-rt_wait_converged 60 source rerr
+copy_deadlock 0 ""
 grep -q 'failed the COPY into .*SQLSTATE 40P01.*applying it again' "$RT_TMP/sub_rerr.log" ||
     rt_fail "rerr's subscriber did not log the COPY's deadlock"
-! grep -q 'stopped applying' "$RT_TMP/sub_rerr.log" || rt_fail "the subscriber of rerr stopped applying"
-! grep -i 'deadlock' "$RT_TMP/psql_app_rerr.log" || rt_fail "the replica failed app's transaction"
+
+echo "== the same at the end of a transaction of several records"
+# 1000 rows of 300 bytes before it: records are cut at about 64 KiB.
+copy_deadlock 100 "INSERT INTO d SELECT g, repeat('x', 300) FROM generate_series(1, 1000) g;"
+grep -q 'applying the replica transaction again from seq' "$RT_TMP/sub_rerr.log" ||
+    rt_fail "rerr's subscriber did not apply the transaction again from its first record"
 
 for r in rerr rlww; do
     rt_sess_close "gate_$r"
