@@ -10,7 +10,6 @@
  * next fills. */
 #include "upstream.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>

@@ -51,7 +51,6 @@
  * with a "ready:" line once WELCOME came. One ZeroMQ context with one I/O thread.
  */
 #include <czmq.h>
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
