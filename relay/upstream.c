@@ -158,9 +158,7 @@ static void s_send_ack(rt_upstream_t *self, int64_t now)
     int state = RT_SUB_STREAMING;
     if (self->paused)
         state = RT_SUB_PAUSED;
-    else if (self->c.known_head >= self->expected &&
-             (rt_fetch_window_busy(&self->c.fetch) ||
-              self->c.known_head - self->expected >= RT_FETCH_COUNT))
+    else if (rt_client_catching_up(&self->c, self->expected))
         state = RT_SUB_CATCHING_UP;
     rt_msg_t m = {.type = RT_MSG_ACK,
                   .seq = pos.head_seq,
@@ -411,10 +409,7 @@ static void s_on_record(rt_upstream_t *self, zmq_msg_t *frame, bool fetched, con
                      .nchanges = rec->nchanges};
     uint64_t seq = head.seq;
     if (fetched) {
-        rt_fetch_window_record(&self->c.fetch, zmq_msg_size(frame), now);
-        if (seq > self->c.durable_head)
-            self->c.durable_head = seq; /* FETCH serves stored records only */
-        rt_client_note_head(&self->c, seq);
+        rt_client_fetched_record(&self->c, seq, zmq_msg_size(frame), now);
     } else if (!s_note_run(self, live->run_id, live->head_seq, now)) {
         return;
     }

@@ -159,6 +159,20 @@ bool rt_client_fetched(rt_client_t *c, const rt_msg_t *fetched, int64_t now)
     return true;
 }
 
+void rt_client_fetched_record(rt_client_t *c, uint64_t seq, size_t len, int64_t now)
+{
+    rt_fetch_window_record(&c->fetch, len, now);
+    if (seq > c->durable_head)
+        c->durable_head = seq;
+    rt_client_note_head(c, seq);
+}
+
+bool rt_client_catching_up(const rt_client_t *c, uint64_t next)
+{
+    return c->known_head >= next &&
+           (rt_fetch_window_busy(&c->fetch) || c->known_head - next >= RT_FETCH_COUNT);
+}
+
 void rt_client_lost(rt_client_t *c, const char *why, int64_t now)
 {
     rt_warn("%s; reconnecting to %s in %.1f s", why, c->publisher, c->backoff_ms / 1000.0);

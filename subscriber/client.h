@@ -108,6 +108,15 @@ bool rt_client_note_run(rt_client_t *c, uint64_t run_id, uint64_t head);
  * is done (fetch_window.h). False as rt_client_note_run. */
 bool rt_client_fetched(rt_client_t *c, const rt_msg_t *fetched, int64_t now);
 
+/* A record of len bytes came in a FETCH's answer: the FETCH is being answered, and seq
+ * is stored (FETCH serves stored records only) and known. */
+void rt_client_fetched_record(rt_client_t *c, uint64_t seq, size_t len, int64_t now);
+
+/* Whether a client whose next record to take is next is catching up: reading the
+ * outbox (FETCHes out, or a head a FETCH's worth ahead) rather than following live
+ * records (the state ACK reports). */
+bool rt_client_catching_up(const rt_client_t *c, uint64_t next);
+
 /* The connection is lost (why: logged at warning with the reconnection's delay): both
  * sockets are closed, the run, heads and FETCHes forgotten, and a reconnection is due
  * after the back-off (doubling from 0.5 s up to 10 s). */

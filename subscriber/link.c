@@ -193,8 +193,7 @@ static int s_sub_state(const rt_link_t *self)
     if (behind && rt_apply_last_error(self->apply)[0])
         return RT_SUB_ERROR; /* retrying what failed, not yet past it */
     /* Catching up: reading the outbox (FETCH) rather than following live records. */
-    if (behind &&
-        (rt_fetch_window_busy(&self->c.fetch) || self->c.known_head - next >= RT_FETCH_COUNT))
+    if (rt_client_catching_up(&self->c, next))
         return RT_SUB_CATCHING_UP;
     return RT_SUB_STREAMING;
 }

@@ -250,9 +250,7 @@ static void s_send_ack(s_sim_t *self, int64_t now)
     int state = RT_SUB_STREAMING;
     if (self->paused)
         state = RT_SUB_PAUSED;
-    else if (self->c.known_head >= self->expected &&
-             (rt_fetch_window_busy(&self->c.fetch) ||
-              self->c.known_head - self->expected >= RT_FETCH_COUNT))
+    else if (rt_client_catching_up(&self->c, self->expected))
         state = RT_SUB_CATCHING_UP;
     rt_msg_t m = {.type = RT_MSG_ACK,
                   .seq = self->committed,
@@ -399,10 +397,7 @@ static void s_on_record(s_sim_t *self, const void *data, size_t len, bool fetche
             self->reply_first = seq;
         self->reply_last = seq;
         self->reply_count++;
-        rt_fetch_window_record(&self->c.fetch, len, rt_mono_ms());
-        if (seq > self->c.durable_head)
-            self->c.durable_head = seq; /* FETCH serves stored records only */
-        rt_client_note_head(&self->c, seq);
+        rt_client_fetched_record(&self->c, seq, len, rt_mono_ms());
     } else {
         if (self->live_last && seq <= self->live_last) {
             if (seq == self->live_last)

@@ -239,11 +239,16 @@ static void test_conversation(void **state)
     assert_int_equal(rt_client_fetch(&c, 10, 12, true, rt_mono_ms()), 1);
     assert_int_equal(s_router_recv(router, "replica-1"), RT_MSG_FETCH);
     assert_true(rt_fetch_window_busy(&c.fetch));
+    assert_true(rt_client_catching_up(&c, 9)); /* FETCHes out, the head (9) not passed */
     rt_msg_t done = {
         .type = RT_MSG_FETCHED, .seq = 10, .last_seq = 12, .head_seq = 12, .run_id = 77};
     assert_true(rt_client_fetched(&c, &done, rt_mono_ms()));
     assert_false(rt_fetch_window_busy(&c.fetch));
     assert_int_equal(c.durable_head, 12);
+    assert_false(rt_client_catching_up(&c, 10)); /* nothing out, the head close */
+    rt_client_fetched_record(&c, 13, 100, rt_mono_ms());
+    assert_int_equal(c.durable_head, 13);
+    assert_int_equal(c.known_head, 13);
 
     /* Lost: sockets closed, the run forgotten, the delay doubling up to 10 s; a new run
      * reconnects at once. */
