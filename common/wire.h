@@ -209,8 +209,14 @@ typedef enum {
                           * ancestors, each root first, with their definitions) */
     RT_MSG_SKIP,         /* rtctl -> pub: name, seq: step over the DDL changes of record seq;
                           * pub -> sub: the same */
-    RT_MSG_LIVE          /* pub -> all (PUB): run_id, head_seq; the first frame of a live
+    RT_MSG_LIVE,         /* pub -> all (PUB): run_id, head_seq; the first frame of a live
                           * record, whose second frame is the REC */
+    RT_MSG_STREAM,       /* pub -> all (PUB): run_id, head_seq (the last seq cut before it),
+                          * xid, subxid, seq (block number, from 1), data (a REC of the
+                          * block's changes): a block of a transaction still running */
+    RT_MSG_STREAM_ABORT, /* pub -> all (PUB): run_id, xid, subxid (== xid: all of it) */
+    RT_MSG_STREAM_COMMIT /* pub -> all (PUB): run_id, xid, count (blocks sent), first_seq
+                          * (the seq of the committed transaction's first record) */
 } rt_msg_type_t;
 
 /* SYNC flags. */
@@ -324,13 +330,15 @@ typedef struct {
     int64_t code;       /* ERROR: an RT_E* code */
     int64_t state;      /* ACK: rt_sub_state_t */
     uint64_t seq;       /* HELLO/ACK: applied; WELCOME: applied, as registered;
-                         * FETCH/FETCHED/REPLAY: from_seq */
+                         * FETCH/FETCHED/REPLAY: from_seq; STREAM: block number */
     uint64_t last_seq;  /* FETCHED: last sent; REPLAY: last seq of the range (0: head) */
-    uint64_t first_seq; /* WELCOME: oldest record still in the outbox */
-    uint64_t head_seq;  /* WELCOME, FETCHED, HUGZ, PONG, LIVE: newest durable record */
+    uint64_t first_seq; /* WELCOME: oldest record still in the outbox; STREAM_COMMIT: the
+                         * seq of the transaction's first record */
+    uint64_t head_seq;  /* WELCOME, FETCHED, HUGZ, PONG, LIVE: newest durable record;
+                         * STREAM: the last seq cut before the block */
     uint64_t run_id;    /* WELCOME, FETCHED, HUGZ, LIVE: the publisher's run (0: a version
                          * without it); FETCH: the run the subscriber follows (0: any) */
-    uint64_t count;     /* FETCH: records wanted */
+    uint64_t count;     /* FETCH: records wanted; STREAM_COMMIT: blocks sent */
     bool paused;        /* WELCOME: the subscriber is paused (apply nothing until RESUME) */
     uint64_t conflicts; /* ACK: conflicts met since the subscriber started */
     int64_t commit_ts;  /* ACK: source commit time of the last applied record (PostgreSQL
@@ -340,9 +348,11 @@ typedef struct {
                          * HELLO: RT_HELLO_* */
     uint64_t sync_id;   /* SYNC_*, COPY*: the publisher's id of the copy session */
     uint64_t table;     /* COPY*: index of the table in SYNC_READY's tables */
+    uint64_t xid;       /* STREAM*: the source transaction */
+    uint64_t subxid;    /* STREAM, STREAM_ABORT: its subtransaction (== xid: the top one) */
     rt_lsn_t lsn;       /* SYNC_READY: the snapshot's consistent point; HELLO: the commit
                          * LSN of the applied seq's record (with RT_HELLO_LSN) */
-    void *data;         /* COPY_DATA: datalen bytes (malloc'd) */
+    void *data;         /* COPY_DATA, STREAM: datalen bytes (malloc'd) */
     size_t datalen;
     rt_sync_table_t *tables; /* SYNC_READY: ntables tables (malloc'd) */
     size_t ntables;

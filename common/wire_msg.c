@@ -154,6 +154,18 @@ static const s_msg_spec_t s_msg_specs[] = {
      .off = {S_OFF(sync_id), S_OFF(ddl), S_OFF(text)},
      .version = 3},
     {.type = RT_MSG_SKIP, .tag = "SKIP", .sig = "su", .off = {S_OFF(name), S_OFF(seq)}},
+    {.type = RT_MSG_STREAM,
+     .tag = "STREAM",
+     .sig = "uuuuux",
+     .off = {S_OFF(run_id), S_OFF(head_seq), S_OFF(xid), S_OFF(subxid), S_OFF(seq), S_OFF(data)}},
+    {.type = RT_MSG_STREAM_ABORT,
+     .tag = "STREAM_ABORT",
+     .sig = "uuu",
+     .off = {S_OFF(run_id), S_OFF(xid), S_OFF(subxid)}},
+    {.type = RT_MSG_STREAM_COMMIT,
+     .tag = "STREAM_COMMIT",
+     .sig = "uuuu",
+     .off = {S_OFF(run_id), S_OFF(xid), S_OFF(count), S_OFF(first_seq)}},
 };
 
 #define S_NSPECS (sizeof s_msg_specs / sizeof s_msg_specs[0])

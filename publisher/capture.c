@@ -53,12 +53,14 @@
 
 /* A relation as last described by the source, with owned strings. */
 typedef struct {
-    uint32_t relid;    /* source OID, the key of rels */
-    rt_relation_t rel; /* descriptor, strings owned */
-    uint64_t epoch;    /* record in which index is valid */
-    uint32_t index;    /* index of the descriptor in that record */
-    bool own;          /* a table of RT_OWN_SCHEMA: its changes are left out */
-    int ddl_cols[5];   /* rt.ddl_log: tag, flags, search_path, objects, command (-1: none) */
+    uint32_t relid;     /* source OID, the key of rels */
+    rt_relation_t rel;  /* descriptor, strings owned */
+    uint64_t epoch;     /* record in which index is valid */
+    uint32_t index;     /* index of the descriptor in that record */
+    uint64_t blk_epoch; /* block (STREAM) in which blk_index is valid */
+    uint32_t blk_index; /* index of the descriptor in that block */
+    bool own;           /* a table of RT_OWN_SCHEMA: its changes are left out */
+    int ddl_cols[5];    /* rt.ddl_log: tag, flags, search_path, objects, command (-1: none) */
 } s_rel_t;
 
 /* rt.ddl_log's columns that make a DDL change, in the order of s_rel_t.ddl_cols. */
@@ -253,19 +255,24 @@ static int s_record_cut(rt_capture_t *self, bool last, rt_lsn_t end_lsn)
     return RT_OK;
 }
 
-/* The index of relid's descriptor in the record being built, adding it if needed. */
-static int s_record_rel(rt_capture_t *self, uint32_t relid, uint32_t *index, s_rel_t **out)
+/* The index of relid's descriptor in the record being built (in the block being built
+ * with block), adding it if needed. */
+static int s_record_rel(rt_capture_t *self, bool block, uint32_t relid, uint32_t *index,
+                        s_rel_t **out)
 {
     s_rel_t *r = zhashx_lookup(self->rels, (void *)(uintptr_t)relid);
     if (!r) {
         rt_error("source: change for relation %u before its Relation message", relid);
         return RT_EPROTO;
     }
-    if (r->epoch != self->epoch) {
+    if (block && r->blk_epoch != self->blk.epoch) {
+        r->blk_index = rt_record_builder_relation(self->blk.builder, &r->rel);
+        r->blk_epoch = self->blk.epoch;
+    } else if (!block && r->epoch != self->epoch) {
         r->index = rt_record_builder_relation(self->builder, &r->rel);
         r->epoch = self->epoch;
     }
-    *index = r->index;
+    *index = block ? r->blk_index : r->index;
     if (out)
         *out = r;
     return RT_OK;
@@ -315,6 +322,7 @@ int rt_capture_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m)
         return RT_ENOMEM;
     r->relid = m->u.relation.relid;
     r->epoch = 0;
+    r->blk_epoch = 0;
     r->rel.schema = strdup(m->u.relation.nspname[0] ? m->u.relation.nspname : "pg_catalog");
     r->rel.table = strdup(m->u.relation.relname);
     r->rel.replident = m->u.relation.replident;
@@ -412,6 +420,68 @@ static int s_add_ddl(rt_capture_t *self, const s_rel_t *r, const rt_pgo_tuple_t 
     return rc;
 }
 
+/* Adds row change m (I, U, D; T unless block) to builder b: the record being built, or
+ * with block the block being built. */
+static int s_build_change(rt_capture_t *self, bool block, rt_record_builder_t *b,
+                          const rt_pgo_msg_t *m)
+{
+    uint32_t idx;
+    s_rel_t *r;
+    int rc;
+    switch (m->type) {
+    case 'I':
+        if ((rc = s_record_rel(self, block, m->u.insert.relid, &idx, &r)) < 0 ||
+            (rc = s_vals_reserve(self, r->rel.ncols)) < 0 ||
+            (rc = s_convert(r, &m->u.insert.newtup, self->vals_new)) < 0)
+            return rc;
+        rt_record_builder_insert(b, idx, r->rel.ncols, self->vals_new);
+        break;
+    case 'U': {
+        if ((rc = s_record_rel(self, block, m->u.update.relid, &idx, &r)) < 0 ||
+            (rc = s_vals_reserve(self, r->rel.ncols)) < 0 ||
+            (rc = s_convert(r, &m->u.update.newtup, self->vals_new)) < 0)
+            return rc;
+        uint32_t nold = 0;
+        if (m->u.update.old_kind) {
+            if ((rc = s_convert(r, &m->u.update.oldtup, self->vals_old)) < 0)
+                return rc;
+            nold = r->rel.ncols;
+        }
+        rt_record_builder_update(b, idx, m->u.update.old_kind, nold, nold ? self->vals_old : NULL,
+                                 r->rel.ncols, self->vals_new);
+        break;
+    }
+    case 'D':
+        if ((rc = s_record_rel(self, block, m->u.del.relid, &idx, &r)) < 0 ||
+            (rc = s_vals_reserve(self, r->rel.ncols)) < 0 ||
+            (rc = s_convert(r, &m->u.del.oldtup, self->vals_old)) < 0)
+            return rc;
+        rt_record_builder_delete(b, idx, m->u.del.old_kind, r->rel.ncols, self->vals_old);
+        break;
+    case 'T': {
+        uint32_t n = m->u.truncate.nrels;
+        if (n > self->trunc_cap) {
+            uint32_t *t = realloc(self->trunc, n * sizeof *t);
+            if (!t)
+                return RT_ENOMEM;
+            self->trunc = t;
+            self->trunc_cap = n;
+        }
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (s_own_rel(self, m->u.truncate.relids[i]))
+                continue;
+            if ((rc = s_record_rel(self, block, m->u.truncate.relids[i], &self->trunc[kept++],
+                                   NULL)) < 0)
+                return rc;
+        }
+        rt_record_builder_truncate(b, m->u.truncate.flags, kept, self->trunc);
+        break;
+    }
+    }
+    return RT_OK;
+}
+
 int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
 {
     if (!self->in_txn) {
@@ -434,8 +504,6 @@ int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
     }
     if (!self->building)
         s_record_start(self);
-    uint32_t idx;
-    s_rel_t *r;
     int rc;
     if (ddl) {
         if ((rc = s_add_ddl(self, ddl, &m->u.insert.newtup)) < 0)
@@ -445,61 +513,81 @@ int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
                    ? s_record_cut(self, false, 0)
                    : RT_OK;
     }
-    switch (m->type) {
-    case 'I':
-        if ((rc = s_record_rel(self, m->u.insert.relid, &idx, &r)) < 0 ||
-            (rc = s_vals_reserve(self, r->rel.ncols)) < 0 ||
-            (rc = s_convert(r, &m->u.insert.newtup, self->vals_new)) < 0)
-            return rc;
-        rt_record_builder_insert(self->builder, idx, r->rel.ncols, self->vals_new);
-        break;
-    case 'U': {
-        if ((rc = s_record_rel(self, m->u.update.relid, &idx, &r)) < 0 ||
-            (rc = s_vals_reserve(self, r->rel.ncols)) < 0 ||
-            (rc = s_convert(r, &m->u.update.newtup, self->vals_new)) < 0)
-            return rc;
-        uint32_t nold = 0;
-        if (m->u.update.old_kind) {
-            if ((rc = s_convert(r, &m->u.update.oldtup, self->vals_old)) < 0)
-                return rc;
-            nold = r->rel.ncols;
-        }
-        rt_record_builder_update(self->builder, idx, m->u.update.old_kind, nold,
-                                 nold ? self->vals_old : NULL, r->rel.ncols, self->vals_new);
-        break;
-    }
-    case 'D':
-        if ((rc = s_record_rel(self, m->u.del.relid, &idx, &r)) < 0 ||
-            (rc = s_vals_reserve(self, r->rel.ncols)) < 0 ||
-            (rc = s_convert(r, &m->u.del.oldtup, self->vals_old)) < 0)
-            return rc;
-        rt_record_builder_delete(self->builder, idx, m->u.del.old_kind, r->rel.ncols,
-                                 self->vals_old);
-        break;
-    case 'T': {
-        uint32_t n = m->u.truncate.nrels;
-        if (n > self->trunc_cap) {
-            uint32_t *t = realloc(self->trunc, n * sizeof *t);
-            if (!t)
-                return RT_ENOMEM;
-            self->trunc = t;
-            self->trunc_cap = n;
-        }
-        uint32_t kept = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            if (s_own_rel(self, m->u.truncate.relids[i]))
-                continue;
-            if ((rc = s_record_rel(self, m->u.truncate.relids[i], &self->trunc[kept++], NULL)) < 0)
-                return rc;
-        }
-        rt_record_builder_truncate(self->builder, m->u.truncate.flags, kept, self->trunc);
-        break;
-    }
-    }
+    if ((rc = s_build_change(self, false, self->builder, m)) < 0)
+        return rc;
     self->txn_rows++;
     if (rt_record_builder_size(self->builder) >= RT_RECORD_TARGET_BYTES)
         return s_record_cut(self, false, 0);
     return RT_OK;
+}
+
+/* ---- Blocks of transactions still running (STREAM). */
+
+/* A block's encoded changes past this are not published: the frame must stay under
+ * RT_WIRE_MAX_FRAME with its header. */
+#define S_BLOCK_MAX_BYTES (RT_WIRE_MAX_FRAME / 2)
+
+int rt_capture_block_cut(rt_capture_t *self, uint64_t *blocks)
+{
+    if (!self->blk.building)
+        return RT_OK;
+    self->blk.building = false;
+    const void *data;
+    size_t len;
+    uint64_t n = *blocks + 1;
+    int rc = rt_record_builder_finish(self->blk.builder, n == 1 ? RT_REC_FIRST : 0, 0, &data, &len);
+    if (rc < 0)
+        return rc;
+    rt_msg_t b = {.type = RT_MSG_STREAM,
+                  .head_seq = self->next_seq - 1,
+                  .xid = self->blk.xid,
+                  .subxid = self->blk.subxid,
+                  .seq = n,
+                  .data = (void *)data,
+                  .datalen = len};
+    self->opts.stream(self->opts.publish_arg, &b);
+    *blocks = n;
+    return RT_OK;
+}
+
+void rt_capture_block_drop(rt_capture_t *self)
+{
+    self->blk.building = false;
+}
+
+int rt_capture_block_add(rt_capture_t *self, uint32_t xid, uint32_t subxid, const rt_pgo_msg_t *m,
+                         uint64_t *blocks, bool *unfit)
+{
+    *unfit = false;
+    if (!self->opts.stream)
+        return RT_OK;
+    if (m->type == 'T' || s_ddl_rel(self, m)) {
+        *unfit = true; /* applied after the commit, where they are handled */
+        rt_capture_block_drop(self);
+        return RT_OK;
+    }
+    if (s_own_change(self, m))
+        return RT_OK;
+    int rc;
+    if (self->blk.building && self->blk.subxid != subxid &&
+        (rc = rt_capture_block_cut(self, blocks)) < 0)
+        return rc;
+    if (!self->blk.building) {
+        self->blk.epoch++;
+        rt_record_builder_start(self->blk.builder, *blocks + 1, xid, 0, 0, NULL);
+        self->blk.building = true;
+        self->blk.xid = xid;
+        self->blk.subxid = subxid;
+    }
+    if ((rc = s_build_change(self, true, self->blk.builder, m)) < 0)
+        return rc;
+    size_t size = rt_record_builder_size(self->blk.builder);
+    if (size > S_BLOCK_MAX_BYTES) {
+        *unfit = true;
+        rt_capture_block_drop(self);
+        return RT_OK;
+    }
+    return size >= RT_RECORD_TARGET_BYTES ? rt_capture_block_cut(self, blocks) : RT_OK;
 }
 
 int rt_capture_on_begin(rt_capture_t *self, const rt_pgo_msg_t *m)
@@ -666,7 +754,7 @@ static int s_handle_xlogdata(rt_capture_t *self, const char *buf, size_t len)
     }
     switch (m.type) {
     case 'S': return rt_spool_on_start(self, &m);
-    case 'E': rt_spool_on_stop(self); return RT_OK;
+    case 'E': return rt_spool_on_stop(self);
     case 'c': return rt_spool_on_commit(self, &m);
     case 'A': return rt_spool_on_abort(self, &m);
     default:
@@ -899,11 +987,12 @@ rt_capture_t *rt_capture_new(const rt_capture_opts_t *opts, rt_outbox_t *outbox)
     self->outbox = outbox;
     self->decoder = rt_pgoutput_new();
     self->builder = rt_record_builder_new();
+    self->blk.builder = rt_record_builder_new();
     self->rels = zhashx_new();
     self->seqs = rt_seqs_new(opts->dsn, opts->publication);
     if (!self->seqs || !self->opts.dsn || !self->opts.name || !self->opts.slot ||
         !self->opts.publication || !self->opts.spool_dir || !self->decoder || !self->builder ||
-        !self->rels)
+        !self->blk.builder || !self->rels)
         goto fail;
     zhashx_set_key_hasher(self->rels, s_relid_hash);
     zhashx_set_key_comparator(self->rels, s_relid_cmp);
@@ -945,6 +1034,7 @@ void rt_capture_destroy(rt_capture_t **self_p)
     free(self->replay.buf);
     rt_pgoutput_destroy(&self->decoder);
     rt_record_builder_destroy(&self->builder);
+    rt_record_builder_destroy(&self->blk.builder);
     zhashx_destroy(&self->rels);
     rt_seqs_destroy(&self->seqs);
     free(self->vals_old);

@@ -4,12 +4,18 @@
 
 #include "outbox.h"
 #include "rt.h"
+#include "wire.h"
 
 typedef struct rt_capture_t rt_capture_t;
 
 /* Receives each record as soon as it is cut, with its seq, before it is durable (live
  * publication). data is valid only during the call. */
 typedef void(rt_capture_publish_fn)(void *arg, uint64_t seq, const void *data, size_t len);
+
+/* Receives a STREAM, STREAM_ABORT or STREAM_COMMIT message about a transaction still
+ * running on the source (schemas/protocol.md, "Streamed transactions"), run_id left 0;
+ * valid only during the call. */
+typedef void(rt_capture_stream_fn)(void *arg, const rt_msg_t *m);
 
 typedef struct {
     const char *dsn;         /* source connection string (without replication=) */
@@ -21,6 +27,7 @@ typedef struct {
     bool ddl;                /* --ddl on: capture DDL (rt.ddl_log) */
     rt_capture_publish_fn *publish; /* each record as it is cut, or NULL */
     void *publish_arg;              /* publish's first argument */
+    rt_capture_stream_fn *stream;   /* blocks of transactions still running, or NULL */
 } rt_capture_opts_t;
 
 /* Counters and positions for status and metrics. */

@@ -113,6 +113,12 @@ struct rt_capture_t {
     size_t nstreams, streams_cap;
     rt_spool_txn_t *cur; /* the stream of the current block, NULL outside one */
     struct {
+        rt_record_builder_t *builder; /* the block (STREAM) being built */
+        bool building;                /* builder holds a started block */
+        uint64_t epoch;               /* bumped at every block start */
+        uint32_t xid, subxid;         /* whose changes it holds */
+    } blk;
+    struct {
         rt_spool_txn_t *st; /* being read back, NULL if none */
         rt_lsn_t commit_lsn, end_lsn;
         int64_t commit_ts;
@@ -153,6 +159,22 @@ int rt_capture_on_origin(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
 int rt_capture_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
 int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
 int rt_capture_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
+
+/* ---- capture.c: blocks of a transaction still running (STREAM), for spool.c. Each
+ * block holds changes of one subtransaction of one block of the source's stream; its
+ * number counts from 1 in *blocks. */
+
+/* Adds row change m of subtransaction subxid of streamed transaction xid to the block
+ * being built, first cutting and publishing it when it holds another subtransaction's;
+ * cuts it when full. *unfit comes back true (and the block is dropped) when m cannot go
+ * in a block (a TRUNCATE, a DDL change, a block over S_BLOCK_MAX_BYTES): the
+ * transaction is then applied after its commit only. RT_OK, RT_EPROTO, RT_ENOMEM. */
+int rt_capture_block_add(rt_capture_t *self, uint32_t xid, uint32_t subxid, const rt_pgo_msg_t *m,
+                         uint64_t *blocks, bool *unfit) RT_WUR;
+/* Cuts and publishes the block being built, if any. RT_OK or RT_ENOMEM / RT_EINVAL. */
+int rt_capture_block_cut(rt_capture_t *self, uint64_t *blocks) RT_WUR;
+/* Drops the block being built, if any. */
+void rt_capture_block_drop(rt_capture_t *self);
 
 /* ---- sequences.c: the source's sequences, read every RT_SEQ_POLL_MS. */
 
@@ -207,8 +229,8 @@ void rt_capture_send_feedback(rt_capture_t *self, bool force);
 
 /* Stream Start (S): opens the transaction's spool at its first block. */
 int rt_spool_on_start(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
-/* Stream Stop (E): the block ends. */
-void rt_spool_on_stop(rt_capture_t *self);
+/* Stream Stop (E): the block ends (and the block being published with it). */
+int rt_spool_on_stop(rt_capture_t *self) RT_WUR;
 /* A message inside a block; buf and len are its bytes as received. */
 int rt_spool_on_message(rt_capture_t *self, const rt_pgo_msg_t *m, const char *buf,
                         size_t len) RT_WUR;

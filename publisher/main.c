@@ -178,6 +178,15 @@ static void s_publish_live(void *arg, uint64_t seq, const void *data, size_t len
         rt_stream_publish_live(*stream, seq, data, len);
 }
 
+/* rt_capture_stream_fn: a block of a transaction still running, its abort or its
+ * commit goes out on PUB (arg as s_publish_live's). */
+static void s_publish_stream(void *arg, const rt_msg_t *m)
+{
+    rt_stream_t **stream = arg;
+    if (*stream)
+        rt_stream_publish_block(*stream, m);
+}
+
 int main(int argc, char **argv)
 {
     s_opts_t o;
@@ -252,7 +261,8 @@ int main(int argc, char **argv)
                             .spool_dir = o.outbox,
                             .ddl = o.ddl == 0,
                             .publish = s_publish_live,
-                            .publish_arg = &stream};
+                            .publish_arg = &stream,
+                            .stream = s_publish_stream};
     capture = rt_capture_new(&co, outbox);
     if (!capture)
         goto cleanup;

@@ -37,6 +37,8 @@ struct rt_spool_txn_t {
     size_t naborted, aborted_cap;
     char origin[128]; /* from the O after its first S, "" if none */
     bool filtered;    /* applied by an rt subscriber here: nothing is spooled */
+    uint64_t blocks;  /* blocks published (STREAM) */
+    bool unfit;       /* no more blocks: applied after its commit only */
 };
 
 static rt_spool_txn_t *s_stream_find(rt_capture_t *self, uint32_t xid)
@@ -65,10 +67,24 @@ static void s_stream_drop(rt_capture_t *self, rt_spool_txn_t *st)
     free(st);
 }
 
+/* Tells subscribers that st (or its subtransaction subxid) is rolled back: what they
+ * applied of its blocks is taken back. Nothing when no block of it went out. */
+static void s_publish_abort(rt_capture_t *self, const rt_spool_txn_t *st, uint32_t subxid)
+{
+    if (!self->opts.stream || st->blocks == 0)
+        return;
+    rt_msg_t a = {.type = RT_MSG_STREAM_ABORT, .xid = st->xid, .subxid = subxid};
+    self->opts.stream(self->opts.publish_arg, &a);
+}
+
 void rt_spool_drop_all(rt_capture_t *self)
 {
-    while (self->nstreams > 0)
+    rt_capture_block_drop(self);
+    while (self->nstreams > 0) {
+        if (!self->streams[0]->unfit)
+            s_publish_abort(self, self->streams[0], self->streams[0]->xid);
         s_stream_drop(self, self->streams[0]);
+    }
 }
 
 /* A new spool: a file created in spool_dir and unlinked at once, so nothing is left
@@ -109,6 +125,8 @@ int rt_spool_on_start(rt_capture_t *self, const rt_pgo_msg_t *m)
         rt_warn("source: transaction xid %u streamed from its first block again; "
                 "dropping what was spooled",
                 xid);
+        if (!st->unfit)
+            s_publish_abort(self, st, xid);
         s_stream_drop(self, st);
         st = NULL;
     }
@@ -133,9 +151,36 @@ int rt_spool_on_start(rt_capture_t *self, const rt_pgo_msg_t *m)
     return RT_OK;
 }
 
-void rt_spool_on_stop(rt_capture_t *self)
+int rt_spool_on_stop(rt_capture_t *self)
 {
+    rt_spool_txn_t *st = self->cur;
     self->cur = NULL;
+    return st && !st->unfit ? rt_capture_block_cut(self, &st->blocks) : RT_OK;
+}
+
+/* Publishes change m of st in a block, until st turns out unfit for blocks. */
+static int s_block_add(rt_capture_t *self, rt_spool_txn_t *st, const rt_pgo_msg_t *m)
+{
+    if (st->unfit)
+        return RT_OK;
+    int rc;
+    if (m->type == 'R') {
+        /* The descriptor as of this block (rt_capture_on_relation again at the replay). */
+        rc = rt_capture_on_relation(self, m);
+        return rc;
+    }
+    if (m->type == 'Y')
+        return RT_OK;
+    bool unfit;
+    if ((rc = rt_capture_block_add(self, st->xid, m->xid, m, &st->blocks, &unfit)) < 0)
+        return rc;
+    if (unfit) {
+        st->unfit = true;
+        rt_debug("source: transaction xid %u is applied after its commit (a %s): no more blocks",
+                 st->xid, m->type == 'T' ? "TRUNCATE" : "DDL change or a very large block");
+        s_publish_abort(self, st, st->xid);
+    }
+    return RT_OK;
 }
 
 /* A message inside a block: O (after the first S) names the origin; R, Y, I, U, D, T
@@ -166,7 +211,7 @@ int rt_spool_on_message(rt_capture_t *self, const rt_pgo_msg_t *m, const char *b
     st->bytes += sizeof hdr + len - 4;
     if (m->type != 'R' && m->type != 'Y')
         st->changes++;
-    return RT_OK;
+    return s_block_add(self, st, m);
 }
 
 int rt_spool_on_abort(rt_capture_t *self, const rt_pgo_msg_t *m)
@@ -177,6 +222,8 @@ int rt_spool_on_abort(rt_capture_t *self, const rt_pgo_msg_t *m)
     if (m->u.stream_abort.subxid == st->xid) {
         rt_debug("source: streamed transaction xid %u aborted (%" PRIu64 " changes spooled)",
                  st->xid, st->changes);
+        if (!st->unfit)
+            s_publish_abort(self, st, st->xid);
         s_stream_drop(self, st);
         return RT_OK;
     }
@@ -184,6 +231,8 @@ int rt_spool_on_abort(rt_capture_t *self, const rt_pgo_msg_t *m)
         0)
         return RT_ENOMEM;
     st->aborted[st->naborted++] = m->u.stream_abort.subxid;
+    if (!st->unfit)
+        s_publish_abort(self, st, m->u.stream_abort.subxid);
     return RT_OK;
 }
 
@@ -210,6 +259,15 @@ int rt_spool_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m)
     }
     rt_debug("source: streamed transaction xid %u committed; storing its %" PRIu64 " changes", xid,
              st->changes);
+    if (self->opts.stream && st->blocks > 0 && !st->unfit) {
+        /* Its records start at the next seq (unless it was stored before: subscribers
+         * check that the record there is this transaction's first). */
+        rt_msg_t c = {.type = RT_MSG_STREAM_COMMIT,
+                      .xid = xid,
+                      .count = st->blocks,
+                      .first_seq = self->next_seq};
+        self->opts.stream(self->opts.publish_arg, &c);
+    }
     self->replay.st = st;
     self->replay.commit_lsn = m->u.stream_commit.commit_lsn;
     self->replay.end_lsn = m->u.stream_commit.end_lsn;

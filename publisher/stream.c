@@ -717,6 +717,18 @@ void rt_stream_publish_live(rt_stream_t *self, uint64_t seq, const void *data, s
     self->last_pub_ms = rt_mono_ms();
 }
 
+void rt_stream_publish_block(rt_stream_t *self, const rt_msg_t *m)
+{
+    rt_msg_t b = *m;
+    b.run_id = self->run_id;
+    void *frame;
+    size_t len;
+    if (rt_msg_encode(&b, &frame, &len) != RT_OK)
+        return; /* subscribers apply the transaction after its commit */
+    zmq_send(zsock_resolve(self->pub), frame, len, ZMQ_DONTWAIT);
+    free(frame);
+}
+
 /* HUGZ{the newest stored record} as soon as an outbox commit moved it (subscribers
  * commit what they applied of it: protocol.md, "Live records and durability"), and
  * when nothing was published for HUGZ_INTERVAL_MS. */

@@ -289,8 +289,19 @@ bool rt_client_recv(rt_client_t *c, void *handle, const rt_client_hooks_t *hooks
         size_t len = zmq_msg_size(&msg);
         int type = rt_msg_peek_type(data, len);
         rt_msg_t m;
+        bool block =
+            type == RT_MSG_STREAM || type == RT_MSG_STREAM_ABORT || type == RT_MSG_STREAM_COMMIT;
         if (type == RT_MSG_REC) {
             hooks->record(ctx, &msg, from_dealer, NULL, now);
+        } else if (block && !from_dealer) {
+            if (!hooks->stream) {
+                /* not followed by this client */
+            } else if (rt_msg_decode(data, len, &m) != RT_OK) {
+                s_bad(c, hooks, ctx, "a control message that does not decode", now);
+            } else {
+                hooks->stream(ctx, &m, now);
+                rt_msg_clear(&m);
+            }
         } else if (type != RT_MSG_UNKNOWN && type != RT_MSG_HUGZ && !from_dealer) {
             s_bad(c, hooks, ctx, "a control message on the PUB socket", now);
         } else if (type == RT_MSG_STATUS_REPLY) {

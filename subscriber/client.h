@@ -68,6 +68,9 @@ typedef struct {
     void (*message)(void *ctx, rt_msg_t *m, int64_t now);
     /* A frame dropped (why: what it was), after rt_client_bad counted it; may be NULL. */
     void (*bad)(void *ctx, const char *why);
+    /* A STREAM, STREAM_ABORT or STREAM_COMMIT from the SUB, decoded (the user may take
+     * its data, leaving NULL); NULL: they are dropped, not counted. */
+    void (*stream)(void *ctx, rt_msg_t *m, int64_t now);
 } rt_client_hooks_t;
 
 /* Sets the options (borrowed) and clears the rest; no socket yet. */

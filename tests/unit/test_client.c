@@ -22,7 +22,7 @@
 
 /* What the hooks saw. */
 typedef struct {
-    int records, live_records, fetched_records, messages, bad;
+    int records, live_records, fetched_records, messages, bad, blocks;
     int last_type;                /* of the last message */
     uint64_t live_run, live_head; /* of the last live record */
     size_t status_len;            /* the last STATUS_REPLY's frame */
@@ -68,6 +68,22 @@ static void s_bad(void *ctx, const char *why)
 }
 
 static const rt_client_hooks_t s_hooks = {.record = s_record, .message = s_message, .bad = s_bad};
+
+static void s_stream(void *ctx, rt_msg_t *m, int64_t now)
+{
+    (void)now;
+    s_seen_t *seen = ctx;
+    seen->blocks++;
+    seen->last_type = m->type;
+    assert_int_equal(m->xid, 731);
+    if (m->type == RT_MSG_STREAM) {
+        assert_int_equal(m->datalen, 5);
+        assert_memory_equal(m->data, "block", 5);
+    }
+}
+
+static const rt_client_hooks_t s_hooks_stream = {
+    .record = s_record, .message = s_message, .bad = s_bad, .stream = s_stream};
 
 /* Encodes m into a frame (malloc'd, *len bytes). */
 static void *s_encode(const rt_msg_t *m, size_t *len)
@@ -198,6 +214,37 @@ static void test_conversation(void **state)
     assert_int_equal(seen.bad, 2);
     assert_string_equal(seen.why, "a message of several frames that is not a live record");
     assert_int_equal(seen.records, 1);
+    free(frame);
+    /* Blocks of a transaction still running: to the stream hook, or dropped uncounted by
+     * a client without one. */
+    rt_msg_t blk = {.type = RT_MSG_STREAM,
+                    .run_id = 77,
+                    .xid = 731,
+                    .subxid = 731,
+                    .seq = 1,
+                    .data = "block",
+                    .datalen = 5};
+    frame = s_encode(&blk, &len);
+    assert_int_equal(zmq_send(zsock_resolve(pub), frame, len, 0), (int)len);
+    s_take(&c, c.sub, &seen);
+    assert_int_equal(seen.bad, 2);
+    assert_int_equal(seen.blocks, 0);
+    assert_int_equal(zmq_send(zsock_resolve(pub), frame, len, 0), (int)len);
+    zmq_pollitem_t sub_item = {.socket = zsock_resolve(c.sub), .events = ZMQ_POLLIN};
+    assert_int_equal(zmq_poll(&sub_item, 1, 5000), 1);
+    assert_true(rt_client_recv(&c, zsock_resolve(c.sub), &s_hooks_stream, &seen, rt_mono_ms()));
+    assert_int_equal(seen.blocks, 1);
+    assert_int_equal(seen.last_type, RT_MSG_STREAM);
+    free(frame);
+    rt_msg_t sc = {
+        .type = RT_MSG_STREAM_COMMIT, .run_id = 77, .xid = 731, .count = 1, .first_seq = 8};
+    frame = s_encode(&sc, &len);
+    assert_int_equal(zmq_send(zsock_resolve(pub), frame, len, 0), (int)len);
+    assert_int_equal(zmq_poll(&sub_item, 1, 5000), 1);
+    assert_true(rt_client_recv(&c, zsock_resolve(c.sub), &s_hooks_stream, &seen, rt_mono_ms()));
+    assert_int_equal(seen.blocks, 2);
+    assert_int_equal(seen.last_type, RT_MSG_STREAM_COMMIT);
+    assert_int_equal(seen.bad, 2);
     free(frame);
 
     /* On the DEALER: a fetched REC, a STATUS_REPLY as its frame, bytes that are not rt's,

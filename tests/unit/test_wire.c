@@ -1159,6 +1159,8 @@ static void test_msg_roundtrip(void **state)
          .flags = RT_REPLAY_RESET | RT_REPLAY_SINCE},
         {.type = RT_MSG_HUGZ, .head_seq = 5, .run_id = UINT64_MAX},
         {.type = RT_MSG_LIVE, .head_seq = 4, .run_id = 77},
+        {.type = RT_MSG_STREAM_ABORT, .run_id = 77, .xid = UINT32_MAX, .subxid = 745},
+        {.type = RT_MSG_STREAM_COMMIT, .run_id = 77, .xid = 744, .count = 31, .first_seq = 9},
         {.type = RT_MSG_ERROR, .code = RT_ETRIMMED, .text = "records up to 9 were trimmed"},
         {.type = RT_MSG_ERROR, .code = INT64_MIN, .text = ""},
         {.type = RT_MSG_ERROR, .code = 7, .text = "positive"},
@@ -1195,6 +1197,8 @@ static void test_msg_roundtrip(void **state)
         assert_int_equal(m.commit_ts, w->commit_ts);
         assert_int_equal(m.applied_at, w->applied_at);
         assert_int_equal(m.lsn, w->lsn);
+        assert_int_equal(m.xid, w->xid);
+        assert_int_equal(m.subxid, w->subxid);
         assert_int_equal(m.version, w->version ? w->version : m.version);
         assert_int_equal(m.flags, w->flags);
         rt_msg_clear(&m);
@@ -1495,6 +1499,27 @@ static void test_sync_roundtrip(void **state)
     assert_int_equal(rt_msg_decode(frame, len, &d), 0);
     assert_int_equal(d.type, RT_MSG_COPY_DATA);
     assert_int_equal(d.table, 1);
+    assert_int_equal(d.datalen, sizeof bytes);
+    assert_memory_equal(d.data, bytes, sizeof bytes);
+    rt_msg_clear(&d);
+    free(frame);
+
+    rt_msg_t b = {.type = RT_MSG_STREAM,
+                  .run_id = 9,
+                  .head_seq = 40,
+                  .xid = 731,
+                  .subxid = 733,
+                  .seq = 2,
+                  .data = bytes,
+                  .datalen = sizeof bytes};
+    assert_int_equal(rt_msg_encode(&b, &frame, &len), 0);
+    assert_int_equal(rt_msg_decode(frame, len, &d), 0);
+    assert_int_equal(d.type, RT_MSG_STREAM);
+    assert_int_equal(d.run_id, 9);
+    assert_int_equal(d.head_seq, 40);
+    assert_int_equal(d.xid, 731);
+    assert_int_equal(d.subxid, 733);
+    assert_int_equal(d.seq, 2);
     assert_int_equal(d.datalen, sizeof bytes);
     assert_memory_equal(d.data, bytes, sizeof bytes);
     rt_msg_clear(&d);
