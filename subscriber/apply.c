@@ -150,6 +150,7 @@ static void s_reset_txn(rt_apply_t *self)
 
 void rt__apply_drop(rt_apply_t *self)
 {
+    self->guarded = false;
     if (self->conn) {
         PQfinish(self->conn);
         self->conn = NULL;
@@ -282,12 +283,14 @@ static const char *const s_progress_read =
 #define S_ORIGIN_SETUP(lsn, ts)                                                                    \
     "SELECT pg_replication_origin_xact_setup(" lsn "::pg_lsn, "                                    \
     "timestamptz '2000-01-01 00:00:00+00' + " ts "::bigint * interval '1 microsecond')"
-static const char s_origin_setup[] = S_ORIGIN_SETUP("$1", "$2");
+const char rt__origin_setup_sql[] = S_ORIGIN_SETUP("$1", "$2");
+#define s_origin_setup rt__origin_setup_sql
 /* The same with the mark in rt.progress (source, seq, commit LSN): one statement. */
-static const char s_origin_setup_marked[] =
+const char rt__origin_setup_marked_sql[] =
     "WITH rt_p AS (INSERT INTO rt.progress (source, seq, commit_lsn) "
     "VALUES ($3, $4, $5::pg_lsn) ON CONFLICT (source) DO UPDATE "
     "SET seq = excluded.seq, commit_lsn = excluded.commit_lsn) " S_ORIGIN_SETUP("$1", "$2");
+#define s_origin_setup_marked rt__origin_setup_marked_sql
 
 /* Checks that a source name from the publisher can be part of an origin name. */
 static bool s_source_ok(const char *source)
@@ -329,7 +332,7 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
         return RT_ENOMEM;
     free(self->source);
     self->source = copy;
-    snprintf(self->origin, sizeof self->origin, "rt_%s", source);
+    snprintf(self->origin, sizeof self->origin, self->side ? "rt_%s#stream" : "rt_%s", source);
 
     if ((err = s_open(self)) != RT_OK)
         return err;
@@ -429,7 +432,7 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
     }
     PQclear(res);
     res = NULL;
-    if ((err = rt__skip_load(self)) != RT_OK) {
+    if (!self->side && (err = rt__skip_load(self)) != RT_OK) {
         if (err != RT_ENOMEM)
             err = RT_EDB;
         goto cleanup;
@@ -455,6 +458,18 @@ cleanup:
 }
 
 /* Handles a failed segment: drops a broken connection, else rolls back. */
+static int s_failed(rt_apply_t *self, int err);
+
+int rt__apply_failed(rt_apply_t *self, int err)
+{
+    return s_failed(self, err);
+}
+
+void rt__apply_reset_txn(rt_apply_t *self)
+{
+    s_reset_txn(self);
+}
+
 static int s_failed(rt_apply_t *self, int err)
 {
     if (err == RT_EAGAIN) {
@@ -785,7 +800,7 @@ int rt_apply_commit(rt_apply_t *self)
  * stops applying is recorded. */
 static int s_record_failed(rt_apply_t *self, int err)
 {
-    bool conflict = err == RT_ECONFLICT && self->conflict_set;
+    bool conflict = err == RT_ECONFLICT && self->conflict_set && !self->side;
     err = s_failed(self, err);
     if (conflict && err == RT_ECONFLICT)
         rt__conflict_record_stop(self);
@@ -986,7 +1001,7 @@ int rt_apply_reset(rt_apply_t *self, uint64_t seq)
         goto cleanup;
     PQclear(res);
     res = NULL;
-    if ((err = rt__skip_load(self)) != RT_OK) {
+    if (!self->side && (err = rt__skip_load(self)) != RT_OK) {
         if (err != RT_ENOMEM)
             err = RT_EDB;
         goto cleanup;

@@ -178,4 +178,42 @@ uint64_t rt_apply_ddl_applied(const rt_apply_t *self);
 /* Replica sequences moved forward (records of sequences) and committed since start. */
 uint64_t rt_apply_sequences_moved(const rt_apply_t *self);
 
+/* ---- Streamed transactions (schemas/protocol.md, "Streamed transactions"): a source
+ * transaction that the publisher sent in blocks while it still ran is applied, block by
+ * block, in a transaction of a second session (the side), and committed in place of its
+ * records when they come: the side session then takes over the origin rt_<source> for
+ * its commit, so the rows and the progress still commit together. */
+
+/* Makes self a side session (before rt_apply_connect): its own origin is
+ * rt_<source>#stream, which never moves (it marks its writes as rt's, so that a
+ * publisher on the replica leaves them out); it holds no tables for copies. */
+void rt_apply_set_side(rt_apply_t *self);
+
+/* True when self applies records as they are: the error policy, no table held by an
+ * initial copy or a resync, no replay, no DDL to skip: a streamed transaction may then be
+ * applied on a side session. */
+bool rt_apply_plain(const rt_apply_t *self);
+
+/* In the side's open transaction (begun if none is), SAVEPOINT for subtransaction subxid,
+ * or with rollback ROLLBACK TO it (nothing when no transaction is open). RT_OK or an
+ * error as rt_apply_record (the transaction is then rolled back). */
+int rt_apply_side_savepoint(rt_apply_t *side, uint32_t subxid, bool rollback) RT_WUR;
+
+/* Commits the side's open transaction as the source transaction whose LAST record is
+ * last, in main's place: main (no transaction open) lets go of the origin rt_<source>,
+ * the side takes it, records last's seq and commit time (and rt.progress with mark) and
+ * commits, then each takes its own origin again. main's applied seq is then last's.
+ * RT_OK; else the side's transaction is rolled back (its session closed when it may still
+ * hold the origin) and the error returned as rt_apply_record returns it; main's session
+ * is closed when it cannot take its origin again (it reconnects). */
+int rt_apply_side_commit(rt_apply_t *side, rt_apply_t *main, const rt_record_t *last,
+                         bool mark) RT_WUR;
+
+/* While a side transaction is open, main waits for a lock at most RT_APPLY_GUARD_MS (a
+ * replica whose rows differ from the source's could have main wait for the side, which
+ * waits for main); on: sets it (when no transaction is open; else later), off: resets it.
+ * RT_OK or an error as rt_apply_commit. */
+#define RT_APPLY_GUARD_MS 5000
+int rt_apply_guard(rt_apply_t *main, bool on);
+
 #endif

@@ -95,6 +95,8 @@ struct rt_apply_t {
     uint64_t position;        /* last record applied in the open transaction */
     bool in_txn;              /* a replica transaction is open */
     bool transient;           /* the last RT_EDB returned was RT__ETRANSIENT (rt_apply_transient) */
+    bool side;                /* a side session (rt_apply_set_side): origin rt_<source>#stream */
+    bool guarded;             /* lock_timeout is set for a side session's sake */
     bool mid_txn;             /* the last record applied did not end its source transaction */
     rt_lsn_t txn_commit_lsn;  /* commit LSN of that source transaction (its FIRST record's) */
     int64_t txn_start_ms;     /* when the open transaction began */
@@ -191,6 +193,18 @@ struct rt_apply_t {
 };
 
 /* ---- apply.c: the session. */
+
+/* pg_replication_origin_xact_setup($1 seq as an LSN, $2 commit time in µs); the marked
+ * form also writes rt.progress ($3 source, $4 seq, $5 commit LSN). */
+extern const char rt__origin_setup_sql[];
+extern const char rt__origin_setup_marked_sql[];
+
+/* Handles a failed segment as every apply call does: drops a broken connection, else
+ * rolls back; returns err (RT_EIO when the connection was dropped). */
+int rt__apply_failed(rt_apply_t *self, int err) RT_WUR;
+
+/* Forgets the open transaction: position back to applied_seq. */
+void rt__apply_reset_txn(rt_apply_t *self);
 
 /* True once stop is requested. */
 bool rt__apply_stopping(const rt_apply_t *self);

@@ -29,6 +29,7 @@
 #include "client.h"
 #include "daemon.h"
 #include "log.h"
+#include "streamed.h"
 #include "wire.h"
 
 /* Back-off of reconnections to the replica. */
@@ -74,6 +75,7 @@ struct rt_link_t {
     volatile sig_atomic_t *stop; /* set by the signal handler */
     rt_apply_t *apply;           /* the replica side, borrowed from rt_link_start to rt_link_end */
     rt_client_t c;               /* the conversation's sockets, run, heads and timers */
+    rt_streamed_t *streamed;     /* a transaction applied while it runs, or NULL */
     rt_record_decoder_t *dec;    /* decodes REC frames */
     int result;                  /* non-zero: the run ends with this status */
     char *resync_tables;         /* RESYNC of chosen tables: "schema.table" lines (malloc'd) */
@@ -126,6 +128,10 @@ rt_link_t *rt_link_new(const rt_link_opts_t *opts, volatile sig_atomic_t *stop)
     if (self->held_recs)
         zlistx_set_comparator(self->held_recs, s_held_cmp);
     self->stop = stop;
+    if (opts->target && !(self->streamed = rt_streamed_new(opts->target, stop))) {
+        rt_link_destroy(&self);
+        return NULL;
+    }
     if (!self->publisher || !self->name || !self->dec || !self->held_recs ||
         (opts->pub && *opts->pub && !self->pub_override)) {
         rt_link_destroy(&self);
@@ -164,6 +170,7 @@ void rt_link_destroy(rt_link_t **self_p)
     s_drop_held(self);
     zlistx_destroy(&self->held_recs);
     rt_record_decoder_destroy(&self->dec);
+    rt_streamed_destroy(&self->streamed);
     free(self->publisher);
     free(self->publisher_key);
     free(self->pub_override);
@@ -249,6 +256,21 @@ static int s_connect(rt_link_t *self, int64_t now)
 /* Commits complete source transactions or rolls back a partial one. */
 static void s_commit(rt_link_t *self);
 
+/* The seq of the next record to take: main's next, or while the records of a transaction
+ * applied on the side session are taken, the next of those. */
+static uint64_t s_next(const rt_link_t *self)
+{
+    uint64_t t = self->streamed ? rt_streamed_next(self->streamed) : 0;
+    return t ? t : rt_apply_next_seq(self->apply);
+}
+
+/* Gives up the transaction applied on the side session, if any. */
+static void s_stream_reset(rt_link_t *self, const char *why)
+{
+    if (self->streamed)
+        rt_streamed_reset(self->streamed, self->apply, why);
+}
+
 /* The last seq of the open replica transaction not yet known stored by the publisher,
  * 0 when none (a rolled back transaction holds none). */
 static uint64_t s_tentative(const rt_link_t *self)
@@ -274,6 +296,7 @@ static void s_commit_or_rollback(rt_link_t *self)
         rt_apply_rollback(self->apply);
     self->tentative_to = 0;
     s_drop_held(self);
+    s_stream_reset(self, "the link to the publisher ended");
 }
 
 /* The group is due: commits it if it ends with a whole source transaction. */
@@ -299,6 +322,7 @@ static void s_apply_failed(rt_link_t *self, int rc, int64_t now)
 {
     self->tentative_to = 0; /* the open transaction was rolled back */
     s_drop_held(self);
+    s_stream_reset(self, "applying failed");
     if (rc == RT_EAGAIN)
         return; /* stopping */
     if (rc == RT_ENOMEM) {
@@ -408,6 +432,8 @@ static bool s_replica_ready(rt_link_t *self, int64_t now)
                 rt_apply_target(self->apply), applied, applied + 1);
     self->replica_down = false;
     self->replica_backoff_ms = S_RECONNECT_MIN_MS;
+    if (self->streamed)
+        rt_streamed_connect(self->streamed, self->source);
     return true;
 }
 
@@ -471,6 +497,18 @@ static void s_hold(rt_link_t *self, uint64_t seq, zmq_msg_t *frame, bool from_de
     self->held_bytes += len;
 }
 
+/* Applies the blocks of the side's transaction that are due, first committing main's group
+ * when one waits for it. */
+static void s_stream_drain(rt_link_t *self)
+{
+    if (!self->streamed || self->paused || self->held || self->replica_down ||
+        self->state != S_STREAMING || !rt_apply_connected(self->apply))
+        return;
+    if (rt_streamed_wants_commit(self->streamed, self->apply) && s_commit_ok(self))
+        s_commit(self);
+    rt_streamed_drain(self->streamed, self->apply);
+}
+
 static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, const rt_msg_t *live,
                         bool released, int64_t now)
 {
@@ -493,18 +531,39 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
         rt_fetch_window_record(&self->c.fetch, len, now); /* the FETCH is being answered */
     if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
-    if (rec->seq < rt_apply_next_seq(self->apply))
+    if (rec->seq < s_next(self))
         return; /* a duplicate */
-    if (!released && live && self->c.run_id && rec->seq > rt_apply_next_seq(self->apply)) {
+    if (!released && live && self->c.run_id && rec->seq > s_next(self)) {
         /* Live past a gap: applied once FETCH filled it (under load the live stream runs
          * ahead of what FETCH can serve, the stored records, by the commit under way:
          * dropping it would keep the subscriber fetching for as long as the load lasts). */
         s_hold(self, rec->seq, frame, from_dealer, live);
         return;
     }
-    if (rec->seq != rt_apply_next_seq(self->apply))
+    if (rec->seq != s_next(self))
         return; /* past a gap that FETCH fills */
     bool tentative = live && self->c.run_id && rec->seq > self->c.durable_head;
+    if (self->streamed) {
+        if (rt_streamed_first(self->streamed, rec->seq) && rt_apply_in_txn(self->apply)) {
+            s_commit(self); /* the side's commit comes next, with nothing open before it */
+            if (rt_apply_in_txn(self->apply) || self->held || !rt_apply_connected(self->apply))
+                return;
+        }
+        int took = rt_streamed_take(self->streamed, self->apply, rec, tentative);
+        if (took == RT_STREAMED_TAKEN)
+            return;
+        if (took == RT_STREAMED_COMMITTED) {
+            s_committed(self);
+            return;
+        }
+        if (took < 0) {
+            /* Main applies them from the transaction's first record. */
+            s_drop_held(self);
+            if (!rt_apply_connected(self->apply))
+                s_apply_failed(self, RT_EIO, now);
+            return;
+        }
+    }
     bool commit = s_commit_now(self, rec);
     int rc = commit ? rt_apply_record_commit(self->apply, rec, len, tentative)
                     : rt_apply_record(self->apply, rec, len);
@@ -523,6 +582,7 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
      * so the replica's progress stops right before it. */
     if (rt_apply_group_full(self->apply) || rec->seq <= self->careful_until)
         s_try_commit(self);
+    s_stream_drain(self);
 }
 
 static void s_on_pong(rt_link_t *self, rt_msg_t *m)
@@ -787,7 +847,20 @@ static void s_hook_record(void *ctx, zmq_msg_t *frame, bool from_dealer, const r
     s_on_record(ctx, frame, from_dealer, live, false, now);
 }
 
-static const rt_client_hooks_t s_hooks = {.record = s_hook_record, .message = s_on_msg};
+/* A block of a transaction still running, its abort or its commit (the SUB). */
+static void s_hook_stream(void *ctx, rt_msg_t *m, int64_t now)
+{
+    rt_link_t *self = ctx;
+    (void)now;
+    if (!self->streamed || self->state != S_STREAMING || self->paused || !self->c.run_id ||
+        m->run_id != self->c.run_id)
+        return;
+    rt_streamed_on_msg(self->streamed, self->apply, self->source, m);
+    s_stream_drain(self);
+}
+
+static const rt_client_hooks_t s_hooks = {
+    .record = s_hook_record, .message = s_on_msg, .stream = s_hook_stream};
 
 /* Applies the held records that are next, in seq order; drops those already applied. */
 static void s_release(rt_link_t *self, int64_t now)
@@ -796,7 +869,7 @@ static void s_release(rt_link_t *self, int64_t now)
     s_held_t *h;
     while (self->reconnects == epoch && self->result == RT_OK && !self->paused && !self->held &&
            !self->replica_down && rt_apply_connected(self->apply) &&
-           (h = zlistx_first(self->held_recs)) && h->seq <= rt_apply_next_seq(self->apply)) {
+           (h = zlistx_first(self->held_recs)) && h->seq <= s_next(self)) {
         zlistx_detach(self->held_recs, NULL);
         size_t len = zmq_msg_size(&h->rec);
         self->held_bytes -= len;
@@ -814,7 +887,7 @@ static void s_maybe_fetch(rt_link_t *self, int64_t now)
 {
     if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
-    (void)rt_client_fetch(&self->c, rt_apply_next_seq(self->apply), self->c.known_head, true, now);
+    (void)rt_client_fetch(&self->c, s_next(self), self->c.known_head, true, now);
 }
 
 static void s_timers(rt_link_t *self, int64_t now)
@@ -851,6 +924,7 @@ static void s_timers(rt_link_t *self, int64_t now)
         rt_apply_txn_age_ms(self->apply) >= S_GROUP_MAX_MS)
         s_try_commit(self);
     s_release(self, now);
+    s_stream_drain(self);
 }
 
 /* True while a group that could commit should rather wait for the records of the
@@ -937,6 +1011,7 @@ int rt_link_end(rt_link_t *self)
     /* Stopping: roll back what is not committed and send nothing more. */
     if (rt_apply_in_txn(self->apply))
         rt_apply_rollback(self->apply);
+    s_stream_reset(self, "stopping");
     s_drop_held(self);
     self->tentative_to = 0;
     s_close_sockets(self);

@@ -22,6 +22,9 @@ typedef struct {
     const char *publisher_key; /* CURVE: the publisher's public key, Z85 (pinned) */
     const char *pub;           /* PUB endpoint override, or NULL to learn it from WELCOME */
     const char *name;          /* subscriber name: DEALER routing id, HELLO name */
+    const char *target;        /* the replica's connection string, for the side session that
+                                  applies a streamed transaction while it runs (NULL: such a
+                                  transaction is applied after its commit only) */
 } rt_link_opts_t;
 
 /* Creates a link (copies the options; no socket yet). stop is the flag the signal

@@ -267,6 +267,7 @@ int main(int argc, char **argv)
     rt_link_opts_t lo = {.publisher = opts.publisher,
                          .pub = opts.pub,
                          .name = opts.name,
+                         .target = opts.target,
                          .cert = cert,
                          .publisher_key = cert ? publisher_key : NULL};
     link = rt_link_new(&lo, rt_daemon_stop_flag());
