@@ -123,9 +123,10 @@ int rt_pg_wait_fd(int fd, short events, int64_t deadline_ms, volatile sig_atomic
     "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 "           \
     "-c default_transaction_read_only=off -c default_transaction_isolation=read\\ committed"
 
-/* S_SESSION_OPTIONS, then the options of dsn (or of PGOPTIONS when it has none). NULL
- * when out of memory or dsn does not parse (libpq then tells what is wrong with it). */
-static char *s_session_options(const char *dsn)
+/* S_SESSION_OPTIONS, then extra (NULL: none), then the options of dsn (or of PGOPTIONS
+ * when it has none). NULL when out of memory or dsn does not parse (libpq then tells what
+ * is wrong with it). */
+static char *s_session_options(const char *dsn, const char *extra)
 {
     PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
     if (!opts)
@@ -136,10 +137,12 @@ static char *s_session_options(const char *dsn)
             theirs = c->val;
     if (!theirs)
         theirs = getenv("PGOPTIONS");
-    size_t n = sizeof S_SESSION_OPTIONS + (theirs ? strlen(theirs) + 1 : 0);
+    const char *ours = extra ? extra : "";
+    size_t n = sizeof S_SESSION_OPTIONS + strlen(ours) + 1 + (theirs ? strlen(theirs) + 1 : 0);
     char *all = malloc(n);
     if (all)
-        snprintf(all, n, "%s%s%s", S_SESSION_OPTIONS, theirs ? " " : "", theirs ? theirs : "");
+        snprintf(all, n, "%s%s%s%s%s", S_SESSION_OPTIONS, ours[0] ? " " : "", ours,
+                 theirs ? " " : "", theirs ? theirs : "");
     PQconninfoFree(opts);
     return all;
 }
@@ -173,7 +176,7 @@ PGconn *rt_pg_connect_start(const rt_pg_opts_t *o)
         keys[k] = "replication";
         vals[k++] = "database";
     }
-    char *options = s_session_options(o->dsn);
+    char *options = s_session_options(o->dsn, o->options);
     if (options) {
         keys[k] = "options";
         vals[k++] = options;

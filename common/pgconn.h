@@ -16,6 +16,8 @@ typedef struct {
     const char *what;             /* names the server in messages: "the source", "the replica" */
     const char *application_name; /* overrides the DSN's (NULL: keep it) */
     bool replication;             /* replication=database: a walsender connection */
+    const char *options;          /* more settings ("-c name=value ..."), after rt's own
+                                     and before the DSN's (NULL: none) */
     int timeout_ms;               /* give up connecting after this long (0: 10 s) */
     volatile sig_atomic_t *stop;  /* checked while waiting: set, the connect gives up
                                      with RT_EAGAIN (NULL: never) */

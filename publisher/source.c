@@ -13,14 +13,27 @@
 #include "log.h"
 #include "pgconn.h"
 
+/* rt's WAL sender streams a large transaction's changes once those it holds pass this
+ * (kB), when the source's logical_decoding_work_mem is larger (PostgreSQL's default is
+ * 64MB): the more of a transaction leaves before its commit, the less of the WAL sender's
+ * work is left after the source committed, and subscribers apply the blocks while it
+ * runs (bench/README, "bulk"). */
+#define S_DECODING_KB 8192
+/* The source's logical_decoding_work_mem in kB as the publisher's role sees it (0:
+ * unknown), read by rt_source_prepare. */
+static long s_decoding_kb;
+
 /* A connection to the source, normal or replication=database; NULL when it failed
  * (logged by rt_pg_connect, without the password) or a stop was asked for. */
 static PGconn *s_connect(const char *dsn, bool replication)
 {
+    char opt[64];
+    snprintf(opt, sizeof opt, "-c logical_decoding_work_mem=%dkB", S_DECODING_KB);
     rt_pg_opts_t o = {.dsn = dsn,
                       .what = "the source",
                       .application_name = "rt-publisher",
                       .replication = replication,
+                      .options = replication && s_decoding_kb > S_DECODING_KB ? opt : NULL,
                       .stop = rt_daemon_stop_flag()};
     PGconn *conn = NULL;
     return rt_pg_connect(&o, &conn, NULL, 0) == RT_OK ? conn : NULL;
@@ -51,6 +64,14 @@ int rt_source_prepare(const rt_capture_opts_t *opts)
         PQclear(res);
         goto cleanup;
     }
+    PQclear(res);
+    res = s_query(conn, "reading logical_decoding_work_mem",
+                  "SELECT setting FROM pg_catalog.pg_settings "
+                  "WHERE name = 'logical_decoding_work_mem' AND unit = 'kB'",
+                  0, NULL);
+    if (!res)
+        goto cleanup;
+    s_decoding_kb = PQntuples(res) == 1 ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
 
     const char *params[] = {opts->publication};
