@@ -136,7 +136,9 @@ grep -q "^relay of source src, following $R1: streaming" "$RT_TMP/relay2.status"
 command -v curl >/dev/null 2>&1 || rt_fail "curl is not installed (apt-get install curl)"
 api="$(curl -sS --max-time 10 "http://$R2_HTTP/api/status")" || rt_fail "relay2 --http: no /api/status"
 [[ "$api" == *"\"upstream\":\"$R1\""* ]] || rt_fail "relay2's /api/status: $api"
-curl -sS --max-time 10 "http://$R2_HTTP/metrics" | grep -q "^rt_publisher_head_seq $h\$" ||
+# (read whole first: grep -q leaving early would fail curl's write, and pipefail the test)
+metrics="$(curl -sS --max-time 10 "http://$R2_HTTP/metrics")"
+grep -q "^rt_publisher_head_seq $h\$" <<<"$metrics" ||
     rt_fail "relay2's /metrics has no rt_publisher_head_seq $h"
 # The publisher's restart reached the relays' subscribers as a new run.
 grep -q 'publisher restarted' "$RT_TMP/relay1.log" ||

@@ -101,10 +101,10 @@ done
 for prog in rt-publisher rt-subscriber rt-relay rtctl; do
     out="$("/usr/bin/$prog" --version)"
     [[ "$out" == "$prog $version (git "* ]] || rt_fail "$prog --version printed: $out"
-    zcat "/usr/share/man/man1/$prog.1.gz" | grep -q '^\.SH OPTIONS' ||
+    grep -q '^\.SH OPTIONS' < <(zcat "/usr/share/man/man1/$prog.1.gz") ||
         rt_fail "the man page of $prog has no OPTIONS section"
 done
-zcat /usr/share/man/man1/rt-publisher.1.gz | grep -qF 'max\-outbox\-mb' ||
+grep -qF 'max\-outbox\-mb' < <(zcat /usr/share/man/man1/rt-publisher.1.gz) ||
     rt_fail "the man page of rt-publisher does not list its options"
 # Nothing runs without a config: each unit is conditioned on its instance's file.
 grep -qx "ConditionPathExists=$PUB_INI" <(sed "s/%i/$INST/g" "$UNITS/rt-publisher@.service") ||
