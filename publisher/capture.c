@@ -525,7 +525,7 @@ int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
 
 /* A block's encoded changes past this are not published: the frame must stay under
  * RT_WIRE_MAX_FRAME with its header. */
-#define S_BLOCK_MAX_BYTES (RT_WIRE_MAX_FRAME / 2)
+#define S_BLOCK_MAX_BYTES (RT_WIRE_MAX_FRAME / 4)
 
 int rt_capture_block_cut(rt_capture_t *self, uint64_t *blocks)
 {

@@ -108,7 +108,10 @@ void rt__apply_error(rt_apply_t *self, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    rt_error("%s", line);
+    if (self->side)
+        rt_warn("%s", line); /* main applies what the side could not */
+    else
+        rt_error("%s", line);
     size_t n = strnlen(line, sizeof self->last_error - 1);
     memcpy(self->last_error, line, n);
     self->last_error[n] = '\0';

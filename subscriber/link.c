@@ -1032,6 +1032,7 @@ void rt_link_metrics(const rt_link_t *self, const rt_apply_t *apply, rt_metrics_
     m->applied_seq = rt_apply_applied_seq(apply);
     m->head_seq = self->c.known_head;
     m->applied_txns = rt_apply_applied_txns(apply);
+    m->streamed_txns = self->streamed ? rt_streamed_committed(self->streamed) : 0;
     m->applied_rows = rt_apply_applied_rows(apply);
     m->sequences_moved = rt_apply_sequences_moved(apply);
     m->ddl_applied = rt_apply_ddl_applied(apply);

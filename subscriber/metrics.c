@@ -22,6 +22,10 @@ void rt_metrics_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m)
     rt_prometheus_counter(out, "rt_subscriber_applied_transactions_total",
                           "Source transactions applied to the replica since start.", NULL,
                           (double)m->applied_txns);
+    rt_prometheus_counter(out, "rt_subscriber_streamed_transactions_total",
+                          "Of those, large ones applied while they ran on the source (from "
+                          "their blocks).",
+                          NULL, (double)m->streamed_txns);
     rt_prometheus_counter(out, "rt_subscriber_applied_rows_total",
                           "Row changes applied to the replica since start.", NULL,
                           (double)m->applied_rows);

@@ -22,6 +22,7 @@ typedef struct {
     uint64_t applied_seq;     /* last seq applied and committed on the replica */
     uint64_t head_seq;        /* newest seq the publisher announced */
     uint64_t applied_txns;    /* source transactions applied since start */
+    uint64_t streamed_txns;   /* of which applied while they ran (from their blocks) */
     uint64_t applied_rows;    /* row changes applied since start */
     uint64_t sequences_moved; /* replica sequences moved forward since start */
     uint64_t ddl_applied;     /* DDL commands applied since start */
@@ -37,11 +38,11 @@ typedef struct {
 } rt_metrics_subscriber_t;
 
 /* Appends the whole /metrics body of a subscriber: rt_subscriber_up, _error, _applied_seq,
- * _head_seq, _applied_transactions_total, _applied_rows_total, _sequences_moved_total,
- * _ddl_applied_total, _lag_records, _lag_seconds, _conflicts_total, _reconnects_total,
- * _bad_frames_total, and the initial copy's _copy_tables_done, _copy_tables_total, _copy_rows,
- * _copy_bytes, _copy_bytes_total, _copy_elapsed_seconds (all 0 when no copy runs). Output errors
- * are sticky in out (rt_buf_error). */
+ * _head_seq, _applied_transactions_total, _streamed_transactions_total, _applied_rows_total,
+ * _sequences_moved_total, _ddl_applied_total, _lag_records, _lag_seconds, _conflicts_total,
+ * _reconnects_total, _bad_frames_total, and the initial copy's _copy_tables_done,
+ * _copy_tables_total, _copy_rows, _copy_bytes, _copy_bytes_total, _copy_elapsed_seconds (all 0 when
+ * no copy runs). Output errors are sticky in out (rt_buf_error). */
 void rt_metrics_subscriber(rt_buf_t *out, const rt_metrics_subscriber_t *m);
 
 /* Appends the subscriber's status, its /api/status body, as one JSON object without a

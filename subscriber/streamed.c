@@ -20,8 +20,10 @@
 
 #include "log.h"
 
+/* After the side session could not connect, it is not tried again before this long. */
+#define S_CONNECT_RETRY_MS 60000
 /* Bytes of blocks queued while main catches up: past it the transaction is left to main. */
-#define S_QUEUE_MAX_BYTES (64u * 1024 * 1024)
+#define S_QUEUE_MAX_BYTES (16u * 1024 * 1024)
 
 typedef enum { S_IDLE, S_OPEN, S_READY, S_TAKING } s_state_t;
 
@@ -45,9 +47,10 @@ struct rt_streamed_t {
     bool mark;                /* TAKING: a record taken was not stored yet */
     uint32_t *saves;          /* subtransactions with a SAVEPOINT, oldest first */
     size_t nsaves, saves_cap;
-    zlistx_t *queue;    /* s_item_t, in arrival order */
-    size_t queued;      /* their bytes */
-    uint64_t committed; /* transactions the side committed */
+    zlistx_t *queue;          /* s_item_t, in arrival order */
+    size_t queued;            /* their bytes */
+    uint64_t committed;       /* transactions the side committed */
+    int64_t connect_after_ms; /* no connection attempt before this (monotonic ms) */
 };
 
 static void s_item_free(void **p)
@@ -187,11 +190,15 @@ static void s_on_block(rt_streamed_t *self, rt_msg_t *m)
 static bool s_connect(rt_streamed_t *self, const char *source)
 {
     uint64_t applied;
+    int64_t now = rt_mono_ms();
+    if (now < self->connect_after_ms)
+        return false;
     if (rt_apply_connect(self->side, source, &applied) == RT_OK)
         return true;
+    self->connect_after_ms = now + S_CONNECT_RETRY_MS;
     rt_warn("no second replica session for applying large transactions while they run (%s); "
-            "they are applied after their commit",
-            rt_apply_last_error(self->side));
+            "they are applied after their commit (tried again in %d s)",
+            rt_apply_last_error(self->side), S_CONNECT_RETRY_MS / 1000);
     return false;
 }
 

@@ -15,7 +15,11 @@
 #  - rt-subscriber killed (-9) while the side holds a transaction: restarted, it applies
 #    that transaction from its records after its commit;
 #  - restarted after side commits, rt-subscriber applies nothing twice (the origin's
-#    progress moved with each side commit; the error policy would stop on a duplicate).
+#    progress moved with each side commit; the error policy would stop on a duplicate),
+#    and its /metrics counts the side commits;
+#  - a replica with no replication origin slot left for the side session (max_replication_
+#    slots = 1): its subscriber says so and applies the same transactions after their
+#    commit.
 set -euo pipefail
 RT_SRC="${RT_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}"
 RT_BIN="${RT_BIN:-$RT_SRC/build}"
@@ -25,7 +29,8 @@ rt_setup
 
 rt_pg_start source "logical_decoding_work_mem = 64kB"
 rt_pg_start replica
-for c in source replica; do
+rt_pg_start tight "max_replication_slots = 1"
+for c in source replica tight; do
     rt_psql "$c" <<'SQL'
 CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, v text);
 CREATE TABLE small (id serial PRIMARY KEY, v text);
@@ -36,8 +41,11 @@ P_ROUTER="$(rt_free_port)"
 ROUTER="tcp://127.0.0.1:$P_ROUTER"
 rt_start_daemon pub "$RT_TMP/pub.log" "$RT_BIN/rt-publisher" --source "$SOURCE_DSN" \
     --outbox "$RT_TMP/outbox" --name src --listen "$ROUTER" --pub "tcp://127.0.0.1:$(rt_free_port)"
-SUB_ARGS=(--publisher "$ROUTER" --target "$REPLICA_DSN" --name replica)
+H_SUB="$(rt_free_port)"
+SUB_ARGS=(--publisher "$ROUTER" --target "$REPLICA_DSN" --name replica --http "127.0.0.1:$H_SUB")
 rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscriber" "${SUB_ARGS[@]}"
+rt_start_daemon tsub "$RT_TMP/tsub.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
+    --target "$TIGHT_DSN" --name tight
 
 side_commits() { grep -c 'applied from its blocks while it ran' "$RT_TMP/sub.log" || true; }
 small() { rt_psql source -c "INSERT INTO small (v) VALUES ('$1')"; }
@@ -108,6 +116,12 @@ small "after four"
 rt_wait_converged 60 source replica
 n="$(side_commits)"
 ((n >= 2)) || rt_fail "the subscriber logged $n side commits, not at least 2"
+command -v curl >/dev/null 2>&1 || rt_fail "curl is not installed (apt-get install curl)"
+metrics="$(curl -sS --max-time 10 "http://127.0.0.1:$H_SUB/metrics")"
+counted="$(awk '$1 == "rt_subscriber_streamed_transactions_total" { print $2 }' <<<"$metrics")"
+[[ "$counted" == 1 ]] ||
+    rt_fail "/metrics counts ${counted:-no} streamed transactions since the kill, not 1"
+echo "/metrics: rt_subscriber_streamed_transactions_total $counted"
 rt_stop_daemon sub
 rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscriber" "${SUB_ARGS[@]}"
 small "after the restart"
@@ -116,6 +130,12 @@ rt_wait_converged 60 source replica
     rt_fail "rt.conflicts has rows"
 echo "side commits: $(side_commits)"
 
+rt_wait_converged 60 source tight
+grep -q 'no second replica session for applying large transactions' "$RT_TMP/tsub.log" ||
+    rt_fail "the subscriber of a replica without room for the side origin did not say so"
+! grep -q 'applied from its blocks while it ran' "$RT_TMP/tsub.log" ||
+    rt_fail "the subscriber of a replica without room for the side origin used one"
+
 rt_sess_close sx
-rt_stop_clean sub pub
+rt_stop_clean tsub sub pub
 echo "streamed apply: ok"

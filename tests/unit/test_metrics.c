@@ -235,6 +235,7 @@ static void test_subscriber_body(void **state)
         .applied_seq = 12,
         .head_seq = 20,
         .applied_txns = 11,
+        .streamed_txns = 3,
         .applied_rows = 110,
         .lag_records = 8,
         .lag_seconds = 1.25,
@@ -262,6 +263,10 @@ static void test_subscriber_body(void **state)
         "replica since start.\n"
         "# TYPE rt_subscriber_applied_transactions_total counter\n"
         "rt_subscriber_applied_transactions_total 11\n"
+        "# HELP rt_subscriber_streamed_transactions_total Of those, large ones applied while "
+        "they ran on the source (from their blocks).\n"
+        "# TYPE rt_subscriber_streamed_transactions_total counter\n"
+        "rt_subscriber_streamed_transactions_total 3\n"
         "# HELP rt_subscriber_applied_rows_total Row changes applied to the replica since start.\n"
         "# TYPE rt_subscriber_applied_rows_total counter\n"
         "rt_subscriber_applied_rows_total 110\n"
