@@ -47,6 +47,8 @@
 /* Times a record that the replica failed on a deadlock or a serialization failure is
  * applied again at once. */
 #define S_TRANSIENT_ATTEMPTS 5
+/* A side session's lock_timeout (apply_side.c). */
+#define S_SIDE_LOCK_TIMEOUT "'1s'"
 /* rt's deadlock_timeout on the replica: shorter than PostgreSQL's default of 1 s. */
 #define S_DEADLOCK_TIMEOUT "'100ms'"
 /* Most changes of a record that commits in the segment of its changes. */
@@ -368,6 +370,15 @@ int rt_apply_connect(rt_apply_t *self, const char *source, uint64_t *applied_seq
                  why ? why : "no result");
     }
     PQclear(res);
+    /* A side session waits for a lock the replica's own sessions hold at most this long:
+     * waiting, it would hold up every other transaction the subscriber applies; given up,
+     * its transaction is applied after its commit, where main waits as it always did. */
+    if (self->side) {
+        if (!(res = s_setup_exec(self, "lock_timeout", "SET lock_timeout = " S_SIDE_LOCK_TIMEOUT, 0,
+                                 NULL, NULL)))
+            goto cleanup;
+        PQclear(res);
+    }
     if (!(res = s_setup_exec(self, "application_name", "SET application_name = 'rt-subscriber'", 0,
                              NULL, NULL)))
         goto cleanup;

@@ -14,6 +14,10 @@
 #  - a transaction rolled back on the source leaves nothing, and no side transaction open;
 #  - rt-subscriber killed (-9) while the side holds a transaction: restarted, it applies
 #    that transaction from its records after its commit;
+#  - a row of the transaction locked by a session of the replica's own: the side gives up
+#    after its 1 s lock_timeout instead of holding up the subscriber (a small transaction
+#    committed meanwhile arrives), and the transaction is applied after its commit once
+#    the lock is gone;
 #  - restarted after side commits, rt-subscriber applies nothing twice (the origin's
 #    progress moved with each side commit; the error policy would stop on a duplicate),
 #    and its /metrics counts the side commits;
@@ -105,6 +109,23 @@ rt_sess_run sx "INSERT INTO big SELECT g, 6, 'after the kill' FROM generate_seri
 rt_sess_run sx "UPDATE big SET v = 'updated after the kill' WHERE grp = 6 AND id % 3 = 0"
 rt_sess_run sx "COMMIT"
 small "after three"
+rt_wait_converged 60 source replica
+
+echo "== a row locked on the replica by a session of its own"
+rt_sess_open lx replica
+rt_sess_run lx "BEGIN"
+rt_sess_run lx "SELECT v FROM big WHERE id = 1 FOR UPDATE"
+rt_sess_run sx "BEGIN"
+rt_sess_run sx "UPDATE big SET v = 'updated while locked on the replica' WHERE id = 1"
+rt_sess_run sx "INSERT INTO big SELECT g, 8, 'locked' FROM generate_series(400001, 420000) g"
+gave_up() { grep -q 'lock timeout' "$RT_TMP/sub.log"; }
+rt_wait_until 30 "the side session to give up on the locked row" gave_up
+small "while locked"
+rt_wait_until 30 "a small transaction to pass the locked one" replica_has "while locked"
+rt_sess_run sx "COMMIT"
+rt_sess_run lx "ROLLBACK"
+rt_sess_close lx
+small "after the lock"
 rt_wait_converged 60 source replica
 
 echo "== restarted after side commits: nothing applied twice"
