@@ -643,8 +643,9 @@ int rt_upstream_tick(rt_upstream_t *self)
             s_send_ack(self, now);
         break;
     }
-    if (self->state != S_DOWN && rt_client_silent(&self->c, now))
-        s_link_lost(self, "no message from the publisher for 5 s", now);
+    const char *why = self->state != S_DOWN ? rt_client_silence(&self->c, now) : NULL;
+    if (why)
+        s_link_lost(self, why, now);
     if (s_submit(self, now, false) != RT_OK)
         self->result = RT_EIO;
     return self->result;

@@ -195,9 +195,19 @@ bool rt_client_reconnect_due(const rt_client_t *c, int64_t now)
     return now >= c->reconnect_at_ms;
 }
 
-bool rt_client_silent(const rt_client_t *c, int64_t now)
+#define S_XSTR(x) #x
+#define S_STR(x) S_XSTR(x)
+
+const char *rt_client_silence(const rt_client_t *c, int64_t now)
 {
-    return c->dealer && now - c->last_rx_ms > RT_CLIENT_SILENCE_MS;
+    if (!c->dealer)
+        return NULL;
+    if (now - c->last_rx_ms > RT_CLIENT_SILENCE_MS)
+        return "no message from the publisher for " S_STR(RT_CLIENT_SILENCE_MS) " ms";
+    if (c->fetch.unanswered >= RT_FETCH_UNANSWERED_MAX)
+        return "FETCHes to the publisher went unanswered " S_STR(
+            RT_FETCH_UNANSWERED_MAX) " times in a row (" S_STR(RT_FETCH_RETRY_MS) " ms each)";
+    return NULL;
 }
 
 int rt_client_fetch(rt_client_t *c, uint64_t next, uint64_t head, bool with_run, int64_t now)

@@ -131,8 +131,10 @@ void rt_client_restart(rt_client_t *c, int64_t now);
 /* True when a lost connection is due to be made again (rt_client_connect). */
 bool rt_client_reconnect_due(const rt_client_t *c, int64_t now);
 
-/* True when an open connection heard nothing for RT_CLIENT_SILENCE_MS. */
-bool rt_client_silent(const rt_client_t *c, int64_t now);
+/* Why an open connection is to be made again, or NULL: nothing heard for
+ * RT_CLIENT_SILENCE_MS, or RT_FETCH_UNANSWERED_MAX FETCHes in a row unanswered while the
+ * PUB still speaks (answers on the DEALER no longer arrive). */
+const char *rt_client_silence(const rt_client_t *c, int64_t now);
 
 /* Asks with FETCH what the credit allows for a client whose next record to take is
  * next, up to head (what it knows stored), after logging a FETCH unanswered too long

@@ -6,11 +6,12 @@
 void rt_fetch_window_forget(rt_fetch_window_t *w)
 {
     w->n = 0;
+    w->unanswered = 0;
 }
 
 void rt_fetch_window_reset(rt_fetch_window_t *w)
 {
-    w->n = 0;
+    rt_fetch_window_forget(w);
     w->not_before_ms = 0;
 }
 
@@ -20,6 +21,7 @@ void rt_fetch_window_record(rt_fetch_window_t *w, size_t len, int64_t now)
         w->rec_max = len;
     if (w->n > 0)
         w->sent_ms = now;
+    w->unanswered = 0;
 }
 
 bool rt_fetch_window_overdue(rt_fetch_window_t *w, int64_t now)
@@ -27,6 +29,7 @@ bool rt_fetch_window_overdue(rt_fetch_window_t *w, int64_t now)
     if (w->n == 0 || now - w->sent_ms < RT_FETCH_RETRY_MS)
         return false;
     w->n = 0;
+    w->unanswered++;
     return true;
 }
 
@@ -71,6 +74,7 @@ bool rt_fetch_window_answered(rt_fetch_window_t *w, uint64_t from, uint64_t last
     if (w->n == 0 || from != w->out[0].from)
         return false;
     uint64_t end = from + w->out[0].count; /* first seq not asked */
+    w->unanswered = 0;
     w->n--;
     memmove(&w->out[0], &w->out[1], (size_t)w->n * sizeof w->out[0]);
     w->sent_ms = now;

@@ -18,6 +18,9 @@
 #define RT_FETCH_BYTES (7u * 1024 * 1024) /* a reply's records should fit this */
 #define RT_FETCH_RETRY_MS 5000            /* an unanswered FETCH is forgotten and asked again */
 #define RT_FETCH_EMPTY_MS 1000            /* after an empty answer, wait this long */
+#define RT_FETCH_UNANSWERED_MAX                                                                    \
+    2 /* FETCHes unanswered in a row: the connection is                                            \
+       * made again (rt_client_silence) */
 
 typedef struct {
     struct {
@@ -29,6 +32,7 @@ typedef struct {
     int64_t not_before_ms;  /* after an empty answer: no FETCH before this */
     size_t rec_max;         /* largest record received in this reply */
     size_t rec_max_prev;    /* and in the previous one */
+    int unanswered;         /* times in a row the oldest FETCH went unanswered */
 } rt_fetch_window_t;
 
 /* Forgets every outstanding FETCH (a reconnection, a rollback, a pause). */
@@ -41,8 +45,9 @@ void rt_fetch_window_reset(rt_fetch_window_t *w);
  * answered (its retry clock restarts). */
 void rt_fetch_window_record(rt_fetch_window_t *w, size_t len, int64_t now);
 
-/* True (and the window forgotten) when the oldest FETCH has been unanswered for
- * RT_FETCH_RETRY_MS: the caller logs it and asks again. */
+/* True (and the window forgotten, unanswered counted) when the oldest FETCH has been
+ * unanswered for RT_FETCH_RETRY_MS: the caller logs it and asks again. An answer or a
+ * record of one, or forgetting the window, sets the count back to 0. */
 bool rt_fetch_window_overdue(rt_fetch_window_t *w, int64_t now);
 
 /* The next FETCH to send now, for a subscriber whose next record to take is next and

@@ -990,12 +990,9 @@ int rt_link_handle(rt_link_t *self, const zmq_pollitem_t *items, int n)
     if (!s_hold_group(self, self->apply))
         s_try_commit(self);
     s_release(self, now);
-    if (self->state != S_DOWN && rt_client_silent(&self->c, now)) {
-        char why[128];
-        snprintf(why, sizeof why, "no message from the publisher for %d s",
-                 RT_CLIENT_SILENCE_MS / 1000);
+    const char *why = self->state != S_DOWN ? rt_client_silence(&self->c, now) : NULL;
+    if (why)
         s_link_lost(self, why, now);
-    }
     return self->result;
 }
 

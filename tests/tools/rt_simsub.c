@@ -626,8 +626,9 @@ static void s_timers(s_sim_t *self, int64_t now)
             s_send_ack(self, now);
         break;
     }
-    if (self->state != S_DOWN && rt_client_silent(&self->c, now))
-        s_link_lost(self, "no message from the publisher for 5 s", now);
+    const char *why = self->state != S_DOWN ? rt_client_silence(&self->c, now) : NULL;
+    if (why)
+        s_link_lost(self, why, now);
 }
 
 /* ---------------------------------------------------------------------------------

@@ -297,6 +297,24 @@ static void test_conversation(void **state)
     assert_int_equal(c.durable_head, 13);
     assert_int_equal(c.known_head, 13);
 
+    /* Silence: nothing heard for 5 s, or FETCHes unanswered twice in a row while the PUB
+     * still speaks, drop the connection. */
+    now = rt_mono_ms();
+    c.last_rx_ms = now;
+    assert_null(rt_client_silence(&c, now));
+    assert_non_null(rt_client_silence(&c, now + RT_CLIENT_SILENCE_MS + 1));
+    assert_true(rt_client_fetch(&c, 14, 20, true, now) > 0);
+    for (int i = 1; i <= RT_FETCH_UNANSWERED_MAX; i++) {
+        now += RT_FETCH_RETRY_MS;
+        c.last_rx_ms = now; /* HUGZ keep coming */
+        if (i < RT_FETCH_UNANSWERED_MAX)
+            assert_null(rt_client_silence(&c, now));
+        assert_true(rt_client_fetch(&c, 14, 20, true, now) > 0); /* asked again */
+    }
+    assert_string_equal(rt_client_silence(&c, now),
+                        "FETCHes to the publisher went unanswered 2 times in a row (5000 ms "
+                        "each)");
+
     /* Lost: sockets closed, the run forgotten, the delay doubling up to 10 s; a new run
      * reconnects at once. */
     now = rt_mono_ms();
@@ -305,6 +323,8 @@ static void test_conversation(void **state)
     assert_null(c.sub);
     assert_int_equal(c.run_id, 0);
     assert_int_equal(c.known_head, 0);
+    assert_null(rt_client_silence(&c, now)); /* no connection, no count */
+    assert_int_equal(c.fetch.unanswered, 0);
     assert_false(rt_client_recv(&c, zsock_resolve(router), &s_hooks, &seen, now));
     assert_false(rt_client_reconnect_due(&c, now));
     assert_true(rt_client_reconnect_due(&c, now + 500));

@@ -65,11 +65,42 @@ static void test_empty_and_overdue(void **state)
     assert_true(rt_fetch_window_next(&w, 1, 10, 10051, &from, &count));
 }
 
+/* FETCHes unanswered in a row are counted until an answer, a record of one, or a forget. */
+static void test_unanswered(void **state)
+{
+    (void)state;
+    rt_fetch_window_t w = {0};
+    uint64_t from;
+    uint32_t count;
+    int64_t t = 1000;
+    for (int i = 1; i <= 2; i++) {
+        assert_true(rt_fetch_window_next(&w, 1, 10, t, &from, &count));
+        t += RT_FETCH_RETRY_MS;
+        assert_true(rt_fetch_window_overdue(&w, t));
+        assert_int_equal(w.unanswered, i);
+    }
+    assert_true(rt_fetch_window_next(&w, 1, 10, t, &from, &count));
+    rt_fetch_window_record(&w, 100, t + 1);
+    assert_int_equal(w.unanswered, 0);
+    t += RT_FETCH_RETRY_MS + 1;
+    assert_true(rt_fetch_window_overdue(&w, t));
+    assert_int_equal(w.unanswered, 1);
+    assert_true(rt_fetch_window_next(&w, 1, 10, t, &from, &count));
+    assert_true(rt_fetch_window_answered(&w, 1, 10, 10, false, t + 1));
+    assert_int_equal(w.unanswered, 0);
+    assert_true(rt_fetch_window_next(&w, 11, 20, t + 2, &from, &count));
+    assert_true(rt_fetch_window_overdue(&w, t + 2 + RT_FETCH_RETRY_MS));
+    assert_int_equal(w.unanswered, 1);
+    rt_fetch_window_forget(&w);
+    assert_int_equal(w.unanswered, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_credit),
         cmocka_unit_test(test_empty_and_overdue),
+        cmocka_unit_test(test_unanswered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
