@@ -507,6 +507,13 @@ static int s_failed(rt_apply_t *self, int err)
 }
 
 /* err as rt_apply_* returns it: what the applier does not apply again is RT_EDB. */
+static int s_outward(rt_apply_t *self, int err);
+
+int rt__apply_outward(rt_apply_t *self, int err)
+{
+    return s_outward(self, err);
+}
+
 static int s_outward(rt_apply_t *self, int err)
 {
     self->transient = err == RT__ETRANSIENT;

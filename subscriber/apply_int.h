@@ -203,6 +203,10 @@ extern const char rt__origin_setup_marked_sql[];
  * rolls back; returns err (RT_EIO when the connection was dropped). */
 int rt__apply_failed(rt_apply_t *self, int err) RT_WUR;
 
+/* err as the rt_apply_* calls return it (RT__ETRANSIENT becomes RT_EDB, noted for
+ * rt_apply_transient). */
+int rt__apply_outward(rt_apply_t *self, int err) RT_WUR;
+
 /* Forgets the open transaction: position back to applied_seq. */
 void rt__apply_reset_txn(rt_apply_t *self);
 

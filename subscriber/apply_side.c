@@ -57,7 +57,7 @@ int rt_apply_side_savepoint(rt_apply_t *side, uint32_t subxid, bool rollback)
     if (err == RT_OK)
         err = s_run(side, sql, 0, NULL);
     if (err != RT_OK)
-        return rt__apply_failed(side, err) == RT__ETRANSIENT ? RT_EDB : err;
+        return rt__apply_outward(side, rt__apply_failed(side, err));
     return RT_OK;
 }
 
@@ -84,7 +84,7 @@ int rt_apply_side_commit(rt_apply_t *side, rt_apply_t *main, const rt_record_t *
     main->nops = 0;
     int err = s_run(main, s_unbind, 0, NULL);
     if (err != RT_OK)
-        return rt__apply_failed(main, err) == RT__ETRANSIENT ? RT_EDB : err;
+        return rt__apply_outward(main, rt__apply_failed(main, err));
 
     char lsn[32], ts[32], seq[24], mlsn[32];
     rt_lsn_format(last->seq, lsn, sizeof lsn);
@@ -109,7 +109,7 @@ int rt_apply_side_commit(rt_apply_t *side, rt_apply_t *main, const rt_record_t *
         /* The session may hold rt_<source> still: closing it lets go of it. */
         rt__apply_drop(side);
         s_rebind(main);
-        return err == RT__ETRANSIENT ? RT_EDB : err == RT_EAGAIN ? err : RT_EDB;
+        return err == RT_EAGAIN ? err : RT_EDB;
     }
     uint64_t changes = side->group_changes;
     rt__apply_reset_txn(side);
@@ -144,7 +144,7 @@ int rt_apply_guard(rt_apply_t *main, bool on)
     main->nops = 0;
     int err = s_run(main, sql, 0, NULL);
     if (err != RT_OK)
-        return rt__apply_failed(main, err) == RT__ETRANSIENT ? RT_EDB : err;
+        return rt__apply_outward(main, rt__apply_failed(main, err));
     main->guarded = on;
     return RT_OK;
 }

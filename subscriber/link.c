@@ -268,7 +268,7 @@ static uint64_t s_next(const rt_link_t *self)
 static void s_stream_reset(rt_link_t *self, const char *why)
 {
     if (self->streamed)
-        rt_streamed_reset(self->streamed, self->apply, why);
+        rt_streamed_reset(self->streamed, why);
 }
 
 /* The last seq of the open replica transaction not yet known stored by the publisher,
@@ -544,10 +544,12 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
         return; /* past a gap that FETCH fills */
     bool tentative = live && self->c.run_id && rec->seq > self->c.durable_head;
     if (self->streamed) {
-        if (rt_streamed_first(self->streamed, rec->seq) && rt_apply_in_txn(self->apply)) {
-            s_commit(self); /* the side's commit comes next, with nothing open before it */
+        if (rt_streamed_first(self->streamed, rec->seq)) {
+            if (rt_apply_in_txn(self->apply))
+                s_commit(self); /* the side's commit comes next, with nothing open before it */
             if (rt_apply_in_txn(self->apply) || self->held || !rt_apply_connected(self->apply))
                 return;
+            s_stream_drain(self); /* the blocks that waited for that commit */
         }
         int took = rt_streamed_take(self->streamed, self->apply, rec, tentative);
         if (took == RT_STREAMED_TAKEN)

@@ -116,10 +116,9 @@ static void s_leave(rt_streamed_t *self, const char *why)
     s_clear(self);
 }
 
-void rt_streamed_reset(rt_streamed_t *self, rt_apply_t *main, const char *why)
+void rt_streamed_reset(rt_streamed_t *self, const char *why)
 {
     s_leave(self, why);
-    (void)main;
 }
 
 uint64_t rt_streamed_committed(const rt_streamed_t *self)

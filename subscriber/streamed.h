@@ -62,7 +62,7 @@ int rt_streamed_take(rt_streamed_t *self, rt_apply_t *main, const rt_record_t *r
 
 /* Rolls back the side's transaction, if any, and forgets the blocks (the link to the
  * publisher was lost, its run changed, main failed or stops). why is logged. */
-void rt_streamed_reset(rt_streamed_t *self, rt_apply_t *main, const char *why);
+void rt_streamed_reset(rt_streamed_t *self, const char *why);
 
 /* Source transactions committed by the side since start. */
 uint64_t rt_streamed_committed(const rt_streamed_t *self);
