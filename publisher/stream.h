@@ -68,7 +68,8 @@ int rt_stream_resume_position(rt_outbox_t *outbox, uint64_t seq, rt_lsn_t lsn, u
  * and subscribers FETCH it once it is stored. data is copied before the call returns. */
 void rt_stream_publish_live(rt_stream_t *self, uint64_t seq, const void *data, size_t len);
 
-/* Publishes m (STREAM, STREAM_ABORT or STREAM_COMMIT, run_id 0) with this run's id on PUB;
+/* Publishes m (STREAM, STREAM_ABORT or STREAM_COMMIT: the capture's, or a relay's
+ * publisher's) with this run's id on PUB;
  * past the high-water mark it is dropped, and the subscribers that miss it apply the
  * transaction after its commit. */
 void rt_stream_publish_block(rt_stream_t *self, const rt_msg_t *m);

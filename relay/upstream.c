@@ -605,7 +605,20 @@ static void s_hook_record(void *ctx, zmq_msg_t *frame, bool from_dealer, const r
         s_on_record(self, frame, from_dealer, live, now);
 }
 
-static const rt_client_hooks_t s_hooks = {.record = s_hook_record, .message = s_on_msg};
+/* A block of a transaction still running on the source, its abort or its commit: sent on
+ * at once on the relay's PUB, under the relay's run (blocks are live only: neither stored
+ * nor fetched; protocol.md, "Streamed transactions"). Its seqs are the relay's too. */
+static void s_hook_stream(void *ctx, rt_msg_t *m, int64_t now)
+{
+    rt_upstream_t *self = ctx;
+    (void)now;
+    if (self->state == S_STREAMING && !self->paused && self->stream && self->c.run_id &&
+        m->run_id == self->c.run_id)
+        rt_stream_publish_block(self->stream, m);
+}
+
+static const rt_client_hooks_t s_hooks = {
+    .record = s_hook_record, .message = s_on_msg, .stream = s_hook_stream};
 
 /* ---------------------------------------------------------------------------------
  * Timers and the loop. */

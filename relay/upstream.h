@@ -8,7 +8,9 @@
  * (rt_stream_publish_live) and stores it with the records taken during the outbox commit
  * under way (group commit on the committer thread). Its ACK to the publisher is the
  * relay's stored head: what its outbox holds durably, so the publisher trims nothing the
- * relay's subscribers may still need from the relay.
+ * relay's subscribers may still need from the relay. The blocks of a transaction still
+ * running on the source (STREAM, STREAM_ABORT, STREAM_COMMIT) of the publisher's current
+ * run go on at once on the relay's PUB, not stored, as the publisher sends them.
  *
  * Chunks of an unfinished transaction stored above the head may be replaced after the
  * publisher restarts (outbox.md, invariant 3 covers the head only): when that may have

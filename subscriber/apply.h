@@ -189,6 +189,10 @@ uint64_t rt_apply_sequences_moved(const rt_apply_t *self);
  * publisher on the replica leaves them out); it holds no tables for copies. */
 void rt_apply_set_side(rt_apply_t *self);
 
+/* Forgets the last failure (rt_apply_last_error): a side session's, told when its
+ * transaction was given up, before its next one. */
+void rt_apply_forget_error(rt_apply_t *self);
+
 /* True when self applies records as they are: the error policy, no table held by an
  * initial copy or a resync, no replay, no DDL to skip: a streamed transaction may then be
  * applied on a side session. */

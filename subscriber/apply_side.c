@@ -23,6 +23,11 @@ void rt_apply_set_side(rt_apply_t *self)
     self->side = true;
 }
 
+void rt_apply_forget_error(rt_apply_t *self)
+{
+    self->last_error[0] = '\0';
+}
+
 bool rt_apply_plain(const rt_apply_t *self)
 {
     return self->policy == RT_CONFLICT_ERROR && self->nskips == 0 && self->nheld == 0 &&

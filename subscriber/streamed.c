@@ -10,7 +10,12 @@
  * after what the source committed before it. A subtransaction's first block starts a
  * SAVEPOINT; its abort rolls back to it. Anything out of order (a block missed, another
  * run, a record of the transaction before the side is ready, a failure) rolls the side's
- * transaction back, and main applies the transaction from its records as always. */
+ * transaction back, and main applies the transaction from its records as always.
+ *
+ * Blocks come on the SUB, in order with the live records; main also takes records
+ * fetched from the outbox. A block that comes after main took a record cut after it
+ * (past its head: the SUB's queue lags behind the outbox) may belong to a transaction
+ * whose records main applied already: such a transaction is left to its records too. */
 #include "streamed.h"
 
 #include <czmq.h>
@@ -121,6 +126,12 @@ void rt_streamed_reset(rt_streamed_t *self, const char *why)
     s_leave(self, why);
 }
 
+void rt_streamed_behind(rt_streamed_t *self)
+{
+    if (self->state == S_OPEN)
+        s_leave(self, "records come from the outbox ahead of the live stream");
+}
+
 uint64_t rt_streamed_committed(const rt_streamed_t *self)
 {
     return self->committed;
@@ -136,14 +147,28 @@ uint64_t rt_streamed_next(const rt_streamed_t *self)
     return self->state == S_TAKING ? self->take_next : 0;
 }
 
-static void s_on_block(rt_streamed_t *self, rt_msg_t *m)
+/* Whether main took a record cut after the block whose head is head: the block came late. */
+static bool s_late(const rt_apply_t *main, uint64_t head)
+{
+    return rt_apply_next_seq(main) > head + 1;
+}
+
+static void s_on_block(rt_streamed_t *self, const rt_apply_t *main, rt_msg_t *m)
 {
     uint32_t xid = (uint32_t)m->xid;
     if (self->state == S_IDLE) {
         if (m->seq != 1 || xid == self->left)
             return; /* joined in the middle of it */
+        if (s_late(main, m->head_seq)) {
+            rt_debug("streamed transaction xid %u: its first block (after seq %" PRIu64
+                     ") came after seq %" PRIu64 " was taken; it is applied from its records",
+                     xid, m->head_seq, rt_apply_next_seq(main) - 1);
+            self->left = xid;
+            return;
+        }
         self->state = S_OPEN;
         self->xid = xid;
+        rt_apply_forget_error(self->side); /* the last one's failure was told */
         self->next_block = 1;
         self->nsaves = 0;
         self->mark = false;
@@ -153,11 +178,15 @@ static void s_on_block(rt_streamed_t *self, rt_msg_t *m)
     } else if (m->seq == 1) {
         s_leave(self, "the publisher sends it again from its first block");
         self->left = 0;
-        s_on_block(self, m);
+        s_on_block(self, main, m);
         return;
     }
     if (self->state != S_OPEN || m->seq != self->next_block) {
         s_leave(self, "a block was missed");
+        return;
+    }
+    if (s_late(main, m->head_seq)) {
+        s_leave(self, "its blocks come after records cut after them (the live stream lags)");
         return;
     }
     if (self->queued + m->datalen > S_QUEUE_MAX_BYTES) {
@@ -224,7 +253,7 @@ void rt_streamed_on_msg(rt_streamed_t *self, rt_apply_t *main, const char *sourc
                 return;
             }
         }
-        s_on_block(self, m);
+        s_on_block(self, main, m);
     } else if (m->type == RT_MSG_STREAM_ABORT && self->state != S_IDLE && xid == self->xid) {
         if (m->subxid == m->xid) {
             rt_debug("streamed transaction xid %u rolled back on the source", xid);
@@ -245,6 +274,10 @@ void rt_streamed_on_msg(rt_streamed_t *self, rt_apply_t *main, const char *sourc
     } else if (m->type == RT_MSG_STREAM_COMMIT && self->state == S_OPEN && xid == self->xid) {
         if (m->count != self->next_block - 1) {
             s_leave(self, "a block was missed");
+            return;
+        }
+        if (rt_apply_next_seq(main) > m->first_seq) {
+            s_leave(self, "its records were taken before its commit came (the live stream lags)");
             return;
         }
         self->state = S_READY;
@@ -335,6 +368,8 @@ int rt_streamed_take(rt_streamed_t *self, rt_apply_t *main, const rt_record_t *r
     } else {
         if (rec->xid == self->xid)
             s_leave(self, "its records came before all its blocks were applied");
+        else if (self->state == S_READY && rec->seq > self->first_seq)
+            s_leave(self, "its records were taken before its commit came (the live stream lags)");
         return RT_STREAMED_APPLY;
     }
     self->mark |= mark;

@@ -64,6 +64,12 @@ int rt_streamed_take(rt_streamed_t *self, rt_apply_t *main, const rt_record_t *r
  * publisher was lost, its run changed, main failed or stops). why is logged. */
 void rt_streamed_reset(rt_streamed_t *self, const char *why);
 
+/* Main takes a record the SUB has not delivered yet (fetched from the outbox ahead of the
+ * live stream): blocks still to come may come after records main applies, so a
+ * transaction whose blocks are still coming is given up. One whose blocks all came goes
+ * on. */
+void rt_streamed_behind(rt_streamed_t *self);
+
 /* Source transactions committed by the side since start. */
 uint64_t rt_streamed_committed(const rt_streamed_t *self);
 

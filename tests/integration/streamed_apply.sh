@@ -23,7 +23,9 @@
 #    and its /metrics counts the side commits;
 #  - a replica with no replication origin slot left for the side session (max_replication_
 #    slots = 1): its subscriber says so and applies the same transactions after their
-#    commit.
+#    commit;
+#  - a replica behind an rt-relay: the relay sends the blocks on, and that replica's side
+#    session holds the open transaction's rows too and commits it from its blocks.
 set -euo pipefail
 RT_SRC="${RT_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}"
 RT_BIN="${RT_BIN:-$RT_SRC/build}"
@@ -34,7 +36,8 @@ rt_setup
 rt_pg_start source "logical_decoding_work_mem = 64kB"
 rt_pg_start replica
 rt_pg_start tight "max_replication_slots = 1"
-for c in source replica tight; do
+rt_pg_start far
+for c in source replica tight far; do
     rt_psql "$c" <<'SQL'
 CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, v text);
 CREATE TABLE small (id serial PRIMARY KEY, v text);
@@ -50,16 +53,21 @@ SUB_ARGS=(--publisher "$ROUTER" --target "$REPLICA_DSN" --name replica --http "1
 rt_start_daemon sub "$RT_TMP/sub.log" "$RT_BIN/rt-subscriber" "${SUB_ARGS[@]}"
 rt_start_daemon tsub "$RT_TMP/tsub.log" "$RT_BIN/rt-subscriber" --publisher "$ROUTER" \
     --target "$TIGHT_DSN" --name tight
+RELAY="tcp://127.0.0.1:$(rt_free_port)"
+rt_start_daemon relay "$RT_TMP/relay.log" "$RT_BIN/rt-relay" --publisher "$ROUTER" \
+    --outbox "$RT_TMP/relay" --name relay --listen "$RELAY" --pub "tcp://127.0.0.1:$(rt_free_port)"
+rt_start_daemon fsub "$RT_TMP/fsub.log" "$RT_BIN/rt-subscriber" --publisher "$RELAY" \
+    --target "$FAR_DSN" --name far
 
 side_commits() { grep -c 'applied from its blocks while it ran' "$RT_TMP/sub.log" || true; }
 small() { rt_psql source -c "INSERT INTO small (v) VALUES ('$1')"; }
 # The replica's sessions of rt-subscriber that hold a lock on big (a side transaction).
 side_holds() {
-    rt_psql replica -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+    rt_psql "${1:-replica}" -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
         WHERE a.application_name = 'rt-subscriber' AND l.relation = 'big'::regclass
           AND l.mode = 'RowExclusiveLock'"
 }
-side_open() { [[ "$(side_holds)" -ge 1 ]]; }
+side_open() { [[ "$(side_holds "${1:-replica}")" -ge 1 ]]; }
 side_closed() { [[ "$(side_holds)" == 0 ]]; }
 replica_has() { [[ "$(rt_psql replica -c "SELECT count(*) FROM small WHERE v = '$1'")" == 1 ]]; }
 
@@ -69,6 +77,7 @@ echo "== applied while it runs; small transactions pass it"
 rt_sess_run sx "BEGIN"
 rt_sess_run sx "INSERT INTO big SELECT g, 1, md5(g::text) FROM generate_series(1, 20000) g"
 rt_wait_until 30 "the side session to hold the open transaction's rows" side_open
+rt_wait_until 30 "the side session behind the relay to hold them too" side_open far
 [[ "$(rt_psql replica -c "SELECT count(*) FROM big")" == 0 ]] ||
     rt_fail "rows of a transaction still open on the source are visible on the replica"
 for i in 1 2 3; do small "while open $i"; done
@@ -157,6 +166,11 @@ grep -q 'no second replica session for applying large transactions' "$RT_TMP/tsu
 ! grep -q 'applied from its blocks while it ran' "$RT_TMP/tsub.log" ||
     rt_fail "the subscriber of a replica without room for the side origin used one"
 
+rt_wait_converged 60 source far
+grep -q 'applied from its blocks while it ran' "$RT_TMP/fsub.log" ||
+    rt_fail "the subscriber behind the relay committed no transaction from its blocks"
+echo "side commits behind the relay: $(grep -c 'applied from its blocks while it ran' "$RT_TMP/fsub.log")"
+
 rt_sess_close sx
-rt_stop_clean tsub sub pub
+rt_stop_clean fsub relay tsub sub pub
 echo "streamed apply: ok"
