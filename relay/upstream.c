@@ -94,8 +94,6 @@ struct rt_upstream_t {
     uint64_t taken_txns, taken_rows;
 
     /* ACKs. */
-    bool ack_due;
-    int64_t last_ack_ms;
     int64_t head_ts; /* source commit time of the stored head */
     int64_t head_at; /* when it was stored */
     int result;      /* RT_OK while running */
@@ -155,20 +153,13 @@ static bool s_batch_add(s_batch_t *b, zmq_msg_t *frame, const s_head_t *rec)
 static void s_send_ack(rt_upstream_t *self, int64_t now)
 {
     rt_outbox_pos_t pos = rt_outbox_position(self->outbox);
-    int state = RT_SUB_STREAMING;
-    if (self->paused)
-        state = RT_SUB_PAUSED;
-    else if (rt_client_catching_up(&self->c, self->expected))
-        state = RT_SUB_CATCHING_UP;
     rt_msg_t m = {.type = RT_MSG_ACK,
                   .seq = pos.head_seq,
-                  .state = state,
+                  .state = rt_client_sub_state(&self->c, self->paused, self->expected),
                   .commit_ts = self->head_ts,
                   .applied_at = self->head_at,
                   .text = ""};
-    (void)rt_client_send(&self->c, &m);
-    self->last_ack_ms = now;
-    self->ack_due = false;
+    (void)rt_client_ack(&self->c, &m, now);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -224,7 +215,7 @@ static int s_collect(rt_upstream_t *self, bool wait, int64_t now)
     if (b->head) {
         self->head_ts = b->commit_ts;
         self->head_at = rt_pg_now_us();
-        self->ack_due = true;
+        self->c.ack_due = true;
     }
     s_batch_clear(b);
     self->full_until_ms = 0;
@@ -514,7 +505,7 @@ static void s_on_welcome(rt_upstream_t *self, const rt_msg_t *m, int64_t now)
     self->paused = m->paused;
     self->expected = rt_outbox_next_seq(self->outbox) + self->fill.n + self->flight.n;
     self->state = S_STREAMING;
-    self->last_ack_ms = 0;
+    self->c.last_ack_ms = 0;
     if (!self->ready_logged || m->paused)
         rt_info("following the publisher at %s: source %s, its outbox seq %" PRIu64 "..%" PRIu64
                 ", from seq %" PRIu64 "%s",
@@ -651,8 +642,7 @@ int rt_upstream_tick(rt_upstream_t *self)
     case S_STREAMING:
         s_drain(self, now);
         s_maybe_fetch(self, now);
-        if ((self->ack_due && now - self->last_ack_ms >= RT_CLIENT_ACK_MIN_MS) ||
-            now - self->last_ack_ms >= RT_CLIENT_ACK_MAX_MS)
+        if (rt_client_ack_due(&self->c, now))
             s_send_ack(self, now);
         break;
     }

@@ -173,6 +173,26 @@ bool rt_client_catching_up(const rt_client_t *c, uint64_t next)
            (rt_fetch_window_busy(&c->fetch) || c->known_head - next >= RT_FETCH_COUNT);
 }
 
+int rt_client_sub_state(const rt_client_t *c, bool paused, uint64_t next)
+{
+    if (paused)
+        return RT_SUB_PAUSED;
+    return rt_client_catching_up(c, next) ? RT_SUB_CATCHING_UP : RT_SUB_STREAMING;
+}
+
+bool rt_client_ack_due(const rt_client_t *c, int64_t now)
+{
+    return (c->ack_due && now - c->last_ack_ms >= RT_CLIENT_ACK_MIN_MS) ||
+           now - c->last_ack_ms >= RT_CLIENT_ACK_MAX_MS;
+}
+
+int rt_client_ack(rt_client_t *c, const rt_msg_t *ack, int64_t now)
+{
+    c->last_ack_ms = now;
+    c->ack_due = false;
+    return rt_client_send(c, ack);
+}
+
 void rt_client_lost(rt_client_t *c, const char *why, int64_t now)
 {
     rt_warn("%s; reconnecting to %s in %.1f s", why, c->publisher, c->backoff_ms / 1000.0);

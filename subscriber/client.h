@@ -43,6 +43,8 @@ typedef struct {
     rt_fetch_window_t fetch; /* the FETCH credit */
     int64_t last_rx_ms;      /* last frame from the publisher */
     int64_t last_ping_ms;    /* last PING */
+    int64_t last_ack_ms;     /* last ACK */
+    bool ack_due;            /* what the next ACK says moved: send it soon */
 
     /* Reconnections. */
     int64_t reconnect_at_ms; /* when a lost connection is made again */
@@ -119,6 +121,18 @@ void rt_client_fetched_record(rt_client_t *c, uint64_t seq, size_t len, int64_t 
  * outbox (FETCHes out, or a head a FETCH's worth ahead) rather than following live
  * records (the state ACK reports). */
 bool rt_client_catching_up(const rt_client_t *c, uint64_t next);
+
+/* The state an ACK reports for a client that applies or stores what it takes without
+ * errors: paused, catching up (next: its next record to take) or streaming. */
+int rt_client_sub_state(const rt_client_t *c, bool paused, uint64_t next);
+
+/* Whether the ACK is to be sent now: when due (c->ack_due) at most every
+ * RT_CLIENT_ACK_MIN_MS, else every RT_CLIENT_ACK_MAX_MS. */
+bool rt_client_ack_due(const rt_client_t *c, int64_t now);
+
+/* Sends ack (an ACK) like rt_client_send; it is no longer due (set c->ack_due again
+ * when what it said is already behind). */
+int rt_client_ack(rt_client_t *c, const rt_msg_t *ack, int64_t now);
 
 /* The connection is lost (why: logged at warning with the reconnection's delay): both
  * sockets are closed, the run, heads and FETCHes forgotten, and a reconnection is due

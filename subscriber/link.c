@@ -91,8 +91,6 @@ struct rt_link_t {
     zlistx_t *held_recs;   /* s_held_t, by seq */
     size_t held_bytes;     /* their REC bytes */
 
-    bool ack_due;          /* a commit happened since the last ACK */
-    int64_t last_ack_ms;   /* when the last ACK was sent */
     int64_t last_flush_ms; /* when the replica was last asked to flush (s_flush) */
 
     bool replica_down;        /* apply must (re)connect before applying */
@@ -201,10 +199,7 @@ static int s_sub_state(const rt_link_t *self)
     bool behind = self->c.known_head >= next;
     if (behind && rt_apply_last_error(self->apply)[0])
         return RT_SUB_ERROR; /* retrying what failed, not yet past it */
-    /* Catching up: reading the outbox (FETCH) rather than following live records. */
-    if (rt_client_catching_up(&self->c, next))
-        return RT_SUB_CATCHING_UP;
-    return RT_SUB_STREAMING;
+    return rt_client_sub_state(&self->c, false, next);
 }
 
 static void s_apply_failed(rt_link_t *self, int rc, int64_t now);
@@ -236,10 +231,9 @@ static void s_send_ack(rt_link_t *self, int64_t now)
                   .commit_ts = rt_apply_last_commit_ts(self->apply),
                   .applied_at = rt_apply_last_applied_at(self->apply),
                   .text = error};
-    (void)rt_client_send(&self->c, &m);
-    self->last_ack_ms = now;
+    (void)rt_client_ack(&self->c, &m, now);
     /* Due again while what it says is behind what is committed. */
-    self->ack_due = m.seq < rt_apply_applied_seq(self->apply);
+    self->c.ack_due = m.seq < rt_apply_applied_seq(self->apply);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -358,7 +352,7 @@ static void s_apply_failed(rt_link_t *self, int rc, int64_t now)
     self->retry_backoff_ms *= 2;
     if (self->retry_backoff_ms > S_RETRY_MAX_MS)
         self->retry_backoff_ms = S_RETRY_MAX_MS;
-    self->ack_due = true; /* report the error state */
+    self->c.ack_due = true; /* report the error state */
 }
 
 /* After a commit: the ACK is due, and the replica flushes when it did not lately
@@ -366,7 +360,7 @@ static void s_apply_failed(rt_link_t *self, int rc, int64_t now)
 static void s_committed(rt_link_t *self)
 {
     self->tentative_to = 0;
-    self->ack_due = true;
+    self->c.ack_due = true;
     self->retry_backoff_ms = S_RETRY_MIN_MS;
     self->quick_retries = 0;
     s_flush(self, rt_mono_ms());
@@ -528,11 +522,11 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
             return;
         if (rec->seq > self->live_seq)
             self->live_seq = rec->seq;
+    } else if (from_dealer && !released) {
+        rt_client_fetched_record(&self->c, rec->seq, len, now); /* answering a FETCH: stored */
     } else {
         rt_client_note_head(&self->c, rec->seq);
     }
-    if (from_dealer && !released)
-        rt_fetch_window_record(&self->c.fetch, len, now); /* the FETCH is being answered */
     if (self->paused || self->replica_down || self->held || !rt_apply_connected(self->apply))
         return;
     if (rec->seq < s_next(self))
@@ -696,7 +690,7 @@ static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
     self->tentative_to = 0;
     self->live_seq = 0;
     self->state = S_STREAMING;
-    self->last_ack_ms = now;
+    self->c.last_ack_ms = now;
     if (m->paused != self->paused)
         rt_info("the publisher has this subscriber %s", m->paused ? "paused" : "resumed");
     self->paused = m->paused;
@@ -779,10 +773,8 @@ static void s_on_msg(void *ctx, rt_msg_t *m, int64_t now)
             (void)s_note_run(self, m->run_id, m->head_seq, now);
         break;
     case RT_MSG_FETCHED:
-        if (self->state != S_STREAMING || !s_note_run(self, m->run_id, m->head_seq, now))
-            break;
-        (void)rt_fetch_window_answered(&self->c.fetch, m->seq, m->last_seq, m->head_seq,
-                                       !self->c.run_id, now);
+        if (self->state == S_STREAMING && s_note_run(self, m->run_id, m->head_seq, now))
+            (void)rt_client_fetched(&self->c, m, now); /* the same run: true */
         break;
     case RT_MSG_ERROR:
         if (m->code == RT_ETRIMMED) {
@@ -926,8 +918,7 @@ static void s_timers(rt_link_t *self, int64_t now)
         if (self->replica_down)
             (void)s_replica_ready(self, now);
         s_maybe_fetch(self, now);
-        if ((self->ack_due && now - self->last_ack_ms >= RT_CLIENT_ACK_MIN_MS) ||
-            now - self->last_ack_ms >= RT_CLIENT_ACK_MAX_MS)
+        if (rt_client_ack_due(&self->c, now))
             s_send_ack(self, now);
         break;
     }

@@ -138,8 +138,6 @@ typedef struct {
     uint64_t live_last; /* last seq on the live stream (this connection) */
 
     /* ACKs. */
-    bool ack_due;
-    int64_t last_ack_ms;
     uint64_t acked_sent; /* last seq sent in an ACK */
 
     /* What it saw. */
@@ -247,21 +245,15 @@ static void s_send(s_sim_t *self, const rt_msg_t *msg)
 
 static void s_send_ack(s_sim_t *self, int64_t now)
 {
-    int state = RT_SUB_STREAMING;
-    if (self->paused)
-        state = RT_SUB_PAUSED;
-    else if (rt_client_catching_up(&self->c, self->expected))
-        state = RT_SUB_CATCHING_UP;
     rt_msg_t m = {.type = RT_MSG_ACK,
                   .seq = self->committed,
-                  .state = state,
+                  .state = rt_client_sub_state(&self->c, self->paused, self->expected),
                   .commit_ts = self->committed_ts,
                   .applied_at = self->committed_at,
                   .text = ""};
-    s_send(self, &m);
+    if (rt_client_ack(&self->c, &m, now) == RT_EPROTO)
+        self->errors++;
     self->acked_sent = self->committed;
-    self->last_ack_ms = now;
-    self->ack_due = false;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -319,7 +311,7 @@ static void s_commit(s_sim_t *self)
             s_sample(self, now_us - e->commit_ts, e->nrecs);
         self->ends_head++;
         self->ends_len--;
-        self->ack_due = true;
+        self->c.ack_due = true;
     }
     if (self->ends_len == 0)
         self->ends_head = 0;
@@ -493,7 +485,7 @@ static void s_on_welcome(s_sim_t *self, const rt_msg_t *m, int64_t now)
     rt_client_welcome(&self->c, m);
     self->paused = m->paused;
     self->state = S_STREAMING;
-    self->last_ack_ms = now;
+    self->c.last_ack_ms = now;
     if (!self->ready_logged) {
         fprintf(stderr,
                 "simsub %s ready: source %s, outbox seq %" PRIu64 "..%" PRIu64 ", from seq %" PRIu64
@@ -621,8 +613,7 @@ static void s_timers(s_sim_t *self, int64_t now)
     case S_STREAMING:
         s_commit(self);
         s_maybe_fetch(self, now);
-        if ((self->ack_due && now - self->last_ack_ms >= RT_CLIENT_ACK_MIN_MS) ||
-            now - self->last_ack_ms >= RT_CLIENT_ACK_MAX_MS)
+        if (rt_client_ack_due(&self->c, now))
             s_send_ack(self, now);
         break;
     }
