@@ -36,7 +36,7 @@ rt_wait_until 10 "the publisher reloading its file" \
     grep -q 'reloaded .*pub.ini: log-level debug, retention-seconds 0' "$RT_TMP/pub.log"
 # with retention 0 the acknowledged records are trimmed
 rt_psql source -c "INSERT INTO t VALUES (1000, 'after reload')"
-trimmed() { "$RT_BIN/rtctl" --publisher "$ROUTER" status --json | grep -q '"records":0,'; }
+trimmed() { grep -q '"records":0,' <<<"$("$RT_BIN/rtctl" --publisher "$ROUTER" status --json)"; }
 rt_wait_until 30 "the outbox trimmed after the reload" trimmed
 
 sed -i 's/^conflict-policy = error/conflict-policy = apply_remote/' "$RT_TMP/sub.ini"

@@ -67,14 +67,14 @@ for verb in pause resume forget; do
     grep -q 'no subscriber named "nosuch" (known: r1, r2)' "$RT_TMP/unknown.err" ||
         rt_fail "rtctl $verb nosuch: $(cat "$RT_TMP/unknown.err")"
 done
-"${CTL[@]}" pause --help | grep -q '^Usage: rtctl .* pause NAME' || rt_fail "pause --help"
-"$RT_BIN/rtctl" --help | grep -q '2  usage error' || rt_fail "rtctl --help does not document exit codes"
+grep -q '^Usage: rtctl .* pause NAME' <<<"$("${CTL[@]}" pause --help)" || rt_fail "pause --help"
+grep -q '2  usage error' <<<"$("$RT_BIN/rtctl" --help)" || rt_fail "rtctl --help does not document exit codes"
 
 echo "== pause r1: it applies nothing, r2 goes on"
 rt_wait_until 10 "r1 acked 20" sub_is r1 .applied_seq 20
 "${CTL[@]}" pause r1 | tee "$RT_TMP/pause.out"
 grep -q '^paused r1 at acked seq 20' "$RT_TMP/pause.out" || rt_fail "pause output: $(cat "$RT_TMP/pause.out")"
-"${CTL[@]}" pause r1 | grep -q 'already paused' || rt_fail "a second pause does not say so"
+grep -q 'already paused' <<<"$("${CTL[@]}" pause r1)" || rt_fail "a second pause does not say so"
 rt_wait_until 10 "r1 shown paused" sub_is r1 .state paused
 grep -q 'paused by the publisher' "$RT_TMP/r1.log" || rt_fail "r1 was not told it is paused"
 write 30
@@ -118,7 +118,7 @@ rt_wait_converged 60 source r2
 trimmed_past_r1() { (($(status_json | jq .first_seq) > R1_ACKED + 1)); }
 rt_wait_until 20 "the outbox trimmed past paused r1 (acked $R1_ACKED)" trimmed_past_r1
 echo "outbox first seq $(status_json | jq .first_seq), r1 acked $R1_ACKED"
-"${CTL[@]}" forget r1 | grep -q '^forgot r1 (acked seq' || rt_fail "forget of paused r1 refused"
+grep -q '^forgot r1 (acked seq' <<<"$("${CTL[@]}" forget r1)" || rt_fail "forget of paused r1 refused"
 status_json | jq -e '[.subscribers[].name] == ["r2"]' >/dev/null || rt_fail "r1 still listed"
 rt_stop_daemon r1
 # Back again, r1 is registered anew, but its records are gone: a resync (exit 3).
@@ -127,7 +127,7 @@ timeout 30 "$RT_BIN/rt-subscriber" --publisher "$ROUTER" --target "$R1_DSN" --na
     >"$RT_TMP/r1.again.log" 2>&1 || rc=$?
 [[ "$rc" == 3 ]] || rt_fail "forgotten r1 restarted: exit $rc, expected 3 (resync)"
 grep -q 'resync' "$RT_TMP/r1.again.log" || rt_fail "no resync message"
-"${CTL[@]}" forget r2 --force | grep -q '^forgot r2' || rt_fail "forget --force"
+grep -q '^forgot r2' <<<"$("${CTL[@]}" forget r2 --force)" || rt_fail "forget --force"
 
 echo "== outbox inspect"
 write 5 # with nobody registered nothing is trimmed: the outbox holds these
@@ -148,7 +148,7 @@ rc=0
 rt_stop_daemon r2
 rt_stop_daemon pub
 before="$(md5sum <"$RT_TMP/outbox/data.mdb")"
-"$RT_BIN/rtctl" outbox inspect "$RT_TMP/outbox" --seq "$((next_id - 2))" | grep -q "^record seq $((next_id - 2)) " ||
+grep -q "^record seq $((next_id - 2)) " <<<"$("$RT_BIN/rtctl" outbox inspect "$RT_TMP/outbox" --seq "$((next_id - 2))")" ||
     rt_fail "inspect --seq"
 [[ "$(md5sum <"$RT_TMP/outbox/data.mdb")" == "$before" ]] || rt_fail "inspect modified data.mdb"
 

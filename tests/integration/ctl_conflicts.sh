@@ -152,7 +152,7 @@ echo "== error stops at the first conflict, retries, and the others go on"
 rt_wait_until 30 "rerr in error" sub_is rerr .state error
 grep -q 'conflict at seq [0-9]* (change 1): INSERT into "public"."t": the row already exists on the replica' \
     "$RT_TMP/rerr.log" || rt_fail "the stop does not say which change conflicted and why"
-sub_json rerr .error | grep -q 'conflict at seq' || rt_fail "status has no last error for rerr"
+grep -q 'conflict at seq' <<<"$(sub_json rerr .error)" || rt_fail "status has no last error for rerr"
 rt_wait_until 10 "rerr reporting 1 conflict" sub_is rerr .conflicts 1
 [[ "$(conflicts_rows rerr)" == "insert_exists:stopped" ]] || rt_fail "rerr rt.conflicts: $(conflicts_rows rerr)"
 [[ "$(rt_psql rerr -c "SELECT v FROM t WHERE id = 100")" == "replica only" ]] ||

@@ -93,7 +93,7 @@ grep -q "^replay to r1 of seqs $((P + 1))\.\.$H: would send $N records, $N trans
     "$RT_TMP/dry.out" || rt_fail "dry run does not count $N records, transactions and rows"
 sleep 1
 [[ "$(progress)" == "$P" ]] || rt_fail "the dry run applied something"
-"${CTL[@]}" replay r1 --from $((P + 1)) | grep -q "sending $N records" || rt_fail "replay output"
+grep -q "sending $N records" <<<"$("${CTL[@]}" replay r1 --from $((P + 1)))" || rt_fail "replay output"
 t0="$(rt__now_ms)"
 "${CTL[@]}" resume r1 >/dev/null
 rt_wait_converged 30 source r1

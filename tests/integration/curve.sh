@@ -179,7 +179,7 @@ grep -q 'INSECURE: tcp://0.0.0.0' "$RT_TMP/pub-plain.log" || rt_fail "no INSECUR
 grep -q 'sockets insecure' "$RT_TMP/insecure-status.txt" &&
     grep -q 'WARNING: the publisher serves other hosts in plaintext' "$RT_TMP/insecure-status.txt" ||
     { cat "$RT_TMP/insecure-status.txt"; rt_fail "status does not warn about --insecure"; }
-"$CTL" --publisher "$ROUTER" status --json | grep -q '"security":"insecure"' ||
+grep -q '"security":"insecure"' <<<"$("$CTL" --publisher "$ROUTER" status --json)" ||
     rt_fail "status --json does not say insecure"
 rt_start_daemon replica1 "$RT_TMP/replica1-plain.log" "$RT_BIN/rt-subscriber" \
     --publisher "tcp://127.0.0.1:$R_ROUTER" --pub "tcp://127.0.0.1:$R_PUB" \

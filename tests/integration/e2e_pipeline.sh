@@ -68,7 +68,7 @@ echo "1M-row transaction: source commit $((t_commit - t0)) ms, end to end $((t1 
 rt_assert_same source replica1 replica2
 
 "$RT_BIN/rtctl" --publisher "$ROUTER" status
-"$RT_BIN/rtctl" --publisher "$ROUTER" status --json | grep -q '"name":"replica1"' ||
+grep -q '"name":"replica1"' <<<"$("$RT_BIN/rtctl" --publisher "$ROUTER" status --json)" ||
     rt_fail "rtctl status --json does not list replica1"
 "$RT_BIN/rtctl" ping "$ROUTER"
 

@@ -135,7 +135,7 @@ r="$(fetch "$SUB_URL/api/status" "$RT_TMP/sub-status.json")"
 r="$(fetch "$PUB_URL/api/ping" "$RT_TMP/ping.json" -X POST)"
 { [[ "$r" == 200* ]] && grep -q '"queued_us":' "$RT_TMP/ping.json"; } ||
     rt_fail "/api/ping: $r $(cat "$RT_TMP/ping.json")"
-"$RT_BIN/rtctl" --publisher "$ROUTER" status --json | grep -q '"name":"replica1","state":"streaming"' ||
+grep -q '"name":"replica1","state":"streaming"' <<<"$("$RT_BIN/rtctl" --publisher "$ROUTER" status --json)" ||
     rt_fail "a refused pause took effect"
 
 echo "== the dashboard in headless Chromium, driven through WebDriver"
@@ -176,7 +176,7 @@ if rt_webdriver_exists '#msg.err'; then
 fi
 rt_webdriver_exists "$ROW button[data-action=resume]" ||
     rt_fail "the page offers no resume button for replica1"
-"$RT_BIN/rtctl" --publisher "$ROUTER" status --json | grep -q '"name":"replica1","state":"paused"' ||
+grep -q '"name":"replica1","state":"paused"' <<<"$("$RT_BIN/rtctl" --publisher "$ROUTER" status --json)" ||
     rt_fail "rtctl does not show replica1 paused"
 fetch "$PUB_URL/api/status" "$RT_TMP/status.json" >/dev/null
 grep -q '"name":"replica1","state":"paused"' "$RT_TMP/status.json" ||
@@ -201,7 +201,7 @@ if rt_webdriver_exists '#msg.err'; then
 fi
 rt_wait_converged 60 source replica1
 streaming() {
-    "$RT_BIN/rtctl" --publisher "$ROUTER" status --json | grep -q '"name":"replica1","state":"streaming"'
+    grep -q '"name":"replica1","state":"streaming"' <<<"$("$RT_BIN/rtctl" --publisher "$ROUTER" status --json)"
 }
 rt_wait_until 30 "replica1 streaming again" streaming
 rt_wait_until 15 "the page to show replica1 streaming" rt_webdriver_has_text "$ROW .badge" streaming

@@ -237,7 +237,7 @@ rt_psql replica1 -c "SET session_replication_role = replica; DELETE FROM big WHE
     -c 2 -j 1 -T 10 -R 100 postgres >"$RT_TMP/pgbench2.out" 2>&1 &
 PGBENCH=$!
 "$RT_BIN/rtctl" --publisher "$ROUTER" resync replica1
-resynced() { sed -n '/asks for a resync/,$p' "$RT_TMP/replica1.again.log" | grep -q 'initial copy done'; }
+resynced() { grep -q 'initial copy done' <<<"$(sed -n '/asks for a resync/,$p' "$RT_TMP/replica1.again.log")"; }
 rt_wait_until 60 "replica1 to finish its resync" resynced
 echo "-- rtctl resync of a subscriber that is not running: done when it connects"
 rt_stop_daemon replica2

@@ -84,7 +84,7 @@ if copied; then
     rt_fail "big's copy ended before ticks' marker was applied: the other tables did not stream during it"
 fi
 echo "ticks streamed while big was copied"
-shown() { ctl status | grep -q 'initial copy: [0-9]* of [0-9]* tables'; }
+shown() { grep -q 'initial copy: [0-9]* of [0-9]* tables' <<<"$(ctl status)"; }
 rt_wait_until 10 "rtctl status to show the copy" shown
 rt_wait_until 120 "big's copy to end" copied
 replayed() { grep -q 'the replay for the resynced tables is done' "$RT_TMP/replica.log"; }

@@ -110,7 +110,7 @@ rt_psql source -c "INSERT INTO s1 (v) VALUES ('late 1')"
 rt_psql source -c "INSERT INTO s1 (v) VALUES ('late 2')"
 rt_psql source -c "INSERT INTO s1 (v) VALUES ('late 3')"
 dry() { "$RT_BIN/rtctl" --publisher "$ROUTER" replay r1 --dry-run; }
-seq_stored() { dry | grep -qE 'would send ([4-9]|[1-9][0-9]+) records, 3 transactions, 3 rows'; }
+seq_stored() { grep -qE 'would send ([4-9]|[1-9][0-9]+) records, 3 transactions, 3 rows' <<<"$(dry)"; }
 rt_wait_until 10 "the dry run to count the sequence's record beside 3 transactions" seq_stored ||
     rt_fail "dry run: $(dry)"
 dry

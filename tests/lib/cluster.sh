@@ -438,7 +438,7 @@ rt_start_daemon() {
     pid="${RT__PROC_PID[$label]}"
     deadline=$(($(rt__now_ms) + timeout * 1000))
     while :; do
-        if tail -c "+$((start_size + 1))" "$log" | grep -qE '(^|[[:space:]])ready:'; then
+        if grep -qE '(^|[[:space:]])ready:' <<<"$(tail -c "+$((start_size + 1))" "$log")"; then
             return 0
         fi
         if ! rt__alive "$pid"; then
