@@ -231,8 +231,8 @@ cleanup:
 
 /* Logs "CONTEXT: WHAT failed: SQLSTATE X: message" for a failed result (NULL: the
  * connection's error) and copies that line into err. */
-static void s_exec_failed(PGconn *conn, const PGresult *res, const char *context, const char *what,
-                          char *err, size_t err_size)
+static void s_exec_failed_as(PGconn *conn, const PGresult *res, const char *context,
+                             const char *what, char *err, size_t err_size, bool log)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     char msg[RT_PG_ERR_MAX];
@@ -242,22 +242,42 @@ static void s_exec_failed(PGconn *conn, const PGresult *res, const char *context
     char line[RT_PG_ERR_MAX + 256];
     snprintf(line, sizeof line, "%s: %s failed: SQLSTATE %s: %s", context, what,
              state ? state : "?", msg);
-    rt_error("%s", line);
+    if (log)
+        rt_error("%s", line);
     if (err && err_size)
         snprintf(err, err_size, "%s", line);
 }
 
-PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const char *sql,
-                     int nparams, const char *const *params, char *err, size_t err_size)
+static void s_exec_failed(PGconn *conn, const PGresult *res, const char *context, const char *what,
+                          char *err, size_t err_size)
+{
+    s_exec_failed_as(conn, res, context, what, err, err_size, true);
+}
+
+static PGresult *s_exec(PGconn *conn, const char *context, const char *what, const char *sql,
+                        int nparams, const char *const *params, char *err, size_t err_size,
+                        bool log)
 {
     PGresult *res =
         nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return res;
-    s_exec_failed(conn, res, context, what, err, err_size);
+    s_exec_failed_as(conn, res, context, what, err, err_size, log);
     PQclear(res);
     return NULL;
+}
+
+PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const char *sql,
+                     int nparams, const char *const *params, char *err, size_t err_size)
+{
+    return s_exec(conn, context, what, sql, nparams, params, err, err_size, true);
+}
+
+PGresult *rt_pg_exec_quiet(PGconn *conn, const char *context, const char *what, const char *sql,
+                           int nparams, const char *const *params, char *err, size_t err_size)
+{
+    return s_exec(conn, context, what, sql, nparams, params, err, err_size, false);
 }
 
 int rt_pg_exec_wait(PGconn *conn, const rt_pg_waiter_t *waiter, const char *context,

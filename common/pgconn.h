@@ -63,6 +63,11 @@ int rt_pg_wait_fd(int fd, short events, int64_t deadline_ms, volatile sig_atomic
 PGresult *rt_pg_exec(PGconn *conn, const char *context, const char *what, const char *sql,
                      int nparams, const char *const *params, char *err, size_t err_size);
 
+/* rt_pg_exec that logs nothing: for a caller that tells the failure (the line in err)
+ * itself, at a level of its own. */
+PGresult *rt_pg_exec_quiet(PGconn *conn, const char *context, const char *what, const char *sql,
+                           int nparams, const char *const *params, char *err, size_t err_size);
+
 /* rt_pg_exec for a statement whose result the caller does not need: RT_OK; RT_EDB when it
  * failed on a connection that is still good, RT_EIO when the connection is lost. */
 int rt_pg_run(PGconn *conn, const char *context, const char *what, const char *sql, int nparams,

@@ -269,8 +269,10 @@ static PGresult *s_setup_exec(rt_apply_t *self, const char *what, const char *sq
                               const char *p1, const char *p2)
 {
     const char *params[2] = {p1, p2};
-    return rt_pg_exec(self->conn, "replica session setup", what, sql, nparams, params,
-                      self->last_error, sizeof self->last_error);
+    /* A side session's failure is told once, as a warning, by its user (streamed.c). */
+    return (self->side ? rt_pg_exec_quiet : rt_pg_exec)(self->conn, "replica session setup", what,
+                                                        sql, nparams, params, self->last_error,
+                                                        sizeof self->last_error);
 }
 
 /* rt.progress: per source, the seq and commit LSN of the last record a replica transaction
