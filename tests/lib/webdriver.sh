@@ -151,11 +151,22 @@ rt_webdriver_type() {
 
 # rt_webdriver_click CSS
 # Clicks the first element matching the CSS selector, as a user would (it must be
-# visible and enabled).
+# visible and enabled). While another element covers it for a moment (the page still
+# laying out or drawing its rows again) or it was replaced since it was found, it is
+# found and clicked again, for at most 5 s.
 rt_webdriver_click() {
-    local el
-    el="$(rt_webdriver_find "$1")" || return 1
-    rt__webdriver_call POST "/session/$RT__WD_SESSION/element/$el/click" '{}' >/dev/null
+    local el err i
+    for ((i = 1; ; i++)); do
+        el="$(rt_webdriver_find "$1")" || return 1
+        err="$(rt__webdriver_call POST "/session/$RT__WD_SESSION/element/$el/click" '{}' 2>&1 \
+            >/dev/null)" && return 0
+        if ((i < 20)) && [[ "$err" == *"click intercepted"* || "$err" == *"stale element"* ]]; then
+            sleep 0.25
+            continue
+        fi
+        echo "$err" >&2
+        return 1
+    done
 }
 
 # rt_webdriver_text CSS
