@@ -229,10 +229,10 @@ cleanup:
     return rc;
 }
 
-/* Logs "CONTEXT: WHAT failed: SQLSTATE X: message" for a failed result (NULL: the
- * connection's error) and copies that line into err. */
-static void s_exec_failed_as(PGconn *conn, const PGresult *res, const char *context,
-                             const char *what, char *err, size_t err_size, bool log)
+/* Copies "CONTEXT: WHAT failed: SQLSTATE X: message" for a failed result (NULL: the
+ * connection's error) into err, and logs it when log is set. */
+static void s_exec_failed(PGconn *conn, const PGresult *res, const char *context, const char *what,
+                          char *err, size_t err_size, bool log)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     char msg[RT_PG_ERR_MAX];
@@ -248,12 +248,6 @@ static void s_exec_failed_as(PGconn *conn, const PGresult *res, const char *cont
         snprintf(err, err_size, "%s", line);
 }
 
-static void s_exec_failed(PGconn *conn, const PGresult *res, const char *context, const char *what,
-                          char *err, size_t err_size)
-{
-    s_exec_failed_as(conn, res, context, what, err, err_size, true);
-}
-
 static PGresult *s_exec(PGconn *conn, const char *context, const char *what, const char *sql,
                         int nparams, const char *const *params, char *err, size_t err_size,
                         bool log)
@@ -263,7 +257,7 @@ static PGresult *s_exec(PGconn *conn, const char *context, const char *what, con
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return res;
-    s_exec_failed_as(conn, res, context, what, err, err_size, log);
+    s_exec_failed(conn, res, context, what, err, err_size, log);
     PQclear(res);
     return NULL;
 }
@@ -288,7 +282,7 @@ int rt_pg_exec_wait(PGconn *conn, const rt_pg_waiter_t *waiter, const char *cont
     int sent = nparams ? PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
                        : PQsendQuery(conn, sql);
     if (!sent) {
-        s_exec_failed(conn, NULL, context, what, err, err_size);
+        s_exec_failed(conn, NULL, context, what, err, err_size, true);
         return RT_EDB;
     }
     return rt_pg_collect(conn, waiter, context, what, res, err, err_size);
@@ -330,7 +324,7 @@ int rt_pg_collect(PGconn *conn, const rt_pg_waiter_t *waiter, const char *contex
             break;
     }
     if (failed || !last || PQstatus(conn) == CONNECTION_BAD) {
-        s_exec_failed(conn, failed, context, what, err, err_size);
+        s_exec_failed(conn, failed, context, what, err, err_size, true);
         PQclear(last);
         PQclear(failed);
         return RT_EDB;

@@ -76,8 +76,6 @@ struct rt_link_t {
     rt_apply_t *apply;           /* the replica side, borrowed from rt_link_start to rt_link_end */
     rt_client_t c;               /* the conversation's sockets, run, heads and timers */
     rt_streamed_t *streamed;     /* a transaction applied while it runs, or NULL */
-    uint64_t live_seq;           /* newest seq the SUB delivered on this connection (a live
-                                  * record's, or the head a block came after) */
     rt_record_decoder_t *dec;    /* decodes REC frames */
     int result;                  /* non-zero: the run ends with this status */
     char *resync_tables;         /* RESYNC of chosen tables: "schema.table" lines (malloc'd) */
@@ -520,8 +518,8 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
     if (live) {
         if (!s_note_run(self, live->run_id, live->head_seq, now))
             return;
-        if (rec->seq > self->live_seq)
-            self->live_seq = rec->seq;
+        if (self->streamed)
+            rt_streamed_live(self->streamed, rec->seq);
     } else if (from_dealer && !released) {
         rt_client_fetched_record(&self->c, rec->seq, len, now); /* answering a FETCH: stored */
     } else {
@@ -542,8 +540,6 @@ static void s_on_record(rt_link_t *self, zmq_msg_t *frame, bool from_dealer, con
         return; /* past a gap that FETCH fills */
     bool tentative = live && self->c.run_id && rec->seq > self->c.durable_head;
     if (self->streamed) {
-        if (!live && rec->seq > self->live_seq)
-            rt_streamed_behind(self->streamed);
         if (rt_streamed_first(self->streamed, rec->seq)) {
             if (rt_apply_in_txn(self->apply))
                 s_commit(self); /* the side's commit comes next, with nothing open before it */
@@ -688,7 +684,6 @@ static void s_on_welcome(rt_link_t *self, const rt_msg_t *m, int64_t now)
     }
     rt_client_welcome(&self->c, m);
     self->tentative_to = 0;
-    self->live_seq = 0;
     self->state = S_STREAMING;
     self->c.last_ack_ms = now;
     if (m->paused != self->paused)
@@ -856,8 +851,6 @@ static void s_hook_stream(void *ctx, rt_msg_t *m, int64_t now)
     if (!self->streamed || self->state != S_STREAMING || self->paused || !self->c.run_id ||
         m->run_id != self->c.run_id)
         return;
-    if (m->type == RT_MSG_STREAM && m->head_seq > self->live_seq)
-        self->live_seq = m->head_seq;
     rt_streamed_on_msg(self->streamed, self->apply, self->source, m);
     s_stream_drain(self);
 }

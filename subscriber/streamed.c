@@ -13,9 +13,10 @@
  * transaction back, and main applies the transaction from its records as always.
  *
  * Blocks come on the SUB, in order with the live records; main also takes records
- * fetched from the outbox. A block that comes after main took a record cut after it
- * (past its head: the SUB's queue lags behind the outbox) may belong to a transaction
- * whose records main applied already: such a transaction is left to its records too. */
+ * fetched from the outbox, which may be past what the SUB delivered (its queue lags
+ * behind the outbox). Once main took such a record, blocks still to come may belong to
+ * transactions whose records main applied already, or hold rows main's next records
+ * need: a transaction whose blocks are still coming is left to its records too. */
 #include "streamed.h"
 
 #include <czmq.h>
@@ -54,6 +55,8 @@ struct rt_streamed_t {
     size_t nsaves, saves_cap;
     zlistx_t *queue;          /* s_item_t, in arrival order */
     size_t queued;            /* their bytes */
+    uint64_t live_seq;        /* newest seq the SUB delivered since the last reset (a live
+                               * record's, or the head a block came after) */
     uint64_t committed;       /* transactions the side committed */
     int64_t connect_after_ms; /* no connection attempt before this (monotonic ms) */
 };
@@ -124,12 +127,19 @@ static void s_leave(rt_streamed_t *self, const char *why)
 void rt_streamed_reset(rt_streamed_t *self, const char *why)
 {
     s_leave(self, why);
+    self->live_seq = 0;
 }
 
-void rt_streamed_behind(rt_streamed_t *self)
+void rt_streamed_live(rt_streamed_t *self, uint64_t seq)
 {
-    if (self->state == S_OPEN)
-        s_leave(self, "records come from the outbox ahead of the live stream");
+    if (seq > self->live_seq)
+        self->live_seq = seq;
+}
+
+/* Whether main took (or takes) the record at seq before the SUB delivered it. */
+static bool s_past_live(const rt_streamed_t *self, uint64_t seq)
+{
+    return seq > self->live_seq;
 }
 
 uint64_t rt_streamed_committed(const rt_streamed_t *self)
@@ -147,19 +157,15 @@ uint64_t rt_streamed_next(const rt_streamed_t *self)
     return self->state == S_TAKING ? self->take_next : 0;
 }
 
-/* Whether main took a record cut after the block whose head is head: the block came late. */
-static bool s_late(const rt_apply_t *main, uint64_t head)
-{
-    return rt_apply_next_seq(main) > head + 1;
-}
-
 static void s_on_block(rt_streamed_t *self, const rt_apply_t *main, rt_msg_t *m)
 {
     uint32_t xid = (uint32_t)m->xid;
+    rt_streamed_live(self, m->head_seq);
+    bool late = s_past_live(self, rt_apply_next_seq(main) - 1);
     if (self->state == S_IDLE) {
         if (m->seq != 1 || xid == self->left)
             return; /* joined in the middle of it */
-        if (s_late(main, m->head_seq)) {
+        if (late) {
             rt_debug("streamed transaction xid %u: its first block (after seq %" PRIu64
                      ") came after seq %" PRIu64 " was taken; it is applied from its records",
                      xid, m->head_seq, rt_apply_next_seq(main) - 1);
@@ -185,7 +191,7 @@ static void s_on_block(rt_streamed_t *self, const rt_apply_t *main, rt_msg_t *m)
         s_leave(self, "a block was missed");
         return;
     }
-    if (s_late(main, m->head_seq)) {
+    if (late) {
         s_leave(self, "its blocks come after records cut after them (the live stream lags)");
         return;
     }
@@ -350,6 +356,8 @@ void rt_streamed_drain(rt_streamed_t *self, rt_apply_t *main)
 int rt_streamed_take(rt_streamed_t *self, rt_apply_t *main, const rt_record_t *rec, bool mark)
 {
     bool first = (rec->flags & RT_REC_FIRST) != 0;
+    if (self->state == S_OPEN && s_past_live(self, rec->seq))
+        s_leave(self, "records come from the outbox ahead of the live stream");
     if (self->state == S_IDLE)
         return RT_STREAMED_APPLY;
     if (self->state == S_TAKING) {

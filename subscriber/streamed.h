@@ -60,15 +60,15 @@ typedef enum {
  * its next seq. */
 int rt_streamed_take(rt_streamed_t *self, rt_apply_t *main, const rt_record_t *rec, bool mark);
 
-/* Rolls back the side's transaction, if any, and forgets the blocks (the link to the
- * publisher was lost, its run changed, main failed or stops). why is logged. */
+/* Rolls back the side's transaction, if any, and forgets the blocks and what the SUB
+ * delivered (the link to the publisher was lost, its run changed, main failed or stops).
+ * why is logged. */
 void rt_streamed_reset(rt_streamed_t *self, const char *why);
 
-/* Main takes a record the SUB has not delivered yet (fetched from the outbox ahead of the
- * live stream): blocks still to come may come after records main applies, so a
- * transaction whose blocks are still coming is given up. One whose blocks all came goes
- * on. */
-void rt_streamed_behind(rt_streamed_t *self);
+/* The SUB delivered the live record at seq. A record main takes past the newest one
+ * delivered (fetched from the outbox ahead of the live stream) gives up a transaction
+ * whose blocks are still coming; one whose blocks all came goes on. */
+void rt_streamed_live(rt_streamed_t *self, uint64_t seq);
 
 /* Source transactions committed by the side since start. */
 uint64_t rt_streamed_committed(const rt_streamed_t *self);
