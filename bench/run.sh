@@ -86,7 +86,8 @@ SQL="$BENCH_DIR/sql"
 # The workloads; RT_BENCH_QUICK=1 makes them smaller, for development.
 if [[ "$QUICK" == 1 ]]; then
     BULK_ROWS=200000
-    SMALL_TX=8000 # 4 clients x 2000
+    SMALL_TX=8000     # 4 clients x 2000
+    BACKLOG_TX=20000  # 4 clients x 5000
     TPCB_SECONDS=5
     LAT_SECONDS=3
     SCALE_SUBS="${RT_BENCH_SCALE_SUBS:-20}"
@@ -94,7 +95,8 @@ if [[ "$QUICK" == 1 ]]; then
 else
     # Sized so that the default 2 rounds take under 15 minutes on a shared 2-core machine.
     BULK_ROWS=500000
-    SMALL_TX=20000 # 4 clients x 5000
+    SMALL_TX=20000    # 4 clients x 5000
+    BACKLOG_TX=100000 # 4 clients x 25000: a drain of many 50-ms polls
     TPCB_SECONDS=15
     LAT_SECONDS=10
     SCALE_SUBS="${RT_BENCH_SCALE_SUBS:-100}"
@@ -141,7 +143,7 @@ echo "    sources: fsync = on, synchronous_commit = on (defaults); replicas: syn
         echo "through TCP on loopback (RT_BENCH_SUB_TCP=1)" || echo "through the replica's Unix socket");" \
     "native subscriptions through TCP"
 echo "    $([[ "$QUICK" == 1 ]] && echo "quick mode (RT_BENCH_QUICK=1)" || echo "full size"):" \
-    "bulk $BULK_ROWS rows; small and backlog $SMALL_TX transactions; tpcb $TPCB_SECONDS s;" \
+    "bulk $BULK_ROWS rows; small $SMALL_TX transactions; backlog $BACKLOG_TX; tpcb $TPCB_SECONDS s;" \
     "latency $LAT_RATE tx/s for $LAT_SECONDS s; fo10 $SMALL_TX transactions to 10 replicas;" \
     "scale $SCALE_TX transactions to $SCALE_SUBS subscribers; run bounded by $RUN_TIMEOUT s"
 echo "    $ROUNDS round(s), each with fresh clusters; the replicators alternate case by case," \
@@ -269,14 +271,14 @@ case_small() {
 }
 
 # case_backlog KIND SOURCE REPLICA
-# SMALL_TX transactions written while replication is paused; drain tx/s from the
+# BACKLOG_TX transactions written while replication is paused; drain tx/s from the
 # resume until the replica has them all. For rt the publisher keeps capturing into
 # its outbox while the subscriber is stopped: the resume waits (bounded) until the
 # slot confirmed everything written, so the drain is outbox -> replica.
 case_backlog() {
     local kind="$1" src="$2" r="$3" t0 t1 lsn tw
     b_repl_pause "$kind" "$src" "$r"
-    b_pgbench "$src" 180 -n -f "$SQL/backlog.sql" -c 4 -j 2 -t $((SMALL_TX / 4)) >"$RT_TMP/r${B_ROUND}_pgbench_backlog_$kind.log" 2>&1 ||
+    b_pgbench "$src" 180 -n -f "$SQL/backlog.sql" -c 4 -j 2 -t $((BACKLOG_TX / 4)) >"$RT_TMP/r${B_ROUND}_pgbench_backlog_$kind.log" 2>&1 ||
         b_fail "$kind backlog: pgbench failed"
     echo "    $kind backlog: written while paused, source pgbench" \
         "$(awk '/^tps/ { print $3; exit }' "$RT_TMP/r${B_ROUND}_pgbench_backlog_$kind.log") tx/s;" \
@@ -292,13 +294,13 @@ case_backlog() {
     fi
     t0="$(b_now_ms)"
     b_repl_resume "$kind" "$src" "$r"
-    if ! b_poll 180 "$r" "SELECT count(*) FROM bench_backlog" "$SMALL_TX"; then
-        b_fail "$kind backlog: the replica did not get the $SMALL_TX transactions (last count $B_POLL_LAST)"
+    if ! b_poll 180 "$r" "SELECT count(*) FROM bench_backlog" "$BACKLOG_TX"; then
+        b_fail "$kind backlog: the replica did not get the $BACKLOG_TX transactions (last count $B_POLL_LAST)"
         b_set "backlog.$kind" "FAIL"
         return 0
     fi
     t1="$B_POLL_MS"
-    b_set "backlog.$kind" "$(b_div "$SMALL_TX" "$(b_div $((t1 - t0)) 1000 3)" 0)"
+    b_set "backlog.$kind" "$(b_div "$BACKLOG_TX" "$(b_div $((t1 - t0)) 1000 3)" 0)"
     echo "    $kind backlog: drained in $((t1 - t0)) ms, ${B_RES[backlog.$kind]} tx/s"
     b_check_same "$kind backlog" bench_backlog t "$src" "$r" || b_set "backlog.$kind" "FAIL"
 }
@@ -628,7 +630,7 @@ case_title() {
     case "$1" in
     bulk) echo "bulk, one transaction of $BULK_ROWS rows" ;;
     small) echo "small, $SMALL_TX single-row transactions from 4 clients" ;;
-    backlog) echo "backlog, $SMALL_TX transactions written while paused, then resumed" ;;
+    backlog) echo "backlog, $BACKLOG_TX transactions written while paused, then resumed" ;;
     tpcb) echo "tpcb-like, 4 clients, $TPCB_SECONDS s" ;;
     latency) echo "latency, $LAT_RATE tx/s for $LAT_SECONDS s" ;;
     fo_bulk) echo "fan-out bulk, $BULK_ROWS rows to 3 replicas" ;;

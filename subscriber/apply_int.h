@@ -1,6 +1,7 @@
 /* subscriber/apply_int.h - what the parts of the applier share: its state, and the
- * functions one part offers the others (apply.c, apply_pipeline.c, apply_copy.c,
- * conflict.c). Other modules use apply.h. Names shared only among these begin with rt__.
+ * functions one part offers the others (apply.c, apply_session.c, apply_pipeline.c,
+ * apply_copy.c, conflict.c). Other modules use apply.h. Names shared only among these begin with
+ * rt__.
  */
 #ifndef RT_APPLY_INT_H
 #define RT_APPLY_INT_H
@@ -192,12 +193,14 @@ struct rt_apply_t {
     size_t fheld_cap;
 };
 
-/* ---- apply.c: the session. */
+/* ---- apply_session.c: the session's origin statements. */
 
 /* pg_replication_origin_xact_setup($1 seq as an LSN, $2 commit time in µs); the marked
  * form also writes rt.progress ($3 source, $4 seq, $5 commit LSN). */
 extern const char rt__origin_setup_sql[];
 extern const char rt__origin_setup_marked_sql[];
+
+/* ---- apply.c: records, commit and rollback. */
 
 /* Handles a failed segment as every apply call does: drops a broken connection, else
  * rolls back; returns err (RT_EIO when the connection was dropped). */
