@@ -28,7 +28,8 @@
  *
  * The stream is pgoutput protocol 2 with streaming on: transactions streamed before their
  * commit are spooled by spool.c and, at their commit, come back through the same
- * handlers as a transaction sent after its commit (rt_capture_on_*). */
+ * handlers as a transaction sent after its commit (rt_capture_on_*); before it, blocks.c
+ * publishes their changes as blocks, with the change builder below. */
 #include "capture.h"
 
 #include <assert.h>
@@ -363,9 +364,7 @@ static bool s_own_rel(const rt_capture_t *self, uint32_t relid)
     return r && r->own;
 }
 
-/* Whether change m touches only rt's own tables (a TRUNCATE that names others too
- * loses rt's own from its list when it is built). */
-static bool s_own_change(const rt_capture_t *self, const rt_pgo_msg_t *m)
+bool rt_capture_own_change(const rt_capture_t *self, const rt_pgo_msg_t *m)
 {
     switch (m->type) {
     case 'I': return s_own_rel(self, m->u.insert.relid);
@@ -387,6 +386,11 @@ static const s_rel_t *s_ddl_rel(const rt_capture_t *self, const rt_pgo_msg_t *m)
         return NULL;
     const s_rel_t *r = zhashx_lookup(self->rels, (void *)(uintptr_t)m->u.insert.relid);
     return r && r->ddl_cols[0] >= 0 ? r : NULL;
+}
+
+bool rt_capture_is_ddl(const rt_capture_t *self, const rt_pgo_msg_t *m)
+{
+    return s_ddl_rel(self, m) != NULL;
 }
 
 /* Adds the DDL change that a row of rt.ddl_log describes. */
@@ -420,10 +424,8 @@ static int s_add_ddl(rt_capture_t *self, const s_rel_t *r, const rt_pgo_tuple_t 
     return rc;
 }
 
-/* Adds row change m (I, U, D; T unless block) to builder b: the record being built, or
- * with block the block being built. */
-static int s_build_change(rt_capture_t *self, bool block, rt_record_builder_t *b,
-                          const rt_pgo_msg_t *m)
+int rt_capture_build_change(rt_capture_t *self, bool block, rt_record_builder_t *b,
+                            const rt_pgo_msg_t *m)
 {
     uint32_t idx;
     s_rel_t *r;
@@ -490,7 +492,7 @@ int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
     }
     self->expect_origin = false;
     const s_rel_t *ddl = s_ddl_rel(self, m);
-    if (self->skip || (!ddl && s_own_change(self, m)))
+    if (self->skip || (!ddl && rt_capture_own_change(self, m)))
         return RT_OK;
     if (self->skip_changes > 0) {
         self->skip_changes--;
@@ -513,81 +515,12 @@ int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m)
                    ? s_record_cut(self, false, 0)
                    : RT_OK;
     }
-    if ((rc = s_build_change(self, false, self->builder, m)) < 0)
+    if ((rc = rt_capture_build_change(self, false, self->builder, m)) < 0)
         return rc;
     self->txn_rows++;
     if (rt_record_builder_size(self->builder) >= RT_RECORD_TARGET_BYTES)
         return s_record_cut(self, false, 0);
     return RT_OK;
-}
-
-/* ---- Blocks of transactions still running (STREAM). */
-
-/* A block's encoded changes past this are not published: the frame must stay under
- * RT_WIRE_MAX_FRAME with its header. */
-#define S_BLOCK_MAX_BYTES (RT_WIRE_MAX_FRAME / 4)
-
-int rt_capture_block_cut(rt_capture_t *self, uint64_t *blocks)
-{
-    if (!self->blk.building)
-        return RT_OK;
-    self->blk.building = false;
-    const void *data;
-    size_t len;
-    uint64_t n = *blocks + 1;
-    int rc = rt_record_builder_finish(self->blk.builder, n == 1 ? RT_REC_FIRST : 0, 0, &data, &len);
-    if (rc < 0)
-        return rc;
-    rt_msg_t b = {.type = RT_MSG_STREAM,
-                  .head_seq = self->next_seq - 1,
-                  .xid = self->blk.xid,
-                  .subxid = self->blk.subxid,
-                  .seq = n,
-                  .data = (void *)data,
-                  .datalen = len};
-    self->opts.stream(self->opts.publish_arg, &b);
-    *blocks = n;
-    return RT_OK;
-}
-
-void rt_capture_block_drop(rt_capture_t *self)
-{
-    self->blk.building = false;
-}
-
-int rt_capture_block_add(rt_capture_t *self, uint32_t xid, uint32_t subxid, const rt_pgo_msg_t *m,
-                         uint64_t *blocks, bool *unfit)
-{
-    *unfit = false;
-    if (!self->opts.stream)
-        return RT_OK;
-    if (m->type == 'T' || s_ddl_rel(self, m)) {
-        *unfit = true; /* applied after the commit, where they are handled */
-        rt_capture_block_drop(self);
-        return RT_OK;
-    }
-    if (s_own_change(self, m))
-        return RT_OK;
-    int rc;
-    if (self->blk.building && self->blk.subxid != subxid &&
-        (rc = rt_capture_block_cut(self, blocks)) < 0)
-        return rc;
-    if (!self->blk.building) {
-        self->blk.epoch++;
-        rt_record_builder_start(self->blk.builder, *blocks + 1, xid, 0, 0, NULL);
-        self->blk.building = true;
-        self->blk.xid = xid;
-        self->blk.subxid = subxid;
-    }
-    if ((rc = s_build_change(self, true, self->blk.builder, m)) < 0)
-        return rc;
-    size_t size = rt_record_builder_size(self->blk.builder);
-    if (size > S_BLOCK_MAX_BYTES) {
-        *unfit = true;
-        rt_capture_block_drop(self);
-        return RT_OK;
-    }
-    return size >= RT_RECORD_TARGET_BYTES ? rt_capture_block_cut(self, blocks) : RT_OK;
 }
 
 int rt_capture_on_begin(rt_capture_t *self, const rt_pgo_msg_t *m)

@@ -2,7 +2,8 @@
  *
  * source.c sets the source up and opens the replication stream; capture.c reads it and
  * builds records; batch.c stores them (through committer.c); spool.c keeps the transactions
- * streamed before their commit and, at the commit, hands their messages back to capture.c. */
+ * streamed before their commit and, at the commit, hands their messages back to capture.c;
+ * blocks.c publishes their changes before the commit. */
 #ifndef RT_CAPTURE_INT_H
 #define RT_CAPTURE_INT_H
 
@@ -160,7 +161,20 @@ int rt_capture_on_relation(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
 int rt_capture_on_change(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
 int rt_capture_on_commit(rt_capture_t *self, const rt_pgo_msg_t *m) RT_WUR;
 
-/* ---- capture.c: blocks of a transaction still running (STREAM), for spool.c. Each
+/* ---- capture.c: the pieces of a change, for blocks.c. */
+
+/* Whether change m touches only rt's own tables (a TRUNCATE that names others too
+ * loses rt's own from its list when it is built). */
+bool rt_capture_own_change(const rt_capture_t *self, const rt_pgo_msg_t *m);
+/* Whether m is a row of rt.ddl_log (a DDL change) and DDL is captured. */
+bool rt_capture_is_ddl(const rt_capture_t *self, const rt_pgo_msg_t *m);
+/* Adds row change m (I, U, D; T unless block) to builder b: the record being built, or
+ * with block the block being built (relation descriptors are added to the one b is).
+ * RT_OK, RT_EPROTO (a relation not described), RT_ENOMEM. */
+int rt_capture_build_change(rt_capture_t *self, bool block, rt_record_builder_t *b,
+                            const rt_pgo_msg_t *m) RT_WUR;
+
+/* ---- blocks.c: blocks of a transaction still running (STREAM), for spool.c. Each
  * block holds changes of one subtransaction of one block of the source's stream; its
  * number counts from 1 in *blocks. */
 
