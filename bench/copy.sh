@@ -127,7 +127,7 @@ native() {
 
 hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
 sub_kb=0
-# rt KEY R [SUBSCRIBER_OPTIONS...]: rt --init copy into a fresh replica (KEY rt: with the
+# rt_copy KEY R [SUBSCRIBER_OPTIONS...]: rt --init copy into a fresh replica (KEY rt: with the
 # tables; rtc: an empty database, with --create-tables).
 rt_copy() {
     local key="$1" r="$2" name="$1r$2" label

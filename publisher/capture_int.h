@@ -169,8 +169,8 @@ bool rt_capture_own_change(const rt_capture_t *self, const rt_pgo_msg_t *m);
 /* Whether m is a row of rt.ddl_log (a DDL change) and DDL is captured. */
 bool rt_capture_is_ddl(const rt_capture_t *self, const rt_pgo_msg_t *m);
 /* Adds row change m (I, U, D; T unless block) to builder b: the record being built, or
- * with block the block being built (relation descriptors are added to the one b is).
- * RT_OK, RT_EPROTO (a relation not described), RT_ENOMEM. */
+ * with block the block being built; a relation's descriptor goes in first where that
+ * record or block lacks it. RT_OK, RT_EPROTO (a relation not described), RT_ENOMEM. */
 int rt_capture_build_change(rt_capture_t *self, bool block, rt_record_builder_t *b,
                             const rt_pgo_msg_t *m) RT_WUR;
 
